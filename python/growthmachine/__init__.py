@@ -1,0 +1,73 @@
+"""growthmachine: an intelligent, data-driven user-growth machine with a Rust core.
+
+Modules (imported lazily, ``import growthmachine as gm`` then ``gm.sim``, ``gm.insight``, ...):
+
+- ``gm.sim``: the synthetic population and environment with known ground truth;
+- ``gm.insight``: features, value models, lifecycle, clustering and user cells;
+- ``gm.allocate``: the conflict decision engine (globally optimal allocation with a certificate);
+- ``gm.realtime``: online learning, budget pacing and offline policy evaluation.
+
+Conventions shared by every module are documented in ``growthmachine._convert`` (input tables and
+arrays, validation), ``growthmachine._progress`` (progress bars) and ``growthmachine._state``
+(versioned pickling). Threads: :func:`set_num_threads` or env ``GROWTHMACHINE_NUM_THREADS``;
+results never depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from . import _core
+from ._core import InfeasibleError, InternalError, StateError
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "__version__",
+    "InfeasibleError",
+    "InternalError",
+    "StateError",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+_SUBMODULES = (
+    "sim",
+    "insight",
+    "planning",
+    "allocate",
+    "touchpoint",
+    "realtime",
+    "report",
+    "pipeline",
+)
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of threads every growthmachine core uses (default: env
+    ``GROWTHMACHINE_NUM_THREADS``, else the number of CPUs). Results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n: must be a positive integer, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads growthmachine's cores use."""
+    return _core.get_num_threads()
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'growthmachine' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import allocate, insight, realtime, sim  # noqa: F401

@@ -1,0 +1,3 @@
+from growthmachine.cli import main
+
+raise SystemExit(main())

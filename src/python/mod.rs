@@ -1,0 +1,242 @@
+//! Thin PyO3 bindings: the extension module `growthmachine._core`.
+//!
+//! One file per core module (`sim.rs`, `insight.rs`, ...), each with a `register` function. Bindings
+//! only convert numpy arrays to slices/ndarray views, check input, run long work through
+//! [`run_long`] (GIL released, Ctrl-C honoured, progress reported, panics turned into exceptions)
+//! and map [`CoreError`] to Python exceptions. Names on `_core` are flat and prefixed by module
+//! (`sim_generate`, `InsightKMeans`, ...). Array conversion (dtype, contiguity) is done once on the
+//! Python side (`growthmachine._convert`), so bindings take contiguous arrays of the documented dtype.
+
+use crate::control::Control;
+use crate::error::CoreError;
+use crate::parallel;
+use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+mod allocate;
+mod insight;
+mod realtime;
+mod sim;
+mod touchpoint;
+
+create_exception!(
+    growthmachine,
+    InfeasibleError,
+    PyValueError,
+    "The problem has no feasible solution; the message names the offending constraints."
+);
+create_exception!(
+    growthmachine,
+    StateError,
+    PyValueError,
+    "Serialised state that cannot be read: unknown kind or format version, corrupt or truncated."
+);
+create_exception!(
+    growthmachine,
+    InternalError,
+    PyRuntimeError,
+    "An internal error (a Rust panic) in growthmachine's core: a bug, please report it."
+);
+
+/// Maps a core error to the Python exception the conventions name.
+pub(crate) fn to_pyerr(e: CoreError) -> PyErr {
+    match e {
+        CoreError::Invalid { .. } => PyValueError::new_err(e.to_string()),
+        CoreError::Infeasible(m) => InfeasibleError::new_err(m),
+        CoreError::Cancelled => PyKeyboardInterrupt::new_err("interrupted"),
+        CoreError::State(m) => StateError::new_err(m),
+        CoreError::Internal(m) => InternalError::new_err(m),
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Runs a long core computation `f` the way every binding must:
+/// - on a worker thread inside the growthmachine pool, with the GIL released;
+/// - the calling thread wakes every 50 ms to run Python's signal handlers: Ctrl-C cancels the
+///   [`Control`] and raises `KeyboardInterrupt` once the core has stopped (cores check at least
+///   every ~10 ms);
+/// - `progress`, if given, is called as `progress(done, total)` from the calling thread;
+/// - a Rust panic becomes `InternalError` (never an abort); errors map through [`to_pyerr`].
+pub(crate) fn run_long<R, F>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    time_limit: Option<f64>,
+    f: F,
+) -> PyResult<R>
+where
+    R: Send,
+    F: FnOnce(&Control) -> Result<R, CoreError> + Send,
+{
+    let deadline = time_limit
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|t| Instant::now() + Duration::from_secs_f64(t));
+    let ctl = Control::with_deadline(deadline);
+    let (tx, rx) = mpsc::channel::<()>();
+    let (joined, py_err) = std::thread::scope(|s| {
+        let ctl_ref = &ctl;
+        let handle = s.spawn(move || {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| parallel::install(|| f(ctl_ref))));
+            let _ = tx.send(());
+            r
+        });
+        let mut rx = rx;
+        let mut py_err: Option<PyErr> = None;
+        let mut last = (u64::MAX, u64::MAX);
+        loop {
+            let (finished, back) = py.detach(move || {
+                let done = !matches!(
+                    rx.recv_timeout(Duration::from_millis(50)),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                );
+                (done, rx)
+            });
+            rx = back;
+            if py_err.is_none() {
+                if let Err(e) = py.check_signals() {
+                    ctl.cancel();
+                    py_err = Some(e);
+                } else if let Some(cb) = progress {
+                    let now = ctl.progress();
+                    if now != last {
+                        last = now;
+                        if let Err(e) = cb.call1(now) {
+                            ctl.cancel();
+                            py_err = Some(e);
+                        }
+                    }
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+        (handle.join(), py_err)
+    });
+    if let Some(e) = py_err {
+        return Err(e);
+    }
+    match joined {
+        Ok(Ok(Ok(r))) => Ok(r),
+        Ok(Ok(Err(e))) => Err(to_pyerr(e)),
+        Ok(Err(p)) | Err(p) => Err(InternalError::new_err(format!(
+            "internal error in growthmachine's core (a bug, please report it): {}",
+            panic_message(p.as_ref())
+        ))),
+    }
+}
+
+/// A contiguous 1-d array as a slice, or a `ValueError` naming `arg`.
+pub(crate) fn slice1<'a, T: numpy::Element>(
+    arg: &str,
+    a: &'a PyReadonlyArray1<'_, T>,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{arg}: must be a contiguous 1-d array (got shape {:?})",
+            a.shape()
+        ))
+    })
+}
+
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    if n == 0 {
+        return Err(PyValueError::new_err(
+            "n: must be a positive integer, got 0",
+        ));
+    }
+    parallel::set_num_threads(n);
+    Ok(())
+}
+
+#[pyfunction]
+fn get_num_threads() -> usize {
+    parallel::num_threads()
+}
+
+/// True if every value is finite (parallel, no allocation).
+#[pyfunction]
+fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<bool> {
+    use rayon::prelude::*;
+    let v = slice1("values", &values)?;
+    Ok(py.detach(|| {
+        parallel::install(|| {
+            v.par_chunks(1 << 16)
+                .all(|c| c.iter().all(|x| x.is_finite()))
+        })
+    }))
+}
+
+/// Test hook: panics inside a long call (must surface as `InternalError`).
+#[pyfunction]
+fn _debug_panic(py: Python<'_>) -> PyResult<()> {
+    run_long(py, None, None, |_| -> Result<(), CoreError> {
+        panic!("deliberate panic for testing")
+    })
+}
+
+/// Test hook: a long, parallel, seeded computation that checks for cancellation and reports
+/// progress; returns a value that must not depend on the thread count.
+#[pyfunction]
+#[pyo3(signature = (seed, n_chunks, chunk_work=200_000, progress=None))]
+fn _debug_long(
+    py: Python<'_>,
+    seed: u64,
+    n_chunks: u64,
+    chunk_work: u64,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<f64> {
+    use rand::Rng;
+    use rayon::prelude::*;
+    run_long(py, progress, None, |ctl| {
+        ctl.set_total(n_chunks);
+        let parts: Vec<f64> = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                ctl.check()?;
+                let mut rng = crate::rng::stream(seed, c);
+                let mut s = 0.0f64;
+                for _ in 0..chunk_work {
+                    s += rng.random::<f64>();
+                }
+                ctl.advance(1);
+                Ok(s)
+            })
+            .collect::<Result<_, CoreError>>()?;
+        Ok(parts.iter().sum())
+    })
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("InfeasibleError", py.get_type::<InfeasibleError>())?;
+    m.add("StateError", py.get_type::<StateError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(_debug_long, m)?)?;
+    sim::register(m)?;
+    insight::register(m)?;
+    allocate::register(m)?;
+    realtime::register(m)?;
+    touchpoint::register(m)?;
+    Ok(())
+}

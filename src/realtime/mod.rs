@@ -1,0 +1,1 @@
+//! `realtime` core (pure Rust, no PyO3 types). See the module's issue for its scope.
