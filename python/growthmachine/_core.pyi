@@ -26,6 +26,9 @@ def _debug_long(
 
 # --- insight ---
 
+
+# --- insight: kmeans ---
+
 # --- allocate ---
 
 # --- realtime ---

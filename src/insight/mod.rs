@@ -1,1 +1,3 @@
-//! `insight` core (pure Rust, no PyO3 types). See the module's issue for its scope.
+//! `insight` core (pure Rust, no PyO3 types): features, value models, lifecycle, cells, clustering.
+
+pub mod kmeans;

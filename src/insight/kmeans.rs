@@ -1,0 +1,1 @@
+//! KMeans clustering core (pure Rust).
