@@ -63,6 +63,8 @@ def _to_numpy_raw(x: Any, name: str) -> np.ndarray:
     if isinstance(x, (pd.Series, pd.Index)):
         if isinstance(x.dtype, pd.CategoricalDtype):
             return np.asarray(x)
+        if not isinstance(x.dtype, np.dtype) and x.hasnans:  # nullable extension dtypes
+            raise ValueError(f"{name}: has missing values")
         try:
             return x.to_numpy()
         except (TypeError, ValueError) as e:  # e.g. nullable ints holding NA
