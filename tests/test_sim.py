@@ -6,13 +6,14 @@ import json
 import pickle
 import re
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
+import growthmachine as gm
 from growthmachine import _core
 from growthmachine.sim import Environment, Population, WorldConfig
-from scipy import stats
 
 # ---- fixtures (module scope: generated once) ------------------------------------------------
 
