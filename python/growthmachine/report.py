@@ -41,6 +41,7 @@ h2{margin-top:0;font-size:20px}.kpis{display:flex;flex-wrap:wrap;gap:12px;margin
 .kpi b{display:block;font-size:18px}.kpi span{font-size:12px;color:#556}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{padding:4px 10px;border-bottom:1px solid #e3e6ee;text-align:right}
 th{background:#f0f2f7}td:first-child,th:first-child{text-align:left}figure{margin:12px 0}
+div.tbl{overflow-x:auto;max-width:100%}
 figcaption,.caption{font-size:13px;color:#556;margin:4px 0}img{max-width:100%}p.note{color:#556;font-size:13px}
 """
 
@@ -71,7 +72,10 @@ def _fmt(v: Any) -> str:
         f = float(v)
         if not math.isfinite(f):
             return str(f)
-        if f != 0 and (abs(f) >= 1e6 or abs(f) < 1e-3):
+        for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+            if abs(f) >= scale:
+                return f"{f / scale:.3g}{suffix}"
+        if f != 0 and abs(f) < 1e-3:
             return f"{f:.3g}"
         return f"{f:,.4g}" if abs(f) < 1000 else f"{f:,.0f}"
     return str(v)
@@ -152,7 +156,9 @@ class Section:
                 if caption:
                     out.append(f'<p class="caption">{html.escape(caption)}</p>')
                 out.append(
-                    shown.to_html(index=False, border=0, float_format=lambda f: _fmt(f), na_rep="")
+                    '<div class="tbl">'
+                    + shown.to_html(index=False, border=0, float_format=_fmt, na_rep="")
+                    + "</div>"
                 )
                 if len(df) > max_rows:
                     note = f"first {max_rows} of {len(df):,} rows"
@@ -200,7 +206,11 @@ class Report:
         from . import __version__
 
         when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        meta = ", ".join(f"{k}: {_fmt(v)}" for k, v in self.meta.items() if not isinstance(v, dict))
+        meta = ", ".join(
+            f"{k}: {_fmt(v)}"
+            for k, v in self.meta.items()
+            if not isinstance(v, (dict, list)) and k != "version"
+        )
         nav = "".join(f'<a href="#{s.name}">{html.escape(s.title)}</a>' for s in self.sections)
         body = "\n".join(s._html() for s in self.sections)
         return (
