@@ -1,0 +1,23 @@
+"""User insight: features, value models, lifecycle, clustering and user cells.
+
+- :func:`features`: one row per user from a transaction log (Rust, one parallel pass);
+- :class:`BetaGeo`, :class:`GammaGamma`, :func:`clv`: value models fitted by maximum likelihood;
+- :func:`lifecycle`, :class:`LifecycleRules`, :func:`transition_matrix`,
+  :func:`lifecycle_transitions`: lifecycle stages and stage-transition matrices;
+- :class:`Cells`, :func:`value_tiers`: fine-grained, labelled user cells with profiles;
+- :class:`UserInsight`: all of it in one ``fit``; :func:`run_stage` for ``growthmachine run``;
+- ``KMeans`` (``growthmachine.insight.kmeans``): clustering.
+"""
+
+from __future__ import annotations
+
+from .features import FEATURE_COLUMNS, features
+from .value import BetaGeo, GammaGamma, clv
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "BetaGeo",
+    "GammaGamma",
+    "clv",
+    "features",
+]
