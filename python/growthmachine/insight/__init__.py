@@ -1,0 +1,1 @@
+from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
