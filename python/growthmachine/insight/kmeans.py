@@ -392,11 +392,12 @@ class MiniBatchKMeans(_CenterModel):
             raise ValueError(f"n_clusters: n_clusters={k} must be <= n_samples={n}")
         for attr in ("cluster_centers_", "labels_", "inertia_"):
             self.__dict__.pop(attr, None)
-        init_rows = x if n <= max(bs, 3 * k) else x[: max(bs, 3 * k)]
-        # The init sample: a seeded random subset of rows when X is larger than one batch.
-        if init_rows is not x:
+        # k-means|| on a seeded random sample of rows (all of X when small).
+        init_size = max(3 * bs, 20 * k, 100_000)
+        init_rows = x
+        if n > init_size:
             rng = np.random.default_rng(seed)
-            init_rows = x[np.sort(rng.choice(n, size=init_rows.shape[0], replace=False))]
+            init_rows = x[np.sort(rng.choice(n, size=init_size, replace=False))]
         self.cluster_centers_ = self._init_centers(init_rows, k, seed)
         self.n_features_in_ = d
         self._counts = np.zeros(k, dtype=np.float64)

@@ -342,9 +342,26 @@ pub fn kmeans_parallel<T: Real>(
             centers.extend_from_slice(&x[i * d..(i + 1) * d]);
         }
     } else {
-        let idx = kmeanspp(&cands, d, Some(&weights), k, &mut rng, ctl)?;
-        centers = gather(&cands, d, &idx);
-        weighted_lloyd(&cands, d, &weights, &mut centers, k, CANDIDATE_LLOYD);
+        // Several k-means++ draws on the (small) candidate set when cheap; keep the best after
+        // weighted Lloyd on the candidates.
+        let work = (m * k * d) as f64;
+        let reps = if work < 2e7 {
+            5
+        } else if work < 2e8 {
+            2
+        } else {
+            1
+        };
+        let mut best: Option<(f64, Vec<T>)> = None;
+        for _ in 0..reps {
+            let idx = kmeanspp(&cands, d, Some(&weights), k, &mut rng, ctl)?;
+            let mut c = gather(&cands, d, &idx);
+            let cost = weighted_lloyd(&cands, d, &weights, &mut c, k, CANDIDATE_LLOYD);
+            if best.as_ref().is_none_or(|b| cost < b.0) {
+                best = Some((cost, c));
+            }
+        }
+        centers = best.map(|b| b.1).unwrap_or_default();
     }
     ctl.advance(1);
     Ok(centers)
@@ -358,14 +375,16 @@ fn weighted_lloyd<T: Real>(
     centers: &mut [T],
     k: usize,
     iters: usize,
-) {
+) -> f64 {
     let m = pts.len() / d;
     let mut labels = vec![u32::MAX; m];
-    for _ in 0..iters {
+    let mut cost = f64::INFINITY;
+    for _ in 0..=iters {
         let pk = Packed::new(centers, k, d);
         let mut idx = vec![0u32; m];
         let mut d2 = vec![T::ZERO; m];
         kernel::nearest(pts, d, &pk, &mut idx, &mut d2);
+        cost = d2.iter().zip(w).map(|(v, w)| v.to_f64() * w).sum();
         if idx == labels {
             break;
         }
@@ -387,4 +406,5 @@ fn weighted_lloyd<T: Real>(
             }
         }
     }
+    cost
 }
