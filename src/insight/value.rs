@@ -109,7 +109,9 @@ fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
 }
 
 /// Objective in log-parameters: returns (f, gradient, Hessian row-major) or None if not finite.
-type Eval<'a> = dyn Fn(&[f64]) -> Result<Option<(f64, Vec<f64>, Vec<f64>)>> + Sync + 'a;
+type Point = Option<(f64, Vec<f64>, Vec<f64>)>;
+type Eval<'a> = dyn Fn(&[f64]) -> Result<Point> + Sync + 'a;
+type WeightParts = (Vec<(u32, f64)>, Vec<(u32, f64)>, f64);
 
 /// Converts (f, g_p, H_p) in natural parameters p = exp(theta) to theta.
 fn to_log_space(p: &[f64], g: &[f64], h: &[f64]) -> (Vec<f64>, Vec<f64>) {
@@ -395,7 +397,7 @@ impl BgData {
         let mut w0 = vec![0.0; tts.len()];
         let mut wsum = 0.0;
         // x-only and zero-repeat sums: sequential over rows would be O(n); do it per chunk
-        let parts: Vec<(Vec<(u32, f64)>, Vec<(u32, f64)>, f64)> = (0..x.len().div_ceil(CHUNK))
+        let parts: Vec<WeightParts> = (0..x.len().div_ceil(CHUNK))
             .into_par_iter()
             .map(|c| {
                 let lo = c * CHUNK;
@@ -612,12 +614,7 @@ impl BgData {
     }
 
     /// Penalised mean objective in log-parameters.
-    fn objective(
-        &self,
-        theta: &[f64],
-        pen: f64,
-        ctl: &Control,
-    ) -> Result<Option<(f64, Vec<f64>, Vec<f64>)>> {
+    fn objective(&self, theta: &[f64], pen: f64, ctl: &Control) -> Result<Point> {
         let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
         if p.iter().any(|v| !v.is_finite() || *v <= 0.0) {
             return Ok(None);
@@ -825,8 +822,7 @@ impl GgData {
         crate::error::check_len("monetary", m.len(), n, "frequency")?;
         check_weights(w, n)?;
         let bad = (0..n).into_par_iter().with_min_len(CHUNK).find_first(|&i| {
-            !(x[i].is_finite() && x[i] >= 0.0 && x[i].fract() == 0.0)
-                || !m[i].is_finite()
+            !(x[i].is_finite() && x[i] >= 0.0 && x[i].fract() == 0.0 && m[i].is_finite())
                 || (x[i] > 0.0 && m[i] <= 0.0)
         });
         if let Some(i) = bad {
@@ -969,12 +965,7 @@ impl GgData {
         Ok((ll, g, h))
     }
 
-    fn objective(
-        &self,
-        theta: &[f64],
-        pen: f64,
-        ctl: &Control,
-    ) -> Result<Option<(f64, Vec<f64>, Vec<f64>)>> {
+    fn objective(&self, theta: &[f64], pen: f64, ctl: &Control) -> Result<Point> {
         let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
         if p.iter().any(|v| !v.is_finite() || *v <= 0.0) {
             return Ok(None);
@@ -1150,6 +1141,7 @@ pub fn simulate_bgnbd(p: &[f64], big_t: &[f64], seed: u64) -> (Vec<f64>, Vec<f64
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::needless_range_loop)]
     use super::*;
 
     #[test]

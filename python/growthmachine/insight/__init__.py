@@ -6,18 +6,34 @@
   :func:`lifecycle_transitions`: lifecycle stages and stage-transition matrices;
 - :class:`Cells`, :func:`value_tiers`: fine-grained, labelled user cells with profiles;
 - :class:`UserInsight`: all of it in one ``fit``; :func:`run_stage` for ``growthmachine run``;
-- ``KMeans`` (``growthmachine.insight.kmeans``): clustering.
+- :class:`KMeans`, :class:`MiniBatchKMeans`, :class:`StandardScaler`: clustering.
 """
 
 from __future__ import annotations
 
 from .features import FEATURE_COLUMNS, features
+from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
+from .lifecycle import (
+    STAGES,
+    LifecycleRules,
+    lifecycle,
+    lifecycle_transitions,
+    transition_matrix,
+)
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = [
     "FEATURE_COLUMNS",
+    "STAGES",
     "BetaGeo",
     "GammaGamma",
+    "KMeans",
+    "LifecycleRules",
+    "MiniBatchKMeans",
+    "StandardScaler",
     "clv",
     "features",
+    "lifecycle",
+    "lifecycle_transitions",
+    "transition_matrix",
 ]
