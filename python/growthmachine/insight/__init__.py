@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .cells import TIER_NAMES, Cells, value_tiers
 from .features import FEATURE_COLUMNS, features
 from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
 from .lifecycle import (
@@ -20,9 +21,16 @@ from .lifecycle import (
     lifecycle_transitions,
     transition_matrix,
 )
+from .user_insight import CLUSTER_FEATURES, UserInsight, run_stage
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = [
+    "CLUSTER_FEATURES",
+    "TIER_NAMES",
+    "Cells",
+    "UserInsight",
+    "run_stage",
+    "value_tiers",
     "FEATURE_COLUMNS",
     "STAGES",
     "BetaGeo",

@@ -130,6 +130,14 @@ class BetaGeo(_Fitted):
     ) -> BetaGeo:
         x, t, tt = _bg_inputs(frequency, recency, T)
         w = _weights(weights, len(x))
+        if cv.is_table(frequency) and "is_prospect" in cv.columns(frequency, "frequency"):
+            # prospects (no purchase yet) are not part of the BG/NBD population
+            keep = ~np.asarray(cv.column(frequency, "frequency", "is_prospect"), dtype=bool)
+            if not keep.all():
+                x, t, tt = x[keep], t[keep], tt[keep]
+                w = None if w is None else w[keep]
+                if x.size == 0:
+                    raise ValueError("frequency: every user is a prospect; BG/NBD needs buyers")
         with _progress.bar(progress, "BG/NBD fit") as cb:
             r = _core.insight_bgnbd_fit(x, t, tt, w, self.penalizer, self.max_iter, cb)
         self._set_fit(r)
