@@ -1,13 +1,14 @@
 //! Per-user features from a raw transaction log, in one parallel pass and one copy.
 //!
 //! Algorithm (no comparison sort of the log):
-//! 1. map user ids to output rows: a direct table over `[min, max]` when the ids are dense enough
-//!    (`max - min < 2 * rows + 2^20`), else a sorted list of the unique ids plus an open-addressing
-//!    hash table; count the rows of each user (atomic counters, exact whatever the threads);
-//! 2. scatter `(day, amount, category)` into per-user segments (a counting sort by user: the only
+//! 1. map user ids to slots: `id - min` when the ids are dense enough
+//!    (`max - min < 2 * rows + 2^20`), else the index among the sorted unique ids (open-addressing
+//!    hash table); count the rows of each user in 8 fixed row blocks (plain counters per block);
+//! 2. scatter `(day, amount, category)` into per-user segments, block by block with per-block
+//!    cursors (a counting sort by user, no atomics: the only
 //!    copy of the log);
-//! 3. per user, in parallel chunks of users: sort the small segment by (day, amount, category)
-//!    (so the result does not depend on the scatter order), collapse same-day purchases into one
+//! 3. per user, in parallel chunks of users: stable-sort the small segment by day (rows keep their
+//!    log order, so results never depend on threads), collapse same-day purchases into one
 //!    period as `lifetimes.utils.summary_data_from_transaction_data(freq="D")` does, and compute
 //!    every feature;
 //! 4. RFM quintile scores from quintile thresholds (selection, no sort).
@@ -27,7 +28,6 @@ use crate::error::{CoreError, Result};
 use crate::parallel::CHUNK;
 use ndarray::{Array2, Axis};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The feature columns, in the row order of [`Features::values`].
 pub const COLUMNS: [&str; 15] = [
@@ -74,6 +74,14 @@ pub struct Features {
     pub m_score: Vec<u8>,
 }
 
+/// One transaction in the per-user scatter (16 bytes: one cache line fetch per row).
+#[derive(Clone, Copy)]
+struct Rec {
+    amount: f64,
+    day: i32,
+    cat: i32,
+}
+
 /// Pointer for disjoint parallel writes (each position is written by exactly one thread).
 #[derive(Clone, Copy)]
 struct SyncPtr<T>(*mut T);
@@ -91,7 +99,6 @@ impl<T> SyncPtr<T> {
 enum IdMap {
     Dense {
         min: i64,
-        out: Vec<u32>,
     },
     Hash {
         keys: Vec<i64>,
@@ -106,7 +113,7 @@ impl IdMap {
     #[inline]
     fn get(&self, id: i64) -> u32 {
         match self {
-            IdMap::Dense { min, out } => out[(id - min) as usize],
+            IdMap::Dense { min } => (id - min) as usize as u32,
             IdMap::Hash { keys, vals, mask } => {
                 let mut h = crate::rng::mix64(id as u64) as usize & mask;
                 loop {
@@ -174,12 +181,23 @@ fn scan(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Option<(i64, i64)>> {
     Ok(out)
 }
 
-/// Builds the id map and the per-output-row transaction counts. Returns (map, sorted ids, counts).
+/// Number of fixed row blocks of the counting sort (each block counts and scatters its rows with
+/// plain, non-atomic writes). Fixed, so the work split never depends on the thread count.
+const BLOCKS: usize = 8;
+
+fn block_range(n: usize, b: usize) -> (usize, usize) {
+    let per = n.div_ceil(BLOCKS);
+    ((b * per).min(n), ((b + 1) * per).min(n))
+}
+
+/// Maps user ids to slots: dense ids use `id - min` directly, sparse ids an open-addressing
+/// table over the sorted unique ids. Returns (map, number of slots, sorted ids of the slots for
+/// the sparse case).
 fn build_map(
     inp: &FeatureInput<'_>,
     mm: Option<(i64, i64)>,
     ctl: &Control,
-) -> Result<(IdMap, Vec<i64>, Vec<u32>)> {
+) -> Result<(IdMap, usize, Option<Vec<i64>>)> {
     let n = inp.user.len();
     let listed = inp.users.unwrap_or(&[]);
     let mut lo = i64::MAX;
@@ -193,114 +211,57 @@ fn build_map(
         hi = hi.max(u);
     }
     if lo > hi {
-        return Ok((
-            IdMap::Dense {
-                min: 0,
-                out: vec![],
-            },
-            vec![],
-            vec![],
-        ));
+        return Ok((IdMap::Dense { min: 0 }, 0, None));
     }
     let range = (hi as i128 - lo as i128 + 1) as u128;
     let total = (n + listed.len()) as u128;
-    let dense = range <= 2 * total + (1 << 20) && range < u32::MAX as u128;
-    if dense {
-        let range = range as usize;
-        let counts: Vec<AtomicU32> = (0..range).map(|_| AtomicU32::new(0)).collect();
-        (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .try_for_each(|c| -> Result<()> {
-                ctl.check()?;
-                let hi_i = (c * CHUNK + CHUNK).min(n);
-                for i in c * CHUNK..hi_i {
-                    if inp.day[i] <= inp.as_of {
-                        counts[(inp.user[i] - lo) as usize].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            })?;
-        let mut counts: Vec<u32> = counts.into_iter().map(|a| a.into_inner()).collect();
-        let mut is_listed = vec![false; if listed.is_empty() { 0 } else { range }];
-        for &u in listed {
-            is_listed[(u - lo) as usize] = true;
+    if range <= 2 * total + (1 << 20) && range < u32::MAX as u128 {
+        return Ok((IdMap::Dense { min: lo }, range as usize, None));
+    }
+    let mut ids: Vec<i64> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            let hi_i = (c * CHUNK + CHUNK).min(n);
+            (c * CHUNK..hi_i)
+                .filter(|&i| inp.day[i] <= inp.as_of)
+                .map(|i| inp.user[i])
+        })
+        .collect();
+    ctl.check()?;
+    ids.extend_from_slice(listed);
+    ids.par_sort_unstable();
+    ids.dedup();
+    ids.shrink_to_fit();
+    if ids.len() >= EMPTY as usize {
+        return Err(CoreError::invalid(
+            "user",
+            "more than 2^32 - 2 distinct users",
+        ));
+    }
+    let cap = (ids.len() * 2).next_power_of_two().max(16);
+    let mask = cap - 1;
+    let mut keys = vec![0i64; cap];
+    let mut vals = vec![EMPTY; cap];
+    for (j, &id) in ids.iter().enumerate() {
+        let mut h = crate::rng::mix64(id as u64) as usize & mask;
+        while vals[h] != EMPTY {
+            h = (h + 1) & mask;
         }
-        // counts becomes the slot -> output row map; per-row counts are collected alongside
-        let mut ids = Vec::new();
-        let mut row_counts = Vec::new();
-        for (s, c) in counts.iter_mut().enumerate() {
-            if *c > 0 || (!is_listed.is_empty() && is_listed[s]) {
-                ids.push(lo + s as i64);
-                row_counts.push(*c);
-                *c = (ids.len() - 1) as u32;
-            } else {
-                *c = EMPTY;
-            }
+        keys[h] = id;
+        vals[h] = j as u32;
+    }
+    let k = ids.len();
+    Ok((IdMap::Hash { keys, vals, mask }, k, Some(ids)))
+}
+
+impl IdMap {
+    /// The slot of a user id (dense: id - min; sparse: index among the sorted unique ids).
+    #[inline]
+    fn slot(&self, id: i64) -> usize {
+        match self {
+            IdMap::Dense { min } => (id - min) as usize,
+            _ => self.get(id) as usize,
         }
-        if ids.len() >= EMPTY as usize {
-            return Err(CoreError::invalid(
-                "user",
-                "more than 2^32 - 2 distinct users",
-            ));
-        }
-        Ok((
-            IdMap::Dense {
-                min: lo,
-                out: counts,
-            },
-            ids,
-            row_counts,
-        ))
-    } else {
-        // sparse ids: unique sorted ids, then an open-addressing table id -> output row
-        let mut ids: Vec<i64> = (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .flat_map_iter(|c| {
-                let hi_i = (c * CHUNK + CHUNK).min(n);
-                (c * CHUNK..hi_i)
-                    .filter(|&i| inp.day[i] <= inp.as_of)
-                    .map(|i| inp.user[i])
-            })
-            .collect();
-        ctl.check()?;
-        ids.extend_from_slice(listed);
-        ids.par_sort_unstable();
-        ids.dedup();
-        ids.shrink_to_fit();
-        if ids.len() >= EMPTY as usize {
-            return Err(CoreError::invalid(
-                "user",
-                "more than 2^32 - 2 distinct users",
-            ));
-        }
-        let cap = (ids.len() * 2).next_power_of_two().max(16);
-        let mask = cap - 1;
-        let mut keys = vec![0i64; cap];
-        let mut vals = vec![EMPTY; cap];
-        for (j, &id) in ids.iter().enumerate() {
-            let mut h = crate::rng::mix64(id as u64) as usize & mask;
-            while vals[h] != EMPTY {
-                h = (h + 1) & mask;
-            }
-            keys[h] = id;
-            vals[h] = j as u32;
-        }
-        let map = IdMap::Hash { keys, vals, mask };
-        let counts: Vec<AtomicU32> = (0..ids.len()).map(|_| AtomicU32::new(0)).collect();
-        (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .try_for_each(|c| -> Result<()> {
-                ctl.check()?;
-                let hi_i = (c * CHUNK + CHUNK).min(n);
-                for i in c * CHUNK..hi_i {
-                    if inp.day[i] <= inp.as_of {
-                        counts[map.get(inp.user[i]) as usize].fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            })?;
-        let counts = counts.into_iter().map(|a| a.into_inner()).collect();
-        Ok((map, ids, counts))
     }
 }
 
@@ -318,62 +279,111 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
     if inp.trend_window < 1 {
         return Err(CoreError::invalid("trend_window", "must be >= 1 day"));
     }
+    if n >= u32::MAX as usize {
+        return Err(CoreError::invalid(
+            "user",
+            "more than 2^32 - 1 transactions",
+        ));
+    }
     ctl.set_total(4);
     let mm = scan(inp, ctl)?;
     ctl.advance(1);
-    let (map, ids, counts) = build_map(inp, mm, ctl)?;
-    let n_out = ids.len();
+    let (map, n_slots, sparse_ids) = build_map(inp, mm, ctl)?;
+
+    // 1. per-block counts per slot (plain writes: each block owns its array)
+    let mut counts: Vec<Vec<u32>> = (0..BLOCKS)
+        .into_par_iter()
+        .map(|b| -> Result<Vec<u32>> {
+            let (lo, hi) = block_range(n, b);
+            let mut c = vec![0u32; if lo < hi { n_slots } else { 0 }];
+            for start in (lo..hi).step_by(CHUNK) {
+                ctl.check()?;
+                for i in start..(start + CHUNK).min(hi) {
+                    if inp.day[i] <= inp.as_of {
+                        c[map.slot(inp.user[i])] += 1;
+                    }
+                }
+            }
+            Ok(c)
+        })
+        .collect::<Result<_>>()?;
     ctl.advance(1);
 
-    // offsets and scatter (the one copy of the log)
-    let mut starts = Vec::with_capacity(n_out + 1);
-    let mut acc = 0u64;
-    starts.push(0u64);
-    for &c in &counts {
-        acc += c as u64;
-        starts.push(acc);
+    // 2. output rows (slots with rows or listed users) and per-block write cursors
+    let mut is_listed = vec![false; if inp.users.is_some() { n_slots } else { 0 }];
+    if let Some(listed) = inp.users {
+        for &u in listed {
+            is_listed[map.slot(u)] = true;
+        }
     }
-    drop(counts);
+    let dense_min = match &map {
+        IdMap::Dense { min } => Some(*min),
+        _ => None,
+    };
+    let mut ids: Vec<i64> = Vec::new();
+    let mut starts: Vec<u32> = Vec::with_capacity(n_slots.min(n + 1) + 1);
+    let mut acc = 0u32;
+    for s in 0..n_slots {
+        let mut tot = 0u32;
+        for c in counts.iter_mut().filter(|c| !c.is_empty()) {
+            let v = c[s];
+            c[s] = acc + tot; // cursor of this block for this slot
+            tot += v;
+        }
+        if tot > 0 || (!is_listed.is_empty() && is_listed[s]) {
+            starts.push(acc);
+            ids.push(match (dense_min, &sparse_ids) {
+                (Some(m), _) => m + s as i64,
+                (None, Some(v)) => v[s],
+                _ => unreachable!(),
+            });
+        }
+        acc += tot;
+    }
+    starts.push(acc);
+    drop(is_listed);
+    let n_out = ids.len();
+    if n_out >= EMPTY as usize {
+        return Err(CoreError::invalid(
+            "user",
+            "more than 2^32 - 2 distinct users",
+        ));
+    }
     let m = acc as usize;
-    let cursors: Vec<AtomicU64> = starts[1..].iter().map(|&s| AtomicU64::new(s)).collect();
-    let mut s_day: Vec<i32> = Vec::with_capacity(m);
-    let mut s_amt: Vec<f64> = Vec::with_capacity(m);
-    let mut s_cat: Vec<i32> = Vec::with_capacity(if inp.category.is_some() { m } else { 0 });
+
+    // 3. scatter: the one copy of the log, in row order within each block
+    let mut recs: Vec<Rec> = Vec::with_capacity(m);
     {
-        let pd = SyncPtr(s_day.as_mut_ptr());
-        let pa = SyncPtr(s_amt.as_mut_ptr());
-        let pc = SyncPtr(s_cat.as_mut_ptr());
-        (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .try_for_each(|c| -> Result<()> {
-                ctl.check()?;
-                let hi_i = (c * CHUNK + CHUNK).min(n);
-                for i in c * CHUNK..hi_i {
-                    if inp.day[i] <= inp.as_of {
-                        let r = map.get(inp.user[i]) as usize;
-                        let p = cursors[r].fetch_sub(1, Ordering::Relaxed) as usize - 1;
-                        // SAFETY: p < m and each p is handed out exactly once by the cursors.
-                        unsafe {
-                            pd.write(p, inp.day[i]);
-                            pa.write(p, inp.amount[i]);
-                            if let Some(cat) = inp.category {
-                                pc.write(p, cat[i]);
-                            }
+        let pr = SyncPtr(recs.as_mut_ptr());
+        counts
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(b, cur)| -> Result<()> {
+                let (lo, hi) = block_range(n, b);
+                for start in (lo..hi).step_by(CHUNK) {
+                    ctl.check()?;
+                    for i in start..(start + CHUNK).min(hi) {
+                        if inp.day[i] <= inp.as_of {
+                            let s = map.slot(inp.user[i]);
+                            let p = cur[s] as usize;
+                            cur[s] += 1;
+                            let rec = Rec {
+                                amount: inp.amount[i],
+                                day: inp.day[i],
+                                cat: inp.category.map(|c| c[i]).unwrap_or(0),
+                            };
+                            // SAFETY: the cursors of (block, slot) cover disjoint ranges of 0..m
+                            // whose lengths are exactly the counts, so p < m is written once.
+                            unsafe { pr.write(p, rec) };
                         }
                     }
                 }
                 Ok(())
             })?;
-        // SAFETY: every position in 0..m was written exactly once above (the counts match).
-        unsafe {
-            s_day.set_len(m);
-            s_amt.set_len(m);
-            if inp.category.is_some() {
-                s_cat.set_len(m);
-            }
-        }
+        // SAFETY: every position in 0..m was written exactly once above.
+        unsafe { recs.set_len(m) };
     }
-    drop(cursors);
+    drop(counts);
     drop(map);
     ctl.advance(1);
 
@@ -405,9 +415,7 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
                 let j = c * CHUNK + k;
                 let (a, b) = (starts[j] as usize, starts[j + 1] as usize);
                 buf.clear();
-                for p in a..b {
-                    buf.push((s_day[p], s_amt[p], if has_cat { s_cat[p] } else { 0 }));
-                }
+                buf.extend(recs[a..b].iter().map(|r| (r.day, r.amount, r.cat)));
                 let signup = signup_of.as_ref().map(|v| v[j]).filter(|&s| s != i32::MAX);
                 let row = user_features(&mut buf, &mut cats, has_cat, inp, signup);
                 for (i, v) in row.iter().enumerate() {
@@ -416,14 +424,19 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
             }
             Ok(())
         })?;
-    drop((s_day, s_amt, s_cat));
+    drop(recs);
     ctl.advance(1);
 
-    let n_tx = values.row(0);
-    let buyers: Vec<bool> = n_tx.iter().map(|&c| c > 0.0).collect();
-    let r_score = quintile_scores(values.row(8).as_slice().unwrap(), &buyers);
-    let f_score = quintile_scores(values.row(1).as_slice().unwrap(), &buyers);
-    let m_score = quintile_scores(values.row(5).as_slice().unwrap(), &buyers);
+    let buyers: Vec<bool> = values.row(0).iter().map(|&c| c > 0.0).collect();
+    let (r_score, (f_score, m_score)) = rayon::join(
+        || quintile_scores(values.row(8).as_slice().unwrap(), &buyers),
+        || {
+            rayon::join(
+                || quintile_scores(values.row(1).as_slice().unwrap(), &buyers),
+                || quintile_scores(values.row(5).as_slice().unwrap(), &buyers),
+            )
+        },
+    );
     Ok(Features {
         user_id: ids,
         values,
@@ -462,9 +475,9 @@ fn user_features(
     let mut first_day_spend = 0.0;
     let mut n_days = 0u64;
     let mut prev_day = i32::MIN;
-    // Welford over gaps between distinct days
-    let mut g_mean = 0.0;
-    let mut g_m2 = 0.0;
+    // exact integer sums of the gaps between distinct days
+    let mut g_sum: i64 = 0;
+    let mut g_sq: i128 = 0;
     let mut mask: u64 = 0;
     cats.clear();
     for &(d, a, c) in buf.iter() {
@@ -477,11 +490,9 @@ fn user_features(
         }
         if d != prev_day {
             if n_days > 0 {
-                let gap = (d - prev_day) as f64;
-                let k = n_days as f64; // number of gaps so far, after this one
-                let delta = gap - g_mean;
-                g_mean += delta / k;
-                g_m2 += delta * (gap - g_mean);
+                let gap = (d - prev_day) as i64;
+                g_sum += gap;
+                g_sq += (gap * gap) as i128;
             }
             n_days += 1;
             prev_day = d;
@@ -514,8 +525,11 @@ fn user_features(
     let start = signup.map(|s| s.min(first)).unwrap_or(first);
     out[10] = (as_of - start).max(0) as f64;
     if n_days > 1 {
-        out[11] = g_mean;
-        out[12] = (g_m2 / freq).max(0.0).sqrt();
+        let k = (n_days - 1) as i128;
+        out[11] = g_sum as f64 / freq;
+        // population variance = (k sum g^2 - (sum g)^2) / k^2, exact in integers
+        let num = k * g_sq - (g_sum as i128) * (g_sum as i128);
+        out[12] = ((num as f64) / ((k * k) as f64)).max(0.0).sqrt();
     } else {
         out[11] = f64::NAN;
         out[12] = f64::NAN;
