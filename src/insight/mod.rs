@@ -1,3 +1,8 @@
 //! `insight` core (pure Rust, no PyO3 types): features, value models, lifecycle, cells, clustering.
 
+pub mod cells;
+pub mod features;
 pub mod kmeans;
+pub mod lifecycle;
+pub mod special;
+pub mod value;

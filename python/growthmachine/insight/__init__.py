@@ -1,0 +1,47 @@
+"""User insight: features, value models, lifecycle, clustering and user cells.
+
+- :func:`features`: one row per user from a transaction log (Rust, one parallel pass);
+- :class:`BetaGeo`, :class:`GammaGamma`, :func:`clv`: value models fitted by maximum likelihood;
+- :func:`lifecycle`, :class:`LifecycleRules`, :func:`transition_matrix`,
+  :func:`lifecycle_transitions`: lifecycle stages and stage-transition matrices;
+- :class:`Cells`, :func:`value_tiers`: fine-grained, labelled user cells with profiles;
+- :class:`UserInsight`: all of it in one ``fit``; :func:`run_stage` for ``growthmachine run``;
+- :class:`KMeans`, :class:`MiniBatchKMeans`, :class:`StandardScaler`: clustering.
+"""
+
+from __future__ import annotations
+
+from .cells import TIER_NAMES, Cells, value_tiers
+from .features import FEATURE_COLUMNS, features
+from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
+from .lifecycle import (
+    STAGES,
+    LifecycleRules,
+    lifecycle,
+    lifecycle_transitions,
+    transition_matrix,
+)
+from .user_insight import CLUSTER_FEATURES, UserInsight, run_stage
+from .value import BetaGeo, GammaGamma, clv
+
+__all__ = [
+    "CLUSTER_FEATURES",
+    "TIER_NAMES",
+    "Cells",
+    "UserInsight",
+    "run_stage",
+    "value_tiers",
+    "FEATURE_COLUMNS",
+    "STAGES",
+    "BetaGeo",
+    "GammaGamma",
+    "KMeans",
+    "LifecycleRules",
+    "MiniBatchKMeans",
+    "StandardScaler",
+    "clv",
+    "features",
+    "lifecycle",
+    "lifecycle_transitions",
+    "transition_matrix",
+]

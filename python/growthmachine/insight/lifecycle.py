@@ -1,0 +1,183 @@
+"""Lifecycle stages from P(alive), recency and trend, and stage-transition matrices."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _core
+from .features import features as _features
+from .value import BetaGeo
+
+__all__ = ["STAGES", "LifecycleRules", "lifecycle", "transition_matrix", "lifecycle_transitions"]
+
+#: Stage names in lifecycle order (the categories of :func:`lifecycle`'s result).
+STAGES = ("prospect", "new", "growing", "mature", "at-risk", "dormant", "churned")
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """Thresholds of the lifecycle rules, applied in this order (the first match wins):
+
+    1. no purchase up to as_of -> ``prospect``;
+    2. P(alive) < ``churned_p_alive`` or days since last purchase > ``churned_days`` -> ``churned``;
+    3. P(alive) < ``dormant_p_alive`` or days since last purchase > ``dormant_days`` -> ``dormant``;
+    4. first purchase at most ``new_days`` days ago (T <= new_days) -> ``new``;
+    5. P(alive) < ``at_risk_p_alive`` or trend <= ``at_risk_trend`` -> ``at-risk``;
+    6. trend >= ``growing_trend`` -> ``growing``;
+    7. otherwise -> ``mature``.
+
+    P(alive) comes from a BG/NBD model; ``trend`` is the feature of :func:`features` (recent vs
+    earlier spend rate, in [-1, 1]). The day thresholds matter for customers without repeat
+    purchases, whom BG/NBD always considers alive.
+    """
+
+    new_days: float = 30.0
+    churned_p_alive: float = 0.1
+    churned_days: float = 270.0
+    dormant_p_alive: float = 0.3
+    dormant_days: float = 120.0
+    at_risk_p_alive: float = 0.6
+    at_risk_trend: float = -0.5
+    growing_trend: float = 0.25
+
+    def __post_init__(self) -> None:
+        for k, v in asdict(self).items():
+            cv.check_number(v, f"rules.{k}")
+        if not (self.churned_p_alive <= self.dormant_p_alive <= self.at_risk_p_alive):
+            raise ValueError(
+                "rules: need churned_p_alive <= dormant_p_alive <= at_risk_p_alive, got "
+                f"{self.churned_p_alive}, {self.dormant_p_alive}, {self.at_risk_p_alive}"
+            )
+
+    def as_list(self) -> list[float]:
+        return [float(v) for v in asdict(self).values()]
+
+
+def _rules(rules: Any) -> LifecycleRules:
+    if rules is None:
+        return LifecycleRules()
+    if isinstance(rules, LifecycleRules):
+        return rules
+    if isinstance(rules, dict):
+        unknown = set(rules) - set(LifecycleRules.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"rules: unknown keys {sorted(unknown)} (known: "
+                f"{', '.join(LifecycleRules.__dataclass_fields__)})"
+            )
+        return LifecycleRules(**rules)
+    raise TypeError(f"rules: must be a LifecycleRules, a dict or None, got {type(rules).__name__}")
+
+
+def _col(t: Any, c: str) -> np.ndarray:
+    return cv.as_array(cv.column(t, "features", c), f"features[{c!r}]", np.float64, finite=False)
+
+
+def lifecycle(
+    features: Any,
+    model: BetaGeo | None = None,
+    rules: LifecycleRules | dict | None = None,
+    *,
+    p_alive: Any = None,
+) -> pd.Series:
+    """The lifecycle stage of each user (an ordered categorical Series indexed by ``user_id``).
+
+    ``features`` is the table of :func:`growthmachine.insight.features`; ``model`` a fitted
+    :class:`BetaGeo` (fitted on ``features`` when None) giving P(alive), or pass ``p_alive``
+    directly. ``rules``: :class:`LifecycleRules`, a dict of its fields, or None for the defaults.
+    """
+    r = _rules(rules)
+    n_tx = _col(features, "n_transactions")
+    age = _col(features, "T")
+    dsl = _col(features, "days_since_last")
+    trend = _col(features, "trend")
+    if p_alive is None:
+        if model is None:
+            model = BetaGeo().fit(features)
+        elif not isinstance(model, BetaGeo):
+            raise TypeError(f"model: must be a fitted BetaGeo, got {type(model).__name__}")
+        pa = model.p_alive(features)
+    else:
+        pa = cv.as_array(p_alive, "p_alive", np.float64)
+        if len(pa) != len(n_tx):
+            raise ValueError(f"p_alive: has length {len(pa)}, expected {len(n_tx)} (rows of features)")
+    codes = _core.insight_lifecycle(n_tx, age, dsl, pa, trend, r.as_list())
+    ids = cv.column(features, "features", "user_id")
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=list(STAGES), ordered=True),
+        index=pd.Index(np.asarray(ids), name="user_id"),
+        name="stage",
+    )
+
+
+def _codes(s: Any, name: str) -> np.ndarray:
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
+        cats = list(s.cat.categories)
+        if cats == list(STAGES):
+            return s.cat.codes.to_numpy().astype(np.uint8)
+        s = s.astype(str)
+    vals = pd.Series(s).astype(str)
+    lut = {k: i for i, k in enumerate(STAGES)}
+    bad = ~vals.isin(list(STAGES))
+    if bad.any():
+        raise ValueError(f"{name}: unknown stage {vals[bad].iloc[0]!r} (stages: {', '.join(STAGES)})")
+    return vals.map(lut).to_numpy().astype(np.uint8)
+
+
+def transition_matrix(before: pd.Series, after: pd.Series, *, normalize: bool = False) -> pd.DataFrame:
+    """Stage-transition matrix between two lifecycle assignments (Series indexed by user id).
+
+    Rows: stage in ``before``; columns: stage in ``after``. Users missing from ``before`` count
+    as prospects there; users missing from ``after`` are dropped. ``normalize=True`` divides each
+    row by its total (rows without users stay 0).
+    """
+    for name, s in (("before", before), ("after", after)):
+        if not isinstance(s, pd.Series):
+            raise TypeError(f"{name}: must be a pandas Series indexed by user id (see lifecycle())")
+    b = before.reindex(after.index)
+    b = b.astype(object).where(b.notna(), "prospect")
+    k = len(STAGES)
+    m = _core.insight_transitions(
+        np.ascontiguousarray(_codes(b, "before")), np.ascontiguousarray(_codes(after, "after")), k
+    ).reshape(k, k)
+    df = pd.DataFrame(m.astype(np.int64), index=list(STAGES), columns=list(STAGES))
+    df.index.name, df.columns.name = "from", "to"
+    if normalize:
+        tot = df.sum(axis=1).replace(0, 1)
+        df = df.div(tot, axis=0)
+    return df
+
+
+def lifecycle_transitions(
+    transactions: Any,
+    start: int,
+    end: int,
+    *,
+    model: BetaGeo | None = None,
+    rules: LifecycleRules | dict | None = None,
+    users: Any = None,
+    normalize: bool = False,
+    **columns: Any,
+) -> pd.DataFrame:
+    """Stage-transition matrix between the dates ``start`` and ``end`` of one transaction log.
+
+    Features are computed at both dates; P(alive) at each date comes from ``model`` if given,
+    else from a BG/NBD model fitted at that date. Users who first buy after ``start`` are
+    prospects at ``start``. ``columns``: ``user``, ``time``, ``amount``, ``category`` names as
+    in :func:`features`.
+    """
+    start = cv.check_int(start, "start")
+    end = cv.check_int(end, "end")
+    if end <= start:
+        raise ValueError(f"end: must be after start, got start={start}, end={end}")
+    f1 = _features(transactions, end, users=users, **columns)
+    ids = f1["user_id"].to_numpy()
+    f0 = _features(transactions, start, users=ids, **columns)
+    s0 = lifecycle(f0, model if model is not None else BetaGeo().fit(f0), rules)
+    s1 = lifecycle(f1, model if model is not None else BetaGeo().fit(f1), rules)
+    return transition_matrix(s0, s1, normalize=normalize)

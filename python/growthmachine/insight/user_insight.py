@@ -1,0 +1,392 @@
+"""One-stop user insight: features, value models, lifecycle, clusters and cells in one ``fit``,
+and the ``insight`` stage of ``growthmachine run``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .._core import StateError
+from .._state import Versioned
+from .cells import TIER_NAMES, Cells, value_tiers
+from .features import features as _features
+from .kmeans import KMeans, StandardScaler
+from .lifecycle import LifecycleRules, _rules, lifecycle
+from .value import BetaGeo, GammaGamma, clv
+
+__all__ = ["UserInsight", "run_stage", "CLUSTER_FEATURES"]
+
+#: Behaviour features the clusters are built on (buyers only; log1p for counts and amounts), with
+#: the words used to name a cluster whose centre is high / low on it. Recency and trend are left
+#: out on purpose: they drive the lifecycle stage, and cells cross stage with cluster.
+CLUSTER_FEATURES = {
+    "frequency": ("frequent buyers", "one-off buyers"),
+    "avg_spend": ("big spenders", "bargain hunters"),
+    "T": ("veterans", "newcomers"),
+    "regularity": ("irregular", "regular"),
+    "n_categories": ("explorers", "specialists"),
+}
+
+
+def _cluster_matrix(f: pd.DataFrame, buyers: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    cols: dict[str, np.ndarray] = {}
+    fb = f.loc[buyers]
+    cols["frequency"] = np.log1p(fb["frequency"].to_numpy())
+    cols["avg_spend"] = np.log1p(fb["total_spend"].to_numpy() / fb["n_transactions"].to_numpy())
+    cols["T"] = np.log1p(fb["T"].to_numpy())
+    # coefficient of variation of the gaps between purchase days (0 without repeats)
+    ipt_m = fb["ipt_mean"].to_numpy()
+    ipt_s = fb["ipt_std"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols["regularity"] = np.where(ipt_m > 0, ipt_s / ipt_m, 0.0)
+    if "n_categories" in fb.columns:
+        cols["n_categories"] = np.log1p(fb["n_categories"].to_numpy().astype(float))
+    names = list(cols)
+    return np.ascontiguousarray(np.column_stack([cols[c] for c in names])), names
+
+
+def _name_clusters(centers: np.ndarray, names: list[str]) -> list[str]:
+    """A readable name per cluster from its most distinctive (standardised) features."""
+    out: list[str] = []
+    ranked = []
+    for c in centers:
+        order = np.argsort(-np.abs(c), kind="stable")
+        words = [CLUSTER_FEATURES[names[j]][0 if c[j] >= 0 else 1] for j in order]
+        ranked.append(words)
+        out.append(words[0])
+    for depth in (2, 3):
+        seen: dict[str, int] = {}
+        for n in out:
+            seen[n] = seen.get(n, 0) + 1
+        out = [
+            ", ".join(ranked[i][:depth]) if seen[n] > 1 else n for i, n in enumerate(out)
+        ]
+    seen2: dict[str, int] = {}
+    final = []
+    for n in out:
+        seen2[n] = seen2.get(n, 0) + 1
+        final.append(n if seen2[n] == 1 else f"{n} #{seen2[n]}")
+    return final
+
+
+class UserInsight(Versioned):
+    """Features, BG/NBD + Gamma-Gamma value models, CLV, lifecycle, KMeans clusters and cells.
+
+    ``UserInsight(...).fit(transactions, as_of=None, users=None)`` returns self with:
+
+    - ``features_``: :func:`features` table (one row per user, sorted by ``user_id``);
+    - ``bgnbd_``, ``gammagamma_``: fitted :class:`BetaGeo` / :class:`GammaGamma` (None when there
+      are too few buyers to fit them);
+    - ``p_alive_``, ``expected_purchases_`` (next ``horizon * period`` days), ``clv_`` (discounted,
+      :func:`clv`; 0 for prospects): arrays aligned with ``features_``;
+    - ``lifecycle_``: stage per user (categorical Series indexed by user id);
+    - ``scaler_``, ``kmeans_``: the scaler and KMeans model on the buyers' behaviour features
+      (``cluster_features_``); ``labels_``: cluster per user (prospects get the extra cluster
+      ``n_clusters_``); ``cluster_names_``: readable names (last: "prospects");
+    - ``value_tier_``: CLV quantile tier per user within its lifecycle stage (prospects 0);
+    - ``cells``: the :class:`Cells`; ``cell_``: cell id per user; ``cells_``: the cell profile
+      table (size, feature means, CLV, P(alive), stage mix);
+    - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
+      cell_label, p_alive, expected_purchases, clv.
+    """
+
+    _STATE_KIND = "insight.UserInsight"
+    _STATE_VERSION = 1
+
+    def __init__(
+        self,
+        n_clusters: int = 256,
+        *,
+        min_cell_size: int = 20,
+        n_tiers: int = 5,
+        rules: LifecycleRules | dict | None = None,
+        penalizer: float = 0.0,
+        horizon: int = 12,
+        period: float = 30.0,
+        discount_rate: float = 0.01,
+        trend_window: int = 90,
+        seed: int = 0,
+        max_iter: int = 100,
+        progress: bool | None = None,
+    ):
+        self.n_clusters = cv.check_int(n_clusters, "n_clusters", minimum=1)
+        self.min_cell_size = cv.check_int(min_cell_size, "min_cell_size", minimum=1)
+        self.n_tiers = cv.check_int(n_tiers, "n_tiers", minimum=1, maximum=255)
+        self.rules = _rules(rules)
+        self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
+        self.horizon = cv.check_int(horizon, "horizon", minimum=1)
+        self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
+        self.discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=-1.0, strict_min=True)
+        self.trend_window = cv.check_int(trend_window, "trend_window", minimum=1)
+        self.seed = cv.check_int(seed, "seed", minimum=0)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+        self.progress = progress
+
+    def fit(
+        self,
+        transactions: Any,
+        as_of: Any = None,
+        users: Any = None,
+        *,
+        user: str = "user_id",
+        time: str = "day",
+        amount: str = "amount",
+        category: str | None = None,
+    ) -> UserInsight:
+        f = _features(
+            transactions,
+            as_of,
+            user=user,
+            time=time,
+            amount=amount,
+            category=category,
+            users=users,
+            trend_window=self.trend_window,
+            progress=self.progress,
+        )
+        self.features_ = f
+        n = len(f)
+        buyers = ~f["is_prospect"].to_numpy()
+        self.n_buyers_ = int(buyers.sum())
+        self.bgnbd_: BetaGeo | None = None
+        self.gammagamma_: GammaGamma | None = None
+        p_alive = np.ones(n)
+        exp_p = np.zeros(n)
+        clv_v = np.zeros(n)
+        if self.n_buyers_ > 0 and f.loc[buyers, "T"].max() > 0:
+            self.bgnbd_ = BetaGeo(self.penalizer).fit(f)
+            p_alive = self.bgnbd_.p_alive(f)
+            exp_p = self.bgnbd_.expected_purchases(self.horizon * self.period, f)
+            if (f["frequency"].to_numpy() > 0).any():
+                gg = GammaGamma(self.penalizer).fit(f)
+                if gg.params_["q"] <= 1.0:  # expected spend needs q > 1: regularise
+                    gg = GammaGamma(max(self.penalizer, 1e-3)).fit(f)
+                if gg.params_["q"] > 1.0:
+                    self.gammagamma_ = gg
+                    clv_v = clv(
+                        self.bgnbd_,
+                        gg,
+                        f,
+                        horizon=self.horizon,
+                        period=self.period,
+                        discount_rate=self.discount_rate,
+                    )
+        exp_p = np.where(buyers, exp_p, 0.0)
+        clv_v = np.where(buyers, clv_v, 0.0)
+        self.p_alive_ = p_alive
+        self.expected_purchases_ = exp_p
+        self.clv_ = clv_v
+        self.lifecycle_ = lifecycle(f, rules=self.rules, p_alive=p_alive)
+
+        # clusters of buyers' behaviour
+        labels = np.zeros(n, dtype=np.int64)
+        if self.n_buyers_ > 0:
+            X, names = _cluster_matrix(f, buyers)
+            self.cluster_features_ = names
+            self.scaler_ = StandardScaler().fit(X)
+            Xs = self.scaler_.transform(X)
+            n_distinct = len(np.unique(Xs, axis=0)) if self.n_buyers_ <= 4 * self.n_clusters else self.n_buyers_
+            k = max(1, min(self.n_clusters, n_distinct))
+            self.kmeans_ = KMeans(k, seed=self.seed, max_iter=self.max_iter).fit(Xs)
+            labels[buyers] = self.kmeans_.labels_
+            centers = np.asarray(self.kmeans_.cluster_centers_, dtype=np.float64)
+            self.cluster_names_ = _name_clusters(centers, names) + ["prospects"]
+        else:
+            self.cluster_features_ = []
+            self.scaler_ = None
+            self.kmeans_ = None
+            k = 0
+            centers = np.zeros((0, 1))
+            self.cluster_names_ = ["prospects"]
+        labels[~buyers] = k
+        self.n_clusters_ = k
+        self.labels_ = labels
+        far = np.full((1, centers.shape[1]), 1e6)
+        all_centers = np.vstack([centers, far]) if k else far
+
+        # CLV tiers within each stage (a stage's own top value is "top value" there)
+        tiers = np.zeros(n, dtype=np.uint8)
+        stage_codes = self.lifecycle_.cat.codes.to_numpy()
+        for st in np.unique(stage_codes[buyers]):
+            m = buyers & (stage_codes == st)
+            tiers[m] = value_tiers(clv_v[m], self.n_tiers)
+        self.value_tier_ = tiers
+        tier_names = TIER_NAMES if self.n_tiers == 5 else tuple(f"value tier {i + 1}" for i in range(self.n_tiers))
+        self.cells = Cells.build(
+            self.lifecycle_,
+            labels,
+            tiers,
+            self.min_cell_size,
+            cluster_names=self.cluster_names_,
+            cluster_centers=all_centers,
+            tier_names=tier_names,
+        )
+        self.cell_ = self.cells.labels_.astype(np.int64)
+        self.cells_ = self.cells.profile(f, clv=clv_v, p_alive=p_alive, expected_purchases=exp_p)
+        names_arr = np.asarray(self.cluster_names_, dtype=object)
+        self.users_ = pd.DataFrame(
+            {
+                "user_id": f["user_id"].to_numpy(),
+                "stage": self.lifecycle_.to_numpy(),
+                "cluster": labels,
+                "cluster_name": names_arr[labels],
+                "value_tier": tiers,
+                "cell_id": self.cell_,
+                "cell_label": self.cells.cells_["label"].to_numpy()[self.cell_],
+                "p_alive": p_alive,
+                "expected_purchases": exp_p,
+                "clv": clv_v,
+            }
+        )
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "features_"):
+            raise StateError("UserInsight is not fitted yet: call fit() first")
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: users, buyers, cells, clusters, fitted parameters, total CLV."""
+        self._check()
+        out: dict[str, Any] = {
+            "n_users": len(self.features_),
+            "n_buyers": self.n_buyers_,
+            "n_cells": self.cells.n_cells_,
+            "n_clusters": self.n_clusters_,
+            "total_clv": float(self.clv_.sum()),
+            "mean_p_alive_buyers": float(self.p_alive_[~self.features_["is_prospect"].to_numpy()].mean())
+            if self.n_buyers_
+            else float("nan"),
+        }
+        if self.bgnbd_ is not None:
+            out.update({f"bgnbd_{k}": v for k, v in self.bgnbd_.params_.items()})
+        if self.gammagamma_ is not None:
+            out.update({f"gammagamma_{k}": v for k, v in self.gammagamma_.params_.items()})
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# growthmachine run
+
+
+def _truth_paragraph(pop: Any, ui: UserInsight) -> str | None:
+    """Scoring only: compares fitted heterogeneity with the population's hidden truth."""
+    truth = getattr(pop, "truth", None)
+    if truth is None or ui.bgnbd_ is None:
+        return None
+    try:
+        t = truth if isinstance(truth, pd.DataFrame) else pd.DataFrame(truth)
+    except Exception:  # noqa: BLE001
+        return None
+    parts = []
+    p = ui.bgnbd_.params_
+    fitted_rate = p["r"] / p["alpha"]
+    for col in ("purchase_rate", "lambda", "rate"):
+        if col in t.columns:
+            true_rate = float(np.mean(t[col]))
+            parts.append(
+                f"mean purchase rate per day: fitted E[lambda] = r/alpha = {fitted_rate:.4f}, "
+                f"true mean {true_rate:.4f}"
+            )
+            break
+    for col in ("dropout_p", "p_drop", "churn_p", "dropout"):
+        if col in t.columns:
+            parts.append(
+                f"mean dropout probability after a purchase: fitted a/(a+b) = "
+                f"{p['a'] / (p['a'] + p['b']):.4f}, true mean {float(np.mean(t[col])):.4f}"
+            )
+            break
+    if not parts:
+        return None
+    return "Scoring against the simulator's hidden truth (not used for fitting): " + "; ".join(parts) + "."
+
+
+def run_stage(ctx: Any) -> None:
+    """``growthmachine run`` stage: fits :class:`UserInsight` on the simulated population at
+    as_of = its last day, stores it in ``ctx.state["insight"]`` and adds the report section."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pop = ctx.state.get("population")
+    if pop is None:
+        ctx.log("[insight] no population in ctx.state: skipped")
+        return
+    tx = pop.transactions
+    users = getattr(pop, "users", None)
+    has_cat = "category" in cv.columns(tx, "transactions")
+    ui = UserInsight(seed=ctx.seed, progress=ctx.progress).fit(
+        tx, as_of=int(pop.days), users=users, category="category" if has_cat else None
+    )
+    ctx.state["insight"] = ui
+    sec = ctx.report.section("insight", "User insight")
+    s = ui.summary()
+    sec.text(
+        f"{s['n_users']:,} users ({s['n_buyers']:,} buyers) turned into {s['n_cells']:,} cells "
+        f"(lifecycle stage x {s['n_clusters']} behaviour clusters x {ui.n_tiers} CLV tiers, every cell "
+        f">= {ui.min_cell_size} users). Value models: BG/NBD and Gamma-Gamma by maximum likelihood; "
+        f"CLV over {ui.horizon} periods of {ui.period:g} days at {ui.discount_rate:.1%} per period."
+    )
+    for key in ("n_users", "n_buyers", "n_cells", "n_clusters", "total_clv", "mean_p_alive_buyers"):
+        sec.kpi(key, s[key])
+    for key, v in s.items():
+        if key.startswith(("bgnbd_", "gammagamma_")):
+            sec.kpi(key, round(float(v), 6))
+    para = _truth_paragraph(pop, ui)
+    if para:
+        sec.text(para)
+    # lifecycle funnel
+    counts = ui.lifecycle_.value_counts(sort=False)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.barh([str(i) for i in counts.index][::-1], counts.to_numpy()[::-1], color="#4a6fa5")
+    ax.set_xlabel("users")
+    ax.set_title("Lifecycle stages")
+    sec.figure(fig, caption="Lifecycle funnel: users per stage at as_of")
+    # CLV distribution
+    fig, ax = plt.subplots(figsize=(7, 3))
+    b = ui.clv_[~ui.features_["is_prospect"].to_numpy()]
+    if b.size:
+        ax.hist(np.log10(1 + b), bins=60, color="#6a9f58")
+    ax.set_xlabel("log10(1 + CLV)")
+    ax.set_ylabel("buyers")
+    ax.set_title("CLV distribution")
+    sec.figure(fig, caption="Distribution of discounted CLV over buyers")
+    # cell map: size vs mean CLV, coloured by stage
+    cells = ui.cells_
+    fig, ax = plt.subplots(figsize=(7, 4))
+    stage_of = ui.cells.cells_["stage"].str.split("+").str[0]
+    for st in stage_of.unique():
+        m = (stage_of == st).to_numpy()
+        ax.scatter(cells["size"][m], cells["mean_clv"][m] + 1, s=8, label=st, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cell size (users)")
+    ax.set_ylabel("mean CLV + 1")
+    ax.legend(fontsize=7, markerscale=2)
+    ax.set_title("Cell map")
+    sec.figure(fig, caption="Cell map: every cell by size and mean CLV, coloured by lifecycle stage")
+    sec.table(
+        "cells",
+        cells.sort_values("size", ascending=False).reset_index(drop=True),
+        caption="Cell profiles (largest first)",
+    )
+    stage_tab = (
+        ui.users_.groupby("stage", observed=False)
+        .agg(users=("user_id", "size"), mean_clv=("clv", "mean"), mean_p_alive=("p_alive", "mean"))
+        .reset_index()
+    )
+    stage_tab["stage"] = stage_tab["stage"].astype(str)
+    sec.table("lifecycle", stage_tab, caption="Lifecycle stages")
+    if ui.bgnbd_ is not None:
+        sec.table(
+            "bgnbd", ui.bgnbd_.summary().reset_index(names="param"), caption="BG/NBD parameters"
+        )
+    if ui.gammagamma_ is not None:
+        sec.table(
+            "gammagamma",
+            ui.gammagamma_.summary().reset_index(names="param"),
+            caption="Gamma-Gamma parameters",
+        )

@@ -1,1 +1,0 @@
-//! KMeans clustering core (pure Rust).

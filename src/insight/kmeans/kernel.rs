@@ -1,0 +1,432 @@
+//! Distance kernels: centers packed in transposed blocks of [`W`] lanes, tiles of [`P`] points.
+//!
+//! Squared distances use `||x||^2 - 2 x.c + ||c||^2` computed in the precision of the data (f32
+//! data: f32 accumulation), with the dot products in register tiles of `P` points x `W` centers so
+//! the loops vectorise. Every chunk-level function is compiled twice: for baseline x86-64 (SSE2,
+//! separate multiply and add) and, selected at run time with `is_x86_feature_detected!`, for
+//! AVX2+FMA (see [`simd_fn!`]). Results on one machine never depend on the thread count.
+
+use std::fmt::Debug;
+use std::ops::{Add, Div, Mul, Sub};
+
+/// Centers per packed block (lanes of a tile).
+pub const W: usize = 16;
+/// Points per tile.
+pub const P: usize = 4;
+
+/// The float types the cores run on (f32 and f64).
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Debug
+    + Default
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+{
+    const ZERO: Self;
+    const INF: Self;
+    const TWO: Self;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    fn sqrt(self) -> Self;
+    fn fused(self, a: Self, b: Self) -> Self;
+    #[inline(always)]
+    fn mx(self, o: Self) -> Self {
+        if self > o {
+            self
+        } else {
+            o
+        }
+    }
+    #[inline(always)]
+    fn mn(self, o: Self) -> Self {
+        if self < o {
+            self
+        } else {
+            o
+        }
+    }
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const INF: Self = f32::INFINITY;
+    const TWO: Self = 2.0;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
+    fn fused(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const INF: Self = f64::INFINITY;
+    const TWO: Self = 2.0;
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    #[inline(always)]
+    fn fused(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
+}
+
+/// How `a * b + c` is computed: a fused instruction (only inside AVX2+FMA code) or two.
+pub trait Fm: Copy + Send + Sync + 'static {
+    fn fma<T: Real>(a: T, b: T, c: T) -> T;
+}
+
+#[derive(Clone, Copy)]
+pub struct NoFma;
+impl Fm for NoFma {
+    #[inline(always)]
+    fn fma<T: Real>(a: T, b: T, c: T) -> T {
+        a * b + c
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Fma;
+impl Fm for Fma {
+    #[inline(always)]
+    fn fma<T: Real>(a: T, b: T, c: T) -> T {
+        a.fused(b, c)
+    }
+}
+
+/// True if the CPU has AVX2 and FMA (checked once).
+#[inline]
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::env::var_os("GROWTHMACHINE_NO_SIMD").is_none()
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `pub fn $name<T: Real>(args) -> ret` that runs `$imp::<T, Fma>` compiled for AVX2+FMA
+/// when the CPU has them, else `$imp::<T, NoFma>` (baseline). `$imp` must be `#[inline(always)]`
+/// and call only `#[inline(always)]` helpers in its hot loops.
+macro_rules! simd_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident<T>($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty = $imp:ident) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<T: $crate::insight::kmeans::kernel::Real>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if $crate::insight::kmeans::kernel::has_avx2_fma() {
+                    #[target_feature(enable = "avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn fast<T: $crate::insight::kmeans::kernel::Real>($($arg: $ty),*) -> $ret {
+                        $imp::<T, $crate::insight::kmeans::kernel::Fma>($($arg),*)
+                    }
+                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+                    return unsafe { fast::<T>($($arg),*) };
+                }
+            }
+            $imp::<T, $crate::insight::kmeans::kernel::NoFma>($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
+
+/// Centers packed for the kernels: block `b` holds centers `b*W .. b*W+W` transposed
+/// (`ct[b*d*W + j*W + lane]`), `cn` their squared norms; padding lanes have norm +inf.
+#[derive(Clone, Debug)]
+pub struct Packed<T> {
+    pub k: usize,
+    pub d: usize,
+    pub nb: usize,
+    pub ct: Vec<T>,
+    pub cn: Vec<T>,
+}
+
+impl<T: Real> Packed<T> {
+    /// Packs `k` centers stored row-major (`centers[c*d + j]`).
+    pub fn new(centers: &[T], k: usize, d: usize) -> Self {
+        let nb = k.div_ceil(W).max(1);
+        let mut ct = vec![T::ZERO; nb * d * W];
+        let mut cn = vec![T::INF; nb * W];
+        for c in 0..k {
+            let (b, l) = (c / W, c % W);
+            let row = &centers[c * d..(c + 1) * d];
+            let mut s = T::ZERO;
+            for (j, &v) in row.iter().enumerate() {
+                ct[b * d * W + j * W + l] = v;
+                s = s + v * v;
+            }
+            cn[c] = s;
+        }
+        Packed { k, d, nb, ct, cn }
+    }
+
+    /// Width of a row of distances to every packed center (`nb * W`).
+    #[inline(always)]
+    pub fn width(&self) -> usize {
+        self.nb * W
+    }
+}
+
+/// Squared norm of a row.
+#[inline(always)]
+pub fn norm2<T: Real, F: Fm>(x: &[T]) -> T {
+    let mut s = T::ZERO;
+    for &v in x {
+        s = F::fma(v, v, s);
+    }
+    s
+}
+
+/// Exact squared distance in f64 (for inertia and bookkeeping).
+#[inline(always)]
+pub fn dist2_f64<T: Real>(x: &[T], c: &[T]) -> f64 {
+    let mut s = 0.0f64;
+    for (a, b) in x.iter().zip(c) {
+        let t = a.to_f64() - b.to_f64();
+        s += t * t;
+    }
+    s
+}
+
+/// Squared distance in the data precision, direct form (accurate, for a single center).
+#[inline(always)]
+pub fn dist2<T: Real, F: Fm>(x: &[T], c: &[T]) -> T {
+    let mut s = T::ZERO;
+    for (a, b) in x.iter().zip(c) {
+        let t = *a - *b;
+        s = F::fma(t, t, s);
+    }
+    s
+}
+
+/// Dot products of `P` points (rows `xs[p]`, length `d`) with the `W` centers of one block.
+#[inline(always)]
+fn tile<T: Real, F: Fm>(xs: &[&[T]; P], d: usize, block: &[T]) -> [[T; W]; P] {
+    let mut acc = [[T::ZERO; W]; P];
+    let block = &block[..d * W];
+    let xs = [&xs[0][..d], &xs[1][..d], &xs[2][..d], &xs[3][..d]];
+    for j in 0..d {
+        let c: &[T; W] = block[j * W..j * W + W].try_into().unwrap();
+        for p in 0..P {
+            let xv = xs[p][j];
+            for w in 0..W {
+                acc[p][w] = F::fma(xv, c[w], acc[p][w]);
+            }
+        }
+    }
+    acc
+}
+
+/// Dot products of one point with the `W` centers of one block.
+#[inline(always)]
+fn tile1<T: Real, F: Fm>(x: &[T], d: usize, block: &[T]) -> [T; W] {
+    let mut acc = [T::ZERO; W];
+    let block = &block[..d * W];
+    let x = &x[..d];
+    for j in 0..d {
+        let c: &[T; W] = block[j * W..j * W + W].try_into().unwrap();
+        let xv = x[j];
+        for w in 0..W {
+            acc[w] = F::fma(xv, c[w], acc[w]);
+        }
+    }
+    acc
+}
+
+/// Squared distances of up to `P` points (`rows`, row-major with `d` columns; `xn` their squared
+/// norms) to the centers of blocks `b0..b1`: `out[p * stride + (b - b0) * W + lane]`, clamped at 0.
+#[inline(always)]
+pub fn dist_tile<T: Real, F: Fm>(
+    rows: &[T],
+    xn: &[T],
+    d: usize,
+    pk: &Packed<T>,
+    b0: usize,
+    b1: usize,
+    out: &mut [T],
+    stride: usize,
+) {
+    let np = xn.len();
+    debug_assert!(np >= 1 && np <= P);
+    let last = np - 1;
+    let xs: [&[T]; P] = std::array::from_fn(|p| {
+        let q = p.min(last);
+        &rows[q * d..(q + 1) * d]
+    });
+    for b in b0..b1 {
+        let acc = tile::<T, F>(&xs, d, &pk.ct[b * d * W..(b + 1) * d * W]);
+        let cn: &[T; W] = pk.cn[b * W..b * W + W].try_into().unwrap();
+        let off = (b - b0) * W;
+        for p in 0..np {
+            let o: &mut [T; W] = (&mut out[p * stride + off..p * stride + off + W])
+                .try_into()
+                .unwrap();
+            let x2 = xn[p];
+            for w in 0..W {
+                o[w] = (x2 + cn[w] - T::TWO * acc[p][w]).mx(T::ZERO);
+            }
+        }
+    }
+}
+
+/// Squared distances of one point to the centers of blocks `b0..b1` (`out[(b - b0) * W + lane]`).
+#[inline(always)]
+pub fn dist_one<T: Real, F: Fm>(
+    x: &[T],
+    x2: T,
+    d: usize,
+    pk: &Packed<T>,
+    b0: usize,
+    b1: usize,
+    out: &mut [T],
+) {
+    for b in b0..b1 {
+        let acc = tile1::<T, F>(x, d, &pk.ct[b * d * W..(b + 1) * d * W]);
+        let cn: &[T; W] = pk.cn[b * W..b * W + W].try_into().unwrap();
+        let o: &mut [T; W] = (&mut out[(b - b0) * W..(b - b0) * W + W])
+            .try_into()
+            .unwrap();
+        for w in 0..W {
+            o[w] = (x2 + cn[w] - T::TWO * acc[w]).mx(T::ZERO);
+        }
+    }
+}
+
+/// Index and value of the minimum of `row[..k]` (first index on ties).
+#[inline(always)]
+pub fn argmin<T: Real>(row: &[T]) -> (usize, T) {
+    let mut bi = 0;
+    let mut bv = T::INF;
+    for (i, &v) in row.iter().enumerate() {
+        if v < bv {
+            bv = v;
+            bi = i;
+        }
+    }
+    (bi, bv)
+}
+
+#[inline(always)]
+fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) {
+    let n = idx.len();
+    let width = pk.width();
+    let mut buf = vec![T::ZERO; P * width];
+    let mut xn = [T::ZERO; P];
+    let mut i = 0;
+    while i < n {
+        let np = (n - i).min(P);
+        let rows = &x[i * d..(i + np) * d];
+        for p in 0..np {
+            xn[p] = norm2::<T, F>(&rows[p * d..(p + 1) * d]);
+        }
+        dist_tile::<T, F>(rows, &xn[..np], d, pk, 0, pk.nb, &mut buf, width);
+        for p in 0..np {
+            let (b, v) = argmin(&buf[p * width..p * width + pk.k]);
+            idx[i + p] = b as u32;
+            d2[i + p] = v;
+        }
+        i += np;
+    }
+}
+
+simd_fn!(
+    /// Nearest packed center of each row of `x` (`idx.len()` rows) and its squared distance
+    /// (kernel precision).
+    pub fn nearest<T>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) -> () = nearest_imp
+);
+
+#[inline(always)]
+fn all_dist_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, out: &mut [T]) {
+    let k = pk.k;
+    let n = out.len() / k.max(1);
+    let width = pk.width();
+    let mut buf = vec![T::ZERO; P * width];
+    let mut xn = [T::ZERO; P];
+    let mut i = 0;
+    while i < n {
+        let np = (n - i).min(P);
+        let rows = &x[i * d..(i + np) * d];
+        for p in 0..np {
+            xn[p] = norm2::<T, F>(&rows[p * d..(p + 1) * d]);
+        }
+        dist_tile::<T, F>(rows, &xn[..np], d, pk, 0, pk.nb, &mut buf, width);
+        for p in 0..np {
+            out[(i + p) * k..(i + p + 1) * k].copy_from_slice(&buf[p * width..p * width + k]);
+        }
+        i += np;
+    }
+}
+
+simd_fn!(
+    /// Squared distances of every row of `x` to every center (`out[i*k + c]`).
+    pub fn all_dist<T>(x: &[T], d: usize, pk: &Packed<T>, out: &mut [T]) -> () = all_dist_imp
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_matches_direct_distances() {
+        let (n, d, k) = (13, 5, 37);
+        let x: Vec<f64> = (0..n * d)
+            .map(|i| ((i * 7919) % 101) as f64 / 10.0)
+            .collect();
+        let c: Vec<f64> = (0..k * d)
+            .map(|i| ((i * 104_729) % 97) as f64 / 9.0)
+            .collect();
+        let pk = Packed::new(&c, k, d);
+        let mut out = vec![0.0; n * k];
+        all_dist(&x, d, &pk, &mut out);
+        let mut idx = vec![0u32; n];
+        let mut d2 = vec![0.0; n];
+        nearest(&x, d, &pk, &mut idx, &mut d2);
+        for i in 0..n {
+            let mut best = (0, f64::INFINITY);
+            for cc in 0..k {
+                let e = dist2_f64(&x[i * d..(i + 1) * d], &c[cc * d..(cc + 1) * d]);
+                assert!((out[i * k + cc] - e).abs() < 1e-9 * (1.0 + e), "{i} {cc}");
+                if e < best.1 {
+                    best = (cc, e);
+                }
+            }
+            assert_eq!(idx[i] as usize, best.0);
+            assert!((d2[i] - best.1).abs() < 1e-9 * (1.0 + best.1));
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! KMeans clustering core (pure Rust): k-means|| / k-means++ / random initialisation, exact Lloyd
+//! iterations (plain, or accelerated by Yinyang distance bounds), mini-batch updates, and column
+//! moments for feature scaling.
+//!
+//! Data is row-major `x[i*d + j]` in f32 or f64 and is never copied or upcast; distance kernels run
+//! in the data precision, while center sums, shifts and inertia are accumulated in f64. All
+//! parallel work runs over fixed chunks of [`CH`] rows, with partial results reduced in chunk
+//! order, so results are identical for any thread count.
+
+pub mod init;
+pub mod kernel;
+pub mod lloyd;
+pub mod yinyang;
+
+use crate::control::Control;
+use crate::error::{CoreError, Result};
+use kernel::{Packed, Real};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Rows per parallel chunk (fixed: the split never depends on the thread count).
+pub const CH: usize = crate::parallel::CHUNK;
+/// Chunks processed between two ordered reductions (bounds the memory of partial results).
+pub const BATCH: usize = 64;
+
+/// How the initial centers are chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Init {
+    /// k-means|| (Bailey et al.): 5 rounds oversampling 2k candidates, then weighted k-means++
+    /// and a few weighted Lloyd steps on the candidates.
+    KMeansParallel,
+    /// Greedy k-means++ (2 + ln k trials per center, as scikit-learn).
+    KMeansPlusPlus,
+    /// k distinct rows drawn uniformly.
+    Random,
+    /// Given centers, row-major `k*d` (in f64; converted to the data precision).
+    Explicit(Vec<f64>),
+}
+
+/// Which exact Lloyd implementation runs the iterations (all give the same result up to ties and
+/// rounding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// Yinyang bounds (groups of centers; a single group, i.e. Hamerly-like, for small k).
+    Auto,
+    /// Plain Lloyd: every distance every iteration (blocked kernel).
+    Lloyd,
+    /// Yinyang bounds, forced.
+    Yinyang,
+}
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub k: usize,
+    pub init: Init,
+    pub max_iter: usize,
+    /// Relative tolerance (scikit-learn's): stop when the sum of squared center shifts is at most
+    /// `tol * mean feature variance`.
+    pub tol: f64,
+    pub algorithm: Algorithm,
+    pub seed: u64,
+}
+
+/// A fitted model.
+#[derive(Clone, Debug)]
+pub struct Fitted<T> {
+    /// Row-major `k*d`.
+    pub centers: Vec<T>,
+    pub labels: Vec<u32>,
+    /// Sum of squared distances to the assigned centers, accumulated in f64.
+    pub inertia: f64,
+    pub n_iter: usize,
+}
+
+/// Checks the shape and values of `x` (named `arg`); returns the number of rows.
+pub fn check_x<T: Real>(arg: &str, x: &[T], d: usize) -> Result<usize> {
+    if d == 0 {
+        return Err(CoreError::invalid(arg, "has 0 features (columns)"));
+    }
+    if x.is_empty() {
+        return Err(CoreError::invalid(arg, "is empty (0 samples)"));
+    }
+    if x.len() % d != 0 {
+        return Err(CoreError::invalid(
+            arg,
+            format!("has {} values, not a multiple of {d} features", x.len()),
+        ));
+    }
+    let bad = x
+        .par_chunks(1 << 16)
+        .enumerate()
+        .filter_map(|(c, s)| {
+            s.iter()
+                .position(|v| !v.to_f64().is_finite())
+                .map(|p| c * (1 << 16) + p)
+        })
+        .min();
+    if let Some(p) = bad {
+        return Err(CoreError::invalid(
+            arg,
+            format!(
+                "must be finite, found {:?} at row {}, column {}",
+                x[p],
+                p / d,
+                p % d
+            ),
+        ));
+    }
+    Ok(x.len() / d)
+}
+
+/// Runs `work(chunk_index, rows)` over the fixed chunks of `0..n` in parallel and feeds the
+/// results to `reduce` in chunk order (batches of [`BATCH`] chunks bound the memory held).
+pub fn ordered<R: Send>(
+    n: usize,
+    ctl: &Control,
+    work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
+    mut reduce: impl FnMut(usize, R),
+) -> Result<()> {
+    let nc = n.div_ceil(CH);
+    let mut c0 = 0;
+    while c0 < nc {
+        ctl.check()?;
+        let c1 = (c0 + BATCH).min(nc);
+        let parts: Vec<R> = (c0..c1)
+            .into_par_iter()
+            .map(|c| work(c, c * CH..((c + 1) * CH).min(n)))
+            .collect();
+        for (i, r) in parts.into_iter().enumerate() {
+            reduce(c0 + i, r);
+        }
+        c0 = c1;
+    }
+    Ok(())
+}
+
+/// Per-column mean and (population) variance in f64 (two passes, chunk-ordered sums).
+pub fn column_moments<T: Real>(x: &[T], d: usize, ctl: &Control) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = x.len() / d;
+    let mut sum = vec![0.0f64; d];
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            let mut s = vec![0.0f64; d];
+            for row in x[r.start * d..r.end * d].chunks_exact(d) {
+                for (a, v) in s.iter_mut().zip(row) {
+                    *a += v.to_f64();
+                }
+            }
+            s
+        },
+        |_, s| sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
+    )?;
+    let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
+    let mut ss = vec![0.0f64; d];
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            let mut s = vec![0.0f64; d];
+            for row in x[r.start * d..r.end * d].chunks_exact(d) {
+                for ((a, v), m) in s.iter_mut().zip(row).zip(&mean) {
+                    let t = v.to_f64() - m;
+                    *a += t * t;
+                }
+            }
+            s
+        },
+        |_, s| ss.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
+    )?;
+    let var = ss.iter().map(|s| s / n as f64).collect();
+    Ok((mean, var))
+}
+
+/// The absolute tolerance on the sum of squared center shifts: `tol * mean(var(x, axis=0))`.
+pub fn abs_tol<T: Real>(x: &[T], d: usize, tol: f64, ctl: &Control) -> Result<f64> {
+    if tol == 0.0 {
+        return Ok(0.0);
+    }
+    let (_, var) = column_moments(x, d, ctl)?;
+    Ok(tol * var.iter().sum::<f64>() / d as f64)
+}
+
+fn check_centers<T: Real>(centers: &[T], k: usize, d: usize) -> Result<()> {
+    if k == 0 || centers.len() != k * d {
+        return Err(CoreError::invalid(
+            "centers",
+            format!(
+                "has {} values, expected n_clusters x {d} features",
+                centers.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fits KMeans on `x` (`d` columns).
+pub fn fit<T: Real>(x: &[T], d: usize, p: &Params, ctl: &Control) -> Result<Fitted<T>> {
+    let n = check_x("X", x, d)?;
+    if p.k == 0 {
+        return Err(CoreError::invalid("n_clusters", "must be >= 1, got 0"));
+    }
+    if p.k > n {
+        return Err(CoreError::invalid(
+            "n_clusters",
+            format!("n_clusters={} must be <= n_samples={n}", p.k),
+        ));
+    }
+    if p.max_iter == 0 {
+        return Err(CoreError::invalid("max_iter", "must be >= 1, got 0"));
+    }
+    if !(p.tol.is_finite() && p.tol >= 0.0) {
+        return Err(CoreError::invalid(
+            "tol",
+            format!("must be a finite number >= 0, got {}", p.tol),
+        ));
+    }
+    let centers = init::init_centers(x, d, p.k, &p.init, p.seed, ctl)?;
+    let tol = abs_tol(x, d, p.tol, ctl)?;
+    let use_yy = match p.algorithm {
+        Algorithm::Lloyd => false,
+        Algorithm::Yinyang => true,
+        Algorithm::Auto => p.k >= 8,
+    };
+    if use_yy {
+        yinyang::run(x, d, centers, p.k, p.max_iter, tol, ctl)
+    } else {
+        lloyd::run(x, d, centers, p.k, p.max_iter, tol, ctl)
+    }
+}
+
+/// Nearest center of every row and the inertia (f64, exact).
+pub fn predict<T: Real>(
+    x: &[T],
+    d: usize,
+    centers: &[T],
+    k: usize,
+    ctl: &Control,
+) -> Result<(Vec<u32>, f64)> {
+    let n = check_x("X", x, d)?;
+    check_centers(centers, k, d)?;
+    let pk = Packed::new(centers, k, d);
+    let mut labels = vec![0u32; n];
+    let mut inertia = 0.0;
+    let lab = SyncSlice::new(&mut labels);
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            // SAFETY: chunks are disjoint ranges of rows.
+            let l = unsafe { lab.range(r.clone()) };
+            let mut d2 = vec![T::ZERO; r.len()];
+            kernel::nearest(&x[r.start * d..r.end * d], d, &pk, l, &mut d2);
+            exact_inertia(&x[r.start * d..r.end * d], d, centers, l)
+        },
+        |_, s| inertia += s,
+    )?;
+    Ok((labels, inertia))
+}
+
+/// Euclidean distances of every row to every center (`out[i*k + c]`, data precision).
+pub fn transform<T: Real>(
+    x: &[T],
+    d: usize,
+    centers: &[T],
+    k: usize,
+    ctl: &Control,
+) -> Result<Vec<T>> {
+    let n = check_x("X", x, d)?;
+    check_centers(centers, k, d)?;
+    let pk = Packed::new(centers, k, d);
+    let mut out = vec![T::ZERO; n * k];
+    let o = SyncSlice::new(&mut out);
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            // SAFETY: chunks are disjoint ranges of rows.
+            let dst = unsafe { o.range(r.start * k..r.end * k) };
+            kernel::all_dist(&x[r.start * d..r.end * d], d, &pk, dst);
+            for v in dst.iter_mut() {
+                *v = v.sqrt();
+            }
+        },
+        |_, _| {},
+    )?;
+    Ok(out)
+}
+
+/// Sum over rows of the exact f64 squared distance to the labelled center.
+pub fn exact_inertia<T: Real>(x: &[T], d: usize, centers: &[T], labels: &[u32]) -> f64 {
+    let mut s = 0.0;
+    for (row, &l) in x.chunks_exact(d).zip(labels) {
+        let l = l as usize;
+        s += kernel::dist2_f64(row, &centers[l * d..(l + 1) * d]);
+    }
+    s
+}
+
+/// Inertia of `labels` against `centers` over all of `x`, chunk-ordered.
+pub fn inertia_of<T: Real>(
+    x: &[T],
+    d: usize,
+    centers: &[T],
+    labels: &[u32],
+    ctl: &Control,
+) -> Result<f64> {
+    let n = x.len() / d;
+    let mut total = 0.0;
+    ordered(
+        n,
+        ctl,
+        |_, r| exact_inertia(&x[r.start * d..r.end * d], d, centers, &labels[r.clone()]),
+        |_, s| total += s,
+    )?;
+    Ok(total)
+}
+
+/// A mutable slice shared by parallel chunk workers that each touch a disjoint range.
+pub struct SyncSlice<T> {
+    ptr: *mut T,
+    len: usize,
+}
+unsafe impl<T: Send> Send for SyncSlice<T> {}
+unsafe impl<T: Send> Sync for SyncSlice<T> {}
+impl<T> SyncSlice<T> {
+    pub fn new(s: &mut [T]) -> Self {
+        SyncSlice {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+    /// # Safety
+    /// Ranges handed out concurrently must not overlap, and the slice must outlive their use.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [T] {
+        assert!(r.start <= r.end && r.end <= self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start)
+    }
+}
+
+/// Relocates the centers of empty clusters (`counts[c] == 0`) onto the rows farthest from their
+/// assigned centers (`old` centers), as scikit-learn does: the row is removed from its cluster's
+/// sums and becomes the new cluster's only member; its label is updated. Deterministic (largest
+/// distance first, lowest row index on ties). Returns the moved rows and their previous labels.
+#[allow(clippy::too_many_arguments)]
+pub fn relocate_empty<T: Real>(
+    x: &[T],
+    d: usize,
+    old: &[T],
+    labels: &mut [u32],
+    sums: &mut [f64],
+    counts: &mut [u64],
+    ctl: &Control,
+) -> Result<Vec<(usize, u32)>> {
+    let empty: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
+    if empty.is_empty() {
+        return Ok(vec![]);
+    }
+    let n = labels.len();
+    let want = (2 * empty.len() + 16).min(n);
+    let mut top: Vec<(f64, usize)> = Vec::new();
+    let lab: &[u32] = labels;
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            let mut v: Vec<(f64, usize)> = r
+                .clone()
+                .map(|i| {
+                    let l = lab[i] as usize;
+                    (
+                        kernel::dist2_f64(&x[i * d..(i + 1) * d], &old[l * d..(l + 1) * d]),
+                        i,
+                    )
+                })
+                .collect();
+            keep_top(&mut v, want);
+            v
+        },
+        |_, mut v| {
+            top.append(&mut v);
+            keep_top(&mut top, want);
+        },
+    )?;
+    let mut moved = vec![];
+    let mut it = top.into_iter();
+    for &e in &empty {
+        for (_, i) in it.by_ref() {
+            let from = labels[i] as usize;
+            if counts[from] <= 1 {
+                continue;
+            }
+            let row = &x[i * d..(i + 1) * d];
+            counts[from] -= 1;
+            for j in 0..d {
+                sums[from * d + j] -= row[j].to_f64();
+                sums[e * d + j] = row[j].to_f64();
+            }
+            counts[e] = 1;
+            labels[i] = e as u32;
+            moved.push((i, from as u32));
+            break;
+        }
+    }
+    Ok(moved)
+}
+
+fn keep_top(v: &mut Vec<(f64, usize)>, want: usize) {
+    v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    v.truncate(want);
+}
+
+/// New centers from sums and counts (clusters still empty keep their old center); returns the
+/// sum of squared shifts (f64).
+pub fn update_centers<T: Real>(centers: &mut [T], sums: &[f64], counts: &[u64], d: usize) -> f64 {
+    let mut shift = 0.0;
+    for (c, &cnt) in counts.iter().enumerate() {
+        if cnt == 0 {
+            continue;
+        }
+        let inv = 1.0 / cnt as f64;
+        for j in 0..d {
+            let new = T::from_f64(sums[c * d + j] * inv);
+            let t = new.to_f64() - centers[c * d + j].to_f64();
+            shift += t * t;
+            centers[c * d + j] = new;
+        }
+    }
+    shift
+}
