@@ -1,1 +1,18 @@
-//! `realtime` core (pure Rust, no PyO3 types). See the module's issue for its scope.
+//! `realtime` core (pure Rust, no PyO3 types): contextual bandits, budget pacing, session
+//! policies and offline policy evaluation.
+//!
+//! One small file per algorithm (river-like): [`linucb`], [`lints`], [`logistic_ts`],
+//! [`epsilon_greedy`] define each policy's index; [`policy`] is the engine they share (per-action
+//! models in [`arms`], dense kernels in [`kernels`]); [`pacer`] does budget pacing; [`ope`] the
+//! off-policy estimators.
+
+pub mod arms;
+pub mod epsilon_greedy;
+pub(crate) mod kernels;
+pub mod lints;
+pub mod linucb;
+pub mod logistic_ts;
+pub mod ope;
+pub mod policy;
+
+pub use policy::{Algo, Config, Policy, Rows};
