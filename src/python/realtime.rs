@@ -22,6 +22,8 @@ const LONG_ROWS: usize = 4096;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RealtimePolicy>()?;
+    m.add_function(wrap_pyfunction!(realtime_ope_evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(realtime_ope_bootstrap, m)?)?;
     Ok(())
 }
 
@@ -550,4 +552,99 @@ impl RealtimePolicy {
         drop(g);
         v.into_pyarray(py).reshape(vec![k, dd, dd])
     }
+}
+
+// ===== offline policy evaluation =================================================================
+
+type Est = (usize, Vec<f64>, Vec<f64>, f64, f64);
+
+/// IPS, SNIPS, DM, DR, switch-DR in one pass: (n, values, stds, mean weight, max weight).
+/// `action_probs` and `q_hat` are contiguous (n, n_actions, n_positions) float64 arrays (any
+/// ndim whose size matches), `positions` int64 or None.
+#[pyfunction]
+#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau))]
+#[allow(clippy::too_many_arguments)]
+fn realtime_ope_evaluate(
+    py: Python<'_>,
+    actions: PyReadonlyArrayDyn<'_, i64>,
+    rewards: PyReadonlyArrayDyn<'_, f64>,
+    propensities: PyReadonlyArrayDyn<'_, f64>,
+    action_probs: PyReadonlyArrayDyn<'_, f64>,
+    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
+    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
+    n_actions: usize,
+    n_positions: usize,
+    clip: f64,
+    switch_tau: f64,
+) -> PyResult<Est> {
+    let l = crate::realtime::ope::Logged {
+        actions: slice(&actions, "actions")?,
+        rewards: slice(&rewards, "rewards")?,
+        pscore: slice(&propensities, "propensities")?,
+        pi_e: slice(&action_probs, "action_probs")?,
+        q: match &q_hat {
+            Some(q) => Some(slice(q, "q_hat")?),
+            None => None,
+        },
+        positions: match &positions {
+            Some(p) => Some(slice(p, "positions")?),
+            None => None,
+        },
+        n_actions,
+        n_positions,
+    };
+    let p = crate::realtime::ope::Params { clip, switch_tau };
+    let e = run_long(py, None, None, |ctl| {
+        crate::realtime::ope::evaluate(&l, &p, ctl)
+    })?;
+    Ok((
+        e.n,
+        e.value.to_vec(),
+        e.std.to_vec(),
+        e.mean_weight,
+        e.max_weight,
+    ))
+}
+
+/// Bootstrap means (n_boot, 5) of the five estimators (resampling rounds; seeded per sample).
+#[pyfunction]
+#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau, n_boot, seed, mean_weight))]
+#[allow(clippy::too_many_arguments)]
+fn realtime_ope_bootstrap<'py>(
+    py: Python<'py>,
+    actions: PyReadonlyArrayDyn<'_, i64>,
+    rewards: PyReadonlyArrayDyn<'_, f64>,
+    propensities: PyReadonlyArrayDyn<'_, f64>,
+    action_probs: PyReadonlyArrayDyn<'_, f64>,
+    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
+    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
+    n_actions: usize,
+    n_positions: usize,
+    clip: f64,
+    switch_tau: f64,
+    n_boot: usize,
+    seed: u64,
+    mean_weight: f64,
+) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    let l = crate::realtime::ope::Logged {
+        actions: slice(&actions, "actions")?,
+        rewards: slice(&rewards, "rewards")?,
+        pscore: slice(&propensities, "propensities")?,
+        pi_e: slice(&action_probs, "action_probs")?,
+        q: match &q_hat {
+            Some(q) => Some(slice(q, "q_hat")?),
+            None => None,
+        },
+        positions: match &positions {
+            Some(p) => Some(slice(p, "positions")?),
+            None => None,
+        },
+        n_actions,
+        n_positions,
+    };
+    let p = crate::realtime::ope::Params { clip, switch_tau };
+    let v = run_long(py, None, None, |ctl| {
+        crate::realtime::ope::bootstrap(&l, &p, n_boot, seed, mean_weight, ctl)
+    })?;
+    v.into_pyarray(py).reshape(vec![n_boot, 5])
 }

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from . import ope
 from .epsilon_greedy import EpsilonGreedy
-from .linucb import LinUCB
 from .lints import LinTS
+from .linucb import LinUCB
 from .logistic_ts import LogisticTS
 
 __all__ = [
