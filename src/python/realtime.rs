@@ -22,6 +22,7 @@ const LONG_ROWS: usize = 4096;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RealtimePolicy>()?;
+    m.add_class::<RealtimePacer>()?;
     m.add_function(wrap_pyfunction!(realtime_ope_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(realtime_ope_bootstrap, m)?)?;
     Ok(())
@@ -647,4 +648,105 @@ fn realtime_ope_bootstrap<'py>(
         crate::realtime::ope::bootstrap(&l, &p, n_boot, seed, mean_weight, ctl)
     })?;
     v.into_pyarray(py).reshape(vec![n_boot, 5])
+}
+
+// ===== budget pacing =============================================================================
+
+/// The dual pacing core behind `growthmachine.realtime.BudgetPacer`.
+#[pyclass(module = "growthmachine._core", frozen)]
+pub struct RealtimePacer {
+    inner: Mutex<crate::realtime::pacer::Pacer>,
+}
+
+impl RealtimePacer {
+    fn lock(&self) -> MutexGuard<'_, crate::realtime::pacer::Pacer> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl RealtimePacer {
+    #[new]
+    fn new(
+        n_actions: usize,
+        budget: PyReadonlyArrayDyn<'_, f64>,
+        horizon: u64,
+        step: f64,
+        null_action: usize,
+    ) -> PyResult<Self> {
+        let p = crate::realtime::pacer::Pacer::new(
+            n_actions,
+            slice(&budget, "budget")?,
+            horizon,
+            step,
+            null_action,
+        )
+        .map_err(to_pyerr)?;
+        Ok(RealtimePacer {
+            inner: Mutex::new(p),
+        })
+    }
+
+    /// Decides n events from their values (n, K) and costs (K*m or n*K*m values).
+    fn decide<'py>(
+        &self,
+        py: Python<'py>,
+        values: PyReadonlyArrayDyn<'py, f64>,
+        costs: PyReadonlyArrayDyn<'py, f64>,
+        n: usize,
+        charge: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let v = slice(&values, "values")?;
+        let c = slice(&costs, "costs")?;
+        let mut out = vec![0i64; n];
+        py.detach(|| self.lock().decide(v, c, n, charge, &mut out))
+            .map_err(to_pyerr)?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Charges revealed costs, one row of m values per event.
+    fn charge(&self, py: Python<'_>, costs: PyReadonlyArrayDyn<'_, f64>) -> PyResult<()> {
+        let c = slice(&costs, "cost")?;
+        py.detach(|| {
+            let mut g = self.lock();
+            let m = g.n_resources();
+            for row in c.chunks(m) {
+                g.charge(row)?;
+            }
+            Ok(())
+        })
+        .map_err(to_pyerr)
+    }
+
+    #[getter]
+    fn price<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().price().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn spend<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().spend().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn budget<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().budget().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn n_events(&self) -> u64 {
+        self.lock().n_events()
+    }
+    #[getter]
+    fn horizon(&self) -> u64 {
+        self.lock().horizon()
+    }
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.lock().to_bytes().map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+    #[staticmethod]
+    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+        let p = crate::realtime::pacer::Pacer::from_bytes(data).map_err(to_pyerr)?;
+        Ok(RealtimePacer {
+            inner: Mutex::new(p),
+        })
+    }
 }

@@ -23,8 +23,10 @@ from .epsilon_greedy import EpsilonGreedy
 from .lints import LinTS
 from .linucb import LinUCB
 from .logistic_ts import LogisticTS
+from .pacing import BudgetPacer
 
 __all__ = [
+    "BudgetPacer",
     "EpsilonGreedy",
     "LinTS",
     "LinUCB",
