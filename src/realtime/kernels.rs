@@ -116,29 +116,53 @@ pub(crate) fn cholesky(s: &[f64], d: usize, l: &mut [f64]) -> bool {
     true
 }
 
-/// For a block of rows `z` (r x d, row-major) and a lower factor `L` of `S = L L^T`, writes
-/// `q[r] = z_r^T S z_r = ||L^T z_r||^2` using `y` (r x d) as scratch: half the flops of `z S z`.
+/// Rows scored together by [`block_mean_quad`] (SIMD lanes run over rows).
+pub(crate) const LANES: usize = 32;
+
+/// For `LANES` rows stored transposed in `zt` (d x LANES: `zt[j * LANES + r]` is feature `j` of
+/// row `r`), the upper factor `U` (row-major, `S = U^T U`) and the mean `theta`, writes
+/// `mean[r] = theta . z_r` and `quad[r] = z_r^T S z_r = ||U z_r||^2`. Vectorised over rows, so
+/// every inner loop has the fixed length `LANES` whatever `d` is; d (d + 1) / 2 + d fused
+/// multiply-adds per row.
 #[inline(always)]
-pub(crate) fn quad_block_chol<M: Mode>(
-    l: &[f64],
-    z: &[f64],
+pub(crate) fn block_mean_quad<M: Mode>(
+    u: &[f64],
+    theta: &[f64],
+    zt: &[f64],
     d: usize,
-    y: &mut [f64],
-    q: &mut [f64],
+    need_quad: bool,
+    mean: &mut [f64; LANES],
+    quad: &mut [f64; LANES],
 ) {
-    let r = q.len();
-    y[..r * d].fill(0.0);
+    let mut mu = [0.0f64; LANES];
     for j in 0..d {
-        let lj = &l[j * d..j * d + j + 1];
-        for row in 0..r {
-            let zj = z[row * d + j];
-            axpy::<M>(&mut y[row * d..row * d + j + 1], zj, lj);
+        let zr: &[f64; LANES] = zt[j * LANES..(j + 1) * LANES].try_into().unwrap();
+        let t = theta[j];
+        for r in 0..LANES {
+            mu[r] = M::fma(t, zr[r], mu[r]);
         }
     }
-    for row in 0..r {
-        let yr = &y[row * d..(row + 1) * d];
-        q[row] = dot::<M>(yr, yr);
+    *mean = mu;
+    if !need_quad {
+        *quad = [0.0; LANES];
+        return;
     }
+    let mut q = [0.0f64; LANES];
+    for i in 0..d {
+        let mut acc = [0.0f64; LANES];
+        let row = &u[i * d..(i + 1) * d];
+        for j in i..d {
+            let zr: &[f64; LANES] = zt[j * LANES..(j + 1) * LANES].try_into().unwrap();
+            let uij = row[j];
+            for r in 0..LANES {
+                acc[r] = M::fma(uij, zr[r], acc[r]);
+            }
+        }
+        for r in 0..LANES {
+            q[r] = M::fma(acc[r], acc[r], q[r]);
+        }
+    }
+    *quad = q;
 }
 
 #[cfg(test)]
@@ -168,13 +192,31 @@ mod tests {
         assert!((dot::<Plain>(&w, &z) - q_naive).abs() < 1e-12);
         let mut l = vec![0.0; d * d];
         assert!(cholesky(&s, d, &mut l));
-        let mut y = vec![0.0; d];
-        let mut q = [0.0];
-        quad_block_chol::<Plain>(&l, &z, d, &mut y, &mut q);
-        assert!((q[0] - q_naive).abs() < 1e-10, "{} {}", q[0], q_naive);
         let mut s2 = s.clone();
         rank1_sub::<Plain>(&mut s2, &z, 0.5);
         assert!((s2[d + 2] - (s[d + 2] - 0.5 * z[1] * z[2])).abs() < 1e-15);
         assert!(!cholesky(&[-1.0], 1, &mut [0.0]));
+        // block kernel: U = L^T
+        let mut u = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                u[i * d + j] = l[j * d + i];
+            }
+        }
+        let mut zt = vec![0.0; d * LANES];
+        for r in 0..LANES {
+            for j in 0..d {
+                zt[j * LANES + r] = z[j] * (r as f64 + 1.0);
+            }
+        }
+        let theta = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let (mut mean, mut quad) = ([0.0; LANES], [0.0; LANES]);
+        block_mean_quad::<Plain>(&u, &theta, &zt, d, true, &mut mean, &mut quad);
+        let m0: f64 = theta.iter().zip(&z).map(|(a, b)| a * b).sum();
+        for r in 0..LANES {
+            let s2 = (r as f64 + 1.0).powi(2);
+            assert!((quad[r] - q_naive * s2).abs() < 1e-9 * s2, "{r}");
+            assert!((mean[r] - m0 * (r as f64 + 1.0)).abs() < 1e-12 * s2);
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! gives exactly the state of the same events applied one by one.
 
 use super::arms::{update_many, Link};
-use super::kernels::{cholesky, dot, has_fma, quad_block_chol, symv, Fused, Mode, Plain};
+use super::kernels::{block_mean_quad, cholesky, dot, has_fma, symv, Fused, Mode, Plain, LANES};
 use super::{epsilon_greedy, lints, linucb};
 use crate::error::{check_finite, CoreError, Result};
 use crate::rng;
@@ -20,8 +20,6 @@ use serde::{Deserialize, Serialize};
 
 /// Rows per parallel chunk of `choose_batch`/`scores_batch` (fixed: results never depend on it).
 const ROWS: usize = 1024;
-/// Rows scored together against one action's factor (register/cache blocking).
-const BLOCK: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algo {
@@ -353,11 +351,15 @@ impl Policy {
         }
         for a in 0..self.cfg.n_actions {
             if self.chol_state[a] == 0 {
-                let ok = cholesky(
-                    &self.s[a * dd * dd..(a + 1) * dd * dd],
-                    dd,
-                    &mut self.chol[a * dd * dd..(a + 1) * dd * dd],
-                );
+                let mut l = vec![0.0; dd * dd];
+                let ok = cholesky(&self.s[a * dd * dd..(a + 1) * dd * dd], dd, &mut l);
+                // Stored as the upper factor U = L^T (row-major), as block_mean_quad reads it.
+                let u = &mut self.chol[a * dd * dd..(a + 1) * dd * dd];
+                for i in 0..dd {
+                    for j in 0..dd {
+                        u[i * dd + j] = l[j * dd + i];
+                    }
+                }
                 self.chol_state[a] = if ok { 1 } else { 2 };
             }
         }
@@ -409,41 +411,51 @@ impl Policy {
 
     #[inline(always)]
     fn score_chunk<M: Mode>(&self, rows: &Rows, start: usize, m: usize, t0: u64, out: &mut [f64]) {
-        let (na, dd) = (self.cfg.n_actions, self.dim());
+        let (na, dd, d) = (self.cfg.n_actions, self.dim(), self.cfg.n_features);
         let need_q = self.cfg.algo.needs_quad();
+        let shared = rows.xa.is_none();
         let mut means = vec![0.0; m * na];
         let mut quads = vec![0.0; m * na];
-        let mut z = vec![0.0; BLOCK * dd];
-        let mut y = vec![0.0; BLOCK * dd];
-        let mut q = [0.0; BLOCK];
-        for a in 0..na {
-            let th = &self.theta[a * dd..(a + 1) * dd];
-            let l = &self.chol[a * dd * dd..(a + 1) * dd * dd];
-            let sa = &self.s[a * dd * dd..(a + 1) * dd * dd];
-            let mut b0 = 0;
-            while b0 < m {
-                let r = BLOCK.min(m - b0);
-                for j in 0..r {
-                    self.fill_z(rows, start + b0 + j, a, &mut z[j * dd..(j + 1) * dd]);
-                    means[(b0 + j) * na + a] = dot::<M>(th, &z[j * dd..(j + 1) * dd]);
-                }
-                if need_q {
-                    if self.chol_state[a] == 1 {
-                        quad_block_chol::<M>(l, &z[..r * dd], dd, &mut y, &mut q[..r]);
-                    } else {
-                        for j in 0..r {
-                            let zj = &z[j * dd..(j + 1) * dd];
-                            symv::<M>(sa, zj, &mut y[..dd]);
-                            q[j] = dot::<M>(&y[..dd], zj);
+        let mut zt = vec![0.0; dd * LANES];
+        let mut z = vec![0.0; dd];
+        let mut w = vec![0.0; dd];
+        let (mut mu, mut qu) = ([0.0; LANES], [0.0; LANES]);
+        let mut b0 = 0;
+        while b0 < m {
+            let r = LANES.min(m - b0);
+            for a in 0..na {
+                if a == 0 || !shared {
+                    // Transpose the block's rows into zt (zero padding past r).
+                    zt.fill(0.0);
+                    for j in 0..r {
+                        self.fill_z(rows, start + b0 + j, a, &mut z);
+                        for (f, zf) in z.iter().enumerate() {
+                            zt[f * LANES + j] = *zf;
                         }
                     }
+                }
+                let th = &self.theta[a * dd..(a + 1) * dd];
+                if !need_q || self.chol_state[a] == 1 {
+                    let u = &self.chol[a * dd * dd..(a + 1) * dd * dd];
+                    block_mean_quad::<M>(u, th, &zt, dd, need_q, &mut mu, &mut qu);
+                } else {
+                    // Factor unavailable (S not numerically positive definite): use S itself.
+                    let sa = &self.s[a * dd * dd..(a + 1) * dd * dd];
                     for j in 0..r {
-                        quads[(b0 + j) * na + a] = q[j];
+                        self.fill_z(rows, start + b0 + j, a, &mut z);
+                        let (mm, qq) = mean_quad::<M>(sa, th, &z, &mut w, true);
+                        mu[j] = mm;
+                        qu[j] = qq;
                     }
                 }
-                b0 += r;
+                for j in 0..r {
+                    means[(b0 + j) * na + a] = mu[j];
+                    quads[(b0 + j) * na + a] = qu[j];
+                }
             }
+            b0 += r;
         }
+        let _ = d;
         for i in 0..m {
             let o = i * na;
             self.index_row(
@@ -627,6 +639,10 @@ impl Policy {
                     return 0;
                 }
                 update_many(link, sa, ta, dd, &mut |j, z| {
+                    // The events of one action are scattered over X: fetch ahead.
+                    if let Some(&ahead) = idx.get(j + 8) {
+                        prefetch(&rows.x[ahead as usize * d..]);
+                    }
                     idx.get(j).map(|&e| {
                         fill_z_raw(rows, e as usize, a, z, d, k, na);
                         rewards[e as usize]
@@ -655,6 +671,23 @@ fn fill_z_raw(rows: &Rows, i: usize, a: usize, z: &mut [f64], d: usize, k: usize
         let o = (i * na + a) * k;
         z[d..d + k].copy_from_slice(&xa[o..o + k]);
     }
+}
+
+/// Hints the CPU to load the first 256 bytes of `v` into cache.
+#[inline(always)]
+fn prefetch(v: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = v.as_ptr() as *const i8;
+        let lines = (v.len().min(32) * 8).div_ceil(64);
+        for l in 0..lines {
+            // SAFETY: prefetch never faults; the address is inside `v`.
+            unsafe { _mm_prefetch(p.add(l * 64), _MM_HINT_T0) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// `argmax` with ties to the lowest index (as numpy); NaN never wins.
