@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 /// Rows per parallel chunk of `choose_batch`/`scores_batch` (fixed: results never depend on it).
 const ROWS: usize = 1024;
+/// Batches smaller than this run on the calling thread (a pool hand-off costs microseconds).
+const SMALL: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algo {
@@ -375,23 +377,26 @@ impl Policy {
         self.refresh_factors();
         let t0 = self.t;
         let this = &*self;
-        out.par_chunks_mut(ROWS * na)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                let start = c * ROWS;
-                let m = chunk.len() / na;
-                if has_fma() {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX2+FMA present.
-                    unsafe {
-                        this.score_chunk_fma(rows, start, m, t0, chunk)
-                    }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    this.score_chunk::<Plain>(rows, start, m, t0, chunk)
-                } else {
-                    this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+        let score = |(c, chunk): (usize, &mut [f64])| {
+            let start = c * ROWS;
+            let m = chunk.len() / na;
+            if has_fma() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2+FMA present.
+                unsafe {
+                    this.score_chunk_fma(rows, start, m, t0, chunk)
                 }
-            });
+                #[cfg(not(target_arch = "x86_64"))]
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+            } else {
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+            }
+        };
+        if n <= ROWS {
+            out.chunks_mut(ROWS * na).enumerate().for_each(score);
+        } else {
+            out.par_chunks_mut(ROWS * na).enumerate().for_each(score);
+        }
         self.t += n as u64;
         Ok(())
     }
@@ -629,27 +634,36 @@ impl Policy {
         let link = self.cfg.algo.link();
         let mut s = std::mem::take(&mut self.s);
         let mut theta = std::mem::take(&mut self.theta);
-        let added: Vec<u64> = s
-            .par_chunks_mut(dd * dd)
-            .zip(theta.par_chunks_mut(dd))
-            .enumerate()
-            .map(|(a, (sa, ta))| {
-                let idx = &order[start[a]..start[a + 1]];
-                if idx.is_empty() {
-                    return 0;
+        let work = |(a, (sa, ta)): (usize, (&mut [f64], &mut [f64]))| {
+            let idx = &order[start[a]..start[a + 1]];
+            if idx.is_empty() {
+                return 0;
+            }
+            update_many(link, sa, ta, dd, &mut |j, z| {
+                // The events of one action are scattered over X: fetch ahead.
+                if let Some(&ahead) = idx.get(j + 8) {
+                    prefetch(&rows.x[ahead as usize * d..]);
                 }
-                update_many(link, sa, ta, dd, &mut |j, z| {
-                    // The events of one action are scattered over X: fetch ahead.
-                    if let Some(&ahead) = idx.get(j + 8) {
-                        prefetch(&rows.x[ahead as usize * d..]);
-                    }
-                    idx.get(j).map(|&e| {
-                        fill_z_raw(rows, e as usize, a, z, d, k, na);
-                        rewards[e as usize]
-                    })
+                idx.get(j).map(|&e| {
+                    fill_z_raw(rows, e as usize, a, z, d, k, na);
+                    rewards[e as usize]
                 })
             })
-            .collect();
+        };
+        // Small batches (e.g. a single event) stay on the calling thread: no pool hand-off.
+        let added: Vec<u64> = if n < SMALL {
+            s.chunks_mut(dd * dd)
+                .zip(theta.chunks_mut(dd))
+                .enumerate()
+                .map(work)
+                .collect()
+        } else {
+            s.par_chunks_mut(dd * dd)
+                .zip(theta.par_chunks_mut(dd))
+                .enumerate()
+                .map(work)
+                .collect()
+        };
         self.s = s;
         self.theta = theta;
         for (a, c) in added.iter().enumerate() {
