@@ -11,11 +11,11 @@ import argparse
 import threading
 import time
 
-import numpy as np
-
 import growthmachine as gm
-from benchmarks.harness import Table, measure, write_section
+import numpy as np
 from growthmachine.realtime import BudgetPacer, LinTS, LinUCB, ope
+
+from benchmarks.harness import Table, measure, write_section
 
 D, K = 32, 10
 
@@ -58,6 +58,51 @@ def latencies(fn, n):
     return np.percentile(ts, 50) / 1e3, np.percentile(ts, 99) / 1e3
 
 
+def _throughput_rows(t, X, A, R, n_events, tag):
+    pol = LinUCB(K, D)
+    m = measure(lambda: pol.update_batch(X, A, R), repeat=3)
+    t.add(
+        f"update_batch d={D} K={K}{tag}",
+        "growthmachine LinUCB",
+        n_events / m.median,
+        None,
+        None,
+        f"{n_events:,} events per call (target >= 3M/s)",
+    )
+    m = measure(lambda: pol.choose_batch(X), repeat=3)
+    t.add(
+        f"choose_batch{tag}",
+        "growthmachine LinUCB",
+        n_events / m.median,
+        None,
+        None,
+        f"{n_events:,} rows per call (target >= 2M/s)",
+    )
+    ts = LinTS(K, D, seed=1)
+    ts.update_batch(X, A, R)
+    m = measure(lambda: ts.choose_batch(X), repeat=3)
+    t.add(f"choose_batch{tag}", "growthmachine LinTS", n_events / m.median, None, None, "")
+    x = X[0]
+    p50, p99 = latencies(lambda: pol.choose(x), 20_000)
+    t.add(
+        f"single choose{tag}",
+        "growthmachine LinUCB",
+        1e6 / p50,
+        p50,
+        p99,
+        "from Python (target p50 <= 3 us, p99 <= 10 us)",
+    )
+    i = [0]
+
+    def one_update():
+        j = i[0] % 1000
+        pol.update(X[j], int(A[j]), float(R[j]))
+        i[0] += 1
+
+    p50, p99 = latencies(one_update, 20_000)
+    t.add(f"single update{tag}", "growthmachine LinUCB", 1e6 / p50, p50, p99, "")
+
+
 def throughput(n_events, quick):
     t = Table(["case", "implementation", "events/s", "p50 us", "p99 us", "notes"])
     X, theta, rng = linear_stream(n_events)
@@ -69,30 +114,7 @@ def throughput(n_events, quick):
         if ctx:
             ctx.__enter__()
         try:
-            pol = LinUCB(K, D)
-            m = measure(lambda: pol.update_batch(X, A, R), repeat=3)
-            t.add(f"update_batch d={D} K={K}{tag}", "growthmachine LinUCB", n_events / m.median,
-                  None, None, f"{n_events:,} events per call (target >= 3M/s)")
-            m = measure(lambda: pol.choose_batch(X), repeat=3)
-            t.add(f"choose_batch{tag}", "growthmachine LinUCB", n_events / m.median, None, None,
-                  f"{n_events:,} rows per call (target >= 2M/s)")
-            ts = LinTS(K, D, seed=1)
-            ts.update_batch(X, A, R)
-            m = measure(lambda: ts.choose_batch(X), repeat=3)
-            t.add(f"choose_batch{tag}", "growthmachine LinTS", n_events / m.median, None, None, "")
-            x = X[0]
-            p50, p99 = latencies(lambda: pol.choose(x), 20_000)
-            t.add(f"single choose{tag}", "growthmachine LinUCB", 1e6 / p50, p50, p99,
-                  "from Python (target p50 <= 3 us, p99 <= 10 us)")
-            i = [0]
-
-            def one_update():
-                j = i[0] % 1000
-                pol.update(X[j], int(A[j]), float(R[j]))
-                i[0] += 1
-
-            p50, p99 = latencies(one_update, 20_000)
-            t.add(f"single update{tag}", "growthmachine LinUCB", 1e6 / p50, p50, p99, "")
+            _throughput_rows(t, X, A, R, n_events, tag)
         finally:
             if ctx:
                 ctx.__exit__()
@@ -106,25 +128,51 @@ def peers(t, X, A, R, quick):
         from mabwiser.mab import MAB, LearningPolicy
 
         nb = 5 if quick else 20
-        mab = MAB(arms=list(range(K)), learning_policy=LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0))
+        mab = MAB(
+            arms=list(range(K)), learning_policy=LearningPolicy.LinUCB(alpha=1.0, l2_lambda=1.0)
+        )
         mab.fit(A[:1000], R[:1000], X[:1000])
         t0 = time.perf_counter()
         for b in range(1, nb + 1):
-            mab.partial_fit(A[b * 1000 : (b + 1) * 1000], R[b * 1000 : (b + 1) * 1000], X[b * 1000 : (b + 1) * 1000])
+            mab.partial_fit(
+                A[b * 1000 : (b + 1) * 1000],
+                R[b * 1000 : (b + 1) * 1000],
+                X[b * 1000 : (b + 1) * 1000],
+            )
         upd = nb * 1000 / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         for b in range(1, nb + 1):
             mab.predict(X[b * 1000 : (b + 1) * 1000])
         dec = nb * 1000 / (time.perf_counter() - t0)
-        t.add("update_batch (batches of 1000)", "MABWiser LinUCB", upd, None, None, "default BLAS threads")
-        t.add("choose_batch (batches of 1000)", "MABWiser LinUCB", dec, None, None, "default BLAS threads")
+        t.add(
+            "update_batch (batches of 1000)",
+            "MABWiser LinUCB",
+            upd,
+            None,
+            None,
+            "default BLAS threads",
+        )
+        t.add(
+            "choose_batch (batches of 1000)",
+            "MABWiser LinUCB",
+            dec,
+            None,
+            None,
+            "default BLAS threads",
+        )
         n1 = 200
         t0 = time.perf_counter()
         for j in range(n1):
             mab.predict(X[j : j + 1])
             mab.partial_fit(A[j : j + 1], R[j : j + 1], X[j : j + 1])
-        t.add("one event at a time (choose + update)", "MABWiser LinUCB", n1 / (time.perf_counter() - t0),
-              None, None, "")
+        t.add(
+            "one event at a time (choose + update)",
+            "MABWiser LinUCB",
+            n1 / (time.perf_counter() - t0),
+            None,
+            None,
+            "",
+        )
     except Exception as e:  # noqa: BLE001
         t.add("-", "MABWiser", None, None, None, f"failed: {e}")
     # River LinUCBDisjoint.
@@ -139,8 +187,14 @@ def peers(t, X, A, R, quick):
         for j in range(n1):
             a = pol.pull(arms, context=ctxs[j])
             pol.update(a, ctxs[j], float(R[j]))
-        t.add("one event at a time (choose + update)", "River LinUCBDisjoint", n1 / (time.perf_counter() - t0),
-              None, None, "")
+        t.add(
+            "one event at a time (choose + update)",
+            "River LinUCBDisjoint",
+            n1 / (time.perf_counter() - t0),
+            None,
+            None,
+            "",
+        )
     except Exception as e:  # noqa: BLE001
         t.add("-", "River", None, None, None, f"failed: {e}")
     # Vowpal Wabbit contextual bandit (cb_explore_adf) driven from Python.
@@ -155,10 +209,19 @@ def peers(t, X, A, R, quick):
             ex = [shared] + [f"|a a{a}" for a in range(K)]
             p = vw.predict(ex)
             a = int(np.argmax(p))
-            lab = [shared] + [f"{'0:' + format(-R[j], '.4f') + ':' + format(p[a], '.4f') + ' ' if b == a else ''}|a a{b}" for b in range(K)]
+            lab = [shared] + [
+                f"{'0:' + format(-R[j], '.4f') + ':' + format(p[a], '.4f') + ' ' if b == a else ''}|a a{b}"
+                for b in range(K)
+            ]
             vw.learn(lab)
-        t.add("one event at a time (choose + update)", "Vowpal Wabbit cb_explore_adf", n1 / (time.perf_counter() - t0),
-              None, None, "text examples from Python")
+        t.add(
+            "one event at a time (choose + update)",
+            "Vowpal Wabbit cb_explore_adf",
+            n1 / (time.perf_counter() - t0),
+            None,
+            None,
+            "text examples from Python",
+        )
         vw.finish()
     except Exception as e:  # noqa: BLE001
         t.add("-", "Vowpal Wabbit", None, None, None, f"failed: {e}")
@@ -188,14 +251,23 @@ def regret(n, quick):
                 pol.update_batch(xb, a, mean[idx, a] + noise[idx])
                 reg += np.sum(best[idx] - mean[idx, a])
         exact = reg if bs == 1 else exact
-        t.add(f"linear d={D} K={K}, {n:,} events", "growthmachine LinUCB (alpha 1, ridge 1)", bs, reg,
-              reg / exact, "exact = textbook decisions" if bs == 1 else "choose_batch then update_batch")
+        t.add(
+            f"linear d={D} K={K}, {n:,} events",
+            "growthmachine LinUCB (alpha 1, ridge 1)",
+            bs,
+            reg,
+            reg / exact,
+            "exact = textbook decisions" if bs == 1 else "choose_batch then update_batch",
+        )
     # Vowpal Wabbit on a prefix (it runs ~3k events/s from Python).
     try:
         import vowpalwabbit
 
         n_vw = min(n, 5000 if quick else 20_000)
-        for args in ("--cb_explore_adf -q sa --epsilon 0.02 --quiet", "--cb_explore_adf -q sa --squarecb --quiet"):
+        for args in (
+            "--cb_explore_adf -q sa --epsilon 0.02 --quiet",
+            "--cb_explore_adf -q sa --squarecb --quiet",
+        ):
             vw = vowpalwabbit.Workspace(args)
             reg = 0.0
             for j in range(n_vw):
@@ -203,7 +275,10 @@ def regret(n, quick):
                 p = vw.predict([shared] + [f"|a a{a}" for a in range(K)])
                 a = int(np.random.default_rng(j).choice(K, p=np.asarray(p) / np.sum(p)))
                 r = mean[j, a] + noise[j]
-                vw.learn([shared] + [(f"0:{-r:.4f}:{p[a]:.4f} " if b == a else "") + f"|a a{b}" for b in range(K)])
+                vw.learn(
+                    [shared]
+                    + [(f"0:{-r:.4f}:{p[a]:.4f} " if b == a else "") + f"|a a{b}" for b in range(K)]
+                )
                 reg += best[j] - mean[j, a]
             vw.finish()
             pol = LinUCB(K, D)
@@ -212,15 +287,32 @@ def regret(n, quick):
                 a = pol.choose(X[j])
                 pol.update(X[j], a, mean[j, a] + noise[j])
                 ours += best[j] - mean[j, a]
-            t.add(f"same stream, first {n_vw:,} events", f"Vowpal Wabbit {args.replace(' --quiet', '')}", 1, reg,
-                  reg / ours, "ratio to exact LinUCB on the same prefix")
+            t.add(
+                f"same stream, first {n_vw:,} events",
+                f"Vowpal Wabbit {args.replace(' --quiet', '')}",
+                1,
+                reg,
+                reg / ours,
+                "ratio to exact LinUCB on the same prefix",
+            )
     except Exception as e:  # noqa: BLE001
         t.add("-", "Vowpal Wabbit", None, None, None, f"failed: {e}")
     return t
 
 
 def pacing(n):
-    t = Table(["stream", "policy", "events", "budget", "spend", "spend / budget", "max overshoot", "final price"])
+    t = Table(
+        [
+            "stream",
+            "policy",
+            "events",
+            "budget",
+            "spend",
+            "spend / budget",
+            "max overshoot",
+            "final price",
+        ]
+    )
     rng = np.random.default_rng(5)
     d = 8
     theta = rng.normal(size=(4, d)) / np.sqrt(d)
@@ -237,8 +329,16 @@ def pacing(n):
         a = pacer.choose_batch(X)
         pacer.update_batch(X, a, mean[np.arange(bs), a] + rng.normal(size=bs))
         over = max(over, pacer.spend_[0] - budget)
-    t.add("drifting traffic, 4 actions (costs 0, 1, 2, 5)", "BudgetPacer(LinTS)", n, budget, pacer.spend_[0],
-          pacer.spend_[0] / budget, over, pacer.price_[0])
+    t.add(
+        "drifting traffic, 4 actions (costs 0, 1, 2, 5)",
+        "BudgetPacer(LinTS)",
+        n,
+        budget,
+        pacer.spend_[0],
+        pacer.spend_[0] / budget,
+        over,
+        pacer.price_[0],
+    )
     return t
 
 
@@ -252,21 +352,43 @@ def offline_eval(n, quick):
     pi = rng.random((n, k))
     pi /= pi.sum(1, keepdims=True)
     q = rng.random((n, k))
-    m = measure(lambda: ope.evaluate(actions=a, rewards=r, propensities=ps, action_probs=pi, q_hat=q), repeat=3)
-    t.add(f"{n:,} rounds x {k} actions, 5 estimators + CIs", "growthmachine ope.evaluate", m.median, m.peak_mb,
-          n / m.median, "one parallel pass, no (n, actions) temporaries")
+    m = measure(
+        lambda: ope.evaluate(actions=a, rewards=r, propensities=ps, action_probs=pi, q_hat=q),
+        repeat=3,
+    )
+    t.add(
+        f"{n:,} rounds x {k} actions, 5 estimators + CIs",
+        "growthmachine ope.evaluate",
+        m.median,
+        m.peak_mb,
+        n / m.median,
+        "one parallel pass, no (n, actions) temporaries",
+    )
 
     def numpy_ref():
         idx = np.arange(n)
         iw = pi[idx, a] / ps
         qf = q[idx, a]
         dm = np.average(q, weights=pi, axis=1)
-        out = [r * iw, r * iw / iw.mean(), dm, dm + iw * (r - qf), dm + (iw <= np.inf) * iw * (r - qf)]
+        out = [
+            r * iw,
+            r * iw / iw.mean(),
+            dm,
+            dm + iw * (r - qf),
+            dm + (iw <= np.inf) * iw * (r - qf),
+        ]
         return [(v.mean(), v.std(ddof=1)) for v in out]
 
     if not quick or n <= 2_000_000:
         p = measure(numpy_ref, repeat=1)
-        t.add("same", "numpy (obp's formulas)", p.median, p.peak_mb, n / p.median, "obp installs only on Python < 3.11")
+        t.add(
+            "same",
+            "numpy (obp's formulas)",
+            p.median,
+            p.peak_mb,
+            n / p.median,
+            "obp installs only on Python < 3.11",
+        )
     return t
 
 
@@ -288,7 +410,9 @@ def main(argv):
     try:
         from benchmarks.bench_realtime_world import world_table
 
-        parts.append("### Budgeted session policy on the synthetic world\n\n" + world_table(q).markdown())
+        parts.append(
+            "### Budgeted session policy on the synthetic world\n\n" + world_table(q).markdown()
+        )
     except ImportError:
         pass
     note = (
@@ -296,6 +420,10 @@ def main(argv):
         "(expect noise; the lead re-runs). Peers ran in the same process; MABWiser, River and Vowpal "
         "Wabbit were installed with pip (mabwiser 2.7.4, river 0.26.1, vowpalwabbit 9.11.9)."
     )
-    write_section("realtime", "Real-time strategy engine", command="python -m benchmarks realtime" + (" --quick" if q else ""),
-                  body=note + "\n\n" + "\n\n".join(parts))
+    write_section(
+        "realtime",
+        "Real-time strategy engine",
+        command="python -m benchmarks realtime" + (" --quick" if q else ""),
+        body=note + "\n\n" + "\n\n".join(parts),
+    )
     return 0

@@ -24,6 +24,7 @@ from .lints import LinTS
 from .linucb import LinUCB
 from .logistic_ts import LogisticTS
 from .pacing import BudgetPacer
+from .session import SessionPolicy
 
 __all__ = [
     "BudgetPacer",
@@ -31,5 +32,6 @@ __all__ = [
     "LinTS",
     "LinUCB",
     "LogisticTS",
+    "SessionPolicy",
     "ope",
 ]
