@@ -335,7 +335,7 @@ def pacing(n):
         n,
         budget,
         pacer.spend_[0],
-        pacer.spend_[0] / budget,
+        f"{pacer.spend_[0] / budget:.5f}",
         over,
         pacer.price_[0],
     )
@@ -389,6 +389,43 @@ def offline_eval(n, quick):
             n / p.median,
             "obp installs only on Python < 3.11",
         )
+    return t
+
+
+def world_table(quick):
+    """Item 7: the budgeted SessionPolicy vs no intervention and "exit offer to all" on the
+    session stream of growthmachine.sim (same sessions for all three)."""
+    from growthmachine.realtime import _world
+
+    t = Table(
+        [
+            "world",
+            "budget",
+            "policy",
+            "net value / session",
+            "2nd half",
+            "cost / session",
+            "spend / budget",
+        ]
+    )
+    n, rounds = (5000, 10) if quick else (20_000, 20)
+    pop = gm.sim.Population.generate(20_000, days=120, seed=0, progress=False)
+    env = gm.sim.Environment(pop, seed=0)
+    for share in (1.0, 2.0):
+        summary, runs, sp = _world.compare(
+            lambda sd: env.sessions(n, seed=sd), n=n, rounds=rounds, budget_share=share
+        )
+        for _, row in summary.iterrows():
+            b = row["budget"]
+            t.add(
+                f"gm.sim sessions, {rounds} x {n:,}",
+                f"{share:g} x rule's spend",
+                row["policy"],
+                row["net value / session"],
+                row["net value / session (2nd half)"],
+                row["cost / session"],
+                "-" if b != b else f"{row['total cost'] / b:.3f}",
+            )
     return t
 
 

@@ -132,3 +132,42 @@ def test_pickle_round_trip_and_bad_input():
         SessionPolicy(3, 2).observe(np.zeros(0), np.zeros(0), np.zeros(0, bool))
     with pytest.raises(gm.StateError):
         SessionPolicy.__new__(SessionPolicy).__setstate__({"__gm_kind__": "x"})
+
+
+def _ctx(tmp_path, n_users=5000):
+    from growthmachine.pipeline import RunContext
+    from growthmachine.report import Report
+
+    return RunContext(n_users, 0, 120, tmp_path, False, Report("test"), lambda _m: None, state={})
+
+
+def test_run_stage_on_the_sim_world_adds_a_report_section(tmp_path):
+    from growthmachine.realtime import run_stage
+
+    ctx = _ctx(tmp_path)
+    pop = gm.sim.Population.generate(2000, days=60, seed=0, progress=False)
+    ctx.state["environment"] = gm.sim.Environment(pop, seed=0)
+    run_stage(ctx)
+    summary = ctx.state["realtime"]["summary"]
+    assert list(summary["policy"]) == [
+        "no intervention",
+        "exit offer to all",
+        "session policy (budgeted)",
+    ]
+    # the budget is the rule's spend, never exceeded
+    assert summary["total cost"].iloc[2] <= summary["budget"].iloc[2] + 1e-9
+    kpis = ctx.report.summary()
+    text = str(kpis)
+    assert "net_value_session_policy" in text and "spend_over_budget" in text
+    ctx.report.write(tmp_path / "out")
+    assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_run_stage_without_environment_uses_the_toy_world(tmp_path):
+    from growthmachine.realtime import run_stage
+
+    ctx = _ctx(tmp_path, n_users=2000)
+    run_stage(ctx)
+    s = ctx.state["realtime"]["summary"].set_index("policy")
+    late = s["net value / session (2nd half)"]
+    assert late["session policy (budgeted)"] > late["exit offer to all"]

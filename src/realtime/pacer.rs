@@ -28,6 +28,12 @@ pub struct Pacer {
     pending: std::collections::VecDeque<f64>,
     /// Sum of `pending` per resource.
     committed: Vec<f64>,
+    /// Normalised prices and the largest cost seen per resource.
+    mu: Vec<f64>,
+    cmax: Vec<f64>,
+    /// Revealed costs per action (K x m sums) and their counts, for the expected cost.
+    cost_sum: Vec<f64>,
+    cost_n: Vec<f64>,
 }
 
 pub const STATE_VERSION: u32 = 1;
@@ -76,6 +82,10 @@ impl Pacer {
             vscale: 0.0,
             pending: Default::default(),
             committed: vec![0.0; m],
+            mu: vec![0.0; m],
+            cmax: vec![0.0; m],
+            cost_sum: vec![0.0; n_actions * m],
+            cost_n: vec![0.0; n_actions],
         })
     }
 
@@ -116,17 +126,46 @@ impl Pacer {
         Ok(p)
     }
 
-    /// Moves the prices after spending `cost` (one value per resource) on the current event.
+    /// Moves the prices after spending `cost` (one value per resource) on the current event:
+    /// `mu_j += step (cost_j - rho_j) / c_j` on the normalised price `mu_j` (costs in units of
+    /// the largest cost seen `c_j`), then `price_j = mu_j V / c_j` (value units per cost unit).
     fn step_prices(&mut self, cost: &[f64]) {
         let remaining_events = self.horizon.saturating_sub(self.t).max(1) as f64;
         for j in 0..self.n_resources {
             let rho0 = self.budget[j] / self.horizon as f64;
             let rho = (self.budget[j] - self.spend[j]).max(0.0) / remaining_events;
-            if rho0 <= 0.0 {
+            self.cmax[j] = self.cmax[j].max(cost[j]);
+            let scale = if self.cmax[j] > 0.0 {
+                self.cmax[j]
+            } else {
+                rho0
+            };
+            if scale <= 0.0 {
                 continue;
             }
-            let eta = self.step * self.vscale.max(1e-12) / (rho0 * rho0);
-            self.price[j] = (self.price[j] + eta * (cost[j] - rho)).max(0.0);
+            self.mu[j] = (self.mu[j] + self.step * (cost[j] - rho) / scale).max(0.0);
+            self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
+        }
+    }
+
+    /// Like `step_prices` for a decision whose cost is not known yet: `est` is its expected cost
+    /// and the spend target counts the expected spend of outstanding decisions.
+    fn step_prices_expected(&mut self, est: &[f64]) {
+        let remaining_events = self.horizon.saturating_sub(self.t).max(1) as f64;
+        let m = self.n_resources;
+        for j in 0..m {
+            let rho0 = self.budget[j] / self.horizon as f64;
+            let rho = (self.budget[j] - self.spend[j]).max(0.0) / remaining_events;
+            let scale = if self.cmax[j] > 0.0 {
+                self.cmax[j]
+            } else {
+                rho0
+            };
+            if scale <= 0.0 {
+                continue;
+            }
+            self.mu[j] = (self.mu[j] + self.step * (est[j] - rho) / scale).max(0.0);
+            self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
         }
     }
 
@@ -144,11 +183,36 @@ impl Pacer {
             ));
         }
         let m = self.n_resources;
-        if self.pending.len() >= m {
+        if self.pending.len() >= 2 * m + 1 {
+            // The oldest outstanding decision: release its reservation, learn its action's mean
+            // revealed cost, and correct the price step made with the estimate at decision time.
+            let a = self.pending.pop_front().unwrap_or(0.0) as usize;
             for j in 0..m {
-                let e = self.pending.pop_front().unwrap_or(0.0);
-                self.committed[j] = (self.committed[j] - e).max(0.0);
+                let face = self.pending.pop_front().unwrap_or(0.0);
+                self.committed[j] = (self.committed[j] - face).max(0.0);
             }
+            let mut est = vec![0.0; m];
+            for e in est.iter_mut() {
+                *e = self.pending.pop_front().unwrap_or(0.0);
+            }
+            if a < self.n_actions {
+                self.cost_n[a] += 1.0;
+                for j in 0..m {
+                    self.cost_sum[a * m + j] += cost[j];
+                    self.spend[j] += cost[j];
+                }
+            }
+            for j in 0..m {
+                let scale = if self.cmax[j] > 0.0 {
+                    self.cmax[j]
+                } else {
+                    1.0
+                };
+                self.cmax[j] = self.cmax[j].max(cost[j]);
+                self.mu[j] = (self.mu[j] + self.step * (cost[j] - est[j]) / scale).max(0.0);
+                self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
+            }
+            return Ok(());
         }
         for j in 0..m {
             self.spend[j] += cost[j];
@@ -191,6 +255,12 @@ impl Pacer {
             ));
         };
         check_nonnegative("costs", costs)?;
+        for (idx, c) in costs.iter().enumerate() {
+            let j = idx % m;
+            if *c > self.cmax[j] {
+                self.cmax[j] = *c;
+            }
+        }
         for i in 0..n {
             let v = &values[i * k..(i + 1) * k];
             let c = if per_event {
@@ -239,11 +309,28 @@ impl Pacer {
                     self.step_prices(&vec![0.0; m]);
                 }
             } else {
+                // Revealed later: reserve the decision-time cost (hard cap), and move the prices
+                // now with the action's mean revealed cost so far (the decision-time cost until
+                // one is known); `charge` corrects the step when the true cost arrives.
                 let ca = &c[best * m..(best + 1) * m];
+                let est: Vec<f64> = (0..m)
+                    .map(|j| {
+                        if self.cost_n[best] > 0.0 {
+                            self.cost_sum[best * m + j] / self.cost_n[best]
+                        } else {
+                            ca[j]
+                        }
+                    })
+                    .collect();
+                self.pending.push_back(best as f64);
                 for j in 0..m {
                     self.pending.push_back(ca[j]);
                     self.committed[j] += ca[j];
                 }
+                for j in 0..m {
+                    self.pending.push_back(est[j]);
+                }
+                self.step_prices_expected(&est);
             }
             self.t += 1;
         }
@@ -257,12 +344,14 @@ mod tests {
     use crate::rng;
     use rand::Rng;
 
+    const STEP: f64 = 0.05;
+
     #[test]
     fn spend_tracks_budget_on_drifting_stream_and_never_exceeds_it() {
         let (n, k) = (200_000usize, 3usize);
         let costs = [0.0, 1.0, 2.0];
         let budget = 0.3 * n as f64;
-        let mut p = Pacer::new(k, &[budget], n as u64, 0.05, 0).unwrap();
+        let mut p = Pacer::new(k, &[budget], n as u64, STEP, 0).unwrap();
         let mut r = rng::stream(1, 0);
         let mut out = [0i64; 1000];
         for b in 0..n / 1000 {

@@ -25,6 +25,7 @@ from .linucb import LinUCB
 from .logistic_ts import LogisticTS
 from .pacing import BudgetPacer
 from .session import SessionPolicy
+from .stage import run_stage
 
 __all__ = [
     "BudgetPacer",
@@ -34,4 +35,5 @@ __all__ = [
     "LogisticTS",
     "SessionPolicy",
     "ope",
+    "run_stage",
 ]

@@ -86,9 +86,7 @@ class ToySessions:
             raise ValueError(f"actions: expected shape ({self.n},), got {actions.shape}")
         if np.any(actions[~self.active] != 0):
             raise ValueError("actions: must be 0 for inactive sessions")
-        ok = ALLOWED[np.minimum(self.stage, 2), actions] | ~self.active
-        if not ok.all():
-            raise ValueError("actions: an action is not allowed at its session's stage")
+        # Actions out of place (e.g. a coupon at browse) simply have no effect, as in the sim.
         to_cart, buy_cart, buy_exit = self._probs(actions)
         u = self._rng.random(self.n)
         u2 = self._rng.random(self.n)
