@@ -183,7 +183,7 @@ impl Pacer {
             ));
         }
         let m = self.n_resources;
-        if self.pending.len() >= 2 * m + 1 {
+        if self.pending.len() > 2 * m {
             // The oldest outstanding decision: release its reservation, learn its action's mean
             // revealed cost, and correct the price step made with the estimate at decision time.
             let a = self.pending.pop_front().unwrap_or(0.0) as usize;
