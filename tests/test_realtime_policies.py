@@ -240,3 +240,37 @@ def test_property_update_batch_is_split_invariant(n, k, d, seed):
     # A^{-1} stays symmetric positive definite
     for m in a.a_inv_:
         assert np.all(np.linalg.eigvalsh((m + m.T) / 2) > 0)
+
+
+def test_hallucinated_batches_spread_exploration_and_leave_the_state_alone():
+    X, R = linear_stream(3000, 6, 5, seed=9)
+    pol = LinUCB(5, 6)
+    before = (pol.theta_.copy(), pol.a_inv_.copy())
+    plain = pol.choose_batch(X[:500])
+    assert len(set(plain.tolist())) == 1  # cold start: every row takes the same action
+    spread = pol.choose_batch(X[:500], hallucinate=True)
+    assert len(set(spread.tolist())) == 5
+    assert spread[0] == plain[0]
+    assert np.array_equal(pol.theta_, before[0]) and np.array_equal(pol.a_inv_, before[1])
+    # the same as deciding one by one with covariance-only updates (numpy reference)
+    A = [np.eye(6) for _ in range(5)]
+    ref = []
+    for x in X[:500]:
+        p = [np.sqrt(x @ np.linalg.inv(A[a]) @ x) for a in range(5)]
+        a = int(np.argmax(p))
+        ref.append(a)
+        A[a] += np.outer(x, x)
+    assert np.array_equal(spread, ref)
+    # and with batching, regret falls
+    mean = R
+    regret = {}
+    for hall in (False, True):
+        p = LinUCB(5, 6)
+        reg = 0.0
+        for s in range(0, 3000, 300):
+            a = p.choose_batch(X[s : s + 300], hallucinate=hall)
+            idx = np.arange(s, s + len(a))
+            p.update_batch(X[s : s + 300], a, mean[idx, a])
+            reg += np.sum(mean[idx].max(1) - mean[idx, a])
+        regret[hall] = reg
+    assert regret[True] < 0.7 * regret[False]

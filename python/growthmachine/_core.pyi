@@ -146,7 +146,10 @@ class RealtimePolicy:
         self, x: npt.ArrayLike, action_features: npt.ArrayLike | None = None
     ) -> npt.NDArray[np.float64]: ...
     def choose_batch(
-        self, X: npt.ArrayLike, action_features: npt.ArrayLike | None = None
+        self,
+        X: npt.ArrayLike,
+        action_features: npt.ArrayLike | None = None,
+        hallucinate: bool = False,
     ) -> npt.NDArray[np.int64]: ...
     def scores_batch(
         self, X: npt.ArrayLike, action_features: npt.ArrayLike | None = None

@@ -9,7 +9,9 @@
 //! gives exactly the state of the same events applied one by one.
 
 use super::arms::{update_many, Link};
-use super::kernels::{block_mean_quad, cholesky, dot, has_fma, symv, Fused, Mode, Plain, LANES};
+use super::kernels::{
+    block_mean_quad, cholesky, dot, has_fma, rank1_sub, symv, Fused, Mode, Plain, LANES,
+};
 use super::{epsilon_greedy, lints, linucb};
 use crate::error::{check_finite, CoreError, Result};
 use crate::rng;
@@ -485,6 +487,72 @@ impl Policy {
                 }
             });
         Ok(())
+    }
+
+    /// Decisions for `n` rows taken one after another, each earlier row of the batch counted as
+    /// observed in the confidence widths (a "hallucinated" covariance update with no reward;
+    /// Desautels, Krause and Burdick 2014): a batch then spreads its exploration over actions like
+    /// one-at-a-time decisions instead of repeating the same choice. The policy's state is not
+    /// changed (only the decision counter). Sequential: about one update's cost per row.
+    pub fn choose_batch_hallucinated(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [i64],
+    ) -> Result<()> {
+        self.check_rows(rows, n)?;
+        if has_fma() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2+FMA present.
+            unsafe {
+                self.hallucinated_fma(rows, n, out)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            self.hallucinated::<Plain>(rows, n, out)
+        } else {
+            self.hallucinated::<Plain>(rows, n, out)
+        }
+        self.t += n as u64;
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+        self.hallucinated::<Fused>(rows, n, out)
+    }
+
+    #[inline(always)]
+    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+        let (na, dd) = (self.cfg.n_actions, self.dim());
+        let need_q = self.cfg.algo.needs_quad();
+        let mut s = self.s.clone();
+        let (mut z, mut w) = (vec![0.0; dd], vec![0.0; dd]);
+        let (mut means, mut quads, mut idx) = (vec![0.0; na], vec![0.0; na], vec![0.0; na]);
+        for i in 0..n {
+            for a in 0..na {
+                self.fill_z(rows, i, a, &mut z);
+                let (m, q) = mean_quad::<M>(
+                    &s[a * dd * dd..(a + 1) * dd * dd],
+                    &self.theta[a * dd..(a + 1) * dd],
+                    &z,
+                    &mut w,
+                    need_q,
+                );
+                means[a] = m;
+                quads[a] = q;
+            }
+            self.index_row(self.t + i as u64, &means, &quads, &mut idx);
+            let a = argmax(&idx);
+            out[i] = a as i64;
+            if need_q {
+                self.fill_z(rows, i, a, &mut z);
+                let sa = &mut s[a * dd * dd..(a + 1) * dd * dd];
+                symv::<M>(sa, &z, &mut w);
+                let q = dot::<M>(&z, &w);
+                rank1_sub::<M>(sa, &w, 1.0 / (1.0 + q));
+            }
+        }
     }
 
     /// Probability of each action under the policy for each row (n x K), without changing the
