@@ -126,4 +126,133 @@ class SimSessions:
 
 # --- realtime ---
 
+class RealtimePolicy:
+    """Rust core of LinUCB / LinTS / LogisticTS / EpsilonGreedy (subclassed in growthmachine.realtime)."""
+    def __new__(
+        cls,
+        algo: str,
+        n_actions: int,
+        n_features: int,
+        *,
+        n_action_features: int = 0,
+        alpha: float = 1.0,
+        v: float = 1.0,
+        epsilon: float = 0.1,
+        ridge: float = 1.0,
+        seed: int = 0,
+    ) -> RealtimePolicy: ...
+    def choose(self, x: npt.ArrayLike, action_features: npt.ArrayLike | None = None) -> int: ...
+    def scores(
+        self, x: npt.ArrayLike, action_features: npt.ArrayLike | None = None
+    ) -> npt.NDArray[np.float64]: ...
+    def choose_batch(
+        self,
+        X: npt.ArrayLike,
+        action_features: npt.ArrayLike | None = None,
+        hallucinate: bool = False,
+    ) -> npt.NDArray[np.int64]: ...
+    def scores_batch(
+        self, X: npt.ArrayLike, action_features: npt.ArrayLike | None = None
+    ) -> npt.NDArray[np.float64]: ...
+    def probabilities(
+        self,
+        X: npt.ArrayLike,
+        action_features: npt.ArrayLike | None = None,
+        n_samples: int = 1000,
+    ) -> npt.NDArray[np.float64]: ...
+    def update(
+        self,
+        x: npt.ArrayLike,
+        action: int,
+        reward: float,
+        action_features: npt.ArrayLike | None = None,
+    ) -> None: ...
+    def update_batch(
+        self,
+        X: npt.ArrayLike,
+        actions: npt.ArrayLike,
+        rewards: npt.ArrayLike,
+        action_features: npt.ArrayLike | None = None,
+    ) -> None: ...
+    def _state_bytes(self) -> bytes: ...
+    def _set_state_bytes(self, data: bytes) -> None: ...
+    def get_params(self) -> dict[str, float | int]: ...
+    @property
+    def algo(self) -> str: ...
+    @property
+    def n_actions(self) -> int: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_action_features(self) -> int: ...
+    @property
+    def counts_(self) -> npt.NDArray[np.uint64]: ...
+    @property
+    def n_updates_(self) -> int: ...
+    @property
+    def n_decisions_(self) -> int: ...
+    @property
+    def theta_(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def a_inv_(self) -> npt.NDArray[np.float64]: ...
+
+class RealtimePacer:
+    def __new__(
+        cls,
+        n_actions: int,
+        budget: npt.NDArray[np.float64],
+        horizon: int,
+        step: float,
+        null_action: int,
+    ) -> RealtimePacer: ...
+    def decide(
+        self,
+        values: npt.NDArray[np.float64],
+        costs: npt.NDArray[np.float64],
+        n: int,
+        charge: bool,
+    ) -> npt.NDArray[np.int64]: ...
+    def charge(self, costs: npt.NDArray[np.float64]) -> None: ...
+    @property
+    def price(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def spend(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def budget(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def n_events(self) -> int: ...
+    @property
+    def horizon(self) -> int: ...
+    def _state_bytes(self) -> bytes: ...
+    @staticmethod
+    def _from_state_bytes(data: bytes) -> RealtimePacer: ...
+
+def realtime_ope_evaluate(
+    actions: npt.NDArray[np.int64],
+    rewards: npt.NDArray[np.float64],
+    propensities: npt.NDArray[np.float64],
+    action_probs: npt.NDArray[np.float64],
+    q_hat: npt.NDArray[np.float64] | None,
+    positions: npt.NDArray[np.int64] | None,
+    n_actions: int,
+    n_positions: int,
+    clip: float,
+    switch_tau: float,
+) -> tuple[int, list[float], list[float], float, float]: ...
+def realtime_ope_bootstrap(
+    actions: npt.NDArray[np.int64],
+    rewards: npt.NDArray[np.float64],
+    propensities: npt.NDArray[np.float64],
+    action_probs: npt.NDArray[np.float64],
+    q_hat: npt.NDArray[np.float64] | None,
+    positions: npt.NDArray[np.int64] | None,
+    n_actions: int,
+    n_positions: int,
+    clip: float,
+    switch_tau: float,
+    n_boot: int,
+    seed: int,
+    mean_weight: float,
+) -> npt.NDArray[np.float64]: ...
+
 # --- touchpoint ---

@@ -1,7 +1,771 @@
-//! Bindings of the `realtime` core. Names on `_core` are prefixed by the module.
+//! Bindings of the `realtime` core. Names on `_core` are prefixed `realtime_` (functions) or
+//! `Realtime` (classes).
+//!
+//! `RealtimePolicy` is subclassed by the public Python classes (`LinUCB`, `LinTS`, ...), so their
+//! hot methods are these Rust methods with no Python layer in between. The single-event methods
+//! hold the GIL and the policy's mutex and do no thread hand-off (microseconds); batches of more
+//! than [`LONG_ROWS`] rows go through `run_long` (GIL released, our pool).
 
+use super::{run_long, to_pyerr};
+use crate::parallel;
+use crate::realtime::{Algo, Config, Policy, Rows};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use std::sync::{Mutex, MutexGuard};
 
-pub(crate) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// Batches with at least this many rows run through `run_long`.
+const LONG_ROWS: usize = 4096;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RealtimePolicy>()?;
+    m.add_class::<RealtimePacer>()?;
+    m.add_function(wrap_pyfunction!(realtime_ope_evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(realtime_ope_bootstrap, m)?)?;
     Ok(())
+}
+
+// ===== array input ===============================================================================
+
+/// A C-contiguous array of `T` from any array-like: numpy arrays of the right dtype and layout pass
+/// through; anything else goes through `growthmachine._convert.as_array` (validation, messages).
+pub(crate) fn array<'py, T: numpy::Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    ndim: usize,
+    dtype: &str,
+) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    if let Ok(a) = obj.cast::<PyArrayDyn<T>>() {
+        if a.ndim() == ndim && a.is_c_contiguous() {
+            if let Ok(r) = a.try_readonly() {
+                return Ok(r);
+            }
+        }
+    }
+    let py = obj.py();
+    let np = py.import("numpy")?;
+    let conv = py.import("growthmachine._convert")?;
+    let kw = PyDict::new(py);
+    kw.set_item("ndim", ndim)?;
+    kw.set_item("allow_empty", true)?;
+    let out = conv
+        .getattr("as_array")?
+        .call((obj, name, np.getattr(dtype)?), Some(&kw))?;
+    let a = out.cast_into::<PyArrayDyn<T>>().map_err(PyErr::from)?;
+    a.try_readonly()
+        .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// Batch calls name the rows `X`: the core says `x`.
+fn big_x(e: crate::error::CoreError) -> crate::error::CoreError {
+    match e {
+        crate::error::CoreError::Invalid { arg, msg } if arg == "x" => {
+            crate::error::CoreError::Invalid {
+                arg: "X".into(),
+                msg,
+            }
+        }
+        e => e,
+    }
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name}: must be contiguous")))
+}
+
+struct Inner {
+    policy: Policy,
+    scratch: Vec<f64>,
+}
+
+/// A `MutexGuard` handed back from `py.detach` on the same OS thread (detach runs its closure on
+/// the calling thread), so sending it "across" is sound.
+struct SendGuard<'a>(MutexGuard<'a, Inner>);
+unsafe impl Send for SendGuard<'_> {}
+
+#[pyclass(module = "growthmachine._core", subclass, frozen)]
+pub struct RealtimePolicy {
+    inner: Mutex<Inner>,
+}
+
+impl RealtimePolicy {
+    /// Locks the policy: without releasing the GIL when free (the fast path), else waits with the
+    /// GIL released so other Python threads (and the holder) keep running.
+    fn lock<'a>(&'a self, py: Python<'_>) -> MutexGuard<'a, Inner> {
+        match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                py.detach(|| SendGuard(self.inner.lock().unwrap_or_else(|e| e.into_inner())))
+                    .0
+            }
+        }
+    }
+
+    fn lock_nogil(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dims(&self, py: Python<'_>) -> (usize, usize, usize) {
+        let g = self.lock(py);
+        let c = g.policy.config();
+        (c.n_actions, c.n_features, c.n_action_features)
+    }
+}
+
+fn parse_algo(algo: &str, alpha: f64, v: f64, epsilon: f64) -> PyResult<Algo> {
+    Ok(match algo {
+        "linucb" => Algo::LinUcb { alpha },
+        "lints" => Algo::LinTs { v },
+        "logistic_ts" => Algo::LogisticTs { v },
+        "epsilon_greedy" => Algo::EpsilonGreedy { epsilon },
+        _ => {
+            return Err(PyValueError::new_err(format!(
+            "algo: must be one of 'linucb', 'lints', 'logistic_ts', 'epsilon_greedy', got {algo:?}"
+        )))
+        }
+    })
+}
+
+/// Shape checks of the 2-d rows `x` (n x d) and optional 3-d `action_features` (n x K x k).
+fn batch_rows<'py>(
+    x: &Bound<'py, PyAny>,
+    xa: Option<&Bound<'py, PyAny>>,
+    dims: (usize, usize, usize),
+) -> PyResult<(
+    PyReadonlyArrayDyn<'py, f64>,
+    Option<PyReadonlyArrayDyn<'py, f64>>,
+    usize,
+)> {
+    let (na, d, k) = dims;
+    let xr = array::<f64>(x, "X", 2, "float64")?;
+    let sh = xr.shape().to_vec();
+    if sh[1] != d {
+        return Err(PyValueError::new_err(format!(
+            "X: expected shape (n, {d}), got {sh:?}"
+        )));
+    }
+    let n = sh[0];
+    let xar = match xa {
+        None => None,
+        Some(o) => {
+            let r = array::<f64>(o, "action_features", 3, "float64")?;
+            let s = r.shape();
+            if s[0] != n || s[1] != na || s[2] != k {
+                return Err(PyValueError::new_err(format!(
+                    "action_features: expected shape ({n}, {na}, {k}), got {s:?}"
+                )));
+            }
+            Some(r)
+        }
+    };
+    Ok((xr, xar, n))
+}
+
+fn single_rows<'py>(
+    x: &Bound<'py, PyAny>,
+    xa: Option<&Bound<'py, PyAny>>,
+    dims: (usize, usize, usize),
+) -> PyResult<(
+    PyReadonlyArrayDyn<'py, f64>,
+    Option<PyReadonlyArrayDyn<'py, f64>>,
+)> {
+    let (na, d, k) = dims;
+    let xr = array::<f64>(x, "x", 1, "float64")?;
+    if xr.shape()[0] != d {
+        return Err(PyValueError::new_err(format!(
+            "x: expected shape ({d},), got {:?}",
+            xr.shape()
+        )));
+    }
+    let xar = match xa {
+        None => None,
+        Some(o) => {
+            let r = array::<f64>(o, "action_features", 2, "float64")?;
+            if r.shape() != [na, k] {
+                return Err(PyValueError::new_err(format!(
+                    "action_features: expected shape ({na}, {k}), got {:?}",
+                    r.shape()
+                )));
+            }
+            Some(r)
+        }
+    };
+    Ok((xr, xar))
+}
+
+#[pymethods]
+impl RealtimePolicy {
+    #[new]
+    #[pyo3(signature = (algo, n_actions, n_features, *, n_action_features=0, alpha=1.0, v=1.0, epsilon=0.1, ridge=1.0, seed=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        algo: &str,
+        n_actions: usize,
+        n_features: usize,
+        n_action_features: usize,
+        alpha: f64,
+        v: f64,
+        epsilon: f64,
+        ridge: f64,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let cfg = Config {
+            algo: parse_algo(algo, alpha, v, epsilon)?,
+            n_actions,
+            n_features,
+            n_action_features,
+            ridge,
+            seed,
+        };
+        let policy = Policy::new(cfg).map_err(to_pyerr)?;
+        Ok(RealtimePolicy {
+            inner: Mutex::new(Inner {
+                policy,
+                scratch: Vec::new(),
+            }),
+        })
+    }
+
+    /// Chooses one action for the context `x` (n_features,).
+    #[pyo3(signature = (x, action_features=None))]
+    fn choose(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        action_features: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let dims = self.dims(py);
+        let (xr, xar) = single_rows(x, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "x")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut g = self.lock(py);
+        let Inner { policy, scratch } = &mut *g;
+        policy.choose_one(&rows, scratch).map_err(to_pyerr)
+    }
+
+    /// The decision index of every action for one context (UCB, posterior sample or greedy
+    /// mean); counts as a decision (advances the random stream).
+    #[pyo3(signature = (x, action_features=None))]
+    fn scores<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        action_features: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let dims = self.dims(py);
+        let (xr, xar) = single_rows(x, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "x")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut out = vec![0.0; dims.0];
+        let mut g = self.lock(py);
+        let Inner { policy, scratch } = &mut *g;
+        policy
+            .scores_one(&rows, &mut out, scratch)
+            .map_err(to_pyerr)?;
+        drop(g);
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Chooses an action for every row of `X` (n, n_features). `hallucinate=True` decides the
+    /// rows one after another, counting earlier rows of the batch as observed in the confidence
+    /// widths (less regret from batching; sequential).
+    #[pyo3(signature = (X, action_features=None, hallucinate=false))]
+    #[allow(non_snake_case)]
+    fn choose_batch<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+        action_features: Option<&Bound<'py, PyAny>>,
+        hallucinate: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let dims = self.dims(py);
+        let (xr, xar, n) = batch_rows(X, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "X")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut out = vec![0i64; n];
+        if hallucinate {
+            if n >= LONG_ROWS / 4 {
+                run_long(py, None, None, |_| {
+                    self.lock_nogil()
+                        .policy
+                        .choose_batch_hallucinated(&rows, n, &mut out)
+                        .map_err(big_x)
+                })?;
+            } else {
+                let mut g = self.lock(py);
+                g.policy
+                    .choose_batch_hallucinated(&rows, n, &mut out)
+                    .map_err(|e| to_pyerr(big_x(e)))?;
+            }
+            return Ok(out.into_pyarray(py));
+        }
+        if n >= LONG_ROWS {
+            run_long(py, None, None, |_| {
+                self.lock_nogil()
+                    .policy
+                    .choose_batch(&rows, n, &mut out)
+                    .map_err(big_x)
+            })?;
+        } else {
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
+            parallel::install(|| p.choose_batch(&rows, n, &mut out).map_err(big_x))
+                .map_err(to_pyerr)?;
+        }
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Decision indices of every action for every row (n, n_actions); counts as n decisions.
+    #[pyo3(signature = (X, action_features=None))]
+    #[allow(non_snake_case)]
+    fn scores_batch<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+        action_features: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let dims = self.dims(py);
+        let (xr, xar, n) = batch_rows(X, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "X")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut out = vec![0.0; n * dims.0];
+        if n >= LONG_ROWS {
+            run_long(py, None, None, |_| {
+                self.lock_nogil()
+                    .policy
+                    .scores_batch(&rows, n, &mut out)
+                    .map_err(big_x)
+            })?;
+        } else {
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
+            parallel::install(|| p.scores_batch(&rows, n, &mut out).map_err(big_x))
+                .map_err(to_pyerr)?;
+        }
+        out.into_pyarray(py).reshape(vec![n, dims.0])
+    }
+
+    /// Probability of each action for each row (n, n_actions) under the current policy, for
+    /// logging propensities (exact for LinUCB and epsilon-greedy; Monte Carlo with `n_samples`
+    /// draws for the Thompson samplers). Does not change the policy.
+    #[pyo3(signature = (X, action_features=None, n_samples=1000))]
+    #[allow(non_snake_case)]
+    fn probabilities<'py>(
+        &self,
+        py: Python<'py>,
+        X: &Bound<'py, PyAny>,
+        action_features: Option<&Bound<'py, PyAny>>,
+        n_samples: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let dims = self.dims(py);
+        let (xr, xar, n) = batch_rows(X, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "X")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut out = vec![0.0; n * dims.0];
+        run_long(py, None, None, |_| {
+            self.lock_nogil()
+                .policy
+                .probabilities(&rows, n, n_samples, &mut out)
+                .map_err(big_x)
+        })?;
+        out.into_pyarray(py).reshape(vec![n, dims.0])
+    }
+
+    /// Learns from one event.
+    #[pyo3(signature = (x, action, reward, action_features=None))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        action: i64,
+        reward: f64,
+        action_features: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let dims = self.dims(py);
+        let (xr, xar) = single_rows(x, action_features, dims)?;
+        let rows = Rows {
+            x: slice(&xr, "x")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        let mut g = self.lock(py);
+        g.policy
+            .update_batch(&rows, &[action], &[reward])
+            .map_err(|e| match e {
+                crate::error::CoreError::Invalid { arg, msg } => {
+                    to_pyerr(crate::error::CoreError::invalid(
+                        if arg == "actions" {
+                            "action".into()
+                        } else if arg == "rewards" {
+                            "reward".into()
+                        } else {
+                            arg
+                        },
+                        msg.replace(" at position 0", ""),
+                    ))
+                }
+                e => to_pyerr(e),
+            })
+    }
+
+    /// Learns from events (X[i], actions[i], rewards[i]); same state as updating one by one.
+    #[pyo3(signature = (X, actions, rewards, action_features=None))]
+    #[allow(non_snake_case)]
+    fn update_batch(
+        &self,
+        py: Python<'_>,
+        X: &Bound<'_, PyAny>,
+        actions: &Bound<'_, PyAny>,
+        rewards: &Bound<'_, PyAny>,
+        action_features: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let dims = self.dims(py);
+        let (xr, xar, n) = batch_rows(X, action_features, dims)?;
+        let ar = array::<i64>(actions, "actions", 1, "int64")?;
+        let rr = array::<f64>(rewards, "rewards", 1, "float64")?;
+        let (a, r) = (slice(&ar, "actions")?, slice(&rr, "rewards")?);
+        if a.len() != n {
+            return Err(PyValueError::new_err(format!(
+                "actions: has length {}, expected {n} (the number of rows of X)",
+                a.len()
+            )));
+        }
+        let rows = Rows {
+            x: slice(&xr, "X")?,
+            xa: match &xar {
+                Some(a) => Some(slice(a, "action_features")?),
+                None => None,
+            },
+        };
+        if n >= LONG_ROWS {
+            run_long(py, None, None, |_| {
+                self.lock_nogil()
+                    .policy
+                    .update_batch(&rows, a, r)
+                    .map_err(big_x)
+            })
+        } else {
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
+            parallel::install(|| p.update_batch(&rows, a, r).map_err(big_x)).map_err(to_pyerr)
+        }
+    }
+
+    /// The versioned state (bytes) of the policy.
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.lock(py).policy.to_bytes().map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// Replaces the state by one read from `data` (`StateError` if unreadable or of another
+    /// algorithm).
+    fn _set_state_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let p = Policy::from_bytes(data).map_err(to_pyerr)?;
+        let mut g = self.lock(py);
+        if p.config().algo.name() != g.policy.config().algo.name() {
+            return Err(to_pyerr(crate::error::CoreError::State(format!(
+                "expected a {} state, found a {} state",
+                g.policy.config().algo.name(),
+                p.config().algo.name()
+            ))));
+        }
+        g.policy = p;
+        Ok(())
+    }
+
+    /// Constructor parameters.
+    fn get_params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.lock(py);
+        let c = g.policy.config().clone();
+        drop(g);
+        let d = PyDict::new(py);
+        d.set_item("n_actions", c.n_actions)?;
+        d.set_item("n_features", c.n_features)?;
+        d.set_item("n_action_features", c.n_action_features)?;
+        match c.algo {
+            Algo::LinUcb { alpha } => d.set_item("alpha", alpha)?,
+            Algo::LinTs { v } | Algo::LogisticTs { v } => d.set_item("v", v)?,
+            Algo::EpsilonGreedy { epsilon } => d.set_item("epsilon", epsilon)?,
+        }
+        d.set_item("ridge", c.ridge)?;
+        d.set_item("seed", c.seed)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn algo(&self, py: Python<'_>) -> &'static str {
+        self.lock(py).policy.config().algo.name()
+    }
+    #[getter]
+    fn n_actions(&self, py: Python<'_>) -> usize {
+        self.dims(py).0
+    }
+    #[getter]
+    fn n_features(&self, py: Python<'_>) -> usize {
+        self.dims(py).1
+    }
+    #[getter]
+    fn n_action_features(&self, py: Python<'_>) -> usize {
+        self.dims(py).2
+    }
+    /// Events learned per action.
+    #[getter]
+    fn counts_<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        let v = self.lock(py).policy.counts().to_vec();
+        v.into_pyarray(py)
+    }
+    #[getter]
+    fn n_updates_(&self, py: Python<'_>) -> u64 {
+        self.lock(py).policy.n_updates()
+    }
+    #[getter]
+    fn n_decisions_(&self, py: Python<'_>) -> u64 {
+        self.lock(py).policy.n_decisions()
+    }
+    /// Per-action mean coefficients (n_actions, n_features + n_action_features).
+    #[getter]
+    fn theta_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let g = self.lock(py);
+        let (k, dd) = (g.policy.n_actions(), g.policy.dim());
+        let v = g.policy.theta().to_vec();
+        drop(g);
+        v.into_pyarray(py).reshape(vec![k, dd])
+    }
+    /// Per-action inverse precision matrices `A^{-1}` (n_actions, D, D).
+    #[getter]
+    fn a_inv_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let g = self.lock(py);
+        let (k, dd) = (g.policy.n_actions(), g.policy.dim());
+        let v = g.policy.a_inv().to_vec();
+        drop(g);
+        v.into_pyarray(py).reshape(vec![k, dd, dd])
+    }
+}
+
+// ===== offline policy evaluation =================================================================
+
+type Est = (usize, Vec<f64>, Vec<f64>, f64, f64);
+
+/// IPS, SNIPS, DM, DR, switch-DR in one pass: (n, values, stds, mean weight, max weight).
+/// `action_probs` and `q_hat` are contiguous (n, n_actions, n_positions) float64 arrays (any
+/// ndim whose size matches), `positions` int64 or None.
+#[pyfunction]
+#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau))]
+#[allow(clippy::too_many_arguments)]
+fn realtime_ope_evaluate(
+    py: Python<'_>,
+    actions: PyReadonlyArrayDyn<'_, i64>,
+    rewards: PyReadonlyArrayDyn<'_, f64>,
+    propensities: PyReadonlyArrayDyn<'_, f64>,
+    action_probs: PyReadonlyArrayDyn<'_, f64>,
+    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
+    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
+    n_actions: usize,
+    n_positions: usize,
+    clip: f64,
+    switch_tau: f64,
+) -> PyResult<Est> {
+    let l = crate::realtime::ope::Logged {
+        actions: slice(&actions, "actions")?,
+        rewards: slice(&rewards, "rewards")?,
+        pscore: slice(&propensities, "propensities")?,
+        pi_e: slice(&action_probs, "action_probs")?,
+        q: match &q_hat {
+            Some(q) => Some(slice(q, "q_hat")?),
+            None => None,
+        },
+        positions: match &positions {
+            Some(p) => Some(slice(p, "positions")?),
+            None => None,
+        },
+        n_actions,
+        n_positions,
+    };
+    let p = crate::realtime::ope::Params { clip, switch_tau };
+    let e = run_long(py, None, None, |ctl| {
+        crate::realtime::ope::evaluate(&l, &p, ctl)
+    })?;
+    Ok((
+        e.n,
+        e.value.to_vec(),
+        e.std.to_vec(),
+        e.mean_weight,
+        e.max_weight,
+    ))
+}
+
+/// Bootstrap means (n_boot, 5) of the five estimators (resampling rounds; seeded per sample).
+#[pyfunction]
+#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau, n_boot, seed, mean_weight))]
+#[allow(clippy::too_many_arguments)]
+fn realtime_ope_bootstrap<'py>(
+    py: Python<'py>,
+    actions: PyReadonlyArrayDyn<'_, i64>,
+    rewards: PyReadonlyArrayDyn<'_, f64>,
+    propensities: PyReadonlyArrayDyn<'_, f64>,
+    action_probs: PyReadonlyArrayDyn<'_, f64>,
+    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
+    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
+    n_actions: usize,
+    n_positions: usize,
+    clip: f64,
+    switch_tau: f64,
+    n_boot: usize,
+    seed: u64,
+    mean_weight: f64,
+) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    let l = crate::realtime::ope::Logged {
+        actions: slice(&actions, "actions")?,
+        rewards: slice(&rewards, "rewards")?,
+        pscore: slice(&propensities, "propensities")?,
+        pi_e: slice(&action_probs, "action_probs")?,
+        q: match &q_hat {
+            Some(q) => Some(slice(q, "q_hat")?),
+            None => None,
+        },
+        positions: match &positions {
+            Some(p) => Some(slice(p, "positions")?),
+            None => None,
+        },
+        n_actions,
+        n_positions,
+    };
+    let p = crate::realtime::ope::Params { clip, switch_tau };
+    let v = run_long(py, None, None, |ctl| {
+        crate::realtime::ope::bootstrap(&l, &p, n_boot, seed, mean_weight, ctl)
+    })?;
+    v.into_pyarray(py).reshape(vec![n_boot, 5])
+}
+
+// ===== budget pacing =============================================================================
+
+/// The dual pacing core behind `growthmachine.realtime.BudgetPacer`.
+#[pyclass(module = "growthmachine._core", frozen)]
+pub struct RealtimePacer {
+    inner: Mutex<crate::realtime::pacer::Pacer>,
+}
+
+impl RealtimePacer {
+    fn lock(&self) -> MutexGuard<'_, crate::realtime::pacer::Pacer> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl RealtimePacer {
+    #[new]
+    fn new(
+        n_actions: usize,
+        budget: PyReadonlyArrayDyn<'_, f64>,
+        horizon: u64,
+        step: f64,
+        null_action: usize,
+    ) -> PyResult<Self> {
+        let p = crate::realtime::pacer::Pacer::new(
+            n_actions,
+            slice(&budget, "budget")?,
+            horizon,
+            step,
+            null_action,
+        )
+        .map_err(to_pyerr)?;
+        Ok(RealtimePacer {
+            inner: Mutex::new(p),
+        })
+    }
+
+    /// Decides n events from their values (n, K) and costs (K*m or n*K*m values).
+    fn decide<'py>(
+        &self,
+        py: Python<'py>,
+        values: PyReadonlyArrayDyn<'py, f64>,
+        costs: PyReadonlyArrayDyn<'py, f64>,
+        n: usize,
+        charge: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let v = slice(&values, "values")?;
+        let c = slice(&costs, "costs")?;
+        let mut out = vec![0i64; n];
+        py.detach(|| self.lock().decide(v, c, n, charge, &mut out))
+            .map_err(to_pyerr)?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Charges revealed costs, one row of m values per event.
+    fn charge(&self, py: Python<'_>, costs: PyReadonlyArrayDyn<'_, f64>) -> PyResult<()> {
+        let c = slice(&costs, "cost")?;
+        py.detach(|| {
+            let mut g = self.lock();
+            let m = g.n_resources();
+            for row in c.chunks(m) {
+                g.charge(row)?;
+            }
+            Ok(())
+        })
+        .map_err(to_pyerr)
+    }
+
+    #[getter]
+    fn price<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().price().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn spend<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().spend().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn budget<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.lock().budget().to_vec().into_pyarray(py)
+    }
+    #[getter]
+    fn n_events(&self) -> u64 {
+        self.lock().n_events()
+    }
+    #[getter]
+    fn horizon(&self) -> u64 {
+        self.lock().horizon()
+    }
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.lock().to_bytes().map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+    #[staticmethod]
+    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+        let p = crate::realtime::pacer::Pacer::from_bytes(data).map_err(to_pyerr)?;
+        Ok(RealtimePacer {
+            inner: Mutex::new(p),
+        })
+    }
 }

@@ -1,0 +1,390 @@
+//! Budget pacing by online dual descent (Balseiro, Lu and Mirrokni 2020, "dual mirror descent"
+//! with the Euclidean mirror map): each event chooses `argmax_a v_a - sum_j price_j cost_aj`
+//! among the actions whose cost still fits every hard budget, then moves each resource's price
+//! by `step_j (cost_tj - rho_tj)`, where `rho_tj = remaining budget_j / remaining events` is the
+//! spend rate that would end exactly on budget. Spending faster than `rho` raises the price,
+//! slower lowers it (never below 0). Using the remaining-budget rate (instead of the fixed
+//! `B / T`) corrects past drift, so spend tracks the budget under drifting traffic.
+//!
+//! Units: `step_j = step * V / rho0_j^2` with `V` a running average of the spread of the values
+//! (max - min over actions) and `rho0_j = B_j / T`, so `step` is unit-free.
+
+use crate::error::{check_finite, check_nonnegative, CoreError, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pacer {
+    n_actions: usize,
+    n_resources: usize,
+    budget: Vec<f64>,
+    horizon: u64,
+    step: f64,
+    null_action: usize,
+    price: Vec<f64>,
+    spend: Vec<f64>,
+    t: u64,
+    vscale: f64,
+    /// Decision-time costs of decisions whose revealed cost is not charged yet (FIFO, m each).
+    pending: std::collections::VecDeque<f64>,
+    /// Sum of `pending` per resource.
+    committed: Vec<f64>,
+    /// Normalised prices and the largest cost seen per resource.
+    mu: Vec<f64>,
+    cmax: Vec<f64>,
+    /// Revealed costs per action (K x m sums) and their counts, for the expected cost.
+    cost_sum: Vec<f64>,
+    cost_n: Vec<f64>,
+}
+
+pub const STATE_VERSION: u32 = 1;
+
+impl Pacer {
+    pub fn new(
+        n_actions: usize,
+        budget: &[f64],
+        horizon: u64,
+        step: f64,
+        null_action: usize,
+    ) -> Result<Self> {
+        if n_actions < 1 {
+            return Err(CoreError::invalid("n_actions", "must be >= 1"));
+        }
+        if budget.is_empty() {
+            return Err(CoreError::invalid("budget", "is empty"));
+        }
+        check_nonnegative("budget", budget)?;
+        if horizon < 1 {
+            return Err(CoreError::invalid("horizon", "must be >= 1"));
+        }
+        if !(step.is_finite() && step > 0.0) {
+            return Err(CoreError::invalid(
+                "step",
+                format!("must be > 0, got {step}"),
+            ));
+        }
+        if null_action >= n_actions {
+            return Err(CoreError::invalid(
+                "null_action",
+                format!("must be in [0, {n_actions}), got {null_action}"),
+            ));
+        }
+        let m = budget.len();
+        Ok(Pacer {
+            n_actions,
+            n_resources: m,
+            budget: budget.to_vec(),
+            horizon,
+            step,
+            null_action,
+            price: vec![0.0; m],
+            spend: vec![0.0; m],
+            t: 0,
+            vscale: 0.0,
+            pending: Default::default(),
+            committed: vec![0.0; m],
+            mu: vec![0.0; m],
+            cmax: vec![0.0; m],
+            cost_sum: vec![0.0; n_actions * m],
+            cost_n: vec![0.0; n_actions],
+        })
+    }
+
+    pub fn price(&self) -> &[f64] {
+        &self.price
+    }
+    pub fn spend(&self) -> &[f64] {
+        &self.spend
+    }
+    pub fn budget(&self) -> &[f64] {
+        &self.budget
+    }
+    pub fn n_events(&self) -> u64 {
+        self.t
+    }
+    pub fn horizon(&self) -> u64 {
+        self.horizon
+    }
+    pub fn n_resources(&self) -> usize {
+        self.n_resources
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        super::sealed::to_bytes("realtime.Pacer", STATE_VERSION, self)
+    }
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        let p: Pacer = super::sealed::from_bytes("realtime.Pacer", &[STATE_VERSION], b)?;
+        let m = p.n_resources;
+        if p.budget.len() != m
+            || p.price.len() != m
+            || p.spend.len() != m
+            || p.null_action >= p.n_actions
+        {
+            return Err(CoreError::State(
+                "realtime.Pacer state is inconsistent (corrupt)".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Moves the prices after spending `cost` (one value per resource) on the current event:
+    /// `mu_j += step (cost_j - rho_j) / c_j` on the normalised price `mu_j` (costs in units of
+    /// the largest cost seen `c_j`), then `price_j = mu_j V / c_j` (value units per cost unit).
+    fn step_prices(&mut self, cost: &[f64]) {
+        let remaining_events = self.horizon.saturating_sub(self.t).max(1) as f64;
+        for j in 0..self.n_resources {
+            let rho0 = self.budget[j] / self.horizon as f64;
+            let rho = (self.budget[j] - self.spend[j]).max(0.0) / remaining_events;
+            self.cmax[j] = self.cmax[j].max(cost[j]);
+            let scale = if self.cmax[j] > 0.0 {
+                self.cmax[j]
+            } else {
+                rho0
+            };
+            if scale <= 0.0 {
+                continue;
+            }
+            self.mu[j] = (self.mu[j] + self.step * (cost[j] - rho) / scale).max(0.0);
+            self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
+        }
+    }
+
+    /// Like `step_prices` for a decision whose cost is not known yet: `est` is its expected cost
+    /// and the spend target counts the expected spend of outstanding decisions.
+    fn step_prices_expected(&mut self, est: &[f64]) {
+        let remaining_events = self.horizon.saturating_sub(self.t).max(1) as f64;
+        let m = self.n_resources;
+        for j in 0..m {
+            let rho0 = self.budget[j] / self.horizon as f64;
+            let rho = (self.budget[j] - self.spend[j]).max(0.0) / remaining_events;
+            let scale = if self.cmax[j] > 0.0 {
+                self.cmax[j]
+            } else {
+                rho0
+            };
+            if scale <= 0.0 {
+                continue;
+            }
+            self.mu[j] = (self.mu[j] + self.step * (est[j] - rho) / scale).max(0.0);
+            self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
+        }
+    }
+
+    /// Adds a revealed cost to the spend and moves the prices (for costs charged after the fact).
+    pub fn charge(&mut self, cost: &[f64]) -> Result<()> {
+        check_nonnegative("cost", cost)?;
+        if cost.len() != self.n_resources {
+            return Err(CoreError::invalid(
+                "cost",
+                format!(
+                    "has {} values, expected {} (one per resource)",
+                    cost.len(),
+                    self.n_resources
+                ),
+            ));
+        }
+        let m = self.n_resources;
+        if self.pending.len() > 2 * m {
+            // The oldest outstanding decision: release its reservation, learn its action's mean
+            // revealed cost, and correct the price step made with the estimate at decision time.
+            let a = self.pending.pop_front().unwrap_or(0.0) as usize;
+            for j in 0..m {
+                let face = self.pending.pop_front().unwrap_or(0.0);
+                self.committed[j] = (self.committed[j] - face).max(0.0);
+            }
+            let mut est = vec![0.0; m];
+            for e in est.iter_mut() {
+                *e = self.pending.pop_front().unwrap_or(0.0);
+            }
+            if a < self.n_actions {
+                self.cost_n[a] += 1.0;
+                for j in 0..m {
+                    self.cost_sum[a * m + j] += cost[j];
+                    self.spend[j] += cost[j];
+                }
+            }
+            for j in 0..m {
+                let scale = if self.cmax[j] > 0.0 {
+                    self.cmax[j]
+                } else {
+                    1.0
+                };
+                self.cmax[j] = self.cmax[j].max(cost[j]);
+                self.mu[j] = (self.mu[j] + self.step * (cost[j] - est[j]) / scale).max(0.0);
+                self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
+            }
+            return Ok(());
+        }
+        for j in 0..m {
+            self.spend[j] += cost[j];
+        }
+        self.step_prices(cost);
+        Ok(())
+    }
+
+    /// Decides `n` events. `values` is n x K; `costs` is K x m (per action) or n x K x m (per
+    /// event). With `charge`, the chosen action's cost is spent at once (known costs) and the
+    /// prices move; else the caller charges revealed costs later with [`Pacer::charge`] (the
+    /// decision-time costs then serve as the estimate used for the hard-budget check).
+    pub fn decide(
+        &mut self,
+        values: &[f64],
+        costs: &[f64],
+        n: usize,
+        charge: bool,
+        out: &mut [i64],
+    ) -> Result<()> {
+        let (k, m) = (self.n_actions, self.n_resources);
+        if values.len() != n * k {
+            return Err(CoreError::invalid(
+                "values",
+                format!("has {} values, expected {n} x {k}", values.len()),
+            ));
+        }
+        check_finite("values", values)?;
+        let per_event = if costs.len() == k * m {
+            false
+        } else if costs.len() == n * k * m {
+            true
+        } else {
+            return Err(CoreError::invalid(
+                "costs",
+                format!(
+                    "has {} values, expected {k} x {m} or {n} x {k} x {m}",
+                    costs.len()
+                ),
+            ));
+        };
+        check_nonnegative("costs", costs)?;
+        for (idx, c) in costs.iter().enumerate() {
+            let j = idx % m;
+            if *c > self.cmax[j] {
+                self.cmax[j] = *c;
+            }
+        }
+        for i in 0..n {
+            let v = &values[i * k..(i + 1) * k];
+            let c = if per_event {
+                &costs[i * k * m..(i + 1) * k * m]
+            } else {
+                costs
+            };
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(*x), b.max(*x))
+                });
+            let spread = hi - lo;
+            self.vscale = if self.t == 0 {
+                spread
+            } else {
+                0.99 * self.vscale + 0.01 * spread
+            };
+            let mut best = self.null_action;
+            let mut best_v = f64::NEG_INFINITY;
+            for a in 0..k {
+                let ca = &c[a * m..(a + 1) * m];
+                let fits = (0..m).all(|j| {
+                    self.spend[j] + self.committed[j] + ca[j] <= self.budget[j] * (1.0 + 1e-12)
+                });
+                if !fits {
+                    continue;
+                }
+                let s = v[a] - (0..m).map(|j| self.price[j] * ca[j]).sum::<f64>();
+                if s > best_v {
+                    best_v = s;
+                    best = a;
+                }
+            }
+            out[i] = best as i64;
+            if charge {
+                let ca = &c[best * m..(best + 1) * m];
+                let fits = (0..m).all(|j| self.spend[j] + ca[j] <= self.budget[j] * (1.0 + 1e-12));
+                if fits {
+                    for j in 0..m {
+                        self.spend[j] += ca[j];
+                    }
+                    self.step_prices(ca);
+                } else {
+                    // Nothing fits (not even the null action): spend nothing.
+                    self.step_prices(&vec![0.0; m]);
+                }
+            } else {
+                // Revealed later: reserve the decision-time cost (hard cap), and move the prices
+                // now with the action's mean revealed cost so far (the decision-time cost until
+                // one is known); `charge` corrects the step when the true cost arrives.
+                let ca = &c[best * m..(best + 1) * m];
+                let est: Vec<f64> = (0..m)
+                    .map(|j| {
+                        if self.cost_n[best] > 0.0 {
+                            self.cost_sum[best * m + j] / self.cost_n[best]
+                        } else {
+                            ca[j]
+                        }
+                    })
+                    .collect();
+                self.pending.push_back(best as f64);
+                for j in 0..m {
+                    self.pending.push_back(ca[j]);
+                    self.committed[j] += ca[j];
+                }
+                for j in 0..m {
+                    self.pending.push_back(est[j]);
+                }
+                self.step_prices_expected(&est);
+            }
+            self.t += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng;
+    use rand::Rng;
+
+    const STEP: f64 = 0.05;
+
+    #[test]
+    fn spend_tracks_budget_on_drifting_stream_and_never_exceeds_it() {
+        let (n, k) = (200_000usize, 3usize);
+        let costs = [0.0, 1.0, 2.0];
+        let budget = 0.3 * n as f64;
+        let mut p = Pacer::new(k, &[budget], n as u64, STEP, 0).unwrap();
+        let mut r = rng::stream(1, 0);
+        let mut out = [0i64; 1000];
+        for b in 0..n / 1000 {
+            // values drift: the offer gets more attractive over time
+            let drift = 1.0 + (b as f64 / 40.0).sin();
+            let vals: Vec<f64> = (0..1000 * k)
+                .map(|i| {
+                    if i % k == 0 {
+                        0.0
+                    } else {
+                        drift * r.random::<f64>() * (i % k) as f64
+                    }
+                })
+                .collect();
+            p.decide(&vals, &costs, 1000, true, &mut out).unwrap();
+            assert!(p.spend()[0] <= budget * (1.0 + 1e-9));
+        }
+        let ratio = p.spend()[0] / budget;
+        assert!(ratio > 0.99 && ratio <= 1.0 + 1e-9, "{ratio}");
+    }
+
+    #[test]
+    fn bad_input() {
+        assert!(Pacer::new(2, &[-1.0], 10, 0.1, 0).is_err());
+        assert!(Pacer::new(2, &[1.0], 0, 0.1, 0).is_err());
+        assert!(Pacer::new(2, &[1.0], 10, 0.1, 2).is_err());
+        let mut p = Pacer::new(2, &[1.0], 10, 0.1, 0).unwrap();
+        let mut o = [0];
+        assert!(p
+            .decide(&[0.0, 1.0], &[0.0, -1.0], 1, true, &mut o)
+            .is_err());
+        assert!(p
+            .decide(&[0.0, f64::NAN], &[0.0, 1.0], 1, true, &mut o)
+            .is_err());
+    }
+}

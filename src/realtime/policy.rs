@@ -1,0 +1,815 @@
+//! The contextual-bandit policy engine shared by LinUCB, LinTS, LogisticTS and epsilon-greedy:
+//! one uniform API (`choose`, `choose_batch`, `scores_batch`, `probabilities`, `update`,
+//! `update_batch`), shared context features `x` (d) plus optional per-action features `xa`
+//! (K x k per event); action `a` sees `z = [x, xa[a]]` (dimension `d + k`) and has its own model.
+//!
+//! Determinism: the random draws of decision number `t` (counted over the policy's life) come from
+//! `rng::stream2(seed, 1, t)`, so decisions do not depend on the batch split or the thread count.
+//! `update_batch` runs actions in parallel (each action's events in their original order), so it
+//! gives exactly the state of the same events applied one by one.
+
+use super::arms::{update_many, Link};
+use super::kernels::{
+    block_mean_quad, cholesky, dot, has_fma, rank1_sub, symv, Fused, Mode, Plain, LANES,
+};
+use super::{epsilon_greedy, lints, linucb};
+use crate::error::{check_finite, CoreError, Result};
+use crate::rng;
+use rand::Rng as _;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Rows per parallel chunk of `choose_batch`/`scores_batch` (fixed: results never depend on it).
+const ROWS: usize = 1024;
+/// Batches smaller than this run on the calling thread (a pool hand-off costs microseconds).
+const SMALL: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Algo {
+    LinUcb { alpha: f64 },
+    LinTs { v: f64 },
+    LogisticTs { v: f64 },
+    EpsilonGreedy { epsilon: f64 },
+}
+
+impl Algo {
+    fn link(&self) -> Link {
+        match self {
+            Algo::LogisticTs { .. } => Link::Logistic,
+            _ => Link::Ridge,
+        }
+    }
+    fn needs_quad(&self) -> bool {
+        !matches!(self, Algo::EpsilonGreedy { .. })
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algo::LinUcb { .. } => "LinUCB",
+            Algo::LinTs { .. } => "LinTS",
+            Algo::LogisticTs { .. } => "LogisticTS",
+            Algo::EpsilonGreedy { .. } => "EpsilonGreedy",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub algo: Algo,
+    pub n_actions: usize,
+    pub n_features: usize,
+    pub n_action_features: usize,
+    pub ridge: f64,
+    pub seed: u64,
+}
+
+/// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub x: &'a [f64],
+    pub xa: Option<&'a [f64]>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Policy {
+    cfg: Config,
+    /// Per action: `S = A^{-1}` (D x D).
+    s: Vec<f64>,
+    /// Per action: the mean `theta` (D).
+    theta: Vec<f64>,
+    counts: Vec<u64>,
+    /// Decisions made so far (keys the random streams).
+    t: u64,
+    #[serde(skip)]
+    chol: Vec<f64>,
+    /// Per action: 0 = factor stale, 1 = fresh, 2 = not positive definite (use `S` directly).
+    #[serde(skip)]
+    chol_state: Vec<u8>,
+}
+
+impl PartialEq for Policy {
+    fn eq(&self, o: &Self) -> bool {
+        self.cfg == o.cfg
+            && self.s == o.s
+            && self.theta == o.theta
+            && self.counts == o.counts
+            && self.t == o.t
+    }
+}
+
+pub const STATE_VERSION: u32 = 1;
+
+impl Policy {
+    pub fn new(cfg: Config) -> Result<Self> {
+        if cfg.n_actions < 1 {
+            return Err(CoreError::invalid("n_actions", "must be >= 1"));
+        }
+        if cfg.n_features + cfg.n_action_features < 1 {
+            return Err(CoreError::invalid("n_features", "must be >= 1"));
+        }
+        if !(cfg.ridge.is_finite() && cfg.ridge > 0.0) {
+            return Err(CoreError::invalid(
+                "ridge",
+                format!("must be > 0, got {}", cfg.ridge),
+            ));
+        }
+        let bad = |name: &str, v: f64| {
+            Err(CoreError::invalid(
+                name,
+                format!("must be finite and >= 0, got {v}"),
+            ))
+        };
+        match cfg.algo {
+            Algo::LinUcb { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
+                return bad("alpha", alpha)
+            }
+            Algo::LinTs { v } | Algo::LogisticTs { v } if !(v.is_finite() && v >= 0.0) => {
+                return bad("v", v)
+            }
+            Algo::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => {
+                return Err(CoreError::invalid(
+                    "epsilon",
+                    format!("must be in [0, 1], got {epsilon}"),
+                ))
+            }
+            _ => {}
+        }
+        let (k, dd) = (cfg.n_actions, cfg.n_features + cfg.n_action_features);
+        let mut s = vec![0.0; k * dd * dd];
+        for a in 0..k {
+            for i in 0..dd {
+                s[a * dd * dd + i * dd + i] = 1.0 / cfg.ridge;
+            }
+        }
+        Ok(Policy {
+            s,
+            theta: vec![0.0; k * dd],
+            counts: vec![0; k],
+            t: 0,
+            chol: vec![0.0; k * dd * dd],
+            chol_state: vec![0; k],
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn n_actions(&self) -> usize {
+        self.cfg.n_actions
+    }
+    /// Dimension of each action's model (`n_features + n_action_features`).
+    pub fn dim(&self) -> usize {
+        self.cfg.n_features + self.cfg.n_action_features
+    }
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+    pub fn n_updates(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+    pub fn n_decisions(&self) -> u64 {
+        self.t
+    }
+    /// Per action mean coefficients (K x D).
+    pub fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+    /// Per action `A^{-1}` (K x D x D).
+    pub fn a_inv(&self) -> &[f64] {
+        &self.s
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        super::sealed::to_bytes("realtime.Policy", STATE_VERSION, self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut p: Policy = super::sealed::from_bytes("realtime.Policy", &[STATE_VERSION], bytes)?;
+        let (k, dd) = (p.cfg.n_actions, p.dim());
+        let ok = Policy::new(p.cfg.clone()).is_ok()
+            && p.s.len() == k * dd * dd
+            && p.theta.len() == k * dd
+            && p.counts.len() == k
+            && p.s.iter().chain(&p.theta).all(|v| v.is_finite());
+        if !ok {
+            return Err(CoreError::State(
+                "realtime.Policy state is inconsistent (corrupt)".into(),
+            ));
+        }
+        p.chol = vec![0.0; k * dd * dd];
+        p.chol_state = vec![0; k];
+        Ok(p)
+    }
+
+    /// Checks the shapes of `rows` for `n` rows and that every value is finite.
+    pub fn check_rows(&self, rows: &Rows, n: usize) -> Result<()> {
+        let (d, k, na) = (
+            self.cfg.n_features,
+            self.cfg.n_action_features,
+            self.cfg.n_actions,
+        );
+        if rows.x.len() != n * d {
+            return Err(CoreError::invalid(
+                "x",
+                format!("has {} values, expected {n} x {d}", rows.x.len()),
+            ));
+        }
+        check_finite("x", rows.x)?;
+        match (rows.xa, k) {
+            (None, 0) => {}
+            (None, _) => {
+                return Err(CoreError::invalid(
+                    "action_features",
+                    format!("required: the policy has n_action_features={k}"),
+                ))
+            }
+            (Some(_), 0) => {
+                return Err(CoreError::invalid(
+                    "action_features",
+                    "given, but the policy has n_action_features=0",
+                ))
+            }
+            (Some(xa), _) => {
+                if xa.len() != n * na * k {
+                    return Err(CoreError::invalid(
+                        "action_features",
+                        format!("has {} values, expected {n} x {na} x {k}", xa.len()),
+                    ));
+                }
+                check_finite("action_features", xa)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `z = [x_i, xa_i[a]]`.
+    #[inline(always)]
+    fn fill_z(&self, rows: &Rows, i: usize, a: usize, z: &mut [f64]) {
+        let (d, k, na) = (
+            self.cfg.n_features,
+            self.cfg.n_action_features,
+            self.cfg.n_actions,
+        );
+        z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
+        if let Some(xa) = rows.xa {
+            let o = (i * na + a) * k;
+            z[d..d + k].copy_from_slice(&xa[o..o + k]);
+        }
+    }
+
+    fn row_rng(&self, t: u64) -> rng::Rng {
+        rng::stream2(self.cfg.seed, 1, t)
+    }
+
+    /// Turns (mean, quad) of every action into the decision index for decision number `t`.
+    #[inline(always)]
+    fn index_row(&self, t: u64, means: &[f64], quads: &[f64], out: &mut [f64]) {
+        match self.cfg.algo {
+            Algo::LinUcb { alpha } => {
+                for a in 0..out.len() {
+                    out[a] = linucb::index(means[a], quads[a], alpha);
+                }
+            }
+            Algo::LinTs { v } | Algo::LogisticTs { v } => {
+                let mut r = self.row_rng(t);
+                for a in 0..out.len() {
+                    let e: f64 = r.sample(StandardNormal);
+                    out[a] = lints::sample(means[a], quads[a], v, e);
+                }
+            }
+            Algo::EpsilonGreedy { epsilon } => {
+                out.copy_from_slice(means);
+                if epsilon > 0.0 {
+                    let mut r = self.row_rng(t);
+                    if r.random::<f64>() < epsilon {
+                        // Explore: the drawn action gets the only finite top score.
+                        let pick = r.random_range(0..out.len());
+                        for (a, o) in out.iter_mut().enumerate() {
+                            *o = if a == pick { f64::MAX } else { f64::MIN };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decision indices (UCB, posterior sample, or greedy mean) of one row; advances the decision
+    /// counter. Single-event path: no allocation beyond the caller's buffers (`scratch` >= 3 D + 2 K).
+    pub fn scores_one(
+        &mut self,
+        rows: &Rows,
+        out: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) -> Result<()> {
+        self.check_rows(rows, 1)?;
+        let (na, dd) = (self.cfg.n_actions, self.dim());
+        scratch.resize(2 * dd + 2 * na, 0.0);
+        let (z, rest) = scratch.split_at_mut(dd);
+        let (w, rest) = rest.split_at_mut(dd);
+        let (means, quads) = rest.split_at_mut(na);
+        let need_q = self.cfg.algo.needs_quad();
+        let fma = has_fma();
+        for a in 0..na {
+            self.fill_z(rows, 0, a, z);
+            let sa = &self.s[a * dd * dd..(a + 1) * dd * dd];
+            let th = &self.theta[a * dd..(a + 1) * dd];
+            let (m, q) = if fma {
+                // SAFETY: AVX2+FMA present.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    mean_quad_fma(sa, th, z, w, need_q)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                mean_quad::<Plain>(sa, th, z, w, need_q)
+            } else {
+                mean_quad::<Plain>(sa, th, z, w, need_q)
+            };
+            means[a] = m;
+            quads[a] = q;
+        }
+        let t = self.t;
+        self.index_row(t, means, &quads[..na], &mut out[..na]);
+        self.t += 1;
+        Ok(())
+    }
+
+    /// One decision: `argmax` of [`Policy::scores_one`].
+    pub fn choose_one(&mut self, rows: &Rows, scratch: &mut Vec<f64>) -> Result<usize> {
+        let na = self.cfg.n_actions;
+        let mut buf = [0.0f64; 64];
+        if na <= 64 {
+            self.scores_one(rows, &mut buf[..na], scratch)?;
+            Ok(argmax(&buf[..na]))
+        } else {
+            let mut v = vec![0.0; na];
+            self.scores_one(rows, &mut v, scratch)?;
+            Ok(argmax(&v))
+        }
+    }
+
+    fn refresh_factors(&mut self) {
+        let dd = self.dim();
+        if !self.cfg.algo.needs_quad() {
+            return;
+        }
+        for a in 0..self.cfg.n_actions {
+            if self.chol_state[a] == 0 {
+                let mut l = vec![0.0; dd * dd];
+                let ok = cholesky(&self.s[a * dd * dd..(a + 1) * dd * dd], dd, &mut l);
+                // Stored as the upper factor U = L^T (row-major), as block_mean_quad reads it.
+                let u = &mut self.chol[a * dd * dd..(a + 1) * dd * dd];
+                for i in 0..dd {
+                    for j in 0..dd {
+                        u[i * dd + j] = l[j * dd + i];
+                    }
+                }
+                self.chol_state[a] = if ok { 1 } else { 2 };
+            }
+        }
+    }
+
+    /// Decision indices of `n` rows (n x K, row-major); parallel over fixed chunks of rows.
+    pub fn scores_batch(&mut self, rows: &Rows, n: usize, out: &mut [f64]) -> Result<()> {
+        self.check_rows(rows, n)?;
+        let na = self.cfg.n_actions;
+        if out.len() != n * na {
+            return Err(CoreError::Internal("scores_batch: output size".into()));
+        }
+        self.refresh_factors();
+        let t0 = self.t;
+        let this = &*self;
+        let score = |(c, chunk): (usize, &mut [f64])| {
+            let start = c * ROWS;
+            let m = chunk.len() / na;
+            if has_fma() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2+FMA present.
+                unsafe {
+                    this.score_chunk_fma(rows, start, m, t0, chunk)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+            } else {
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+            }
+        };
+        if n <= ROWS {
+            out.chunks_mut(ROWS * na).enumerate().for_each(score);
+        } else {
+            out.par_chunks_mut(ROWS * na).enumerate().for_each(score);
+        }
+        self.t += n as u64;
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn score_chunk_fma(
+        &self,
+        rows: &Rows,
+        start: usize,
+        m: usize,
+        t0: u64,
+        out: &mut [f64],
+    ) {
+        self.score_chunk::<Fused>(rows, start, m, t0, out)
+    }
+
+    #[inline(always)]
+    fn score_chunk<M: Mode>(&self, rows: &Rows, start: usize, m: usize, t0: u64, out: &mut [f64]) {
+        let (na, dd, d) = (self.cfg.n_actions, self.dim(), self.cfg.n_features);
+        let need_q = self.cfg.algo.needs_quad();
+        let shared = rows.xa.is_none();
+        let mut means = vec![0.0; m * na];
+        let mut quads = vec![0.0; m * na];
+        let mut zt = vec![0.0; dd * LANES];
+        let mut z = vec![0.0; dd];
+        let mut w = vec![0.0; dd];
+        let (mut mu, mut qu) = ([0.0; LANES], [0.0; LANES]);
+        let mut b0 = 0;
+        while b0 < m {
+            let r = LANES.min(m - b0);
+            for a in 0..na {
+                if a == 0 || !shared {
+                    // Transpose the block's rows into zt (zero padding past r).
+                    zt.fill(0.0);
+                    for j in 0..r {
+                        self.fill_z(rows, start + b0 + j, a, &mut z);
+                        for (f, zf) in z.iter().enumerate() {
+                            zt[f * LANES + j] = *zf;
+                        }
+                    }
+                }
+                let th = &self.theta[a * dd..(a + 1) * dd];
+                if !need_q || self.chol_state[a] == 1 {
+                    let u = &self.chol[a * dd * dd..(a + 1) * dd * dd];
+                    block_mean_quad::<M>(u, th, &zt, dd, need_q, &mut mu, &mut qu);
+                } else {
+                    // Factor unavailable (S not numerically positive definite): use S itself.
+                    let sa = &self.s[a * dd * dd..(a + 1) * dd * dd];
+                    for j in 0..r {
+                        self.fill_z(rows, start + b0 + j, a, &mut z);
+                        let (mm, qq) = mean_quad::<M>(sa, th, &z, &mut w, true);
+                        mu[j] = mm;
+                        qu[j] = qq;
+                    }
+                }
+                for j in 0..r {
+                    means[(b0 + j) * na + a] = mu[j];
+                    quads[(b0 + j) * na + a] = qu[j];
+                }
+            }
+            b0 += r;
+        }
+        let _ = d;
+        for i in 0..m {
+            let o = i * na;
+            self.index_row(
+                t0 + (start + i) as u64,
+                &means[o..o + na],
+                &quads[o..o + na],
+                &mut out[o..o + na],
+            );
+        }
+    }
+
+    /// Decisions for `n` rows.
+    pub fn choose_batch(&mut self, rows: &Rows, n: usize, out: &mut [i64]) -> Result<()> {
+        let na = self.cfg.n_actions;
+        let mut sc = vec![0.0; n * na];
+        self.scores_batch(rows, n, &mut sc)?;
+        out.par_chunks_mut(ROWS)
+            .zip(sc.par_chunks(ROWS * na))
+            .for_each(|(o, s)| {
+                for (i, oi) in o.iter_mut().enumerate() {
+                    *oi = argmax(&s[i * na..(i + 1) * na]) as i64;
+                }
+            });
+        Ok(())
+    }
+
+    /// Decisions for `n` rows taken one after another, each earlier row of the batch counted as
+    /// observed in the confidence widths (a "hallucinated" covariance update with no reward;
+    /// Desautels, Krause and Burdick 2014): a batch then spreads its exploration over actions like
+    /// one-at-a-time decisions instead of repeating the same choice. The policy's state is not
+    /// changed (only the decision counter). Sequential: about one update's cost per row.
+    pub fn choose_batch_hallucinated(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [i64],
+    ) -> Result<()> {
+        self.check_rows(rows, n)?;
+        if has_fma() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2+FMA present.
+            unsafe {
+                self.hallucinated_fma(rows, n, out)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            self.hallucinated::<Plain>(rows, n, out)
+        } else {
+            self.hallucinated::<Plain>(rows, n, out)
+        }
+        self.t += n as u64;
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+        self.hallucinated::<Fused>(rows, n, out)
+    }
+
+    #[inline(always)]
+    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+        let (na, dd) = (self.cfg.n_actions, self.dim());
+        let need_q = self.cfg.algo.needs_quad();
+        let mut s = self.s.clone();
+        let (mut z, mut w) = (vec![0.0; dd], vec![0.0; dd]);
+        let (mut means, mut quads, mut idx) = (vec![0.0; na], vec![0.0; na], vec![0.0; na]);
+        for i in 0..n {
+            for a in 0..na {
+                self.fill_z(rows, i, a, &mut z);
+                let (m, q) = mean_quad::<M>(
+                    &s[a * dd * dd..(a + 1) * dd * dd],
+                    &self.theta[a * dd..(a + 1) * dd],
+                    &z,
+                    &mut w,
+                    need_q,
+                );
+                means[a] = m;
+                quads[a] = q;
+            }
+            self.index_row(self.t + i as u64, &means, &quads, &mut idx);
+            let a = argmax(&idx);
+            out[i] = a as i64;
+            if need_q {
+                self.fill_z(rows, i, a, &mut z);
+                let sa = &mut s[a * dd * dd..(a + 1) * dd * dd];
+                symv::<M>(sa, &z, &mut w);
+                let q = dot::<M>(&z, &w);
+                rank1_sub::<M>(sa, &w, 1.0 / (1.0 + q));
+            }
+        }
+    }
+
+    /// Probability of each action under the policy for each row (n x K), without changing the
+    /// policy: exact for LinUCB (one-hot; it is deterministic) and epsilon-greedy; for the
+    /// Thompson samplers a Monte Carlo estimate from `n_samples` draws (row `i` uses the streams
+    /// `(seed, 2, i)`, so the result is reproducible).
+    pub fn probabilities(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        n_samples: usize,
+        out: &mut [f64],
+    ) -> Result<()> {
+        self.check_rows(rows, n)?;
+        let na = self.cfg.n_actions;
+        if n_samples < 1 {
+            return Err(CoreError::invalid("n_samples", "must be >= 1"));
+        }
+        self.refresh_factors();
+        let this = &*self;
+        out.par_chunks_mut(ROWS * na)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let start = c * ROWS;
+                let m = chunk.len() / na;
+                // Means and quads via the score kernel with the deterministic LinUCB index trick:
+                // compute (mean, quad) pairs directly.
+                let (means, quads) = this.mean_quad_rows(rows, start, m);
+                for i in 0..m {
+                    let o = i * na;
+                    let (mu, qu, p) = (&means[o..o + na], &quads[o..o + na], &mut chunk[o..o + na]);
+                    p.fill(0.0);
+                    match this.cfg.algo {
+                        Algo::LinUcb { alpha } => {
+                            let idx: Vec<f64> = (0..na)
+                                .map(|a| linucb::index(mu[a], qu[a], alpha))
+                                .collect();
+                            p[argmax(&idx)] = 1.0;
+                        }
+                        Algo::EpsilonGreedy { epsilon } => {
+                            let g = argmax(mu);
+                            for (a, pa) in p.iter_mut().enumerate() {
+                                *pa = epsilon_greedy::propensity(a, g, epsilon, na);
+                            }
+                        }
+                        Algo::LinTs { v } | Algo::LogisticTs { v } => {
+                            let mut r = rng::stream2(this.cfg.seed, 2, (start + i) as u64);
+                            let mut s = vec![0.0; na];
+                            for _ in 0..n_samples {
+                                for a in 0..na {
+                                    let e: f64 = r.sample(StandardNormal);
+                                    s[a] = lints::sample(mu[a], qu[a], v, e);
+                                }
+                                p[argmax(&s)] += 1.0;
+                            }
+                            for pa in p.iter_mut() {
+                                *pa /= n_samples as f64;
+                            }
+                        }
+                    }
+                }
+            });
+        Ok(())
+    }
+
+    fn mean_quad_rows(&self, rows: &Rows, start: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
+        let (na, dd) = (self.cfg.n_actions, self.dim());
+        let mut means = vec![0.0; m * na];
+        let mut quads = vec![0.0; m * na];
+        let mut z = vec![0.0; dd];
+        let mut w = vec![0.0; dd];
+        for i in 0..m {
+            for a in 0..na {
+                self.fill_z(rows, start + i, a, &mut z);
+                let (mu, q) = mean_quad::<Plain>(
+                    &self.s[a * dd * dd..(a + 1) * dd * dd],
+                    &self.theta[a * dd..(a + 1) * dd],
+                    &z,
+                    &mut w,
+                    self.cfg.algo.needs_quad(),
+                );
+                means[i * na + a] = mu;
+                quads[i * na + a] = q;
+            }
+        }
+        (means, quads)
+    }
+
+    fn check_reward(&self, r: f64, i: usize) -> Result<()> {
+        if !r.is_finite() {
+            return Err(CoreError::invalid(
+                "rewards",
+                format!("must be finite, found {r} at position {i}"),
+            ));
+        }
+        if self.cfg.algo.link() == Link::Logistic && !(0.0..=1.0).contains(&r) {
+            return Err(CoreError::invalid(
+                "rewards",
+                format!("LogisticTS needs rewards in [0, 1], found {r} at position {i}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Learns from events `(rows_i, actions_i, rewards_i)`; equal to applying them one by one.
+    /// Actions run in parallel (their models are independent), each in event order.
+    pub fn update_batch(&mut self, rows: &Rows, actions: &[i64], rewards: &[f64]) -> Result<()> {
+        let n = actions.len();
+        if rewards.len() != n {
+            return Err(CoreError::invalid(
+                "rewards",
+                format!(
+                    "has length {}, expected {n} (the length of actions)",
+                    rewards.len()
+                ),
+            ));
+        }
+        self.check_rows(rows, n)?;
+        let na = self.cfg.n_actions;
+        for (i, &a) in actions.iter().enumerate() {
+            if a < 0 || a as usize >= na {
+                return Err(CoreError::invalid(
+                    "actions",
+                    format!("must be in [0, {na}), found {a} at position {i}"),
+                ));
+            }
+        }
+        for (i, &r) in rewards.iter().enumerate() {
+            self.check_reward(r, i)?;
+        }
+        // Stable bucketing of event indices by action.
+        let mut start = vec![0usize; na + 1];
+        for &a in actions {
+            start[a as usize + 1] += 1;
+        }
+        for a in 0..na {
+            start[a + 1] += start[a];
+        }
+        let mut order = vec![0u32; n];
+        let mut fill = start.clone();
+        for (i, &a) in actions.iter().enumerate() {
+            order[fill[a as usize]] = i as u32;
+            fill[a as usize] += 1;
+        }
+        let dd = self.dim();
+        let (d, k) = (self.cfg.n_features, self.cfg.n_action_features);
+        let link = self.cfg.algo.link();
+        let mut s = std::mem::take(&mut self.s);
+        let mut theta = std::mem::take(&mut self.theta);
+        let work = |(a, (sa, ta)): (usize, (&mut [f64], &mut [f64]))| {
+            let idx = &order[start[a]..start[a + 1]];
+            if idx.is_empty() {
+                return 0;
+            }
+            update_many(link, sa, ta, dd, &mut |j, z| {
+                // The events of one action are scattered over X: fetch ahead.
+                if let Some(&ahead) = idx.get(j + 8) {
+                    prefetch(&rows.x[ahead as usize * d..]);
+                }
+                idx.get(j).map(|&e| {
+                    fill_z_raw(rows, e as usize, a, z, d, k, na);
+                    rewards[e as usize]
+                })
+            })
+        };
+        // Small batches (e.g. a single event) stay on the calling thread: no pool hand-off.
+        let added: Vec<u64> = if n < SMALL {
+            s.chunks_mut(dd * dd)
+                .zip(theta.chunks_mut(dd))
+                .enumerate()
+                .map(work)
+                .collect()
+        } else {
+            s.par_chunks_mut(dd * dd)
+                .zip(theta.par_chunks_mut(dd))
+                .enumerate()
+                .map(work)
+                .collect()
+        };
+        self.s = s;
+        self.theta = theta;
+        for (a, c) in added.iter().enumerate() {
+            if *c > 0 {
+                self.counts[a] += c;
+                self.chol_state[a] = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+#[inline(always)]
+fn fill_z_raw(rows: &Rows, i: usize, a: usize, z: &mut [f64], d: usize, k: usize, na: usize) {
+    z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
+    if let Some(xa) = rows.xa {
+        let o = (i * na + a) * k;
+        z[d..d + k].copy_from_slice(&xa[o..o + k]);
+    }
+}
+
+/// Hints the CPU to load the first 256 bytes of `v` into cache.
+#[inline(always)]
+fn prefetch(v: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = v.as_ptr() as *const i8;
+        let lines = (v.len().min(32) * 8).div_ceil(64);
+        for l in 0..lines {
+            // SAFETY: prefetch never faults; the address is inside `v`.
+            unsafe { _mm_prefetch(p.add(l * 64), _MM_HINT_T0) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// `argmax` with ties to the lowest index (as numpy); NaN never wins.
+#[inline]
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    let mut bv = f64::NEG_INFINITY;
+    for (i, &x) in v.iter().enumerate() {
+        if x > bv {
+            bv = x;
+            best = i;
+        }
+    }
+    best
+}
+
+#[inline(always)]
+fn mean_quad<M: Mode>(
+    s: &[f64],
+    theta: &[f64],
+    z: &[f64],
+    w: &mut [f64],
+    need_q: bool,
+) -> (f64, f64) {
+    let m = dot::<M>(theta, z);
+    if !need_q {
+        return (m, 0.0);
+    }
+    symv::<M>(s, z, w);
+    (m, dot::<M>(w, z))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mean_quad_fma(
+    s: &[f64],
+    theta: &[f64],
+    z: &[f64],
+    w: &mut [f64],
+    need_q: bool,
+) -> (f64, f64) {
+    mean_quad::<Fused>(s, theta, z, w, need_q)
+}
