@@ -91,7 +91,11 @@ def test_progress_is_silent_unless_interactive(capsys):
     assert not _progress.enabled(None)
     with _progress.bar(None, "quiet") as cb:
         assert cb is None
+    with _progress.bar(True, "quick") as cb:
+        cb(5, 10)
+    assert "quick" not in capsys.readouterr().err  # work shorter than the delay shows nothing
     with _progress.bar(True, "loud") as cb:
+        time.sleep(_progress.DELAY + 0.1)
         cb(5, 10)
     assert "loud" in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress: must be True, False or None"):

@@ -2,7 +2,8 @@
 
 Every long call takes ``progress: bool | None = None``: ``True`` shows a tqdm bar, ``False`` never
 does, ``None`` (the default) shows one only in an interactive session (a terminal or Jupyter), so
-scripts, pipelines and CI stay silent. Rust cores report ``(done, total)`` through the callback
+scripts, pipelines and CI stay silent; a bar appears only once the work has run for
+:data:`DELAY` seconds. Rust cores report ``(done, total)`` through the callback
 :func:`bar` yields; the bindings call it from the Python thread while the core runs.
 """
 
@@ -26,6 +27,25 @@ def enabled(progress: bool | None) -> bool:
         return False
 
 
+#: Seconds before a bar appears: work that ends sooner shows nothing.
+DELAY = 0.5
+
+
+def _tqdm():
+    """tqdm's notebook bar where ipywidgets is installed, its text bar elsewhere."""
+    if "ipykernel" in sys.modules:
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 @contextlib.contextmanager
 def bar(
     progress: bool | None, desc: str, unit: str = "it"
@@ -34,15 +54,13 @@ def bar(
     if not enabled(progress):
         yield None
         return
-    from tqdm.auto import tqdm
-
-    t = tqdm(desc=desc, unit=unit, total=None, leave=False)
+    t = _tqdm()(desc=desc, unit=unit, total=None, leave=False, delay=DELAY)
 
     def update(done: int, total: int) -> None:
         if total and t.total != total:
             t.total = total
-        t.n = done
-        t.refresh()
+        if done > t.n:
+            t.update(done - t.n)  # update() honours the display delay; refresh() would not
 
     try:
         yield update
