@@ -204,6 +204,7 @@ class RealtimePacer:
         horizon: int,
         step: float,
         null_action: int,
+        max_ahead: float = ...,
     ) -> RealtimePacer: ...
     def decide(
         self,
@@ -212,7 +213,9 @@ class RealtimePacer:
         n: int,
         charge: bool,
     ) -> npt.NDArray[np.int64]: ...
-    def charge(self, costs: npt.NDArray[np.float64]) -> None: ...
+    def charge(
+        self, costs: npt.NDArray[np.float64], ids: npt.NDArray[np.int64] | None = None
+    ) -> None: ...
     @property
     def price(self) -> npt.NDArray[np.float64]: ...
     @property

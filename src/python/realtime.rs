@@ -686,14 +686,16 @@ impl RealtimePacer {
 #[pymethods]
 impl RealtimePacer {
     #[new]
+    #[pyo3(signature = (n_actions, budget, horizon, step, null_action, max_ahead=f64::INFINITY))]
     fn new(
         n_actions: usize,
         budget: PyReadonlyArrayDyn<'_, f64>,
         horizon: u64,
         step: f64,
         null_action: usize,
+        max_ahead: f64,
     ) -> PyResult<Self> {
-        let p = crate::realtime::pacer::Pacer::new(
+        let mut p = crate::realtime::pacer::Pacer::new(
             n_actions,
             slice(&budget, "budget")?,
             horizon,
@@ -701,6 +703,7 @@ impl RealtimePacer {
             null_action,
         )
         .map_err(to_pyerr)?;
+        p.set_max_ahead(max_ahead).map_err(to_pyerr)?;
         Ok(RealtimePacer {
             inner: Mutex::new(p),
         })
@@ -723,14 +726,36 @@ impl RealtimePacer {
         Ok(out.into_pyarray(py))
     }
 
-    /// Charges revealed costs, one row of m values per event.
-    fn charge(&self, py: Python<'_>, costs: PyReadonlyArrayDyn<'_, f64>) -> PyResult<()> {
+    /// Charges revealed costs, one row of m values per event: for the decisions numbered `ids`
+    /// if given, else for the oldest outstanding decisions.
+    #[pyo3(signature = (costs, ids=None))]
+    fn charge(
+        &self,
+        py: Python<'_>,
+        costs: PyReadonlyArrayDyn<'_, f64>,
+        ids: Option<PyReadonlyArrayDyn<'_, i64>>,
+    ) -> PyResult<()> {
         let c = slice(&costs, "cost")?;
+        let idv = match &ids {
+            Some(i) => Some(slice(i, "ids")?),
+            None => None,
+        };
         py.detach(|| {
             let mut g = self.lock();
             let m = g.n_resources();
-            for row in c.chunks(m) {
-                g.charge(row)?;
+            if let Some(idv) = idv {
+                if idv.len() * m != c.len() {
+                    return Err(crate::error::CoreError::invalid(
+                        "ids",
+                        "must have one id per row of costs",
+                    ));
+                }
+            }
+            for (r, row) in c.chunks(m).enumerate() {
+                match idv {
+                    Some(idv) => g.charge_id(Some(idv[r] as u64), row)?,
+                    None => g.charge(row)?,
+                }
             }
             Ok(())
         })

@@ -25,7 +25,8 @@ pub struct Pacer {
     t: u64,
     vscale: f64,
     /// Decision-time costs of decisions whose revealed cost is not charged yet (FIFO, m each).
-    pending: std::collections::VecDeque<f64>,
+    /// Keyed by decision number: `[action, face (m), expected cost (m)]`.
+    pending: std::collections::BTreeMap<u64, Vec<f64>>,
     /// Sum of `pending` per resource.
     committed: Vec<f64>,
     /// Normalised prices and the largest cost seen per resource.
@@ -34,9 +35,16 @@ pub struct Pacer {
     /// Revealed costs per action (K x m sums) and their counts, for the expected cost.
     cost_sum: Vec<f64>,
     cost_n: Vec<f64>,
+    /// How far (a fraction of the pro-rata budget `B t / T`) expected spend may run ahead.
+    max_ahead: Option<f64>,
+    /// Expected cost of outstanding decisions per resource.
+    committed_est: Vec<f64>,
 }
 
 pub const STATE_VERSION: u32 = 1;
+
+/// Pseudo-observations at the decision-time cost in the expected revealed cost.
+const PRIOR: f64 = 200.0;
 
 impl Pacer {
     pub fn new(
@@ -86,7 +94,23 @@ impl Pacer {
             cmax: vec![0.0; m],
             cost_sum: vec![0.0; n_actions * m],
             cost_n: vec![0.0; n_actions],
+            max_ahead: None,
+            committed_est: vec![0.0; m],
         })
+    }
+
+    /// Caps expected spend (spent + expected cost of outstanding decisions) at
+    /// `(1 + max_ahead) B t / T` plus one largest cost: spend cannot run far ahead of the
+    /// pro-rata budget line early on (it may always catch up). Infinite (the default) = off.
+    pub fn set_max_ahead(&mut self, max_ahead: f64) -> Result<()> {
+        if max_ahead.is_nan() || max_ahead < 0.0 {
+            return Err(CoreError::invalid(
+                "max_ahead",
+                format!("must be >= 0, got {max_ahead}"),
+            ));
+        }
+        self.max_ahead = max_ahead.is_finite().then_some(max_ahead);
+        Ok(())
     }
 
     pub fn price(&self) -> &[f64] {
@@ -169,55 +193,63 @@ impl Pacer {
         }
     }
 
-    /// Adds a revealed cost to the spend and moves the prices (for costs charged after the fact).
+    /// Expected revealed cost of action `a` on resource `j`: the mean of its settled costs with
+    /// [`PRIOR`] pseudo-observations at the decision-time cost `face` (early settlements are
+    /// biased low: decisions that end without a purchase settle first).
+    fn expected_cost(&self, a: usize, j: usize, face: f64) -> f64 {
+        let m = self.n_resources;
+        (self.cost_sum[a * m + j] + PRIOR * face) / (self.cost_n[a] + PRIOR)
+    }
+
+    /// Adds a revealed cost to the spend and moves the prices (for costs charged after the
+    /// fact), settling the oldest outstanding decision.
     pub fn charge(&mut self, cost: &[f64]) -> Result<()> {
+        let id = self.pending.keys().next().copied();
+        self.charge_id(id, cost)
+    }
+
+    /// Settles decision number `id` (as counted by [`Pacer::n_events`] when it was decided) with
+    /// its revealed `cost`: releases its reservation, learns its action's mean cost and corrects
+    /// the price step made with the estimate. An unknown or `None` id just spends `cost`.
+    pub fn charge_id(&mut self, id: Option<u64>, cost: &[f64]) -> Result<()> {
         check_nonnegative("cost", cost)?;
-        if cost.len() != self.n_resources {
+        let m = self.n_resources;
+        if cost.len() != m {
             return Err(CoreError::invalid(
                 "cost",
-                format!(
-                    "has {} values, expected {} (one per resource)",
-                    cost.len(),
-                    self.n_resources
-                ),
+                format!("has {} values, expected {m} (one per resource)", cost.len()),
             ));
         }
-        let m = self.n_resources;
-        if self.pending.len() > 2 * m {
-            // The oldest outstanding decision: release its reservation, learn its action's mean
-            // revealed cost, and correct the price step made with the estimate at decision time.
-            let a = self.pending.pop_front().unwrap_or(0.0) as usize;
+        let entry = id.and_then(|i| self.pending.remove(&i));
+        let Some(e) = entry else {
             for j in 0..m {
-                let face = self.pending.pop_front().unwrap_or(0.0);
-                self.committed[j] = (self.committed[j] - face).max(0.0);
+                self.spend[j] += cost[j];
             }
-            let mut est = vec![0.0; m];
-            for e in est.iter_mut() {
-                *e = self.pending.pop_front().unwrap_or(0.0);
-            }
-            if a < self.n_actions {
-                self.cost_n[a] += 1.0;
-                for j in 0..m {
-                    self.cost_sum[a * m + j] += cost[j];
-                    self.spend[j] += cost[j];
-                }
-            }
-            for j in 0..m {
-                let scale = if self.cmax[j] > 0.0 {
-                    self.cmax[j]
-                } else {
-                    1.0
-                };
-                self.cmax[j] = self.cmax[j].max(cost[j]);
-                self.mu[j] = (self.mu[j] + self.step * (cost[j] - est[j]) / scale).max(0.0);
-                self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
-            }
+            self.step_prices(cost);
             return Ok(());
+        };
+        let a = e[0] as usize;
+        for j in 0..m {
+            self.committed[j] = (self.committed[j] - e[1 + j]).max(0.0);
+            self.committed_est[j] = (self.committed_est[j] - e[1 + m + j]).max(0.0);
+        }
+        if a < self.n_actions {
+            self.cost_n[a] += 1.0;
         }
         for j in 0..m {
+            if a < self.n_actions {
+                self.cost_sum[a * m + j] += cost[j];
+            }
             self.spend[j] += cost[j];
+            let scale = if self.cmax[j] > 0.0 {
+                self.cmax[j]
+            } else {
+                1.0
+            };
+            self.cmax[j] = self.cmax[j].max(cost[j]);
+            self.mu[j] = (self.mu[j] + self.step * (cost[j] - e[1 + m + j]) / scale).max(0.0);
+            self.price[j] = self.mu[j] * self.vscale.max(1e-12) / scale;
         }
-        self.step_prices(cost);
         Ok(())
     }
 
@@ -281,6 +313,7 @@ impl Pacer {
             };
             let mut best = self.null_action;
             let mut best_v = f64::NEG_INFINITY;
+            let frac = ((self.t + 1) as f64 / self.horizon as f64).min(1.0);
             for a in 0..k {
                 let ca = &c[a * m..(a + 1) * m];
                 let fits = (0..m).all(|j| {
@@ -288,6 +321,20 @@ impl Pacer {
                 });
                 if !fits {
                     continue;
+                }
+                if let Some(max_ahead) = self.max_ahead {
+                    let ahead = (0..m).any(|j| {
+                        let e = if charge {
+                            ca[j]
+                        } else {
+                            self.expected_cost(a, j, ca[j])
+                        };
+                        let line = self.budget[j] * frac * (1.0 + max_ahead) + self.cmax[j];
+                        e > 0.0 && self.spend[j] + self.committed_est[j] + e > line
+                    });
+                    if ahead {
+                        continue;
+                    }
                 }
                 let s = v[a] - (0..m).map(|j| self.price[j] * ca[j]).sum::<f64>();
                 if s > best_v {
@@ -313,23 +360,18 @@ impl Pacer {
                 // now with the action's mean revealed cost so far (the decision-time cost until
                 // one is known); `charge` corrects the step when the true cost arrives.
                 let ca = &c[best * m..(best + 1) * m];
-                let est: Vec<f64> = (0..m)
-                    .map(|j| {
-                        if self.cost_n[best] > 0.0 {
-                            self.cost_sum[best * m + j] / self.cost_n[best]
-                        } else {
-                            ca[j]
-                        }
-                    })
-                    .collect();
-                self.pending.push_back(best as f64);
+                let est: Vec<f64> = (0..m).map(|j| self.expected_cost(best, j, ca[j])).collect();
+                let mut entry = Vec::with_capacity(2 * m + 1);
+                entry.push(best as f64);
                 for j in 0..m {
-                    self.pending.push_back(ca[j]);
+                    entry.push(ca[j]);
                     self.committed[j] += ca[j];
                 }
                 for j in 0..m {
-                    self.pending.push_back(est[j]);
+                    entry.push(est[j]);
+                    self.committed_est[j] += est[j];
                 }
+                self.pending.insert(self.t, entry);
                 self.step_prices_expected(&est);
             }
             self.t += 1;
@@ -371,6 +413,35 @@ mod tests {
         }
         let ratio = p.spend()[0] / budget;
         assert!(ratio > 0.99 && ratio <= 1.0 + 1e-9, "{ratio}");
+    }
+
+    #[test]
+    fn revealed_costs_settle_by_id_and_max_ahead_smooths_spend() {
+        // Every event would like the costly action; costs are revealed later (half are paid).
+        let n = 10_000usize;
+        let mut p = Pacer::new(2, &[1000.0], n as u64, 0.05, 0).unwrap();
+        p.set_max_ahead(0.1).unwrap();
+        let mut out = vec![0i64; 100];
+        for b in 0..n / 100 {
+            let vals: Vec<f64> = (0..200).map(|i| (i % 2) as f64).collect();
+            let t0 = p.n_events();
+            p.decide(&vals, &[0.0, 1.0], 100, false, &mut out).unwrap();
+            // the expected spend never runs ahead of the pro-rata line (+10%, + one cost)
+            let line = 1000.0 * p.n_events() as f64 / n as f64 * 1.1 + 1.0;
+            assert!(
+                p.spend()[0] + p.committed_est[0] <= line + 1e-9,
+                "batch {b}"
+            );
+            for (i, a) in out.iter().enumerate() {
+                let paid = if *a == 1 && i % 2 == 0 { 1.0 } else { 0.0 };
+                p.charge_id(Some(t0 + i as u64), &[paid]).unwrap();
+            }
+            assert!(p.spend()[0] <= 1000.0);
+        }
+        assert!(p.pending.is_empty());
+        assert!(p.spend()[0] > 900.0, "{}", p.spend()[0]);
+        let back = Pacer::from_bytes(&p.to_bytes().unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]

@@ -418,7 +418,7 @@ impl Policy {
 
     #[inline(always)]
     fn score_chunk<M: Mode>(&self, rows: &Rows, start: usize, m: usize, t0: u64, out: &mut [f64]) {
-        let (na, dd, d) = (self.cfg.n_actions, self.dim(), self.cfg.n_features);
+        let (na, dd) = (self.cfg.n_actions, self.dim());
         let need_q = self.cfg.algo.needs_quad();
         let shared = rows.xa.is_none();
         let mut means = vec![0.0; m * na];
@@ -462,7 +462,6 @@ impl Policy {
             }
             b0 += r;
         }
-        let _ = d;
         for i in 0..m {
             let o = i * na;
             self.index_row(
@@ -812,4 +811,83 @@ unsafe fn mean_quad_fma(
     need_q: bool,
 ) -> (f64, f64) {
     mean_quad::<Fused>(s, theta, z, w, need_q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg(algo: Algo, k: usize, d: usize) -> Config {
+        Config {
+            algo,
+            n_actions: k,
+            n_features: d,
+            n_action_features: 0,
+            ridge: 1.0,
+            seed: 3,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn batch_update_equals_one_by_one_and_keeps_the_inverse(
+            k in 1usize..4, d in 1usize..6, n in 1usize..300, seed in 0u64..1000,
+        ) {
+            use rand::Rng;
+            let mut r = crate::rng::stream(seed, 0);
+            let x: Vec<f64> = (0..n * d).map(|_| r.random::<f64>() * 2.0 - 1.0).collect();
+            let a: Vec<i64> = (0..n).map(|_| r.random_range(0..k as i64)).collect();
+            let y: Vec<f64> = (0..n).map(|_| r.random::<f64>()).collect();
+            for algo in [Algo::LinUcb { alpha: 1.0 }, Algo::LogisticTs { v: 1.0 }] {
+                let mut p = Policy::new(cfg(algo, k, d)).unwrap();
+                let mut q = p.clone();
+                p.update_batch(&Rows { x: &x, xa: None }, &a, &y).unwrap();
+                for i in 0..n {
+                    q.update_batch(&Rows { x: &x[i * d..(i + 1) * d], xa: None }, &a[i..i + 1], &y[i..i + 1]).unwrap();
+                }
+                prop_assert_eq!(&p, &q);
+                if let Algo::LinUcb { .. } = algo {
+                    // A^{-1} A = I with A = I + sum z z^T over each action's events
+                    for act in 0..k {
+                        let mut am = vec![0.0; d * d];
+                        for i in 0..d { am[i * d + i] = 1.0; }
+                        for e in 0..n {
+                            if a[e] as usize == act {
+                                for i in 0..d { for j in 0..d { am[i * d + j] += x[e * d + i] * x[e * d + j]; } }
+                            }
+                        }
+                        let s = &p.a_inv()[act * d * d..(act + 1) * d * d];
+                        for i in 0..d { for j in 0..d {
+                            let v: f64 = (0..d).map(|t| s[i * d + t] * am[t * d + j]).sum();
+                            let want = if i == j { 1.0 } else { 0.0 };
+                                prop_assert!((v - want).abs() < 1e-8, "A^-1 A off identity");
+                        } }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn state_round_trip_and_corruption() {
+        let mut p = Policy::new(cfg(Algo::LinTs { v: 0.5 }, 3, 2)).unwrap();
+        p.update_batch(
+            &Rows {
+                x: &[0.1, 0.2, 0.3, -0.4],
+                xa: None,
+            },
+            &[0, 2],
+            &[1.0, 0.5],
+        )
+        .unwrap();
+        let b = p.to_bytes().unwrap();
+        assert_eq!(Policy::from_bytes(&b).unwrap(), p);
+        assert!(Policy::from_bytes(&b[..b.len() - 3]).is_err());
+        let mut c = b.clone();
+        let mid = c.len() / 2;
+        c[mid] ^= 0x04;
+        assert!(Policy::from_bytes(&c).is_err());
+    }
 }

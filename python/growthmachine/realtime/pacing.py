@@ -35,6 +35,10 @@ class BudgetPacer(Versioned):
         costs=)`` instead, using the decision-time costs as estimates for the budget check (the
         hard cap then holds if revealed costs never exceed them).
 
+    max_ahead: if finite, expected spend may not run more than this fraction ahead of the
+        pro-rata budget line ``budget * t / horizon`` (plus one largest cost): smooth spend when
+        early values are unreliable (default: off).
+
     Attributes: ``price_``, ``spend_``, ``budget_``, ``n_events_``, ``horizon``.
     """
 
@@ -51,6 +55,7 @@ class BudgetPacer(Versioned):
         step: float = 0.05,
         null_action: int = 0,
         charge: str = "choose",
+        max_ahead: float = float("inf"),
     ):
         if not hasattr(policy, "scores_batch"):
             raise TypeError(
@@ -73,7 +78,10 @@ class BudgetPacer(Versioned):
         step = cv.check_number(step, "step", minimum=0.0, strict_min=True)
         null_action = cv.check_int(null_action, "null_action", minimum=0, maximum=k - 1)
         self.charge = cv.check_choice(charge, "charge", ("choose", "update"))
-        self._pacer = RealtimePacer(k, b, horizon, step, null_action)
+        max_ahead = float(max_ahead)
+        if not max_ahead >= 0:
+            raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+        self._pacer = RealtimePacer(k, b, horizon, step, null_action, max_ahead)
 
     # -- decisions --------------------------------------------------------------------------
     def _event_costs(self, costs: Any, n: int | None) -> np.ndarray:

@@ -71,6 +71,7 @@ class SessionPolicy(Versioned):
         budget: float | None = None,
         horizon: int | None = None,
         step: float = 0.05,
+        max_ahead: float = 0.1,
     ):
         self.n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
         self.n_features = cv.check_int(n_features, "n_features", minimum=1)
@@ -107,7 +108,10 @@ class SessionPolicy(Versioned):
             b = cv.check_number(budget, "budget", minimum=0.0)
             h = cv.check_int(horizon, "horizon", minimum=1)
             st = cv.check_number(step, "step", minimum=0.0, strict_min=True)
-            self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0)
+            max_ahead = float(max_ahead)
+            if not max_ahead >= 0:
+                raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+            self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0, max_ahead)
         self.begin(0)
         self.history_: list[dict[str, float]] = []
 
@@ -124,6 +128,8 @@ class SessionPolicy(Versioned):
         self._S = np.zeros((n, T), dtype=np.int64)
         self._A = np.zeros((n, T), dtype=np.int64)
         self._R = np.zeros((n, T))
+        self._C = np.zeros((n, T))
+        self._D = np.full((n, T), -1, dtype=np.int64)
         self._len = np.zeros(n, dtype=np.int64)
         self._open = np.ones(n, dtype=bool)
         self._pending = None
@@ -156,7 +162,9 @@ class SessionPolicy(Versioned):
         if self._pacer is None:
             chosen = np.argmax(values, axis=1)
         else:
+            t0 = self._pacer.n_events
             chosen = self._pacer.decide(np.ascontiguousarray(values), self._costs, rows.size, False)
+            self._D[rows, self._len[rows]] = t0 + np.arange(rows.size)
         out[rows] = chosen
         t = self._len[rows]
         self._X[rows, t] = X[rows]
@@ -180,9 +188,8 @@ class SessionPolicy(Versioned):
         if rows.size == 0:
             return
         self._R[rows, self._len[rows]] = r[rows] - c[rows]
+        self._C[rows, self._len[rows]] = c[rows]
         self._len[rows] += 1
-        if self._pacer is not None:
-            self._pacer.charge(np.ascontiguousarray(c[rows].reshape(-1, 1)))
         ended = rows[dn[rows] | (self._len[rows] >= self.max_steps)]
         self._finish(ended)
         self.history_.append(
@@ -209,6 +216,21 @@ class SessionPolicy(Versioned):
             acc = np.where(live, R[:, t] + self.gamma * acc, 0.0)
             G[:, t] = acc
         steps = np.arange(self.max_steps)[None, :] < L[:, None]
+        if self._pacer is not None:
+            # Incentives may be paid steps after they were offered (at checkout): settle a
+            # session's decisions when it ends, its paid cost shared by the offers' face values.
+            face = np.where(steps, self._costs[self._A[ended], 0], 0.0)
+            tot = face.sum(axis=1, keepdims=True)
+            w = np.divide(face, tot, out=np.zeros_like(face), where=tot > 0)
+            none = tot[:, 0] <= 0
+            w[none, np.maximum(L[none] - 1, 0)] = 1.0
+            paid = w * self._C[ended].sum(axis=1, keepdims=True)
+            ids = self._D[ended][steps]
+            ok = ids >= 0
+            self._pacer.charge(
+                np.ascontiguousarray(paid[steps][ok].reshape(-1, 1)),
+                np.ascontiguousarray(ids[ok]),
+            )
         Xs = self._X[ended][steps]
         Ss = self._S[ended][steps]
         As = self._A[ended][steps]
