@@ -1,8 +1,8 @@
 //! The environment: what happens when the machine acts on the population.
 //!
 //! State per user ([`UserState`]): lifecycle (prospect / active / lapsed), fatigue (a decayed count
-//! of past touches), channel opt-outs and order counters. Static parameters are re-drawn from the
-//! population's streams ([`Model::draw_user`]).
+//! of past touches), channel opt-outs and order counters; static parameters ([`StaticUser`]) are
+//! copied once from the population's truth.
 //!
 //! Response model for one user over a window `[start, start + days)` with touches `i`:
 //! - strength `s_i = affinity[channel] * content_fit[archetype][content] / (1 + fatigue_rate * F_i)`
@@ -24,7 +24,7 @@
 //! the first day of a window: the ground truth that experiments are scored against.
 
 use super::config::*;
-use super::model::{Model, UserParams, DOMAIN_APPLY};
+use super::model::{Model, StaticUser, UserParams, DOMAIN_APPLY};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
 use crate::parallel::CHUNK;
@@ -105,6 +105,7 @@ pub struct Env {
     pub day: i64,
     pub epoch: u64,
     pub users: Vec<UserState>,
+    pub statics: Vec<StaticUser>,
 }
 
 #[inline]
@@ -186,6 +187,7 @@ impl Env {
         pop_seed: u64,
         hist_days: u32,
         seed: u64,
+        statics: Vec<StaticUser>,
         alive: &[bool],
         customer: &[bool],
         last_order: &[f64],
@@ -193,6 +195,7 @@ impl Env {
         gmv: &[f64],
     ) -> Result<Env> {
         let n = alive.len();
+        crate::error::check_len("statics", statics.len(), n, "alive")?;
         crate::error::check_len("customer", customer.len(), n, "alive")?;
         crate::error::check_len("last_order", last_order.len(), n, "alive")?;
         crate::error::check_len("n_orders", n_orders.len(), n, "alive")?;
@@ -216,6 +219,7 @@ impl Env {
             day: hist_days as i64,
             epoch: 0,
             users,
+            statics,
         })
     }
 
@@ -372,7 +376,7 @@ impl Env {
                     if ts.is_empty() {
                         continue;
                     }
-                    let u = m.draw_user(self.pop_seed, uid as u64, self.hist_days);
+                    let u = self.statics[uid].expand(m);
                     let st = &self.users[uid];
                     for (j, t) in ts.iter().enumerate() {
                         let ch = t.channel as usize;
@@ -459,8 +463,7 @@ impl Env {
         let n = self.users.len();
         ctl.set_total(n as u64);
         let epoch_seed = mix64(self.seed ^ mix64(self.epoch.wrapping_add(0xA5A5)));
-        let pop_seed = self.pop_seed;
-        let hist_days = self.hist_days;
+        let statics = &self.statics;
         let mut out = vec![Outcome::default(); n];
         self.users
             .par_chunks_mut(CHUNK)
@@ -471,7 +474,7 @@ impl Env {
                 for (j, (st, o)) in states.iter_mut().zip(outs.iter_mut()).enumerate() {
                     let uid = c * CHUNK + j;
                     let ts = &touches[offsets[uid] as usize..offsets[uid + 1] as usize];
-                    let u = m.draw_user(pop_seed, uid as u64, hist_days);
+                    let u = statics[uid].expand(m);
                     let mut rng = stream2(epoch_seed, DOMAIN_APPLY, uid as u64);
                     *o = simulate_window(m, &u, st, ts, start, days, &mut rng);
                 }
@@ -534,7 +537,7 @@ impl Env {
                 for (j, e) in o.iter_mut().enumerate() {
                     let i = c * CHUNK + j;
                     let uid = user[i] as usize;
-                    let u = m.draw_user(self.pop_seed, uid as u64, self.hist_days);
+                    let u = self.statics[uid].expand(m);
                     *e = expected_effect(
                         m,
                         &u,

@@ -2,8 +2,9 @@
 //!
 //! Each session is a small funnel: 0 browse -> 1 cart -> 3 purchased, with 2 exit intent on the
 //! way out and 4 left. Actions: 0 none, 1 guide, 2 small coupon, 3 large coupon, 4 free shipping,
-//! 5 exit coupon (fires only on exit intent). A coupon offered is held for the rest of the session
-//! and paid only if the session ends in a purchase.
+//! 5 exit coupon (fires only on exit intent; the other coupons only on browse and cart pages). A
+//! coupon offered is held for the rest of the session and paid only if the session ends in a
+//! purchase.
 //!
 //! Transition logits (all with the hidden intent `intent_weight * z(lambda) + lifecycle + hour`):
 //! - browse: cart w.p. `sigmoid(cart_logit + intent + guide_u [guide] + coupon_browse_factor * A)`,
@@ -121,8 +122,8 @@ impl Sessions {
             .into_par_iter()
             .with_min_len(CHUNK)
             .map(|uid| {
-                let u = m.draw_user(env.pop_seed, uid as u64, env.hist_days);
-                sc.visit_base + sc.visit_rate_weight * u.lambda
+                let u = &env.statics[uid];
+                sc.visit_base + sc.visit_rate_weight * u.lambda as f64
             })
             .collect();
         ctl.check()?;
@@ -162,7 +163,7 @@ impl Sessions {
                 let mut rng = stream2(seed, DOMAIN_SESSION, i as u64);
                 let x: f64 = rng.random::<f64>() * total;
                 let uid = cum.partition_point(|c| *c <= x).min(nu_users - 1);
-                let u = m.draw_user(env.pop_seed, uid as u64, env.hist_days);
+                let u = env.statics[uid].expand(m);
                 let st = &env.users[uid];
                 let hour = {
                     // Visits peak in the evening.
@@ -272,8 +273,10 @@ impl Sessions {
 
     /// The coupon held after taking `a` at `stage` with `held` (the more valuable one is kept).
     fn held_after(cfg: &WorldConfig, stage: i8, held: u8, a: u8) -> u8 {
+        // Coupons are offered on browse and cart pages; on exit intent only the exit overlay
+        // (action 5) reaches the leaving visitor.
         let offered = match a {
-            2..=4 => a,
+            2..=4 if stage != EXIT => a,
             5 if stage == EXIT => 5,
             _ => 0,
         };

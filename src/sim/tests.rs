@@ -15,11 +15,14 @@ fn env_for(m: &Model, p: &PopulationData, seed: u64, days: u32, pop_seed: u64) -
     let customer: Vec<bool> = (0..p.n_users())
         .map(|i| !p.is_prospect[i] && p.first_order_day[i] < days as f64)
         .collect();
-    let _ = m;
+    let statics = (0..p.n_users())
+        .map(|i| StaticUser::from_params(&m.draw_user(pop_seed, i as u64, days)))
+        .collect();
     Env::new(
         pop_seed,
         days,
         seed,
+        statics,
         &p.alive_at_end,
         &customer,
         &p.last_order_day,
@@ -337,4 +340,52 @@ fn session_expected_value_matches_simulation() {
             "action {first}: {sim} vs {ev}"
         );
     }
+}
+
+#[test]
+#[ignore]
+fn timing_apply() {
+    let m = model();
+    let n = 1_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        e.apply(&m, &[], &[], &[], &[], &[], e.day, 30, &Control::new())
+            .unwrap();
+        println!("apply no touches: {:?}", t.elapsed());
+    }
+    let st = e.statics.clone();
+    let t = std::time::Instant::now();
+    let s: f64 = st.iter().map(|u| u.expand(&m).z).sum();
+    println!("expand: {:?} {s}", t.elapsed());
+}
+
+#[test]
+#[ignore]
+fn timing_apply_touches() {
+    let m = model();
+    let n = 1_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    let users: Vec<i64> = (0..n as i64).collect();
+    let t = users.len();
+    let (b, c, k, d) = (
+        vec![2u8; t],
+        vec![CH_ADS as u8; t],
+        vec![0u8; t],
+        vec![365i64; t],
+    );
+    for _ in 0..2 {
+        let d: Vec<i64> = vec![e.day; t];
+        let t0 = std::time::Instant::now();
+        e.check_treatments(&m, &users, &b, &c, &k, &d, e.day, 30)
+            .unwrap();
+        println!("check: {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
+        e.apply(&m, &users, &b, &c, &k, &d, e.day, 30, &Control::new())
+            .unwrap();
+        println!("apply 1M touches: {:?}", t0.elapsed());
+    }
+    let _ = d;
 }
