@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from growthmachine import _core
 from growthmachine.sim import Environment, Population, WorldConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 # ---- fixtures (module scope: generated once) ------------------------------------------------
@@ -477,3 +479,127 @@ def test_pipeline_stage(tmp_path):
     assert len(daily) == 365 and daily["orders"].sum() == k["transactions"]
     assert "The world" in (tmp_path / "report.html").read_text()
     assert "sim" in res.stages
+
+
+# ---- determinism, property tests -------------------------------------------------------------
+
+
+def test_environment_and_sessions_deterministic_across_threads(pop):
+    before = gm.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            gm.set_num_threads(threads)
+            env = Environment(pop, seed=8)
+            tr = {"user_id": np.arange(0, pop.n_users, 3), "action_id": 56}
+            out = env.apply(tr, days=20)
+            tu = env.true_uplift(np.arange(2000), 40)
+            sb = env.sessions(50_000, seed=4)
+            r = sb.step(np.full(sb.n, 1))
+            outs.append((out, tu, sb.context, r.reward))
+    finally:
+        gm.set_num_threads(before)
+    (a, b) = outs
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[3], b[3])
+
+
+def test_progress_and_outputs(pop):
+    p = Population.generate(5_000, seed=1, progress=True)
+    assert p.n_users == 5_000
+    env = Environment(p)
+    pl = env.apply(None, days=3, output="polars")
+    assert pl.shape[0] == 5_000
+    ar = env.true_uplift(np.arange(10), 3, output="arrow")
+    assert ar.num_rows == 10
+
+
+def test_over_touching_raises_opt_outs():
+    p = Population.generate(40_000, seed=2)
+    e = Environment(p, seed=0)
+    groups = np.array_split(np.arange(p.n_users), 3)
+    ks = [1, 4, 10]
+    tr = {
+        "user_id": np.concatenate([np.repeat(g, k) for g, k in zip(groups, ks, strict=True)]),
+        "benefit": "none",
+        "channel": "ads",
+    }
+    out = e.apply(tr, days=7)
+    rate = [out["opted_out"].to_numpy()[g].mean() for g in groups]
+    assert rate[0] < rate[1] < rate[2], rate
+    # Sleeping dogs opt out more.
+    dogs = p.truth["sleeping_dog"].to_numpy()
+    g = groups[2]
+    assert (
+        out["opted_out"].to_numpy()[g][dogs[g]].mean()
+        > out["opted_out"].to_numpy()[g][~dogs[g]].mean()
+    )
+
+
+_SMALL = None
+
+
+def _small_env() -> Environment:
+    global _SMALL
+    if _SMALL is None:
+        _SMALL = Population.generate(3_000, seed=17)
+    return Environment(_SMALL, seed=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    policy=st.lists(st.integers(0, 5), min_size=3, max_size=3),
+)
+def test_session_invariants_property(seed, policy):
+    env = _small_env()
+    sb = env.sessions(500, seed=seed)
+    for a in policy:
+        prev = sb.stage.copy()
+        ev = sb.expected_value(np.where(sb.active, a, 0))
+        assert np.isfinite(ev).all() and (ev[prev >= 3] == 0).all()
+        r = sb.step(np.where(sb.active, a, 0))
+        assert ((prev >= 3) <= (r.stage == prev)).all()
+        assert ((r.cost > 0) <= (r.stage == 3)).all()
+        assert (r.reward >= 0).all() and (r.cost >= 0).all()
+        assert set(np.unique(r.stage)) <= {0, 1, 2, 3, 4}
+    assert not sb.active.any(), "every session ends within three steps"
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 2999),
+            st.integers(0, 5),
+            st.sampled_from(["ads", "email"]),
+            st.integers(0, 3),
+            st.integers(0, 9),
+        ),  # fmt: skip
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_apply_property(rows):
+    env = _small_env()
+    users = env.population.users
+    tr = pd.DataFrame(rows, columns=["user_id", "benefit", "channel", "content", "offset"])
+    tr["day"] = env.day + tr.pop("offset")
+    email_ok = users["email_opt_in"].to_numpy()[tr["user_id"]]
+    dup_email = tr[tr.channel == "email"].duplicated(["user_id", "day"]).any()
+    bad = ((tr.channel == "email") & ~email_ok).any() or dup_email
+    bad = bad or (tr[tr.channel == "ads"].groupby(["user_id", "day"]).size() > 10).any()
+    if bad:
+        with pytest.raises(ValueError, match=r"treatments\['(channel|day)'\]"):
+            env.apply(tr, days=10)
+        assert env.day == env.population.days
+        return
+    out = env.apply(tr, days=10)
+    touched = np.bincount(tr["user_id"], minlength=len(users))
+    assert (out["touches"].to_numpy() == touched).all()
+    assert (out["redeemed"] <= out["orders"]).all()
+    assert ((out["incentive_cost"] > 0) <= (out["redeemed"] > 0)).all()
+    assert (out.loc[touched == 0, ["incentive_cost", "channel_cost"]] == 0).all().all()
+    assert (out["converted"] == (out["orders"] > 0)).all()

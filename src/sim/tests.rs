@@ -389,3 +389,64 @@ fn timing_apply_touches() {
     }
     let _ = d;
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn expected_orders_monotone(l in 0.0f64..20.0, dl in 0.01f64..5.0, p in 0.0f64..0.99, dp in 0.001f64..0.01) {
+            let a = expected_orders(l, p);
+            prop_assert!(expected_orders(l + dl, p) > a || l + dl <= 0.0);
+            prop_assert!(expected_orders(l, (p + dp).min(1.0)) <= a + 1e-12);
+            // Bounded by the Poisson mean and by the first order.
+            prop_assert!(a <= l + 1e-9);
+            prop_assert!(a >= 1.0 - (-l).exp() - 1e-12);
+        }
+
+        #[test]
+        fn effects_are_finite_and_consistent(uid in 0u64..100_000, b in 0usize..6, c in 0usize..5, k in 0usize..4,
+                                             fatigue in 0.0f32..20.0, alive: bool, customer: bool) {
+            let m = model();
+            let u = m.draw_user(5, uid, 365);
+            let st = UserState { alive, customer, optout: 0, last_touch: 360, fatigue, n_orders: 1, last_order: 300.0, gmv: 50.0 };
+            let e = expected_effect(&m, &u, &st, b, c, k, 365, 30);
+            prop_assert_eq!(e.eligible, u.reachable(c));
+            for v in [e.incremental_conversion, e.incremental_gmv, e.expected_incentive_cost, e.baseline_gmv] {
+                prop_assert!(v.is_finite());
+            }
+            prop_assert!(e.expected_incentive_cost >= 0.0);
+            prop_assert!(e.incremental_conversion <= 1.0 && e.incremental_conversion >= -1.0);
+            if !e.eligible {
+                prop_assert_eq!(e.incremental_gmv, 0.0);
+                prop_assert_eq!(e.expected_incentive_cost, 0.0);
+            }
+            if u.sleeping_dog && e.eligible && customer && alive {
+                prop_assert!(e.incremental_gmv <= 0.0);
+            }
+            if !u.sleeping_dog {
+                prop_assert!(e.incremental_conversion >= 0.0);
+            }
+        }
+
+        #[test]
+        fn window_outcomes_are_consistent(uid in 0u64..100_000, seed: u64, n in 0usize..12) {
+            let m = model();
+            let u = m.draw_user(5, uid, 365);
+            let mut st = UserState { alive: true, customer: true, optout: 0, last_touch: NEVER, fatigue: 0.0, n_orders: 1, last_order: 300.0, gmv: 50.0 };
+            let touches: Vec<Touch> = (0..n).map(|i| Touch { row: i as u32, day: 365 + (i % 5) as i32, benefit: (i % 6) as u8, channel: CH_ADS as u8, content: (i % 4) as u8 }).collect();
+            let mut rng = crate::rng::stream(seed, uid);
+            let o = simulate_window(&m, &u, &mut st, &touches, 365, 10, &mut rng);
+            prop_assert_eq!(o.touches as usize, n);
+            prop_assert_eq!(o.exposures as usize, n);
+            prop_assert!(o.redeemed <= o.orders);
+            prop_assert_eq!(o.converted, o.orders > 0);
+            prop_assert!((o.incentive_cost > 0.0) == (o.redeemed > 0));
+            prop_assert!(o.gmv >= 0.0 && (o.orders == 0) == (o.gmv == 0.0));
+            if n > 0 { prop_assert!(st.fatigue >= 1.0); }
+        }
+    }
+}
