@@ -143,7 +143,7 @@ def test_configured_statistics_are_reproduced(pop):
     assert d[311:318].mean() > 1.5 * d.mean()
 
 
-def test_bgnbd_fit_recovers_configured_heterogeneity():
+def test_value_models_recover_configured_heterogeneity():
     lifetimes = pytest.importorskip("lifetimes")
     pop = Population.generate(40_000, days=365, seed=5)
     t = pop.truth
@@ -161,6 +161,15 @@ def test_bgnbd_fit_recovers_configured_heterogeneity():
     assert abs(p["r"] / p["alpha"] - c.r / c.alpha) / (c.r / c.alpha) < 0.2
     assert abs(p["r"] - c.r) / c.r < 0.3
     assert abs(p["a"] / (p["a"] + p["b"]) - c.a / (c.a + c.b)) < 0.05
+    # Gamma-Gamma on every user with at least two orders in the window.
+    g = pop.transactions.groupby("user_id")["amount"]
+    m = pd.DataFrame({"f": g.size(), "mv": g.mean()})
+    m = m[m.f >= 2]
+    gg = lifetimes.GammaGammaFitter().fit(m["f"], m["mv"]).params_
+    s = pop.config.spend
+    assert abs(gg["p"] - s.p) / s.p < 0.15
+    assert abs(gg["q"] - s.q) / s.q < 0.15
+    assert abs(gg["v"] - s.gamma) / s.gamma < 0.15
 
 
 def test_generation_is_deterministic_across_threads():
