@@ -487,6 +487,9 @@ def test_pipeline_stage(tmp_path):
     daily = pd.read_parquet(tmp_path / "tables" / "sim_daily.parquet")
     assert len(daily) == 365 and daily["orders"].sum() == k["transactions"]
     assert "The world" in (tmp_path / "report.html").read_text()
+    resp = pd.read_parquet(tmp_path / "tables" / "sim_response.parquet")
+    assert len(resp) == 25 and resp["eligible_share"].between(0, 1).all()
+    assert (resp["incremental_conversion"] > 0).all()
     assert "sim" in res.stages
 
 
