@@ -615,3 +615,27 @@ def test_apply_property(rows):
     assert ((out["incentive_cost"] > 0) <= (out["redeemed"] > 0)).all()
     assert (out.loc[touched == 0, ["incentive_cost", "channel_cost"]] == 0).all().all()
     assert (out["converted"] == (out["orders"] > 0)).all()
+
+
+def test_generate_stops_on_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import growthmachine as gm, sys\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    gm.sim.Population.generate(30_000_000, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True); sys.exit(3)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 3 and "interrupted" in out
+    assert time.perf_counter() - t0 < 2.0
