@@ -639,3 +639,27 @@ def test_generate_stops_on_ctrl_c():
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 3 and "interrupted" in out
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_baseline_expectation_matches_simulation(pop):
+    env = Environment(pop, seed=12)
+    users = np.arange(pop.n_users)
+    t = env.true_uplift(users, 16)  # the expectation without any touch is in baseline_*
+    out = env.apply(None, days=30)
+    for sim_col, true_col in (("gmv", "baseline_gmv"), ("converted", "baseline_conversion")):
+        x = out[sim_col].astype(float)
+        se = x.std() / np.sqrt(len(x))
+        assert abs(x.mean() - t[true_col].mean()) < 3 * se, (sim_col, x.mean(), t[true_col].mean())
+
+
+def test_run_experiment_arguments(env):
+    sub = np.arange(0, 2000, 2)
+    log = env.run_experiment([56], share=0.3, days=5, seed=1, user_ids=sub)
+    assert (log["user_id"].to_numpy() == sub).all()
+    assert 0.2 < (log["action_id"] == 56).mean() < 0.4
+    with pytest.raises(ValueError, match="user_ids"):
+        env.run_experiment([56], user_ids=[1, 1])
+    with pytest.raises(ValueError, match="share"):
+        env.run_experiment([56], share=1.5)
+    with pytest.raises(ValueError, match="actions"):
+        env.run_experiment([10**6])
