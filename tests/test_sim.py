@@ -6,14 +6,15 @@ import json
 import pickle
 import re
 
+import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
-import growthmachine as gm
 from growthmachine import _core
 from growthmachine.sim import Environment, Population, WorldConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
 
 # ---- fixtures (module scope: generated once) ------------------------------------------------
 
@@ -142,7 +143,7 @@ def test_configured_statistics_are_reproduced(pop):
     assert d[311:318].mean() > 1.5 * d.mean()
 
 
-def test_bgnbd_fit_recovers_configured_heterogeneity():
+def test_value_models_recover_configured_heterogeneity():
     lifetimes = pytest.importorskip("lifetimes")
     pop = Population.generate(40_000, days=365, seed=5)
     t = pop.truth
@@ -160,6 +161,15 @@ def test_bgnbd_fit_recovers_configured_heterogeneity():
     assert abs(p["r"] / p["alpha"] - c.r / c.alpha) / (c.r / c.alpha) < 0.2
     assert abs(p["r"] - c.r) / c.r < 0.3
     assert abs(p["a"] / (p["a"] + p["b"]) - c.a / (c.a + c.b)) < 0.05
+    # Gamma-Gamma on every user with at least two orders in the window.
+    g = pop.transactions.groupby("user_id")["amount"]
+    m = pd.DataFrame({"f": g.size(), "mv": g.mean()})
+    m = m[m.f >= 2]
+    gg = lifetimes.GammaGammaFitter().fit(m["f"], m["mv"]).params_
+    s = pop.config.spend
+    assert abs(gg["p"] - s.p) / s.p < 0.15
+    assert abs(gg["q"] - s.q) / s.q < 0.15
+    assert abs(gg["v"] - s.gamma) / s.gamma < 0.15
 
 
 def test_generation_is_deterministic_across_threads():
@@ -477,4 +487,179 @@ def test_pipeline_stage(tmp_path):
     daily = pd.read_parquet(tmp_path / "tables" / "sim_daily.parquet")
     assert len(daily) == 365 and daily["orders"].sum() == k["transactions"]
     assert "The world" in (tmp_path / "report.html").read_text()
+    resp = pd.read_parquet(tmp_path / "tables" / "sim_response.parquet")
+    assert len(resp) == 25 and resp["eligible_share"].between(0, 1).all()
+    assert (resp["incremental_conversion"] > 0).all()
     assert "sim" in res.stages
+
+
+# ---- determinism, property tests -------------------------------------------------------------
+
+
+def test_environment_and_sessions_deterministic_across_threads(pop):
+    before = gm.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            gm.set_num_threads(threads)
+            env = Environment(pop, seed=8)
+            tr = {"user_id": np.arange(0, pop.n_users, 3), "action_id": 56}
+            out = env.apply(tr, days=20)
+            tu = env.true_uplift(np.arange(2000), 40)
+            sb = env.sessions(50_000, seed=4)
+            r = sb.step(np.full(sb.n, 1))
+            outs.append((out, tu, sb.context, r.reward))
+    finally:
+        gm.set_num_threads(before)
+    (a, b) = outs
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[3], b[3])
+
+
+def test_progress_and_outputs(pop):
+    p = Population.generate(5_000, seed=1, progress=True)
+    assert p.n_users == 5_000
+    env = Environment(p)
+    pl = env.apply(None, days=3, output="polars")
+    assert pl.shape[0] == 5_000
+    ar = env.true_uplift(np.arange(10), 3, output="arrow")
+    assert ar.num_rows == 10
+
+
+def test_over_touching_raises_opt_outs():
+    p = Population.generate(40_000, seed=2)
+    e = Environment(p, seed=0)
+    groups = np.array_split(np.arange(p.n_users), 3)
+    ks = [1, 4, 10]
+    tr = {
+        "user_id": np.concatenate([np.repeat(g, k) for g, k in zip(groups, ks, strict=True)]),
+        "benefit": "none",
+        "channel": "ads",
+    }
+    out = e.apply(tr, days=7)
+    rate = [out["opted_out"].to_numpy()[g].mean() for g in groups]
+    assert rate[0] < rate[1] < rate[2], rate
+    # Sleeping dogs opt out more.
+    dogs = p.truth["sleeping_dog"].to_numpy()
+    g = groups[2]
+    assert (
+        out["opted_out"].to_numpy()[g][dogs[g]].mean()
+        > out["opted_out"].to_numpy()[g][~dogs[g]].mean()
+    )
+
+
+_SMALL = None
+
+
+def _small_env() -> Environment:
+    global _SMALL
+    if _SMALL is None:
+        _SMALL = Population.generate(3_000, seed=17)
+    return Environment(_SMALL, seed=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    policy=st.lists(st.integers(0, 5), min_size=3, max_size=3),
+)
+def test_session_invariants_property(seed, policy):
+    env = _small_env()
+    sb = env.sessions(500, seed=seed)
+    for a in policy:
+        prev = sb.stage.copy()
+        ev = sb.expected_value(np.where(sb.active, a, 0))
+        assert np.isfinite(ev).all() and (ev[prev >= 3] == 0).all()
+        r = sb.step(np.where(sb.active, a, 0))
+        assert ((prev >= 3) <= (r.stage == prev)).all()
+        assert ((r.cost > 0) <= (r.stage == 3)).all()
+        assert (r.reward >= 0).all() and (r.cost >= 0).all()
+        assert set(np.unique(r.stage)) <= {0, 1, 2, 3, 4}
+    assert not sb.active.any(), "every session ends within three steps"
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 2999),
+            st.integers(0, 5),
+            st.sampled_from(["ads", "email"]),
+            st.integers(0, 3),
+            st.integers(0, 9),
+        ),  # fmt: skip
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_apply_property(rows):
+    env = _small_env()
+    users = env.population.users
+    tr = pd.DataFrame(rows, columns=["user_id", "benefit", "channel", "content", "offset"])
+    tr["day"] = env.day + tr.pop("offset")
+    email_ok = users["email_opt_in"].to_numpy()[tr["user_id"]]
+    dup_email = tr[tr.channel == "email"].duplicated(["user_id", "day"]).any()
+    bad = ((tr.channel == "email") & ~email_ok).any() or dup_email
+    bad = bad or (tr[tr.channel == "ads"].groupby(["user_id", "day"]).size() > 10).any()
+    if bad:
+        with pytest.raises(ValueError, match=r"treatments\['(channel|day)'\]"):
+            env.apply(tr, days=10)
+        assert env.day == env.population.days
+        return
+    out = env.apply(tr, days=10)
+    touched = np.bincount(tr["user_id"], minlength=len(users))
+    assert (out["touches"].to_numpy() == touched).all()
+    assert (out["redeemed"] <= out["orders"]).all()
+    assert ((out["incentive_cost"] > 0) <= (out["redeemed"] > 0)).all()
+    assert (out.loc[touched == 0, ["incentive_cost", "channel_cost"]] == 0).all().all()
+    assert (out["converted"] == (out["orders"] > 0)).all()
+
+
+def test_generate_stops_on_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import growthmachine as gm, sys\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    gm.sim.Population.generate(30_000_000, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True); sys.exit(3)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 3 and "interrupted" in out
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_baseline_expectation_matches_simulation(pop):
+    env = Environment(pop, seed=12)
+    users = np.arange(pop.n_users)
+    t = env.true_uplift(users, 16)  # the expectation without any touch is in baseline_*
+    out = env.apply(None, days=30)
+    for sim_col, true_col in (("gmv", "baseline_gmv"), ("converted", "baseline_conversion")):
+        x = out[sim_col].astype(float)
+        se = x.std() / np.sqrt(len(x))
+        assert abs(x.mean() - t[true_col].mean()) < 3 * se, (sim_col, x.mean(), t[true_col].mean())
+
+
+def test_run_experiment_arguments(env):
+    sub = np.arange(0, 2000, 2)
+    log = env.run_experiment([56], share=0.3, days=5, seed=1, user_ids=sub)
+    assert (log["user_id"].to_numpy() == sub).all()
+    assert 0.2 < (log["action_id"] == 56).mean() < 0.4
+    with pytest.raises(ValueError, match="user_ids"):
+        env.run_experiment([56], user_ids=[1, 1])
+    with pytest.raises(ValueError, match="share"):
+        env.run_experiment([56], share=1.5)
+    with pytest.raises(ValueError, match="actions"):
+        env.run_experiment([10**6])

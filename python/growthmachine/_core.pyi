@@ -41,6 +41,8 @@ class SimEnv:
         pop_seed: int,
         hist_days: int,
         seed: int,
+        params: npt.NDArray[np.float32],
+        codes: npt.NDArray[np.uint8],
         alive: npt.NDArray[np.bool_],
         customer: npt.NDArray[np.bool_],
         last_order: npt.NDArray[np.float64],
@@ -56,6 +58,7 @@ class SimEnv:
     @property
     def config_json(self) -> str: ...
     def state(self) -> dict[str, np.ndarray]: ...
+    def optout(self) -> npt.NDArray[np.uint8]: ...
     def set_state(
         self,
         day: int,

@@ -4,10 +4,10 @@
 use super::{run_long, slice1, to_pyerr};
 use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
-use crate::sim::model::Model;
+use crate::sim::model::{Model, StaticUser};
 use crate::sim::population;
-use crate::sim::sessions::{Sessions, ACTIONS};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use crate::sim::sessions::{Sessions, VisitSampler, ACTIONS};
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -101,6 +101,8 @@ struct SimEnv {
     model: Arc<Model>,
     config_json: String,
     env: Env,
+    /// Cached visit sampler for `sessions` (static parameters only).
+    visit_sampler: Option<Arc<VisitSampler>>,
 }
 
 fn u8_codes<'a>(arg: &str, a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
@@ -112,10 +114,13 @@ impl SimEnv {
     #[new]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         config_json: &str,
         pop_seed: u64,
         hist_days: u32,
         seed: u64,
+        params: PyReadonlyArray2<'_, f32>,
+        codes: PyReadonlyArray2<'_, u8>,
         alive: PyReadonlyArray1<'_, bool>,
         customer: PyReadonlyArray1<'_, bool>,
         last_order: PyReadonlyArray1<'_, f64>,
@@ -123,10 +128,71 @@ impl SimEnv {
         gmv: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<Self> {
         let m = model(config_json)?;
+        let (ps, cs) = (params.as_array(), codes.as_array());
+        if ps.ncols() != 11 || cs.ncols() != 6 || ps.nrows() != cs.nrows() {
+            return Err(PyValueError::new_err(format!(
+                "params/codes: expected shapes (n, 11) and (n, 6), got {:?} and {:?}",
+                ps.shape(),
+                cs.shape()
+            )));
+        }
+        let p = params
+            .as_slice()
+            .map_err(|_| PyValueError::new_err("params: must be C-contiguous"))?;
+        let c = codes
+            .as_slice()
+            .map_err(|_| PyValueError::new_err("codes: must be C-contiguous"))?;
+        let o = &m.cfg.observables;
+        let limits = [
+            m.cfg.archetypes.len() as u8,
+            o.age_bands.len() as u8,
+            o.city_tiers.len() as u8,
+            o.devices.len() as u8,
+            o.acquisition_channels.len() as u8,
+            64,
+        ];
+        use rayon::prelude::*;
+        let statics: Vec<StaticUser> = py
+            .detach(|| {
+                crate::parallel::install(|| {
+                    p.par_chunks_exact(11)
+                        .zip(c.par_chunks_exact(6))
+                        .enumerate()
+                        .map(|(i, (p, c))| {
+                            if let Some(j) = (0..6).find(|&j| c[j] >= limits[j]) {
+                                return Err(format!(
+                                    "codes: row {i}, column {j}: code {} out of range",
+                                    c[j]
+                                ));
+                            }
+                            if p.iter().any(|x| !x.is_finite()) {
+                                return Err(format!("params: row {i} has a non-finite value"));
+                            }
+                            Ok(StaticUser {
+                                lambda: p[0],
+                                dropout: p[1],
+                                nu: p[2],
+                                price_sensitivity: p[3],
+                                responsiveness: p[4],
+                                affinity: [p[5], p[6], p[7], p[8], p[9]],
+                                signup: p[10],
+                                archetype: c[0],
+                                age: c[1],
+                                tier: c[2],
+                                device: c[3],
+                                acq: c[4],
+                                flags: c[5],
+                            })
+                        })
+                        .collect::<Result<Vec<_>, String>>()
+                })
+            })
+            .map_err(PyValueError::new_err)?;
         let env = Env::new(
             pop_seed,
             hist_days,
             seed,
+            statics,
             slice1("alive", &alive)?,
             slice1("customer", &customer)?,
             slice1("last_order", &last_order)?,
@@ -138,6 +204,7 @@ impl SimEnv {
             model: Arc::new(m),
             config_json: config_json.to_string(),
             env,
+            visit_sampler: None,
         })
     }
 
@@ -149,6 +216,11 @@ impl SimEnv {
     #[getter]
     fn n_users(&self) -> usize {
         self.env.n_users()
+    }
+
+    /// Per-user channel opt-out bits (bit c = channel c).
+    fn optout<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
+        PyArray1::from_vec(py, self.env.users.iter().map(|s| s.optout).collect())
     }
 
     /// Per-user dynamic state as numpy arrays.
@@ -247,10 +319,23 @@ impl SimEnv {
     }
 
     #[pyo3(signature = (n, seed))]
-    fn sessions(&self, py: Python<'_>, n: usize, seed: u64) -> PyResult<SimSessions> {
+    fn sessions(&mut self, py: Python<'_>, n: usize, seed: u64) -> PyResult<SimSessions> {
         let m = self.model.clone();
         let env = &self.env;
-        let s = run_long(py, None, None, |ctl| Sessions::new(&m, env, n, seed, ctl))?;
+        let sampler = match &self.visit_sampler {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(
+                    py.detach(|| crate::parallel::install(|| Sessions::visit_sampler(&m, env))),
+                );
+                self.visit_sampler = Some(c.clone());
+                c
+            }
+        };
+        let env = &self.env;
+        let s = run_long(py, None, None, |ctl| {
+            Sessions::new(&m, env, n, seed, Some(&sampler), ctl)
+        })?;
         Ok(SimSessions {
             model: self.model.clone(),
             s,

@@ -138,7 +138,100 @@ impl UserParams {
     }
 }
 
+/// The compact, stored form of a user's static parameters (48 bytes): what the environment and
+/// the session stream need, copied once from the population's truth.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StaticUser {
+    pub lambda: f32,
+    pub dropout: f32,
+    pub nu: f32,
+    pub price_sensitivity: f32,
+    pub responsiveness: f32,
+    pub affinity: [f32; 5],
+    pub signup: f32,
+    pub archetype: u8,
+    pub age: u8,
+    pub tier: u8,
+    pub device: u8,
+    pub acq: u8,
+    /// Bits: 0 prospect, 1 sleeping dog, 2 push ok, 3 email ok, 4 sms ok, 5 app.
+    pub flags: u8,
+}
+
+impl StaticUser {
+    pub fn from_params(u: &UserParams) -> Self {
+        let mut flags = 0u8;
+        for (bit, on) in [
+            u.is_prospect,
+            u.sleeping_dog,
+            u.push_ok,
+            u.email_ok,
+            u.sms_ok,
+            u.app,
+        ]
+        .iter()
+        .enumerate()
+        {
+            if *on {
+                flags |= 1 << bit;
+            }
+        }
+        StaticUser {
+            lambda: u.lambda as f32,
+            dropout: u.dropout as f32,
+            nu: u.nu as f32,
+            price_sensitivity: u.price_sensitivity as f32,
+            responsiveness: u.responsiveness as f32,
+            affinity: u.affinity.map(|a| a as f32),
+            signup: u.signup as f32,
+            archetype: u.archetype,
+            age: u.age,
+            tier: u.tier,
+            device: u.device,
+            acq: u.acq,
+            flags,
+        }
+    }
+
+    /// The parameters as [`UserParams`] (fields the environment does not use are left default).
+    #[inline]
+    pub fn expand(&self, m: &Model) -> UserParams {
+        let f = |bit: u8| self.flags & (1 << bit) != 0;
+        let lambda = self.lambda as f64;
+        UserParams {
+            archetype: self.archetype,
+            lambda,
+            dropout: self.dropout as f64,
+            nu: self.nu as f64,
+            z: m.rate_z(lambda),
+            is_prospect: f(0),
+            signup: self.signup as f64,
+            first_order: f64::NAN,
+            price_sensitivity: self.price_sensitivity as f64,
+            responsiveness: self.responsiveness as f64,
+            sleeping_dog: f(1),
+            affinity: self.affinity.map(|a| a as f64),
+            age: self.age,
+            tier: self.tier,
+            device: self.device,
+            acq: self.acq,
+            push_ok: f(2),
+            email_ok: f(3),
+            sms_ok: f(4),
+            app: f(5),
+        }
+    }
+}
+
 impl Model {
+    /// Standardised log purchase rate (the archetype and session-intent covariate).
+    #[inline]
+    pub fn rate_z(&self, lambda: f64) -> f64 {
+        (((lambda * self.cfg.purchase.alpha).max(1e-300).ln() - self.ln_rate_mean)
+            / self.ln_rate_sd)
+            .clamp(-6.0, 6.0)
+    }
+
     pub fn new(cfg: WorldConfig) -> Self {
         let se = &cfg.seasonality;
         let wmean = se.weekly.iter().sum::<f64>() / 7.0;

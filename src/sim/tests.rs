@@ -15,11 +15,14 @@ fn env_for(m: &Model, p: &PopulationData, seed: u64, days: u32, pop_seed: u64) -
     let customer: Vec<bool> = (0..p.n_users())
         .map(|i| !p.is_prospect[i] && p.first_order_day[i] < days as f64)
         .collect();
-    let _ = m;
+    let statics = (0..p.n_users())
+        .map(|i| StaticUser::from_params(&m.draw_user(pop_seed, i as u64, days)))
+        .collect();
     Env::new(
         pop_seed,
         days,
         seed,
+        statics,
         &p.alive_at_end,
         &customer,
         &p.last_order_day,
@@ -267,7 +270,7 @@ fn sessions_invariants_and_determinism() {
     let m = model();
     let p = generate(&m, 5_000, 365, 4, &Control::new()).unwrap();
     let env = env_for(&m, &p, 1, 365, 4);
-    let mut s = Sessions::new(&m, &env, 20_000, 5, &Control::new()).unwrap();
+    let mut s = Sessions::new(&m, &env, 20_000, 5, None, &Control::new()).unwrap();
     let mut s2 = s.clone();
     assert_eq!(s.context.len(), s.n() * s.n_features);
     let mut total_cost = 0.0;
@@ -317,7 +320,7 @@ fn session_expected_value_matches_simulation() {
     let env = env_for(&m, &p, 1, 365, 4);
     let n = 200_000;
     for first in [0i64, 1, 3] {
-        let mut s = Sessions::new(&m, &env, n, 11, &Control::new()).unwrap();
+        let mut s = Sessions::new(&m, &env, n, 11, None, &Control::new()).unwrap();
         let ev: f64 = s
             .expected_value(&m, &vec![first; n])
             .unwrap()
@@ -336,5 +339,182 @@ fn session_expected_value_matches_simulation() {
             (sim - ev).abs() < 0.05 * ev.abs().max(1.0),
             "action {first}: {sim} vs {ev}"
         );
+    }
+}
+
+#[test]
+#[ignore]
+fn timing_apply() {
+    let m = model();
+    let n = 1_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        e.apply(&m, &[], &[], &[], &[], &[], e.day, 30, &Control::new())
+            .unwrap();
+        println!("apply no touches: {:?}", t.elapsed());
+    }
+    let st = e.statics.clone();
+    let t = std::time::Instant::now();
+    let s: f64 = st.iter().map(|u| u.expand(&m).z).sum();
+    println!("expand: {:?} {s}", t.elapsed());
+}
+
+#[test]
+#[ignore]
+fn timing_apply_touches() {
+    let m = model();
+    let n = 1_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    let users: Vec<i64> = (0..n as i64).collect();
+    let t = users.len();
+    let (b, c, k, d) = (
+        vec![2u8; t],
+        vec![CH_ADS as u8; t],
+        vec![0u8; t],
+        vec![365i64; t],
+    );
+    for _ in 0..2 {
+        let d: Vec<i64> = vec![e.day; t];
+        let t0 = std::time::Instant::now();
+        e.check_treatments(&m, &users, &b, &c, &k, &d, e.day, 30)
+            .unwrap();
+        println!("check: {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
+        e.apply(&m, &users, &b, &c, &k, &d, e.day, 30, &Control::new())
+            .unwrap();
+        println!("apply 1M touches: {:?}", t0.elapsed());
+    }
+    let _ = d;
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn expected_orders_monotone(l in 0.0f64..20.0, dl in 0.01f64..5.0, p in 0.0f64..0.99, dp in 0.001f64..0.01) {
+            let a = expected_orders(l, p);
+            prop_assert!(expected_orders(l + dl, p) > a || l + dl <= 0.0);
+            prop_assert!(expected_orders(l, (p + dp).min(1.0)) <= a + 1e-12);
+            // Bounded by the Poisson mean and by the first order.
+            prop_assert!(a <= l + 1e-9);
+            prop_assert!(a >= 1.0 - (-l).exp() - 1e-12);
+        }
+
+        #[test]
+        fn effects_are_finite_and_consistent(uid in 0u64..100_000, b in 0usize..6, c in 0usize..5, k in 0usize..4,
+                                             fatigue in 0.0f32..20.0, alive: bool, customer: bool) {
+            let m = model();
+            let u = m.draw_user(5, uid, 365);
+            let st = UserState { alive, customer, optout: 0, last_touch: 360, fatigue, n_orders: 1, last_order: 300.0, gmv: 50.0 };
+            let e = expected_effect(&m, &u, &st, b, c, k, 365, 30);
+            prop_assert_eq!(e.eligible, u.reachable(c));
+            for v in [e.incremental_conversion, e.incremental_gmv, e.expected_incentive_cost, e.baseline_gmv] {
+                prop_assert!(v.is_finite());
+            }
+            prop_assert!(e.expected_incentive_cost >= 0.0);
+            prop_assert!(e.incremental_conversion <= 1.0 && e.incremental_conversion >= -1.0);
+            if !e.eligible {
+                prop_assert_eq!(e.incremental_gmv, 0.0);
+                prop_assert_eq!(e.expected_incentive_cost, 0.0);
+            }
+            if u.sleeping_dog && e.eligible && customer && alive {
+                prop_assert!(e.incremental_gmv <= 0.0);
+            }
+            if !u.sleeping_dog {
+                prop_assert!(e.incremental_conversion >= 0.0);
+            }
+        }
+
+        #[test]
+        fn window_outcomes_are_consistent(uid in 0u64..100_000, seed: u64, n in 0usize..12) {
+            let m = model();
+            let u = m.draw_user(5, uid, 365);
+            let mut st = UserState { alive: true, customer: true, optout: 0, last_touch: NEVER, fatigue: 0.0, n_orders: 1, last_order: 300.0, gmv: 50.0 };
+            let touches: Vec<Touch> = (0..n).map(|i| Touch { row: i as u32, day: 365 + (i % 5) as i32, benefit: (i % 6) as u8, channel: CH_ADS as u8, content: (i % 4) as u8 }).collect();
+            let mut rng = crate::rng::stream(seed, uid);
+            let o = simulate_window(&m, &u, &mut st, &touches, 365, 10, &mut rng);
+            prop_assert_eq!(o.touches as usize, n);
+            prop_assert_eq!(o.exposures as usize, n);
+            prop_assert!(o.redeemed <= o.orders);
+            prop_assert_eq!(o.converted, o.orders > 0);
+            prop_assert!((o.incentive_cost > 0.0) == (o.redeemed > 0));
+            prop_assert!(o.gmv >= 0.0 && (o.orders == 0) == (o.gmv == 0.0));
+            if n > 0 { prop_assert!(st.fatigue >= 1.0); }
+        }
+    }
+}
+
+#[test]
+fn alias_sampler_matches_weights() {
+    let w = [1.0, 0.0, 3.0, 6.0];
+    let s = VisitSampler::new(&w);
+    let mut rng = crate::rng::stream(3, 4);
+    let mut counts = [0usize; 4];
+    let n = 200_000;
+    for _ in 0..n {
+        counts[s.sample(&mut rng)] += 1;
+    }
+    assert_eq!(counts[1], 0);
+    for (c, wi) in counts.iter().zip(w) {
+        assert!(
+            (*c as f64 / n as f64 - wi / 10.0).abs() < 0.005,
+            "{counts:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn timing_apply_phases() {
+    let m = model();
+    let n = 3_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    let t = 3_000_000usize;
+    let users: Vec<i64> = (0..t as i64).map(|i| (i * 7919) % n as i64).collect();
+    let (b, c, k) = (vec![2u8; t], vec![CH_ADS as u8; t], vec![0u8; t]);
+    let d: Vec<i64> = vec![e.day; t];
+    let t0 = std::time::Instant::now();
+    e.check_treatments(&m, &users, &b, &c, &k, &d, e.day, 30)
+        .unwrap();
+    println!("check: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let g = e.group(&users, |i| Touch {
+        row: i as u32,
+        day: d[i] as i32,
+        benefit: b[i],
+        channel: c[i],
+        content: k[i],
+    });
+    println!("group: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    e.check_rules(&m, &g).unwrap();
+    println!("rules: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    e.apply(&m, &users, &b, &c, &k, &d, e.day, 30, &Control::new())
+        .unwrap();
+    println!("apply total: {:?}", t0.elapsed());
+}
+
+#[test]
+#[ignore]
+fn timing_sessions() {
+    let m = model();
+    let p = generate(&m, 1_000_000, 365, 3, &Control::new()).unwrap();
+    let e = env_for(&m, &p, 9, 365, 3);
+    let t0 = std::time::Instant::now();
+    let vs = Sessions::visit_sampler(&m, &e);
+    println!("sampler: {:?}", t0.elapsed());
+    for _ in 0..2 {
+        let t0 = std::time::Instant::now();
+        let s = Sessions::new(&m, &e, 1_000_000, 1, Some(&vs), &Control::new()).unwrap();
+        println!("sessions: {:?} {}", t0.elapsed(), s.n());
     }
 }

@@ -390,11 +390,11 @@ class SessionConfig:
     #: Visit weight of a user = visit_base + visit_rate_weight * purchase rate.
     visit_base: float = 0.05
     visit_rate_weight: float = 30.0
-    #: Base logits: browse -> cart (~23 %), cart -> checkout (~57 %), exit -> recovered (~5 %),
-    #: giving a ~3-4 % visit conversion as on large sites.
-    cart_logit: float = -1.2
+    #: Base logits: browse -> cart (~7 %), cart -> checkout (~57 %), exit -> recovered (~3 %),
+    #: before intent; with intent this gives a ~6 % visit conversion (large sites: 2-8 %).
+    cart_logit: float = -2.6
     checkout_logit: float = 0.3
-    recover_logit: float = -3.0
+    recover_logit: float = -3.5
     #: Intent = intent_weight * standardised log purchase rate + lifecycle logits.
     intent_weight: float = 0.5
     lapsed_logit: float = -1.0
@@ -403,16 +403,19 @@ class SessionConfig:
     exit_detect_share: float = 0.7
     cart_exit_share: float = 0.8
     #: Guidance at browse adds guide_effect * (archetype.guide_response + 0.5 N(0,1)) to the
-    #: cart logit; at cart it adds +-guide_cart_effect.
+    #: cart logit (negative for a share of users); at cart it adds +-guide_cart_effect (0: the
+    #: payoff of guidance is on the browse page, two steps before the purchase).
     guide_effect: float = 0.8
-    guide_cart_effect: float = 0.1
-    #: Coupon appeal (logit) = coupon_logit_per_unit * value * (0.4 + 1.2 ps) * responsiveness;
-    #: at browse it counts coupon_browse_factor times. Sleeping dogs get a negative logit instead.
-    coupon_logit_per_unit: float = 0.12
-    coupon_browse_factor: float = 0.4
+    guide_cart_effect: float = 0.0
+    #: Coupon appeal (logit) = coupon_logit_per_unit * value * (0.4 + 1.2 ps) * responsiveness
+    #: (a 10-off coupon: +0.4 logit for a typical user, +0.7 for a bargain hunter); at browse it
+    #: counts coupon_browse_factor times. Sleeping dogs get a negative logit instead. Sized so
+    #: that a coupon pays for itself only on price-sensitive, hesitant visitors.
+    coupon_logit_per_unit: float = 0.04
+    coupon_browse_factor: float = 0.3
     sleeping_dog_coupon_logit: float = -0.6
     #: Basket with a coupon x (1 + coupon_basket_lift * ps).
-    coupon_basket_lift: float = 0.15
+    coupon_basket_lift: float = 0.1
     small_coupon_value: float = 5.0
     large_coupon_value: float = 10.0
     exit_coupon_value: float = 8.0

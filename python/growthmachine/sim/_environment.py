@@ -53,6 +53,20 @@ StepResult = namedtuple("StepResult", ["reward", "cost", "stage", "done"])
 
 def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.ndarray:
     """Names (str/Categorical) or integer codes -> uint8 codes, ValueError naming the column."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.array
+    if isinstance(values, pd.Categorical):
+        remap = pd.Index(list(names)).get_indexer(values.categories.astype(object))
+        cats = np.asarray(values.codes)
+        if (cats < 0).any():
+            raise ValueError(f"{name}: has missing values")
+        codes = remap[cats]
+        if codes.size and codes.min() < 0:
+            bad = int(np.flatnonzero(codes < 0)[0])
+            raise ValueError(
+                f"{name}: row {bad}: {values[bad]!r} is not one of {', '.join(map(repr, names))}"
+            )
+        return codes.astype(np.uint8)
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         if arr.size and (arr.min() < 0 or arr.max() >= len(names)):
@@ -73,6 +87,17 @@ def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.nda
     return codes.astype(np.uint8)
 
 
+def _raw_column(table: Any, name: str, col: str) -> Any:
+    """A column keeping pandas Categoricals (fast name -> code mapping)."""
+    if isinstance(table, pd.DataFrame) and col in table.columns:
+        return table[col]
+    if isinstance(table, Mapping) and col in table:
+        v = table[col]
+        if isinstance(v, (pd.Categorical, pd.Series)):
+            return v
+    return cv.column(table, name, col)
+
+
 class Environment(Versioned):
     """The world's response to actions, for a :class:`Population`.
 
@@ -89,16 +114,36 @@ class Environment(Versioned):
             raise TypeError(f"pop: must be a Population, got {type(pop).__name__}")
         self.seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
         self.population = pop
-        t = pop.truth
+        t, u = pop.truth, pop.users
         customer = (~t["is_prospect"].to_numpy()) & (t["first_order_day"].to_numpy() < pop.days)
         n_orders = (t["orders_before_window"].to_numpy() + t["n_orders"].to_numpy()).astype(
             np.uint32
         )
+        params = np.empty((pop.n_users, 11), dtype=np.float32)
+        for j, c in enumerate(
+            ["purchase_rate", "dropout_p", "spend_rate", "price_sensitivity", "responsiveness",
+             "affinity_push", "affinity_sms", "affinity_email", "affinity_in_app", "affinity_ads"]
+        ):  # fmt: skip
+            params[:, j] = t[c].to_numpy()
+        params[:, 10] = u["signup_day"].to_numpy()
+        codes = np.empty((pop.n_users, 6), dtype=np.uint8)
+        codes[:, 0] = t["archetype"].cat.codes.to_numpy()
+        for j, c in enumerate(["age_band", "city_tier", "device", "acquisition_channel"], 1):
+            codes[:, j] = u[c].cat.codes.to_numpy()
+        flags = np.zeros(pop.n_users, dtype=np.uint8)
+        for bit, (df, c) in enumerate(
+            [(t, "is_prospect"), (t, "sleeping_dog"), (u, "push_opt_in"), (u, "email_opt_in"),
+             (u, "sms_opt_in"), (u, "has_app")]
+        ):  # fmt: skip
+            flags |= df[c].to_numpy().astype(np.uint8) << bit
+        codes[:, 5] = flags
         self._core = _core.SimEnv(
             pop.config._json_compact(),
             pop.seed,
             pop.days,
             self.seed,
+            params,
+            codes,
             np.ascontiguousarray(t["alive_at_end"].to_numpy(), dtype=bool),
             np.ascontiguousarray(customer, dtype=bool),
             np.ascontiguousarray(t["last_order_day"].to_numpy(), dtype=np.float64),
@@ -199,7 +244,7 @@ class Environment(Versioned):
 
     def opted_out(self) -> pd.DataFrame:
         """One bool column per channel: the user has opted out of it (observable)."""
-        s = self._core.state()["optout"]
+        s = self._core.optout()
         return pd.DataFrame({c: (s >> i) & 1 == 1 for i, c in enumerate(CHANNELS)})
 
     def eligible(self, user_ids: Any, action_ids: Any) -> np.ndarray:
@@ -212,7 +257,7 @@ class Environment(Versioned):
         for col, c in (("push_opt_in", 0), ("sms_opt_in", 1), ("email_opt_in", 2), ("has_app", 3)):
             flag = users[col].to_numpy()[u]
             ok &= (ch != c) | flag
-        opt = self._core.state()["optout"][u]
+        opt = self._core.optout()[u]
         ok &= ((opt >> ch) & 1) == 0
         return ok
 
@@ -257,7 +302,13 @@ class Environment(Versioned):
             # A dict may give scalars for every column but user_id: broadcast them.
             n0 = len(np.atleast_1d(np.asarray(treatments["user_id"])))
             treatments = {
-                k: (np.full(n0, v) if np.ndim(v) == 0 and k != "user_id" else v)
+                k: (
+                    pd.Categorical.from_codes(np.zeros(n0, np.int8), categories=[v])
+                    if isinstance(v, str)
+                    else np.full(n0, v)
+                    if np.ndim(v) == 0 and k != "user_id"
+                    else v
+                )
                 for k, v in treatments.items()
             }
         n = cv.n_rows(treatments, name)
@@ -285,14 +336,16 @@ class Environment(Versioned):
                         f"(missing {c!r}; columns: {', '.join(cols)})"
                     )
             benefit = _codes(
-                cv.column(treatments, name, "benefit"),
+                _raw_column(treatments, name, "benefit"),
                 f"{name}['benefit']",
                 [b.name for b in r.benefits],
             )
-            channel = _codes(cv.column(treatments, name, "channel"), f"{name}['channel']", CHANNELS)
+            channel = _codes(
+                _raw_column(treatments, name, "channel"), f"{name}['channel']", CHANNELS
+            )
             if "content" in cols:
                 content = _codes(
-                    cv.column(treatments, name, "content"), f"{name}['content']", r.contents
+                    _raw_column(treatments, name, "content"), f"{name}['content']", r.contents
                 )
             else:
                 content = np.zeros(n, np.uint8)
@@ -607,9 +660,13 @@ class SessionBatch(Versioned):
     _STATE_KIND = "growthmachine.sim.SessionBatch"
     _STATE_VERSION = 1
 
+    #: Names of the stage codes.
+    stage_names = ("browse", "cart", "exit_intent", "purchased", "left")
+
     def __init__(self, core: Any, config: WorldConfig):
         self._core = core
         self._config = config
+        self._context: np.ndarray | None = None
 
     def _get_state(self) -> dict[str, Any]:
         return {"config": self._config, "core": self._core.to_bytes()}
@@ -617,6 +674,7 @@ class SessionBatch(Versioned):
     def _set_state(self, state: dict[str, Any]) -> None:
         self._config = state["config"]
         self._core = _core.SimSessions.from_bytes(self._config._json_compact(), state["core"])
+        self._context = None
 
     @property
     def n(self) -> int:
@@ -640,8 +698,12 @@ class SessionBatch(Versioned):
 
     @property
     def context(self) -> np.ndarray:
-        """(n, n_features) float64 observable context."""
-        return self._core.context
+        """(n, n_features) float64 observable context (fixed for the session; read-only)."""
+        if self._context is None:
+            ctx = self._core.context
+            ctx.setflags(write=False)
+            self._context = ctx
+        return self._context
 
     @property
     def stage(self) -> np.ndarray:
