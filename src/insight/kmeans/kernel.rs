@@ -99,12 +99,15 @@ impl Real for f64 {
 
 /// How `a * b + c` is computed: a fused instruction (only inside AVX2+FMA code) or two.
 pub trait Fm: Copy + Send + Sync + 'static {
+    /// True only in code compiled for AVX2+FMA (see [`simd_fn!`]).
+    const FUSED: bool;
     fn fma<T: Real>(a: T, b: T, c: T) -> T;
 }
 
 #[derive(Clone, Copy)]
 pub struct NoFma;
 impl Fm for NoFma {
+    const FUSED: bool = false;
     #[inline(always)]
     fn fma<T: Real>(a: T, b: T, c: T) -> T {
         a * b + c
@@ -114,6 +117,7 @@ impl Fm for NoFma {
 #[derive(Clone, Copy)]
 pub struct Fma;
 impl Fm for Fma {
+    const FUSED: bool = true;
     #[inline(always)]
     fn fma<T: Real>(a: T, b: T, c: T) -> T {
         a.fused(b, c)
@@ -341,11 +345,81 @@ pub fn argmin<T: Real>(row: &[T]) -> (usize, T) {
     (bi, bv)
 }
 
+/// `Some(slice as f32)` when `T` is f32.
+#[inline(always)]
+pub fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+    } else {
+        None
+    }
+}
+
+/// Nearest center of up to `P` rows (`np` of them; `xn` their squared norms): indices and squared
+/// distances. The running minimum is kept per lane (vectorised select), reduced at the end with
+/// the lowest index winning ties.
+#[inline(always)]
+pub fn nearest_tile<T: Real, F: Fm>(
+    rows: &[T],
+    xn: &[T],
+    d: usize,
+    pk: &Packed<T>,
+) -> ([u32; P], [T; P]) {
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(r), Some(x2), Some(ct), Some(cn)) =
+            (as_f32(rows), as_f32(xn), as_f32(&pk.ct), as_f32(&pk.cn))
+        {
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (i, v) = unsafe { super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb) };
+            return (i, std::array::from_fn(|p| T::from_f64(v[p] as f64)));
+        }
+    }
+    let np = xn.len();
+    let last = np - 1;
+    let xs: [&[T]; P] = std::array::from_fn(|p| {
+        let q = p.min(last);
+        &rows[q * d..(q + 1) * d]
+    });
+    let mut bv = [[T::INF; W]; P];
+    // the block of the running minimum, as a float of the data type (same-width select)
+    let mut bb = [[T::ZERO; W]; P];
+    for b in 0..pk.nb {
+        let acc = tile::<T, F>(&xs, d, &pk.ct[b * d * W..(b + 1) * d * W]);
+        let cn: &[T; W] = pk.cn[b * W..b * W + W].try_into().unwrap();
+        let bf = T::from_f64(b as f64);
+        for p in 0..P {
+            for w in 0..W {
+                let v = cn[w] - T::TWO * acc[p][w];
+                let lt = v < bv[p][w];
+                bv[p][w] = if lt { v } else { bv[p][w] };
+                bb[p][w] = if lt { bf } else { bb[p][w] };
+            }
+        }
+    }
+    let bi: [[u32; W]; P] = std::array::from_fn(|p| {
+        std::array::from_fn(|w| (bb[p][w].to_f64() as usize * W + w) as u32)
+    });
+    let mut idx = [0u32; P];
+    let mut d2 = [T::ZERO; P];
+    for p in 0..np {
+        let (mut i, mut v) = (bi[p][0], bv[p][0]);
+        for w in 1..W {
+            if bv[p][w] < v || (bv[p][w] == v && bi[p][w] < i) {
+                v = bv[p][w];
+                i = bi[p][w];
+            }
+        }
+        idx[p] = i;
+        d2[p] = (xn[p] + v).mx(T::ZERO);
+    }
+    (idx, d2)
+}
+
 #[inline(always)]
 fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) {
     let n = idx.len();
-    let width = pk.width();
-    let mut buf = vec![T::ZERO; P * width];
     let mut xn = [T::ZERO; P];
     let mut i = 0;
     while i < n {
@@ -354,12 +428,9 @@ fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32
         for p in 0..np {
             xn[p] = norm2::<T, F>(&rows[p * d..(p + 1) * d]);
         }
-        dist_tile::<T, F>(rows, &xn[..np], d, pk, 0, pk.nb, &mut buf, width);
-        for p in 0..np {
-            let (b, v) = argmin(&buf[p * width..p * width + pk.k]);
-            idx[i + p] = b as u32;
-            d2[i + p] = v;
-        }
+        let (bi, bv) = nearest_tile::<T, F>(rows, &xn[..np], d, pk);
+        idx[i..i + np].copy_from_slice(&bi[..np]);
+        d2[i..i + np].copy_from_slice(&bv[..np]);
         i += np;
     }
 }

@@ -7,6 +7,8 @@
 //! parallel work runs over fixed chunks of [`CH`] rows, with partial results reduced in chunk
 //! order, so results are identical for any thread count.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod init;
 pub mod kernel;
 pub mod lloyd;
@@ -115,16 +117,27 @@ pub fn ordered<R: Send>(
     n: usize,
     ctl: &Control,
     work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
+    reduce: impl FnMut(usize, R),
+) -> Result<()> {
+    ordered_by(n, CH, ctl, work, reduce)
+}
+
+/// [`ordered`] with chunks of `ch` rows (a constant of the caller, never the thread count).
+pub fn ordered_by<R: Send>(
+    n: usize,
+    ch: usize,
+    ctl: &Control,
+    work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
     mut reduce: impl FnMut(usize, R),
 ) -> Result<()> {
-    let nc = n.div_ceil(CH);
+    let nc = n.div_ceil(ch);
     let mut c0 = 0;
     while c0 < nc {
         ctl.check()?;
         let c1 = (c0 + BATCH).min(nc);
         let parts: Vec<R> = (c0..c1)
             .into_par_iter()
-            .map(|c| work(c, c * CH..((c + 1) * CH).min(n)))
+            .map(|c| work(c, c * ch..((c + 1) * ch).min(n)))
             .collect();
         for (i, r) in parts.into_iter().enumerate() {
             reduce(c0 + i, r);

@@ -84,8 +84,65 @@ fn first_imp<T: Real, F: Fm>(
     counts: &mut [u64],
 ) -> u64 {
     let n = labels.len();
-    let width = pk.width();
     let t = gr.t;
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x32), Some(ct), Some(cn)) = (
+            kernel::as_f32(x),
+            kernel::as_f32(&pk.ct),
+            kernel::as_f32(&pk.cn),
+        ) {
+            let mut out: [Vec<(f32, u32, f32)>; P] = std::array::from_fn(|_| Vec::new());
+            let mut i = 0;
+            while i < n {
+                let np = (n - i).min(P);
+                // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+                unsafe {
+                    super::avx2::block_top2(
+                        &x32[i * d..(i + np) * d],
+                        np,
+                        d,
+                        ct,
+                        cn,
+                        0,
+                        pk.nb,
+                        &mut out,
+                    )
+                };
+                for p in 0..np {
+                    let blocks = &out[p];
+                    let mut a = 0usize;
+                    let mut best = f32::INFINITY;
+                    for &(m1, i1, _) in blocks {
+                        if m1 < best {
+                            best = m1;
+                            a = i1 as usize;
+                        }
+                    }
+                    let xr = &x[(i + p) * d..(i + p + 1) * d];
+                    let x2 = norm2::<T, F>(xr).to_f64();
+                    labels[i + p] = a as u32;
+                    ub[i + p] = kernel::dist2::<T, F>(xr, &pk_center(pk, a, d)).sqrt();
+                    let l = &mut lb[(i + p) * t..(i + p + 1) * t];
+                    for (g, lg) in l.iter_mut().enumerate() {
+                        let (b0, b1) = gr.blocks(g);
+                        let mut m = f32::INFINITY;
+                        for &(m1, i1, m2) in &blocks[b0..b1] {
+                            m = m.min(if i1 as usize == a { m2 } else { m1 });
+                        }
+                        *lg = T::from_f64((x2 + m as f64).max(0.0).sqrt());
+                    }
+                    counts[a] += 1;
+                    for (s, v) in sums[a * d..(a + 1) * d].iter_mut().zip(xr) {
+                        *s += v.to_f64();
+                    }
+                }
+                i += np;
+            }
+            return n as u64;
+        }
+    }
+    let width = pk.width();
     let mut buf = vec![T::ZERO; P * width];
     let mut xn = [T::ZERO; P];
     let mut i = 0;
@@ -134,6 +191,51 @@ fn pk_center<T: Real>(pk: &Packed<T>, c: usize, d: usize) -> [T; 64] {
     out
 }
 
+/// Over the centers of blocks `b0..b1`: (index of the nearest, its squared distance, the second
+/// smallest squared distance).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn group_top2<T: Real, F: Fm>(
+    xr: &[T],
+    x2: T,
+    d: usize,
+    pk: &Packed<T>,
+    b0: usize,
+    b1: usize,
+    buf: &mut [T],
+) -> (usize, T, T) {
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x), Some(ct), Some(cn)) = (
+            kernel::as_f32(xr),
+            kernel::as_f32(&pk.ct),
+            kernel::as_f32(&pk.cn),
+        ) {
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
+            let x2 = x2.to_f64();
+            return (
+                i1 as usize,
+                T::from_f64((x2 + m1 as f64).max(0.0)),
+                T::from_f64((x2 + m2 as f64).max(0.0)),
+            );
+        }
+    }
+    let m = (b1 - b0) * W;
+    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
+    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
+    for (c, &v) in buf[..m].iter().enumerate() {
+        if v < m1 {
+            m2 = m1;
+            m1 = v;
+            i1 = c;
+        } else if v < m2 {
+            m2 = v;
+        }
+    }
+    (i1 + b0 * W, m1, m2)
+}
+
 /// A bounded pass; returns the number of changed labels. Sums and counts are accumulated for
 /// the new labels when `sums` is not empty.
 #[inline(always)]
@@ -179,19 +281,7 @@ fn pass_imp<T: Real, F: Fm>(
                         continue;
                     }
                     let (b0, b1) = gr.blocks(g);
-                    let m = (b1 - b0) * W;
-                    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
-                    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
-                    for (c, &v) in buf[..m].iter().enumerate() {
-                        if v < m1 {
-                            m2 = m1;
-                            m1 = v;
-                            i1 = c;
-                        } else if v < m2 {
-                            m2 = v;
-                        }
-                    }
-                    let i1 = i1 + b0 * W;
+                    let (i1, m1, m2) = group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
                     let (m1, m2) = (m1.sqrt(), m2.sqrt());
                     rec.push((g, i1, m1, m2));
                     if m1 < bestd && i1 != a {
