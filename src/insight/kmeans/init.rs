@@ -158,17 +158,19 @@ pub fn kmeanspp<T: Real>(
         let nt = cands.len();
         let mut pots = vec![0.0f64; nt];
         let cl: &[f64] = &closest;
+        let tp = Packed::new(&gather(x, d, &cands), nt, d);
         ordered_by(
             n,
             KPP_CH,
             ctl,
             |_, r| {
+                let mut dd = vec![T::ZERO; r.len() * nt];
+                kernel::all_dist(&x[r.start * d..r.end * d], d, &tp, &mut dd);
                 let mut p = vec![0.0f64; nt];
-                for i in r {
-                    let row = &x[i * d..(i + 1) * d];
-                    for (t, &c) in cands.iter().enumerate() {
-                        let dd = kernel::dist2_f64(row, &x[c * d..(c + 1) * d]);
-                        p[t] += wt(i) * dd.min(cl[i]);
+                for (ii, i) in r.enumerate() {
+                    let w = wt(i);
+                    for (t, pt) in p.iter_mut().enumerate() {
+                        *pt += w * dd[ii * nt + t].to_f64().min(cl[i]);
                     }
                 }
                 p

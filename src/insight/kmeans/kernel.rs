@@ -435,6 +435,47 @@ fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32
     }
 }
 
+/// Over the centers of blocks `b0..b1`: (index of the nearest, its squared distance, the second
+/// smallest squared distance).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn group_top2<T: Real, F: Fm>(
+    xr: &[T],
+    x2: T,
+    d: usize,
+    pk: &Packed<T>,
+    b0: usize,
+    b1: usize,
+    buf: &mut [T],
+) -> (usize, T, T) {
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x), Some(ct), Some(cn)) = (as_f32(xr), as_f32(&pk.ct), as_f32(&pk.cn)) {
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
+            let x2 = x2.to_f64();
+            return (
+                i1 as usize,
+                T::from_f64((x2 + m1 as f64).max(0.0)),
+                T::from_f64((x2 + m2 as f64).max(0.0)),
+            );
+        }
+    }
+    let m = (b1 - b0) * W;
+    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
+    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
+    for (c, &v) in buf[..m].iter().enumerate() {
+        if v < m1 {
+            m2 = m1;
+            m1 = v;
+            i1 = c;
+        } else if v < m2 {
+            m2 = v;
+        }
+    }
+    (i1 + b0 * W, m1, m2)
+}
+
 simd_fn!(
     /// Nearest packed center of each row of `x` (`idx.len()` rows) and its squared distance
     /// (kernel precision).

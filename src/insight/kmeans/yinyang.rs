@@ -8,7 +8,7 @@
 //! the row's best distance are recomputed, with the blocked kernel (group filter). With a single
 //! group this is Hamerly's algorithm. The result equals plain Lloyd's up to ties and rounding.
 
-use super::kernel::{self, dist_one, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
+use super::kernel::{self, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
 use crate::control::Control;
 use crate::error::Result;
@@ -32,7 +32,7 @@ impl Groups {
 }
 
 /// Order of the centers such that consecutive runs of `leaf` centers are spatially close.
-fn group_order<T: Real>(centers: &[T], k: usize, d: usize, leaf: usize) -> Vec<usize> {
+pub fn group_order<T: Real>(centers: &[T], k: usize, d: usize, leaf: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..k).collect();
     split(&mut idx, centers, d, leaf);
     idx
@@ -191,125 +191,115 @@ fn pk_center<T: Real>(pk: &Packed<T>, c: usize, d: usize) -> [T; 64] {
     out
 }
 
-/// Over the centers of blocks `b0..b1`: (index of the nearest, its squared distance, the second
-/// smallest squared distance).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn group_top2<T: Real, F: Fm>(
-    xr: &[T],
-    x2: T,
-    d: usize,
-    pk: &Packed<T>,
-    b0: usize,
-    b1: usize,
-    buf: &mut [T],
-) -> (usize, T, T) {
-    #[cfg(target_arch = "x86_64")]
-    if F::FUSED {
-        if let (Some(x), Some(ct), Some(cn)) = (
-            kernel::as_f32(xr),
-            kernel::as_f32(&pk.ct),
-            kernel::as_f32(&pk.cn),
-        ) {
-            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
-            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
-            let x2 = x2.to_f64();
-            return (
-                i1 as usize,
-                T::from_f64((x2 + m1 as f64).max(0.0)),
-                T::from_f64((x2 + m2 as f64).max(0.0)),
-            );
-        }
-    }
-    let m = (b1 - b0) * W;
-    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
-    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
-    for (c, &v) in buf[..m].iter().enumerate() {
-        if v < m1 {
-            m2 = m1;
-            m1 = v;
-            i1 = c;
-        } else if v < m2 {
-            m2 = v;
-        }
-    }
-    (i1 + b0 * W, m1, m2)
+/// Per-row state besides the group bounds: global lower bound (Hamerly's, decayed by the largest
+/// drift of all centers) and the iteration at which the row's group bounds were last brought up
+/// to date (older drifts are applied lazily from the cumulative group drifts).
+pub struct RowState<'a, T> {
+    pub labels: &'a mut [u32],
+    pub ub: &'a mut [T],
+    pub glb: &'a mut [T],
+    pub stamp: &'a mut [u32],
+    pub lb: &'a mut [T],
 }
 
-/// A bounded pass; returns the number of changed labels. Sums and counts are accumulated for
-/// the new labels when `sums` is not empty.
+/// Drift information of one pass.
+pub struct Drift<'a, T> {
+    /// per center drift (rounded up)
+    pub drift: &'a [T],
+    /// largest drift over all centers
+    pub max: T,
+    /// cumulative group drifts, `(it + 1) x t` rows (row `s` = sum of drifts up to pass `s`)
+    pub cum: &'a [f64],
+    pub it: usize,
+}
+
+/// A bounded pass; returns the rows whose label changed as `(row, from, to)` (row relative to
+/// the chunk).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn pass_imp<T: Real, F: Fm>(
     x: &[T],
     d: usize,
     pk: &Packed<T>,
     centers: &[T],
     gr: Groups,
-    drift: &[T],
-    gdrift: &[T],
-    labels: &mut [u32],
-    ub: &mut [T],
-    lb: &mut [T],
-    sums: &mut [f64],
-    counts: &mut [u64],
-) -> u64 {
-    let n = labels.len();
+    dr: &Drift<'_, T>,
+    st: RowState<'_, T>,
+) -> Vec<(u32, u32, u32)> {
+    let n = st.labels.len();
     let t = gr.t;
     let mut buf = vec![T::ZERO; gr.gb * W];
     let mut rec: Vec<(usize, usize, T, T)> = Vec::with_capacity(t);
-    let mut changed = 0u64;
+    let mut moves = Vec::new();
+    let now = &dr.cum[dr.it * t..(dr.it + 1) * t];
     for i in 0..n {
+        let a = st.labels[i] as usize;
+        let mut u = st.ub[i] + dr.drift[a];
+        let g0 = st.glb[i] - dr.max;
+        st.ub[i] = u;
+        st.glb[i] = g0;
+        if u <= g0 {
+            continue;
+        }
         let xr = &x[i * d..(i + 1) * d];
-        let a = labels[i] as usize;
-        let mut u = ub[i] + drift[a];
-        let l = &mut lb[i * t..(i + 1) * t];
+        u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
+        st.ub[i] = u;
+        if u <= g0 {
+            continue;
+        }
+        // bring the group bounds up to date
+        let l = &mut st.lb[i * t..(i + 1) * t];
+        let s0 = st.stamp[i] as usize;
+        let then = &dr.cum[s0 * t..(s0 + 1) * t];
         let mut gmin = T::INF;
-        for (lg, &gd) in l.iter_mut().zip(gdrift) {
-            *lg = *lg - gd;
-            gmin = gmin.mn(*lg);
+        for g in 0..t {
+            let dd = now[g] - then[g];
+            let v = if dd > 0.0 {
+                l[g] - T::from_f64(dd * (1.0 + 1e-6))
+            } else {
+                l[g]
+            };
+            l[g] = v;
+            gmin = gmin.mn(v);
         }
+        st.stamp[i] = dr.it as u32;
+        if u <= gmin {
+            st.glb[i] = gmin;
+            continue;
+        }
+        let x2 = norm2::<T, F>(xr);
         let mut best = a;
-        if u > gmin {
-            u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
-            if u > gmin {
-                let x2 = norm2::<T, F>(xr);
-                let mut bestd = u;
-                rec.clear();
-                for g in 0..t {
-                    if l[g] >= bestd {
-                        continue;
-                    }
-                    let (b0, b1) = gr.blocks(g);
-                    let (i1, m1, m2) = group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
-                    let (m1, m2) = (m1.sqrt(), m2.sqrt());
-                    rec.push((g, i1, m1, m2));
-                    if m1 < bestd && i1 != a {
-                        bestd = m1;
-                        best = i1;
-                    }
-                }
-                for &(g, i1, m1, m2) in &rec {
-                    l[g] = if i1 == best { m2 } else { m1 };
-                }
-                if best != a {
-                    let ga = a / (gr.gb * W);
-                    l[ga] = l[ga].mn(u);
-                    labels[i] = best as u32;
-                    changed += 1;
-                    u = bestd;
-                }
+        let mut bestd = u;
+        rec.clear();
+        for g in 0..t {
+            if l[g] >= bestd {
+                continue;
+            }
+            let (b0, b1) = gr.blocks(g);
+            let (i1, m1, m2) = kernel::group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
+            let (m1, m2) = (m1.sqrt(), m2.sqrt());
+            rec.push((g, i1, m1, m2));
+            if m1 < bestd && i1 != a {
+                bestd = m1;
+                best = i1;
             }
         }
-        ub[i] = u;
-        if !sums.is_empty() {
-            counts[best] += 1;
-            for (s, v) in sums[best * d..(best + 1) * d].iter_mut().zip(xr) {
-                *s += v.to_f64();
-            }
+        for &(g, i1, m1, m2) in &rec {
+            l[g] = if i1 == best { m2 } else { m1 };
         }
+        if best != a {
+            let ga = a / (gr.gb * W);
+            l[ga] = l[ga].mn(u);
+            st.labels[i] = best as u32;
+            moves.push((i as u32, a as u32, best as u32));
+            st.ub[i] = bestd;
+        }
+        let mut gm = T::INF;
+        for &v in l.iter() {
+            gm = gm.mn(v);
+        }
+        st.glb[i] = gm;
     }
-    changed
+    moves
 }
 
 simd_fn!(
@@ -333,17 +323,13 @@ simd_fn!(
         pk: &Packed<T>,
         centers: &[T],
         gr: Groups,
-        drift: &[T],
-        gdrift: &[T],
-        labels: &mut [u32],
-        ub: &mut [T],
-        lb: &mut [T],
-        sums: &mut [f64],
-        counts: &mut [u64],
-    ) -> u64 = pass_imp
+        dr: &Drift<'_, T>,
+        st: RowState<'_, T>,
+    ) -> Vec<(u32, u32, u32)> = pass_imp
 );
 
 /// Yinyang Lloyd from `centers` (row-major `k*d`), same stopping rules as [`super::lloyd::run`].
+/// Center sums are kept in f64 and updated incrementally from the rows that changed cluster.
 pub fn run<T: Real>(
     x: &[T],
     d: usize,
@@ -372,59 +358,126 @@ pub fn run<T: Real>(
     }
     let mut labels = vec![0u32; n];
     let mut ub = vec![T::ZERO; n];
+    let mut glb = vec![T::ZERO; n];
+    let mut stamp = vec![0u32; n];
     let mut lb = vec![T::ZERO; n * t];
+    let mut cum = vec![0.0f64; t];
+    let mut sums = vec![0.0f64; k * d];
+    let mut counts = vec![0u64; k];
     ctl.set_total(max_iter as u64);
 
     let mut prev = centers.clone();
     let mut n_iter = 0;
     let mut strict = false;
-    for it in 0..max_iter {
+    let mut it = 0;
+    while it <= max_iter {
+        // pass `it` runs on `centers`; `it == max_iter` is the final re-assignment (no update)
+        let last = it == max_iter;
         let pk = Packed::new(&centers, k, d);
-        let mut sums = vec![0.0f64; k * d];
-        let mut counts = vec![0u64; k];
         let mut changed = 0u64;
-        let (ls, us, bs) = (
+        let (ls, us, gs, ss, bs) = (
             SyncSlice::new(&mut labels),
             SyncSlice::new(&mut ub),
+            SyncSlice::new(&mut glb),
+            SyncSlice::new(&mut stamp),
             SyncSlice::new(&mut lb),
         );
-        let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
         let cref: &[T] = &centers;
-        ordered(
-            n,
-            ctl,
-            |_, r| {
-                let mut s = vec![0.0f64; k * d];
-                let mut c = vec![0u64; k];
-                // SAFETY: chunks are disjoint row ranges.
-                let (l, u, b) = unsafe {
-                    (
-                        ls.range(r.clone()),
-                        us.range(r.clone()),
-                        bs.range(r.start * t..r.end * t),
-                    )
-                };
-                let xs = &x[r.start * d..r.end * d];
-                let ch = if it == 0 {
-                    first(xs, d, &pk, gr, l, u, b, &mut s, &mut c)
-                } else {
-                    pass(
-                        xs, d, &pk, cref, gr, &drift, &gdrift, l, u, b, &mut s, &mut c,
-                    )
-                };
-                (s, c, ch)
-            },
-            |_, (s, c, ch)| {
-                sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
-                counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
-                changed += ch;
-            },
-        )?;
+        if it == 0 {
+            ordered(
+                n,
+                ctl,
+                |_, r| {
+                    let mut s = vec![0.0f64; k * d];
+                    let mut c = vec![0u64; k];
+                    // SAFETY: chunks are disjoint row ranges.
+                    let (l, u, g, b) = unsafe {
+                        (
+                            ls.range(r.clone()),
+                            us.range(r.clone()),
+                            gs.range(r.clone()),
+                            bs.range(r.start * t..r.end * t),
+                        )
+                    };
+                    first(
+                        &x[r.start * d..r.end * d],
+                        d,
+                        &pk,
+                        gr,
+                        l,
+                        u,
+                        b,
+                        &mut s,
+                        &mut c,
+                    );
+                    for (gi, gv) in g.iter_mut().enumerate() {
+                        *gv = b[gi * t..(gi + 1) * t].iter().fold(T::INF, |m, &v| m.mn(v));
+                    }
+                    (s, c)
+                },
+                |_, (s, c)| {
+                    sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+                    counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
+                },
+            )?;
+            changed = n as u64;
+        } else {
+            let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
+            let base = cum[(it - 1) * t..it * t].to_vec();
+            cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
+            let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+            let dr = Drift {
+                drift: &drift,
+                max,
+                cum: &cum,
+                it,
+            };
+            ordered(
+                n,
+                ctl,
+                |_, r| {
+                    // SAFETY: chunks are disjoint row ranges.
+                    let st = unsafe {
+                        RowState {
+                            labels: ls.range(r.clone()),
+                            ub: us.range(r.clone()),
+                            glb: gs.range(r.clone()),
+                            stamp: ss.range(r.clone()),
+                            lb: bs.range(r.start * t..r.end * t),
+                        }
+                    };
+                    let mv = pass(&x[r.start * d..r.end * d], d, &pk, cref, gr, &dr, st);
+                    (r.start, mv)
+                },
+                |_, (start, mv)| {
+                    if last {
+                        return;
+                    }
+                    for (row, from, to) in mv {
+                        let row = &x[(start + row as usize) * d..(start + row as usize + 1) * d];
+                        let (f, to) = (from as usize, to as usize);
+                        counts[f] -= 1;
+                        counts[to] += 1;
+                        for j in 0..d {
+                            let v = row[j].to_f64();
+                            sums[f * d + j] -= v;
+                            sums[to * d + j] += v;
+                        }
+                        changed += 1;
+                    }
+                },
+            )?;
+        }
+        if last {
+            break;
+        }
         let moved = relocate_empty(x, d, &centers, &mut labels, &mut sums, &mut counts, ctl)?;
         for &(i, _) in &moved {
             // force a full recomputation of the moved rows next pass
             ub[i] = T::INF;
+            glb[i] = T::ZERO;
             lb[i * t..(i + 1) * t].fill(T::ZERO);
+            stamp[i] = it as u32;
         }
         prev.copy_from_slice(&centers);
         let shift = update_centers(&mut centers, &sums, &counts, d);
@@ -434,16 +487,29 @@ pub fn run<T: Real>(
             strict = true;
             break;
         }
+        it += 1;
         if shift <= tol {
             break;
         }
     }
-    if !strict {
+    if !strict && it < max_iter {
+        // stopped on tol: one more assignment pass against the final centers
         let pk = Packed::new(&centers, k, d);
         let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
-        let (ls, us, bs) = (
+        let base = cum[(it - 1) * t..it * t].to_vec();
+        cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
+        let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+        let dr = Drift {
+            drift: &drift,
+            max,
+            cum: &cum,
+            it,
+        };
+        let (ls, us, gs, ss, bs) = (
             SyncSlice::new(&mut labels),
             SyncSlice::new(&mut ub),
+            SyncSlice::new(&mut glb),
+            SyncSlice::new(&mut stamp),
             SyncSlice::new(&mut lb),
         );
         let cref: &[T] = &centers;
@@ -452,28 +518,16 @@ pub fn run<T: Real>(
             ctl,
             |_, r| {
                 // SAFETY: chunks are disjoint row ranges.
-                let (l, u, b) = unsafe {
-                    (
-                        ls.range(r.clone()),
-                        us.range(r.clone()),
-                        bs.range(r.start * t..r.end * t),
-                    )
+                let st = unsafe {
+                    RowState {
+                        labels: ls.range(r.clone()),
+                        ub: us.range(r.clone()),
+                        glb: gs.range(r.clone()),
+                        stamp: ss.range(r.clone()),
+                        lb: bs.range(r.start * t..r.end * t),
+                    }
                 };
-                let xs = &x[r.start * d..r.end * d];
-                pass(
-                    xs,
-                    d,
-                    &pk,
-                    cref,
-                    gr,
-                    &drift,
-                    &gdrift,
-                    l,
-                    u,
-                    b,
-                    &mut [],
-                    &mut [],
-                )
+                pass(&x[r.start * d..r.end * d], d, &pk, cref, gr, &dr, st);
             },
             |_, _| {},
         )?;
@@ -499,20 +553,19 @@ pub fn run<T: Real>(
     })
 }
 
-/// Per-center drift (rounded up slightly, so bounds stay safe) and per-group maximum drift.
-fn drifts<T: Real>(prev: &[T], cur: &[T], k: usize, d: usize, gr: Groups) -> (Vec<T>, Vec<T>) {
+/// Per-center drift (rounded up slightly, so bounds stay safe) and per-group maximum drift (f64).
+fn drifts<T: Real>(prev: &[T], cur: &[T], k: usize, d: usize, gr: Groups) -> (Vec<T>, Vec<f64>) {
     let mut drift = vec![T::ZERO; k];
-    let mut gdrift = vec![T::ZERO; gr.t];
+    let mut gdrift = vec![0.0f64; gr.t];
     for c in 0..k {
         let s = kernel::dist2_f64(&prev[c * d..(c + 1) * d], &cur[c * d..(c + 1) * d]).sqrt();
-        let v = if s > 0.0 {
+        drift[c] = if s > 0.0 {
             T::from_f64(s * (1.0 + 1e-6))
         } else {
             T::ZERO
         };
-        drift[c] = v;
         let g = c / (gr.gb * W);
-        gdrift[g] = gdrift[g].mx(v);
+        gdrift[g] = gdrift[g].max(s);
     }
     (drift, gdrift)
 }
