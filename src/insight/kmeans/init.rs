@@ -14,7 +14,7 @@ const DOM_PAR: u64 = 0x4B4D_0100;
 
 /// Rounds and oversampling factor (`l = OVERSAMPLE * k`) of k-means||.
 pub const ROUNDS: usize = 5;
-pub const OVERSAMPLE: f64 = 2.0;
+pub const OVERSAMPLE: f64 = 1.0;
 /// Weighted Lloyd iterations run on the k-means|| candidates after k-means++ on them.
 pub const CANDIDATE_LLOYD: usize = 10;
 /// Rows per parallel chunk in k-means++ (small: it also runs on the few k-means|| candidates).
@@ -233,7 +233,7 @@ fn search(closest: &[f64], chunk_pot: &[f64], r: f64, wt: &impl Fn(usize) -> f64
 }
 
 /// k-means|| (Bailey et al., "Scalable k-means++"): [`ROUNDS`] rounds each sampling every row
-/// independently with probability `min(1, l * D(x) / phi)`, `l = 2k`, from its own random stream
+/// independently with probability `min(1, l * D(x) / phi)`, `l = k`, from its own random stream
 /// per (round, chunk); every row keeps its nearest candidate, whose counts weight a greedy
 /// k-means++ and then [`CANDIDATE_LLOYD`] weighted Lloyd steps on the candidates.
 pub fn kmeans_parallel<T: Real>(

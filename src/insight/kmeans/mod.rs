@@ -28,7 +28,7 @@ pub const BATCH: usize = 64;
 /// How the initial centers are chosen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Init {
-    /// k-means|| (Bailey et al.): 5 rounds oversampling 2k candidates, then weighted k-means++
+    /// k-means|| (Bailey et al.): 5 rounds oversampling k candidates each, then weighted k-means++
     /// and a few weighted Lloyd steps on the candidates.
     KMeansParallel,
     /// Greedy k-means++ (2 + ln k trials per center, as scikit-learn).

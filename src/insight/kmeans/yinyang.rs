@@ -208,9 +208,49 @@ pub struct Drift<'a, T> {
     pub drift: &'a [T],
     /// largest drift over all centers
     pub max: T,
-    /// cumulative group drifts, `(it + 1) x t` rows (row `s` = sum of drifts up to pass `s`)
-    pub cum: &'a [f64],
+    /// `dec[s*t + g]`: how much the group bounds last brought up to date at pass `s` must
+    /// decrease by now (rounded up); row `it` is zero
+    pub dec: &'a [T],
     pub it: usize,
+}
+
+/// `l -= dec` elementwise and the minimum of the result (lane-wise, so it vectorises).
+#[inline(always)]
+fn sub_min<T: Real>(l: &mut [T], dec: &[T]) -> T {
+    const L: usize = 8;
+    let mut m = [T::INF; L];
+    let mut a = l.chunks_exact_mut(L);
+    let mut b = dec.chunks_exact(L);
+    for (x, y) in (&mut a).zip(&mut b) {
+        for w in 0..L {
+            x[w] = x[w] - y[w];
+            m[w] = m[w].mn(x[w]);
+        }
+    }
+    let mut r = T::INF;
+    for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
+        *x = *x - *y;
+        r = r.mn(*x);
+    }
+    for v in m {
+        r = r.mn(v);
+    }
+    r
+}
+
+/// The decrement table of pass `it` from the cumulative group drifts (`cum`, `(it+1) x t`).
+fn dec_table<T: Real>(cum: &[f64], it: usize, t: usize) -> Vec<T> {
+    let now = &cum[it * t..(it + 1) * t];
+    let mut out = vec![T::ZERO; (it + 1) * t];
+    for s in 0..it {
+        for g in 0..t {
+            let dd = now[g] - cum[s * t + g];
+            if dd > 0.0 {
+                out[s * t + g] = T::from_f64(dd * (1.0 + 1e-6));
+            }
+        }
+    }
+    out
 }
 
 /// A bounded pass; returns the rows whose label changed as `(row, from, to)` (row relative to
@@ -230,7 +270,6 @@ fn pass_imp<T: Real, F: Fm>(
     let mut buf = vec![T::ZERO; gr.gb * W];
     let mut rec: Vec<(usize, usize, T, T)> = Vec::with_capacity(t);
     let mut moves = Vec::new();
-    let now = &dr.cum[dr.it * t..(dr.it + 1) * t];
     for i in 0..n {
         let a = st.labels[i] as usize;
         let mut u = st.ub[i] + dr.drift[a];
@@ -249,18 +288,7 @@ fn pass_imp<T: Real, F: Fm>(
         // bring the group bounds up to date
         let l = &mut st.lb[i * t..(i + 1) * t];
         let s0 = st.stamp[i] as usize;
-        let then = &dr.cum[s0 * t..(s0 + 1) * t];
-        let mut gmin = T::INF;
-        for g in 0..t {
-            let dd = now[g] - then[g];
-            let v = if dd > 0.0 {
-                l[g] - T::from_f64(dd * (1.0 + 1e-6))
-            } else {
-                l[g]
-            };
-            l[g] = v;
-            gmin = gmin.mn(v);
-        }
+        let gmin = sub_min(l, &dr.dec[s0 * t..(s0 + 1) * t]);
         st.stamp[i] = dr.it as u32;
         if u <= gmin {
             st.glb[i] = gmin;
@@ -293,11 +321,7 @@ fn pass_imp<T: Real, F: Fm>(
             moves.push((i as u32, a as u32, best as u32));
             st.ub[i] = bestd;
         }
-        let mut gm = T::INF;
-        for &v in l.iter() {
-            gm = gm.mn(v);
-        }
-        st.glb[i] = gm;
+        st.glb[i] = sub_min(l, &dr.dec[dr.it * t..(dr.it + 1) * t]);
     }
     moves
 }
@@ -347,7 +371,10 @@ pub fn run<T: Real>(
     let nb = k.div_ceil(W);
     // groups of gb blocks, as many as the bounds budget allows (at most one per block)
     let max_t = (BOUNDS_BUDGET / (n * std::mem::size_of::<T>())).max(1);
-    let gb = nb.div_ceil(max_t.min(nb)).max(1);
+    // one group (Hamerly) up to 128 centers, else groups of 2 blocks (32 centers), fewer and
+    // larger if the bounds would not fit the memory budget
+    let want_gb = if nb <= 8 { nb } else { 2 };
+    let gb = nb.div_ceil(max_t.min(nb)).max(want_gb).min(nb);
     let t = nb.div_ceil(gb);
     let gr = Groups { t, gb, nb };
     // internal order: groups contiguous
@@ -426,10 +453,11 @@ pub fn run<T: Real>(
             let base = cum[(it - 1) * t..it * t].to_vec();
             cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
             let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+            let dec = dec_table::<T>(&cum, it, t);
             let dr = Drift {
                 drift: &drift,
                 max,
-                cum: &cum,
+                dec: &dec,
                 it,
             };
             ordered(
@@ -499,10 +527,11 @@ pub fn run<T: Real>(
         let base = cum[(it - 1) * t..it * t].to_vec();
         cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
         let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+        let dec = dec_table::<T>(&cum, it, t);
         let dr = Drift {
             drift: &drift,
             max,
-            cum: &cum,
+            dec: &dec,
             it,
         };
         let (ls, us, gs, ss, bs) = (
