@@ -344,8 +344,9 @@ class MiniBatchKMeans(_CenterModel):
         k = c.shape[0]
         labels, _ = _fn("kmeans_predict", x.dtype)(x, c)
         cnt = np.bincount(labels, minlength=k).astype(np.float64)
-        sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-        np.add.at(sums, labels, x)
+        sums = np.empty((k, x.shape[1]), dtype=np.float64)
+        for j in range(x.shape[1]):
+            sums[:, j] = np.bincount(labels, weights=x[:, j], minlength=k)
         hit = cnt > 0
         total = self._counts + cnt
         new = c.astype(np.float64)

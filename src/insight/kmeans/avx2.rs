@@ -145,7 +145,7 @@ pub unsafe fn block_top2(
     b1: usize,
     out: &mut [Vec<(f32, u32, f32)>; P],
 ) {
-    assert!(np >= 1 && np <= P && rows.len() >= np * d && ct.len() >= b1 * d * W);
+    assert!((1..=P).contains(&np) && rows.len() >= np * d && ct.len() >= b1 * d * W);
     assert!(cn.len() >= b1 * W);
     let xp = row_ptrs(rows, np, d);
     for o in out.iter_mut() {

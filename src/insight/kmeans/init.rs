@@ -218,8 +218,8 @@ fn search(closest: &[f64], chunk_pot: &[f64], r: f64, wt: &impl Fn(usize) -> f64
         if acc + p > r {
             let lo = c * KPP_CH;
             let hi = (lo + KPP_CH).min(n);
-            for i in lo..hi {
-                acc += wt(i) * closest[i];
+            for (i, &c) in closest.iter().enumerate().take(hi).skip(lo) {
+                acc += wt(i) * c;
                 if acc > r {
                     return i;
                 }

@@ -275,6 +275,7 @@ fn tile1<T: Real, F: Fm>(x: &[T], d: usize, block: &[T]) -> [T; W] {
 /// Squared distances of up to `P` points (`rows`, row-major with `d` columns; `xn` their squared
 /// norms) to the centers of blocks `b0..b1`: `out[p * stride + (b - b0) * W + lane]`, clamped at 0.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn dist_tile<T: Real, F: Fm>(
     rows: &[T],
     xn: &[T],
@@ -286,7 +287,7 @@ pub fn dist_tile<T: Real, F: Fm>(
     stride: usize,
 ) {
     let np = xn.len();
-    debug_assert!(np >= 1 && np <= P);
+    debug_assert!((1..=P).contains(&np));
     let last = np - 1;
     let xs: [&[T]; P] = std::array::from_fn(|p| {
         let q = p.min(last);

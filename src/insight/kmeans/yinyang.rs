@@ -298,6 +298,7 @@ fn pass_imp<T: Real, F: Fm>(
         let mut best = a;
         let mut bestd = u;
         rec.clear();
+        #[allow(clippy::needless_range_loop)]
         for g in 0..t {
             if l[g] >= bestd {
                 continue;
