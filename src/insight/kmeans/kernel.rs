@@ -372,8 +372,15 @@ pub fn nearest_tile<T: Real, F: Fm>(
         if let (Some(r), Some(x2), Some(ct), Some(cn)) =
             (as_f32(rows), as_f32(xn), as_f32(&pk.ct), as_f32(&pk.cn))
         {
-            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
-            let (i, v) = unsafe { super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb) };
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection, and
+            // the AVX-512 kernel only runs after its own detection.
+            let (i, v) = unsafe {
+                if super::avx512::available() {
+                    super::avx512::nearest_tile(r, x2, d, ct, cn, pk.nb)
+                } else {
+                    super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb)
+                }
+            };
             return (i, std::array::from_fn(|p| T::from_f64(v[p] as f64)));
         }
     }
@@ -453,7 +460,13 @@ pub fn group_top2<T: Real, F: Fm>(
     if F::FUSED {
         if let (Some(x), Some(ct), Some(cn)) = (as_f32(xr), as_f32(&pk.ct), as_f32(&pk.cn)) {
             // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
-            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
+            let (m1, i1, m2) = unsafe {
+                if super::avx512::available() {
+                    super::avx512::group_top2(x, d, ct, cn, b0, b1)
+                } else {
+                    super::avx2::group_top2(x, d, ct, cn, b0, b1)
+                }
+            };
             let x2 = x2.to_f64();
             return (
                 i1 as usize,
@@ -540,6 +553,37 @@ mod tests {
             }
             assert_eq!(idx[i] as usize, best.0);
             assert!((d2[i] - best.1).abs() < 1e-9 * (1.0 + best.1));
+        }
+    }
+
+    #[test]
+    fn f32_kernels_find_the_nearest_center() {
+        // exercises the AVX2 / AVX-512 f32 paths where the CPU has them
+        // (GROWTHMACHINE_NO_AVX512=1 or GROWTHMACHINE_NO_SIMD=1 select the others)
+        for (n, d, k) in [(37, 3, 5), (101, 16, 70), (64, 7, 33), (9, 16, 1)] {
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 7919) % 211) as f32 / 13.0)
+                .collect();
+            let c: Vec<f32> = (0..k * d)
+                .map(|i| ((i * 104_729) % 197) as f32 / 11.0)
+                .collect();
+            let pk = Packed::new(&c, k, d);
+            let mut idx = vec![0u32; n];
+            let mut d2 = vec![0f32; n];
+            nearest(&x, d, &pk, &mut idx, &mut d2);
+            for i in 0..n {
+                let row = &x[i * d..(i + 1) * d];
+                let all: Vec<f64> = (0..k)
+                    .map(|cc| dist2_f64(row, &c[cc * d..(cc + 1) * d]))
+                    .collect();
+                let best = all.iter().cloned().fold(f64::INFINITY, f64::min);
+                let got = all[idx[i] as usize];
+                assert!(
+                    got <= best + 1e-3 * (1.0 + best),
+                    "n={n} d={d} k={k} row {i}"
+                );
+                assert!((d2[i] as f64 - best).abs() <= 1e-3 * (1.0 + best));
+            }
         }
     }
 }

@@ -98,16 +98,12 @@ fn first_imp<T: Real, F: Fm>(
                 let np = (n - i).min(P);
                 // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
                 unsafe {
-                    super::avx2::block_top2(
-                        &x32[i * d..(i + np) * d],
-                        np,
-                        d,
-                        ct,
-                        cn,
-                        0,
-                        pk.nb,
-                        &mut out,
-                    )
+                    let rows = &x32[i * d..(i + np) * d];
+                    if super::avx512::available() {
+                        super::avx512::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
+                    } else {
+                        super::avx2::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
+                    }
                 };
                 for p in 0..np {
                     let blocks = &out[p];
@@ -208,6 +204,9 @@ pub struct Drift<'a, T> {
     pub drift: &'a [T],
     /// largest drift over all centers
     pub max: T,
+    /// per center: half the distance to its nearest other center (rounded down); a row closer
+    /// than that to its center cannot be closer to any other (Hamerly's / Elkan's test)
+    pub half: &'a [T],
     /// `dec[s*t + g]`: how much the group bounds last brought up to date at pass `s` must
     /// decrease by now (rounded up); row `it` is zero
     pub dec: &'a [T],
@@ -236,6 +235,33 @@ fn sub_min<T: Real>(l: &mut [T], dec: &[T]) -> T {
         r = r.mn(v);
     }
     r
+}
+
+/// Half the distance of every center to its nearest other center, rounded down (0 for k = 1).
+fn half_gaps<T: Real>(centers: &[T], pk: &Packed<T>, k: usize, d: usize) -> Vec<T> {
+    if k < 2 {
+        return vec![T::ZERO; k];
+    }
+    let mut all = vec![T::ZERO; k * k];
+    kernel::all_dist(centers, d, pk, &mut all);
+    (0..k)
+        .map(|c| {
+            let mut m = f64::INFINITY;
+            for (o, &v) in all[c * k..(c + 1) * k].iter().enumerate() {
+                if o != c {
+                    // exact distance when the kernel says it may be the nearest
+                    if v.to_f64() < m * 1.01 + 1e-12 {
+                        let e = kernel::dist2_f64(
+                            &centers[c * d..(c + 1) * d],
+                            &centers[o * d..(o + 1) * d],
+                        );
+                        m = m.min(e);
+                    }
+                }
+            }
+            T::from_f64(m.sqrt() * 0.5 * (1.0 - 1e-5))
+        })
+        .collect()
 }
 
 /// The decrement table of pass `it` from the cumulative group drifts (`cum`, `(it+1) x t`).
@@ -274,15 +300,16 @@ fn pass_imp<T: Real, F: Fm>(
         let a = st.labels[i] as usize;
         let mut u = st.ub[i] + dr.drift[a];
         let g0 = st.glb[i] - dr.max;
+        let g0h = g0.mx(dr.half[a]);
         st.ub[i] = u;
         st.glb[i] = g0;
-        if u <= g0 {
+        if u <= g0h {
             continue;
         }
         let xr = &x[i * d..(i + 1) * d];
         u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
         st.ub[i] = u;
-        if u <= g0 {
+        if u <= g0h {
             continue;
         }
         // bring the group bounds up to date
@@ -454,10 +481,12 @@ pub fn run<T: Real>(
             let base = cum[(it - 1) * t..it * t].to_vec();
             cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
             let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+            let half = half_gaps(&centers, &pk, k, d);
             let dec = dec_table::<T>(&cum, it, t);
             let dr = Drift {
                 drift: &drift,
                 max,
+                half: &half,
                 dec: &dec,
                 it,
             };
@@ -528,10 +557,12 @@ pub fn run<T: Real>(
         let base = cum[(it - 1) * t..it * t].to_vec();
         cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
         let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+        let half = half_gaps(&centers, &pk, k, d);
         let dec = dec_table::<T>(&cum, it, t);
         let dr = Drift {
             drift: &drift,
             max,
+            half: &half,
             dec: &dec,
             it,
         };
