@@ -372,15 +372,8 @@ pub fn nearest_tile<T: Real, F: Fm>(
         if let (Some(r), Some(x2), Some(ct), Some(cn)) =
             (as_f32(rows), as_f32(xn), as_f32(&pk.ct), as_f32(&pk.cn))
         {
-            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection, and
-            // the AVX-512 kernel only runs after its own detection.
-            let (i, v) = unsafe {
-                if super::avx512::available() {
-                    super::avx512::nearest_tile(r, x2, d, ct, cn, pk.nb)
-                } else {
-                    super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb)
-                }
-            };
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (i, v) = unsafe { super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb) };
             return (i, std::array::from_fn(|p| T::from_f64(v[p] as f64)));
         }
     }
@@ -460,13 +453,7 @@ pub fn group_top2<T: Real, F: Fm>(
     if F::FUSED {
         if let (Some(x), Some(ct), Some(cn)) = (as_f32(xr), as_f32(&pk.ct), as_f32(&pk.cn)) {
             // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
-            let (m1, i1, m2) = unsafe {
-                if super::avx512::available() {
-                    super::avx512::group_top2(x, d, ct, cn, b0, b1)
-                } else {
-                    super::avx2::group_top2(x, d, ct, cn, b0, b1)
-                }
-            };
+            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
             let x2 = x2.to_f64();
             return (
                 i1 as usize,
@@ -558,8 +545,8 @@ mod tests {
 
     #[test]
     fn f32_kernels_find_the_nearest_center() {
-        // exercises the AVX2 / AVX-512 f32 paths where the CPU has them
-        // (GROWTHMACHINE_NO_AVX512=1 or GROWTHMACHINE_NO_SIMD=1 select the others)
+        // exercises the AVX2 f32 paths where the CPU has them
+        // (GROWTHMACHINE_NO_SIMD=1 selects the baseline path)
         for (n, d, k) in [(37, 3, 5), (101, 16, 70), (64, 7, 33), (9, 16, 1)] {
             let x: Vec<f32> = (0..n * d)
                 .map(|i| ((i * 7919) % 211) as f32 / 13.0)

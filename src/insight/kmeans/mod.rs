@@ -9,8 +9,6 @@
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
 pub mod init;
 pub mod kernel;
 pub mod lloyd;

@@ -99,11 +99,7 @@ fn first_imp<T: Real, F: Fm>(
                 // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
                 unsafe {
                     let rows = &x32[i * d..(i + np) * d];
-                    if super::avx512::available() {
-                        super::avx512::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
-                    } else {
-                        super::avx2::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
-                    }
+                    super::avx2::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
                 };
                 for p in 0..np {
                     let blocks = &out[p];
