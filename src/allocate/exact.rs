@@ -119,7 +119,7 @@ pub fn solve_exact<T: Real>(
     let t0 = Instant::now();
     let (lp_x, lp_obj, prices) = solve_lp(p)?;
     ctl.check()?;
-    let (chosen, objective, dual_bound, status) = if integer {
+    let (chosen, objective, dual_bound, status, lp_value) = if integer {
         let mut vars = ProblemVariables::new();
         let x: Vec<Variable> = (0..p.nnz())
             .map(|_| vars.add(variable().binary()))
@@ -151,7 +151,7 @@ pub fn solve_exact<T: Real>(
         } else {
             (obj, Status::Optimal)
         };
-        (chosen, obj, bound, status)
+        (chosen, obj, bound, status, obj)
     } else {
         let chosen: Vec<u64> = lp_x
             .iter()
@@ -160,7 +160,7 @@ pub fn solve_exact<T: Real>(
             .map(|(k, _)| k as u64)
             .collect();
         let (obj, _) = super::evaluate(p, &chosen);
-        (chosen, obj, lp_obj, Status::Feasible)
+        (chosen, obj, lp_obj, Status::Feasible, lp_obj)
     };
     let (_, usage) = super::evaluate(p, &chosen);
     let gap = (dual_bound - objective) / dual_bound.abs().max(1e-12);
@@ -173,7 +173,7 @@ pub fn solve_exact<T: Real>(
         chosen,
         objective,
         dual_bound,
-        lp_value: lp_obj,
+        lp_value,
         usage,
         prices,
         status,
