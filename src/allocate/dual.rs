@@ -37,6 +37,9 @@ use std::time::Instant;
 const BOX: f64 = 100.0;
 const ALPHA: f64 = 0.5;
 const MAX_CUTS: usize = 120;
+/// Blocks of users in the cutting-plane model (1: aggregated). A disaggregated model (one epigraph
+/// variable per block) is implemented but was slower in first trials at R = 50 (the master grows).
+const BLOCKS: usize = 1;
 const EXTRA_KELLEY: bool = false;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +121,7 @@ fn level_method<T: Real>(
     tol: f64,
     max_iter: usize,
     phase: u8,
+    blocks: usize,
     hist: &mut Vec<HistoryRow>,
     ctl: &Control,
     t0: Instant,
@@ -136,6 +140,7 @@ fn level_method<T: Real>(
             .map(|r| if sc.hi[r].is_finite() { BOX } else { 0.0 })
             .collect(),
         cuts: Vec::new(),
+        blocks,
     };
     let clamp = |y: Vec<f64>, m: &Master| -> Vec<f64> {
         y.iter()
@@ -161,32 +166,43 @@ fn level_method<T: Real>(
         }
         let qs: Vec<Vec<f64>> = batch.iter().map(|y| sc.q_of(y)).collect();
         let prs: Vec<Prices> = qs.iter().map(|q| Prices::new(p, q)).collect();
-        let outs = pass_multi(p, &prs, users, ctl)?;
+        let outs = pass_multi(p, &prs, users, blocks, ctl)?;
         passes += 1;
         let prev_up = f_up;
         let mut first = None;
-        for ((y, q), out) in batch.iter().zip(&qs).zip(&outs) {
-            let d = out.lsum + sc.phi(q);
+        for ((y, q), bouts) in batch.iter().zip(&qs).zip(&outs) {
+            let lsum: f64 = bouts.iter().map(|o| o.lsum).sum();
+            let value: f64 = bouts.iter().map(|o| o.value).sum();
+            let mut usage = vec![0.0; r_n];
+            for o in bouts {
+                for (u, x) in usage.iter_mut().zip(&o.usage) {
+                    *u += x;
+                }
+            }
+            let d = lsum + sc.phi(q);
             if d < f_up {
                 f_up = d;
                 y_best = y.clone();
             }
-            let viol = sc.violation(&out.usage);
+            let viol = sc.violation(&usage);
             if viol <= 1e-12 {
                 // The choices themselves are a feasible (integer) plan.
-                lp_value = lp_value.max(out.value);
+                lp_value = lp_value.max(value);
             }
             if first.is_none() {
-                first = Some((d, out.value, viol));
+                first = Some((d, value, viol));
             }
-            master.cuts.push(Cut {
-                a: out.lsum / sc.vs,
-                b: out.usage.iter().zip(&sc.s).map(|(g, s)| g / s).collect(),
-                y: y.clone(),
-                value: out.value,
-                usage: out.usage.clone(),
-                last_active: it,
-            });
+            for (b, out) in bouts.iter().enumerate() {
+                master.cuts.push(Cut {
+                    a: out.lsum / sc.vs,
+                    b: out.usage.iter().zip(&sc.s).map(|(g, s)| g / s).collect(),
+                    y: y.clone(),
+                    value: out.value,
+                    usage: out.usage.clone(),
+                    last_active: it,
+                    block: b,
+                });
+            }
         }
         // Kelley's LP: a lower bound over the box and the multipliers of the aggregated primal.
         let kel = master.kelley();
@@ -221,13 +237,17 @@ fn level_method<T: Real>(
             }
             if ok && theta > 1.0 - 1e-6 && theta * v > lp_value {
                 lp_value = theta * v;
-                let mut m: Vec<(Vec<f64>, f64)> = master
-                    .cuts
-                    .iter()
-                    .zip(&k.lambda)
-                    .filter(|(_, l)| **l > 1e-6)
-                    .map(|(c, l)| (sc.q_of(&c.y), *l))
-                    .collect();
+                let mut m: Vec<(Vec<f64>, f64)> = Vec::new();
+                for (c, l) in master.cuts.iter().zip(&k.lambda) {
+                    if *l <= 1e-6 {
+                        continue;
+                    }
+                    let q = sc.q_of(&c.y);
+                    match m.iter_mut().find(|e| e.0 == q) {
+                        Some(e) => e.1 += l,
+                        None => m.push((q, *l)),
+                    }
+                }
                 m.sort_by(|a, b| b.1.total_cmp(&a.1));
                 m.truncate(8);
                 mix = m;
@@ -254,7 +274,7 @@ fn level_method<T: Real>(
             delta_est *= 2.0;
         }
         // Drop long-inactive cuts.
-        if master.cuts.len() > MAX_CUTS {
+        if master.cuts.len() > MAX_CUTS * blocks {
             let keep_after = it.saturating_sub(MAX_CUTS / 4);
             master.cuts.retain(|c| c.last_active >= keep_after);
         }
@@ -382,6 +402,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 (opt.tol * 2.0).max(5e-4),
                 opt.max_iter,
                 0,
+                BLOCKS,
                 &mut hist,
                 ctl,
                 t0,
@@ -401,6 +422,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             opt.tol,
             opt.max_iter,
             1,
+            BLOCKS,
             &mut hist,
             ctl,
             t0,

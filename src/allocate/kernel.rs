@@ -194,21 +194,29 @@ pub fn pass<T: Real>(
     users: Users<'_>,
     ctl: &Control,
 ) -> Result<PassOut> {
-    Ok(pass_multi(p, std::slice::from_ref(pr), users, ctl)?.remove(0))
+    Ok(pass_multi(p, std::slice::from_ref(pr), users, 1, ctl)?
+        .remove(0)
+        .remove(0))
 }
 
 /// One pass over `users` evaluating every price vector of `prs` (the data is read once: a
 /// user's candidates stay in cache while they are priced K times), in parallel over fixed
 /// chunks. Integer counts are reduced in any order (exact); float sums per chunk are added in
 /// chunk order, so the result is identical for any number of threads.
+///
+/// With `blocks > 1`, the users are split into that many blocks of whole chunks and the result
+/// is given per block (`out[j][b]`), for a disaggregated cutting-plane model.
 pub fn pass_multi<T: Real>(
     p: &Problem<'_, T>,
     prs: &[Prices],
     users: Users<'_>,
+    blocks: usize,
     ctl: &Control,
-) -> Result<Vec<PassOut>> {
+) -> Result<Vec<Vec<PassOut>>> {
     let n_items = users.len();
     let n_chunks = n_items.div_ceil(USERS_PER_CHUNK);
+    let blocks = blocks.clamp(1, n_chunks.max(1));
+    let block_of = |c: usize| c * blocks / n_chunks.max(1);
     let na = p.n_actions;
     let npc = p.pair_usage.len();
     let kk = prs.len();
@@ -217,9 +225,10 @@ pub fn pass_multi<T: Real>(
     let (counts, mut floats): (Vec<u64>, Vec<ChunkFloats>) = (0..n_chunks)
         .into_par_iter()
         .fold(
-            || -> Acc { (vec![0u64; na * kk], Vec::new(), Vec::new()) },
+            || -> Acc { (vec![0u64; na * kk * blocks], Vec::new(), Vec::new()) },
             |(mut cnt, mut fl, mut buf), c| {
                 let mut vals = vec![0.0f64; kk * width];
+                let boff = block_of(c) * kk * na;
                 if !ctl.is_cancelled() {
                     let lo = c * USERS_PER_CHUNK;
                     let hi = (lo + USERS_PER_CHUNK).min(n_items);
@@ -227,7 +236,7 @@ pub fn pass_multi<T: Real>(
                         let i = users.get(idx);
                         for (j, pr) in prs.iter().enumerate() {
                             let v = &mut vals[j * width..(j + 1) * width];
-                            let cj = &mut cnt[j * na..(j + 1) * na];
+                            let cj = &mut cnt[boff + j * na..boff + (j + 1) * na];
                             choose_user(p, pr, i, &mut buf, |k, r| {
                                 v[0] += r;
                                 v[1] += p.value[k].into();
@@ -245,7 +254,7 @@ pub fn pass_multi<T: Real>(
         )
         .map(|(c, f, _)| (c, f))
         .reduce(
-            || (vec![0u64; na * kk], Vec::new()),
+            || (vec![0u64; na * kk * blocks], Vec::new()),
             |(mut ca, mut fa), (cb, fb)| {
                 for (x, y) in ca.iter_mut().zip(&cb) {
                     *x += *y;
@@ -256,22 +265,29 @@ pub fn pass_multi<T: Real>(
         );
     ctl.check()?;
     floats.sort_unstable_by_key(|f| f.chunk);
-    let mut tot = vec![0.0; kk * width];
+    let mut tot = vec![0.0; blocks * kk * width];
     for f in &floats {
-        for (a, b) in tot.iter_mut().zip(&f.vals) {
+        let off = block_of(f.chunk) * kk * width;
+        for (a, b) in tot[off..off + kk * width].iter_mut().zip(&f.vals) {
             *a += *b;
         }
     }
     Ok((0..kk)
         .map(|j| {
-            let v = &tot[j * width..(j + 1) * width];
-            let cj = &counts[j * na..(j + 1) * na];
-            PassOut {
-                lsum: v[0],
-                value: v[1],
-                usage: usage_from(p, cj, &v[2..]),
-                picks: cj.iter().sum(),
-            }
+            (0..blocks)
+                .map(|b| {
+                    let o = b * kk * width + j * width;
+                    let v = &tot[o..o + width];
+                    let co = b * kk * na + j * na;
+                    let cj = &counts[co..co + na];
+                    PassOut {
+                        lsum: v[0],
+                        value: v[1],
+                        usage: usage_from(p, cj, &v[2..]),
+                        picks: cj.iter().sum(),
+                    }
+                })
+                .collect()
         })
         .collect())
 }

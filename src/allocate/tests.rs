@@ -114,17 +114,20 @@ fn scale_timing() {
 #[test]
 #[ignore]
 fn scale_history() {
+    let env = |k: &str, d: usize| -> usize {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let ctl = Control::new();
-    let n: usize = std::env::var("GM_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = env("GM_N", 100_000);
     let sp = Spec {
         n_users: n,
         per_user: 20,
-        n_actions: 60,
-        n_pair: 2,
-        n_action_res: 4,
+        n_actions: env("GM_NA", 60),
+        n_pair: env("GM_NPAIR", 2),
+        n_action_res: env("GM_NRA", 4),
         n_groups: 0,
         limit: 1,
         tight_lo: 0.3,
@@ -134,21 +137,27 @@ fn scale_history() {
     let inst = random(&sp, &ctl).unwrap();
     let p = inst.problem(1);
     let t = std::time::Instant::now();
-    let pr = kernel::Prices::new(&p, &[0.1; 6]);
-    for _ in 0..10 {
-        kernel::pass(&p, &pr, kernel::Users::All(n), &ctl).unwrap();
-    }
-    eprintln!("pass {:.4}s", t.elapsed().as_secs_f64() / 10.0);
     let s = dual::solve_dual(&p, &DualOptions::default(), &ctl).unwrap();
-    eprintln!("total {:.3}", t.elapsed().as_secs_f64());
-    for h in &s.history {
-        eprintln!(
-            "{} {} {:.6} {:.6} {:.6} viol {:.2e} t {:.3}",
-            h.phase, h.iteration, h.dual, h.bound, h.lp_value, h.max_violation, h.seconds
-        );
-    }
+    let ph0 = s.history.iter().filter(|h| h.phase == 0).count();
     eprintln!(
-        "obj {} usage {:?} upper {:?}",
-        s.objective, s.usage, p.upper
+        "total {:.3} sample iters {ph0} (until {:.2}s) full {} lpgap {:.2e} gap {:.2e} status {:?}",
+        t.elapsed().as_secs_f64(),
+        s.history
+            .iter()
+            .filter(|h| h.phase == 0)
+            .map(|h| h.seconds)
+            .fold(0.0, f64::max),
+        s.history.len() - ph0,
+        (s.dual_bound - s.lp_value) / s.dual_bound,
+        (s.dual_bound - s.objective) / s.dual_bound,
+        s.status
     );
+    if std::env::var("GM_QUIET").is_err() {
+        for h in &s.history {
+            eprintln!(
+                "{} {} {:.6} {:.6} {:.6} viol {:.2e} t {:.3}",
+                h.phase, h.iteration, h.dual, h.bound, h.lp_value, h.max_violation, h.seconds
+            );
+        }
+    }
 }
