@@ -564,28 +564,32 @@ fn repair<T: Real>(
     // alternative that uses less of the exceeded resource (what a higher price would do), in
     // order of lost reduced value per unit freed; a switch that would exceed another bound is
     // skipped. Then, whatever is left, by dropping the lowest reduced value per unit.
+    // One scan per round collects the moves for every exceeded resource at once.
     let mut touched = vec![false; p.n_users()];
     for round in 0..2 {
-        for r in 0..r_n {
-            if !p.has_upper(r) || usage[r] <= p.upper[r] {
-                continue;
-            }
-            ctl.check()?;
-            let f: &[u8] = flags;
-            let n_chunks = p.n_users().div_ceil(USERS_PER_CHUNK);
-            // (loss per unit freed, chosen k, alternative j or u64::MAX for none)
-            let mut items: Vec<(f64, u64, u64)> = (0..n_chunks)
-                .into_par_iter()
-                .flat_map_iter(|c| {
-                    let lo = c * USERS_PER_CHUNK;
-                    let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
-                    let mut out = Vec::new();
-                    for i in lo..hi {
-                        let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-                        for k in s..e {
-                            if f[k] == 0 {
-                                continue;
-                            }
+        let violated: Vec<usize> = (0..r_n)
+            .filter(|&r| p.has_upper(r) && usage[r] > p.upper[r])
+            .collect();
+        if violated.is_empty() {
+            break;
+        }
+        ctl.check()?;
+        let f: &[u8] = flags;
+        let n_chunks = p.n_users().div_ceil(USERS_PER_CHUNK);
+        // (resource, loss per unit freed, chosen k, alternative j or u64::MAX for none)
+        let mut items: Vec<(usize, f64, u64, u64)> = (0..n_chunks)
+            .into_par_iter()
+            .flat_map_iter(|c| {
+                let lo = c * USERS_PER_CHUNK;
+                let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
+                let mut out = Vec::new();
+                for i in lo..hi {
+                    let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                    for k in s..e {
+                        if f[k] == 0 {
+                            continue;
+                        }
+                        for &r in &violated {
                             let uk = p.usage_of(k, r);
                             if uk <= 0.0 {
                                 continue;
@@ -619,47 +623,47 @@ fn repair<T: Real>(
                                     }
                                 }
                             }
-                            out.push(((rk - best.0) / best.2, k as u64, best.1));
+                            out.push((r, (rk - best.0) / best.2, k as u64, best.1));
                         }
                     }
-                    out.into_iter()
-                })
-                .collect();
-            items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            touched.iter_mut().for_each(|t| *t = false);
-            for &(_, k, j) in &items {
-                let k = k as usize;
-                let i = user_of(p, k);
-                if touched[i] || flags[k] == 0 {
+                }
+                out.into_iter()
+            })
+            .collect();
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+        touched.iter_mut().for_each(|t| *t = false);
+        for &(r, _, k, j) in &items {
+            if usage[r] <= p.upper[r] {
+                continue;
+            }
+            let k = k as usize;
+            let i = user_of(p, k);
+            if touched[i] || flags[k] == 0 {
+                continue;
+            }
+            if j != u64::MAX {
+                let j = j as usize;
+                let fits = (0..r_n).all(|x| {
+                    x == r
+                        || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
+                        || p.usage_of(j, x) <= p.usage_of(k, x)
+                });
+                if !fits {
                     continue;
                 }
-                if j != u64::MAX {
-                    let j = j as usize;
-                    let fits = (0..r_n).all(|x| {
-                        x == r
-                            || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
-                            || p.usage_of(j, x) <= p.usage_of(k, x)
-                    });
-                    if !fits {
-                        continue;
-                    }
-                    flags[j] = 1;
-                    for (x, u) in usage.iter_mut().enumerate() {
-                        *u += p.usage_of(j, x);
-                    }
-                }
-                flags[k] = 0;
+                flags[j] = 1;
                 for (x, u) in usage.iter_mut().enumerate() {
-                    *u -= p.usage_of(k, x);
-                }
-                touched[i] = true;
-                if usage[r] <= p.upper[r] {
-                    break;
+                    *u += p.usage_of(j, x);
                 }
             }
-            // Recompute exactly (the updates above accumulate rounding).
-            usage = plan_usage(p, flags);
+            flags[k] = 0;
+            for (x, u) in usage.iter_mut().enumerate() {
+                *u -= p.usage_of(k, x);
+            }
+            touched[i] = true;
         }
+        // Recompute exactly (the updates above accumulate rounding).
+        usage = plan_usage(p, flags);
     }
     // Anything still exceeded: drop the lowest reduced value per unit.
     for r in 0..r_n {
