@@ -182,6 +182,42 @@ def insight_column_moments_f64(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 
 # --- allocate ---
+def allocate_run(
+    indptr: npt.NDArray[np.int64],
+    action: npt.NDArray[np.uint32],
+    value: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    usage: list[npt.NDArray[np.float32]] | list[npt.NDArray[np.float64]],
+    usage_resource: list[int],
+    action_usage: npt.NDArray[np.float64],
+    n_actions: int,
+    groups: npt.NDArray[np.int32],
+    limit: int,
+    limit_per_user: npt.NDArray[np.uint32] | None,
+    lower: list[float],
+    upper: list[float],
+    names: list[str],
+    method: str,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    time_limit: float | None = None,
+    warm_start: list[float] | None = None,
+    sample: bool = True,
+    seed: int = 0,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, object] | None: ...
+def allocate_random_instance(
+    n_users: int,
+    per_user: int = 20,
+    n_actions: int = 60,
+    n_pair: int = 2,
+    n_action_res: int = 4,
+    n_groups: int = 0,
+    limit: int = 1,
+    tight_lo: float = 0.3,
+    tight_hi: float = 0.9,
+    seed: int = 0,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, object]: ...
 
 # --- realtime ---
 

@@ -1,1 +1,414 @@
-//! `allocate` core (pure Rust, no PyO3 types). See the module's issue for its scope.
+//! `allocate` core (pure Rust, no PyO3 types): the conflict decision engine.
+//!
+//! The problem: users `i`, each with a sparse list of candidate actions (CSR: `indptr`, `action`),
+//! a value per candidate (may be negative) and resource usage, either per candidate (`pair_usage`
+//! columns, e.g. expected coupon cost) or per action (`action_usage`, e.g. one push slot, stored
+//! once per action). Constraints: at most `L_i` actions per user, at most one action of each
+//! exclusive group per user, and global resources with lower and upper bounds.
+//!
+//! Solvers: [`dual::solve_dual`] (Lagrangian decomposition, level bundle method on the dual,
+//! certified LP gap from the aggregated primal, integer plan by repair) and [`exact::solve_exact`]
+//! (the same model through good_lp: clarabel for the LP, microlp for small MIPs).
+
+pub mod dual;
+pub mod exact;
+pub mod generate;
+pub mod kernel;
+mod master;
+
+use crate::error::{CoreError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Storage type of values and per-candidate usage (f32 or f64). All arithmetic is f64.
+pub trait Real: Copy + Send + Sync + Into<f64> + 'static {}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Per-user limit on the number of actions.
+#[derive(Clone, Copy, Debug)]
+pub enum Limit<'a> {
+    All(u32),
+    PerUser(&'a [u32]),
+}
+
+impl Limit<'_> {
+    #[inline]
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            Limit::All(l) => *l,
+            Limit::PerUser(v) => v[i],
+        }
+    }
+}
+
+/// A borrowed allocation problem (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Problem<'a, T: Real> {
+    /// Candidate offsets per user, length `n_users + 1`, starting at 0.
+    pub indptr: &'a [i64],
+    /// Action of each candidate, in `0..n_actions`.
+    pub action: &'a [u32],
+    /// Value of each candidate.
+    pub value: &'a [T],
+    /// Per-candidate usage columns (each of length nnz) ...
+    pub pair_usage: Vec<&'a [T]>,
+    /// ... and the resource each column counts towards.
+    pub pair_resource: Vec<usize>,
+    /// Per-action usage, `n_actions x n_resources`, row-major.
+    pub action_usage: &'a [f64],
+    pub n_actions: usize,
+    /// Exclusive group of each action (`-1`: none), length `n_actions`, or empty for no groups.
+    pub group: &'a [i32],
+    pub limit: Limit<'a>,
+    /// Resource bounds (`lower` may be 0 or `-inf` for none, `upper` may be `+inf`).
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    pub names: Vec<String>,
+}
+
+impl<T: Real> Problem<'_, T> {
+    pub fn n_users(&self) -> usize {
+        self.indptr.len().saturating_sub(1)
+    }
+    pub fn nnz(&self) -> usize {
+        self.value.len()
+    }
+    pub fn n_resources(&self) -> usize {
+        self.lower.len()
+    }
+    pub fn has_groups(&self) -> bool {
+        !self.group.is_empty() && self.group.iter().any(|g| *g >= 0)
+    }
+    /// Effective lower bound (usage is never negative, so bounds <= 0 are no constraint).
+    pub fn lo(&self, r: usize) -> f64 {
+        self.lower[r].max(0.0)
+    }
+    pub fn has_lower(&self, r: usize) -> bool {
+        self.lower[r] > 0.0
+    }
+    pub fn has_upper(&self, r: usize) -> bool {
+        self.upper[r].is_finite()
+    }
+    /// Usage of resource `r` by candidate `k`.
+    pub fn usage_of(&self, k: usize, r: usize) -> f64 {
+        let a = self.action[k] as usize;
+        let mut u = self.action_usage[a * self.n_resources() + r];
+        for (c, col) in self.pair_usage.iter().enumerate() {
+            if self.pair_resource[c] == r {
+                u += col[k].into();
+            }
+        }
+        u
+    }
+    fn name(&self, r: usize) -> String {
+        self.names
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| format!("resource {r}"))
+    }
+
+    /// Checks shapes, ranges and finiteness, and bounds that make the problem trivially
+    /// infeasible (`CoreError::Infeasible` naming the resource).
+    pub fn validate(&self) -> Result<()> {
+        let n = self.n_users();
+        let nnz = self.nnz();
+        let r_n = self.n_resources();
+        if self.indptr.is_empty() || self.indptr[0] != 0 {
+            return Err(CoreError::invalid("indptr", "must start with 0"));
+        }
+        if self.indptr[n] as usize != nnz || self.indptr[n] < 0 {
+            return Err(CoreError::invalid(
+                "indptr",
+                format!(
+                    "must end with the number of candidates {nnz}, found {}",
+                    self.indptr[n]
+                ),
+            ));
+        }
+        if let Some(i) = self.indptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(CoreError::invalid(
+                "indptr",
+                format!("must be non-decreasing, found a decrease at position {i}"),
+            ));
+        }
+        crate::error::check_len("action", self.action.len(), nnz, "value")?;
+        if let Some(k) = self
+            .action
+            .iter()
+            .position(|a| *a as usize >= self.n_actions)
+        {
+            return Err(CoreError::invalid(
+                "action",
+                format!(
+                    "must be in 0..{}, found {} at position {k}",
+                    self.n_actions, self.action[k]
+                ),
+            ));
+        }
+        if let Some(k) = self.value.iter().position(|v| !(*v).into().is_finite()) {
+            return Err(CoreError::invalid(
+                "value",
+                format!(
+                    "must be finite, found {} at position {k}",
+                    (self.value[k]).into()
+                ),
+            ));
+        }
+        if self.pair_usage.len() != self.pair_resource.len() {
+            return Err(CoreError::invalid(
+                "usage",
+                "one resource index per usage column is needed",
+            ));
+        }
+        for (c, col) in self.pair_usage.iter().enumerate() {
+            let r = self.pair_resource[c];
+            if r >= r_n {
+                return Err(CoreError::invalid(
+                    "usage",
+                    format!("column {c} refers to unknown resource {r}"),
+                ));
+            }
+            let name = format!("usage[{}]", self.name(r));
+            crate::error::check_len(&name, col.len(), nnz, "value")?;
+            if let Some(k) = col.iter().position(|u| {
+                let u: f64 = (*u).into();
+                !(u.is_finite() && u >= 0.0)
+            }) {
+                return Err(CoreError::invalid(
+                    name,
+                    format!(
+                        "must be finite and >= 0, found {} at position {k}",
+                        col[k].into()
+                    ),
+                ));
+            }
+        }
+        crate::error::check_len(
+            "action_usage",
+            self.action_usage.len(),
+            self.n_actions * r_n,
+            "n_actions x n_resources",
+        )?;
+        if let Some(x) = self
+            .action_usage
+            .iter()
+            .position(|u| !(u.is_finite() && *u >= 0.0))
+        {
+            return Err(CoreError::invalid(
+                format!("action_usage[{}]", self.name(x % r_n.max(1))),
+                format!(
+                    "must be finite and >= 0, found {} for action {}",
+                    self.action_usage[x],
+                    x / r_n.max(1)
+                ),
+            ));
+        }
+        if !self.group.is_empty() {
+            crate::error::check_len("groups", self.group.len(), self.n_actions, "the actions")?;
+            if let Some(a) = self.group.iter().position(|g| *g < -1) {
+                return Err(CoreError::invalid(
+                    "groups",
+                    format!("must be >= -1, found {} for action {a}", self.group[a]),
+                ));
+            }
+        }
+        if let Limit::PerUser(l) = self.limit {
+            crate::error::check_len("per_user_limit", l.len(), n, "the users")?;
+        }
+        crate::error::check_len("upper", self.upper.len(), r_n, "lower")?;
+        for r in 0..r_n {
+            let (lo, hi) = (self.lower[r], self.upper[r]);
+            if lo.is_nan() || hi.is_nan() || lo == f64::INFINITY || hi == f64::NEG_INFINITY {
+                return Err(CoreError::invalid(
+                    format!("resources[{:?}]", self.name(r)),
+                    format!("bounds must be numbers with lower < inf and upper > -inf, found ({lo}, {hi})"),
+                ));
+            }
+            if lo > hi {
+                return Err(CoreError::Infeasible(format!(
+                    "resource {:?}: lower bound {lo} exceeds upper bound {hi}",
+                    self.name(r)
+                )));
+            }
+            if hi < 0.0 {
+                return Err(CoreError::Infeasible(format!(
+                    "resource {:?}: upper bound {hi} is negative but usage is never negative",
+                    self.name(r)
+                )));
+            }
+        }
+        // Lower bounds above what any plan can reach (ignoring the other resources).
+        let lowers: Vec<usize> = (0..r_n).filter(|r| self.has_lower(*r)).collect();
+        if !lowers.is_empty() {
+            let mut best = vec![0.0f64; r_n];
+            let mut buf: Vec<f64> = Vec::new();
+            for &r in &lowers {
+                let mut total = 0.0;
+                for i in 0..n {
+                    let (s, e) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+                    let l = self.limit.get(i) as usize;
+                    buf.clear();
+                    buf.extend((s..e).map(|k| self.usage_of(k, r)));
+                    buf.sort_unstable_by(|a, b| b.total_cmp(a));
+                    total += buf.iter().take(l).sum::<f64>();
+                }
+                best[r] = total;
+                if total < self.lower[r] {
+                    return Err(CoreError::Infeasible(format!(
+                        "resource {:?}: lower bound {} exceeds the most any plan can use ({total})",
+                        self.name(r),
+                        self.lower[r]
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a solve ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Integer plan within `tol` of the dual bound (relative gap).
+    Optimal,
+    /// Feasible integer plan; the LP relaxation is solved to `tol` but the plan's gap is larger
+    /// (integrality gap on small instances).
+    Feasible,
+    /// Stopped by the time limit: best plan and bound so far.
+    TimeLimit,
+    /// Stopped by the iteration limit: best plan and bound so far.
+    IterationLimit,
+    /// No feasible plan: `message` names the constraints.
+    Infeasible,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Optimal => "optimal",
+            Status::Feasible => "feasible",
+            Status::TimeLimit => "time_limit",
+            Status::IterationLimit => "iteration_limit",
+            Status::Infeasible => "infeasible",
+        }
+    }
+}
+
+/// One row of the solver's history.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// 0: sample phase (prices from a subsample of users), 1: full problem, 2: exact solver.
+    pub phase: u8,
+    pub iteration: usize,
+    /// Dual function at this iterate (an upper bound of the LP optimum; on the sample phase, of
+    /// the sample problem).
+    pub dual: f64,
+    /// Best dual bound so far.
+    pub bound: f64,
+    /// Best certified primal LP value so far (`-inf` before one exists).
+    pub lp_value: f64,
+    /// Value of the users' choices at this iterate (ignoring the resources).
+    pub value: f64,
+    /// Largest violation of a resource bound by those choices, relative to the bound.
+    pub max_violation: f64,
+    pub seconds: f64,
+}
+
+/// What a solver returns.
+#[derive(Clone, Debug)]
+pub struct Solved {
+    /// Indices of the chosen candidates (the integer plan), ascending.
+    pub chosen: Vec<u64>,
+    pub objective: f64,
+    /// Upper bound on the LP optimum (hence on every plan's value).
+    pub dual_bound: f64,
+    /// Certified value of a feasible fractional plan (lower bound of the LP optimum).
+    pub lp_value: f64,
+    /// Resource use of the integer plan.
+    pub usage: Vec<f64>,
+    /// Shadow prices (per unit of each resource; negative for binding lower bounds).
+    pub prices: Vec<f64>,
+    pub status: Status,
+    pub message: String,
+    pub history: Vec<HistoryRow>,
+    /// Full passes over the users (sample passes are counted in `history`).
+    pub passes: usize,
+}
+
+/// Options of the dual solver.
+#[derive(Clone, Debug)]
+pub struct DualOptions {
+    pub tol: f64,
+    pub max_iter: usize,
+    /// Starting prices (e.g. from yesterday's solution).
+    pub warm_start: Option<Vec<f64>>,
+    /// Estimate prices on a subsample of users first (used when there are many users).
+    pub sample: bool,
+    pub seed: u64,
+}
+
+impl Default for DualOptions {
+    fn default() -> Self {
+        DualOptions {
+            tol: 1e-4,
+            max_iter: 500,
+            warm_start: None,
+            sample: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Resource use and value of a set of chosen candidates.
+pub fn evaluate<T: Real>(p: &Problem<'_, T>, chosen: &[u64]) -> (f64, Vec<f64>) {
+    let mut usage = vec![0.0; p.n_resources()];
+    let mut value = 0.0;
+    for &k in chosen {
+        let k = k as usize;
+        value += p.value[k].into();
+        for (r, u) in usage.iter_mut().enumerate() {
+            *u += p.usage_of(k, r);
+        }
+    }
+    (value, usage)
+}
+
+/// Checks every per-user and group limit of a plan; `Err` names the first broken one.
+pub fn check_plan<T: Real>(p: &Problem<'_, T>, chosen: &[u64]) -> std::result::Result<(), String> {
+    let mut user = 0usize;
+    let mut count = 0u32;
+    let mut groups: Vec<i32> = Vec::new();
+    for w in chosen.windows(2) {
+        if w[1] <= w[0] {
+            return Err("chosen indices not strictly increasing".into());
+        }
+    }
+    for &k in chosen {
+        let k = k as usize;
+        if k >= p.nnz() {
+            return Err(format!("candidate {k} out of range"));
+        }
+        while p.indptr[user + 1] as usize <= k {
+            user += 1;
+            count = 0;
+            groups.clear();
+        }
+        count += 1;
+        if count > p.limit.get(user) {
+            return Err(format!("user {user} gets more than its limit"));
+        }
+        if !p.group.is_empty() {
+            let g = p.group[p.action[k] as usize];
+            if g >= 0 {
+                if groups.contains(&g) {
+                    return Err(format!("user {user} gets two actions of group {g}"));
+                }
+                groups.push(g);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,743 @@
+//! The dual (Lagrangian decomposition) solver.
+//!
+//! The dual function `D(q) = sum_i max_{S_i} sum_{k in S_i} (v_k - q . u_k) + sum_r phi_r(q_r)`
+//! with `phi_r(q) = q hi_r` for `q >= 0` and `q lo_r` for `q < 0` is convex and piecewise linear
+//! in the R prices; every `D(q)` is an upper bound of the LP relaxation (and of every plan).
+//! It is minimised by a level bundle method: each pass over the users (parallel, deterministic)
+//! gives `D(q_k)` and a subgradient (the choices' usage `G_k`); the next prices are the projection
+//! of the best prices on the level set `{model <= f_up - alpha (f_up - f_low)}` of the
+//! cutting-plane model (a QP over R prices).
+//!
+//! Certificate, without an external solver: the multipliers `lambda` of Kelley's LP on the model
+//! are weights of a convex combination of the iterates' choices. Each iterate is a feasible
+//! choice for every user, so the combination is a feasible fractional plan whenever its usage
+//! `sum lambda_k G_k` is within the bounds; its value `sum lambda_k V_k` is then a lower bound of
+//! the LP optimum, and `(f_up - that) / |f_up|` is a certified LP gap.
+//!
+//! With many users, prices are first estimated on a random subsample of users (bounds scaled by
+//! the sample fraction), which costs a small fraction of a pass per iteration; the full problem
+//! then starts from there (as from a warm start).
+//!
+//! The integer plan: every user's choice at the best prices, then repair: while an upper bound is
+//! exceeded, drop the chosen candidates with the lowest reduced value per unit of that resource;
+//! while a lower bound is unmet, add unchosen candidates with the highest reduced value per unit
+//! that keep every user, group and upper limit.
+
+#![allow(clippy::needless_range_loop)] // several arrays indexed by resource
+
+use super::kernel::{assign, pass, pass_multi, reduced, Prices, Users, USERS_PER_CHUNK};
+use super::master::{Cut, Master};
+use super::{DualOptions, HistoryRow, Problem, Real, Solved, Status};
+use crate::control::Control;
+use crate::error::Result;
+use crate::rng::mix64;
+use rayon::prelude::*;
+use std::time::Instant;
+
+const BOX: f64 = 100.0;
+const ALPHA: f64 = 0.5;
+const MAX_CUTS: usize = 120;
+/// Blocks of users in the cutting-plane model (1: aggregated). A disaggregated model (one epigraph
+/// variable per block) is implemented but was slower in first trials at R = 50 (the master grows).
+const BLOCKS: usize = 1;
+const EXTRA_KELLEY: bool = false;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Converged,
+    Time,
+    Iterations,
+}
+
+struct LevelOut {
+    q_best: Vec<f64>,
+    f_up: f64,
+    lp_value: f64,
+    stop: Stop,
+    passes: usize,
+    /// Prices and weights of the iterates in the last aggregated primal.
+    mix: Vec<(Vec<f64>, f64)>,
+    /// Largest price at the box edge for a lower-bounded resource (a sign of infeasibility).
+    at_box: Vec<usize>,
+}
+
+/// Per-resource bound (scaled by `frac` for a sample) and scale.
+struct Scaling {
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    s: Vec<f64>,
+    vs: f64,
+}
+
+impl Scaling {
+    fn q_of(&self, y: &[f64]) -> Vec<f64> {
+        y.iter()
+            .zip(&self.s)
+            .map(|(y, s)| y * self.vs / s)
+            .collect()
+    }
+    fn y_of(&self, q: &[f64]) -> Vec<f64> {
+        q.iter()
+            .zip(&self.s)
+            .map(|(q, s)| q * s / self.vs)
+            .collect()
+    }
+    fn phi(&self, q: &[f64]) -> f64 {
+        q.iter()
+            .enumerate()
+            .map(|(r, &q)| {
+                if q > 0.0 {
+                    q * self.hi[r]
+                } else if q < 0.0 {
+                    q * self.lo[r]
+                } else {
+                    0.0
+                }
+            })
+            .sum()
+    }
+    /// Largest violation of a bound by `usage`, relative to the bound's scale.
+    fn violation(&self, usage: &[f64]) -> f64 {
+        let mut v = 0.0f64;
+        for r in 0..usage.len() {
+            if usage[r] > self.hi[r] {
+                v = v.max((usage[r] - self.hi[r]) / self.s[r]);
+            }
+            if usage[r] < self.lo[r] {
+                v = v.max((self.lo[r] - usage[r]) / self.s[r]);
+            }
+        }
+        v
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn level_method<T: Real>(
+    p: &Problem<'_, T>,
+    users: Users<'_>,
+    sc: &Scaling,
+    q0s: &[Vec<f64>],
+    delta0: Option<f64>,
+    tol: f64,
+    max_iter: usize,
+    phase: u8,
+    blocks: usize,
+    hist: &mut Vec<HistoryRow>,
+    ctl: &Control,
+    t0: Instant,
+) -> Result<LevelOut> {
+    let r_n = p.n_resources();
+    let mut master = Master {
+        r: r_n,
+        hs: (0..r_n)
+            .map(|r| sc.hi[r].is_finite().then(|| sc.hi[r] / sc.s[r]))
+            .collect(),
+        ls: (0..r_n).map(|r| sc.lo[r] / sc.s[r]).collect(),
+        lb: (0..r_n)
+            .map(|r| if sc.lo[r] > 0.0 { -BOX } else { 0.0 })
+            .collect(),
+        ub: (0..r_n)
+            .map(|r| if sc.hi[r].is_finite() { BOX } else { 0.0 })
+            .collect(),
+        cuts: Vec::new(),
+        blocks,
+    };
+    let clamp = |y: Vec<f64>, m: &Master| -> Vec<f64> {
+        y.iter()
+            .enumerate()
+            .map(|(r, v)| v.clamp(m.lb[r], m.ub[r]))
+            .collect()
+    };
+    let mut batch: Vec<Vec<f64>> = q0s.iter().map(|q| clamp(sc.y_of(q), &master)).collect();
+    let mut y_best = batch[0].clone();
+    let mut f_up = f64::INFINITY;
+    let mut f_low = f64::NEG_INFINITY;
+    let mut lp_value = f64::NEG_INFINITY;
+    let mut delta_est = delta0.unwrap_or(f64::INFINITY);
+    let mut stop = Stop::Iterations;
+    let mut passes = 0usize;
+    let mut mix: Vec<(Vec<f64>, f64)> = Vec::new();
+    let abs_floor = 1e-9 * sc.vs;
+    for it in 0..max_iter {
+        ctl.check()?;
+        if it > 0 && ctl.deadline_passed() {
+            stop = Stop::Time;
+            break;
+        }
+        let qs: Vec<Vec<f64>> = batch.iter().map(|y| sc.q_of(y)).collect();
+        let prs: Vec<Prices> = qs.iter().map(|q| Prices::new(p, q)).collect();
+        let outs = pass_multi(p, &prs, users, blocks, ctl)?;
+        passes += 1;
+        let prev_up = f_up;
+        let mut first = None;
+        for ((y, q), bouts) in batch.iter().zip(&qs).zip(&outs) {
+            let lsum: f64 = bouts.iter().map(|o| o.lsum).sum();
+            let value: f64 = bouts.iter().map(|o| o.value).sum();
+            let mut usage = vec![0.0; r_n];
+            for o in bouts {
+                for (u, x) in usage.iter_mut().zip(&o.usage) {
+                    *u += x;
+                }
+            }
+            let d = lsum + sc.phi(q);
+            if d < f_up {
+                f_up = d;
+                y_best = y.clone();
+            }
+            let viol = sc.violation(&usage);
+            if viol <= 1e-12 {
+                // The choices themselves are a feasible (integer) plan.
+                lp_value = lp_value.max(value);
+            }
+            if first.is_none() {
+                first = Some((d, value, viol));
+            }
+            for (b, out) in bouts.iter().enumerate() {
+                master.cuts.push(Cut {
+                    a: out.lsum / sc.vs,
+                    b: out.usage.iter().zip(&sc.s).map(|(g, s)| g / s).collect(),
+                    y: y.clone(),
+                    value: out.value,
+                    usage: out.usage.clone(),
+                    last_active: it,
+                    block: b,
+                });
+            }
+        }
+        // Kelley's LP: a lower bound over the box and the multipliers of the aggregated primal.
+        let kel = master.kelley();
+        if let Some(k) = &kel {
+            f_low = f_low.max(k.value * sc.vs);
+            let mut v = 0.0;
+            let mut g = vec![0.0; r_n];
+            for (c, &l) in master.cuts.iter_mut().zip(&k.lambda) {
+                if l > 1e-12 {
+                    c.last_active = it;
+                }
+                v += l * c.value;
+                for (gr, u) in g.iter_mut().zip(&c.usage) {
+                    *gr += l * u;
+                }
+            }
+            // Exact feasibility: scale towards the empty plan (value 0, usage 0) when only upper
+            // bounds are slightly exceeded and there are no lower bounds.
+            let mut theta = 1.0f64;
+            let mut ok = true;
+            for r in 0..r_n {
+                if g[r] > sc.hi[r] {
+                    if sc.lo.iter().all(|l| *l <= 0.0) && g[r] > 0.0 {
+                        theta = theta.min(sc.hi[r] / g[r]);
+                    } else if g[r] - sc.hi[r] > 1e-9 * sc.s[r] {
+                        ok = false;
+                    }
+                }
+                if g[r] < sc.lo[r] - 1e-9 * sc.s[r] {
+                    ok = false;
+                }
+            }
+            if ok && theta > 1.0 - 1e-6 && theta * v > lp_value {
+                lp_value = theta * v;
+                let mut m: Vec<(Vec<f64>, f64)> = Vec::new();
+                for (c, l) in master.cuts.iter().zip(&k.lambda) {
+                    if *l <= 1e-6 {
+                        continue;
+                    }
+                    let q = sc.q_of(&c.y);
+                    match m.iter_mut().find(|e| e.0 == q) {
+                        Some(e) => e.1 += l,
+                        None => m.push((q, *l)),
+                    }
+                }
+                m.sort_by(|a, b| b.1.total_cmp(&a.1));
+                m.truncate(8);
+                mix = m;
+            }
+        }
+        let (d, value, viol) = first.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        hist.push(HistoryRow {
+            phase,
+            iteration: it,
+            dual: d,
+            bound: f_up,
+            lp_value,
+            value,
+            max_violation: viol,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        ctl.advance(1);
+        if f_up - lp_value <= tol * f_up.abs().max(abs_floor) {
+            stop = Stop::Converged;
+            break;
+        }
+        // Adapt the level's reach on a warm start: widen after a good step.
+        if prev_up.is_finite() && prev_up - f_up > 0.5 * ALPHA * delta_est.min(prev_up - f_low) {
+            delta_est *= 2.0;
+        }
+        // Drop long-inactive cuts.
+        if master.cuts.len() > MAX_CUTS * blocks {
+            let keep_after = it.saturating_sub(MAX_CUTS / 4);
+            master.cuts.retain(|c| c.last_active >= keep_after);
+        }
+        let mut next = None;
+        for _ in 0..8 {
+            let delta = (f_up - f_low).min(delta_est);
+            let level = f_up - ALPHA * delta;
+            match master.project(&y_best, level / sc.vs) {
+                Some(yn) => {
+                    next = Some(yn);
+                    break;
+                }
+                None => {
+                    // The level set is empty: the model (hence the dual) is above `level`.
+                    f_low = f_low.max(level);
+                    delta_est = delta_est.min(f_up - f_low);
+                }
+            }
+        }
+        batch.clear();
+        if let Some(v) = next {
+            batch.push(v);
+        }
+        if EXTRA_KELLEY || batch.is_empty() {
+            if let Some(k) = kel {
+                batch.push(k.y);
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+    }
+    let at_box = (0..r_n)
+        .filter(|&r| sc.lo[r] > 0.0 && y_best[r] <= -0.99 * BOX)
+        .collect();
+    Ok(LevelOut {
+        q_best: sc.q_of(&y_best),
+        f_up,
+        lp_value,
+        stop,
+        passes,
+        mix,
+        at_box,
+    })
+}
+
+fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
+    let r_n = p.n_resources();
+    let lo: Vec<f64> = (0..r_n).map(|r| p.lo(r) * frac).collect();
+    let hi: Vec<f64> = (0..r_n).map(|r| p.upper[r] * frac).collect();
+    let s = (0..r_n)
+        .map(|r| {
+            if hi[r].is_finite() && hi[r] > 0.0 {
+                hi[r]
+            } else if lo[r] > 0.0 {
+                lo[r]
+            } else {
+                frac.max(1e-12)
+            }
+        })
+        .collect();
+    Scaling { lo, hi, s, vs }
+}
+
+/// Solves the problem with the dual method (see the module docs).
+pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control) -> Result<Solved> {
+    p.validate()?;
+    let t0 = Instant::now();
+    let n = p.n_users();
+    let r_n = p.n_resources();
+    let mut hist = Vec::new();
+    ctl.set_total(opt.max_iter as u64);
+    // Value scale: the unconstrained optimum (the dual at zero prices).
+    let zero = vec![0.0; r_n];
+    let base = pass(p, &Prices::new(p, &zero), Users::All(n), ctl)?;
+    let vs = base.lsum.abs().max(1e-9);
+    let mut passes = 1usize;
+    let q0 = match &opt.warm_start {
+        Some(w) if w.len() == r_n => w.clone(),
+        _ => zero.clone(),
+    };
+    let mut starts = vec![q0.clone()];
+    let mut delta0 = opt.warm_start.as_ref().map(|_| 1e-3 * vs);
+    let full_sc = scaling(p, 1.0, vs);
+    let feasible_at_zero = full_sc.violation(&base.usage) <= 1e-12;
+    let out = if r_n == 0 || (feasible_at_zero && opt.warm_start.is_none()) {
+        // Zero prices are optimal: the unconstrained choices meet every bound.
+        hist.push(HistoryRow {
+            phase: 1,
+            iteration: 0,
+            dual: base.lsum,
+            bound: base.lsum,
+            lp_value: base.value,
+            value: base.value,
+            max_violation: 0.0,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        LevelOut {
+            q_best: zero.clone(),
+            f_up: base.lsum,
+            lp_value: base.value,
+            stop: Stop::Converged,
+            passes: 0,
+            mix: Vec::new(),
+            at_box: Vec::new(),
+        }
+    } else {
+        if opt.sample && opt.warm_start.is_none() && n >= 200_000 {
+            let target = (n / 50).max(50_000);
+            let stride = (n / target).max(2) as u64;
+            let key = mix64(opt.seed ^ 0xA110_CA7E);
+            let sample: Vec<u32> = (0..n as u32)
+                .into_par_iter()
+                .with_min_len(USERS_PER_CHUNK)
+                .filter(|&i| mix64(i as u64 ^ key) % stride == 0)
+                .collect();
+            let frac = sample.len() as f64 / n as f64;
+            let sc = scaling(p, frac, vs * frac);
+            let s_out = level_method(
+                p,
+                Users::List(&sample),
+                &sc,
+                std::slice::from_ref(&q0),
+                None,
+                (opt.tol * 2.0).max(5e-4),
+                opt.max_iter,
+                0,
+                BLOCKS,
+                &mut hist,
+                ctl,
+                t0,
+            )?;
+            // Start the full problem from the sample's best prices and the prices of its
+            // aggregated primal, evaluated in one pass.
+            starts = vec![s_out.q_best.clone()];
+            starts.extend(s_out.mix.iter().map(|m| m.0.clone()));
+            delta0 = Some(5e-4 * vs);
+        }
+        level_method(
+            p,
+            Users::All(n),
+            &full_sc,
+            &starts,
+            delta0,
+            opt.tol,
+            opt.max_iter,
+            1,
+            BLOCKS,
+            &mut hist,
+            ctl,
+            t0,
+        )?
+    };
+    passes += out.passes;
+    // Integer plan at the best prices, then repair.
+    let pr = Prices::new(p, &out.q_best);
+    let (mix, cum) = if out.mix.is_empty() {
+        (vec![pr.clone()], vec![1.0])
+    } else {
+        let total: f64 = out.mix.iter().map(|m| m.1).sum();
+        let mut acc = 0.0;
+        let cum: Vec<f64> = out
+            .mix
+            .iter()
+            .map(|m| {
+                acc += m.1 / total;
+                acc
+            })
+            .collect();
+        (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
+    };
+    let mut flags = assign(p, &mix, &cum, opt.seed, ctl)?;
+    passes += 1;
+    let usage = repair(p, &pr, &mut flags, ctl)?;
+    let chosen: Vec<u64> = flags
+        .par_iter()
+        .enumerate()
+        .with_min_len(1 << 16)
+        .filter(|(_, f)| **f != 0)
+        .map(|(k, _)| k as u64)
+        .collect();
+    let objective: f64 = chosen
+        .par_chunks(1 << 16)
+        .map(|c| c.iter().map(|&k| p.value[k as usize].into()).sum::<f64>())
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum();
+    let mut message = String::new();
+    let unmet: Vec<String> = (0..r_n)
+        .filter(|&r| usage[r] < p.lo(r) * (1.0 - 1e-12))
+        .map(|r| {
+            format!(
+                "resource {:?}: lower bound {} not met (plan uses {})",
+                p.names.get(r).cloned().unwrap_or_default(),
+                p.lo(r),
+                usage[r]
+            )
+        })
+        .collect();
+    let dual_bound = out.f_up;
+    let gap = (dual_bound - objective) / dual_bound.abs().max(1e-9 * vs);
+    let status = if !unmet.is_empty() {
+        message = unmet.join("; ");
+        if !out.at_box.is_empty() && !out.lp_value.is_finite() {
+            message
+                .push_str(" (the prices of these bounds diverge: the LP relaxation is infeasible)");
+        }
+        Status::Infeasible
+    } else {
+        match out.stop {
+            Stop::Time => Status::TimeLimit,
+            Stop::Iterations => Status::IterationLimit,
+            Stop::Converged => {
+                if gap <= opt.tol {
+                    Status::Optimal
+                } else {
+                    Status::Feasible
+                }
+            }
+        }
+    };
+    Ok(Solved {
+        chosen,
+        objective,
+        dual_bound,
+        lp_value: out.lp_value,
+        usage,
+        prices: out.q_best,
+        status,
+        message,
+        history: hist,
+        passes,
+    })
+}
+
+/// Usage of the plan given by `flags` (parallel, deterministic).
+fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
+    let n = p.n_users();
+    let n_chunks = n.div_ceil(USERS_PER_CHUNK);
+    let na = p.n_actions;
+    let npc = p.pair_usage.len();
+    let parts: Vec<(Vec<u64>, Vec<f64>)> = (0..n_chunks)
+        .into_par_iter()
+        .map(|c| {
+            let lo = p.indptr[c * USERS_PER_CHUNK] as usize;
+            let hi = p.indptr[((c + 1) * USERS_PER_CHUNK).min(n)] as usize;
+            let mut cnt = vec![0u64; na];
+            let mut pair = vec![0.0; npc];
+            for k in lo..hi {
+                if flags[k] != 0 {
+                    cnt[p.action[k] as usize] += 1;
+                    for (c, col) in p.pair_usage.iter().enumerate() {
+                        pair[c] += col[k].into();
+                    }
+                }
+            }
+            (cnt, pair)
+        })
+        .collect();
+    let mut cnt = vec![0u64; na];
+    let mut pair = vec![0.0; npc];
+    for (c, s) in parts {
+        for (a, b) in cnt.iter_mut().zip(&c) {
+            *a += b;
+        }
+        for (a, b) in pair.iter_mut().zip(&s) {
+            *a += b;
+        }
+    }
+    super::kernel::usage_from(p, &cnt, &pair)
+}
+
+fn user_of<T: Real>(p: &Problem<'_, T>, k: usize) -> usize {
+    p.indptr.partition_point(|&x| x as usize <= k) - 1
+}
+
+/// Repairs the plan in `flags` (see the module docs); returns its usage.
+fn repair<T: Real>(
+    p: &Problem<'_, T>,
+    pr: &Prices,
+    flags: &mut [u8],
+    ctl: &Control,
+) -> Result<Vec<f64>> {
+    let r_n = p.n_resources();
+    let mut usage = plan_usage(p, flags);
+    // Upper bounds, first by switches: a user leaves a chosen candidate for its best compatible
+    // alternative that uses less of the exceeded resource (what a higher price would do), in
+    // order of lost reduced value per unit freed; a switch that would exceed another bound is
+    // skipped. Then, whatever is left, by dropping the lowest reduced value per unit.
+    // One scan per round collects the moves for every exceeded resource at once.
+    let mut touched = vec![false; p.n_users()];
+    for round in 0..2 {
+        let violated: Vec<usize> = (0..r_n)
+            .filter(|&r| p.has_upper(r) && usage[r] > p.upper[r])
+            .collect();
+        if violated.is_empty() {
+            break;
+        }
+        ctl.check()?;
+        let f: &[u8] = flags;
+        let n_chunks = p.n_users().div_ceil(USERS_PER_CHUNK);
+        // (resource, loss per unit freed, chosen k, alternative j or u64::MAX for none)
+        let mut items: Vec<(usize, f64, u64, u64)> = (0..n_chunks)
+            .into_par_iter()
+            .flat_map_iter(|c| {
+                let lo = c * USERS_PER_CHUNK;
+                let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
+                let mut out = Vec::new();
+                for i in lo..hi {
+                    let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                    for k in s..e {
+                        if f[k] == 0 {
+                            continue;
+                        }
+                        for &r in &violated {
+                            let uk = p.usage_of(k, r);
+                            if uk <= 0.0 {
+                                continue;
+                            }
+                            let rk = reduced(p, pr, k);
+                            let mut best = (0.0f64, u64::MAX, uk);
+                            if round == 0 {
+                                for j in s..e {
+                                    if f[j] != 0 {
+                                        continue;
+                                    }
+                                    let uj = p.usage_of(j, r);
+                                    if uj >= uk {
+                                        continue;
+                                    }
+                                    if !p.group.is_empty() {
+                                        let g = p.group[p.action[j] as usize];
+                                        if g >= 0
+                                            && (s..e).any(|x| {
+                                                x != k
+                                                    && f[x] != 0
+                                                    && p.group[p.action[x] as usize] == g
+                                            })
+                                        {
+                                            continue;
+                                        }
+                                    }
+                                    let rj = reduced(p, pr, j);
+                                    if rj > best.0 {
+                                        best = (rj, j as u64, uk - uj);
+                                    }
+                                }
+                            }
+                            out.push((r, (rk - best.0) / best.2, k as u64, best.1));
+                        }
+                    }
+                }
+                out.into_iter()
+            })
+            .collect();
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+        touched.iter_mut().for_each(|t| *t = false);
+        for &(r, _, k, j) in &items {
+            if usage[r] <= p.upper[r] {
+                continue;
+            }
+            let k = k as usize;
+            let i = user_of(p, k);
+            if touched[i] || flags[k] == 0 {
+                continue;
+            }
+            if j != u64::MAX {
+                let j = j as usize;
+                let fits = (0..r_n).all(|x| {
+                    x == r
+                        || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
+                        || p.usage_of(j, x) <= p.usage_of(k, x)
+                });
+                if !fits {
+                    continue;
+                }
+                flags[j] = 1;
+                for (x, u) in usage.iter_mut().enumerate() {
+                    *u += p.usage_of(j, x);
+                }
+            }
+            flags[k] = 0;
+            for (x, u) in usage.iter_mut().enumerate() {
+                *u -= p.usage_of(k, x);
+            }
+            touched[i] = true;
+        }
+        // Recompute exactly (the updates above accumulate rounding).
+        usage = plan_usage(p, flags);
+    }
+    // Anything still exceeded: drop the lowest reduced value per unit.
+    for r in 0..r_n {
+        if !p.has_upper(r) || usage[r] <= p.upper[r] {
+            continue;
+        }
+        ctl.check()?;
+        let f: &[u8] = flags;
+        let mut items: Vec<(f64, u64)> = (0..p.nnz())
+            .into_par_iter()
+            .with_min_len(1 << 16)
+            .filter(|&k| f[k] != 0)
+            .filter_map(|k| {
+                let u = p.usage_of(k, r);
+                (u > 0.0).then(|| (reduced(p, pr, k) / u, k as u64))
+            })
+            .collect();
+        items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(_, k) in items.iter() {
+            let k = k as usize;
+            flags[k] = 0;
+            for (x, u) in usage.iter_mut().enumerate() {
+                *u -= p.usage_of(k, x);
+            }
+            if usage[r] <= p.upper[r] {
+                break;
+            }
+        }
+        usage = plan_usage(p, flags);
+    }
+    // Lower bounds: add the best unchosen candidates that keep every limit.
+    for r in 0..r_n {
+        if !p.has_lower(r) || usage[r] >= p.lo(r) {
+            continue;
+        }
+        ctl.check()?;
+        let f: &[u8] = flags;
+        let mut items: Vec<(f64, u64)> = (0..p.nnz())
+            .into_par_iter()
+            .with_min_len(1 << 16)
+            .filter(|&k| f[k] == 0)
+            .filter_map(|k| {
+                let u = p.usage_of(k, r);
+                (u > 0.0).then(|| (-reduced(p, pr, k) / u, k as u64))
+            })
+            .collect();
+        items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for &(_, k) in &items {
+            let k = k as usize;
+            let i = user_of(p, k);
+            let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+            let count = flags[s..e].iter().filter(|f| **f != 0).count();
+            if count >= p.limit.get(i) as usize {
+                continue;
+            }
+            if !p.group.is_empty() {
+                let g = p.group[p.action[k] as usize];
+                if g >= 0 && (s..e).any(|j| flags[j] != 0 && p.group[p.action[j] as usize] == g) {
+                    continue;
+                }
+            }
+            let fits = (0..r_n).all(|x| usage[x] + p.usage_of(k, x) <= p.upper[x]);
+            if !fits {
+                continue;
+            }
+            flags[k] = 1;
+            for (x, u) in usage.iter_mut().enumerate() {
+                *u += p.usage_of(k, x);
+            }
+            if usage[r] >= p.lo(r) {
+                break;
+            }
+        }
+        usage = plan_usage(p, flags);
+    }
+    Ok(usage)
+}

@@ -1,0 +1,198 @@
+//! Seeded random instances for tests and benchmarks (generation is parallel and deterministic).
+//!
+//! Every user has `per_user` distinct candidate actions out of `n_actions`. Values are
+//! log-normal minus an offset (a share is negative). `n_pair` resources are used per candidate
+//! (an expected cost correlated with the value, stored as f32); the other `n_action_res` are used
+//! per action (each action uses one or two of them, e.g. a channel slot). Upper bounds are a
+//! fraction (`tight_lo..tight_hi`) of what the unconstrained optimum would use.
+
+use super::kernel::{pass, Prices, Users, USERS_PER_CHUNK};
+use super::{Limit, Problem};
+use crate::control::Control;
+use crate::error::{CoreError, Result};
+use crate::rng::stream2;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+pub struct Instance {
+    pub indptr: Vec<i64>,
+    pub action: Vec<u32>,
+    pub value: Vec<f32>,
+    pub pair_usage: Vec<Vec<f32>>,
+    pub pair_resource: Vec<usize>,
+    pub action_usage: Vec<f64>,
+    pub n_actions: usize,
+    pub group: Vec<i32>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    pub names: Vec<String>,
+}
+
+impl Instance {
+    pub fn problem(&self, limit: u32) -> Problem<'_, f32> {
+        Problem {
+            indptr: &self.indptr,
+            action: &self.action,
+            value: &self.value,
+            pair_usage: self.pair_usage.iter().map(|c| c.as_slice()).collect(),
+            pair_resource: self.pair_resource.clone(),
+            action_usage: &self.action_usage,
+            n_actions: self.n_actions,
+            group: &self.group,
+            limit: Limit::All(limit),
+            lower: self.lower.clone(),
+            upper: self.upper.clone(),
+            names: self.names.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub n_users: usize,
+    pub per_user: usize,
+    pub n_actions: usize,
+    pub n_pair: usize,
+    pub n_action_res: usize,
+    pub n_groups: usize,
+    pub limit: u32,
+    pub tight_lo: f64,
+    pub tight_hi: f64,
+    pub seed: u64,
+}
+
+pub fn random(spec: &Spec, ctl: &Control) -> Result<Instance> {
+    let Spec {
+        n_users: n,
+        per_user: m,
+        n_actions: na,
+        n_pair,
+        n_action_res: nra,
+        ..
+    } = *spec;
+    if m == 0 || na < m {
+        return Err(CoreError::invalid(
+            "per_user",
+            format!("must be in 1..=n_actions ({na}), got {m}"),
+        ));
+    }
+    let r_n = n_pair + nra;
+    let seed = spec.seed;
+    // Catalogue.
+    let mut rng = stream2(seed, 0, 0);
+    let lift: Vec<f64> = (0..na).map(|_| 0.5 + rng.random::<f64>()).collect();
+    let cost: Vec<f64> = (0..na).map(|_| 0.2 + rng.random::<f64>()).collect();
+    let mut action_usage = vec![0.0f64; na * r_n];
+    if nra > 0 {
+        for a in 0..na {
+            let first = a % nra;
+            action_usage[a * r_n + n_pair + first] = 1.0;
+            if nra > 1 && rng.random::<f64>() < 0.5 {
+                let second = rng.random_range(0..nra);
+                action_usage[a * r_n + n_pair + second] += 0.5 + rng.random::<f64>();
+            }
+        }
+    }
+    let group: Vec<i32> = if spec.n_groups > 0 {
+        (0..na)
+            .map(|a| {
+                if a % 3 == 0 {
+                    -1
+                } else {
+                    (a % spec.n_groups) as i32
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let nnz = n * m;
+    let indptr: Vec<i64> = (0..=n).map(|i| (i * m) as i64).collect();
+    let mut action = vec![0u32; nnz];
+    let mut value = vec![0.0f32; nnz];
+    let mut pair: Vec<Vec<f32>> = (0..n_pair).map(|_| vec![0.0f32; nnz]).collect();
+    {
+        let step = USERS_PER_CHUNK * m;
+        let mut pair_chunks: Vec<Vec<&mut [f32]>> = Vec::new();
+        let n_chunks = n.div_ceil(USERS_PER_CHUNK);
+        for _ in 0..n_chunks {
+            pair_chunks.push(Vec::new());
+        }
+        for col in pair.iter_mut() {
+            for (c, part) in col.chunks_mut(step).enumerate() {
+                pair_chunks[c].push(part);
+            }
+        }
+        action
+            .par_chunks_mut(step)
+            .zip(value.par_chunks_mut(step))
+            .zip(pair_chunks.into_par_iter())
+            .enumerate()
+            .for_each(|(c, ((act, val), mut pcols))| {
+                if ctl.is_cancelled() {
+                    return;
+                }
+                let mut rng = stream2(seed, 1, c as u64);
+                let users = act.len() / m;
+                let mut picked: Vec<u32> = Vec::with_capacity(m);
+                for u in 0..users {
+                    let base: f64 = rng.sample::<f64, _>(StandardNormal) * 0.5;
+                    picked.clear();
+                    while picked.len() < m {
+                        let a = rng.random_range(0..na as u32);
+                        if !picked.contains(&a) {
+                            picked.push(a);
+                        }
+                    }
+                    picked.sort_unstable();
+                    for (j, &a) in picked.iter().enumerate() {
+                        let k = u * m + j;
+                        act[k] = a;
+                        let z: f64 = StandardNormal.sample(&mut rng);
+                        let v = (base + 0.6 * z).exp() * lift[a as usize] - 0.4;
+                        val[k] = v as f32;
+                        for col in pcols.iter_mut() {
+                            let e: f64 = StandardNormal.sample(&mut rng);
+                            col[k] =
+                                (cost[a as usize] * (0.3 * e).exp() * (0.5 + v.max(0.0))) as f32;
+                        }
+                    }
+                }
+            });
+    }
+    ctl.check()?;
+    let names: Vec<String> = (0..r_n)
+        .map(|r| {
+            if r < n_pair {
+                format!("budget_{r}")
+            } else {
+                format!("slots_{}", r - n_pair)
+            }
+        })
+        .collect();
+    let mut inst = Instance {
+        indptr,
+        action,
+        value,
+        pair_usage: pair,
+        pair_resource: (0..n_pair).collect(),
+        action_usage,
+        n_actions: na,
+        group,
+        lower: vec![0.0; r_n],
+        upper: vec![f64::INFINITY; r_n],
+        names,
+    };
+    let base = {
+        let p = inst.problem(spec.limit);
+        let zero = vec![0.0; r_n];
+        pass(&p, &Prices::new(&p, &zero), Users::All(n), ctl)?
+    };
+    let mut rng = stream2(seed, 2, 0);
+    for r in 0..r_n {
+        let t = spec.tight_lo + (spec.tight_hi - spec.tight_lo) * rng.random::<f64>();
+        inst.upper[r] = (base.usage[r] * t).max(1.0).round();
+    }
+    Ok(inst)
+}
