@@ -475,10 +475,9 @@ def main(argv):
         "### Budgeted session policy on the synthetic world\n\n" + world_table(q).markdown()
     )
     note = (
-        "Timings taken on a shared 2-core machine while other developers built and benchmarked "
-        "(load average 5-10 on 2 cores: wall-clock rates are a fraction of an idle machine's; the "
-        "per-CPU-second rates in the notes do not depend on contention; the lead re-runs). Peers ran in the same process; MABWiser, River and Vowpal "
-        "Wabbit were installed with pip (mabwiser 2.7.4, river 0.26.1, vowpalwabbit 9.11.9)."
+        "The load average above says how much other work shared the 2 cores: wall-clock rates "
+        "drop with it, the per-CPU-second rates in the notes do not. Peers ran in the same "
+        "process (pip install -e '.[bench]': MABWiser, River, Vowpal Wabbit)."
     )
     write_section(
         "realtime",

@@ -142,12 +142,22 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _load() -> str:
+    """The machine's load when the section is written: other work on the 2 cores skews timings."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:  # pragma: no cover
+        return "load average unknown"
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) at the end of the run"
+
+
 def write_section(key: str, title: str, *, command: str, body: str) -> None:
     """Replaces (or appends) the section ``key`` of benchmarks/RESULTS.md."""
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     block = (
         f"<!-- bench:{key} -->\n## {title}\n\n"
-        f"Command: `{command}`  \nMachine: {machine()}  \nRun: {stamp}\n\n{body.strip()}\n"
+        f"Command: `{command}`  \nMachine: {machine()}  \nRun: {stamp}, {_load()}\n\n"
+        f"{body.strip()}\n"
         f"<!-- /bench:{key} -->"
     )
     text = (
