@@ -123,13 +123,13 @@ def test_weights_equal_duplicated_rows(sim):
     a = BetaGeo().fit(d, weights=w)
     b = BetaGeo().fit(dup)
     for k in a.params_:
-        assert a.params_[k] == pytest.approx(b.params_[k], rel=1e-9)
+        assert a.params_[k] == pytest.approx(b.params_[k], rel=1e-7)
     assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-12)
     assert b.n_unique_ < len(dup)
     ga = GammaGamma().fit(d["frequency"], d["monetary"], weights=w)
     gb = GammaGamma().fit(dup)
     for k in ga.params_:
-        assert ga.params_[k] == pytest.approx(gb.params_[k], rel=1e-9)
+        assert ga.params_[k] == pytest.approx(gb.params_[k], rel=1e-7)
 
 
 def test_edge_cases_and_errors():

@@ -127,13 +127,17 @@ fn to_log_space(p: &[f64], g: &[f64], h: &[f64]) -> (Vec<f64>, Vec<f64>) {
     (gt, ht)
 }
 
-/// Damped Newton minimisation of `eval` from `theta0`. Returns (theta, iterations, converged).
-fn newton(
-    eval: &Eval<'_>,
-    theta0: Vec<f64>,
-    opt: &FitOptions,
-    ctl: &Control,
-) -> Result<(Vec<f64>, usize, bool)> {
+struct NewtonOut {
+    theta: Vec<f64>,
+    n_iter: usize,
+    converged: bool,
+    /// objective and log-space Hessian at `theta`
+    f: f64,
+    h: Vec<f64>,
+}
+
+/// Damped Newton minimisation of `eval` from `theta0`.
+fn newton(eval: &Eval<'_>, theta0: Vec<f64>, opt: &FitOptions, ctl: &Control) -> Result<NewtonOut> {
     let k = theta0.len();
     let mut theta = theta0;
     let (mut f, mut g, mut h) = eval(&theta)?.ok_or_else(|| {
@@ -144,7 +148,13 @@ fn newton(
         ctl.check()?;
         let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         if gmax < opt.gtol {
-            return Ok((theta, it, true));
+            return Ok(NewtonOut {
+                theta,
+                n_iter: it,
+                converged: true,
+                f,
+                h,
+            });
         }
         let mut accepted = false;
         for _attempt in 0..30 {
@@ -169,6 +179,29 @@ fn newton(
                 }
             }
             let slope: f64 = d.iter().zip(&g).map(|(a, b)| a * b).sum();
+            if lambda == 0.0 && -slope < 1e-15 * f.abs().max(1.0) && slope <= 0.0 {
+                // Newton decrement below rounding of the objective: at the optimum. Take the
+                // final (tiny) step if it is not worse than the rounding noise, and stop.
+                let cand: Vec<f64> = theta.iter().zip(&d).map(|(t, v)| t + v).collect();
+                if let Some((fc, _, hc)) = eval(&cand)? {
+                    if fc <= f + 1e-13 * f.abs().max(1.0) {
+                        return Ok(NewtonOut {
+                            theta: cand,
+                            n_iter: it + 1,
+                            converged: true,
+                            f: fc,
+                            h: hc,
+                        });
+                    }
+                }
+                return Ok(NewtonOut {
+                    theta,
+                    n_iter: it,
+                    converged: true,
+                    f,
+                    h,
+                });
+            }
             if slope >= 0.0 {
                 lambda = if lambda == 0.0 { 1e-6 } else { lambda * 10.0 };
                 continue;
@@ -187,7 +220,13 @@ fn newton(
                         if tiny {
                             let gm = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
                             if gm < 1e3 * opt.gtol {
-                                return Ok((theta, it + 1, true));
+                                return Ok(NewtonOut {
+                                    theta,
+                                    n_iter: it + 1,
+                                    converged: true,
+                                    f,
+                                    h,
+                                });
                             }
                         }
                         break;
@@ -207,11 +246,23 @@ fn newton(
         if !accepted {
             // no descent possible: at the optimum up to rounding
             let gm = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            return Ok((theta, it, gm < 1e-6));
+            return Ok(NewtonOut {
+                theta,
+                n_iter: it,
+                converged: gm < 1e-6,
+                f,
+                h,
+            });
         }
     }
     let gm = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    Ok((theta, opt.max_iter, gm < opt.gtol * 1e3))
+    Ok(NewtonOut {
+        theta,
+        n_iter: opt.max_iter,
+        converged: gm < opt.gtol * 1e3,
+        f,
+        h,
+    })
 }
 
 /// Standard errors and covariance of natural parameters from the log-space Hessian of the mean
@@ -273,37 +324,73 @@ fn value_table(v: &[f64]) -> (Vec<f64>, Vec<u32>) {
 
 /// Merges rows with equal `key`; returns (distinct keys in increasing order, summed weights,
 /// for each input row the index of its distinct key).
-fn merge_keys(
-    keys: &[u128],
-    w: Option<&[f64]>,
-    want_index: bool,
-) -> (Vec<u128>, Vec<f64>, Vec<u32>) {
-    let n = keys.len();
-    let mut order: Vec<(u128, u64, u32)> = (0..n)
-        .into_par_iter()
-        .with_min_len(CHUNK)
-        .map(|i| (keys[i], w.map(|w| w[i].to_bits()).unwrap_or(0), i as u32))
-        .collect();
-    if want_index {
-        order.par_sort_unstable();
-    } else {
-        order.par_sort_unstable_by_key(|&(k, wb, _)| (k, wb));
+fn merge_keys(keys: &[u128], w: Option<&[f64]>) -> (Vec<u128>, Vec<f64>) {
+    let mut uk = Vec::new();
+    let mut uw: Vec<f64> = Vec::new();
+    match w {
+        None => {
+            // unweighted: sort the keys alone and count runs (exact integer weights)
+            let mut k = keys.to_vec();
+            k.par_sort_unstable();
+            for &key in &k {
+                if uk.last() != Some(&key) {
+                    uk.push(key);
+                    uw.push(0.0);
+                }
+                *uw.last_mut().unwrap() += 1.0;
+            }
+        }
+        Some(w) => {
+            // weighted: sort (key, weight) so equal keys add their weights in a fixed order
+            let mut order: Vec<(u128, u64)> = keys
+                .par_iter()
+                .zip(w.par_iter())
+                .with_min_len(CHUNK)
+                .map(|(&k, &wi)| (k, wi.to_bits()))
+                .collect();
+            order.par_sort_unstable();
+            for &(key, wb) in &order {
+                if uk.last() != Some(&key) {
+                    uk.push(key);
+                    uw.push(0.0);
+                }
+                *uw.last_mut().unwrap() += f64::from_bits(wb);
+            }
+        }
     }
+    (uk, uw)
+}
+
+/// Dense counting of packed keys `< size` (unweighted rows): exact, in key order.
+fn count_dense(keys: &[u64], size: usize) -> (Vec<u64>, Vec<f64>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let counts: Vec<AtomicU32> = (0..size).map(|_| AtomicU32::new(0)).collect();
+    keys.par_iter().with_min_len(CHUNK).for_each(|&k| {
+        counts[k as usize].fetch_add(1, Ordering::Relaxed);
+    });
+    let parts: Vec<(Vec<u64>, Vec<f64>)> = counts
+        .par_chunks(1 << 16)
+        .enumerate()
+        .map(|(c, ch)| {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for (i, v) in ch.iter().enumerate() {
+                let v = v.load(Ordering::Relaxed);
+                if v > 0 {
+                    a.push((c * (1 << 16) + i) as u64);
+                    b.push(v as f64);
+                }
+            }
+            (a, b)
+        })
+        .collect();
     let mut uk = Vec::new();
     let mut uw = Vec::new();
-    let mut index = if want_index { vec![0u32; n] } else { vec![] };
-    for &(k, wb, i) in &order {
-        let wi = if w.is_some() { f64::from_bits(wb) } else { 1.0 };
-        if uk.last() != Some(&k) {
-            uk.push(k);
-            uw.push(0.0);
-        }
-        *uw.last_mut().unwrap() += wi;
-        if want_index {
-            index[i as usize] = (uk.len() - 1) as u32;
-        }
+    for (a, b) in parts {
+        uk.extend(a);
+        uw.extend(b);
     }
-    (uk, uw, index)
+    (uk, uw)
 }
 
 fn check_weights(w: Option<&[f64]>, n: usize) -> Result<()> {
@@ -444,21 +531,48 @@ impl BgData {
             .with_min_len(CHUNK)
             .filter(|&i| x[i as usize] > 0.0)
             .collect();
-        let keys: Vec<u128> = sel
-            .par_iter()
-            .with_min_len(CHUNK)
-            .map(|&i| {
-                let i = i as usize;
-                ((ix[i] as u128) << 64) | ((it[i] as u128) << 32) | itt[i] as u128
-            })
-            .collect();
-        let sw: Option<Vec<f64>> = w.map(|w| sel.iter().map(|&i| w[i as usize]).collect());
+        // pack (x, t_x, T) indices into one key; count identical rows
+        let (nt, ntt) = (ts.len() as u64, tts.len() as u64);
+        let size = (xs.len() as u128) * (nt as u128) * (ntt as u128);
+        let (rows, rw): (Vec<(u32, u32, u32)>, Vec<f64>) = if w.is_none() && size <= 1 << 25 {
+            let keys: Vec<u64> = sel
+                .par_iter()
+                .with_min_len(CHUNK)
+                .map(|&i| {
+                    let i = i as usize;
+                    (ix[i] as u64 * nt + it[i] as u64) * ntt + itt[i] as u64
+                })
+                .collect();
+            let (uk, uw) = count_dense(&keys, size as usize);
+            let rows = uk
+                .iter()
+                .map(|&k| {
+                    (
+                        (k / ntt / nt) as u32,
+                        ((k / ntt) % nt) as u32,
+                        (k % ntt) as u32,
+                    )
+                })
+                .collect();
+            (rows, uw)
+        } else {
+            let keys: Vec<u128> = sel
+                .par_iter()
+                .with_min_len(CHUNK)
+                .map(|&i| {
+                    let i = i as usize;
+                    ((ix[i] as u128) << 64) | ((it[i] as u128) << 32) | itt[i] as u128
+                })
+                .collect();
+            let sw: Option<Vec<f64>> = w.map(|w| sel.iter().map(|&i| w[i as usize]).collect());
+            let (uk, uw) = merge_keys(&keys, sw.as_deref());
+            let rows = uk
+                .iter()
+                .map(|&k| ((k >> 64) as u32, (k >> 32) as u32, k as u32))
+                .collect();
+            (rows, uw)
+        };
         drop(sel);
-        let (uk, rw, _) = merge_keys(&keys, sw.as_deref(), false);
-        let rows = uk
-            .iter()
-            .map(|&k| ((k >> 64) as u32, (k >> 32) as u32, k as u32))
-            .collect();
         Ok(BgData {
             xs,
             ts,
@@ -613,6 +727,11 @@ impl BgData {
         [1.0, 1.0 / self.max_t, 1.0, 1.0]
     }
 
+    fn penalty(&self, p: &[f64], pen: f64) -> f64 {
+        let s = self.scales();
+        pen * (0..4).map(|i| (s[i] * p[i]).powi(2)).sum::<f64>()
+    }
+
     /// Penalised mean objective in log-parameters.
     fn objective(&self, theta: &[f64], pen: f64, ctl: &Control) -> Result<Point> {
         let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
@@ -642,20 +761,32 @@ impl BgData {
     }
 
     pub fn fit(&self, opt: &FitOptions, ctl: &Control) -> Result<FitResult> {
+        self.fit_from(opt, ctl, None)
+    }
+
+    /// Fits from natural parameters `start` (default r = 1, alpha = max(T) / 2, a = b = 1).
+    pub fn fit_from(
+        &self,
+        opt: &FitOptions,
+        ctl: &Control,
+        start: Option<&[f64]>,
+    ) -> Result<FitResult> {
         if !(opt.penalizer >= 0.0 && opt.penalizer.is_finite()) {
             return Err(CoreError::invalid("penalizer", "must be finite and >= 0"));
         }
         let eval = |th: &[f64]| self.objective(th, opt.penalizer, ctl);
-        // start: r = 1, alpha = mean T-ish, a = b = 1 (log scale)
-        let theta0 = vec![0.0, (self.max_t * 0.5).max(1e-3).ln(), 0.0, 0.0];
-        let (theta, n_iter, converged) = newton(&eval, theta0, opt, ctl)?;
-        let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
-        let (_, _, ht) = eval(&theta)?.ok_or_else(|| {
-            CoreError::Internal("BG/NBD likelihood not finite at the optimum".into())
-        })?;
-        let (cov, se) = covariance(&p, &ht, self.wsum);
+        let theta0 = match start {
+            Some(p) => p.iter().map(|v| v.ln()).collect(),
+            None => vec![0.0, (self.max_t * 0.5).max(1e-3).ln(), 0.0, 0.0],
+        };
+        let out = newton(&eval, theta0, opt, ctl)?;
+        let (n_iter, converged) = (out.n_iter, out.converged);
+        let p: Vec<f64> = out.theta.iter().map(|t| t.exp()).collect();
+        let (cov, se) = covariance(&p, &out.h, self.wsum);
+        // the objective is -LL / W + penalty: recover the full log-likelihood without a pass
+        let pen: f64 = self.penalty(&p, opt.penalizer);
         Ok(FitResult {
-            log_likelihood: self.log_likelihood(&p, ctl)?,
+            log_likelihood: -(out.f - pen) * self.wsum,
             params: p,
             covariance: cov,
             std_errors: se,
@@ -665,6 +796,68 @@ impl BgData {
             total_weight: self.wsum,
         })
     }
+}
+
+/// Rows above which the fit starts from a fit on a systematic subsample (every k-th row, about
+/// `SUBSAMPLE` rows): the full-data Newton iterations then start near the optimum. The answer is
+/// the optimum of the full data either way; only the number of full passes changes.
+const WARM_START_ROWS: usize = 400_000;
+const SUBSAMPLE: usize = 100_000;
+
+fn stride_sample(v: &[f64], stride: usize) -> Vec<f64> {
+    v.iter().step_by(stride).copied().collect()
+}
+
+/// Fits BG/NBD to (frequency, recency, T) rows with optional weights.
+pub fn fit_bgnbd(
+    x: &[f64],
+    t: &[f64],
+    big_t: &[f64],
+    w: Option<&[f64]>,
+    opt: &FitOptions,
+    ctl: &Control,
+) -> Result<FitResult> {
+    let data = BgData::new(x, t, big_t, w)?;
+    let mut start = None;
+    if x.len() > WARM_START_ROWS {
+        let k = x.len() / SUBSAMPLE;
+        let ws = w.map(|w| stride_sample(w, k));
+        if let Ok(sub) = BgData::new(
+            &stride_sample(x, k),
+            &stride_sample(t, k),
+            &stride_sample(big_t, k),
+            ws.as_deref(),
+        ) {
+            if let Ok(f) = sub.fit(opt, ctl) {
+                start = Some(f.params);
+            }
+        }
+    }
+    ctl.check()?;
+    data.fit_from(opt, ctl, start.as_deref())
+}
+
+/// Fits Gamma-Gamma to (frequency, monetary) rows with optional weights.
+pub fn fit_gammagamma(
+    x: &[f64],
+    m: &[f64],
+    w: Option<&[f64]>,
+    opt: &FitOptions,
+    ctl: &Control,
+) -> Result<FitResult> {
+    let data = GgData::new(x, m, w)?;
+    let mut start = None;
+    if x.len() > WARM_START_ROWS {
+        let k = x.len() / SUBSAMPLE;
+        let ws = w.map(|w| stride_sample(w, k));
+        if let Ok(sub) = GgData::new(&stride_sample(x, k), &stride_sample(m, k), ws.as_deref()) {
+            if let Ok(f) = sub.fit(opt, ctl) {
+                start = Some(f.params);
+            }
+        }
+    }
+    ctl.check()?;
+    data.fit_from(opt, ctl, start.as_deref())
 }
 
 /// BG/NBD predictions for each row. `kind`: expected purchases in (T, T + t] given the history
@@ -860,7 +1053,14 @@ impl GgData {
             .map(|(q, &i)| ((ix[q] as u128) << 64) | m[i as usize].to_bits() as u128)
             .collect();
         let sw: Option<Vec<f64>> = w.map(|w| sel.iter().map(|&i| w[i as usize]).collect());
-        let (uk, rw, _) = merge_keys(&keys, sw.as_deref(), false);
+        // Weighted input (a compressed table) is merged exactly; unweighted rows are used as they
+        // are: spend values rarely repeat exactly, so sorting them would cost more than it saves.
+        let (uk, rw) = if sw.is_some() {
+            merge_keys(&keys, sw.as_deref())
+        } else {
+            let n = keys.len();
+            (keys, vec![1.0; n])
+        };
         let mut wx = vec![0.0; xs.len()];
         let mut rows = Vec::with_capacity(uk.len());
         let mut s_lnm = 0.0;
@@ -890,6 +1090,10 @@ impl GgData {
 
     pub fn n_unique(&self) -> usize {
         self.rows.len()
+    }
+
+    fn penalty(&self, p: &[f64], pen: f64) -> f64 {
+        pen * p.iter().map(|v| v * v).sum::<f64>()
     }
 
     fn loglik(&self, p: &[f64], ctl: &Control) -> Result<(f64, [f64; 3], [f64; 9])> {
@@ -992,11 +1196,20 @@ impl GgData {
     }
 
     pub fn fit(&self, opt: &FitOptions, ctl: &Control) -> Result<FitResult> {
+        self.fit_from(opt, ctl, None)
+    }
+
+    /// Fits from natural parameters `start` (default p = 1, q = 2, gamma = mean spend).
+    pub fn fit_from(
+        &self,
+        opt: &FitOptions,
+        ctl: &Control,
+        start: Option<&[f64]>,
+    ) -> Result<FitResult> {
         if !(opt.penalizer >= 0.0 && opt.penalizer.is_finite()) {
             return Err(CoreError::invalid("penalizer", "must be finite and >= 0"));
         }
         let eval = |th: &[f64]| self.objective(th, opt.penalizer, ctl);
-        // start from a method-of-moments-like guess: p = 1, q = 2, gamma = mean spend
         let mean_m = self
             .rows
             .iter()
@@ -1004,15 +1217,18 @@ impl GgData {
             .map(|(&(jx, s), &w)| w * s / self.xs[jx as usize])
             .sum::<f64>()
             / self.wsum;
-        let theta0 = vec![0.0, 2f64.ln(), mean_m.max(1e-12).ln()];
-        let (theta, n_iter, converged) = newton(&eval, theta0, opt, ctl)?;
-        let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
-        let (_, _, ht) = eval(&theta)?.ok_or_else(|| {
-            CoreError::Internal("Gamma-Gamma likelihood not finite at the optimum".into())
-        })?;
-        let (cov, se) = covariance(&p, &ht, self.wsum);
+        let theta0 = match start {
+            Some(p) => p.iter().map(|v| v.ln()).collect(),
+            None => vec![0.0, 2f64.ln(), mean_m.max(1e-12).ln()],
+        };
+        let out = newton(&eval, theta0, opt, ctl)?;
+        let (n_iter, converged) = (out.n_iter, out.converged);
+        let p: Vec<f64> = out.theta.iter().map(|t| t.exp()).collect();
+        let (cov, se) = covariance(&p, &out.h, self.wsum);
+        // the objective is -LL / W + penalty: recover the full log-likelihood without a pass
+        let pen: f64 = self.penalty(&p, opt.penalizer);
         Ok(FitResult {
-            log_likelihood: self.log_likelihood(&p, ctl)?,
+            log_likelihood: -(out.f - pen) * self.wsum,
             params: p,
             covariance: cov,
             std_errors: se,

@@ -119,7 +119,7 @@ mod models {
             ..Default::default()
         };
         let r = run_long(py, progress, None, |ctl| {
-            value::BgData::new(x, t, tt, w)?.fit(&opt, ctl)
+            value::fit_bgnbd(x, t, tt, w, &opt, ctl)
         })?;
         fit_dict(py, &r)
     }
@@ -242,7 +242,7 @@ mod models {
             ..Default::default()
         };
         let r = run_long(py, progress, None, |ctl| {
-            value::GgData::new(x, m, w)?.fit(&opt, ctl)
+            value::fit_gammagamma(x, m, w, &opt, ctl)
         })?;
         fit_dict(py, &r)
     }
