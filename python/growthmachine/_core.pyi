@@ -24,8 +24,104 @@ def _debug_long(
 
 # --- sim ---
 
-# --- insight ---
+def sim_default_config() -> str: ...
+def sim_validate_config(config_json: str) -> None: ...
+def sim_generate(
+    config_json: str,
+    n_users: int,
+    days: int,
+    seed: int,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, np.ndarray]: ...
 
+class SimEnv:
+    def __init__(
+        self,
+        config_json: str,
+        pop_seed: int,
+        hist_days: int,
+        seed: int,
+        params: npt.NDArray[np.float32],
+        codes: npt.NDArray[np.uint8],
+        alive: npt.NDArray[np.bool_],
+        customer: npt.NDArray[np.bool_],
+        last_order: npt.NDArray[np.float64],
+        n_orders: npt.NDArray[np.uint32],
+        gmv: npt.NDArray[np.float64],
+    ) -> None: ...
+    @property
+    def day(self) -> int: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def n_users(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
+    def state(self) -> dict[str, np.ndarray]: ...
+    def optout(self) -> npt.NDArray[np.uint8]: ...
+    def set_state(
+        self,
+        day: int,
+        epoch: int,
+        alive: npt.NDArray[np.bool_],
+        customer: npt.NDArray[np.bool_],
+        optout: npt.NDArray[np.uint8],
+        fatigue: npt.NDArray[np.float32],
+        last_touch: npt.NDArray[np.int32],
+        n_orders: npt.NDArray[np.uint32],
+        last_order: npt.NDArray[np.float64],
+        gmv: npt.NDArray[np.float64],
+    ) -> None: ...
+    def apply(
+        self,
+        user: npt.NDArray[np.int64],
+        benefit: npt.NDArray[np.uint8],
+        channel: npt.NDArray[np.uint8],
+        content: npt.NDArray[np.uint8],
+        day: npt.NDArray[np.int64],
+        start_day: int,
+        days: int,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, np.ndarray]: ...
+    def true_uplift(
+        self,
+        user: npt.NDArray[np.int64],
+        benefit: npt.NDArray[np.uint8],
+        channel: npt.NDArray[np.uint8],
+        content: npt.NDArray[np.uint8],
+        start_day: int,
+        days: int,
+    ) -> dict[str, np.ndarray]: ...
+    def sessions(self, n: int, seed: int) -> SimSessions: ...
+
+class SimSessions:
+    @property
+    def n(self) -> int: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def feature_names(self) -> list[str]: ...
+    @property
+    def action_names(self) -> list[str]: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def user_id(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def stage(self) -> npt.NDArray[np.int8]: ...
+    @property
+    def held(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def context(self) -> npt.NDArray[np.float64]: ...
+    def step(
+        self, actions: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    def expected_value(self, actions: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(config_json: str, data: bytes) -> SimSessions: ...
+
+# --- insight ---
 
 # --- insight: kmeans ---
 

@@ -1,1 +1,18 @@
-//! `sim` core (pure Rust, no PyO3 types). See the module's issue for its scope.
+//! `sim` core (pure Rust, no PyO3 types): the synthetic population and environment with ground
+//! truth. See `growthmachine.sim` for the Python API and the documented default world.
+//!
+//! - [`config`]: the serde mirror of `WorldConfig`, validated with dotted field paths;
+//! - [`model`]: prepared tables and per-user parameters drawn from per-user streams;
+//! - [`population`]: users, hidden truth and a buy-till-you-die order history;
+//! - [`env`]: treatments, outcomes, exact expected effects (true uplift);
+//! - [`sessions`]: the multi-step site-visit stream for the real-time engine.
+
+pub mod config;
+pub mod defaults;
+pub mod env;
+pub mod model;
+pub mod population;
+pub mod sessions;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,729 @@
+"""``Environment``: what happens when the machine acts on the population.
+
+Response model (one user, one window ``[start_day, start_day + days)``, touches ``i``):
+
+- strength ``s_i = affinity[channel] * content_fit[archetype, content] / (1 + fatigue_rate F_i)``,
+  ``F_i`` the number of earlier touches decayed with half-life ``fatigue_halflife_days``
+  (fatigue: repeated touches work less and less);
+- offer response ``o_i = min(offer_cap, offer_scale * appeal[benefit] * (0.4 + 1.2 ps) *
+  responsiveness * lifecycle_mult * s_i)`` (``ps`` the hidden price sensitivity);
+- off-site exposures (push, sms, email, ads) saturate along a Hill curve:
+  ``x = exposure_max * responsiveness * lifecycle_mult * E^h / (E^h + ec50^h)``, ``E = sum s_i``
+  over off-site touches (``ec50 = 6``: the effective frequency);
+- incremental conversion probability ``q = 1 - prod(1 - o_i) (1 - x)``: one extra order on the
+  first touch day, worth a Gamma-Gamma order value x (1 + basket_lift);
+- sleeping dogs: ``q = 0`` and their baseline purchase rate falls by
+  ``sleeping_dog_penalty * min(1, sum s_i)`` (negative uplift), with more opt-outs;
+- baseline orders continue the buy-till-you-die process (active users), a first-order hazard
+  (prospects) or nothing (lapsed users); an incremental order converts a prospect and wins back a
+  lapsed user from the next window on;
+- coupons cost only when redeemed: always by an incremental order, with probability
+  ``redemption_rate`` by the first later order the user would have placed anyway (cannibalisation);
+- each off-site touch opts the user out of that channel with probability
+  ``optout_base * (1 + optout_per_fatigue F_i)`` (x ``sleeping_dog_optout_mult`` for dogs).
+
+Channel rules (violations raise ``ValueError`` naming the column and the first bad row, nothing is
+dropped silently): push needs the app and push consent, sms and email need consent, in_app needs
+the app, opted-out channels are closed, at most ``daily_cap`` touches per user, channel and day,
+days inside the window, and the window cannot start before ``env.day``.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _core, _progress
+from .._state import Versioned
+from ._config import WorldConfig
+from ._population import Population
+
+__all__ = ["CHANNELS", "Environment", "SessionBatch", "StepResult"]
+
+CHANNELS = ("push", "sms", "email", "in_app", "ads")
+OFFSITE = (True, True, True, False, True)
+
+StepResult = namedtuple("StepResult", ["reward", "cost", "stage", "done"])
+
+
+def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Names (str/Categorical) or integer codes -> uint8 codes, ValueError naming the column."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.array
+    if isinstance(values, pd.Categorical):
+        remap = pd.Index(list(names)).get_indexer(values.categories.astype(object))
+        cats = np.asarray(values.codes)
+        if (cats < 0).any():
+            raise ValueError(f"{name}: has missing values")
+        codes = remap[cats]
+        if codes.size and codes.min() < 0:
+            bad = int(np.flatnonzero(codes < 0)[0])
+            raise ValueError(
+                f"{name}: row {bad}: {values[bad]!r} is not one of {', '.join(map(repr, names))}"
+            )
+        return codes.astype(np.uint8)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        if arr.size and (arr.min() < 0 or arr.max() >= len(names)):
+            bad = int(np.flatnonzero((arr < 0) | (arr >= len(names)))[0])
+            raise ValueError(
+                f"{name}: row {bad}: code {arr[bad]} is not one of 0..{len(names) - 1} "
+                f"({', '.join(names)})"
+            )
+        return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        raise TypeError(f"{name}: must hold names or integer codes, got floats")
+    codes = pd.Index(list(names)).get_indexer(pd.Series(arr).astype(object))
+    if codes.size and codes.min() < 0:
+        bad = int(np.flatnonzero(codes < 0)[0])
+        raise ValueError(
+            f"{name}: row {bad}: {arr[bad]!r} is not one of {', '.join(map(repr, names))}"
+        )
+    return codes.astype(np.uint8)
+
+
+def _raw_column(table: Any, name: str, col: str) -> Any:
+    """A column keeping pandas Categoricals (fast name -> code mapping)."""
+    if isinstance(table, pd.DataFrame) and col in table.columns:
+        return table[col]
+    if isinstance(table, Mapping) and col in table:
+        v = table[col]
+        if isinstance(v, (pd.Categorical, pd.Series)):
+            return v
+    return cv.column(table, name, col)
+
+
+class Environment(Versioned):
+    """The world's response to actions, for a :class:`Population`.
+
+    ``env.day`` starts at ``pop.days`` (the day after the history) and each :meth:`apply` or
+    :meth:`run_experiment` advances it to the end of its window. ``env.actions`` is the catalogue
+    of (benefit, channel, content) actions.
+    """
+
+    _STATE_KIND = "growthmachine.sim.Environment"
+    _STATE_VERSION = 1
+
+    def __init__(self, pop: Population, seed: int = 0):
+        if not isinstance(pop, Population):
+            raise TypeError(f"pop: must be a Population, got {type(pop).__name__}")
+        self.seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        self.population = pop
+        t, u = pop.truth, pop.users
+        customer = (~t["is_prospect"].to_numpy()) & (t["first_order_day"].to_numpy() < pop.days)
+        n_orders = (t["orders_before_window"].to_numpy() + t["n_orders"].to_numpy()).astype(
+            np.uint32
+        )
+        params = np.empty((pop.n_users, 11), dtype=np.float32)
+        for j, c in enumerate(
+            ["purchase_rate", "dropout_p", "spend_rate", "price_sensitivity", "responsiveness",
+             "affinity_push", "affinity_sms", "affinity_email", "affinity_in_app", "affinity_ads"]
+        ):  # fmt: skip
+            params[:, j] = t[c].to_numpy()
+        params[:, 10] = u["signup_day"].to_numpy()
+        codes = np.empty((pop.n_users, 6), dtype=np.uint8)
+        codes[:, 0] = t["archetype"].cat.codes.to_numpy()
+        for j, c in enumerate(["age_band", "city_tier", "device", "acquisition_channel"], 1):
+            codes[:, j] = u[c].cat.codes.to_numpy()
+        flags = np.zeros(pop.n_users, dtype=np.uint8)
+        for bit, (df, c) in enumerate(
+            [(t, "is_prospect"), (t, "sleeping_dog"), (u, "push_opt_in"), (u, "email_opt_in"),
+             (u, "sms_opt_in"), (u, "has_app")]
+        ):  # fmt: skip
+            flags |= df[c].to_numpy().astype(np.uint8) << bit
+        codes[:, 5] = flags
+        self._core = _core.SimEnv(
+            pop.config._json_compact(),
+            pop.seed,
+            pop.days,
+            self.seed,
+            params,
+            codes,
+            np.ascontiguousarray(t["alive_at_end"].to_numpy(), dtype=bool),
+            np.ascontiguousarray(customer, dtype=bool),
+            np.ascontiguousarray(t["last_order_day"].to_numpy(), dtype=np.float64),
+            n_orders,
+            np.ascontiguousarray(t["gmv"].to_numpy(), dtype=np.float64),
+        )
+        self._build_catalogue()
+
+    # -- pickling: the population, the seed and the dynamic state as numpy arrays ------------
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "population": self.population,
+            "seed": self.seed,
+            "day": int(self._core.day),
+            "epoch": int(self._core.epoch),
+            "arrays": dict(self._core.state()),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.__init__(state["population"], state["seed"])
+        a = state["arrays"]
+        self._core.set_state(
+            state["day"], state["epoch"], a["alive"], a["customer"], a["optout"], a["fatigue"],
+            a["last_touch"], a["n_orders"], a["last_order"], a["gmv"],
+        )  # fmt: skip
+
+    def _build_catalogue(self) -> None:
+        r = self.config.response
+        rows = []
+        for b in r.benefits:
+            for ci, c in enumerate(CHANNELS):
+                ch = getattr(r.channels, c)
+                for k in r.contents:
+                    rows.append((b.name, c, k, b.face_value, b.cost, ch.unit_cost, OFFSITE[ci]))
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                "benefit",
+                "channel",
+                "content",
+                "face_value",
+                "incentive_cost",
+                "unit_cost",
+                "is_offsite",
+            ],
+        )
+        df.insert(0, "action_id", np.arange(len(df), dtype=np.int64))
+        df.insert(1, "name", df["benefit"] + "|" + df["channel"] + "|" + df["content"])
+        for col, names in (
+            ("benefit", [b.name for b in r.benefits]),
+            ("channel", list(CHANNELS)),
+            ("content", list(r.contents)),
+        ):
+            df[col] = pd.Categorical(df[col], categories=names)
+        self.actions = df
+        self._a_benefit = df["benefit"].cat.codes.to_numpy().astype(np.uint8)
+        self._a_channel = df["channel"].cat.codes.to_numpy().astype(np.uint8)
+        self._a_content = df["content"].cat.codes.to_numpy().astype(np.uint8)
+
+    # -- basic properties ----------------------------------------------------------------------
+    @property
+    def config(self) -> WorldConfig:
+        return self.population.config
+
+    @property
+    def day(self) -> int:
+        """The current day: the next window may start here or later."""
+        return int(self._core.day)
+
+    @property
+    def n_users(self) -> int:
+        return int(self._core.n_users)
+
+    def __repr__(self) -> str:
+        return f"Environment(n_users={self.n_users:,}, day={self.day}, seed={self.seed})"
+
+    def state(self) -> pd.DataFrame:
+        """The per-user dynamic state (hidden; for scoring and debugging): lifecycle, fatigue,
+        opt-outs (one bool column per channel), order counters."""
+        s = self._core.state()
+        df = pd.DataFrame(
+            {
+                "user_id": np.arange(self.n_users, dtype=np.int64),
+                "customer": s["customer"],
+                "alive": s["alive"],
+                "fatigue": s["fatigue"],
+                "last_touch_day": np.where(
+                    s["last_touch"] == np.iinfo(np.int32).min, -1, s["last_touch"]
+                ),
+                "n_orders": s["n_orders"].astype(np.int64),
+                "last_order_day": s["last_order"],
+                "gmv": s["gmv"],
+            }
+        )
+        for i, c in enumerate(CHANNELS):
+            df[f"opted_out_{c}"] = (s["optout"] >> i) & 1 == 1
+        return df
+
+    def opted_out(self) -> pd.DataFrame:
+        """One bool column per channel: the user has opted out of it (observable)."""
+        s = self._core.optout()
+        return pd.DataFrame({c: (s >> i) & 1 == 1 for i, c in enumerate(CHANNELS)})
+
+    def eligible(self, user_ids: Any, action_ids: Any) -> np.ndarray:
+        """Whether each (user, action) pair passes the channel rules (consent, app, opt-outs)."""
+        u = self._user_ids(user_ids, "user_ids")
+        a = self._action_ids(action_ids, "action_ids", len(u))
+        ch = self._a_channel[a]
+        users = self.population.users
+        ok = np.ones(len(u), dtype=bool)
+        for col, c in (("push_opt_in", 0), ("sms_opt_in", 1), ("email_opt_in", 2), ("has_app", 3)):
+            flag = users[col].to_numpy()[u]
+            ok &= (ch != c) | flag
+        opt = self._core.optout()[u]
+        ok &= ((opt >> ch) & 1) == 0
+        return ok
+
+    # -- input helpers ------------------------------------------------------------------------
+    def _user_ids(self, x: Any, name: str) -> np.ndarray:
+        u = cv.as_array(x, name, np.int64)
+        if u.min() < 0 or u.max() >= self.n_users:
+            bad = int(np.flatnonzero((u < 0) | (u >= self.n_users))[0])
+            raise ValueError(
+                f"{name}: {u[bad]} at position {bad} is not a user id (0..{self.n_users - 1})"
+            )
+        return u
+
+    def _action_ids(self, x: Any, name: str, n: int | None = None) -> np.ndarray:
+        if np.isscalar(x):
+            x = np.full(n if n is not None else 1, x)
+        a = cv.as_array(x, name, np.int64)
+        if a.min() < 0 or a.max() >= len(self.actions):
+            bad = int(np.flatnonzero((a < 0) | (a >= len(self.actions)))[0])
+            raise ValueError(
+                f"{name}: {a[bad]} at position {bad} is not an action id (0..{len(self.actions) - 1})"
+            )
+        return a
+
+    def _window(self, start_day: Any, days: Any) -> tuple[int, int]:
+        start = self.day if start_day is None else cv.check_int(start_day, "start_day")
+        if start < self.day:
+            raise ValueError(
+                f"start_day: must be >= the environment's current day {self.day} (the past "
+                f"cannot be changed), got {start}"
+            )
+        days = cv.check_int(days, "days", minimum=1, maximum=100_000)
+        return start, days
+
+    def _treatment_columns(self, treatments: Any, start: int) -> tuple[np.ndarray, ...]:
+        name = "treatments"
+        if treatments is None:
+            e8 = np.zeros(0, np.uint8)
+            return np.zeros(0, np.int64), e8, e8, e8, np.zeros(0, np.int64)
+        cols = cv.columns(treatments, name)
+        if isinstance(treatments, Mapping) and "user_id" in cols:
+            # A dict may give scalars for every column but user_id: broadcast them.
+            n0 = len(np.atleast_1d(np.asarray(treatments["user_id"])))
+            treatments = {
+                k: (
+                    pd.Categorical.from_codes(np.zeros(n0, np.int8), categories=[v])
+                    if isinstance(v, str)
+                    else np.full(n0, v)
+                    if np.ndim(v) == 0 and k != "user_id"
+                    else v
+                )
+                for k, v in treatments.items()
+            }
+        n = cv.n_rows(treatments, name)
+        if "user_id" not in cols:
+            raise ValueError(f"{name}: needs a 'user_id' column (columns: {', '.join(cols)})")
+        if n == 0:
+            e8 = np.zeros(0, np.uint8)
+            return np.zeros(0, np.int64), e8, e8, e8, np.zeros(0, np.int64)
+        user = cv.as_array(cv.column(treatments, name, "user_id"), f"{name}['user_id']", np.int64)
+        r = self.config.response
+        if "action_id" in cols:
+            clash = [c for c in ("benefit", "channel", "content") if c in cols]
+            if clash:
+                raise ValueError(
+                    f"{name}: give either 'action_id' or benefit/channel/content, not both "
+                    f"(found 'action_id' and {clash[0]!r})"
+                )
+            a = self._action_ids(cv.column(treatments, name, "action_id"), f"{name}['action_id']")
+            benefit, channel, content = self._a_benefit[a], self._a_channel[a], self._a_content[a]
+        else:
+            for c in ("benefit", "channel"):
+                if c not in cols:
+                    raise ValueError(
+                        f"{name}: needs an 'action_id' column or 'benefit' and 'channel' columns "
+                        f"(missing {c!r}; columns: {', '.join(cols)})"
+                    )
+            benefit = _codes(
+                _raw_column(treatments, name, "benefit"),
+                f"{name}['benefit']",
+                [b.name for b in r.benefits],
+            )
+            channel = _codes(
+                _raw_column(treatments, name, "channel"), f"{name}['channel']", CHANNELS
+            )
+            if "content" in cols:
+                content = _codes(
+                    _raw_column(treatments, name, "content"), f"{name}['content']", r.contents
+                )
+            else:
+                content = np.zeros(n, np.uint8)
+        if "day" in cols:
+            day = cv.as_array(cv.column(treatments, name, "day"), f"{name}['day']", np.int64)
+        else:
+            day = np.full(n, start, np.int64)
+        return user, benefit, channel, content, day
+
+    # -- acting -------------------------------------------------------------------------------
+    def apply(
+        self,
+        treatments: Any,
+        start_day: int | None = None,
+        days: int = 30,
+        *,
+        progress: bool | None = None,
+        output: cv.Output = "pandas",
+    ):
+        """Applies ``treatments`` over the window ``[start_day, start_day + days)``.
+
+        ``treatments``: a table with ``user_id`` and either ``action_id`` or ``benefit``,
+        ``channel`` (and optionally ``content``, default the first content) as names or codes,
+        and optionally ``day`` (default ``start_day``); ``None`` or an empty table lets the world
+        run untouched. ``start_day`` defaults to :attr:`day`.
+
+        Returns one row per user (all users, sorted by user_id): ``user_id``, ``converted``,
+        ``orders``, ``gmv``, ``incentive_cost`` (coupons actually redeemed), ``channel_cost``,
+        ``exposures`` (off-site touches), ``touches``, ``opted_out`` (opted out of a channel in
+        this window), ``redeemed``. Advances :attr:`day` to ``start_day + days``.
+        """
+        start, days = self._window(start_day, days)
+        user, benefit, channel, content, day = self._treatment_columns(treatments, start)
+        with _progress.bar(progress, "applying treatments", unit="user") as cb:
+            o = self._core.apply(user, benefit, channel, content, day, start, days, cb)
+        cols = {"user_id": np.arange(self.n_users, dtype=np.int64)}
+        for k in ("converted", "orders", "gmv", "incentive_cost", "channel_cost", "exposures",
+                  "touches", "opted_out", "redeemed"):  # fmt: skip
+            v = o[k]
+            cols[k] = v.astype(np.int64) if v.dtype == np.uint32 else v
+        return cv.to_output(cols, output)
+
+    def _features(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        """Observable history summaries at the current day (recency, frequency, monetary)."""
+        s = self._core.state()
+        n_orders = s["n_orders"][users].astype(np.int64)
+        last = s["last_order"][users]
+        gmv = s["gmv"][users]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recency = np.where(np.isnan(last), np.nan, self.day - last)
+        su = self.population.users["signup_day"].to_numpy()[users]
+        return {
+            "tenure_days": (self.day - su).astype(np.int64),
+            "orders_to_date": n_orders,
+            "days_since_last_order": recency,
+            "gmv_window": gmv,
+            "customer": s["customer"][users],
+        }
+
+    def run_experiment(
+        self,
+        actions: Any,
+        share: float = 0.5,
+        start_day: int | None = None,
+        days: int = 30,
+        seed: int = 0,
+        *,
+        user_ids: Any = None,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """A randomised campaign with a control group; returns its log.
+
+        Each user of ``user_ids`` (default all) is treated with probability ``share``, with an
+        action drawn uniformly from ``actions`` (action ids), else is in control (``action_id``
+        -1). Randomisation uses ``numpy.random.default_rng(seed)``. A user whose assigned action
+        breaks a channel rule (no consent, no app, opted out) is logged with ``delivered=False``
+        and receives nothing (intent to treat; :meth:`true_uplift` is 0 for such pairs).
+        The world advances by the window, exactly like :meth:`apply`.
+
+        Log columns: ``user_id``, ``action_id`` (-1 = control), ``delivered``, ``orders``,
+        ``gmv``, ``incentive_cost``, ``channel_cost``, ``converted``, ``opted_out``, the
+        observable user attributes (signup_day, acquisition_channel, city_tier, age_band,
+        device, has_app, push/email/sms opt-ins) and history summaries at the start
+        (tenure_days, orders_to_date, days_since_last_order, gmv_window, customer).
+        """
+        acts = np.atleast_1d(cv.as_array(actions, "actions", np.int64))
+        self._action_ids(acts, "actions")
+        share = cv.check_number(share, "share", minimum=0.0, maximum=1.0)
+        seed = cv.check_int(seed, "seed", minimum=0)
+        start, days = self._window(start_day, days)
+        users = (
+            np.arange(self.n_users, dtype=np.int64)
+            if user_ids is None
+            else self._user_ids(user_ids, "user_ids")
+        )
+        if len(np.unique(users)) != len(users):
+            raise ValueError("user_ids: must not contain duplicates")
+        rng = np.random.default_rng(seed)
+        treated = rng.random(len(users)) < share
+        arm = rng.integers(0, len(acts), len(users))
+        action_id = np.where(treated, acts[arm], -1)
+        delivered = np.zeros(len(users), dtype=bool)
+        if treated.any():
+            delivered[treated] = self.eligible(users[treated], action_id[treated])
+        feats = self._features(users)
+        sel = np.flatnonzero(delivered)
+        a = action_id[sel]
+        tr = {
+            "user_id": users[sel],
+            "action_id": a,
+            "day": np.full(len(sel), start, np.int64),
+        }
+        out = self.apply(tr, start, days, progress=progress)
+        u = self.population.users.iloc[users].reset_index(drop=True)
+        log = pd.DataFrame(
+            {
+                "user_id": users,
+                "action_id": action_id,
+                "delivered": delivered,
+                "orders": out["orders"].to_numpy()[users],
+                "gmv": out["gmv"].to_numpy()[users],
+                "incentive_cost": out["incentive_cost"].to_numpy()[users],
+                "channel_cost": out["channel_cost"].to_numpy()[users],
+                "converted": out["converted"].to_numpy()[users],
+                "opted_out": out["opted_out"].to_numpy()[users],
+            }
+        )
+        for c in u.columns:
+            if c != "user_id":
+                log[c] = (
+                    u[c].to_numpy()
+                    if not isinstance(u[c].dtype, pd.CategoricalDtype)
+                    else u[c].values
+                )
+        for k, v in feats.items():
+            log[k] = v
+        log.attrs.update({"start_day": start, "days": days, "share": share, "seed": seed})
+        return log
+
+    # -- ground truth (scoring only) ----------------------------------------------------------
+    def true_uplift(
+        self,
+        user_ids: Any,
+        action_ids: Any,
+        start_day: int | None = None,
+        days: int = 30,
+        *,
+        product: bool = False,
+        output: cv.Output = "pandas",
+    ):
+        """Exact expected effects of delivering one action on ``start_day`` for ``days`` days,
+        given the current state (fatigue, lifecycle, opt-outs). **Scoring only.**
+
+        Pairs ``(user_ids[i], action_ids[i])`` (a single action id is broadcast); with
+        ``product=True`` every user is paired with every action (users outer, actions inner).
+        Columns: ``user_id``, ``action_id``, ``eligible``, ``incremental_conversion`` (probability
+        points), ``incremental_orders``, ``incremental_gmv``, ``expected_incentive_cost``,
+        ``channel_cost``, ``expected_cost`` (both), ``incremental_profit`` (margin *
+        incremental_gmv - expected_cost), ``baseline_conversion``, ``baseline_gmv``.
+        Ineligible pairs (channel rules) have zero effect and zero cost.
+        """
+        start, days = self._window(start_day, days)
+        u = self._user_ids(user_ids, "user_ids")
+        if product:
+            a0 = self._action_ids(action_ids, "action_ids")
+            a = np.tile(a0, len(u))
+            u = np.repeat(u, len(a0))
+        else:
+            a = self._action_ids(action_ids, "action_ids", len(u))
+            if len(a) == 1 and len(u) > 1:
+                a = np.full(len(u), a[0])
+            if len(a) != len(u):
+                raise ValueError(
+                    f"action_ids: has length {len(a)}, expected {len(u)} (the length of "
+                    f"user_ids) or 1; use product=True for every combination"
+                )
+        e = self._core.true_uplift(
+            u, self._a_benefit[a], self._a_channel[a], self._a_content[a], start, days
+        )
+        margin = self.config.response.margin
+        cost = e["expected_incentive_cost"] + e["channel_cost"]
+        cols = {
+            "user_id": u,
+            "action_id": a,
+            "eligible": e["eligible"],
+            "incremental_conversion": e["incremental_conversion"],
+            "incremental_orders": e["incremental_orders"],
+            "incremental_gmv": e["incremental_gmv"],
+            "expected_incentive_cost": e["expected_incentive_cost"],
+            "channel_cost": e["channel_cost"],
+            "expected_cost": cost,
+            "incremental_profit": margin * e["incremental_gmv"] - cost,
+            "baseline_conversion": e["baseline_conversion"],
+            "baseline_gmv": e["baseline_gmv"],
+        }
+        return cv.to_output(cols, output)
+
+    def oracle_allocation(
+        self,
+        budget: float | None = None,
+        action_ids: Any = None,
+        user_ids: Any = None,
+        start_day: int | None = None,
+        days: int = 30,
+        *,
+        objective: str = "profit",
+        max_pairs: int = 20_000_000,
+    ) -> pd.DataFrame:
+        """The best allocation under the true uplift (**scoring only**): at most one action per
+        user, maximising the expected ``objective`` (``"profit"``: incremental profit;
+        ``"gmv"``: incremental GMV) with total expected cost (incentives + channel) <= ``budget``.
+
+        Solved by the Lagrangian relaxation of this multiple-choice knapsack: each user takes
+        ``argmax(value - mu * cost)`` if positive, with the smallest ``mu >= 0`` meeting the budget
+        (bisection); its value is within one user's value of the optimum. Returns the chosen
+        pairs: ``user_id``, ``action_id``, ``value``, ``expected_cost``, ``incremental_gmv``,
+        ``incremental_profit``, ``incremental_conversion``; totals and ``mu`` in ``.attrs``.
+        """
+        cv.check_choice(objective, "objective", ("profit", "gmv"))
+        if budget is not None:
+            budget = cv.check_number(budget, "budget", minimum=0.0)
+        users = (
+            np.arange(self.n_users, dtype=np.int64)
+            if user_ids is None
+            else self._user_ids(user_ids, "user_ids")
+        )
+        acts = (
+            np.arange(len(self.actions), dtype=np.int64)
+            if action_ids is None
+            else self._action_ids(action_ids, "action_ids")
+        )
+        if len(users) * len(acts) > max_pairs:
+            raise ValueError(
+                f"user_ids: {len(users):,} users x {len(acts)} actions = "
+                f"{len(users) * len(acts):,} pairs exceeds max_pairs={max_pairs:,}; pass fewer "
+                f"users or actions"
+            )
+        t = self.true_uplift(users, acts, start_day, days, product=True)
+        k = len(acts)
+        value = t["incremental_profit" if objective == "profit" else "incremental_gmv"].to_numpy()
+        value = value.reshape(len(users), k)
+        cost = t["expected_cost"].to_numpy().reshape(len(users), k)
+
+        def pick(mu: float) -> tuple[np.ndarray, np.ndarray]:
+            score = value - mu * cost
+            j = np.argmax(score, axis=1)
+            take = score[np.arange(len(users)), j] > 0
+            return j, take
+
+        def spend(j: np.ndarray, take: np.ndarray) -> float:
+            return float(cost[np.arange(len(users)), j][take].sum())
+
+        mu = 0.0
+        j, take = pick(0.0)
+        if budget is not None and spend(j, take) > budget:
+            lo, hi = 0.0, 1.0
+            while spend(*pick(hi)) > budget and hi < 1e12:
+                hi *= 4
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                if spend(*pick(mid)) > budget:
+                    lo = mid
+                else:
+                    hi = mid
+            mu = hi
+            j, take = pick(mu)
+        rows = np.flatnonzero(take)
+        flat = rows * k + j[rows]
+        res = pd.DataFrame(
+            {
+                "user_id": users[rows],
+                "action_id": acts[j[rows]],
+                "value": value[rows, j[rows]],
+                "expected_cost": cost[rows, j[rows]],
+                "incremental_gmv": t["incremental_gmv"].to_numpy()[flat],
+                "incremental_profit": t["incremental_profit"].to_numpy()[flat],
+                "incremental_conversion": t["incremental_conversion"].to_numpy()[flat],
+            }
+        )
+        res.attrs.update(
+            {
+                "objective": objective,
+                "budget": budget,
+                "mu": mu,
+                "total_value": float(res["value"].sum()),
+                "total_cost": float(res["expected_cost"].sum()),
+                "total_incremental_gmv": float(res["incremental_gmv"].sum()),
+            }
+        )
+        return res
+
+    # -- sessions -----------------------------------------------------------------------------
+    def sessions(self, n: int, seed: int = 0) -> SessionBatch:
+        """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`)."""
+        n = cv.check_int(n, "n", minimum=1)
+        seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        return SessionBatch(self._core.sessions(n, seed), self.config)
+
+
+class SessionBatch(Versioned):
+    """``n`` site visits, each a multi-step session: 0 browse -> 1 cart -> 3 purchased, with 2
+    exit intent on the way out and 4 left (3 and 4 are final).
+
+    Actions (``action_names``): 0 none, 1 guide (on-site guidance: raises the chance of reaching
+    the cart for most users, annoys some), 2 coupon_5, 3 coupon_10, 4 free_shipping (held until the
+    end of the session, paid only if it ends in a purchase), 5 exit_coupon (fires only on exit
+    intent). ``context`` holds observable features (``feature_names``); the response depends on
+    hidden archetype, price sensitivity and intent, and sleeping dogs respond negatively to
+    coupons. Sessions end within three steps.
+    """
+
+    _STATE_KIND = "growthmachine.sim.SessionBatch"
+    _STATE_VERSION = 1
+
+    def __init__(self, core: Any, config: WorldConfig):
+        self._core = core
+        self._config = config
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"config": self._config, "core": self._core.to_bytes()}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._config = state["config"]
+        self._core = _core.SimSessions.from_bytes(self._config._json_compact(), state["core"])
+
+    @property
+    def n(self) -> int:
+        return int(self._core.n)
+
+    @property
+    def n_features(self) -> int:
+        return int(self._core.n_features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._core.feature_names)
+
+    @property
+    def action_names(self) -> list[str]:
+        return list(self._core.action_names)
+
+    @property
+    def user_id(self) -> np.ndarray:
+        return self._core.user_id
+
+    @property
+    def context(self) -> np.ndarray:
+        """(n, n_features) float64 observable context."""
+        return self._core.context
+
+    @property
+    def stage(self) -> np.ndarray:
+        return self._core.stage
+
+    @property
+    def active(self) -> np.ndarray:
+        return self._core.stage < 3
+
+    @property
+    def steps(self) -> int:
+        return int(self._core.steps)
+
+    def __repr__(self) -> str:
+        return f"SessionBatch(n={self.n:,}, active={int(self.active.sum()):,}, steps={self.steps})"
+
+    def _actions(self, actions: Any) -> np.ndarray:
+        a = cv.as_array(actions, "actions", np.int64, shape=(self.n,))
+        return a
+
+    def step(self, actions: Any) -> StepResult:
+        """Takes ``actions`` (n,) ints (0 for inactive sessions, else ValueError); returns
+        ``StepResult(reward, cost, stage, done)``: GMV realised at this step, incentive actually
+        paid at this step, the new stage and whether each session is done."""
+        r, c = self._core.step(self._actions(actions))
+        st = self._core.stage
+        return StepResult(r, c, st, st >= 3)
+
+    def expected_value(self, actions: Any) -> np.ndarray:
+        """(n,) expected net value (GMV - cost) of the rest of each session if ``actions`` are
+        taken now and ``none`` afterwards. **Scoring only.**"""
+        return self._core.expected_value(self._actions(actions))

@@ -1,0 +1,296 @@
+//! Population generation: users, their hidden parameters and a buy-till-you-die order history.
+//!
+//! Per user (own random streams keyed by the user id, so the output never depends on threads or
+//! on chunking): draw the static parameters ([`Model::draw_user`]); non-prospects place a first
+//! order after sign-up, then repeat orders arrive as a Poisson process of rate
+//! `lambda * season(day)` (simulated by thinning), and after each repeat order the user drops out
+//! with probability `p` (BG/NBD). Order values follow Gamma-Gamma. Only orders inside the window
+//! `[0, days)` are recorded; history before it (sign-ups up to `history_days` earlier) shapes who
+//! is still alive.
+
+use super::model::{Model, UserParams, DOMAIN_HISTORY};
+use crate::control::Control;
+use crate::error::{CoreError, Result};
+use crate::parallel::CHUNK;
+use crate::rng::stream2;
+use rand::Rng as _;
+use rand_distr::{Distribution, Exp1};
+use rayon::prelude::*;
+
+/// Chunks generated in parallel before their output is appended (bounds transient memory).
+const BATCH_CHUNKS: usize = 32;
+
+/// What the history of one user left behind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistorySummary {
+    pub alive: bool,
+    pub death: f64,
+    pub last_order: f64,
+    pub orders_before: u32,
+    pub orders: u32,
+    pub gmv: f64,
+}
+
+/// Simulates user `uid`'s orders up to `days`, calling `emit(day, amount, category)` for every
+/// order inside the window.
+pub fn simulate_history(
+    m: &Model,
+    pop_seed: u64,
+    uid: u64,
+    days: u32,
+    u: &UserParams,
+    mut emit: impl FnMut(i32, f64, u8),
+) -> HistorySummary {
+    let mut h = HistorySummary {
+        alive: true,
+        death: f64::NAN,
+        last_order: f64::NAN,
+        ..Default::default()
+    };
+    if u.is_prospect {
+        return h;
+    }
+    let end = days as f64;
+    let mut t = u.first_order;
+    if t >= end {
+        return h;
+    }
+    let mut rng = stream2(pop_seed, DOMAIN_HISTORY, uid);
+    let cat = &m.arch[u.archetype as usize].category;
+    let mut record = |t: f64, rng: &mut crate::rng::Rng, h: &mut HistorySummary| {
+        let amount = m.draw_amount(u, rng);
+        let c = cat.draw(rng);
+        h.last_order = t;
+        if t >= 0.0 {
+            h.orders += 1;
+            h.gmv += amount;
+            emit(t.floor() as i32, amount, c);
+        } else {
+            h.orders_before += 1;
+        }
+    };
+    record(t, &mut rng, &mut h);
+    let smax = m.season_max;
+    let rate_max = u.lambda * smax;
+    loop {
+        let e: f64 = Exp1.sample(&mut rng);
+        t += e / rate_max;
+        if t >= end {
+            break;
+        }
+        let accept = m.season(t.floor() as i64) / smax;
+        if rng.random::<f64>() >= accept {
+            continue;
+        }
+        record(t, &mut rng, &mut h);
+        if rng.random::<f64>() < u.dropout {
+            h.alive = false;
+            h.death = t;
+            break;
+        }
+    }
+    h
+}
+
+/// Every column of a generated population.
+#[derive(Debug, Default)]
+pub struct PopulationData {
+    // users
+    pub signup_day: Vec<i32>,
+    pub age_band: Vec<u8>,
+    pub city_tier: Vec<u8>,
+    pub device: Vec<u8>,
+    pub acquisition: Vec<u8>,
+    pub push_opt_in: Vec<bool>,
+    pub email_opt_in: Vec<bool>,
+    pub sms_opt_in: Vec<bool>,
+    pub has_app: Vec<bool>,
+    // truth
+    pub archetype: Vec<u8>,
+    pub is_prospect: Vec<bool>,
+    pub sleeping_dog: Vec<bool>,
+    pub purchase_rate: Vec<f64>,
+    pub dropout_p: Vec<f64>,
+    pub spend_rate: Vec<f64>,
+    pub mean_spend: Vec<f64>,
+    pub price_sensitivity: Vec<f32>,
+    pub responsiveness: Vec<f32>,
+    pub affinity: [Vec<f32>; 5],
+    pub alive_at_end: Vec<bool>,
+    pub death_day: Vec<f64>,
+    pub first_order_day: Vec<f64>,
+    pub last_order_day: Vec<f64>,
+    pub orders_before: Vec<u32>,
+    pub n_orders: Vec<u32>,
+    pub gmv: Vec<f64>,
+    // transactions
+    pub tx_user: Vec<i64>,
+    pub tx_day: Vec<i32>,
+    pub tx_amount: Vec<f64>,
+    pub tx_category: Vec<u8>,
+}
+
+impl PopulationData {
+    fn with_capacity(n: usize) -> Self {
+        let v = |_: ()| Vec::with_capacity(n);
+        PopulationData {
+            signup_day: Vec::with_capacity(n),
+            age_band: Vec::with_capacity(n),
+            city_tier: Vec::with_capacity(n),
+            device: Vec::with_capacity(n),
+            acquisition: Vec::with_capacity(n),
+            push_opt_in: Vec::with_capacity(n),
+            email_opt_in: Vec::with_capacity(n),
+            sms_opt_in: Vec::with_capacity(n),
+            has_app: Vec::with_capacity(n),
+            archetype: Vec::with_capacity(n),
+            is_prospect: Vec::with_capacity(n),
+            sleeping_dog: Vec::with_capacity(n),
+            purchase_rate: Vec::with_capacity(n),
+            dropout_p: Vec::with_capacity(n),
+            spend_rate: Vec::with_capacity(n),
+            mean_spend: Vec::with_capacity(n),
+            price_sensitivity: Vec::with_capacity(n),
+            responsiveness: Vec::with_capacity(n),
+            affinity: [v(()), v(()), v(()), v(()), v(())],
+            alive_at_end: Vec::with_capacity(n),
+            death_day: Vec::with_capacity(n),
+            first_order_day: Vec::with_capacity(n),
+            last_order_day: Vec::with_capacity(n),
+            orders_before: Vec::with_capacity(n),
+            n_orders: Vec::with_capacity(n),
+            gmv: Vec::with_capacity(n),
+            ..Default::default()
+        }
+    }
+
+    fn append(&mut self, o: PopulationData) {
+        macro_rules! ext {
+            ($($f:ident),*) => { $( self.$f.extend_from_slice(&o.$f); )* };
+        }
+        ext!(
+            signup_day,
+            age_band,
+            city_tier,
+            device,
+            acquisition,
+            push_opt_in,
+            email_opt_in,
+            sms_opt_in,
+            has_app,
+            archetype,
+            is_prospect,
+            sleeping_dog,
+            purchase_rate,
+            dropout_p,
+            spend_rate,
+            mean_spend,
+            price_sensitivity,
+            responsiveness,
+            alive_at_end,
+            death_day,
+            first_order_day,
+            last_order_day,
+            orders_before,
+            n_orders,
+            gmv,
+            tx_user,
+            tx_day,
+            tx_amount,
+            tx_category
+        );
+        for c in 0..5 {
+            self.affinity[c].extend_from_slice(&o.affinity[c]);
+        }
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.signup_day.len()
+    }
+}
+
+fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> PopulationData {
+    let mut o = PopulationData::with_capacity((hi - lo) as usize);
+    for uid in lo..hi {
+        let u = m.draw_user(seed, uid, days);
+        let h = simulate_history(m, seed, uid, days, &u, |d, a, c| {
+            o.tx_user.push(uid as i64);
+            o.tx_day.push(d);
+            o.tx_amount.push(a);
+            o.tx_category.push(c);
+        });
+        o.signup_day.push(u.signup.floor() as i32);
+        o.age_band.push(u.age);
+        o.city_tier.push(u.tier);
+        o.device.push(u.device);
+        o.acquisition.push(u.acq);
+        o.push_opt_in.push(u.push_ok);
+        o.email_opt_in.push(u.email_ok);
+        o.sms_opt_in.push(u.sms_ok);
+        o.has_app.push(u.app);
+        o.archetype.push(u.archetype);
+        o.is_prospect.push(u.is_prospect);
+        o.sleeping_dog.push(u.sleeping_dog);
+        o.purchase_rate.push(u.lambda);
+        o.dropout_p.push(u.dropout);
+        o.spend_rate.push(u.nu);
+        o.mean_spend.push(m.mean_spend(&u));
+        o.price_sensitivity.push(u.price_sensitivity as f32);
+        o.responsiveness.push(u.responsiveness as f32);
+        for c in 0..5 {
+            o.affinity[c].push(u.affinity[c] as f32);
+        }
+        o.alive_at_end
+            .push(h.alive && !u.is_prospect && u.first_order < days as f64);
+        o.death_day.push(h.death);
+        o.first_order_day.push(u.first_order);
+        o.last_order_day.push(h.last_order);
+        o.orders_before.push(h.orders_before);
+        o.n_orders.push(h.orders);
+        o.gmv.push(h.gmv);
+    }
+    o
+}
+
+/// Generates `n_users` users over `days` days (user `i` depends only on `(seed, i, config)`).
+pub fn generate(
+    m: &Model,
+    n_users: u64,
+    days: u32,
+    seed: u64,
+    ctl: &Control,
+) -> Result<PopulationData> {
+    if n_users == 0 {
+        return Err(CoreError::invalid("n_users", "must be >= 1, got 0"));
+    }
+    if days == 0 {
+        return Err(CoreError::invalid("days", "must be >= 1, got 0"));
+    }
+    if n_users > i64::MAX as u64 / 2 {
+        return Err(CoreError::invalid("n_users", "is too large"));
+    }
+    let n_chunks = n_users.div_ceil(CHUNK as u64);
+    ctl.set_total(n_users);
+    let mut out = PopulationData::with_capacity(n_users as usize);
+    let mut c0 = 0u64;
+    while c0 < n_chunks {
+        ctl.check()?;
+        let c1 = (c0 + BATCH_CHUNKS as u64).min(n_chunks);
+        let parts: Vec<Result<PopulationData>> = (c0..c1)
+            .into_par_iter()
+            .map(|c| {
+                ctl.check()?;
+                let lo = c * CHUNK as u64;
+                let hi = (lo + CHUNK as u64).min(n_users);
+                let o = generate_chunk(m, seed, days, lo, hi);
+                ctl.advance(hi - lo);
+                Ok(o)
+            })
+            .collect();
+        for p in parts {
+            out.append(p?);
+        }
+        c0 = c1;
+    }
+    Ok(out)
+}
