@@ -16,12 +16,12 @@ import argparse
 import gc
 import time
 
+import growthmachine as gm
 import numpy as np
 import pandas as pd
-
-import growthmachine as gm
-from benchmarks.harness import Table, measure, write_section
 from growthmachine.insight import BetaGeo, GammaGamma, features
+
+from benchmarks.harness import Table, measure, write_section
 
 
 def make_log(n_tx: int, n_users: int, seed: int, category: bool = True) -> dict[str, np.ndarray]:
@@ -97,22 +97,42 @@ def bench_features(t: Table, n_tx: int, n_users: int, peers: bool, repeat: int) 
     case = f"{n_tx / 1e6:g}M tx, {n_users / 1e6:g}M users"
     m = measure(lambda: features(log, 364, category="category"), repeat=repeat, warmup=1)
     ours = m.result
-    t.add(case, "growthmachine features (all columns)", m.median, m.peak_mb, "-", f"{len(ours):,} users, {ours.shape[1]} columns")
+    t.add(
+        case,
+        "growthmachine features (all columns)",
+        m.median,
+        m.peak_mb,
+        "-",
+        f"{len(ours):,} users, {ours.shape[1]} columns",
+    )
     if peers:
         p = measure(lambda: pandas_summary(log, 364), repeat=1)
         np.testing.assert_array_equal(
             p.result["frequency"].to_numpy(), ours.loc[~ours["is_prospect"], "frequency"].to_numpy()
         )
         np.testing.assert_allclose(
-            p.result["monetary"].to_numpy(), ours.loc[~ours["is_prospect"], "monetary"].to_numpy(), rtol=1e-9
+            p.result["monetary"].to_numpy(),
+            ours.loc[~ours["is_prospect"], "monetary"].to_numpy(),
+            rtol=1e-9,
         )
-        t.add(case, "pandas group-by (summary only)", p.median, p.peak_mb, f"{p.median / m.median:.1f}x", "same frequency/monetary")
-        del p
+        t.add(
+            case,
+            "pandas group-by (summary only)",
+            p.median,
+            p.peak_mb,
+            f"{p.median / m.median:.1f}x",
+            "same frequency/monetary",
+        )
         gc.collect()
         q = measure(lambda: polars_summary(log, 364), repeat=repeat, warmup=1)
-        t.add(case, "polars lazy group-by (summary only)", q.median, q.peak_mb, f"{q.median / m.median:.1f}x", "")
-        del q
-    del ours, m, log
+        t.add(
+            case,
+            "polars lazy group-by (summary only)",
+            q.median,
+            q.peak_mb,
+            f"{q.median / m.median:.1f}x",
+            "",
+        )
     gc.collect()
 
 
@@ -128,7 +148,6 @@ def bench_features_100m(t: Table) -> None:
         "-",
         f"input {input_mb:,.0f} MB; peak is beyond the input; run once (shared machine)",
     )
-    del log, m
     gc.collect()
 
 
@@ -154,8 +173,22 @@ def bench_values(t: Table, n: int, lifetimes: bool, repeat: int) -> None:
     gg = measure(lambda: GammaGamma().fit(x, mon), repeat=repeat, warmup=1)
     both = measure(lambda: (BetaGeo().fit(x, r, T), GammaGamma().fit(x, mon)), repeat=repeat)
     b, g = bg.result, gg.result
-    t.add(case, "growthmachine BG/NBD", bg.median, bg.peak_mb, "-", f"LL {b.log_likelihood_:.10g}, {b.n_unique_:,} distinct rows, {b.n_iter_} Newton steps")
-    t.add(case, "growthmachine Gamma-Gamma", gg.median, gg.peak_mb, "-", f"LL {g.log_likelihood_:.10g}")
+    t.add(
+        case,
+        "growthmachine BG/NBD",
+        bg.median,
+        bg.peak_mb,
+        "-",
+        f"LL {b.log_likelihood_:.10g}, {b.n_unique_:,} distinct rows, {b.n_iter_} Newton steps",
+    )
+    t.add(
+        case,
+        "growthmachine Gamma-Gamma",
+        gg.median,
+        gg.peak_mb,
+        "-",
+        f"LL {g.log_likelihood_:.10g}",
+    )
     t.add(case, "growthmachine BG/NBD + Gamma-Gamma", both.median, both.peak_mb, "-", "")
     if lifetimes:
         from lifetimes import BetaGeoFitter, GammaGammaFitter
@@ -167,15 +200,28 @@ def bench_values(t: Table, n: int, lifetimes: bool, repeat: int) -> None:
         )
         rel = abs(ll_lt - b.log_likelihood_) / abs(ll_lt)
         prel = max(abs(b.params_[k] / lb.result.params_[k] - 1) for k in b.params_)
-        t.add(case, "lifetimes BetaGeoFitter", lb.median, lb.peak_mb, f"{lb.median / bg.median:.0f}x", f"LL rel. diff {rel:.1e}, params max rel. diff {prel:.1e}")
+        t.add(
+            case,
+            "lifetimes BetaGeoFitter",
+            lb.median,
+            lb.peak_mb,
+            f"{lb.median / bg.median:.0f}x",
+            f"LL rel. diff {rel:.1e}, params max rel. diff {prel:.1e}",
+        )
         rep = x > 0
         lg = measure(lambda: GammaGammaFitter().fit(x[rep], mon[rep]), repeat=1)
         ll_g = gm._core.insight_gammagamma_loglik(
             [float(v) for v in lg.result.params_[["p", "q", "v"]]], x, mon, None
         )
         relg = abs(ll_g - g.log_likelihood_) / abs(ll_g)
-        t.add(case, "lifetimes GammaGammaFitter", lg.median, lg.peak_mb, f"{lg.median / gg.median:.0f}x", f"LL rel. diff {relg:.1e}")
-    del d, x, r, T, mon
+        t.add(
+            case,
+            "lifetimes GammaGammaFitter",
+            lg.median,
+            lg.peak_mb,
+            f"{lg.median / gg.median:.0f}x",
+            f"LL rel. diff {relg:.1e}",
+        )
     gc.collect()
 
 
@@ -195,7 +241,14 @@ def main(argv: list[str]) -> int:
         bench_features(ft, 10_000_000, 1_000_000, True, 3)
         bench_values(vt, 1_000_000, not args.no_lifetimes, 3)
         bench_values(vt, 10_000_000, False, 3)
-        vt.add("10M customers", "lifetimes BG/NBD + Gamma-Gamma", "~384 (not run)", "~3,900", "-", "figure from issue 4 (340 s + 44 s, 3.9 GB); not re-run on the shared machine")
+        vt.add(
+            "10M customers",
+            "lifetimes BG/NBD + Gamma-Gamma",
+            "~384 (not run)",
+            "~3,900",
+            "-",
+            "figure from issue 4 (340 s + 44 s, 3.9 GB); not re-run on the shared machine",
+        )
         if not args.no_100m:
             bench_features_100m(ft)
     body = (
@@ -213,7 +266,11 @@ def main(argv: list[str]) -> int:
         "'LL rel. diff': our maximised log-likelihood vs the log-likelihood of lifetimes' fitted "
         "parameters on the same data.\n\n" + vt.markdown()
     )
-    cmd = "python -m benchmarks insight" + (" --quick" if args.quick else "") + (" --no-100m" if args.no_100m else "")
+    cmd = (
+        "python -m benchmarks insight"
+        + (" --quick" if args.quick else "")
+        + (" --no-100m" if args.no_100m else "")
+    )
     write_section("insight", "Insight: features and value models", command=cmd, body=body)
     print(f"done in {time.time() - t0:.0f} s")
     return 0

@@ -61,9 +61,7 @@ def _name_clusters(centers: np.ndarray, names: list[str]) -> list[str]:
         seen: dict[str, int] = {}
         for n in out:
             seen[n] = seen.get(n, 0) + 1
-        out = [
-            ", ".join(ranked[i][:depth]) if seen[n] > 1 else n for i, n in enumerate(out)
-        ]
+        out = [", ".join(ranked[i][:depth]) if seen[n] > 1 else n for i, n in enumerate(out)]
     seen2: dict[str, int] = {}
     final = []
     for n in out:
@@ -119,7 +117,9 @@ class UserInsight(Versioned):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
         self.horizon = cv.check_int(horizon, "horizon", minimum=1)
         self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
-        self.discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=-1.0, strict_min=True)
+        self.discount_rate = cv.check_number(
+            discount_rate, "discount_rate", minimum=-1.0, strict_min=True
+        )
         self.trend_window = cv.check_int(trend_window, "trend_window", minimum=1)
         self.seed = cv.check_int(seed, "seed", minimum=0)
         self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
@@ -188,7 +188,11 @@ class UserInsight(Versioned):
             self.cluster_features_ = names
             self.scaler_ = StandardScaler().fit(X)
             Xs = self.scaler_.transform(X)
-            n_distinct = len(np.unique(Xs, axis=0)) if self.n_buyers_ <= 4 * self.n_clusters else self.n_buyers_
+            n_distinct = (
+                len(np.unique(Xs, axis=0))
+                if self.n_buyers_ <= 4 * self.n_clusters
+                else self.n_buyers_
+            )
             k = max(1, min(self.n_clusters, n_distinct))
             self.kmeans_ = KMeans(k, seed=self.seed, max_iter=self.max_iter).fit(Xs)
             labels[buyers] = self.kmeans_.labels_
@@ -214,7 +218,11 @@ class UserInsight(Versioned):
             m = buyers & (stage_codes == st)
             tiers[m] = value_tiers(clv_v[m], self.n_tiers)
         self.value_tier_ = tiers
-        tier_names = TIER_NAMES if self.n_tiers == 5 else tuple(f"value tier {i + 1}" for i in range(self.n_tiers))
+        tier_names = (
+            TIER_NAMES
+            if self.n_tiers == 5
+            else tuple(f"value tier {i + 1}" for i in range(self.n_tiers))
+        )
         self.cells = Cells.build(
             self.lifecycle_,
             labels,
@@ -256,7 +264,9 @@ class UserInsight(Versioned):
             "n_cells": self.cells.n_cells_,
             "n_clusters": self.n_clusters_,
             "total_clv": float(self.clv_.sum()),
-            "mean_p_alive_buyers": float(self.p_alive_[~self.features_["is_prospect"].to_numpy()].mean())
+            "mean_p_alive_buyers": float(
+                self.p_alive_[~self.features_["is_prospect"].to_numpy()].mean()
+            )
             if self.n_buyers_
             else float("nan"),
         }
@@ -389,7 +399,9 @@ def run_stage(ctx: Any) -> None:
     ax.set_ylabel("mean CLV + 1")
     ax.legend(fontsize=7, markerscale=2)
     ax.set_title("Cell map")
-    sec.figure(fig, caption="Cell map: every cell by size and mean CLV, coloured by lifecycle stage")
+    sec.figure(
+        fig, caption="Cell map: every cell by size and mean CLV, coloured by lifecycle stage"
+    )
     sec.table(
         "cells",
         cells.sort_values("size", ascending=False).reset_index(drop=True),
