@@ -200,7 +200,7 @@ def insight_lifecycle(
     rules: list[float],
 ) -> npt.NDArray[np.uint8]: ...
 def insight_transitions(
-    from_: npt.NDArray[np.uint8], to: npt.NDArray[np.uint8], k: int
+    before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8], k: int
 ) -> npt.NDArray[np.uint64]: ...
 def insight_cells_build(
     stage: npt.NDArray[np.uint8],

@@ -453,6 +453,19 @@ fn check_bg_rows(x: &[f64], t: &[f64], big_t: &[f64]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // BG/NBD
 
+/// Raw pointer for disjoint parallel writes of bucket keys.
+#[derive(Clone, Copy)]
+struct KeyPtr(*mut u32);
+unsafe impl Send for KeyPtr {}
+unsafe impl Sync for KeyPtr {}
+impl KeyPtr {
+    /// # Safety
+    /// `i` in bounds and written by no other thread.
+    unsafe fn write(self, i: usize, v: u32) {
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
 /// Compressed BG/NBD data.
 pub struct BgData {
     xs: Vec<f64>,
@@ -473,6 +486,11 @@ impl BgData {
     pub fn new(x: &[f64], t: &[f64], big_t: &[f64], w: Option<&[f64]>) -> Result<BgData> {
         check_bg_rows(x, t, big_t)?;
         check_weights(w, x.len())?;
+        if w.is_none() {
+            if let Some(d) = Self::new_integral_unweighted(x, t, big_t)? {
+                return Ok(d);
+            }
+        }
         let (xs, ix) = value_table(x);
         let (ts, it) = value_table(t);
         let (tts, itt) = value_table(big_t);
@@ -584,6 +602,159 @@ impl BgData {
             wsum,
             max_t,
         })
+    }
+
+    /// Fast path for unweighted whole-number data (the output of `features`): two passes, all
+    /// merging done with exact integer counters (so the result does not depend on threads).
+    fn new_integral_unweighted(x: &[f64], t: &[f64], big_t: &[f64]) -> Result<Option<BgData>> {
+        const LIM: f64 = (1u64 << 21) as f64;
+        let ok = |v: f64| (0.0..LIM).contains(&v) && v.fract() == 0.0;
+        let maxes = (0..x.len())
+            .into_par_iter()
+            .with_min_len(CHUNK)
+            .fold(
+                || Some((0u32, 0u32, 0u32)),
+                |acc, i| {
+                    let (a, b, c) = acc?;
+                    if ok(x[i]) && ok(t[i]) && ok(big_t[i]) {
+                        Some((
+                            a.max(x[i] as u32),
+                            b.max(t[i] as u32),
+                            c.max(big_t[i] as u32),
+                        ))
+                    } else {
+                        None
+                    }
+                },
+            )
+            .reduce(
+                || Some((0, 0, 0)),
+                |p, q| match (p, q) {
+                    (Some(p), Some(q)) => Some((p.0.max(q.0), p.1.max(q.1), p.2.max(q.2))),
+                    _ => None,
+                },
+            );
+        let Some((mx, mt, mtt)) = maxes else {
+            return Ok(None);
+        };
+        let (nx, nt, ntt) = (mx as usize + 1, mt as usize + 1, mtt as usize + 1);
+        let size = nx as u128 * nt as u128 * ntt as u128;
+        if size > 1 << 25 || x.len() >= u32::MAX as usize {
+            return Ok(None);
+        }
+        if mtt == 0 {
+            return Err(CoreError::invalid("T", "must have at least one value > 0"));
+        }
+        if nx > 1 << 16 || ntt > 1 << 16 {
+            return Ok(None);
+        }
+        let n = x.len();
+        let n_chunks = n.div_ceil(CHUNK);
+        let range = |c: usize| (c * CHUNK, ((c + 1) * CHUNK).min(n));
+        // per-chunk histograms of x (all rows) and of T (zero-repeat rows): no shared counters
+        let hists: Vec<(Vec<u32>, Vec<u32>)> = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = range(c);
+                let mut hx = vec![0u32; nx];
+                let mut h0 = vec![0u32; ntt];
+                for i in lo..hi {
+                    let xi = x[i] as usize;
+                    hx[xi] += 1;
+                    if xi == 0 {
+                        h0[big_t[i] as usize] += 1;
+                    }
+                }
+                (hx, h0)
+            })
+            .collect();
+        let mut wx = vec![0.0f64; nx];
+        let mut w0 = vec![0.0f64; ntt];
+        // bucket offsets per (chunk, x) for the repeat rows: a counting sort by x in chunk order
+        let mut starts = vec![0usize; nx + 1];
+        for (hx, h0) in &hists {
+            for (j, &v) in hx.iter().enumerate() {
+                wx[j] += v as f64;
+            }
+            for (j, &v) in h0.iter().enumerate() {
+                w0[j] += v as f64;
+            }
+        }
+        for j in 1..nx {
+            starts[j + 1] = starts[j] + wx[j] as usize;
+        }
+        starts[1] = 0;
+        let n_rep = starts[nx];
+        let mut cursor: Vec<Vec<usize>> = Vec::with_capacity(n_chunks);
+        let mut run = starts.clone();
+        for (hx, _) in &hists {
+            cursor.push(run[..nx].to_vec());
+            for j in 1..nx {
+                run[j] += hx[j] as usize;
+            }
+        }
+        drop(hists);
+        let mut keys: Vec<u32> = Vec::with_capacity(n_rep);
+        {
+            let pk = KeyPtr(keys.as_mut_ptr());
+            cursor.par_iter_mut().enumerate().for_each(|(c, cur)| {
+                let (lo, hi) = range(c);
+                for i in lo..hi {
+                    let xi = x[i] as usize;
+                    if xi > 0 {
+                        let p = cur[xi];
+                        cur[xi] += 1;
+                        let k = (t[i] as u32) * ntt as u32 + big_t[i] as u32;
+                        // SAFETY: (chunk, x) cursor ranges are disjoint and cover 0..n_rep.
+                        unsafe { pk.write(p, k) };
+                    }
+                }
+            });
+            // SAFETY: every position in 0..n_rep was written once above.
+            unsafe { keys.set_len(n_rep) };
+        }
+        // per distinct x: dense count of (t_x, T) pairs, in key order
+        type Part = (Vec<(u32, u32, u32)>, Vec<f64>);
+        let per_x: Vec<Part> = (1..nx)
+            .into_par_iter()
+            .map(|j| {
+                let bucket = &keys[starts[j]..starts[j + 1]];
+                let mut rows = Vec::new();
+                let mut rw = Vec::new();
+                if bucket.is_empty() {
+                    return (rows, rw);
+                }
+                let mut cnt = vec![0u32; nt * ntt];
+                for &k in bucket {
+                    cnt[k as usize] += 1;
+                }
+                for (k, &v) in cnt.iter().enumerate() {
+                    if v > 0 {
+                        rows.push((j as u32, (k / ntt) as u32, (k % ntt) as u32));
+                        rw.push(v as f64);
+                    }
+                }
+                (rows, rw)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        let mut rw = Vec::new();
+        for (a, b) in per_x {
+            rows.extend(a);
+            rw.extend(b);
+        }
+        let table = |n: usize| (0..n).map(|i| i as f64).collect::<Vec<f64>>();
+        Ok(Some(BgData {
+            xs: table(nx),
+            ts: table(nt),
+            tts: table(ntt),
+            wx,
+            w0,
+            rows,
+            rw,
+            wsum: x.len() as f64,
+            max_t: mtt as f64,
+        }))
     }
 
     pub fn n_unique(&self) -> usize {
@@ -1061,21 +1232,41 @@ impl GgData {
             let n = keys.len();
             (keys, vec![1.0; n])
         };
+        // rows and sufficient statistics, in parallel chunks reduced in chunk order
+        let rows: Vec<(u32, f64)> = uk
+            .par_iter()
+            .with_min_len(CHUNK)
+            .map(|k| {
+                let jx = (k >> 64) as u32;
+                (jx, xs[jx as usize] * f64::from_bits(*k as u64))
+            })
+            .collect();
+        let parts: Vec<(Vec<f64>, f64, f64, f64)> = uk
+            .par_chunks(CHUNK)
+            .zip(rw.par_chunks(CHUNK))
+            .map(|(ks, ws)| {
+                let mut wxl = vec![0.0; xs.len()];
+                let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
+                for (k, &wk) in ks.iter().zip(ws) {
+                    let jx = (k >> 64) as usize;
+                    let l = f64::from_bits(*k as u64).ln();
+                    wxl[jx] += wk;
+                    a += wk * l;
+                    b += wk * xs[jx] * l;
+                    c += wk;
+                }
+                (wxl, a, b, c)
+            })
+            .collect();
         let mut wx = vec![0.0; xs.len()];
-        let mut rows = Vec::with_capacity(uk.len());
-        let mut s_lnm = 0.0;
-        let mut s_xlnm = 0.0;
-        let mut wsum = 0.0;
-        for (k, &wk) in uk.iter().zip(&rw) {
-            let jx = (k >> 64) as u32;
-            let mm = f64::from_bits(*k as u64);
-            let xv = xs[jx as usize];
-            wx[jx as usize] += wk;
-            rows.push((jx, xv * mm));
-            let l = mm.ln();
-            s_lnm += wk * l;
-            s_xlnm += wk * xv * l;
-            wsum += wk;
+        let (mut s_lnm, mut s_xlnm, mut wsum) = (0.0, 0.0, 0.0);
+        for (wxl, a, b, c) in parts {
+            for (t, v) in wx.iter_mut().zip(wxl) {
+                *t += v;
+            }
+            s_lnm += a;
+            s_xlnm += b;
+            wsum += c;
         }
         Ok(GgData {
             xs,
@@ -1439,5 +1630,25 @@ mod tests {
             assert!((f2.params[i] / fit.params[i] - 1.0).abs() < 1e-8);
         }
         assert!((f2.log_likelihood / fit.log_likelihood - 2.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn integral_fast_path_matches_general_path() {
+        let tt: Vec<f64> = (0..30_000).map(|i| 1.0 + (i % 300) as f64).collect();
+        let (x, t) = simulate_bgnbd(&[0.5, 8.0, 0.8, 2.5], &tt, 4);
+        let t: Vec<f64> = t.iter().map(|v| v.floor()).collect();
+        let fast = BgData::new(&x, &t, &tt, None).unwrap();
+        let ones = vec![1.0; x.len()];
+        let general = BgData::new(&x, &t, &tt, Some(&ones)).unwrap();
+        assert_eq!(fast.rows, general.rows);
+        assert_eq!(fast.rw, general.rw);
+        assert_eq!(fast.wx, general.wx[..fast.wx.len()].to_vec());
+        let ctl = Control::new();
+        let p = [0.6, 9.0, 0.7, 3.0];
+        let (a, b) = (
+            fast.log_likelihood(&p, &ctl).unwrap(),
+            general.log_likelihood(&p, &ctl).unwrap(),
+        );
+        assert!((a / b - 1.0).abs() < 1e-13, "{a} vs {b}");
     }
 }
