@@ -180,20 +180,8 @@ fn newton(eval: &Eval<'_>, theta0: Vec<f64>, opt: &FitOptions, ctl: &Control) ->
             }
             let slope: f64 = d.iter().zip(&g).map(|(a, b)| a * b).sum();
             if lambda == 0.0 && -slope < 1e-15 * f.abs().max(1.0) && slope <= 0.0 {
-                // Newton decrement below rounding of the objective: at the optimum. Take the
-                // final (tiny) step if it is not worse than the rounding noise, and stop.
-                let cand: Vec<f64> = theta.iter().zip(&d).map(|(t, v)| t + v).collect();
-                if let Some((fc, _, hc)) = eval(&cand)? {
-                    if fc <= f + 1e-13 * f.abs().max(1.0) {
-                        return Ok(NewtonOut {
-                            theta: cand,
-                            n_iter: it + 1,
-                            converged: true,
-                            f: fc,
-                            h: hc,
-                        });
-                    }
-                }
+                // Newton decrement below rounding of the objective: at the optimum (the
+                // remaining step changes the objective by less than its rounding error).
                 return Ok(NewtonOut {
                     theta,
                     n_iter: it,
@@ -724,14 +712,30 @@ impl BgData {
                 if bucket.is_empty() {
                     return (rows, rw);
                 }
-                let mut cnt = vec![0u32; nt * ntt];
-                for &k in bucket {
-                    cnt[k as usize] += 1;
-                }
-                for (k, &v) in cnt.iter().enumerate() {
-                    if v > 0 {
-                        rows.push((j as u32, (k / ntt) as u32, (k % ntt) as u32));
-                        rw.push(v as f64);
+                if bucket.len() * 8 >= nt * ntt {
+                    // dense bucket: count (t_x, T) pairs in a table
+                    let mut cnt = vec![0u32; nt * ntt];
+                    for &k in bucket {
+                        cnt[k as usize] += 1;
+                    }
+                    for (k, &v) in cnt.iter().enumerate() {
+                        if v > 0 {
+                            rows.push((j as u32, (k / ntt) as u32, (k % ntt) as u32));
+                            rw.push(v as f64);
+                        }
+                    }
+                } else {
+                    // sparse bucket: sort its keys and count runs
+                    let mut b = bucket.to_vec();
+                    b.sort_unstable();
+                    for &k in &b {
+                        let r = (j as u32, k / ntt as u32, k % ntt as u32);
+                        if rows.last() == Some(&r) {
+                            *rw.last_mut().unwrap() += 1.0;
+                        } else {
+                            rows.push(r);
+                            rw.push(1.0);
+                        }
                     }
                 }
                 (rows, rw)
