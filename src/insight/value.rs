@@ -976,8 +976,8 @@ impl BgData {
 /// Rows above which the fit starts from a fit on a systematic subsample (every k-th row, about
 /// `SUBSAMPLE` rows): the full-data Newton iterations then start near the optimum. The answer is
 /// the optimum of the full data either way; only the number of full passes changes.
-const WARM_START_ROWS: usize = 400_000;
-const SUBSAMPLE: usize = 100_000;
+const WARM_START_ROWS: usize = 200_000;
+const SUBSAMPLE: usize = 50_000;
 
 fn stride_sample(v: &[f64], stride: usize) -> Vec<f64> {
     v.iter().step_by(stride).copied().collect()
