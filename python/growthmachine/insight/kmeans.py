@@ -344,8 +344,9 @@ class MiniBatchKMeans(_CenterModel):
         k = c.shape[0]
         labels, _ = _fn("kmeans_predict", x.dtype)(x, c)
         cnt = np.bincount(labels, minlength=k).astype(np.float64)
-        sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-        np.add.at(sums, labels, x)
+        sums = np.empty((k, x.shape[1]), dtype=np.float64)
+        for j in range(x.shape[1]):
+            sums[:, j] = np.bincount(labels, weights=x[:, j], minlength=k)
         hit = cnt > 0
         total = self._counts + cnt
         new = c.astype(np.float64)
@@ -405,16 +406,19 @@ class MiniBatchKMeans(_CenterModel):
         abs_tol = tol * float(_fn("column_moments", dtype)(x)[1].mean()) if tol > 0 else 0.0
         rng = np.random.default_rng(seed)
         n_iter = 0
-        for _ in range(max_iter):
-            order = rng.permutation(n) if n > bs else None
-            shift = 0.0
-            for s in range(0, n, bs):
-                rows = x[np.sort(order[s : s + bs])] if order is not None else x
-                shift += self._update(rows)
-                self.n_steps_ += 1
-            n_iter += 1
-            if shift <= abs_tol:
-                break
+        with _progress.bar(self.progress, "MiniBatchKMeans", unit="pass") as cb:
+            for _ in range(max_iter):
+                order = rng.permutation(n) if n > bs else None
+                shift = 0.0
+                for s in range(0, n, bs):
+                    rows = x[np.sort(order[s : s + bs])] if order is not None else x
+                    shift += self._update(rows)
+                    self.n_steps_ += 1
+                n_iter += 1
+                if cb is not None:
+                    cb(n_iter, max_iter)
+                if shift <= abs_tol:
+                    break
         self.n_iter_ = n_iter
         labels, inertia = _fn("kmeans_predict", dtype)(x, self.cluster_centers_)
         self.labels_ = labels

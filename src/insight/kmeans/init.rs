@@ -1,7 +1,7 @@
 //! Initial centers: k-means|| (default), greedy k-means++, random rows, or given centers.
 
 use super::kernel::{self, Packed, Real};
-use super::{ordered, Init, SyncSlice};
+use super::{ordered, ordered_by, Init, SyncSlice};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
 use crate::rng::{stream2, Rng};
@@ -14,9 +14,11 @@ const DOM_PAR: u64 = 0x4B4D_0100;
 
 /// Rounds and oversampling factor (`l = OVERSAMPLE * k`) of k-means||.
 pub const ROUNDS: usize = 5;
-pub const OVERSAMPLE: f64 = 2.0;
+pub const OVERSAMPLE: f64 = 1.0;
 /// Weighted Lloyd iterations run on the k-means|| candidates after k-means++ on them.
 pub const CANDIDATE_LLOYD: usize = 10;
+/// Rows per parallel chunk in k-means++ (small: it also runs on the few k-means|| candidates).
+const KPP_CH: usize = 1024;
 
 /// The initial centers (row-major `k*d`) for `init`.
 pub fn init_centers<T: Real>(
@@ -99,7 +101,7 @@ pub fn kmeanspp<T: Real>(
     let n = x.len() / d;
     let wt = |i: usize| w.map_or(1.0, |w| w[i]);
     let trials = 2 + (k as f64).ln().floor() as usize;
-    let nc = n.div_ceil(super::CH);
+    let nc = n.div_ceil(KPP_CH);
     // First center: drawn proportionally to the weights.
     let first = {
         let total: f64 = (0..n).map(wt).sum();
@@ -122,8 +124,9 @@ pub fn kmeanspp<T: Real>(
     {
         let cl = SyncSlice::new(&mut closest);
         let c0 = &x[first * d..(first + 1) * d];
-        ordered(
+        ordered_by(
             n,
+            KPP_CH,
             ctl,
             |_, r| {
                 // SAFETY: disjoint row ranges.
@@ -155,16 +158,19 @@ pub fn kmeanspp<T: Real>(
         let nt = cands.len();
         let mut pots = vec![0.0f64; nt];
         let cl: &[f64] = &closest;
-        ordered(
+        let tp = Packed::new(&gather(x, d, &cands), nt, d);
+        ordered_by(
             n,
+            KPP_CH,
             ctl,
             |_, r| {
+                let mut dd = vec![T::ZERO; r.len() * nt];
+                kernel::all_dist(&x[r.start * d..r.end * d], d, &tp, &mut dd);
                 let mut p = vec![0.0f64; nt];
-                for i in r {
-                    let row = &x[i * d..(i + 1) * d];
-                    for (t, &c) in cands.iter().enumerate() {
-                        let dd = kernel::dist2_f64(row, &x[c * d..(c + 1) * d]);
-                        p[t] += wt(i) * dd.min(cl[i]);
+                for (ii, i) in r.enumerate() {
+                    let w = wt(i);
+                    for (t, pt) in p.iter_mut().enumerate() {
+                        *pt += w * dd[ii * nt + t].to_f64().min(cl[i]);
                     }
                 }
                 p
@@ -181,8 +187,9 @@ pub fn kmeanspp<T: Real>(
         chosen.push(c);
         let cl = SyncSlice::new(&mut closest);
         let crow = &x[c * d..(c + 1) * d];
-        ordered(
+        ordered_by(
             n,
+            KPP_CH,
             ctl,
             |_, r| {
                 // SAFETY: disjoint row ranges.
@@ -209,10 +216,10 @@ fn search(closest: &[f64], chunk_pot: &[f64], r: f64, wt: &impl Fn(usize) -> f64
     let mut acc = 0.0;
     for (c, &p) in chunk_pot.iter().enumerate() {
         if acc + p > r {
-            let lo = c * super::CH;
-            let hi = (lo + super::CH).min(n);
-            for i in lo..hi {
-                acc += wt(i) * closest[i];
+            let lo = c * KPP_CH;
+            let hi = (lo + KPP_CH).min(n);
+            for (i, &c) in closest.iter().enumerate().take(hi).skip(lo) {
+                acc += wt(i) * c;
                 if acc > r {
                     return i;
                 }
@@ -226,7 +233,7 @@ fn search(closest: &[f64], chunk_pot: &[f64], r: f64, wt: &impl Fn(usize) -> f64
 }
 
 /// k-means|| (Bailey et al., "Scalable k-means++"): [`ROUNDS`] rounds each sampling every row
-/// independently with probability `min(1, l * D(x) / phi)`, `l = 2k`, from its own random stream
+/// independently with probability `min(1, l * D(x) / phi)`, `l = k`, from its own random stream
 /// per (round, chunk); every row keeps its nearest candidate, whose counts weight a greedy
 /// k-means++ and then [`CANDIDATE_LLOYD`] weighted Lloyd steps on the candidates.
 pub fn kmeans_parallel<T: Real>(
@@ -383,7 +390,20 @@ fn weighted_lloyd<T: Real>(
         let pk = Packed::new(centers, k, d);
         let mut idx = vec![0u32; m];
         let mut d2 = vec![T::ZERO; m];
-        kernel::nearest(pts, d, &pk, &mut idx, &mut d2);
+        {
+            let (is, ds) = (SyncSlice::new(&mut idx), SyncSlice::new(&mut d2));
+            let _ = ordered_by(
+                m,
+                KPP_CH,
+                &Control::new(),
+                |_, r| {
+                    // SAFETY: disjoint row ranges.
+                    let (i, dd) = unsafe { (is.range(r.clone()), ds.range(r.clone())) };
+                    kernel::nearest(&pts[r.start * d..r.end * d], d, &pk, i, dd);
+                },
+                |_, _| {},
+            );
+        }
         cost = d2.iter().zip(w).map(|(v, w)| v.to_f64() * w).sum();
         if idx == labels {
             break;

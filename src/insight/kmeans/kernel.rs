@@ -99,12 +99,15 @@ impl Real for f64 {
 
 /// How `a * b + c` is computed: a fused instruction (only inside AVX2+FMA code) or two.
 pub trait Fm: Copy + Send + Sync + 'static {
+    /// True only in code compiled for AVX2+FMA (see [`simd_fn!`]).
+    const FUSED: bool;
     fn fma<T: Real>(a: T, b: T, c: T) -> T;
 }
 
 #[derive(Clone, Copy)]
 pub struct NoFma;
 impl Fm for NoFma {
+    const FUSED: bool = false;
     #[inline(always)]
     fn fma<T: Real>(a: T, b: T, c: T) -> T {
         a * b + c
@@ -114,6 +117,7 @@ impl Fm for NoFma {
 #[derive(Clone, Copy)]
 pub struct Fma;
 impl Fm for Fma {
+    const FUSED: bool = true;
     #[inline(always)]
     fn fma<T: Real>(a: T, b: T, c: T) -> T {
         a.fused(b, c)
@@ -271,6 +275,7 @@ fn tile1<T: Real, F: Fm>(x: &[T], d: usize, block: &[T]) -> [T; W] {
 /// Squared distances of up to `P` points (`rows`, row-major with `d` columns; `xn` their squared
 /// norms) to the centers of blocks `b0..b1`: `out[p * stride + (b - b0) * W + lane]`, clamped at 0.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn dist_tile<T: Real, F: Fm>(
     rows: &[T],
     xn: &[T],
@@ -282,7 +287,7 @@ pub fn dist_tile<T: Real, F: Fm>(
     stride: usize,
 ) {
     let np = xn.len();
-    debug_assert!(np >= 1 && np <= P);
+    debug_assert!((1..=P).contains(&np));
     let last = np - 1;
     let xs: [&[T]; P] = std::array::from_fn(|p| {
         let q = p.min(last);
@@ -341,11 +346,81 @@ pub fn argmin<T: Real>(row: &[T]) -> (usize, T) {
     (bi, bv)
 }
 
+/// `Some(slice as f32)` when `T` is f32.
+#[inline(always)]
+pub fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: T is f32.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+    } else {
+        None
+    }
+}
+
+/// Nearest center of up to `P` rows (`np` of them; `xn` their squared norms): indices and squared
+/// distances. The running minimum is kept per lane (vectorised select), reduced at the end with
+/// the lowest index winning ties.
+#[inline(always)]
+pub fn nearest_tile<T: Real, F: Fm>(
+    rows: &[T],
+    xn: &[T],
+    d: usize,
+    pk: &Packed<T>,
+) -> ([u32; P], [T; P]) {
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(r), Some(x2), Some(ct), Some(cn)) =
+            (as_f32(rows), as_f32(xn), as_f32(&pk.ct), as_f32(&pk.cn))
+        {
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (i, v) = unsafe { super::avx2::nearest_tile(r, x2, d, ct, cn, pk.nb) };
+            return (i, std::array::from_fn(|p| T::from_f64(v[p] as f64)));
+        }
+    }
+    let np = xn.len();
+    let last = np - 1;
+    let xs: [&[T]; P] = std::array::from_fn(|p| {
+        let q = p.min(last);
+        &rows[q * d..(q + 1) * d]
+    });
+    let mut bv = [[T::INF; W]; P];
+    // the block of the running minimum, as a float of the data type (same-width select)
+    let mut bb = [[T::ZERO; W]; P];
+    for b in 0..pk.nb {
+        let acc = tile::<T, F>(&xs, d, &pk.ct[b * d * W..(b + 1) * d * W]);
+        let cn: &[T; W] = pk.cn[b * W..b * W + W].try_into().unwrap();
+        let bf = T::from_f64(b as f64);
+        for p in 0..P {
+            for w in 0..W {
+                let v = cn[w] - T::TWO * acc[p][w];
+                let lt = v < bv[p][w];
+                bv[p][w] = if lt { v } else { bv[p][w] };
+                bb[p][w] = if lt { bf } else { bb[p][w] };
+            }
+        }
+    }
+    let bi: [[u32; W]; P] = std::array::from_fn(|p| {
+        std::array::from_fn(|w| (bb[p][w].to_f64() as usize * W + w) as u32)
+    });
+    let mut idx = [0u32; P];
+    let mut d2 = [T::ZERO; P];
+    for p in 0..np {
+        let (mut i, mut v) = (bi[p][0], bv[p][0]);
+        for w in 1..W {
+            if bv[p][w] < v || (bv[p][w] == v && bi[p][w] < i) {
+                v = bv[p][w];
+                i = bi[p][w];
+            }
+        }
+        idx[p] = i;
+        d2[p] = (xn[p] + v).mx(T::ZERO);
+    }
+    (idx, d2)
+}
+
 #[inline(always)]
 fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) {
     let n = idx.len();
-    let width = pk.width();
-    let mut buf = vec![T::ZERO; P * width];
     let mut xn = [T::ZERO; P];
     let mut i = 0;
     while i < n {
@@ -354,14 +429,52 @@ fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32
         for p in 0..np {
             xn[p] = norm2::<T, F>(&rows[p * d..(p + 1) * d]);
         }
-        dist_tile::<T, F>(rows, &xn[..np], d, pk, 0, pk.nb, &mut buf, width);
-        for p in 0..np {
-            let (b, v) = argmin(&buf[p * width..p * width + pk.k]);
-            idx[i + p] = b as u32;
-            d2[i + p] = v;
-        }
+        let (bi, bv) = nearest_tile::<T, F>(rows, &xn[..np], d, pk);
+        idx[i..i + np].copy_from_slice(&bi[..np]);
+        d2[i..i + np].copy_from_slice(&bv[..np]);
         i += np;
     }
+}
+
+/// Over the centers of blocks `b0..b1`: (index of the nearest, its squared distance, the second
+/// smallest squared distance).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn group_top2<T: Real, F: Fm>(
+    xr: &[T],
+    x2: T,
+    d: usize,
+    pk: &Packed<T>,
+    b0: usize,
+    b1: usize,
+    buf: &mut [T],
+) -> (usize, T, T) {
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x), Some(ct), Some(cn)) = (as_f32(xr), as_f32(&pk.ct), as_f32(&pk.cn)) {
+            // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+            let (m1, i1, m2) = unsafe { super::avx2::group_top2(x, d, ct, cn, b0, b1) };
+            let x2 = x2.to_f64();
+            return (
+                i1 as usize,
+                T::from_f64((x2 + m1 as f64).max(0.0)),
+                T::from_f64((x2 + m2 as f64).max(0.0)),
+            );
+        }
+    }
+    let m = (b1 - b0) * W;
+    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
+    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
+    for (c, &v) in buf[..m].iter().enumerate() {
+        if v < m1 {
+            m2 = m1;
+            m1 = v;
+            i1 = c;
+        } else if v < m2 {
+            m2 = v;
+        }
+    }
+    (i1 + b0 * W, m1, m2)
 }
 
 simd_fn!(
@@ -427,6 +540,37 @@ mod tests {
             }
             assert_eq!(idx[i] as usize, best.0);
             assert!((d2[i] - best.1).abs() < 1e-9 * (1.0 + best.1));
+        }
+    }
+
+    #[test]
+    fn f32_kernels_find_the_nearest_center() {
+        // exercises the AVX2 f32 paths where the CPU has them
+        // (GROWTHMACHINE_NO_SIMD=1 selects the baseline path)
+        for (n, d, k) in [(37, 3, 5), (101, 16, 70), (64, 7, 33), (9, 16, 1)] {
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 7919) % 211) as f32 / 13.0)
+                .collect();
+            let c: Vec<f32> = (0..k * d)
+                .map(|i| ((i * 104_729) % 197) as f32 / 11.0)
+                .collect();
+            let pk = Packed::new(&c, k, d);
+            let mut idx = vec![0u32; n];
+            let mut d2 = vec![0f32; n];
+            nearest(&x, d, &pk, &mut idx, &mut d2);
+            for i in 0..n {
+                let row = &x[i * d..(i + 1) * d];
+                let all: Vec<f64> = (0..k)
+                    .map(|cc| dist2_f64(row, &c[cc * d..(cc + 1) * d]))
+                    .collect();
+                let best = all.iter().cloned().fold(f64::INFINITY, f64::min);
+                let got = all[idx[i] as usize];
+                assert!(
+                    got <= best + 1e-3 * (1.0 + best),
+                    "n={n} d={d} k={k} row {i}"
+                );
+                assert!((d2[i] as f64 - best).abs() <= 1e-3 * (1.0 + best));
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Plain Lloyd iterations: every row against every center each iteration, blocked kernel.
 
-use super::kernel::{self, dist_tile, norm2, simd_fn, Fm, Packed, Real, P};
+use super::kernel::{self, norm2, simd_fn, Fm, Packed, Real, P};
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
 use crate::control::Control;
 use crate::error::Result;
@@ -17,8 +17,6 @@ fn assign_imp<T: Real, F: Fm>(
     counts: &mut [u64],
 ) -> u64 {
     let n = labels.len();
-    let width = pk.width();
-    let mut buf = vec![T::ZERO; P * width];
     let mut xn = [T::ZERO; P];
     let mut changed = 0u64;
     let mut i = 0;
@@ -28,10 +26,10 @@ fn assign_imp<T: Real, F: Fm>(
         for p in 0..np {
             xn[p] = norm2::<T, F>(&rows[p * d..(p + 1) * d]);
         }
-        dist_tile::<T, F>(rows, &xn[..np], d, pk, 0, pk.nb, &mut buf, width);
+        let (bi, _) = kernel::nearest_tile::<T, F>(rows, &xn[..np], d, pk);
         for p in 0..np {
-            let (b, _) = kernel::argmin(&buf[p * width..p * width + pk.k]);
-            let b32 = b as u32;
+            let b32 = bi[p];
+            let b = b32 as usize;
             if labels[i + p] != b32 {
                 changed += 1;
                 labels[i + p] = b32;

@@ -7,6 +7,8 @@
 //! parallel work runs over fixed chunks of [`CH`] rows, with partial results reduced in chunk
 //! order, so results are identical for any thread count.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod init;
 pub mod kernel;
 pub mod lloyd;
@@ -26,7 +28,7 @@ pub const BATCH: usize = 64;
 /// How the initial centers are chosen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Init {
-    /// k-means|| (Bailey et al.): 5 rounds oversampling 2k candidates, then weighted k-means++
+    /// k-means|| (Bailey et al.): 5 rounds oversampling k candidates each, then weighted k-means++
     /// and a few weighted Lloyd steps on the candidates.
     KMeansParallel,
     /// Greedy k-means++ (2 + ln k trials per center, as scikit-learn).
@@ -115,16 +117,27 @@ pub fn ordered<R: Send>(
     n: usize,
     ctl: &Control,
     work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
+    reduce: impl FnMut(usize, R),
+) -> Result<()> {
+    ordered_by(n, CH, ctl, work, reduce)
+}
+
+/// [`ordered`] with chunks of `ch` rows (a constant of the caller, never the thread count).
+pub fn ordered_by<R: Send>(
+    n: usize,
+    ch: usize,
+    ctl: &Control,
+    work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
     mut reduce: impl FnMut(usize, R),
 ) -> Result<()> {
-    let nc = n.div_ceil(CH);
+    let nc = n.div_ceil(ch);
     let mut c0 = 0;
     while c0 < nc {
         ctl.check()?;
         let c1 = (c0 + BATCH).min(nc);
         let parts: Vec<R> = (c0..c1)
             .into_par_iter()
-            .map(|c| work(c, c * CH..((c + 1) * CH).min(n)))
+            .map(|c| work(c, c * ch..((c + 1) * ch).min(n)))
             .collect();
         for (i, r) in parts.into_iter().enumerate() {
             reduce(c0 + i, r);
@@ -429,4 +442,108 @@ pub fn update_centers<T: Real>(centers: &mut [T], sums: &[f64], counts: &[u64], 
         }
     }
     shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::Rng as _;
+
+    fn data(n: usize, d: usize, seed: u64) -> Vec<f64> {
+        let mut r = crate::rng::stream(seed, 0);
+        let centers: Vec<f64> = (0..10 * d).map(|_| r.random_range(-10.0..10.0)).collect();
+        (0..n)
+            .flat_map(|_| {
+                let c = r.random_range(0..10usize);
+                let row: Vec<f64> = (0..d)
+                    .map(|j| centers[c * d + j] + r.random_range(-2.0..2.0))
+                    .collect();
+                row
+            })
+            .collect()
+    }
+
+    fn params(k: usize, algorithm: Algorithm, init: Init) -> Params {
+        Params {
+            k,
+            init,
+            max_iter: 40,
+            tol: 0.0,
+            algorithm,
+            seed: 3,
+        }
+    }
+
+    #[test]
+    fn yinyang_equals_plain_lloyd() {
+        let d = 5;
+        let x = data(20_000, d, 1);
+        for k in [3, 20, 150, 300] {
+            let init = Init::Explicit(x[..k * d].to_vec());
+            let ctl = Control::new();
+            let a = fit(&x, d, &params(k, Algorithm::Lloyd, init.clone()), &ctl).unwrap();
+            let b = fit(&x, d, &params(k, Algorithm::Yinyang, init), &ctl).unwrap();
+            assert_eq!(a.labels, b.labels, "k={k}");
+            assert_eq!(a.n_iter, b.n_iter);
+            assert!((a.inertia - b.inertia).abs() <= 1e-9 * a.inertia);
+        }
+    }
+
+    #[test]
+    fn same_result_for_one_and_two_threads() {
+        let d = 4;
+        let x: Vec<f32> = data(70_000, d, 2).iter().map(|&v| v as f32).collect();
+        let run = |threads: usize| {
+            crate::parallel::set_num_threads(threads);
+            let p = params(40, Algorithm::Auto, Init::KMeansParallel);
+            crate::parallel::install(|| fit(&x, d, &p, &Control::new()).unwrap())
+        };
+        let (a, b) = (run(1), run(2));
+        assert_eq!(a.centers, b.centers);
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.inertia.to_bits(), b.inertia.to_bits());
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        let ctl = Control::new();
+        let p = params(3, Algorithm::Auto, Init::KMeansParallel);
+        let e = fit(&[1.0, f64::NAN, 2.0, 3.0], 2, &p, &ctl).unwrap_err();
+        assert!(e.to_string().starts_with("X: must be finite"), "{e}");
+        let e = fit(&[1.0, 2.0, 3.0, 4.0], 2, &p, &ctl).unwrap_err();
+        assert!(e.to_string().starts_with("n_clusters"), "{e}");
+        let e = fit::<f64>(&[], 2, &p, &ctl).unwrap_err();
+        assert!(e.to_string().starts_with("X: is empty"), "{e}");
+        let bad = params(2, Algorithm::Auto, Init::Explicit(vec![0.0; 3]));
+        let e = fit(&[1.0, 2.0, 3.0, 4.0], 2, &bad, &ctl).unwrap_err();
+        assert!(e.to_string().starts_with("init"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn labels_are_nearest_and_inertia_is_exact(
+            n in 1usize..200, d in 1usize..5, k in 1usize..12, seed in 0u64..1000,
+            alg in 0usize..2,
+        ) {
+            let k = k.min(n);
+            let mut r = crate::rng::stream(seed, 9);
+            let x: Vec<f64> = (0..n * d).map(|_| (r.random_range(-5.0..5.0f64) * 2.0).round()).collect();
+            let algorithm = [Algorithm::Lloyd, Algorithm::Yinyang][alg];
+            let f = fit(&x, d, &Params { seed, ..params(k, algorithm, Init::KMeansParallel) },
+                &Control::new()).unwrap();
+            let mut total = 0.0;
+            for i in 0..n {
+                let row = &x[i * d..(i + 1) * d];
+                let dl = kernel::dist2_f64(row, &f.centers[f.labels[i] as usize * d..][..d]);
+                for c in 0..k {
+                    let dc = kernel::dist2_f64(row, &f.centers[c * d..(c + 1) * d]);
+                    prop_assert!(dl <= dc + 1e-9 * (1.0 + dc));
+                }
+                total += dl;
+            }
+            prop_assert!((total - f.inertia).abs() <= 1e-9 * (1.0 + total));
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! the row's best distance are recomputed, with the blocked kernel (group filter). With a single
 //! group this is Hamerly's algorithm. The result equals plain Lloyd's up to ties and rounding.
 
-use super::kernel::{self, dist_one, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
+use super::kernel::{self, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
 use crate::control::Control;
 use crate::error::Result;
@@ -32,7 +32,7 @@ impl Groups {
 }
 
 /// Order of the centers such that consecutive runs of `leaf` centers are spatially close.
-fn group_order<T: Real>(centers: &[T], k: usize, d: usize, leaf: usize) -> Vec<usize> {
+pub fn group_order<T: Real>(centers: &[T], k: usize, d: usize, leaf: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..k).collect();
     split(&mut idx, centers, d, leaf);
     idx
@@ -84,8 +84,57 @@ fn first_imp<T: Real, F: Fm>(
     counts: &mut [u64],
 ) -> u64 {
     let n = labels.len();
-    let width = pk.width();
     let t = gr.t;
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x32), Some(ct), Some(cn)) = (
+            kernel::as_f32(x),
+            kernel::as_f32(&pk.ct),
+            kernel::as_f32(&pk.cn),
+        ) {
+            let mut out: [Vec<(f32, u32, f32)>; P] = std::array::from_fn(|_| Vec::new());
+            let mut i = 0;
+            while i < n {
+                let np = (n - i).min(P);
+                // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+                unsafe {
+                    let rows = &x32[i * d..(i + np) * d];
+                    super::avx2::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
+                };
+                for p in 0..np {
+                    let blocks = &out[p];
+                    let mut a = 0usize;
+                    let mut best = f32::INFINITY;
+                    for &(m1, i1, _) in blocks {
+                        if m1 < best {
+                            best = m1;
+                            a = i1 as usize;
+                        }
+                    }
+                    let xr = &x[(i + p) * d..(i + p + 1) * d];
+                    let x2 = norm2::<T, F>(xr).to_f64();
+                    labels[i + p] = a as u32;
+                    ub[i + p] = kernel::dist2::<T, F>(xr, &pk_center(pk, a, d)).sqrt();
+                    let l = &mut lb[(i + p) * t..(i + p + 1) * t];
+                    for (g, lg) in l.iter_mut().enumerate() {
+                        let (b0, b1) = gr.blocks(g);
+                        let mut m = f32::INFINITY;
+                        for &(m1, i1, m2) in &blocks[b0..b1] {
+                            m = m.min(if i1 as usize == a { m2 } else { m1 });
+                        }
+                        *lg = T::from_f64((x2 + m as f64).max(0.0).sqrt());
+                    }
+                    counts[a] += 1;
+                    for (s, v) in sums[a * d..(a + 1) * d].iter_mut().zip(xr) {
+                        *s += v.to_f64();
+                    }
+                }
+                i += np;
+            }
+            return n as u64;
+        }
+    }
+    let width = pk.width();
     let mut buf = vec![T::ZERO; P * width];
     let mut xn = [T::ZERO; P];
     let mut i = 0;
@@ -134,92 +183,171 @@ fn pk_center<T: Real>(pk: &Packed<T>, c: usize, d: usize) -> [T; 64] {
     out
 }
 
-/// A bounded pass; returns the number of changed labels. Sums and counts are accumulated for
-/// the new labels when `sums` is not empty.
+/// Per-row state besides the group bounds: global lower bound (Hamerly's, decayed by the largest
+/// drift of all centers) and the iteration at which the row's group bounds were last brought up
+/// to date (older drifts are applied lazily from the cumulative group drifts).
+pub struct RowState<'a, T> {
+    pub labels: &'a mut [u32],
+    pub ub: &'a mut [T],
+    pub glb: &'a mut [T],
+    pub stamp: &'a mut [u32],
+    pub lb: &'a mut [T],
+}
+
+/// Drift information of one pass.
+pub struct Drift<'a, T> {
+    /// per center drift (rounded up)
+    pub drift: &'a [T],
+    /// largest drift over all centers
+    pub max: T,
+    /// per center: half the distance to its nearest other center (rounded down); a row closer
+    /// than that to its center cannot be closer to any other (Hamerly's / Elkan's test)
+    pub half: &'a [T],
+    /// `dec[s*t + g]`: how much the group bounds last brought up to date at pass `s` must
+    /// decrease by now (rounded up); row `it` is zero
+    pub dec: &'a [T],
+    pub it: usize,
+}
+
+/// `l -= dec` elementwise and the minimum of the result (lane-wise, so it vectorises).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+fn sub_min<T: Real>(l: &mut [T], dec: &[T]) -> T {
+    const L: usize = 8;
+    let mut m = [T::INF; L];
+    let mut a = l.chunks_exact_mut(L);
+    let mut b = dec.chunks_exact(L);
+    for (x, y) in (&mut a).zip(&mut b) {
+        for w in 0..L {
+            x[w] = x[w] - y[w];
+            m[w] = m[w].mn(x[w]);
+        }
+    }
+    let mut r = T::INF;
+    for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
+        *x = *x - *y;
+        r = r.mn(*x);
+    }
+    for v in m {
+        r = r.mn(v);
+    }
+    r
+}
+
+/// Half the distance of every center to its nearest other center, rounded down (0 for k = 1).
+fn half_gaps<T: Real>(centers: &[T], pk: &Packed<T>, k: usize, d: usize) -> Vec<T> {
+    if k < 2 {
+        return vec![T::ZERO; k];
+    }
+    let mut all = vec![T::ZERO; k * k];
+    kernel::all_dist(centers, d, pk, &mut all);
+    (0..k)
+        .map(|c| {
+            let mut m = f64::INFINITY;
+            for (o, &v) in all[c * k..(c + 1) * k].iter().enumerate() {
+                if o != c {
+                    // exact distance when the kernel says it may be the nearest
+                    if v.to_f64() < m * 1.01 + 1e-12 {
+                        let e = kernel::dist2_f64(
+                            &centers[c * d..(c + 1) * d],
+                            &centers[o * d..(o + 1) * d],
+                        );
+                        m = m.min(e);
+                    }
+                }
+            }
+            T::from_f64(m.sqrt() * 0.5 * (1.0 - 1e-5))
+        })
+        .collect()
+}
+
+/// The decrement table of pass `it` from the cumulative group drifts (`cum`, `(it+1) x t`).
+fn dec_table<T: Real>(cum: &[f64], it: usize, t: usize) -> Vec<T> {
+    let now = &cum[it * t..(it + 1) * t];
+    let mut out = vec![T::ZERO; (it + 1) * t];
+    for s in 0..it {
+        for g in 0..t {
+            let dd = now[g] - cum[s * t + g];
+            if dd > 0.0 {
+                out[s * t + g] = T::from_f64(dd * (1.0 + 1e-6));
+            }
+        }
+    }
+    out
+}
+
+/// A bounded pass; returns the rows whose label changed as `(row, from, to)` (row relative to
+/// the chunk).
+#[inline(always)]
 fn pass_imp<T: Real, F: Fm>(
     x: &[T],
     d: usize,
     pk: &Packed<T>,
     centers: &[T],
     gr: Groups,
-    drift: &[T],
-    gdrift: &[T],
-    labels: &mut [u32],
-    ub: &mut [T],
-    lb: &mut [T],
-    sums: &mut [f64],
-    counts: &mut [u64],
-) -> u64 {
-    let n = labels.len();
+    dr: &Drift<'_, T>,
+    st: RowState<'_, T>,
+) -> Vec<(u32, u32, u32)> {
+    let n = st.labels.len();
     let t = gr.t;
     let mut buf = vec![T::ZERO; gr.gb * W];
     let mut rec: Vec<(usize, usize, T, T)> = Vec::with_capacity(t);
-    let mut changed = 0u64;
+    let mut moves = Vec::new();
     for i in 0..n {
+        let a = st.labels[i] as usize;
+        let mut u = st.ub[i] + dr.drift[a];
+        let g0 = st.glb[i] - dr.max;
+        let g0h = g0.mx(dr.half[a]);
+        st.ub[i] = u;
+        st.glb[i] = g0;
+        if u <= g0h {
+            continue;
+        }
         let xr = &x[i * d..(i + 1) * d];
-        let a = labels[i] as usize;
-        let mut u = ub[i] + drift[a];
-        let l = &mut lb[i * t..(i + 1) * t];
-        let mut gmin = T::INF;
-        for (lg, &gd) in l.iter_mut().zip(gdrift) {
-            *lg = *lg - gd;
-            gmin = gmin.mn(*lg);
+        u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
+        st.ub[i] = u;
+        if u <= g0h {
+            continue;
         }
+        // bring the group bounds up to date
+        let l = &mut st.lb[i * t..(i + 1) * t];
+        let s0 = st.stamp[i] as usize;
+        let gmin = sub_min(l, &dr.dec[s0 * t..(s0 + 1) * t]);
+        st.stamp[i] = dr.it as u32;
+        if u <= gmin {
+            st.glb[i] = gmin;
+            continue;
+        }
+        let x2 = norm2::<T, F>(xr);
         let mut best = a;
-        if u > gmin {
-            u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
-            if u > gmin {
-                let x2 = norm2::<T, F>(xr);
-                let mut bestd = u;
-                rec.clear();
-                for g in 0..t {
-                    if l[g] >= bestd {
-                        continue;
-                    }
-                    let (b0, b1) = gr.blocks(g);
-                    let m = (b1 - b0) * W;
-                    dist_one::<T, F>(xr, x2, d, pk, b0, b1, &mut buf[..m]);
-                    let (mut i1, mut m1, mut m2) = (0usize, T::INF, T::INF);
-                    for (c, &v) in buf[..m].iter().enumerate() {
-                        if v < m1 {
-                            m2 = m1;
-                            m1 = v;
-                            i1 = c;
-                        } else if v < m2 {
-                            m2 = v;
-                        }
-                    }
-                    let i1 = i1 + b0 * W;
-                    let (m1, m2) = (m1.sqrt(), m2.sqrt());
-                    rec.push((g, i1, m1, m2));
-                    if m1 < bestd && i1 != a {
-                        bestd = m1;
-                        best = i1;
-                    }
-                }
-                for &(g, i1, m1, m2) in &rec {
-                    l[g] = if i1 == best { m2 } else { m1 };
-                }
-                if best != a {
-                    let ga = a / (gr.gb * W);
-                    l[ga] = l[ga].mn(u);
-                    labels[i] = best as u32;
-                    changed += 1;
-                    u = bestd;
-                }
+        let mut bestd = u;
+        rec.clear();
+        #[allow(clippy::needless_range_loop)]
+        for g in 0..t {
+            if l[g] >= bestd {
+                continue;
+            }
+            let (b0, b1) = gr.blocks(g);
+            let (i1, m1, m2) = kernel::group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
+            let (m1, m2) = (m1.sqrt(), m2.sqrt());
+            rec.push((g, i1, m1, m2));
+            if m1 < bestd && i1 != a {
+                bestd = m1;
+                best = i1;
             }
         }
-        ub[i] = u;
-        if !sums.is_empty() {
-            counts[best] += 1;
-            for (s, v) in sums[best * d..(best + 1) * d].iter_mut().zip(xr) {
-                *s += v.to_f64();
-            }
+        for &(g, i1, m1, m2) in &rec {
+            l[g] = if i1 == best { m2 } else { m1 };
         }
+        if best != a {
+            let ga = a / (gr.gb * W);
+            l[ga] = l[ga].mn(u);
+            st.labels[i] = best as u32;
+            moves.push((i as u32, a as u32, best as u32));
+            st.ub[i] = bestd;
+        }
+        st.glb[i] = sub_min(l, &dr.dec[dr.it * t..(dr.it + 1) * t]);
     }
-    changed
+    moves
 }
 
 simd_fn!(
@@ -243,17 +371,13 @@ simd_fn!(
         pk: &Packed<T>,
         centers: &[T],
         gr: Groups,
-        drift: &[T],
-        gdrift: &[T],
-        labels: &mut [u32],
-        ub: &mut [T],
-        lb: &mut [T],
-        sums: &mut [f64],
-        counts: &mut [u64],
-    ) -> u64 = pass_imp
+        dr: &Drift<'_, T>,
+        st: RowState<'_, T>,
+    ) -> Vec<(u32, u32, u32)> = pass_imp
 );
 
 /// Yinyang Lloyd from `centers` (row-major `k*d`), same stopping rules as [`super::lloyd::run`].
+/// Center sums are kept in f64 and updated incrementally from the rows that changed cluster.
 pub fn run<T: Real>(
     x: &[T],
     d: usize,
@@ -271,7 +395,10 @@ pub fn run<T: Real>(
     let nb = k.div_ceil(W);
     // groups of gb blocks, as many as the bounds budget allows (at most one per block)
     let max_t = (BOUNDS_BUDGET / (n * std::mem::size_of::<T>())).max(1);
-    let gb = nb.div_ceil(max_t.min(nb)).max(1);
+    // one group (Hamerly) up to 128 centers, else groups of 2 blocks (32 centers), fewer and
+    // larger if the bounds would not fit the memory budget
+    let want_gb = if nb <= 8 { nb } else { 2 };
+    let gb = nb.div_ceil(max_t.min(nb)).max(want_gb).min(nb);
     let t = nb.div_ceil(gb);
     let gr = Groups { t, gb, nb };
     // internal order: groups contiguous
@@ -282,59 +409,129 @@ pub fn run<T: Real>(
     }
     let mut labels = vec![0u32; n];
     let mut ub = vec![T::ZERO; n];
+    let mut glb = vec![T::ZERO; n];
+    let mut stamp = vec![0u32; n];
     let mut lb = vec![T::ZERO; n * t];
+    let mut cum = vec![0.0f64; t];
+    let mut sums = vec![0.0f64; k * d];
+    let mut counts = vec![0u64; k];
     ctl.set_total(max_iter as u64);
 
     let mut prev = centers.clone();
     let mut n_iter = 0;
     let mut strict = false;
-    for it in 0..max_iter {
+    let mut it = 0;
+    while it <= max_iter {
+        // pass `it` runs on `centers`; `it == max_iter` is the final re-assignment (no update)
+        let last = it == max_iter;
         let pk = Packed::new(&centers, k, d);
-        let mut sums = vec![0.0f64; k * d];
-        let mut counts = vec![0u64; k];
         let mut changed = 0u64;
-        let (ls, us, bs) = (
+        let (ls, us, gs, ss, bs) = (
             SyncSlice::new(&mut labels),
             SyncSlice::new(&mut ub),
+            SyncSlice::new(&mut glb),
+            SyncSlice::new(&mut stamp),
             SyncSlice::new(&mut lb),
         );
-        let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
         let cref: &[T] = &centers;
-        ordered(
-            n,
-            ctl,
-            |_, r| {
-                let mut s = vec![0.0f64; k * d];
-                let mut c = vec![0u64; k];
-                // SAFETY: chunks are disjoint row ranges.
-                let (l, u, b) = unsafe {
-                    (
-                        ls.range(r.clone()),
-                        us.range(r.clone()),
-                        bs.range(r.start * t..r.end * t),
-                    )
-                };
-                let xs = &x[r.start * d..r.end * d];
-                let ch = if it == 0 {
-                    first(xs, d, &pk, gr, l, u, b, &mut s, &mut c)
-                } else {
-                    pass(
-                        xs, d, &pk, cref, gr, &drift, &gdrift, l, u, b, &mut s, &mut c,
-                    )
-                };
-                (s, c, ch)
-            },
-            |_, (s, c, ch)| {
-                sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
-                counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
-                changed += ch;
-            },
-        )?;
+        if it == 0 {
+            ordered(
+                n,
+                ctl,
+                |_, r| {
+                    let mut s = vec![0.0f64; k * d];
+                    let mut c = vec![0u64; k];
+                    // SAFETY: chunks are disjoint row ranges.
+                    let (l, u, g, b) = unsafe {
+                        (
+                            ls.range(r.clone()),
+                            us.range(r.clone()),
+                            gs.range(r.clone()),
+                            bs.range(r.start * t..r.end * t),
+                        )
+                    };
+                    first(
+                        &x[r.start * d..r.end * d],
+                        d,
+                        &pk,
+                        gr,
+                        l,
+                        u,
+                        b,
+                        &mut s,
+                        &mut c,
+                    );
+                    for (gi, gv) in g.iter_mut().enumerate() {
+                        *gv = b[gi * t..(gi + 1) * t].iter().fold(T::INF, |m, &v| m.mn(v));
+                    }
+                    (s, c)
+                },
+                |_, (s, c)| {
+                    sums.iter_mut().zip(&s).for_each(|(a, b)| *a += b);
+                    counts.iter_mut().zip(&c).for_each(|(a, b)| *a += b);
+                },
+            )?;
+            changed = n as u64;
+        } else {
+            let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
+            let base = cum[(it - 1) * t..it * t].to_vec();
+            cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
+            let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+            let half = half_gaps(&centers, &pk, k, d);
+            let dec = dec_table::<T>(&cum, it, t);
+            let dr = Drift {
+                drift: &drift,
+                max,
+                half: &half,
+                dec: &dec,
+                it,
+            };
+            ordered(
+                n,
+                ctl,
+                |_, r| {
+                    // SAFETY: chunks are disjoint row ranges.
+                    let st = unsafe {
+                        RowState {
+                            labels: ls.range(r.clone()),
+                            ub: us.range(r.clone()),
+                            glb: gs.range(r.clone()),
+                            stamp: ss.range(r.clone()),
+                            lb: bs.range(r.start * t..r.end * t),
+                        }
+                    };
+                    let mv = pass(&x[r.start * d..r.end * d], d, &pk, cref, gr, &dr, st);
+                    (r.start, mv)
+                },
+                |_, (start, mv)| {
+                    if last {
+                        return;
+                    }
+                    for (row, from, to) in mv {
+                        let row = &x[(start + row as usize) * d..(start + row as usize + 1) * d];
+                        let (f, to) = (from as usize, to as usize);
+                        counts[f] -= 1;
+                        counts[to] += 1;
+                        for j in 0..d {
+                            let v = row[j].to_f64();
+                            sums[f * d + j] -= v;
+                            sums[to * d + j] += v;
+                        }
+                        changed += 1;
+                    }
+                },
+            )?;
+        }
+        if last {
+            break;
+        }
         let moved = relocate_empty(x, d, &centers, &mut labels, &mut sums, &mut counts, ctl)?;
         for &(i, _) in &moved {
             // force a full recomputation of the moved rows next pass
             ub[i] = T::INF;
+            glb[i] = T::ZERO;
             lb[i * t..(i + 1) * t].fill(T::ZERO);
+            stamp[i] = it as u32;
         }
         prev.copy_from_slice(&centers);
         let shift = update_centers(&mut centers, &sums, &counts, d);
@@ -344,16 +541,32 @@ pub fn run<T: Real>(
             strict = true;
             break;
         }
+        it += 1;
         if shift <= tol {
             break;
         }
     }
-    if !strict {
+    if !strict && it < max_iter {
+        // stopped on tol: one more assignment pass against the final centers
         let pk = Packed::new(&centers, k, d);
         let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
-        let (ls, us, bs) = (
+        let base = cum[(it - 1) * t..it * t].to_vec();
+        cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
+        let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
+        let half = half_gaps(&centers, &pk, k, d);
+        let dec = dec_table::<T>(&cum, it, t);
+        let dr = Drift {
+            drift: &drift,
+            max,
+            half: &half,
+            dec: &dec,
+            it,
+        };
+        let (ls, us, gs, ss, bs) = (
             SyncSlice::new(&mut labels),
             SyncSlice::new(&mut ub),
+            SyncSlice::new(&mut glb),
+            SyncSlice::new(&mut stamp),
             SyncSlice::new(&mut lb),
         );
         let cref: &[T] = &centers;
@@ -362,28 +575,16 @@ pub fn run<T: Real>(
             ctl,
             |_, r| {
                 // SAFETY: chunks are disjoint row ranges.
-                let (l, u, b) = unsafe {
-                    (
-                        ls.range(r.clone()),
-                        us.range(r.clone()),
-                        bs.range(r.start * t..r.end * t),
-                    )
+                let st = unsafe {
+                    RowState {
+                        labels: ls.range(r.clone()),
+                        ub: us.range(r.clone()),
+                        glb: gs.range(r.clone()),
+                        stamp: ss.range(r.clone()),
+                        lb: bs.range(r.start * t..r.end * t),
+                    }
                 };
-                let xs = &x[r.start * d..r.end * d];
-                pass(
-                    xs,
-                    d,
-                    &pk,
-                    cref,
-                    gr,
-                    &drift,
-                    &gdrift,
-                    l,
-                    u,
-                    b,
-                    &mut [],
-                    &mut [],
-                )
+                pass(&x[r.start * d..r.end * d], d, &pk, cref, gr, &dr, st);
             },
             |_, _| {},
         )?;
@@ -409,20 +610,19 @@ pub fn run<T: Real>(
     })
 }
 
-/// Per-center drift (rounded up slightly, so bounds stay safe) and per-group maximum drift.
-fn drifts<T: Real>(prev: &[T], cur: &[T], k: usize, d: usize, gr: Groups) -> (Vec<T>, Vec<T>) {
+/// Per-center drift (rounded up slightly, so bounds stay safe) and per-group maximum drift (f64).
+fn drifts<T: Real>(prev: &[T], cur: &[T], k: usize, d: usize, gr: Groups) -> (Vec<T>, Vec<f64>) {
     let mut drift = vec![T::ZERO; k];
-    let mut gdrift = vec![T::ZERO; gr.t];
+    let mut gdrift = vec![0.0f64; gr.t];
     for c in 0..k {
         let s = kernel::dist2_f64(&prev[c * d..(c + 1) * d], &cur[c * d..(c + 1) * d]).sqrt();
-        let v = if s > 0.0 {
+        drift[c] = if s > 0.0 {
             T::from_f64(s * (1.0 + 1e-6))
         } else {
             T::ZERO
         };
-        drift[c] = v;
         let g = c / (gr.gb * W);
-        gdrift[g] = gdrift[g].mx(v);
+        gdrift[g] = gdrift[g].max(s);
     }
     (drift, gdrift)
 }

@@ -1,0 +1,215 @@
+//! Hand-written AVX2+FMA versions of the f32 hot spots (the generic code vectorises the dot
+//! products but not the running arg-min selections). Only called from code compiled with
+//! `avx2,fma` after run-time detection (see [`super::kernel::simd_fn`]).
+#![cfg(target_arch = "x86_64")]
+
+use super::kernel::{P, W};
+use std::arch::x86_64::*;
+
+/// Dot-product tile of 4 rows x one block of 16 centers, returned as `cn - 2 x.c` per lane in
+/// 8 registers (`[p*2 + half]`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn block_vals(
+    xp: &[*const f32; P],
+    d: usize,
+    cb: *const f32,
+    cnb: *const f32,
+) -> [__m256; 8] {
+    let mut a = [_mm256_setzero_ps(); 8];
+    for j in 0..d {
+        let c0 = _mm256_loadu_ps(cb.add(j * W));
+        let c1 = _mm256_loadu_ps(cb.add(j * W + 8));
+        for p in 0..P {
+            let xv = _mm256_broadcast_ss(&*xp[p].add(j));
+            a[2 * p] = _mm256_fmadd_ps(xv, c0, a[2 * p]);
+            a[2 * p + 1] = _mm256_fmadd_ps(xv, c1, a[2 * p + 1]);
+        }
+    }
+    let two = _mm256_set1_ps(2.0);
+    let cn0 = _mm256_loadu_ps(cnb);
+    let cn1 = _mm256_loadu_ps(cnb.add(8));
+    for p in 0..P {
+        a[2 * p] = _mm256_fnmadd_ps(two, a[2 * p], cn0);
+        a[2 * p + 1] = _mm256_fnmadd_ps(two, a[2 * p + 1], cn1);
+    }
+    a
+}
+
+#[inline(always)]
+fn row_ptrs(rows: &[f32], np: usize, d: usize) -> [*const f32; P] {
+    let last = np - 1;
+    std::array::from_fn(|p| rows[p.min(last) * d..].as_ptr())
+}
+
+/// Nearest center of up to 4 rows: (index, squared distance).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `ct`/`cn` must be a packed layout of `nb` blocks.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn nearest_tile(
+    rows: &[f32],
+    xn: &[f32],
+    d: usize,
+    ct: &[f32],
+    cn: &[f32],
+    nb: usize,
+) -> ([u32; P], [f32; P]) {
+    let np = xn.len();
+    assert!(np >= 1 && rows.len() >= np * d && ct.len() >= nb * d * W && cn.len() >= nb * W);
+    let xp = row_ptrs(rows, np, d);
+    let mut bv = [_mm256_set1_ps(f32::INFINITY); 8];
+    let mut bb = [_mm256_setzero_ps(); 8];
+    for b in 0..nb {
+        let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        let bf = _mm256_set1_ps(b as f32);
+        for r in 0..8 {
+            let m = _mm256_cmp_ps::<_CMP_LT_OQ>(v[r], bv[r]);
+            bv[r] = _mm256_blendv_ps(bv[r], v[r], m);
+            bb[r] = _mm256_blendv_ps(bb[r], bf, m);
+        }
+    }
+    let mut vals = [[0f32; W]; P];
+    let mut blks = [[0f32; W]; P];
+    for p in 0..P {
+        _mm256_storeu_ps(vals[p].as_mut_ptr(), bv[2 * p]);
+        _mm256_storeu_ps(vals[p].as_mut_ptr().add(8), bv[2 * p + 1]);
+        _mm256_storeu_ps(blks[p].as_mut_ptr(), bb[2 * p]);
+        _mm256_storeu_ps(blks[p].as_mut_ptr().add(8), bb[2 * p + 1]);
+    }
+    let mut idx = [0u32; P];
+    let mut d2 = [0f32; P];
+    for p in 0..np {
+        let (mut i, mut v) = (u32::MAX, f32::INFINITY);
+        for w in 0..W {
+            let c = blks[p][w] as u32 * W as u32 + w as u32;
+            if vals[p][w] < v || (vals[p][w] == v && c < i) {
+                v = vals[p][w];
+                i = c;
+            }
+        }
+        if i == u32::MAX {
+            i = 0;
+        }
+        idx[p] = i;
+        d2[p] = (xn[p] + v).max(0.0);
+    }
+    (idx, d2)
+}
+
+/// Smallest value, its lane (first on ties) and the second smallest of 16 lanes.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn top2(v0: __m256, v1: __m256) -> (f32, usize, f32) {
+    let m = _mm256_min_ps(v0, v1);
+    let m = _mm256_min_ps(m, _mm256_permute2f128_ps::<1>(m, m));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b01_00_11_10>(m, m));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b10_11_00_01>(m, m));
+    let m1 = _mm256_cvtss_f32(m);
+    let e0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v0, m)) as u32;
+    let e1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(v1, m)) as u32;
+    let mask = e0 | (e1 << 8);
+    if mask == 0 {
+        // all lanes are NaN/inf: no finite minimum
+        return (f32::INFINITY, 0, f32::INFINITY);
+    }
+    let i1 = mask.trailing_zeros() as usize;
+    // second smallest: the minimum with lane i1 replaced by +inf
+    let lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    let k0 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lane, _mm256_set1_epi32(i1 as i32)));
+    let k1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lane, _mm256_set1_epi32(i1 as i32 - 8)));
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let w0 = _mm256_blendv_ps(v0, inf, k0);
+    let w1 = _mm256_blendv_ps(v1, inf, k1);
+    let s = _mm256_min_ps(w0, w1);
+    let s = _mm256_min_ps(s, _mm256_permute2f128_ps::<1>(s, s));
+    let s = _mm256_min_ps(s, _mm256_shuffle_ps::<0b01_00_11_10>(s, s));
+    let s = _mm256_min_ps(s, _mm256_shuffle_ps::<0b10_11_00_01>(s, s));
+    (m1, i1, _mm256_cvtss_f32(s))
+}
+
+/// For up to 4 rows and blocks `b0..b1`: per block, (min, lane of min, second min) of the squared
+/// distances minus `||x||^2` (i.e. `||c||^2 - 2 x.c`), written to `out[p][b - b0]`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; layout as in [`nearest_tile`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn block_top2(
+    rows: &[f32],
+    np: usize,
+    d: usize,
+    ct: &[f32],
+    cn: &[f32],
+    b0: usize,
+    b1: usize,
+    out: &mut [Vec<(f32, u32, f32)>; P],
+) {
+    assert!((1..=P).contains(&np) && rows.len() >= np * d && ct.len() >= b1 * d * W);
+    assert!(cn.len() >= b1 * W);
+    let xp = row_ptrs(rows, np, d);
+    for o in out.iter_mut() {
+        o.clear();
+    }
+    for b in b0..b1 {
+        let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        for p in 0..np {
+            let (m1, i1, m2) = top2(v[2 * p], v[2 * p + 1]);
+            out[p].push((m1, (b * W + i1) as u32, m2));
+        }
+    }
+}
+
+/// One row against blocks `b0..b1`: the (min, index, second min) of `||c||^2 - 2 x.c` over all
+/// their centers.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; layout as in [`nearest_tile`].
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn group_top2(
+    x: &[f32],
+    d: usize,
+    ct: &[f32],
+    cn: &[f32],
+    b0: usize,
+    b1: usize,
+) -> (f32, u32, f32) {
+    assert!(x.len() >= d && ct.len() >= b1 * d * W && cn.len() >= b1 * W);
+    let two = _mm256_set1_ps(2.0);
+    let (mut m1, mut i1, mut m2) = (f32::INFINITY, 0u32, f32::INFINITY);
+    for b in b0..b1 {
+        let cb = ct.as_ptr().add(b * d * W);
+        let mut a0 = _mm256_setzero_ps();
+        let mut a1 = _mm256_setzero_ps();
+        let mut c0 = _mm256_setzero_ps();
+        let mut c1 = _mm256_setzero_ps();
+        let mut j = 0;
+        while j + 1 < d {
+            let x0 = _mm256_set1_ps(*x.get_unchecked(j));
+            let x1 = _mm256_set1_ps(*x.get_unchecked(j + 1));
+            a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
+            a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
+            c0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W)), c0);
+            c1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W + 8)), c1);
+            j += 2;
+        }
+        if j < d {
+            let x0 = _mm256_set1_ps(*x.get_unchecked(j));
+            a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
+            a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
+        }
+        a0 = _mm256_add_ps(a0, c0);
+        a1 = _mm256_add_ps(a1, c1);
+        let v0 = _mm256_fnmadd_ps(two, a0, _mm256_loadu_ps(cn.as_ptr().add(b * W)));
+        let v1 = _mm256_fnmadd_ps(two, a1, _mm256_loadu_ps(cn.as_ptr().add(b * W + 8)));
+        let (bm1, bi1, bm2) = top2(v0, v1);
+        if bm1 < m1 {
+            m2 = m1.min(bm2);
+            m1 = bm1;
+            i1 = (b * W + bi1) as u32;
+        } else {
+            m2 = m2.min(bm1);
+        }
+    }
+    (m1, i1, m2)
+}
