@@ -143,7 +143,7 @@ def test_configured_statistics_are_reproduced(pop):
     assert d[311:318].mean() > 1.5 * d.mean()
 
 
-def test_bgnbd_fit_recovers_configured_heterogeneity():
+def test_value_models_recover_configured_heterogeneity():
     lifetimes = pytest.importorskip("lifetimes")
     pop = Population.generate(40_000, days=365, seed=5)
     t = pop.truth
@@ -161,6 +161,15 @@ def test_bgnbd_fit_recovers_configured_heterogeneity():
     assert abs(p["r"] / p["alpha"] - c.r / c.alpha) / (c.r / c.alpha) < 0.2
     assert abs(p["r"] - c.r) / c.r < 0.3
     assert abs(p["a"] / (p["a"] + p["b"]) - c.a / (c.a + c.b)) < 0.05
+    # Gamma-Gamma on every user with at least two orders in the window.
+    g = pop.transactions.groupby("user_id")["amount"]
+    m = pd.DataFrame({"f": g.size(), "mv": g.mean()})
+    m = m[m.f >= 2]
+    gg = lifetimes.GammaGammaFitter().fit(m["f"], m["mv"]).params_
+    s = pop.config.spend
+    assert abs(gg["p"] - s.p) / s.p < 0.15
+    assert abs(gg["q"] - s.q) / s.q < 0.15
+    assert abs(gg["v"] - s.gamma) / s.gamma < 0.15
 
 
 def test_generation_is_deterministic_across_threads():
@@ -478,6 +487,9 @@ def test_pipeline_stage(tmp_path):
     daily = pd.read_parquet(tmp_path / "tables" / "sim_daily.parquet")
     assert len(daily) == 365 and daily["orders"].sum() == k["transactions"]
     assert "The world" in (tmp_path / "report.html").read_text()
+    resp = pd.read_parquet(tmp_path / "tables" / "sim_response.parquet")
+    assert len(resp) == 25 and resp["eligible_share"].between(0, 1).all()
+    assert (resp["incremental_conversion"] > 0).all()
     assert "sim" in res.stages
 
 
@@ -603,3 +615,51 @@ def test_apply_property(rows):
     assert ((out["incentive_cost"] > 0) <= (out["redeemed"] > 0)).all()
     assert (out.loc[touched == 0, ["incentive_cost", "channel_cost"]] == 0).all().all()
     assert (out["converted"] == (out["orders"] > 0)).all()
+
+
+def test_generate_stops_on_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import growthmachine as gm, sys\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    gm.sim.Population.generate(30_000_000, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True); sys.exit(3)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 3 and "interrupted" in out
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_baseline_expectation_matches_simulation(pop):
+    env = Environment(pop, seed=12)
+    users = np.arange(pop.n_users)
+    t = env.true_uplift(users, 16)  # the expectation without any touch is in baseline_*
+    out = env.apply(None, days=30)
+    for sim_col, true_col in (("gmv", "baseline_gmv"), ("converted", "baseline_conversion")):
+        x = out[sim_col].astype(float)
+        se = x.std() / np.sqrt(len(x))
+        assert abs(x.mean() - t[true_col].mean()) < 3 * se, (sim_col, x.mean(), t[true_col].mean())
+
+
+def test_run_experiment_arguments(env):
+    sub = np.arange(0, 2000, 2)
+    log = env.run_experiment([56], share=0.3, days=5, seed=1, user_ids=sub)
+    assert (log["user_id"].to_numpy() == sub).all()
+    assert 0.2 < (log["action_id"] == 56).mean() < 0.4
+    with pytest.raises(ValueError, match="user_ids"):
+        env.run_experiment([56], user_ids=[1, 1])
+    with pytest.raises(ValueError, match="share"):
+        env.run_experiment([56], share=1.5)
+    with pytest.raises(ValueError, match="actions"):
+        env.run_experiment([10**6])

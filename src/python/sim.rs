@@ -6,7 +6,7 @@ use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
 use crate::sim::model::{Model, StaticUser};
 use crate::sim::population;
-use crate::sim::sessions::{Sessions, ACTIONS};
+use crate::sim::sessions::{Sessions, VisitSampler, ACTIONS};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -101,6 +101,8 @@ struct SimEnv {
     model: Arc<Model>,
     config_json: String,
     env: Env,
+    /// Cached visit sampler for `sessions` (static parameters only).
+    visit_sampler: Option<Arc<VisitSampler>>,
 }
 
 fn u8_codes<'a>(arg: &str, a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]> {
@@ -202,6 +204,7 @@ impl SimEnv {
             model: Arc::new(m),
             config_json: config_json.to_string(),
             env,
+            visit_sampler: None,
         })
     }
 
@@ -316,10 +319,23 @@ impl SimEnv {
     }
 
     #[pyo3(signature = (n, seed))]
-    fn sessions(&self, py: Python<'_>, n: usize, seed: u64) -> PyResult<SimSessions> {
+    fn sessions(&mut self, py: Python<'_>, n: usize, seed: u64) -> PyResult<SimSessions> {
         let m = self.model.clone();
         let env = &self.env;
-        let s = run_long(py, None, None, |ctl| Sessions::new(&m, env, n, seed, ctl))?;
+        let sampler = match &self.visit_sampler {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(
+                    py.detach(|| crate::parallel::install(|| Sessions::visit_sampler(&m, env))),
+                );
+                self.visit_sampler = Some(c.clone());
+                c
+            }
+        };
+        let env = &self.env;
+        let s = run_long(py, None, None, |ctl| {
+            Sessions::new(&m, env, n, seed, Some(&sampler), ctl)
+        })?;
         Ok(SimSessions {
             model: self.model.clone(),
             s,

@@ -48,8 +48,25 @@ pub struct UserState {
     pub gmv: f64,
 }
 
+/// Treatments grouped by user: per fixed chunk of users, offsets (empty if no touches) and rows.
+pub struct Grouped {
+    chunks: Vec<(Vec<u32>, Vec<Touch>)>,
+}
+
+impl Grouped {
+    #[inline]
+    pub fn user(&self, uid: usize) -> &[Touch] {
+        let (off, ts) = &self.chunks[uid / CHUNK];
+        if off.is_empty() {
+            return &[];
+        }
+        let j = uid % CHUNK;
+        &ts[off[j] as usize..off[j + 1] as usize]
+    }
+}
+
 /// One treatment row after name -> code conversion.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Touch {
     pub row: u32,
     pub day: i32,
@@ -312,59 +329,65 @@ impl Env {
         Ok(())
     }
 
-    /// Groups treatments by user (counting sort; rows of one user sorted by day, channel, row).
-    fn group(&self, user: &[i64], mk: impl Fn(usize) -> Touch) -> (Vec<u64>, Vec<Touch>) {
+    /// Groups treatments by user: rows are bucketed by fixed chunk of users (in row order, from
+    /// fixed blocks of rows, in parallel), then counting-sorted by user inside each chunk; rows of
+    /// one user are sorted by (day, channel, row). The result never depends on the thread count.
+    pub(crate) fn group(&self, user: &[i64], mk: impl Fn(usize) -> Touch + Sync) -> Grouped {
+        const ROWS: usize = 1 << 16;
         let n = self.users.len();
-        let mut offsets = vec![0u64; n + 1];
-        for &u in user {
-            offsets[u as usize + 1] += 1;
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut pos: Vec<u64> = offsets[..n].to_vec();
-        let mut touches = vec![
-            Touch {
-                row: 0,
-                day: 0,
-                benefit: 0,
-                channel: 0,
-                content: 0
-            };
-            user.len()
-        ];
-        for (i, &u) in user.iter().enumerate() {
-            let p = &mut pos[u as usize];
-            touches[*p as usize] = mk(i);
-            *p += 1;
-        }
-        drop(pos);
-        // Sort each user's rows by (day, channel, row): chunks of users in parallel.
-        let mut rest: &mut [Touch] = &mut touches;
-        let mut slices: Vec<&mut [Touch]> = Vec::with_capacity(n);
-        for i in 0..n {
-            let len = (offsets[i + 1] - offsets[i]) as usize;
-            let (a, b) = rest.split_at_mut(len);
-            slices.push(a);
-            rest = b;
-        }
-        slices.par_iter_mut().with_min_len(CHUNK).for_each(|s| {
-            if s.len() > 1 {
-                s.sort_by_key(|t| (t.day, t.channel, t.row));
-            }
-        });
-        drop(slices);
-        (offsets, touches)
+        let n_chunks = n.div_ceil(CHUNK);
+        let blocks: Vec<Vec<Vec<u32>>> = user
+            .par_chunks(ROWS)
+            .enumerate()
+            .map(|(bi, us)| {
+                let mut b: Vec<Vec<u32>> = vec![Vec::new(); n_chunks];
+                for (j, &u) in us.iter().enumerate() {
+                    b[u as usize / CHUNK].push((bi * ROWS + j) as u32);
+                }
+                b
+            })
+            .collect();
+        let chunks = (0..n_chunks)
+            .into_par_iter()
+            .map(|c| {
+                let lo = c * CHUNK;
+                let len = ((c + 1) * CHUNK).min(n) - lo;
+                let total: usize = blocks.iter().map(|b| b[c].len()).sum();
+                if total == 0 {
+                    return (Vec::new(), Vec::new());
+                }
+                let mut off = vec![0u32; len + 1];
+                for b in &blocks {
+                    for &r in &b[c] {
+                        off[user[r as usize] as usize - lo + 1] += 1;
+                    }
+                }
+                for j in 0..len {
+                    off[j + 1] += off[j];
+                }
+                let mut pos = off[..len].to_vec();
+                let mut ts = vec![Touch::default(); total];
+                for b in &blocks {
+                    for &r in &b[c] {
+                        let j = user[r as usize] as usize - lo;
+                        ts[pos[j] as usize] = mk(r as usize);
+                        pos[j] += 1;
+                    }
+                }
+                for j in 0..len {
+                    let s = &mut ts[off[j] as usize..off[j + 1] as usize];
+                    if s.len() > 1 {
+                        s.sort_by_key(|t| (t.day, t.channel, t.row));
+                    }
+                }
+                (off, ts)
+            })
+            .collect();
+        Grouped { chunks }
     }
 
     /// Channel rules (consent, device, opt-outs, daily caps): the first violating row, if any.
-    fn check_rules(
-        &self,
-        m: &Model,
-        offsets: &[u64],
-        touches: &[Touch],
-        user_of_rows: &[i64],
-    ) -> Result<()> {
+    pub(crate) fn check_rules(&self, m: &Model, grouped: &Grouped) -> Result<()> {
         let n = self.users.len();
         let n_chunks = n.div_ceil(CHUNK);
         let first = (0..n_chunks)
@@ -372,7 +395,7 @@ impl Env {
             .filter_map(|c| {
                 let mut best: Option<(u32, String, String)> = None;
                 for uid in c * CHUNK..((c + 1) * CHUNK).min(n) {
-                    let ts = &touches[offsets[uid] as usize..offsets[uid + 1] as usize];
+                    let ts = grouped.user(uid);
                     if ts.is_empty() {
                         continue;
                     }
@@ -424,7 +447,6 @@ impl Env {
                 best
             })
             .min_by_key(|x| x.0);
-        let _ = user_of_rows;
         if let Some((row, col, msg)) = first {
             return Err(CoreError::invalid(
                 format!("treatments['{col}']"),
@@ -451,7 +473,7 @@ impl Env {
     ) -> Result<Outcomes> {
         self.check_treatments(m, user, benefit, channel, content, day, start, days)?;
         ctl.check()?;
-        let (offsets, touches) = self.group(user, |i| Touch {
+        let grouped = self.group(user, |i| Touch {
             row: i as u32,
             day: day[i] as i32,
             benefit: benefit[i],
@@ -459,7 +481,7 @@ impl Env {
             content: content[i],
         });
         ctl.check()?;
-        self.check_rules(m, &offsets, &touches, user)?;
+        self.check_rules(m, &grouped)?;
         let n = self.users.len();
         ctl.set_total(n as u64);
         let epoch_seed = mix64(self.seed ^ mix64(self.epoch.wrapping_add(0xA5A5)));
@@ -473,7 +495,7 @@ impl Env {
                 ctl.check()?;
                 for (j, (st, o)) in states.iter_mut().zip(outs.iter_mut()).enumerate() {
                     let uid = c * CHUNK + j;
-                    let ts = &touches[offsets[uid] as usize..offsets[uid + 1] as usize];
+                    let ts = grouped.user(uid);
                     let u = statics[uid].expand(m);
                     let mut rng = stream2(epoch_seed, DOMAIN_APPLY, uid as u64);
                     *o = simulate_window(m, &u, st, ts, start, days, &mut rng);

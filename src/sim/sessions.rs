@@ -44,6 +44,63 @@ pub const EXIT: i8 = 2;
 pub const PURCHASED: i8 = 3;
 pub const LEFT: i8 = 4;
 
+/// Walker/Vose alias table: O(1) weighted draws of users (one or two memory reads each).
+#[derive(Clone, Debug, Default)]
+pub struct VisitSampler {
+    prob: Vec<f64>,
+    alias: Vec<u32>,
+}
+
+impl VisitSampler {
+    pub fn new(w: &[f64]) -> Self {
+        let n = w.len();
+        let total: f64 = w.iter().sum();
+        if n == 0 || total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return VisitSampler::default();
+        }
+        let mut prob: Vec<f64> = w.iter().map(|x| x * n as f64 / total).collect();
+        let mut alias = vec![0u32; n];
+        let (mut small, mut large): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+        for (i, p) in prob.iter().enumerate() {
+            if *p < 1.0 {
+                small.push(i as u32);
+            } else {
+                large.push(i as u32);
+            }
+        }
+        while let (Some(s), Some(l)) = (small.pop(), large.last().copied()) {
+            alias[s as usize] = l;
+            prob[l as usize] -= 1.0 - prob[s as usize];
+            if prob[l as usize] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        for i in large.into_iter().chain(small) {
+            prob[i as usize] = 1.0;
+        }
+        VisitSampler { prob, alias }
+    }
+
+    pub fn len(&self) -> usize {
+        self.prob.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prob.is_empty()
+    }
+
+    #[inline]
+    pub fn sample(&self, rng: &mut crate::rng::Rng) -> usize {
+        let i = rng.random_range(0..self.prob.len());
+        if rng.random::<f64>() < self.prob[i] {
+            i
+        } else {
+            self.alias[i] as usize
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sessions {
     pub seed: u64,
@@ -110,30 +167,48 @@ impl Sessions {
         self.user.len()
     }
 
+    /// The visit sampler of `env`'s users (weight `visit_base + visit_rate_weight * lambda`);
+    /// depends only on static parameters, so callers may cache it for [`Sessions::new`].
+    pub fn visit_sampler(m: &Model, env: &Env) -> VisitSampler {
+        let sc = &m.cfg.sessions;
+        let w: Vec<f64> = env
+            .statics
+            .par_iter()
+            .with_min_len(CHUNK)
+            .map(|u| sc.visit_base + sc.visit_rate_weight * u.lambda as f64)
+            .collect();
+        VisitSampler::new(&w)
+    }
+
     /// Draws `n` visits by users of `env` (weight `visit_base + visit_rate_weight * lambda`).
-    pub fn new(m: &Model, env: &Env, n: usize, seed: u64, ctl: &Control) -> Result<Sessions> {
+    pub fn new(
+        m: &Model,
+        env: &Env,
+        n: usize,
+        seed: u64,
+        sampler: Option<&VisitSampler>,
+        ctl: &Control,
+    ) -> Result<Sessions> {
         if n == 0 {
             return Err(CoreError::invalid("n", "must be >= 1, got 0"));
         }
         let nu_users = env.n_users();
         let sc = &m.cfg.sessions;
-        // Visit weights, in parallel by fixed chunks; prefix sums sequentially.
-        let w: Vec<f64> = (0..nu_users)
-            .into_par_iter()
-            .with_min_len(CHUNK)
-            .map(|uid| {
-                let u = &env.statics[uid];
-                sc.visit_base + sc.visit_rate_weight * u.lambda as f64
-            })
-            .collect();
+        let owned;
+        let sampler: &VisitSampler = match sampler {
+            Some(v) if v.len() == nu_users => v,
+            _ => {
+                owned = Self::visit_sampler(m, env);
+                &owned
+            }
+        };
         ctl.check()?;
-        let mut cum = w;
-        let mut acc = 0.0;
-        for x in cum.iter_mut() {
-            acc += *x;
-            *x = acc;
+        if sampler.is_empty() {
+            return Err(CoreError::invalid(
+                "n",
+                "the population has no visit weight",
+            ));
         }
-        let total = acc;
         let names = feature_names(&m.cfg);
         let d = names.len();
         let o = &m.cfg.observables;
@@ -146,9 +221,9 @@ impl Sessions {
                 0.0
             }
         };
+        #[derive(Clone, Copy, Default)]
         struct Row {
             user: i64,
-            ctx: Vec<f64>,
             intent: f64,
             guide_u: f64,
             ps: f64,
@@ -156,13 +231,16 @@ impl Sessions {
             dog: bool,
             nu: f64,
         }
-        let rows: Vec<Row> = (0..n)
-            .into_par_iter()
+        let mut context = vec![0.0f64; n * d];
+        let mut rows = vec![Row::default(); n];
+        context
+            .par_chunks_mut(d)
+            .zip(rows.par_iter_mut())
+            .enumerate()
             .with_min_len(1024)
-            .map(|i| {
+            .for_each(|(i, (ctx, row))| {
                 let mut rng = stream2(seed, DOMAIN_SESSION, i as u64);
-                let x: f64 = rng.random::<f64>() * total;
-                let uid = cum.partition_point(|c| *c <= x).min(nu_users - 1);
+                let uid = sampler.sample(&mut rng);
                 let u = env.statics[uid].expand(m);
                 let st = &env.users[uid];
                 let hour = {
@@ -170,7 +248,6 @@ impl Sessions {
                     let h: f64 = StandardNormal.sample(&mut rng);
                     (20.0 + 4.0 * h).rem_euclid(24.0)
                 };
-                let mut ctx = vec![0.0; d];
                 ctx[0] = 1.0;
                 ctx[1] = if st.customer { 1.0 } else { 0.0 };
                 ctx[2] = (st.n_orders as f64).ln_1p();
@@ -215,44 +292,32 @@ impl Sessions {
                 let intent = sc.intent_weight * u.z + life + evening;
                 let g: f64 = StandardNormal.sample(&mut rng);
                 let arch = &m.cfg.archetypes[u.archetype as usize];
-                Row {
+                *row = Row {
                     user: uid as i64,
-                    ctx,
                     intent,
                     guide_u: sc.guide_effect * (arch.guide_response + 0.5 * g),
                     ps: u.price_sensitivity,
                     resp: u.responsiveness,
                     dog: u.sleeping_dog,
                     nu: u.nu,
-                }
-            })
-            .collect();
-        let mut s = Sessions {
+                };
+            });
+        let s = Sessions {
             seed,
             steps: 0,
             n_features: d,
             feature_names: names,
-            user: Vec::with_capacity(n),
-            context: Vec::with_capacity(n * d),
+            user: rows.par_iter().map(|r| r.user).collect(),
+            context,
             stage: vec![BROWSE; n],
             held: vec![0; n],
-            intent: Vec::with_capacity(n),
-            guide_u: Vec::with_capacity(n),
-            ps: Vec::with_capacity(n),
-            resp: Vec::with_capacity(n),
-            dog: Vec::with_capacity(n),
-            nu: Vec::with_capacity(n),
+            intent: rows.par_iter().map(|r| r.intent).collect(),
+            guide_u: rows.par_iter().map(|r| r.guide_u).collect(),
+            ps: rows.par_iter().map(|r| r.ps).collect(),
+            resp: rows.par_iter().map(|r| r.resp).collect(),
+            dog: rows.par_iter().map(|r| r.dog).collect(),
+            nu: rows.par_iter().map(|r| r.nu).collect(),
         };
-        for r in rows {
-            s.user.push(r.user);
-            s.context.extend_from_slice(&r.ctx);
-            s.intent.push(r.intent);
-            s.guide_u.push(r.guide_u);
-            s.ps.push(r.ps);
-            s.resp.push(r.resp);
-            s.dog.push(r.dog);
-            s.nu.push(r.nu);
-        }
         Ok(s)
     }
 

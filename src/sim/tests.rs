@@ -270,7 +270,7 @@ fn sessions_invariants_and_determinism() {
     let m = model();
     let p = generate(&m, 5_000, 365, 4, &Control::new()).unwrap();
     let env = env_for(&m, &p, 1, 365, 4);
-    let mut s = Sessions::new(&m, &env, 20_000, 5, &Control::new()).unwrap();
+    let mut s = Sessions::new(&m, &env, 20_000, 5, None, &Control::new()).unwrap();
     let mut s2 = s.clone();
     assert_eq!(s.context.len(), s.n() * s.n_features);
     let mut total_cost = 0.0;
@@ -320,7 +320,7 @@ fn session_expected_value_matches_simulation() {
     let env = env_for(&m, &p, 1, 365, 4);
     let n = 200_000;
     for first in [0i64, 1, 3] {
-        let mut s = Sessions::new(&m, &env, n, 11, &Control::new()).unwrap();
+        let mut s = Sessions::new(&m, &env, n, 11, None, &Control::new()).unwrap();
         let ev: f64 = s
             .expected_value(&m, &vec![first; n])
             .unwrap()
@@ -448,5 +448,73 @@ mod props {
             prop_assert!(o.gmv >= 0.0 && (o.orders == 0) == (o.gmv == 0.0));
             if n > 0 { prop_assert!(st.fatigue >= 1.0); }
         }
+    }
+}
+
+#[test]
+fn alias_sampler_matches_weights() {
+    let w = [1.0, 0.0, 3.0, 6.0];
+    let s = VisitSampler::new(&w);
+    let mut rng = crate::rng::stream(3, 4);
+    let mut counts = [0usize; 4];
+    let n = 200_000;
+    for _ in 0..n {
+        counts[s.sample(&mut rng)] += 1;
+    }
+    assert_eq!(counts[1], 0);
+    for (c, wi) in counts.iter().zip(w) {
+        assert!(
+            (*c as f64 / n as f64 - wi / 10.0).abs() < 0.005,
+            "{counts:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn timing_apply_phases() {
+    let m = model();
+    let n = 3_000_000u64;
+    let p = generate(&m, n, 365, 3, &Control::new()).unwrap();
+    let mut e = env_for(&m, &p, 9, 365, 3);
+    let t = 3_000_000usize;
+    let users: Vec<i64> = (0..t as i64).map(|i| (i * 7919) % n as i64).collect();
+    let (b, c, k) = (vec![2u8; t], vec![CH_ADS as u8; t], vec![0u8; t]);
+    let d: Vec<i64> = vec![e.day; t];
+    let t0 = std::time::Instant::now();
+    e.check_treatments(&m, &users, &b, &c, &k, &d, e.day, 30)
+        .unwrap();
+    println!("check: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let g = e.group(&users, |i| Touch {
+        row: i as u32,
+        day: d[i] as i32,
+        benefit: b[i],
+        channel: c[i],
+        content: k[i],
+    });
+    println!("group: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    e.check_rules(&m, &g).unwrap();
+    println!("rules: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    e.apply(&m, &users, &b, &c, &k, &d, e.day, 30, &Control::new())
+        .unwrap();
+    println!("apply total: {:?}", t0.elapsed());
+}
+
+#[test]
+#[ignore]
+fn timing_sessions() {
+    let m = model();
+    let p = generate(&m, 1_000_000, 365, 3, &Control::new()).unwrap();
+    let e = env_for(&m, &p, 9, 365, 3);
+    let t0 = std::time::Instant::now();
+    let vs = Sessions::visit_sampler(&m, &e);
+    println!("sampler: {:?}", t0.elapsed());
+    for _ in 0..2 {
+        let t0 = std::time::Instant::now();
+        let s = Sessions::new(&m, &e, 1_000_000, 1, Some(&vs), &Control::new()).unwrap();
+        println!("sessions: {:?} {}", t0.elapsed(), s.n());
     }
 }

@@ -6,7 +6,7 @@
 
     pop = gm.sim.Population.generate(100_000, days=365, seed=0)   # users, transactions, truth
     env = gm.sim.Environment(pop, seed=0)                          # env.day == pop.days
-    out = env.apply({"user_id": [1, 2], "benefit": "coupon_10", "channel": "push"}, days=30)
+    out = env.apply({"user_id": [1, 2], "benefit": "coupon_10", "channel": "ads"}, days=30)
     log = env.run_experiment(actions=[12, 30], share=0.5, days=30, seed=1)
     truth = env.true_uplift(log.user_id, 12)                        # scoring only
     sb = env.sessions(10_000, seed=0)                              # real-time visit stream

@@ -660,9 +660,13 @@ class SessionBatch(Versioned):
     _STATE_KIND = "growthmachine.sim.SessionBatch"
     _STATE_VERSION = 1
 
+    #: Names of the stage codes.
+    stage_names = ("browse", "cart", "exit_intent", "purchased", "left")
+
     def __init__(self, core: Any, config: WorldConfig):
         self._core = core
         self._config = config
+        self._context: np.ndarray | None = None
 
     def _get_state(self) -> dict[str, Any]:
         return {"config": self._config, "core": self._core.to_bytes()}
@@ -670,6 +674,7 @@ class SessionBatch(Versioned):
     def _set_state(self, state: dict[str, Any]) -> None:
         self._config = state["config"]
         self._core = _core.SimSessions.from_bytes(self._config._json_compact(), state["core"])
+        self._context = None
 
     @property
     def n(self) -> int:
@@ -693,8 +698,12 @@ class SessionBatch(Versioned):
 
     @property
     def context(self) -> np.ndarray:
-        """(n, n_features) float64 observable context."""
-        return self._core.context
+        """(n, n_features) float64 observable context (fixed for the session; read-only)."""
+        if self._context is None:
+            ctx = self._core.context
+            ctx.setflags(write=False)
+            self._context = ctx
+        return self._context
 
     @property
     def stage(self) -> np.ndarray:
