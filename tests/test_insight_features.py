@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import growthmachine as gm
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import growthmachine as gm
 from growthmachine.insight import features
 from growthmachine.insight._demo import simulate_transactions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BASE = pd.Timestamp("2020-01-01")
 
@@ -68,7 +67,11 @@ def test_definitions_on_a_hand_made_log():
 
 def test_prospects_only_and_users_table_with_signup():
     users = pd.DataFrame({"user_id": [5, 6], "signup_day": np.array([3, 8], dtype=np.int32)})
-    empty = {"user_id": np.array([], np.int64), "day": np.array([], np.int32), "amount": np.array([])}
+    empty = {
+        "user_id": np.array([], np.int64),
+        "day": np.array([], np.int32),
+        "amount": np.array([]),
+    }
     f = features(empty, 10, users=users)
     assert f["is_prospect"].all()
     assert f["tenure"].tolist() == [7, 2]
@@ -116,9 +119,7 @@ def test_input_types_agree():
     got_pa = features(pa.Table.from_pandas(tx), 90, category="category")
     pd.testing.assert_frame_equal(ref, got_pa)
     # int64 days, float32 amounts of the same values, string categories
-    tx2 = tx.assign(
-        day=tx["day"].astype(np.int64), category=tx["category"].astype(str)
-    )
+    tx2 = tx.assign(day=tx["day"].astype(np.int64), category=tx["category"].astype(str))
     pd.testing.assert_frame_equal(ref, features(tx2, 90, category="category"))
     # datetimes
     tx3 = tx.assign(day=BASE + pd.to_timedelta(tx["day"], unit="D"))
@@ -158,7 +159,7 @@ def test_same_result_for_1_and_2_threads():
     st.integers(0, 30),
 )
 def test_property_counts_and_bounds(rows, as_of):
-    u, d, a = (np.array(x) for x in zip(*rows))
+    u, d, a = (np.array(x) for x in zip(*rows, strict=True))
     f = features({"user_id": u, "day": d, "amount": a.astype(float)}, as_of, users=[0])
     kept = d <= as_of
     assert f["n_transactions"].sum() == kept.sum()

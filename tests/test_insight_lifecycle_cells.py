@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pickle
 
+import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
-
-import growthmachine as gm
 from growthmachine.insight import (
     STAGES,
     BetaGeo,
@@ -43,7 +42,7 @@ def test_lifecycle_rules_are_applied_in_order(log):
     dsl = f["days_since_last"].to_numpy()
     churned = ~prospect & ((pa < r.churned_p_alive) | (dsl > r.churned_days))
     assert (st[churned] == "churned").all()
-    new = (st == "new")
+    new = st == "new"
     assert (f["T"].to_numpy()[new] <= r.new_days).all()
     growing = st == "growing"
     assert (f["trend"].to_numpy()[growing] >= r.growing_trend).all()
@@ -116,7 +115,9 @@ def test_user_insight_end_to_end(log):
     )
     n = len(ui.features_)
     assert n == len(users)
-    assert len(ui.users_) == n and (ui.users_["user_id"].to_numpy() == ui.features_["user_id"]).all()
+    assert (
+        len(ui.users_) == n and (ui.users_["user_id"].to_numpy() == ui.features_["user_id"]).all()
+    )
     assert (ui.cells_["size"] >= 15).all() and ui.cells_["size"].sum() == n
     assert ui.cells.n_cells_ > 20
     pros = ui.features_["is_prospect"].to_numpy()
@@ -136,7 +137,11 @@ def test_user_insight_end_to_end(log):
 
 
 def test_user_insight_all_prospects_and_tiny_inputs():
-    empty = {"user_id": np.array([], np.int64), "day": np.array([], np.int32), "amount": np.array([])}
+    empty = {
+        "user_id": np.array([], np.int64),
+        "day": np.array([], np.int32),
+        "amount": np.array([]),
+    }
     ui = UserInsight().fit(empty, as_of=10, users=[1, 2, 3])
     assert ui.bgnbd_ is None and ui.cells.n_cells_ == 1
     assert (ui.users_["stage"] == "prospect").all()

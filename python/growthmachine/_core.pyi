@@ -122,6 +122,95 @@ class SimSessions:
     def from_bytes(config_json: str, data: bytes) -> SimSessions: ...
 
 # --- insight ---
+_F64 = npt.NDArray[np.float64]
+_Progress = Callable[[int, int], object] | None
+
+def insight_features(
+    user: npt.NDArray[np.int64],
+    day: npt.NDArray[np.int32],
+    amount: _F64,
+    as_of: int,
+    category: npt.NDArray[np.int32] | None = None,
+    users: npt.NDArray[np.int64] | None = None,
+    signup: npt.NDArray[np.int32] | None = None,
+    trend_window: int = 90,
+    progress: _Progress = None,
+) -> tuple[
+    npt.NDArray[np.int64],
+    _F64,
+    list[str],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.uint8],
+]: ...
+def insight_bgnbd_fit(
+    frequency: _F64,
+    recency: _F64,
+    T: _F64,
+    weights: _F64 | None = None,
+    penalizer: float = 0.0,
+    max_iter: int = 200,
+    progress: _Progress = None,
+) -> dict[str, object]: ...
+def insight_bgnbd_loglik(
+    params: list[float], frequency: _F64, recency: _F64, T: _F64, weights: _F64 | None = None
+) -> float: ...
+def insight_bgnbd_predict(
+    params: list[float],
+    kind: str,
+    t: float,
+    frequency: _F64,
+    recency: _F64,
+    T: _F64,
+    progress: _Progress = None,
+) -> _F64: ...
+def insight_bgnbd_expected_new(params: list[float], t: _F64) -> _F64: ...
+def insight_bgnbd_simulate(params: list[float], T: _F64, seed: int) -> tuple[_F64, _F64]: ...
+def insight_gammagamma_fit(
+    frequency: _F64,
+    monetary: _F64,
+    weights: _F64 | None = None,
+    penalizer: float = 0.0,
+    max_iter: int = 200,
+    progress: _Progress = None,
+) -> dict[str, object]: ...
+def insight_gammagamma_loglik(
+    params: list[float], frequency: _F64, monetary: _F64, weights: _F64 | None = None
+) -> float: ...
+def insight_gammagamma_expected_spend(
+    params: list[float], frequency: _F64, monetary: _F64
+) -> _F64: ...
+def insight_clv(
+    params: list[float],
+    frequency: _F64,
+    recency: _F64,
+    T: _F64,
+    spend: _F64,
+    horizon: int,
+    period: float,
+    discount_rate: float,
+    progress: _Progress = None,
+) -> _F64: ...
+def insight_lifecycle(
+    n_transactions: _F64,
+    T: _F64,
+    days_since_last: _F64,
+    p_alive: _F64,
+    trend: _F64,
+    rules: list[float],
+) -> npt.NDArray[np.uint8]: ...
+def insight_transitions(
+    before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8], k: int
+) -> npt.NDArray[np.uint64]: ...
+def insight_cells_build(
+    stage: npt.NDArray[np.uint8],
+    cluster: npt.NDArray[np.uint32],
+    tier: npt.NDArray[np.uint8],
+    n_clusters: int,
+    distances: _F64 | None,
+    min_size: int,
+) -> tuple[npt.NDArray[np.uint32], list[tuple[list[int], list[int], int, int, int]]]: ...
+def insight_group_sums(codes: npt.NDArray[np.uint32], values: _F64, n_groups: int) -> _F64: ...
 
 # --- insight: kmeans ---
 # X: C-contiguous (n, d) float32 or float64 (the _f32/_f64 suffix); flat outputs are reshaped

@@ -330,4 +330,32 @@ mod tests {
         assert_eq!(one.cells.len(), 1);
         assert_eq!(one.cell_of, vec![0, 0]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn cells_partition_users_and_respect_min_size(
+            rows in proptest::collection::vec((0u8..7, 0u32..6, 0u8..5), 1..400),
+            min_size in 1u64..40,
+        ) {
+            let stage: Vec<u8> = rows.iter().map(|r| r.0).collect();
+            let cluster: Vec<u32> = rows.iter().map(|r| r.1).collect();
+            let tier: Vec<u8> = rows.iter().map(|r| r.2).collect();
+            let out = build(&stage, &cluster, &tier, 6, None, min_size).unwrap();
+            let mut sizes = vec![0u64; out.cells.len()];
+            for (i, &c) in out.cell_of.iter().enumerate() {
+                sizes[c as usize] += 1;
+                let cell = &out.cells[c as usize];
+                proptest::prop_assert!(cell.stages.contains(&stage[i]));
+                proptest::prop_assert!(cell.clusters.contains(&cluster[i]));
+                proptest::prop_assert!(cell.tier_lo <= tier[i] && tier[i] <= cell.tier_hi);
+            }
+            for (c, &s) in out.cells.iter().zip(&sizes) {
+                proptest::prop_assert_eq!(c.size, s);
+                if (rows.len() as u64) >= min_size {
+                    proptest::prop_assert!(s >= min_size, "cell of {} < {}", s, min_size);
+                }
+            }
+        }
+    }
 }

@@ -685,4 +685,27 @@ mod tests {
         let s = quintile_scores(&[2.0; 4], &[true, true, true, false]);
         assert_eq!(s, vec![1, 1, 1, 0]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn totals_and_bounds_hold(
+            rows in proptest::collection::vec((0i64..20, 0i32..50, 0u32..100), 1..300),
+            as_of in 0i32..60,
+        ) {
+            let user: Vec<i64> = rows.iter().map(|r| r.0 * 7919).collect();
+            let day: Vec<i32> = rows.iter().map(|r| r.1).collect();
+            let amount: Vec<f64> = rows.iter().map(|r| r.2 as f64).collect();
+            let f = run(&user, &day, &amount, None, as_of);
+            let n_tx: f64 = col(&f, "n_transactions").iter().sum();
+            let kept = day.iter().filter(|&&d| d <= as_of).count() as f64;
+            proptest::prop_assert_eq!(n_tx, kept);
+            let (fr, rc, tt, tr) = (col(&f, "frequency"), col(&f, "recency"), col(&f, "T"), col(&f, "trend"));
+            for i in 0..f.user_id.len() {
+                proptest::prop_assert!(fr[i] <= rc[i] && rc[i] <= tt[i]);
+                proptest::prop_assert!((-1.0..=1.0).contains(&tr[i]));
+            }
+            proptest::prop_assert!(f.user_id.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
 }

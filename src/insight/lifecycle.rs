@@ -104,7 +104,7 @@ pub fn assign(
 
 /// Counts of (from, to) pairs: a `k x k` row-major matrix.
 pub fn transitions(from: &[u8], to: &[u8], k: usize) -> Result<Vec<u64>> {
-    crate::error::check_len("to", to.len(), from.len(), "from")?;
+    crate::error::check_len("after", to.len(), from.len(), "before")?;
     let parts: Vec<Vec<u64>> = from
         .par_chunks(CHUNK)
         .zip(to.par_chunks(CHUNK))

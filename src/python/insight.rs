@@ -119,7 +119,7 @@ mod models {
             ..Default::default()
         };
         let r = run_long(py, progress, None, |ctl| {
-            value::BgData::new(x, t, tt, w)?.fit(&opt, ctl)
+            value::fit_bgnbd(x, t, tt, w, &opt, ctl)
         })?;
         fit_dict(py, &r)
     }
@@ -242,7 +242,7 @@ mod models {
             ..Default::default()
         };
         let r = run_long(py, progress, None, |ctl| {
-            value::GgData::new(x, m, w)?.fit(&opt, ctl)
+            value::fit_gammagamma(x, m, w, &opt, ctl)
         })?;
         fit_dict(py, &r)
     }
@@ -351,11 +351,11 @@ mod models {
     #[pyfunction]
     fn insight_transitions<'py>(
         py: Python<'py>,
-        from: PyReadonlyArray1<'py, u8>,
-        to: PyReadonlyArray1<'py, u8>,
+        before: PyReadonlyArray1<'py, u8>,
+        after: PyReadonlyArray1<'py, u8>,
         k: usize,
     ) -> PyResult<Arr<'py, u64>> {
-        let (a, b) = (slice1("from", &from)?, slice1("to", &to)?);
+        let (a, b) = (slice1("before", &before)?, slice1("after", &after)?);
         let v = run_long(py, None, None, |_| lifecycle::transitions(a, b, k))?;
         Ok(v.into_pyarray(py))
     }

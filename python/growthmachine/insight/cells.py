@@ -104,7 +104,9 @@ class Cells(Versioned):
             dist,
             self.min_size,
         )
-        names = list(cluster_names) if cluster_names is not None else [f"cluster {i}" for i in range(k)]
+        names = (
+            list(cluster_names) if cluster_names is not None else [f"cluster {i}" for i in range(k)]
+        )
         tier_names = tuple(tier_names)
         rows = []
         for cid, (stages, cls_, lo, hi, size) in enumerate(table):
@@ -125,9 +127,7 @@ class Cells(Versioned):
         self.labels_ = labels
         self.cells_ = pd.DataFrame(rows)
         self.n_cells_ = len(rows)
-        self.index_ = (
-            np.asarray(lifecycle.index) if isinstance(lifecycle, pd.Series) else None
-        )
+        self.index_ = np.asarray(lifecycle.index) if isinstance(lifecycle, pd.Series) else None
         self._stage_codes = stage
         return self
 

@@ -53,7 +53,9 @@ def _days(raw: Any, name: str) -> np.ndarray:
         if raw.dtype.kind == "f" and not (
             np.isfinite(raw).all() and np.array_equal(raw, np.floor(raw))
         ):
-            raise ValueError(f"{name}: must hold whole days (integers or datetimes), found NaN or fractions")
+            raise ValueError(
+                f"{name}: must hold whole days (integers or datetimes), found NaN or fractions"
+            )
         lo, hi = raw.min(), raw.max()
         if lo < -(2**31) + 1 or hi > 2**31 - 1:
             raise ValueError(f"{name}: day numbers must fit in int32, found range [{lo}, {hi}]")
@@ -80,7 +82,9 @@ def _users_arg(users: Any, user: str) -> tuple[np.ndarray | None, np.ndarray | N
     if users is None:
         return None, None
     if cv.is_table(users):
-        ids = cv.as_array(cv.column(users, "users", user), f"users[{user!r}]", np.int64, allow_empty=True)
+        ids = cv.as_array(
+            cv.column(users, "users", user), f"users[{user!r}]", np.int64, allow_empty=True
+        )
         signup = None
         if "signup_day" in cv.columns(users, "users"):
             signup = _days(cv.column(users, "users", "signup_day"), "users['signup_day']")
@@ -140,17 +144,22 @@ def features(
     cols = cv.columns(transactions, "transactions")
     for c in (user, time, amount) + ((category,) if category else ()):
         if c not in cols:
-            raise ValueError(
-                f"transactions: unknown column {c!r} (available: {', '.join(cols)})"
-            )
+            raise ValueError(f"transactions: unknown column {c!r} (available: {', '.join(cols)})")
     n = cv.n_rows(transactions, "transactions")
     allow_empty = users is not None
     uid = cv.as_array(
-        cv.column(transactions, "transactions", user), f"transactions[{user!r}]", np.int64,
+        cv.column(transactions, "transactions", user),
+        f"transactions[{user!r}]",
+        np.int64,
         allow_empty=allow_empty,
     )
     day = _days(cv.column(transactions, "transactions", time), f"transactions[{time!r}]")
-    amt = cv.as_array(cv.column(transactions, "transactions", amount), f"transactions[{amount!r}]", np.float64, allow_empty=allow_empty)
+    amt = cv.as_array(
+        cv.column(transactions, "transactions", amount),
+        f"transactions[{amount!r}]",
+        np.float64,
+        allow_empty=allow_empty,
+    )
     cat = _codes(transactions, category) if category else None
     cv.check_same_length({"user": uid, "time": day, "amount": amt})
     if n == 0 and users is None:
@@ -169,7 +178,7 @@ def features(
             uid, day, amt, as_of_i, cat, ids, signup, trend_window, cb
         )
     out: dict[str, Any] = {"user_id": uids}
-    col = dict(zip(names, vals))
+    col = dict(zip(names, vals, strict=True))
     out["is_prospect"] = col["n_transactions"] == 0
     for name in names:
         if name == "n_categories" and cat is None:

@@ -105,7 +105,9 @@ def lifecycle(
     else:
         pa = cv.as_array(p_alive, "p_alive", np.float64)
         if len(pa) != len(n_tx):
-            raise ValueError(f"p_alive: has length {len(pa)}, expected {len(n_tx)} (rows of features)")
+            raise ValueError(
+                f"p_alive: has length {len(pa)}, expected {len(n_tx)} (rows of features)"
+            )
     codes = _core.insight_lifecycle(n_tx, age, dsl, pa, trend, r.as_list())
     ids = cv.column(features, "features", "user_id")
     return pd.Series(
@@ -125,11 +127,15 @@ def _codes(s: Any, name: str) -> np.ndarray:
     lut = {k: i for i, k in enumerate(STAGES)}
     bad = ~vals.isin(list(STAGES))
     if bad.any():
-        raise ValueError(f"{name}: unknown stage {vals[bad].iloc[0]!r} (stages: {', '.join(STAGES)})")
+        raise ValueError(
+            f"{name}: unknown stage {vals[bad].iloc[0]!r} (stages: {', '.join(STAGES)})"
+        )
     return vals.map(lut).to_numpy().astype(np.uint8)
 
 
-def transition_matrix(before: pd.Series, after: pd.Series, *, normalize: bool = False) -> pd.DataFrame:
+def transition_matrix(
+    before: pd.Series, after: pd.Series, *, normalize: bool = False
+) -> pd.DataFrame:
     """Stage-transition matrix between two lifecycle assignments (Series indexed by user id).
 
     Rows: stage in ``before``; columns: stage in ``after``. Users missing from ``before`` count

@@ -66,9 +66,9 @@ class _Fitted(Versioned):
 
     def _set_fit(self, r: dict[str, Any]) -> None:
         names = self._PARAMS
-        self.params_ = dict(zip(names, r["params"]))
+        self.params_ = dict(zip(names, r["params"], strict=True))
         self.log_likelihood_ = float(r["log_likelihood"])
-        self.standard_errors_ = dict(zip(names, r["std_errors"]))
+        self.standard_errors_ = dict(zip(names, r["std_errors"], strict=True))
         k = len(names)
         self.covariance_ = pd.DataFrame(
             np.asarray(r["covariance"]).reshape(k, k), index=list(names), columns=list(names)
@@ -96,8 +96,6 @@ class _Fitted(Versioned):
             return f"{type(self).__name__}(penalizer={self.penalizer})"
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"{type(self).__name__}({ps}, log_likelihood={self.log_likelihood_:.6g})"
-
-
 
 
 class BetaGeo(_Fitted):
@@ -143,13 +141,21 @@ class BetaGeo(_Fitted):
         self._set_fit(r)
         return self
 
-    def log_likelihood(self, frequency: Any, recency: Any = None, T: Any = None, weights: Any = None) -> float:
+    def log_likelihood(
+        self, frequency: Any, recency: Any = None, T: Any = None, weights: Any = None
+    ) -> float:
         """Full weighted log-likelihood of the data at the fitted parameters."""
         x, t, tt = _bg_inputs(frequency, recency, T)
         return _core.insight_bgnbd_loglik(self._p(), x, t, tt, _weights(weights, len(x)))
 
     def expected_purchases(
-        self, t: float, frequency: Any, recency: Any = None, T: Any = None, *, progress: bool | None = None
+        self,
+        t: float,
+        frequency: Any,
+        recency: Any = None,
+        T: Any = None,
+        *,
+        progress: bool | None = None,
     ) -> np.ndarray:
         """Expected purchases in the next ``t`` days given each customer's history
         (lifetimes' ``conditional_expected_number_of_purchases_up_to_time``)."""
@@ -210,7 +216,12 @@ class GammaGamma(_Fitted):
         return x, _vec(monetary, "monetary", len(x))
 
     def fit(
-        self, frequency: Any, monetary: Any = None, weights: Any = None, *, progress: bool | None = None
+        self,
+        frequency: Any,
+        monetary: Any = None,
+        weights: Any = None,
+        *,
+        progress: bool | None = None,
     ) -> GammaGamma:
         x, m = self._inputs(frequency, monetary)
         w = _weights(weights, len(x))
@@ -265,6 +276,4 @@ def clv(
     discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=-1.0, strict_min=True)
     spend = gammagamma.expected_spend(x, m)
     with _progress.bar(progress, "CLV") as cb:
-        return _core.insight_clv(
-            bgnbd._p(), x, t, tt, spend, horizon, period, discount_rate, cb
-        )
+        return _core.insight_clv(bgnbd._p(), x, t, tt, spend, horizon, period, discount_rate, cb)
