@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import growthmachine as gm
 import numpy as np
-from growthmachine import allocate as al
 
+import growthmachine as gm
 from benchmarks.harness import Table, measure, write_section
+from growthmachine import allocate as al
 
 
 def _bytes_per_pass(p: al.Problem) -> int:

@@ -16,12 +16,12 @@ import argparse
 import gc
 import time
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
-from growthmachine.insight import BetaGeo, GammaGamma, features
 
+import growthmachine as gm
 from benchmarks.harness import Table, measure, write_section
+from growthmachine.insight import BetaGeo, GammaGamma, features
 
 
 def make_log(n_tx: int, n_users: int, seed: int, category: bool = True) -> dict[str, np.ndarray]:

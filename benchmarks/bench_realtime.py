@@ -11,11 +11,11 @@ import argparse
 import threading
 import time
 
-import growthmachine as gm
 import numpy as np
-from growthmachine.realtime import BudgetPacer, LinTS, LinUCB, ope
 
+import growthmachine as gm
 from benchmarks.harness import Table, measure, write_section
+from growthmachine.realtime import BudgetPacer, LinTS, LinUCB, ope
 
 D, K = 32, 10
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pickle
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
-from growthmachine import allocate as al
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import growthmachine as gm
+from growthmachine import allocate as al
 
 highspy = pytest.importorskip("highspy")
 

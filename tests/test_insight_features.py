@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from growthmachine.insight import features
-from growthmachine.insight._demo import simulate_transactions
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import growthmachine as gm
+from growthmachine.insight import features
+from growthmachine.insight._demo import simulate_transactions
 
 BASE = pd.Timestamp("2020-01-01")
 

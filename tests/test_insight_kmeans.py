@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pickle
 
-import growthmachine as gm
 import numpy as np
 import pytest
-from growthmachine.insight import KMeans, MiniBatchKMeans, StandardScaler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.cluster import KMeans as SKKMeans
 from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler as SKScaler
+
+import growthmachine as gm
+from growthmachine.insight import KMeans, MiniBatchKMeans, StandardScaler
 
 
 def blobs(n=3000, d=5, centers=12, seed=0, dtype=np.float64):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pickle
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
+
+import growthmachine as gm
 from growthmachine.insight import (
     STAGES,
     BetaGeo,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import growthmachine as gm
 import numpy as np
 import pytest
+
+import growthmachine as gm
 from growthmachine.pipeline import RunContext
 from growthmachine.report import Report
 

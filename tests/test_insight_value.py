@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pickle
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
+
+import growthmachine as gm
 from growthmachine.insight import BetaGeo, GammaGamma, clv
 
 TRUE = {"r": 0.6, "alpha": 12.0, "a": 0.8, "b": 2.5}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import growthmachine as gm
 import numpy as np
 import pytest
+
+import growthmachine as gm
 from growthmachine.realtime import ope
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pickle
 
-import growthmachine as gm
 import numpy as np
 import pytest
+
+import growthmachine as gm
 from growthmachine.realtime import BudgetPacer, LinTS, LinUCB
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import growthmachine as gm
 import numpy as np
 import pytest
-from growthmachine.realtime import EpsilonGreedy, LinTS, LinUCB, LogisticTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import growthmachine as gm
+from growthmachine.realtime import EpsilonGreedy, LinTS, LinUCB, LogisticTS
 
 ALL = [LinUCB, LinTS, LogisticTS, EpsilonGreedy]
 

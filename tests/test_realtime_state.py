@@ -5,9 +5,10 @@ from __future__ import annotations
 import pickle
 import threading
 
-import growthmachine as gm
 import numpy as np
 import pytest
+
+import growthmachine as gm
 from growthmachine.realtime import EpsilonGreedy, LinTS, LinUCB, LogisticTS
 
 ALL = [LinUCB, LinTS, LogisticTS, EpsilonGreedy]

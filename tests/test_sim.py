@@ -6,15 +6,16 @@ import json
 import pickle
 import re
 
-import growthmachine as gm
 import numpy as np
 import pandas as pd
 import pytest
-from growthmachine import _core
-from growthmachine.sim import Environment, Population, WorldConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+
+import growthmachine as gm
+from growthmachine import _core
+from growthmachine.sim import Environment, Population, WorldConfig
 
 # ---- fixtures (module scope: generated once) ------------------------------------------------
 

@@ -4,6 +4,9 @@ Stages run in the data's one-way order (``STAGES``). A module takes part by defi
 ``run_stage(ctx: RunContext) -> None`` in ``growthmachine.<module>``; it reads what earlier stages
 left in ``ctx.state`` (e.g. ``ctx.state["population"]``), writes its own results there, and adds its
 section to ``ctx.report``. A module that does not exist yet is skipped.
+
+Given the seed, a run's report is the same whatever the thread count, except for wall times,
+whose KPI names end in ``_seconds``.
 """
 
 from __future__ import annotations
