@@ -85,3 +85,17 @@ def test_same_seed_same_report_whatever_the_threads(runs):
         }, name
     for t in sorted((a / "tables").glob("*.parquet")):
         pd.testing.assert_frame_equal(pd.read_parquet(t), pd.read_parquet(b / "tables" / t.name))
+
+
+def test_progress_false_reaches_every_stage(tmp_path, monkeypatch):
+    from growthmachine import _progress
+
+    # Pretend the session is interactive, so any call left on the default (None) would draw a bar.
+    monkeypatch.setattr(_progress, "enabled", lambda p: True if p is None else bool(p))
+
+    def no_bar():
+        raise AssertionError("a progress bar was created although the run asked for none")
+
+    monkeypatch.setattr(_progress, "_tqdm", no_bar)
+    pipeline.run(3_000, seed=1, out=tmp_path, progress=False)
+    assert (tmp_path / "report.html").exists()

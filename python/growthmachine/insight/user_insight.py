@@ -157,13 +157,14 @@ class UserInsight(Versioned):
         exp_p = np.zeros(n)
         clv_v = np.zeros(n)
         if self.n_buyers_ > 0 and f.loc[buyers, "T"].max() > 0:
-            self.bgnbd_ = BetaGeo(self.penalizer).fit(f)
+            pg = self.progress
+            self.bgnbd_ = BetaGeo(self.penalizer).fit(f, progress=pg)
             p_alive = self.bgnbd_.p_alive(f)
-            exp_p = self.bgnbd_.expected_purchases(self.horizon * self.period, f)
+            exp_p = self.bgnbd_.expected_purchases(self.horizon * self.period, f, progress=pg)
             if (f["frequency"].to_numpy() > 0).any():
-                gg = GammaGamma(self.penalizer).fit(f)
+                gg = GammaGamma(self.penalizer).fit(f, progress=pg)
                 if gg.params_["q"] <= 1.0:  # expected spend needs q > 1: regularise
-                    gg = GammaGamma(max(self.penalizer, 1e-3)).fit(f)
+                    gg = GammaGamma(max(self.penalizer, 1e-3)).fit(f, progress=pg)
                 if gg.params_["q"] > 1.0:
                     self.gammagamma_ = gg
                     clv_v = clv(
@@ -173,6 +174,7 @@ class UserInsight(Versioned):
                         horizon=self.horizon,
                         period=self.period,
                         discount_rate=self.discount_rate,
+                        progress=pg,
                     )
         exp_p = np.where(buyers, exp_p, 0.0)
         clv_v = np.where(buyers, clv_v, 0.0)
@@ -194,7 +196,9 @@ class UserInsight(Versioned):
                 else self.n_buyers_
             )
             k = max(1, min(self.n_clusters, n_distinct))
-            self.kmeans_ = KMeans(k, seed=self.seed, max_iter=self.max_iter).fit(Xs)
+            self.kmeans_ = KMeans(
+                k, seed=self.seed, max_iter=self.max_iter, progress=self.progress
+            ).fit(Xs)
             labels[buyers] = self.kmeans_.labels_
             centers = np.asarray(self.kmeans_.cluster_centers_, dtype=np.float64)
             self.cluster_names_ = _name_clusters(centers, names) + ["prospects"]
