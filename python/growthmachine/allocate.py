@@ -758,12 +758,6 @@ def random_problem(
 
 # ----- pipeline stage ----------------------------------------------------------------------------
 
-_CHANNEL_RULES = {
-    "push": ("has_app", "push_opt_in"),
-    "email": ("email_opt_in",),
-    "sms": ("sms_opt_in",),
-}
-
 
 def _pick_actions(actions: pd.DataFrame, k: int = 12) -> np.ndarray:
     """A spread of actions: the first content of each (benefit, channel), up to ``k``."""
@@ -803,24 +797,13 @@ def plan_from_environment(
     cell = cell.reset_index()
     cell["value"] = cell["profit"] - cell["segment"].map(ctrl).fillna(0.0)
     cell = cell[cell["n"] >= 20]
-    users = log[
-        [
-            "user_id",
-            "segment",
-            *[c for cols in _CHANNEL_RULES.values() for c in cols if c in log.columns],
-        ]
-    ]
-    users = users.drop_duplicates("user_id")
+    users = log[["user_id", "segment"]].drop_duplicates("user_id")
     cand = users.merge(cell[["segment", "action_id", "value", "incentive_cost"]], on="segment")
     ch = env.actions.set_index("action_id")["channel"].astype(str)
     cand["channel"] = cand["action_id"].map(ch).to_numpy()
-    ok = np.ones(len(cand), dtype=bool)
-    for channel, rules in _CHANNEL_RULES.items():
-        m = cand["channel"].to_numpy() == channel
-        for col in rules:
-            if col in cand.columns:
-                ok &= ~m | cand[col].to_numpy(dtype=bool)
-    cand = cand[ok]
+    # Only pairs the platform may send now: consent, app and the opt-outs the experiment caused
+    # (the environment's channel rules, observable data, not its hidden truth).
+    cand = cand[env.eligible(cand["user_id"].to_numpy(), cand["action_id"].to_numpy())]
     plan = pd.DataFrame(
         {
             "user": cand["user_id"].to_numpy(),
