@@ -144,8 +144,8 @@ def main(argv: list[str]) -> int:
         "\n\nGap columns: `LP gap (certified)` = (dual bound - value of a feasible fractional "
         "plan from the aggregated cutting-plane primal) / dual bound, computed without an "
         "external solver; `plan gap` = (dual bound - integer plan value) / dual bound. "
-        "Timings were taken on a machine shared with other developers' builds and benchmarks "
-        f"(noisy); threads: {gm.get_num_threads()}.\n\n" + "\n".join(f"- {n}" for n in notes)
+        f"Threads: {gm.get_num_threads()}; the load average in the header says how much other "
+        "work shared the machine during the run.\n\n" + "\n".join(f"- {n}" for n in notes)
     )
     write_section(
         "allocate",

@@ -146,7 +146,7 @@ def bench_features_100m(t: Table) -> None:
         m.median,
         m.peak_mb,
         "-",
-        f"input {input_mb:,.0f} MB; peak is beyond the input; run once (shared machine)",
+        f"input {input_mb:,.0f} MB; peak is beyond the input; run once",
     )
     gc.collect()
 
@@ -263,7 +263,7 @@ def main(argv: list[str]) -> int:
             "~384 (not run)",
             "~3,900",
             "-",
-            "figure from issue 4 (340 s + 44 s, 3.9 GB); not re-run on the shared machine",
+            "figure from issue 4 (340 s + 44 s, 3.9 GB); not re-run here (about 6 minutes)",
         )
         if not args.no_100m:
             bench_features_100m(ft)
@@ -273,10 +273,8 @@ def main(argv: list[str]) -> int:
         "Targets (issue 4): features of 100M transactions < 5 s and < 3 GB beyond the input on "
         "2 cores; BG/NBD >= 100x faster than lifetimes at 1M customers with the same "
         "log-likelihood to 1e-6 relative; BG/NBD + Gamma-Gamma on 10M customers < 2 s and < 1 GB.\n\n"
-        "Timings were taken at nice 10 on a shared 2-core machine while other developers were "
-        "building and benchmarking (load average 2-4 for this run; the 100M row, when carried over, "
-        "comes from an earlier run at load average ~13, where the process got a small share of "
-        "the CPUs): expect noise; the lead re-runs them.\n\n"
+        "The load average in the header says how much other work shared the 2 cores during the "
+        "run (a 100M row carried over from an earlier run says so in its notes).\n\n"
         "### Features\n\nPeers compute only the lifetimes-style summary (frequency, recency, T, "
         "monetary, totals; checked equal to ours), growthmachine all feature columns. "
         "Random user order, dense int64 ids, 20 categories.\n\n"

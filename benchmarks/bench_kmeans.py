@@ -137,8 +137,7 @@ def main(argv: list[str]) -> int:
             "per-iteration time, see iterations) / our total time including init (in brackets: "
             "/ our time for the same iterations from the peers' starting centers). CPU s = process CPU time of "
             "the call (all threads): under contention wall times inflate, CPU / 2 estimates "
-            "the uncontended wall time on 2 cores. Taken under heavy contention (shared 2-core "
-            "machine, load average ~10 from other developers' builds and benchmarks).\n\n"
+            "the uncontended wall time on 2 cores (see the load average in the header).\n\n"
             + t.markdown()
             + ("\n\n" + "\n".join(f"- {s}" for s in notes) if notes else "")
         )

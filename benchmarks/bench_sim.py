@@ -102,6 +102,6 @@ def main(argv: list[str]) -> int:
         body=t.markdown()
         + "\n\nNo peer library generates this world; figures are compared with the issue's "
         "targets. Peak MB is the resident-memory increase during the call (sampled every 2 ms). "
-        "Timings were taken on a machine shared with other developers' builds and benchmarks.",
+        "The load average in the header says how much other work shared the machine.",
     )
     return 0
