@@ -581,6 +581,30 @@ type Est = (usize, Vec<f64>, Vec<f64>, f64, f64);
 /// IPS, SNIPS, DM, DR, switch-DR in one pass: (n, values, stds, mean weight, max weight).
 /// `action_probs` and `q_hat` are contiguous (n, n_actions, n_positions) float64 arrays (any
 /// ndim whose size matches), `positions` int64 or None.
+/// The logged data of an OPE call as slices (shared by evaluate and bootstrap).
+#[allow(clippy::too_many_arguments)]
+fn logged<'a>(
+    actions: &'a PyReadonlyArrayDyn<'_, i64>,
+    rewards: &'a PyReadonlyArrayDyn<'_, f64>,
+    propensities: &'a PyReadonlyArrayDyn<'_, f64>,
+    action_probs: &'a PyReadonlyArrayDyn<'_, f64>,
+    q_hat: Option<&'a PyReadonlyArrayDyn<'_, f64>>,
+    positions: Option<&'a PyReadonlyArrayDyn<'_, i64>>,
+    n_actions: usize,
+    n_positions: usize,
+) -> PyResult<crate::realtime::ope::Logged<'a>> {
+    Ok(crate::realtime::ope::Logged {
+        actions: slice(actions, "actions")?,
+        rewards: slice(rewards, "rewards")?,
+        pscore: slice(propensities, "propensities")?,
+        pi_e: slice(action_probs, "action_probs")?,
+        q: q_hat.map(|q| slice(q, "q_hat")).transpose()?,
+        positions: positions.map(|p| slice(p, "positions")).transpose()?,
+        n_actions,
+        n_positions,
+    })
+}
+
 #[pyfunction]
 #[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau))]
 #[allow(clippy::too_many_arguments)]
@@ -597,22 +621,16 @@ fn realtime_ope_evaluate(
     clip: f64,
     switch_tau: f64,
 ) -> PyResult<Est> {
-    let l = crate::realtime::ope::Logged {
-        actions: slice(&actions, "actions")?,
-        rewards: slice(&rewards, "rewards")?,
-        pscore: slice(&propensities, "propensities")?,
-        pi_e: slice(&action_probs, "action_probs")?,
-        q: match &q_hat {
-            Some(q) => Some(slice(q, "q_hat")?),
-            None => None,
-        },
-        positions: match &positions {
-            Some(p) => Some(slice(p, "positions")?),
-            None => None,
-        },
+    let l = logged(
+        &actions,
+        &rewards,
+        &propensities,
+        &action_probs,
+        q_hat.as_ref(),
+        positions.as_ref(),
         n_actions,
         n_positions,
-    };
+    )?;
     let p = crate::realtime::ope::Params { clip, switch_tau };
     let e = run_long(py, None, None, |ctl| {
         crate::realtime::ope::evaluate(&l, &p, ctl)
@@ -646,22 +664,16 @@ fn realtime_ope_bootstrap<'py>(
     seed: u64,
     mean_weight: f64,
 ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
-    let l = crate::realtime::ope::Logged {
-        actions: slice(&actions, "actions")?,
-        rewards: slice(&rewards, "rewards")?,
-        pscore: slice(&propensities, "propensities")?,
-        pi_e: slice(&action_probs, "action_probs")?,
-        q: match &q_hat {
-            Some(q) => Some(slice(q, "q_hat")?),
-            None => None,
-        },
-        positions: match &positions {
-            Some(p) => Some(slice(p, "positions")?),
-            None => None,
-        },
+    let l = logged(
+        &actions,
+        &rewards,
+        &propensities,
+        &action_probs,
+        q_hat.as_ref(),
+        positions.as_ref(),
         n_actions,
         n_positions,
-    };
+    )?;
     let p = crate::realtime::ope::Params { clip, switch_tau };
     let v = run_long(py, None, None, |ctl| {
         crate::realtime::ope::bootstrap(&l, &p, n_boot, seed, mean_weight, ctl)
