@@ -61,3 +61,13 @@ def test_section_names_are_validated():
         r.section("ok", "y")
     with pytest.raises(TypeError, match="df: must be a pandas DataFrame"):
         r.section("t", "t").table("x", [1, 2])
+
+
+def test_tables_align_numbers_right_and_escape_text(tmp_path):
+    r = Report()
+    df = pd.DataFrame({"label": ["<b>x</b>", "y"], "n": [1234567, 2], "share": [0.5, np.nan]})
+    r.section("s", "S").table("t", df)
+    html = r.to_html()
+    assert "<th>label</th><th class=num>n</th><th class=num>share</th>" in html
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td><td class=num>1,234,567</td><td class=num>0.5</td>" in html
+    assert "<td>y</td><td class=num>2</td><td class=num></td>" in html  # NaN shows as blank

@@ -39,8 +39,9 @@ section{background:#fff;border-radius:8px;padding:18px 24px;margin:18px 0;box-sh
 h2{margin-top:0;font-size:20px}.kpis{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
 .kpi{background:#eef1f8;border-radius:6px;padding:8px 14px;min-width:120px}
 .kpi b{display:block;font-size:18px}.kpi span{font-size:12px;color:#556}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{padding:4px 10px;border-bottom:1px solid #e3e6ee;text-align:right}
-th{background:#f0f2f7}td:first-child,th:first-child{text-align:left}figure{margin:12px 0}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{padding:4px 10px;white-space:nowrap;border-bottom:1px solid #e3e6ee;text-align:left}
+th.num,td.num{text-align:right}
+th{background:#f0f2f7}figure{margin:12px 0}
 div.tbl{overflow-x:auto;max-width:100%}
 figcaption,.caption{font-size:13px;color:#556;margin:4px 0}img{max-width:100%}p.note{color:#556;font-size:13px}
 """
@@ -79,6 +80,27 @@ def _fmt(v: Any) -> str:
             return f"{f:.3g}"
         return f"{f:,.4g}" if abs(f) < 1000 else f"{f:,.0f}"
     return str(v)
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    """A table with numbers formatted by :func:`_fmt` and right-aligned, text left-aligned."""
+    numeric = [
+        pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+        for c in df.columns
+    ]
+
+    def cell(v: Any, num: bool, tag: str = "td") -> str:
+        text = "" if v is None or (isinstance(v, float) and math.isnan(v)) else _fmt(v)
+        return f"<{tag}{' class=num' if num else ''}>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell(str(c), n, "th") for c, n in zip(df.columns, numeric, strict=True))
+    rows = "".join(
+        "<tr>" + "".join(cell(v, n) for v, n in zip(row, numeric, strict=True)) + "</tr>"
+        for row in df.itertuples(index=False, name=None)
+    )
+    return (
+        f'<div class="tbl"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    )
 
 
 @dataclass
@@ -155,11 +177,7 @@ class Section:
                 shown = df.head(max_rows)
                 if caption:
                     out.append(f'<p class="caption">{html.escape(caption)}</p>')
-                out.append(
-                    '<div class="tbl">'
-                    + shown.to_html(index=False, border=0, float_format=_fmt, na_rep="")
-                    + "</div>"
-                )
+                out.append(_table_html(shown))
                 if len(df) > max_rows:
                     note = f"first {max_rows} of {len(df):,} rows"
                     if name in self.tables:
