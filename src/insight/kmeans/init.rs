@@ -11,6 +11,12 @@ use rand::Rng as _;
 const DOM_RANDOM: u64 = 0x4B4D_0001;
 const DOM_PP: u64 = 0x4B4D_0002;
 const DOM_PAR: u64 = 0x4B4D_0100;
+const DOM_SUB: u64 = 0x4B4D_0003;
+
+/// k-means|| runs on a uniform row sample of about `max(SAMPLE_PER_K * k, SAMPLE_MIN)` rows when
+/// the data has more than twice that many (the candidates' weights then come from the sample).
+pub const SAMPLE_PER_K: usize = 256;
+pub const SAMPLE_MIN: usize = 65_536;
 
 /// Rounds and oversampling factor (`l = OVERSAMPLE * k`) of k-means||.
 pub const ROUNDS: usize = 5;
@@ -232,11 +238,43 @@ fn search(closest: &[f64], chunk_pot: &[f64], r: f64, wt: &impl Fn(usize) -> f64
     (0..n).rev().find(|&i| closest[i] > 0.0).unwrap_or(n - 1)
 }
 
-/// k-means|| (Bailey et al., "Scalable k-means++"): [`ROUNDS`] rounds each sampling every row
+/// k-means|| (Bailey et al., "Scalable k-means++") on a uniform row sample of large data (see
+/// [`SAMPLE_PER_K`]): [`ROUNDS`] rounds each sampling every row
 /// independently with probability `min(1, l * D(x) / phi)`, `l = k`, from its own random stream
 /// per (round, chunk); every row keeps its nearest candidate, whose counts weight a greedy
 /// k-means++ and then [`CANDIDATE_LLOYD`] weighted Lloyd steps on the candidates.
 pub fn kmeans_parallel<T: Real>(
+    x: &[T],
+    d: usize,
+    k: usize,
+    seed: u64,
+    ctl: &Control,
+) -> Result<Vec<T>> {
+    let n = x.len() / d;
+    let target = (SAMPLE_PER_K * k).max(SAMPLE_MIN);
+    if n > 2 * target {
+        // Bernoulli sample, one stream per fixed chunk (thread-count independent).
+        let p = target as f64 / n as f64;
+        let mut rows: Vec<usize> = Vec::with_capacity(target + target / 8);
+        ordered(
+            n,
+            ctl,
+            |c, r| {
+                let mut g = stream2(seed, DOM_SUB, c as u64);
+                r.filter(|_| g.random::<f64>() < p).collect::<Vec<_>>()
+            },
+            |_, mut v| rows.append(&mut v),
+        )?;
+        if rows.len() > k {
+            let xs = gather(x, d, &rows);
+            return kmeans_parallel_all(&xs, d, k, seed, ctl);
+        }
+    }
+    kmeans_parallel_all(x, d, k, seed, ctl)
+}
+
+/// [`kmeans_parallel`] on all rows of `x`.
+pub(super) fn kmeans_parallel_all<T: Real>(
     x: &[T],
     d: usize,
     k: usize,
@@ -354,7 +392,7 @@ pub fn kmeans_parallel<T: Real>(
         let work = (m * k * d) as f64;
         let reps = if work < 2e7 {
             5
-        } else if work < 2e8 {
+        } else if work < 5e7 {
             2
         } else {
             1

@@ -28,8 +28,8 @@ pub const BATCH: usize = 64;
 /// How the initial centers are chosen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Init {
-    /// k-means|| (Bailey et al.): 5 rounds oversampling k candidates each, then weighted k-means++
-    /// and a few weighted Lloyd steps on the candidates.
+    /// k-means|| (Bailey et al.; on a uniform row sample of large data): 5 rounds oversampling k
+    /// candidates each, then weighted k-means++ and a few weighted Lloyd steps on the candidates.
     KMeansParallel,
     /// Greedy k-means++ (2 + ln k trials per center, as scikit-learn).
     KMeansPlusPlus,
@@ -493,16 +493,38 @@ mod tests {
     #[test]
     fn same_result_for_one_and_two_threads() {
         let d = 4;
-        let x: Vec<f32> = data(70_000, d, 2).iter().map(|&v| v as f32).collect();
-        let run = |threads: usize| {
-            crate::parallel::set_num_threads(threads);
-            let p = params(40, Algorithm::Auto, Init::KMeansParallel);
-            crate::parallel::install(|| fit(&x, d, &p, &Control::new()).unwrap())
-        };
-        let (a, b) = (run(1), run(2));
-        assert_eq!(a.centers, b.centers);
-        assert_eq!(a.labels, b.labels);
-        assert_eq!(a.inertia.to_bits(), b.inertia.to_bits());
+        // 140,000 rows: k-means|| runs on a row sample (more than 2 * SAMPLE_MIN rows).
+        for n in [70_000, 140_000] {
+            let x: Vec<f32> = data(n, d, 2).iter().map(|&v| v as f32).collect();
+            let run = |threads: usize| {
+                crate::parallel::set_num_threads(threads);
+                let p = params(40, Algorithm::Auto, Init::KMeansParallel);
+                crate::parallel::install(|| fit(&x, d, &p, &Control::new()).unwrap())
+            };
+            let (a, b) = (run(1), run(2));
+            assert_eq!(a.centers, b.centers, "n={n}");
+            assert_eq!(a.labels, b.labels);
+            assert_eq!(a.inertia.to_bits(), b.inertia.to_bits());
+        }
+    }
+
+    #[test]
+    fn sampled_kmeans_parallel_is_as_good_as_on_all_rows() {
+        let (d, k) = (3, 30);
+        let x = data(2 * init::SAMPLE_MIN + 5_000, d, 5);
+        let ctl = Control::new();
+        for seed in [1, 2] {
+            let run = |c: Vec<f64>| {
+                let p = Params {
+                    seed,
+                    ..params(k, Algorithm::Auto, Init::Explicit(c))
+                };
+                fit(&x, d, &p, &ctl).unwrap().inertia
+            };
+            let sampled = run(init::kmeans_parallel(&x, d, k, seed, &ctl).unwrap());
+            let all = run(init::kmeans_parallel_all(&x, d, k, seed, &ctl).unwrap());
+            assert!(sampled <= 1.02 * all, "seed {seed}: {sampled} vs {all}");
+        }
     }
 
     #[test]
