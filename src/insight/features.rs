@@ -3,10 +3,11 @@
 //! Algorithm (no comparison sort of the log):
 //! 1. map user ids to slots: `id - min` when the ids are dense enough
 //!    (`max - min < 2 * rows + 2^20`), else the index among the sorted unique ids (open-addressing
-//!    hash table); count the rows of each user in 8 fixed row blocks (plain counters per block);
-//! 2. scatter `(day, amount, category)` into per-user segments, block by block with per-block
-//!    cursors (a counting sort by user, no atomics: the only
-//!    copy of the log);
+//!    hash table);
+//! 2. sort the rows by slot in two cache-friendly passes (the only copy of the log): a radix
+//!    partition by the slot's high bits into at most ~1024 buckets (per-block histograms of fixed
+//!    row blocks, offsets in block order, one scatter), then per bucket a counting sort by slot
+//!    in a cache-sized scratch buffer (no atomics, no random writes across the whole log);
 //! 3. per user, in parallel chunks of users: stable-sort the small segment by day (rows keep their
 //!    log order, so results never depend on threads), collapse same-day purchases into one
 //!    period as `lifetimes.utils.summary_data_from_transaction_data(freq="D")` does, and compute
@@ -181,13 +182,19 @@ fn scan(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Option<(i64, i64)>> {
     Ok(out)
 }
 
-/// Number of fixed row blocks of the counting sort (each block counts and scatters its rows with
+/// Rows per block of the radix partition (each block has its own bucket histogram and cursors:
 /// plain, non-atomic writes). Fixed, so the work split never depends on the thread count.
-const BLOCKS: usize = 8;
+const PBLOCK: usize = 1 << 18;
 
-fn block_range(n: usize, b: usize) -> (usize, usize) {
-    let per = n.div_ceil(BLOCKS);
-    ((b * per).min(n), ((b + 1) * per).min(n))
+/// Slots per bucket of the radix partition = `1 << bucket_shift`: at most ~1024 buckets, so the
+/// partition writes few streams, and a bucket's rows and counters fit in cache for the local
+/// counting sort. Depends only on the number of slots (never on threads).
+fn bucket_shift(n_slots: usize) -> u32 {
+    let mut shift = 10u32;
+    while (n_slots >> shift) > 1024 {
+        shift += 1;
+    }
+    shift
 }
 
 /// Maps user ids to slots: dense ids use `id - min` directly, sparse ids an open-addressing
@@ -289,47 +296,158 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
     let mm = scan(inp, ctl)?;
     ctl.advance(1);
     let (map, n_slots, sparse_ids) = build_map(inp, mm, ctl)?;
+    let dense_min = match &map {
+        IdMap::Dense { min } => Some(*min),
+        _ => None,
+    };
 
-    // 1. per-block counts per slot (plain writes: each block owns its array)
-    let mut counts: Vec<Vec<u32>> = (0..BLOCKS)
+    // 1. radix partition of the rows by slot bucket (high bits of the slot): per-block bucket
+    //    histograms, deterministic offsets (blocks in row order), one scatter into the buckets
+    //    (few write streams: cache and TLB friendly); `cat` temporarily holds the local slot.
+    let shift = bucket_shift(n_slots);
+    let n_buckets = if n_slots == 0 {
+        0
+    } else {
+        ((n_slots - 1) >> shift) + 1
+    };
+    let n_pblocks = n.div_ceil(PBLOCK);
+    let hists: Vec<Vec<u32>> = (0..n_pblocks)
         .into_par_iter()
-        .map(|b| -> Result<Vec<u32>> {
-            let (lo, hi) = block_range(n, b);
-            let mut c = vec![0u32; if lo < hi { n_slots } else { 0 }];
-            for start in (lo..hi).step_by(CHUNK) {
-                ctl.check()?;
-                for i in start..(start + CHUNK).min(hi) {
-                    if inp.day[i] <= inp.as_of {
-                        c[map.slot(inp.user[i])] += 1;
-                    }
+        .map(|k| -> Result<Vec<u32>> {
+            ctl.check()?;
+            let mut h = vec![0u32; n_buckets];
+            for i in k * PBLOCK..((k + 1) * PBLOCK).min(n) {
+                if inp.day[i] <= inp.as_of {
+                    h[map.slot(inp.user[i]) >> shift] += 1;
                 }
             }
-            Ok(c)
+            Ok(h)
         })
         .collect::<Result<_>>()?;
+    // offsets: bucket b starts at bstart[b]; block k writes its rows of b after blocks < k
+    let mut bstart = vec![0usize; n_buckets + 1];
+    let mut offs: Vec<Vec<u32>> = vec![vec![0u32; n_buckets]; n_pblocks];
+    let mut acc = 0u32;
+    for b in 0..n_buckets {
+        bstart[b] = acc as usize;
+        for k in 0..n_pblocks {
+            offs[k][b] = acc;
+            acc += hists[k][b];
+        }
+    }
+    bstart[n_buckets] = acc as usize;
+    drop(hists);
+    let m = acc as usize;
+    let mut recs: Vec<Rec> = Vec::with_capacity(m);
+    let mut cat_part: Vec<i32> = Vec::with_capacity(if inp.category.is_some() { m } else { 0 });
+    {
+        let pr = SyncPtr(recs.as_mut_ptr());
+        let pc = SyncPtr(cat_part.as_mut_ptr());
+        offs.par_iter_mut()
+            .enumerate()
+            .try_for_each(|(k, cur)| -> Result<()> {
+                ctl.check()?;
+                for i in k * PBLOCK..((k + 1) * PBLOCK).min(n) {
+                    if inp.day[i] <= inp.as_of {
+                        let s = map.slot(inp.user[i]);
+                        let b = s >> shift;
+                        let p = cur[b] as usize;
+                        cur[b] += 1;
+                        let rec = Rec {
+                            amount: inp.amount[i],
+                            day: inp.day[i],
+                            cat: (s & ((1usize << shift) - 1)) as i32,
+                        };
+                        // SAFETY: the cursors of (block, bucket) cover disjoint ranges of 0..m
+                        // whose lengths are exactly the counts, so p < m is written once.
+                        unsafe { pr.write(p, rec) };
+                        if let Some(c) = inp.category {
+                            // SAFETY: as above (cat_part has capacity m when category is set).
+                            unsafe { pc.write(p, c[i]) };
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        // SAFETY: every position in 0..m was written exactly once above.
+        unsafe { recs.set_len(m) };
+        if inp.category.is_some() {
+            // SAFETY: as above.
+            unsafe { cat_part.set_len(m) };
+        }
+    }
+    drop(offs);
     ctl.advance(1);
 
-    // 2. output rows (slots with rows or listed users) and per-block write cursors
+    // 2. per bucket (in cache): count the rows of each slot, counting sort by slot into a
+    //    scratch buffer, copy back; `cat` gets the category again
+    let mut cnt = vec![0u32; n_slots];
+    {
+        let mut rest: &mut [Rec] = &mut recs;
+        let mut parts: Vec<(usize, &mut [Rec], &mut [u32])> = Vec::with_capacity(n_buckets);
+        let mut cnt_rest: &mut [u32] = &mut cnt;
+        for b in 0..n_buckets {
+            let (r, tail) = rest.split_at_mut(bstart[b + 1] - bstart[b]);
+            rest = tail;
+            let w = (1usize << shift).min(cnt_rest.len());
+            let (c, ctail) = cnt_rest.split_at_mut(w);
+            cnt_rest = ctail;
+            parts.push((bstart[b], r, c));
+        }
+        let cat_part = &cat_part;
+        parts.into_par_iter().try_for_each_init(
+            || (Vec::<Rec>::new(), Vec::<u32>::new()),
+            |(tmp, cur), (off, r, c)| -> Result<()> {
+                ctl.check()?;
+                for x in r.iter() {
+                    c[x.cat as usize] += 1;
+                }
+                cur.clear();
+                let mut a = 0u32;
+                for &v in c.iter() {
+                    cur.push(a);
+                    a += v;
+                }
+                tmp.clear();
+                tmp.reserve(r.len());
+                let pt = tmp.as_mut_ptr();
+                for (j, x) in r.iter().enumerate() {
+                    let l = x.cat as usize;
+                    let p = cur[l] as usize;
+                    cur[l] += 1;
+                    let rec = Rec {
+                        amount: x.amount,
+                        day: x.day,
+                        cat: if cat_part.is_empty() {
+                            0
+                        } else {
+                            cat_part[off + j]
+                        },
+                    };
+                    // SAFETY: p < r.len() <= capacity, each p written once (counting sort).
+                    unsafe { pt.add(p).write(rec) };
+                }
+                // SAFETY: all r.len() positions were written above.
+                unsafe { tmp.set_len(r.len()) };
+                r.copy_from_slice(tmp);
+                Ok(())
+            },
+        )?;
+    }
+    drop(cat_part);
+
+    // output rows (slots with rows or listed users) and their row ranges
     let mut is_listed = vec![false; if inp.users.is_some() { n_slots } else { 0 }];
     if let Some(listed) = inp.users {
         for &u in listed {
             is_listed[map.slot(u)] = true;
         }
     }
-    let dense_min = match &map {
-        IdMap::Dense { min } => Some(*min),
-        _ => None,
-    };
+    drop(map);
     let mut ids: Vec<i64> = Vec::new();
     let mut starts: Vec<u32> = Vec::with_capacity(n_slots.min(n + 1) + 1);
     let mut acc = 0u32;
-    for s in 0..n_slots {
-        let mut tot = 0u32;
-        for c in counts.iter_mut().filter(|c| !c.is_empty()) {
-            let v = c[s];
-            c[s] = acc + tot; // cursor of this block for this slot
-            tot += v;
-        }
+    for (s, &tot) in cnt.iter().enumerate() {
         if tot > 0 || (!is_listed.is_empty() && is_listed[s]) {
             starts.push(acc);
             ids.push(match (dense_min, &sparse_ids) {
@@ -342,6 +460,7 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
     }
     starts.push(acc);
     drop(is_listed);
+    drop(cnt);
     let n_out = ids.len();
     if n_out >= EMPTY as usize {
         return Err(CoreError::invalid(
@@ -349,44 +468,7 @@ pub fn compute(inp: &FeatureInput<'_>, ctl: &Control) -> Result<Features> {
             "more than 2^32 - 2 distinct users",
         ));
     }
-    let m = acc as usize;
-
-    // 3. scatter: the one copy of the log, in row order within each block
-    let mut recs: Vec<Rec> = Vec::with_capacity(m);
-    {
-        let pr = SyncPtr(recs.as_mut_ptr());
-        counts
-            .par_iter_mut()
-            .enumerate()
-            .try_for_each(|(b, cur)| -> Result<()> {
-                let (lo, hi) = block_range(n, b);
-                for start in (lo..hi).step_by(CHUNK) {
-                    ctl.check()?;
-                    for i in start..(start + CHUNK).min(hi) {
-                        if inp.day[i] <= inp.as_of {
-                            let s = map.slot(inp.user[i]);
-                            let p = cur[s] as usize;
-                            cur[s] += 1;
-                            let rec = Rec {
-                                amount: inp.amount[i],
-                                day: inp.day[i],
-                                cat: inp.category.map(|c| c[i]).unwrap_or(0),
-                            };
-                            // SAFETY: the cursors of (block, slot) cover disjoint ranges of 0..m
-                            // whose lengths are exactly the counts, so p < m is written once.
-                            unsafe { pr.write(p, rec) };
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-        // SAFETY: every position in 0..m was written exactly once above.
-        unsafe { recs.set_len(m) };
-    }
-    drop(counts);
-    drop(map);
     ctl.advance(1);
-
     // signup day per output row (for tenure)
     let signup_of: Option<Vec<i32>> = match (inp.users, inp.signup) {
         (Some(u), Some(s)) => {
