@@ -106,10 +106,6 @@ impl RealtimePolicy {
         }
     }
 
-    fn lock_nogil(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn dims(&self, py: Python<'_>) -> (usize, usize, usize) {
         let g = self.lock(py);
         let c = g.policy.config();
@@ -305,10 +301,12 @@ impl RealtimePolicy {
         let mut out = vec![0i64; n];
         if hallucinate {
             if n >= LONG_ROWS / 4 {
+                // Lock on the calling thread (GIL released while waiting), never inside the pool:
+                // a pool thread blocked on the mutex while stealing work would deadlock.
+                let mut g = self.lock(py);
+                let p = &mut g.policy;
                 run_long(py, None, None, |_| {
-                    self.lock_nogil()
-                        .policy
-                        .choose_batch_hallucinated(&rows, n, &mut out)
+                    p.choose_batch_hallucinated(&rows, n, &mut out)
                         .map_err(big_x)
                 })?;
             } else {
@@ -320,11 +318,12 @@ impl RealtimePolicy {
             return Ok(out.into_pyarray(py));
         }
         if n >= LONG_ROWS {
+            // Lock on the calling thread (GIL released while waiting), never inside the pool:
+            // a pool thread blocked on the mutex while stealing work would deadlock.
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
             run_long(py, None, None, |_| {
-                self.lock_nogil()
-                    .policy
-                    .choose_batch(&rows, n, &mut out)
-                    .map_err(big_x)
+                p.choose_batch(&rows, n, &mut out).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
@@ -355,11 +354,12 @@ impl RealtimePolicy {
         };
         let mut out = vec![0.0; n * dims.0];
         if n >= LONG_ROWS {
+            // Lock on the calling thread (GIL released while waiting), never inside the pool:
+            // a pool thread blocked on the mutex while stealing work would deadlock.
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
             run_long(py, None, None, |_| {
-                self.lock_nogil()
-                    .policy
-                    .scores_batch(&rows, n, &mut out)
-                    .map_err(big_x)
+                p.scores_batch(&rows, n, &mut out).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
@@ -392,10 +392,12 @@ impl RealtimePolicy {
             },
         };
         let mut out = vec![0.0; n * dims.0];
+        // Lock on the calling thread (GIL released while waiting), never inside the pool:
+        // a pool thread blocked on the mutex while stealing work would deadlock.
+        let mut g = self.lock(py);
+        let p = &mut g.policy;
         run_long(py, None, None, |_| {
-            self.lock_nogil()
-                .policy
-                .probabilities(&rows, n, n_samples, &mut out)
+            p.probabilities(&rows, n, n_samples, &mut out)
                 .map_err(big_x)
         })?;
         out.into_pyarray(py).reshape(vec![n, dims.0])
@@ -470,11 +472,12 @@ impl RealtimePolicy {
             },
         };
         if n >= LONG_ROWS {
+            // Lock on the calling thread (GIL released while waiting), never inside the pool:
+            // a pool thread blocked on the mutex while stealing work would deadlock.
+            let mut g = self.lock(py);
+            let p = &mut g.policy;
             run_long(py, None, None, |_| {
-                self.lock_nogil()
-                    .policy
-                    .update_batch(&rows, a, r)
-                    .map_err(big_x)
+                p.update_batch(&rows, a, r).map_err(big_x)
             })
         } else {
             let mut g = self.lock(py);
