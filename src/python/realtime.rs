@@ -127,6 +127,22 @@ fn parse_algo(algo: &str, alpha: f64, v: f64, epsilon: f64) -> PyResult<Algo> {
     })
 }
 
+/// The slices of a decision/update call's rows: shared context `x` (named `arg`) and the optional
+/// per-action features.
+fn rows_view<'a>(
+    x: &'a PyReadonlyArrayDyn<'_, f64>,
+    xa: &'a Option<PyReadonlyArrayDyn<'_, f64>>,
+    arg: &str,
+) -> PyResult<Rows<'a>> {
+    Ok(Rows {
+        x: slice(x, arg)?,
+        xa: xa
+            .as_ref()
+            .map(|a| slice(a, "action_features"))
+            .transpose()?,
+    })
+}
+
 /// Shape checks of the 2-d rows `x` (n x d) and optional 3-d `action_features` (n x K x k).
 fn batch_rows<'py>(
     x: &Bound<'py, PyAny>,
@@ -237,13 +253,7 @@ impl RealtimePolicy {
     ) -> PyResult<usize> {
         let dims = self.dims(py);
         let (xr, xar) = single_rows(x, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "x")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "x")?;
         let mut g = self.lock(py);
         let Inner { policy, scratch } = &mut *g;
         policy.choose_one(&rows, scratch).map_err(to_pyerr)
@@ -260,13 +270,7 @@ impl RealtimePolicy {
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let dims = self.dims(py);
         let (xr, xar) = single_rows(x, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "x")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "x")?;
         let mut out = vec![0.0; dims.0];
         let mut g = self.lock(py);
         let Inner { policy, scratch } = &mut *g;
@@ -291,13 +295,7 @@ impl RealtimePolicy {
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "X")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "X")?;
         let mut out = vec![0i64; n];
         if hallucinate {
             if n >= LONG_ROWS / 4 {
@@ -345,13 +343,7 @@ impl RealtimePolicy {
     ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "X")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "X")?;
         let mut out = vec![0.0; n * dims.0];
         if n >= LONG_ROWS {
             // Lock on the calling thread (GIL released while waiting), never inside the pool:
@@ -384,13 +376,7 @@ impl RealtimePolicy {
     ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "X")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "X")?;
         let mut out = vec![0.0; n * dims.0];
         // Lock on the calling thread (GIL released while waiting), never inside the pool:
         // a pool thread blocked on the mutex while stealing work would deadlock.
@@ -415,13 +401,7 @@ impl RealtimePolicy {
     ) -> PyResult<()> {
         let dims = self.dims(py);
         let (xr, xar) = single_rows(x, action_features, dims)?;
-        let rows = Rows {
-            x: slice(&xr, "x")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "x")?;
         let mut g = self.lock(py);
         g.policy
             .update_batch(&rows, &[action], &[reward])
@@ -464,13 +444,7 @@ impl RealtimePolicy {
                 a.len()
             )));
         }
-        let rows = Rows {
-            x: slice(&xr, "X")?,
-            xa: match &xar {
-                Some(a) => Some(slice(a, "action_features")?),
-                None => None,
-            },
-        };
+        let rows = rows_view(&xr, &xar, "X")?;
         if n >= LONG_ROWS {
             // Lock on the calling thread (GIL released while waiting), never inside the pool:
             // a pool thread blocked on the mutex while stealing work would deadlock.
