@@ -213,3 +213,84 @@ pub unsafe fn group_top2(
     }
     (m1, i1, m2)
 }
+
+/// Horizontal minimum of 8 lanes.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn hmin8(m: __m256) -> f32 {
+    let m = _mm256_min_ps(m, _mm256_permute2f128_ps::<1>(m, m));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b01_00_11_10>(m, m));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b10_11_00_01>(m, m));
+    _mm256_cvtss_f32(m)
+}
+
+/// For up to 4 rows and groups of `gb` blocks (`nb` blocks in all, the last group may be
+/// shorter): per group, the minimum over its centers of `||c||^2 - 2 x.c` (`gmin[p][g]`), and
+/// the group holding the overall minimum (`best[p]`; lowest group on ties). One sweep over the
+/// centers with lane-wise minima; the caller finds the nearest center inside `best` (and the
+/// second nearest) with [`group_top2`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; layout as in [`nearest_tile`]; `gmin[p]` has room for
+/// `nb.div_ceil(gb)` values.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn group_mins(
+    rows: &[f32],
+    np: usize,
+    d: usize,
+    ct: &[f32],
+    cn: &[f32],
+    nb: usize,
+    gb: usize,
+    gmin: &mut [Vec<f32>; P],
+) -> [usize; P] {
+    assert!((1..=P).contains(&np) && rows.len() >= np * d && ct.len() >= nb * d * W);
+    assert!(cn.len() >= nb * W && gb >= 1);
+    let t = nb.div_ceil(gb);
+    for g in gmin.iter_mut().take(np) {
+        assert!(g.len() >= t);
+    }
+    let xp = row_ptrs(rows, np, d);
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let mut bv = [inf; 8];
+    let mut bg = [_mm256_setzero_ps(); 8];
+    for g in 0..t {
+        let (b0, b1) = (g * gb, ((g + 1) * gb).min(nb));
+        let mut gm = [inf; 8];
+        for b in b0..b1 {
+            let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+            for r in 0..8 {
+                gm[r] = _mm256_min_ps(gm[r], v[r]);
+            }
+        }
+        let gf = _mm256_set1_ps(g as f32);
+        for r in 0..8 {
+            let m = _mm256_cmp_ps::<_CMP_LT_OQ>(gm[r], bv[r]);
+            bv[r] = _mm256_blendv_ps(bv[r], gm[r], m);
+            bg[r] = _mm256_blendv_ps(bg[r], gf, m);
+        }
+        for p in 0..np {
+            *gmin[p].get_unchecked_mut(g) = hmin8(_mm256_min_ps(gm[2 * p], gm[2 * p + 1]));
+        }
+    }
+    let mut best = [0usize; P];
+    for p in 0..np {
+        let mut vals = [0f32; W];
+        let mut grp = [0f32; W];
+        _mm256_storeu_ps(vals.as_mut_ptr(), bv[2 * p]);
+        _mm256_storeu_ps(vals.as_mut_ptr().add(8), bv[2 * p + 1]);
+        _mm256_storeu_ps(grp.as_mut_ptr(), bg[2 * p]);
+        _mm256_storeu_ps(grp.as_mut_ptr().add(8), bg[2 * p + 1]);
+        let (mut v, mut gi) = (f32::INFINITY, 0usize);
+        for w in 0..W {
+            let gw = grp[w] as usize;
+            if vals[w] < v || (vals[w] == v && gw < gi) {
+                v = vals[w];
+                gi = gw;
+            }
+        }
+        best[p] = gi;
+    }
+    best
+}

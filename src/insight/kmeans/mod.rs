@@ -491,6 +491,51 @@ mod tests {
     }
 
     #[test]
+    fn yinyang_f32_with_many_groups_is_exact_lloyd() {
+        // f32 data on the AVX2 paths (where the CPU has them), several center groups
+        let d = 16;
+        let x: Vec<f32> = data(20_000, d, 7).iter().map(|&v| v as f32).collect();
+        for k in [150, 300] {
+            let init = Init::Explicit(x[..k * d].iter().map(|&v| v as f64).collect());
+            let ctl = Control::new();
+            let p = |a, max_iter| Params {
+                max_iter,
+                ..params(k, a, init.clone())
+            };
+            // f32 rounding of near-ties makes runs drift apart slowly over iterations (a label
+            // flips, the centers differ, more labels flip): two steps agree up to a few rows
+            let a = fit(&x, d, &p(Algorithm::Lloyd, 2), &ctl).unwrap();
+            let b = fit(&x, d, &p(Algorithm::Yinyang, 2), &ctl).unwrap();
+            let diff = a
+                .labels
+                .iter()
+                .zip(&b.labels)
+                .filter(|(u, v)| u != v)
+                .count();
+            assert!(diff <= 10, "k={k}: {diff} labels differ");
+            // after 12 steps every label is still the nearest of the final centers (the bounds
+            // never skip a closer center), and 1 and 2 threads give identical results
+            let run = |threads: usize| {
+                crate::parallel::set_num_threads(threads);
+                crate::parallel::install(|| fit(&x, d, &p(Algorithm::Yinyang, 12), &ctl).unwrap())
+            };
+            let (b, c) = (run(1), run(2));
+            assert_eq!(b.labels, c.labels, "k={k}");
+            assert_eq!(b.centers, c.centers);
+            for (i, &l) in b.labels.iter().enumerate() {
+                let row = &x[i * d..(i + 1) * d];
+                let dist = |c: usize| kernel::dist2_f64(row, &b.centers[c * d..(c + 1) * d]);
+                let best = (0..k).map(dist).fold(f64::INFINITY, f64::min);
+                let got = dist(l as usize);
+                assert!(
+                    got <= best * (1.0 + 1e-5) + 1e-4,
+                    "k={k} row {i}: {got} vs {best}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn same_result_for_one_and_two_threads() {
         let d = 4;
         // 140,000 rows: k-means|| runs on a row sample (more than 2 * SAMPLE_MIN rows).

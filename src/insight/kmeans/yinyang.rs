@@ -12,6 +12,7 @@ use super::kernel::{self, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
 use crate::control::Control;
 use crate::error::Result;
+use rayon::prelude::*;
 
 /// Memory allowed for the per-row group bounds (bytes).
 pub const BOUNDS_BUDGET: usize = 1 << 30;
@@ -92,36 +93,38 @@ fn first_imp<T: Real, F: Fm>(
             kernel::as_f32(&pk.ct),
             kernel::as_f32(&pk.cn),
         ) {
-            let mut out: [Vec<(f32, u32, f32)>; P] = std::array::from_fn(|_| Vec::new());
+            let mut gm: [Vec<f32>; P] = std::array::from_fn(|_| vec![0f32; t]);
             let mut i = 0;
             while i < n {
                 let np = (n - i).min(P);
                 // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
-                unsafe {
+                let best = unsafe {
                     let rows = &x32[i * d..(i + np) * d];
-                    super::avx2::block_top2(rows, np, d, ct, cn, 0, pk.nb, &mut out)
+                    super::avx2::group_mins(rows, np, d, ct, cn, pk.nb, gr.gb, &mut gm)
                 };
                 for p in 0..np {
-                    let blocks = &out[p];
-                    let mut a = 0usize;
-                    let mut best = f32::INFINITY;
-                    for &(m1, i1, _) in blocks {
-                        if m1 < best {
-                            best = m1;
-                            a = i1 as usize;
-                        }
-                    }
                     let xr = &x[(i + p) * d..(i + p + 1) * d];
                     let x2 = norm2::<T, F>(xr).to_f64();
+                    // nearest and second nearest center inside the best group
+                    let ga = best[p];
+                    let (b0, b1) = gr.blocks(ga);
+                    // SAFETY: as above.
+                    let (m1, a, m2) = unsafe {
+                        super::avx2::group_top2(
+                            &x32[(i + p) * d..(i + p + 1) * d],
+                            d,
+                            ct,
+                            cn,
+                            b0,
+                            b1,
+                        )
+                    };
+                    let a = a as usize;
+                    gm[p][ga] = if m1.is_finite() { m2 } else { m1 };
                     labels[i + p] = a as u32;
-                    ub[i + p] = kernel::dist2::<T, F>(xr, &pk_center(pk, a, d)).sqrt();
+                    ub[i + p] = kernel::dist2_lanes::<T, F>(xr, &pk_center(pk, a, d)).sqrt();
                     let l = &mut lb[(i + p) * t..(i + p + 1) * t];
-                    for (g, lg) in l.iter_mut().enumerate() {
-                        let (b0, b1) = gr.blocks(g);
-                        let mut m = f32::INFINITY;
-                        for &(m1, i1, m2) in &blocks[b0..b1] {
-                            m = m.min(if i1 as usize == a { m2 } else { m1 });
-                        }
+                    for (lg, &m) in l.iter_mut().zip(&gm[p]) {
                         *lg = T::from_f64((x2 + m as f64).max(0.0).sqrt());
                     }
                     counts[a] += 1;
@@ -183,9 +186,9 @@ fn pk_center<T: Real>(pk: &Packed<T>, c: usize, d: usize) -> [T; 64] {
     out
 }
 
-/// Per-row state besides the group bounds: global lower bound (Hamerly's, decayed by the largest
-/// drift of all centers) and the iteration at which the row's group bounds were last brought up
-/// to date (older drifts are applied lazily from the cumulative group drifts).
+/// Per-row state besides the group bounds: global lower bound (the smallest group bound, as of
+/// the pass at which the row's group bounds were last brought up to date: `stamp`) and that pass
+/// (drifts since then are applied lazily from the cumulative group drifts).
 pub struct RowState<'a, T> {
     pub labels: &'a mut [u32],
     pub ub: &'a mut [T],
@@ -198,14 +201,15 @@ pub struct RowState<'a, T> {
 pub struct Drift<'a, T> {
     /// per center drift (rounded up)
     pub drift: &'a [T],
-    /// largest drift over all centers
-    pub max: T,
     /// per center: half the distance to its nearest other center (rounded down); a row closer
     /// than that to its center cannot be closer to any other (Hamerly's / Elkan's test)
     pub half: &'a [T],
     /// `dec[s*t + g]`: how much the group bounds last brought up to date at pass `s` must
     /// decrease by now (rounded up); row `it` is zero
     pub dec: &'a [T],
+    /// `gmax[s]`: the largest decrement of row `s` of `dec` (how much the global bound of a row
+    /// whose bounds were last brought up to date at pass `s` must decrease by now)
+    pub gmax: &'a [T],
     pub it: usize,
 }
 
@@ -233,14 +237,39 @@ fn sub_min<T: Real>(l: &mut [T], dec: &[T]) -> T {
     r
 }
 
+/// Bit `g` set where `l[g] < u` (`l.len() <= 64`); lane-wise so it vectorises.
+#[inline(always)]
+fn below_mask<T: Real>(l: &[T], u: T) -> u64 {
+    const L: usize = 8;
+    let mut mask = 0u64;
+    let mut ch = l.chunks_exact(L);
+    for (ci, c) in (&mut ch).enumerate() {
+        let mut m = 0u64;
+        for w in 0..L {
+            m |= ((c[w] < u) as u64) << w;
+        }
+        mask |= m << (ci * L);
+    }
+    let base = l.len() - ch.remainder().len();
+    for (w, &v) in ch.remainder().iter().enumerate() {
+        mask |= ((v < u) as u64) << (base + w);
+    }
+    mask
+}
+
 /// Half the distance of every center to its nearest other center, rounded down (0 for k = 1).
 fn half_gaps<T: Real>(centers: &[T], pk: &Packed<T>, k: usize, d: usize) -> Vec<T> {
     if k < 2 {
         return vec![T::ZERO; k];
     }
     let mut all = vec![T::ZERO; k * k];
-    kernel::all_dist(centers, d, pk, &mut all);
+    // rows of centers in parallel (each value is computed alone: no effect on results)
+    all.par_chunks_mut(64 * k)
+        .zip(centers.par_chunks(64 * d))
+        .for_each(|(o, c)| kernel::all_dist(c, d, pk, o));
     (0..k)
+        .into_par_iter()
+        .with_min_len(64)
         .map(|c| {
             let mut m = f64::INFINITY;
             for (o, &v) in all[c * k..(c + 1) * k].iter().enumerate() {
@@ -275,6 +304,13 @@ fn dec_table<T: Real>(cum: &[f64], it: usize, t: usize) -> Vec<T> {
     out
 }
 
+/// Largest value of every row of `t` values.
+fn row_max<T: Real>(dec: &[T], t: usize) -> Vec<T> {
+    dec.chunks_exact(t)
+        .map(|r| r.iter().fold(T::ZERO, |m, &v| m.mx(v)))
+        .collect()
+}
+
 /// A bounded pass; returns the rows whose label changed as `(row, from, to)` (row relative to
 /// the chunk).
 #[inline(always)]
@@ -295,22 +331,20 @@ fn pass_imp<T: Real, F: Fm>(
     for i in 0..n {
         let a = st.labels[i] as usize;
         let mut u = st.ub[i] + dr.drift[a];
-        let g0 = st.glb[i] - dr.max;
-        let g0h = g0.mx(dr.half[a]);
+        let s0 = st.stamp[i] as usize;
+        let g0h = (st.glb[i] - dr.gmax[s0]).mx(dr.half[a]);
         st.ub[i] = u;
-        st.glb[i] = g0;
         if u <= g0h {
             continue;
         }
         let xr = &x[i * d..(i + 1) * d];
-        u = kernel::dist2::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
+        u = kernel::dist2_lanes::<T, F>(xr, &centers[a * d..(a + 1) * d]).sqrt();
         st.ub[i] = u;
         if u <= g0h {
             continue;
         }
         // bring the group bounds up to date
         let l = &mut st.lb[i * t..(i + 1) * t];
-        let s0 = st.stamp[i] as usize;
         let gmin = sub_min(l, &dr.dec[s0 * t..(s0 + 1) * t]);
         st.stamp[i] = dr.it as u32;
         if u <= gmin {
@@ -321,18 +355,24 @@ fn pass_imp<T: Real, F: Fm>(
         let mut best = a;
         let mut bestd = u;
         rec.clear();
-        #[allow(clippy::needless_range_loop)]
-        for g in 0..t {
-            if l[g] >= bestd {
-                continue;
-            }
-            let (b0, b1) = gr.blocks(g);
-            let (i1, m1, m2) = kernel::group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
-            let (m1, m2) = (m1.sqrt(), m2.sqrt());
-            rec.push((g, i1, m1, m2));
-            if m1 < bestd && i1 != a {
-                bestd = m1;
-                best = i1;
+        // candidate groups (bound below the current best), 64 at a time as a bit mask, in
+        // increasing group order; `bestd` only decreases, so each candidate is checked again
+        for (wi, lw) in l.chunks(64).enumerate() {
+            let mut mask = below_mask(lw, u);
+            while mask != 0 {
+                let g = wi * 64 + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if l[g] >= bestd {
+                    continue;
+                }
+                let (b0, b1) = gr.blocks(g);
+                let (i1, m1, m2) = kernel::group_top2::<T, F>(xr, x2, d, pk, b0, b1, &mut buf);
+                let (m1, m2) = (m1.sqrt(), m2.sqrt());
+                rec.push((g, i1, m1, m2));
+                if m1 < bestd && i1 != a {
+                    bestd = m1;
+                    best = i1;
+                }
             }
         }
         for &(g, i1, m1, m2) in &rec {
@@ -397,7 +437,11 @@ pub fn run<T: Real>(
     let max_t = (BOUNDS_BUDGET / (n * std::mem::size_of::<T>())).max(1);
     // one group (Hamerly) up to 128 centers, else groups of 2 blocks (32 centers), fewer and
     // larger if the bounds would not fit the memory budget
-    let want_gb = if nb <= 8 { nb } else { 2 };
+    let want_gb = if nb <= 8 {
+        nb
+    } else {
+        std::env::var("GB").map(|s| s.parse().unwrap()).unwrap_or(2)
+    };
     let gb = nb.div_ceil(max_t.min(nb)).max(want_gb).min(nb);
     let t = nb.div_ceil(gb);
     let gr = Groups { t, gb, nb };
@@ -476,14 +520,14 @@ pub fn run<T: Real>(
             let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
             let base = cum[(it - 1) * t..it * t].to_vec();
             cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
-            let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
             let half = half_gaps(&centers, &pk, k, d);
             let dec = dec_table::<T>(&cum, it, t);
+            let gmax = row_max(&dec, t);
             let dr = Drift {
                 drift: &drift,
-                max,
                 half: &half,
                 dec: &dec,
+                gmax: &gmax,
                 it,
             };
             ordered(
@@ -552,14 +596,14 @@ pub fn run<T: Real>(
         let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
         let base = cum[(it - 1) * t..it * t].to_vec();
         cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
-        let max = drift.iter().fold(T::ZERO, |m, &v| m.mx(v));
         let half = half_gaps(&centers, &pk, k, d);
         let dec = dec_table::<T>(&cum, it, t);
+        let gmax = row_max(&dec, t);
         let dr = Drift {
             drift: &drift,
-            max,
             half: &half,
             dec: &dec,
+            gmax: &gmax,
             it,
         };
         let (ls, us, gs, ss, bs) = (
