@@ -160,8 +160,42 @@ pub unsafe fn block_top2(
     }
 }
 
+/// `cn - 2 x.c` of one row against one block (two registers of 8 lanes).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_block(x: &[f32], d: usize, cb: *const f32, cnb: *const f32) -> (__m256, __m256) {
+    let mut a0 = _mm256_setzero_ps();
+    let mut a1 = _mm256_setzero_ps();
+    let mut c0 = _mm256_setzero_ps();
+    let mut c1 = _mm256_setzero_ps();
+    let mut j = 0;
+    while j + 1 < d {
+        let x0 = _mm256_set1_ps(*x.get_unchecked(j));
+        let x1 = _mm256_set1_ps(*x.get_unchecked(j + 1));
+        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
+        a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
+        c0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W)), c0);
+        c1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W + 8)), c1);
+        j += 2;
+    }
+    if j < d {
+        let x0 = _mm256_set1_ps(*x.get_unchecked(j));
+        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
+        a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
+    }
+    a0 = _mm256_add_ps(a0, c0);
+    a1 = _mm256_add_ps(a1, c1);
+    let two = _mm256_set1_ps(2.0);
+    (
+        _mm256_fnmadd_ps(two, a0, _mm256_loadu_ps(cnb)),
+        _mm256_fnmadd_ps(two, a1, _mm256_loadu_ps(cnb.add(8))),
+    )
+}
+
 /// One row against blocks `b0..b1`: the (min, index, second min) of `||c||^2 - 2 x.c` over all
-/// their centers.
+/// their centers (lowest index on ties). Blocks go in pairs: lane-wise low/high of the two
+/// blocks, then one top-2 over the lows (the second minimum is the smaller of the lows' second
+/// minimum and the high in the winning lane).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; layout as in [`nearest_tile`].
@@ -175,41 +209,62 @@ pub unsafe fn group_top2(
     b1: usize,
 ) -> (f32, u32, f32) {
     assert!(x.len() >= d && ct.len() >= b1 * d * W && cn.len() >= b1 * W);
-    let two = _mm256_set1_ps(2.0);
     let (mut m1, mut i1, mut m2) = (f32::INFINITY, 0u32, f32::INFINITY);
-    for b in b0..b1 {
-        let cb = ct.as_ptr().add(b * d * W);
-        let mut a0 = _mm256_setzero_ps();
-        let mut a1 = _mm256_setzero_ps();
-        let mut c0 = _mm256_setzero_ps();
-        let mut c1 = _mm256_setzero_ps();
-        let mut j = 0;
-        while j + 1 < d {
-            let x0 = _mm256_set1_ps(*x.get_unchecked(j));
-            let x1 = _mm256_set1_ps(*x.get_unchecked(j + 1));
-            a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
-            a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
-            c0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W)), c0);
-            c1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(cb.add(j * W + W + 8)), c1);
-            j += 2;
-        }
-        if j < d {
-            let x0 = _mm256_set1_ps(*x.get_unchecked(j));
-            a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W)), a0);
-            a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
-        }
-        a0 = _mm256_add_ps(a0, c0);
-        a1 = _mm256_add_ps(a1, c1);
-        let v0 = _mm256_fnmadd_ps(two, a0, _mm256_loadu_ps(cn.as_ptr().add(b * W)));
-        let v1 = _mm256_fnmadd_ps(two, a1, _mm256_loadu_ps(cn.as_ptr().add(b * W + 8)));
-        let (bm1, bi1, bm2) = top2(v0, v1);
+    let mut b = b0;
+    while b < b1 {
+        let (bm1, bi1, bm2) = if b + 1 < b1 {
+            let (p0, p1) = row_block(x, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+            let (q0, q1) = row_block(
+                x,
+                d,
+                ct.as_ptr().add((b + 1) * d * W),
+                cn.as_ptr().add((b + 1) * W),
+            );
+            // block b wins ties (lower indices)
+            let k0 = _mm256_cmp_ps::<_CMP_LT_OQ>(q0, p0);
+            let k1 = _mm256_cmp_ps::<_CMP_LT_OQ>(q1, p1);
+            let lo0 = _mm256_blendv_ps(p0, q0, k0);
+            let lo1 = _mm256_blendv_ps(p1, q1, k1);
+            let hi0 = _mm256_blendv_ps(q0, p0, k0);
+            let hi1 = _mm256_blendv_ps(q1, p1, k1);
+            let lm1 = hmin8(_mm256_min_ps(lo0, lo1));
+            let mv = _mm256_set1_ps(lm1);
+            let eq = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(lo0, mv)) as u32
+                | ((_mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(lo1, mv)) as u32) << 8);
+            if eq == 0 {
+                // no finite minimum (all lanes NaN/inf)
+                (f32::INFINITY, 0, f32::INFINITY)
+            } else {
+                // lanes whose low came from block b+1; lowest center index wins ties
+                let fq = _mm256_movemask_ps(k0) as u32 | ((_mm256_movemask_ps(k1) as u32) << 8);
+                let (lane, bb) = if eq & !fq != 0 {
+                    ((eq & !fq).trailing_zeros() as usize, b)
+                } else {
+                    (eq.trailing_zeros() as usize, b + 1)
+                };
+                let lv = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+                let s0 =
+                    _mm256_castsi256_ps(_mm256_cmpeq_epi32(lv, _mm256_set1_epi32(lane as i32)));
+                let s1 =
+                    _mm256_castsi256_ps(_mm256_cmpeq_epi32(lv, _mm256_set1_epi32(lane as i32 - 8)));
+                // second minimum: the lows with the winning lane replaced by its high
+                let w0 = _mm256_blendv_ps(lo0, hi0, s0);
+                let w1 = _mm256_blendv_ps(lo1, hi1, s1);
+                (lm1, (bb * W + lane) as u32, hmin8(_mm256_min_ps(w0, w1)))
+            }
+        } else {
+            let (v0, v1) = row_block(x, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+            let (bm1, bi1, bm2) = top2(v0, v1);
+            (bm1, (b * W + bi1) as u32, bm2)
+        };
         if bm1 < m1 {
             m2 = m1.min(bm2);
             m1 = bm1;
-            i1 = (b * W + bi1) as u32;
+            i1 = bi1;
         } else {
             m2 = m2.min(bm1);
         }
+        b += 2;
     }
     (m1, i1, m2)
 }

@@ -221,10 +221,14 @@ fn sub_min<T: Real>(l: &mut [T], dec: &[T]) -> T {
     let mut a = l.chunks_exact_mut(L);
     let mut b = dec.chunks_exact(L);
     for (x, y) in (&mut a).zip(&mut b) {
+        // loads, arithmetic and stores grouped so they vectorise
+        let xv: [T; L] = std::array::from_fn(|w| x[w]);
+        let yv: [T; L] = std::array::from_fn(|w| y[w]);
+        let r: [T; L] = std::array::from_fn(|w| xv[w] - yv[w]);
         for w in 0..L {
-            x[w] = x[w] - y[w];
-            m[w] = m[w].mn(x[w]);
+            m[w] = m[w].mn(r[w]);
         }
+        x.copy_from_slice(&r);
     }
     let mut r = T::INF;
     for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
@@ -304,6 +308,23 @@ fn dec_table<T: Real>(cum: &[f64], it: usize, t: usize) -> Vec<T> {
     out
 }
 
+/// Hints the cache lines of `s` into the cache (no-op off x86-64).
+#[inline(always)]
+fn prefetch<T>(s: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let bytes = std::mem::size_of_val(s);
+        let p = s.as_ptr() as *const i8;
+        let mut o = 0;
+        while o < bytes {
+            // SAFETY: prefetching never faults; the address is inside `s`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(o)) };
+            o += 64;
+        }
+    }
+}
+
 /// Largest value of every row of `t` values.
 fn row_max<T: Real>(dec: &[T], t: usize) -> Vec<T> {
     dec.chunks_exact(t)
@@ -328,7 +349,18 @@ fn pass_imp<T: Real, F: Fm>(
     let mut buf = vec![T::ZERO; gr.gb * W];
     let mut rec: Vec<(usize, usize, T, T)> = Vec::with_capacity(t);
     let mut moves = Vec::new();
+    const AHEAD: usize = 8;
     for i in 0..n {
+        // the rows that fail the global filter read their group bounds: prefetch them a few
+        // rows ahead (same test as below, on the bounds as they are now)
+        if i + AHEAD < n {
+            let j = i + AHEAD;
+            let a = st.labels[j] as usize;
+            let s0 = st.stamp[j] as usize;
+            if st.ub[j] + dr.drift[a] > (st.glb[j] - dr.gmax[s0]).mx(dr.half[a]) {
+                prefetch(&st.lb[j * t..(j + 1) * t]);
+            }
+        }
         let a = st.labels[i] as usize;
         let mut u = st.ub[i] + dr.drift[a];
         let s0 = st.stamp[i] as usize;
