@@ -123,7 +123,7 @@ def test_user_insight_end_to_end(log):
     assert ui.cells.n_cells_ > 20
     pros = ui.features_["is_prospect"].to_numpy()
     assert (ui.clv_[pros] == 0).all() and (ui.clv_[~pros] >= 0).all()
-    assert (ui.users_.loc[pros, "cluster_name"] == "prospects").all()
+    assert ui.users_.loc[pros, "cluster_name"].str.startswith("prospects").all()
     assert ui.bgnbd_ is not None and ui.gammagamma_ is not None
     s = ui.summary()
     assert s["n_cells"] == ui.cells.n_cells_ and s["bgnbd_r"] > 0
@@ -150,3 +150,27 @@ def test_user_insight_all_prospects_and_tiny_inputs():
     assert one.cells.n_cells_ == 1 and one.users_["stage"].iloc[0] == "new"
     with pytest.raises(gm.StateError):
         UserInsight().summary()
+
+
+def test_default_population_gives_thousands_of_labelled_cells():
+    # the default world of `growthmachine run`: 100,000 users, 365 days, seed 0
+    from growthmachine.sim import Population
+
+    pop = Population.generate(100_000, days=365, seed=0, progress=False)
+    ui = UserInsight(seed=0).fit(
+        pop.transactions, as_of=pop.days, users=pop.users, category="category"
+    )
+    cells = ui.cells_
+    assert ui.cells.n_cells_ >= 2000 and len(cells) == ui.cells.n_cells_
+    assert ui.min_cell_size >= 20 and (cells["size"] >= ui.min_cell_size).all()
+    assert cells["size"].sum() == 100_000
+    assert cells["label"].str.len().min() > 0 and cells["label"].nunique() > 1000
+    # prospects (no purchase) are split by their profile, buyers by behaviour x value
+    pros = ui.features_["is_prospect"].to_numpy()
+    assert ui.n_prospect_clusters_ > 100 and ui.n_clusters_ > 100
+    assert len(np.unique(ui.cell_[pros])) > 500 and len(np.unique(ui.cell_[~pros])) > 1000
+    # profiles: CLV, P(alive) and a stage mix per cell
+    assert np.isfinite(cells["mean_clv"]).all() and (cells["mean_clv"] > 0).sum() > 1000
+    assert cells["mean_p_alive"].between(0, 1).all()
+    mix = cells[[c for c in cells.columns if c.startswith("stage_")]].sum(axis=1)
+    np.testing.assert_allclose(mix, 1.0)

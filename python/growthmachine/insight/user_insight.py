@@ -48,13 +48,65 @@ def _cluster_matrix(f: pd.DataFrame, buyers: np.ndarray) -> tuple[np.ndarray, li
     return np.ascontiguousarray(np.column_stack([cols[c] for c in names])), names
 
 
-def _name_clusters(centers: np.ndarray, names: list[str]) -> list[str]:
+#: Most categories a users-table column may have to describe prospects (one-hot encoded).
+MAX_CATEGORIES = 50
+
+
+def _prospect_matrix(
+    users: Any, user: str, ids: np.ndarray
+) -> tuple[np.ndarray, list[str], dict[str, tuple[str, str]]] | None:
+    """Profile matrix of the prospects (``ids``) from the attribute columns of the users table:
+    numbers (e.g. ``signup_day``) as they are, booleans as 0/1, categories one-hot (columns with
+    at most :data:`MAX_CATEGORIES` values). None when the table has no usable attribute."""
+    if users is None or not cv.is_table(users):
+        return None
+    u = pd.DataFrame({c: cv.column(users, "users", c) for c in cv.columns(users, "users")})
+    if user not in u.columns:
+        return None
+    u = u.drop_duplicates(user).set_index(user).reindex(ids)
+    cols: dict[str, np.ndarray] = {}
+    words: dict[str, tuple[str, str]] = {}
+    for c in u.columns:
+        v = u[c]
+        if pd.api.types.is_bool_dtype(v):
+            cols[c] = v.fillna(False).to_numpy(dtype=float)
+            words[c] = (c.replace("_", " "), f"no {c.replace('_', ' ')}")
+        elif pd.api.types.is_numeric_dtype(v):
+            x = v.to_numpy(dtype=float)
+            if not np.isfinite(x).any():
+                continue
+            cols[c] = np.where(np.isfinite(x), x, np.nanmedian(x))
+            words[c] = (
+                ("recent sign-ups", "early sign-ups")
+                if c == "signup_day"
+                else (f"high {c}", f"low {c}")
+            )
+        else:
+            cat = v.astype("category")
+            if len(cat.cat.categories) > MAX_CATEGORIES:
+                continue
+            for val in cat.cat.categories:
+                name = f"{c}={val}"
+                cols[name] = (cat == val).to_numpy(dtype=float)
+                words[name] = (f"{val} {c.replace('_', ' ')}", f"not {val}")
+    cols = {c: x for c, x in cols.items() if np.ptp(x) > 0}
+    if not cols:
+        return None
+    names = list(cols)
+    X = np.ascontiguousarray(np.column_stack([cols[c] for c in names]))
+    return X, names, words
+
+
+def _name_clusters(
+    centers: np.ndarray, names: list[str], vocab: dict[str, tuple[str, str]] | None = None
+) -> list[str]:
     """A readable name per cluster from its most distinctive (standardised) features."""
+    vocab = CLUSTER_FEATURES if vocab is None else vocab
     out: list[str] = []
     ranked = []
     for c in centers:
         order = np.argsort(-np.abs(c), kind="stable")
-        words = [CLUSTER_FEATURES[names[j]][0 if c[j] >= 0 else 1] for j in order]
+        words = [vocab[names[j]][0 if c[j] >= 0 else 1] for j in order]
         ranked.append(words)
         out.append(words[0])
     for depth in (2, 3):
@@ -82,23 +134,34 @@ class UserInsight(Versioned):
       :func:`clv`; 0 for prospects): arrays aligned with ``features_``;
     - ``lifecycle_``: stage per user (categorical Series indexed by user id);
     - ``scaler_``, ``kmeans_``: the scaler and KMeans model on the buyers' behaviour features
-      (``cluster_features_``); ``labels_``: cluster per user (prospects get the extra cluster
-      ``n_clusters_``); ``cluster_names_``: readable names (last: "prospects");
+      (``cluster_features_``; ``n_clusters_`` clusters);
+    - ``prospect_scaler_``, ``prospect_kmeans_``: the same for the prospects (users who never
+      bought: no behaviour to cluster) on their profile in the ``users`` table, when it is a table
+      with attribute columns (``prospect_features_``: numbers such as ``signup_day`` as they are,
+      booleans 0/1, categories one-hot); ``n_prospect_clusters_`` clusters (1, "prospects", without
+      such a table);
+    - ``labels_``: cluster per user (prospects' clusters are numbered after the buyers', from
+      ``n_clusters_``); ``cluster_names_``: readable names (prospects': "prospects: ...");
     - ``value_tier_``: CLV quantile tier per user within its lifecycle stage (prospects 0);
     - ``cells``: the :class:`Cells`; ``cell_``: cell id per user; ``cells_``: the cell profile
-      table (size, feature means, CLV, P(alive), stage mix);
+      table (size, feature means, CLV, P(alive), stage mix).
+
+    Defaults: 512 buyer clusters, 1,024 prospect clusters, 5 CLV tiers, cells of at least 20 users:
+    the default 100,000-user simulated population gives over 2,000 cells (``growthmachine run``).
     - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
       cell_label, p_alive, expected_purchases, clv.
     """
 
     _STATE_KIND = "insight.UserInsight"
-    _STATE_VERSION = 1
+    # 2: prospect clusters (n_prospect_clusters, prospect_* attributes)
+    _STATE_VERSION = 2
 
     def __init__(
         self,
-        n_clusters: int = 256,
+        n_clusters: int = 512,
         *,
-        min_cell_size: int = 10,
+        n_prospect_clusters: int = 1024,
+        min_cell_size: int = 20,
         n_tiers: int = 5,
         rules: LifecycleRules | dict | None = None,
         penalizer: float = 0.0,
@@ -111,6 +174,9 @@ class UserInsight(Versioned):
         progress: bool | None = None,
     ):
         self.n_clusters = cv.check_int(n_clusters, "n_clusters", minimum=1)
+        self.n_prospect_clusters = cv.check_int(
+            n_prospect_clusters, "n_prospect_clusters", minimum=1
+        )
         self.min_cell_size = cv.check_int(min_cell_size, "min_cell_size", minimum=1)
         self.n_tiers = cv.check_int(n_tiers, "n_tiers", minimum=1, maximum=255)
         self.rules = _rules(rules)
@@ -201,19 +267,57 @@ class UserInsight(Versioned):
             ).fit(Xs)
             labels[buyers] = self.kmeans_.labels_
             centers = np.asarray(self.kmeans_.cluster_centers_, dtype=np.float64)
-            self.cluster_names_ = _name_clusters(centers, names) + ["prospects"]
+            self.cluster_names_ = _name_clusters(centers, names)
         else:
             self.cluster_features_ = []
             self.scaler_ = None
             self.kmeans_ = None
             k = 0
             centers = np.zeros((0, 1))
-            self.cluster_names_ = ["prospects"]
-        labels[~buyers] = k
+            self.cluster_names_ = []
         self.n_clusters_ = k
+
+        # clusters of prospects' profiles (users-table attributes), numbered after the buyers'
+        pros = ~buyers
+        n_pros = int(pros.sum())
+        self.prospect_features_: list[str] = []
+        self.prospect_scaler_ = None
+        self.prospect_kmeans_ = None
+        p_centers = np.zeros((1, 0))
+        p_names = ["prospects"]
+        pm = None
+        if self.n_prospect_clusters > 1 and n_pros > 1:
+            pm = _prospect_matrix(users, user, f["user_id"].to_numpy()[pros])
+        if pm is not None:
+            Xp, pnames, vocab = pm
+            self.prospect_scaler_ = StandardScaler().fit(Xp)
+            Xps = self.prospect_scaler_.transform(Xp)
+            n_distinct = (
+                len(np.unique(Xps, axis=0)) if n_pros <= 4 * self.n_prospect_clusters else n_pros
+            )
+            kp = min(self.n_prospect_clusters, n_distinct)
+            if kp > 1:
+                self.prospect_features_ = pnames
+                self.prospect_kmeans_ = KMeans(
+                    kp, seed=self.seed, max_iter=self.max_iter, progress=self.progress
+                ).fit(Xps)
+                labels[pros] = k + self.prospect_kmeans_.labels_
+                p_centers = np.asarray(self.prospect_kmeans_.cluster_centers_, dtype=np.float64)
+                p_names = [f"prospects: {nm}" for nm in _name_clusters(p_centers, pnames, vocab)]
+        if self.prospect_kmeans_ is None:
+            labels[pros] = k
+        self.n_prospect_clusters_ = len(p_names)
+        self.cluster_names_ = self.cluster_names_ + p_names
         self.labels_ = labels
-        far = np.full((1, centers.shape[1]), 1e6)
-        all_centers = np.vstack([centers, far]) if k else far
+        # one space for both kinds of centres (buyers' and prospects' coordinates side by side,
+        # prospects far away on an extra axis): merges only ever join clusters of one stage
+        kp, db, dp = len(p_names), centers.shape[1], p_centers.shape[1]
+        all_centers = np.vstack(
+            [
+                np.hstack([centers, np.zeros((k, dp + 1))]),
+                np.hstack([np.zeros((kp, db)), p_centers, np.full((kp, 1), 1e6)]),
+            ]
+        )
 
         # CLV tiers within each stage (a stage's own top value is "top value" there)
         tiers = np.zeros(n, dtype=np.uint8)
@@ -267,6 +371,7 @@ class UserInsight(Versioned):
             "n_buyers": self.n_buyers_,
             "n_cells": self.cells.n_cells_,
             "n_clusters": self.n_clusters_,
+            "n_prospect_clusters": self.n_prospect_clusters_,
             "total_clv": float(self.clv_.sum()),
             "mean_p_alive_buyers": float(
                 self.p_alive_[~self.features_["is_prospect"].to_numpy()].mean()
@@ -360,11 +465,20 @@ def run_stage(ctx: Any) -> None:
     s = ui.summary()
     sec.text(
         f"{s['n_users']:,} users ({s['n_buyers']:,} buyers) turned into {s['n_cells']:,} cells "
-        f"(lifecycle stage x {s['n_clusters']} behaviour clusters x {ui.n_tiers} CLV tiers, every cell "
+        f"(lifecycle stage x {s['n_clusters']} behaviour clusters x {ui.n_tiers} CLV tiers for "
+        f"buyers, {s['n_prospect_clusters']} profile clusters for prospects; every cell "
         f">= {ui.min_cell_size} users). Value models: BG/NBD and Gamma-Gamma by maximum likelihood; "
         f"CLV over {ui.horizon} periods of {ui.period:g} days at {ui.discount_rate:.1%} per period."
     )
-    for key in ("n_users", "n_buyers", "n_cells", "n_clusters", "total_clv", "mean_p_alive_buyers"):
+    for key in (
+        "n_users",
+        "n_buyers",
+        "n_cells",
+        "n_clusters",
+        "n_prospect_clusters",
+        "total_clv",
+        "mean_p_alive_buyers",
+    ):
         sec.kpi(key, s[key])
     for key, v in s.items():
         if key.startswith(("bgnbd_", "gammagamma_")):
