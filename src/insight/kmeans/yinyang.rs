@@ -293,6 +293,34 @@ fn half_gaps<T: Real>(centers: &[T], pk: &Packed<T>, k: usize, d: usize) -> Vec<
         .collect()
 }
 
+/// Memory allowed for the history of the centers (bytes): with it, the group bounds decay by
+/// how far each center moved since the bounds were computed, not by the sum of its moves.
+pub const HISTORY_BUDGET: usize = 64 << 20;
+
+/// Tightens the decrement table of pass `it` with the center history (`hist`: the centers of
+/// passes `0..=it`, `k*d` each): a bound of group `g` computed at pass `s` decays by at most the
+/// largest distance between a center of `g` at pass `s` and now (rounded up).
+fn tighten_dec<T: Real>(dec: &mut [T], hist: &[T], it: usize, k: usize, d: usize, gr: Groups) {
+    let t = gr.t;
+    let now = &hist[it * k * d..(it + 1) * k * d];
+    dec[..it * t]
+        .par_chunks_mut(t)
+        .enumerate()
+        .for_each(|(s, row)| {
+            let then = &hist[s * k * d..(s + 1) * k * d];
+            let mut m = vec![0.0f64; t];
+            for c in 0..k {
+                let v = kernel::dist2_f64(&then[c * d..(c + 1) * d], &now[c * d..(c + 1) * d]);
+                let g = c / (gr.gb * W);
+                m[g] = m[g].max(v);
+            }
+            for (o, v) in row.iter_mut().zip(m) {
+                let v = T::from_f64(v.sqrt() * (1.0 + 1e-6));
+                *o = o.mn(v);
+            }
+        });
+}
+
 /// The decrement table of pass `it` from the cumulative group drifts (`cum`, `(it+1) x t`).
 fn dec_table<T: Real>(cum: &[f64], it: usize, t: usize) -> Vec<T> {
     let now = &cum[it * t..(it + 1) * t];
@@ -494,6 +522,12 @@ pub fn run<T: Real>(
     ctl.set_total(max_iter as u64);
 
     let mut prev = centers.clone();
+    let use_hist = (max_iter + 1) * k * d * std::mem::size_of::<T>() <= HISTORY_BUDGET;
+    let mut hist: Vec<T> = if use_hist {
+        centers.clone()
+    } else {
+        Vec::new()
+    };
     let mut n_iter = 0;
     let mut strict = false;
     let mut it = 0;
@@ -553,7 +587,11 @@ pub fn run<T: Real>(
             let base = cum[(it - 1) * t..it * t].to_vec();
             cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
             let half = half_gaps(&centers, &pk, k, d);
-            let dec = dec_table::<T>(&cum, it, t);
+            let mut dec = dec_table::<T>(&cum, it, t);
+            if use_hist {
+                hist.extend_from_slice(&centers);
+                tighten_dec(&mut dec, &hist, it, k, d, gr);
+            }
             let gmax = row_max(&dec, t);
             let dr = Drift {
                 drift: &drift,
@@ -629,7 +667,11 @@ pub fn run<T: Real>(
         let base = cum[(it - 1) * t..it * t].to_vec();
         cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
         let half = half_gaps(&centers, &pk, k, d);
-        let dec = dec_table::<T>(&cum, it, t);
+        let mut dec = dec_table::<T>(&cum, it, t);
+        if use_hist {
+            hist.extend_from_slice(&centers);
+            tighten_dec(&mut dec, &hist, it, k, d, gr);
+        }
         let gmax = row_max(&dec, t);
         let dr = Drift {
             drift: &drift,
