@@ -249,8 +249,8 @@ fn below_mask<T: Real>(l: &[T], u: T) -> u64 {
     let mut ch = l.chunks_exact(L);
     for (ci, c) in (&mut ch).enumerate() {
         let mut m = 0u64;
-        for w in 0..L {
-            m |= ((c[w] < u) as u64) << w;
+        for (w, &v) in c.iter().enumerate() {
+            m |= ((v < u) as u64) << w;
         }
         mask |= m << (ci * L);
     }
