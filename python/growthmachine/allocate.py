@@ -536,7 +536,7 @@ def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solut
     scale = max(abs(bound), 1e-12)
     hist = pd.DataFrame({k: np.asarray(v) for k, v in out["history"].items()})
     if len(hist):
-        hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact"})
+        hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact", 3: "newton"})
     return Solution(
         assignment=assignment,
         objective=obj,

@@ -90,6 +90,7 @@ fn solve_typed<T: Real + numpy::Element>(
                 warm_start: o.warm_start.clone(),
                 sample: o.sample,
                 seed: o.seed,
+                ..DualOptions::default()
             };
             dual::solve_dual(&p, &opt, ctl).map(Some)
         }
