@@ -47,6 +47,8 @@ const EXTRA_KELLEY: bool = false;
 /// Tolerance of the level method on the sample (Newton's steps on the full problem take it
 /// from there).
 const SAMPLE_TOL: f64 = 5e-3;
+/// Most sample passes of the Newton phase on the sample.
+const SAMPLE_NEWTON_PASSES: usize = 10;
 /// Most full passes of the Newton phase.
 const NEWTON_PASSES: usize = 12;
 
@@ -517,9 +519,27 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             // Newton steps on the full problem from the sample's prices, with the Jacobian of
             // the resource use estimated on the sample; certified by the repaired plan.
             trace(t0, "sample level method");
-            let y0 = sc.y_of(&s_out.q_best);
-            // Kernel bandwidth of the Jacobian estimate: 1% of the mean value per pick.
+            // Kernel bandwidth of the Jacobian estimates: 1% of the mean value per pick.
             let h = 0.01 * vs / (base.picks.max(1) as f64);
+            // Newton steps on the sample first (each costs a fiftieth of a full pass).
+            let ns = newton::newton(
+                &sp,
+                &sc.units(),
+                &sc.y_of(&s_out.q_best),
+                h,
+                0.1 * opt.tol,
+                SAMPLE_NEWTON_PASSES,
+                0,
+                &mut hist,
+                ctl,
+                t0,
+            )?;
+            trace(t0, "sample newton");
+            let y0 = if ns.f_up <= s_out.f_up {
+                ns.y_last
+            } else {
+                sc.y_of(&s_out.q_best)
+            };
             let nt = newton::newton(
                 p,
                 &full_sc.units(),
@@ -527,6 +547,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 h,
                 0.3 * opt.tol,
                 NEWTON_PASSES,
+                3,
                 &mut hist,
                 ctl,
                 t0,
@@ -534,8 +555,12 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             passes += nt.passes;
             trace(t0, "newton");
             let pr = Prices::new(p, &full_sc.q_of(&nt.y_last));
+            if nt.flags.is_none() {
+                passes += 1;
+            }
             let plan = Plan::build(
                 p,
+                nt.flags,
                 std::slice::from_ref(&pr),
                 &[1.0],
                 &pr,
@@ -544,7 +569,6 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 ctl,
             )?;
             trace(t0, "plan");
-            passes += 1;
             let ok = plan.unmet(p).is_empty()
                 && nt.f_up - plan.objective <= opt.tol * nt.f_up.abs().max(1e-9 * vs);
             if ok {
@@ -605,7 +629,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
             };
             passes += 1;
-            Plan::build(p, &mix, &cum, &pr, f64::INFINITY, opt.seed, ctl)?
+            Plan::build(p, None, &mix, &cum, &pr, f64::INFINITY, opt.seed, ctl)?
         }
     };
     let unmet = plan.unmet(p);
@@ -638,6 +662,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         }
     };
     Ok(Solved {
+        chosen_user: super::users_of(p.indptr, &chosen),
         chosen,
         objective,
         dual_bound,
@@ -660,9 +685,12 @@ struct Plan {
 
 impl Plan {
     /// Each user takes its choice at one of the prices `mix` (drawn by the weights `cum`, see
-    /// `kernel::assign`), then the plan is repaired at the prices `pr`.
+    /// `kernel::assign`) unless the `choices` are given, then the plan is repaired at the
+    /// prices `pr`.
+    #[allow(clippy::too_many_arguments)]
     fn build<T: Real>(
         p: &Problem<'_, T>,
+        choices: Option<Vec<u8>>,
         mix: &[Prices],
         cum: &[f64],
         pr: &Prices,
@@ -671,7 +699,10 @@ impl Plan {
         ctl: &Control,
     ) -> Result<Plan> {
         let t0 = Instant::now();
-        let mut flags = assign(p, mix, cum, seed, ctl)?;
+        let mut flags = match choices {
+            Some(f) => f,
+            None => assign(p, mix, cum, seed, ctl)?,
+        };
         trace(t0, "  assign");
         let usage = repair(p, pr, &mut flags, margin, ctl)?;
         trace(t0, "  repair");

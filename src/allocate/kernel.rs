@@ -395,13 +395,33 @@ const JAC_BLOCK: usize = 16 * USERS_PER_CHUNK;
 /// `J = -(1/2h) sum_events d d^T`: symmetric and negative semidefinite, like the true Hessian of
 /// the (negated) dual. Every user contributes, so the estimate is far less noisy than finite
 /// differences of the choices on a sample.
+///
+/// With `flags` (one per candidate), the choices are also written there (1 = chosen).
 pub fn pass_jacobian<T: Real>(
     p: &Problem<'_, T>,
     pr: &Prices,
     h: f64,
+    flags: Option<&mut [u8]>,
     ctl: &Control,
 ) -> Result<JacobianPass> {
     let n = p.n_users();
+    let n_blocks = n.div_ceil(JAC_BLOCK);
+    // Each block's part of the flags.
+    let mut parts: Vec<Option<&mut [u8]>> = Vec::with_capacity(n_blocks);
+    match flags {
+        Some(f) => {
+            let mut rest = f;
+            for b in 0..n_blocks {
+                let lo = b * JAC_BLOCK;
+                let hi = (lo + JAC_BLOCK).min(n);
+                let len = (p.indptr[hi] - p.indptr[lo]) as usize;
+                let (a, r) = rest.split_at_mut(len);
+                parts.push(Some(a));
+                rest = r;
+            }
+        }
+        None => parts.resize_with(n_blocks, || None),
+    }
     let r_n = p.n_resources();
     let na = p.n_actions;
     let npc = p.pair_usage.len();
@@ -424,9 +444,10 @@ pub fn pass_jacobian<T: Real>(
         jac: Vec<f64>,
         events: u64,
     }
-    let blocks: Vec<Block> = (0..n.div_ceil(JAC_BLOCK))
+    let blocks: Vec<Block> = parts
         .into_par_iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(b, mut fl)| {
             let mut blk = Block {
                 cnt: vec![0u64; na],
                 vals: vec![0.0; 2 + npc],
@@ -482,6 +503,13 @@ pub fn pass_jacobian<T: Real>(
                         chosen.push(k);
                     },
                 );
+                if let Some(fl) = fl.as_deref_mut() {
+                    let base = p.indptr[b * JAC_BLOCK] as usize;
+                    fl[s - base..e - base].fill(0);
+                    for &k in &chosen {
+                        fl[k - base] = 1;
+                    }
+                }
                 let l = p.limit.get(i) as usize;
                 let group_of = |k: usize| {
                     if has_groups {

@@ -306,6 +306,24 @@ fn first_bad_window(xs: &[i64]) -> Option<usize> {
         })
 }
 
+/// The user of each candidate in `chosen` (ascending candidate indices), in parallel.
+pub fn users_of(indptr: &[i64], chosen: &[u64]) -> Vec<u64> {
+    let mut out = vec![0u64; chosen.len()];
+    out.par_chunks_mut(CHECK_BLOCK)
+        .zip(chosen.par_chunks(CHECK_BLOCK))
+        .for_each(|(o, c)| {
+            let Some(&first) = c.first() else { return };
+            let mut i = indptr.partition_point(|&x| x as u64 <= first) - 1;
+            for (o, &k) in o.iter_mut().zip(c) {
+                while indptr[i + 1] as u64 <= k {
+                    i += 1;
+                }
+                *o = i as u64;
+            }
+        });
+    out
+}
+
 /// How a solve ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
@@ -359,6 +377,8 @@ pub struct HistoryRow {
 pub struct Solved {
     /// Indices of the chosen candidates (the integer plan), ascending.
     pub chosen: Vec<u64>,
+    /// The user of each chosen candidate.
+    pub chosen_user: Vec<u64>,
     pub objective: f64,
     /// Upper bound on the LP optimum (hence on every plan's value).
     pub dual_bound: f64,

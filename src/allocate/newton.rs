@@ -93,8 +93,10 @@ pub(super) struct NewtonOut {
     /// Best (lowest) dual value seen and its prices (scaled).
     pub f_up: f64,
     pub y_best: Vec<f64>,
-    /// Prices of the last pass (smallest residual).
+    /// Prices of the last accepted pass (smallest residual).
     pub y_last: Vec<f64>,
+    /// The users' choices at `y_last` (one flag per candidate), if the last pass was there.
+    pub flags: Option<Vec<u8>>,
     pub passes: usize,
 }
 
@@ -111,6 +113,7 @@ pub(super) fn newton<T: Real>(
     h: f64,
     gap_tol: f64,
     max_iter: usize,
+    phase: u8,
     hist: &mut Vec<HistoryRow>,
     ctl: &Control,
     t0: Instant,
@@ -125,13 +128,16 @@ pub(super) fn newton<T: Real>(
     let mut halvings = 0;
     let mut passes = 0;
     let mut y_last = y.clone();
+    let mut flags = vec![0u8; p.nnz()];
+    let mut flags_at_last = false;
     for it in 0..max_iter {
         ctl.check()?;
         if it > 0 && ctl.deadline_passed() {
             break;
         }
         let q = u.q_of(&y);
-        let jp = pass_jacobian(p, &Prices::new(p, &q), h, ctl)?;
+        let jp = pass_jacobian(p, &Prices::new(p, &q), h, Some(&mut flags), ctl)?;
+        flags_at_last = false;
         let out = jp.out;
         passes += 1;
         let phi: f64 = (0..r_n)
@@ -161,7 +167,7 @@ pub(super) fn newton<T: Real>(
             }
         }
         hist.push(HistoryRow {
-            phase: 3,
+            phase,
             iteration: it,
             dual: d,
             bound: f_up,
@@ -188,6 +194,7 @@ pub(super) fn newton<T: Real>(
         }
         halvings = 0;
         cur = Some((y.clone(), d, e.clone()));
+        flags_at_last = true;
         // The Jacobian at this point, in scaled units: d(g_r / s_r) / d y_c.
         let jac: Vec<f64> = (0..r_n * r_n)
             .map(|x| jp.jac[x] * u.vs / (u.s[x / r_n] * u.s[x % r_n]))
@@ -252,6 +259,7 @@ pub(super) fn newton<T: Real>(
         f_up,
         y_best,
         y_last,
+        flags: flags_at_last.then_some(flags),
         passes,
     })
 }

@@ -185,7 +185,11 @@ fn jacobian_pass_agrees_with_pass_and_finite_differences() {
         let q = near_optimal_prices(&p, &ctl);
         let base = pass(&p, &Prices::new(&p, &q), Users::All(p.n_users()), &ctl).unwrap();
         let h = 0.02 * base.value / base.picks as f64;
-        let jp = pass_jacobian(&p, &Prices::new(&p, &q), h, &ctl).unwrap();
+        let mut flags = vec![7u8; p.nnz()];
+        let jp = pass_jacobian(&p, &Prices::new(&p, &q), h, Some(&mut flags), &ctl).unwrap();
+        let pr = Prices::new(&p, &q);
+        let assigned = kernel::assign(&p, std::slice::from_ref(&pr), &[1.0], 0, &ctl).unwrap();
+        assert_eq!(flags, assigned, "the choices written by the pass");
         // The same choices as a plain pass.
         assert_eq!(jp.out.picks, base.picks);
         assert!((jp.out.lsum - base.lsum).abs() <= 1e-9 * base.lsum.abs());
@@ -281,4 +285,22 @@ fn newton_phase_gives_a_valid_certified_plan() {
         );
         assert_eq!(a.status, Status::Optimal);
     }
+}
+
+#[test]
+fn users_of_handles_users_without_candidates() {
+    // Users 0..6 with 2, 0, 3, 0, 0, 1 candidates.
+    let indptr = [0i64, 2, 2, 5, 5, 5, 6];
+    let chosen = [0u64, 1, 2, 4, 5];
+    assert_eq!(users_of(&indptr, &chosen), vec![0, 0, 2, 2, 5]);
+    assert!(users_of(&indptr, &[]).is_empty());
+    // Against a scan, on many blocks.
+    let inst = random(&spec(50_000, 3, 1), &Control::new()).unwrap();
+    let p = inst.problem(1);
+    let chosen: Vec<u64> = (0..p.nnz() as u64).step_by(7).collect();
+    let scan: Vec<u64> = chosen
+        .iter()
+        .map(|&k| (p.indptr.partition_point(|&x| x as u64 <= k) - 1) as u64)
+        .collect();
+    assert_eq!(users_of(p.indptr, &chosen), scan);
 }
