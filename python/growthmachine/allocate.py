@@ -508,7 +508,10 @@ def solve(
 
 def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solution:
     chosen = np.asarray(out["chosen"], dtype=np.int64)
-    users_idx = np.searchsorted(problem.indptr, chosen, side="right") - 1
+    if "chosen_user" in out:
+        users_idx = np.asarray(out["chosen_user"], dtype=np.int64)
+    else:
+        users_idx = np.searchsorted(problem.indptr, chosen, side="right") - 1
     cols: dict[str, Any] = {
         problem.user_col: np.asarray(problem.users)[users_idx],
         problem.action_col: np.asarray(problem.actions)[problem.action[chosen]],
@@ -519,7 +522,7 @@ def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solut
         prev = cols.get(name)
         col = a[chosen].astype(np.float64)
         cols[name] = col if prev is None else prev + col
-    assignment = pd.DataFrame(cols)
+    assignment = pd.DataFrame(cols, copy=False)
     res = problem.resources
     prices = pd.Series(np.asarray(out["prices"], dtype=np.float64), index=res, name="price")
     usage = pd.DataFrame(
@@ -536,7 +539,7 @@ def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solut
     scale = max(abs(bound), 1e-12)
     hist = pd.DataFrame({k: np.asarray(v) for k, v in out["history"].items()})
     if len(hist):
-        hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact"})
+        hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact", 3: "newton"})
     return Solution(
         assignment=assignment,
         objective=obj,

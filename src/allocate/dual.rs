@@ -15,8 +15,10 @@
 //! the LP optimum, and `(f_up - that) / |f_up|` is a certified LP gap.
 //!
 //! With many users, prices are first estimated on a random subsample of users (bounds scaled by
-//! the sample fraction), which costs a small fraction of a pass per iteration; the full problem
-//! then starts from there (as from a warm start).
+//! the sample fraction), which costs a small fraction of a pass per iteration; Newton steps on
+//! the full problem then take them to the users' granularity (see `newton`), and the repaired
+//! plan at those prices certifies the gap by itself. Should it not (few users, degenerate
+//! prices), the level method continues on the full problem from there.
 //!
 //! The integer plan: every user's choice at the best prices, then repair: while an upper bound is
 //! exceeded, drop the chosen candidates with the lowest reduced value per unit of that resource;
@@ -27,6 +29,7 @@
 
 use super::kernel::{assign, pass, pass_multi, reduced, Prices, Users, USERS_PER_CHUNK};
 use super::master::{Cut, Master};
+use super::newton;
 use super::{DualOptions, HistoryRow, Limit, Problem, Real, Solved, Status};
 use crate::control::Control;
 use crate::error::Result;
@@ -41,6 +44,13 @@ const MAX_CUTS: usize = 120;
 /// variable per block) is implemented but was slower in first trials at R = 50 (the master grows).
 const BLOCKS: usize = 1;
 const EXTRA_KELLEY: bool = false;
+/// Tolerance of the level method on the sample (Newton's steps on the full problem take it
+/// from there).
+const SAMPLE_TOL: f64 = 5e-3;
+/// Most sample passes of the Newton phase on the sample.
+const SAMPLE_NEWTON_PASSES: usize = 10;
+/// Most full passes of the Newton phase.
+const NEWTON_PASSES: usize = 12;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
@@ -70,6 +80,15 @@ struct Scaling {
 }
 
 impl Scaling {
+    fn units(&self) -> newton::Units<'_> {
+        newton::Units {
+            lo: &self.lo,
+            hi: &self.hi,
+            s: &self.s,
+            vs: self.vs,
+            box_: BOX,
+        }
+    }
     fn q_of(&self, y: &[f64]) -> Vec<f64> {
         y.iter()
             .zip(&self.s)
@@ -408,10 +427,17 @@ fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
     Scaling { lo, hi, s, vs }
 }
 
+fn trace(t0: Instant, what: &str) {
+    if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+        eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
+    }
+}
+
 /// Solves the problem with the dual method (see the module docs).
 pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control) -> Result<Solved> {
-    p.validate()?;
     let t0 = Instant::now();
+    p.validate()?;
+    trace(t0, "validated");
     let n = p.n_users();
     let r_n = p.n_resources();
     let mut hist = Vec::new();
@@ -420,6 +446,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
     let zero = vec![0.0; r_n];
     let base = pass(p, &Prices::new(p, &zero), Users::All(n), ctl)?;
     let vs = base.lsum.abs().max(1e-9);
+    trace(t0, "base pass");
     let mut passes = 1usize;
     let q0 = match &opt.warm_start {
         Some(w) if w.len() == r_n => w.clone(),
@@ -429,6 +456,8 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
     let mut delta0 = opt.warm_start.as_ref().map(|_| 1e-3 * vs);
     let full_sc = scaling(p, 1.0, vs);
     let feasible_at_zero = full_sc.violation(&base.usage) <= 1e-12;
+    // A plan certified by the Newton phase: (plan, best prices, best dual value).
+    let mut newton_plan: Option<(Plan, Vec<f64>, f64)> = None;
     let out = if r_n == 0 || (feasible_at_zero && opt.warm_start.is_none()) {
         // Zero prices are optimal: the unconstrained choices meet every bound.
         hist.push(HistoryRow {
@@ -451,7 +480,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             at_box: Vec::new(),
         }
     } else {
-        if opt.sample && opt.warm_start.is_none() && n >= 200_000 {
+        if opt.sample && opt.warm_start.is_none() && n >= opt.sample_min_users.max(2) {
             let target = (n / 50).max(100_000);
             let stride = (n / target).max(2) as u64;
             let key = mix64(opt.seed ^ 0xA110_CA7E);
@@ -466,13 +495,14 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             // instead of one scattered user at a time (same choices, same sums in the same order).
             let sub = SubProblem::gather(p, &sample);
             let sp = sub.problem(p);
+            trace(t0, "sample gathered");
             let s_out = level_method(
                 &sp,
                 Users::All(sample.len()),
                 &sc,
                 std::slice::from_ref(&q0),
                 None,
-                (opt.tol * 2.0).max(2e-4),
+                SAMPLE_TOL,
                 opt.max_iter,
                 0,
                 BLOCKS,
@@ -486,68 +516,129 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             // Only the heaviest three: each extra price vector costs about a pass.
             starts.extend(s_out.mix.iter().take(3).map(|m| m.0.clone()));
             delta0 = Some(5e-4 * vs);
+            // Newton steps on the full problem from the sample's prices, with the Jacobian of
+            // the resource use estimated on the sample; certified by the repaired plan.
+            trace(t0, "sample level method");
+            // Kernel bandwidth of the Jacobian estimates: 1% of the mean value per pick.
+            let h = 0.01 * vs / (base.picks.max(1) as f64);
+            // Newton steps on the sample first (each costs a fiftieth of a full pass).
+            let ns = newton::newton(
+                &sp,
+                &sc.units(),
+                &sc.y_of(&s_out.q_best),
+                h,
+                0.1 * opt.tol,
+                SAMPLE_NEWTON_PASSES,
+                0,
+                &mut hist,
+                ctl,
+                t0,
+            )?;
+            trace(t0, "sample newton");
+            let y0 = if ns.f_up <= s_out.f_up {
+                ns.y_last
+            } else {
+                sc.y_of(&s_out.q_best)
+            };
+            let nt = newton::newton(
+                p,
+                &full_sc.units(),
+                &y0,
+                h,
+                0.3 * opt.tol,
+                NEWTON_PASSES,
+                3,
+                &mut hist,
+                ctl,
+                t0,
+            )?;
+            passes += nt.passes;
+            trace(t0, "newton");
+            let pr = Prices::new(p, &full_sc.q_of(&nt.y_last));
+            if nt.flags.is_none() {
+                passes += 1;
+            }
+            let plan = Plan::build(
+                p,
+                nt.flags,
+                std::slice::from_ref(&pr),
+                &[1.0],
+                &pr,
+                2.0 * h,
+                opt.seed,
+                ctl,
+            )?;
+            trace(t0, "plan");
+            let ok = plan.unmet(p).is_empty()
+                && nt.f_up - plan.objective <= opt.tol * nt.f_up.abs().max(1e-9 * vs);
+            if ok {
+                newton_plan = Some((plan, full_sc.q_of(&nt.y_best), nt.f_up));
+            } else {
+                starts.insert(0, full_sc.q_of(&nt.y_last));
+                starts.insert(0, full_sc.q_of(&nt.y_best));
+                starts.truncate(3);
+            }
         }
-        level_method(
-            p,
-            Users::All(n),
-            &full_sc,
-            &starts,
-            delta0,
-            opt.tol,
-            opt.max_iter,
-            1,
-            BLOCKS,
-            &mut hist,
-            ctl,
-            t0,
-        )?
+        if let Some((plan, q_best, f_up)) = &newton_plan {
+            LevelOut {
+                q_best: q_best.clone(),
+                f_up: *f_up,
+                lp_value: plan.objective,
+                stop: Stop::Converged,
+                passes: 0,
+                mix: Vec::new(),
+                at_box: Vec::new(),
+            }
+        } else {
+            level_method(
+                p,
+                Users::All(n),
+                &full_sc,
+                &starts,
+                delta0,
+                opt.tol,
+                opt.max_iter,
+                1,
+                BLOCKS,
+                &mut hist,
+                ctl,
+                t0,
+            )?
+        }
     };
     passes += out.passes;
-    // Integer plan at the best prices, then repair.
-    let pr = Prices::new(p, &out.q_best);
-    let (mix, cum) = if out.mix.is_empty() {
-        (vec![pr.clone()], vec![1.0])
-    } else {
-        let total: f64 = out.mix.iter().map(|m| m.1).sum();
-        let mut acc = 0.0;
-        let cum: Vec<f64> = out
-            .mix
-            .iter()
-            .map(|m| {
-                acc += m.1 / total;
-                acc
-            })
-            .collect();
-        (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
+    let plan = match newton_plan {
+        Some((plan, _, _)) => plan,
+        None => {
+            // Integer plan: a rounding of the aggregated primal (or the choices at the best
+            // prices), then repair.
+            let pr = Prices::new(p, &out.q_best);
+            let (mix, cum) = if out.mix.is_empty() {
+                (vec![pr.clone()], vec![1.0])
+            } else {
+                let total: f64 = out.mix.iter().map(|m| m.1).sum();
+                let mut acc = 0.0;
+                let cum: Vec<f64> = out
+                    .mix
+                    .iter()
+                    .map(|m| {
+                        acc += m.1 / total;
+                        acc
+                    })
+                    .collect();
+                (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
+            };
+            passes += 1;
+            Plan::build(p, None, &mix, &cum, &pr, f64::INFINITY, opt.seed, ctl)?
+        }
     };
-    let mut flags = assign(p, &mix, &cum, opt.seed, ctl)?;
-    passes += 1;
-    let usage = repair(p, &pr, &mut flags, ctl)?;
-    let chosen: Vec<u64> = flags
-        .par_iter()
-        .enumerate()
-        .with_min_len(1 << 16)
-        .filter(|(_, f)| **f != 0)
-        .map(|(k, _)| k as u64)
-        .collect();
-    let objective: f64 = chosen
-        .par_chunks(1 << 16)
-        .map(|c| c.iter().map(|&k| p.value[k as usize].into()).sum::<f64>())
-        .collect::<Vec<f64>>()
-        .iter()
-        .sum();
+    let unmet = plan.unmet(p);
+    let Plan {
+        chosen,
+        objective,
+        usage,
+    } = plan;
     let mut message = String::new();
-    let unmet: Vec<String> = (0..r_n)
-        .filter(|&r| usage[r] < p.lo(r) * (1.0 - 1e-12))
-        .map(|r| {
-            format!(
-                "resource {:?}: lower bound {} not met (plan uses {})",
-                p.names.get(r).cloned().unwrap_or_default(),
-                p.lo(r),
-                usage[r]
-            )
-        })
-        .collect();
     let dual_bound = out.f_up;
     let gap = (dual_bound - objective) / dual_bound.abs().max(1e-9 * vs);
     let status = if !unmet.is_empty() {
@@ -571,6 +662,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         }
     };
     Ok(Solved {
+        chosen_user: super::users_of(p.indptr, &chosen),
         chosen,
         objective,
         dual_bound,
@@ -582,6 +674,73 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         history: hist,
         passes,
     })
+}
+
+/// An integer plan: the chosen candidates (ascending), their value and resource use.
+struct Plan {
+    chosen: Vec<u64>,
+    objective: f64,
+    usage: Vec<f64>,
+}
+
+impl Plan {
+    /// Each user takes its choice at one of the prices `mix` (drawn by the weights `cum`, see
+    /// `kernel::assign`) unless the `choices` are given, then the plan is repaired at the
+    /// prices `pr`.
+    #[allow(clippy::too_many_arguments)]
+    fn build<T: Real>(
+        p: &Problem<'_, T>,
+        choices: Option<Vec<u8>>,
+        mix: &[Prices],
+        cum: &[f64],
+        pr: &Prices,
+        margin: f64,
+        seed: u64,
+        ctl: &Control,
+    ) -> Result<Plan> {
+        let t0 = Instant::now();
+        let mut flags = match choices {
+            Some(f) => f,
+            None => assign(p, mix, cum, seed, ctl)?,
+        };
+        trace(t0, "  assign");
+        let usage = repair(p, pr, &mut flags, margin, ctl)?;
+        trace(t0, "  repair");
+        let chosen: Vec<u64> = flags
+            .par_iter()
+            .enumerate()
+            .with_min_len(1 << 16)
+            .filter(|(_, f)| **f != 0)
+            .map(|(k, _)| k as u64)
+            .collect();
+        let objective: f64 = chosen
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().map(|&k| p.value[k as usize].into()).sum::<f64>())
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        trace(t0, "  chosen + objective");
+        Ok(Plan {
+            chosen,
+            objective,
+            usage,
+        })
+    }
+
+    /// Messages for the lower bounds the plan does not meet.
+    fn unmet<T: Real>(&self, p: &Problem<'_, T>) -> Vec<String> {
+        (0..p.n_resources())
+            .filter(|&r| self.usage[r] < p.lo(r) * (1.0 - 1e-12))
+            .map(|r| {
+                format!(
+                    "resource {:?}: lower bound {} not met (plan uses {})",
+                    p.names.get(r).cloned().unwrap_or_default(),
+                    p.lo(r),
+                    self.usage[r]
+                )
+            })
+            .collect()
+    }
 }
 
 /// Usage of the plan given by `flags` (parallel, deterministic).
@@ -621,26 +780,66 @@ fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
     super::kernel::usage_from(p, &cnt, &pair)
 }
 
+/// Calls `f` on `items` in ascending order of `cmp` until it returns `false`, sorting only as
+/// much as is consumed (selection of a growing prefix, then a sort of that prefix).
+fn ascending_until<I>(
+    items: &mut [I],
+    cmp: impl Fn(&I, &I) -> std::cmp::Ordering + Copy,
+    mut f: impl FnMut(&I) -> bool,
+) {
+    let mut start = 0;
+    let mut step = 1024;
+    while start < items.len() {
+        let rest = &mut items[start..];
+        let take = step.min(rest.len());
+        if take < rest.len() {
+            rest.select_nth_unstable_by(take, cmp);
+        }
+        rest[..take].sort_unstable_by(cmp);
+        for it in rest[..take].iter() {
+            if !f(it) {
+                return;
+            }
+        }
+        start += take;
+        step *= 4;
+    }
+}
+
 fn user_of<T: Real>(p: &Problem<'_, T>, k: usize) -> usize {
     p.indptr.partition_point(|&x| x as usize <= k) - 1
 }
 
 /// Repairs the plan in `flags` (see the module docs); returns its usage.
+///
+/// The first round of switches considers only the users within `margin` (in reduced value) of
+/// changing their choice (those a small price change moves), when the violations are small;
+/// the later rounds consider every user.
 fn repair<T: Real>(
     p: &Problem<'_, T>,
     pr: &Prices,
     flags: &mut [u8],
+    margin: f64,
     ctl: &Control,
 ) -> Result<Vec<f64>> {
     let r_n = p.n_resources();
+    let t0 = Instant::now();
     let mut usage = plan_usage(p, flags);
+    trace(t0, "    plan_usage");
     // Upper bounds, first by switches: a user leaves a chosen candidate for its best compatible
     // alternative that uses less of the exceeded resource (what a higher price would do), in
     // order of lost reduced value per unit freed; a switch that would exceed another bound is
     // skipped. Then, whatever is left, by dropping the lowest reduced value per unit.
     // One scan per round collects the moves for every exceeded resource at once.
     let mut touched = vec![false; p.n_users()];
-    for round in 0..2 {
+    for round in 0..3 {
+        // Round 0: switches of the users near the margin (all users if `margin` is infinite);
+        // round 1: switches of every user; round 2: drops.
+        if round == 1 && !margin.is_finite() {
+            continue;
+        }
+        let switches = round < 2;
+        let filtered = round == 0 && margin.is_finite();
         let violated: Vec<usize> = (0..r_n)
             .filter(|&r| p.has_upper(r) && usage[r] > p.upper[r])
             .collect();
@@ -650,94 +849,133 @@ fn repair<T: Real>(
         ctl.check()?;
         let f: &[u8] = flags;
         let n_chunks = p.n_users().div_ceil(USERS_PER_CHUNK);
-        // (resource, loss per unit freed, chosen k, alternative j or u64::MAX for none)
-        let mut items: Vec<(usize, f64, u64, u64)> = (0..n_chunks)
+        let has_groups = !p.group.is_empty();
+        // Per violated resource: (loss per unit freed, chosen k, alternative j or u64::MAX for
+        // none). A user's reduced values are computed once; its alternatives are scanned once
+        // per chosen candidate and violated resource.
+        let parts: Vec<Vec<Vec<(f64, u64, u64)>>> = (0..n_chunks)
             .into_par_iter()
-            .flat_map_iter(|c| {
-                let lo = c * USERS_PER_CHUNK;
-                let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
-                let mut out = Vec::new();
-                for i in lo..hi {
-                    let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-                    for k in s..e {
-                        if f[k] == 0 {
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(red, chosen_groups): &mut (Vec<f64>, Vec<(usize, i32)>), c| {
+                    let lo = c * USERS_PER_CHUNK;
+                    let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
+                    let mut out: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); violated.len()];
+                    for i in lo..hi {
+                        let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                        let uses = (s..e)
+                            .any(|k| f[k] != 0 && violated.iter().any(|&r| p.usage_of(k, r) > 0.0));
+                        if !uses {
                             continue;
                         }
-                        for &r in &violated {
-                            let uk = p.usage_of(k, r);
-                            if uk <= 0.0 {
+                        red.clear();
+                        red.extend((s..e).map(|k| reduced(p, pr, k)));
+                        if filtered {
+                            // Smallest margin of a chosen candidate: over dropping it and
+                            // over the best unchosen one.
+                            let best_off = (s..e)
+                                .filter(|&j| f[j] == 0)
+                                .map(|j| red[j - s])
+                                .fold(0.0f64, f64::max);
+                            let near = (s..e)
+                                .filter(|&k| f[k] != 0)
+                                .any(|k| red[k - s] - best_off < margin);
+                            if !near {
                                 continue;
                             }
-                            let rk = reduced(p, pr, k);
-                            let mut best = (0.0f64, u64::MAX, uk);
-                            if round == 0 {
-                                for j in s..e {
-                                    if f[j] != 0 {
-                                        continue;
-                                    }
-                                    let uj = p.usage_of(j, r);
-                                    if uj >= uk {
-                                        continue;
-                                    }
-                                    if !p.group.is_empty() {
-                                        let g = p.group[p.action[j] as usize];
-                                        if g >= 0
-                                            && (s..e).any(|x| {
-                                                x != k
-                                                    && f[x] != 0
-                                                    && p.group[p.action[x] as usize] == g
-                                            })
-                                        {
+                        }
+                        chosen_groups.clear();
+                        if has_groups {
+                            chosen_groups.extend(
+                                (s..e)
+                                    .filter(|&x| f[x] != 0)
+                                    .map(|x| (x, p.group[p.action[x] as usize])),
+                            );
+                        }
+                        for k in s..e {
+                            if f[k] == 0 {
+                                continue;
+                            }
+                            for (vi, &r) in violated.iter().enumerate() {
+                                let uk = p.usage_of(k, r);
+                                if uk <= 0.0 {
+                                    continue;
+                                }
+                                let rk = red[k - s];
+                                let mut best = (0.0f64, u64::MAX, uk);
+                                if switches {
+                                    for j in s..e {
+                                        if f[j] != 0 || red[j - s] <= best.0 {
                                             continue;
                                         }
-                                    }
-                                    let rj = reduced(p, pr, j);
-                                    if rj > best.0 {
-                                        best = (rj, j as u64, uk - uj);
+                                        let uj = p.usage_of(j, r);
+                                        if uj >= uk {
+                                            continue;
+                                        }
+                                        if has_groups {
+                                            let g = p.group[p.action[j] as usize];
+                                            if g >= 0
+                                                && chosen_groups
+                                                    .iter()
+                                                    .any(|&(x, gx)| x != k && gx == g)
+                                            {
+                                                continue;
+                                            }
+                                        }
+                                        best = (red[j - s], j as u64, uk - uj);
                                     }
                                 }
+                                out[vi].push(((rk - best.0) / best.2, k as u64, best.1));
                             }
-                            out.push((r, (rk - best.0) / best.2, k as u64, best.1));
                         }
                     }
-                }
-                out.into_iter()
-            })
+                    out
+                },
+            )
             .collect();
-        items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         touched.iter_mut().for_each(|t| *t = false);
-        for &(r, _, k, j) in &items {
-            if usage[r] <= p.upper[r] {
-                continue;
-            }
-            let k = k as usize;
-            let i = user_of(p, k);
-            if touched[i] || flags[k] == 0 {
-                continue;
-            }
-            if j != u64::MAX {
-                let j = j as usize;
-                let fits = (0..r_n).all(|x| {
-                    x == r
-                        || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
-                        || p.usage_of(j, x) <= p.usage_of(k, x)
-                });
-                if !fits {
-                    continue;
-                }
-                flags[j] = 1;
-                for (x, u) in usage.iter_mut().enumerate() {
-                    *u += p.usage_of(j, x);
-                }
-            }
-            flags[k] = 0;
-            for (x, u) in usage.iter_mut().enumerate() {
-                *u -= p.usage_of(k, x);
-            }
-            touched[i] = true;
+        for (vi, &r) in violated.iter().enumerate() {
+            let mut items: Vec<(f64, u64, u64)> =
+                parts.iter().flat_map(|c| c[vi].iter().copied()).collect();
+            ascending_until(
+                &mut items,
+                |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+                |&(_, k, j)| {
+                    if usage[r] <= p.upper[r] {
+                        return false;
+                    }
+                    let k = k as usize;
+                    let i = user_of(p, k);
+                    if touched[i] || flags[k] == 0 {
+                        return true;
+                    }
+                    if j != u64::MAX {
+                        let j = j as usize;
+                        let fits = (0..r_n).all(|x| {
+                            x == r
+                                || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
+                                || p.usage_of(j, x) <= p.usage_of(k, x)
+                        });
+                        if !fits {
+                            return true;
+                        }
+                        flags[j] = 1;
+                        for (x, u) in usage.iter_mut().enumerate() {
+                            *u += p.usage_of(j, x);
+                        }
+                    }
+                    flags[k] = 0;
+                    for (x, u) in usage.iter_mut().enumerate() {
+                        *u -= p.usage_of(k, x);
+                    }
+                    touched[i] = true;
+                    true
+                },
+            );
         }
         // Recompute exactly (the updates above accumulate rounding).
         usage = plan_usage(p, flags);
+        trace(t0, &format!("    switch round {round}"));
     }
     // Anything still exceeded: drop the lowest reduced value per unit.
     for r in 0..r_n {
@@ -755,17 +993,18 @@ fn repair<T: Real>(
                 (u > 0.0).then(|| (reduced(p, pr, k) / u, k as u64))
             })
             .collect();
-        items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(_, k) in items.iter() {
-            let k = k as usize;
-            flags[k] = 0;
-            for (x, u) in usage.iter_mut().enumerate() {
-                *u -= p.usage_of(k, x);
-            }
-            if usage[r] <= p.upper[r] {
-                break;
-            }
-        }
+        ascending_until(
+            &mut items,
+            |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+            |&(_, k)| {
+                let k = k as usize;
+                flags[k] = 0;
+                for (x, u) in usage.iter_mut().enumerate() {
+                    *u -= p.usage_of(k, x);
+                }
+                usage[r] > p.upper[r]
+            },
+        );
         usage = plan_usage(p, flags);
     }
     // Lower bounds: add the best unchosen candidates that keep every limit.
@@ -784,33 +1023,35 @@ fn repair<T: Real>(
                 (u > 0.0).then(|| (-reduced(p, pr, k) / u, k as u64))
             })
             .collect();
-        items.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(_, k) in &items {
-            let k = k as usize;
-            let i = user_of(p, k);
-            let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-            let count = flags[s..e].iter().filter(|f| **f != 0).count();
-            if count >= p.limit.get(i) as usize {
-                continue;
-            }
-            if !p.group.is_empty() {
-                let g = p.group[p.action[k] as usize];
-                if g >= 0 && (s..e).any(|j| flags[j] != 0 && p.group[p.action[j] as usize] == g) {
-                    continue;
+        ascending_until(
+            &mut items,
+            |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+            |&(_, k)| {
+                let k = k as usize;
+                let i = user_of(p, k);
+                let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                let count = flags[s..e].iter().filter(|f| **f != 0).count();
+                if count >= p.limit.get(i) as usize {
+                    return true;
                 }
-            }
-            let fits = (0..r_n).all(|x| usage[x] + p.usage_of(k, x) <= p.upper[x]);
-            if !fits {
-                continue;
-            }
-            flags[k] = 1;
-            for (x, u) in usage.iter_mut().enumerate() {
-                *u += p.usage_of(k, x);
-            }
-            if usage[r] >= p.lo(r) {
-                break;
-            }
-        }
+                if !p.group.is_empty() {
+                    let g = p.group[p.action[k] as usize];
+                    if g >= 0 && (s..e).any(|j| flags[j] != 0 && p.group[p.action[j] as usize] == g)
+                    {
+                        return true;
+                    }
+                }
+                let fits = (0..r_n).all(|x| usage[x] + p.usage_of(k, x) <= p.upper[x]);
+                if !fits {
+                    return true;
+                }
+                flags[k] = 1;
+                for (x, u) in usage.iter_mut().enumerate() {
+                    *u += p.usage_of(k, x);
+                }
+                usage[r] < p.lo(r)
+            },
+        );
         usage = plan_usage(p, flags);
     }
     Ok(usage)

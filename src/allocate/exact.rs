@@ -170,6 +170,7 @@ pub fn solve_exact<T: Real>(
         status
     };
     Ok(Solved {
+        chosen_user: super::users_of(p.indptr, &chosen),
         chosen,
         objective,
         dual_bound,

@@ -72,6 +72,18 @@ pub fn choose_user<T: Real>(
     pr: &Prices,
     i: usize,
     buf: &mut Vec<(f64, u32)>,
+    pick: impl FnMut(usize, f64),
+) {
+    choose_with(p, i, buf, |k| reduced(p, pr, k), pick)
+}
+
+/// [`choose_user`] with the reduced values given by `red(k)`.
+#[inline(always)]
+fn choose_with<T: Real>(
+    p: &Problem<'_, T>,
+    i: usize,
+    buf: &mut Vec<(f64, u32)>,
+    red: impl Fn(usize) -> f64,
     mut pick: impl FnMut(usize, f64),
 ) {
     let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
@@ -84,7 +96,7 @@ pub fn choose_user<T: Real>(
         let mut best = 0.0f64;
         let mut bk = usize::MAX;
         for k in s..e {
-            let r = reduced(p, pr, k);
+            let r = red(k);
             if r > best {
                 best = r;
                 bk = k;
@@ -97,7 +109,7 @@ pub fn choose_user<T: Real>(
     }
     buf.clear();
     for k in s..e {
-        let r = reduced(p, pr, k);
+        let r = red(k);
         if r > 0.0 {
             buf.push((r, (k - s) as u32));
         }
@@ -354,4 +366,227 @@ pub fn assign<T: Real>(
         });
     ctl.check()?;
     Ok(flags)
+}
+
+/// Result of [`pass_jacobian`]: a pass, plus a kernel estimate of the Jacobian of the choices'
+/// resource use with respect to the prices.
+pub struct JacobianPass {
+    pub out: PassOut,
+    /// `dg/dq` (R x R, row-major, symmetric, negative semidefinite), in usage per unit price.
+    pub jac: Vec<f64>,
+    /// Number of marginal events the estimate rests on.
+    pub events: u64,
+}
+
+/// Users per block of the Jacobian pass (one R x R accumulator per block).
+const JAC_BLOCK: usize = 16 * USERS_PER_CHUNK;
+
+/// One pass at prices `pr` (the same choices and sums as [`pass`]) that also estimates the
+/// Jacobian `dg/dq` of the resource use.
+///
+/// A user is *marginal* when two of its feasible choices are within `h` of each other in
+/// reduced value: a chosen candidate `k` and an unchosen `j` that could replace it (a swap,
+/// usage change `d = u_j - u_k`), a chosen `k` with reduced value below `h` (a drop,
+/// `d = -u_k`), or an unchosen `j` with reduced value above `-h` that fits a free slot (an add,
+/// `d = u_j`). A price change `dq` moves that margin by `d . dq`; with the margins of the
+/// population spread with density `rho` near zero, the expected usage change is `-rho d (d . dq)`.
+/// Every marginal user is counted once, from the side of its current choice, so the events
+/// are the margins in `(-h, h)`; estimating `rho` by their count divided by `2h` gives
+/// `J = -(1/2h) sum_events d d^T`: symmetric and negative semidefinite, like the true Hessian of
+/// the (negated) dual. Every user contributes, so the estimate is far less noisy than finite
+/// differences of the choices on a sample.
+///
+/// With `flags` (one per candidate), the choices are also written there (1 = chosen).
+pub fn pass_jacobian<T: Real>(
+    p: &Problem<'_, T>,
+    pr: &Prices,
+    h: f64,
+    flags: Option<&mut [u8]>,
+    ctl: &Control,
+) -> Result<JacobianPass> {
+    let n = p.n_users();
+    let n_blocks = n.div_ceil(JAC_BLOCK);
+    // Each block's part of the flags.
+    let mut parts: Vec<Option<&mut [u8]>> = Vec::with_capacity(n_blocks);
+    match flags {
+        Some(f) => {
+            let mut rest = f;
+            for b in 0..n_blocks {
+                let lo = b * JAC_BLOCK;
+                let hi = (lo + JAC_BLOCK).min(n);
+                let len = (p.indptr[hi] - p.indptr[lo]) as usize;
+                let (a, r) = rest.split_at_mut(len);
+                parts.push(Some(a));
+                rest = r;
+            }
+        }
+        None => parts.resize_with(n_blocks, || None),
+    }
+    let r_n = p.n_resources();
+    let na = p.n_actions;
+    let npc = p.pair_usage.len();
+    // Sparse per-action usage rows.
+    let mut arow: Vec<Vec<(usize, f64)>> = Vec::with_capacity(na);
+    for a in 0..na {
+        let row = &p.action_usage[a * r_n..(a + 1) * r_n];
+        arow.push(
+            row.iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(|(r, v)| (r, *v))
+                .collect(),
+        );
+    }
+    let has_groups = !p.group.is_empty();
+    struct Block {
+        cnt: Vec<u64>,
+        vals: Vec<f64>,
+        jac: Vec<f64>,
+        events: u64,
+    }
+    let blocks: Vec<Block> = parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(b, mut fl)| {
+            let mut blk = Block {
+                cnt: vec![0u64; na],
+                vals: vec![0.0; 2 + npc],
+                jac: vec![0.0; r_n * r_n],
+                events: 0,
+            };
+            if ctl.is_cancelled() {
+                return blk;
+            }
+            let mut buf = Vec::new();
+            let mut red: Vec<f64> = Vec::new();
+            let mut chosen: Vec<usize> = Vec::new();
+            let mut d: Vec<(usize, f64)> = Vec::new();
+            // Usage of candidate `k`, added to `d` with sign `sg`.
+            let add = |d: &mut Vec<(usize, f64)>, k: usize, sg: f64| {
+                let mut put = |r: usize, v: f64| match d.iter_mut().find(|e| e.0 == r) {
+                    Some(e) => e.1 += sg * v,
+                    None => d.push((r, sg * v)),
+                };
+                for &(r, v) in &arow[p.action[k] as usize] {
+                    put(r, v);
+                }
+                for (c, col) in p.pair_usage.iter().enumerate() {
+                    put(p.pair_resource[c], col[k].into());
+                }
+            };
+            let outer = |jac: &mut Vec<f64>, d: &[(usize, f64)]| {
+                for &(r1, v1) in d {
+                    for &(r2, v2) in d {
+                        jac[r1 * r_n + r2] += v1 * v2;
+                    }
+                }
+            };
+            for i in b * JAC_BLOCK..((b + 1) * JAC_BLOCK).min(n) {
+                let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                red.clear();
+                red.extend((s..e).map(|k| reduced(p, pr, k)));
+                chosen.clear();
+                let vals = &mut blk.vals;
+                let cnt = &mut blk.cnt;
+                choose_with(
+                    p,
+                    i,
+                    &mut buf,
+                    |k| red[k - s],
+                    |k, r| {
+                        vals[0] += r;
+                        vals[1] += p.value[k].into();
+                        cnt[p.action[k] as usize] += 1;
+                        for (c, col) in p.pair_usage.iter().enumerate() {
+                            vals[2 + c] += col[k].into();
+                        }
+                        chosen.push(k);
+                    },
+                );
+                if let Some(fl) = fl.as_deref_mut() {
+                    let base = p.indptr[b * JAC_BLOCK] as usize;
+                    fl[s - base..e - base].fill(0);
+                    for &k in &chosen {
+                        fl[k - base] = 1;
+                    }
+                }
+                let l = p.limit.get(i) as usize;
+                let group_of = |k: usize| {
+                    if has_groups {
+                        p.group[p.action[k] as usize]
+                    } else {
+                        -1
+                    }
+                };
+                // Is group `g` used by a chosen candidate other than `except`?
+                let taken = |g: i32, except: usize| {
+                    g >= 0 && chosen.iter().any(|&x| x != except && group_of(x) == g)
+                };
+                for &k in &chosen {
+                    let rk = red[k - s];
+                    if rk < h {
+                        d.clear();
+                        add(&mut d, k, -1.0);
+                        outer(&mut blk.jac, &d);
+                        blk.events += 1;
+                    }
+                    for j in s..e {
+                        let m = rk - red[j - s];
+                        if m < 0.0 || m >= h || chosen.contains(&j) || taken(group_of(j), k) {
+                            continue;
+                        }
+                        d.clear();
+                        add(&mut d, j, 1.0);
+                        add(&mut d, k, -1.0);
+                        outer(&mut blk.jac, &d);
+                        blk.events += 1;
+                    }
+                }
+                if chosen.len() < l {
+                    for j in s..e {
+                        let rj = red[j - s];
+                        if rj > 0.0
+                            || rj <= -h
+                            || chosen.contains(&j)
+                            || taken(group_of(j), usize::MAX)
+                        {
+                            continue;
+                        }
+                        d.clear();
+                        add(&mut d, j, 1.0);
+                        outer(&mut blk.jac, &d);
+                        blk.events += 1;
+                    }
+                }
+            }
+            blk
+        })
+        .collect();
+    ctl.check()?;
+    let mut cnt = vec![0u64; na];
+    let mut vals = vec![0.0; 2 + npc];
+    let mut jac = vec![0.0; r_n * r_n];
+    let mut events = 0;
+    for b in &blocks {
+        for (x, y) in cnt.iter_mut().zip(&b.cnt) {
+            *x += y;
+        }
+        for (x, y) in vals.iter_mut().zip(&b.vals) {
+            *x += y;
+        }
+        for (x, y) in jac.iter_mut().zip(&b.jac) {
+            *x -= y / (2.0 * h);
+        }
+        events += b.events;
+    }
+    Ok(JacobianPass {
+        out: PassOut {
+            lsum: vals[0],
+            value: vals[1],
+            usage: usage_from(p, &cnt, &vals[2..]),
+            picks: cnt.iter().sum(),
+        },
+        jac,
+        events,
+    })
 }

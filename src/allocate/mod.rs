@@ -15,8 +15,10 @@ pub mod exact;
 pub mod generate;
 pub mod kernel;
 mod master;
+mod newton;
 
 use crate::error::{CoreError, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Storage type of values and per-candidate usage (f32 or f64). All arithmetic is f64.
@@ -125,18 +127,15 @@ impl<T: Real> Problem<'_, T> {
                 ),
             ));
         }
-        if let Some(i) = self.indptr.windows(2).position(|w| w[1] < w[0]) {
+        if let Some(i) = first_bad_window(self.indptr) {
             return Err(CoreError::invalid(
                 "indptr",
                 format!("must be non-decreasing, found a decrease at position {i}"),
             ));
         }
         crate::error::check_len("action", self.action.len(), nnz, "value")?;
-        if let Some(k) = self
-            .action
-            .iter()
-            .position(|a| *a as usize >= self.n_actions)
-        {
+        let na = self.n_actions;
+        if let Some(k) = first_bad(self.action, |a| (a as usize) < na) {
             return Err(CoreError::invalid(
                 "action",
                 format!(
@@ -145,7 +144,7 @@ impl<T: Real> Problem<'_, T> {
                 ),
             ));
         }
-        if let Some(k) = self.value.iter().position(|v| !(*v).into().is_finite()) {
+        if let Some(k) = first_bad(self.value, |v| v.into().is_finite()) {
             return Err(CoreError::invalid(
                 "value",
                 format!(
@@ -170,9 +169,9 @@ impl<T: Real> Problem<'_, T> {
             }
             let name = format!("usage[{}]", self.name(r));
             crate::error::check_len(&name, col.len(), nnz, "value")?;
-            if let Some(k) = col.iter().position(|u| {
-                let u: f64 = (*u).into();
-                !(u.is_finite() && u >= 0.0)
+            if let Some(k) = first_bad(col, |u| {
+                let u: f64 = u.into();
+                u.is_finite() & (u >= 0.0)
             }) {
                 return Err(CoreError::invalid(
                     name,
@@ -240,19 +239,27 @@ impl<T: Real> Problem<'_, T> {
         // Lower bounds above what any plan can reach (ignoring the other resources).
         let lowers: Vec<usize> = (0..r_n).filter(|r| self.has_lower(*r)).collect();
         if !lowers.is_empty() {
-            let mut best = vec![0.0f64; r_n];
-            let mut buf: Vec<f64> = Vec::new();
             for &r in &lowers {
-                let mut total = 0.0;
-                for i in 0..n {
-                    let (s, e) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
-                    let l = self.limit.get(i) as usize;
-                    buf.clear();
-                    buf.extend((s..e).map(|k| self.usage_of(k, r)));
-                    buf.sort_unstable_by(|a, b| b.total_cmp(a));
-                    total += buf.iter().take(l).sum::<f64>();
-                }
-                best[r] = total;
+                // The most each user can use (its `L_i` largest uses), summed per fixed chunk
+                // of users in chunk order (deterministic).
+                let parts: Vec<f64> = (0..n.div_ceil(4096))
+                    .into_par_iter()
+                    .map_init(Vec::new, |buf: &mut Vec<f64>, c| {
+                        let mut total = 0.0;
+                        for i in c * 4096..((c + 1) * 4096).min(n) {
+                            let (s, e) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+                            let l = self.limit.get(i) as usize;
+                            buf.clear();
+                            buf.extend((s..e).map(|k| self.usage_of(k, r)));
+                            if l < buf.len() {
+                                buf.select_nth_unstable_by(l, |a, b| b.total_cmp(a));
+                            }
+                            total += buf.iter().take(l).sum::<f64>();
+                        }
+                        total
+                    })
+                    .collect();
+                let total: f64 = parts.iter().sum();
                 if total < self.lower[r] {
                     return Err(CoreError::Infeasible(format!(
                         "resource {:?}: lower bound {} exceeds the most any plan can use ({total})",
@@ -264,6 +271,57 @@ impl<T: Real> Problem<'_, T> {
         }
         Ok(())
     }
+}
+
+const CHECK_BLOCK: usize = 1 << 16;
+
+/// Index of the first element of `xs` that is not `ok`, checked in parallel over fixed blocks
+/// (each block by a branch-free fold, which vectorises; positions only in a failing block).
+fn first_bad<T: Copy + Sync>(xs: &[T], ok: impl Fn(T) -> bool + Sync) -> Option<usize> {
+    xs.par_chunks(CHECK_BLOCK)
+        .enumerate()
+        .find_map_first(|(b, c)| {
+            if c.iter().fold(true, |acc, &x| acc & ok(x)) {
+                None
+            } else {
+                c.iter().position(|&x| !ok(x)).map(|k| b * CHECK_BLOCK + k)
+            }
+        })
+}
+
+/// Position of the first decrease in `xs` (`xs[i + 1] < xs[i]`).
+fn first_bad_window(xs: &[i64]) -> Option<usize> {
+    let n = xs.len().saturating_sub(1);
+    (0..n.div_ceil(CHECK_BLOCK))
+        .into_par_iter()
+        .find_map_first(|b| {
+            let w = &xs[b * CHECK_BLOCK..((b + 1) * CHECK_BLOCK).min(n) + 1];
+            if w.windows(2).fold(true, |acc, w| acc & (w[1] >= w[0])) {
+                None
+            } else {
+                w.windows(2)
+                    .position(|w| w[1] < w[0])
+                    .map(|i| b * CHECK_BLOCK + i)
+            }
+        })
+}
+
+/// The user of each candidate in `chosen` (ascending candidate indices), in parallel.
+pub fn users_of(indptr: &[i64], chosen: &[u64]) -> Vec<u64> {
+    let mut out = vec![0u64; chosen.len()];
+    out.par_chunks_mut(CHECK_BLOCK)
+        .zip(chosen.par_chunks(CHECK_BLOCK))
+        .for_each(|(o, c)| {
+            let Some(&first) = c.first() else { return };
+            let mut i = indptr.partition_point(|&x| x as u64 <= first) - 1;
+            for (o, &k) in o.iter_mut().zip(c) {
+                while indptr[i + 1] as u64 <= k {
+                    i += 1;
+                }
+                *o = i as u64;
+            }
+        });
+    out
 }
 
 /// How a solve ended.
@@ -319,6 +377,8 @@ pub struct HistoryRow {
 pub struct Solved {
     /// Indices of the chosen candidates (the integer plan), ascending.
     pub chosen: Vec<u64>,
+    /// The user of each chosen candidate.
+    pub chosen_user: Vec<u64>,
     pub objective: f64,
     /// Upper bound on the LP optimum (hence on every plan's value).
     pub dual_bound: f64,
@@ -342,8 +402,11 @@ pub struct DualOptions {
     pub max_iter: usize,
     /// Starting prices (e.g. from yesterday's solution).
     pub warm_start: Option<Vec<f64>>,
-    /// Estimate prices on a subsample of users first (used when there are many users).
+    /// Estimate prices on a subsample of users first (used when there are many users), then take
+    /// Newton steps on the full problem.
     pub sample: bool,
+    /// Fewest users for the sample and Newton phases.
+    pub sample_min_users: usize,
     pub seed: u64,
 }
 
@@ -354,6 +417,7 @@ impl Default for DualOptions {
             max_iter: 500,
             warm_start: None,
             sample: true,
+            sample_min_users: 200_000,
             seed: 0,
         }
     }

@@ -161,3 +161,146 @@ fn scale_history() {
         }
     }
 }
+
+/// Prices near the optimum of `p` (from the level method on the full problem).
+fn near_optimal_prices(p: &Problem<'_, f32>, ctl: &Control) -> Vec<f64> {
+    let opt = DualOptions {
+        sample: false,
+        ..DualOptions::default()
+    };
+    dual::solve_dual(p, &opt, ctl).unwrap().prices
+}
+
+#[test]
+fn jacobian_pass_agrees_with_pass_and_finite_differences() {
+    use kernel::{pass, pass_jacobian, Prices, Users};
+    let ctl = Control::new();
+    for (limit, groups) in [(1u32, 0usize), (2, 3)] {
+        let mut sp = spec(30_000, 8, 11);
+        sp.limit = limit;
+        sp.n_groups = groups;
+        let inst = random(&sp, &ctl).unwrap();
+        let p = inst.problem(limit);
+        let r_n = p.n_resources();
+        let q = near_optimal_prices(&p, &ctl);
+        let base = pass(&p, &Prices::new(&p, &q), Users::All(p.n_users()), &ctl).unwrap();
+        let h = 0.02 * base.value / base.picks as f64;
+        let mut flags = vec![7u8; p.nnz()];
+        let jp = pass_jacobian(&p, &Prices::new(&p, &q), h, Some(&mut flags), &ctl).unwrap();
+        let pr = Prices::new(&p, &q);
+        let assigned = kernel::assign(&p, std::slice::from_ref(&pr), &[1.0], 0, &ctl).unwrap();
+        assert_eq!(flags, assigned, "the choices written by the pass");
+        // The same choices as a plain pass.
+        assert_eq!(jp.out.picks, base.picks);
+        assert!((jp.out.lsum - base.lsum).abs() <= 1e-9 * base.lsum.abs());
+        for r in 0..r_n {
+            assert!((jp.out.usage[r] - base.usage[r]).abs() <= 1e-9 * base.usage[r].max(1.0));
+        }
+        assert!(jp.events > 100, "events {}", jp.events);
+        // Symmetric and negative semidefinite.
+        let j = &jp.jac;
+        for r in 0..r_n {
+            assert!(j[r * r_n + r] <= 0.0);
+            for c in 0..r_n {
+                assert_eq!(j[r * r_n + c], j[c * r_n + r]);
+            }
+        }
+        let mut seed = 7u64;
+        for _ in 0..20 {
+            let x: Vec<f64> = (0..r_n)
+                .map(|_| {
+                    seed = crate::rng::mix64(seed);
+                    (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+                })
+                .collect();
+            let xjx: f64 = (0..r_n)
+                .map(|r| (0..r_n).map(|c| x[r] * j[r * r_n + c] * x[c]).sum::<f64>())
+                .sum();
+            assert!(xjx <= 1e-9 * j.iter().map(|v| v.abs()).sum::<f64>());
+        }
+        // Each diagonal entry against central finite differences of the usage (both estimate
+        // the density of marginal users, with different windows: within a third).
+        for c in 0..r_n {
+            let jd = j[c * r_n + c];
+            if jd == 0.0 {
+                continue;
+            }
+            // A step that moves about 2% of the resource's use by the kernel's estimate.
+            let d = (0.02 * base.usage[c].max(1.0) / -jd).max(1e-12);
+            let mut qu = q.clone();
+            qu[c] += d;
+            let mut qd = q.clone();
+            qd[c] -= d;
+            let gu = pass(&p, &Prices::new(&p, &qu), Users::All(p.n_users()), &ctl).unwrap();
+            let gd = pass(&p, &Prices::new(&p, &qd), Users::All(p.n_users()), &ctl).unwrap();
+            let fd = (gu.usage[c] - gd.usage[c]) / (2.0 * d);
+            assert!(
+                fd < 0.0 && jd / fd > 0.75 && jd / fd < 1.33,
+                "L {limit} resource {c}: kernel {jd} vs finite differences {fd}"
+            );
+        }
+    }
+}
+
+#[test]
+fn newton_phase_gives_a_valid_certified_plan() {
+    let ctl = Control::new();
+    for (limit, groups) in [(1u32, 0usize), (2, 3)] {
+        let mut sp = spec(40_000, 8, 5);
+        sp.limit = limit;
+        sp.n_groups = groups;
+        let inst = random(&sp, &ctl).unwrap();
+        let p = inst.problem(limit);
+        let newton_opt = DualOptions {
+            sample_min_users: 0,
+            ..DualOptions::default()
+        };
+        let a = dual::solve_dual(&p, &newton_opt, &ctl).unwrap();
+        assert!(
+            a.history.iter().any(|h| h.phase == 3),
+            "the Newton phase did not run"
+        );
+        let level_opt = DualOptions {
+            sample: false,
+            ..DualOptions::default()
+        };
+        let b = dual::solve_dual(&p, &level_opt, &ctl).unwrap();
+        for s in [&a, &b] {
+            check_plan(&p, &s.chosen).unwrap();
+            let (v, u) = evaluate(&p, &s.chosen);
+            assert!((v - s.objective).abs() <= 1e-9 * v.abs());
+            for r in 0..p.n_resources() {
+                assert!(u[r] <= p.upper[r] * (1.0 + 1e-12), "resource {r} over");
+            }
+        }
+        // Each solver's dual bound is above the other's plan and fractional plan.
+        let tol = 1e-9 * a.dual_bound.abs();
+        assert!(a.dual_bound >= b.objective - tol && a.dual_bound >= b.lp_value - tol);
+        assert!(b.dual_bound >= a.objective - tol && b.dual_bound >= a.lp_value - tol);
+        assert!(
+            (a.dual_bound - a.objective) <= 1e-4 * a.dual_bound,
+            "L {limit}: Newton plan gap {} (status {:?})",
+            (a.dual_bound - a.objective) / a.dual_bound,
+            a.status
+        );
+        assert_eq!(a.status, Status::Optimal);
+    }
+}
+
+#[test]
+fn users_of_handles_users_without_candidates() {
+    // Users 0..6 with 2, 0, 3, 0, 0, 1 candidates.
+    let indptr = [0i64, 2, 2, 5, 5, 5, 6];
+    let chosen = [0u64, 1, 2, 4, 5];
+    assert_eq!(users_of(&indptr, &chosen), vec![0, 0, 2, 2, 5]);
+    assert!(users_of(&indptr, &[]).is_empty());
+    // Against a scan, on many blocks.
+    let inst = random(&spec(50_000, 3, 1), &Control::new()).unwrap();
+    let p = inst.problem(1);
+    let chosen: Vec<u64> = (0..p.nnz() as u64).step_by(7).collect();
+    let scan: Vec<u64> = chosen
+        .iter()
+        .map(|&k| (p.indptr.partition_point(|&x| x as u64 <= k) - 1) as u64)
+        .collect();
+    assert_eq!(users_of(p.indptr, &chosen), scan);
+}

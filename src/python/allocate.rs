@@ -90,6 +90,7 @@ fn solve_typed<T: Real + numpy::Element>(
                 warm_start: o.warm_start.clone(),
                 sample: o.sample,
                 seed: o.seed,
+                ..DualOptions::default()
             };
             dual::solve_dual(&p, &opt, ctl).map(Some)
         }
@@ -201,6 +202,7 @@ fn allocate_run<'py>(
     let Some(s) = solved else { return Ok(None) };
     let d = PyDict::new(py);
     d.set_item("chosen", PyArray1::from_vec(py, s.chosen))?;
+    d.set_item("chosen_user", PyArray1::from_vec(py, s.chosen_user))?;
     d.set_item("objective", s.objective)?;
     d.set_item("dual_bound", s.dual_bound)?;
     d.set_item("lp_value", s.lp_value)?;
