@@ -144,12 +144,12 @@ class UserInsight(Versioned):
       ``n_clusters_``); ``cluster_names_``: readable names (prospects': "prospects: ...");
     - ``value_tier_``: CLV quantile tier per user within its lifecycle stage (prospects 0);
     - ``cells``: the :class:`Cells`; ``cell_``: cell id per user; ``cells_``: the cell profile
-      table (size, feature means, CLV, P(alive), stage mix).
+      table (size, feature means, CLV, P(alive), stage mix);
+    - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
+      cell_label, p_alive, expected_purchases, clv.
 
     Defaults: 512 buyer clusters, 1,024 prospect clusters, 5 CLV tiers, cells of at least 20 users:
     the default 100,000-user simulated population gives over 2,000 cells (``growthmachine run``).
-    - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
-      cell_label, p_alive, expected_purchases, clv.
     """
 
     _STATE_KIND = "insight.UserInsight"
