@@ -666,7 +666,12 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         chosen,
         objective,
         dual_bound,
-        lp_value: out.lp_value,
+        // The integer plan, when it meets every bound, is a feasible LP point too.
+        lp_value: if unmet.is_empty() {
+            out.lp_value.max(objective)
+        } else {
+            out.lp_value
+        },
         usage,
         prices: out.q_best,
         status,
@@ -704,7 +709,11 @@ impl Plan {
             None => assign(p, mix, cum, seed, ctl)?,
         };
         trace(t0, "  assign");
-        let usage = repair(p, pr, &mut flags, margin, ctl)?;
+        let mut usage = repair(p, pr, &mut flags, margin, ctl)?;
+        if !margin.is_finite() {
+            // Small problems (the level method's plan): use the slack the rounding left.
+            usage = fill(p, pr, &mut flags, usage, ctl)?;
+        }
         trace(t0, "  repair");
         let chosen: Vec<u64> = flags
             .par_iter()
@@ -778,6 +787,113 @@ fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
         }
     }
     super::kernel::usage_from(p, &cnt, &pair)
+}
+
+/// Uses the slack the repair left: each user's best move that raises the plan's value (adding
+/// a candidate to a free slot, or replacing a chosen one), taken in order of reduced-value
+/// change at the prices `pr` (the least negative first: the moves a slightly lower price would
+/// make) while it keeps every upper bound, group and per-user limit. Returns the usage.
+fn fill<T: Real>(
+    p: &Problem<'_, T>,
+    pr: &Prices,
+    flags: &mut [u8],
+    mut usage: Vec<f64>,
+    ctl: &Control,
+) -> Result<Vec<f64>> {
+    ctl.check()?;
+    let r_n = p.n_resources();
+    let n = p.n_users();
+    let has_groups = !p.group.is_empty();
+    let group_of = |k: usize| {
+        if has_groups {
+            p.group[p.action[k] as usize]
+        } else {
+            -1
+        }
+    };
+    let f: &[u8] = flags;
+    // (minus the reduced-value change, user, from k or u64::MAX, to j)
+    let mut items: Vec<(f64, u64, u64, u64)> = (0..n.div_ceil(USERS_PER_CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            let mut out = Vec::new();
+            // Chosen candidates of a user: (k, group, value, reduced value).
+            let mut chosen: Vec<(usize, i32, f64, f64)> = Vec::new();
+            for i in c * USERS_PER_CHUNK..((c + 1) * USERS_PER_CHUNK).min(n) {
+                let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+                chosen.clear();
+                chosen.extend(
+                    (s..e)
+                        .filter(|&k| f[k] != 0)
+                        .map(|k| (k, group_of(k), p.value[k].into(), reduced(p, pr, k))),
+                );
+                let free_slot = chosen.len() < p.limit.get(i) as usize;
+                let mut best: Option<(f64, u64, u64)> = None;
+                for j in s..e {
+                    if f[j] != 0 {
+                        continue;
+                    }
+                    let (vj, gj) = (p.value[j].into(), group_of(j));
+                    let mut rj = None;
+                    let mut rj_of = || *rj.get_or_insert_with(|| reduced(p, pr, j));
+                    // Chosen candidates in j's group (at most one: the plan keeps the groups).
+                    let blocker = if gj >= 0 {
+                        chosen.iter().position(|c| c.1 == gj)
+                    } else {
+                        None
+                    };
+                    if free_slot && vj > 0.0 && blocker.is_none() {
+                        let dr = rj_of();
+                        if best.is_none_or(|b| dr > b.0) {
+                            best = Some((dr, u64::MAX, j as u64));
+                        }
+                    }
+                    for (ci, &(k, _, vk, rk)) in chosen.iter().enumerate() {
+                        if vj > vk && blocker.is_none_or(|b| b == ci) {
+                            let dr = rj_of() - rk;
+                            if best.is_none_or(|b| dr > b.0) {
+                                best = Some((dr, k as u64, j as u64));
+                            }
+                        }
+                    }
+                }
+                if let Some((dr, from, to)) = best {
+                    out.push((-dr, i as u64, from, to));
+                }
+            }
+            out.into_iter()
+        })
+        .collect();
+    ascending_until(
+        &mut items,
+        |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+        |&(_, _, from, to)| {
+            let j = to as usize;
+            let fits = (0..r_n).all(|x| {
+                let back = if from == u64::MAX {
+                    0.0
+                } else {
+                    p.usage_of(from as usize, x)
+                };
+                let u = p.usage_of(j, x) - back;
+                (u <= 0.0 || usage[x] + u <= p.upper[x]) && (u >= 0.0 || usage[x] + u >= p.lo(x))
+            });
+            if fits {
+                if from != u64::MAX {
+                    flags[from as usize] = 0;
+                    for (x, u) in usage.iter_mut().enumerate() {
+                        *u -= p.usage_of(from as usize, x);
+                    }
+                }
+                flags[j] = 1;
+                for (x, u) in usage.iter_mut().enumerate() {
+                    *u += p.usage_of(j, x);
+                }
+            }
+            true
+        },
+    );
+    Ok(plan_usage(p, flags))
 }
 
 /// Calls `f` on `items` in ascending order of `cmp` until it returns `false`, sorting only as

@@ -417,7 +417,7 @@ impl Default for DualOptions {
             max_iter: 500,
             warm_start: None,
             sample: true,
-            sample_min_users: 200_000,
+            sample_min_users: 100_000,
             seed: 0,
         }
     }

@@ -57,8 +57,17 @@ fn dual_matches_exact_lp_on_small_instances() {
             assert!((v - s.objective).abs() <= 1e-6 * scale);
             for r in 0..p.n_resources() {
                 assert!(u[r] <= p.upper[r] * (1.0 + 1e-12), "resource {r} over");
+                if s.status != Status::Infeasible {
+                    assert!(u[r] >= p.lo(r) * (1.0 - 1e-12), "resource {r} under");
+                }
             }
             assert!(s.objective <= lp + 1e-6 * scale);
+            // The integer plan, repaired and filled, is close to the LP optimum.
+            assert!(
+                s.objective >= lp - 2e-2 * scale,
+                "seed {seed} L {limit}: plan {} vs LP {lp}",
+                s.objective
+            );
         }
     }
 }
