@@ -29,11 +29,21 @@ def _bytes_per_pass(p: al.Problem) -> int:
 
 
 def _per_pass(sol: al.Solution) -> float:
-    """Median wall time of the single-price iterations of the full phase (includes the small
-    master problem solved between passes)."""
-    h = sol.history[sol.history["phase"] == "full"]
+    """Median wall time of the full passes: of the Newton phase (each pass also estimates the
+    Jacobian of the users' choices) or else of the level method's single-price iterations
+    (including the small master problem solved between passes)."""
+    h = sol.history
+    h = h[h["phase"] == ("newton" if (h["phase"] == "newton").any() else "full")]
     d = np.diff(h["seconds"].to_numpy())
-    return float(np.median(d[1:])) if len(d) > 1 else float("nan")
+    return float(np.median(d)) if len(d) else float("nan")
+
+
+def _passes_note(sol: al.Solution) -> str:
+    ph = sol.history["phase"]
+    return (
+        f"{sol.passes} full passes ({int((ph == 'newton').sum())} Newton) + "
+        f"{int((ph == 'sample').sum())} sample iterations"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -99,8 +109,8 @@ def main(argv: list[str]) -> int:
         None,
         f"{s.lp_gap:.1e}",
         f"{s.gap:.1e}",
-        f"{s.status}, {s.passes} full passes + {int((s.history['phase'] == 'sample').sum())} "
-        f"sample iterations; target <= 1 s end to end; per pass {_per_pass(s) * 1e3:.0f} ms",
+        f"{s.status}, {_passes_note(s)}; target <= 1 s end to end; per full pass "
+        f"{_per_pass(s) * 1e3:.0f} ms",
     )
     notes.append(
         "1M x 20 x 6: HiGHS is not run (the issue reports HiGHS IPX and PDLP give nothing "
@@ -116,7 +126,7 @@ def main(argv: list[str]) -> int:
         )
         gen = time.perf_counter() - t0
         size_gb = _bytes_per_pass(p) / 1e9
-        m = measure(lambda: al.solve(p, progress=False, time_limit=60.0), repeat=1)
+        m = measure(lambda: al.solve(p, progress=False, time_limit=60.0), repeat=3)
         s = m.result
         per_pass = _per_pass(s)
         floor = size_gb / 28.0
@@ -128,8 +138,7 @@ def main(argv: list[str]) -> int:
             None,
             f"{s.lp_gap:.1e}",
             f"{s.gap:.1e}",
-            f"{s.status}, {s.passes} full passes + {int((s.history['phase'] == 'sample').sum())} "
-            f"sample iterations; per pass {per_pass:.3f} s vs floor {floor:.3f} s "
+            f"{s.status}, {_passes_note(s)}; per full pass {per_pass:.3f} s vs floor {floor:.3f} s "
             f"({size_gb:.2f} GB read per pass at 28 GB/s); targets: LP gap <= 1e-4, plan gap "
             f"<= 1e-3, <= 15 s, peak <= 4 GB; run with time_limit=60 s",
         )
@@ -141,9 +150,11 @@ def main(argv: list[str]) -> int:
         )
     body = t.markdown()
     body += (
-        "\n\nGap columns: `LP gap (certified)` = (dual bound - value of a feasible fractional "
-        "plan from the aggregated cutting-plane primal) / dual bound, computed without an "
-        "external solver; `plan gap` = (dual bound - integer plan value) / dual bound. "
+        "\n\nGap columns: `LP gap (certified)` = (dual bound - value of the best feasible plan "
+        "found: the aggregated cutting-plane primal (fractional) or the repaired integer plan) / "
+        "dual bound, computed without an external solver; `plan gap` = (dual bound - integer "
+        "plan value) / dual bound. With many users (the sample and Newton phases), the integer "
+        "plan is the certificate. "
         f"Threads: {gm.get_num_threads()}; the load average in the header says how much other "
         "work shared the machine during the run.\n\n" + "\n".join(f"- {n}" for n in notes)
     )
