@@ -14,9 +14,11 @@ bound, maximising the total value, and proves how close to optimal the plan is::
     sol = gm.allocate.solve(prob)          # dual decomposition in Rust, certified gap
     sol.assignment, sol.objective, sol.dual_bound, sol.gap, sol.prices, sol.usage
 
-Methods: ``"dual"`` (Lagrangian decomposition over the users, level bundle method on the resource
-prices, certified LP gap from the aggregated primal, integer plan by rounding and repair: scales
-to tens of millions of users), ``"exact"`` (the MIP through good_lp/microlp, small instances;
+Methods: ``"dual"`` (Lagrangian decomposition over the users: a level bundle method on the
+resource prices, on a sample of users first when there are 100,000 or more; then Newton steps on
+the full problem with a Jacobian estimated from the users near switching; the integer plan by
+rounding, repair and fill; the certified LP gap from the aggregated primal or the integer plan
+itself: 10M users x 20 candidates x 50 resources in about 6 s on 2 cores), ``"exact"`` (the MIP through good_lp/microlp, small instances;
 ``"lp"``: the LP relaxation through clarabel), ``"highs"`` (the MIP through HiGHS, if ``highspy``
 is installed), ``"auto"`` (exact for tiny problems, else dual).
 """
@@ -395,12 +397,14 @@ class Solution(Versioned):
     ``assignment``: the chosen (user, action) rows (the input's column names, plus ``value`` and
     the per-row usage); ``objective``: the plan's value; ``dual_bound``: an upper bound on every
     plan's value (the LP relaxation's, certified by duality); ``gap``: ``(dual_bound -
-    objective) / |dual_bound|``; ``lp_value``/``lp_gap``: the value of a certified feasible
-    fractional plan and its gap to the bound (how well the LP relaxation is solved); ``usage``:
+    objective) / |dual_bound|``; ``lp_value``/``lp_gap``: the value of the best certified feasible
+    plan (the aggregated fractional primal, or the integer plan itself) and its gap to the bound
+    (how well the LP relaxation is solved); ``usage``:
     used, lower, upper, price per resource; ``prices``: shadow prices; ``status``: ``optimal``
     (gap <= tol), ``feasible`` (LP solved to tol, integrality gap above it), ``time_limit``,
     ``iteration_limit`` or ``infeasible`` (``message`` names the constraints); ``history``: per
-    iteration dual value, best bound, certified primal, choices' value and largest violation.
+    iteration (``phase``: ``sample``, ``newton``, ``full`` or ``exact``) dual value, best bound,
+    certified primal, choices' value and largest violation.
     """
 
     _STATE_KIND = "allocate.Solution"
