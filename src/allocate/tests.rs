@@ -265,9 +265,15 @@ fn newton_phase_gives_a_valid_certified_plan() {
             ..DualOptions::default()
         };
         let a = dual::solve_dual(&p, &newton_opt, &ctl).unwrap();
+        // The Newton phase ran and its plan certified the gap: the level method did not
+        // have to continue on the full problem.
         assert!(
             a.history.iter().any(|h| h.phase == 3),
             "the Newton phase did not run"
+        );
+        assert!(
+            a.history.iter().all(|h| h.phase != 1),
+            "L {limit}: the Newton plan did not certify the gap"
         );
         let level_opt = DualOptions {
             sample: false,
