@@ -279,7 +279,133 @@ unsafe fn hmin8(m: __m256) -> f32 {
     _mm256_cvtss_f32(m)
 }
 
-/// For up to 4 rows and groups of `gb` blocks (`nb` blocks in all, the last group may be
+/// Rows per tile of the wide kernels ([`nearest_rows`], [`group_mins`]): 6 rows x 16 centers
+/// keep 12 accumulators in flight (the 4-row tile's 8 only just cover the FMA latency).
+pub const R: usize = 6;
+
+/// Dot-product tile of [`R`] rows x one block of 16 centers, returned as `cn - 2 x.c` per lane in
+/// 12 registers (`[p*2 + half]`); per lane the same operations in the same order as
+/// [`block_vals`] and [`one_vals`] (so the values are bit-identical).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn block_vals6(
+    xp: &[*const f32; R],
+    d: usize,
+    cb: *const f32,
+    cnb: *const f32,
+) -> [__m256; 2 * R] {
+    let mut a = [_mm256_setzero_ps(); 2 * R];
+    for j in 0..d {
+        let c0 = _mm256_loadu_ps(cb.add(j * W));
+        let c1 = _mm256_loadu_ps(cb.add(j * W + 8));
+        for p in 0..R {
+            let xv = _mm256_broadcast_ss(&*xp[p].add(j));
+            a[2 * p] = _mm256_fmadd_ps(xv, c0, a[2 * p]);
+            a[2 * p + 1] = _mm256_fmadd_ps(xv, c1, a[2 * p + 1]);
+        }
+    }
+    let two = _mm256_set1_ps(2.0);
+    let cn0 = _mm256_loadu_ps(cnb);
+    let cn1 = _mm256_loadu_ps(cnb.add(8));
+    for p in 0..R {
+        a[2 * p] = _mm256_fnmadd_ps(two, a[2 * p], cn0);
+        a[2 * p + 1] = _mm256_fnmadd_ps(two, a[2 * p + 1], cn1);
+    }
+    a
+}
+
+/// `cn - 2 x.c` of one row against one block, computed exactly as in [`block_vals6`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn one_vals(x: *const f32, d: usize, cb: *const f32, cnb: *const f32) -> [f32; W] {
+    let mut a0 = _mm256_setzero_ps();
+    let mut a1 = _mm256_setzero_ps();
+    for j in 0..d {
+        let xv = _mm256_broadcast_ss(&*x.add(j));
+        a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(cb.add(j * W)), a0);
+        a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(cb.add(j * W + 8)), a1);
+    }
+    let two = _mm256_set1_ps(2.0);
+    a0 = _mm256_fnmadd_ps(two, a0, _mm256_loadu_ps(cnb));
+    a1 = _mm256_fnmadd_ps(two, a1, _mm256_loadu_ps(cnb.add(8)));
+    let mut out = [0f32; W];
+    _mm256_storeu_ps(out.as_mut_ptr(), a0);
+    _mm256_storeu_ps(out.as_mut_ptr().add(8), a1);
+    out
+}
+
+#[inline(always)]
+fn row_ptrs6(rows: &[f32], np: usize, d: usize) -> [*const f32; R] {
+    let last = np - 1;
+    std::array::from_fn(|p| rows[p.min(last) * d..].as_ptr())
+}
+
+/// Nearest center of up to [`R`] rows (`xn.len()` of them): (index, squared distance), the same
+/// result as [`nearest_tile`] (lowest index on ties). Per lane pair (`w`, `w + 8`) the running
+/// minimum and the first block reaching it are kept; the winner's index is then found by
+/// recomputing that block for the row (bit-identical values).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `ct`/`cn` must be a packed layout of `nb` blocks.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn nearest_rows(
+    rows: &[f32],
+    xn: &[f32],
+    d: usize,
+    ct: &[f32],
+    cn: &[f32],
+    nb: usize,
+) -> ([u32; R], [f32; R]) {
+    let np = xn.len();
+    assert!((1..=R).contains(&np) && rows.len() >= np * d);
+    assert!(ct.len() >= nb * d * W && cn.len() >= nb * W);
+    let xp = row_ptrs6(rows, np, d);
+    let mut bv = [_mm256_set1_ps(f32::INFINITY); R];
+    let mut bb = [_mm256_setzero_ps(); R];
+    for b in 0..nb {
+        let v = block_vals6(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        let bf = _mm256_set1_ps(b as f32);
+        for p in 0..R {
+            let m = _mm256_min_ps(v[2 * p], v[2 * p + 1]);
+            let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(m, bv[p]);
+            bv[p] = _mm256_blendv_ps(bv[p], m, lt);
+            bb[p] = _mm256_blendv_ps(bb[p], bf, lt);
+        }
+    }
+    let mut idx = [0u32; R];
+    let mut d2 = [0f32; R];
+    for p in 0..np {
+        let mut vals = [0f32; 8];
+        let mut blks = [0f32; 8];
+        _mm256_storeu_ps(vals.as_mut_ptr(), bv[p]);
+        _mm256_storeu_ps(blks.as_mut_ptr(), bb[p]);
+        let v = vals
+            .iter()
+            .fold(f32::INFINITY, |m, &x| if x < m { x } else { m });
+        let mut i = u32::MAX;
+        if v < f32::INFINITY {
+            for w in 0..8 {
+                if vals[w] == v {
+                    let b = blks[w] as usize;
+                    let o = one_vals(xp[p], d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+                    for l in [w, w + 8] {
+                        if o[l] == v {
+                            i = i.min((b * W + l) as u32);
+                        }
+                    }
+                }
+            }
+        }
+        if i == u32::MAX {
+            i = 0;
+        }
+        idx[p] = i;
+        d2[p] = (xn[p] + v).max(0.0);
+    }
+    (idx, d2)
+}
+
+/// For up to [`R`] rows and groups of `gb` blocks (`nb` blocks in all, the last group may be
 /// shorter): per group, the minimum over its centers of `||c||^2 - 2 x.c` (`gmin[p][g]`), and
 /// the group holding the overall minimum (`best[p]`; lowest group on ties). One sweep over the
 /// centers with lane-wise minima; the caller finds the nearest center inside `best` (and the
@@ -298,54 +424,35 @@ pub unsafe fn group_mins(
     cn: &[f32],
     nb: usize,
     gb: usize,
-    gmin: &mut [Vec<f32>; P],
-) -> [usize; P] {
-    assert!((1..=P).contains(&np) && rows.len() >= np * d && ct.len() >= nb * d * W);
+    gmin: &mut [Vec<f32>; R],
+) -> [usize; R] {
+    assert!((1..=R).contains(&np) && rows.len() >= np * d && ct.len() >= nb * d * W);
     assert!(cn.len() >= nb * W && gb >= 1);
     let t = nb.div_ceil(gb);
     for g in gmin.iter_mut().take(np) {
         assert!(g.len() >= t);
     }
-    let xp = row_ptrs(rows, np, d);
+    let xp = row_ptrs6(rows, np, d);
     let inf = _mm256_set1_ps(f32::INFINITY);
-    let mut bv = [inf; 8];
-    let mut bg = [_mm256_setzero_ps(); 8];
+    let mut best = [0usize; R];
+    let mut bestv = [f32::INFINITY; R];
     for g in 0..t {
         let (b0, b1) = (g * gb, ((g + 1) * gb).min(nb));
-        let mut gm = [inf; 8];
+        let mut gm = [inf; R];
         for b in b0..b1 {
-            let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
-            for r in 0..8 {
-                gm[r] = _mm256_min_ps(gm[r], v[r]);
+            let v = block_vals6(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+            for p in 0..R {
+                gm[p] = _mm256_min_ps(gm[p], _mm256_min_ps(v[2 * p], v[2 * p + 1]));
             }
-        }
-        let gf = _mm256_set1_ps(g as f32);
-        for r in 0..8 {
-            let m = _mm256_cmp_ps::<_CMP_LT_OQ>(gm[r], bv[r]);
-            bv[r] = _mm256_blendv_ps(bv[r], gm[r], m);
-            bg[r] = _mm256_blendv_ps(bg[r], gf, m);
         }
         for p in 0..np {
-            *gmin[p].get_unchecked_mut(g) = hmin8(_mm256_min_ps(gm[2 * p], gm[2 * p + 1]));
-        }
-    }
-    let mut best = [0usize; P];
-    for p in 0..np {
-        let mut vals = [0f32; W];
-        let mut grp = [0f32; W];
-        _mm256_storeu_ps(vals.as_mut_ptr(), bv[2 * p]);
-        _mm256_storeu_ps(vals.as_mut_ptr().add(8), bv[2 * p + 1]);
-        _mm256_storeu_ps(grp.as_mut_ptr(), bg[2 * p]);
-        _mm256_storeu_ps(grp.as_mut_ptr().add(8), bg[2 * p + 1]);
-        let (mut v, mut gi) = (f32::INFINITY, 0usize);
-        for w in 0..W {
-            let gw = grp[w] as usize;
-            if vals[w] < v || (vals[w] == v && gw < gi) {
-                v = vals[w];
-                gi = gw;
+            let m = hmin8(gm[p]);
+            *gmin[p].get_unchecked_mut(g) = m;
+            if m < bestv[p] {
+                bestv[p] = m;
+                best[p] = g;
             }
         }
-        best[p] = gi;
     }
     best
 }

@@ -443,6 +443,30 @@ pub fn nearest_tile<T: Real, F: Fm>(
 #[inline(always)]
 fn nearest_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) {
     let n = idx.len();
+    #[cfg(target_arch = "x86_64")]
+    if F::FUSED {
+        if let (Some(x32), Some(ct), Some(cn)) = (as_f32(x), as_f32(&pk.ct), as_f32(&pk.cn)) {
+            const R: usize = super::avx2::R;
+            let mut xn = [0f32; R];
+            let mut i = 0;
+            while i < n {
+                let np = (n - i).min(R);
+                let rows = &x32[i * d..(i + np) * d];
+                for p in 0..np {
+                    xn[p] = norm2::<f32, F>(&rows[p * d..(p + 1) * d]);
+                }
+                // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
+                let (bi, bv) =
+                    unsafe { super::avx2::nearest_rows(rows, &xn[..np], d, ct, cn, pk.nb) };
+                idx[i..i + np].copy_from_slice(&bi[..np]);
+                for p in 0..np {
+                    d2[i + p] = T::from_f64(bv[p] as f64);
+                }
+                i += np;
+            }
+            return;
+        }
+    }
     let mut xn = [T::ZERO; P];
     let mut i = 0;
     while i < n {

@@ -93,10 +93,11 @@ fn first_imp<T: Real, F: Fm>(
             kernel::as_f32(&pk.ct),
             kernel::as_f32(&pk.cn),
         ) {
-            let mut gm: [Vec<f32>; P] = std::array::from_fn(|_| vec![0f32; t]);
+            const R: usize = super::avx2::R;
+            let mut gm: [Vec<f32>; R] = std::array::from_fn(|_| vec![0f32; t]);
             let mut i = 0;
             while i < n {
-                let np = (n - i).min(P);
+                let np = (n - i).min(R);
                 // SAFETY: F::FUSED is only true in code running after AVX2+FMA detection.
                 let best = unsafe {
                     let rows = &x32[i * d..(i + np) * d];
