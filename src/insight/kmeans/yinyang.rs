@@ -498,11 +498,7 @@ pub fn run<T: Real>(
     let max_t = (BOUNDS_BUDGET / (n * std::mem::size_of::<T>())).max(1);
     // one group (Hamerly) up to 128 centers, else groups of 2 blocks (32 centers), fewer and
     // larger if the bounds would not fit the memory budget
-    let want_gb = if nb <= 8 {
-        nb
-    } else {
-        std::env::var("GB").map(|s| s.parse().unwrap()).unwrap_or(2)
-    };
+    let want_gb = if nb <= 8 { nb } else { 2 };
     let gb = nb.div_ceil(max_t.min(nb)).max(want_gb).min(nb);
     let t = nb.div_ceil(gb);
     let gr = Groups { t, gb, nb };
