@@ -427,6 +427,8 @@ fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
     Scaling { lo, hi, s, vs }
 }
 
+/// Developer timing trace of the solver's steps, on stderr when the environment variable
+/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise).
 fn trace(t0: Instant, what: &str) {
     if std::env::var_os("GM_ALLOC_TRACE").is_some() {
         eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
@@ -564,7 +566,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 std::slice::from_ref(&pr),
                 &[1.0],
                 &pr,
-                2.0 * h,
+                Finish::Near(2.0 * h),
                 opt.seed,
                 ctl,
             )?;
@@ -629,7 +631,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
             };
             passes += 1;
-            Plan::build(p, None, &mix, &cum, &pr, f64::INFINITY, opt.seed, ctl)?
+            Plan::build(p, None, &mix, &cum, &pr, Finish::Full, opt.seed, ctl)?
         }
     };
     let unmet = plan.unmet(p);
@@ -688,10 +690,21 @@ struct Plan {
     usage: Vec<f64>,
 }
 
+/// How a plan is finished after the users' choices.
+#[derive(Clone, Copy, Debug)]
+enum Finish {
+    /// Prices from the Newton phase (violations at the users' granularity): repair by switching
+    /// the users within this margin of changing their choice first.
+    Near(f64),
+    /// Prices from the level method (a rounding of its fractional primal): repair over every
+    /// user, then fill the slack the rounding left.
+    Full,
+}
+
 impl Plan {
     /// Each user takes its choice at one of the prices `mix` (drawn by the weights `cum`, see
-    /// `kernel::assign`) unless the `choices` are given, then the plan is repaired at the
-    /// prices `pr`.
+    /// `kernel::assign`) unless the `choices` are given, then the plan is repaired (and filled)
+    /// at the prices `pr`.
     #[allow(clippy::too_many_arguments)]
     fn build<T: Real>(
         p: &Problem<'_, T>,
@@ -699,7 +712,7 @@ impl Plan {
         mix: &[Prices],
         cum: &[f64],
         pr: &Prices,
-        margin: f64,
+        finish: Finish,
         seed: u64,
         ctl: &Control,
     ) -> Result<Plan> {
@@ -709,9 +722,12 @@ impl Plan {
             None => assign(p, mix, cum, seed, ctl)?,
         };
         trace(t0, "  assign");
+        let margin = match finish {
+            Finish::Near(m) => m,
+            Finish::Full => f64::INFINITY,
+        };
         let mut usage = repair(p, pr, &mut flags, margin, ctl)?;
-        if !margin.is_finite() {
-            // Small problems (the level method's plan): use the slack the rounding left.
+        if let Finish::Full = finish {
             usage = fill(p, pr, &mut flags, usage, ctl)?;
         }
         trace(t0, "  repair");
