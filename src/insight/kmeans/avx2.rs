@@ -36,8 +36,9 @@ unsafe fn block_vals(
     a
 }
 
+/// Pointers to `N` rows of `rows` (the first `np`; the last one repeated to fill the tile).
 #[inline(always)]
-fn row_ptrs(rows: &[f32], np: usize, d: usize) -> [*const f32; P] {
+fn row_ptrs<const N: usize>(rows: &[f32], np: usize, d: usize) -> [*const f32; N] {
     let last = np - 1;
     std::array::from_fn(|p| rows[p.min(last) * d..].as_ptr())
 }
@@ -57,7 +58,7 @@ pub unsafe fn nearest_tile(
 ) -> ([u32; P], [f32; P]) {
     let np = xn.len();
     assert!(np >= 1 && rows.len() >= np * d && ct.len() >= nb * d * W && cn.len() >= nb * W);
-    let xp = row_ptrs(rows, np, d);
+    let xp = row_ptrs::<P>(rows, np, d);
     let mut bv = [_mm256_set1_ps(f32::INFINITY); 8];
     let mut bb = [_mm256_setzero_ps(); 8];
     for b in 0..nb {
@@ -147,7 +148,7 @@ pub unsafe fn block_top2(
 ) {
     assert!((1..=P).contains(&np) && rows.len() >= np * d && ct.len() >= b1 * d * W);
     assert!(cn.len() >= b1 * W);
-    let xp = row_ptrs(rows, np, d);
+    let xp = row_ptrs::<P>(rows, np, d);
     for o in out.iter_mut() {
         o.clear();
     }
@@ -334,12 +335,6 @@ unsafe fn one_vals(x: *const f32, d: usize, cb: *const f32, cnb: *const f32) -> 
     out
 }
 
-#[inline(always)]
-fn row_ptrs6(rows: &[f32], np: usize, d: usize) -> [*const f32; R] {
-    let last = np - 1;
-    std::array::from_fn(|p| rows[p.min(last) * d..].as_ptr())
-}
-
 /// Nearest center of up to [`R`] rows (`xn.len()` of them): (index, squared distance), the same
 /// result as [`nearest_tile`] (lowest index on ties). Per lane pair (`w`, `w + 8`) the running
 /// minimum and the first block reaching it are kept; the winner's index is then found by
@@ -359,7 +354,7 @@ pub unsafe fn nearest_rows(
     let np = xn.len();
     assert!((1..=R).contains(&np) && rows.len() >= np * d);
     assert!(ct.len() >= nb * d * W && cn.len() >= nb * W);
-    let xp = row_ptrs6(rows, np, d);
+    let xp = row_ptrs::<R>(rows, np, d);
     let mut bv = [_mm256_set1_ps(f32::INFINITY); R];
     let mut bb = [_mm256_setzero_ps(); R];
     for b in 0..nb {
@@ -432,7 +427,7 @@ pub unsafe fn group_mins(
     for g in gmin.iter_mut().take(np) {
         assert!(g.len() >= t);
     }
-    let xp = row_ptrs6(rows, np, d);
+    let xp = row_ptrs::<R>(rows, np, d);
     let inf = _mm256_set1_ps(f32::INFINITY);
     let mut best = [0usize; R];
     let mut bestv = [f32::INFINITY; R];
