@@ -580,23 +580,10 @@ pub fn run<T: Real>(
             )?;
             changed = n as u64;
         } else {
-            let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
-            let base = cum[(it - 1) * t..it * t].to_vec();
-            cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
-            let half = half_gaps(&centers, &pk, k, d);
-            let mut dec = dec_table::<T>(&cum, it, t);
-            if use_hist {
-                hist.extend_from_slice(&centers);
-                tighten_dec(&mut dec, &hist, it, k, d, gr);
-            }
-            let gmax = row_max(&dec, t);
-            let dr = Drift {
-                drift: &drift,
-                half: &half,
-                dec: &dec,
-                gmax: &gmax,
-                it,
-            };
+            let tb = tables(
+                &prev, &centers, &pk, k, d, gr, it, &mut cum, &mut hist, use_hist,
+            );
+            let dr = tb.drift(it);
             ordered(
                 n,
                 ctl,
@@ -660,23 +647,10 @@ pub fn run<T: Real>(
     if !strict && it < max_iter {
         // stopped on tol: one more assignment pass against the final centers
         let pk = Packed::new(&centers, k, d);
-        let (drift, gdrift) = drifts(&prev, &centers, k, d, gr);
-        let base = cum[(it - 1) * t..it * t].to_vec();
-        cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
-        let half = half_gaps(&centers, &pk, k, d);
-        let mut dec = dec_table::<T>(&cum, it, t);
-        if use_hist {
-            hist.extend_from_slice(&centers);
-            tighten_dec(&mut dec, &hist, it, k, d, gr);
-        }
-        let gmax = row_max(&dec, t);
-        let dr = Drift {
-            drift: &drift,
-            half: &half,
-            dec: &dec,
-            gmax: &gmax,
-            it,
-        };
+        let tb = tables(
+            &prev, &centers, &pk, k, d, gr, it, &mut cum, &mut hist, use_hist,
+        );
+        let dr = tb.drift(it);
         let (ls, us, gs, ss, bs) = (
             SyncSlice::new(&mut labels),
             SyncSlice::new(&mut ub),
@@ -726,6 +700,60 @@ pub fn run<T: Real>(
 }
 
 /// Per-center drift (rounded up slightly, so bounds stay safe) and per-group maximum drift (f64).
+/// The per-pass tables of the bounds after the centers moved from `prev` to `centers` (pass
+/// `it`): drifts, half gaps, the bound decrements since each earlier pass (tightened by the
+/// center history when it is kept) and their row maxima. Extends `cum` (and `hist`).
+struct Tables<T> {
+    drift: Vec<T>,
+    half: Vec<T>,
+    dec: Vec<T>,
+    gmax: Vec<T>,
+}
+
+impl<T: Real> Tables<T> {
+    fn drift(&self, it: usize) -> Drift<'_, T> {
+        Drift {
+            drift: &self.drift,
+            half: &self.half,
+            dec: &self.dec,
+            gmax: &self.gmax,
+            it,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tables<T: Real>(
+    prev: &[T],
+    centers: &[T],
+    pk: &Packed<T>,
+    k: usize,
+    d: usize,
+    gr: Groups,
+    it: usize,
+    cum: &mut Vec<f64>,
+    hist: &mut Vec<T>,
+    use_hist: bool,
+) -> Tables<T> {
+    let t = gr.t;
+    let (drift, gdrift) = drifts(prev, centers, k, d, gr);
+    let base = cum[(it - 1) * t..it * t].to_vec();
+    cum.extend(base.iter().zip(&gdrift).map(|(a, b)| a + b));
+    let half = half_gaps(centers, pk, k, d);
+    let mut dec = dec_table::<T>(cum, it, t);
+    if use_hist {
+        hist.extend_from_slice(centers);
+        tighten_dec(&mut dec, hist, it, k, d, gr);
+    }
+    let gmax = row_max(&dec, t);
+    Tables {
+        drift,
+        half,
+        dec,
+        gmax,
+    }
+}
+
 fn drifts<T: Real>(prev: &[T], cur: &[T], k: usize, d: usize, gr: Groups) -> (Vec<T>, Vec<f64>) {
     let mut drift = vec![T::ZERO; k];
     let mut gdrift = vec![0.0f64; gr.t];
