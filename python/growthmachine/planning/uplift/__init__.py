@@ -1,0 +1,11 @@
+"""Uplift (incremental-effect) models: multi-treatment, with standard errors, one interface.
+
+``fit(X, treatment, y, sample_weight=None) -> self``; ``predict(X)`` -> (n,) for one treatment,
+(n, T) for T; ``treatment`` coded 0 = control, 1..T. See :mod:`._base`.
+"""
+
+from __future__ import annotations
+
+from ._base import UpliftModel
+
+__all__ = ["UpliftModel"]
