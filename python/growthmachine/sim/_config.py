@@ -26,16 +26,11 @@ Prospects (``population.prospect_share``) never order on their own in the histor
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import numbers
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from .. import _core
+from .._schema import Schema
 
 __all__ = [
     "Archetype",
@@ -425,7 +420,7 @@ class SessionConfig:
 
 
 @dataclass
-class WorldConfig:
+class WorldConfig(Schema):
     """Every parameter of the synthetic world (population and environment).
 
     Build with keyword overrides (``WorldConfig(purchase=PurchaseConfig(r=0.5))``), load with
@@ -455,143 +450,17 @@ class WorldConfig:
     response: ResponseConfig = field(default_factory=ResponseConfig)
     sessions: SessionConfig = field(default_factory=SessionConfig)
 
-    def __post_init__(self) -> None:
-        self.validate()
+    _root = "config"
 
     # -- validation --------------------------------------------------------------------------
-    def validate(self) -> WorldConfig:
+    def validate(self, path: str | None = None) -> WorldConfig:
         """Checks types and values; raises ``TypeError``/``ValueError`` naming the field."""
-        _check_types(self, "config")
+        super().validate(path)
         _core.sim_validate_config(json.dumps(self.to_dict(), allow_nan=True))
         return self
 
-    # -- (de)serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> WorldConfig:
-        """From a (possibly partial) nested dict: missing fields keep their defaults."""
-        return _from_dict(cls, d, "config")
-
-    def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
-        """JSON text; also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> WorldConfig:
-        """From JSON text or a path to a JSON file."""
-        s = str(text_or_path)
-        if isinstance(text_or_path, Path) or not s.lstrip().startswith("{"):
-            s = Path(text_or_path).read_text()
-        try:
-            d = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"config: not valid JSON ({e})") from None
-        return cls.from_dict(d)
-
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        import yaml
-
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_yaml(cls, text_or_path: str | Path) -> WorldConfig:
-        """From a YAML file path (or YAML text containing a newline)."""
-        import yaml
-
-        s = str(text_or_path)
-        if isinstance(text_or_path, Path) or "\n" not in s:
-            s = Path(text_or_path).read_text()
-        try:
-            d = yaml.safe_load(s)
-        except yaml.YAMLError as e:
-            raise ValueError(f"config: not valid YAML ({e})") from None
-        return cls.from_dict(d or {})
+    # (de)serialisation: to_dict / from_dict / to_json / from_json / to_yaml / from_yaml from
+    # :class:`growthmachine._schema.Schema`.
 
     def _json_compact(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _check_value(v: Any, tp: Any, path: str) -> None:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(v, (list, tuple)):
-            raise TypeError(f"{path}: must be a list, got {type(v).__name__}")
-        for i, x in enumerate(v):
-            _check_value(x, inner, f"{path}[{i}]")
-        return
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(v, tp):
-            raise TypeError(f"{path}: must be a {tp.__name__}, got {type(v).__name__}")
-        _check_types(v, path)
-        return
-    if tp is float:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{path}: must be a number, got {type(v).__name__} {v!r}")
-        if not math.isfinite(v):
-            raise ValueError(f"{path}: must be finite, got {v}")
-    elif tp is int:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v!r}")
-        if v < 0:
-            raise ValueError(f"{path}: must be >= 0, got {v}")
-    elif tp is str:
-        if not isinstance(v, str):
-            raise TypeError(f"{path}: must be a str, got {type(v).__name__}")
-
-
-def _check_types(obj: Any, path: str) -> None:
-    for f in dataclasses.fields(obj):
-        _check_value(getattr(obj, f.name), _hints(type(obj))[f.name], f"{path}.{f.name}")
-
-
-def _from_value(tp: Any, v: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(v, (list, tuple)):
-            raise TypeError(f"{path}: must be a list, got {type(v).__name__}")
-        return [_from_value(inner, x, f"{path}[{i}]") for i, x in enumerate(v)]
-    if dataclasses.is_dataclass(tp):
-        return _from_dict(tp, v, path)
-    if tp is float and isinstance(v, numbers.Real) and not isinstance(v, bool):
-        return float(v)
-    return v
-
-
-def _from_dict(cls: type, d: Any, path: str) -> Any:
-    if isinstance(d, cls):
-        return d
-    if not isinstance(d, dict):
-        raise TypeError(f"{path}: must be a mapping, got {type(d).__name__}")
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"{path}.{unknown[0]}: unknown field (known: {', '.join(sorted(names))})")
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in d
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ValueError(f"{path}.{missing[0]}: missing (required)")
-    kwargs = {k: _from_value(hints[k], v, f"{path}.{k}") for k, v in d.items()}
-    return cls(**kwargs)
