@@ -1,11 +1,15 @@
 """Uplift (incremental-effect) models: multi-treatment, with standard errors, one interface.
 
 ``fit(X, treatment, y, sample_weight=None) -> self``; ``predict(X)`` -> (n,) for one treatment,
-(n, T) for T; ``treatment`` coded 0 = control, 1..T. See :mod:`._base`.
+(n, T) for T; ``predict(X, return_se=True)`` -> (estimate, standard error); ``treatment`` coded
+0 = control, 1..T. See :mod:`._base`. Meta-learners over any scikit-learn regressor:
+:class:`SLearner`, :class:`TLearner`, :class:`XLearner`, :class:`DRLearner`.
 """
 
 from __future__ import annotations
 
+from . import meta
 from ._base import UpliftModel
+from .meta import DRLearner, SLearner, TLearner, XLearner
 
-__all__ = ["UpliftModel"]
+__all__ = ["DRLearner", "SLearner", "TLearner", "UpliftModel", "XLearner", "meta"]
