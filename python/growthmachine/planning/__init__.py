@@ -1,6 +1,42 @@
 """Operation planning: declarative plans, incremental-effect (uplift) models, executable tasks.
 
-(Being built: see the submodules.)
+An operator states what they want in a :class:`Plan` (goals, audiences, benefits, channels,
+contents, horizon, budget; YAML or Python); :meth:`Plan.compose` turns it into candidate tasks and
+the users each may reach; a :class:`Planner` estimates every task's incremental effect per user
+from a randomised campaign log (cross-fitted, calibrated on the log so that values are honest)
+and hands the conflicting candidates to :mod:`growthmachine.allocate`, which returns a
+:class:`TaskPlan` of executable tasks with a certificate::
+
+    import growthmachine as gm
+    plan = gm.planning.Plan.default(env, budget=10_000)      # or Plan.from_yaml("plan.yaml")
+    log = env.run_experiment(plan.tasks()["task_id"], share=0.5, days=30)
+    planner = gm.planning.Planner(plan, margin=env.config.response.margin).fit(log, insight, users)
+    tp = planner.allocate()                                   # tp.tasks -> env.apply(tp.tasks)
+
+Submodules: :mod:`.uplift` (models), :mod:`.metrics` (Qini and uplift curves, as scikit-uplift).
 """
 
 from __future__ import annotations
+
+from . import metrics, uplift
+from ._calibrate import Calibration
+from ._features import planning_features
+from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan
+from ._planner import Planner, TaskPlan, run_experiment
+
+__all__ = [
+    "Audience",
+    "Benefit",
+    "Calibration",
+    "Channel",
+    "Composition",
+    "Content",
+    "Goal",
+    "Plan",
+    "Planner",
+    "TaskPlan",
+    "metrics",
+    "planning_features",
+    "run_experiment",
+    "uplift",
+]

@@ -1,0 +1,549 @@
+"""``Planner``: a plan + a randomised campaign log -> honest per-user values -> tasks.
+
+``Planner(plan, model=...).fit(log, insight, users)``:
+
+1. composes the plan over the insight's users (who may receive which task);
+2. fits the uplift model for each outcome the plan needs (GMV, redeemed incentive cost,
+   conversion) by cross-fitting over ``n_folds`` folds of users: every user's estimates come from
+   models that never saw that user (out-of-fold);
+3. calibrates each estimate on the log itself (``_calibrate``): raw scores become the realised
+   effects of pairs with that score, so the values handed to the optimiser, and the plan's
+   forecast, are honest.
+
+``candidates()`` builds the :class:`growthmachine.allocate.Problem` (value: the goals' weighted
+calibrated effects net of cost; usage: the budget, per-benefit budgets, channel capacities and
+goal floors as lower-bounded resources); ``allocate()`` solves it and returns a :class:`TaskPlan`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .._state import Versioned
+from ._calibrate import Calibration, fit_calibration, ridge_baseline
+from ._features import planning_features
+from ._plan import Plan
+
+__all__ = ["Planner", "TaskPlan", "run_experiment"]
+
+#: Outcomes of the log the planner models, and the log column each is read from.
+OUTCOMES = {"gmv": "gmv", "cost": "incentive_cost", "conversion": "converted"}
+
+
+def _default_model() -> Any:
+    from .uplift import UpliftForest  # the Rust forest: no optional dependency
+
+    return UpliftForest()
+
+
+def _clone(model: Any) -> Any:
+    try:
+        from sklearn.base import clone
+
+        return clone(model)
+    except (ImportError, TypeError):
+        return copy.deepcopy(model)
+
+
+@dataclass
+class TaskPlan:
+    """The executable result of :meth:`Planner.allocate`.
+
+    ``tasks``: one row per (user, task) to execute: user_id, task_id, task, benefit, channel,
+    content (and day when a start day was given), with the calibrated expectations of each row
+    (``expected_profit``, ``expected_gmv``, ``expected_conversion``, ``expected_cost``);
+    ``env.apply(plan.tasks)`` accepts it as it is. ``summary``: one row per task used (audience,
+    users, expected incremental conversions, GMV, profit, cost, ROI, the budget's shadow price).
+    ``forecast``: totals with standard errors; ``solution``: the allocation (certificate)."""
+
+    tasks: pd.DataFrame
+    summary: pd.DataFrame
+    forecast: dict[str, float]
+    solution: Any = field(repr=False)
+    problem: Any = field(repr=False)
+
+    @property
+    def certificate(self) -> dict[str, Any]:
+        return self.solution.certificate
+
+    def __repr__(self) -> str:
+        f = self.forecast
+        return (
+            f"TaskPlan({len(self.tasks):,} tasks, expected profit {f['profit']:,.0f} "
+            f"+- {f['profit_se']:,.0f}, expected cost {f['cost']:,.0f}, gap {self.solution.gap:.1e})"
+        )
+
+
+class Planner(Versioned):
+    """Estimates every task's incremental effect per user and plans under the plan's budget.
+
+    ``plan``: a :class:`growthmachine.planning.Plan`; ``model``: any uplift model with the
+    ``fit(X, treatment, y)`` / ``predict(X, return_se=True)`` interface of
+    :class:`growthmachine.planning.uplift.UpliftModel` (cloned per outcome and fold; default the
+    Rust :class:`~growthmachine.planning.uplift.UpliftForest`); ``margin``: contribution margin on
+    GMV (profit = margin x GMV - incentive and channel costs); ``n_folds``: cross-fitting folds;
+    ``calibration_bins``: quantile bins of the honest-value map.
+
+    Fitted attributes: ``composition_`` (tasks and eligibility), ``feature_names_``,
+    ``estimates_`` (raw out-of-fold estimates per outcome, (n_users, n_tasks) float32),
+    ``calibration_`` (per outcome, a :class:`Calibration`), ``log_summary_``.
+    """
+
+    _STATE_KIND = "planning.Planner"
+
+    def __init__(
+        self,
+        plan: Plan,
+        model: Any = "auto",
+        *,
+        margin: float = 0.3,
+        n_folds: int = 2,
+        calibration_bins: int = 10,
+        calibrate_by: str | None = "benefit",
+        calibrate_top: int | None = None,
+        seed: int = 0,
+        progress: bool | None = None,
+    ):
+        if not isinstance(plan, Plan):
+            raise TypeError(
+                f"plan: must be a growthmachine.planning.Plan, got {type(plan).__name__}"
+            )
+        if not (isinstance(model, str) and model == "auto") and not (
+            hasattr(model, "fit") and hasattr(model, "predict")
+        ):
+            raise TypeError(
+                "model: must be 'auto' or an uplift model with fit(X, treatment, y) and "
+                f"predict(X, return_se=...), got {model!r}"
+            )
+        self.plan = plan
+        self.model = model
+        self.margin = cv.check_number(margin, "margin", minimum=0.0, maximum=1.0)
+        self.n_folds = cv.check_int(n_folds, "n_folds", minimum=2, maximum=20)
+        self.calibration_bins = cv.check_int(calibration_bins, "calibration_bins", minimum=1)
+        self.seed = cv.check_int(seed, "seed", minimum=0)
+        self.progress = progress
+        task_cols = ("audience", "benefit", "channel", "content", "benefit_kind")
+        if calibrate_by is not None:
+            cv.check_choice(calibrate_by, "calibrate_by", task_cols)
+        self.calibrate_by = calibrate_by
+        self.calibrate_top = (
+            None
+            if calibrate_top is None
+            else cv.check_int(calibrate_top, "calibrate_top", minimum=1)
+        )
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _outcomes(self) -> list[str]:
+        need = {"gmv", "cost"}
+        if any(g.metric == "conversion" for g in self.plan.goals):
+            need.add("conversion")
+        return [k for k in OUTCOMES if k in need]
+
+    def _read_log(self, log: Any, row_of: pd.Index, n_tasks: int):
+        name = "log"
+        cols = cv.columns(log, name)
+        need = ["user_id", "action_id"] + [OUTCOMES[k] for k in self._outcomes()]
+        for c in need:
+            if c not in cols:
+                raise ValueError(f"{name}: missing column {c!r} (has: {', '.join(cols)})")
+        user = cv.as_array(cv.column(log, name, "user_id"), "log['user_id']", np.int64)
+        action = cv.as_array(cv.column(log, name, "action_id"), "log['action_id']", np.int64)
+        rows = row_of.get_indexer(user)
+        if (rows < 0).any():
+            bad = int(np.flatnonzero(rows < 0)[0])
+            raise ValueError(
+                f"log['user_id']: user {user[bad]} (row {bad}) is not among the insight's users"
+            )
+        if len(np.unique(rows)) != len(rows):
+            raise ValueError("log['user_id']: a user appears twice; one row per user")
+        if action.min() < -1 or action.max() >= n_tasks:
+            bad = int(np.flatnonzero((action < -1) | (action >= n_tasks))[0])
+            raise ValueError(
+                f"log['action_id']: {action[bad]} (row {bad}) is neither -1 (control) nor a task "
+                f"id of the plan (0..{n_tasks - 1})"
+            )
+        ys = {
+            k: cv.as_array(cv.column(log, name, OUTCOMES[k]), f"log[{OUTCOMES[k]!r}]", np.float64)
+            for k in self._outcomes()
+        }
+        chc = (
+            cv.as_array(cv.column(log, name, "channel_cost"), "log['channel_cost']", np.float64)
+            if "channel_cost" in cols
+            else None
+        )
+        delivered = (
+            cv.as_array(cv.column(log, name, "delivered"), "log['delivered']", np.bool_)
+            if "delivered" in cols
+            else np.ones(len(user), dtype=bool)
+        )
+        return rows, action, ys, chc, delivered
+
+    def fit(self, log: Any, insight: Any, users: Any = None, *, opted_out: Any = None) -> Planner:
+        """Fits on a randomised campaign ``log`` (one row per user: ``user_id``, ``action_id``
+        = the plan's task id or -1 for control, ``gmv``, ``incentive_cost``, ``converted`` and
+        optionally ``delivered``, ``channel_cost``) for the users of the fitted ``insight``.
+
+        Treated rows with ``delivered=False`` (the task broke a channel rule and reached nobody)
+        are left out of the estimation: the plan only sends eligible tasks, and controls are
+        compared on eligible pseudo-tasks. Their count is in ``log_summary_``."""
+        comp = self.plan.compose(insight, users, opted_out)
+        X, names, ids = planning_features(insight, users)
+        T = comp.n_tasks
+        row_of = pd.Index(ids)
+        rows, action, ys, chc, delivered = self._read_log(log, row_of, T)
+        treated = action >= 0
+        keep = ~treated | delivered
+        counts = np.bincount(action[keep & treated], minlength=T)
+        if (~treated).sum() == 0:
+            raise ValueError("log['action_id']: has no control rows (-1); uplift needs controls")
+        if (counts == 0).any():
+            missing = comp.tasks["name"].to_numpy()[counts == 0]
+            raise ValueError(
+                f"log['action_id']: {len(missing)} task(s) of the plan have no delivered rows, "
+                f"e.g. {', '.join(map(str, missing[:3]))}; test them or remove them from the plan"
+            )
+        rows, action = rows[keep], action[keep]
+        ys = {k: v[keep] for k, v in ys.items()}
+        t = action + 1
+        n = len(ids)
+        rng = np.random.default_rng(self.seed)
+        fold_of_user = rng.permutation(np.arange(n) % self.n_folds)
+        fold = fold_of_user[rows]
+        model = _default_model() if isinstance(self.model, str) else self.model
+        est = {k: np.zeros((n, T), np.float32) for k in ys}
+        se = {k: np.zeros((n, T), np.float32) for k in ys}
+        base = {k: np.zeros(len(rows)) for k in ys}
+        ctrl = t == 0
+        for k in range(self.n_folds):
+            fit_rows = fold != k
+            target = np.flatnonzero(fold_of_user == k)
+            for name, y in ys.items():
+                m = _clone(model)
+                m.fit(X[rows[fit_rows]], t[fit_rows], y[fit_rows])
+                e, s = m.predict(X[target], return_se=True)
+                e = e.reshape(len(target), T)
+                s = s.reshape(len(target), T)
+                est[name][target] = e
+                se[name][target] = s
+                # baseline of the realised outcome for variance reduction (controls of other folds)
+                pred = ridge_baseline(X[rows], y, fit_rows & ctrl)
+                base[name][~fit_rows] = pred[~fit_rows]
+        self.composition_ = comp
+        auds = {a.name: a for a in self.plan.audiences}
+        self.goal_masks_ = {
+            g.name: auds[g.audience].select(insight, users)
+            for g in self.plan.goals
+            if g.audience is not None
+        }
+        self.feature_names_ = names
+        self.user_ids_ = ids
+        self.estimates_ = est
+        self.standard_errors_ = se
+        cpt = comp.tasks["cost_per_touch"].to_numpy()
+        # -- calibration on the log: treated at their task, controls at an eligible pseudo-task
+        elig = comp.eligible[rows]
+        pseudo = np.full(len(rows), -1)
+        c_idx = np.flatnonzero(ctrl)
+        draws = rng.integers(0, T, len(c_idx))
+        ok = elig[c_idx, draws]
+        pseudo[c_idx[ok]] = draws[ok]
+        task_of = np.where(ctrl, pseudo, action)
+        used = task_of >= 0
+        r_used, j_used = rows[used], task_of[used]
+        tr = ~ctrl[used]
+        profit_real = self.margin * ys["gmv"] - ys["cost"] - (chc[keep] if chc is not None else 0.0)
+        profit_base = self.margin * base["gmv"] - base["cost"]
+        raw_value = (
+            self.margin * est["gmv"][r_used, j_used] - est["cost"][r_used, j_used] - cpt[j_used]
+        )
+        targets = {
+            "profit": (raw_value, (profit_real - profit_base)[used]),
+            "cost": (est["cost"][r_used, j_used], (ys["cost"] - base["cost"])[used]),
+            "gmv": (est["gmv"][r_used, j_used], (ys["gmv"] - base["gmv"])[used]),
+        }
+        if "conversion" in ys:
+            targets["conversion"] = (
+                est["conversion"][r_used, j_used],
+                (ys["conversion"] - base["conversion"])[used],
+            )
+        self._cal_data = {"row": r_used, "task": j_used, "treated": tr, "targets": targets}
+        self._fit_calibration()
+        self.log_summary_ = {
+            "rows": int(len(keep)),
+            "control": int((~treated).sum()),
+            "treated_delivered": int((treated & delivered).sum()),
+            "treated_not_delivered_left_out": int((treated & ~delivered).sum()),
+            "controls_with_eligible_pseudo_task": int(ok.sum()),
+            "tasks": int(T),
+        }
+        return self
+
+    def _strata(self, task: np.ndarray) -> np.ndarray:
+        """Calibration stratum of each task: its value of ``calibrate_by`` (a task column)."""
+        if self.calibrate_by is None:
+            return np.zeros(len(task), dtype=np.int64)
+        col = self.composition_.tasks[self.calibrate_by].astype(str).to_numpy()
+        codes = pd.Index(sorted(set(col))).get_indexer(col)
+        return codes[task]
+
+    def _near_top(self, rows: np.ndarray, task: np.ndarray) -> np.ndarray:
+        """Whether each (user row, task) pair is among the user's ``calibrate_top`` best
+        eligible tasks by raw value (all pairs when ``calibrate_top`` is None)."""
+        if self.calibrate_top is None:
+            return np.ones(len(rows), dtype=bool)
+        e = self.estimates_
+        cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
+        out = np.empty(len(rows), dtype=bool)
+        for lo in range(0, len(rows), 65536):
+            r, j = rows[lo : lo + 65536], task[lo : lo + 65536]
+            raw = self.margin * e["gmv"][r] - e["cost"][r] - cpt[None, :]
+            raw = np.where(self.composition_.eligible[r], raw, -np.inf)
+            mine = raw[np.arange(len(r)), j]
+            out[lo : lo + 65536] = (raw > mine[:, None]).sum(1) < self.calibrate_top
+        return out
+
+    def _fit_calibration(self) -> None:
+        d = self._cal_data
+        strata = self._strata(d["task"])
+        tr = d["treated"]
+        near = self._near_top(d["row"], d["task"])
+        strata = np.where(near, strata, -1)
+        self.calibration_: dict[str, list[Calibration]] = {}
+        for key, (score, y) in d["targets"].items():
+            maps = []
+            for s in range(int(strata.max()) + 1):
+                m = strata == s
+                maps.append(
+                    fit_calibration(
+                        score[m & tr], y[m & tr], score[m & ~tr], y[m & ~tr],
+                        bins=self.calibration_bins,
+                    )
+                )  # fmt: skip
+            self.calibration_[key] = maps
+
+    def _apply(self, key: str, scores: np.ndarray) -> np.ndarray:
+        """Calibrated (n_users, n_tasks) values from raw scores, task by task."""
+        strata = self._strata(np.arange(scores.shape[1]))
+        out = np.empty(scores.shape, dtype=np.float64)
+        maps = self.calibration_[key]
+        for j in range(scores.shape[1]):
+            out[:, j] = maps[strata[j]](scores[:, j])
+        return out
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "calibration_"):
+            raise ValueError("Planner: not fitted; call fit(log, insight, users) first")
+
+    # -- honest values ----------------------------------------------------------------------
+    def values(self) -> dict[str, np.ndarray]:
+        """Calibrated expectations per (user, task), (n_users, n_tasks) float64 each:
+        ``profit`` (net of incentive and channel costs), ``gmv``, ``cost`` (expected incentive
+        + channel cost) and ``conversion`` when a goal needs it."""
+        self._check_fitted()
+        e = self.estimates_
+        cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
+        raw = self.margin * e["gmv"] - e["cost"] - cpt[None, :].astype(np.float32)
+        out = {
+            "profit": self._apply("profit", raw),
+            "gmv": self._apply("gmv", e["gmv"]),
+            "cost": np.maximum(self._apply("cost", e["cost"]), 0.0) + cpt[None, :],
+        }
+        if "conversion" in self.calibration_:
+            out["conversion"] = self._apply("conversion", e["conversion"])
+        return out
+
+    def _goal_value(self, vals: dict[str, np.ndarray]) -> np.ndarray:
+        comp = self.composition_
+        total = np.zeros_like(vals["profit"])
+        for g in self.plan.goals:
+            v = vals[g.metric] * g.weight
+            mask = self.goal_masks_.get(g.name)
+            if mask is not None:
+                v = v * mask[:, None]
+            total += v
+        return np.where(comp.eligible, total, -np.inf)
+
+    # -- the allocation problem -------------------------------------------------------------
+    def candidates(self, budget: float | None = None):
+        """The allocation problem: eligible (user, task) pairs whose goal value is positive (a
+        pair of value <= 0 can never raise the objective; with a goal floor every eligible pair
+        is kept), value = the goals' weighted calibrated effects, usage ``budget`` = expected
+        cost, one resource per benefit budget (``budget:<benefit>``), channel capacity
+        (``capacity:<channel>``, touches over the horizon) and goal floor (``goal:<name>``,
+        lower bound). ``budget`` overrides ``plan.budget`` (``None``: no overall budget)."""
+        from .. import allocate
+
+        self._check_fitted()
+        budget = self.plan.budget if budget is None else budget
+        if budget is not None:
+            budget = cv.check_number(budget, "budget", minimum=0.0)
+        vals = self.values()
+        gv = self._goal_value(vals)
+        floors = [g for g in self.plan.goals if g.floor is not None]
+        keep = np.isfinite(gv) if floors else gv > 0
+        r, j = np.nonzero(keep)
+        tasks = self.composition_.tasks
+        frame = {
+            "user": self.user_ids_[r],
+            "action": j.astype(np.int64),
+            "value": gv[r, j],
+            "cost": vals["cost"][r, j],
+        }
+        resources: dict[str, Any] = {"cost": np.inf if budget is None else budget}
+        usage = ["cost"]
+        for b in self.plan.benefits:
+            if b.budget is not None:
+                key = f"budget:{b.name}"
+                is_b = tasks["benefit"].to_numpy()[j] == b.name
+                frame[key] = np.where(is_b, frame["cost"], 0.0)
+                resources[key] = b.budget
+                usage.append(key)
+        for g in floors:
+            key = f"goal:{g.name}"
+            frame[key] = np.maximum(vals[g.metric][r, j], 0.0)
+            resources[key] = (g.floor, None)
+            usage.append(key)
+        au = {}
+        for c in self.plan.channels:
+            if c.capacity_per_day is not None:
+                key = f"capacity:{c.name}"
+                resources[key] = c.capacity_per_day * self.plan.horizon_days
+                au[key] = (tasks["channel"] == c.name).astype(float).to_numpy()
+        df = pd.DataFrame(frame)
+        if not len(df):
+            return None
+        return allocate.Problem.from_frame(
+            df,
+            user="user",
+            action="action",
+            value="value",
+            usage=usage,
+            resources=resources,
+            action_usage=pd.DataFrame(au) if au else None,
+            per_user_limit=1,
+        )
+
+    def allocate(
+        self, budget: float | None = None, *, start_day: int | None = None, **solve_kw: Any
+    ) -> TaskPlan:
+        """Solves :meth:`candidates` with :func:`growthmachine.allocate.solve` and returns the
+        :class:`TaskPlan`. Infeasible goal floors raise ``growthmachine.InfeasibleError`` naming
+        the goal's resource."""
+        from .. import allocate
+
+        prob = self.candidates(budget)
+        tasks = self.composition_.tasks
+        vals = self.values()
+        if prob is None:
+            empty = pd.DataFrame(
+                {"user_id": np.zeros(0, np.int64), "task_id": np.zeros(0, np.int64)}
+            )
+            zero = {k: 0.0 for k in ("profit", "profit_se", "gmv", "cost", "conversion")}
+            return TaskPlan(empty, pd.DataFrame(), zero, None, None)
+        sol = allocate.solve(prob, progress=self.progress, **solve_kw)
+        a = sol.assignment
+        u = a["user"].to_numpy()
+        j = a["action"].to_numpy()
+        r = pd.Index(self.user_ids_).get_indexer(u)
+        out = pd.DataFrame(
+            {
+                "user_id": u,
+                "task_id": j,
+                "task": tasks["name"].to_numpy()[j],
+                "benefit": tasks["benefit"].to_numpy()[j],
+                "channel": tasks["channel"].to_numpy()[j],
+                "content": tasks["content"].to_numpy()[j],
+            }
+        )
+        if start_day is not None:
+            out["day"] = cv.check_int(start_day, "start_day", minimum=0)
+        for k in ("profit", "gmv", "cost", "conversion"):
+            if k in vals:
+                out[f"expected_{k}"] = vals[k][r, j]
+        price = float(sol.prices.get("cost", 0.0)) if hasattr(sol.prices, "get") else 0.0
+        g = out.groupby("task_id", sort=True)
+        summ = pd.DataFrame(
+            {
+                "task": g["task"].first(),
+                "audience": tasks["audience"].to_numpy()[g["task"].first().index.to_numpy()],
+                "users": g.size(),
+                "expected_profit": g["expected_profit"].sum(),
+                "expected_gmv": g["expected_gmv"].sum(),
+                "expected_cost": g["expected_cost"].sum(),
+            }
+        )
+        if "expected_conversion" in out:
+            summ["expected_conversions"] = g["expected_conversion"].sum()
+        summ["roi"] = summ["expected_profit"] / summ["expected_cost"].where(
+            summ["expected_cost"] > 0
+        )
+        summ["budget_shadow_price"] = price
+        summ = summ.reset_index()
+        fc = {
+            "profit": float(out["expected_profit"].sum()),
+            "profit_se": self._forecast_se(out["expected_profit"].to_numpy(), j),
+            "gmv": float(out["expected_gmv"].sum()),
+            "cost": float(out["expected_cost"].sum()),
+            "users": float(len(out)),
+        }
+        if "expected_conversion" in out:
+            fc["conversion"] = float(out["expected_conversion"].sum())
+        return TaskPlan(out, summ, fc, sol, prob)
+
+    def _forecast_se(self, chosen: np.ndarray, task: np.ndarray) -> float:
+        """Standard error of the forecast: each calibration bin's effect is uncertain with its
+        s.e.; errors are taken as fully correlated within a bin (one estimate serves all its
+        pairs) and independent between bins."""
+        if not len(chosen):
+            return 0.0
+        strata = self._strata(task)
+        var = 0.0
+        for s, cal in enumerate(self.calibration_["profit"]):
+            m = strata == s
+            if not m.any():
+                continue
+            b = np.clip(np.searchsorted(cal.knots_y, chosen[m], side="left"), 0, len(cal.se) - 1)
+            per_bin = np.bincount(b, minlength=len(cal.se)) * cal.se
+            var += float((per_bin**2).sum())
+        return float(np.sqrt(var))
+
+
+def run_experiment(
+    env: Any, plan: Plan, *, share: float = 0.5, days: int | None = None, seed: int = 0, **kw: Any
+) -> pd.DataFrame:
+    """A randomised experiment over the plan's tasks in a simulated world: each user is treated
+    with probability ``share`` by a task drawn uniformly (``env.run_experiment``), and the log's
+    ``action_id`` is the plan's ``task_id`` (-1 = control). ``days`` defaults to the plan's
+    horizon. Each task must name a benefit, channel and content of the world's catalogue, and
+    no two tasks may be the same world action (a plan with several audiences: run the world's
+    experiment and recode it yourself)."""
+    tasks = plan.tasks()
+    acts = env.actions
+    key = acts["benefit"].astype(str) + "|" + acts["channel"].astype(str) + "|"
+    key = key + acts["content"].astype(str)
+    tkey = tasks["benefit"] + "|" + tasks["channel"] + "|" + tasks["content"]
+    aid = pd.Index(key).get_indexer(tkey)
+    if (aid < 0).any():
+        bad = tasks["name"].to_numpy()[aid < 0][0]
+        raise ValueError(
+            f"plan: task {bad!r} is not an action of the world's catalogue (env.actions)"
+        )
+    if len(np.unique(aid)) != len(aid):
+        raise ValueError(
+            "plan: several tasks are the same world action (several audiences); "
+            "run env.run_experiment and recode action_id to task ids"
+        )
+    days = plan.horizon_days if days is None else days
+    log = env.run_experiment(aid, share=share, days=days, seed=seed, **kw)
+    a = log["action_id"].to_numpy()
+    task_of = np.full(len(acts), -1, dtype=np.int64)
+    task_of[aid] = tasks["task_id"].to_numpy()
+    log["action_id"] = np.where(a < 0, -1, task_of[np.maximum(a, 0)])
+    log["propensity"] = np.where(a < 0, 1.0 - share, share / len(aid))
+    return log

@@ -1,0 +1,158 @@
+"""Planner: plan + randomised log -> cross-fitted, calibrated values -> allocation -> tasks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+
+import growthmachine as gm
+from growthmachine.planning import Goal, Plan, Planner
+from growthmachine.planning._calibrate import fit_calibration
+from growthmachine.planning.uplift import TLearner
+
+
+@pytest.fixture(scope="module")
+def world():
+    pop = gm.sim.Population.generate(12_000, days=365, seed=3)
+    env = gm.sim.Environment(pop, seed=3)
+    ui = gm.insight.UserInsight(
+        n_clusters=16, n_prospect_clusters=16, min_cell_size=15, max_iter=30, progress=False
+    ).fit(pop.transactions, as_of=pop.days, users=pop.users)
+    full = Plan.default(env)
+    plan = Plan(
+        goals=full.goals,
+        audiences=full.audiences,
+        benefits=[b for b in full.benefits if b.name in ("coupon_10", "free_shipping")],
+        channels=[c for c in full.channels if c.name in ("email", "in_app", "ads")],
+        contents=full.contents[:1],
+        budget=600.0,
+    )
+    log = gm.planning.run_experiment(env, plan, share=0.6, seed=3, progress=False)
+    return pop, env, ui, plan, log
+
+
+def _planner(plan, **kw):
+    return Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, **kw)
+
+
+def test_run_experiment_recodes_to_task_ids(world):
+    pop, env, ui, plan, log = world
+    tasks = plan.tasks()
+    a = log["action_id"].to_numpy()
+    assert set(np.unique(a)) == {-1, *tasks["task_id"]}
+    assert np.allclose(log.loc[a < 0, "propensity"], 0.4)
+    assert np.allclose(log.loc[a >= 0, "propensity"], 0.6 / len(tasks))
+
+
+def test_fit_allocate_end_to_end(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    assert pl.estimates_["gmv"].shape == (pop.n_users, len(plan.tasks()))
+    assert pl.log_summary_["treated_not_delivered_left_out"] > 0
+    tp = pl.allocate(start_day=env.day)
+    t = tp.tasks
+    assert {"user_id", "task_id", "benefit", "channel", "content", "day"} <= set(t.columns)
+    assert t["user_id"].is_unique
+    # every planned pair is eligible now, and the plan stays within the budget it was given
+    acts = env.actions.set_index(["benefit", "channel", "content"])["action_id"]
+    aid = acts.loc[list(zip(t["benefit"], t["channel"], t["content"], strict=True))].to_numpy()
+    assert env.eligible(t["user_id"].to_numpy(), aid).all()
+    assert tp.forecast["cost"] <= plan.budget * (1 + 1e-6)
+    assert tp.forecast["profit"] == pytest.approx(t["expected_profit"].sum())
+    assert tp.summary["users"].sum() == len(t)
+    assert tp.solution.gap < 1e-2
+    out = env.apply(t[["user_id", "benefit", "channel", "content", "day"]], progress=False)
+    assert len(out) == pop.n_users
+
+
+def test_calibration_tables_are_monotone_and_honest(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    for maps in pl.calibration_.values():
+        for cal in maps:
+            assert np.all(np.diff(cal.knots_y) >= -1e-12)
+            assert np.all(np.diff(cal.knots_x) > 0)
+
+
+def test_same_seed_same_plan_and_pickle(world):
+    pop, env, ui, plan, log = world
+    a = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    b = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    pd.testing.assert_frame_equal(a.allocate().tasks, b.allocate().tasks)
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(c.values()["profit"], a.values()["profit"])
+
+
+def test_goal_floor_becomes_a_lower_bound_and_infeasible_names_it(world):
+    pop, env, ui, plan, log = world
+    p2 = Plan.from_dict({**plan.to_dict(), "goals": [{**plan.goals[0].to_dict(), "floor": 1e9}]})
+    pl = _planner(p2).fit(log, ui, pop.users, opted_out=env.opted_out())
+    with pytest.raises(gm.InfeasibleError, match="goal:profit"):
+        pl.allocate()
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda lg: lg.assign(action_id=np.maximum(lg["action_id"], 0)), "no control"),
+        (lambda lg: lg.assign(action_id=lg["action_id"].where(lg["action_id"] != 1, -1)), "no delivered rows"),
+        (lambda lg: lg.assign(gmv=lg["gmv"].where(lg.index != 5, np.nan)), "gmv"),
+        (lambda lg: lg.assign(action_id=lg["action_id"].where(lg.index != 7, 99)), "action_id"),
+        (lambda lg: lg.assign(user_id=lg["user_id"].where(lg.index != 3, 10**9)), "user_id"),
+        (lambda lg: lg.drop(columns=["incentive_cost"]), "incentive_cost"),
+    ],
+)  # fmt: skip
+def test_bad_logs_name_the_field(world, mutate, match):
+    pop, env, ui, plan, log = world
+    with pytest.raises(ValueError, match=match):
+        _planner(plan).fit(mutate(log.copy()), ui, pop.users, opted_out=env.opted_out())
+
+
+def test_planner_argument_checks(world):
+    pop, env, ui, plan, log = world
+    with pytest.raises(TypeError, match="plan"):
+        Planner("plan")
+    with pytest.raises(TypeError, match="model"):
+        Planner(plan, model=3)
+    with pytest.raises(ValueError, match="calibrate_by"):
+        Planner(plan, calibrate_by="colour")
+    with pytest.raises(ValueError, match="not fitted"):
+        Planner(plan).allocate()
+
+
+def test_fit_calibration_recovers_bin_effects():
+    """Randomised rows with a known effect per score: each bin's calibrated effect is within 4
+    standard errors of the true mean effect of its pairs, and the map is non-decreasing."""
+    rng = np.random.default_rng(0)
+    n = 200_000
+    score = rng.normal(size=n)
+    true = np.clip(score, 0, None) * 2.0  # effect grows with the score
+    treated = rng.random(n) < 0.5
+    y = rng.normal(size=n) * 3 + treated * true
+    cal = fit_calibration(score[treated], y[treated], score[~treated], y[~treated], bins=8)
+    edges = np.quantile(score, np.linspace(0, 1, 9)[1:-1])
+    b = np.searchsorted(edges, score, side="right")
+    truth = np.array([true[b == k].mean() for k in range(8)])
+    assert np.all(np.abs(cal.raw - truth) < 4 * cal.se)
+    assert np.all(np.diff(cal.knots_y) >= 0)
+    # a map learned on noise only is flat near zero
+    cal0 = fit_calibration(score[treated], y[treated] - true[treated], score[~treated], y[~treated])
+    assert np.abs(cal0.knots_y).max() < 4 * cal0.se.max()
+
+
+def test_goal_metrics_conversion_needs_converted(world):
+    pop, env, ui, plan, log = world
+    p2 = Plan.from_dict(
+        {
+            **plan.to_dict(),
+            "goals": [Goal("buyers", kind="acquisition", metric="conversion").to_dict()],
+        }
+    )
+    pl = _planner(p2).fit(log, ui, pop.users, opted_out=env.opted_out())
+    assert "conversion" in pl.values()
+    with pytest.raises(ValueError, match="converted"):
+        _planner(p2).fit(log.drop(columns=["converted"]), ui, pop.users)
