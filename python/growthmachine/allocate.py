@@ -855,38 +855,23 @@ def _frontier(problem: Problem, resource: str, base: Solution, factors: Sequence
 
 
 def run_stage(ctx: Any) -> None:
-    """Pipeline stage ``allocate``: resolves the campaigns' conflicts on the plan (from
-    ``ctx.state["plan"]``/``["plan_resources"]`` when the planning stage provides them, else a
-    candidate table estimated from an experiment in the simulated environment)."""
+    """Pipeline stage ``allocate``: resolves the conflicts of the planning stage's candidates
+    (``ctx.state["planning_problem"]``); with no candidates the section says so."""
     import matplotlib.pyplot as plt
 
-    plan = ctx.state.get("plan")
-    res = ctx.state.get("plan_resources")
-    au = ctx.state.get("plan_action_usage")
     env = ctx.state.get("environment")
-    if plan is not None and res is not None:
-        source = "the planning stage's candidate plan"
-    elif env is not None:
-        plan, res, au = plan_from_environment(env, seed=ctx.seed)
+    problem = ctx.state.get("planning_problem")
+    if problem is not None:
         source = (
-            "a candidate table estimated from a 30-day randomised experiment in the simulated "
-            "environment (difference in means of incremental profit per segment and action; the "
-            "planning module does not exist yet)"
+            "the planning stage's candidates (calibrated out-of-fold uplift estimates of every "
+            "task for every eligible user, net of expected cost)"
         )
     else:
-        ctx.log("[allocate] no plan and no environment: skipped")
+        ctx.log("[allocate] no candidates: skipped")
+        ctx.report.section("allocate", "Allocation: conflicts resolved").text(
+            "No candidate tasks to allocate."
+        )
         return
-    usage_cols = [c for c in res if c in plan.columns]
-    problem = Problem.from_frame(
-        plan,
-        user="user",
-        action="action",
-        value="value",
-        usage=usage_cols,
-        resources=res,
-        action_usage=au,
-        per_user_limit=1,
-    )
     sol = solve(problem, progress=ctx.progress)
     ctx.state["allocation_problem"] = problem
     ctx.state["allocation"] = sol

@@ -40,3 +40,9 @@ __all__ = [
     "run_experiment",
     "uplift",
 ]
+
+
+def run_stage(ctx):  # noqa: D103 - documented in ._stage
+    from ._stage import run_stage as _run
+
+    return _run(ctx)
