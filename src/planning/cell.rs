@@ -98,7 +98,7 @@ fn factorize(
     let max_code = (0..n).into_par_iter().map(&codes).max().unwrap_or(0) as u64;
     let space = (max_code + 1).saturating_mul(n_parent);
     ctl.check()?;
-    if space <= (2 * n as u64).max(1 << 16).min(1 << 27) {
+    if space <= (2 * n as u64).clamp(1 << 16, 1 << 27) {
         let seen: Vec<AtomicBool> = (0..space).map(|_| AtomicBool::new(false)).collect();
         (0..n).into_par_iter().with_min_len(1 << 14).for_each(|i| {
             seen[key(i) as usize].store(true, Ordering::Relaxed);

@@ -7,5 +7,7 @@
 from __future__ import annotations
 
 from ._base import UpliftModel
+from .cell import CellUplift
+from .forest import UpliftForest
 
-__all__ = ["UpliftModel"]
+__all__ = ["CellUplift", "UpliftForest", "UpliftModel"]
