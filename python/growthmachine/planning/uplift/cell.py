@@ -86,6 +86,11 @@ class CellUplift(UpliftModel):
             if isinstance(groups, Mapping):
                 raise TypeError(f"{name}: expected an array or a table")
             g = cv.as_array(groups, name, np.int64, ndim=2)
+            if n_levels is not None and g.shape[1] != n_levels:
+                raise ValueError(
+                    f"{name}: has {g.shape[1]} levels (columns), but CellUplift was fitted with "
+                    f"{n_levels}"
+                )
             if levels is not None and len(levels) != g.shape[1]:
                 raise ValueError(
                     f"{name}: has {g.shape[1]} columns, but levels names {len(levels)}"
