@@ -46,6 +46,7 @@ use crate::control::Control;
 use crate::error::{check_finite, check_len, CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 
 /// How many candidate features each node draws.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -143,7 +144,9 @@ impl ForestParams {
     }
 }
 
-/// Training data: `x` row-major `n x p` (finite), treatment 0..=T, outcome, optional weights.
+/// Training data: `x` row-major `n x p`, treatment 0..=T, outcome, optional weights. The values
+/// of `x` must be finite: the caller checks them (the Python API does, once, in parallel); a NaN
+/// would fall into bin 0 and a split would send it left.
 pub struct ForestData<'a> {
     pub x: &'a [f64],
     pub n: usize,
@@ -195,24 +198,6 @@ pub fn fit(d: &ForestData<'_>, prm: &ForestParams, ctl: &Control) -> Result<Fore
     let arm = arms_of(d.treatment, d.n_treatments)?;
     let sums = global_sums(&arm, d.y, d.w, d.n_treatments)?;
     let (global, global_var) = global_effects(&sums);
-    // Finiteness of X: checked here in parallel (the Python side checks too, cheaply for f64).
-    d.x.par_chunks(1 << 16).enumerate().try_for_each(|(c, v)| {
-        match v.iter().position(|x| !x.is_finite()) {
-            None => Ok(()),
-            Some(i) => {
-                let k = c * (1 << 16) + i;
-                Err(CoreError::invalid(
-                    "X",
-                    format!(
-                        "must be finite, found {} at row {}, column {}",
-                        v[i],
-                        k / p,
-                        k % p
-                    ),
-                ))
-            }
-        }
-    })?;
     ctl.set_total(prm.n_estimators as u64);
     let bins = Bins::fit(d.x, n, p, prm.max_bins)?;
     let codes = bins.transform(d.x, n, ctl)?;
@@ -236,15 +221,24 @@ pub fn fit(d: &ForestData<'_>, prm: &ForestParams, ctl: &Control) -> Result<Fore
         subsample: prm.subsample,
         shrinkage: prm.shrinkage,
     };
+    // Buffers shared out to the trees being grown (at most one set per worker thread).
+    let spare: Mutex<Vec<tree::Work>> = Mutex::new(Vec::new());
     let grown: Vec<tree::Grown> = (0..prm.n_estimators)
         .into_par_iter()
         .with_max_len(1)
         .map(|b| {
-            let g = tree::grow(&sh, &tp, prm.seed, b as u64, ctl)?;
+            let mut work = spare
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let g = tree::grow(&sh, &tp, prm.seed, b as u64, &mut work, ctl);
+            spare.lock().unwrap_or_else(|e| e.into_inner()).push(work);
             ctl.advance(1);
-            Ok(g)
+            g
         })
         .collect::<Result<_>>()?;
+    drop(spare);
     let mut importances = vec![0.0; p];
     let mut trees = Vec::with_capacity(grown.len());
     for g in grown {
@@ -273,7 +267,7 @@ impl Forest {
     pub fn predict(&self, x: &[f64], n: usize, ctl: &Control) -> Result<(Vec<f64>, Vec<f64>)> {
         let (p, t) = (self.n_features, self.n_treatments);
         check_len("X", x.len(), n * p, "n_samples * n_features")?;
-        check_finite("X", x)?;
+        // finite values: checked by the caller, as for fit (a NaN goes right at every split)
         let mut est = vec![0.0; n * t];
         let mut se = vec![0.0; n * t];
         let b = self.trees.len() as f64;

@@ -155,6 +155,13 @@ struct Rows {
 }
 
 impl Rows {
+    fn clear(&mut self) {
+        self.codes.clear();
+        self.arm.clear();
+        self.y.clear();
+        self.w.clear();
+    }
+
     fn push_from(&mut self, sh: &Shared<'_>, i: usize) {
         let p = sh.p;
         self.codes.extend_from_slice(&sh.codes[i * p..(i + 1) * p]);
@@ -204,12 +211,24 @@ struct Grower<'s, 'a> {
     perm: Vec<u32>,
 }
 
+/// Buffers of one tree, reused by the next tree grown on the same worker (fresh pages cost a
+/// page fault and a kernel zeroing each; a tree of 10M rows would otherwise fault in ~150 MB).
+/// Their contents never carry over: every buffer is cleared or overwritten before it is read.
+#[derive(Default)]
+pub struct Work {
+    rows: Rows,
+    scratch: Rows,
+    est_rows: Vec<u32>,
+    pool: Vec<Hist>,
+}
+
 /// Grows tree `index` of the forest seeded by `seed`.
 pub fn grow(
     sh: &Shared<'_>,
     prm: &TreeParams,
     seed: u64,
     index: u64,
+    work: &mut Work,
     ctl: &Control,
 ) -> Result<Grown> {
     let n = sh.arm.len();
@@ -223,14 +242,10 @@ pub fn grow(
     } else {
         (prm.subsample * (1u64 << 53) as f64) as u64
     };
-    let expect = (n as f64 * prm.subsample * if prm.honest { 0.5 } else { 1.0 } * 1.02) as usize;
-    let mut rows = Rows {
-        codes: Vec::with_capacity(expect * p),
-        arm: Vec::with_capacity(expect),
-        y: Vec::with_capacity(expect),
-        w: Vec::with_capacity(if sh.w.is_some() { expect } else { 0 }),
-    };
-    let mut est_rows: Vec<u32> = Vec::with_capacity(expect);
+    let mut rows = std::mem::take(&mut work.rows);
+    rows.clear();
+    let mut est_rows = std::mem::take(&mut work.est_rows);
+    est_rows.clear();
     for i in 0..n {
         let r = rng.next_u64();
         if (r >> 11) < keep {
@@ -251,20 +266,30 @@ pub fn grow(
         off.push(hist_len);
         hist_len += (e.len() + 1) * sh.arms * HS;
     }
+    let mut pool = std::mem::take(&mut work.pool);
+    pool.retain(|h| h.data.len() == hist_len);
     let mut g = Grower {
         sh,
         prm,
         off,
         hist_len,
         rows,
-        scratch: Rows::default(),
-        pool: Vec::new(),
+        scratch: std::mem::take(&mut work.scratch),
+        pool,
         rng,
         perm: (0..p as u32).collect(),
     };
-    let (nodes, parent, importance) = g.grow(ctl)?;
-    let tree = estimate(sh, prm, nodes, &parent, &est_rows, ctl)?;
-    Ok(Grown { tree, importance })
+    let grown = g.grow(ctl);
+    work.rows = g.rows;
+    work.scratch = g.scratch;
+    work.pool = g.pool;
+    let (nodes, parent, importance) = grown?;
+    let tree = estimate(sh, prm, nodes, &parent, &est_rows, ctl);
+    work.est_rows = est_rows;
+    Ok(Grown {
+        tree: tree?,
+        importance,
+    })
 }
 
 impl Grower<'_, '_> {
@@ -437,10 +462,7 @@ impl Grower<'_, '_> {
         let mut lt = vec![ArmSums::default(); self.sh.arms];
         let weighted = !self.rows.w.is_empty();
         let s = &mut self.scratch;
-        s.codes.clear();
-        s.arm.clear();
-        s.y.clear();
-        s.w.clear();
+        s.clear();
         let r = &mut self.rows;
         let mut wl = start;
         for i in start..end {
