@@ -1,5 +1,5 @@
 //! Quantile bins: every feature is cut once into at most `max_bins` (<= 256) bins, and the matrix
-//! is coded as u8, row-major (`codes[row * p + f]`).
+//! is coded as u8, row-major, each row padded to whole 8-byte words (`codes[row * stride + f]`).
 //!
 //! Edges are taken from a systematic sample of at most [`SAMPLE`] rows (every `n / SAMPLE`-th
 //! row: no randomness, the same for any thread count). A feature with at most `max_bins` distinct
@@ -64,19 +64,21 @@ impl Bins {
         self.edges[f].partition_point(|e| *e < v) as u8
     }
 
-    /// Codes of the `n x p` matrix, row-major; checks `ctl` between chunks.
+    /// Codes of the `n x p` matrix, row-major with [`stride`]`(p)` bytes per row (the padding
+    /// is 0); checks `ctl` between chunks.
     pub fn transform(&self, x: &[f64], n: usize, ctl: &Control) -> Result<Vec<u8>> {
         let p = self.n_features();
-        let mut codes = vec![0u8; n * p];
+        let rs = stride(p);
+        let mut codes = vec![0u8; n * rs];
         if p == 0 {
             return Ok(codes);
         }
         codes
-            .par_chunks_mut(CHUNK * p)
+            .par_chunks_mut(CHUNK * rs)
             .zip(x.par_chunks(CHUNK * p))
             .try_for_each(|(out, xs)| {
                 ctl.check()?;
-                for (o, v) in out.chunks_exact_mut(p).zip(xs.chunks_exact(p)) {
+                for (o, v) in out.chunks_exact_mut(rs).zip(xs.chunks_exact(p)) {
                     for f in 0..p {
                         o[f] = self.bin(f, v[f]);
                     }
@@ -85,6 +87,12 @@ impl Bins {
             })?;
         Ok(codes)
     }
+}
+
+/// Bytes per row of the codes: `p` rounded up to whole 8-byte words, so that a tree copies a row
+/// as `p / 8` (rounded up) word moves instead of a `memmove` call.
+pub fn stride(p: usize) -> usize {
+    p.div_ceil(8) * 8
 }
 
 /// Edges for one feature from its sorted sample.
@@ -118,7 +126,11 @@ mod tests {
         let b = Bins::fit(&x, 1000, 1, 64).unwrap();
         assert_eq!(b.edges[0], vec![0.5, 1.5]);
         let codes = b.transform(&x, 1000, &Control::new()).unwrap();
-        assert!(codes.iter().zip(&x).all(|(c, v)| *c as f64 == *v));
+        assert_eq!(codes.len(), 8000);
+        assert!(codes
+            .chunks(8)
+            .zip(&x)
+            .all(|(c, v)| c[0] as f64 == *v && c[1..] == [0; 7]));
         // 90% zeros, the rest spread: zeros in bin 0, never more than max_bins bins
         let y: Vec<f64> = (0..10_000)
             .map(|i| if i % 10 == 0 { i as f64 } else { 0.0 })

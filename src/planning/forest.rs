@@ -203,6 +203,7 @@ pub fn fit(d: &ForestData<'_>, prm: &ForestParams, ctl: &Control) -> Result<Fore
     let codes = bins.transform(d.x, n, ctl)?;
     let sh = Shared {
         codes: &codes,
+        stride: super::binning::stride(p),
         p,
         edges: &bins.edges,
         arm: &arm,

@@ -125,8 +125,9 @@ pub struct TreeParams {
 
 /// Data shared by all trees of a fit.
 pub struct Shared<'a> {
-    /// Row-major u8 codes, `n x p`.
+    /// Row-major u8 codes, `n` rows of `stride` bytes (see [`super::binning::stride`]).
     pub codes: &'a [u8],
+    pub stride: usize,
     pub p: usize,
     pub edges: &'a [Vec<f64>],
     pub arm: &'a [u8],
@@ -145,13 +146,20 @@ pub struct Grown {
     pub importance: Vec<f64>,
 }
 
-/// The tree's copy of its structure rows.
+/// The tree's copy of its structure rows; a row's codes are `words` u64 (8 codes each, little
+/// endian), moved as whole words by the partition.
 #[derive(Default)]
 struct Rows {
-    codes: Vec<u8>,
+    codes: Vec<u64>,
     arm: Vec<u8>,
     y: Vec<f64>,
     w: Vec<f64>,
+}
+
+/// Code of feature `f` in a row of words.
+#[inline(always)]
+fn code(words: &[u64], f: usize) -> usize {
+    ((words[f >> 3] >> ((f & 7) * 8)) & 0xff) as usize
 }
 
 impl Rows {
@@ -162,9 +170,13 @@ impl Rows {
         self.w.clear();
     }
 
+    #[inline]
     fn push_from(&mut self, sh: &Shared<'_>, i: usize) {
-        let p = sh.p;
-        self.codes.extend_from_slice(&sh.codes[i * p..(i + 1) * p]);
+        let row = &sh.codes[i * sh.stride..(i + 1) * sh.stride];
+        for w in row.chunks_exact(8) {
+            self.codes
+                .push(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
         self.arm.push(sh.arm[i]);
         self.y.push(sh.y[i]);
         if let Some(w) = sh.w {
@@ -246,17 +258,28 @@ pub fn grow(
     rows.clear();
     let mut est_rows = std::mem::take(&mut work.est_rows);
     est_rows.clear();
-    for i in 0..n {
-        let r = rng.next_u64();
-        if (r >> 11) < keep {
-            if !prm.honest {
-                rows.push_from(sh, i);
-                est_rows.push(i as u32);
-            } else if r & 1 == 0 {
-                rows.push_from(sh, i);
-            } else {
-                est_rows.push(i as u32);
-            }
+    // Decisions for 64 rows at a time as bit masks (one draw per row, as a row-by-row loop
+    // would make them), then the kept rows copied in order: no unpredictable branch per row.
+    for i0 in (0..n).step_by(64) {
+        let len = (n - i0).min(64);
+        let (mut kept, mut odd) = (0u64, 0u64);
+        for j in 0..len {
+            let r = rng.next_u64();
+            kept |= (((r >> 11) < keep) as u64) << j;
+            odd |= (r & 1) << j;
+        }
+        let (mut to_s, mut to_e) = if prm.honest {
+            (kept & !odd, kept & odd)
+        } else {
+            (kept, kept)
+        };
+        while to_s != 0 {
+            rows.push_from(sh, i0 + to_s.trailing_zeros() as usize);
+            to_s &= to_s - 1;
+        }
+        while to_e != 0 {
+            est_rows.push((i0 + to_e.trailing_zeros() as usize) as u32);
+            to_e &= to_e - 1;
         }
     }
     ctl.check()?;
@@ -353,23 +376,49 @@ impl Grower<'_, '_> {
             h.data[r].iter_mut().for_each(|v| *v = 0.0);
             h.valid[f as usize] = true;
         }
-        let p = self.sh.p;
+        if self.rows.w.is_empty() {
+            self.build_rows::<false>(&mut h.data, feats, start, end);
+        } else {
+            self.build_rows::<true>(&mut h.data, feats, start, end);
+        }
+    }
+
+    /// The histogram loop: blocks of rows, one feature at a time inside a block, so that the
+    /// feature's histogram (bins x arms x 3 f64) stays in L1 while the block's rows stay in L2.
+    fn build_rows<const WEIGHTED: bool>(
+        &self,
+        data: &mut [f64],
+        feats: &[u32],
+        start: usize,
+        end: usize,
+    ) {
+        const BLOCK: usize = 4096;
         let stride = self.sh.arms * HS;
-        let off: Vec<usize> = feats.iter().map(|&f| self.off[f as usize]).collect();
-        let fs: Vec<usize> = feats.iter().map(|&f| f as usize).collect();
-        let data = &mut h.data[..];
+        let words = self.sh.stride / 8;
         let rows = &self.rows;
-        for i in start..end {
-            let row = &rows.codes[i * p..(i + 1) * p];
-            let a = rows.arm[i] as usize * HS;
-            let w = rows.weight(i);
-            let wy = w * rows.y[i];
-            for (&f, &o) in fs.iter().zip(&off) {
-                let k = o + row[f] as usize * stride + a;
-                let c = &mut data[k..k + HS];
-                c[0] += 1.0;
-                c[1] += w;
-                c[2] += wy;
+        for b0 in (start..end).step_by(BLOCK) {
+            let b1 = (b0 + BLOCK).min(end);
+            let arm = &rows.arm[b0..b1];
+            let y = &rows.y[b0..b1];
+            let codes = &rows.codes[b0 * words..b1 * words];
+            for &f in feats {
+                let f = f as usize;
+                let o = self.off[f];
+                let hf = &mut data[o..];
+                for (j, row) in codes.chunks_exact(words).enumerate() {
+                    let k = code(row, f) * stride + arm[j] as usize * HS;
+                    let c = &mut hf[k..k + HS];
+                    if WEIGHTED {
+                        let w = rows.w[b0 + j];
+                        c[0] += 1.0;
+                        c[1] += w;
+                        c[2] += w * y[j];
+                    } else {
+                        c[0] += 1.0;
+                        c[1] += 1.0;
+                        c[2] += y[j];
+                    }
+                }
             }
         }
     }
@@ -457,41 +506,59 @@ impl Grower<'_, '_> {
 
     /// Stable partition of `start..end` by `code[f] <= bin`; returns the split point and the
     /// left side's totals.
+    /// Without a branch per row (the side is a coin flip to the predictor): every row is
+    /// written both to its place on the left (at or before its own index) and to the scratch,
+    /// and only the index of its side advances; the left totals add the row times 0 or 1.
     fn partition(&mut self, start: usize, end: usize, f: usize, bin: u8) -> (usize, Vec<ArmSums>) {
-        let p = self.sh.p;
+        let words = self.sh.stride / 8;
+        let bin = bin as usize;
+        let m = end - start;
         let mut lt = vec![ArmSums::default(); self.sh.arms];
         let weighted = !self.rows.w.is_empty();
         let s = &mut self.scratch;
-        s.clear();
-        let r = &mut self.rows;
-        let mut wl = start;
-        for i in start..end {
-            if r.codes[i * p + f] <= bin {
-                let w = if weighted { r.w[i] } else { 1.0 };
-                lt[r.arm[i] as usize].add(w, r.y[i]);
-                if wl != i {
-                    r.codes.copy_within(i * p..(i + 1) * p, wl * p);
-                    r.arm[wl] = r.arm[i];
-                    r.y[wl] = r.y[i];
-                    if weighted {
-                        r.w[wl] = r.w[i];
-                    }
-                }
-                wl += 1;
-            } else {
-                s.codes.extend_from_slice(&r.codes[i * p..(i + 1) * p]);
-                s.arm.push(r.arm[i]);
-                s.y.push(r.y[i]);
-                if weighted {
-                    s.w.push(r.w[i]);
-                }
+        if s.arm.len() < m {
+            s.codes.resize(m * words, 0);
+            s.arm.resize(m, 0);
+            s.y.resize(m, 0.0);
+            if weighted {
+                s.w.resize(m, 0.0);
             }
         }
-        r.codes[wl * p..end * p].copy_from_slice(&s.codes);
-        r.arm[wl..end].copy_from_slice(&s.arm);
-        r.y[wl..end].copy_from_slice(&s.y);
+        let r = &mut self.rows;
+        let (mut wl, mut sr) = (start, 0usize);
+        for i in start..end {
+            let left = (code(&r.codes[i * words..], f) <= bin) as usize;
+            for k in 0..words {
+                let v = r.codes[i * words + k];
+                r.codes[wl * words + k] = v;
+                s.codes[sr * words + k] = v;
+            }
+            let (a, y) = (r.arm[i], r.y[i]);
+            let w = if weighted { r.w[i] } else { 1.0 };
+            r.arm[wl] = a;
+            s.arm[sr] = a;
+            r.y[wl] = y;
+            s.y[sr] = y;
+            if weighted {
+                r.w[wl] = w;
+                s.w[sr] = w;
+            }
+            let g = left as f64;
+            let t = &mut lt[a as usize];
+            let gw = g * w;
+            t.n += g;
+            t.w += gw;
+            t.ww += gw * w;
+            t.wy += gw * y;
+            t.wyy += gw * y * y;
+            wl += left;
+            sr += 1 - left;
+        }
+        r.codes[wl * words..end * words].copy_from_slice(&s.codes[..sr * words]);
+        r.arm[wl..end].copy_from_slice(&s.arm[..sr]);
+        r.y[wl..end].copy_from_slice(&s.y[..sr]);
         if weighted {
-            r.w[wl..end].copy_from_slice(&s.w);
+            r.w[wl..end].copy_from_slice(&s.w[..sr]);
         }
         (wl, lt)
     }
@@ -665,7 +732,7 @@ fn estimate(
 ) -> Result<Tree> {
     let arms = sh.arms;
     let t_count = arms - 1;
-    let p = sh.p;
+    let rs = sh.stride;
     let len = nodes.len();
     let mut sums = vec![ArmSums::default(); len * arms];
     for (c, chunk) in est_rows.chunks(1 << 16).enumerate() {
@@ -674,7 +741,7 @@ fn estimate(
         }
         for &i in chunk {
             let i = i as usize;
-            let row = &sh.codes[i * p..(i + 1) * p];
+            let row = &sh.codes[i * rs..(i + 1) * rs];
             let mut k = 0usize;
             while nodes[k].feature != LEAF {
                 let nd = &nodes[k];
