@@ -97,6 +97,16 @@ def test_binary_outcome_and_qini_better_than_random():
     assert q <= qini_area(yt, taut[:, 0], (tt == 1).astype(float)) * 1.05
 
 
+def test_standard_errors_shrink_with_the_data_like_one_over_root_n():
+    kw = {"n_estimators": 30, "max_depth": 3, "min_samples_leaf": 200}
+    se = []
+    for n in (20_000, 80_000):
+        X, t, y, _ = make(n, seed=15)
+        se.append(np.median(fit(X, t, y, **kw).predict(X[:1000], return_se=True)[1]))
+    # 4x the rows, same tree shape: about half the standard error
+    assert 0.4 < se[1] / se[0] < 0.65, se
+
+
 def test_honest_estimates_are_not_fooled_by_noise():
     # No effect anywhere: adaptive (non-honest) leaves pick up the noise the splits chased;
     # honest leaves, estimated on rows the splits never saw, stay near 0.

@@ -596,19 +596,6 @@ impl Grower<'_, '_> {
                 continue;
             };
             importance[f] += gain;
-            let (mid, lt) = self.partition(nd.start, nd.end, f, b as u8);
-            let rt: Vec<ArmSums> = nd
-                .totals
-                .iter()
-                .zip(&lt)
-                .map(|(t, l)| ArmSums {
-                    n: t.n - l.n,
-                    w: t.w - l.w,
-                    ww: t.ww - l.ww,
-                    wy: t.wy - l.wy,
-                    wyy: t.wyy - l.wyy,
-                })
-                .collect();
             let (li, ri) = (nodes.len(), nodes.len() + 1);
             nodes[nd.node] = Node {
                 feature: f as u32,
@@ -622,6 +609,25 @@ impl Grower<'_, '_> {
             parent.push(nd.node as u32);
             parent.push(nd.node as u32);
             let depth = nd.depth + 1;
+            if depth >= self.prm.max_depth {
+                // Both children are leaves: their rows are never read again (the leaves are
+                // estimated from the estimation rows), so they need no partition.
+                self.pool.push(hist);
+                continue;
+            }
+            let (mid, lt) = self.partition(nd.start, nd.end, f, b as u8);
+            let rt: Vec<ArmSums> = nd
+                .totals
+                .iter()
+                .zip(&lt)
+                .map(|(t, l)| ArmSums {
+                    n: t.n - l.n,
+                    w: t.w - l.w,
+                    ww: t.ww - l.ww,
+                    wy: t.wy - l.wy,
+                    wyy: t.wyy - l.wyy,
+                })
+                .collect();
             let mut kids = [
                 Pending {
                     start: nd.start,
