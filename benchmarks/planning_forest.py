@@ -25,6 +25,7 @@ notes.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import warnings
 from typing import Any
@@ -78,6 +79,15 @@ def qini(y: np.ndarray, uplift: np.ndarray, t: np.ndarray) -> float:
         return float(np.mean(vals))
 
 
+def _measured(fn):
+    """``measure(fn, repeat=1)`` and the process CPU seconds it used: CPU / wall near the thread
+    count means the cores were ours; near 1 on 2 threads, other work had one of them."""
+    c0 = resource.getrusage(resource.RUSAGE_SELF)
+    m = measure(fn, repeat=1)
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    return m, (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+
+
 def _row(case, impl, seconds, peak, q, notes) -> dict[str, Any]:
     return {
         "case": case,
@@ -103,9 +113,8 @@ def case_vs_causalml(
     mb_x = X.nbytes / 2**20
     rows = [_row(case, "true effect (oracle ranking)", None, None, qini(yt, taut, tt), "")]
     for b in sorted({trees, causalml_trees}):
-        m = measure(
-            lambda b=b: UpliftForest(n_estimators=b, seed=seed, progress=False).fit(X, t, y),
-            repeat=1,
+        m, cpu = _measured(
+            lambda b=b: UpliftForest(n_estimators=b, seed=seed, progress=False).fit(X, t, y)
         )
         q = qini(yt, m.result.predict(Xt), tt)
         rows.append(
@@ -115,7 +124,7 @@ def case_vs_causalml(
                 m.median,
                 m.peak_mb,
                 q,
-                f"X is {mb_x:.0f} MB; peak {m.peak_mb / mb_x:.2f}x X",
+                f"X is {mb_x:.0f} MB; peak {m.peak_mb / mb_x:.2f}x X; CPU {cpu:.1f} s",
             )
         )
     try:
@@ -143,7 +152,7 @@ def case_vs_causalml(
                 n_jobs=gm.get_num_threads(),
             ).fit(X, names[t], yi)
 
-    m = measure(fit_causalml, repeat=1)
+    m, cpu = _measured(fit_causalml)
     model = m.result
     pred = model.predict(Xt)
     q = qini(yt, np.asarray(pred, dtype=np.float64), tt)
@@ -155,7 +164,7 @@ def case_vs_causalml(
             m.median,
             m.peak_mb,
             q,
-            f"KL, depth 8, 10 features/split; {per_tree:.1f} s per tree",
+            f"KL, depth 8, 10 features/split; {per_tree:.1f} s per tree; CPU {cpu:.0f} s",
         )
     )
     if trees != causalml_trees:
@@ -177,7 +186,7 @@ def case_scale(
 ) -> list[dict[str, Any]]:
     X, t, y, _ = make_data(n, p=p, n_treatments=n_treatments, seed=seed)
     Xt, tt, yt, _ = make_data(200_000, p=p, n_treatments=n_treatments, seed=seed + 1)
-    m = measure(lambda: UpliftForest(seed=seed, progress=False).fit(X, t, y), repeat=1)
+    m, cpu = _measured(lambda: UpliftForest(seed=seed, progress=False).fit(X, t, y))
     q = qini(yt, m.result.predict(Xt), tt)
     mb_x = X.nbytes / 2**20
     return [
@@ -187,7 +196,7 @@ def case_scale(
             m.median,
             m.peak_mb,
             q,
-            f"target <= 60 s; X is {mb_x:.0f} MB, peak {m.peak_mb / mb_x:.2f}x X",
+            f"target <= 60 s; X is {mb_x:.0f} MB, peak {m.peak_mb / mb_x:.2f}x X; CPU {cpu:.1f} s",
         )
     ]
 
