@@ -21,6 +21,7 @@ pub mod state;
 
 pub mod allocate;
 pub mod insight;
+pub mod planning;
 pub mod realtime;
 pub mod sim;
 pub mod touchpoint;

@@ -308,6 +308,76 @@ def allocate_random_instance(
     progress: Callable[[int, int], object] | None = None,
 ) -> dict[str, object]: ...
 
+# --- planning ---
+
+class PlanningForest:
+    @staticmethod
+    def fit(
+        X: npt.NDArray[np.float64],
+        treatment: npt.NDArray[np.int64],
+        y: npt.NDArray[np.float64],
+        sample_weight: npt.NDArray[np.float64] | None,
+        n_treatments: int,
+        n_estimators: int,
+        max_depth: int,
+        min_samples_leaf: int,
+        min_samples_treatment: int,
+        max_features: str | float | int,
+        max_bins: int,
+        honest: bool,
+        subsample: float,
+        shrinkage: float,
+        seed: int,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> PlanningForest: ...
+    def predict(
+        self,
+        X: npt.NDArray[np.float64],
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    @property
+    def feature_importances(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_treatments(self) -> int: ...
+    @property
+    def n_estimators(self) -> int: ...
+    @property
+    def n_nodes(self) -> list[int]: ...
+    def _state_bytes(self) -> bytes: ...
+    @staticmethod
+    def _from_state_bytes(data: bytes) -> PlanningForest: ...
+
+class PlanningCell:
+    @staticmethod
+    def fit(
+        groups: npt.NDArray[np.int64],
+        treatment: npt.NDArray[np.int64],
+        y: npt.NDArray[np.float64],
+        sample_weight: npt.NDArray[np.float64] | None,
+        n_treatments: int,
+        prior_strength: float | None,
+        min_count: int,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> PlanningCell: ...
+    def predict(
+        self, groups: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]: ...
+    @property
+    def n_treatments(self) -> int: ...
+    @property
+    def n_levels(self) -> int: ...
+    @property
+    def n_groups(self) -> list[int]: ...
+    @property
+    def prior_strength(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def global_effect(self) -> tuple[list[float], list[float]]: ...
+    def _state_bytes(self) -> bytes: ...
+    @staticmethod
+    def _from_state_bytes(data: bytes) -> PlanningCell: ...
+
 # --- realtime ---
 
 class RealtimePolicy:

@@ -10,7 +10,7 @@
 use crate::control::Control;
 use crate::error::CoreError;
 use crate::parallel;
-use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod allocate;
 mod insight;
+mod planning;
 mod realtime;
 mod sim;
 mod touchpoint;
@@ -152,6 +153,21 @@ pub(crate) fn slice1<'a, T: numpy::Element>(
     })
 }
 
+/// A C-contiguous 2-d array as (slice, rows, columns), or a `ValueError` naming `arg`.
+pub(crate) fn slice2<'a, T: numpy::Element>(
+    arg: &str,
+    a: &'a PyReadonlyArray2<'_, T>,
+) -> PyResult<(&'a [T], usize, usize)> {
+    let (n, d) = (a.shape()[0], a.shape()[1]);
+    let s = a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{arg}: must be a C-contiguous 2-d array (got shape {:?})",
+            a.shape()
+        ))
+    })?;
+    Ok((s, n, d))
+}
+
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
     if n == 0 {
@@ -236,6 +252,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     insight::register(m)?;
     allocate::register(m)?;
+    planning::register(m)?;
     realtime::register(m)?;
     touchpoint::register(m)?;
     Ok(())

@@ -1,0 +1,181 @@
+"""Honest multi-treatment uplift forest (Rust core): the fast default uplift model of gm.planning.
+
+Each tree grows on a random subsample of the rows, split in two halves (Wager & Athey 2018,
+"Estimation and inference of heterogeneous treatment effects using random forests", JASA): one
+half chooses the splits, the other estimates the leaf effects, so the estimates are not biased by
+the search for large effects. Splits maximise the sum over treatments of the squared difference of
+the children's effects, standardised by its variance (Athey & Imbens 2016, "Recursive partitioning
+for heterogeneous causal effects", PNAS; the squared interaction t-statistic of Su et al. 2009;
+summed over treatments as in Rzepakowski & Jaroszewicz 2012), on features cut once into at most
+``max_bins`` quantile bins. A leaf's effect is the difference of weighted means of the treated arm
+and control, shrunk toward its parent node's effect when an arm has few rows. The method and its
+proofs are documented in ``src/planning/forest.rs``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ... import _convert as cv
+from ... import _core, _progress
+from ._base import UpliftModel
+
+__all__ = ["UpliftForest"]
+
+
+class UpliftForest(UpliftModel):
+    """Honest uplift random forest for one control and T treatments (binary or continuous y).
+
+    Parameters
+    ----------
+    n_estimators : number of trees.
+    max_depth : maximum depth of a tree (<= 64).
+    min_samples_leaf : rows of the structure half each side of a split keeps.
+    min_samples_treatment : rows of every arm (control and each treatment) each side keeps.
+    max_features : candidate features per node: ``"sqrt"`` (ceil(sqrt(p))), a float share of the
+        features in (0, 1] or an int count.
+    max_bins : quantile bins per feature, 2..256.
+    honest : split each tree's subsample into a half that chooses the splits and a half that
+        estimates the leaves (``False``: both from the whole subsample).
+    subsample : share of the rows each tree draws, without replacement.
+    shrinkage : prior strength, in rows, of a node's effect toward its parent's: the weight of a
+        node's own difference of means is ``n_e / (n_e + shrinkage)`` with
+        ``n_e = (1/n_treated + 1/n_control)^-1`` (0: no shrinkage; an empty arm always takes the
+        parent's effect).
+    seed : random seed (int >= 0); results depend on it only, never on the thread count.
+    progress : show a progress bar (``None``: only in interactive sessions).
+
+    Fitted attributes: ``feature_importances_`` (criterion gain per feature, summing to 1),
+    ``n_features_in_``, ``n_treatments_``.
+
+    ``predict(X, return_se=True)`` also returns a standard error per estimate: the root mean of
+    the trees' leaf standard errors (the sampling variance of each leaf's difference of means).
+    The forest averages correlated trees, whose mean has at most the mean variance, so this is a
+    conservative (upper) bound on the sampling error of the estimate.
+    """
+
+    _STATE_KIND = "growthmachine.planning.UpliftForest"
+    _STATE_VERSION = 1
+    _PARAMS = (
+        "n_estimators",
+        "max_depth",
+        "min_samples_leaf",
+        "min_samples_treatment",
+        "max_features",
+        "max_bins",
+        "honest",
+        "subsample",
+        "shrinkage",
+        "seed",
+        "progress",
+    )
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        *,
+        max_depth: int = 8,
+        min_samples_leaf: int = 100,
+        min_samples_treatment: int = 10,
+        max_features: str | float | int = "sqrt",
+        max_bins: int = 64,
+        honest: bool = True,
+        subsample: float = 0.5,
+        shrinkage: float = 10.0,
+        seed: int = 0,
+        progress: bool | None = None,
+    ):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.min_samples_treatment = min_samples_treatment
+        self.max_features = max_features
+        self.max_bins = max_bins
+        self.honest = honest
+        self.subsample = subsample
+        self.shrinkage = shrinkage
+        self.seed = seed
+        self.progress = progress
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def set_params(self, **params: Any) -> UpliftForest:
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ValueError(f"{k}: unknown parameter of UpliftForest")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
+        return f"UpliftForest({args})"
+
+    def _fit(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+        # Types here; ranges are checked by the core (one definition of each limit).
+        ints = {
+            p: cv.check_int(getattr(self, p), p, minimum=0)
+            for p in (
+                "n_estimators",
+                "max_depth",
+                "min_samples_leaf",
+                "min_samples_treatment",
+                "max_bins",
+            )
+        }
+        mf = self.max_features
+        if not isinstance(mf, (str, numbers.Real)) or isinstance(mf, bool):
+            raise TypeError(
+                f"max_features: must be 'sqrt', a float or an int, got {type(mf).__name__}"
+            )
+        if isinstance(mf, numbers.Integral):
+            mf = int(mf)
+        elif not isinstance(mf, str):
+            mf = float(mf)
+        if not isinstance(self.honest, (bool, np.bool_)):
+            raise TypeError(f"honest: must be True or False, got {type(self.honest).__name__}")
+        subsample = cv.check_number(self.subsample, "subsample")
+        shrinkage = cv.check_number(self.shrinkage, "shrinkage")
+        seed = cv.check_int(self.seed, "seed", minimum=0, maximum=2**64 - 1)
+        with _progress.bar(self.progress, "UpliftForest", unit="tree") as cb:
+            self._forest = _core.PlanningForest.fit(
+                X,
+                t,
+                y,
+                w,
+                self.n_treatments_,
+                ints["n_estimators"],
+                ints["max_depth"],
+                ints["min_samples_leaf"],
+                ints["min_samples_treatment"],
+                mf,
+                ints["max_bins"],
+                bool(self.honest),
+                subsample,
+                shrinkage,
+                seed,
+                progress=cb,
+            )
+        self.feature_importances_ = self._forest.feature_importances
+
+    def _predict(self, X: np.ndarray, return_se: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if not hasattr(self, "_forest"):  # the last fit was interrupted or failed
+            raise ValueError("UpliftForest: not fitted; call fit(X, treatment, y) first")
+        est, se = self._forest.predict(X)
+        return est, (se if return_se else None)
+
+    def _get_state(self) -> dict[str, Any]:
+        s = dict(self.__dict__)
+        if "_forest" in s:
+            s["_forest"] = s["_forest"]._state_bytes()
+        return s
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        raw = state.pop("_forest", None)
+        self.__dict__.update(state)
+        if raw is not None:
+            self._forest = _core.PlanningForest._from_state_bytes(bytes(raw))

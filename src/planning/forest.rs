@@ -1,0 +1,462 @@
+//! The honest multi-treatment uplift forest.
+//!
+//! **Data.** Features are cut once into at most `max_bins` quantile bins and coded as u8
+//! ([`super::binning`]); treatments are arms 0 = control, 1..=T.
+//!
+//! **Trees.** Tree `b` draws from its own stream `rng::stream(seed, b)`: a subsample of the rows
+//! without replacement (each row kept with probability `subsample`), which, when `honest`, is
+//! split at random into a structure half that chooses the splits and an estimation half that
+//! estimates the leaf effects (Wager & Athey 2018, "Estimation and inference of heterogeneous
+//! treatment effects using random forests", JASA; Athey & Imbens 2016, "Recursive partitioning
+//! for heterogeneous causal effects", PNAS). Trees grow in parallel on the growthmachine pool, one
+//! tree per task, and are kept in index order, so the forest is bit-identical for any thread count.
+//!
+//! **Split criterion.** For a split into L and R the gain is
+//! `sum_t (tau_L,t - tau_R,t)^2 / (s_t^2 (1/W_L,t + 1/W_R,t) + s_0^2 (1/W_L,0 + 1/W_R,0))`,
+//! summed over the treatments t = 1..T, where `tau_S,t` is the difference of weighted means of
+//! arm t and control in side S, `W_S,a` the weight of arm a in S and `s_a^2` the node's row
+//! variance of arm a. For one treatment with the same arm shares on both sides it is proportional
+//! to Athey & Imbens' `n_L n_R / n (tau_L - tau_R)^2`; dividing by the variance of the difference
+//! (the squared t-statistic of the interaction test of Su et al. 2009, "Subgroup analysis via
+//! recursive partitioning", JMLR) makes the terms of treatments with different arm sizes or
+//! outcome scales comparable and penalises splits that leave an arm thin; the sum over treatments
+//! is the multi-treatment extension of Rzepakowski & Jaroszewicz 2012 ("Decision trees for uplift
+//! modeling with single and multiple treatments", KAIS), which sums a divergence over treatments.
+//! Every side must keep `min_samples_leaf` rows and `min_samples_treatment` rows of every arm.
+//! Histograms per node hold (rows, Σw, Σwy) per bin and arm; `s_a^2` comes from the node's
+//! (Σw, Σwy, Σwy²) kept with the partition ([`super::tree`]).
+//!
+//! **Leaf effects.** From the estimation half only (honest): per node and treatment the
+//! difference of weighted means, shrunk toward the parent node's effect with weight
+//! `n_e / (n_e + shrinkage)`, `n_e = (1/n_t + 1/n_c)^-1` ([`super::shrink`]); the root shrinks
+//! toward the effect on all the data. This is the small-count guard: a leaf arm with few rows
+//! borrows from its parent, one with none takes the parent's effect.
+//!
+//! **Standard error.** Per tree, the leaf's posterior standard error ([`super::shrink`]: the
+//! sampling variance of the difference of means `var_t/n_t + var_c/n_c`, shrunk with the
+//! estimate). The forest reports `sqrt(mean_b se_b(x)^2)`: the average over trees of the per-tree
+//! variance. The forest's estimate is the mean of B correlated tree estimates, whose variance is
+//! at most the mean of their variances (Cauchy-Schwarz), so this is an upper bound, reached when
+//! the trees agree; it ignores the (smaller) variance from the choice of the splits.
+
+use super::binning::Bins;
+use super::tree::{self, Shared, Tree, TreeParams};
+use super::{arms_of, global_effects, global_sums};
+use crate::control::Control;
+use crate::error::{check_finite, check_len, CoreError, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// How many candidate features each node draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxFeatures {
+    /// `ceil(sqrt(p))`
+    Sqrt,
+    /// `max(1, round(share * p))`, share in (0, 1]
+    Share(f64),
+    /// an exact count, 1..=p
+    Count(usize),
+}
+
+impl MaxFeatures {
+    pub fn resolve(self, p: usize) -> Result<usize> {
+        match self {
+            MaxFeatures::Sqrt => Ok(((p as f64).sqrt().ceil() as usize).clamp(1, p)),
+            MaxFeatures::Share(s) if s > 0.0 && s <= 1.0 => {
+                Ok(((s * p as f64).round() as usize).clamp(1, p))
+            }
+            MaxFeatures::Share(s) => Err(CoreError::invalid(
+                "max_features",
+                format!("a share must be in (0, 1], got {s}"),
+            )),
+            MaxFeatures::Count(k) if (1..=p).contains(&k) => Ok(k),
+            MaxFeatures::Count(k) => Err(CoreError::invalid(
+                "max_features",
+                format!("must be between 1 and n_features={p}, got {k}"),
+            )),
+        }
+    }
+}
+
+/// Parameters of a fit (every one explicit: the defaults live in the Python API only).
+#[derive(Clone, Debug)]
+pub struct ForestParams {
+    pub n_estimators: usize,
+    pub max_depth: usize,
+    pub min_samples_leaf: usize,
+    pub min_samples_treatment: usize,
+    pub max_features: MaxFeatures,
+    pub max_bins: usize,
+    pub honest: bool,
+    pub subsample: f64,
+    pub shrinkage: f64,
+    pub seed: u64,
+}
+
+/// Largest accepted `n_estimators` and `max_depth`.
+pub const MAX_ESTIMATORS: usize = 100_000;
+pub const MAX_DEPTH: usize = 64;
+
+impl ForestParams {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |arg: &str, msg: String| Err(CoreError::invalid(arg, msg));
+        if !(1..=MAX_ESTIMATORS).contains(&self.n_estimators) {
+            return bad(
+                "n_estimators",
+                format!(
+                    "must be between 1 and {MAX_ESTIMATORS}, got {}",
+                    self.n_estimators
+                ),
+            );
+        }
+        if !(1..=MAX_DEPTH).contains(&self.max_depth) {
+            return bad(
+                "max_depth",
+                format!("must be between 1 and {MAX_DEPTH}, got {}", self.max_depth),
+            );
+        }
+        if self.min_samples_leaf == 0 {
+            return bad("min_samples_leaf", "must be >= 1, got 0".into());
+        }
+        if self.min_samples_treatment == 0 {
+            return bad("min_samples_treatment", "must be >= 1, got 0".into());
+        }
+        if !(2..=256).contains(&self.max_bins) {
+            return bad(
+                "max_bins",
+                format!("must be between 2 and 256, got {}", self.max_bins),
+            );
+        }
+        if !(self.subsample > 0.0 && self.subsample <= 1.0) {
+            return bad(
+                "subsample",
+                format!("must be in (0, 1], got {}", self.subsample),
+            );
+        }
+        if !(self.shrinkage.is_finite() && self.shrinkage >= 0.0) {
+            return bad(
+                "shrinkage",
+                format!("must be a finite number >= 0, got {}", self.shrinkage),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Training data: `x` row-major `n x p`, treatment 0..=T, outcome, optional weights. The values
+/// of `x` must be finite: the caller checks them (the Python API does, once, in parallel); a NaN
+/// would fall into bin 0 and a split would send it left.
+pub struct ForestData<'a> {
+    pub x: &'a [f64],
+    pub n: usize,
+    pub p: usize,
+    pub treatment: &'a [i64],
+    pub n_treatments: usize,
+    pub y: &'a [f64],
+    pub w: Option<&'a [f64]>,
+}
+
+const STATE_KIND: &str = "planning.UpliftForest";
+const STATE_VERSION: u32 = 1;
+
+/// A fitted forest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub n_features: usize,
+    pub n_treatments: usize,
+    pub trees: Vec<Tree>,
+    /// Criterion gain per feature, summed over splits and trees, normalised to sum 1.
+    pub importances: Vec<f64>,
+}
+
+/// Fits a forest. Progress: one unit per tree.
+pub fn fit(d: &ForestData<'_>, prm: &ForestParams, ctl: &Control) -> Result<Forest> {
+    prm.validate()?;
+    let (n, p) = (d.n, d.p);
+    if n == 0 {
+        return Err(CoreError::invalid("X", "is empty"));
+    }
+    if p == 0 {
+        return Err(CoreError::invalid("X", "has 0 features (columns)"));
+    }
+    if n > u32::MAX as usize {
+        return Err(CoreError::invalid(
+            "X",
+            format!("has {n} rows, at most {} are supported", u32::MAX),
+        ));
+    }
+    check_len("X", d.x.len(), n * p, "n_samples * n_features")?;
+    check_len("treatment", d.treatment.len(), n, "X")?;
+    check_len("y", d.y.len(), n, "X")?;
+    check_finite("y", d.y)?;
+    if let Some(w) = d.w {
+        check_len("sample_weight", w.len(), n, "X")?;
+        crate::error::check_nonnegative("sample_weight", w)?;
+    }
+    let max_features = prm.max_features.resolve(p)?;
+    let arm = arms_of(d.treatment, d.n_treatments)?;
+    let sums = global_sums(&arm, d.y, d.w, d.n_treatments)?;
+    let (global, global_var) = global_effects(&sums);
+    ctl.set_total(prm.n_estimators as u64);
+    let bins = Bins::fit(d.x, n, p, prm.max_bins)?;
+    let codes = bins.transform(d.x, n, ctl)?;
+    let sh = Shared {
+        codes: &codes,
+        stride: super::binning::stride(p),
+        p,
+        edges: &bins.edges,
+        arm: &arm,
+        y: d.y,
+        w: d.w,
+        arms: d.n_treatments + 1,
+        global: &global,
+        global_var: &global_var,
+    };
+    let tp = TreeParams {
+        max_depth: prm.max_depth,
+        min_samples_leaf: prm.min_samples_leaf,
+        min_samples_treatment: prm.min_samples_treatment,
+        max_features,
+        honest: prm.honest,
+        subsample: prm.subsample,
+        shrinkage: prm.shrinkage,
+    };
+    // Buffers shared out to the trees being grown (at most one set per worker thread).
+    let spare: Mutex<Vec<tree::Work>> = Mutex::new(Vec::new());
+    let grown: Vec<tree::Grown> = (0..prm.n_estimators)
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|b| {
+            let mut work = spare
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let g = tree::grow(&sh, &tp, prm.seed, b as u64, &mut work, ctl);
+            spare.lock().unwrap_or_else(|e| e.into_inner()).push(work);
+            ctl.advance(1);
+            g
+        })
+        .collect::<Result<_>>()?;
+    drop(spare);
+    let mut importances = vec![0.0; p];
+    let mut trees = Vec::with_capacity(grown.len());
+    for g in grown {
+        for (a, b) in importances.iter_mut().zip(&g.importance) {
+            *a += b;
+        }
+        trees.push(g.tree);
+    }
+    let total: f64 = importances.iter().sum();
+    if total > 0.0 {
+        importances.iter_mut().for_each(|v| *v /= total);
+    }
+    Ok(Forest {
+        n_features: p,
+        n_treatments: d.n_treatments,
+        trees,
+        importances,
+    })
+}
+
+/// Rows per prediction chunk.
+const PREDICT_CHUNK: usize = 1024;
+
+impl Forest {
+    /// Estimates and standard errors for the `n x p` row-major `x`, each `n x T` row-major.
+    pub fn predict(&self, x: &[f64], n: usize, ctl: &Control) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (p, t) = (self.n_features, self.n_treatments);
+        check_len("X", x.len(), n * p, "n_samples * n_features")?;
+        // finite values: checked by the caller, as for fit (a NaN goes right at every split)
+        let mut est = vec![0.0; n * t];
+        let mut se = vec![0.0; n * t];
+        let b = self.trees.len() as f64;
+        ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
+        est.par_chunks_mut(PREDICT_CHUNK * t)
+            .zip(se.par_chunks_mut(PREDICT_CHUNK * t))
+            .zip(x.par_chunks(PREDICT_CHUNK * p.max(1)))
+            .try_for_each(|((e, s), xs)| {
+                ctl.check()?;
+                for tr in &self.trees {
+                    for (r, row) in xs.chunks_exact(p).enumerate() {
+                        let leaf = tr.leaf_of(row);
+                        let (le, ls) = (&tr.est[leaf * t..(leaf + 1) * t], &tr.se[leaf * t..]);
+                        for k in 0..t {
+                            e[r * t + k] += le[k];
+                            s[r * t + k] += ls[k] * ls[k];
+                        }
+                    }
+                }
+                e.iter_mut().for_each(|v| *v /= b);
+                s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
+                ctl.advance(1);
+                Ok(())
+            })?;
+        Ok((est, se))
+    }
+
+    /// Versioned state with a checksum (a flipped bit is an error, never other numbers).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::realtime::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
+    }
+
+    /// Reads state written by [`Forest::to_bytes`], checking every tree's structure.
+    pub fn from_bytes(b: &[u8]) -> Result<Forest> {
+        let f: Forest = crate::realtime::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        if f.n_treatments == 0 || f.trees.is_empty() || f.importances.len() != f.n_features {
+            return Err(CoreError::State("UpliftForest state is malformed".into()));
+        }
+        for t in &f.trees {
+            t.check(f.n_features, f.n_treatments)?;
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// y = 0.5 x1 + tau_t(x) 1[arm t] + noise, tau_1 = 1[x0 > 0] * 0.6 - 0.2, tau_2 = 0.3 x2.
+    fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<i64>, Vec<f64>) {
+        let mut rng = crate::rng::Rng::seed_from_u64(seed);
+        let p = 4;
+        let mut x = vec![0.0; n * p];
+        let mut t = vec![0i64; n];
+        let mut y = vec![0.0; n];
+        for i in 0..n {
+            for f in 0..p {
+                x[i * p + f] = rng.random::<f64>() * 2.0 - 1.0;
+            }
+            t[i] = rng.random_range(0..3);
+            let tau = match t[i] {
+                1 => {
+                    if x[i * p] > 0.0 {
+                        0.4
+                    } else {
+                        -0.2
+                    }
+                }
+                2 => 0.3 * x[i * p + 2],
+                _ => 0.0,
+            };
+            y[i] = 0.5 * x[i * p + 1] + tau + (rng.random::<f64>() - 0.5);
+        }
+        (x, t, y)
+    }
+
+    fn params() -> ForestParams {
+        ForestParams {
+            n_estimators: 20,
+            max_depth: 6,
+            min_samples_leaf: 50,
+            min_samples_treatment: 10,
+            max_features: MaxFeatures::Count(4),
+            max_bins: 32,
+            honest: true,
+            subsample: 0.5,
+            shrinkage: 1.0,
+            seed: 3,
+        }
+    }
+
+    #[test]
+    fn recovers_heterogeneous_effects_and_round_trips() {
+        let n = 20_000;
+        let (x, t, y) = data(n, 1);
+        let d = ForestData {
+            x: &x,
+            n,
+            p: 4,
+            treatment: &t,
+            n_treatments: 2,
+            y: &y,
+            w: None,
+        };
+        let ctl = Control::new();
+        let f = fit(&d, &params(), &ctl).unwrap();
+        let probe = [0.5, 0.0, 0.8, 0.0, -0.5, 0.0, -0.8, 0.0];
+        let (e, s) = f.predict(&probe, 2, &ctl).unwrap();
+        assert!(e[0] > 0.2 && e[2] < 0.0, "{e:?}");
+        assert!(e[1] > 0.1 && e[3] < -0.1, "{e:?}");
+        assert!(s.iter().all(|v| v.is_finite() && *v > 0.0));
+        assert!(f.importances[0] > f.importances[1] && f.importances[2] > f.importances[3]);
+        let b = f.to_bytes().unwrap();
+        let g = Forest::from_bytes(&b).unwrap();
+        assert_eq!(g, f);
+        let mut c = b.clone();
+        let k = c.len() / 2;
+        c[k] ^= 4;
+        assert!(Forest::from_bytes(&c).is_err());
+        // Same seed: same forest; another seed: another one.
+        assert_eq!(fit(&d, &params(), &ctl).unwrap(), f);
+        let mut p2 = params();
+        p2.seed = 4;
+        assert_ne!(fit(&d, &p2, &ctl).unwrap(), f);
+    }
+
+    #[test]
+    fn bad_parameters_name_the_argument() {
+        let (x, t, y) = data(100, 2);
+        let d = ForestData {
+            x: &x,
+            n: 100,
+            p: 4,
+            treatment: &t,
+            n_treatments: 2,
+            y: &y,
+            w: None,
+        };
+        let ctl = Control::new();
+        for (prm, arg) in [
+            (
+                ForestParams {
+                    n_estimators: 0,
+                    ..params()
+                },
+                "n_estimators",
+            ),
+            (
+                ForestParams {
+                    max_bins: 1,
+                    ..params()
+                },
+                "max_bins",
+            ),
+            (
+                ForestParams {
+                    max_depth: 65,
+                    ..params()
+                },
+                "max_depth",
+            ),
+            (
+                ForestParams {
+                    subsample: 0.0,
+                    ..params()
+                },
+                "subsample",
+            ),
+            (
+                ForestParams {
+                    max_features: MaxFeatures::Count(5),
+                    ..params()
+                },
+                "max_features",
+            ),
+        ] {
+            let e = fit(&d, &prm, &ctl).unwrap_err();
+            assert!(e.to_string().starts_with(arg), "{e}");
+        }
+        let d3 = ForestData {
+            n_treatments: 3,
+            ..d
+        };
+        let e = fit(&d3, &params(), &ctl).unwrap_err();
+        assert!(e.to_string().contains("arm 3 has no rows"), "{e}");
+        ctl.cancel();
+        assert_eq!(fit(&d, &params(), &ctl), Err(CoreError::Cancelled));
+    }
+}

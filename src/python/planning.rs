@@ -1,0 +1,302 @@
+//! Bindings of the `planning` core. Classes on `_core` are prefixed `Planning`.
+//!
+//! `PlanningForest.fit` / `PlanningCell.fit` take contiguous arrays (X float64 row-major, groups
+//! int64 row-major, treatment int64, y and weights float64) and every parameter explicitly (the
+//! defaults live in the Python classes); `predict` returns (estimates, standard errors) as
+//! `n x T` float64 arrays. The fitted cores pickle through `_state_bytes` / `_from_state_bytes`.
+
+use super::{run_long, slice1, slice2, to_pyerr};
+use crate::planning::cell::{self, CellData, CellModel, CellParams};
+use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PlanningForest>()?;
+    m.add_class::<PlanningCell>()?;
+    Ok(())
+}
+
+type Arr2<'py> = Bound<'py, PyArray2<f64>>;
+
+fn matrix<'py>(py: Python<'py>, v: Vec<f64>, n: usize, t: usize) -> PyResult<Arr2<'py>> {
+    v.into_pyarray(py).reshape([n, t])
+}
+
+/// `"sqrt"`, a float share in (0, 1] or an int count.
+fn max_features(v: &Bound<'_, PyAny>) -> PyResult<MaxFeatures> {
+    if let Ok(s) = v.cast::<PyString>() {
+        return match s.to_str()? {
+            "sqrt" => Ok(MaxFeatures::Sqrt),
+            other => Err(PyValueError::new_err(format!(
+                "max_features: must be 'sqrt', a float share in (0, 1] or an int, got {other:?}"
+            ))),
+        };
+    }
+    if v.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(
+            "max_features: must be 'sqrt', a float or an int, got bool",
+        ));
+    }
+    if v.is_instance_of::<PyInt>() {
+        let k: i64 = v.extract()?;
+        return if k < 1 {
+            Err(PyValueError::new_err(format!(
+                "max_features: must be >= 1, got {k}"
+            )))
+        } else {
+            Ok(MaxFeatures::Count(k as usize))
+        };
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(MaxFeatures::Share(v.extract()?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "max_features: must be 'sqrt', a float or an int, got {}",
+        v.get_type().name()?
+    )))
+}
+
+fn weights<'a>(w: &'a Option<PyReadonlyArray1<'_, f64>>) -> PyResult<Option<&'a [f64]>> {
+    w.as_ref().map(|w| slice1("sample_weight", w)).transpose()
+}
+
+/// A fitted uplift forest (see `growthmachine.planning.uplift.UpliftForest`).
+#[pyclass(module = "growthmachine._core", frozen)]
+pub struct PlanningForest {
+    inner: Forest,
+}
+
+#[pymethods]
+impl PlanningForest {
+    #[staticmethod]
+    #[pyo3(signature = (X, treatment, y, sample_weight, n_treatments, n_estimators, max_depth,
+        min_samples_leaf, min_samples_treatment, max_features, max_bins, honest, subsample,
+        shrinkage, seed, progress=None))]
+    #[allow(clippy::too_many_arguments, non_snake_case)]
+    fn fit<'py>(
+        py: Python<'py>,
+        X: PyReadonlyArray2<'py, f64>,
+        treatment: PyReadonlyArray1<'py, i64>,
+        y: PyReadonlyArray1<'py, f64>,
+        sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+        n_treatments: usize,
+        n_estimators: usize,
+        max_depth: usize,
+        min_samples_leaf: usize,
+        min_samples_treatment: usize,
+        max_features: &Bound<'py, PyAny>,
+        max_bins: usize,
+        honest: bool,
+        subsample: f64,
+        shrinkage: f64,
+        seed: u64,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let (x, n, p) = slice2("X", &X)?;
+        let d = ForestData {
+            x,
+            n,
+            p,
+            treatment: slice1("treatment", &treatment)?,
+            n_treatments,
+            y: slice1("y", &y)?,
+            w: weights(&sample_weight)?,
+        };
+        let prm = ForestParams {
+            n_estimators,
+            max_depth,
+            min_samples_leaf,
+            min_samples_treatment,
+            max_features: self::max_features(max_features)?,
+            max_bins,
+            honest,
+            subsample,
+            shrinkage,
+            seed,
+        };
+        prm.validate().map_err(to_pyerr)?;
+        let inner = run_long(py, progress, None, |ctl| forest::fit(&d, &prm, ctl))?;
+        Ok(PlanningForest { inner })
+    }
+
+    /// (estimates, standard errors), each `n x T`.
+    #[pyo3(signature = (X, progress=None))]
+    #[allow(non_snake_case)]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        X: PyReadonlyArray2<'py, f64>,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Arr2<'py>, Arr2<'py>)> {
+        let (x, n, p) = slice2("X", &X)?;
+        if p != self.inner.n_features {
+            return Err(PyValueError::new_err(format!(
+                "X: has {p} features, but the forest was fitted with {}",
+                self.inner.n_features
+            )));
+        }
+        let f = &self.inner;
+        let (e, s) = run_long(py, progress, None, |ctl| f.predict(x, n, ctl))?;
+        let t = f.n_treatments;
+        Ok((matrix(py, e, n, t)?, matrix(py, s, n, t)?))
+    }
+
+    #[getter]
+    fn feature_importances<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, &self.inner.importances)
+    }
+
+    #[getter]
+    fn n_features(&self) -> usize {
+        self.inner.n_features
+    }
+
+    #[getter]
+    fn n_treatments(&self) -> usize {
+        self.inner.n_treatments
+    }
+
+    #[getter]
+    fn n_estimators(&self) -> usize {
+        self.inner.trees.len()
+    }
+
+    /// Nodes per tree (splits and leaves).
+    #[getter]
+    fn n_nodes(&self) -> Vec<usize> {
+        self.inner.trees.iter().map(|t| t.nodes.len()).collect()
+    }
+
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+        Ok(PlanningForest {
+            inner: Forest::from_bytes(data).map_err(to_pyerr)?,
+        })
+    }
+}
+
+/// A fitted cell uplift model (see `growthmachine.planning.uplift.CellUplift`).
+#[pyclass(module = "growthmachine._core", frozen)]
+pub struct PlanningCell {
+    inner: CellModel,
+}
+
+#[pymethods]
+impl PlanningCell {
+    /// `prior_strength=None` estimates it (method of moments).
+    #[staticmethod]
+    #[pyo3(signature = (groups, treatment, y, sample_weight, n_treatments, prior_strength,
+        min_count, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit<'py>(
+        py: Python<'py>,
+        groups: PyReadonlyArray2<'py, i64>,
+        treatment: PyReadonlyArray1<'py, i64>,
+        y: PyReadonlyArray1<'py, f64>,
+        sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+        n_treatments: usize,
+        prior_strength: Option<f64>,
+        min_count: usize,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let (g, n, levels) = slice2("groups", &groups)?;
+        let d = CellData {
+            groups: g,
+            n,
+            levels,
+            treatment: slice1("treatment", &treatment)?,
+            n_treatments,
+            y: slice1("y", &y)?,
+            w: weights(&sample_weight)?,
+        };
+        let prm = CellParams {
+            prior_strength,
+            min_count,
+        };
+        let inner = run_long(py, progress, None, |ctl| cell::fit(&d, &prm, ctl))?;
+        Ok(PlanningCell { inner })
+    }
+
+    /// (estimates, standard errors) `n x T`, and the level each row was answered at
+    /// (0 = finest, n_levels = global).
+    #[allow(clippy::type_complexity)]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        groups: PyReadonlyArray2<'py, i64>,
+    ) -> PyResult<(Arr2<'py>, Arr2<'py>, Bound<'py, PyArray1<u8>>)> {
+        let (g, n, levels) = slice2("X", &groups)?;
+        if levels != self.inner.levels.len() {
+            return Err(PyValueError::new_err(format!(
+                "X: has {levels} levels (columns), but the model was fitted with {}",
+                self.inner.levels.len()
+            )));
+        }
+        let m = &self.inner;
+        let (e, s, at) = run_long(py, None, None, |ctl| m.predict(g, n, ctl))?;
+        let t = m.n_treatments;
+        Ok((
+            matrix(py, e, n, t)?,
+            matrix(py, s, n, t)?,
+            at.into_pyarray(py),
+        ))
+    }
+
+    #[getter]
+    fn n_treatments(&self) -> usize {
+        self.inner.n_treatments
+    }
+
+    #[getter]
+    fn n_levels(&self) -> usize {
+        self.inner.levels.len()
+    }
+
+    /// Groups seen per level, finest first.
+    #[getter]
+    fn n_groups(&self) -> Vec<usize> {
+        self.inner.levels.iter().map(|l| l.keys.len()).collect()
+    }
+
+    /// Prior strength `k` per level (finest first) and treatment (infinite: full pooling).
+    #[getter]
+    fn prior_strength<'py>(&self, py: Python<'py>) -> PyResult<Arr2<'py>> {
+        let t = self.inner.n_treatments;
+        let v: Vec<f64> = self
+            .inner
+            .levels
+            .iter()
+            .flat_map(|l| l.k.iter().map(|k| k.unwrap_or(f64::INFINITY)))
+            .collect();
+        matrix(py, v, self.inner.levels.len(), t)
+    }
+
+    /// Global (all rows) effect and standard error per treatment.
+    #[getter]
+    fn global_effect(&self) -> (Vec<f64>, Vec<f64>) {
+        (
+            self.inner.global.iter().map(|e| e.est).collect(),
+            self.inner.global.iter().map(|e| e.se).collect(),
+        )
+    }
+
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+        Ok(PlanningCell {
+            inner: CellModel::from_bytes(data).map_err(to_pyerr)?,
+        })
+    }
+}

@@ -1,0 +1,276 @@
+"""UpliftForest: recovery of known heterogeneous effects, honesty, determinism, persistence,
+validation, progress and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import growthmachine as gm
+from growthmachine.planning.metrics import qini_auc_score, qini_auc_score_per_treatment
+from growthmachine.planning.uplift import UpliftForest
+
+
+def make(n: int, n_treatments: int = 1, binary: bool = False, seed: int = 0, p: int = 6):
+    """X, treatment, y and the true effects (n, T): arm 1 has tau = 1[x0 > 0] * 0.3 - 0.1
+    (continuous y; half of it for binary y), arm 2 tau = 0.2 * x1, arm 3 tau = 0.25 * 1[x2 > 0.5]."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    t = rng.integers(0, n_treatments + 1, n)
+    tau = np.column_stack(
+        [
+            np.where(X[:, 0] > 0, 0.3, 0.0) - 0.1,
+            0.2 * np.clip(X[:, 1], -2, 2),
+            np.where(X[:, 2] > 0.5, 0.25, 0.0),
+        ]
+    )[:, :n_treatments]
+    eff = np.where(t > 0, tau[np.arange(n), np.maximum(t - 1, 0)], 0.0)
+    if binary:
+        tau = tau / 2
+        prob = 0.35 + 0.1 * np.tanh(X[:, 3]) + eff / 2
+        y = (rng.random(n) < prob).astype(float)
+    else:
+        y = 0.5 * X[:, 3] + eff + rng.normal(size=n)
+    return X, t, y, tau
+
+
+def fit(X, t, y, **kw):
+    kw = {"n_estimators": 40, "min_samples_leaf": 50, "seed": 1, **kw}
+    return UpliftForest(**kw).fit(X, t, y)
+
+
+def test_recovers_a_heterogeneous_effect_continuous_y():
+    X, t, y, tau = make(40_000, seed=1)
+    m = fit(X, t, y)
+    Xt, _, _, taut = make(5_000, seed=2)
+    pred = m.predict(Xt)
+    assert pred.shape == (5_000,)
+    assert np.corrcoef(pred, taut[:, 0])[0, 1] > 0.8
+    pos = Xt[:, 0] > 0
+    assert pred[pos].mean() > 0.1 and pred[~pos].mean() < 0.0  # the sign split is recovered
+    assert np.argmax(m.feature_importances_) == 0
+    assert m.feature_importances_.sum() == pytest.approx(1.0)
+
+
+def test_multi_treatment_effects_per_arm():
+    X, t, y, _ = make(90_000, n_treatments=3, seed=3)
+    m = fit(X, t, y, n_estimators=100)
+    Xt, _, _, taut = make(5_000, n_treatments=3, seed=4)
+    est, se = m.predict(Xt, return_se=True)
+    assert est.shape == se.shape == (5_000, 3)
+    for k in range(3):
+        assert np.corrcoef(est[:, k], taut[:, k])[0, 1] > 0.8, k
+    assert np.all(se > 0) and np.all(np.isfinite(se))
+    assert set(np.argsort(m.feature_importances_)[-3:]) == {0, 1, 2}
+
+
+def test_binary_outcome_and_qini_better_than_random():
+    X, t, y, _ = make(80_000, binary=True, seed=5)
+    assert set(np.unique(y)) == {0.0, 1.0}
+    m = fit(X, t, y)
+    Xt, tt, yt, taut = make(40_000, binary=True, seed=6)
+    pred = m.predict(Xt)
+    assert np.corrcoef(pred, taut[:, 0])[0, 1] > 0.8
+    q = qini_auc_score(yt, pred, tt)
+    rng = np.random.default_rng(0)
+    rand = [qini_auc_score(yt, rng.random(len(yt)), tt) for _ in range(20)]
+    assert q > max(rand) and q > 5 * np.std(rand)
+    # the ranking by the true effect is at least about as good
+    assert q <= qini_auc_score(yt, taut[:, 0], tt) + 0.005
+
+
+def test_multi_treatment_qini_per_treatment_better_than_random():
+    X, t, y, _ = make(90_000, n_treatments=3, binary=True, seed=16)
+    Xt, tt, yt, taut = make(60_000, n_treatments=3, binary=True, seed=17)
+    q = qini_auc_score_per_treatment(yt, fit(X, t, y).predict(Xt), tt)
+    oracle = qini_auc_score_per_treatment(yt, taut, tt)
+    rand = qini_auc_score_per_treatment(yt, np.random.default_rng(1).random((len(yt), 3)), tt)
+    assert np.all(q > 0.8 * oracle) and np.all(q > rand + 0.02), (q, oracle, rand)
+
+
+def test_standard_errors_shrink_with_the_data_like_one_over_root_n():
+    kw = {"n_estimators": 30, "max_depth": 3, "min_samples_leaf": 200}
+    se = []
+    for n in (20_000, 80_000):
+        X, t, y, _ = make(n, seed=15)
+        se.append(np.median(fit(X, t, y, **kw).predict(X[:1000], return_se=True)[1]))
+    # 4x the rows, same tree shape: about half the standard error
+    assert 0.4 < se[1] / se[0] < 0.65, se
+
+
+def test_honest_estimates_are_not_fooled_by_noise():
+    # No effect anywhere: adaptive (non-honest) leaves pick up the noise the splits chased;
+    # honest leaves, estimated on rows the splits never saw, stay near 0.
+    rng = np.random.default_rng(7)
+    n = 20_000
+    X = rng.normal(size=(n, 5))
+    t = rng.integers(0, 2, n)
+    y = rng.normal(size=n)
+    kw = {"n_estimators": 20, "min_samples_leaf": 20, "min_samples_treatment": 5, "shrinkage": 0}
+    honest = fit(X, t, y, honest=True, **kw).predict(X[:2000])
+    adaptive = fit(X, t, y, honest=False, **kw).predict(X[:2000])
+    assert np.mean(adaptive**2) > 2 * np.mean(honest**2)
+    # the honest forest's rows used for splitting and estimation differ: same seed, other result
+    assert not np.allclose(honest, adaptive)
+
+
+def test_same_result_with_one_and_two_threads():
+    X, t, y, _ = make(20_000, n_treatments=2, seed=8)
+    try:
+        gm.set_num_threads(1)
+        one = fit(X, t, y, n_estimators=12).predict(X[:500], return_se=True)
+        gm.set_num_threads(2)
+        two = fit(X, t, y, n_estimators=12).predict(X[:500], return_se=True)
+    finally:
+        gm.set_num_threads(os.cpu_count() or 1)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    other = fit(X, t, y, n_estimators=12, seed=2).predict(X[:500])
+    assert not np.array_equal(one[0], other)
+
+
+def test_pickle_round_trip_gives_identical_predictions():
+    X, t, y, _ = make(10_000, n_treatments=2, seed=9)
+    m = fit(X, t, y, n_estimators=10)
+    back = pickle.loads(pickle.dumps(m))
+    a, b = m.predict(X[:300], return_se=True), back.predict(X[:300], return_se=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(m.feature_importances_, back.feature_importances_)
+    assert back.get_params() == m.get_params()
+    state = m.__getstate__()
+    blob = bytearray(state["state"]["_forest"])
+    blob[len(blob) // 2] ^= 1
+    state["state"]["_forest"] = bytes(blob)
+    with pytest.raises(gm.StateError):
+        UpliftForest().__setstate__(state)
+
+
+def test_integer_weights_equal_repeated_rows():
+    X, t, y, _ = make(3_000, seed=10)
+    X = np.round(X, 1)  # fewer distinct values than bins: the same edges for both fits
+    w = np.random.default_rng(0).integers(1, 4, len(y)).astype(float)
+    rep = np.repeat(np.arange(len(y)), w.astype(int))
+    kw = {
+        "n_estimators": 1,
+        "honest": False,
+        "subsample": 1.0,
+        "max_features": 1.0,
+        "max_bins": 256,
+        "max_depth": 3,
+        "min_samples_leaf": 1,
+        "min_samples_treatment": 1,
+        "shrinkage": 0.0,
+    }
+    a = UpliftForest(**kw).fit(X, t, y, sample_weight=w)
+    b = UpliftForest(**kw).fit(X[rep], t[rep], y[rep])
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-9, atol=1e-12)
+    assert np.ptp(a.predict(X)) > 0  # it did split
+
+
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        ({"n_estimators": 0}, "n_estimators"),
+        ({"n_estimators": 10**9}, "n_estimators"),
+        ({"max_bins": 1}, "max_bins"),
+        ({"max_bins": 257}, "max_bins"),
+        ({"max_depth": 65}, "max_depth"),
+        ({"max_features": 0}, "max_features"),
+        ({"max_features": 1.5}, "max_features"),
+        ({"max_features": "log2"}, "max_features"),
+        ({"subsample": 0.0}, "subsample"),
+        ({"shrinkage": -1.0}, "shrinkage"),
+        ({"min_samples_leaf": 0}, "min_samples_leaf"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_parameters_raise_value_error_naming_the_argument(kwargs, arg):
+    X, t, y, _ = make(500, seed=11)
+    with pytest.raises(ValueError, match=f"^{arg}"):
+        UpliftForest(**kwargs).fit(X, t, y)
+
+
+def test_bad_data_raises_value_error_naming_the_argument():
+    X, t, y, _ = make(500, n_treatments=2, seed=12)
+    with pytest.raises(ValueError, match="^treatment: arm 2 has no rows"):
+        UpliftForest().fit(X, np.where(t == 2, 3, t), y)
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="^X: must be finite"):
+        UpliftForest().fit(Xn, t, y)
+    yn = y.copy()
+    yn[0] = np.inf
+    with pytest.raises(ValueError, match="^y: must be finite"):
+        UpliftForest().fit(X, t, yn)
+    with pytest.raises(ValueError, match="^y: has length"):
+        UpliftForest().fit(X, t, y[:-1])
+    with pytest.raises(TypeError, match="^max_features"):
+        UpliftForest(max_features=True).fit(X, t, y)
+    m = UpliftForest(n_estimators=2).fit(X, t, y)
+    with pytest.raises(ValueError, match="^X:"):
+        m.predict(X[:, :3])
+    with pytest.raises(ValueError, match="not fitted"):
+        UpliftForest().predict(X)
+
+
+def test_progress_false_draws_no_bar(capsys):
+    X, t, y, _ = make(20_000, seed=13)
+    UpliftForest(n_estimators=30, progress=False).fit(X, t, y)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_callback_counts_trees():
+    from growthmachine import _core
+
+    X, t, y, _ = make(5_000, seed=14)
+    seen: list[tuple[int, int]] = []
+    _core.PlanningForest.fit(
+        X, t, y, None, 1, 25, 6, 20, 5, "sqrt", 32, True, 0.5, 1.0, 0,
+        progress=lambda d, n: seen.append((d, n)),
+    )  # fmt: skip
+    if seen:  # the call may end before the first 50 ms poll
+        assert all(n == 25 for _, n in seen) and seen[-1][0] <= 25
+
+
+CTRL_C_CHILD = """
+import sys, time
+import numpy as np
+from growthmachine.planning.metrics import qini_auc_score, qini_auc_score_per_treatment
+from growthmachine.planning.uplift import UpliftForest
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200_000, 10)); t = rng.integers(0, 3, 200_000); y = rng.normal(size=200_000)
+print("start", flush=True)
+try:
+    UpliftForest(n_estimators=100_000, min_samples_leaf=5, max_depth=20, progress=False).fit(X, t, y)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    sys.exit(0)
+print("finished", flush=True)
+sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics are POSIX")
+def test_ctrl_c_interrupts_a_fit_within_half_a_second():
+    child = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_CHILD], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "start"
+        time.sleep(1.5)  # inside the (effectively endless) fit
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline().split()
+        assert child.wait(timeout=10) == 0
+    finally:
+        child.kill()
+    assert line and line[0] == "interrupted", line
+    assert float(line[1]) - sent < 0.5
