@@ -893,9 +893,11 @@ def run_stage(ctx: Any) -> None:
     sec.kpi("solve_seconds", sol.seconds)
     if env is not None and len(sol.assignment):
         try:
-            tu = env.true_uplift(
-                sol.assignment["user"].to_numpy(), sol.assignment["action"].to_numpy()
-            )
+            acts = sol.assignment["action"].to_numpy()
+            task_actions = ctx.state.get("task_actions")  # planning task id -> world action
+            if task_actions is not None:
+                acts = task_actions[acts]
+            tu = env.true_uplift(sol.assignment["user"].to_numpy(), acts)
             sec.kpi("true_profit", float(tu["incremental_profit"].sum()), "true value (scoring)")
         except Exception as e:  # noqa: BLE001 - scoring is optional
             ctx.log(f"[allocate] scoring skipped: {e}")

@@ -22,7 +22,7 @@ from . import metrics, uplift
 from ._calibrate import Calibration
 from ._features import planning_features
 from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan
-from ._planner import Planner, TaskPlan, run_experiment
+from ._planner import Planner, TaskPlan, run_experiment, world_actions
 
 __all__ = [
     "Audience",
@@ -38,6 +38,7 @@ __all__ = [
     "metrics",
     "planning_features",
     "run_experiment",
+    "world_actions",
     "uplift",
 ]
 

@@ -15,16 +15,45 @@ import numpy as np
 import pandas as pd
 
 from ._plan import Plan
-from ._planner import Planner, run_experiment
+from ._planner import Planner, run_experiment, world_actions
 
 #: Default planning budget per user of the world (expected incentive + channel cost).
 BUDGET_PER_USER = 0.1
 
 
+#: Delivered treated rows each task of the stage's experiment should get (sizes the plan).
+ROWS_PER_TASK = 1000
+
+
+def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
+    """The world's catalogue (:meth:`Plan.default`) with as many content variants per
+    (benefit, channel) as one experiment can learn: each task should get about
+    ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
+    better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
+    chooses among the whole catalogue."""
+    full = Plan.default(env, budget=budget)
+    n_bc = len(full.benefits) * len(full.channels)
+    # about 2/3 of drawn tasks reach the user (consent and app rules)
+    k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))
+    k = min(max(k, 1), len(full.contents))
+    if k == len(full.contents):
+        return full
+    return Plan(
+        goals=full.goals,
+        audiences=full.audiences,
+        benefits=full.benefits,
+        channels=full.channels,
+        contents=full.contents[:k],
+        horizon_days=full.horizon_days,
+        budget=budget,
+        name="catalogue (first content variants)",
+    )
+
+
 def _scores(env: Any, tasks: pd.DataFrame) -> dict[str, float]:
     if not len(tasks):
         return {"true_profit": 0.0, "true_spend": 0.0, "oracle_profit": 0.0}
-    tu = env.true_uplift(tasks["user_id"].to_numpy(), tasks["task_id"].to_numpy())
+    tu = env.true_uplift(tasks["user_id"].to_numpy(), tasks["action_id"].to_numpy())
     spend = float(tu["expected_cost"].sum())
     n_pairs = env.n_users * len(env.actions)
     if n_pairs > 20_000_000:  # the oracle's dense table would not fit: scored in chunks later
@@ -56,7 +85,7 @@ def run_stage(ctx: Any) -> None:
         ctx.log("[planning] no environment or insight: skipped")
         return
     budget = BUDGET_PER_USER * env.n_users
-    plan = Plan.default(env, budget=budget)
+    plan = experiment_plan(env, budget)
     tasks = plan.tasks()
     log = run_experiment(env, plan, share=0.5, seed=ctx.seed, progress=False)
     treated = log["action_id"].to_numpy() >= 0
@@ -74,6 +103,9 @@ def run_stage(ctx: Any) -> None:
     planner.progress = ctx.progress
     planner.fit(log, insight, pop.users, opted_out=env.opted_out())
     tp = planner.allocate(start_day=env.day)
+    task_actions = world_actions(env, tasks)
+    tp.tasks["action_id"] = task_actions[tp.tasks["task_id"].to_numpy()]
+    ctx.state["task_actions"] = task_actions
     ctx.state["plan_spec"] = plan
     ctx.state["planner"] = planner
     ctx.state["task_plan"] = tp
@@ -81,7 +113,9 @@ def run_stage(ctx: Any) -> None:
     sc = _scores(env, tp.tasks)
     s = planner.log_summary_
     sec.text(
-        f"Plan: the world's catalogue as {len(tasks)} tasks (benefit x channel x content), "
+        f"Plan: the world's catalogue as {len(tasks)} tasks (benefit x channel x content; "
+        f"{len(plan.contents)} of {len(env.config.response.contents)} content variants, as many "
+        f"as one experiment can measure with ~{ROWS_PER_TASK:,} delivered rows per task), "
         f"budget {budget:,.0f} of expected cost over {plan.horizon_days} days. One randomised "
         f"experiment ({s['control']:,} controls, {s['treated_delivered']:,} delivered "
         f"treatments; {s['treated_not_delivered_left_out']:,} treated users whose task broke a "
@@ -112,7 +146,7 @@ def run_stage(ctx: Any) -> None:
     sec.table("tasks", tp.summary, "Tasks used by the plan, with their expected effects.")
     # estimated vs true effect per task (over the planned users)
     if len(tp.tasks):
-        tu = env.true_uplift(tp.tasks["user_id"].to_numpy(), tp.tasks["task_id"].to_numpy())
+        tu = env.true_uplift(tp.tasks["user_id"].to_numpy(), tp.tasks["action_id"].to_numpy())
         cmp = pd.DataFrame(
             {
                 "task": tp.tasks["task"].to_numpy(),
@@ -129,7 +163,10 @@ def run_stage(ctx: Any) -> None:
         sec.table("estimated_vs_true", by, "Forecast and true incremental profit per task.")
         fig, ax = plt.subplots(figsize=(5.5, 4))
         ax.scatter(by["expected_profit"], by["true_profit"], s=np.sqrt(by["users"]) + 4)
-        lim = [min(by[["expected_profit", "true_profit"]].min()), by[["expected_profit", "true_profit"]].max().max()]
+        lim = [
+            min(by[["expected_profit", "true_profit"]].min()),
+            by[["expected_profit", "true_profit"]].max().max(),
+        ]
         ax.plot(lim, lim, "k--", lw=1)
         ax.set_xlabel("forecast incremental profit")
         ax.set_ylabel("true incremental profit (world)")
@@ -149,7 +186,11 @@ def run_stage(ctx: Any) -> None:
     sec.figure(fig, "Qini curve of the out-of-fold profit score on the experiment's log.")
     for key, cals in planner.calibration_.items():
         if key == "profit":
-            names = sorted(set(tasks[planner.calibrate_by].astype(str))) if planner.calibrate_by else ["all"]
+            names = (
+                sorted(set(tasks[planner.calibrate_by].astype(str)))
+                if planner.calibrate_by
+                else ["all"]
+            )
             tab = pd.concat(
                 [c.table().assign(stratum=nm) for nm, c in zip(names, cals, strict=True)]
             )
