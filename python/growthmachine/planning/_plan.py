@@ -321,11 +321,15 @@ class Plan(Schema):
 
     # -- the simulated world's catalogue -------------------------------------------------------
     @classmethod
-    def default(cls, env: Any, *, budget: float | None = None) -> Plan:
+    def default(
+        cls, env: Any, *, budget: float | None = None, n_contents: int | None = None
+    ) -> Plan:
         """The catalogue of a :class:`growthmachine.sim.Environment` as a plan: its benefits,
         channels (consent and app rules of the world) and contents, one audience "everyone", one
         goal (profit, arpu), 30 days. Its tasks are ``env.actions`` in order
-        (``task_id == action_id``)."""
+        (``task_id == action_id``). ``n_contents``: keep only the first ``n_contents`` content
+        variants (fewer tasks, each better measured by one experiment; task ids then differ
+        from action ids: map them with :func:`growthmachine.planning.world_actions`)."""
         from ..sim._environment import CHANNELS, OFFSITE, Environment
 
         if not isinstance(env, Environment):
@@ -333,6 +337,8 @@ class Plan(Schema):
                 f"env: must be a growthmachine.sim.Environment, got {type(env).__name__}"
             )
         r = env.config.response
+        if n_contents is not None:
+            cv.check_int(n_contents, "n_contents", minimum=1, maximum=len(r.contents))
         benefits = [
             Benefit(
                 b.name,
@@ -361,7 +367,7 @@ class Plan(Schema):
             audiences=[Audience("everyone", description="every user")],
             benefits=benefits,
             channels=channels,
-            contents=[Content(k) for k in r.contents],
+            contents=[Content(k) for k in r.contents][:n_contents],
             horizon_days=30,
             budget=budget,
         )

@@ -31,23 +31,11 @@ def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
     ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
     better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
     chooses among the whole catalogue."""
-    full = Plan.default(env, budget=budget)
-    n_bc = len(full.benefits) * len(full.channels)
+    n_bc = len(env.config.response.benefits) * len(env.actions["channel"].cat.categories)
     # about 2/3 of drawn tasks reach the user (consent and app rules)
     k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))
-    k = min(max(k, 1), len(full.contents))
-    if k == len(full.contents):
-        return full
-    return Plan(
-        goals=full.goals,
-        audiences=full.audiences,
-        benefits=full.benefits,
-        channels=full.channels,
-        contents=full.contents[:k],
-        horizon_days=full.horizon_days,
-        budget=budget,
-        name="catalogue (first content variants)",
-    )
+    k = min(max(k, 1), len(env.config.response.contents))
+    return Plan.default(env, budget=budget, n_contents=k)
 
 
 def _scores(env: Any, tasks: pd.DataFrame) -> dict[str, float]:
