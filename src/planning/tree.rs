@@ -2,7 +2,8 @@
 //! references).
 //!
 //! Growth, depth first, on the tree's own copy of its structure rows (codes, arm, y, weight),
-//! kept so that every node is a contiguous range (stable partition after each split):
+//! kept so that every node is a contiguous range (stable partition after each split, except under
+//! the last level, whose leaves never read their rows):
 //! 1. a node that may still split (depth, `2 * min_samples_leaf` rows, `2 * min_samples_treatment`
 //!    rows in every arm) draws its candidate features and needs their histograms: per bin and arm,
 //!    (rows, Σw, Σwy);
