@@ -2,7 +2,8 @@
 //! treatments against one control.
 //!
 //! - [`forest`]: the honest multi-treatment uplift forest (`gm.planning.uplift.UpliftForest`),
-//!   built from [`binning`] (quantile bins, u8 codes) and [`tree`] (one tree on histograms);
+//!   built from [`binning`] (quantile bins, u8 codes), [`tree`] (growing one tree on histograms)
+//!   and [`estimate`] (its honest leaf effects);
 //! - [`cell`]: difference in means per (group, treatment) with empirical-Bayes shrinkage along a
 //!   hierarchy of groupings (`gm.planning.uplift.CellUplift`).
 //!
@@ -16,6 +17,7 @@
 
 pub mod binning;
 pub mod cell;
+pub mod estimate;
 pub mod forest;
 pub mod tree;
 
