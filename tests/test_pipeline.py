@@ -99,3 +99,14 @@ def test_progress_false_reaches_every_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(_progress, "_tqdm", no_bar)
     pipeline.run(3_000, seed=1, out=tmp_path, progress=False)
     assert (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("n_users", [1, 2, 1_500])
+def test_tiny_worlds_complete_and_say_nothing_was_planned(tmp_path, n_users):
+    """Too few users for one experiment over the plan's tasks: the run completes and the
+    planning section says it planned nothing (this used to crash in allocate)."""
+    res = pipeline.run(n_users, seed=1, out=tmp_path, progress=False)
+    assert list(res.stages)[:4] == ["sim", "insight", "planning", "allocate"]
+    html = (tmp_path / "report.html").read_text()
+    assert "Nothing was planned" in html
+    assert "No candidate tasks to allocate." in html

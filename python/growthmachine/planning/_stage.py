@@ -23,6 +23,9 @@ BUDGET_PER_USER = 0.1
 
 #: Delivered treated rows each task of the stage's experiment should get (sizes the plan).
 ROWS_PER_TASK = 1000
+#: Below this many delivered rows for some task the stage plans nothing: the estimates and the
+#: calibration would be noise.
+MIN_ROWS_PER_TASK = 50
 
 
 def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
@@ -79,11 +82,13 @@ def run_stage(ctx: Any) -> None:
     treated = log["action_id"].to_numpy() >= 0
     delivered = log["delivered"].to_numpy() & treated
     counts = np.bincount(log["action_id"].to_numpy()[delivered], minlength=len(tasks))
-    if (log["action_id"].to_numpy() < 0).sum() < 2 or (counts == 0).any():
+    if (log["action_id"].to_numpy() < 0).sum() < MIN_ROWS_PER_TASK or (
+        counts < MIN_ROWS_PER_TASK
+    ).any():
         sec.text(
             f"The world has {env.n_users:,} users: too few for one experiment over the plan's "
-            f"{len(tasks)} tasks (every task needs delivered rows and there must be controls). "
-            "Nothing was planned."
+            f"{len(tasks)} tasks (every task needs at least {MIN_ROWS_PER_TASK} delivered rows, "
+            f"the thinnest got {int(counts.min())}). Nothing was planned."
         )
         ctx.log("[planning] too few users for the experiment: skipped")
         return
