@@ -17,7 +17,6 @@ goal floors as lower-bounded resources); ``allocate()`` solves it and returns a 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from .._state import Versioned
 from ._calibrate import Calibration, fit_calibration, ridge_baseline
 from ._features import planning_features
 from ._plan import Plan
+from .uplift.meta import clone_estimator as _clone
 
 __all__ = ["Planner", "TaskPlan", "run_experiment", "world_actions"]
 
@@ -43,15 +43,6 @@ def _default_model(progress: bool | None = None) -> Any:
     from .uplift import UpliftForest
 
     return UpliftForest(min_samples_leaf=400, max_depth=6, shrinkage=50.0, progress=progress)
-
-
-def _clone(model: Any) -> Any:
-    try:
-        from sklearn.base import clone
-
-        return clone(model)
-    except (ImportError, TypeError):
-        return copy.deepcopy(model)
 
 
 @dataclass

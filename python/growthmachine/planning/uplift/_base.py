@@ -11,6 +11,7 @@ interface.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ def check_X(X: Any, n_features: int) -> np.ndarray:
     return cv.as_array(X, "X", np.float64, ndim=2, shape=(None, n_features))
 
 
-class UpliftModel(Versioned):
+class UpliftModel(Versioned, abc.ABC):
     """Base of every uplift model: ``fit(X, treatment, y, sample_weight=None) -> self`` and
     ``predict(X, return_se=False)``. Subclasses implement ``_fit`` and ``_predict`` (returning
     (n, T) estimates and standard errors)."""
@@ -93,7 +94,9 @@ class UpliftModel(Versioned):
 
     # -- implemented by subclasses --------------------------------------------------------
     def _fit(self, X: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
-        raise NotImplementedError
+        """Fits on validated arrays; a model that overrides :meth:`fit` itself (e.g. on group
+        codes) need not implement it."""
+        raise NotImplementedError(f"{type(self).__name__} implements fit() directly")
 
-    def _predict(self, X: np.ndarray, return_se: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _predict(self, X: np.ndarray, return_se: bool) -> tuple[np.ndarray, np.ndarray | None]: ...

@@ -19,6 +19,7 @@ optimal doubly robust estimation of heterogeneous causal effects", EJS 17(2) (DR
 
 from __future__ import annotations
 
+import abc
 import copy
 from typing import Any
 
@@ -30,7 +31,8 @@ from ._base import UpliftModel
 __all__ = ["SLearner", "TLearner", "XLearner", "DRLearner"]
 
 
-def _clone(est: Any) -> Any:
+def clone_estimator(est: Any) -> Any:
+    """An unfitted copy: ``sklearn.base.clone`` when scikit-learn can, else a deep copy."""
     try:
         from sklearn.base import clone
 
@@ -50,7 +52,7 @@ def _check_estimator(est: Any, name: str) -> Any:
 
 
 def _fit(est: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Any:
-    m = _clone(est)
+    m = clone_estimator(est)
     if w is None:
         return m.fit(X, y)
     return m.fit(X, y, sample_weight=w)
@@ -99,11 +101,11 @@ class _Meta(UpliftModel):
             se = preds.std(0, ddof=1) / np.sqrt(k) if k > 1 else np.full_like(est, np.nan)
         return est, se
 
-    def _fit_one(self, X, t, y, w):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _fit_one(self, X, t, y, w): ...
 
-    def _predict_one(self, model, X) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _predict_one(self, model, X) -> np.ndarray: ...
 
 
 class SLearner(_Meta):
