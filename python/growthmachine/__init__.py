@@ -4,6 +4,8 @@ Modules (imported lazily, ``import growthmachine as gm`` then ``gm.sim``, ``gm.i
 
 - ``gm.sim``: the synthetic population and environment with known ground truth;
 - ``gm.insight``: features, value models, lifecycle, clustering and user cells;
+- ``gm.planning``: declarative plans, uplift models and the planner that turns a randomised
+  campaign log into executable tasks with honest (calibrated, out-of-fold) values;
 - ``gm.allocate``: the conflict decision engine (globally optimal allocation with a certificate);
 - ``gm.realtime``: online learning, budget pacing and offline policy evaluation.
 
@@ -70,4 +72,4 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import allocate, insight, realtime, sim  # noqa: F401
+    from . import allocate, insight, planning, realtime, sim  # noqa: F401
