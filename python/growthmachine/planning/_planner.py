@@ -100,7 +100,6 @@ class Planner(Versioned):
         n_folds: int = 2,
         calibration_bins: int = 5,
         calibrate_by: str | None = "benefit",
-        calibrate_top: int | None = None,
         seed: int = 0,
         progress: bool | None = None,
     ):
@@ -126,11 +125,6 @@ class Planner(Versioned):
         if calibrate_by is not None:
             cv.check_choice(calibrate_by, "calibrate_by", task_cols)
         self.calibrate_by = calibrate_by
-        self.calibrate_top = (
-            None
-            if calibrate_top is None
-            else cv.check_int(calibrate_top, "calibrate_top", minimum=1)
-        )
 
     # -- fitting ----------------------------------------------------------------------------
     def _outcomes(self) -> list[str]:
@@ -202,6 +196,7 @@ class Planner(Versioned):
                 f"log['action_id']: {len(missing)} task(s) of the plan have no delivered rows, "
                 f"e.g. {', '.join(map(str, missing[:3]))}; test them or remove them from the plan"
             )
+        action_all = action
         rows, action = rows[keep], action[keep]
         ys = {k: v[keep] for k, v in ys.items()}
         t = action + 1
@@ -240,11 +235,14 @@ class Planner(Versioned):
         self.estimates_ = est
         self.standard_errors_ = se
         cpt = comp.tasks["cost_per_touch"].to_numpy()
-        # -- calibration on the log: treated at their task, controls at an eligible pseudo-task
+        # -- calibration on the log: treated at their task, controls at a pseudo-task drawn like
+        # the treated users' tasks were (the log's assignment shares), kept if eligible, as the
+        # treated were kept if delivered
         elig = comp.eligible[rows]
         pseudo = np.full(len(rows), -1)
         c_idx = np.flatnonzero(ctrl)
-        draws = rng.integers(0, T, len(c_idx))
+        assigned = np.bincount(action_all[treated], minlength=T).astype(np.float64)
+        draws = rng.choice(T, size=len(c_idx), p=assigned / assigned.sum())
         ok = elig[c_idx, draws]
         pseudo[c_idx[ok]] = draws[ok]
         task_of = np.where(ctrl, pseudo, action)
@@ -266,7 +264,7 @@ class Planner(Versioned):
                 est["conversion"][r_used, j_used],
                 (ys["conversion"] - base["conversion"])[used],
             )
-        self._cal_data = {"row": r_used, "task": j_used, "treated": tr, "targets": targets}
+        self._cal_data = {"task": j_used, "treated": tr, "targets": targets}
         self._fit_calibration()
         self.log_summary_ = {
             "rows": int(len(keep)),
@@ -286,28 +284,10 @@ class Planner(Versioned):
         codes = pd.Index(sorted(set(col))).get_indexer(col)
         return codes[task]
 
-    def _near_top(self, rows: np.ndarray, task: np.ndarray) -> np.ndarray:
-        """Whether each (user row, task) pair is among the user's ``calibrate_top`` best
-        eligible tasks by raw value (all pairs when ``calibrate_top`` is None)."""
-        if self.calibrate_top is None:
-            return np.ones(len(rows), dtype=bool)
-        e = self.estimates_
-        cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
-        out = np.empty(len(rows), dtype=bool)
-        for lo in range(0, len(rows), 65536):
-            r, j = rows[lo : lo + 65536], task[lo : lo + 65536]
-            raw = self.margin * e["gmv"][r] - e["cost"][r] - cpt[None, :]
-            raw = np.where(self.composition_.eligible[r], raw, -np.inf)
-            mine = raw[np.arange(len(r)), j]
-            out[lo : lo + 65536] = (raw > mine[:, None]).sum(1) < self.calibrate_top
-        return out
-
     def _fit_calibration(self) -> None:
         d = self._cal_data
         strata = self._strata(d["task"])
         tr = d["treated"]
-        near = self._near_top(d["row"], d["task"])
-        strata = np.where(near, strata, -1)
         self.calibration_: dict[str, list[Calibration]] = {}
         for key, (score, y) in d["targets"].items():
             maps = []
