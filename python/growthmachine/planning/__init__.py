@@ -23,6 +23,7 @@ from ._calibrate import Calibration
 from ._features import planning_features
 from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan
 from ._planner import Planner, TaskPlan, run_experiment, world_actions
+from ._stage import run_stage
 
 __all__ = [
     "Audience",
@@ -38,12 +39,7 @@ __all__ = [
     "metrics",
     "planning_features",
     "run_experiment",
+    "run_stage",
     "world_actions",
     "uplift",
 ]
-
-
-def run_stage(ctx):  # noqa: D103 - documented in ._stage
-    from ._stage import run_stage as _run
-
-    return _run(ctx)
