@@ -351,13 +351,15 @@ class Planner(Versioned):
         cost, one resource per benefit budget (``budget:<benefit>``), channel capacity
         (``capacity:<channel>``, touches over the horizon) and goal floor (``goal:<name>``,
         lower bound). ``budget`` overrides ``plan.budget`` (``None``: no overall budget)."""
+        self._check_fitted()
+        return self._candidates(budget, self.values())
+
+    def _candidates(self, budget: float | None, vals: dict[str, np.ndarray]):
         from .. import allocate
 
-        self._check_fitted()
         budget = self.plan.budget if budget is None else budget
         if budget is not None:
             budget = cv.check_number(budget, "budget", minimum=0.0)
-        vals = self.values()
         gv = self._goal_value(vals)
         floors = [g for g in self.plan.goals if g.floor is not None]
         keep = np.isfinite(gv) if floors else gv > 0
@@ -411,9 +413,10 @@ class Planner(Versioned):
         the goal's resource."""
         from .. import allocate
 
-        prob = self.candidates(budget)
-        tasks = self.composition_.tasks
+        self._check_fitted()
         vals = self.values()
+        prob = self._candidates(budget, vals)
+        tasks = self.composition_.tasks
         if prob is None:
             empty = pd.DataFrame(
                 {"user_id": np.zeros(0, np.int64), "task_id": np.zeros(0, np.int64)}
