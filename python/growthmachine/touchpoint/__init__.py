@@ -1,0 +1,1 @@
+"""External Touchpoint Engine: off-site exposure frequency planning with a feedback loop."""
