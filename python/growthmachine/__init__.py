@@ -7,6 +7,8 @@ Modules (imported lazily, ``import growthmachine as gm`` then ``gm.sim``, ``gm.i
 - ``gm.planning``: declarative plans, uplift models and the planner that turns a randomised
   campaign log into executable tasks with honest (calibrated, out-of-fold) values;
 - ``gm.allocate``: the conflict decision engine (globally optimal allocation with a certificate);
+- ``gm.touchpoint``: off-site exposure frequency planning (response curves, a certified
+  per-user plan, the feedback loop);
 - ``gm.realtime``: online learning, budget pacing and offline policy evaluation.
 
 Conventions shared by every module are documented in ``growthmachine._convert`` (input tables and
@@ -72,4 +74,4 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import allocate, insight, planning, realtime, sim  # noqa: F401
+    from . import allocate, insight, planning, realtime, sim, touchpoint  # noqa: F401

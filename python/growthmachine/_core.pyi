@@ -1,6 +1,7 @@
 # Types of the extension module growthmachine._core (src/python/).
 # Each module's bindings have their own section below; keep them in the order of src/python/mod.rs.
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -513,3 +514,40 @@ def realtime_ope_bootstrap(
 ) -> npt.NDArray[np.float64]: ...
 
 # --- touchpoint ---
+# Channel rules: (name, unit_cost, daily_cap, weekly_cap or None, capacity per day (inf: none),
+# optout_cost).
+_ChannelTuple = tuple[str, float, int, int | None, float, float]
+
+def touchpoint_plan(
+    levels: npt.NDArray[np.uint32],
+    incremental: npt.NDArray[np.float64],
+    optout: npt.NDArray[np.float64],
+    n_groups: int,
+    group: npt.NDArray[np.uint32],
+    value: npt.NDArray[np.float64],
+    reach: npt.NDArray[np.uint8],
+    channels: list[_ChannelTuple],
+    days: int,
+    budget: float,
+    min_frequency: int = 0,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    seed: int = 0,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, Any]: ...
+def touchpoint_schedule(
+    channel: npt.NDArray[np.uint8],
+    level: npt.NDArray[np.uint32],
+    offset: npt.NDArray[np.uint16],
+    consecutive: npt.NDArray[np.bool_],
+    days: int,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint32]]: ...
+def touchpoint_lay_out(
+    channel: npt.NDArray[np.uint8],
+    level: npt.NDArray[np.uint32],
+    n_channels: int,
+    days: int,
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.bool_], npt.NDArray[np.uint64]]: ...
+def touchpoint_allowed_levels(
+    levels: list[int], channels: list[_ChannelTuple], days: int, min_frequency: int
+) -> npt.NDArray[np.bool_]: ...

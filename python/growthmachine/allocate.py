@@ -527,14 +527,26 @@ def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solut
         col = a[chosen].astype(np.float64)
         cols[name] = col if prev is None else prev + col
     assignment = pd.DataFrame(cols, copy=False)
-    res = problem.resources
-    prices = pd.Series(np.asarray(out["prices"], dtype=np.float64), index=res, name="price")
+    return Solution(
+        assignment=assignment,
+        **certificate(out, problem.resources, problem.lower, problem.upper),
+        method=method,
+        seconds=seconds,
+        chosen=chosen,
+    )
+
+
+def certificate(out: dict, resources: list[str], lower: Any, upper: Any) -> dict[str, Any]:
+    """The dual solver's certificate as :class:`Solution` fields (``objective``, ``dual_bound``,
+    ``gap``, ``lp_value``, ``lp_gap``, ``usage``, ``prices``, ``status``, ``message``,
+    ``history``, ``passes``) from the core's output dict; shared with the touchpoint planner."""
+    prices = pd.Series(np.asarray(out["prices"], dtype=np.float64), index=resources, name="price")
     usage = pd.DataFrame(
         {
-            "resource": res,
+            "resource": resources,
             "used": np.asarray(out["usage"], dtype=np.float64),
-            "lower": np.maximum(problem.lower, 0.0),
-            "upper": problem.upper,
+            "lower": np.maximum(np.asarray(lower, dtype=np.float64), 0.0),
+            "upper": np.asarray(upper, dtype=np.float64),
             "price": prices.to_numpy(),
         }
     )
@@ -544,23 +556,19 @@ def _solution(problem: Problem, out: dict, method: str, seconds: float) -> Solut
     hist = pd.DataFrame({k: np.asarray(v) for k, v in out["history"].items()})
     if len(hist):
         hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact", 3: "newton"})
-    return Solution(
-        assignment=assignment,
-        objective=obj,
-        dual_bound=bound,
-        gap=(bound - obj) / scale,
-        lp_value=lp,
-        lp_gap=(bound - lp) / scale if np.isfinite(lp) else float("inf"),
-        usage=usage,
-        prices=prices,
-        status=str(out["status"]),
-        message=str(out["message"]),
-        history=hist,
-        method=method,
-        passes=int(out["passes"]),
-        seconds=seconds,
-        chosen=chosen,
-    )
+    return {
+        "objective": obj,
+        "dual_bound": bound,
+        "gap": (bound - obj) / scale,
+        "lp_value": lp,
+        "lp_gap": (bound - lp) / scale if np.isfinite(lp) else float("inf"),
+        "usage": usage,
+        "prices": prices,
+        "status": str(out["status"]),
+        "message": str(out["message"]),
+        "history": hist,
+        "passes": int(out["passes"]),
+    }
 
 
 # ----- HiGHS (optional: the independent oracle) --------------------------------------------------

@@ -199,10 +199,23 @@ fn allocate_run<'py>(
     } else {
         solve_typed::<f64>(py, &c, &value, &usage, &o, progress)?
     };
-    let Some(s) = solved else { return Ok(None) };
+    let Some(mut s) = solved else { return Ok(None) };
     let d = PyDict::new(py);
-    d.set_item("chosen", PyArray1::from_vec(py, s.chosen))?;
-    d.set_item("chosen_user", PyArray1::from_vec(py, s.chosen_user))?;
+    d.set_item(
+        "chosen",
+        PyArray1::from_vec(py, std::mem::take(&mut s.chosen)),
+    )?;
+    d.set_item(
+        "chosen_user",
+        PyArray1::from_vec(py, std::mem::take(&mut s.chosen_user)),
+    )?;
+    certificate(&d, s)?;
+    Ok(Some(d))
+}
+
+/// The solver's certificate and history into `d` (shared with the touchpoint planner).
+pub(crate) fn certificate(d: &Bound<'_, PyDict>, s: Solved) -> PyResult<()> {
+    let py = d.py();
     d.set_item("objective", s.objective)?;
     d.set_item("dual_bound", s.dual_bound)?;
     d.set_item("lp_value", s.lp_value)?;
@@ -212,7 +225,7 @@ fn allocate_run<'py>(
     d.set_item("message", s.message)?;
     d.set_item("passes", s.passes)?;
     d.set_item("history", history_dict(py, &s.history)?)?;
-    Ok(Some(d))
+    Ok(())
 }
 
 /// A seeded random instance (see `allocate::generate`) as a dict of arrays.

@@ -1,1 +1,32 @@
-"""External Touchpoint Engine: off-site exposure frequency planning with a feedback loop."""
+"""External Touchpoint Engine: off-site exposure frequency planning with a feedback loop.
+
+- :class:`FrequencyPlanner` (``src/touchpoint/plan.rs``): how many exposures each targeted user
+  gets, on which channel and day, under a budget, channel capacities and per-user caps, priced
+  by the allocation core's Lagrangian solver, with a certificate; :meth:`~FrequencyPlanner.observe`
+  feeds what users did back into the curves.
+- Scoring on the simulated world (**scoring only**): :func:`true_curves`, :func:`score`, and the
+  baselines :func:`uniform_plan` and :func:`max_caps_plan`.
+"""
+
+from ._planner import DEFAULT_LEVELS, Channel, FrequencyPlan, FrequencyPlanner
+from ._scoring import (
+    fixed_plan,
+    max_caps_plan,
+    score,
+    true_curves,
+    uniform_plan,
+    world_reachable,
+)
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "Channel",
+    "FrequencyPlan",
+    "FrequencyPlanner",
+    "fixed_plan",
+    "max_caps_plan",
+    "score",
+    "true_curves",
+    "uniform_plan",
+    "world_reachable",
+]

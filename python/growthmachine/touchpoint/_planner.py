@@ -1,0 +1,569 @@
+"""The frequency planner: how many off-site exposures each targeted user gets, on which channel
+and day, under a budget, channel capacities and per-user caps, with a certificate.
+
+Each user is a multiple-choice item over ``(channel, level)`` (a level is a number of exposures
+over the horizon), valued by the response curves: ``value * incremental(level) - optout_cost *
+P(opt-out | level) - unit_cost * level``. The allocation core's Lagrangian solver prices the
+budget and the channels' daily capacities (``src/touchpoint/plan.rs`` builds the problem from
+the curves' upper concave hulls and lays the exposures out over the days; see its docs).
+
+The feedback loop: a share of the users (``explore_share``) is kept on randomised frequencies
+(a random reachable channel and a random level, 0 included, so that each segment keeps a
+control); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those users and updates
+the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the randomised
+users update the curves: the optimised users were chosen for their expected response, so their
+outcomes would bias the fit (documented and tested). Without a fitted model every user explores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _core, _progress
+from .._state import Versioned
+from ..allocate import certificate
+
+#: Levels (exposures over the horizon) the planner chooses from by default: dense where the
+#: curves bend, sparse where they saturate; the caps remove what a channel cannot carry.
+DEFAULT_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 17, 20, 24, 28, 34,
+                                   40, 48, 56, 70, 84, 98, 112, 126, 140)  # fmt: skip
+
+#: The reach curve's thresholds (users with at least k exposures).
+REACH_K = tuple(range(1, 11))
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One off-site channel's rules: cost per exposure, per-user caps (per day, per any 7
+    days), capacity (exposures per day over all users; ``None``: unlimited) and the expected
+    cost of one opt-out (the value of the reach it loses)."""
+
+    name: str
+    unit_cost: float
+    daily_cap: int
+    weekly_cap: int | None = None
+    capacity: float | None = None
+    optout_cost: float = 0.0
+
+    def __post_init__(self) -> None:
+        arg = f"channels[{self.name!r}]"
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"channels: a channel name must be a non-empty str, got {self.name!r}")
+        cv.check_number(self.unit_cost, f"{arg}.unit_cost", minimum=0.0)
+        cv.check_int(self.daily_cap, f"{arg}.daily_cap", minimum=1, maximum=10_000)
+        if self.weekly_cap is not None:
+            cv.check_int(self.weekly_cap, f"{arg}.weekly_cap", minimum=1, maximum=70_000)
+        if self.capacity is not None:
+            cv.check_number(self.capacity, f"{arg}.capacity", minimum=0.0, strict_min=True)
+        cv.check_number(self.optout_cost, f"{arg}.optout_cost", minimum=0.0)
+
+    def _core(self) -> tuple:
+        cap = float("inf") if self.capacity is None else float(self.capacity)
+        return (self.name, float(self.unit_cost), int(self.daily_cap), self.weekly_cap, cap,
+                float(self.optout_cost))  # fmt: skip
+
+
+@dataclass(repr=False)
+class FrequencyPlan(Versioned):
+    """A planned exposure frequency per targeted user and its certificate.
+
+    ``assignment``: one row per targeted user: ``user_id``, ``segment``, ``channel`` (``None``:
+    no exposure), ``exposures`` (over the horizon), ``explore`` (randomised for learning),
+    ``value`` (the option's expected value under the curves used). The certificate of the
+    optimised users' plan: ``objective``, ``dual_bound``, ``gap``, ``lp_gap``, ``status``,
+    ``usage`` (budget and capacities), ``prices``. Summaries: ``frequency`` (users per number of
+    exposures, reached users), ``reach`` (users with at least k exposures, k = 1..10),
+    ``average_frequency`` (of the reached users), ``marginal_roi`` (per segment and channel: the
+    expected value of one more level step per unit of cost, at the chosen levels),
+    ``attainable_average`` (the highest average frequency over the targeted users that the
+    budget buys at each user's cheapest reachable channel within the caps) and ``message``
+    (says when an average of 6 is not attainable and what is), ``daily_load`` (exposures per
+    channel and day), ``cost`` (planned spend: optimised and exploration).
+    """
+
+    _STATE_KIND = "touchpoint.FrequencyPlan"
+
+    assignment: pd.DataFrame
+    channels: tuple[str, ...]
+    horizon_days: int
+    start_day: int
+    objective: float
+    dual_bound: float
+    gap: float
+    lp_gap: float
+    status: str
+    usage: pd.DataFrame
+    prices: pd.Series
+    history: pd.DataFrame
+    frequency: pd.Series
+    reach: pd.Series
+    average_frequency: float
+    marginal_roi: pd.DataFrame
+    attainable_average: float
+    message: str
+    daily_load: pd.DataFrame
+    cost: dict[str, float]
+    seconds: float
+    _layout: tuple[np.ndarray, np.ndarray] = field(repr=False)
+
+    def __repr__(self) -> str:
+        reached = int((self.assignment["exposures"] > 0).sum())
+        return (
+            f"FrequencyPlan(users={len(self.assignment):,}, reached={reached:,}, "
+            f"average_frequency={self.average_frequency:.2f}, cost={self.cost['total']:,.2f}, "
+            f"status={self.status!r}, gap={self.gap:.1e})"
+        )
+
+    def schedule(self, *, benefit: str = "none", content: str | int = 0) -> pd.DataFrame:
+        """One row per exposure, ready for ``Environment.apply`` / ``expected_outcome``:
+        ``user_id``, ``channel``, ``day`` (absolute), ``benefit``, ``content``."""
+        a = self.assignment
+        codes = a["channel"].cat.codes.to_numpy()
+        ch = np.where(codes < 0, 255, codes).astype(np.uint8)
+        lv = a["exposures"].to_numpy(np.uint32)
+        off, cons = self._layout
+        u, c, d = _core.touchpoint_schedule(ch, lv, off, cons, self.horizon_days)
+        return pd.DataFrame(
+            {
+                "user_id": a["user_id"].to_numpy()[u],
+                "channel": pd.Categorical.from_codes(c.astype(np.int8), categories=self.channels),
+                "day": d.astype(np.int64) + self.start_day,
+                "benefit": benefit,
+                "content": content,
+            }
+        )
+
+
+def _users(users: Any) -> np.ndarray:
+    u = cv.as_array(users, "users", np.int64)
+    if (u < 0).any():
+        raise ValueError(f"users: must be >= 0, found {u.min()}")
+    if len(np.unique(u)) != len(u):
+        raise ValueError("users: has duplicate user ids")
+    return u
+
+
+class FrequencyPlanner:
+    """Plans off-site exposure frequencies per user (see the module docs).
+
+    ``channels``: :class:`Channel` rules (or use :meth:`for_world`); ``horizon_days``: the
+    planning window; ``model``: a :class:`ResponseModel` (fitted or not; :meth:`observe` updates
+    it); ``levels``: the exposure counts to choose from (default :data:`DEFAULT_LEVELS`, cut by
+    the caps); ``min_frequency``: fewest exposures of a reached user (levels below are not
+    offered; ``InfeasibleError`` when no channel's caps allow it); ``explore_share``: share of
+    users on randomised frequencies when the model is fitted (all users explore before it is);
+    ``tol``: the solver's relative gap target.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        horizon_days: int = 14,
+        *,
+        model: Any = None,
+        levels: Sequence[int] | None = None,
+        min_frequency: int = 0,
+        explore_share: float = 0.1,
+        tol: float = 1e-4,
+        max_iter: int = 500,
+        seed: int = 0,
+        progress: bool | None = None,
+    ):
+        if isinstance(channels, Channel) or not isinstance(channels, Sequence) or not channels:
+            raise TypeError("channels: must be a non-empty sequence of Channel")
+        for c in channels:
+            if not isinstance(c, Channel):
+                raise TypeError(f"channels: must hold Channel objects, got {type(c).__name__}")
+        names = [c.name for c in channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"channels: names must be unique, got {names}")
+        if len(channels) > 8:
+            raise ValueError(f"channels: at most 8 channels, got {len(channels)}")
+        self.channels = tuple(channels)
+        self.horizon_days = cv.check_int(horizon_days, "horizon_days", minimum=1, maximum=366)
+        lv = DEFAULT_LEVELS if levels is None else levels
+        lv = cv.as_array(list(lv), "levels", np.int64)
+        if lv.min() < 1 or np.any(np.diff(lv) <= 0):
+            raise ValueError("levels: must be positive and strictly increasing")
+        self.levels = lv.astype(np.uint32)
+        self.min_frequency = cv.check_int(min_frequency, "min_frequency", minimum=0)
+        self.explore_share = cv.check_number(explore_share, "explore_share", minimum=0.0,
+                                             maximum=1.0)  # fmt: skip
+        self.tol = cv.check_number(tol, "tol", minimum=0.0, strict_min=True)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=100_000)
+        self.seed = cv.check_int(seed, "seed", minimum=0)
+        self.progress = progress
+        self.model = model
+        self.allowed_ = np.asarray(
+            _core.touchpoint_allowed_levels(
+                self.levels.tolist(), [c._core() for c in self.channels], self.horizon_days,
+                self.min_frequency,
+            )
+        ).reshape(len(self.channels), len(self.levels))  # fmt: skip
+        if not self.allowed_.any():
+            raise _core.InfeasibleError(
+                f"min_frequency {self.min_frequency} exceeds what the caps allow over "
+                f"{self.horizon_days} days on every channel"
+            )
+        self.last_plan_: FrequencyPlan | None = None
+        self.rounds_ = 0
+
+    @classmethod
+    def for_world(
+        cls,
+        world: Any,
+        channels: Sequence[str] = ("ads", "sms", "email"),
+        *,
+        optout_cost: float = 1.0,
+        weekly_caps: dict[str, int] | None = None,
+        capacity: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> FrequencyPlanner:
+        """A planner with a world's channel costs and daily caps (``world``: an
+        ``Environment`` or ``WorldConfig``)."""
+        cfg = getattr(world, "config", world)
+        rc = cfg.response.channels
+        out = []
+        for name in channels:
+            if name == "in_app":
+                raise ValueError("channels: in_app is on-site; plan it with gm.realtime")
+            spec = getattr(rc, name, None)
+            if spec is None:
+                raise ValueError(f"channels: unknown channel {name!r}")
+            out.append(
+                Channel(
+                    name,
+                    spec.unit_cost,
+                    spec.daily_cap,
+                    (weekly_caps or {}).get(name),
+                    (capacity or {}).get(name),
+                    optout_cost,
+                )
+            )
+        return cls(out, **kwargs)
+
+    # -- curves --------------------------------------------------------------------------
+    def _model_curves(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(incremental, optout) shaped (groups, channels, levels) from the model, and each
+        user's group; segments the model has not seen use its pooled (channel-level) curve."""
+        m = self.model
+        cur = m.curves(self.levels)
+        inc, opt = np.asarray(cur["incremental"]), np.asarray(cur["optout"])
+        pooled = m.pooled_curves(self.levels)
+        names = list(m.channels_)
+        missing = [c.name for c in self.channels if c.name not in names]
+        if missing:
+            raise ValueError(
+                f"model: has no curve for channel(s) {missing} (fitted channels: {names})"
+            )
+        idx = [names.index(c.name) for c in self.channels]
+        inc = np.concatenate([inc[:, idx], np.asarray(pooled["incremental"])[None, idx]])
+        opt = np.concatenate([opt[:, idx], np.asarray(pooled["optout"])[None, idx]])
+        seg = pd.Index(m.segments_)
+        group = seg.get_indexer(segment)
+        group = np.where(group < 0, len(seg), group)
+        return np.clip(inc, 0.0, 1.0), np.clip(opt, 0.0, 1.0), group.astype(np.uint32)
+
+    def _fitted(self) -> bool:
+        return self.model is not None and getattr(self.model, "n_obs_", 0) > 0
+
+    # -- planning ------------------------------------------------------------------------
+    def plan(
+        self,
+        users: Any,
+        budget: float,
+        *,
+        value: Any = 1.0,
+        segment: Any = None,
+        reachable: Any = None,
+        curves: tuple[Any, Any] | None = None,
+        start_day: int = 0,
+        explore: bool | None = None,
+    ) -> FrequencyPlan:
+        """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
+
+        ``budget``: most spend on exposures; ``value``: value of one incremental conversion
+        (scalar or per user); ``segment``: each user's segment label (the model's grouping;
+        default one segment); ``reachable``: bool ``(n_users, n_channels)`` (consent, device,
+        opt-outs; default all); ``curves``: explicit ``(incremental, optout)`` arrays shaped
+        ``(n_groups, n_channels, n_levels)`` with ``segment`` the group codes (e.g. the world's
+        true curves per user, for scoring) instead of the model's; ``explore``: keep
+        ``explore_share`` of the users on randomised frequencies (default: when planning from
+        the model).
+        """
+        t0 = time.perf_counter()
+        u = _users(users)
+        n = len(u)
+        c_n = len(self.channels)
+        budget = cv.check_number(budget, "budget", minimum=0.0)
+        start_day = cv.check_int(start_day, "start_day", minimum=0)
+        if np.ndim(value) == 0:
+            v = np.full(n, cv.check_number(value, "value"))
+        else:
+            v = cv.as_array(value, "value", shape=(n,))
+        if reachable is None:
+            reach = np.ones((n, c_n), dtype=bool)
+        else:
+            reach = cv.as_array(reachable, "reachable", np.bool_, ndim=2, shape=(n, c_n))
+        bits = (reach.astype(np.uint8) << np.arange(c_n, dtype=np.uint8)).sum(1).astype(np.uint8)
+        if curves is not None:
+            inc = cv.as_array(curves[0], "curves[0]", ndim=3)
+            opt = cv.as_array(curves[1], "curves[1]", ndim=3, shape=inc.shape)
+            if inc.shape[1:] != (c_n, len(self.levels)):
+                raise ValueError(
+                    f"curves: expected shape (n_groups, {c_n}, {len(self.levels)}), got {inc.shape}"
+                )
+            if segment is None:
+                raise ValueError("segment: the group code of each user is needed with curves")
+            group = cv.as_array(segment, "segment", np.int64, shape=(n,))
+            if group.min() < 0 or group.max() >= inc.shape[0]:
+                raise ValueError(f"segment: codes must be in 0..{inc.shape[0] - 1}")
+            group = group.astype(np.uint32)
+            seg_labels = group
+            fitted = True
+        else:
+            seg_labels = np.zeros(n, np.int64) if segment is None else np.asarray(segment)
+            if len(seg_labels) != n:
+                raise ValueError(f"segment: has length {len(seg_labels)}, expected {n}")
+            fitted = self._fitted()
+            if fitted:
+                inc, opt, group = self._model_curves(seg_labels)
+        rng = np.random.default_rng([self.seed, self.rounds_])
+        share = self.explore_share if fitted else 1.0
+        if explore is False and not fitted:
+            raise ValueError("explore: cannot be False without curves (fit the model first)")
+        if explore is False or (explore is None and curves is not None):
+            share = 0.0
+        is_explore = rng.random(n) < share if share < 1.0 else np.ones(n, dtype=bool)
+        ch = np.full(n, 255, np.uint8)
+        lv = np.zeros(n, np.uint32)
+        val = np.zeros(n)
+        costs = np.array([c.unit_cost for c in self.channels])
+        # Randomised users: a random reachable channel, a random allowed level or 0 (control).
+        ex = np.flatnonzero(is_explore & reach.any(1))
+        if len(ex):
+            pick = _random_true(reach[ex], rng)
+            n_opts = self.allowed_.sum(1)[pick] + 1
+            k = (rng.random(len(ex)) * n_opts).astype(np.int64)
+            lv_ex = np.zeros(len(ex), np.uint32)
+            for c in range(c_n):
+                sel = (pick == c) & (k > 0)
+                lv_ex[sel] = self.levels[self.allowed_[c]][k[sel] - 1]
+            explore_budget = budget * (share if fitted else 1.0)
+            spend = costs[pick] * lv_ex
+            order = rng.permutation(len(ex))
+            over = np.cumsum(spend[order]) > explore_budget
+            lv_ex[order[over]] = 0
+            ch[ex], lv[ex] = pick.astype(np.uint8), lv_ex
+        explore_cost = float((costs[np.minimum(ch, c_n - 1)] * lv).sum())
+        opt_idx = np.flatnonzero(~is_explore)
+        cert: dict[str, Any]
+        if fitted and len(opt_idx):
+            with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
+                out = _core.touchpoint_plan(
+                    self.levels, np.ascontiguousarray(inc, np.float64).reshape(-1),
+                    np.ascontiguousarray(opt, np.float64).reshape(-1), inc.shape[0],
+                    np.ascontiguousarray(group[opt_idx]), np.ascontiguousarray(v[opt_idx]),
+                    np.ascontiguousarray(bits[opt_idx]), [c._core() for c in self.channels],
+                    self.horizon_days, max(budget - explore_cost, 0.0), self.min_frequency,
+                    self.tol, self.max_iter, self.seed, cb,
+                )  # fmt: skip
+            ch[opt_idx] = out["channel"]
+            lv[opt_idx] = out["level"]
+            val[opt_idx] = out["value"]
+            names, upper = list(out["names"]), list(out["upper"])
+            cert = certificate(out, names, np.zeros(len(names)), upper)
+        else:
+            cert = _empty_certificate(self.channels, budget)
+        off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
+        names = [c.name for c in self.channels]
+        chan = pd.Categorical.from_codes(
+            np.where(ch == 255, -1, ch).astype(np.int8), categories=names
+        )
+        assignment = pd.DataFrame(
+            {
+                "user_id": u,
+                "segment": seg_labels,
+                "channel": chan,
+                "exposures": lv.astype(np.int64),
+                "explore": is_explore,
+                "value": val,
+            }
+        )
+        spent = costs[np.minimum(ch, c_n - 1)] * lv
+        reached = lv > 0
+        freq = pd.Series(lv[reached]).value_counts().sort_index()
+        freq.index.name, freq.name = "exposures", "users"
+        reach_s = pd.Series([int((lv >= k).sum()) for k in REACH_K], index=pd.Index(REACH_K, name="k"),
+                            name="users")  # fmt: skip
+        avg = float(lv[reached].mean()) if reached.any() else 0.0
+        attainable = _attainable_average(reach, costs, self.allowed_, self.levels, budget)
+        msg = (
+            f"an average of 6 exposures per targeted user is not attainable under the budget "
+            f"{budget:,.2f}: at most {attainable:.2f} (cheapest reachable channel within the caps)"
+            if attainable < 6
+            else f"an average of 6 exposures is attainable (up to {attainable:.2f})"
+        )
+        roi = (
+            _marginal_roi(inc, opt, group, v, ch, lv, self.levels, self.channels, seg_labels)
+            if fitted
+            else pd.DataFrame(columns=["segment", "channel", "users", "marginal_roi"])
+        )
+        plan = FrequencyPlan(
+            assignment=assignment,
+            channels=tuple(names),
+            horizon_days=self.horizon_days,
+            start_day=start_day,
+            objective=cert["objective"],
+            dual_bound=cert["dual_bound"],
+            gap=cert["gap"],
+            lp_gap=cert["lp_gap"],
+            status=cert["status"],
+            usage=cert["usage"],
+            prices=cert["prices"],
+            history=cert["history"],
+            frequency=freq,
+            reach=reach_s,
+            average_frequency=avg,
+            marginal_roi=roi,
+            attainable_average=attainable,
+            message=msg,
+            daily_load=pd.DataFrame(
+                np.asarray(load).reshape(c_n, self.horizon_days),
+                index=pd.Index(names, name="channel"),
+                columns=pd.RangeIndex(start_day, start_day + self.horizon_days, name="day"),
+            ),
+            cost={
+                "optimised": float(spent[~is_explore].sum()),
+                "explore": float(spent[is_explore].sum()),
+                "total": float(spent.sum()),
+            },
+            seconds=time.perf_counter() - t0,
+            _layout=(np.asarray(off), np.asarray(cons)),
+        )
+        self.last_plan_ = plan
+        self.rounds_ += 1
+        return plan
+
+    # -- feedback ------------------------------------------------------------------------
+    def observe(self, outcomes: Any, plan: FrequencyPlan | None = None) -> FrequencyPlanner:
+        """Updates the response model with what the randomised users of ``plan`` (default the
+        last plan) did: ``outcomes`` is ``Environment.apply`` output (or any table with
+        ``user_id``, ``converted`` and ``opted_out``). Returns self."""
+        plan = plan or self.last_plan_
+        if plan is None:
+            raise ValueError("plan: nothing was planned yet; call plan() first")
+        if self.model is None:
+            raise ValueError("model: the planner has no ResponseModel to update")
+        cols = cv.columns(outcomes, "outcomes")
+        for c in ("user_id", "converted", "opted_out"):
+            if c not in cols:
+                raise ValueError(f"outcomes: needs a {c!r} column (columns: {', '.join(cols)})")
+        uid = cv.as_array(cv.column(outcomes, "outcomes", "user_id"), "outcomes['user_id']",
+                          np.int64)  # fmt: skip
+        conv = cv.as_array(cv.column(outcomes, "outcomes", "converted"), "outcomes['converted']")
+        oo = cv.as_array(cv.column(outcomes, "outcomes", "opted_out"), "outcomes['opted_out']")
+        a = plan.assignment
+        ex = a[a["explore"] & a["channel"].notna()]
+        pos = pd.Index(uid).get_indexer(ex["user_id"].to_numpy())
+        if (pos < 0).any():
+            missing = ex["user_id"].to_numpy()[pos < 0][:5].tolist()
+            raise ValueError(f"outcomes: has no row for planned user(s) {missing}")
+        log = pd.DataFrame(
+            {
+                "segment": ex["segment"].to_numpy(),
+                "channel": ex["channel"].astype(str).to_numpy(),
+                "exposures": ex["exposures"].to_numpy(),
+                "converted": conv[pos],
+                "opted_out": oo[pos],
+            }
+        )
+        if self._fitted():
+            self.model.partial_fit(log)
+        else:
+            self.model.fit(log)
+        return self
+
+
+def _random_true(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random True column per row (rows have at least one)."""
+    w = mask * rng.random(mask.shape)
+    return w.argmax(1)
+
+
+def _empty_certificate(channels: Sequence[Channel], budget: float) -> dict[str, Any]:
+    names = ["budget"] + [f"capacity:{c.name}" for c in channels]
+    out = {
+        "objective": 0.0,
+        "dual_bound": 0.0,
+        "lp_value": 0.0,
+        "usage": np.zeros(len(names)),
+        "prices": np.zeros(len(names)),
+        "status": "not_optimised",
+        "message": "no fitted curves: every user explores",
+        "passes": 0,
+        "history": {},
+    }
+    upper = [budget] + [float("inf") if c.capacity is None else c.capacity for c in channels]
+    return certificate(out, names, np.zeros(len(names)), upper)
+
+
+def _attainable_average(
+    reach: np.ndarray, costs: np.ndarray, allowed: np.ndarray, levels: np.ndarray, budget: float
+) -> float:
+    """Highest average frequency over the users when the budget buys exposures at each user's
+    cheapest reachable channel, cheapest first, up to that channel's largest allowed level."""
+    n = len(reach)
+    if n == 0:
+        return 0.0
+    top = np.array([levels[a].max() if a.any() else 0 for a in allowed], dtype=np.float64)
+    price = np.where(reach, costs[None, :], np.inf)
+    best = price.argmin(1)
+    ok = np.isfinite(price.min(1))
+    unit = costs[best][ok]
+    cap = top[best][ok]
+    order = np.argsort(unit, kind="stable")
+    unit, cap = unit[order], cap[order]
+    spend = np.cumsum(unit * cap)
+    full = int(np.searchsorted(spend, budget, side="right"))
+    total = cap[:full].sum()
+    if full < len(cap):
+        left = budget - (spend[full - 1] if full else 0.0)
+        total += cap[full] if unit[full] == 0 else min(cap[full], left / unit[full])
+    return float(total / n)
+
+
+def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, seg_labels) -> pd.DataFrame:
+    """Per segment and channel: mean over the reached optimised users of the value of the next
+    level step per unit of its cost (``nan`` at the top level)."""
+    sel = np.flatnonzero((ch != 255) & (lv > 0))
+    cols = ["segment", "channel", "users", "marginal_roi"]
+    if not len(sel):
+        return pd.DataFrame(columns=cols)
+    c = ch[sel].astype(np.int64)
+    li = np.searchsorted(levels, lv[sel])
+    nxt = np.minimum(li + 1, len(levels) - 1)
+    g = group[sel] if len(group) == len(ch) else np.zeros(len(sel), np.int64)
+    oc = np.array([x.optout_cost for x in channels])[c]
+    uc = np.array([x.unit_cost for x in channels])[c]
+    gain = v[sel] * (inc[g, c, nxt] - inc[g, c, li]) - oc * (opt[g, c, nxt] - opt[g, c, li])
+    dcost = uc * (levels[nxt].astype(np.float64) - levels[li])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roi = np.where((nxt > li) & (dcost > 0), gain / dcost, np.nan)
+    df = pd.DataFrame(
+        {
+            "segment": np.asarray(seg_labels)[sel],
+            "channel": np.array([x.name for x in channels])[c],
+            "roi": roi,
+        }  # fmt: skip
+    )
+    out = df.groupby(["segment", "channel"], observed=True)["roi"].agg(["size", "mean"])
+    out = out.reset_index().rename(columns={"size": "users", "mean": "marginal_roi"})
+    return out[cols]

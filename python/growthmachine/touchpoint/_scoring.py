@@ -1,0 +1,201 @@
+"""Scoring a frequency plan on the simulated world's truth, and the plans marketers use today.
+
+- :func:`world_reachable`: which users each channel may reach (consent, app, opt-outs).
+- :func:`true_curves`: the world's exact response of every user to every (channel, level), laid
+  out as the planner lays exposures out (``Environment.expected_outcome``). **Scoring only**: a
+  planner given these curves makes the *true-curve plan*, the ceiling a fitted model aims at.
+- :func:`uniform_plan` (every targeted user gets the same number of exposures, 6 by the common
+  rule) and :func:`max_caps_plan` (as many exposures as the caps allow, to as many random users as
+  the budget covers): the baselines.
+- :func:`score`: a plan's expected incremental conversions, GMV, opt-outs and spend, exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _core
+from ._planner import FrequencyPlan, FrequencyPlanner, _empty_certificate, _users
+
+_CONSENT = {"push": "push_opt_in", "sms": "sms_opt_in", "email": "email_opt_in"}
+
+
+def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
+    """Bool ``(n_users, n_channels)``: consent (and the app for push) and no opt-out yet."""
+    u = _users(users)
+    names = [getattr(c, "name", c) for c in channels]
+    pop = env.population.users
+    opted = env.opted_out()
+    out = np.ones((len(u), len(names)), dtype=bool)
+    for j, c in enumerate(names):
+        if c not in opted.columns or c == "in_app":
+            raise ValueError(f"channels: {c!r} is not an off-site channel of the world")
+        if c in _CONSENT:
+            out[:, j] &= pop[_CONSENT[c]].to_numpy()[u]
+        if c == "push":
+            out[:, j] &= pop["has_app"].to_numpy()[u]
+        out[:, j] &= ~opted[c].to_numpy()[u]
+    return out
+
+
+def fixed_plan(
+    planner: FrequencyPlanner,
+    users: Any,
+    channel: Any,
+    exposures: Any,
+    *,
+    start_day: int = 0,
+    budget: float = float("inf"),
+) -> FrequencyPlan:
+    """A plan with given channel codes (``-1``: none) and exposure counts per user, laid out as
+    the planner lays out its own (for baselines and truth curves)."""
+    u = _users(users)
+    n = len(u)
+    c_n = len(planner.channels)
+    ch = cv.as_array(channel, "channel", np.int64, shape=(n,))
+    lv = cv.as_array(exposures, "exposures", np.int64, shape=(n,), nonnegative=True)
+    if ch.max(initial=-1) >= c_n or ch.min(initial=0) < -1:
+        raise ValueError(f"channel: codes must be in -1..{c_n - 1}")
+    ch8 = np.where((ch < 0) | (lv == 0), 255, ch).astype(np.uint8)
+    lv32 = np.where(ch8 == 255, 0, lv).astype(np.uint32)
+    off, cons, load = _core.touchpoint_lay_out(ch8, lv32, c_n, planner.horizon_days)
+    names = [c.name for c in planner.channels]
+    costs = np.array([c.unit_cost for c in planner.channels])
+    spent = float((costs[np.minimum(ch8, c_n - 1)] * lv32).sum())
+    cert = _empty_certificate(planner.channels, budget)
+    reached = lv32 > 0
+    freq = pd.Series(lv32[reached].astype(np.int64)).value_counts().sort_index()
+    return FrequencyPlan(
+        assignment=pd.DataFrame(
+            {
+                "user_id": u,
+                "segment": np.zeros(n, np.int64),
+                "channel": pd.Categorical.from_codes(
+                    np.where(ch8 == 255, -1, ch8).astype(np.int8), categories=names
+                ),
+                "exposures": lv32.astype(np.int64),
+                "explore": np.zeros(n, dtype=bool),
+                "value": np.zeros(n),
+            }
+        ),
+        channels=tuple(names),
+        horizon_days=planner.horizon_days,
+        start_day=start_day,
+        objective=float("nan"),
+        dual_bound=float("nan"),
+        gap=float("nan"),
+        lp_gap=float("nan"),
+        status="fixed",
+        usage=cert["usage"],
+        prices=cert["prices"],
+        history=cert["history"],
+        frequency=freq,
+        reach=pd.Series(
+            [int((lv32 >= k).sum()) for k in range(1, 11)],
+            index=pd.Index(range(1, 11), name="k"),
+            name="users",
+        ),  # fmt: skip
+        average_frequency=float(lv32[reached].mean()) if reached.any() else 0.0,
+        marginal_roi=pd.DataFrame(columns=["segment", "channel", "users", "marginal_roi"]),
+        attainable_average=float("nan"),
+        message="fixed plan",
+        daily_load=pd.DataFrame(
+            np.asarray(load).reshape(c_n, planner.horizon_days),
+            index=pd.Index(names, name="channel"),
+        ),
+        cost={"optimised": spent, "explore": 0.0, "total": spent},
+        seconds=0.0,
+        _layout=(np.asarray(off), np.asarray(cons)),
+    )
+
+
+def uniform_plan(
+    planner: FrequencyPlanner, users: Any, *, exposures: int = 6, channel: str = "ads",
+    reachable: Any = None, start_day: int = 0,
+) -> FrequencyPlan:  # fmt: skip
+    """Every targeted user who can be reached on ``channel`` gets ``exposures`` exposures."""
+    u = _users(users)
+    c = _channel_code(planner, channel)
+    ok = np.ones(len(u), bool) if reachable is None else np.asarray(reachable)[:, c]
+    return fixed_plan(planner, u, np.where(ok, c, -1), np.where(ok, exposures, 0),
+                      start_day=start_day)  # fmt: skip
+
+
+def max_caps_plan(
+    planner: FrequencyPlanner, users: Any, budget: float, *, channel: str = "ads",
+    reachable: Any = None, start_day: int = 0, seed: int = 0,
+) -> FrequencyPlan:  # fmt: skip
+    """As many exposures as the caps allow on ``channel``, to random users until the budget
+    is spent."""
+    u = _users(users)
+    c = _channel_code(planner, channel)
+    top = int(planner.levels[planner.allowed_[c]].max())
+    cost = planner.channels[c].unit_cost * top
+    ok = np.ones(len(u), bool) if reachable is None else np.asarray(reachable)[:, c]
+    order = np.random.default_rng(seed).permutation(np.flatnonzero(ok))
+    k = len(order) if cost == 0 else min(len(order), int(budget // cost))
+    ch = np.full(len(u), -1)
+    ch[order[:k]] = c
+    return fixed_plan(planner, u, ch, np.where(ch >= 0, top, 0), start_day=start_day)
+
+
+def _channel_code(planner: FrequencyPlanner, channel: str) -> int:
+    names = [c.name for c in planner.channels]
+    if channel not in names:
+        raise ValueError(f"channel: {channel!r} is not one of the planner's channels {names}")
+    return names.index(channel)
+
+
+def score(env: Any, plan: FrequencyPlan, *, content: str | int = 0) -> dict[str, float]:
+    """Exact expected effect of the plan on the world (**scoring only**): incremental
+    conversions and GMV, expected opt-outs, exposure spend, users reached."""
+    rows = plan.schedule(content=content)
+    days = plan.horizon_days
+    if len(rows) == 0:
+        return {"incremental_conversions": 0.0, "incremental_gmv": 0.0, "optouts": 0.0,
+                "cost": 0.0, "reached": 0, "exposures": 0}  # fmt: skip
+    e = env.expected_outcome(rows, start_day=plan.start_day, days=days)
+    return {
+        "incremental_conversions": float(e["incremental_conversion"].sum()),
+        "incremental_gmv": float(e["incremental_gmv"].sum()),
+        "optouts": float(e["expected_optouts"].sum()),
+        "cost": float(e["channel_cost"].sum()),
+        "reached": int(len(e)),
+        "exposures": int(len(rows)),
+    }
+
+
+def true_curves(
+    env: Any, planner: FrequencyPlanner, users: Any, *, start_day: int | None = None,
+    reachable: Any = None, content: str | int = 0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The world's exact incremental conversion and opt-out probability of every user at every
+    (channel, level) of the planner, shaped ``(n_users, n_channels, n_levels)``, each level laid
+    out as the planner lays it out (**scoring only**). Unreachable pairs are 0."""
+    u = _users(users)
+    n, c_n, l_n = len(u), len(planner.channels), len(planner.levels)
+    start = env.day if start_day is None else start_day
+    reach = (
+        world_reachable(env, u, planner.channels) if reachable is None else np.asarray(reachable)
+    )
+    inc = np.zeros((n, c_n, l_n))
+    opt = np.zeros((n, c_n, l_n))
+    for c in range(c_n):
+        idx = np.flatnonzero(reach[:, c])
+        if not len(idx):
+            continue
+        for j, level in enumerate(planner.levels):
+            if not planner.allowed_[c, j]:
+                continue
+            p = fixed_plan(planner, u[idx], np.full(len(idx), c), np.full(len(idx), level),
+                           start_day=start)  # fmt: skip
+            e = env.expected_outcome(p.schedule(content=content), start_day=start,
+                                     days=planner.horizon_days)  # fmt: skip
+            pos = pd.Index(u).get_indexer(e["user_id"].to_numpy())
+            inc[pos, c, j] = e["incremental_conversion"].to_numpy()
+            opt[pos, c, j] = e["p_optout"].to_numpy()
+    return inc, opt
