@@ -230,29 +230,65 @@ pub(super) fn newton<T: Real>(
             break;
         }
         // Newton step on the active set: J_AA dy_A = res_A (J made negative definite by a
-        // small ridge).
-        let m = act.len();
-        let mut a = vec![0.0; m * m];
-        let mut tr = 0.0;
-        for (i, &r) in act.iter().enumerate() {
-            for (j, &c) in act.iter().enumerate() {
-                a[i * m + j] = jac[r * r_n + c];
-            }
-            tr += jac[r * r_n + r].abs();
-        }
-        let ridge = 1e-6 * tr / m as f64;
-        for i in 0..m {
-            a[i * m + i] -= ridge;
-        }
-        let Some(dy) = solve_linear(a, res) else {
-            break;
-        };
+        // small ridge). A resource whose price would leave its range (a price that must fall
+        // to 0 because the resource is slack) is fixed at the bound and the step re-solved on
+        // the others: clamping after a joint solve would move the other prices by the step
+        // meant for the clamped one.
+        let mut step_ok = false;
         step = vec![0.0; r_n];
-        for (i, &r) in act.iter().enumerate() {
-            let (lo, hi) = u.range(r);
-            let next = (y[r] + dy[i]).clamp(lo, hi);
-            step[r] = next - y[r];
-            y[r] = next;
+        while !act.is_empty() {
+            let m = act.len();
+            let mut a = vec![0.0; m * m];
+            let mut tr = 0.0;
+            for (i, &r) in act.iter().enumerate() {
+                for (j, &c) in act.iter().enumerate() {
+                    a[i * m + j] = jac[r * r_n + c];
+                }
+                tr += jac[r * r_n + r].abs();
+            }
+            let ridge = 1e-6 * tr / m as f64;
+            for i in 0..m {
+                a[i * m + i] -= ridge;
+            }
+            let Some(dy) = solve_linear(a, res.clone()) else {
+                break;
+            };
+            let out_of_range: Vec<usize> = act
+                .iter()
+                .enumerate()
+                .filter(|(i, &r)| {
+                    let (lo, hi) = u.range(r);
+                    let next = y[r] + dy[*i];
+                    next < lo || next > hi
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if out_of_range.is_empty() || out_of_range.len() == m {
+                for (i, &r) in act.iter().enumerate() {
+                    let (lo, hi) = u.range(r);
+                    step[r] = (y[r] + dy[i]).clamp(lo, hi) - y[r];
+                }
+                step_ok = true;
+                break;
+            }
+            // Fix those at their bound and re-solve for the rest, whose residuals account for
+            // the fixed prices' moves.
+            for &i in out_of_range.iter().rev() {
+                let r = act[i];
+                let (lo, hi) = u.range(r);
+                step[r] = (y[r] + dy[i]).clamp(lo, hi) - y[r];
+                act.remove(i);
+                res.remove(i);
+                for (j, &c) in act.iter().enumerate() {
+                    res[j] -= jac[c * r_n + r] * step[r];
+                }
+            }
+        }
+        if !step_ok {
+            break;
+        }
+        for r in 0..r_n {
+            y[r] += step[r];
         }
     }
     Ok(NewtonOut {
