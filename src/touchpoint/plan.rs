@@ -339,83 +339,50 @@ pub fn plan(
         }));
     };
     let n_chunks = n.div_ceil(CHUNK);
-    let counts: Vec<Vec<u8>> = (0..n_chunks)
+    // One pass over fixed chunks: each user's hull candidates (count, action, value).
+    type Part = (Vec<u8>, Vec<u32>, Vec<f32>);
+    let parts: Vec<Part> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
             let mut buf = Vec::new();
             let mut h = Vec::new();
-            (k * CHUNK..((k + 1) * CHUNK).min(n))
-                .map(|i| {
-                    let mut m = 0usize;
-                    for c in 0..c_n {
-                        if users.reach[i] & (1 << c) == 0 {
-                            continue;
-                        }
-                        vals_of(i, c, &mut buf);
-                        hull(levels, &buf, &allowed[c * l_n..(c + 1) * l_n], &mut h);
-                        m += h.len();
+            let (mut cnt, mut act, mut val) = (Vec::new(), Vec::new(), Vec::new());
+            for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
+                let mut m = 0u8;
+                for c in 0..c_n {
+                    if users.reach[i] & (1 << c) == 0 {
+                        continue;
                     }
-                    m.min(255) as u8
-                })
-                .collect()
+                    vals_of(i, c, &mut buf);
+                    hull(levels, &buf, &allowed[c * l_n..(c + 1) * l_n], &mut h);
+                    for &l in &h {
+                        if m == u8::MAX {
+                            break;
+                        }
+                        act.push((c * l_n + l) as u32);
+                        val.push(buf[l] as f32);
+                        m += 1;
+                    }
+                }
+                cnt.push(m);
+            }
+            (cnt, act, val)
         })
         .collect();
     ctl.check()?;
+    let nnz: usize = parts.iter().map(|p| p.1.len()).sum();
     let mut indptr = Vec::with_capacity(n + 1);
     indptr.push(0i64);
+    let mut action = Vec::with_capacity(nnz);
+    let mut value = Vec::with_capacity(nnz);
     let mut acc = 0i64;
-    for ch in &counts {
-        for &m in ch {
+    for (cnt, act, val) in parts {
+        for m in cnt {
             acc += m as i64;
             indptr.push(acc);
         }
-    }
-    drop(counts);
-    let nnz = acc as usize;
-    let mut action = vec![0u32; nnz];
-    let mut value = vec![0f32; nnz];
-    {
-        // Split the candidate arrays at chunk boundaries and fill each chunk in parallel.
-        let mut a_parts: Vec<&mut [u32]> = Vec::with_capacity(n_chunks);
-        let mut v_parts: Vec<&mut [f32]> = Vec::with_capacity(n_chunks);
-        let (mut a_rest, mut v_rest) = (&mut action[..], &mut value[..]);
-        for k in 0..n_chunks {
-            let len = (indptr[((k + 1) * CHUNK).min(n)] - indptr[k * CHUNK]) as usize;
-            let (a, ar) = a_rest.split_at_mut(len);
-            let (v, vr) = v_rest.split_at_mut(len);
-            a_parts.push(a);
-            v_parts.push(v);
-            a_rest = ar;
-            v_rest = vr;
-        }
-        a_parts
-            .into_par_iter()
-            .zip(v_parts)
-            .enumerate()
-            .for_each(|(k, (a, v))| {
-                let mut buf = Vec::new();
-                let mut h = Vec::new();
-                let mut j = 0usize;
-                for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
-                    let mut m = 0usize;
-                    for c in 0..c_n {
-                        if users.reach[i] & (1 << c) == 0 {
-                            continue;
-                        }
-                        vals_of(i, c, &mut buf);
-                        hull(levels, &buf, &allowed[c * l_n..(c + 1) * l_n], &mut h);
-                        for &l in &h {
-                            if m == 255 {
-                                break;
-                            }
-                            a[j] = (c * l_n + l) as u32;
-                            v[j] = buf[l] as f32;
-                            j += 1;
-                            m += 1;
-                        }
-                    }
-                }
-            });
+        action.extend(act);
+        value.extend(val);
     }
     ctl.check()?;
     // Resources: the budget, then one daily capacity per channel.

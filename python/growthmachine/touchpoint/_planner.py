@@ -145,8 +145,11 @@ def _users(users: Any) -> np.ndarray:
     u = cv.as_array(users, "users", np.int64)
     if (u < 0).any():
         raise ValueError(f"users: must be >= 0, found {u.min()}")
-    if len(np.unique(u)) != len(u):
-        raise ValueError("users: has duplicate user ids")
+    if len(u) > 1 and not (np.diff(u) > 0).all():
+        s = np.sort(u)
+        dup = np.flatnonzero(s[1:] == s[:-1])
+        if len(dup):
+            raise ValueError(f"users: has duplicate user ids (e.g. {s[dup[0]]})")
     return u
 
 
@@ -327,6 +330,7 @@ class FrequencyPlanner:
                 raise ValueError(f"segment: codes must be in 0..{inc.shape[0] - 1}")
             group = group.astype(np.uint32)
             seg_labels = group
+            group_labels = np.arange(inc.shape[0])
             fitted = True
         else:
             seg_labels = np.zeros(n, np.int64) if segment is None else np.asarray(segment)
@@ -335,6 +339,7 @@ class FrequencyPlanner:
             fitted = self._fitted()
             if fitted:
                 inc, opt, group = self._model_curves(seg_labels)
+                group_labels = [*self.model.segments_, "(unseen: pooled)"]
         rng = np.random.default_rng([self.seed, self.rounds_])
         share = self.explore_share if fitted else 1.0
         if explore is False and not fitted:
@@ -412,7 +417,7 @@ class FrequencyPlanner:
             else f"an average of 6 exposures is attainable (up to {attainable:.2f})"
         )
         roi = (
-            _marginal_roi(inc, opt, group, v, ch, lv, self.levels, self.channels, seg_labels)
+            _marginal_roi(inc, opt, group, v, ch, lv, self.levels, self.channels, group_labels)
             if fitted
             else pd.DataFrame(columns=["segment", "channel", "users", "marginal_roi"])
         )
@@ -524,46 +529,55 @@ def _attainable_average(
     if n == 0:
         return 0.0
     top = np.array([levels[a].max() if a.any() else 0 for a in allowed], dtype=np.float64)
-    price = np.where(reach, costs[None, :], np.inf)
-    best = price.argmin(1)
-    ok = np.isfinite(price.min(1))
-    unit = costs[best][ok]
-    cap = top[best][ok]
-    order = np.argsort(unit, kind="stable")
-    unit, cap = unit[order], cap[order]
-    spend = np.cumsum(unit * cap)
-    full = int(np.searchsorted(spend, budget, side="right"))
-    total = cap[:full].sum()
-    if full < len(cap):
-        left = budget - (spend[full - 1] if full else 0.0)
-        total += cap[full] if unit[full] == 0 else min(cap[full], left / unit[full])
+    # Users per cheapest reachable channel (channels in order of cost).
+    order = np.argsort(costs, kind="stable")
+    left = np.ones(n, dtype=bool)
+    total, money = 0.0, budget
+    for c in order:
+        m = int((left & reach[:, c]).sum())
+        left &= ~reach[:, c]
+        block = m * top[c]
+        if costs[c] == 0 or block * costs[c] <= money:
+            total += block
+            money -= block * costs[c]
+        else:
+            total += money / costs[c]
+            break
     return float(total / n)
 
 
-def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, seg_labels) -> pd.DataFrame:
-    """Per segment and channel: mean over the reached optimised users of the value of the next
-    level step per unit of its cost (``nan`` at the top level)."""
-    sel = np.flatnonzero((ch != 255) & (lv > 0))
+def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, labels) -> pd.DataFrame:
+    """Per segment (curve group) and channel: mean over the reached users of the value of the
+    next level step per unit of its cost (``nan`` at the top level). ``labels``: the segment
+    label of each group."""
     cols = ["segment", "channel", "users", "marginal_roi"]
+    sel = np.flatnonzero((ch != 255) & (lv > 0))
     if not len(sel):
         return pd.DataFrame(columns=cols)
     c = ch[sel].astype(np.int64)
     li = np.searchsorted(levels, lv[sel])
     nxt = np.minimum(li + 1, len(levels) - 1)
-    g = group[sel] if len(group) == len(ch) else np.zeros(len(sel), np.int64)
+    g = group[sel].astype(np.int64)
     oc = np.array([x.optout_cost for x in channels])[c]
     uc = np.array([x.unit_cost for x in channels])[c]
     gain = v[sel] * (inc[g, c, nxt] - inc[g, c, li]) - oc * (opt[g, c, nxt] - opt[g, c, li])
     dcost = uc * (levels[nxt].astype(np.float64) - levels[li])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        roi = np.where((nxt > li) & (dcost > 0), gain / dcost, np.nan)
-    df = pd.DataFrame(
+    ok = (nxt > li) & (dcost > 0)
+    roi = np.where(ok, gain / np.where(ok, dcost, 1.0), 0.0)
+    c_n = len(channels)
+    key = g * c_n + c
+    size = inc.shape[0] * c_n
+    users = np.bincount(key, minlength=size)
+    n_ok = np.bincount(key, weights=ok, minlength=size)
+    total = np.bincount(key, weights=roi, minlength=size)
+    keys = np.flatnonzero(users)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_ok[keys] > 0, total[keys] / n_ok[keys], np.nan)
+    return pd.DataFrame(
         {
-            "segment": np.asarray(seg_labels)[sel],
-            "channel": np.array([x.name for x in channels])[c],
-            "roi": roi,
-        }  # fmt: skip
+            "segment": np.asarray(labels, dtype=object)[keys // c_n],
+            "channel": np.array([x.name for x in channels], dtype=object)[keys % c_n],
+            "users": users[keys],
+            "marginal_roi": mean,
+        }
     )
-    out = df.groupby(["segment", "channel"], observed=True)["roi"].agg(["size", "mean"])
-    out = out.reset_index().rename(columns={"size": "users", "mean": "marginal_roi"})
-    return out[cols]
