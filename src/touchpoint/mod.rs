@@ -4,3 +4,5 @@
 //!   rates) fitted from exposure logs with randomised frequency arms, pooled across segments.
 //! - `plan`: the frequency planner: every user is a multiple-choice item over (channel, level),
 //!   priced by the allocation core's Lagrangian solver, then laid out over the days within caps.
+
+pub mod response;
