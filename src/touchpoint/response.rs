@@ -985,18 +985,27 @@ fn spread(
 ) -> [f64; N_PARAMS] {
     let mut tau = [0.0; N_PARAMS];
     for j in 0..N_PARAMS {
-        let (mut q, mut sw, mut k) = (0.0, 0.0, 0.0);
-        for p in pre.iter().skip(c).step_by(nc).flatten() {
-            let (theta, v) = if j < NC {
-                (p.conv.mode[j], p.conv.cov[j * NC + j])
-            } else {
-                (p.opt.mode[j - NC], p.opt.cov[(j - NC) * NO + j - NC])
-            };
-            let w = 1.0 / v.max(1e-12);
-            q += w * (theta - mu[j]).powi(2);
-            sw += w;
-            k += 1.0;
-        }
+        // Terms sorted before summing: the sums do not depend on the order of the segment
+        // codes (a partial_fit that appends new segments gives the fit of the whole log).
+        let mut terms: Vec<(f64, f64)> = pre
+            .iter()
+            .skip(c)
+            .step_by(nc)
+            .flatten()
+            .map(|p| {
+                let (theta, v) = if j < NC {
+                    (p.conv.mode[j], p.conv.cov[j * NC + j])
+                } else {
+                    (p.opt.mode[j - NC], p.opt.cov[(j - NC) * NO + j - NC])
+                };
+                let w = 1.0 / v.max(1e-12);
+                (w * (theta - mu[j]).powi(2), w)
+            })
+            .collect();
+        terms.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let q: f64 = terms.iter().map(|t| t.0).sum();
+        let sw: f64 = terms.iter().map(|t| t.1).sum();
+        let k = terms.len() as f64;
         // One segment tells nothing about the spread: keep the weak prior's scale.
         tau[j] = if k >= 2.0 {
             ((q - k) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])

@@ -411,3 +411,38 @@ fn state_round_trips_and_rejects_corruption() {
     m.merge(&c2);
     assert_eq!(r2.fit, fit(&m, &Prior::default(), &ctl()).unwrap());
 }
+
+#[test]
+fn the_fit_does_not_depend_on_the_order_of_segment_codes() {
+    let t: Truth = [0.03, 0.08, 2.5, 1.5, 0.005, 0.0005];
+    let u: Truth = [0.05, 0.04, 4.0, 1.0, 0.002, 0.0015];
+    let mut sim = simulate(
+        &[vec![t], vec![u], vec![t], vec![u]],
+        &vec![vec![3000]; 4],
+        9,
+    );
+    let a = fit(
+        &Counts::aggregate(&sim.log(false), 4, 1, &ctl()).unwrap(),
+        &Prior::default(),
+        &ctl(),
+    )
+    .unwrap();
+    for g in sim.group.iter_mut() {
+        *g = 3 - *g;
+    }
+    let b = fit(
+        &Counts::aggregate(&sim.log(false), 4, 1, &ctl()).unwrap(),
+        &Prior::default(),
+        &ctl(),
+    )
+    .unwrap();
+    assert_eq!(a.tau, b.tau);
+    assert_eq!(a.channel_theta, b.channel_theta);
+    for g in 0..4 {
+        let r = 3 - g;
+        assert_eq!(
+            a.theta[g * N_PARAMS..(g + 1) * N_PARAMS],
+            b.theta[r * N_PARAMS..(r + 1) * N_PARAMS]
+        );
+    }
+}
