@@ -71,16 +71,26 @@ def _unique_codes(raw: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques)
 
 
+def _categorical(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, categories) of a pandas categorical column, else ``None`` (other columns, polars
+    categoricals included, are read as values)."""
+    if isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype):
+        x = x.array
+    if isinstance(x, pd.Categorical):
+        return np.asarray(x.codes), np.asarray(x.categories)
+    return None
+
+
 def _column_codes(log: Any, col: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A label column -> (codes, uniques); pandas categoricals are read by their codes."""
-    if isinstance(log, pd.DataFrame) and col in log.columns:
-        s = log[col]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            codes = s.cat.codes.to_numpy()
+    """A label column -> (codes, uniques); categoricals are read by their codes (no strings)."""
+    if col in cv.columns(log, "log"):
+        cat = None if cv._is_polars(log) else _categorical(log[col])
+        if cat is not None:
+            codes, categories = cat
             if codes.size and codes.min() < 0:
                 raise ValueError(f"{name}: has missing values")
             used, inv = _unique_codes(codes, name)
-            return used, np.asarray(s.cat.categories)[inv]
+            return used, categories[inv]
     raw = cv.column(log, "log", col)
     if raw.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d column, got shape {raw.shape}")
