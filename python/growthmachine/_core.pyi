@@ -514,6 +514,56 @@ def realtime_ope_bootstrap(
 ) -> npt.NDArray[np.float64]: ...
 
 # --- touchpoint ---
+
+class TouchpointResponse:
+    @staticmethod
+    def fit(
+        group: npt.NDArray[np.uint32],
+        channel: npt.NDArray[np.uint32],
+        exposures: npt.NDArray[np.uint32],
+        converted: _F64,
+        opted_out: _F64,
+        weight: _F64 | None,
+        n_groups: int,
+        n_channels: int,
+        tau: list[float] | None = None,
+        previous: TouchpointResponse | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> TouchpointResponse: ...
+    def curves(self, levels: _F64, z: float) -> tuple[_F64, _F64, _F64, _F64]: ...
+    def predict(
+        self,
+        group: npt.NDArray[np.uint32],
+        channel: npt.NDArray[np.uint32],
+        exposures: _F64,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[_F64, _F64]: ...
+    @property
+    def params(self) -> _F64: ...
+    @property
+    def channel_params(self) -> _F64: ...
+    @property
+    def tau(self) -> _F64: ...
+    @property
+    def trials(self) -> _F64: ...
+    @property
+    def has_data(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def converged(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def informed(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def n_obs(self) -> int: ...
+    @property
+    def n_groups(self) -> int: ...
+    @property
+    def n_channels(self) -> int: ...
+    @staticmethod
+    def param_names() -> list[str]: ...
+    def _state_bytes(self) -> bytes: ...
+    @staticmethod
+    def _from_state_bytes(data: bytes) -> TouchpointResponse: ...
+
 # Channel rules: (name, unit_cost, daily_cap, weekly_cap or None, capacity per day (inf: none),
 # optout_cost).
 _ChannelTuple = tuple[str, float, int, int | None, float, float]

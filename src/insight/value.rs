@@ -58,7 +58,7 @@ impl Default for FitOptions {
 // ---------------------------------------------------------------------------------------------
 // small dense linear algebra
 
-fn cholesky_solve(h: &[f64], k: usize, g: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn cholesky_solve(h: &[f64], k: usize, g: &[f64]) -> Option<Vec<f64>> {
     let mut l = vec![0.0; k * k];
     for i in 0..k {
         for j in 0..=i {
@@ -95,7 +95,7 @@ fn cholesky_solve(h: &[f64], k: usize, g: &[f64]) -> Option<Vec<f64>> {
     Some(x)
 }
 
-fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
+pub(crate) fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
     let mut inv = vec![0.0; k * k];
     for j in 0..k {
         let mut e = vec![0.0; k];

@@ -6,3 +6,4 @@
 //!   priced by the allocation core's Lagrangian solver, then laid out over the days within caps.
 
 pub mod plan;
+pub mod response;

@@ -1,5 +1,8 @@
 """External Touchpoint Engine: off-site exposure frequency planning with a feedback loop.
 
+- :class:`ResponseModel`: conversion and opt-out curves in the number of exposures, per segment
+  and channel, fitted from logs with randomised frequency arms and pooled across segments
+  (``partial_fit`` adds the next window's outcomes).
 - :class:`FrequencyPlanner` (``src/touchpoint/plan.rs``): how many exposures each targeted user
   gets, on which channel and day, under a budget, channel capacities and per-user caps, priced
   by the allocation core's Lagrangian solver, with a certificate; :meth:`~FrequencyPlanner.observe`
@@ -9,6 +12,7 @@
 """
 
 from ._planner import DEFAULT_LEVELS, Channel, FrequencyPlan, FrequencyPlanner
+from ._response import Curves, ResponseModel
 from ._scoring import (
     fixed_plan,
     max_caps_plan,
@@ -21,8 +25,10 @@ from ._scoring import (
 __all__ = [
     "DEFAULT_LEVELS",
     "Channel",
+    "Curves",
     "FrequencyPlan",
     "FrequencyPlanner",
+    "ResponseModel",
     "fixed_plan",
     "max_caps_plan",
     "score",

@@ -258,8 +258,8 @@ class FrequencyPlanner:
         user's group; segments the model has not seen use its pooled (channel-level) curve."""
         m = self.model
         cur = m.curves(self.levels)
-        inc, opt = np.asarray(cur["incremental"]), np.asarray(cur["optout"])
-        pooled = m.pooled_curves(self.levels)
+        inc, opt = np.asarray(cur.incremental), np.asarray(cur.opt_out)
+        p_inc, p_opt = m.pooled_curves(self.levels)
         names = list(m.channels_)
         missing = [c.name for c in self.channels if c.name not in names]
         if missing:
@@ -267,8 +267,8 @@ class FrequencyPlanner:
                 f"model: has no curve for channel(s) {missing} (fitted channels: {names})"
             )
         idx = [names.index(c.name) for c in self.channels]
-        inc = np.concatenate([inc[:, idx], np.asarray(pooled["incremental"])[None, idx]])
-        opt = np.concatenate([opt[:, idx], np.asarray(pooled["optout"])[None, idx]])
+        inc = np.concatenate([inc[:, idx], p_inc[None, idx]])
+        opt = np.concatenate([opt[:, idx], p_opt[None, idx]])
         seg = pd.Index(m.segments_)
         group = seg.get_indexer(segment)
         group = np.where(group < 0, len(seg), group)

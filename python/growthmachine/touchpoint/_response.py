@@ -1,0 +1,437 @@
+"""Response curves of off-site exposures (ads, SMS, e-mail, push) per segment and channel.
+
+A user of segment ``g`` who receives ``n`` exposures of channel ``c`` over the horizon converts
+with probability ``b + A * n^h / (n^h + k^h)``: a Hill curve (Hill 1910) whose free slope ``h``
+allows S-shapes, as in the media-mix response curves of Jin et al. (2017, "Bayesian methods for
+media mix modeling with carryover and shape effects"). ``b`` is the baseline at ``n = 0``, ``A``
+the maximal incremental conversion and ``k`` the exposures that give half of it. Every exposure
+also risks an opt-out from the channel: ``P(opt-out | n) = 1 - exp(-(a n + d n^2))``, a constant
+hazard ``a`` plus fatigue ``d`` that makes later touches riskier.
+
+The curves are fitted from logs with randomised frequency arms. The likelihood depends on the log
+only through counts per (segment, channel, exposures), aggregated once in the Rust core and kept,
+so :meth:`ResponseModel.partial_fit` adds the next window's outcomes to the old counts and refits.
+Segments are pooled per channel (Gelman et al. 2013, "Bayesian Data Analysis", ch. 5): every
+segment's parameters are drawn around its channel's curve with a spread ``tau`` estimated by
+empirical Bayes (the moment estimator of DerSimonian & Laird 1986) unless given, so small segments
+borrow strength from the others. The posterior is a Laplace approximation (mode by damped Newton,
+covariance from the Hessian, corrected for the uncertainty of the channel curve as in Kass &
+Steffey 1989) and the intervals of the incremental curve come from the delta method on its
+logarithm: the fit is a deterministic function of the counts. The model and its approximations
+are documented in ``src/touchpoint/response.rs``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _core, _progress
+from .._state import Versioned
+
+__all__ = ["Curves", "ResponseModel"]
+
+_N_PARAMS = len(_core.TouchpointResponse.param_names())
+_NATURAL = ("b", "A", "k", "h", "a", "d")
+
+
+class Curves(NamedTuple):
+    """Curves on a grid of exposure levels, each shaped (n_segments, n_channels, n_levels)."""
+
+    incremental: np.ndarray
+    """Incremental conversion ``A * H(n)`` over the baseline (posterior mode)."""
+    lower: np.ndarray
+    upper: np.ndarray
+    opt_out: np.ndarray
+    """Probability of opting out of the channel after ``n`` exposures."""
+
+
+def _unique_codes(raw: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values -> (int64 codes into uniques, uniques); fast for small non-negative integers."""
+    if raw.dtype.kind in "iu" and raw.size:
+        lo, hi = int(raw.min()), int(raw.max())
+        if hi - lo <= 4 * raw.size + 1024:
+            shifted = (raw - lo if lo else raw).astype(np.intp, copy=False)
+            present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+            uniques = np.flatnonzero(present)
+            lut = np.full(hi - lo + 1, -1, dtype=np.int64)
+            lut[uniques] = np.arange(len(uniques))
+            return lut[shifted], (uniques + lo).astype(raw.dtype)
+    if raw.dtype.kind == "f" and raw.size and not np.all(np.isfinite(raw)):
+        raise ValueError(f"{name}: has missing (NaN) or infinite values")
+    codes, uniques = pd.factorize(raw, sort=True, use_na_sentinel=True)
+    if codes.size and codes.min() < 0:
+        raise ValueError(f"{name}: has missing values")
+    return codes, np.asarray(uniques)
+
+
+def _categorical(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, categories) of a pandas categorical column, else ``None`` (other columns, polars
+    categoricals included, are read as values)."""
+    if isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype):
+        x = x.array
+    if isinstance(x, pd.Categorical):
+        return np.asarray(x.codes), np.asarray(x.categories)
+    return None
+
+
+def _column_codes(log: Any, col: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A label column -> (codes, uniques); categoricals are read by their codes (no strings)."""
+    if col in cv.columns(log, "log"):
+        cat = None if cv._is_polars(log) else _categorical(log[col])
+        if cat is not None:
+            codes, categories = cat
+            if codes.size and codes.min() < 0:
+                raise ValueError(f"{name}: has missing values")
+            used, inv = _unique_codes(codes, name)
+            return used, categories[inv]
+    raw = cv.column(log, "log", col)
+    if raw.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d column, got shape {raw.shape}")
+    return _unique_codes(raw, name)
+
+
+def _py(x: Any) -> Any:
+    """A numpy scalar as the Python value (for labels and messages)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _labels(known: Any) -> str:
+    return ", ".join(repr(_py(k)) for k in known)
+
+
+def _index(known: list[Any]) -> pd.Index:
+    return pd.Index(np.asarray(known, dtype=object) if known else [], dtype=object)
+
+
+def _exposures(x: Any, name: str, *, integral: bool) -> np.ndarray:
+    raw = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if integral and raw.dtype.kind in "iu":
+        return cv.as_array(x, name, np.uint32)
+    a = cv.as_array(x, name, np.float64, nonnegative=True)
+    if not integral:
+        return a
+    if not np.array_equal(a, np.floor(a)):
+        raise ValueError(f"{name}: must hold whole numbers of exposures, found fractions")
+    if a.max() > np.iinfo(np.uint32).max:
+        raise ValueError(f"{name}: values are too large (max {a.max()})")
+    return a.astype(np.uint32)
+
+
+class ResponseModel(Versioned):
+    """Conversion and opt-out curves in the number of exposures, per segment and channel.
+
+    Parameters
+    ----------
+    tau : spread of the segments' unconstrained parameters (logit b, logit m, log k, log h,
+        log a, log d, with ``A = (1 - b) m``) around their channel's: ``None`` estimates it per
+        channel and parameter by empirical Bayes; a positive number or six of them fix it (small:
+        segments stay near their channel's curve; large: each follows its own data).
+    interval : coverage of the intervals of :meth:`curves`, in (0, 1).
+    channels : the channels the planner may use (labels or codes). ``None``: the channels of the
+        logs. If given, a log row with another channel is an error, and a channel without any data
+        is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
+    progress : show a progress bar (``None``: only in interactive sessions).
+
+    Fitted attributes: ``segments_`` and ``channels_`` (labels; row i of every table is the code
+    i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
+    a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
+    curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
+    spread used, per channel and parameter) and ``converged_``.
+
+    Segments may be integer codes or labels; new segments and channels of a later
+    :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
+    the thread count, and ``partial_fit(a)`` then ``partial_fit(b)`` equals ``fit(a ++ b)``
+    (exactly for unit or dyadic weights; up to rounding of weighted sums otherwise).
+
+    Examples
+    --------
+    >>> m = ResponseModel().fit(log)  # doctest: +SKIP
+    >>> inc, lo, hi, opt = m.curves([0, 1, 2, 4, 8])  # doctest: +SKIP
+    """
+
+    _STATE_KIND = "growthmachine.touchpoint.ResponseModel"
+    _STATE_VERSION = 1
+    _PARAMS = ("tau", "interval", "channels", "progress")
+
+    def __init__(
+        self,
+        tau: float | Sequence[float] | None = None,
+        *,
+        interval: float = 0.9,
+        channels: Sequence[Any] | None = None,
+        progress: bool | None = None,
+    ):
+        self.tau = tau
+        self.interval = interval
+        self.channels = channels
+        self.progress = progress
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def set_params(self, **params: Any) -> ResponseModel:
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise ValueError(f"{k}: unknown parameter of ResponseModel")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
+        return f"ResponseModel({args})"
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        log: Any,
+        *,
+        segment: str = "segment",
+        channel: str = "channel",
+        exposures: str = "exposures",
+        converted: str = "converted",
+        opted_out: str = "opted_out",
+        weight: str | None = None,
+    ) -> ResponseModel:
+        """Fits the curves to an exposure log (a pandas/polars DataFrame, a pyarrow Table or a
+        mapping of column -> array), one row per user and channel: the user's segment, the
+        channel, the number of exposures received (the randomised arm), and whether the user
+        converted and opted out (0/1, or a share in [0, 1]); ``weight`` names an optional column
+        of row weights >= 0. Returns ``self``."""
+        known_channels = self._check_channels()
+        return self._update(
+            log,
+            (segment, channel, exposures, converted, opted_out, weight),
+            segments=[],
+            channels=known_channels,
+            previous=None,
+        )
+
+    def partial_fit(
+        self,
+        log: Any,
+        *,
+        segment: str = "segment",
+        channel: str = "channel",
+        exposures: str = "exposures",
+        converted: str = "converted",
+        opted_out: str = "opted_out",
+        weight: str | None = None,
+    ) -> ResponseModel:
+        """Adds a log (e.g. the next window's outcomes) to the counts seen so far and refits; the
+        first call is :meth:`fit`. Returns ``self``."""
+        cols = (segment, channel, exposures, converted, opted_out, weight)
+        if not hasattr(self, "_core"):
+            return self.fit(
+                log,
+                segment=segment,
+                channel=channel,
+                exposures=exposures,
+                converted=converted,
+                opted_out=opted_out,
+                weight=weight,
+            )
+        return self._update(
+            log,
+            cols,
+            segments=list(self.segments_),
+            channels=list(self.channels_),
+            previous=self._core,
+        )
+
+    def _check_channels(self) -> list[Any]:
+        if self.channels is None:
+            return []
+        if isinstance(self.channels, (str, bytes)) or not isinstance(self.channels, Sequence):
+            raise TypeError(
+                f"channels: must be a sequence of channel labels or None, "
+                f"got {type(self.channels).__name__}"
+            )
+        ch = list(self.channels)
+        if not ch:
+            raise ValueError("channels: is empty")
+        if len(set(ch)) != len(ch):
+            raise ValueError("channels: has duplicates")
+        return ch
+
+    def _check_tau(self) -> list[float] | None:
+        t = self.tau
+        if t is None:
+            return None
+        if isinstance(t, numbers.Real) and not isinstance(t, bool):
+            return [float(t)] * _N_PARAMS
+        if isinstance(t, Sequence) and not isinstance(t, (str, bytes)):
+            vals = [cv.check_number(v, "tau") for v in t]
+            if len(vals) != _N_PARAMS:
+                raise ValueError(
+                    f"tau: must be a number or {_N_PARAMS} numbers (one per parameter), "
+                    f"got {len(vals)}"
+                )
+            return vals
+        raise TypeError(f"tau: must be None, a number or a sequence, got {type(t).__name__}")
+
+    def _update(
+        self,
+        log: Any,
+        cols: tuple[str, str, str, str, str, str | None],
+        *,
+        segments: list[Any],
+        channels: list[Any],
+        previous: Any,
+    ) -> ResponseModel:
+        seg_col, ch_col, exp_col, conv_col, opt_col, w_col = cols
+        tau = self._check_tau()
+        cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
+        if not 0.0 < self.interval < 1.0:
+            raise ValueError(f"interval: must be in (0, 1), got {self.interval}")
+        if cv.n_rows(log, "log") == 0:
+            raise ValueError("log: is empty")
+        fixed_channels = self.channels is not None
+        g_codes, segments = self._encode(log, seg_col, "segment", segments, grow=True)
+        c_codes, channels = self._encode(log, ch_col, "channel", channels, grow=not fixed_channels)
+        n = _exposures(cv.column(log, "log", exp_col), "exposures", integral=True)
+        y = cv.as_array(cv.column(log, "log", conv_col), "converted", np.float64)
+        o = cv.as_array(cv.column(log, "log", opt_col), "opted_out", np.float64)
+        arrays = {"segment": g_codes, "channel": c_codes, "exposures": n, "converted": y}
+        arrays["opted_out"] = o
+        w = None
+        if w_col is not None:
+            w = cv.as_array(cv.column(log, "log", w_col), "weight", np.float64, nonnegative=True)
+            arrays["weight"] = w
+        cv.check_same_length(arrays)
+        with _progress.bar(self.progress, "ResponseModel", unit="step") as cb:
+            core = _core.TouchpointResponse.fit(
+                g_codes,
+                c_codes,
+                n,
+                y,
+                o,
+                w,
+                len(segments),
+                len(channels),
+                tau=tau,
+                previous=previous,
+                progress=cb,
+            )
+        self._core = core
+        self.segments_ = np.asarray(segments)
+        self.channels_ = np.asarray(channels)
+        self._set_fitted()
+        return self
+
+    @staticmethod
+    def _encode(
+        log: Any, col: str, name: str, known: list[Any], *, grow: bool
+    ) -> tuple[np.ndarray, list[Any]]:
+        """Label column -> uint32 codes into ``known`` (new labels appended if ``grow``)."""
+        codes, uniques = _column_codes(log, col, name)
+        pos = _index(known).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+        new = np.flatnonzero(pos < 0)
+        if len(new):
+            if not grow:
+                raise ValueError(
+                    f"{name}: unknown {name} {_py(uniques[new[0]])!r} (known: {_labels(known)})"
+                )
+            pos[new] = len(known) + np.arange(len(new))
+            known = known + [_py(u) for u in uniques[new]]
+        return np.ascontiguousarray(pos[codes], dtype=np.uint32), known
+
+    def _set_fitted(self) -> None:
+        core = self._core
+        g, c = core.n_groups, core.n_channels
+        self.n_obs_ = int(core.n_obs)
+        p = core.params.reshape(g * c, _N_PARAMS)
+        cols: dict[str, Any] = {
+            "segment": np.repeat(self.segments_, c),
+            "channel": np.tile(self.channels_, g),
+        }
+        cols.update({name: p[:, j] for j, name in enumerate(_NATURAL)})
+        cols["n_trials"] = core.trials.reshape(-1)
+        cols["has_data"] = core.has_data.reshape(-1)
+        self.params_ = pd.DataFrame(cols)
+        cp = core.channel_params
+        chan: dict[str, Any] = {"channel": self.channels_}
+        chan.update({name: cp[:, j] for j, name in enumerate(_NATURAL)})
+        chan["informed"] = core.informed
+        self.channel_params_ = pd.DataFrame(chan)
+        self.tau_ = pd.DataFrame(
+            core.tau, index=pd.Index(self.channels_, name="channel"), columns=core.param_names()
+        )
+        self.converged_ = core.converged
+
+    # -- prediction ------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_core"):
+            raise ValueError("ResponseModel: not fitted; call fit(log) first")
+
+    def curves(self, levels: Any) -> Curves:
+        """Curves of every segment and channel at ``levels`` exposures (>= 0; fractions allowed):
+        ``(incremental, lower, upper, opt_out)``, each (n_segments, n_channels, n_levels).
+        ``incremental`` is the conversion over the baseline, ``A * H(n)``, at the posterior mode;
+        ``lower``/``upper`` bound it with coverage ``interval``."""
+        self._check_fitted()
+        lv = cv.as_array(levels, "levels", np.float64, nonnegative=True)
+        z = NormalDist().inv_cdf(0.5 + self.interval / 2.0)
+        return Curves(*self._core.curves(lv, z))
+
+    def pooled_curves(self, levels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The channel-level (pooled) curves, what a segment the model has not seen gets:
+        ``(incremental, opt_out)``, each (n_channels, n_levels)."""
+        self._check_fitted()
+        lv = cv.as_array(levels, "levels", np.float64, nonnegative=True)
+        c_n, l_n = len(self.channels_), len(lv)
+        g = np.full(c_n * l_n, len(self.segments_), dtype=np.uint32)
+        c = np.repeat(np.arange(c_n, dtype=np.uint32), l_n)
+        inc, opt = self._core.predict(g, c, np.tile(lv, c_n))
+        return inc.reshape(c_n, l_n), opt.reshape(c_n, l_n)
+
+    def predict(
+        self, segment: Any, channel: Any, exposures: Any, *, return_opt_out: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Incremental conversion per row for ``exposures`` of ``channel`` to a user of
+        ``segment`` (and the opt-out probability with ``return_opt_out=True``). A segment the
+        model has not seen gets its channel's pooled curve; an unknown channel is an error."""
+        self._check_fitted()
+        n = _exposures(exposures, "exposures", integral=False)
+        g = self._lookup(segment, "segment", list(self.segments_))
+        c = self._lookup(channel, "channel", list(self.channels_))
+        cv.check_same_length({"segment": g, "channel": c, "exposures": n})
+        if c.size and int(c.max()) >= len(self.channels_):
+            bad = _py(np.asarray(channel)[int(np.flatnonzero(c >= len(self.channels_))[0])])
+            raise ValueError(f"channel: unknown channel {bad!r} (known: {_labels(self.channels_)})")
+        with _progress.bar(self.progress, "ResponseModel.predict", unit="row") as cb:
+            inc, opt = self._core.predict(g, c, n, progress=cb)
+        return (inc, opt) if return_opt_out else inc
+
+    @staticmethod
+    def _lookup(x: Any, name: str, known: list[Any]) -> np.ndarray:
+        """Labels -> uint32 codes; unknown labels get ``len(known)``."""
+        raw = cv._to_numpy_raw(x, name)
+        if raw.ndim != 1:
+            raise ValueError(f"{name}: expected a 1-d array, got shape {raw.shape}")
+        if raw.size == 0:
+            raise ValueError(f"{name}: is empty")
+        codes, uniques = _unique_codes(raw, name)
+        pos = _index(known).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+        pos[pos < 0] = len(known)
+        return np.ascontiguousarray(pos[codes], dtype=np.uint32)
+
+    # -- state -----------------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        s = dict(self.__dict__)
+        if "_core" in s:
+            s["_core"] = s["_core"]._state_bytes()
+        return s
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        raw = state.pop("_core", None)
+        self.__dict__.update(state)
+        if raw is not None:
+            self._core = _core.TouchpointResponse._from_state_bytes(bytes(raw))

@@ -1,0 +1,307 @@
+"""gm.touchpoint.ResponseModel: recovery, shrinkage, partial_fit, pickling, errors, threads."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import growthmachine as gm
+from growthmachine.touchpoint import ResponseModel
+
+ARMS = np.array([0, 1, 2, 3, 4, 6, 9, 14])
+# (b, A, k, h, a, d) per channel
+EMAIL = (0.02, 0.10, 3.0, 2.0, 0.004, 0.0008)
+SMS = (0.05, 0.06, 1.5, 1.0, 0.010, 0.0002)
+
+
+def p_conv(t, n):
+    b, A, k, h = t[:4]
+    n = np.asarray(n, dtype=float)
+    hill = np.where(n > 0, n**h / (n**h + k**h), 0.0)
+    return b + A * hill
+
+
+def p_opt(t, n):
+    n = np.asarray(n, dtype=float)
+    return 1.0 - np.exp(-(t[4] * n + t[5] * n * n))
+
+
+def simulate(cells, seed=0):
+    """cells: list of (segment, channel, truth, rows) -> DataFrame log."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for seg, ch, t, rows in cells:
+        n = rng.choice(ARMS, size=rows)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "segment": seg,
+                    "channel": ch,
+                    "exposures": n,
+                    "converted": (rng.random(rows) < p_conv(t, n)).astype(float),
+                    "opted_out": (rng.random(rows) < p_opt(t, n)).astype(np.int8),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def big_log():
+    return simulate([(7, "email", EMAIL, 300_000), (7, "sms", SMS, 300_000)], seed=1)
+
+
+def test_recovers_the_parameters_of_its_own_model(big_log):
+    m = ResponseModel().fit(big_log)
+    assert m.n_obs_ == len(big_log)
+    assert list(m.channels_) == ["email", "sms"]
+    assert list(m.segments_) == [7]
+    p = m.params_.set_index("channel")
+    for ch, t in (("email", EMAIL), ("sms", SMS)):
+        assert p.loc[ch, "b"] == pytest.approx(t[0], rel=0.06)
+        assert p.loc[ch, "A"] == pytest.approx(t[1], rel=0.12)
+        assert p.loc[ch, "a"] == pytest.approx(t[4], rel=0.15)
+        assert p.loc[ch, "n_trials"] == 300_000
+    cur = m.curves(ARMS)
+    assert cur.incremental.shape == (1, 2, len(ARMS))
+    for j, t in enumerate((EMAIL, SMS)):
+        truth = p_conv(t, ARMS) - t[0]
+        # 90 % bands: the truth inside up to a small slack, bands narrow, opt-out close
+        assert np.all(cur.lower[0, j] <= truth + 2e-3)
+        assert np.all(truth - 2e-3 <= cur.upper[0, j])
+        assert np.all(cur.upper[0, j] - cur.lower[0, j] < 0.02)
+        np.testing.assert_allclose(cur.opt_out[0, j], p_opt(t, ARMS), atol=0.01)
+    assert cur.incremental[0, 0, 0] == 0.0  # no exposure, no increment
+
+
+def test_predict_matches_curves_and_unknown_segments_get_the_channel_curve(big_log):
+    m = ResponseModel().fit(big_log)
+    cur = m.curves([2.0, 5.0])
+    inc, opt = m.predict([7, 7, 99], ["sms", "email", "email"], [2, 5, 5], return_opt_out=True)
+    assert inc[0] == cur.incremental[0, 1, 0]
+    assert inc[1] == cur.incremental[0, 0, 1]
+    assert opt[1] == cur.opt_out[0, 0, 1]
+    chan = m.channel_params_.set_index("channel").loc["email"]
+    hill = 5.0 ** chan["h"] / (5.0 ** chan["h"] + chan["k"] ** chan["h"])
+    assert inc[2] == pytest.approx(chan["A"] * hill, rel=1e-12)
+    assert m.predict([7], ["sms"], [0.0])[0] == 0.0
+
+
+def test_shrinkage_pulls_tiny_segments_toward_the_channel_curve():
+    common = (0.03, 0.08, 2.5, 1.5, 0.005, 0.0005)
+    odd = (0.10, 0.30, 1.0, 1.0, 0.05, 0.005)
+    cells = [(f"s{i}", "push", common, 30_000) for i in range(8)]
+    cells += [("tiny", "push", odd, 16), ("big", "push", odd, 30_000)]
+    log = simulate(cells, seed=2)
+    lv = [1.0, 3.0, 9.0]
+    eb = ResponseModel().fit(log)
+    loose = ResponseModel(tau=5.0).fit(log)
+    seg = list(eb.segments_)
+    tiny, big = seg.index("tiny"), seg.index("big")
+    c = eb.channel_params_.iloc[0]
+    chan = c["A"] * np.array([n ** c["h"] / (n ** c["h"] + c["k"] ** c["h"]) for n in lv])
+    d_eb = eb.curves(lv).incremental[tiny, 0] - chan
+    d_loose = loose.curves(lv).incremental[tiny, 0] - chan
+    # the tiny segment's curve stays near the channel's; with a loose spread it follows its 16 rows
+    assert np.abs(d_eb).max() < 0.6 * np.abs(d_loose).max()
+    own = p_conv(odd, lv) - odd[0]
+    np.testing.assert_allclose(eb.curves(lv).incremental[big, 0], own, rtol=0.15)
+    assert eb.tau_.loc["push", "log_k"] < 2.0  # estimated, below the weak prior's scale
+    assert (loose.tau_.to_numpy() == 5.0).all()
+
+
+def test_cells_without_data_fall_back_and_channels_without_data_are_flagged():
+    t = (0.03, 0.08, 2.5, 1.5, 0.005, 0.0005)
+    log = simulate([(0, "email", t, 4000), (1, "email", t, 4000), (1, "sms", t, 4000)], seed=3)
+    m = ResponseModel(channels=["email", "sms", "ads"]).fit(log)
+    cp = m.channel_params_.set_index("channel")
+    assert cp["informed"].tolist() == [True, True, False]
+    p = m.params_.set_index(["segment", "channel"])
+    assert not p.loc[(0, "sms"), "has_data"] and p.loc[(1, "sms"), "has_data"]
+    assert p.loc[(0, "sms"), "n_trials"] == 0
+    for col in ("b", "A", "k", "h", "a", "d"):
+        assert p.loc[(0, "sms"), col] == cp.loc["sms", col]
+    with pytest.raises(ValueError, match=r"^channel: unknown channel 'tv'"):
+        ResponseModel(channels=["email", "sms"]).fit(
+            log.assign(channel=np.where(log.index == 5, "tv", log["channel"]))
+        )
+
+
+def _split(log, at):
+    return log.iloc[:at].reset_index(drop=True), log.iloc[at:].reset_index(drop=True)
+
+
+def _by_label(m):
+    return m.params_.sort_values(["segment", "channel"]).reset_index(drop=True)
+
+
+def test_partial_fit_equals_fit_of_the_concatenation():
+    t = (0.03, 0.08, 2.5, 1.5, 0.005, 0.0005)
+    log = simulate([(s, ch, t, 3000) for s in (3, 1, 2) for ch in ("sms", "email")], seed=4)
+    log = log.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    # a has no segment 2 and no email: both arrive with b
+    a = log[(log.segment != 2) & (log.channel == "sms")].reset_index(drop=True)
+    b = log[~((log.segment != 2) & (log.channel == "sms"))].reset_index(drop=True)
+    whole = ResponseModel().fit(pd.concat([a, b], ignore_index=True))
+    inc = ResponseModel().partial_fit(a).partial_fit(b)
+    assert inc.n_obs_ == whole.n_obs_ == len(log)
+    pd.testing.assert_frame_equal(_by_label(inc), _by_label(whole), check_exact=True)
+
+
+@settings(max_examples=15, deadline=None)
+@given(at=st.integers(min_value=1, max_value=5999), seed=st.integers(0, 2**16))
+def test_partial_fit_split_anywhere_equals_fit(at, seed):
+    t = (0.05, 0.1, 2.0, 1.2, 0.01, 0.001)
+    log = simulate([(0, "a", t, 3000), (1, "a", t, 3000)], seed=seed)
+    log = log.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    a, b = _split(log, at)
+    inc = ResponseModel().partial_fit(a).partial_fit(b)
+    whole = ResponseModel().fit(log)
+    pd.testing.assert_frame_equal(_by_label(inc), _by_label(whole), check_exact=True)
+    cur = inc.curves([0.0, 1.0, 4.0, 20.0])
+    # curves are probabilities with ordered bands, opt-out grows with exposures
+    assert np.all((0 <= cur.lower) & (cur.lower <= cur.incremental))
+    assert np.all((cur.incremental <= cur.upper) & (cur.upper <= 1))
+    assert np.all(np.diff(cur.opt_out, axis=-1) >= 0)
+
+
+def test_weights_and_input_types():
+    t = (0.05, 0.1, 2.0, 1.2, 0.01, 0.001)
+    log = simulate([(0, "a", t, 3000), (1, "b", t, 3000)], seed=5)
+    ones = ResponseModel().fit(log.assign(w=1.0), weight="w")
+    plain = ResponseModel().fit(log)
+    pd.testing.assert_frame_equal(ones.params_, plain.params_)
+    doubled = ResponseModel().fit(log.assign(w=2.0), weight="w")
+    assert (doubled.params_["n_trials"] == 2 * plain.params_["n_trials"]).all()
+    # categorical channels, dict of columns and polars give the same fit
+    cat = ResponseModel().fit(log.assign(channel=log["channel"].astype("category")))
+    pd.testing.assert_frame_equal(cat.params_, plain.params_)
+    as_dict = ResponseModel().fit({k: log[k].to_numpy() for k in log.columns})
+    pd.testing.assert_frame_equal(as_dict.params_, plain.params_)
+    # a categorical (with an unused category) in a dict of columns is read by its codes
+    codes = pd.Categorical(log["channel"], categories=["z", "b", "a"])
+    cat_dict = ResponseModel().fit(
+        {**{k: log[k].to_numpy() for k in log.columns}, "channel": codes}
+    )
+    assert list(cat_dict.channels_) == ["b", "a"]
+    by = ["segment", "channel"]
+    pd.testing.assert_frame_equal(
+        cat_dict.params_.sort_values(by).reset_index(drop=True),
+        plain.params_.sort_values(by).reset_index(drop=True),
+    )
+    pl = pytest.importorskip("polars")
+    pd.testing.assert_frame_equal(ResponseModel().fit(pl.from_pandas(log)).params_, plain.params_)
+
+
+def test_pickle_round_trip_then_partial_fit():
+    t = (0.05, 0.1, 2.0, 1.2, 0.01, 0.001)
+    log = simulate([(0, "a", t, 3000), (1, "b", t, 3000)], seed=6)
+    a, b = _split(log, 2500)
+    m = ResponseModel(interval=0.8).fit(a)
+    back = pickle.loads(pickle.dumps(m))
+    pd.testing.assert_frame_equal(back.params_, m.params_)
+    for x, y in zip(back.curves([1, 2, 5]), m.curves([1, 2, 5]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    pd.testing.assert_frame_equal(
+        back.partial_fit(b).params_, m.partial_fit(b).params_, check_exact=True
+    )
+    state = m.__getstate__()
+    state["state"]["_core"] = state["state"]["_core"][:-5]
+    with pytest.raises(gm.StateError):
+        ResponseModel().__setstate__(state)
+
+
+@pytest.mark.parametrize(
+    "mutate, exc, pattern",
+    [
+        (
+            lambda d: d.assign(converted=np.where(d.index == 3, np.nan, d.converted)),
+            ValueError,
+            r"^converted: must be finite",
+        ),
+        (
+            lambda d: d.assign(converted=np.where(d.index == 3, 2.0, d.converted)),
+            ValueError,
+            r"^converted: must be in \[0, 1\], found 2 at row 3",
+        ),
+        (
+            lambda d: d.assign(opted_out=np.where(d.index == 4, -1, d.opted_out)),
+            ValueError,
+            r"^opted_out: must be in \[0, 1\]",
+        ),
+        (
+            lambda d: d.assign(exposures=np.where(d.index == 2, -1, d.exposures)),
+            ValueError,
+            r"^exposures: must be >= 0",
+        ),
+        (lambda d: d.assign(exposures=d.exposures + 0.5), ValueError, r"^exposures: must hold"),
+        (
+            lambda d: d.assign(w=np.where(d.index == 1, -2.0, 1.0)),
+            ValueError,
+            r"^weight: must be >= 0",
+        ),
+        (lambda d: d.drop(columns="opted_out"), ValueError, r"^log: unknown column 'opted_out'"),
+        (lambda d: d.iloc[:0], ValueError, r"^log: is empty"),
+        (
+            lambda d: d.assign(segment=np.where(d.index == 0, None, d.segment)),
+            ValueError,
+            r"^segment: has missing values",
+        ),
+        (lambda d: d.assign(converted="yes"), TypeError, r"^converted: must be numeric"),
+    ],
+)
+def test_bad_input_names_the_argument(mutate, exc, pattern):
+    t = (0.05, 0.1, 2.0, 1.2, 0.01, 0.001)
+    log = simulate([(0, "a", t, 50)], seed=7)
+    bad = mutate(log)
+    weight = "w" if "w" in bad.columns else None
+    with pytest.raises(exc, match=pattern):
+        ResponseModel().fit(bad, weight=weight)
+
+
+def test_bad_parameters_and_calls_name_the_argument():
+    t = (0.05, 0.1, 2.0, 1.2, 0.01, 0.001)
+    log = simulate([(0, "a", t, 200)], seed=8)
+    with pytest.raises(ValueError, match=r"^tau: must be finite and > 0"):
+        ResponseModel(tau=-1.0).fit(log)
+    with pytest.raises(ValueError, match=r"^tau: must be a number or 6"):
+        ResponseModel(tau=[1.0, 2.0]).fit(log)
+    with pytest.raises(TypeError, match=r"^tau:"):
+        ResponseModel(tau="big").fit(log)
+    with pytest.raises(ValueError, match=r"^interval:"):
+        ResponseModel(interval=1.0).fit(log)
+    with pytest.raises(TypeError, match=r"^log: expected a table"):
+        ResponseModel().fit([1, 2, 3])
+    with pytest.raises(ValueError, match=r"not fitted"):
+        ResponseModel().curves([1])
+    m = ResponseModel().fit(log)
+    with pytest.raises(ValueError, match=r"^channel: unknown channel 'tv'"):
+        m.predict([0], ["tv"], [1])
+    with pytest.raises(ValueError, match=r"^levels: must be >= 0"):
+        m.curves([1, -1])
+    with pytest.raises(ValueError, match=r"^exposures: has length 2, expected 1"):
+        m.predict([0], ["a"], [1, 2])
+
+
+def test_one_and_two_threads_give_identical_fits():
+    t = (0.03, 0.08, 2.5, 1.5, 0.005, 0.0005)
+    u = (0.05, 0.04, 4.0, 1.0, 0.002, 0.0015)
+    log = simulate([(s, ch, tt, 60_000) for s in range(5) for ch, tt in (("x", t), ("y", u))])
+    rng = np.random.default_rng(0)
+    log["w"] = rng.uniform(0.2, 1.3, len(log))  # non-dyadic: the order of sums matters
+    before = gm.get_num_threads()
+    try:
+        gm.set_num_threads(1)
+        one = ResponseModel().fit(log, weight="w")
+        gm.set_num_threads(2)
+        two = ResponseModel().fit(log, weight="w")
+    finally:
+        gm.set_num_threads(before)
+    pd.testing.assert_frame_equal(one.params_, two.params_, check_exact=True)
+    for x, y in zip(one.curves([1, 3, 7]), two.curves([1, 3, 7]), strict=True):
+        np.testing.assert_array_equal(x, y)
