@@ -1,18 +1,18 @@
 //! The expected outcome of a whole treatment table (several touches per user, on different days
-//! and channels), without advancing the world: [`expected_window`] is [`simulate_window`] in
-//! expectation, draw by draw.
+//! and channels), without advancing the world: [`expected_window`] is
+//! [`simulate_window`](super::env::simulate_window) in expectation, draw by draw.
 //!
 //! Why it is exact (the draws of `simulate_window`, in its order):
 //! - the response (strengths, offer responses, exposures, `q`, the basket lift, the sleeping-dog
-//!   penalty `pen`) comes from [`response`], the same function `simulate_window` uses, and is
+//!   penalty `pen`) comes from `response`, the same function `simulate_window` uses, and is
 //!   deterministic given the schedule: fatigue decays from the last touch and grows by one per
 //!   touch whatever happens, and an opt-out does not stop later touches in the same window;
 //! - each off-site touch opts out with its own independent draw with probability `p_i`, so
 //!   P(an opt-out) = `1 - prod(1 - p_i)` and P(opted out of channel c) = `1 - prod_{i on c}
 //!   (1 - p_i)`;
 //! - the incremental order is one Bernoulli(`q`) draw, independent of the baseline orders, which
-//!   follow the buy-till-you-die process with the rate scaled by `pen` ([`baseline`]):
-//!   P(convert) = `1 - (1 - q)(1 - p1)`, E[orders] = `q + n1`; order values have the
+//!   follow the buy-till-you-die process with the rate scaled by `pen` (`baseline`):
+//!   P(convert) = `1 - (1 - q)(1 - p1)`, E(orders) = `q + n1`; order values have the
 //!   Gamma-Gamma mean (x `1 + basket_lift` for the incremental order; cent rounding ignored, as in
 //!   [`expected_effect`](super::env::expected_effect));
 //! - one costed coupon (cost `c`, delivered on day `d`): the incremental order redeems it iff `d`
@@ -23,7 +23,7 @@
 //!   and given alive an order falls in `[d, end)` with probability `1 - exp(-L2)` (`L2` the
 //!   integrated rate over `[d, end)`). For a prospect the first order time is exponential with
 //!   rate `h`: P(it is in `[d, end)`) = `exp(-h (d - start)) - exp(-h days)`. Lapsed: never.
-//!   So E[cost] = `c (a + (1 - a) redemption_rate P(order in [d, end)))` with `a = q` if `d` is
+//!   So E(cost) = `c (a + (1 - a) redemption_rate P(order in [d, end)))` with `a = q` if `d` is
 //!   the first touch day, else 0;
 //! - several costed coupons: which coupon the baseline orders resolve depends on the whole order
 //!   path (a queue of pending coupons), so the incentive cost is averaged over [`REPLICATES`]
