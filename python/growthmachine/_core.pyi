@@ -93,6 +93,17 @@ class SimEnv:
         start_day: int,
         days: int,
     ) -> dict[str, np.ndarray]: ...
+    def expected_outcome(
+        self,
+        user: npt.NDArray[np.int64],
+        benefit: npt.NDArray[np.uint8],
+        channel: npt.NDArray[np.uint8],
+        content: npt.NDArray[np.uint8],
+        day: npt.NDArray[np.int64],
+        start_day: int,
+        days: int,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, np.ndarray]: ...
     def sessions(self, n: int, seed: int) -> SimSessions: ...
 
 class SimSessions:

@@ -318,6 +318,53 @@ impl SimEnv {
         Ok(d)
     }
 
+    /// The expected outcome of a treatment table (validated like `apply`), without changing the
+    /// state: one row per user with at least one touch, sorted by user id.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (user, benefit, channel, content, day, start_day, days, progress=None))]
+    fn expected_outcome<'py>(
+        &self,
+        py: Python<'py>,
+        user: PyReadonlyArray1<'py, i64>,
+        benefit: PyReadonlyArray1<'py, u8>,
+        channel: PyReadonlyArray1<'py, u8>,
+        content: PyReadonlyArray1<'py, u8>,
+        day: PyReadonlyArray1<'py, i64>,
+        start_day: i64,
+        days: i64,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (u, b, c, k, dd) = (
+            slice1("user_id", &user)?,
+            u8_codes("benefit", &benefit)?,
+            u8_codes("channel", &channel)?,
+            u8_codes("content", &content)?,
+            slice1("day", &day)?,
+        );
+        let m = self.model.clone();
+        let env = &self.env;
+        let o = run_long(py, progress, None, |ctl| {
+            env.expected_outcome(&m, u, b, c, k, dd, start_day, days, ctl)
+        })?;
+        let (user_id, r) = (o.user, &o.rows);
+        let d = PyDict::new(py);
+        put!(py, d,
+            "user_id" => user_id,
+            "touches" => r.iter().map(|x| x.touches).collect::<Vec<_>>(),
+            "exposures" => r.iter().map(|x| x.exposures).collect::<Vec<_>>(),
+            "incremental_conversion" => r.iter().map(|x| x.incremental_conversion).collect::<Vec<_>>(),
+            "incremental_orders" => r.iter().map(|x| x.incremental_orders).collect::<Vec<_>>(),
+            "incremental_gmv" => r.iter().map(|x| x.incremental_gmv).collect::<Vec<_>>(),
+            "expected_incentive_cost" => r.iter().map(|x| x.expected_incentive_cost).collect::<Vec<_>>(),
+            "channel_cost" => r.iter().map(|x| x.channel_cost).collect::<Vec<_>>(),
+            "p_optout" => r.iter().map(|x| x.p_optout).collect::<Vec<_>>(),
+            "expected_optouts" => r.iter().map(|x| x.expected_optouts).collect::<Vec<_>>(),
+            "baseline_conversion" => r.iter().map(|x| x.baseline_conversion).collect::<Vec<_>>(),
+            "baseline_gmv" => r.iter().map(|x| x.baseline_gmv).collect::<Vec<_>>(),
+        );
+        Ok(d)
+    }
+
     #[pyo3(signature = (n, seed))]
     fn sessions(&mut self, py: Python<'_>, n: usize, seed: u64) -> PyResult<SimSessions> {
         let m = self.model.clone();

@@ -21,7 +21,8 @@
 //!   `optout_base * (1 + optout_per_fatigue * F_i)` (x `sleeping_dog_optout_mult` for dogs).
 //!
 //! [`expected_effect`] computes the exact expectation of the same model for one action delivered on
-//! the first day of a window: the ground truth that experiments are scored against.
+//! the first day of a window: the ground truth that experiments are scored against;
+//! [`expected_window`](super::expected::expected_window) that of a whole schedule of touches.
 
 use super::config::*;
 use super::model::{Model, StaticUser, UserParams, DOMAIN_APPLY};
@@ -167,7 +168,7 @@ fn lifecycle_mult(m: &Model, st: &UserState) -> f64 {
 }
 
 /// Daily first-order hazard of a user who has not ordered yet.
-fn first_order_hazard(m: &Model, u: &UserParams) -> f64 {
+pub(crate) fn first_order_hazard(m: &Model, u: &UserParams) -> f64 {
     if u.is_prospect {
         m.cfg.response.prospect_daily_hazard
     } else {
@@ -242,6 +243,11 @@ impl Env {
 
     pub fn n_users(&self) -> usize {
         self.users.len()
+    }
+
+    /// The seed of the current window's per-user streams (changes with every applied window).
+    pub(crate) fn epoch_seed(&self) -> u64 {
+        mix64(self.seed ^ mix64(self.epoch.wrapping_add(0xA5A5)))
     }
 
     /// Checks the treatment table against the ranges and channel rules; names the first bad row.
@@ -484,7 +490,7 @@ impl Env {
         self.check_rules(m, &grouped)?;
         let n = self.users.len();
         ctl.set_total(n as u64);
-        let epoch_seed = mix64(self.seed ^ mix64(self.epoch.wrapping_add(0xA5A5)));
+        let epoch_seed = self.epoch_seed();
         let statics = &self.statics;
         let mut out = vec![Outcome::default(); n];
         self.users
@@ -577,31 +583,56 @@ impl Env {
     }
 }
 
-/// Simulates one user's window (see the module docs); mutates its state.
-pub fn simulate_window(
+/// The deterministic part of one user's response to a schedule of touches (see the module docs).
+pub(crate) struct Response {
+    /// Incremental conversion probability (0 for sleeping dogs).
+    pub q: f64,
+    /// Factor on the baseline purchase rate (sleeping dogs: `1 - penalty * min(1, sum s_i)`).
+    pub pen: f64,
+    /// Largest basket lift of the touches' benefits.
+    pub basket: f64,
+    pub first_day: Option<i32>,
+    pub touches: u32,
+    pub exposures: u32,
+    pub channel_cost: f64,
+    /// Fatigue and last touch day after the window (stored as in [`UserState`]).
+    pub fatigue: f32,
+    pub last_touch: i32,
+}
+
+/// The response of one user in state `st` to `touches` (sorted by day, channel, row): fatigue
+/// evolves as it is stored (`f32`), whatever else happens in the window. `on_touch(touch,
+/// p_optout)` is called for each touch in order, with the opt-out probability of an off-site touch
+/// (`None` on site). Shared by [`simulate_window`] and its expectation
+/// ([`expected_window`](super::expected::expected_window)).
+pub(crate) fn response(
     m: &Model,
     u: &UserParams,
-    st: &mut UserState,
+    st: UserState,
     touches: &[Touch],
-    start: i64,
-    days: i64,
-    rng: &mut Rng,
-) -> Outcome {
+    mut on_touch: impl FnMut(&Touch, Option<f64>),
+) -> Response {
     let rc = &m.cfg.response;
     let arch = &m.cfg.archetypes[u.archetype as usize];
-    let life = lifecycle_mult(m, st);
-    let was_active = st.customer && st.alive;
-    let mut o = Outcome::default();
+    let life = lifecycle_mult(m, &st);
+    let mut cur = st;
+    let mut r = Response {
+        q: 0.0,
+        pen: 1.0,
+        basket: 0.0,
+        first_day: None,
+        touches: 0,
+        exposures: 0,
+        channel_cost: 0.0,
+        fatigue: st.fatigue,
+        last_touch: st.last_touch,
+    };
     let mut no_offer = 1.0f64;
     let mut e_off = 0.0f64;
     let mut e_all = 0.0f64;
-    let mut basket = 0.0f64;
-    let mut first_touch: Option<i32> = None;
-    // (delivery day, cost, resolved)
-    let mut coupons: Vec<(i32, f64, bool)> = Vec::new();
     for t in touches {
         let ch = t.channel as usize;
-        let f = decayed(st, t.day, rc.fatigue_halflife_days);
+        let f = decayed(&cur, t.day, rc.fatigue_halflife_days);
         let fat = 1.0 / (1.0 + rc.fatigue_rate * f);
         let s = u.affinity[ch] * arch.content_fit[t.content as usize] * fat;
         let b = &rc.benefits[t.benefit as usize];
@@ -615,42 +646,144 @@ pub fn simulate_window(
                 .min(rc.offer_cap);
             no_offer *= 1.0 - oi;
         }
-        if b.cost > 0.0 {
-            coupons.push((t.day, b.cost, false));
-        }
-        basket = basket.max(b.basket_lift);
-        if offsite(ch) {
+        r.basket = r.basket.max(b.basket_lift);
+        let p_oo = if offsite(ch) {
             e_off += s;
-            o.exposures += 1;
+            r.exposures += 1;
             let mult = if u.sleeping_dog {
                 rc.sleeping_dog_optout_mult
             } else {
                 1.0
             };
-            let p_oo = (rc.optout_base * (1.0 + rc.optout_per_fatigue * f) * mult).min(1.0);
-            if rng.random::<f64>() < p_oo {
-                st.optout |= 1 << ch;
-                o.opted_out = true;
-            }
-        }
+            Some((rc.optout_base * (1.0 + rc.optout_per_fatigue * f) * mult).min(1.0))
+        } else {
+            None
+        };
+        on_touch(t, p_oo);
         e_all += s;
-        st.fatigue = (f + 1.0) as f32;
-        st.last_touch = t.day;
-        o.touches += 1;
-        o.channel_cost += rc.channels.get(ch).unit_cost;
-        if first_touch.is_none() {
-            first_touch = Some(t.day);
+        cur.fatigue = (f + 1.0) as f32;
+        cur.last_touch = t.day;
+        r.touches += 1;
+        r.channel_cost += rc.channels.get(ch).unit_cost;
+        if r.first_day.is_none() {
+            r.first_day = Some(t.day);
         }
     }
     let expo =
         (rc.exposure_max * u.responsiveness * life * hill(e_off, rc.hill_ec50, rc.hill_slope))
             .min(0.99);
-    let (q, pen) = if u.sleeping_dog {
+    (r.q, r.pen) = if u.sleeping_dog {
         (0.0, 1.0 - rc.sleeping_dog_penalty * e_all.min(1.0))
     } else {
         (1.0 - no_offer * (1.0 - expo), 1.0)
     };
+    r.fatigue = cur.fatigue;
+    r.last_touch = cur.last_touch;
+    r
+}
+
+/// Draws the baseline orders of one window into `out` (times, increasing), the purchase rate
+/// scaled by `pen`: the buy-till-you-die process of an active customer (seasonality by thinning,
+/// a dropout draw after each order), the first order of a prospect, nothing for a lapsed user.
+/// Returns whether the user dropped out.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn baseline_orders(
+    m: &Model,
+    u: &UserParams,
+    st: &UserState,
+    pen: f64,
+    start: i64,
+    days: i64,
+    rng: &mut Rng,
+    out: &mut Vec<f64>,
+) -> bool {
     let end = (start + days) as f64;
+    if st.customer && st.alive {
+        let rate_max = u.lambda * pen * m.season_max;
+        let mut t = start as f64;
+        if rate_max > 0.0 {
+            loop {
+                let e: f64 = Exp1.sample(rng);
+                t += e / rate_max;
+                if t >= end {
+                    break;
+                }
+                if rng.random::<f64>() >= m.season(t.floor() as i64) / m.season_max {
+                    continue;
+                }
+                out.push(t);
+                if rng.random::<f64>() < u.dropout {
+                    return true;
+                }
+            }
+        }
+    } else if !st.customer {
+        let h = first_order_hazard(m, u) * pen;
+        if h > 0.0 {
+            let e: f64 = Exp1.sample(rng);
+            let t = start as f64 + e / h;
+            if t < end {
+                out.push(t);
+            }
+        }
+    }
+    false
+}
+
+/// (P(at least one baseline order), E[baseline orders]) over the window, the purchase rate scaled
+/// by `pen`.
+pub(crate) fn baseline(
+    m: &Model,
+    u: &UserParams,
+    st: &UserState,
+    pen: f64,
+    start: i64,
+    days: i64,
+) -> (f64, f64) {
+    if st.customer && st.alive {
+        let big_l = u.lambda * pen * m.season_sum(start, days);
+        (1.0 - (-big_l).exp(), expected_orders(big_l, u.dropout))
+    } else if !st.customer {
+        let h = first_order_hazard(m, u) * pen;
+        let p = 1.0 - (-h * days as f64).exp();
+        (p, p)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// Simulates one user's window (see the module docs); mutates its state.
+pub fn simulate_window(
+    m: &Model,
+    u: &UserParams,
+    st: &mut UserState,
+    touches: &[Touch],
+    start: i64,
+    days: i64,
+    rng: &mut Rng,
+) -> Outcome {
+    let rc = &m.cfg.response;
+    let was_active = st.customer && st.alive;
+    let mut o = Outcome::default();
+    // (delivery day, cost, resolved)
+    let mut coupons: Vec<(i32, f64, bool)> = Vec::new();
+    let r = response(m, u, *st, touches, |t, p_oo| {
+        let b = &rc.benefits[t.benefit as usize];
+        if b.cost > 0.0 {
+            coupons.push((t.day, b.cost, false));
+        }
+        if let Some(p_oo) = p_oo {
+            if rng.random::<f64>() < p_oo {
+                st.optout |= 1 << t.channel;
+                o.opted_out = true;
+            }
+        }
+    });
+    st.fatigue = r.fatigue;
+    st.last_touch = r.last_touch;
+    o.touches = r.touches;
+    o.exposures = r.exposures;
+    o.channel_cost = r.channel_cost;
     let mut last_order = f64::NAN;
     let mut order = |t: f64, amount: f64, o: &mut Outcome| {
         o.orders += 1;
@@ -663,10 +796,10 @@ pub fn simulate_window(
     };
     // Incremental order (first: it redeems the most valuable coupon already delivered).
     let mut became_customer = false;
-    if !touches.is_empty() && rng.random::<f64>() < q {
-        let d = first_touch.unwrap_or(start as i32);
+    if !touches.is_empty() && rng.random::<f64>() < r.q {
+        let d = r.first_day.unwrap_or(start as i32);
         let t = d as f64 + rng.random::<f64>();
-        let amount = (m.draw_amount(u, rng) * (1.0 + basket) * 100.0).round() / 100.0;
+        let amount = (m.draw_amount(u, rng) * (1.0 + r.basket) * 100.0).round() / 100.0;
         order(t, amount, &mut o);
         if let Some(best) = coupons
             .iter_mut()
@@ -681,36 +814,11 @@ pub fn simulate_window(
     }
     // Baseline orders.
     let mut baseline: Vec<f64> = Vec::new();
-    if st.customer && st.alive {
-        let rate_max = u.lambda * pen * m.season_max;
-        let mut t = start as f64;
-        if rate_max > 0.0 {
-            loop {
-                let e: f64 = Exp1.sample(rng);
-                t += e / rate_max;
-                if t >= end {
-                    break;
-                }
-                if rng.random::<f64>() >= m.season(t.floor() as i64) / m.season_max {
-                    continue;
-                }
-                baseline.push(t);
-                if rng.random::<f64>() < u.dropout {
-                    st.alive = false;
-                    break;
-                }
-            }
-        }
-    } else if !st.customer {
-        let h = first_order_hazard(m, u) * pen;
-        if h > 0.0 {
-            let e: f64 = Exp1.sample(rng);
-            let t = start as f64 + e / h;
-            if t < end {
-                baseline.push(t);
-                became_customer = true;
-            }
-        }
+    if baseline_orders(m, u, st, r.pen, start, days, rng, &mut baseline) {
+        st.alive = false;
+    }
+    if !st.customer && !baseline.is_empty() {
+        became_customer = true;
     }
     for &t in &baseline {
         let amount = m.draw_amount(u, rng);
@@ -755,22 +863,8 @@ pub fn expected_effect(
         channel_cost: 0.0,
         ..Default::default()
     };
-    // Baseline (no touch).
-    let base = |pen: f64| -> (f64, f64) {
-        // (P(at least one baseline order), E[baseline orders])
-        if st.customer && st.alive {
-            let big_l = u.lambda * pen * m.season_sum(start, days);
-            (1.0 - (-big_l).exp(), expected_orders(big_l, u.dropout))
-        } else if !st.customer {
-            let h = first_order_hazard(m, u) * pen;
-            let p = 1.0 - (-h * days as f64).exp();
-            (p, p)
-        } else {
-            (0.0, 0.0)
-        }
-    };
     let mu = m.mean_spend(u);
-    let (p0, n0) = base(1.0);
+    let (p0, n0) = baseline(m, u, st, 1.0, start, days);
     e.baseline_conversion = p0;
     e.baseline_gmv = n0 * mu;
     if !u.reachable(ch) || st.optout & (1 << ch) != 0 {
@@ -804,7 +898,7 @@ pub fn expected_effect(
     } else {
         (1.0 - (1.0 - o) * (1.0 - expo), 1.0)
     };
-    let (p1, n1) = base(pen);
+    let (p1, n1) = baseline(m, u, st, pen, start, days);
     let conv1 = 1.0 - (1.0 - q) * (1.0 - p1);
     e.incremental_conversion = conv1 - p0;
     e.incremental_orders = q + n1 - n0;

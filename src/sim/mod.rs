@@ -5,11 +5,13 @@
 //! - [`model`]: prepared tables and per-user parameters drawn from per-user streams;
 //! - [`population`]: users, hidden truth and a buy-till-you-die order history;
 //! - [`env`]: treatments, outcomes, exact expected effects (true uplift);
+//! - [`expected`]: the expected outcome of a whole treatment table, without advancing the world;
 //! - [`sessions`]: the multi-step site-visit stream for the real-time engine.
 
 pub mod config;
 pub mod defaults;
 pub mod env;
+pub mod expected;
 pub mod model;
 pub mod population;
 pub mod sessions;

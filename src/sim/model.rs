@@ -14,6 +14,8 @@ pub const DOMAIN_USER: u64 = 1;
 pub const DOMAIN_HISTORY: u64 = 2;
 pub const DOMAIN_APPLY: u64 = 3;
 pub const DOMAIN_SESSION: u64 = 4;
+/// Replicate order paths of `expected_window` (the incentive cost of several coupons).
+pub const DOMAIN_EXPECTED: u64 = 5;
 
 /// Days in the seasonality cycle (365 x 7: both the yearly and the weekly pattern repeat).
 const CYCLE: usize = 365 * 7;

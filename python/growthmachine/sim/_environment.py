@@ -170,6 +170,17 @@ class Environment(Versioned):
             a["last_touch"], a["n_orders"], a["last_order"], a["gmv"],
         )  # fmt: skip
 
+    def copy(self, seed: int | None = None) -> Environment:
+        """An independent copy of the world in its current state (day, lifecycles, fatigue,
+        opt-outs, counters), sharing the population; ``seed`` (default: this one) seeds the
+        copy's future randomness. Built from the same state as pickling."""
+        state = self._get_state()
+        if seed is not None:
+            state["seed"] = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        new = type(self).__new__(type(self))
+        new._set_state(state)
+        return new
+
     def _build_catalogue(self) -> None:
         r = self.config.response
         rows = []
@@ -386,6 +397,62 @@ class Environment(Versioned):
                   "touches", "opted_out", "redeemed"):  # fmt: skip
             v = o[k]
             cols[k] = v.astype(np.int64) if v.dtype == np.uint32 else v
+        return cv.to_output(cols, output)
+
+    def expected_outcome(
+        self,
+        treatments: Any,
+        start_day: int | None = None,
+        days: int = 30,
+        *,
+        progress: bool | None = None,
+        output: cv.Output = "pandas",
+    ):
+        """The expected outcome of :meth:`apply` with ``treatments`` over ``[start_day, start_day
+        + days)``, given the current state, **without** advancing the world. **Scoring only.**
+
+        ``treatments`` and ``start_day`` as in :meth:`apply` (several touches per user, on several
+        days and channels), checked by the same channel rules with the same errors.
+        :meth:`true_uplift` is the special case of one action per user on ``start_day``.
+
+        Returns one row per user with at least one touch, sorted by ``user_id``: ``touches``,
+        ``exposures`` (off-site touches), ``incremental_conversion`` (P(convert) with the touches
+        minus without), ``incremental_orders``, ``incremental_gmv``, ``expected_incentive_cost``
+        (coupons paid), ``channel_cost``, ``expected_cost`` (both), ``incremental_profit``
+        (margin * incremental_gmv - expected_cost), ``p_optout`` (probability of opting out of at
+        least one channel in this window), ``expected_optouts`` (sum over channels of the
+        probability of opting out of it), ``baseline_conversion``, ``baseline_gmv``.
+
+        Exact (the model's expectation, order values at their mean before cent rounding):
+        everything, including the incentive cost of a user with at most one costed coupon in the
+        window. For a user with several costed coupons, which one a later order redeems depends
+        on the whole order path, so ``expected_incentive_cost`` averages 256 replicate order
+        paths drawn from the user's own stream (the incremental order and the redemption coin
+        are integrated exactly): deterministic for a given world (seed and window count) and
+        thread count, but not exact.
+        """
+        start, days = self._window(start_day, days)
+        user, benefit, channel, content, day = self._treatment_columns(treatments, start)
+        with _progress.bar(progress, "expected outcome", unit="user") as cb:
+            e = self._core.expected_outcome(user, benefit, channel, content, day, start, days, cb)
+        margin = self.config.response.margin
+        cost = e["expected_incentive_cost"] + e["channel_cost"]
+        cols = {
+            "user_id": e["user_id"],
+            "touches": e["touches"].astype(np.int64),
+            "exposures": e["exposures"].astype(np.int64),
+            "incremental_conversion": e["incremental_conversion"],
+            "incremental_orders": e["incremental_orders"],
+            "incremental_gmv": e["incremental_gmv"],
+            "expected_incentive_cost": e["expected_incentive_cost"],
+            "channel_cost": e["channel_cost"],
+            "expected_cost": cost,
+            "incremental_profit": margin * e["incremental_gmv"] - cost,
+            "p_optout": e["p_optout"],
+            "expected_optouts": e["expected_optouts"],
+            "baseline_conversion": e["baseline_conversion"],
+            "baseline_gmv": e["baseline_gmv"],
+        }
         return cv.to_output(cols, output)
 
     def _features(self, users: np.ndarray) -> dict[str, np.ndarray]:
