@@ -305,3 +305,29 @@ def test_one_and_two_threads_give_identical_fits():
     pd.testing.assert_frame_equal(one.params_, two.params_, check_exact=True)
     for x, y in zip(one.curves([1, 3, 7]), two.curves([1, 3, 7]), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_forgetting_follows_a_drifting_world():
+    """With forget < 1 the past counts are down-weighted at each partial_fit: after the world's
+    effect halves, the forgetting model's curve is closer to the new truth than the one that
+    keeps every window at full weight; forget = 1 is the plain sum of the counts."""
+    old = (0.05, 0.12, 4.0, 1.5, 0.005, 0.0005)
+    new = (0.05, 0.04, 4.0, 1.5, 0.005, 0.0005)
+    first = simulate([(0, "ads", old, 40_000)], seed=11)
+    later = [simulate([(0, "ads", new, 40_000)], seed=12 + i) for i in range(3)]
+    keep, forget = ResponseModel(), ResponseModel(forget=0.5)
+    for m in (keep, forget):
+        m.fit(first)
+        for log in later:
+            m.partial_fit(log)
+    lv = np.array([8.0])
+    truth = new[1] * 8**1.5 / (8**1.5 + 4**1.5)
+    err_keep = abs(keep.curves(lv).incremental[0, 0, 0] - truth)
+    err_forget = abs(forget.curves(lv).incremental[0, 0, 0] - truth)
+    assert err_forget < 0.5 * err_keep
+    whole = ResponseModel().fit(pd.concat([first, *later], ignore_index=True))
+    pd.testing.assert_frame_equal(_by_label(keep), _by_label(whole), check_exact=True)
+    with pytest.raises(ValueError, match="forget"):
+        ResponseModel(forget=0.0).fit(first)
+    with pytest.raises(ValueError, match="forget"):
+        ResponseModel(forget=1.5).fit(first)

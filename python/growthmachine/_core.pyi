@@ -539,6 +539,7 @@ class TouchpointResponse:
         n_channels: int,
         tau: list[float] | None = None,
         previous: TouchpointResponse | None = None,
+        forget: float = 1.0,
         progress: Callable[[int, int], object] | None = None,
     ) -> TouchpointResponse: ...
     def curves(self, levels: _F64, z: float) -> tuple[_F64, _F64, _F64, _F64]: ...

@@ -51,7 +51,7 @@ impl TouchpointResponse {
     /// Aggregates the log, adds the counts of `previous` (if given) and fits.
     #[staticmethod]
     #[pyo3(signature = (group, channel, exposures, converted, opted_out, weight, n_groups,
-        n_channels, tau=None, previous=None, progress=None))]
+        n_channels, tau=None, previous=None, forget=1.0, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         py: Python<'py>,
@@ -65,6 +65,7 @@ impl TouchpointResponse {
         n_channels: usize,
         tau: Option<Vec<f64>>,
         previous: Option<PyRef<'py, TouchpointResponse>>,
+        forget: f64,
         progress: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
         let tau = match tau {
@@ -92,7 +93,7 @@ impl TouchpointResponse {
         let prev = previous.as_ref().map(|p| &p.inner);
         let inner = run_long(py, progress, None, |ctl| {
             let counts = Counts::aggregate(&log, n_groups, n_channels, ctl)?;
-            Response::fit(prev, counts, prior, ctl)
+            Response::fit(prev, counts, prior, forget, ctl)
         })?;
         Ok(TouchpointResponse { inner })
     }

@@ -244,6 +244,13 @@ impl Counts {
 
     /// Adds `other` (e.g. the next window's log) to these counts; the table grows to hold the
     /// groups, channels and levels of both.
+    /// Multiplies every weighted count by `f` (rows stay counted as rows).
+    pub fn scale(&mut self, f: f64) {
+        for v in [&mut self.trials, &mut self.conversions, &mut self.opt_outs] {
+            v.iter_mut().for_each(|x| *x *= f);
+        }
+    }
+
     pub fn merge(&mut self, other: &Counts) {
         let g = self.n_groups.max(other.n_groups);
         let c = self.n_channels.max(other.n_channels);
@@ -403,12 +410,18 @@ pub struct Prior {
 
 impl Default for Prior {
     /// Centre: baseline 0.5 and half of the non-baseline users reachable (logit 0), half of the
-    /// effect at 3 exposures, slope 1, opt-out hazard 1 % per exposure and fatigue 0.1 %; wide
-    /// enough that a few hundred rows per level override it.
+    /// effect at 6 exposures (the marketer's rule of thumb; scale 2 on the log: 0.1 to 330 within
+    /// two sd), opt-out hazard 1 % per exposure and fatigue 0.1 %. The slope's prior is
+    /// Google Meridian's default for reach-and-frequency channels, `slope_rf ~ LogNormal(0.7,
+    /// 0.4)` (median 2: S-shaped, "Meridian default prior distributions"): randomised arms on
+    /// noisy conversions identify the curve's height far better than its shape at low
+    /// frequency, and a slope prior centred at 1 (concave) made plans spread exposures thinly
+    /// below the knee. The other scales are wide enough that a few hundred rows per level
+    /// override them.
     fn default() -> Self {
         Prior {
-            center: [0.0, 0.0, 3f64.ln(), 0.0, 0.01f64.ln(), 0.001f64.ln()],
-            scale: [5.0, 3.0, 2.0, 1.0, 5.0, 5.0],
+            center: [0.0, 0.0, 6f64.ln(), 0.7, 0.01f64.ln(), 0.001f64.ln()],
+            scale: [5.0, 3.0, 2.0, 0.4, 5.0, 5.0],
             tau: None,
             max_iter: 200,
         }
@@ -1204,15 +1217,27 @@ pub struct Response {
 
 impl Response {
     /// Fits `counts` (merged into `previous`'s counts if given).
+    /// Fits `previous`'s counts, weighted by `forget` (1: all the past counts fully; 0.5: each
+    /// update halves the weight of what came before, for a world that drifts), plus `new`.
     pub fn fit(
         previous: Option<&Response>,
         new: Counts,
         prior: Prior,
+        forget: f64,
         ctl: &Control,
     ) -> Result<Response> {
+        if !(forget.is_finite() && forget > 0.0 && forget <= 1.0) {
+            return Err(CoreError::invalid(
+                "forget",
+                format!("must be in (0, 1], got {forget}"),
+            ));
+        }
         let counts = match previous {
             Some(p) => {
                 let mut c = p.counts.clone();
+                if forget < 1.0 {
+                    c.scale(forget);
+                }
                 c.merge(&new);
                 c
             }

@@ -394,7 +394,7 @@ fn state_round_trips_and_rejects_corruption() {
     let t: Truth = [0.03, 0.08, 2.5, 1.5, 0.005, 0.0005];
     let sim = simulate(&vec![vec![t, t]; 2], &vec![vec![2000, 2000]; 2], 8);
     let c = Counts::aggregate(&sim.log(true), 2, 2, &ctl()).unwrap();
-    let r = Response::fit(None, c, Prior::default(), &ctl()).unwrap();
+    let r = Response::fit(None, c, Prior::default(), 1.0, &ctl()).unwrap();
     let b = r.to_bytes().unwrap();
     assert_eq!(Response::from_bytes(&b).unwrap(), r);
     let mut bad = b.clone();
@@ -406,10 +406,18 @@ fn state_round_trips_and_rejects_corruption() {
     ));
     // refit on previous counts plus new ones equals a fit of the merged counts
     let c2 = Counts::aggregate(&sim.log(false), 2, 2, &ctl()).unwrap();
-    let r2 = Response::fit(Some(&r), c2.clone(), Prior::default(), &ctl()).unwrap();
+    let r2 = Response::fit(Some(&r), c2.clone(), Prior::default(), 1.0, &ctl()).unwrap();
     let mut m = r.counts.clone();
     m.merge(&c2);
     assert_eq!(r2.fit, fit(&m, &Prior::default(), &ctl()).unwrap());
+    // forgetting: the past counts are halved before the new ones are added
+    let r3 = Response::fit(Some(&r), c2.clone(), Prior::default(), 0.5, &ctl()).unwrap();
+    let mut h = r.counts.clone();
+    h.scale(0.5);
+    h.merge(&c2);
+    assert_eq!(r3.counts, h);
+    assert_ne!(r3.fit, r2.fit);
+    assert!(Response::fit(Some(&r), c2, Prior::default(), 0.0, &ctl()).is_err());
 }
 
 #[test]

@@ -134,6 +134,10 @@ class ResponseModel(Versioned):
         channel and parameter by empirical Bayes; a positive number or six of them fix it (small:
         segments stay near their channel's curve; large: each follows its own data).
     interval : coverage of the intervals of :meth:`curves`, in (0, 1).
+    forget : weight of the counts seen so far at each :meth:`partial_fit`, in (0, 1]: 1 keeps
+        every past window at full weight (a stationary world); 0.5 halves the past at each
+        update, so the curves follow a world that drifts (users tire, convert, opt out) at the
+        price of more variance. Exponential forgetting as in recursive least squares.
     channels : the channels the planner may use (labels or codes). ``None``: the channels of the
         logs. If given, a log row with another channel is an error, and a channel without any data
         is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
@@ -158,18 +162,20 @@ class ResponseModel(Versioned):
 
     _STATE_KIND = "growthmachine.touchpoint.ResponseModel"
     _STATE_VERSION = 1
-    _PARAMS = ("tau", "interval", "channels", "progress")
+    _PARAMS = ("tau", "interval", "forget", "channels", "progress")
 
     def __init__(
         self,
         tau: float | Sequence[float] | None = None,
         *,
         interval: float = 0.9,
+        forget: float = 1.0,
         channels: Sequence[Any] | None = None,
         progress: bool | None = None,
     ):
         self.tau = tau
         self.interval = interval
+        self.forget = forget
         self.channels = channels
         self.progress = progress
 
@@ -290,6 +296,9 @@ class ResponseModel(Versioned):
         cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
         if not 0.0 < self.interval < 1.0:
             raise ValueError(f"interval: must be in (0, 1), got {self.interval}")
+        forget = cv.check_number(self.forget, "forget", minimum=0.0, maximum=1.0)
+        if forget <= 0.0:
+            raise ValueError(f"forget: must be in (0, 1], got {forget}")
         if cv.n_rows(log, "log") == 0:
             raise ValueError("log: is empty")
         fixed_channels = self.channels is not None
@@ -317,6 +326,7 @@ class ResponseModel(Versioned):
                 len(channels),
                 tau=tau,
                 previous=previous,
+                forget=forget,
                 progress=cb,
             )
         self._core = core
