@@ -17,10 +17,13 @@ from ._scoring import (
     fixed_plan,
     max_caps_plan,
     score,
+    segment_curves,
     true_curves,
     uniform_plan,
     world_reachable,
+    world_segments,
 )
+from ._stage import run_stage
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -30,9 +33,12 @@ __all__ = [
     "FrequencyPlanner",
     "ResponseModel",
     "fixed_plan",
+    "run_stage",
     "max_caps_plan",
     "score",
+    "segment_curves",
     "true_curves",
     "uniform_plan",
     "world_reachable",
+    "world_segments",
 ]

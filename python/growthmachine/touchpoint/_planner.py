@@ -162,6 +162,8 @@ class FrequencyPlanner:
     the caps); ``min_frequency``: fewest exposures of a reached user (levels below are not
     offered; ``InfeasibleError`` when no channel's caps allow it); ``explore_share``: share of
     users on randomised frequencies when the model is fitted (all users explore before it is);
+    ``control_share``: share of the randomised users held at 0 exposures (each window's own
+    baseline);
     ``tol``: the solver's relative gap target.
     """
 
@@ -174,6 +176,7 @@ class FrequencyPlanner:
         levels: Sequence[int] | None = None,
         min_frequency: int = 0,
         explore_share: float = 0.1,
+        control_share: float = 0.5,
         tol: float = 1e-4,
         max_iter: int = 500,
         seed: int = 0,
@@ -198,6 +201,8 @@ class FrequencyPlanner:
         self.levels = lv.astype(np.uint32)
         self.min_frequency = cv.check_int(min_frequency, "min_frequency", minimum=0)
         self.explore_share = cv.check_number(explore_share, "explore_share", minimum=0.0,
+                                             maximum=1.0)  # fmt: skip
+        self.control_share = cv.check_number(control_share, "control_share", minimum=0.0,
                                              maximum=1.0)  # fmt: skip
         self.tol = cv.check_number(tol, "tol", minimum=0.0, strict_min=True)
         self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=100_000)
@@ -289,6 +294,7 @@ class FrequencyPlanner:
         curves: tuple[Any, Any] | None = None,
         start_day: int = 0,
         explore: bool | None = None,
+        max_optouts: float | None = None,
     ) -> FrequencyPlan:
         """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
 
@@ -299,13 +305,17 @@ class FrequencyPlanner:
         ``(n_groups, n_channels, n_levels)`` with ``segment`` the group codes (e.g. the world's
         true curves per user, for scoring) instead of the model's; ``explore``: keep
         ``explore_share`` of the users on randomised frequencies (default: when planning from
-        the model).
+        the model); ``max_optouts``: most expected opt-outs (under the curves used) over all the
+        planned users: an extra price per opt-out is found by bisection so that the plan meets
+        it (the Lagrangian of that constraint); the certificate's bound adds price x cap.
         """
         t0 = time.perf_counter()
         u = _users(users)
         n = len(u)
         c_n = len(self.channels)
         budget = cv.check_number(budget, "budget", minimum=0.0)
+        if max_optouts is not None:
+            max_optouts = cv.check_number(max_optouts, "max_optouts", minimum=0.0)
         start_day = cv.check_int(start_day, "start_day", minimum=0)
         if np.ndim(value) == 0:
             v = np.full(n, cv.check_number(value, "value"))
@@ -355,8 +365,11 @@ class FrequencyPlanner:
         ex = np.flatnonzero(is_explore & reach.any(1))
         if len(ex):
             pick = _random_true(reach[ex], rng)
-            n_opts = self.allowed_.sum(1)[pick] + 1
-            k = (rng.random(len(ex)) * n_opts).astype(np.int64)
+            # Half of them are controls (level 0): every window measures its own baseline, which
+            # drifts as users convert and tire; the others get a uniformly random level.
+            n_opts = self.allowed_.sum(1)[pick]
+            k = 1 + (rng.random(len(ex)) * n_opts).astype(np.int64)
+            k[rng.random(len(ex)) < self.control_share] = 0
             lv_ex = np.zeros(len(ex), np.uint32)
             for c in range(c_n):
                 sel = (pick == c) & (k > 0)
@@ -370,21 +383,58 @@ class FrequencyPlanner:
         explore_cost = float((costs[np.minimum(ch, c_n - 1)] * lv).sum())
         opt_idx = np.flatnonzero(~is_explore)
         cert: dict[str, Any]
+        optout_price = 0.0
         if fitted and len(opt_idx):
-            with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
-                out = _core.touchpoint_plan(
-                    self.levels, np.ascontiguousarray(inc, np.float64).reshape(-1),
-                    np.ascontiguousarray(opt, np.float64).reshape(-1), inc.shape[0],
-                    np.ascontiguousarray(group[opt_idx]), np.ascontiguousarray(v[opt_idx]),
-                    np.ascontiguousarray(bits[opt_idx]), [c._core() for c in self.channels],
-                    self.horizon_days, max(budget - explore_cost, 0.0), self.min_frequency,
-                    self.tol, self.max_iter, self.seed, cb,
+            inc_flat = np.ascontiguousarray(inc, np.float64).reshape(-1)
+            opt_flat = np.ascontiguousarray(opt, np.float64).reshape(-1)
+            g_o, v_o = np.ascontiguousarray(group[opt_idx]), np.ascontiguousarray(v[opt_idx])
+            b_o = np.ascontiguousarray(bits[opt_idx])
+            left = max(budget - explore_cost, 0.0)
+
+            def solve(extra: float, cb: Any) -> dict:
+                chans = [c._core()[:5] + (c.optout_cost + extra,) for c in self.channels]
+                return _core.touchpoint_plan(
+                    self.levels, inc_flat, opt_flat, inc.shape[0], g_o, v_o, b_o, chans,
+                    self.horizon_days, left, self.min_frequency, self.tol, self.max_iter,
+                    self.seed, cb,
                 )  # fmt: skip
+
+            def optouts(o: dict) -> float:
+                on = o["channel"] != 255
+                li = np.searchsorted(self.levels, o["level"][on])
+                return float(opt[g_o[on], o["channel"][on].astype(np.int64), li].sum())
+
+            with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
+                out = solve(0.0, cb)
+                if max_optouts is not None:
+                    cap = max_optouts - _explore_optouts(
+                        opt, group, ch, lv, is_explore, self.levels
+                    )
+                    if cap < 0:
+                        raise _core.InfeasibleError(
+                            f"max_optouts: {max_optouts} is below the exploration's expected "
+                            f"opt-outs ({max_optouts - cap:.2f}); lower explore_share"
+                        )
+                    if optouts(out) > cap:
+                        out, optout_price = _price_optouts(solve, optouts, cap, v_o, cb)
             ch[opt_idx] = out["channel"]
             lv[opt_idx] = out["level"]
             val[opt_idx] = out["value"]
             names, upper = list(out["names"]), list(out["upper"])
             cert = certificate(out, names, np.zeros(len(names)), upper)
+            if optout_price > 0:
+                # Values at the stated opt-out costs; the bound of the opt-out-constrained
+                # problem is the priced problem's bound plus price x cap (weak duality).
+                on = out["channel"] != 255
+                li = np.searchsorted(self.levels, out["level"][on])
+                p_oo = opt[g_o[on], out["channel"][on].astype(np.int64), li]
+                val[opt_idx[on]] += optout_price * p_oo
+                obj = float(val[opt_idx].sum())
+                bound = cert["dual_bound"] + optout_price * cap
+                scale = max(abs(bound), 1e-12)
+                cert.update(objective=obj, dual_bound=bound, gap=(bound - obj) / scale,
+                            lp_gap=(bound - (cert["lp_value"] + optout_price * p_oo.sum()))
+                            / scale)  # fmt: skip
         else:
             cert = _empty_certificate(self.channels, budget)
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
@@ -495,6 +545,37 @@ class FrequencyPlanner:
         else:
             self.model.fit(log)
         return self
+
+
+def _explore_optouts(opt, group, ch, lv, is_explore, levels) -> float:
+    """Expected opt-outs of the randomised users under the curves."""
+    sel = np.flatnonzero(is_explore & (ch != 255) & (lv > 0))
+    if not len(sel):
+        return 0.0
+    li = np.searchsorted(levels, lv[sel])
+    return float(opt[group[sel], ch[sel].astype(np.int64), li].sum())
+
+
+def _price_optouts(solve, optouts, cap: float, value: np.ndarray, cb: Any) -> tuple[dict, float]:
+    """The smallest extra price per opt-out (bisection on a log scale, 30 solves at most) whose
+    plan meets ``cap``; returns that plan and the price."""
+    lo, hi = 0.0, max(float(np.mean(value)), 1e-6)
+    out_hi = solve(hi, cb)
+    for _ in range(20):
+        if optouts(out_hi) <= cap:
+            break
+        lo, hi = hi, hi * 4.0
+        out_hi = solve(hi, cb)
+    else:
+        raise _core.InfeasibleError(f"max_optouts: no price on opt-outs meets the cap {cap:.2f}")
+    for _ in range(10):
+        mid = 0.5 * (lo + hi)
+        out = solve(mid, cb)
+        if optouts(out) <= cap:
+            hi, out_hi = mid, out
+        else:
+            lo = mid
+    return out_hi, hi
 
 
 def _random_true(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

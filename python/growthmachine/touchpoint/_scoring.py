@@ -42,6 +42,26 @@ def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
     return out
 
 
+def world_segments(env: Any, users: Any) -> np.ndarray:
+    """Lifecycle stage (customer and order recency) x recent contact pressure (from the
+    platform's own contact log: no touch in 14 days, touched, touched at least 5 times recently)
+    x age band x device x acquisition channel: all observable by the platform."""
+    users = _users(users)
+    p = env.population.users
+    s = env.state()
+    rec = env.day - s["last_order_day"].to_numpy()[users]
+    cust = s["customer"].to_numpy()[users]
+    stage = np.where(~cust, "prospect", np.where(rec < 90, "active", "lapsed"))
+    last = s["last_touch_day"].to_numpy()[users]
+    recent = (last >= 0) & (env.day - last <= 14)
+    many = s["fatigue"].to_numpy()[users] >= 5
+    press = np.where(~recent, "none", np.where(many, "heavy", "light"))
+    out = np.char.add(np.char.add(stage.astype(str), "|"), press.astype(str))
+    for col in ("age_band", "device", "acquisition_channel"):
+        out = np.char.add(np.char.add(out, "|"), p[col].astype(str).to_numpy()[users])
+    return out
+
+
 def fixed_plan(
     planner: FrequencyPlanner,
     users: Any,
@@ -150,7 +170,9 @@ def _channel_code(planner: FrequencyPlanner, channel: str) -> int:
     return names.index(channel)
 
 
-def score(env: Any, plan: FrequencyPlan, *, content: str | int = 0) -> dict[str, float]:
+def score(
+    env: Any, plan: FrequencyPlan, *, content: str | int = 0, progress: bool | None = None
+) -> dict[str, float]:
     """Exact expected effect of the plan on the world (**scoring only**): incremental
     conversions and GMV, expected opt-outs, exposure spend, users reached."""
     rows = plan.schedule(content=content)
@@ -158,7 +180,7 @@ def score(env: Any, plan: FrequencyPlan, *, content: str | int = 0) -> dict[str,
     if len(rows) == 0:
         return {"incremental_conversions": 0.0, "incremental_gmv": 0.0, "optouts": 0.0,
                 "cost": 0.0, "reached": 0, "exposures": 0}  # fmt: skip
-    e = env.expected_outcome(rows, start_day=plan.start_day, days=days)
+    e = env.expected_outcome(rows, start_day=plan.start_day, days=days, progress=progress)
     return {
         "incremental_conversions": float(e["incremental_conversion"].sum()),
         "incremental_gmv": float(e["incremental_gmv"].sum()),
@@ -171,7 +193,7 @@ def score(env: Any, plan: FrequencyPlan, *, content: str | int = 0) -> dict[str,
 
 def true_curves(
     env: Any, planner: FrequencyPlanner, users: Any, *, start_day: int | None = None,
-    reachable: Any = None, content: str | int = 0,
+    reachable: Any = None, content: str | int = 0, progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The world's exact incremental conversion and opt-out probability of every user at every
     (channel, level) of the planner, shaped ``(n_users, n_channels, n_levels)``, each level laid
@@ -194,8 +216,32 @@ def true_curves(
             p = fixed_plan(planner, u[idx], np.full(len(idx), c), np.full(len(idx), level),
                            start_day=start)  # fmt: skip
             e = env.expected_outcome(p.schedule(content=content), start_day=start,
-                                     days=planner.horizon_days)  # fmt: skip
+                                     days=planner.horizon_days, progress=progress)  # fmt: skip
             pos = pd.Index(u).get_indexer(e["user_id"].to_numpy())
             inc[pos, c, j] = e["incremental_conversion"].to_numpy()
             opt[pos, c, j] = e["p_optout"].to_numpy()
     return inc, opt
+
+
+def segment_curves(
+    incremental: Any, optout: Any, segment: Any, reachable: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-user curves (e.g. :func:`true_curves`) averaged over each segment's users who can be
+    reached on the channel: ``(incremental, optout)`` shaped ``(n_segments, n_channels,
+    n_levels)`` and each user's segment code (segments sorted). The world's *true segment
+    curves*: what a perfect model of the same segmentation would know (**scoring only**)."""
+    inc = np.asarray(incremental, dtype=np.float64)
+    opt = np.asarray(optout, dtype=np.float64)
+    codes, _ = cv.as_codes(segment, "segment")
+    reach = np.asarray(reachable, dtype=bool)
+    g_n = int(codes.max()) + 1 if len(codes) else 0
+    out_i = np.zeros((g_n, inc.shape[1], inc.shape[2]))
+    out_o = np.zeros_like(out_i)
+    for c in range(inc.shape[1]):
+        w = reach[:, c].astype(np.float64)
+        n_g = np.bincount(codes, weights=w, minlength=g_n)
+        for j in range(inc.shape[2]):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out_i[:, c, j] = np.bincount(codes, weights=w * inc[:, c, j], minlength=g_n) / n_g
+                out_o[:, c, j] = np.bincount(codes, weights=w * opt[:, c, j], minlength=g_n) / n_g
+    return np.nan_to_num(out_i), np.nan_to_num(out_o), codes

@@ -1,0 +1,131 @@
+"""Touchpoint on the simulated world: truth curves and scores agree with expected_outcome, the
+baselines spend what they say, and the observe -> re-plan loop learns from what users did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import growthmachine as gm
+
+tp = gm.touchpoint
+
+
+@pytest.fixture(scope="module")
+def world():
+    pop = gm.sim.Population.generate(6000, seed=3)
+    return gm.sim.Environment(pop, seed=3)
+
+
+def planner(env, **kw):
+    return tp.FrequencyPlanner.for_world(
+        env, ("ads", "sms", "email"), levels=(2, 4, 6, 10, 14, 28, 56), **kw
+    )
+
+
+def test_true_curves_are_expected_outcomes_of_the_layout(world):
+    env = world
+    pl = planner(env)
+    users = np.arange(0, 6000, 7)
+    reach = tp.world_reachable(env, users, pl.channels)
+    inc, opt = tp.true_curves(env, pl, users, reachable=reach)
+    # Unreachable pairs are 0; reachable ones are exact expectations of the same layout.
+    assert (inc[~reach[:, 1], 1] == 0).all()
+    j = list(pl.levels).index(10)
+    # (The layout, hence the offsets, is that of all users reachable on the channel.)
+    sel = np.flatnonzero(reach[:, 0])
+    p = tp.fixed_plan(pl, users[sel], np.zeros(len(sel), int), np.full(len(sel), 10),
+                      start_day=env.day)  # fmt: skip
+    e = env.expected_outcome(p.schedule(), start_day=env.day, days=pl.horizon_days)
+    np.testing.assert_allclose(inc[sel, 0, j], e["incremental_conversion"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(opt[sel, 0, j], e["p_optout"].to_numpy(), rtol=1e-12)
+    # The curves rise with the level on average and opt-outs rise with every level.
+    r = reach[:, 0]
+    assert np.all(np.diff(opt[r, 0].mean(0)) > 0)
+    assert inc[r, 0, -1].mean() > inc[r, 0, 0].mean()
+    # The world is untouched.
+    assert env.day == 365
+
+
+def test_baselines_and_score(world):
+    env = world
+    pl = planner(env)
+    users = np.arange(6000)
+    reach = tp.world_reachable(env, users, pl.channels)
+    uni = tp.uniform_plan(pl, users, reachable=reach, start_day=env.day)
+    assert (uni.assignment.loc[reach[:, 0], "exposures"] == 6).all()
+    s = tp.score(env, uni)
+    assert s["exposures"] == 6 * reach[:, 0].sum()
+    assert s["cost"] == pytest.approx(0.01 * s["exposures"])
+    budget = s["cost"]
+    mx = tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=env.day)
+    a = mx.assignment
+    assert set(a.loc[a.exposures > 0, "exposures"]) == {56}
+    assert mx.cost["total"] <= budget + 1e-9
+
+
+def test_planner_on_true_curves_beats_the_rules_at_equal_spend(world):
+    """With the truth, the planner's plan dominates both rules in expected value and, at the
+    uniform rule's opt-outs, in conversions (the property the fitted planner is scored on)."""
+    env = world
+    pl = planner(env, optout_cost=1.0)
+    users = np.arange(6000)
+    reach = tp.world_reachable(env, users, pl.channels)
+    inc, opt = tp.true_curves(env, pl, users, reachable=reach)
+    uni = tp.score(env, tp.uniform_plan(pl, users, reachable=reach, start_day=env.day))
+    budget = uni["cost"]
+    mx = tp.score(env, tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=env.day))
+    p = pl.plan(users, budget, value=10.0, segment=np.arange(6000), reachable=reach,
+                curves=(inc, opt), start_day=env.day, max_optouts=uni["optouts"])  # fmt: skip
+    s = tp.score(env, p)
+    assert s["cost"] <= budget + 1e-6
+    assert s["optouts"] <= uni["optouts"] * (1 + 1e-6)
+    assert s["incremental_conversions"] >= 1.2 * uni["incremental_conversions"]
+    assert s["incremental_conversions"] >= 1.2 * mx["incremental_conversions"]
+    # The planner's own forecast under the truth is what the world says.
+    forecast = p.assignment["value"].sum()
+    value = 10 * s["incremental_conversions"] - s["cost"] - 1.0 * s["optouts"]
+    assert forecast == pytest.approx(value, rel=0.02)
+
+
+def test_observe_replan_loop_learns(world):
+    env = world.copy()
+    model = tp.ResponseModel()
+    pl = planner(env, model=model, explore_share=0.2, seed=1)
+    users = np.arange(6000)
+    seg = tp.world_segments(env, users)
+    reach = tp.world_reachable(env, users, pl.channels)
+    p0 = pl.plan(users, 200.0, value=10.0, segment=seg, reachable=reach, start_day=env.day)
+    assert p0.assignment["explore"].all()  # flat priors: everyone explores
+    assert p0.status == "not_optimised"
+    out = env.apply(p0.schedule(), start_day=env.day, days=pl.horizon_days)
+    pl.observe(out)
+    n0 = model.n_obs_
+    assert n0 == int(p0.assignment["channel"].notna().sum())
+    seg = tp.world_segments(env, users)
+    reach = tp.world_reachable(env, users, pl.channels)
+    p1 = pl.plan(users, 200.0, value=10.0, segment=seg, reachable=reach, start_day=env.day)
+    assert p1.status in ("optimal", "feasible")
+    share = p1.assignment["explore"].mean()
+    assert 0.15 < share < 0.25
+    out = env.apply(p1.schedule(), start_day=env.day, days=pl.horizon_days)
+    pl.observe(out)
+    # Only the randomised users update the curves.
+    ex = p1.assignment[p1.assignment["explore"] & p1.assignment["channel"].notna()]
+    assert model.n_obs_ == n0 + len(ex)
+    # Outcomes for users the plan does not know are rejected, missing planned users too.
+    with pytest.raises(ValueError, match="outcomes"):
+        pl.observe(pd.DataFrame({"user_id": [0], "converted": [1], "opted_out": [0]}))
+
+
+def test_world_helpers_reject_bad_input(world):
+    pl = planner(world)
+    with pytest.raises(ValueError, match="channels"):
+        tp.world_reachable(world, [0, 1], ["in_app"])
+    with pytest.raises(ValueError, match="users"):
+        tp.world_reachable(world, [-1], pl.channels)
+    with pytest.raises(ValueError, match="channel"):
+        tp.uniform_plan(pl, [0, 1], channel="fax")
+    with pytest.raises(ValueError, match="channels"):
+        tp.FrequencyPlanner.for_world(world, ("in_app",))
