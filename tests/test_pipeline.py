@@ -64,6 +64,12 @@ def test_report_folder_is_complete(runs):
     # Self-contained: plots embedded, nothing fetched from elsewhere.
     assert re.search(r'src="data:image/png;base64,', html)
     assert not re.search(r'(src|href)="(https?:)?//', html)
+    # The touchpoint stage planned exposures and scored them on the world's truth.
+    tk = summary["sections"]["touchpoint"]["kpis"]
+    assert tk["users_reached"] > 0 and tk["gap"] <= 1e-3
+    assert tk["x_uniform"] > 0 and tk["forecast_vs_truth"] > 0
+    comp = pd.read_parquet(out / "tables" / "touchpoint_comparison.parquet")
+    assert set(comp["policy"]) >= {"uniform 6 ads", "planner (fitted curves)"}
     tables = sorted((out / "tables").glob("*.parquet"))
     assert tables, "no per-stage tables written"
     for t in tables:

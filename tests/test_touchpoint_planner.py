@@ -193,3 +193,41 @@ def test_deterministic_across_threads_and_pickles():
     q = pickle.loads(pickle.dumps(out[0]))
     pd.testing.assert_frame_equal(q.schedule(), out[0].schedule())
     assert q.objective == out[0].objective
+
+
+def test_max_optouts_meets_the_cap_and_certifies_against_highs():
+    pytest.importorskip("highspy")
+    pl, inc, opt, seg, reach, value = instance(n=200, seed=5)
+    opt = np.broadcast_to(1 - np.exp(-0.01 * pl.levels.astype(float)), inc.shape).copy()
+    budget = 50.0
+    free = pl.plan(np.arange(200), budget, value=value, segment=seg, reachable=reach,
+                   curves=(inc, opt))  # fmt: skip
+
+    def optouts(p):
+        a = p.assignment
+        on = a["exposures"].to_numpy() > 0
+        c = a["channel"].cat.codes.to_numpy()[on]
+        li = np.searchsorted(pl.levels, a["exposures"].to_numpy()[on])
+        return opt[seg[on], c, li].sum()
+
+    cap = 0.5 * optouts(free)
+    p = pl.plan(np.arange(200), budget, value=value, segment=seg, reachable=reach,
+                curves=(inc, opt), max_optouts=cap)  # fmt: skip
+    assert optouts(p) <= cap + 1e-9
+    # The same problem with opt-outs as a resource, solved exactly by HiGHS.
+    rows = []
+    for i in range(200):
+        for c, ch in enumerate(pl.channels):
+            if not reach[i, c]:
+                continue
+            for j, n in enumerate(pl.levels):
+                if pl.allowed_[c, j]:
+                    v = value[i] * inc[seg[i], c, j] - ch.unit_cost * n
+                    rows.append((i, f"{c}:{n}", v, ch.unit_cost * n, opt[seg[i], c, j]))
+    df = pd.DataFrame(rows, columns=["user", "action", "value", "budget", "optouts"])
+    prob = gm.allocate.Problem.from_frame(df, usage=["budget", "optouts"],
+                                          resources={"budget": budget, "optouts": cap})  # fmt: skip
+    exact = gm.allocate.solve(prob, method="highs")
+    assert p.dual_bound >= exact.objective - 1e-6
+    assert p.objective >= 0.95 * exact.objective
+    assert p.objective <= exact.objective + 1e-6
