@@ -503,14 +503,16 @@ class FrequencyPlanner:
             seconds=time.perf_counter() - t0,
             _layout=(np.asarray(off), np.asarray(cons)),
         )
-        self.last_plan_ = plan
-        self.rounds_ += 1
+        if curves is None:
+            # Plans from explicit curves (what-ifs, scoring) are not the ones observe() learns from.
+            self.last_plan_ = plan
+            self.rounds_ += 1
         return plan
 
     # -- feedback ------------------------------------------------------------------------
     def observe(self, outcomes: Any, plan: FrequencyPlan | None = None) -> FrequencyPlanner:
         """Updates the response model with what the randomised users of ``plan`` (default the
-        last plan) did: ``outcomes`` is ``Environment.apply`` output (or any table with
+        last plan made from the model) did: ``outcomes`` is ``Environment.apply`` output (or any table with
         ``user_id``, ``converted`` and ``opted_out``). Returns self."""
         plan = plan or self.last_plan_
         if plan is None:
@@ -531,6 +533,11 @@ class FrequencyPlanner:
         if (pos < 0).any():
             missing = ex["user_id"].to_numpy()[pos < 0][:5].tolist()
             raise ValueError(f"outcomes: has no row for planned user(s) {missing}")
+        if not len(ex):
+            raise ValueError(
+                "plan: has no randomised users to learn from (explore_share is 0 or the plan "
+                "was made from explicit curves)"
+            )
         log = pd.DataFrame(
             {
                 "segment": ex["segment"].to_numpy(),
