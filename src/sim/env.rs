@@ -462,6 +462,35 @@ impl Env {
         Ok(())
     }
 
+    /// Validates a treatment table (ranges, window, channel rules: the first bad row named) and
+    /// groups it by user: what [`Env::apply`] and [`Env::expected_outcome`] both start with.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn checked_group(
+        &self,
+        m: &Model,
+        user: &[i64],
+        benefit: &[u8],
+        channel: &[u8],
+        content: &[u8],
+        day: &[i64],
+        start: i64,
+        days: i64,
+        ctl: &Control,
+    ) -> Result<Grouped> {
+        self.check_treatments(m, user, benefit, channel, content, day, start, days)?;
+        ctl.check()?;
+        let grouped = self.group(user, |i| Touch {
+            row: i as u32,
+            day: day[i] as i32,
+            benefit: benefit[i],
+            channel: channel[i],
+            content: content[i],
+        });
+        ctl.check()?;
+        self.check_rules(m, &grouped)?;
+        Ok(grouped)
+    }
+
     /// Applies the treatments over `[start, start + days)`: simulates every user's window,
     /// advances the state and the current day, returns one outcome per user.
     #[allow(clippy::too_many_arguments)]
@@ -477,17 +506,8 @@ impl Env {
         days: i64,
         ctl: &Control,
     ) -> Result<Outcomes> {
-        self.check_treatments(m, user, benefit, channel, content, day, start, days)?;
-        ctl.check()?;
-        let grouped = self.group(user, |i| Touch {
-            row: i as u32,
-            day: day[i] as i32,
-            benefit: benefit[i],
-            channel: channel[i],
-            content: content[i],
-        });
-        ctl.check()?;
-        self.check_rules(m, &grouped)?;
+        let grouped =
+            self.checked_group(m, user, benefit, channel, content, day, start, days, ctl)?;
         let n = self.users.len();
         ctl.set_total(n as u64);
         let epoch_seed = self.epoch_seed();

@@ -233,17 +233,8 @@ impl Env {
         days: i64,
         ctl: &Control,
     ) -> Result<ExpectedOutcomes> {
-        self.check_treatments(m, user, benefit, channel, content, day, start, days)?;
-        ctl.check()?;
-        let grouped = self.group(user, |i| Touch {
-            row: i as u32,
-            day: day[i] as i32,
-            benefit: benefit[i],
-            channel: channel[i],
-            content: content[i],
-        });
-        ctl.check()?;
-        self.check_rules(m, &grouped)?;
+        let grouped =
+            self.checked_group(m, user, benefit, channel, content, day, start, days, ctl)?;
         let n = self.users.len();
         ctl.set_total(n as u64);
         let seed = self.epoch_seed();
