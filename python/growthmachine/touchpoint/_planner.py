@@ -366,14 +366,29 @@ class FrequencyPlanner:
         if len(ex):
             pick = _random_true(reach[ex], rng)
             # Half of them are controls (level 0): every window measures its own baseline, which
-            # drifts as users convert and tire; the others get a uniformly random level.
-            n_opts = self.allowed_.sum(1)[pick]
+            # drifts as users convert and tire; the others get a uniformly random level, over
+            # every allowed level before the curves are fitted, then up to twice the level a
+            # uniform plan would choose on the curves (at least two a day over the horizon):
+            # exploring far past the knee only buys opt-outs.
+            explore_ok = self.allowed_.copy()
+            if fitted:
+                oc = np.array([c.optout_cost for c in self.channels])
+                lvf = self.levels.astype(np.float64)
+                mean_val = (float(v.mean()) * inc.mean(0) - oc[:, None] * opt.mean(0)
+                            - costs[:, None] * lvf[None, :])  # fmt: skip
+                for c in range(c_n):
+                    if self.allowed_[c].any():
+                        a = np.flatnonzero(self.allowed_[c])
+                        best = lvf[a[np.argmax(mean_val[c, a])]]
+                        top = max(2.0 * best, 2.0 * self.horizon_days)
+                        explore_ok[c] &= lvf <= top
+            n_opts = explore_ok.sum(1)[pick]
             k = 1 + (rng.random(len(ex)) * n_opts).astype(np.int64)
             k[rng.random(len(ex)) < self.control_share] = 0
             lv_ex = np.zeros(len(ex), np.uint32)
             for c in range(c_n):
                 sel = (pick == c) & (k > 0)
-                lv_ex[sel] = self.levels[self.allowed_[c]][k[sel] - 1]
+                lv_ex[sel] = self.levels[explore_ok[c]][k[sel] - 1]
             explore_budget = budget * (share if fitted else 1.0)
             spend = costs[pick] * lv_ex
             order = rng.permutation(len(ex))

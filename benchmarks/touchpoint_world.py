@@ -1,0 +1,148 @@
+"""Frequency planning scored on the world's truth (issue 11, "What it must show").
+
+One run per world: the targeted users are every user; each round plans ``horizon`` days under a
+budget equal to the uniform rule's spend (6 ads to every user ads can reach), applies the plan to
+the world and feeds the randomised users' outcomes back (``observe``). Round 0 starts from flat
+priors (no curves: every user gets a randomised frequency, the experiment); rounds 1 and 3 are
+scored before they are applied, all plans at the same state of the world, with
+``Environment.expected_outcome`` (exact), same users, same budget:
+
+- ``uniform 6 ads``: every reachable user gets 6 ads (the common rule); its spend is the budget;
+- ``max caps ads``: 140 ads (10 a day) to random users until the budget is spent;
+- ``planner [value]``: the FrequencyPlanner on its fitted ResponseModel (segments:
+  ``world_segments``), as deployed (10 % of the users explore), maximising value: 10 per
+  incremental conversion, 1 per opt-out, net of exposure cost;
+- ``planner [conversions]``: the same curves, maximising conversions under the budget with
+  expected opt-outs capped at the model's own estimate of the uniform plan's (the issue's
+  comparison: conversions at equal budget, opt-outs no higher than the uniform plan's), without
+  exploration (a what-if on the same curves: the comparison of the optimisation itself);
+- ``true segment curves [...]``: the same planner and objective given the world's true curves
+  averaged per segment (what a perfect model of the same segmentation knows; for
+  ``conversions`` capped at the uniform plan's true opt-outs): the issue's "plan made with the
+  world's true curves by the same planner";
+- ``true per-user curves [...]``: given every user's own true curve (a ceiling no segment model
+  reaches).
+
+``value`` = 10 x conversions - opt-outs - cost (the value objective, scored on the truth);
+``share of true segment plan``: value for the value objective, conversions for the other.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CHANNELS = ("ads", "sms", "email")
+VALUE = 10.0
+OPTOUT = 1.0
+#: Value per conversion of the conversions objective: large enough that every exposure that
+#: adds a conversion is worth its cost, so the plan maximises conversions under the budget.
+CONV_VALUE = 1000.0
+
+
+def evaluate(env, pl, users, tag) -> pd.DataFrame:
+    """Every policy at the current state of the world, scored exactly (see the module docs)."""
+    import growthmachine as gm
+
+    tp = gm.touchpoint
+    reach = tp.world_reachable(env, users, pl.channels)
+    budget = 0.06 * reach[:, 0].sum()
+    start = env.day
+    seg = tp.world_segments(env, users)
+    t0 = time.perf_counter()
+    inc, opt = tp.true_curves(env, pl, users, reachable=reach)
+    t_truth = time.perf_counter() - t0
+    rows = []
+
+    def add(name, plan, **extra):
+        s = tp.score(env, plan)
+        s["value"] = VALUE * s["incremental_conversions"] - OPTOUT * s["optouts"] - s["cost"]
+        rows.append({"policy": name, **s, **extra})
+
+    add("uniform 6 ads", tp.uniform_plan(pl, users, reachable=reach, start_day=start))
+    cap_true = rows[0]["optouts"]
+    add("max caps ads", tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=start))
+    m_inc, m_opt, group = pl._model_curves(seg)
+    li6 = int(np.searchsorted(pl.levels, 6))
+    cap_model = float(m_opt[group[reach[:, 0]], 0, li6].sum())
+    t_plan = {}
+    # Two objectives: value (10 per conversion, opt-out cost 1) and conversions under the
+    # budget with opt-outs capped at the uniform plan's (the model's estimate of them).
+    objectives = {"value": (VALUE, OPTOUT, None), "conversions": (CONV_VALUE, 0.0, "cap")}
+    for obj, (v, oc, cap) in objectives.items():
+        plo = tp.FrequencyPlanner(
+            [tp.Channel(c.name, c.unit_cost, c.daily_cap, c.weekly_cap, c.capacity, oc)
+             for c in pl.channels],
+            pl.horizon_days, model=pl.model, levels=pl.levels, explore_share=pl.explore_share,
+            seed=pl.seed,
+        )  # fmt: skip
+        plo.rounds_ = pl.rounds_
+        name = f"planner [{obj}]"
+        t0 = time.perf_counter()
+        ours = plo.plan(users, budget, value=v, segment=seg, reachable=reach, start_day=start,
+                        max_optouts=cap_model if cap else None,
+                        explore=None if obj == "value" else False)  # fmt: skip
+        t_plan[name] = time.perf_counter() - t0
+        a = ours.assignment
+        on = a["exposures"].to_numpy() > 0
+        c = np.maximum(a["channel"].cat.codes.to_numpy(), 0)
+        li = np.searchsorted(pl.levels, np.maximum(a["exposures"].to_numpy(), 1))
+        forecast = float((m_inc[group, c, li] * on).sum())
+        add(name, ours, forecast=forecast, average_frequency=ours.average_frequency,
+            gap=ours.gap)  # fmt: skip
+        g_inc, g_opt, codes = tp.segment_curves(inc, opt, seg, reach)
+        for truth, curves, sg in (
+            ("true segment curves", (g_inc, g_opt), codes),
+            ("true per-user curves", (inc, opt), np.arange(len(users))),
+        ):
+            p = plo.plan(users, budget, value=v, segment=sg, reachable=reach, curves=curves,
+                         start_day=start, max_optouts=cap_true if cap else None)  # fmt: skip
+            add(f"{truth} [{obj}]", p, average_frequency=p.average_frequency, gap=p.gap)
+    df = pd.DataFrame(rows).set_index("policy")
+    conv = df["incremental_conversions"]
+    df["x uniform"] = conv / conv["uniform 6 ads"]
+    df["x max caps"] = conv / conv["max caps ads"]
+    share = pd.Series(np.nan, index=df.index)
+    for obj, col in (("value", "value"), ("conversions", "incremental_conversions")):
+        ref = df.loc[f"true segment curves [{obj}]", col]
+        for k in df.index:
+            if k.endswith(f"[{obj}]"):
+                share[k] = df.loc[k, col] / ref
+    df["share of true segment plan"] = share
+    df.attrs.update(tag=tag, budget=budget, truth_s=t_truth, plan_s=t_plan,
+                    segments=len(np.unique(seg)))  # fmt: skip
+    return df
+
+
+def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
+        explore_share: float = 0.1, optout_cost: float = 1.0, forget: float = 0.5,
+) -> list[pd.DataFrame]:  # fmt: skip
+    import growthmachine as gm
+
+    tp = gm.touchpoint
+    world = gm.sim.WorldConfig.from_yaml(config) if config else gm.sim.WorldConfig()
+    pop = gm.sim.Population.generate(n_users, seed=seed, config=world)
+    env = gm.sim.Environment(pop, seed=seed)
+    users = np.arange(n_users)
+    pl = tp.FrequencyPlanner.for_world(env, CHANNELS, optout_cost=optout_cost, seed=seed,
+                                       explore_share=explore_share, model=tp.ResponseModel(forget=forget))  # fmt: skip
+    out = []
+    for r in range(rounds + 1):
+        if r in (1, rounds):
+            out.append(evaluate(env, pl, users, f"round {r}"))
+        if r == rounds:
+            break
+        reach = tp.world_reachable(env, users, pl.channels)
+        budget = 0.06 * reach[:, 0].sum()
+        p = pl.plan(users, budget, value=VALUE, segment=tp.world_segments(env, users), reachable=reach,
+                    start_day=env.day)  # fmt: skip
+        o = env.apply(p.schedule(), start_day=env.day, days=pl.horizon_days)
+        pl.observe(o)
+    return out
+
+
+def world_name(path: str | None) -> str:
+    return "default" if path is None else Path(path).stem
