@@ -18,6 +18,7 @@
 use super::special::{digamma, hyp2f1, lgamma, trigamma};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
+use crate::linalg::{cholesky_solve, invert_spd};
 use crate::parallel::CHUNK;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -53,59 +54,6 @@ impl Default for FitOptions {
             gtol: 1e-10,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// small dense linear algebra
-
-pub(crate) fn cholesky_solve(h: &[f64], k: usize, g: &[f64]) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; k * k];
-    for i in 0..k {
-        for j in 0..=i {
-            let mut s = h[i * k + j];
-            for m in 0..j {
-                s -= l[i * k + m] * l[j * k + m];
-            }
-            if i == j {
-                if s <= 0.0 || !s.is_finite() {
-                    return None;
-                }
-                l[i * k + i] = s.sqrt();
-            } else {
-                l[i * k + j] = s / l[j * k + j];
-            }
-        }
-    }
-    let mut y = vec![0.0; k];
-    for i in 0..k {
-        let mut s = g[i];
-        for m in 0..i {
-            s -= l[i * k + m] * y[m];
-        }
-        y[i] = s / l[i * k + i];
-    }
-    let mut x = vec![0.0; k];
-    for i in (0..k).rev() {
-        let mut s = y[i];
-        for m in i + 1..k {
-            s -= l[m * k + i] * x[m];
-        }
-        x[i] = s / l[i * k + i];
-    }
-    Some(x)
-}
-
-pub(crate) fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
-    let mut inv = vec![0.0; k * k];
-    for j in 0..k {
-        let mut e = vec![0.0; k];
-        e[j] = 1.0;
-        let col = cholesky_solve(h, k, &e)?;
-        for i in 0..k {
-            inv[i * k + j] = col[i];
-        }
-    }
-    Some(inv)
 }
 
 /// Objective in log-parameters: returns (f, gradient, Hessian row-major) or None if not finite.

@@ -57,7 +57,7 @@
 
 use crate::control::Control;
 use crate::error::{check_len, CoreError, Result};
-use crate::insight::value::{cholesky_solve, invert_spd};
+use crate::linalg::{cholesky_solve, invert_spd};
 use crate::realtime::logistic_ts::sigmoid;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -1248,12 +1248,12 @@ impl Response {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::realtime::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
+        crate::state::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
     }
 
     /// Reads state written by [`Response::to_bytes`], checking every table's shape.
     pub fn from_bytes(b: &[u8]) -> Result<Response> {
-        let r: Response = crate::realtime::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        let r: Response = crate::state::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
         r.counts.check()?;
         r.fit.check()?;
         r.prior
