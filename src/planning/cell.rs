@@ -395,11 +395,11 @@ impl CellModel {
 
     /// Versioned state with a checksum.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::realtime::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
+        crate::state::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<CellModel> {
-        let m: CellModel = crate::realtime::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        let m: CellModel = crate::state::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
         let t = m.n_treatments;
         let ok = t >= 1
             && m.global.len() == t

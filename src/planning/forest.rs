@@ -298,12 +298,12 @@ impl Forest {
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        crate::realtime::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
+        crate::state::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
     }
 
     /// Reads state written by [`Forest::to_bytes`], checking every tree's structure.
     pub fn from_bytes(b: &[u8]) -> Result<Forest> {
-        let f: Forest = crate::realtime::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        let f: Forest = crate::state::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
         if f.n_treatments == 0 || f.trees.is_empty() || f.importances.len() != f.n_features {
             return Err(CoreError::State("UpliftForest state is malformed".into()));
         }

@@ -133,10 +133,10 @@ impl Pacer {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        super::sealed::to_bytes("realtime.Pacer", STATE_VERSION, self)
+        crate::state::sealed::to_bytes("realtime.Pacer", STATE_VERSION, self)
     }
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
-        let p: Pacer = super::sealed::from_bytes("realtime.Pacer", &[STATE_VERSION], b)?;
+        let p: Pacer = crate::state::sealed::from_bytes("realtime.Pacer", &[STATE_VERSION], b)?;
         let m = p.n_resources;
         if p.budget.len() != m
             || p.price.len() != m

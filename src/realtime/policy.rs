@@ -181,11 +181,12 @@ impl Policy {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        super::sealed::to_bytes("realtime.Policy", STATE_VERSION, self)
+        crate::state::sealed::to_bytes("realtime.Policy", STATE_VERSION, self)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut p: Policy = super::sealed::from_bytes("realtime.Policy", &[STATE_VERSION], bytes)?;
+        let mut p: Policy =
+            crate::state::sealed::from_bytes("realtime.Policy", &[STATE_VERSION], bytes)?;
         let (k, dd) = (p.cfg.n_actions, p.dim());
         let ok = Policy::new(p.cfg.clone()).is_ok()
             && p.s.len() == k * dd * dd
