@@ -7,12 +7,15 @@ P(opt-out | level) - unit_cost * level``. The allocation core's Lagrangian solve
 budget and the channels' daily capacities (``src/touchpoint/plan.rs`` builds the problem from
 the curves' upper concave hulls and lays the exposures out over the days; see its docs).
 
-The feedback loop: a share of the users (``explore_share``) is kept on randomised frequencies
-(a random reachable channel and a random level, 0 included, so that each segment keeps a
-control); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those users and updates
-the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the randomised
-users update the curves: the optimised users were chosen for their expected response, so their
-outcomes would bias the fit (documented and tested). Without a fitted model every user explores.
+The feedback loop: a share of the users (``explore_share``) is randomised around the plan:
+half of them (``control_share``) get no exposure, the others a random level between half and
+twice their planned one (local exploration: the curves are learned where the plan uses them,
+and exploring costs little); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
+users and updates the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the
+randomised users update the curves (their levels are random given their segment and planned
+level): the optimised users' levels were chosen for their expected response, so their outcomes
+would bias the fit (documented and tested). Without a fitted model every user explores:
+a random reachable channel and a uniformly random level (or none) within the budget.
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ class FrequencyPlanner:
     it); ``levels``: the exposure counts to choose from (default :data:`DEFAULT_LEVELS`, cut by
     the caps); ``min_frequency``: fewest exposures of a reached user (levels below are not
     offered; ``InfeasibleError`` when no channel's caps allow it); ``explore_share``: share of
-    users on randomised frequencies when the model is fitted (all users explore before it is);
+    users randomised around the plan once the model is fitted (all users explore before it is);
     ``control_share``: share of the randomised users held at 0 exposures (each window's own
     baseline);
     ``tol``: the solver's relative gap target.
@@ -363,7 +366,7 @@ class FrequencyPlanner:
         costs = np.array([c.unit_cost for c in self.channels])
         # Randomised users: a random reachable channel, a random allowed level or 0 (control).
         ex = np.flatnonzero(is_explore & reach.any(1))
-        if len(ex):
+        if len(ex) and not fitted:
             pick = _random_true(reach[ex], rng)
             # Half of them are controls (level 0): every window measures its own baseline, which
             # drifts as users convert and tire; the others get a uniformly random level, over
@@ -396,7 +399,8 @@ class FrequencyPlanner:
             lv_ex[order[over]] = 0
             ch[ex], lv[ex] = pick.astype(np.uint8), lv_ex
         explore_cost = float((costs[np.minimum(ch, c_n - 1)] * lv).sum())
-        opt_idx = np.flatnonzero(~is_explore)
+        # Once fitted, every user is optimised; the randomised ones are perturbed afterwards.
+        opt_idx = np.arange(n) if fitted else np.flatnonzero(~is_explore)
         cert: dict[str, Any]
         optout_price = 0.0
         if fitted and len(opt_idx):
@@ -452,6 +456,8 @@ class FrequencyPlanner:
                             / scale)  # fmt: skip
         else:
             cert = _empty_certificate(self.channels, budget)
+        if fitted and len(ex):
+            self._perturb(rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts)
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
         names = [c.name for c in self.channels]
         chan = pd.Categorical.from_codes(
@@ -523,6 +529,60 @@ class FrequencyPlanner:
             self.last_plan_ = plan
             self.rounds_ += 1
         return plan
+
+    def _perturb(self, rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts):
+        """Local exploration of the randomised users ``ex`` after the optimisation (in place):
+        ``control_share`` of them get 0 exposures on their channel (each window's baseline); the
+        others a uniformly random allowed level within [half, twice] their planned level on
+        their planned channel (a user the plan leaves out: a random reachable channel and a
+        level up to two a day). Random perturbed users fall back to 0 until the plan is within
+        the budget and ``max_optouts`` again. Their values are re-computed on the curves."""
+        c_n = len(self.channels)
+        levels = self.levels.astype(np.float64)
+        costs = np.array([c.unit_cost for c in self.channels])
+        oc = np.array([c.optout_cost for c in self.channels])
+        planned = (ch[ex] != 255) & (lv[ex] > 0)
+        new_ch = ch[ex].astype(np.int64)
+        if (~planned).any():
+            new_ch[~planned] = _random_true(reach[ex[~planned]], rng)
+        ctrl = rng.random(len(ex)) < self.control_share
+        new_lv = np.zeros(len(ex), np.uint32)
+        for c in range(c_n):
+            a = levels[self.allowed_[c]]
+            sel = np.flatnonzero((new_ch == c) & ~ctrl)
+            if not len(a) or not len(sel):
+                continue
+            base = lv[ex[sel]].astype(np.float64)
+            lo = np.where(planned[sel], base / 2.0, 1.0)
+            hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
+            i0 = np.minimum(np.searchsorted(a, lo, side="left"), len(a) - 1)
+            i1 = np.maximum(np.searchsorted(a, hi, side="right"), i0 + 1)
+            k = i0 + (rng.random(len(sel)) * (i1 - i0)).astype(np.int64)
+            new_lv[sel] = a[k].astype(np.uint32)
+        ch[ex] = new_ch.astype(np.uint8)
+        lv[ex] = new_lv
+        li = np.searchsorted(self.levels, np.maximum(lv[ex], 1))
+        on = lv[ex] > 0
+        g = group[ex]
+        p_oo = np.where(on, opt[g, new_ch, li], 0.0)
+        val[ex] = np.where(on, v[ex] * inc[g, new_ch, li] - oc[new_ch] * opt[g, new_ch, li]
+                           - costs[new_ch] * lv[ex], 0.0)  # fmt: skip
+        # Back within the budget and the opt-out cap: drop random perturbed users.
+        order = rng.permutation(np.flatnonzero(on))
+        spend = costs[np.minimum(ch, c_n - 1)] * lv
+        excess = float(spend.sum()) - budget
+        drop = np.zeros(len(ex), dtype=bool)
+        if excess > 1e-9:
+            cut = np.searchsorted(np.cumsum(spend[ex[order]]), excess) + 1
+            drop[order[:cut]] = True
+        if max_optouts is not None:
+            total = _explore_optouts(opt, group, ch, lv, np.ones(len(ch), bool), self.levels)
+            excess = total - max_optouts
+            if excess > 1e-9:
+                cut = np.searchsorted(np.cumsum(p_oo[order]), excess) + 1
+                drop[order[:cut]] = True
+        lv[ex[drop]] = 0
+        val[ex[drop]] = 0.0
 
     # -- feedback ------------------------------------------------------------------------
     def observe(self, outcomes: Any, plan: FrequencyPlan | None = None) -> FrequencyPlanner:
