@@ -12,11 +12,11 @@
 //!   work is split into chunks of a fixed size (never by thread count), each chunk draws from its own
 //!   random stream ([`rng::stream`]), and partial results are reduced in chunk order;
 //! - persistent state goes through [`state`] (serde, with a kind and a format version);
-//! - maths more than one core needs lives once at this level ([`linalg`]).
+//! - maths more than one core needs lives once at this level ([`numeric`]).
 
 pub mod control;
 pub mod error;
-pub mod linalg;
+pub mod numeric;
 pub mod parallel;
 pub mod rng;
 pub mod state;

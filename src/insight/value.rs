@@ -18,7 +18,7 @@
 use super::special::{digamma, hyp2f1, lgamma, trigamma};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
-use crate::linalg::{cholesky_solve, invert_spd};
+use crate::numeric::{cholesky_solve, invert_spd};
 use crate::parallel::CHUNK;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,8 @@
 //! event by a Sherman-Morrison rank-one update (no matrix inverse, no factorisation).
 
 use super::kernels::{dot, has_fma, rank1_sub, symv, Fused, Mode, Plain};
-use super::logistic_ts::{sigmoid, weight};
+use super::logistic_ts::weight;
+use crate::numeric::sigmoid;
 
 /// Which per-action model the policy learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

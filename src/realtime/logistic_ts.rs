@@ -6,16 +6,6 @@
 //! Decisions: `argmax_a` of a sample of the logit `N(m_a . z, v^2 z^T S_a z)` (the sigmoid is
 //! monotone, so comparing logits is comparing probabilities).
 
-#[inline(always)]
-pub fn sigmoid(t: f64) -> f64 {
-    if t >= 0.0 {
-        1.0 / (1.0 + (-t).exp())
-    } else {
-        let e = t.exp();
-        e / (1.0 + e)
-    }
-}
-
 /// Curvature used in the update, floored so that a confident model keeps learning.
 #[inline(always)]
 pub fn weight(p: f64) -> f64 {

@@ -57,8 +57,8 @@
 
 use crate::control::Control;
 use crate::error::{check_len, CoreError, Result};
-use crate::linalg::{cholesky_solve, invert_spd};
-use crate::realtime::logistic_ts::sigmoid;
+use crate::numeric::sigmoid;
+use crate::numeric::{cholesky_solve, invert_spd};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 

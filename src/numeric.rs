@@ -1,5 +1,7 @@
-//! Small dense linear algebra shared by the cores (value models' Newton steps and covariances,
-//! the touchpoint response model's Laplace approximation).
+//! Small numerical helpers shared by the cores: dense symmetric positive definite solves (value
+//! models' Newton steps and covariances, the touchpoint response model's Laplace approximation)
+//! and a numerically stable logistic function (realtime's logistic Thompson sampling, the
+//! touchpoint response model).
 
 /// Solves `h x = g` for a symmetric positive definite `k x k` matrix `h` (row-major) by
 /// Cholesky; `None` when `h` is not positive definite.
@@ -52,4 +54,15 @@ pub fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
         }
     }
     Some(inv)
+}
+
+/// The logistic function, stable for large `|t|` (no overflow of `exp`).
+#[inline(always)]
+pub fn sigmoid(t: f64) -> f64 {
+    if t >= 0.0 {
+        1.0 / (1.0 + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (1.0 + e)
+    }
 }
