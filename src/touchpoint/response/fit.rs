@@ -1,0 +1,432 @@
+//! The fitted model: channel-level fits, the segment spread, the segments' posteriors, and the
+//! curves, intervals and predictions they give.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// the fitted model
+
+/// The fitted response model: per cell `(g, c)` (index `g * n_channels + c`) the Laplace posterior
+/// of the unconstrained parameters, and per channel the pooled curve used for cells without data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseFit {
+    pub n_groups: usize,
+    pub n_channels: usize,
+    /// Posterior modes, `N_PARAMS` per cell.
+    pub theta: Vec<f64>,
+    /// Covariance of the conversion parameters (4 x 4 per cell) and of the opt-out ones (2 x 2).
+    pub cov_conv: Vec<f64>,
+    pub cov_opt: Vec<f64>,
+    /// Channel-level modes (`N_PARAMS` per channel) and the covariance of a new segment's
+    /// parameters (`V_c + diag(tau_c^2)`).
+    pub channel_theta: Vec<f64>,
+    pub channel_cov_conv: Vec<f64>,
+    pub channel_cov_opt: Vec<f64>,
+    /// Segment spread per channel and parameter (estimated or given).
+    pub tau: Vec<f64>,
+    /// The cell had data; the channel had data in some segment.
+    pub has_data: Vec<bool>,
+    pub informed: Vec<bool>,
+    /// Weighted trials per cell, and whether both Newton fits of the cell converged.
+    pub trials: Vec<f64>,
+    pub converged: Vec<bool>,
+}
+
+/// Curves on a grid of levels, each `n_groups * n_channels * n_levels` (row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curves {
+    pub incremental: Vec<f64>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    pub opt_out: Vec<f64>,
+}
+
+/// Fits the model to `counts` (see the module docs).
+pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit> {
+    prior.validate()?;
+    counts
+        .check()
+        .map_err(|_| CoreError::invalid("counts", "are malformed"))?;
+    let (ng, nc) = (counts.n_groups, counts.n_channels);
+    if nc == 0 {
+        return Err(CoreError::invalid("counts", "have no channels"));
+    }
+    let cells = ng * nc;
+    ctl.set_total((nc + 2 * cells) as u64);
+    // 1. channel level
+    let chan: Vec<Option<CellPost>> = (0..nc)
+        .into_par_iter()
+        .map(|c| {
+            ctl.check()?;
+            let lv = counts.pooled(c);
+            let r = (!lv.is_empty()).then(|| fit_channel(&lv, prior));
+            ctl.advance(1);
+            Ok(r)
+        })
+        .collect::<Result<_>>()?;
+    let mu: Vec<[f64; N_PARAMS]> = chan
+        .iter()
+        .map(|p| match p {
+            Some(p) => join(&p.conv.mode, &p.opt.mode),
+            None => prior.center,
+        })
+        .collect();
+    let levels: Vec<Vec<Level>> = (0..cells)
+        .into_par_iter()
+        .map(|i| counts.cell(i / nc, i % nc))
+        .collect();
+    // 2. segment spread
+    let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
+        Some(t) => vec![t; nc],
+        None => {
+            let pre: Vec<Option<CellPost>> = (0..cells)
+                .into_par_iter()
+                .map(|i| {
+                    ctl.check()?;
+                    let lv = &levels[i];
+                    let m = &mu[i % nc];
+                    let r =
+                        (!lv.is_empty()).then(|| fit_cell(lv, m, &prior.scale, m, prior.max_iter));
+                    ctl.advance(1);
+                    Ok(r)
+                })
+                .collect::<Result<_>>()?;
+            (0..nc)
+                .map(|c| spread(&pre, c, nc, &mu[c], &prior.scale))
+                .collect()
+        }
+    };
+    // 3. segments
+    let post: Vec<Option<CellPost>> = (0..cells)
+        .into_par_iter()
+        .map(|i| {
+            ctl.check()?;
+            let lv = &levels[i];
+            let c = i % nc;
+            let r = (!lv.is_empty()).then(|| fit_cell(lv, &mu[c], &tau[c], &mu[c], prior.max_iter));
+            ctl.advance(1);
+            Ok(r)
+        })
+        .collect::<Result<_>>()?;
+
+    let mut out = ResponseFit {
+        n_groups: ng,
+        n_channels: nc,
+        theta: Vec::with_capacity(cells * N_PARAMS),
+        cov_conv: Vec::with_capacity(cells * NC * NC),
+        cov_opt: Vec::with_capacity(cells * NO * NO),
+        channel_theta: mu.iter().flatten().copied().collect(),
+        channel_cov_conv: Vec::with_capacity(nc * NC * NC),
+        channel_cov_opt: Vec::with_capacity(nc * NO * NO),
+        tau: tau.iter().flatten().copied().collect(),
+        has_data: Vec::with_capacity(cells),
+        informed: chan.iter().map(|p| p.is_some()).collect(),
+        trials: levels
+            .iter()
+            .map(|lv| lv.iter().map(|l| l.t).sum())
+            .collect(),
+        converged: Vec::with_capacity(cells),
+    };
+    for c in 0..nc {
+        let (cc, co) = match &chan[c] {
+            Some(p) => (
+                add_diag(&p.conv.cov, &tau[c][..NC]),
+                add_diag(&p.opt.cov, &tau[c][NC..]),
+            ),
+            None => (diag_sq(&prior.scale[..NC]), diag_sq(&prior.scale[NC..])),
+        };
+        out.channel_cov_conv.extend(cc);
+        out.channel_cov_opt.extend(co);
+    }
+    for (i, p) in post.iter().enumerate() {
+        let c = i % nc;
+        match p {
+            Some(p) => {
+                out.theta.extend(join(&p.conv.mode, &p.opt.mode));
+                let (vc, vo) = match &chan[c] {
+                    Some(q) => (&q.conv.cov[..], &q.opt.cov[..]),
+                    None => unreachable!("a cell with data has a channel with data"),
+                };
+                out.cov_conv
+                    .extend(with_centre(&p.conv.cov, vc, &tau[c][..NC]));
+                out.cov_opt
+                    .extend(with_centre(&p.opt.cov, vo, &tau[c][NC..]));
+                out.has_data.push(true);
+                out.converged.push(p.conv.converged && p.opt.converged);
+            }
+            None => {
+                out.theta.extend(mu[c]);
+                out.cov_conv
+                    .extend_from_slice(&out.channel_cov_conv[c * NC * NC..(c + 1) * NC * NC]);
+                out.cov_opt
+                    .extend_from_slice(&out.channel_cov_opt[c * NO * NO..(c + 1) * NO * NO]);
+                out.has_data.push(false);
+                out.converged.push(true);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn join(a: &[f64], b: &[f64]) -> [f64; N_PARAMS] {
+    let mut out = [0.0; N_PARAMS];
+    out[..NC].copy_from_slice(a);
+    out[NC..].copy_from_slice(b);
+    out
+}
+
+fn add_diag(cov: &[f64], sd: &[f64]) -> Vec<f64> {
+    let k = sd.len();
+    let mut out = cov.to_vec();
+    for j in 0..k {
+        out[j * k + j] += sd[j] * sd[j];
+    }
+    out
+}
+
+/// First-order correction of a segment's covariance `S` for the uncertainty `V` of its prior
+/// centre (Kass & Steffey 1989, "Approximate Bayesian inference in conditionally independent
+/// hierarchical models", JASA): `S + B V B^T` with `B = S diag(1 / tau^2)`, the sensitivity of
+/// the segment's mode to the centre.
+fn with_centre(s: &[f64], v: &[f64], tau: &[f64]) -> Vec<f64> {
+    let k = tau.len();
+    let b: Vec<f64> = (0..k * k)
+        .map(|e| s[e] / (tau[e % k] * tau[e % k]))
+        .collect();
+    let mut out = s.to_vec();
+    for i in 0..k {
+        for j in 0..k {
+            let mut x = 0.0;
+            for p in 0..k {
+                for q in 0..k {
+                    x += b[i * k + p] * v[p * k + q] * b[j * k + q];
+                }
+            }
+            out[i * k + j] += x;
+        }
+    }
+    out
+}
+
+fn diag_sq(sd: &[f64]) -> Vec<f64> {
+    add_diag(&vec![0.0; sd.len() * sd.len()], sd)
+}
+
+/// DerSimonian-Laird spread of channel `c` with the centre `mu` known (see the module docs).
+fn spread(
+    pre: &[Option<CellPost>],
+    c: usize,
+    nc: usize,
+    mu: &[f64; N_PARAMS],
+    scale: &[f64; N_PARAMS],
+) -> [f64; N_PARAMS] {
+    let mut tau = [0.0; N_PARAMS];
+    for j in 0..N_PARAMS {
+        // Terms sorted before summing: the sums do not depend on the order of the segment
+        // codes (a partial_fit that appends new segments gives the fit of the whole log).
+        let mut terms: Vec<(f64, f64)> = pre
+            .iter()
+            .skip(c)
+            .step_by(nc)
+            .flatten()
+            .map(|p| {
+                let (theta, v) = if j < NC {
+                    (p.conv.mode[j], p.conv.cov[j * NC + j])
+                } else {
+                    (p.opt.mode[j - NC], p.opt.cov[(j - NC) * NO + j - NC])
+                };
+                let w = 1.0 / v.max(1e-12);
+                (w * (theta - mu[j]).powi(2), w)
+            })
+            .collect();
+        terms.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let q: f64 = terms.iter().map(|t| t.0).sum();
+        let sw: f64 = terms.iter().map(|t| t.1).sum();
+        let k = terms.len() as f64;
+        // One segment tells nothing about the spread: keep the weak prior's scale.
+        tau[j] = if k >= 2.0 {
+            ((q - k) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])
+        } else {
+            scale[j]
+        };
+    }
+    tau
+}
+
+/// Natural parameters `(b, A, k, h, a, d)` of unconstrained ones.
+pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
+    let b = sigmoid(th[0]);
+    [
+        b,
+        (1.0 - b) * sigmoid(th[1]),
+        th[2].exp(),
+        th[3].exp(),
+        th[4].exp(),
+        th[5].exp(),
+    ]
+}
+
+/// (incremental, lower, upper, opt-out) at `n` exposures; `z` is the normal quantile of the
+/// interval (delta method on the log of the incremental conversion).
+fn point(th: &[f64], cov_conv: &[f64], n: f64, z: f64) -> (f64, f64, f64, f64) {
+    let p = natural(th);
+    let lam = p[4] * n + p[5] * n * n;
+    let opt = -(-lam).exp_m1();
+    if n <= 0.0 {
+        return (0.0, 0.0, 0.0, opt);
+    }
+    let (b, m, u, h) = (p[0], sigmoid(th[1]), th[2], p[3]);
+    let zz = h * (n.ln() - u);
+    let hh = sigmoid(zz);
+    let inc = p[1] * hh;
+    let g = [-b, 1.0 - m, -h * (1.0 - hh), zz * (1.0 - hh)];
+    let mut var = 0.0;
+    for i in 0..NC {
+        for j in 0..NC {
+            var += g[i] * cov_conv[i * NC + j] * g[j];
+        }
+    }
+    let sd = var.max(0.0).sqrt();
+    (
+        inc,
+        inc * (-z * sd).exp(),
+        (inc * (z * sd).exp()).min(1.0),
+        opt,
+    )
+}
+
+impl ResponseFit {
+    pub(super) fn cell_theta(&self, g: usize, c: usize) -> (&[f64], &[f64]) {
+        if g < self.n_groups {
+            let i = g * self.n_channels + c;
+            (
+                &self.theta[i * N_PARAMS..(i + 1) * N_PARAMS],
+                &self.cov_conv[i * NC * NC..(i + 1) * NC * NC],
+            )
+        } else {
+            (
+                &self.channel_theta[c * N_PARAMS..(c + 1) * N_PARAMS],
+                &self.channel_cov_conv[c * NC * NC..(c + 1) * NC * NC],
+            )
+        }
+    }
+
+    /// Natural parameters `(b, A, k, h, a, d)` per cell (`n_groups * n_channels * 6`).
+    pub fn params(&self) -> Vec<f64> {
+        self.theta.chunks(N_PARAMS).flat_map(natural).collect()
+    }
+
+    /// Natural parameters of the channel-level curves (`n_channels * 6`).
+    pub fn channel_params(&self) -> Vec<f64> {
+        self.channel_theta
+            .chunks(N_PARAMS)
+            .flat_map(natural)
+            .collect()
+    }
+
+    /// Curves of every cell at `levels` (exposures >= 0, fractional allowed) with intervals of
+    /// normal quantile `z` (e.g. 1.645 for 90 %). `incremental` is `A H(n)`, without `b`.
+    pub fn curves(&self, levels: &[f64], z: f64) -> Result<Curves> {
+        check_levels("levels", levels)?;
+        if !(z.is_finite() && z >= 0.0) {
+            return Err(CoreError::invalid(
+                "z",
+                format!("must be finite and >= 0, got {z}"),
+            ));
+        }
+        let (nc, nl) = (self.n_channels, levels.len());
+        let len = self.n_groups * nc * nl;
+        let mut out = Curves {
+            incremental: vec![0.0; len],
+            lower: vec![0.0; len],
+            upper: vec![0.0; len],
+            opt_out: vec![0.0; len],
+        };
+        for i in 0..self.n_groups * nc {
+            let (th, cov) = self.cell_theta(i / nc, i % nc);
+            for (l, &n) in levels.iter().enumerate() {
+                let (a, lo, hi, o) = point(th, cov, n, z);
+                let e = i * nl + l;
+                out.incremental[e] = a;
+                out.lower[e] = lo;
+                out.upper[e] = hi;
+                out.opt_out[e] = o;
+            }
+        }
+        Ok(out)
+    }
+
+    /// (incremental conversion, opt-out probability) per row. A `group >= n_groups` is a segment
+    /// the fit has not seen: it gets its channel's pooled curve.
+    pub fn predict(
+        &self,
+        group: &[u32],
+        channel: &[u32],
+        exposures: &[f64],
+        ctl: &Control,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let n = group.len();
+        check_len("channel", channel.len(), n, "group")?;
+        check_len("exposures", exposures.len(), n, "group")?;
+        check_levels("exposures", exposures)?;
+        if let Some(i) = channel.iter().position(|&c| c as usize >= self.n_channels) {
+            return Err(CoreError::invalid(
+                "channel",
+                format!(
+                    "unknown channel code {} at row {i} (must be < {})",
+                    channel[i], self.n_channels
+                ),
+            ));
+        }
+        let mut inc = vec![0.0; n];
+        let mut opt = vec![0.0; n];
+        inc.par_chunks_mut(PREDICT_ROWS)
+            .zip(opt.par_chunks_mut(PREDICT_ROWS))
+            .enumerate()
+            .try_for_each(|(k, (a, o))| {
+                ctl.check()?;
+                let lo = k * PREDICT_ROWS;
+                for j in 0..a.len() {
+                    let i = lo + j;
+                    let (th, cov) = self.cell_theta(group[i] as usize, channel[i] as usize);
+                    let (x, _, _, y) = point(th, cov, exposures[i], 0.0);
+                    a[j] = x;
+                    o[j] = y;
+                }
+                Ok::<(), CoreError>(())
+            })?;
+        Ok((inc, opt))
+    }
+
+    pub(super) fn check(&self) -> Result<()> {
+        let cells = self.n_groups * self.n_channels;
+        let nc = self.n_channels;
+        let ok = nc > 0
+            && self.theta.len() == cells * N_PARAMS
+            && self.cov_conv.len() == cells * NC * NC
+            && self.cov_opt.len() == cells * NO * NO
+            && self.channel_theta.len() == nc * N_PARAMS
+            && self.channel_cov_conv.len() == nc * NC * NC
+            && self.channel_cov_opt.len() == nc * NO * NO
+            && self.tau.len() == nc * N_PARAMS
+            && self.has_data.len() == cells
+            && self.informed.len() == nc
+            && self.trials.len() == cells
+            && self.converged.len() == cells;
+        if ok {
+            Ok(())
+        } else {
+            Err(CoreError::State("response fit is malformed".into()))
+        }
+    }
+}
+
+fn check_levels(arg: &str, v: &[f64]) -> Result<()> {
+    match v.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+        None => Ok(()),
+        Some(i) => Err(CoreError::invalid(
+            arg,
+            format!("must be finite and >= 0, found {} at position {i}", v[i]),
+        )),
+    }
+}
