@@ -45,7 +45,10 @@ def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
 def world_segments(env: Any, users: Any) -> np.ndarray:
     """Lifecycle stage (customer and order recency) x recent contact pressure (from the
     platform's own contact log: no touch in 14 days, touched, touched at least 5 times recently)
-    x age band x device x acquisition channel: all observable by the platform."""
+    x age band: 45 segments, all observable by the platform. Finer segmentations (adding device
+    and acquisition channel: ~800 segments) leave ~100 randomised rows per segment at 100k users,
+    too few for the spread of the curves to be estimated: every segment then gets its channel's
+    curve and the plans were worse (benchmarks/RESULTS.md, touchpoint world)."""
     users = _users(users)
     p = env.population.users
     s = env.state()
@@ -57,9 +60,7 @@ def world_segments(env: Any, users: Any) -> np.ndarray:
     many = s["fatigue"].to_numpy()[users] >= 5
     press = np.where(~recent, "none", np.where(many, "heavy", "light"))
     out = np.char.add(np.char.add(stage.astype(str), "|"), press.astype(str))
-    for col in ("age_band", "device", "acquisition_channel"):
-        out = np.char.add(np.char.add(out, "|"), p[col].astype(str).to_numpy()[users])
-    return out
+    return np.char.add(np.char.add(out, "|"), p["age_band"].astype(str).to_numpy()[users])
 
 
 def fixed_plan(

@@ -111,8 +111,8 @@ def run_stage(ctx: Any) -> None:
         f"{UNIFORM_EXPOSURES} ads to every user ads can reach). An experiment from flat priors "
         f"({int((exp.assignment['exposures'] > 0).sum()):,} users on randomised frequencies, the "
         f"rest randomised controls) fitted the response curves per segment and channel "
-        f"({len(model.segments_):,} segments: lifecycle stage x recent contact pressure x age x "
-        "device x acquisition channel), pooled across segments. The planner then chose each "
+        f"({len(model.segments_):,} segments: lifecycle stage x recent contact pressure x age "
+        "band), pooled across segments. The planner then chose each "
         f"user's channel and frequency ({planner.explore_share:.0%} keep exploring). "
         + plan.message
         + "."
