@@ -109,6 +109,26 @@ fn u8_codes<'a>(arg: &str, a: &'a PyReadonlyArray1<'_, u8>) -> PyResult<&'a [u8]
     slice1(arg, a)
 }
 
+type TreatmentSlices<'a> = (&'a [i64], &'a [u8], &'a [u8], &'a [u8], &'a [i64]);
+
+/// A treatment table's columns (user, benefit, channel, content, day) as slices, for `apply` and
+/// `expected_outcome`.
+fn treatment_slices<'a>(
+    user: &'a PyReadonlyArray1<'_, i64>,
+    benefit: &'a PyReadonlyArray1<'_, u8>,
+    channel: &'a PyReadonlyArray1<'_, u8>,
+    content: &'a PyReadonlyArray1<'_, u8>,
+    day: &'a PyReadonlyArray1<'_, i64>,
+) -> PyResult<TreatmentSlices<'a>> {
+    Ok((
+        slice1("user_id", user)?,
+        u8_codes("benefit", benefit)?,
+        u8_codes("channel", channel)?,
+        u8_codes("content", content)?,
+        slice1("day", day)?,
+    ))
+}
+
 #[pymethods]
 impl SimEnv {
     #[new]
@@ -254,13 +274,7 @@ impl SimEnv {
         days: i64,
         progress: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (u, b, c, k, dd) = (
-            slice1("user_id", &user)?,
-            u8_codes("benefit", &benefit)?,
-            u8_codes("channel", &channel)?,
-            u8_codes("content", &content)?,
-            slice1("day", &day)?,
-        );
+        let (u, b, c, k, dd) = treatment_slices(&user, &benefit, &channel, &content, &day)?;
         let m = self.model.clone();
         let env = &mut self.env;
         let o = run_long(py, progress, None, |ctl| {
@@ -334,13 +348,7 @@ impl SimEnv {
         days: i64,
         progress: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (u, b, c, k, dd) = (
-            slice1("user_id", &user)?,
-            u8_codes("benefit", &benefit)?,
-            u8_codes("channel", &channel)?,
-            u8_codes("content", &content)?,
-            slice1("day", &day)?,
-        );
+        let (u, b, c, k, dd) = treatment_slices(&user, &benefit, &channel, &content, &day)?;
         let m = self.model.clone();
         let env = &self.env;
         let o = run_long(py, progress, None, |ctl| {
