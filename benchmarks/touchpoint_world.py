@@ -65,7 +65,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
     add("uniform 6 ads", tp.uniform_plan(pl, users, reachable=reach, start_day=start))
     cap_true = rows[0]["optouts"]
     add("max caps ads", tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=start))
-    m_inc, m_opt, group = pl._model_curves(seg)
+    _, m_opt, group = pl._model_curves(seg)
     li6 = int(np.searchsorted(pl.levels, 6))
     cap_model = float(m_opt[group[reach[:, 0]], 0, li6].sum())
     t_plan = {}
@@ -86,11 +86,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
                         max_optouts=cap_model if cap else None,
                         explore=None if obj == "value" else False)  # fmt: skip
         t_plan[name] = time.perf_counter() - t0
-        a = ours.assignment
-        on = a["exposures"].to_numpy() > 0
-        c = np.maximum(a["channel"].cat.codes.to_numpy(), 0)
-        li = np.searchsorted(pl.levels, np.maximum(a["exposures"].to_numpy(), 1))
-        forecast = float((m_inc[group, c, li] * on).sum())
+        forecast = ours.forecast["conversions"]
         add(name, ours, forecast=forecast, average_frequency=ours.average_frequency,
             gap=ours.gap)  # fmt: skip
         g_inc, g_opt, codes = tp.segment_curves(inc, opt, seg, reach)

@@ -87,6 +87,8 @@ def test_planner_on_true_curves_beats_the_rules_at_equal_spend(world):
     forecast = p.assignment["value"].sum()
     value = 10 * s["incremental_conversions"] - s["cost"] - 1.0 * s["optouts"]
     assert forecast == pytest.approx(value, rel=0.02)
+    assert p.forecast["conversions"] == pytest.approx(s["incremental_conversions"], rel=0.02)
+    assert p.forecast["optouts"] == pytest.approx(s["optouts"], rel=0.02)
 
 
 def test_observe_replan_loop_learns(world):

@@ -113,6 +113,7 @@ class FrequencyPlan(Versioned):
     message: str
     daily_load: pd.DataFrame
     cost: dict[str, float]
+    forecast: dict[str, float]
     seconds: float
     _layout: tuple[np.ndarray, np.ndarray] = field(repr=False)
 
@@ -458,6 +459,15 @@ class FrequencyPlanner:
             cert = _empty_certificate(self.channels, budget)
         if fitted and len(ex):
             self._perturb(rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts)
+        forecast = {"conversions": float("nan"), "optouts": float("nan")}
+        if fitted:
+            on = (ch != 255) & (lv > 0)
+            li = np.searchsorted(self.levels, lv[on])
+            c_on = ch[on].astype(np.int64)
+            forecast = {
+                "conversions": float(inc[group[on], c_on, li].sum()),
+                "optouts": float(opt[group[on], c_on, li].sum()),
+            }
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
         names = [c.name for c in self.channels]
         chan = pd.Categorical.from_codes(
@@ -516,6 +526,7 @@ class FrequencyPlanner:
                 index=pd.Index(names, name="channel"),
                 columns=pd.RangeIndex(start_day, start_day + self.horizon_days, name="day"),
             ),
+            forecast=forecast,
             cost={
                 "optimised": float(spent[~is_explore].sum()),
                 "explore": float(spent[is_explore].sum()),

@@ -129,6 +129,7 @@ def fixed_plan(
             index=pd.Index(names, name="channel"),
         ),
         cost={"optimised": spent, "explore": 0.0, "total": spent},
+        forecast={"conversions": float("nan"), "optouts": float("nan")},
         seconds=0.0,
         _layout=(np.asarray(off), np.asarray(cons)),
     )

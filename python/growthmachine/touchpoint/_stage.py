@@ -180,12 +180,7 @@ def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
     conv = df["incremental_conversions"]
     df["x uniform"] = conv / conv["uniform 6 ads"]
     df["value share of true segment plan"] = df["value"] / df.loc["true segment curves", "value"]
-    a = ours.assignment
-    m_inc, _, group = planner._model_curves(seg)
-    on = a["exposures"].to_numpy() > 0
-    li = np.searchsorted(planner.levels, np.maximum(a["exposures"].to_numpy(), 1))
-    c = np.maximum(a["channel"].cat.codes.to_numpy(), 0)
-    forecast = float((m_inc[group, c, li] * on).sum())
+    forecast = ours.forecast["conversions"]
     sec.table(
         "comparison",
         df.round(3).rename_axis("policy").reset_index(),
