@@ -365,43 +365,26 @@ class FrequencyPlanner:
         lv = np.zeros(n, np.uint32)
         val = np.zeros(n)
         costs = np.array([c.unit_cost for c in self.channels])
-        # Randomised users: a random reachable channel, a random allowed level or 0 (control).
+        # Before the curves are fitted every user explores: a random reachable channel and a
+        # uniformly random allowed level, or 0 for the control share (each window's baseline),
+        # random users falling back to 0 until the budget holds. Once fitted, see _perturb.
         ex = np.flatnonzero(is_explore & reach.any(1))
         if len(ex) and not fitted:
             pick = _random_true(reach[ex], rng)
-            # Half of them are controls (level 0): every window measures its own baseline, which
-            # drifts as users convert and tire; the others get a uniformly random level, over
-            # every allowed level before the curves are fitted, then up to twice the level a
-            # uniform plan would choose on the curves (at least two a day over the horizon):
-            # exploring far past the knee only buys opt-outs.
-            explore_ok = self.allowed_.copy()
-            if fitted:
-                oc = np.array([c.optout_cost for c in self.channels])
-                lvf = self.levels.astype(np.float64)
-                mean_val = (float(v.mean()) * inc.mean(0) - oc[:, None] * opt.mean(0)
-                            - costs[:, None] * lvf[None, :])  # fmt: skip
-                for c in range(c_n):
-                    if self.allowed_[c].any():
-                        a = np.flatnonzero(self.allowed_[c])
-                        best = lvf[a[np.argmax(mean_val[c, a])]]
-                        top = max(2.0 * best, 2.0 * self.horizon_days)
-                        explore_ok[c] &= lvf <= top
-            n_opts = explore_ok.sum(1)[pick]
+            n_opts = self.allowed_.sum(1)[pick]
             k = 1 + (rng.random(len(ex)) * n_opts).astype(np.int64)
             k[rng.random(len(ex)) < self.control_share] = 0
             lv_ex = np.zeros(len(ex), np.uint32)
             for c in range(c_n):
                 sel = (pick == c) & (k > 0)
-                lv_ex[sel] = self.levels[explore_ok[c]][k[sel] - 1]
-            explore_budget = budget * (share if fitted else 1.0)
+                lv_ex[sel] = self.levels[self.allowed_[c]][k[sel] - 1]
             spend = costs[pick] * lv_ex
             order = rng.permutation(len(ex))
-            over = np.cumsum(spend[order]) > explore_budget
+            over = np.cumsum(spend[order]) > budget
             lv_ex[order[over]] = 0
             ch[ex], lv[ex] = pick.astype(np.uint8), lv_ex
-        explore_cost = float((costs[np.minimum(ch, c_n - 1)] * lv).sum())
         # Once fitted, every user is optimised; the randomised ones are perturbed afterwards.
-        opt_idx = np.arange(n) if fitted else np.flatnonzero(~is_explore)
+        opt_idx = np.arange(n) if fitted else np.zeros(0, np.int64)
         cert: dict[str, Any]
         optout_price = 0.0
         if fitted and len(opt_idx):
@@ -409,13 +392,12 @@ class FrequencyPlanner:
             opt_flat = np.ascontiguousarray(opt, np.float64).reshape(-1)
             g_o, v_o = np.ascontiguousarray(group[opt_idx]), np.ascontiguousarray(v[opt_idx])
             b_o = np.ascontiguousarray(bits[opt_idx])
-            left = max(budget - explore_cost, 0.0)
 
             def solve(extra: float, cb: Any) -> dict:
                 chans = [c._core()[:5] + (c.optout_cost + extra,) for c in self.channels]
                 return _core.touchpoint_plan(
                     self.levels, inc_flat, opt_flat, inc.shape[0], g_o, v_o, b_o, chans,
-                    self.horizon_days, left, self.min_frequency, self.tol, self.max_iter,
+                    self.horizon_days, budget, self.min_frequency, self.tol, self.max_iter,
                     self.seed, cb,
                 )  # fmt: skip
 
@@ -427,14 +409,7 @@ class FrequencyPlanner:
             with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
                 out = solve(0.0, cb)
                 if max_optouts is not None:
-                    cap = max_optouts - _explore_optouts(
-                        opt, group, ch, lv, is_explore, self.levels
-                    )
-                    if cap < 0:
-                        raise _core.InfeasibleError(
-                            f"max_optouts: {max_optouts} is below the exploration's expected "
-                            f"opt-outs ({max_optouts - cap:.2f}); lower explore_share"
-                        )
+                    cap = max_optouts
                     if optouts(out) > cap:
                         out, optout_price = _price_optouts(solve, optouts, cap, v_o, cb)
             ch[opt_idx] = out["channel"]
