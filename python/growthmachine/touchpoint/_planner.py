@@ -134,13 +134,19 @@ class FrequencyPlan(Versioned):
         lv = a["exposures"].to_numpy(np.uint32)
         off, cons = self._layout
         u, c, d = _core.touchpoint_schedule(ch, lv, off, cons, self.horizon_days)
+
+        def const(x: str | int) -> Any:  # a name as a one-category column, a code as ints
+            if isinstance(x, str):
+                return pd.Categorical.from_codes(np.zeros(len(u), np.int8), categories=[x])
+            return np.full(len(u), x, np.int64)
+
         return pd.DataFrame(
             {
                 "user_id": a["user_id"].to_numpy()[u],
                 "channel": pd.Categorical.from_codes(c.astype(np.int8), categories=self.channels),
                 "day": d.astype(np.int64) + self.start_day,
-                "benefit": benefit,
-                "content": content,
+                "benefit": const(benefit),
+                "content": const(content),
             }
         )
 
