@@ -231,3 +231,34 @@ def test_max_optouts_meets_the_cap_and_certifies_against_highs():
     assert p.dual_bound >= exact.objective - 1e-6
     assert p.objective >= 0.95 * exact.objective
     assert p.objective <= exact.objective + 1e-6
+
+
+def test_local_exploration_perturbs_the_plan_within_budget():
+    """Randomised users keep their planned channel with half of them at 0 exposures and the
+    others within [half, twice] their planned level; everyone else gets exactly the plan."""
+    pl, inc, opt, seg, reach, value = instance(n=3000, seed=9)
+    pl.explore_share = 0.3
+    users = np.arange(3000)
+    kw = dict(value=value, segment=seg, reachable=reach, curves=(inc, opt))
+    # A tight budget: the perturbed plan is dropped back within it.
+    assert pl.plan(users, 20.0, explore=True, **kw).cost["total"] <= 20.0 + 1e-9
+    # A budget that does not bind: nothing is dropped.
+    base = pl.plan(users, 1e6, explore=False, **kw).assignment
+    p = pl.plan(users, 1e6, explore=True, **kw)
+    a = p.assignment
+    ex = a["explore"].to_numpy()
+    assert 0.25 < ex.mean() < 0.35
+    pd.testing.assert_frame_equal(
+        a.loc[~ex, ["channel", "exposures"]], base.loc[~ex, ["channel", "exposures"]]
+    )
+    planned = base["exposures"].to_numpy()
+    got = a["exposures"].to_numpy()
+    both = ex & (planned > 0)
+    assert both.sum() > 300
+    same_channel = a["channel"].to_numpy()[both] == base["channel"].to_numpy()[both]
+    assert same_channel.all()
+    moved = got[both]
+    zero = moved == 0
+    assert 0.42 < zero.mean() < 0.58  # control_share = 0.5
+    lo, hi = planned[both][~zero] / 2, planned[both][~zero] * 2
+    assert ((moved[~zero] >= np.floor(lo)) & (moved[~zero] <= hi)).all()

@@ -408,9 +408,7 @@ class FrequencyPlanner:
                 )  # fmt: skip
 
             def optouts(o: dict) -> float:
-                on = o["channel"] != 255
-                li = np.searchsorted(self.levels, o["level"][on])
-                return float(opt[g_o[on], o["channel"][on].astype(np.int64), li].sum())
+                return _on_curves(opt, g_o, o["channel"], o["level"], self.levels)
 
             with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
                 out = solve(0.0, cb)
@@ -442,12 +440,9 @@ class FrequencyPlanner:
             self._perturb(rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts)
         forecast = {"conversions": float("nan"), "optouts": float("nan")}
         if fitted:
-            on = (ch != 255) & (lv > 0)
-            li = np.searchsorted(self.levels, lv[on])
-            c_on = ch[on].astype(np.int64)
             forecast = {
-                "conversions": float(inc[group[on], c_on, li].sum()),
-                "optouts": float(opt[group[on], c_on, li].sum()),
+                "conversions": _on_curves(inc, group, ch, lv, self.levels),
+                "optouts": _on_curves(opt, group, ch, lv, self.levels),
             }
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
         names = [c.name for c in self.channels]
@@ -568,7 +563,7 @@ class FrequencyPlanner:
             cut = np.searchsorted(np.cumsum(spend[ex[order]]), excess) + 1
             drop[order[:cut]] = True
         if max_optouts is not None:
-            total = _explore_optouts(opt, group, ch, lv, np.ones(len(ch), bool), self.levels)
+            total = _on_curves(opt, group, ch, lv, self.levels)
             excess = total - max_optouts
             if excess > 1e-9:
                 cut = np.searchsorted(np.cumsum(p_oo[order]), excess) + 1
@@ -621,13 +616,12 @@ class FrequencyPlanner:
         return self
 
 
-def _explore_optouts(opt, group, ch, lv, is_explore, levels) -> float:
-    """Expected opt-outs of the randomised users under the curves."""
-    sel = np.flatnonzero(is_explore & (ch != 255) & (lv > 0))
-    if not len(sel):
-        return 0.0
-    li = np.searchsorted(levels, lv[sel])
-    return float(opt[group[sel], ch[sel].astype(np.int64), li].sum())
+def _on_curves(curve, group, ch, lv, levels) -> float:
+    """Sum of ``curve[group, channel, level]`` over the users given exposures: a plan's expected
+    conversions or opt-outs under the curves."""
+    on = (ch != 255) & (lv > 0)
+    li = np.searchsorted(levels, lv[on])
+    return float(curve[group[on], ch[on].astype(np.int64), li].sum())
 
 
 def _price_optouts(solve, optouts, cap: float, value: np.ndarray, cb: Any) -> tuple[dict, float]:
