@@ -1,7 +1,8 @@
 //! Small numerical helpers shared by the cores: dense symmetric positive definite solves (value
 //! models' Newton steps and covariances, the touchpoint response model's Laplace approximation)
 //! and a numerically stable logistic function (realtime's logistic Thompson sampling, the
-//! touchpoint response model).
+//! touchpoint response model), and the upper concave hull of a multiple-choice item's options
+//! (touchpoint frequency levels, the world's oracle).
 
 /// Solves `h x = g` for a symmetric positive definite `k x k` matrix `h` (row-major) by
 /// Cholesky; `None` when `h` is not positive definite.
@@ -64,5 +65,82 @@ pub fn sigmoid(t: f64) -> f64 {
     } else {
         let e = t.exp();
         e / (1.0 + e)
+    }
+}
+
+/// The options of a multiple-choice item a Lagrangian best response can pick: the ids of the
+/// `points` (`(cost, value, id)`, sorted by cost ascending) on the upper concave hull of the
+/// points and the origin (the "take nothing" option), cut where the hull stops rising. At any
+/// price `mu >= 0` the option maximising `value - mu * cost` (if positive) is among them.
+pub fn upper_hull(points: impl IntoIterator<Item = (f64, f64, usize)>, out: &mut Vec<usize>) {
+    out.clear();
+    // Stack of (x, y, id); the origin is implicit as the first point.
+    let mut st: Vec<(f64, f64, usize)> = Vec::new();
+    for (x, y, l) in points {
+        loop {
+            let (x0, y0) = if st.len() >= 2 {
+                let p = st[st.len() - 2];
+                (p.0, p.1)
+            } else {
+                (0.0, 0.0)
+            };
+            let Some(&(x1, y1, _)) = st.last() else { break };
+            // Pop the last point if it is on or below the segment from its predecessor to (x, y).
+            if (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) >= 0.0 {
+                st.pop();
+            } else {
+                break;
+            }
+        }
+        st.push((x, y, l));
+    }
+    let mut prev = 0.0;
+    for &(_, y, l) in &st {
+        if y <= prev {
+            break;
+        }
+        out.push(l);
+        prev = y;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upper_hull;
+
+    #[test]
+    fn upper_hull_keeps_the_best_responses() {
+        // (1, 1) lies below the chord from the origin to (2, 4); (3, 4.5) is on the hull; (4, 4)
+        // stops rising.
+        let pts = [(1.0, 1.0), (2.0, 4.0), (3.0, 4.5), (4.0, 4.0)];
+        let mut h = Vec::new();
+        let ids = |p: &[(f64, f64)]| -> Vec<(f64, f64, usize)> {
+            p.iter().enumerate().map(|(i, q)| (q.0, q.1, i)).collect()
+        };
+        upper_hull(ids(&pts), &mut h);
+        assert_eq!(h, vec![1, 2]);
+        upper_hull(ids(&[(1.0, -1.0), (2.0, 0.0)]), &mut h);
+        assert!(h.is_empty());
+        // Brute force: for many prices the best option is on the hull.
+        let pts = [
+            (0.5, 0.2),
+            (1.0, 1.5),
+            (1.5, 1.6),
+            (2.0, 3.0),
+            (3.0, 3.2),
+            (5.0, 3.3),
+        ];
+        upper_hull(ids(&pts), &mut h);
+        for k in 0..200 {
+            let mu = k as f64 * 0.02;
+            let (best, v) = pts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i, p.1 - mu * p.0))
+                .fold((usize::MAX, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+            if best != usize::MAX {
+                assert!(h.contains(&best), "mu {mu}: best {best} ({v}) not in {h:?}");
+            }
+        }
     }
 }

@@ -418,6 +418,60 @@ def test_true_uplift_and_oracle(env):
 # ---- sessions --------------------------------------------------------------------------------
 
 
+def test_oracle_candidates_hold_every_best_response(pop):
+    # the hull rows computed in Rust contain each user's best action at any price: the oracle
+    # from them equals the one from the dense users x actions table, at several budgets
+    e = Environment(pop, seed=2)
+    users = np.arange(0, pop.n_users, 3)
+    A = len(e.actions)
+    c = e.oracle_candidates(user_ids=users)
+    assert c["user_id"].is_monotonic_increasing and (c["value"] > 0).all()
+    assert c.groupby("user_id").size().max() < A
+    t = e.true_uplift(users, np.arange(A), product=True)
+    V = t["incremental_profit"].to_numpy().reshape(len(users), A)
+    C = t["expected_cost"].to_numpy().reshape(len(users), A)
+    V = np.where(t["eligible"].to_numpy().reshape(len(users), A), V, -np.inf)
+    pos = pd.Index(users).get_indexer(c["user_id"].to_numpy())
+    np.testing.assert_allclose(V[pos, c["action_id"].to_numpy()], c["value"])
+    np.testing.assert_allclose(C[pos, c["action_id"].to_numpy()], c["expected_cost"])
+    r = np.arange(len(users))
+    for mu in (0.0, 0.3, 1.0, 5.0):
+        sc = V - mu * C
+        j = sc.argmax(1)
+        dense = np.where(sc[r, j] > 0, sc[r, j], 0.0).sum()
+        hull = (c["value"] - mu * c["expected_cost"]).groupby(c["user_id"]).max().clip(lower=0)
+        assert hull.sum() == pytest.approx(dense, rel=1e-12, abs=1e-9)
+    o = e.oracle_allocation(budget=50.0, user_ids=users)
+    assert o.attrs["total_cost"] <= 50.0 + 1e-9 and o["user_id"].is_unique
+    with pytest.raises(ValueError, match="objective"):
+        e.oracle_candidates(objective="clicks")
+    with pytest.raises(ValueError, match="user_ids"):
+        e.oracle_candidates(user_ids=[pop.n_users])
+
+
+def test_transactions_join_each_applied_window(pop):
+    e = Environment(pop, seed=4)
+    h = e.transactions()
+    pd.testing.assert_frame_equal(h, pop.transactions)
+    start = e.day
+    out = e.apply({"user_id": [1, 2], "benefit": "coupon_10", "channel": "ads"}, days=30)
+    tx = e.transactions()
+    new = tx.iloc[len(h) :]
+    # every order of the window, with its user, day and amount; nothing else
+    assert len(new) == out["orders"].sum()
+    per_user = new.groupby("user_id").size().reindex(range(pop.n_users), fill_value=0)
+    np.testing.assert_array_equal(per_user.to_numpy(), out["orders"].to_numpy())
+    gmv = new.groupby("user_id")["amount"].sum().reindex(range(pop.n_users), fill_value=0.0)
+    np.testing.assert_allclose(gmv.to_numpy(), out["gmv"].to_numpy())
+    assert new["day"].between(start, start + 29).all()
+    assert new["category"].isna().all()
+    assert len(e.transactions(history=False)) == len(new)
+    # the windows survive pickling and copying
+    e2 = pickle.loads(pickle.dumps(e))
+    pd.testing.assert_frame_equal(e2.transactions(), tx)
+    pd.testing.assert_frame_equal(e.copy().transactions(), tx)
+
+
 def test_session_stream_invariants(env):
     sb = env.sessions(30_000, seed=2)
     assert sb.n == 30_000 and sb.context.shape == (sb.n, sb.n_features)

@@ -291,6 +291,9 @@ impl SimEnv {
             "touches" => o.touches,
             "opted_out" => o.opted_out,
             "redeemed" => o.redeemed,
+            "tx_user" => o.tx_user,
+            "tx_day" => o.tx_day,
+            "tx_amount" => o.tx_amount,
         );
         Ok(d)
     }
@@ -328,6 +331,56 @@ impl SimEnv {
             "channel_cost" => e.iter().map(|x| x.channel_cost).collect::<Vec<_>>(),
             "baseline_conversion" => e.iter().map(|x| x.baseline_conversion).collect::<Vec<_>>(),
             "baseline_gmv" => e.iter().map(|x| x.baseline_gmv).collect::<Vec<_>>(),
+        );
+        Ok(d)
+    }
+
+    /// The oracle's options (hull points of every user over the actions, true effects); scoring
+    /// only.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (user, benefit, channel, content, start_day, days, objective, progress=None))]
+    fn oracle_candidates<'py>(
+        &self,
+        py: Python<'py>,
+        user: PyReadonlyArray1<'py, i64>,
+        benefit: PyReadonlyArray1<'py, u8>,
+        channel: PyReadonlyArray1<'py, u8>,
+        content: PyReadonlyArray1<'py, u8>,
+        start_day: i64,
+        days: i64,
+        objective: &str,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        use crate::sim::oracle::Objective;
+        let objective = match objective {
+            "profit" => Objective::Profit,
+            "gmv" => Objective::Gmv,
+            o => {
+                return Err(PyValueError::new_err(format!(
+                    "objective: must be 'profit' or 'gmv', got {o:?}"
+                )))
+            }
+        };
+        let (u, b, c, k) = (
+            slice1("user_id", &user)?,
+            u8_codes("benefit", &benefit)?,
+            u8_codes("channel", &channel)?,
+            u8_codes("content", &content)?,
+        );
+        let m = self.model.clone();
+        let env = &self.env;
+        let o = run_long(py, progress, None, |ctl| {
+            env.oracle_candidates(&m, u, b, c, k, start_day, days, objective, ctl)
+        })?;
+        let d = PyDict::new(py);
+        put!(py, d,
+            "user_id" => o.user,
+            "action" => o.action,
+            "value" => o.value,
+            "expected_cost" => o.cost,
+            "incremental_gmv" => o.gmv,
+            "incremental_profit" => o.profit,
+            "incremental_conversion" => o.conversion,
         );
         Ok(d)
     }

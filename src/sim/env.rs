@@ -101,6 +101,10 @@ pub struct Outcomes {
     pub touches: Vec<u32>,
     pub opted_out: Vec<bool>,
     pub redeemed: Vec<u32>,
+    /// The window's orders as transactions, sorted by user then time: user, day, amount.
+    pub tx_user: Vec<u32>,
+    pub tx_day: Vec<i32>,
+    pub tx_amount: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -513,25 +517,41 @@ impl Env {
         let epoch_seed = self.epoch_seed();
         let statics = &self.statics;
         let mut out = vec![Outcome::default(); n];
-        self.users
+        // per chunk of users: its orders (user, day, amount), in user order then time
+        let logs: Vec<Vec<(u32, i32, f64)>> = self
+            .users
             .par_chunks_mut(CHUNK)
             .zip(out.par_chunks_mut(CHUNK))
             .enumerate()
-            .try_for_each(|(c, (states, outs))| -> Result<()> {
+            .map(|(c, (states, outs))| -> Result<Vec<(u32, i32, f64)>> {
                 ctl.check()?;
+                let mut log = Vec::new();
+                let mut orders = Vec::new();
                 for (j, (st, o)) in states.iter_mut().zip(outs.iter_mut()).enumerate() {
                     let uid = c * CHUNK + j;
                     let ts = grouped.user(uid);
                     let u = statics[uid].expand(m);
                     let mut rng = stream2(epoch_seed, DOMAIN_APPLY, uid as u64);
-                    *o = simulate_window(m, &u, st, ts, start, days, &mut rng);
+                    orders.clear();
+                    *o = simulate_window(m, &u, st, ts, start, days, &mut rng, Some(&mut orders));
+                    orders.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    log.extend(
+                        orders
+                            .iter()
+                            .map(|&(t, a)| (uid as u32, t.floor() as i32, a)),
+                    );
                 }
                 ctl.advance(states.len() as u64);
-                Ok(())
-            })?;
+                Ok(log)
+            })
+            .collect::<Result<_>>()?;
         self.day = start + days;
         self.epoch += 1;
+        let log: Vec<(u32, i32, f64)> = logs.into_iter().flatten().collect();
         Ok(Outcomes {
+            tx_user: log.iter().map(|o| o.0).collect(),
+            tx_day: log.iter().map(|o| o.1).collect(),
+            tx_amount: log.iter().map(|o| o.2).collect(),
             converted: out.par_iter().map(|o| o.converted).collect(),
             orders: out.par_iter().map(|o| o.orders).collect(),
             gmv: out.par_iter().map(|o| o.gmv).collect(),
@@ -772,7 +792,9 @@ pub(crate) fn baseline(
     }
 }
 
-/// Simulates one user's window (see the module docs); mutates its state.
+/// Simulates one user's window (see the module docs); mutates its state. Each order's (time,
+/// amount) is pushed to `orders` when given.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate_window(
     m: &Model,
     u: &UserParams,
@@ -781,6 +803,7 @@ pub fn simulate_window(
     start: i64,
     days: i64,
     rng: &mut Rng,
+    mut orders: Option<&mut Vec<(f64, f64)>>,
 ) -> Outcome {
     let rc = &m.cfg.response;
     let was_active = st.customer && st.alive;
@@ -808,6 +831,9 @@ pub fn simulate_window(
     let mut order = |t: f64, amount: f64, o: &mut Outcome| {
         o.orders += 1;
         o.gmv += amount;
+        if let Some(log) = orders.as_deref_mut() {
+            log.push((t, amount));
+        }
         last_order = if last_order.is_nan() {
             t
         } else {

@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod env;
 pub mod expected;
 pub mod model;
+pub mod oracle;
 pub mod population;
 pub mod sessions;
 

@@ -439,7 +439,7 @@ mod props {
             let mut st = UserState { alive: true, customer: true, optout: 0, last_touch: NEVER, fatigue: 0.0, n_orders: 1, last_order: 300.0, gmv: 50.0 };
             let touches: Vec<Touch> = (0..n).map(|i| Touch { row: i as u32, day: 365 + (i % 5) as i32, benefit: (i % 6) as u8, channel: CH_ADS as u8, content: (i % 4) as u8 }).collect();
             let mut rng = crate::rng::stream(seed, uid);
-            let o = simulate_window(&m, &u, &mut st, &touches, 365, 10, &mut rng);
+            let o = simulate_window(&m, &u, &mut st, &touches, 365, 10, &mut rng, None);
             prop_assert_eq!(o.touches as usize, n);
             prop_assert_eq!(o.exposures as usize, n);
             prop_assert!(o.redeemed <= o.orders);
@@ -685,7 +685,7 @@ mod expected {
                 for (i, (u, st, ts)) in users.iter().enumerate() {
                     let mut s2 = *st;
                     let mut rng = crate::rng::stream2(seed, 77, i as u64);
-                    let o = simulate_window(&m, u, &mut s2, ts, start, days, &mut rng);
+                    let o = simulate_window(&m, u, &mut s2, ts, start, days, &mut rng, None);
                     tot[0] += o.converted as u32 as f64;
                     tot[1] += o.orders as f64;
                     tot[2] += o.gmv;

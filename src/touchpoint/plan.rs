@@ -256,39 +256,10 @@ fn validate(
 /// `(0, 0), (n_l, v_l)` over the allowed levels, cut where it stops rising.
 #[inline]
 fn hull(levels: &[u32], vals: &[f64], allowed: &[bool], out: &mut Vec<usize>) {
-    out.clear();
-    // Stack of (x, y, l); the origin is implicit as the first point.
-    let mut st: Vec<(f64, f64, usize)> = Vec::with_capacity(levels.len());
-    for (l, (&n, &v)) in levels.iter().zip(vals).enumerate() {
-        if !allowed[l] {
-            continue;
-        }
-        let (x, y) = (n as f64, v);
-        loop {
-            let (x0, y0) = if st.len() >= 2 {
-                let p = st[st.len() - 2];
-                (p.0, p.1)
-            } else {
-                (0.0, 0.0)
-            };
-            let Some(&(x1, y1, _)) = st.last() else { break };
-            // Pop the last point if it is on or below the segment from its predecessor to (x, y).
-            if (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) >= 0.0 {
-                st.pop();
-            } else {
-                break;
-            }
-        }
-        st.push((x, y, l));
-    }
-    let mut prev = 0.0;
-    for &(_, y, l) in &st {
-        if y <= prev {
-            break;
-        }
-        out.push(l);
-        prev = y;
-    }
+    let pts = (0..levels.len())
+        .filter(|&l| allowed[l])
+        .map(|l| (levels[l] as f64, vals[l], l));
+    crate::numeric::upper_hull(pts, out);
 }
 
 /// Plans the exposures (see the module docs).

@@ -107,7 +107,8 @@ class Environment(Versioned):
     """
 
     _STATE_KIND = "growthmachine.sim.Environment"
-    _STATE_VERSION = 1
+    _STATE_VERSION = 2
+    _STATE_READS = (1,)
 
     def __init__(self, pop: Population, seed: int = 0):
         if not isinstance(pop, Population):
@@ -150,6 +151,8 @@ class Environment(Versioned):
             n_orders,
             np.ascontiguousarray(t["gmv"].to_numpy(), dtype=np.float64),
         )
+        #: orders of each applied window: (user_id, day, amount) arrays
+        self._windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._build_catalogue()
 
     # -- pickling: the population, the seed and the dynamic state as numpy arrays ------------
@@ -160,7 +163,13 @@ class Environment(Versioned):
             "day": int(self._core.day),
             "epoch": int(self._core.epoch),
             "arrays": dict(self._core.state()),
+            "windows": list(self._windows),
         }
+
+    def _upgrade_state(self, version: int, state: dict[str, Any]) -> dict[str, Any]:
+        if version == 1:  # before the windows' transactions were kept
+            state = {**state, "windows": []}
+        return state
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.__init__(state["population"], state["seed"])
@@ -169,6 +178,7 @@ class Environment(Versioned):
             state["day"], state["epoch"], a["alive"], a["customer"], a["optout"], a["fatigue"],
             a["last_touch"], a["n_orders"], a["last_order"], a["gmv"],
         )  # fmt: skip
+        self._windows = list(state["windows"])
 
     def copy(self, seed: int | None = None) -> Environment:
         """An independent copy of the world in its current state (day, lifecycles, fatigue,
@@ -252,6 +262,24 @@ class Environment(Versioned):
         for i, c in enumerate(CHANNELS):
             df[f"opted_out_{c}"] = (s["optout"] >> i) & 1 == 1
         return df
+
+    def transactions(self, *, history: bool = True) -> pd.DataFrame:
+        """Every order the platform has seen, as a transaction table (``user_id``, ``day``,
+        ``amount``, ``category``): the population's history (when ``history``) followed by the
+        orders of every window applied since (:meth:`apply`, :meth:`run_experiment`), each
+        window by user then time, its category not recorded (missing). This is the observable
+        log a period's insight is refitted on."""
+        h = self.population.transactions
+        parts = [h] if history else []
+        cats = h["category"].cat.categories if "category" in h.columns else None
+        for u, d, a in self._windows:
+            w = pd.DataFrame({"user_id": u, "day": d.astype(np.int32), "amount": a})
+            if cats is not None:
+                w["category"] = pd.Categorical.from_codes(np.full(len(u), -1), categories=cats)
+            parts.append(w)
+        if not parts:
+            return h.iloc[:0].copy()
+        return pd.concat(parts, ignore_index=True)
 
     def opted_out(self) -> pd.DataFrame:
         """One bool column per channel: the user has opted out of it (observable)."""
@@ -386,12 +414,16 @@ class Environment(Versioned):
         Returns one row per user (all users, sorted by user_id): ``user_id``, ``converted``,
         ``orders``, ``gmv``, ``incentive_cost`` (coupons actually redeemed), ``channel_cost``,
         ``exposures`` (off-site touches), ``touches``, ``opted_out`` (opted out of a channel in
-        this window), ``redeemed``. Advances :attr:`day` to ``start_day + days``.
+        this window), ``redeemed``. Advances :attr:`day` to ``start_day + days``; the window's
+        orders join :meth:`transactions`.
         """
         start, days = self._window(start_day, days)
         user, benefit, channel, content, day = self._treatment_columns(treatments, start)
         with _progress.bar(progress, "applying treatments", unit="user") as cb:
             o = self._core.apply(user, benefit, channel, content, day, start, days, cb)
+        self._windows.append(
+            (o["tx_user"].astype(np.int64), o["tx_day"], np.asarray(o["tx_amount"]))
+        )
         cols = {"user_id": np.arange(self.n_users, dtype=np.int64)}
         for k in ("converted", "orders", "gmv", "incentive_cost", "channel_cost", "exposures",
                   "touches", "opted_out", "redeemed"):  # fmt: skip
@@ -610,30 +642,26 @@ class Environment(Versioned):
         }
         return cv.to_output(cols, output)
 
-    def oracle_allocation(
+    def oracle_candidates(
         self,
-        budget: float | None = None,
         action_ids: Any = None,
         user_ids: Any = None,
         start_day: int | None = None,
         days: int = 30,
         *,
         objective: str = "profit",
-        max_pairs: int = 20_000_000,
+        progress: bool | None = None,
     ) -> pd.DataFrame:
-        """The best allocation under the true uplift (**scoring only**): at most one action per
-        user, maximising the expected ``objective`` (``"profit"``: incremental profit;
-        ``"gmv"``: incremental GMV) with total expected cost (incentives + channel) <= ``budget``.
+        """Every user's options under the **true** effects (scoring only): for each user, the
+        actions on the upper concave hull of its ``(expected_cost, value)`` points (``value``:
+        true incremental profit, or GMV with ``objective="gmv"``); a budgeted best choice at any
+        price is among them, so an optimiser given these rows finds the oracle's plan. Computed
+        in Rust over chunks of users: no users x actions table is built.
 
-        Solved by the Lagrangian relaxation of this multiple-choice knapsack: each user takes
-        ``argmax(value - mu * cost)`` if positive, with the smallest ``mu >= 0`` meeting the budget
-        (bisection); its value is within one user's value of the optimum. Returns the chosen
-        pairs: ``user_id``, ``action_id``, ``value``, ``expected_cost``, ``incremental_gmv``,
-        ``incremental_profit``, ``incremental_conversion``; totals and ``mu`` in ``.attrs``.
-        """
+        Columns: ``user_id``, ``action_id``, ``value``, ``expected_cost``, ``incremental_gmv``,
+        ``incremental_profit``, ``incremental_conversion``; sorted by user, then cost."""
         cv.check_choice(objective, "objective", ("profit", "gmv"))
-        if budget is not None:
-            budget = cv.check_number(budget, "budget", minimum=0.0)
+        start, days = self._window(start_day, days)
         users = (
             np.arange(self.n_users, dtype=np.int64)
             if user_ids is None
@@ -644,54 +672,72 @@ class Environment(Versioned):
             if action_ids is None
             else self._action_ids(action_ids, "action_ids")
         )
-        if len(users) * len(acts) > max_pairs:
-            raise ValueError(
-                f"user_ids: {len(users):,} users x {len(acts)} actions = "
-                f"{len(users) * len(acts):,} pairs exceeds max_pairs={max_pairs:,}; pass fewer "
-                f"users or actions"
-            )
-        t = self.true_uplift(users, acts, start_day, days, product=True)
-        k = len(acts)
-        value = t["incremental_profit" if objective == "profit" else "incremental_gmv"].to_numpy()
-        value = value.reshape(len(users), k)
-        cost = t["expected_cost"].to_numpy().reshape(len(users), k)
+        with _progress.bar(progress, "oracle", unit="user") as cb:
+            o = self._core.oracle_candidates(
+                users, self._a_benefit[acts], self._a_channel[acts], self._a_content[acts],
+                start, days, objective, cb,
+            )  # fmt: skip
+        cols = {k: np.asarray(v) for k, v in o.items()}
+        cols["action_id"] = acts[cols.pop("action").astype(np.int64)]
+        order = ["user_id", "action_id", "value", "expected_cost", "incremental_gmv",
+                 "incremental_profit", "incremental_conversion"]  # fmt: skip
+        return pd.DataFrame({k: cols[k] for k in order})
 
-        def pick(mu: float) -> tuple[np.ndarray, np.ndarray]:
+    def oracle_allocation(
+        self,
+        budget: float | None = None,
+        action_ids: Any = None,
+        user_ids: Any = None,
+        start_day: int | None = None,
+        days: int = 30,
+        *,
+        objective: str = "profit",
+    ) -> pd.DataFrame:
+        """The best allocation under the true uplift (**scoring only**): at most one action per
+        user, maximising the expected ``objective`` (``"profit"``: incremental profit;
+        ``"gmv"``: incremental GMV) with total expected cost (incentives + channel) <= ``budget``.
+
+        Solved by the Lagrangian relaxation of this multiple-choice knapsack over
+        :meth:`oracle_candidates`: each user takes ``argmax(value - mu * cost)`` if positive, with
+        the smallest ``mu >= 0`` meeting the budget (bisection); its value is within one user's
+        value of the optimum. Returns the chosen pairs: ``user_id``, ``action_id``, ``value``,
+        ``expected_cost``, ``incremental_gmv``, ``incremental_profit``,
+        ``incremental_conversion``; totals and ``mu`` in ``.attrs``.
+        """
+        if budget is not None:
+            budget = cv.check_number(budget, "budget", minimum=0.0)
+        c = self.oracle_candidates(action_ids, user_ids, start_day, days, objective=objective)
+        value = c["value"].to_numpy()
+        cost = c["expected_cost"].to_numpy()
+        uid = c["user_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.zeros(0, int)
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(uid)]))
+
+        def pick(mu: float) -> np.ndarray:
+            """Rows chosen at price ``mu``: each user's first best option, if positive."""
+            if not len(uid):
+                return np.zeros(0, dtype=np.int64)
             score = value - mu * cost
-            j = np.argmax(score, axis=1)
-            take = score[np.arange(len(users)), j] > 0
-            return j, take
-
-        def spend(j: np.ndarray, take: np.ndarray) -> float:
-            return float(cost[np.arange(len(users)), j][take].sum())
+            best = np.maximum.reduceat(score, starts)
+            hit = np.flatnonzero((score == best[group]) & (score > 0))
+            first = np.r_[True, group[hit][1:] != group[hit][:-1]] if len(hit) else hit
+            return hit[first.astype(bool)] if len(hit) else hit
 
         mu = 0.0
-        j, take = pick(0.0)
-        if budget is not None and spend(j, take) > budget:
+        rows = pick(0.0)
+        if budget is not None and cost[rows].sum() > budget:
             lo, hi = 0.0, 1.0
-            while spend(*pick(hi)) > budget and hi < 1e12:
+            while cost[pick(hi)].sum() > budget and hi < 1e12:
                 hi *= 4
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
-                if spend(*pick(mid)) > budget:
+                if cost[pick(mid)].sum() > budget:
                     lo = mid
                 else:
                     hi = mid
             mu = hi
-            j, take = pick(mu)
-        rows = np.flatnonzero(take)
-        flat = rows * k + j[rows]
-        res = pd.DataFrame(
-            {
-                "user_id": users[rows],
-                "action_id": acts[j[rows]],
-                "value": value[rows, j[rows]],
-                "expected_cost": cost[rows, j[rows]],
-                "incremental_gmv": t["incremental_gmv"].to_numpy()[flat],
-                "incremental_profit": t["incremental_profit"].to_numpy()[flat],
-                "incremental_conversion": t["incremental_conversion"].to_numpy()[flat],
-            }
-        )
+            rows = pick(mu)
+        res = c.iloc[rows].reset_index(drop=True)
         res.attrs.update(
             {
                 "objective": objective,
