@@ -50,7 +50,8 @@ def test_run_experiment_recodes_to_task_ids(world):
 
 def test_fit_allocate_end_to_end(world):
     pop, env, ui, plan, log = world
-    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    # the raw isotonic map (no shrinkage): this small log's noise gives a plan to check
+    pl = _planner(plan, shrink=False).fit(log, ui, pop.users, opted_out=env.opted_out())
     assert pl.estimates_["gmv"].shape == (pop.n_users, len(plan.tasks()))
     assert pl.log_summary_["treated_not_delivered_left_out"] > 0
     tp = pl.allocate(start_day=env.day)
@@ -67,6 +68,62 @@ def test_fit_allocate_end_to_end(world):
     assert tp.solution.gap < 1e-2
     out = env.apply(t[["user_id", "benefit", "channel", "content", "day"]], progress=False)
     assert len(out) == pop.n_users
+
+
+def test_a_log_that_cannot_tell_effects_from_noise_plans_nothing(world):
+    # 12k users over 6 tasks: every bin's difference is within about one standard error of 0,
+    # so the shrunk values are all <= 0 and the plan is empty (with the plan's columns)
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    for cal in pl.calibration_["profit"]:
+        assert np.all(np.abs(cal.raw) < 2.5 * cal.se)
+    assert (pl.values()["profit"] <= 0).all()
+    tp = pl.allocate(start_day=env.day)
+    assert len(tp.tasks) == 0 and tp.forecast["profit"] == 0.0
+    assert {"user_id", "task_id", "benefit", "channel", "day", "expected_profit"} <= set(
+        tp.tasks.columns
+    )
+
+
+def test_stacked_rows_with_their_own_features_match_the_one_period_fit(world):
+    # features= given as the users' current rows is the one-row-per-user fit, exactly
+    pop, env, ui, plan, log = world
+    a = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    X, _, ids = gm.planning.planning_features(ui, pop.users)
+    rows = pd.Index(ids).get_indexer(log["user_id"].to_numpy())
+    b = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out(), features=X[rows])
+    for k in a.estimates_:
+        np.testing.assert_array_equal(a.estimates_[k], b.estimates_[k])
+    np.testing.assert_allclose(b.values()["profit"], a.values()["profit"], rtol=1e-6, atol=1e-9)
+    # a user may then appear once per period; without features= that is an error
+    twice = pd.concat([log, log], ignore_index=True)
+    with pytest.raises(ValueError, match="appears twice"):
+        _planner(plan).fit(twice, ui, pop.users, opted_out=env.opted_out())
+    c = _planner(plan).fit(
+        twice, ui, pop.users, opted_out=env.opted_out(), features=np.vstack([X[rows], X[rows]])
+    )
+    assert c.log_summary_["rows"] == 2 * len(log)
+    with pytest.raises(ValueError, match="features"):
+        _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out(), features=X[rows][:-1])
+
+
+def test_shrinkage_is_a_posterior_mean():
+    from growthmachine.planning._calibrate import shrink_to_mean
+
+    rng = np.random.default_rng(0)
+    est = rng.normal(0, 1, 8)
+    se = rng.uniform(0.1, 2.0, 8)
+    post, var = shrink_to_mean(est, se)
+    mu = (est / se**2).sum() / (1 / se**2).sum()
+    # each posterior lies between the pooled mean and its own estimate, closer for noisier ones
+    assert np.all((post - mu) * (est - mu) >= -1e-12)
+    assert np.all(np.abs(post - mu) <= np.abs(est - mu) + 1e-12)
+    assert np.all(var <= se**2 + 1e-12)
+    # precise estimates are kept; pure noise around 0 collapses to 0 with mean=0
+    p2, _ = shrink_to_mean(np.array([1.0, -1.0, 3.0]), np.full(3, 1e-6))
+    np.testing.assert_allclose(p2, [1.0, -1.0, 3.0], atol=1e-6)
+    p3, _ = shrink_to_mean(np.array([0.1, -0.2, 0.15]), np.ones(3), mean=0.0)
+    np.testing.assert_array_equal(p3, 0.0)
 
 
 def test_calibration_tables_are_monotone_and_honest(world):

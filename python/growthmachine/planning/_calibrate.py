@@ -13,9 +13,12 @@ effect of the pairs with that score, measured on the experiment itself:
   the treated minus the mean outcome of the controls, both net of a baseline prediction (ridge
   regression on the controls' features, out-of-fold: variance reduction only, it cancels in
   expectation because the groups are randomised);
+- each bin's effect is shrunk toward the bins' pooled mean by its own noise (empirical Bayes:
+  the spread between bins by the DerSimonian-Laird estimator, each bin's posterior mean), so a
+  bin that looks good only by chance does not pass its luck to every pair scored into it;
 - the bin effects are made non-decreasing in the score by weighted pool-adjacent-violators
-  (weights = inverse variances), and a score maps to the effect by linear interpolation between
-  bin centres (flat beyond the ends).
+  (weights = inverse posterior variances), and a score maps to the effect by linear
+  interpolation between bin centres (flat beyond the ends).
 
 By randomisation each bin's difference is an unbiased estimate of the mean true effect of the
 pairs in that bin, so the calibrated value of a plan is an honest forecast of what it earns, up
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Calibration", "fit_calibration", "ridge_baseline"]
+__all__ = ["Calibration", "dl_tau2", "fit_calibration", "ridge_baseline", "shrink_to_mean"]
 
 
 @dataclass
@@ -85,10 +88,12 @@ def fit_calibration(
     y_c: np.ndarray,
     bins: int = 10,
     min_rows: int = 50,
+    shrink: bool = True,
 ) -> Calibration:
     """The map from score to realised effect (see the module docs). ``y_*`` are outcomes net of
     the baseline prediction. Bins are quantiles of the pooled scores, merged until each holds at
-    least ``min_rows`` treated and ``min_rows`` control rows."""
+    least ``min_rows`` treated and ``min_rows`` control rows. ``shrink=False`` skips the
+    empirical-Bayes step (the raw bin differences go to the isotonic fit)."""
     pooled = np.concatenate([score_t, score_c])
     edges = np.unique(np.quantile(pooled, np.linspace(0, 1, bins + 1)[1:-1]))
     bt = np.searchsorted(edges, score_t, side="right")
@@ -131,11 +136,36 @@ def fit_calibration(
         gc, weights=score_c, minlength=G
     )
     x = x / np.maximum(n_t + n_c, 1)
-    w = 1.0 / np.maximum(se, 1e-12) ** 2
-    fitted = _pav(raw, w)
+    post, post_var = shrink_to_mean(raw, se) if shrink else (raw, se**2)
+    fitted = _pav(post, 1.0 / np.maximum(post_var, 1e-24))
     return Calibration(
         knots_x=x, knots_y=fitted, se=se, raw=raw, counts=np.column_stack([n_t, n_c])
     )
+
+
+def dl_tau2(est: np.ndarray, se: np.ndarray, mean: float | None = None) -> tuple[float, float]:
+    """DerSimonian-Laird between-group variance of ``est`` (standard errors ``se``) and the
+    pooled mean (``mean`` fixes it, e.g. 0 for "no effect")."""
+    w = 1.0 / np.maximum(se, 1e-12) ** 2
+    mu = float((w * est).sum() / w.sum()) if mean is None else float(mean)
+    k = len(est) - (1 if mean is None else 0)
+    q = float((w * (est - mu) ** 2).sum())
+    denom = w.sum() - (w**2).sum() / w.sum() if mean is None else w.sum()
+    tau2 = max(0.0, (q - k) / denom) if denom > 0 else 0.0
+    return tau2, mu
+
+
+def shrink_to_mean(
+    est: np.ndarray, se: np.ndarray, mean: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical-Bayes posterior means and variances of ``est`` under a normal prior centred on
+    the pooled mean (or ``mean``) with the DerSimonian-Laird spread (:func:`dl_tau2`)."""
+    if len(est) < 2 and mean is None:
+        return est.astype(np.float64), np.asarray(se, np.float64) ** 2
+    tau2, mu = dl_tau2(est, se, mean)
+    v = np.asarray(se, np.float64) ** 2
+    lam = tau2 / (tau2 + v) if tau2 > 0 else np.zeros_like(v)
+    return mu + lam * (est - mu), lam * v
 
 
 def ridge_baseline(

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .._state import Versioned
-from ._calibrate import Calibration, fit_calibration, ridge_baseline
+from ._calibrate import Calibration, fit_calibration, ridge_baseline, shrink_to_mean
 from ._features import planning_features
 from ._plan import Plan
 from .uplift.meta import clone_estimator as _clone
@@ -82,7 +82,10 @@ class Planner(Versioned):
     :class:`growthmachine.planning.uplift.UpliftModel` (cloned per outcome and fold; default the
     Rust :class:`~growthmachine.planning.uplift.UpliftForest`); ``margin``: contribution margin on
     GMV (profit = margin x GMV - incentive and channel costs); ``n_folds``: cross-fitting folds;
-    ``calibration_bins``: quantile bins of the honest-value map.
+    ``calibration_bins``: quantile bins of the honest-value map; ``shrink``: shrink the map's
+    bin effects toward their stratum's mean, and each stratum's mean toward 0, by their noise
+    (empirical Bayes; ``False``: the raw isotonic map): on a log too small to tell an effect from
+    noise the planner then plans nothing rather than its noise.
 
     Fitted attributes: ``composition_`` (tasks and eligibility), ``feature_names_``,
     ``estimates_`` (raw out-of-fold estimates per outcome, (n_users, n_tasks) float32),
@@ -100,6 +103,7 @@ class Planner(Versioned):
         n_folds: int = 2,
         calibration_bins: int = 5,
         calibrate_by: str | None = "benefit",
+        shrink: bool = True,
         seed: int = 0,
         progress: bool | None = None,
     ):
@@ -125,6 +129,9 @@ class Planner(Versioned):
         if calibrate_by is not None:
             cv.check_choice(calibrate_by, "calibrate_by", task_cols)
         self.calibrate_by = calibrate_by
+        if not isinstance(shrink, bool):
+            raise TypeError(f"shrink: must be True or False, got {shrink!r}")
+        self.shrink = shrink
 
     # -- fitting ----------------------------------------------------------------------------
     def _outcomes(self) -> list[str]:
@@ -133,7 +140,7 @@ class Planner(Versioned):
             need.add("conversion")
         return [k for k in OUTCOMES if k in need]
 
-    def _read_log(self, log: Any, row_of: pd.Index, n_tasks: int):
+    def _read_log(self, log: Any, row_of: pd.Index, n_tasks: int, stacked: bool = False):
         name = "log"
         cols = cv.columns(log, name)
         need = ["user_id", "action_id"] + [OUTCOMES[k] for k in self._outcomes()]
@@ -148,8 +155,11 @@ class Planner(Versioned):
             raise ValueError(
                 f"log['user_id']: user {user[bad]} (row {bad}) is not among the insight's users"
             )
-        if len(np.unique(rows)) != len(rows):
-            raise ValueError("log['user_id']: a user appears twice; one row per user")
+        if not stacked and len(np.unique(rows)) != len(rows):
+            raise ValueError(
+                "log['user_id']: a user appears twice; one row per user (or pass features= "
+                "with one row of features per log row, e.g. several periods' logs)"
+            )
         if action.min() < -1 or action.max() >= n_tasks:
             bad = int(np.flatnonzero((action < -1) | (action >= n_tasks))[0])
             raise ValueError(
@@ -172,10 +182,25 @@ class Planner(Versioned):
         )
         return rows, action, ys, chc, delivered
 
-    def fit(self, log: Any, insight: Any, users: Any = None, *, opted_out: Any = None) -> Planner:
+    def fit(
+        self,
+        log: Any,
+        insight: Any,
+        users: Any = None,
+        *,
+        opted_out: Any = None,
+        features: Any = None,
+    ) -> Planner:
         """Fits on a randomised campaign ``log`` (one row per user: ``user_id``, ``action_id``
         = the plan's task id or -1 for control, ``gmv``, ``incentive_cost``, ``converted`` and
         optionally ``delivered``, ``channel_cost``) for the users of the fitted ``insight``.
+
+        ``features`` (optional): the log rows' own features, one row per log row with the
+        columns of :func:`planning_features` for this ``insight`` (``feature_names_``), e.g. the
+        stacked randomised rows of several periods, each described as the user was at the
+        time; users may then appear once per period. Without it each user's row is described
+        by the current ``insight``. Estimates are always made for the users as ``insight``
+        sees them now.
 
         Treated rows with ``delivered=False`` (the task broke a channel rule and reached nobody)
         are left out of the estimation: the plan only sends eligible tasks, and controls are
@@ -184,7 +209,15 @@ class Planner(Versioned):
         X, names, ids = planning_features(insight, users)
         T = comp.n_tasks
         row_of = pd.Index(ids)
-        rows, action, ys, chc, delivered = self._read_log(log, row_of, T)
+        rows, action, ys, chc, delivered = self._read_log(
+            log, row_of, T, stacked=features is not None
+        )
+        if features is not None:
+            Xlog = cv.as_array(
+                features, "features", np.float64, ndim=2, shape=(len(rows), len(names))
+            )
+        else:
+            Xlog = None
         treated = action >= 0
         keep = ~treated | delivered
         counts = np.bincount(action[keep & treated], minlength=T)
@@ -198,6 +231,7 @@ class Planner(Versioned):
             )
         action_all = action
         rows, action = rows[keep], action[keep]
+        Xtr = X[rows] if Xlog is None else Xlog[keep]
         ys = {k: v[keep] for k, v in ys.items()}
         t = action + 1
         n = len(ids)
@@ -208,20 +242,25 @@ class Planner(Versioned):
         est = {k: np.zeros((n, T), np.float32) for k in ys}
         se = {k: np.zeros((n, T), np.float32) for k in ys}
         base = {k: np.zeros(len(rows)) for k in ys}
+        # out-of-fold score of each log row at every task (only needed when the rows have their
+        # own features; otherwise it is the user's row of ``est``)
+        oof = {k: np.zeros((len(rows), T), np.float32) for k in ys} if Xlog is not None else None
         ctrl = t == 0
         for k in range(self.n_folds):
             fit_rows = fold != k
             target = np.flatnonzero(fold_of_user == k)
             for name, y in ys.items():
                 m = _clone(model)
-                m.fit(X[rows[fit_rows]], t[fit_rows], y[fit_rows])
+                m.fit(Xtr[fit_rows], t[fit_rows], y[fit_rows])
                 e, s = m.predict(X[target], return_se=True)
                 e = e.reshape(len(target), T)
                 s = s.reshape(len(target), T)
                 est[name][target] = e
                 se[name][target] = s
+                if oof is not None and (~fit_rows).any():
+                    oof[name][~fit_rows] = m.predict(Xtr[~fit_rows]).reshape(-1, T)
                 # baseline of the realised outcome for variance reduction (controls of other folds)
-                pred = ridge_baseline(X[rows], y, fit_rows & ctrl)
+                pred = ridge_baseline(Xtr, y, fit_rows & ctrl)
                 base[name][~fit_rows] = pred[~fit_rows]
         self.composition_ = comp
         auds = {a.name: a for a in self.plan.audiences}
@@ -251,17 +290,19 @@ class Planner(Versioned):
         tr = ~ctrl[used]
         profit_real = self.margin * ys["gmv"] - ys["cost"] - (chc[keep] if chc is not None else 0.0)
         profit_base = self.margin * base["gmv"] - base["cost"]
-        raw_value = (
-            self.margin * est["gmv"][r_used, j_used] - est["cost"][r_used, j_used] - cpt[j_used]
-        )
+        if oof is None:
+            score = {k: v[r_used, j_used] for k, v in est.items()}
+        else:
+            score = {k: v[np.flatnonzero(used), j_used] for k, v in oof.items()}
+        raw_value = self.margin * score["gmv"] - score["cost"] - cpt[j_used]
         targets = {
             "profit": (raw_value, (profit_real - profit_base)[used]),
-            "cost": (est["cost"][r_used, j_used], (ys["cost"] - base["cost"])[used]),
-            "gmv": (est["gmv"][r_used, j_used], (ys["gmv"] - base["gmv"])[used]),
+            "cost": (score["cost"], (ys["cost"] - base["cost"])[used]),
+            "gmv": (score["gmv"], (ys["gmv"] - base["gmv"])[used]),
         }
         if "conversion" in ys:
             targets["conversion"] = (
-                est["conversion"][r_used, j_used],
+                score["conversion"],
                 (ys["conversion"] - base["conversion"])[used],
             )
         self._cal_data = {"task": j_used, "treated": tr, "targets": targets}
@@ -296,9 +337,11 @@ class Planner(Versioned):
                 maps.append(
                     fit_calibration(
                         score[m & tr], y[m & tr], score[m & ~tr], y[m & ~tr],
-                        bins=self.calibration_bins,
+                        bins=self.calibration_bins, shrink=self.shrink,
                     )
                 )  # fmt: skip
+            if key != "cost" and self.shrink:
+                _shrink_strata(maps)
             self.calibration_[key] = maps
 
     def _apply(self, key: str, scores: np.ndarray) -> np.ndarray:
@@ -354,7 +397,22 @@ class Planner(Versioned):
         self._check_fitted()
         return self._candidates(budget, self.values())
 
-    def _candidates(self, budget: float | None, vals: dict[str, np.ndarray]):
+    def _allowed(self, users: Any) -> np.ndarray | None:
+        """Bool mask over ``user_ids_`` of the users that may receive a task (``None``: all)."""
+        if users is None:
+            return None
+        ids = cv.as_array(users, "users", np.int64, allow_empty=True)
+        pos = pd.Index(self.user_ids_).get_indexer(ids)
+        if (pos < 0).any():
+            bad = ids[pos < 0][0]
+            raise ValueError(f"users: user {bad} is not among the fitted insight's users")
+        mask = np.zeros(len(self.user_ids_), dtype=bool)
+        mask[pos] = True
+        return mask
+
+    def _candidates(
+        self, budget: float | None, vals: dict[str, np.ndarray], allowed: np.ndarray | None = None
+    ):
         from .. import allocate
 
         budget = self.plan.budget if budget is None else budget
@@ -363,6 +421,8 @@ class Planner(Versioned):
         gv = self._goal_value(vals)
         floors = [g for g in self.plan.goals if g.floor is not None]
         keep = np.isfinite(gv) if floors else gv > 0
+        if allowed is not None:
+            keep &= allowed[:, None]
         r, j = np.nonzero(keep)
         tasks = self.composition_.tasks
         frame = {
@@ -406,21 +466,40 @@ class Planner(Versioned):
         )
 
     def allocate(
-        self, budget: float | None = None, *, start_day: int | None = None, **solve_kw: Any
+        self,
+        budget: float | None = None,
+        *,
+        start_day: int | None = None,
+        users: Any = None,
+        profit_offset: Any = None,
+        **solve_kw: Any,
     ) -> TaskPlan:
         """Solves :meth:`candidates` with :func:`growthmachine.allocate.solve` and returns the
-        :class:`TaskPlan`. Infeasible goal floors raise ``growthmachine.InfeasibleError`` naming
-        the goal's resource."""
+        :class:`TaskPlan`; ``users`` (ids, default all) are the users that may receive a task
+        (e.g. all but a period's exploration group). ``profit_offset`` (one number per task):
+        subtracted from every user's calibrated profit of that task before planning, e.g. the
+        bias a previous plan showed against its randomised hold-out (the selection among a
+        user's tasks that calibration cannot see). Infeasible goal floors raise
+        ``growthmachine.InfeasibleError`` naming the goal's resource."""
         from .. import allocate
 
         self._check_fitted()
         vals = self.values()
-        prob = self._candidates(budget, vals)
+        if profit_offset is not None:
+            off = cv.as_array(
+                profit_offset, "profit_offset", np.float64, shape=(self.composition_.n_tasks,)
+            )
+            vals["profit"] = vals["profit"] - off[None, :]
+        prob = self._candidates(budget, vals, self._allowed(users))
         tasks = self.composition_.tasks
         if prob is None:
             empty = pd.DataFrame(
                 {"user_id": np.zeros(0, np.int64), "task_id": np.zeros(0, np.int64)}
+                | {c: np.zeros(0, object) for c in ("task", "benefit", "channel", "content")}
+                | {f"expected_{k}": np.zeros(0) for k in vals}
             )
+            if start_day is not None:
+                empty.insert(6, "day", np.zeros(0, np.int64))
             zero = {k: 0.0 for k in ("profit", "profit_se", "gmv", "cost", "conversion")}
             return TaskPlan(empty, pd.DataFrame(), zero, None, None)
         sol = allocate.solve(prob, progress=self.progress, **solve_kw)
@@ -489,6 +568,22 @@ class Planner(Versioned):
             per_bin = np.bincount(b, minlength=len(cal.se)) * cal.se
             var += float((per_bin**2).sum())
         return float(np.sqrt(var))
+
+
+def _shrink_strata(maps: list[Calibration]) -> None:
+    """Shrinks each stratum's mean effect toward 0 (no effect) by its noise, the spread between
+    strata estimated by DerSimonian-Laird: a stratum whose effect the log cannot tell from 0 is
+    planned as if it had none (its bins keep their differences). In place."""
+    mu, se = [], []
+    for c in maps:
+        n = c.counts.sum(axis=1).astype(np.float64)
+        w = n / max(n.sum(), 1.0)
+        mu.append(float((w * c.knots_y).sum()))
+        se.append(float(np.sqrt(((w * c.se) ** 2).sum())))
+    mu_a, se_a = np.asarray(mu), np.asarray(se)
+    post, _ = shrink_to_mean(mu_a, se_a, mean=0.0)
+    for c, m, p in zip(maps, mu_a, post, strict=True):
+        c.knots_y = c.knots_y + (p - m)
 
 
 def run_experiment(
