@@ -136,7 +136,7 @@ def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
     # 2. the former main job: difference in means per coarse segment
     pop, env = _world(n, seed, path)
     t0 = time.perf_counter()
-    cand, res, au = al.plan_from_environment(env, seed=seed)
+    cand, res, au = gm.planning.plan_from_environment(env, seed=seed)
     prob = al.Problem.from_frame(cand, usage=["incentive_cost"], resources=res, action_usage=au)
     sol = al.solve(prob, progress=False)
     secs = time.perf_counter() - t0

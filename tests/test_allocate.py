@@ -279,7 +279,7 @@ def test_time_limit_progress_dtype_and_pickle():
 def test_plan_from_environment_holds_only_eligible_pairs():
     pop = gm.sim.Population.generate(10_000, seed=2)
     env = gm.sim.Environment(pop, seed=0)
-    plan, resources, action_usage = gm.allocate.plan_from_environment(env, seed=0)
+    plan, resources, action_usage = gm.planning.plan_from_environment(env, seed=0)
     assert len(plan) > 1000
     # The experiment that estimates the plan causes opt-outs: those pairs must be gone.
     assert env.eligible(plan["user"].to_numpy(), plan["action"].to_numpy()).all()

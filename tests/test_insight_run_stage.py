@@ -22,9 +22,9 @@ def ctx(tmp_path_factory) -> RunContext:
 
 
 def test_stage_fills_state_and_report(ctx):
-    ui = ctx.state["insight"]
+    ui = ctx.state.insight
     assert isinstance(ui, gm.insight.UserInsight)
-    pop = ctx.state["population"]
+    pop = ctx.state.population
     assert len(ui.users_) == len(pop.users)  # every registered user, prospects included
     sec = next(s for s in ctx.report.sections if s.name == "insight")
     for k in ("n_cells", "n_buyers", "bgnbd_r", "gammagamma_q", "total_clv", "p_alive_auc"):
@@ -38,8 +38,8 @@ def test_stage_fills_state_and_report(ctx):
 
 
 def test_features_on_population_are_consistent(ctx):
-    ui = ctx.state["insight"]
-    pop = ctx.state["population"]
+    ui = ctx.state.insight
+    pop = ctx.state.population
     f = ui.features_
     tx = pop.transactions
     assert f["n_transactions"].sum() == (tx["day"] <= pop.days).sum()

@@ -139,7 +139,7 @@ def _ctx(tmp_path, n_users=5000):
     from growthmachine.pipeline import RunContext
     from growthmachine.report import Report
 
-    return RunContext(n_users, 0, 120, tmp_path, False, Report("test"), lambda _m: None, state={})
+    return RunContext(n_users, 0, 120, tmp_path, False, Report("test"), lambda _m: None)
 
 
 def test_run_stage_on_the_sim_world_adds_a_report_section(tmp_path):
@@ -147,9 +147,9 @@ def test_run_stage_on_the_sim_world_adds_a_report_section(tmp_path):
 
     ctx = _ctx(tmp_path)
     pop = gm.sim.Population.generate(2000, days=60, seed=0, progress=False)
-    ctx.state["environment"] = gm.sim.Environment(pop, seed=0)
+    ctx.state.environment = gm.sim.Environment(pop, seed=0)
     run_stage(ctx)
-    summary = ctx.state["realtime"]["summary"]
+    summary = ctx.state.realtime["summary"]
     assert list(summary["policy"]) == [
         "no intervention",
         "exit offer to all",
@@ -169,6 +169,6 @@ def test_run_stage_without_environment_uses_the_toy_world(tmp_path):
 
     ctx = _ctx(tmp_path, n_users=2000)
     run_stage(ctx)
-    s = ctx.state["realtime"]["summary"].set_index("policy")
+    s = ctx.state.realtime["summary"].set_index("policy")
     late = s["net value / session (2nd half)"]
     assert late["session policy (budgeted)"] > late["exit offer to all"]

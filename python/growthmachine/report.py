@@ -201,14 +201,21 @@ class Report:
         self.title = title
         self.meta: dict[str, Any] = dict(meta or {})
         self.sections: list[Section] = []
+        #: Top-level entries of ``summary.json`` besides title, meta and sections (e.g. the
+        #: machine's ``comparison`` and ``history``).
+        self.data: dict[str, Any] = {}
 
-    def section(self, name: str, title: str) -> Section:
+    def section(self, name: str, title: str, *, first: bool = False) -> Section:
+        """A new section, appended (or, with ``first``, put before every other)."""
         if not _NAME.match(name):
             raise ValueError(f"name: must be lower-case letters, digits and _, got {name!r}")
         if any(s.name == name for s in self.sections):
             raise ValueError(f"name: a section {name!r} exists already")
         sec = Section(name, title)
-        self.sections.append(sec)
+        if first:
+            self.sections.insert(0, sec)
+        else:
+            self.sections.append(sec)
         return sec
 
     def summary(self) -> dict[str, Any]:
@@ -216,6 +223,7 @@ class Report:
             {
                 "title": self.title,
                 "meta": self.meta,
+                **{k: v for k, v in self.data.items() if k not in ("title", "meta", "sections")},
                 "sections": {s.name: {"title": s.title, "kpis": s.kpis} for s in self.sections},
             }
         )

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from ._stage import run_stage
 from .cells import TIER_NAMES, Cells, value_tiers
 from .features import FEATURE_COLUMNS, features
 from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
@@ -21,7 +22,7 @@ from .lifecycle import (
     lifecycle_transitions,
     transition_matrix,
 )
-from .user_insight import CLUSTER_FEATURES, UserInsight, run_stage
+from .user_insight import CLUSTER_FEATURES, UserInsight
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = [

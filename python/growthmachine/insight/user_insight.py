@@ -17,7 +17,7 @@ from .kmeans import KMeans, StandardScaler
 from .lifecycle import LifecycleRules, _rules, lifecycle
 from .value import BetaGeo, GammaGamma, clv
 
-__all__ = ["UserInsight", "run_stage", "CLUSTER_FEATURES"]
+__all__ = ["UserInsight", "CLUSTER_FEATURES"]
 
 #: Behaviour features the clusters are built on (buyers only; log1p for counts and amounts), with
 #: the words used to name a cluster whose centre is high / low on it. Recency and trend are left
@@ -440,105 +440,3 @@ def _truth_paragraph(pop: Any, ui: UserInsight) -> tuple[str, dict[str, float]] 
         "homogeneous-form heterogeneity, the simulator mixes archetypes): " + "; ".join(parts) + "."
     )
     return text, kpis
-
-
-def run_stage(ctx: Any) -> None:
-    """``growthmachine run`` stage: fits :class:`UserInsight` on the simulated population at
-    as_of = its last day, stores it in ``ctx.state["insight"]`` and adds the report section."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pop = ctx.state.get("population")
-    if pop is None:
-        ctx.log("[insight] no population in ctx.state: skipped")
-        return
-    tx = pop.transactions
-    users = getattr(pop, "users", None)
-    has_cat = "category" in cv.columns(tx, "transactions")
-    ui = UserInsight(seed=ctx.seed, progress=ctx.progress).fit(
-        tx, as_of=int(pop.days), users=users, category="category" if has_cat else None
-    )
-    ctx.state["insight"] = ui
-    sec = ctx.report.section("insight", "User insight")
-    s = ui.summary()
-    sec.text(
-        f"{s['n_users']:,} users ({s['n_buyers']:,} buyers) turned into {s['n_cells']:,} cells "
-        f"(lifecycle stage x {s['n_clusters']} behaviour clusters x {ui.n_tiers} CLV tiers for "
-        f"buyers, {s['n_prospect_clusters']} profile clusters for prospects; every cell "
-        f">= {ui.min_cell_size} users). Value models: BG/NBD and Gamma-Gamma by maximum likelihood; "
-        f"CLV over {ui.horizon} periods of {ui.period:g} days at {ui.discount_rate:.1%} per period."
-    )
-    for key in (
-        "n_users",
-        "n_buyers",
-        "n_cells",
-        "n_clusters",
-        "n_prospect_clusters",
-        "total_clv",
-        "mean_p_alive_buyers",
-    ):
-        sec.kpi(key, s[key])
-    for key, v in s.items():
-        if key.startswith(("bgnbd_", "gammagamma_")):
-            sec.kpi(key, round(float(v), 6))
-    scored = _truth_paragraph(pop, ui)
-    if scored:
-        sec.text(scored[0])
-        for k, v in scored[1].items():
-            sec.kpi(k, round(float(v), 6))
-    # lifecycle funnel
-    counts = ui.lifecycle_.value_counts(sort=False)
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.barh([str(i) for i in counts.index][::-1], counts.to_numpy()[::-1], color="#4a6fa5")
-    ax.set_xlabel("users")
-    ax.set_title("Lifecycle stages")
-    sec.figure(fig, caption="Lifecycle funnel: users per stage at as_of")
-    # CLV distribution
-    fig, ax = plt.subplots(figsize=(7, 3))
-    b = ui.clv_[~ui.features_["is_prospect"].to_numpy()]
-    if b.size:
-        ax.hist(np.log10(1 + b), bins=60, color="#6a9f58")
-    ax.set_xlabel("log10(1 + CLV)")
-    ax.set_ylabel("buyers")
-    ax.set_title("CLV distribution")
-    sec.figure(fig, caption="Distribution of discounted CLV over buyers")
-    # cell map: size vs mean CLV, coloured by stage
-    cells = ui.cells_
-    fig, ax = plt.subplots(figsize=(7, 4))
-    stage_of = ui.cells.cells_["stage"].str.split("+").str[0]
-    for st in stage_of.unique():
-        m = (stage_of == st).to_numpy()
-        ax.scatter(cells["size"][m], cells["mean_clv"][m] + 1, s=8, label=st, alpha=0.7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("cell size (users)")
-    ax.set_ylabel("mean CLV + 1")
-    ax.legend(fontsize=7, markerscale=2)
-    ax.set_title("Cell map")
-    sec.figure(
-        fig, caption="Cell map: every cell by size and mean CLV, coloured by lifecycle stage"
-    )
-    sec.table(
-        "cells",
-        cells.sort_values("size", ascending=False).reset_index(drop=True),
-        caption="Cell profiles (largest first)",
-    )
-    stage_tab = (
-        ui.users_.groupby("stage", observed=False)
-        .agg(users=("user_id", "size"), mean_clv=("clv", "mean"), mean_p_alive=("p_alive", "mean"))
-        .reset_index()
-    )
-    stage_tab["stage"] = stage_tab["stage"].astype(str)
-    sec.table("lifecycle", stage_tab, caption="Lifecycle stages")
-    if ui.bgnbd_ is not None:
-        sec.table(
-            "bgnbd", ui.bgnbd_.summary().reset_index(names="param"), caption="BG/NBD parameters"
-        )
-    if ui.gammagamma_ is not None:
-        sec.table(
-            "gammagamma",
-            ui.gammagamma_.summary().reset_index(names="param"),
-            caption="Gamma-Gamma parameters",
-        )

@@ -23,6 +23,7 @@ from ._calibrate import Calibration
 from ._features import planning_features
 from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan
 from ._planner import Planner, TaskPlan, run_experiment, world_actions
+from ._segments import plan_from_environment
 from ._stage import run_stage
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Planner",
     "TaskPlan",
     "metrics",
+    "plan_from_environment",
     "planning_features",
     "run_experiment",
     "run_stage",

@@ -2,7 +2,7 @@
 
 Runs one randomised experiment over the default plan's tasks in the simulated world, fits the
 :class:`~growthmachine.planning.Planner` (cross-fitted, calibrated values), plans at the budget,
-and hands the candidate problem to the ``allocate`` stage (``ctx.state["planning_problem"]``).
+and hands the candidate problem to the ``allocate`` stage (``ctx.state.planning_problem``).
 The report section compares the plan's forecast with the world's exact expectation
 (``env.true_uplift``, scoring only) and with ``env.oracle_allocation`` at the same true spend.
 """
@@ -67,9 +67,9 @@ def run_stage(ctx: Any) -> None:
 
     from . import metrics
 
-    env = ctx.state.get("environment")
-    insight = ctx.state.get("insight")
-    pop = ctx.state.get("population")
+    env = ctx.state.environment
+    insight = ctx.state.insight
+    pop = ctx.state.population
     sec = ctx.report.section("planning", "Operation planning: tasks and their incremental effects")
     if env is None or insight is None or pop is None:
         sec.text("No simulated world or insight to plan on: nothing to do.")
@@ -78,7 +78,8 @@ def run_stage(ctx: Any) -> None:
     budget = BUDGET_PER_USER * env.n_users
     plan = experiment_plan(env, budget)
     tasks = plan.tasks()
-    log = run_experiment(env, plan, share=0.5, seed=ctx.seed, progress=False)
+    log = run_experiment(env, plan, share=0.5, seed=ctx.seed_of("planning", "experiment"),
+                         progress=False)  # fmt: skip
     treated = log["action_id"].to_numpy() >= 0
     delivered = log["delivered"].to_numpy() & treated
     counts = np.bincount(log["action_id"].to_numpy()[delivered], minlength=len(tasks))
@@ -92,17 +93,19 @@ def run_stage(ctx: Any) -> None:
         )
         ctx.log("[planning] too few users for the experiment: skipped")
         return
-    planner = Planner(plan, margin=float(env.config.response.margin), seed=ctx.seed)
+    planner = Planner(
+        plan, margin=float(env.config.response.margin), seed=ctx.seed_of("planning", "planner")
+    )
     planner.progress = ctx.progress
     planner.fit(log, insight, pop.users, opted_out=env.opted_out())
     tp = planner.allocate(start_day=env.day)
     task_actions = world_actions(env, tasks)
     tp.tasks["action_id"] = task_actions[tp.tasks["task_id"].to_numpy()]
-    ctx.state["task_actions"] = task_actions
-    ctx.state["plan_spec"] = plan
-    ctx.state["planner"] = planner
-    ctx.state["task_plan"] = tp
-    ctx.state["planning_problem"] = tp.problem
+    ctx.state.task_actions = task_actions
+    ctx.state.plan_spec = plan
+    ctx.state.planner = planner
+    ctx.state.task_plan = tp
+    ctx.state.planning_problem = tp.problem
     sc = _scores(env, tp.tasks)
     s = planner.log_summary_
     sec.text(

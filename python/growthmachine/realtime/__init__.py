@@ -19,13 +19,13 @@ Policies (Rust cores, one uniform API)::
 from __future__ import annotations
 
 from . import ope
+from ._stage import run_stage
 from .epsilon_greedy import EpsilonGreedy
 from .lints import LinTS
 from .linucb import LinUCB
 from .logistic_ts import LogisticTS
 from .pacing import BudgetPacer
 from .session import SessionPolicy
-from .stage import run_stage
 
 __all__ = [
     "BudgetPacer",

@@ -105,11 +105,17 @@ def _figures(pop: Population, arche: pd.DataFrame, daily: pd.DataFrame) -> list[
 
 
 def run_stage(ctx: Any) -> None:
-    """Pipeline stage ``sim``: generates the population and the environment."""
-    pop = Population.generate(ctx.n_users, days=ctx.days, seed=ctx.seed, progress=ctx.progress)
+    """Pipeline stage ``sim``: generates the population and the environment (from the run's
+    seed itself, so that ``--seed S`` is the world every probe and benchmark calls seed S; the
+    world config is ``ctx.world``, default the built-in one)."""
+    kw = {} if ctx.world is None else {"config": ctx.world}
+    pop = Population.generate(
+        ctx.n_users, days=ctx.days, seed=ctx.seed, progress=ctx.progress, **kw
+    )
     env = Environment(pop, seed=ctx.seed)
-    ctx.state["population"] = pop
-    ctx.state["environment"] = env
+    ctx.state.population = pop
+    ctx.state.environment = env
+    ctx.state.world_start = env.copy()
     ctx.log(f"[sim] {pop!r}")
     k = pop.kpis()
     sec = ctx.report.section("sim", "The world")

@@ -44,10 +44,10 @@ MIN_USERS = 2_000
 
 
 def _audience(ctx: Any, env: Any) -> tuple[np.ndarray, str]:
-    sol = ctx.state.get("allocation")
+    sol = ctx.state.allocation
     if sol is not None and len(sol.assignment):
         acts = sol.assignment["action"].to_numpy()
-        task_actions = ctx.state.get("task_actions")
+        task_actions = ctx.state.task_actions
         if task_actions is not None:
             acts = task_actions[acts]
         ch = env.actions["channel"].astype(str).to_numpy()[acts]
@@ -69,7 +69,7 @@ def run_stage(ctx: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    env = ctx.state.get("environment")
+    env = ctx.state.environment
     sec = ctx.report.section("touchpoint", "External touchpoints: exposure frequency planning")
     if env is None:
         sec.text("No simulated world: nothing to plan.")
@@ -85,7 +85,12 @@ def run_stage(ctx: Any) -> None:
         return
     model = ResponseModel(forget=0.5, progress=ctx.progress)
     planner = FrequencyPlanner.for_world(
-        env, CHANNELS, optout_cost=OPTOUT_COST, model=model, seed=ctx.seed, progress=ctx.progress
+        env,
+        CHANNELS,
+        optout_cost=OPTOUT_COST,
+        model=model,
+        seed=ctx.seed_of("touchpoint"),
+        progress=ctx.progress,
     )
     # 1. The experiment from flat priors.
     reach = world_reachable(env, users, planner.channels)
@@ -102,8 +107,8 @@ def run_stage(ctx: Any) -> None:
     seg = world_segments(env, users)
     start = env.day
     plan = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=start)
-    ctx.state["touchpoint_planner"] = planner
-    ctx.state["touchpoint_plan"] = plan
+    ctx.state.touchpoint_planner = planner
+    ctx.state.touchpoint_plan = plan
     ctx.log(f"[touchpoint] {plan!r}")
     sec.text(
         f"Audience: {who}, {len(users):,} users; channels {', '.join(CHANNELS)} over "
@@ -152,7 +157,7 @@ def run_stage(ctx: Any) -> None:
 
 
 def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
-    rng = np.random.default_rng(ctx.seed)
+    rng = np.random.default_rng(ctx.seed_of("touchpoint", "sample"))
     sample = np.sort(rng.choice(users, size=min(SCORING_SAMPLE, len(users)), replace=False))
     reach = world_reachable(env, sample, planner.channels)
     budget = _budget(planner, reach)
@@ -163,7 +168,8 @@ def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
     rows = {}
     uni = uniform_plan(planner, sample, reachable=reach, start_day=start)
     rows["uniform 6 ads"] = score(env, uni, progress=ctx.progress)
-    mx = max_caps_plan(planner, sample, budget, reachable=reach, start_day=start, seed=ctx.seed)
+    mx = max_caps_plan(planner, sample, budget, reachable=reach, start_day=start,
+                         seed=ctx.seed_of("touchpoint", "max_caps"))  # fmt: skip
     rows["max caps ads"] = score(env, mx, progress=ctx.progress)
     ours = planner.plan(sample, budget, value=VALUE, segment=seg, reachable=reach,
                         start_day=start, explore=False)  # fmt: skip

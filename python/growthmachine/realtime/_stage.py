@@ -11,27 +11,29 @@ from . import _world, toy
 
 def run_stage(ctx: Any) -> None:
     """Pipeline stage ``realtime``: learns a budgeted session policy on the environment's visit
-    stream (``ctx.state["environment"].sessions``; the toy world if there is none), compares it
+    stream (``ctx.state.environment.sessions``; the toy world if there is none), compares it
     with no intervention and with "exit offer to all" on the same sessions, and reports the
     learning curve and spend against the budget."""
-    env = ctx.state.get("environment")
+    env = ctx.state.environment
     n = int(min(20_000, max(2_000, ctx.n_users // 5)))
     rounds = 20
     if env is not None and hasattr(env, "sessions"):
 
         def make_batch(sd: int) -> Any:
-            return env.sessions(n, seed=ctx.seed * 1_000 + sd)
+            return env.sessions(n, seed=ctx.seed_of("realtime", "sessions", sd))
 
         world = "the environment's session stream"
     else:
 
         def make_batch(sd: int) -> Any:
-            return toy.sessions(n, seed=ctx.seed * 1_000 + sd)
+            return toy.sessions(n, seed=ctx.seed_of("realtime", "sessions", sd))
 
         world = "the toy session world (no environment was available)"
     ctx.log(f"[realtime] {rounds} rounds of {n:,} sessions on {world}")
-    summary, runs, sp = _world.compare(make_batch, n=n, rounds=rounds, seed=0)
-    ctx.state["realtime"] = {"summary": summary, "runs": runs, "policy": sp}
+    summary, runs, sp = _world.compare(
+        make_batch, n=n, rounds=rounds, seed=ctx.seed_of("realtime", "policy")
+    )
+    ctx.state.realtime = {"summary": summary, "runs": runs, "policy": sp}
 
     sec = ctx.report.section("realtime", "Real-time strategy engine")
     learned = runs["session policy (budgeted)"]
