@@ -79,7 +79,8 @@ class FrequencyPlan(Versioned):
 
     ``assignment``: one row per targeted user: ``user_id``, ``segment``, ``channel`` (``None``:
     no exposure), ``exposures`` (over the horizon), ``explore`` (randomised for learning),
-    ``value`` (the option's expected value under the curves used). The certificate of the
+    ``value`` (the option's expected value under the curves used), ``expected_conversions`` and
+    ``expected_optouts`` (under the curves used; NaN before the model is fitted). The certificate of the
     optimised users' plan: ``objective``, ``dual_bound``, ``gap``, ``lp_gap``, ``status``,
     ``usage`` (budget and capacities), ``prices``. Summaries: ``frequency`` (users per number of
     exposures, reached users), ``reach`` (users with at least k exposures, k = 1..10),
@@ -290,7 +291,13 @@ class FrequencyPlanner:
         return np.clip(inc, 0.0, 1.0), np.clip(opt, 0.0, 1.0), group.astype(np.uint32)
 
     def _fitted(self) -> bool:
-        return self.model is not None and getattr(self.model, "n_obs_", 0) > 0
+        """The model has curves for every channel of the planner (until then, everyone
+        explores)."""
+        m = self.model
+        if m is None or getattr(m, "n_obs_", 0) <= 0:
+            return False
+        have = {str(c) for c in m.channels_}
+        return all(c.name in have for c in self.channels)
 
     # -- planning ------------------------------------------------------------------------
     def plan(
@@ -439,11 +446,12 @@ class FrequencyPlanner:
         if fitted and len(ex):
             self._perturb(rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts)
         forecast = {"conversions": float("nan"), "optouts": float("nan")}
+        conv_u = np.full(n, np.nan)
+        oo_u = np.full(n, np.nan)
         if fitted:
-            forecast = {
-                "conversions": _on_curves(inc, group, ch, lv, self.levels),
-                "optouts": _on_curves(opt, group, ch, lv, self.levels),
-            }
+            conv_u = _per_user(inc, group, ch, lv, self.levels)
+            oo_u = _per_user(opt, group, ch, lv, self.levels)
+            forecast = {"conversions": float(conv_u.sum()), "optouts": float(oo_u.sum())}
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
         names = [c.name for c in self.channels]
         chan = pd.Categorical.from_codes(
@@ -457,6 +465,8 @@ class FrequencyPlanner:
                 "exposures": lv.astype(np.int64),
                 "explore": is_explore,
                 "value": val,
+                "expected_conversions": conv_u,
+                "expected_optouts": oo_u,
             }
         )
         spent = costs[np.minimum(ch, c_n - 1)] * lv
@@ -609,19 +619,26 @@ class FrequencyPlanner:
                 "opted_out": oo[pos],
             }
         )
-        if self._fitted():
+        if getattr(self.model, "n_obs_", 0) > 0:
             self.model.partial_fit(log)
         else:
             self.model.fit(log)
         return self
 
 
-def _on_curves(curve, group, ch, lv, levels) -> float:
-    """Sum of ``curve[group, channel, level]`` over the users given exposures: a plan's expected
-    conversions or opt-outs under the curves."""
+def _per_user(curve, group, ch, lv, levels) -> np.ndarray:
+    """``curve[group, channel, level]`` of each user given exposures (0 for the others): a
+    plan's expected conversions or opt-outs per user under the curves."""
+    out = np.zeros(len(ch))
     on = (ch != 255) & (lv > 0)
     li = np.searchsorted(levels, lv[on])
-    return float(curve[group[on], ch[on].astype(np.int64), li].sum())
+    out[on] = curve[group[on], ch[on].astype(np.int64), li]
+    return out
+
+
+def _on_curves(curve, group, ch, lv, levels) -> float:
+    """Sum of :func:`_per_user` over the users: a plan's expected conversions or opt-outs."""
+    return float(_per_user(curve, group, ch, lv, levels).sum())
 
 
 def _price_optouts(solve, optouts, cap: float, value: np.ndarray, cb: Any) -> tuple[dict, float]:
