@@ -54,3 +54,54 @@ def test_bad_arguments_exit_nonzero_with_one_line(args, message):
 def test_no_command_prints_help_and_fails():
     out = run()
     assert out.returncode == 2 and "usage: growthmachine" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "flag, text, message",
+    [
+        ("--world", "response:\n  margin: 2.5\n", "response.margin"),
+        ("--world", "populaton: {}\n", "populaton: unknown field"),
+        ("--world", "response:\n  margin: high\n", "response.margin"),
+        ("--plan", {"budget": -3}, "plan.budget"),
+        ("--plan", {"horizon_days": [1, 2]}, "plan.horizon_days"),
+        ("--plan", {"colour": "red"}, "plan.colour: unknown field"),
+        ("--plan", "not: [valid\n", "not valid YAML"),
+    ],
+)
+def test_bad_world_and_plan_files_name_the_field(tmp_path, flag, text, message):
+    import yaml
+
+    if isinstance(text, dict):  # a valid plan with one field changed
+        env = gm.sim.Environment(gm.sim.Population.generate(200, seed=0))
+        text = yaml.safe_dump({**gm.planning.Plan.default(env).to_dict(), **text})
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    out = run("run", "--users", "1000", flag, str(f), "--out", str(tmp_path / "o"), "-q")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0] and flag in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_file_and_plan_outside_the_catalogue(tmp_path):
+    out = run("run", "--world", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 2 and "no such file" in out.stderr
+    import yaml
+
+    env = gm.sim.Environment(gm.sim.Population.generate(500, seed=0))
+    d = gm.planning.Plan.default(env).to_dict()
+    d["contents"][0]["name"] = "poetry"
+    f = tmp_path / "plan.yaml"
+    f.write_text(yaml.safe_dump(d))
+    out = run("run", "--users", "1000", "--plan", str(f), "-q")
+    assert out.returncode == 2
+    assert "content 'poetry' is not in the world's catalogue" in out.stderr
+
+
+@pytest.mark.parametrize("flag", ["--periods", "--period-days"])
+def test_machine_flags_are_checked(flag):
+    out = run("run", flag, "0")
+    assert out.returncode == 2 and "must be a positive integer" in out.stderr
+    out = run("run", "--budget", "-1")
+    assert out.returncode == 2 and "must be a non-negative" in out.stderr

@@ -70,6 +70,20 @@ def test_report_folder_is_complete(runs):
     assert tk["x_uniform"] > 0 and tk["forecast_vs_truth"] > 0
     comp = pd.read_parquet(out / "tables" / "touchpoint_comparison.parquet")
     assert set(comp["policy"]) >= {"uniform 6 ads", "planner (fitted curves)"}
+    # The machine ran its periods against every baseline; its comparison opens the report.
+    policies = {"machine", "rfm_rule", "ab_winner", "random", "none", "oracle"}
+    assert set(summary["comparison"]) == policies
+    keys = {"incremental_profit", "incremental_gmv", "new_buyers", "reactivated",
+            "incentive_cost", "channel_cost", "spend", "opt_outs", "avg_offsite_touches"}  # fmt: skip
+    for p in policies:
+        assert set(summary["comparison"][p]) == keys
+    assert summary["comparison"]["none"]["spend"] == 0.0
+    assert summary["comparison"]["oracle"]["incremental_profit"] > 0
+    assert len(summary["history"]) == summary["meta"]["periods"] == 6
+    for h in summary["history"]:
+        assert set(h["incremental_profit"]) == policies
+    assert list(summary["sections"])[0] == "machine"
+    assert html.index('<section id="machine">') < html.index('<section id="sim">')
     tables = sorted((out / "tables").glob("*.parquet"))
     assert tables, "no per-stage tables written"
     for t in tables:
@@ -89,6 +103,10 @@ def test_same_seed_same_report_whatever_the_threads(runs):
         assert {k: v for k, v in ka.items() if not k.endswith("_seconds")} == {
             k: v for k, v in kb.items() if not k.endswith("_seconds")
         }, name
+    ja = json.loads((a / "summary.json").read_text())
+    jb = json.loads((b / "summary.json").read_text())
+    assert ja["comparison"] == jb["comparison"]
+    assert ja["history"] == jb["history"]
     for t in sorted((a / "tables").glob("*.parquet")):
         pd.testing.assert_frame_equal(pd.read_parquet(t), pd.read_parquet(b / "tables" / t.name))
 
@@ -116,3 +134,12 @@ def test_tiny_worlds_complete_and_say_nothing_was_planned(tmp_path, n_users):
     html = (tmp_path / "report.html").read_text()
     assert "Nothing was planned" in html
     assert "No candidate tasks to allocate." in html
+    assert set(res.summary["comparison"]) >= {"machine", "none", "oracle"}
+
+
+def test_a_zero_budget_runs_without_spending(tmp_path):
+    res = pipeline.run(4_000, seed=2, out=tmp_path, periods=3, budget=0.0, progress=False)
+    comp = res.summary["comparison"]
+    for p in ("machine", "rfm_rule", "ab_winner", "random", "oracle"):
+        assert comp[p]["spend"] == 0.0, p
+        assert comp[p]["incremental_profit"] == 0.0, p

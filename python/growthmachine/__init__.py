@@ -9,7 +9,9 @@ Modules (imported lazily, ``import growthmachine as gm`` then ``gm.sim``, ``gm.i
 - ``gm.allocate``: the conflict decision engine (globally optimal allocation with a certificate);
 - ``gm.touchpoint``: off-site exposure frequency planning (response curves, a certified
   per-user plan, the feedback loop);
-- ``gm.realtime``: online learning, budget pacing and offline policy evaluation.
+- ``gm.realtime``: online learning, budget pacing and offline policy evaluation;
+- ``gm.machine`` (``gm.Machine``, ``gm.MachineConfig``): the modules in one closed loop, period
+  after period, scored against marketers' baselines on the world's truth.
 
 Conventions shared by every module are documented in ``growthmachine._convert`` (input tables and
 arrays, validation), ``growthmachine._progress`` (progress bars) and ``growthmachine._state``
@@ -43,6 +45,7 @@ _SUBMODULES = (
     "allocate",
     "touchpoint",
     "realtime",
+    "machine",
     "report",
     "pipeline",
 )
@@ -63,15 +66,21 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+_MACHINE = ("Machine", "MachineConfig")
+
+
 def __getattr__(name: str):
+    if name in _MACHINE:
+        return getattr(importlib.import_module(f"{__name__}.machine"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'growthmachine' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES))
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_MACHINE))
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import allocate, insight, planning, realtime, sim, touchpoint  # noqa: F401
+    from . import allocate, insight, machine, planning, realtime, sim, touchpoint  # noqa: F401
+    from .machine import Machine, MachineConfig  # noqa: F401

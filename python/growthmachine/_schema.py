@@ -300,7 +300,10 @@ def read_yaml(text_or_path: str | Path, root: str) -> Any:
     try:
         d = yaml.safe_load(s)
     except yaml.YAMLError as e:
-        raise ValueError(f"{root}: not valid YAML ({e})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise ValueError(f"{root}: not valid YAML ({where}{what})") from None
     return {} if d is None else d
 
 

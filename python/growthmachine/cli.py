@@ -1,6 +1,7 @@
 """Command line: ``growthmachine run``, ``growthmachine --version``.
 
-Bad arguments exit with status 2 and one line on stderr.
+Bad arguments (and bad ``--world`` / ``--plan`` files: unknown keys, wrong types, invalid
+values) exit with status 2 and one line on stderr naming the field.
 """
 
 from __future__ import annotations
@@ -35,6 +36,52 @@ def _nonnegative_int(text: str) -> int:
     return v
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}") from None
+    if not (v >= 0.0) or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative finite number, got {text}")
+    return v
+
+
+def _load(kind: type, path: str, flag: str):
+    """A ``WorldConfig`` or ``Plan`` from a YAML or JSON file; ``ValueError`` naming ``flag``
+    and the field on a bad file."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{flag} {path}: no such file")
+    try:
+        if p.suffix.lower() == ".json":
+            return kind.from_json(p)
+        return kind.from_yaml(p)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{flag} {path}: {e}") from None
+
+
+def _check_plan(plan, world) -> None:
+    """Every task of ``plan`` must be an action of the world's catalogue."""
+    from .sim import CHANNELS
+
+    r = world.response
+    known = {
+        "benefit": {b.name for b in r.benefits},
+        "channel": set(CHANNELS),
+        "content": set(r.contents),
+    }
+    tasks = plan.tasks()
+    for col, names in known.items():
+        bad = sorted(set(tasks[col].astype(str)) - names)
+        if bad:
+            raise ValueError(
+                f"--plan: {col} {bad[0]!r} is not in the world's catalogue "
+                f"(known: {', '.join(sorted(names))})"
+            )
+
+
 def _days(text: str) -> int:
     v = _positive_int(text)
     if v < 30:
@@ -62,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--users",
         type=_positive_int,
-        default=100_000,
+        default=200_000,
         metavar="N",
-        help="users in the synthetic population (default: 100000)",
+        help="users in the synthetic population (default: 200000)",
     )
     r.add_argument(
         "--days",
@@ -72,6 +119,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=365,
         metavar="D",
         help="days of purchase history to simulate (default: 365)",
+    )
+    r.add_argument(
+        "--periods",
+        type=_positive_int,
+        default=6,
+        metavar="P",
+        help="periods the machine runs (default: 6)",
+    )
+    r.add_argument(
+        "--period-days",
+        type=_positive_int,
+        default=30,
+        metavar="D",
+        help="days per period (default: 30)",
+    )
+    r.add_argument(
+        "--budget",
+        type=_nonnegative_float,
+        default=None,
+        metavar="B",
+        help="spend per period, expected incentive + channel cost (default: 0.1 per user)",
+    )
+    r.add_argument(
+        "--world",
+        default=None,
+        metavar="FILE",
+        help="world config (growthmachine.sim.WorldConfig) as YAML or JSON (default: built-in)",
+    )
+    r.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="the machine's plan (growthmachine.planning.Plan) as YAML or JSON "
+        "(default: the world's catalogue)",
     )
     r.add_argument(
         "--seed",
@@ -112,6 +193,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .pipeline import run
+    from .planning import Plan
+    from .sim import WorldConfig
+
+    try:
+        world = _load(WorldConfig, args.world, "--world") if args.world else None
+        plan = _load(Plan, args.plan, "--plan") if args.plan else None
+        if plan is not None:
+            _check_plan(plan, world or WorldConfig())
+    except ValueError as e:
+        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
 
     def log(msg: str) -> None:
         if not args.quiet:
@@ -123,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             args.users,
             seed=args.seed,
             days=args.days,
+            periods=args.periods,
+            period_days=args.period_days,
+            budget=args.budget,
+            world=world,
+            plan=plan,
             out=args.out,
             threads=args.threads,
             progress=args.progress,

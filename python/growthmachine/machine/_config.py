@@ -1,0 +1,65 @@
+"""The machine's settings (:class:`MachineConfig`), validated like every other input: a bad value
+raises ``ValueError`` naming the field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import _convert as cv
+
+__all__ = ["MachineConfig"]
+
+
+@dataclass
+class MachineConfig:
+    """How the machine spends and learns, period after period.
+
+    ``budget``: spend per period (expected incentive + channel cost of everything the machine
+    sends; ``None``: ``budget_per_user`` x the number of users). Of it, ``touchpoint_share`` goes
+    to off-site exposure frequencies and the rest to campaign tasks, of which ``explore_share``
+    (all of it in the first ``explore_periods`` periods, which only learn) is spent on
+    randomised tasks for randomly chosen users. ``holdout_share`` of the users are randomised
+    controls each period (they get nothing); with the exploration rows they are the log every
+    period's uplift models are refitted on (all periods stacked). ``first_period_redemption``:
+    the share of a benefit's cost assumed paid before any has been observed (sizes the first
+    period's exploration; afterwards the observed cost per task is used). ``touchpoint_channels`` and ``optout_cost`` configure the frequency
+    planner; ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
+    clusters). ``seed``: every random stream of the machine derives from it.
+    """
+
+    budget: float | None = None
+    budget_per_user: float = 0.1
+    explore_share: float = 0.25
+    explore_periods: int = 2
+    holdout_share: float = 0.1
+    touchpoint_share: float = 0.1
+    touchpoint_channels: tuple[str, ...] = ("ads", "sms", "email")
+    optout_cost: float = 1.0
+    first_period_redemption: float = 0.15
+    insight_clusters: tuple[int, int] = field(default=(64, 64))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.budget is not None:
+            self.budget = cv.check_number(self.budget, "budget", minimum=0.0)
+        self.budget_per_user = cv.check_number(self.budget_per_user, "budget_per_user", minimum=0.0)
+        for name in ("explore_share", "holdout_share", "touchpoint_share",
+                     "first_period_redemption"):  # fmt: skip
+            setattr(self, name, cv.check_number(getattr(self, name), name, minimum=0.0,
+                                                maximum=1.0))  # fmt: skip
+        if self.holdout_share >= 1.0:
+            raise ValueError("holdout_share: must be below 1 (someone must be planned for)")
+        self.explore_periods = cv.check_int(self.explore_periods, "explore_periods", minimum=1)
+        self.optout_cost = cv.check_number(self.optout_cost, "optout_cost", minimum=0.0)
+        self.touchpoint_channels = tuple(str(c) for c in self.touchpoint_channels)
+        if not self.touchpoint_channels:
+            raise ValueError("touchpoint_channels: must name at least one off-site channel")
+        if len(self.insight_clusters) != 2:
+            raise ValueError("insight_clusters: must be (buyer clusters, prospect clusters)")
+        self.insight_clusters = tuple(
+            cv.check_int(k, "insight_clusters", minimum=1) for k in self.insight_clusters
+        )
+        self.seed = cv.check_int(self.seed, "seed", minimum=0)
+
+    def period_budget(self, n_users: int) -> float:
+        return self.budget if self.budget is not None else self.budget_per_user * n_users
