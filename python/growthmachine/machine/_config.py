@@ -22,8 +22,14 @@ class MachineConfig:
     controls each period (they get nothing); with the exploration rows they are the log every
     period's uplift models are refitted on (all periods stacked). ``first_period_redemption``:
     the share of a benefit's cost assumed paid before any has been observed (sizes the first
-    period's exploration; afterwards the observed cost per task is used). ``touchpoint_channels`` and ``optout_cost`` configure the frequency
-    planner; ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
+    period's exploration; afterwards the observed cost per task is used).
+    ``max_optout_rate``: the most expected opt-outs the machine may cause per user and period
+    (an intrusion budget; ``None``: none beyond ``optout_cost``). The default, 3 in 10,000
+    users per period, is below what the classic RFM rule causes on the default world; the
+    touchpoint plan gets what the campaign's tasks leave of it (their opt-out rates are
+    measured on the exploration log). ``touchpoint_channels`` and ``optout_cost`` configure the frequency
+    planner (``touchpoint_explore_share``: share of its users on randomised frequencies once
+    its curves are fitted); ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
     clusters). ``seed``: every random stream of the machine derives from it.
     """
 
@@ -34,7 +40,9 @@ class MachineConfig:
     holdout_share: float = 0.1
     touchpoint_share: float = 0.1
     touchpoint_channels: tuple[str, ...] = ("ads", "sms", "email")
+    touchpoint_explore_share: float = 0.03
     optout_cost: float = 1.0
+    max_optout_rate: float | None = 0.0003
     first_period_redemption: float = 0.15
     insight_clusters: tuple[int, int] = field(default=(64, 64))
     seed: int = 0
@@ -43,7 +51,7 @@ class MachineConfig:
         if self.budget is not None:
             self.budget = cv.check_number(self.budget, "budget", minimum=0.0)
         self.budget_per_user = cv.check_number(self.budget_per_user, "budget_per_user", minimum=0.0)
-        for name in ("explore_share", "holdout_share", "touchpoint_share",
+        for name in ("explore_share", "holdout_share", "touchpoint_share", "touchpoint_explore_share",
                      "first_period_redemption"):  # fmt: skip
             setattr(self, name, cv.check_number(getattr(self, name), name, minimum=0.0,
                                                 maximum=1.0))  # fmt: skip
@@ -51,6 +59,10 @@ class MachineConfig:
             raise ValueError("holdout_share: must be below 1 (someone must be planned for)")
         self.explore_periods = cv.check_int(self.explore_periods, "explore_periods", minimum=1)
         self.optout_cost = cv.check_number(self.optout_cost, "optout_cost", minimum=0.0)
+        if self.max_optout_rate is not None:
+            self.max_optout_rate = cv.check_number(
+                self.max_optout_rate, "max_optout_rate", minimum=0.0, maximum=1.0
+            )
         self.touchpoint_channels = tuple(str(c) for c in self.touchpoint_channels)
         if not self.touchpoint_channels:
             raise ValueError("touchpoint_channels: must name at least one off-site channel")

@@ -41,6 +41,12 @@ __all__ = ["Machine", "MachineRun", "policy_table"]
 #: Fewest delivered randomised rows per task (and controls) before the planner is fitted.
 MIN_ROWS = 50
 
+#: Share of the intrusion budget (expected opt-outs) the touchpoint plan may use on its own.
+TP_OPTOUT_SHARE = 0.25
+
+#: Prior sd of a task's realised / forecast profit ratio (the correction is shrunk toward 1).
+SCALE_PRIOR_SD = 0.5
+
 #: Columns of the machine's own history (one row per period) besides the KPIs.
 HISTORY = (
     "forecast_profit",
@@ -158,6 +164,7 @@ class Machine:
             optout_cost=cfg.optout_cost,
             model=ResponseModel(forget=0.5, progress=False),
             seed=derive_seed(cfg.seed, "touchpoint"),
+            explore_share=cfg.touchpoint_explore_share,
             progress=False,
         )
 
@@ -215,7 +222,7 @@ class Machine:
             self.plan_,
             self.model,
             margin=float(env.config.response.margin),
-            seed=derive_seed(self.config.seed, "planner", period),
+            seed=derive_seed(self.config.seed, "planner"),
             progress=False,
         )
         return planner.fit(
@@ -250,24 +257,66 @@ class Machine:
         explorers, e_task, e_deliv = rest[:k], draw[:k], delivered[:k]
         e_cost = float(cost[:k].sum())
         others = rest[k:]
-        # the plan for everyone else
-        # The plan for everyone else, and for the hold-out as if they were not held out (their
-        # "shadow" tasks are not sent): each task's realised effect is then its planned users
-        # against its shadow users, a randomised comparison of the plan's own choices.
+        # Everyone else is planned, and so is the hold-out as if it were not held out: its
+        # "shadow" tasks and exposures are not sent, and each task's (and the touchpoint
+        # plan's) realised effect is its planned users against its shadow users, a randomised
+        # comparison of the plan's own choices.
+        pool = np.union1d(others, holdout)
+        scale = len(pool) / max(len(others), 1)
+        tpp = self.tp_planner_
+        conv_value = self._tp_value(self._conversion_value(env))
+        fitted_before = tpp.model is not None and tpp._fitted()
+        fplan = None
+        tp_keep = np.zeros(0, np.int64)  # users whose exposures are kept
+        outside = None
+        # the intrusion budget, for the planned users and their shadows
+        cap = None if cfg.max_optout_rate is None else cfg.max_optout_rate * n * scale
+        tp_rand_optouts = 0.0
+        if len(others) and b_tp > 0:
+            reach = world_reachable(env, pool, tpp.channels)
+            seg = world_segments(env, pool)
+            # its own plan (exploration included) may use a quarter of the intrusion budget;
+            # its optimised users then compete with the campaign for the rest
+            fplan = tpp.plan(pool, b_tp * scale, value=conv_value, segment=seg,
+                             reachable=reach, start_day=start,
+                             max_optouts=None if cap is None else TP_OPTOUT_SHARE * cap)  # fmt: skip
+            a = fplan.assignment
+            reached = a["exposures"].to_numpy() > 0
+            rand = a["explore"].to_numpy() & reached
+            tp_keep = a["user_id"].to_numpy()[rand]  # randomised: never displaced
+            unit = np.array([c.unit_cost for c in tpp.channels])
+            codes = a["channel"].cat.codes.to_numpy()
+            cost_u = np.where(codes >= 0, unit[np.maximum(codes, 0)], 0.0) * a["exposures"]
+            opt = reached & ~rand
+            oo = np.nan_to_num(a["expected_optouts"].to_numpy())
+            tp_rand_optouts = float(oo[rand].sum())
+            outside = pd.DataFrame({"user_id": a["user_id"].to_numpy()[opt],
+                                    "value": a["value"].to_numpy()[opt],
+                                    "cost": cost_u.to_numpy()[opt],
+                                    "optouts": oo[opt]})  # fmt: skip
+        # The campaign's tasks and the touchpoint's optimised users compete in one allocation.
         tp = None
         shadow = sent = None
-        offset = self._offset()
+        scale_t = self._scale()
         if planner is not None and len(others):
-            pool = np.union1d(others, holdout)
-            scale = len(pool) / len(others)
+            camp_pool = np.setdiff1d(pool, tp_keep)
             tp = planner.allocate(
                 max(b_camp - e_cost, 0.0) * scale,
                 start_day=start,
-                users=pool,
-                profit_offset=offset,
+                users=camp_pool,
+                profit_scale=scale_t,
+                extra=outside,
+                extra_budget=b_tp * scale,
+                extra_name="touchpoint",
+                task_resources=None
+                if cap is None
+                else {"optouts": (self._optout_rates(), max(cap - tp_rand_optouts, 0.0))},
             )
             is_shadow = np.isin(tp.tasks["user_id"].to_numpy(), holdout)
             shadow, sent = tp.tasks[is_shadow], tp.tasks[~is_shadow]
+            tp_keep = np.union1d(tp_keep, tp.extra["user_id"].to_numpy())
+        elif outside is not None:
+            tp_keep = np.union1d(tp_keep, outside["user_id"].to_numpy())
         parts = []
         if sent is not None and len(sent):
             parts.append(
@@ -290,32 +339,8 @@ class Machine:
             )
         )
         campaign = pd.concat(parts, ignore_index=True)
-        # off-site frequencies for the users given nothing else
-        busy = np.zeros(n, dtype=bool)
-        busy[holdout] = True
-        busy[explorers] = True
-        busy[campaign["user_id"].to_numpy()] = True
-        audience = np.flatnonzero(~busy).astype(np.int64)
-        tpp = self.tp_planner_
-        conv_value = self._tp_value(self._conversion_value(env))
-        fplan = None
-        fitted_before = tpp.model is not None and tpp._fitted()
-        # hold-out users without a campaign shadow task are planned too, as the touchpoint
-        # plan's shadows (not sent): its realised value is its reached users against theirs
-        tp_shadow = np.setdiff1d(holdout, shadow["user_id"].to_numpy() if shadow is not None
-                                 else np.zeros(0, np.int64))  # fmt: skip
-        if len(audience) and b_tp > 0:
-            pool = np.union1d(audience, tp_shadow)
-            reach = world_reachable(env, pool, tpp.channels)
-            seg = world_segments(env, pool)
-            fplan = tpp.plan(
-                pool,
-                b_tp * len(pool) / len(audience),
-                value=conv_value,
-                segment=seg,
-                reachable=reach,
-                start_day=start,
-            )
+        tp_shadow = np.intersect1d(tp_keep, holdout)
+        audience = np.setdiff1d(tp_keep, holdout)
         # forecasts from the machine's own estimates
         f_camp = float(sent["expected_profit"].sum()) if sent is not None else float("nan")
         if planner is not None and len(sel):
@@ -332,7 +357,8 @@ class Machine:
             tp_rows = pd.DataFrame(
                 {
                     "user_id": a["user_id"].to_numpy(),
-                    "reached": a["exposures"].to_numpy() > 0,
+                    "reached": (a["exposures"].to_numpy() > 0)
+                    & np.isin(a["user_id"].to_numpy(), tp_keep),
                     "shadow": np.isin(a["user_id"].to_numpy(), tp_shadow),
                     "conversions": a["expected_conversions"].to_numpy(),
                     "cost": np.where(codes >= 0, unit[np.maximum(codes, 0)], 0.0)
@@ -343,12 +369,13 @@ class Machine:
                 sent_tp = tp_rows[tp_rows["reached"] & ~tp_rows["shadow"]]
                 f_tp = float((sent_tp["conversions"] * conv_value - sent_tp["cost"]).sum())
         info = {
+            "period": period,
             "insight": insight,
             "planner": planner,
             "task_plan": tp,
             "sent": sent,
             "shadow": shadow,
-            "offset": offset,
+            "scale": scale_t,
             "frequency_plan": fplan,
             "touchpoint_rows": tp_rows,
             "touchpoint_value": conv_value,
@@ -361,6 +388,7 @@ class Machine:
             "campaign_users": campaign["user_id"].to_numpy(),
             "explore_users": explorers[sel],
             "touchpoint_users": audience,
+            "touchpoint_shadow": tp_shadow,
             "row": {
                 "forecast_campaign": f_camp,
                 "forecast_explore": f_explore,
@@ -379,7 +407,7 @@ class Machine:
         if fplan is not None:
             content = str(env.config.response.contents[0])
             sched = _schedule_table(fplan.schedule(content=content))
-            sched = sched[~np.isin(sched["user_id"].to_numpy(), tp_shadow)]
+            sched = sched[np.isin(sched["user_id"].to_numpy(), audience)]
             table = pd.concat([table, sched], ignore_index=True)
         return table, info
 
@@ -390,23 +418,60 @@ class Machine:
         aov = float(tx["amount"].mean()) if len(tx) else 0.0
         return float(env.config.response.margin) * aov
 
-    def _offset(self) -> np.ndarray | None:
-        """Per task, the bias of the calibrated profit against the plan's hold-out: each past
-        period's estimate (the offset it used plus the bias it still showed), pooled by inverse
-        variance and shrunk toward 0 by its own noise (positive-part James-Stein)."""
+    def _realised(self) -> pd.DataFrame | None:
+        """Per task, what the users past plans gave it earned against their hold-out shadows:
+        the mean incremental profit per user over every period it was planned (``realised``)
+        and its standard error (``se``)."""
         if not self.feedback_:
             return None
         fb = pd.concat(self.feedback_, ignore_index=True)
         fb = fb[np.isfinite(fb["se"]) & (fb["se"] > 0)]
         if not len(fb):
             return None
-        w = 1.0 / fb["se"] ** 2
-        g = (fb.assign(w=w, wb=w * fb["bias_total"])).groupby("task_id")
-        est = g["wb"].sum() / g["w"].sum()
-        se2 = 1.0 / g["w"].sum()
-        shrink = np.maximum(0.0, 1.0 - se2 / np.maximum(est**2, 1e-300))
+        n = fb["n_sent"].to_numpy()
+        g = pd.DataFrame({"task_id": fb["task_id"].to_numpy(), "n": n,
+                          "r": n * fb["realised"].to_numpy(),
+                          "v": (n * fb["se"].to_numpy()) ** 2}).groupby("task_id").sum()  # fmt: skip
+        return pd.DataFrame({"realised": g["r"] / g["n"], "se": np.sqrt(g["v"]) / g["n"]})
+
+    def _scale(self) -> np.ndarray | None:
+        """Per task, the ratio of what the users past plans gave it earned (against their
+        hold-out shadows) to what those plans forecast for them before this correction: the
+        realised sum over the uncorrected forecast sum, all periods the task was planned,
+        shrunk toward 1 (no correction) by its noise with a prior sd of
+        :data:`SCALE_PRIOR_SD`. It multiplies the task's calibrated values in the next plan
+        (a ratio at or below 0 drops the task) and so its forecast."""
+        if not self.feedback_:
+            return None
+        fb = pd.concat(self.feedback_, ignore_index=True)
+        fb = fb[np.isfinite(fb["se"]) & (fb["se"] > 0) & (fb["forecast_raw"] > 0)]
+        if not len(fb):
+            return None
+        n = fb["n_sent"].to_numpy()
+        g = pd.DataFrame({"task_id": fb["task_id"].to_numpy(),
+                          "r": n * fb["realised"].to_numpy(),
+                          "f": n * fb["forecast_raw"].to_numpy(),
+                          "v": (n * fb["se"].to_numpy()) ** 2}).groupby("task_id").sum()  # fmt: skip
+        ratio = g["r"] / g["f"]
+        se = np.sqrt(g["v"]) / g["f"]
+        lam = SCALE_PRIOR_SD**2 / (SCALE_PRIOR_SD**2 + se**2)
+        out = np.ones(len(self.tasks_))
+        out[ratio.index.to_numpy()] = (1.0 + lam * (ratio - 1.0)).to_numpy()
+        return out
+
+    def _optout_rates(self) -> np.ndarray:
+        """Per task, the extra opt-out probability a delivered task causes (delivered
+        exploration rows against the hold-out, all periods; 0 when not measurable)."""
         out = np.zeros(len(self.tasks_))
-        out[est.index.to_numpy()] = (est * shrink).to_numpy()
+        if not self.logs_:
+            return out
+        log = pd.concat([lg for lg, _, _ in self.logs_], ignore_index=True)
+        ctrl = (
+            log[log["action_id"] < 0]["opted_out"].mean() if (log["action_id"] < 0).any() else 0.0
+        )
+        d = log[(log["action_id"] >= 0) & log["delivered"]]
+        rate = d.groupby("action_id")["opted_out"].mean() - ctrl
+        out[rate.index.to_numpy()] = np.maximum(rate.to_numpy(), 0.0)
         return out
 
     def _tp_value(self, prior: float) -> float:
@@ -430,9 +495,7 @@ class Machine:
         s, h = r[~r["shadow"]], r[r["shadow"]]
         if len(s) < 2 or len(h) < 2 or not np.isfinite(s["conversions"]).all():
             return
-        m = float(env.config.response.margin)
-        o = outcomes
-        profit = (m * o["gmv"] - o["incentive_cost"] - o["channel_cost"]).to_numpy()
+        profit = info["adjusted_profit"]
         ys, yh = profit[s["user_id"].to_numpy()], profit[h["user_id"].to_numpy()]
         realised = float(ys.mean() - yh.mean())
         se = float(np.sqrt(ys.var(ddof=1) / len(ys) + yh.var(ddof=1) / len(yh)))
@@ -449,15 +512,35 @@ class Machine:
             }
         )
 
+    def _adjusted_profit(self, env: Any, info: dict, outcomes: pd.DataFrame) -> np.ndarray:
+        """Each user's realised profit of the period minus its prediction from the user's
+        features at the start (ridge regression fitted on the hold-out users that no plan
+        chose, who got nothing): a control variate. Planned and shadow users are a random split
+        of the same users and the prediction uses neither, so differences of means stay
+        unbiased while the heavy-tailed spend of a few users mostly cancels."""
+        from ..planning._calibrate import ridge_baseline
+
+        m = float(env.config.response.margin)
+        o = outcomes
+        y = (m * o["gmv"] - o["incentive_cost"] - o["channel_cost"]).to_numpy()
+        chosen = np.zeros(len(y), dtype=bool)
+        if info["shadow"] is not None:
+            chosen[info["shadow"]["user_id"].to_numpy()] = True
+        chosen[info["touchpoint_shadow"]] = True
+        fit = np.zeros(len(y), dtype=bool)
+        fit[info["holdout"]] = True
+        fit &= ~chosen
+        if fit.sum() < 10 * max(info["X"].shape[1], 1):
+            return y
+        return y - ridge_baseline(info["X"], y, fit)
+
     def _feedback(self, env: Any, info: dict, outcomes: pd.DataFrame) -> None:
         """Per task of the plan: realised profit effect (planned users minus their shadow
         hold-out users) against the plan's own forecast for them."""
         sent, shadow = info["sent"], info["shadow"]
         if sent is None or not len(sent) or not len(shadow):
             return
-        m = float(env.config.response.margin)
-        o = outcomes
-        profit = (m * o["gmv"] - o["incentive_cost"] - o["channel_cost"]).to_numpy()
+        profit = info["adjusted_profit"]
         rows = []
         for j, s in sent.groupby("task_id"):
             h = shadow[shadow["task_id"] == j]
@@ -467,10 +550,11 @@ class Machine:
             realised = ys.mean() - yh.mean()
             se = float(np.sqrt(ys.var(ddof=1) / len(ys) + yh.var(ddof=1) / len(yh)))
             fc = float(s["expected_profit"].mean())
-            used = 0.0 if info["offset"] is None else float(info["offset"][j])
-            rows.append({"task_id": int(j), "n_sent": len(s), "n_shadow": len(h),
-                         "forecast": fc, "realised": float(realised), "se": se,
-                         "offset_used": used, "bias_total": used + fc - float(realised)})  # fmt: skip
+            used = 1.0 if info["scale"] is None else float(info["scale"][j])
+            rows.append({"period": info["period"], "task_id": int(j), "n_sent": len(s),
+                         "n_shadow": len(h), "forecast": fc, "scale_used": used,
+                         "forecast_raw": fc / used if used > 0 else float("nan"),
+                         "realised": float(realised), "se": se})  # fmt: skip
         if rows:
             self.feedback_.append(pd.DataFrame(rows))
 
@@ -478,6 +562,7 @@ class Machine:
         """The period's randomised rows (hold-out controls and exploration) join the log; the
         plan's realised effect per task against its hold-out corrects the next plan; the
         touchpoint model learns from its randomised users."""
+        info["adjusted_profit"] = self._adjusted_profit(env, info, outcomes)
         self._feedback(env, info, outcomes)
         hold, exp = info["holdout"], info["explorers"]
         users = np.r_[hold, exp].astype(np.int64)
@@ -493,6 +578,7 @@ class Machine:
                 "incentive_cost": o["incentive_cost"].to_numpy()[users],
                 "channel_cost": o["channel_cost"].to_numpy()[users],
                 "converted": o["converted"].to_numpy()[users],
+                "opted_out": o["opted_out"].to_numpy()[users],
             }
         )
         self.logs_.append((log, info["X"][users], list(info["names"])))
@@ -615,16 +701,18 @@ def _kpis(env: Any, table: Any, start: int, days: int) -> dict[str, float]:
 
 
 def _group_truth(exp: pd.DataFrame, info: dict) -> dict[str, float]:
-    """The world's expected incremental profit of each group the machine treated (they are
-    disjoint users, so each user's row belongs to one group)."""
+    """The world's expected incremental profit and opt-outs of each group the machine treated
+    (they are disjoint users, so each user's row belongs to one group)."""
     u = exp["user_id"].to_numpy()
     prof = exp["incremental_profit"].to_numpy()
+    oo = exp["expected_optouts"].to_numpy()
     out = {}
-    for key, users in (("true_campaign", np.setdiff1d(info["campaign_users"],
-                                                      info["explore_users"])),
-                       ("true_explore", info["explore_users"]),
-                       ("true_touchpoint", info["touchpoint_users"])):  # fmt: skip
-        out[key] = float(prof[np.isin(u, users)].sum())
+    for key, users in (("campaign", np.setdiff1d(info["campaign_users"], info["explore_users"])),
+                       ("explore", info["explore_users"]),
+                       ("touchpoint", info["touchpoint_users"])):  # fmt: skip
+        m = np.isin(u, users)
+        out[f"true_{key}"] = float(prof[m].sum())
+        out[f"optouts_{key}"] = float(oo[m].sum())
     return out
 
 

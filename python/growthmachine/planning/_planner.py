@@ -61,6 +61,12 @@ class TaskPlan:
     forecast: dict[str, float]
     solution: Any = field(repr=False)
     problem: Any = field(repr=False)
+    #: Users given the competing outside option of :meth:`Planner.allocate` (``extra=``):
+    #: ``user_id`` and its ``value``.
+    extra: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"user_id": np.zeros(0, np.int64), "value": []}),
+        repr=False,
+    )
 
     @property
     def certificate(self) -> dict[str, Any]:
@@ -411,7 +417,12 @@ class Planner(Versioned):
         return mask
 
     def _candidates(
-        self, budget: float | None, vals: dict[str, np.ndarray], allowed: np.ndarray | None = None
+        self,
+        budget: float | None,
+        vals: dict[str, np.ndarray],
+        allowed: np.ndarray | None = None,
+        extra: dict[str, Any] | None = None,
+        task_resources: dict[str, tuple[np.ndarray, float]] | None = None,
     ):
         from .. import allocate
 
@@ -451,7 +462,27 @@ class Planner(Versioned):
                 key = f"capacity:{c.name}"
                 resources[key] = c.capacity_per_day * self.plan.horizon_days
                 au[key] = (tasks["channel"] == c.name).astype(float).to_numpy()
+        for name, (per_task, bound) in (task_resources or {}).items():
+            frame[name] = per_task[j]
+            resources[name] = bound
+            usage.append(name)
         df = pd.DataFrame(frame)
+        if extra is not None and len(extra["user"]):
+            # the outside option: one more action (id n_tasks), paid from its own budget
+            key = f"budget:{extra['name']}"
+            ex = pd.DataFrame(
+                {
+                    "user": extra["user"],
+                    "action": np.full(len(extra["user"]), len(tasks), np.int64),
+                    "value": extra["value"],
+                    key: extra["cost"],
+                    **{name: extra["usage"].get(name, 0.0) for name in (task_resources or {})},
+                }
+            )
+            df = pd.concat([df, ex], ignore_index=True).fillna({c: 0.0 for c in usage})
+            df[key] = df[key].fillna(0.0)
+            resources[key] = extra["budget"]
+            usage.append(key)
         if not len(df):
             return None
         return allocate.Problem.from_frame(
@@ -472,6 +503,11 @@ class Planner(Versioned):
         start_day: int | None = None,
         users: Any = None,
         profit_offset: Any = None,
+        profit_scale: Any = None,
+        extra: Any = None,
+        extra_budget: float | None = None,
+        extra_name: str = "outside",
+        task_resources: Any = None,
         **solve_kw: Any,
     ) -> TaskPlan:
         """Solves :meth:`candidates` with :func:`growthmachine.allocate.solve` and returns the
@@ -479,18 +515,65 @@ class Planner(Versioned):
         (e.g. all but a period's exploration group). ``profit_offset`` (one number per task):
         subtracted from every user's calibrated profit of that task before planning, e.g. the
         bias a previous plan showed against its randomised hold-out (the selection among a
-        user's tasks that calibration cannot see). Infeasible goal floors raise
+        user's tasks that calibration cannot see); ``profit_scale`` (one number per task)
+        multiplies it first (e.g. the ratio of realised to forecast profit the task's planned
+        users showed). ``extra``: an outside option competing for
+        the same users (a table with ``user_id``, ``value`` and ``cost``, e.g. another module's
+        per-user plan), paid from its own ``extra_budget`` (resource ``budget:<extra_name>``):
+        each user gets a task, the outside option or nothing, whichever the allocation finds
+        best; the users given it are ``TaskPlan.extra``. ``task_resources``: further resources,
+        ``{name: (use per task, upper bound)}`` (e.g. expected opt-outs per delivered task and
+        an intrusion budget); a column ``name`` of ``extra`` gives the outside option's use.
+        Infeasible goal floors raise
         ``growthmachine.InfeasibleError`` naming the goal's resource."""
         from .. import allocate
 
         self._check_fitted()
         vals = self.values()
+        if profit_scale is not None:
+            sc = cv.as_array(
+                profit_scale, "profit_scale", np.float64, shape=(self.composition_.n_tasks,)
+            )
+            vals["profit"] = vals["profit"] * sc[None, :]
         if profit_offset is not None:
             off = cv.as_array(
                 profit_offset, "profit_offset", np.float64, shape=(self.composition_.n_tasks,)
             )
             vals["profit"] = vals["profit"] - off[None, :]
-        prob = self._candidates(budget, vals, self._allowed(users))
+        ex = None
+        if extra is not None:
+            cols = cv.columns(extra, "extra")
+            for c in ("user_id", "value", "cost"):
+                if c not in cols:
+                    raise ValueError(f"extra: needs a {c!r} column (columns: {', '.join(cols)})")
+            ex = {
+                "user": cv.as_array(cv.column(extra, "extra", "user_id"), "extra['user_id']",
+                                    np.int64, allow_empty=True),
+                "value": cv.as_array(cv.column(extra, "extra", "value"), "extra['value']",
+                                     allow_empty=True),
+                "cost": cv.as_array(cv.column(extra, "extra", "cost"), "extra['cost']",
+                                    nonnegative=True, allow_empty=True),
+                "name": str(extra_name),
+                "budget": np.inf if extra_budget is None
+                else cv.check_number(extra_budget, "extra_budget", minimum=0.0),
+            }  # fmt: skip
+            cv.check_same_length({"extra['user_id']": ex["user"], "extra['value']": ex["value"],
+                                  "extra['cost']": ex["cost"]})  # fmt: skip
+            ex["usage"] = {
+                c: cv.as_array(cv.column(extra, "extra", c), f"extra[{c!r}]", nonnegative=True,
+                               allow_empty=True)
+                for c in (task_resources or {}) if c in cols
+            }  # fmt: skip
+        tr = None
+        if task_resources is not None:
+            tr = {}
+            for name, (per_task, bound) in dict(task_resources).items():
+                tr[str(name)] = (
+                    cv.as_array(per_task, f"task_resources[{name!r}]", nonnegative=True,
+                                shape=(self.composition_.n_tasks,)),
+                    cv.check_number(bound, f"task_resources[{name!r}] bound", minimum=0.0),
+                )  # fmt: skip
+        prob = self._candidates(budget, vals, self._allowed(users), ex, tr)
         tasks = self.composition_.tasks
         if prob is None:
             empty = pd.DataFrame(
@@ -504,6 +587,12 @@ class Planner(Versioned):
             return TaskPlan(empty, pd.DataFrame(), zero, None, None)
         sol = allocate.solve(prob, progress=self.progress, **solve_kw)
         a = sol.assignment
+        is_extra = a["action"].to_numpy() == len(tasks)
+        chosen_extra = pd.DataFrame(
+            {"user_id": a["user"].to_numpy()[is_extra].astype(np.int64),
+             "value": a["value"].to_numpy()[is_extra]}
+        )  # fmt: skip
+        a = a[~is_extra]
         u = a["user"].to_numpy()
         j = a["action"].to_numpy()
         r = pd.Index(self.user_ids_).get_indexer(u)
@@ -550,7 +639,7 @@ class Planner(Versioned):
         }
         if "expected_conversion" in out:
             fc["conversion"] = float(out["expected_conversion"].sum())
-        return TaskPlan(out, summ, fc, sol, prob)
+        return TaskPlan(out, summ, fc, sol, prob, chosen_extra)
 
     def _forecast_se(self, chosen: np.ndarray, task: np.ndarray) -> float:
         """Standard error of the forecast: each calibration bin's effect is uncertain with its
