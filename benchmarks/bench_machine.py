@@ -14,7 +14,10 @@ and baselines).
 
     python -m benchmarks machine --users 200000 --world default --world coupon_sensitive \\
         --world fatigued
-    python -m benchmarks machine --users 1000000 --world default
+    python -m benchmarks machine --cli --users 1000000    # the whole `growthmachine run`
+
+``--cli`` times the main job end to end (``growthmachine run --users N``: every module's stage,
+then the machine and the baselines) in a subprocess and tabulates its ``summary.json``.
 """
 
 from __future__ import annotations
@@ -89,6 +92,35 @@ def run_world(n: int, world: str, periods: int, seed: int) -> tuple[str, dict]:
     return body, stats
 
 
+def run_cli(n: int, seed: int, threads: int) -> str:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "growthmachine", "run", "--users", str(n), "--seed", str(seed),
+             "--threads", str(threads), "--out", tmp, "--no-progress", "-q"],
+            check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - t0
+        s = json.loads((Path(tmp) / "summary.json").read_text())
+    comp = s["comparison"]
+    o = comp["oracle"]["incremental_profit"]
+    t = Table(["policy", "incremental profit", "share of oracle", "spend", "opt-outs",
+               "new buyers", "reactivated", "off-site touches / targeted user"])  # fmt: skip
+    for p in ("machine", "rfm_rule", "ab_winner", "random", "none", "oracle"):
+        c = comp[p]
+        t.add(p, c["incremental_profit"], c["incremental_profit"] / o, c["spend"], c["opt_outs"],
+              c["new_buyers"], c["reactivated"], c["avg_offsite_touches"])  # fmt: skip
+    st = ", ".join(f"{k} {v:.0f} s" for k, v in s["meta"]["stage_seconds"].items())
+    return (
+        f"`growthmachine run --users {n:,}` end to end: **{wall:.0f} s** ({st}).\n\n" + t.markdown()
+    )
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks machine")
     ap.add_argument("--users", type=float, default=200_000)
@@ -97,12 +129,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--cli", action="store_true", help="time the whole growthmachine run")
     args = ap.parse_args(argv)
 
     import growthmachine as gm
 
     gm.set_num_threads(args.threads)
     n = int(args.users)
+    if args.cli:
+        body = run_cli(n, args.seed, args.threads)
+        print(body)
+        if not args.no_write:
+            write_section(f"machine_cli_{n}", f"Main job: growthmachine run, {n:,} users",
+                          command=f"python -m benchmarks machine --cli --users {n}", body=body)  # fmt: skip
+        return 0
     worlds = args.world or ["default"]
     parts, summary = [], Table(["world", "share of oracle", "beats every baseline",
                                 "opt-outs / RFM rule's", "worst forecast error", "wall s"])  # fmt: skip

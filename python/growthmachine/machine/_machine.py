@@ -304,7 +304,6 @@ class Machine:
                 max(b_camp - e_cost, 0.0) * scale,
                 start_day=start,
                 users=camp_pool,
-                profit_scale=scale_t,
                 extra=outside,
                 extra_budget=b_tp * scale,
                 extra_name="touchpoint",
@@ -342,7 +341,13 @@ class Machine:
         tp_shadow = np.intersect1d(tp_keep, holdout)
         audience = np.setdiff1d(tp_keep, holdout)
         # forecasts from the machine's own estimates
-        f_camp = float(sent["expected_profit"].sum()) if sent is not None else float("nan")
+        # the campaign's forecast: each task's calibrated values times what its past planned
+        # users earned per unit of forecast against their hold-out shadows (the plan itself is
+        # made from the calibrated values: scaling them would move the selection it corrects)
+        f_camp = float("nan")
+        if sent is not None:
+            k = np.ones(len(self.tasks_)) if scale_t is None else scale_t
+            f_camp = float((sent["expected_profit"] * k[sent["task_id"].to_numpy()]).sum())
         if planner is not None and len(sel):
             vals = planner.values()["profit"]
             f_explore = float(vals[explorers[sel], e_task[sel]].sum())
@@ -439,8 +444,8 @@ class Machine:
         hold-out shadows) to what those plans forecast for them before this correction: the
         realised sum over the uncorrected forecast sum, all periods the task was planned,
         shrunk toward 1 (no correction) by its noise with a prior sd of
-        :data:`SCALE_PRIOR_SD`. It multiplies the task's calibrated values in the next plan
-        (a ratio at or below 0 drops the task) and so its forecast."""
+        :data:`SCALE_PRIOR_SD`. It multiplies the task's calibrated values in the next
+        forecast."""
         if not self.feedback_:
             return None
         fb = pd.concat(self.feedback_, ignore_index=True)
@@ -552,8 +557,7 @@ class Machine:
             fc = float(s["expected_profit"].mean())
             used = 1.0 if info["scale"] is None else float(info["scale"][j])
             rows.append({"period": info["period"], "task_id": int(j), "n_sent": len(s),
-                         "n_shadow": len(h), "forecast": fc, "scale_used": used,
-                         "forecast_raw": fc / used if used > 0 else float("nan"),
+                         "n_shadow": len(h), "forecast_raw": fc, "forecast": fc * used,
                          "realised": float(realised), "se": se})  # fmt: skip
         if rows:
             self.feedback_.append(pd.DataFrame(rows))
