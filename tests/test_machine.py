@@ -78,6 +78,12 @@ def test_the_machine_learns_and_reports_its_forecast(run):
     assert np.isfinite(h.loc[3, "forecast_profit"])
     assert (h["log_rows"].diff().dropna() > 0).all()
     assert h["users_held_out"].eq(round(0.1 * N)).all()
+    # the session policy served its visits within its own budget, paced over the run
+    assert h["sessions"].eq(m.config.sessions_per_period).all()
+    assert h["session_spend"].sum() <= m.config.session_budget_share * m.config.period_budget(
+        N
+    ) * 4 * (1 + 1e-9)
+    assert np.isfinite(h["session_incremental_value"]).all()
     # each part's truth sums to the period's truth up to interactions (parts are disjoint users)
     parts = h[["true_campaign", "true_explore", "true_touchpoint"]].sum(axis=1)
     np.testing.assert_allclose(parts, h["true_profit"], rtol=1e-9, atol=1e-6)

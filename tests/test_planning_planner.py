@@ -213,3 +213,35 @@ def test_goal_metrics_conversion_needs_converted(world):
     assert "conversion" in pl.values()
     with pytest.raises(ValueError, match="converted"):
         _planner(p2).fit(log.drop(columns=["converted"]), ui, pop.users)
+
+
+def test_outside_option_and_task_resources_share_one_allocation(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan, shrink=False).fit(log, ui, pop.users, opted_out=env.opted_out())
+    base = pl.allocate()
+    assert len(base.tasks) > 0
+    T = pl.composition_.n_tasks
+    users = base.tasks["user_id"].to_numpy()[:50]
+    # an outside option worth far more than any task wins those users, within its own budget
+    extra = pd.DataFrame({"user_id": users, "value": 1e3, "cost": 1.0})
+    tp = pl.allocate(extra=extra, extra_budget=30.0, extra_name="touchpoint")
+    assert len(tp.extra) == 30 and set(tp.extra["user_id"]) <= set(users)
+    assert not set(tp.extra["user_id"]) & set(tp.tasks["user_id"])
+    assert "budget:touchpoint" in tp.solution.usage["resource"].to_numpy()
+    # a further resource used by one task at bound 0 keeps that task out of the plan
+    used = int(base.tasks["task_id"].value_counts().index[0])
+    per_task = np.zeros(T)
+    per_task[used] = 1.0
+    tr = pl.allocate(task_resources={"optouts": (per_task, 0.0)})
+    assert used not in set(tr.tasks["task_id"]) and len(tr.tasks) > 0
+    # scaling a task's profit by 0 drops it; by 1 changes nothing
+    scale = np.ones(T)
+    pd.testing.assert_frame_equal(pl.allocate(profit_scale=scale).tasks, base.tasks)
+    scale[used] = 0.0
+    assert used not in set(pl.allocate(profit_scale=scale).tasks["task_id"])
+    with pytest.raises(ValueError, match="profit_scale"):
+        pl.allocate(profit_scale=np.ones(T + 1))
+    with pytest.raises(ValueError, match="extra"):
+        pl.allocate(extra=extra.drop(columns=["cost"]))
+    with pytest.raises(ValueError, match="task_resources"):
+        pl.allocate(task_resources={"optouts": (np.ones(T - 1), 1.0)})

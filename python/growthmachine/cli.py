@@ -1,4 +1,4 @@
-"""Command line: ``growthmachine run``, ``growthmachine --version``.
+"""Command line: ``growthmachine run``, ``growthmachine plan``, ``growthmachine --version``.
 
 Bad arguments (and bad ``--world`` / ``--plan`` files: unknown keys, wrong types, invalid
 values) exit with status 2 and one line on stderr naming the field.
@@ -183,7 +183,74 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never show progress bars"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
+    q = sub.add_parser(
+        "plan",
+        help="plan tasks and off-site exposures on your own tables (no world)",
+        description=(
+            "Runs insight, planning, allocation and touchpoint planning on your tables (Parquet "
+            "or CSV) and writes OUT/tasks.parquet, OUT/exposures.parquet, OUT/report.html and "
+            "OUT/summary.json."
+        ),
+    )
+    q.add_argument("--transactions", required=True, metavar="FILE",
+                   help="orders: user_id, day, amount (optional category)")  # fmt: skip
+    q.add_argument("--users", required=True, metavar="FILE",
+                   help="one row per user: user_id and attributes (consent columns, has_app)")  # fmt: skip
+    q.add_argument("--campaign-log", required=True, metavar="FILE",
+                   help="a randomised campaign: user_id, action_id (task id or -1), gmv, "
+                   "incentive_cost, converted (optional delivered, channel_cost)")  # fmt: skip
+    q.add_argument("--plan", required=True, metavar="FILE", help="a planning Plan (YAML/JSON)")
+    q.add_argument("--exposure-log", default=None, metavar="FILE",
+                   help="a past frequency experiment: segment (lifecycle stage), channel, "
+                   "exposures, converted, opted_out")  # fmt: skip
+    q.add_argument("--as-of", type=_nonnegative_int, default=None, metavar="DAY",
+                   help="first day of the plan (default: the day after the last order)")  # fmt: skip
+    q.add_argument("--margin", type=_nonnegative_float, default=0.3, metavar="M",
+                   help="contribution margin on GMV (default: 0.3)")  # fmt: skip
+    q.add_argument("--touchpoint-budget", type=_nonnegative_float, default=None, metavar="B",
+                   help="spend on off-site exposures (default: a tenth of the plan's budget)")  # fmt: skip
+    q.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S")
+    q.add_argument("--threads", type=_positive_int, default=None, metavar="T")
+    q.add_argument("--out", default="gm-plan", metavar="DIR", help="output folder")
+    q.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
     return p
+
+
+def _plan_command(args, parser) -> int:
+    from . import set_num_threads
+    from .machine._tables import plan_from_tables, read_table, write
+    from .planning import Plan
+
+    try:
+        if args.margin > 1:
+            raise ValueError(f"--margin: must be at most 1, got {args.margin}")
+        tables = {
+            "transactions": read_table(args.transactions, "--transactions"),
+            "users": read_table(args.users, "--users"),
+            "campaign_log": read_table(args.campaign_log, "--campaign-log"),
+        }
+        exposure = read_table(args.exposure_log, "--exposure-log") if args.exposure_log else None
+        plan = _load(Plan, args.plan, "--plan")
+    except ValueError as e:
+        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    try:
+        res = plan_from_tables(
+            tables["transactions"], tables["users"], tables["campaign_log"], plan,
+            as_of=args.as_of, margin=args.margin, touchpoint_budget=args.touchpoint_budget,
+            exposure_log=exposure, seed=args.seed, progress=None if not args.quiet else False,
+        )  # fmt: skip
+    except (ValueError, TypeError) as e:
+        print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("growthmachine: interrupted", file=sys.stderr)
+        return 130
+    out = write(res, args.out)
+    print(out / "report.html")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "plan":
+        return _plan_command(args, parser)
     from .pipeline import run
     from .planning import Plan
     from .sim import WorldConfig

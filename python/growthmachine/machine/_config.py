@@ -30,7 +30,12 @@ class MachineConfig:
     measured on the exploration log). ``touchpoint_channels`` and ``optout_cost`` configure the frequency
     planner (``touchpoint_explore_share``: share of its users on randomised frequencies once
     its curves are fitted); ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
-    clusters). ``seed``: every random stream of the machine derives from it.
+    clusters). ``sessions_per_period``: site visits the real-time session policy serves each
+    period (0: none), with an incentive budget of ``session_budget_share`` x the period's budget
+    on top of it (paced over the run; the policy learns across periods); its value is measured
+    against no intervention on the same visits and reported apart from the comparison, which
+    the baselines (who have no on-site policy) share. ``seed``: every random stream of the
+    machine derives from it.
     """
 
     budget: float | None = None
@@ -45,6 +50,8 @@ class MachineConfig:
     max_optout_rate: float | None = 0.0003
     first_period_redemption: float = 0.15
     insight_clusters: tuple[int, int] = field(default=(64, 64))
+    sessions_per_period: int = 20_000
+    session_budget_share: float = 0.05
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -52,6 +59,7 @@ class MachineConfig:
             self.budget = cv.check_number(self.budget, "budget", minimum=0.0)
         self.budget_per_user = cv.check_number(self.budget_per_user, "budget_per_user", minimum=0.0)
         for name in ("explore_share", "holdout_share", "touchpoint_share", "touchpoint_explore_share",
+                     "session_budget_share",
                      "first_period_redemption"):  # fmt: skip
             setattr(self, name, cv.check_number(getattr(self, name), name, minimum=0.0,
                                                 maximum=1.0))  # fmt: skip
@@ -70,6 +78,9 @@ class MachineConfig:
             raise ValueError("insight_clusters: must be (buyer clusters, prospect clusters)")
         self.insight_clusters = tuple(
             cv.check_int(k, "insight_clusters", minimum=1) for k in self.insight_clusters
+        )
+        self.sessions_per_period = cv.check_int(
+            self.sessions_per_period, "sessions_per_period", minimum=0, maximum=10**8
         )
         self.seed = cv.check_int(self.seed, "seed", minimum=0)
 

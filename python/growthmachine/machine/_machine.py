@@ -168,6 +168,49 @@ class Machine:
             progress=False,
         )
 
+    def _setup_sessions(self, env: Any, periods: int) -> None:
+        """The real-time session policy, budgeted over the whole run (see MachineConfig)."""
+        from ..realtime import SessionPolicy
+        from ..realtime._world import _face, no_intervention, play
+
+        cfg = self.config
+        self.session_policy_ = None
+        n_s = cfg.sessions_per_period
+        if n_s == 0:
+            return
+        probe = env.sessions(min(n_s, 2_000), seed=derive_seed(cfg.seed, "sessions", "probe"))
+        names = list(probe.action_names)
+        base = play(lambda _s: probe, no_intervention, probe.n, 1)
+        decisions = float(base["decisions"].iloc[0]) * n_s * periods
+        budget = cfg.session_budget_share * cfg.period_budget(env.n_users) * periods
+        self.session_policy_ = SessionPolicy(
+            len(names), probe.n_features, seed=derive_seed(cfg.seed, "realtime"),
+            costs=np.array([_face(a) for a in names]), budget=budget,
+            horizon=max(int(decisions), 1),
+        )  # fmt: skip
+
+    def _sessions(self, env: Any, period: int) -> dict[str, float]:
+        """One period of site visits under the session policy, and the same visits with no
+        intervention: the policy's incremental net value (GMV - incentive cost)."""
+        from ..realtime._world import no_intervention, play
+
+        sp = self.session_policy_
+        if sp is None:
+            return {}
+        n_s = self.config.sessions_per_period
+        seed = derive_seed(self.config.seed, "sessions", period)
+        spend0 = sp.spend_
+        run = play(lambda _s: env.sessions(n_s, seed=seed), sp, n_s, 1)
+        base = play(lambda _s: env.sessions(n_s, seed=seed), no_intervention, n_s, 1)
+        return {
+            "sessions": float(n_s),
+            "session_spend": float(sp.spend_ - spend0),
+            "session_net_value": float(run["net_value"].iloc[0] * n_s),
+            "session_incremental_value": float(
+                (run["net_value"].iloc[0] - base["net_value"].iloc[0]) * n_s
+            ),
+        }
+
     def _task_costs(self) -> np.ndarray:
         """Expected cost of each task when delivered: the mean observed on the log's delivered
         rows (incentive + channel), or before any, the nominal cost (benefit cost x the assumed
@@ -620,6 +663,7 @@ class Machine:
         seed = self.config.seed
         worlds = {b: env.copy() for b in baselines}
         self._setup(env)
+        self._setup_sessions(env, periods)
         pols: dict[str, NoMarketing] = {}
         for b in baselines:
             if b == "none":
@@ -651,6 +695,7 @@ class Machine:
                 parts = [row["forecast_campaign"], row["forecast_explore"],
                          row["forecast_touchpoint"]]  # fmt: skip
                 row["forecast_profit"] = float(np.nansum(parts)) if p > 0 else float("nan")
+                row.update(self._sessions(env, p))
                 out = env.apply(table, start_day=start, days=period_days, progress=False)
                 self._learn(env, info, out)
                 row["log_rows"] = float(sum(len(lg) for lg, _, _ in self.logs_))

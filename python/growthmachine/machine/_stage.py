@@ -122,6 +122,18 @@ def _report(ctx: Any, sec: Any, run: Any, budget: float) -> None:
     err = err[np.isfinite(err)]
     sec.kpi("forecast_error_worst", float(err.max()) if len(err) else float("nan"),
             "largest |forecast / truth - 1| over scored periods")  # fmt: skip
+    if "session_incremental_value" in hist:
+        sv = float(hist["session_incremental_value"].sum())
+        ss = float(hist["session_spend"].sum())
+        sec.kpi("session_incremental_value", sv, "on-site sessions: net value over no intervention")
+        sec.kpi("session_spend", ss, "on-site sessions: incentive spend")
+        sec.text(
+            f"On site, the real-time session policy served {int(hist['sessions'].sum()):,} "
+            f"visits over the run with its own incentive budget, learning across periods: "
+            f"{sv:,.0f} of net value (GMV minus incentives) over no intervention on the same "
+            f"visits, for {ss:,.0f} of incentives. It is not in the comparison below, which "
+            "covers what each policy sent to users (the baselines have no on-site policy)."
+        )
     table = comp.copy()
     table.insert(0, "policy", [_LABEL.get(p, p) for p in table.index])
     table["share_of_oracle"] = table["incremental_profit"] / float(
@@ -161,7 +173,8 @@ def _report(ctx: Any, sec: Any, run: Any, budget: float) -> None:
               "estimates) against the world's expectation, by part of the plan.")  # fmt: skip
     bcols = ["period", "budget", "budget_campaign", "budget_explore", "budget_touchpoint",
              "users_planned", "users_explored", "users_held_out", "users_touchpoint",
-             "log_rows"] + [c for c in hist.columns if c.startswith(("channel_cost_", "touches_"))]  # fmt: skip
+             "log_rows"] + [c for c in hist.columns if c.startswith(("channel_cost_", "touches_",
+                                                                     "optouts_", "session"))]  # fmt: skip
     b = hist[bcols].copy()
     b["period"] += 1
     sec.table("budget_split", b, "Budget split, group sizes and channel use per period.")

@@ -332,6 +332,7 @@ class Planner(Versioned):
         return codes[task]
 
     def _fit_calibration(self) -> None:
+        self._values = None
         d = self._cal_data
         strata = self._strata(d["task"])
         tr = d["treated"]
@@ -364,11 +365,20 @@ class Planner(Versioned):
             raise ValueError("Planner: not fitted; call fit(log, insight, users) first")
 
     # -- honest values ----------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("_values", None)  # a cache, recomputed on demand
+        return d
+
     def values(self) -> dict[str, np.ndarray]:
         """Calibrated expectations per (user, task), (n_users, n_tasks) float64 each:
         ``profit`` (net of incentive and channel costs), ``gmv``, ``cost`` (expected incentive
-        + channel cost) and ``conversion`` when a goal needs it."""
+        + channel cost) and ``conversion`` when a goal needs it. Read-only arrays, computed once
+        per fit."""
         self._check_fitted()
+        cache = getattr(self, "_values", None)
+        if cache is not None:
+            return dict(cache)
         e = self.estimates_
         cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
         raw = self.margin * e["gmv"] - e["cost"] - cpt[None, :].astype(np.float32)
@@ -379,7 +389,10 @@ class Planner(Versioned):
         }
         if "conversion" in self.calibration_:
             out["conversion"] = self._apply("conversion", e["conversion"])
-        return out
+        for v in out.values():
+            v.setflags(write=False)  # shared by every call until the next fit
+        self._values = out
+        return dict(out)
 
     def _goal_value(self, vals: dict[str, np.ndarray]) -> np.ndarray:
         comp = self.composition_

@@ -38,6 +38,10 @@ from ..allocate import certificate
 DEFAULT_LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 17, 20, 24, 28, 34,
                                    40, 48, 56, 70, 84, 98, 112, 126, 140)  # fmt: skip
 
+#: The opt-out cap's bisection stops once the plan's expected opt-outs are within this share of
+#: the cap (below it).
+CAP_TOL = 0.02
+
 #: The reach curve's thresholds (users with at least k exposures).
 REACH_K = tuple(range(1, 11))
 
@@ -643,7 +647,8 @@ def _on_curves(curve, group, ch, lv, levels) -> float:
 
 def _price_optouts(solve, optouts, cap: float, value: np.ndarray, cb: Any) -> tuple[dict, float]:
     """The smallest extra price per opt-out (bisection on a log scale, 30 solves at most) whose
-    plan meets ``cap``; returns that plan and the price."""
+    plan meets ``cap``, stopping once the plan uses the cap to within :data:`CAP_TOL`; returns
+    that plan and the price."""
     lo, hi = 0.0, max(float(np.mean(value)), 1e-6)
     out_hi = solve(hi, cb)
     for _ in range(20):
@@ -654,6 +659,8 @@ def _price_optouts(solve, optouts, cap: float, value: np.ndarray, cb: Any) -> tu
     else:
         raise _core.InfeasibleError(f"max_optouts: no price on opt-outs meets the cap {cap:.2f}")
     for _ in range(10):
+        if optouts(out_hi) >= (1.0 - CAP_TOL) * cap:
+            break  # the cap is used to within CAP_TOL: a finer price changes little
         mid = 0.5 * (lo + hi)
         out = solve(mid, cb)
         if optouts(out) <= cap:
