@@ -239,6 +239,14 @@ def test_outside_option_and_task_resources_share_one_allocation(world):
     pd.testing.assert_frame_equal(pl.allocate(profit_scale=scale).tasks, base.tasks)
     scale[used] = 0.0
     assert used not in set(pl.allocate(profit_scale=scale).tasks["task_id"])
+    # pair_profit is values()["profit"] at the pairs
+    rows = np.arange(0, len(pl.user_ids_), 97)
+    tj = rows % T
+    np.testing.assert_allclose(
+        pl.pair_profit(pl.user_ids_[rows], tj), pl.values()["profit"][rows, tj], rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="task_ids"):
+        pl.pair_profit(pl.user_ids_[:1], [T])
     with pytest.raises(ValueError, match="profit_scale"):
         pl.allocate(profit_scale=np.ones(T + 1))
     with pytest.raises(ValueError, match="extra"):

@@ -392,8 +392,7 @@ class Machine:
             k = np.ones(len(self.tasks_)) if scale_t is None else scale_t
             f_camp = float((sent["expected_profit"] * k[sent["task_id"].to_numpy()]).sum())
         if planner is not None and len(sel):
-            vals = planner.values()["profit"]
-            f_explore = float(vals[explorers[sel], e_task[sel]].sum())
+            f_explore = float(planner.pair_profit(explorers[sel], e_task[sel]).sum())
         else:
             f_explore = float("nan")
         f_tp = float("nan")

@@ -332,7 +332,6 @@ class Planner(Versioned):
         return codes[task]
 
     def _fit_calibration(self) -> None:
-        self._values = None
         d = self._cal_data
         strata = self._strata(d["task"])
         tr = d["treated"]
@@ -365,20 +364,11 @@ class Planner(Versioned):
             raise ValueError("Planner: not fitted; call fit(log, insight, users) first")
 
     # -- honest values ----------------------------------------------------------------------
-    def _get_state(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d.pop("_values", None)  # a cache, recomputed on demand
-        return d
-
     def values(self) -> dict[str, np.ndarray]:
         """Calibrated expectations per (user, task), (n_users, n_tasks) float64 each:
         ``profit`` (net of incentive and channel costs), ``gmv``, ``cost`` (expected incentive
-        + channel cost) and ``conversion`` when a goal needs it. Read-only arrays, computed once
-        per fit."""
+        + channel cost) and ``conversion`` when a goal needs it."""
         self._check_fitted()
-        cache = getattr(self, "_values", None)
-        if cache is not None:
-            return dict(cache)
         e = self.estimates_
         cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
         raw = self.margin * e["gmv"] - e["cost"] - cpt[None, :].astype(np.float32)
@@ -389,10 +379,30 @@ class Planner(Versioned):
         }
         if "conversion" in self.calibration_:
             out["conversion"] = self._apply("conversion", e["conversion"])
-        for v in out.values():
-            v.setflags(write=False)  # shared by every call until the next fit
-        self._values = out
-        return dict(out)
+        return out
+
+    def pair_profit(self, user_ids: Any, task_ids: Any) -> np.ndarray:
+        """The calibrated profit of given (user, task) pairs (as in :meth:`values`, without
+        computing every user's every task)."""
+        self._check_fitted()
+        u = cv.as_array(user_ids, "user_ids", np.int64, allow_empty=True)
+        j = cv.as_array(task_ids, "task_ids", np.int64, allow_empty=True, shape=(len(u),))
+        r = pd.Index(self.user_ids_).get_indexer(u)
+        if (r < 0).any():
+            raise ValueError(f"user_ids: user {u[r < 0][0]} is not among the fitted users")
+        T = self.composition_.n_tasks
+        if len(j) and (j.min() < 0 or j.max() >= T):
+            raise ValueError(f"task_ids: must be in 0..{T - 1}")
+        e = self.estimates_
+        cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
+        raw = self.margin * e["gmv"][r, j] - e["cost"][r, j] - cpt[j].astype(np.float32)
+        strata = self._strata(np.arange(T))
+        maps = self.calibration_["profit"]
+        out = np.empty(len(u))
+        for t in np.unique(j):
+            m = j == t
+            out[m] = maps[strata[t]](raw[m])
+        return out
 
     def _goal_value(self, vals: dict[str, np.ndarray]) -> np.ndarray:
         comp = self.composition_
