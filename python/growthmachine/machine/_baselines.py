@@ -33,14 +33,26 @@ from ._kpis import eligible, empty_treatments
 __all__ = ["BASELINES", "AbWinner", "NoMarketing", "Oracle", "RandomPolicy", "RfmRule"]
 
 
+#: Users whose true cost is computed at a time while a rule fills its budget in priority order.
+CHUNK = 50_000
+
+
 def _cut_to_budget(env: Any, users: np.ndarray, actions: np.ndarray, start: int, days: int,
                    budget: float) -> np.ndarray:  # fmt: skip
     """The leading ordered (user, action) pairs that fit the budget at their true expected
-    cost."""
+    cost (computed chunk by chunk until the budget is spent)."""
     if not len(users) or budget <= 0:
         return np.zeros(0, dtype=np.int64)
-    cost = env.true_uplift(users, actions, start_day=start, days=days)["expected_cost"].to_numpy()
-    return np.flatnonzero(np.cumsum(cost) <= budget)
+    spent = 0.0
+    for lo in range(0, len(users), CHUNK):
+        hi = min(lo + CHUNK, len(users))
+        cost = env.true_uplift(users[lo:hi], actions[lo:hi], start_day=start,
+                               days=days)["expected_cost"].to_numpy()  # fmt: skip
+        cum = spent + np.cumsum(cost)
+        if cum[-1] > budget:
+            return np.arange(lo + int(np.searchsorted(cum, budget, side="right")))
+        spent = float(cum[-1])
+    return np.arange(len(users))
 
 
 def _table(env: Any, users: np.ndarray, actions: np.ndarray, start: int) -> pd.DataFrame:
@@ -149,10 +161,20 @@ class RfmRule(NoMarketing):
         if not len(t) or budget <= 0:
             return t.iloc[:0]
         # each user's coupon and burst at their joint true cost, in tier order, up to the budget
-        e = env.expected_outcome(t, start_day=start, days=days, progress=False)
-        cost = pd.Series(e["expected_cost"].to_numpy(), index=e["user_id"].to_numpy())
-        keep = users[np.cumsum(cost.reindex(users).fillna(0.0).to_numpy()) <= budget]
-        return t[t["user_id"].isin(keep)].reset_index(drop=True)
+        # (chunk by chunk until it is spent)
+        keep, spent = [], 0.0
+        for lo in range(0, len(users), CHUNK):
+            chunk = users[lo : lo + CHUNK]
+            tc = t[t["user_id"].isin(chunk)]
+            e = env.expected_outcome(tc, start_day=start, days=days, progress=False)
+            cost = pd.Series(e["expected_cost"].to_numpy(), index=e["user_id"].to_numpy())
+            cum = spent + np.cumsum(cost.reindex(chunk).fillna(0.0).to_numpy())
+            keep.append(chunk[cum <= budget])
+            if cum[-1] > budget:
+                break
+            spent = float(cum[-1])
+        keep_a = np.concatenate(keep) if keep else np.zeros(0, np.int64)
+        return t[t["user_id"].isin(keep_a)].reset_index(drop=True)
 
 
 class AbWinner(NoMarketing):

@@ -240,10 +240,11 @@ class Machine:
             progress=False,
         ).fit(env.transactions(), as_of=start, users=env.population.users)
 
-    def _planner(self, env: Any, insight: Any, names: list[str], period: int) -> Any:
+    def _planner(self, env: Any, insight: Any, feats: tuple, period: int) -> Any:
         """The planner refitted on every period's randomised rows, or None before any."""
         from ..planning import Planner
 
+        names = feats[1]
         if not self.logs_:
             return None
         # too few randomised rows for some task (or controls): keep exploring, plan nothing
@@ -252,14 +253,14 @@ class Machine:
         counts = np.bincount(a[a >= 0], minlength=len(self.tasks_))
         if counts.min() < MIN_ROWS or (a < 0).sum() < MIN_ROWS:
             return None
-        logs, feats = [], []
+        logs, rows_x = [], []
         for lg, X, nm in self.logs_:
             logs.append(lg)
             pos = pd.Index(nm).get_indexer(names)  # align columns by name; missing -> 0
             Xa = np.zeros((len(X), len(names)))
             ok = pos >= 0
             Xa[:, ok] = X[:, pos[ok]]
-            feats.append(Xa)
+            rows_x.append(Xa)
         log = pd.concat(logs, ignore_index=True)
         planner = Planner(
             self.plan_,
@@ -269,8 +270,9 @@ class Machine:
             progress=False,
         )
         return planner.fit(
-            log, insight, env.population.users, opted_out=env.opted_out(), features=np.vstack(feats)
-        )
+            log, insight, env.population.users, opted_out=env.opted_out(),
+            features=np.vstack(rows_x), user_features=feats,
+        )  # fmt: skip
 
     def _step(self, env: Any, period: int, start: int, days: int) -> tuple[pd.DataFrame, dict]:
         """Plans one period; returns the treatments and what :meth:`_learn` needs."""
@@ -284,7 +286,7 @@ class Machine:
         b_camp = budget - b_tp
         insight = self._insight(env, start, period)
         X, names, ids = planning_features(insight, env.population.users)
-        planner = self._planner(env, insight, names, period)
+        planner = self._planner(env, insight, (X, names, ids), period)
         rng = np.random.default_rng(derive_seed(cfg.seed, "machine", period))
         order = rng.permutation(n).astype(np.int64)
         n_hold = int(round(cfg.holdout_share * n))

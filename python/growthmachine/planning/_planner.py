@@ -196,6 +196,7 @@ class Planner(Versioned):
         *,
         opted_out: Any = None,
         features: Any = None,
+        user_features: tuple[np.ndarray, list[str], np.ndarray] | None = None,
     ) -> Planner:
         """Fits on a randomised campaign ``log`` (one row per user: ``user_id``, ``action_id``
         = the plan's task id or -1 for control, ``gmv``, ``incentive_cost``, ``converted`` and
@@ -206,13 +207,16 @@ class Planner(Versioned):
         stacked randomised rows of several periods, each described as the user was at the
         time; users may then appear once per period. Without it each user's row is described
         by the current ``insight``. Estimates are always made for the users as ``insight``
-        sees them now.
+        sees them now; ``user_features``: :func:`planning_features` of this ``insight`` and
+        ``users`` if already computed (not recomputed).
 
         Treated rows with ``delivered=False`` (the task broke a channel rule and reached nobody)
         are left out of the estimation: the plan only sends eligible tasks, and controls are
         compared on eligible pseudo-tasks. Their count is in ``log_summary_``."""
         comp = self.plan.compose(insight, users, opted_out)
-        X, names, ids = planning_features(insight, users)
+        X, names, ids = (
+            planning_features(insight, users) if user_features is None else user_features
+        )
         T = comp.n_tasks
         row_of = pd.Index(ids)
         rows, action, ys, chc, delivered = self._read_log(
