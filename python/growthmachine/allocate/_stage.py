@@ -87,6 +87,11 @@ def run_stage(ctx: Any) -> None:
     key = priced[0] if priced else problem.resources[0]
     front = _frontier(problem, key, sol, [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
     ctx.state.allocation_frontier = front
+    # the candidate problem has served its purpose (at 1M users it holds tens of millions of
+    # candidates, which the machine's stage would otherwise carry in memory)
+    ctx.state.planning_problem = None
+    if ctx.state.task_plan is not None:
+        ctx.state.task_plan.problem = None
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
     ax[0].plot(front[key], front["objective"], "o-", label="plan value")
     ax[0].plot(front[key], front["dual_bound"], "k--", lw=1, label="dual bound")

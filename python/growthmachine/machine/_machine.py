@@ -356,6 +356,7 @@ class Machine:
                 if cap is None
                 else {"optouts": (self._optout_rates(), max(cap - tp_rand_optouts, 0.0))},
             )
+            tp = replace(tp, problem=None)  # tens of millions of candidates at 1M users
             is_shadow = np.isin(tp.tasks["user_id"].to_numpy(), holdout)
             shadow, sent = tp.tasks[is_shadow], tp.tasks[~is_shadow]
             tp_keep = np.union1d(tp_keep, tp.extra["user_id"].to_numpy())

@@ -461,26 +461,22 @@ class Planner(Versioned):
         keep = np.isfinite(gv) if floors else gv > 0
         if allowed is not None:
             keep &= allowed[:, None]
-        r, j = np.nonzero(keep)
+        r, j = np.nonzero(keep)  # row-major: users ascending, tasks ascending within a user
         tasks = self.composition_.tasks
-        frame = {
-            "user": self.user_ids_[r],
-            "action": j.astype(np.int64),
-            "value": gv[r, j],
-            "cost": vals["cost"][r, j],
-        }
+        T = len(tasks)
+        cols: dict[str, np.ndarray] = {"value": gv[r, j], "cost": vals["cost"][r, j]}
         resources: dict[str, Any] = {"cost": np.inf if budget is None else budget}
         usage = ["cost"]
         for b in self.plan.benefits:
             if b.budget is not None:
                 key = f"budget:{b.name}"
                 is_b = tasks["benefit"].to_numpy()[j] == b.name
-                frame[key] = np.where(is_b, frame["cost"], 0.0)
+                cols[key] = np.where(is_b, cols["cost"], 0.0)
                 resources[key] = b.budget
                 usage.append(key)
         for g in floors:
             key = f"goal:{g.name}"
-            frame[key] = np.maximum(vals[g.metric][r, j], 0.0)
+            cols[key] = np.maximum(vals[g.metric][r, j], 0.0)
             resources[key] = (g.floor, None)
             usage.append(key)
         au = {}
@@ -490,38 +486,52 @@ class Planner(Versioned):
                 resources[key] = c.capacity_per_day * self.plan.horizon_days
                 au[key] = (tasks["channel"] == c.name).astype(float).to_numpy()
         for name, (per_task, bound) in (task_resources or {}).items():
-            frame[name] = per_task[j]
+            cols[name] = per_task[j].astype(np.float64)
             resources[name] = bound
             usage.append(name)
-        df = pd.DataFrame(frame)
+        action = j.astype(np.int64)
+        n_actions = T
         if extra is not None and len(extra["user"]):
-            # the outside option: one more action (id n_tasks), paid from its own budget
+            # the outside option: one more action (id n_tasks) after each user's tasks, paid
+            # from its own budget
+            er = pd.Index(self.user_ids_).get_indexer(extra["user"])
+            if (er < 0).any():
+                bad = extra["user"][er < 0][0]
+                raise ValueError(f"extra['user_id']: user {bad} is not among the fitted users")
+            o = np.argsort(er, kind="stable")
+            er = er[o]
+            pos = np.searchsorted(r, er, side="right")
             key = f"budget:{extra['name']}"
-            ex = pd.DataFrame(
-                {
-                    "user": extra["user"],
-                    "action": np.full(len(extra["user"]), len(tasks), np.int64),
-                    "value": extra["value"],
-                    key: extra["cost"],
-                    **{name: extra["usage"].get(name, 0.0) for name in (task_resources or {})},
-                }
-            )
-            df = pd.concat([df, ex], ignore_index=True).fillna({c: 0.0 for c in usage})
-            df[key] = df[key].fillna(0.0)
+            cols[key] = np.zeros(len(r))
+            ex_cols = {"value": extra["value"][o], key: extra["cost"][o]}
+            for name in task_resources or {}:
+                u = extra["usage"].get(name)
+                ex_cols[name] = np.zeros(len(er)) if u is None else u[o]
+            for c in list(cols):
+                cols[c] = np.insert(cols[c], pos, ex_cols.get(c, 0.0))
+            r = np.insert(r, pos, er)
+            action = np.insert(action, pos, T)
             resources[key] = extra["budget"]
             usage.append(key)
-        if not len(df):
+            n_actions = T + 1
+            au = {k: np.r_[v, 0.0] for k, v in au.items()}
+        if not len(r):
             return None
-        return allocate.Problem.from_frame(
-            df,
-            user="user",
-            action="action",
-            value="value",
-            usage=usage,
+        # only users with a candidate, ascending (as a table's sorted user codes would be)
+        present = np.unique(r)
+        counts = np.bincount(np.searchsorted(present, r), minlength=len(present))
+        prob = allocate.Problem.from_arrays(
+            np.r_[0, np.cumsum(counts)].astype(np.int64),
+            action,
+            cols["value"],
             resources=resources,
-            action_usage=pd.DataFrame(au) if au else None,
+            usage={k: cols[k] for k in usage},
+            action_usage=au or None,
+            n_actions=n_actions,
             per_user_limit=1,
         )
+        prob.users = self.user_ids_[present]
+        return prob
 
     def allocate(
         self,
