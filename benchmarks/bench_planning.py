@@ -5,7 +5,7 @@
 - ``dq`` (decision quality): on the default world and on the two configs in
   ``benchmarks/worlds/`` (more coupon-sensitive; more fatigued), the main job's planning stage
   (one 30-day experiment, the planner with its default Rust forest, allocation at a budget of
-  0.1 per user) against today's former plan (``allocate.plan_from_environment``: difference in
+  0.1 per user) against today's former plan (``planning.plan_from_environment``: difference in
   means per coarse segment), the RFM rule and random targeting. Each policy runs on its own copy
   of the world (same seed) and is scored with ``env.true_uplift`` and compared with
   ``env.oracle_allocation`` at the policy's own true spend; the forecast column is what the

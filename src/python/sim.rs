@@ -129,6 +129,23 @@ fn treatment_slices<'a>(
     ))
 }
 
+type PairSlices<'a> = (&'a [i64], &'a [u8], &'a [u8], &'a [u8]);
+
+/// The (user, action code) columns of single-action pairs (true uplift, oracle candidates).
+fn pair_slices<'a>(
+    user: &'a PyReadonlyArray1<'_, i64>,
+    benefit: &'a PyReadonlyArray1<'_, u8>,
+    channel: &'a PyReadonlyArray1<'_, u8>,
+    content: &'a PyReadonlyArray1<'_, u8>,
+) -> PyResult<PairSlices<'a>> {
+    Ok((
+        slice1("user_id", user)?,
+        u8_codes("benefit", benefit)?,
+        u8_codes("channel", channel)?,
+        u8_codes("content", content)?,
+    ))
+}
+
 #[pymethods]
 impl SimEnv {
     #[new]
@@ -310,12 +327,7 @@ impl SimEnv {
         start_day: i64,
         days: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (u, b, c, k) = (
-            slice1("user_id", &user)?,
-            u8_codes("benefit", &benefit)?,
-            u8_codes("channel", &channel)?,
-            u8_codes("content", &content)?,
-        );
+        let (u, b, c, k) = pair_slices(&user, &benefit, &channel, &content)?;
         let m = self.model.clone();
         let env = &self.env;
         let e = run_long(py, None, None, |ctl| {
@@ -361,12 +373,7 @@ impl SimEnv {
                 )))
             }
         };
-        let (u, b, c, k) = (
-            slice1("user_id", &user)?,
-            u8_codes("benefit", &benefit)?,
-            u8_codes("channel", &channel)?,
-            u8_codes("content", &content)?,
-        );
+        let (u, b, c, k) = pair_slices(&user, &benefit, &channel, &content)?;
         let m = self.model.clone();
         let env = &self.env;
         let o = run_long(py, progress, None, |ctl| {

@@ -16,22 +16,13 @@ import pandas as pd
 
 from ._baselines import BASELINES
 from ._config import MachineConfig
+from ._kpis import KPIS
 from ._machine import Machine
 
 __all__ = ["run_stage", "COMPARISON_KEYS"]
 
-#: The KPIs ``summary.json`` carries per policy.
-COMPARISON_KEYS = (
-    "incremental_profit",
-    "incremental_gmv",
-    "new_buyers",
-    "reactivated",
-    "incentive_cost",
-    "channel_cost",
-    "spend",
-    "opt_outs",
-    "avg_offsite_touches",
-)
+#: The KPIs ``summary.json`` carries per policy (all but the count of users treated).
+COMPARISON_KEYS = tuple(k for k in KPIS if k != "users_treated")
 
 _LABEL = {
     "machine": "the machine",
