@@ -83,7 +83,7 @@ class SimEnv:
         start_day: int,
         days: int,
         progress: Callable[[int, int], object] | None = None,
-    ) -> dict[str, np.ndarray]: ...
+    ) -> dict[str, np.ndarray]: ...  # outcomes, and the orders: tx_user, tx_day, tx_amount
     def true_uplift(
         self,
         user: npt.NDArray[np.int64],
@@ -102,6 +102,17 @@ class SimEnv:
         day: npt.NDArray[np.int64],
         start_day: int,
         days: int,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> dict[str, np.ndarray]: ...
+    def oracle_candidates(
+        self,
+        user: npt.NDArray[np.int64],
+        benefit: npt.NDArray[np.uint8],
+        channel: npt.NDArray[np.uint8],
+        content: npt.NDArray[np.uint8],
+        start_day: int,
+        days: int,
+        objective: str,
         progress: Callable[[int, int], object] | None = None,
     ) -> dict[str, np.ndarray]: ...
     def sessions(self, n: int, seed: int) -> SimSessions: ...
