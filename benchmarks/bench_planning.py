@@ -112,7 +112,8 @@ def _until(env, order, pick, budget: float) -> tuple[np.ndarray, np.ndarray]:
 
 def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
     from growthmachine import allocate as al
-    from growthmachine.planning._stage import BUDGET_PER_USER, experiment_plan
+    from growthmachine.planning import experiment_plan
+    from growthmachine.planning._stage import BUDGET_PER_USER
 
     rows = []
     # 1. the planning stage of the main job

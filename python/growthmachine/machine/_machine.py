@@ -145,8 +145,7 @@ class Machine:
 
     # -- one period of the machine ---------------------------------------------------------
     def _setup(self, env: Any) -> None:
-        from ..planning import world_actions
-        from ..planning._stage import experiment_plan
+        from ..planning import experiment_plan, world_actions
         from ..touchpoint import FrequencyPlanner, ResponseModel
 
         cfg = self.config

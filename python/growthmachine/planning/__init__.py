@@ -21,7 +21,7 @@ from __future__ import annotations
 from . import metrics, uplift
 from ._calibrate import Calibration
 from ._features import planning_features
-from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan
+from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan, experiment_plan
 from ._planner import Planner, TaskPlan, run_experiment, world_actions
 from ._segments import plan_from_environment
 from ._stage import run_stage
@@ -36,6 +36,7 @@ __all__ = [
     "Goal",
     "Plan",
     "Planner",
+    "experiment_plan",
     "TaskPlan",
     "metrics",
     "plan_from_environment",

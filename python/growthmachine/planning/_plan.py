@@ -718,3 +718,20 @@ def _align(target: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
         r = int(np.flatnonzero(extra)[0])
         raise ValueError(f"users: user id {ids[r]} (row {r}) is not in insight")
     return order[pos]
+
+
+#: Delivered treated rows each task of one experiment should get (sizes :func:`experiment_plan`).
+ROWS_PER_TASK = 1000
+
+
+def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
+    """The world's catalogue (:meth:`Plan.default`) with as many content variants per
+    (benefit, channel) as one experiment can learn: each task should get about
+    ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
+    better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
+    chooses among the whole catalogue."""
+    n_bc = len(env.config.response.benefits) * len(env.actions["channel"].cat.categories)
+    # about 2/3 of drawn tasks reach the user (consent and app rules)
+    k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))
+    k = min(max(k, 1), len(env.config.response.contents))
+    return Plan.default(env, budget=budget, n_contents=k)

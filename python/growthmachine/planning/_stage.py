@@ -14,31 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._plan import Plan
+from ._plan import ROWS_PER_TASK, experiment_plan
 from ._planner import Planner, run_experiment, world_actions
 
 #: Default planning budget per user of the world (expected incentive + channel cost).
 BUDGET_PER_USER = 0.1
 
 
-#: Delivered treated rows each task of the stage's experiment should get (sizes the plan).
-ROWS_PER_TASK = 1000
 #: Below this many delivered rows for some task the stage plans nothing: the estimates and the
 #: calibration would be noise.
 MIN_ROWS_PER_TASK = 50
-
-
-def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
-    """The world's catalogue (:meth:`Plan.default`) with as many content variants per
-    (benefit, channel) as one experiment can learn: each task should get about
-    ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
-    better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
-    chooses among the whole catalogue."""
-    n_bc = len(env.config.response.benefits) * len(env.actions["channel"].cat.categories)
-    # about 2/3 of drawn tasks reach the user (consent and app rules)
-    k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))
-    k = min(max(k, 1), len(env.config.response.contents))
-    return Plan.default(env, budget=budget, n_contents=k)
 
 
 def _scores(env: Any, tasks: pd.DataFrame) -> dict[str, float]:
