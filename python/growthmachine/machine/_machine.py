@@ -47,27 +47,6 @@ TP_OPTOUT_SHARE = 0.25
 #: Prior sd of a task's realised / forecast profit ratio (the correction is shrunk toward 1).
 SCALE_PRIOR_SD = 0.5
 
-#: Columns of the machine's own history (one row per period) besides the KPIs.
-HISTORY = (
-    "forecast_profit",
-    "true_profit",
-    "forecast_campaign",
-    "true_campaign",
-    "forecast_explore",
-    "true_explore",
-    "forecast_touchpoint",
-    "true_touchpoint",
-    "budget",
-    "budget_campaign",
-    "budget_explore",
-    "budget_touchpoint",
-    "users_planned",
-    "users_explored",
-    "users_held_out",
-    "users_touchpoint",
-    "log_rows",
-)
-
 
 @dataclass
 class MachineRun:
@@ -466,22 +445,6 @@ class Machine:
         tx = env.transactions()
         aov = float(tx["amount"].mean()) if len(tx) else 0.0
         return float(env.config.response.margin) * aov
-
-    def _realised(self) -> pd.DataFrame | None:
-        """Per task, what the users past plans gave it earned against their hold-out shadows:
-        the mean incremental profit per user over every period it was planned (``realised``)
-        and its standard error (``se``)."""
-        if not self.feedback_:
-            return None
-        fb = pd.concat(self.feedback_, ignore_index=True)
-        fb = fb[np.isfinite(fb["se"]) & (fb["se"] > 0)]
-        if not len(fb):
-            return None
-        n = fb["n_sent"].to_numpy()
-        g = pd.DataFrame({"task_id": fb["task_id"].to_numpy(), "n": n,
-                          "r": n * fb["realised"].to_numpy(),
-                          "v": (n * fb["se"].to_numpy()) ** 2}).groupby("task_id").sum()  # fmt: skip
-        return pd.DataFrame({"realised": g["r"] / g["n"], "se": np.sqrt(g["v"]) / g["n"]})
 
     def _scale(self) -> np.ndarray | None:
         """Per task, the ratio of what the users past plans gave it earned (against their
