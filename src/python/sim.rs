@@ -120,13 +120,8 @@ fn treatment_slices<'a>(
     content: &'a PyReadonlyArray1<'_, u8>,
     day: &'a PyReadonlyArray1<'_, i64>,
 ) -> PyResult<TreatmentSlices<'a>> {
-    Ok((
-        slice1("user_id", user)?,
-        u8_codes("benefit", benefit)?,
-        u8_codes("channel", channel)?,
-        u8_codes("content", content)?,
-        slice1("day", day)?,
-    ))
+    let (u, b, c, k) = pair_slices(user, benefit, channel, content)?;
+    Ok((u, b, c, k, slice1("day", day)?))
 }
 
 type PairSlices<'a> = (&'a [i64], &'a [u8], &'a [u8], &'a [u8]);
