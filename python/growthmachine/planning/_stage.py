@@ -165,15 +165,15 @@ def run_stage(ctx: Any) -> None:
     ax.legend()
     ax.set_title("Qini curve on the experiment")
     sec.figure(fig, "Qini curve of the out-of-fold profit score on the experiment's log.")
-    for key, cals in planner.calibration_.items():
-        if key == "profit":
-            names = (
-                sorted(set(tasks[planner.calibrate_by].astype(str)))
-                if planner.calibrate_by
-                else ["all"]
-            )
-            tab = pd.concat(
-                [c.table().assign(stratum=nm) for nm, c in zip(names, cals, strict=True)]
-            )
-            sec.table("calibration", tab, "Score -> realised effect map (profit), per stratum.")
+    names = (
+        sorted(set(tasks[planner.calibrate_by].astype(str))) if planner.calibrate_by else ["all"]
+    )
+    for key in ("gmv", "cost"):
+        tab = pd.concat(
+            [c.table().assign(stratum=nm) for nm, c in zip(names, planner.calibration_[key],
+                                                            strict=True)]
+        )  # fmt: skip
+        sec.table(f"calibration_{key}", tab,
+                  f"Score -> realised effect map ({key}), per stratum; the planned profit is "
+                  "margin x GMV - cost.")  # fmt: skip
     ctx.log(f"[planning] {tp!r}; true profit {sc['true_profit']:,.0f} ({share:.1%} of oracle)")
