@@ -179,23 +179,33 @@ def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
     return rows
 
 
-def run_dq(n: int, seed: int) -> str:
-    t = Table(["world", "users", "policy", "true profit", "true spend", "oracle profit at that "
-               "spend", "share of oracle", "own forecast", "forecast / true", "seconds"])  # fmt: skip
-    for name, path in WORLDS.items():
-        for r in dq_world(name, path, n, seed):
-            t.add(*r)
-    return t.markdown()
+def run_dq(n: int, seeds: list[int]) -> str:
+    t = Table(["world", "seed", "users", "policy", "true profit", "true spend", "oracle profit "
+               "at that spend", "share of oracle", "own forecast", "forecast / true",
+               "seconds"])  # fmt: skip
+    share: dict[tuple[str, str], list[float]] = {}
+    for seed in seeds:
+        for name, path in WORLDS.items():
+            for r in dq_world(name, path, n, seed):
+                t.add(r[0], seed, *r[1:])
+                share.setdefault((r[0], r[2]), []).append(r[6])
+    out = t.markdown()
+    if len(seeds) > 1:
+        s = Table(["world", "policy", "seeds", "mean share of oracle", "lowest", "highest"])
+        for (world, policy), v in share.items():
+            s.add(world, policy, len(v), float(np.mean(v)), min(v), max(v))
+        out += "\n\nOver the seeds:\n\n" + s.markdown()
+    return out
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks planning")
     ap.add_argument("cases", nargs="*", default=["dq", "metrics", "forest"])
     ap.add_argument("--users", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1")
     args = ap.parse_args(argv)
     if "dq" in args.cases:
-        body = run_dq(args.users, args.seed)
+        body = run_dq(args.users, list(range(args.seeds)))
         body += (
             "\n\nEach policy on its own copy of the world (same seed). The planner and the former "
             "plan both spend 30 days on an experiment first; the RFM rule and random act on a "
@@ -206,7 +216,7 @@ def main(argv: list[str]) -> int:
         write_section(
             f"planning_dq_{args.users}",
             f"Planning: decision quality on the world's truth ({args.users:,} users)",
-            command=f"python -m benchmarks planning dq --users {args.users}",
+            command=f"python -m benchmarks planning dq --users {args.users} --seeds {args.seeds}",
             body=body,
         )
     if "metrics" in args.cases:
