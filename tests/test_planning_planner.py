@@ -267,3 +267,85 @@ def test_outside_option_and_task_resources_share_one_allocation(world):
         pl.allocate(extra=extra.drop(columns=["cost"]))
     with pytest.raises(ValueError, match="task_resources"):
         pl.allocate(task_resources={"optouts": (np.ones(T - 1), 1.0)})
+
+
+def test_design_experiment_draws_its_arms_with_the_stated_probabilities(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    d = pl.design_experiment(10_000, control_share=0.3, seed=5)
+    p = d.attrs["task_shares"]
+    T = len(plan.tasks())
+    assert list(p.index) == list(range(T)) and p.sum() == pytest.approx(1.0)
+    assert (p >= 0.5 / T - 1e-12).all()  # the uniform half
+    assert d["user_id"].is_unique and len(d) + d.attrs["not_eligible"] == 10_000
+    # every treated user is eligible for its task; propensities are the arm's probability
+    tr = d[d["task_id"] >= 0]
+    rows = pd.Index(pl.user_ids_).get_indexer(tr["user_id"].to_numpy())
+    assert pl.composition_.eligible[rows, tr["task_id"].to_numpy()].all()
+    np.testing.assert_allclose(tr["propensity"], 0.7 * p.loc[tr["task_id"]].to_numpy())
+    assert (d.loc[d["task_id"] < 0, "propensity"] == 0.3).all()
+    # drawn shares follow the probabilities (before eligibility: controls are never lost)
+    n_ctrl = (d["task_id"] < 0).sum()
+    assert abs(n_ctrl / 10_000 - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 10_000)
+    # same seed, same design
+    pd.testing.assert_frame_equal(d, pl.design_experiment(10_000, control_share=0.3, seed=5))
+
+
+def test_design_experiment_gives_more_rows_to_what_is_uncertain(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    # a ridge T-learner with one fold has no standard errors: the design is uniform
+    p0 = pl.design_experiment(5_000, uniform_share=0.2, seed=0).attrs["task_shares"]
+    np.testing.assert_allclose(p0, 1.0 / len(p0))
+    # make task 2 the one the models know least about, and task 4 known exactly
+    for k in ("gmv", "cost"):
+        pl.standard_errors_[k][:] = 0.1
+        pl.standard_errors_[k][:, 2] = 5.0
+        pl.standard_errors_[k][:, 4] = 0.0
+    p = pl.design_experiment(5_000, uniform_share=0.2, seed=0).attrs["task_shares"]
+    assert p.idxmax() == 2 and p[2] > 0.5
+    assert p[4] == pytest.approx(0.2 / len(p))  # only its uniform part
+    # a subset of tasks and users
+    d = pl.design_experiment(100, tasks=[1, 3], users=pl.user_ids_[:500], seed=0)
+    assert set(d["task_id"]) <= {-1, 1, 3} and set(d["user_id"]) <= set(pl.user_ids_[:500])
+
+
+def test_a_designed_experiment_is_a_log_the_planner_fits(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    d = pl.design_experiment(pop.n_users, seed=1)
+    w = env.copy(seed=1)
+    tasks = plan.tasks().set_index("task_id")
+    tr = d[d["task_id"] >= 0]
+    sent = pd.DataFrame(
+        {
+            "user_id": tr["user_id"].to_numpy(),
+            "benefit": tasks.loc[tr["task_id"], "benefit"].to_numpy(),
+            "channel": tasks.loc[tr["task_id"], "channel"].to_numpy(),
+            "content": tasks.loc[tr["task_id"], "content"].to_numpy(),
+            "day": w.day,
+        }
+    )
+    out = w.apply(sent, progress=False).set_index("user_id").loc[d["user_id"]]
+    log2 = d.assign(**{c: out[c].to_numpy() for c in ("gmv", "incentive_cost", "converted")})
+    log2 = log2.rename(columns={"task_id": "action_id"})
+    pl2 = _planner(plan).fit(log2, ui, pop.users, opted_out=w.opted_out())
+    assert pl2.log_summary_["rows"] == len(d)
+    assert np.isfinite(pl2.values()["profit"]).all()
+
+
+def test_design_experiment_rejects_bad_arguments(world):
+    pop, env, ui, plan, log = world
+    pl = _planner(plan).fit(log, ui, pop.users, opted_out=env.opted_out())
+    with pytest.raises(ValueError, match="n_users"):
+        pl.design_experiment(pop.n_users + 1)
+    with pytest.raises(ValueError, match="control_share"):
+        pl.design_experiment(10, control_share=1.0)
+    with pytest.raises(ValueError, match="tasks"):
+        pl.design_experiment(10, tasks=[0, 99])
+    with pytest.raises(ValueError, match="tasks"):
+        pl.design_experiment(10, tasks=[1, 1])
+    with pytest.raises(ValueError, match="users"):
+        pl.design_experiment(10, users=[-5])
+    with pytest.raises(ValueError, match="Planner: not fitted"):
+        _planner(plan).design_experiment(10)

@@ -461,6 +461,87 @@ class Planner(Versioned):
         mask[pos] = True
         return mask
 
+    def design_experiment(
+        self,
+        n_users: int,
+        tasks: Any = None,
+        *,
+        users: Any = None,
+        control_share: float = 0.5,
+        uniform_share: float = 0.5,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """A randomised experiment that spends its rows where the fitted models are least sure
+        of a value that could change the plan.
+
+        ``n_users`` users are drawn at random from ``users`` (default: every fitted user); each
+        is a control (``task_id`` -1) with probability ``control_share``, otherwise gets task
+        ``j`` of ``tasks`` (default: all) with probability ``p_j``: a ``uniform_share`` spread
+        evenly, the rest in proportion to the task's *decision-relevant variance*, the mean over
+        its eligible users of the variance of their estimated profit (``margin``^2 x the GMV
+        model's s.e.^2 + the cost model's s.e.^2), counting only the users whose estimate is
+        within two standard errors of being worth planning (``value + 2 s.e. > 0``): more rows
+        where a task might be good but the log cannot yet tell, none for tasks that are clearly
+        bad for everyone (a form of uncertainty sampling; see Russo et al. 2018, "A Tutorial on
+        Thompson Sampling", section 8). Users drawn for a task they are not eligible for leave
+        the experiment (as the world's own experiment leaves them undelivered), so treated and
+        control users of a task are alike and the log fits :meth:`fit` as it is. A model
+        without standard errors (all 0) gives the uniform design.
+
+        Returns one row per user in the experiment: ``user_id``, ``task_id`` and
+        ``propensity`` (the probability of the arm the user got); ``attrs['task_shares']``
+        holds ``p`` (indexed by task id) and ``attrs['not_eligible']`` the users who left."""
+        self._check_fitted()
+        T = self.composition_.n_tasks
+        ids = self.user_ids_
+        n_users = cv.check_int(n_users, "n_users", minimum=1)
+        control_share = cv.check_number(control_share, "control_share", minimum=0.0, maximum=1.0)
+        if not 0.0 < control_share < 1.0:
+            raise ValueError(
+                f"control_share: must be strictly between 0 and 1, got {control_share}"
+            )
+        uniform_share = cv.check_number(uniform_share, "uniform_share", minimum=0.0, maximum=1.0)
+        seed = cv.check_int(seed, "seed", minimum=0)
+        if tasks is None:
+            task_ids = np.arange(T)
+        else:
+            task_ids = cv.as_array(tasks, "tasks", np.int64)
+            if task_ids.min() < 0 or task_ids.max() >= T:
+                bad = task_ids[(task_ids < 0) | (task_ids >= T)][0]
+                raise ValueError(f"tasks: {bad} is not a task id of the plan (0 to {T - 1})")
+            if len(np.unique(task_ids)) != len(task_ids):
+                raise ValueError("tasks: holds a task id twice")
+        pool = np.arange(len(ids)) if users is None else np.flatnonzero(self._allowed(users))
+        if n_users > len(pool):
+            raise ValueError(f"n_users: {n_users} is more than the {len(pool)} users to draw from")
+        vals = self.values()["profit"][pool][:, task_ids]
+        se = self.standard_errors_
+        var = (self.margin**2) * se["gmv"][pool][:, task_ids].astype(np.float64) ** 2
+        var += se["cost"][pool][:, task_ids].astype(np.float64) ** 2
+        elig = self.composition_.eligible[pool][:, task_ids]
+        open_ = elig & (vals + 2.0 * np.sqrt(var) > 0)
+        v = (var * open_).sum(axis=0) / np.maximum(elig.sum(axis=0), 1)
+        k = len(task_ids)
+        p = np.full(k, 1.0 / k)
+        if v.sum() > 0:
+            p = uniform_share * p + (1.0 - uniform_share) * v / v.sum()
+        rng = np.random.default_rng(seed)
+        drawn = rng.choice(pool, size=n_users, replace=False)
+        ctrl = rng.random(n_users) < control_share
+        pick = rng.choice(k, size=n_users, p=p)
+        task = np.where(ctrl, -1, task_ids[pick])
+        ok = ctrl | self.composition_.eligible[drawn, np.maximum(task, 0)]
+        out = pd.DataFrame(
+            {
+                "user_id": ids[drawn][ok],
+                "task_id": task[ok].astype(np.int64),
+                "propensity": np.where(ctrl, control_share, (1.0 - control_share) * p[pick])[ok],
+            }
+        )
+        out.attrs["task_shares"] = pd.Series(p, index=pd.Index(task_ids, name="task_id"))
+        out.attrs["not_eligible"] = int((~ok).sum())
+        return out
+
     def _candidates(
         self,
         budget: float | None,
