@@ -229,6 +229,29 @@ def test_goal_metrics_conversion_needs_converted(world):
         _planner(p2).fit(log.drop(columns=["converted"]), ui, pop.users)
 
 
+def test_goal_kinds_count_their_users_and_floors_count_only_them(world):
+    pop, env, ui, plan, log = world
+    goals = [
+        Goal("profit", kind="arpu", metric="profit"),
+        Goal("buyers", kind="acquisition", metric="conversion", weight=0.0, floor=1.0),
+        Goal("winback", kind="retention", metric="conversion", weight=0.0),
+    ]
+    p2 = Plan.from_dict({**plan.to_dict(), "goals": [g.to_dict() for g in goals]})
+    pl = _planner(p2, shrink=False).fit(log, ui, pop.users, opted_out=env.opted_out())
+    stage = ui.users_.set_index("user_id").loc[pl.user_ids_, "stage"].astype(str).to_numpy()
+    assert "buyers" in pl.goal_masks_ and "profit" not in pl.goal_masks_  # arpu: everyone
+    np.testing.assert_array_equal(pl.goal_masks_["buyers"], stage == "prospect")
+    np.testing.assert_array_equal(pl.goal_masks_["winback"], np.isin(stage, ["at-risk", "dormant"]))
+    # the floor's usage is the conversions of prospects only
+    tp = pl.allocate()
+    conv = pl.values()["conversion"]
+    rows = pd.Index(pl.user_ids_).get_indexer(tp.tasks["user_id"].to_numpy())
+    j = tp.tasks["task_id"].to_numpy()
+    prospects = np.maximum(conv[rows, j], 0.0) * (stage[rows] == "prospect")
+    used = tp.solution.usage.set_index("resource").loc["goal:buyers", "used"]
+    assert used == pytest.approx(prospects.sum(), rel=1e-6) and used >= 1.0
+
+
 def test_outside_option_and_task_resources_share_one_allocation(world):
     pop, env, ui, plan, log = world
     pl = _planner(plan, shrink=False).fit(log, ui, pop.users, opted_out=env.opted_out())

@@ -258,13 +258,23 @@ class Content(Schema):
         _name(self.name, f"{path}.name")
 
 
+#: The users a goal of each kind counts when it names no audience (lifecycle stages of
+#: ``growthmachine.insight.lifecycle.STAGES``); a kind not listed counts everyone.
+GOAL_STAGES: dict[str, tuple[str, ...]] = {
+    "acquisition": ("prospect",),
+    "retention": ("at-risk", "dormant"),
+}
+
+
 @dataclass
 class Goal(Schema):
     """What the operation aims at: ``kind`` acquisition (first orders of prospects), arpu
-    (incremental GMV or profit of customers) or retention (reactivation of at-risk and dormant
-    users), measured by ``metric``, weighted by ``weight`` in the objective; ``floor``: optional
-    lower bound on the goal's expected total (e.g. at least 2,000 new buyers); ``audience``:
-    optional audience name the goal counts."""
+    (incremental GMV or profit per user, everyone) or retention (reactivation of at-risk and
+    dormant users), measured by ``metric``, weighted by ``weight`` in the objective; ``floor``:
+    optional lower bound on the goal's expected total over its users (e.g. at least 2,000 new
+    buyers); ``audience``: the audience the goal counts, by name; without one, the kind's users
+    (:data:`GOAL_STAGES`: prospects for acquisition, at-risk and dormant users for retention,
+    everyone for arpu)."""
 
     name: str
     kind: GoalKind
@@ -294,6 +304,16 @@ class Plan(Schema):
     name: str = "plan"
 
     _root = "plan"
+
+    def goal_audience(self, goal: Goal) -> Audience | None:
+        """The audience ``goal`` counts: its named audience, else its kind's users
+        (:data:`GOAL_STAGES`), else ``None`` (everyone)."""
+        if goal.audience is not None:
+            return next(a for a in self.audiences if a.name == goal.audience)
+        stages = GOAL_STAGES.get(goal.kind)
+        if stages is None:
+            return None
+        return Audience(f"{goal.kind} users", stages=list(stages))
 
     def _check_values(self, path: str) -> None:
         _name(self.name, f"{path}.name", "")

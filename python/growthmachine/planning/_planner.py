@@ -279,11 +279,10 @@ class Planner(Versioned):
                 pred = ridge_baseline(Xtr, y, fit_rows & ctrl)
                 base[name][~fit_rows] = pred[~fit_rows]
         self.composition_ = comp
-        auds = {a.name: a for a in self.plan.audiences}
         self.goal_masks_ = {
-            g.name: auds[g.audience].select(insight, users)
+            g.name: aud.select(insight, users)
             for g in self.plan.goals
-            if g.audience is not None
+            if (aud := self.plan.goal_audience(g)) is not None
         }
         self.feature_names_ = names
         self.user_ids_ = ids
@@ -576,6 +575,9 @@ class Planner(Versioned):
         for g in floors:
             key = f"goal:{g.name}"
             cols[key] = np.maximum(vals[g.metric][r, j], 0.0)
+            mask = self.goal_masks_.get(g.name)
+            if mask is not None:  # the floor counts the goal's own users
+                cols[key] = cols[key] * mask[r]
             resources[key] = (g.floor, None)
             usage.append(key)
         au = {}
