@@ -198,6 +198,52 @@ def run_dq(n: int, seeds: list[int]) -> str:
     return out
 
 
+def run_scale(n: int = 10_000_000, log_rows: int = 300_000, seed: int = 0) -> str:
+    """Composing and scoring ``n`` users x 20 candidate tasks (issue 10: <= 30 s on 2 cores):
+    ``Planner.fit`` on a randomised log of ``log_rows`` users (cross-fitted forests for GMV and
+    cost, then every user's out-of-fold estimate for every task: the scoring), then
+    ``candidates()`` (the calibrated values and the allocation problem). The world, its
+    insight and the experiment are set-up, timed apart."""
+    import resource
+
+    t = Table(["step", "seconds", "notes"])
+    t0 = time.perf_counter()
+    pop = gm.sim.Population.generate(n, days=365, seed=seed)
+    env = gm.sim.Environment(pop, seed=seed)
+    ui = gm.insight.UserInsight(seed=seed, progress=False).fit(
+        pop.transactions, as_of=pop.days, users=pop.users
+    )
+    t.add("set-up: world and insight", time.perf_counter() - t0, f"{n:,} users")
+    full = gm.planning.Plan.default(env, budget=0.1 * n, n_contents=1)
+    keep = [b for b in full.benefits if b.name != "coupon_20" and b.name != "points_500"]
+    plan = gm.planning.Plan(
+        goals=full.goals, audiences=full.audiences, benefits=keep, channels=full.channels,
+        contents=full.contents, budget=full.budget,
+    )  # fmt: skip
+    T = len(plan.tasks())
+    t0 = time.perf_counter()
+    log = gm.planning.run_experiment(env, plan, share=0.5, seed=seed, progress=False)
+    rng = np.random.default_rng(seed)
+    log = log.iloc[np.sort(rng.choice(len(log), log_rows, replace=False))]
+    t.add("set-up: experiment", time.perf_counter() - t0, f"{log_rows:,} log rows kept")
+    pl = gm.planning.Planner(plan, margin=env.config.response.margin, seed=seed, progress=False)
+    t0 = time.perf_counter()
+    pl.fit(log, ui, pop.users, opted_out=env.opted_out())
+    t_fit = time.perf_counter() - t0
+    t.add("compose + fit + score (Planner.fit)", t_fit,
+          f"{n:,} users x {T} tasks, out-of-fold estimates for every pair")  # fmt: skip
+    t0 = time.perf_counter()
+    prob = pl.candidates()
+    t_c = time.perf_counter() - t0
+    t.add("calibrated values + candidates()", t_c, f"{prob.n_candidates:,} candidate pairs kept")
+    t.add(
+        "total (target <= 30 s)",
+        t_fit + t_c,
+        f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB",
+    )
+    return t.markdown()
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks planning")
     ap.add_argument("cases", nargs="*", default=["dq", "metrics", "forest"])
@@ -218,6 +264,13 @@ def main(argv: list[str]) -> int:
             f"Planning: decision quality on the world's truth ({args.users:,} users)",
             command=f"python -m benchmarks planning dq --users {args.users} --seeds {args.seeds}",
             body=body,
+        )
+    if "scale" in args.cases:
+        write_section(
+            "planning_scale",
+            "Planning: composing and scoring 10M users x 20 tasks (target <= 30 s)",
+            command="python -m benchmarks planning scale",
+            body=run_scale(),
         )
     if "metrics" in args.cases:
         from benchmarks import planning_metrics
