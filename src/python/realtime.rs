@@ -77,6 +77,14 @@ fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) ->
         .map_err(|_| PyValueError::new_err(format!("{name}: must be contiguous")))
 }
 
+/// The (n, n_actions) output of a batch call, allocated fallibly (`MemoryError`, never an abort).
+fn out_rows(n: usize, n_actions: usize) -> PyResult<Vec<f64>> {
+    let count = n
+        .checked_mul(n_actions)
+        .ok_or_else(|| PyValueError::new_err("X: too large: n rows x n_actions values overflow"))?;
+    crate::error::try_vec("X", count, 0.0).map_err(to_pyerr)
+}
+
 struct Inner {
     policy: Policy,
     scratch: Vec<f64>,
@@ -344,7 +352,7 @@ impl RealtimePolicy {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0.0; n * dims.0];
+        let mut out = out_rows(n, dims.0)?;
         if n >= LONG_ROWS {
             // Lock on the calling thread (GIL released while waiting), never inside the pool:
             // a pool thread blocked on the mutex while stealing work would deadlock.
@@ -377,7 +385,7 @@ impl RealtimePolicy {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0.0; n * dims.0];
+        let mut out = out_rows(n, dims.0)?;
         // Lock on the calling thread (GIL released while waiting), never inside the pool:
         // a pool thread blocked on the mutex while stealing work would deadlock.
         let mut g = self.lock(py);

@@ -15,7 +15,7 @@
 //! (obp's interval method) with one seeded stream per bootstrap sample.
 
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng;
 use rand::Rng as _;
@@ -300,11 +300,19 @@ pub fn bootstrap(
     ctl: &Control,
 ) -> Result<Vec<f64>> {
     let n = check(l)?;
+    if n_boot < 1 {
+        return Err(CoreError::invalid("n_bootstrap", "must be >= 1"));
+    }
+    // The output is the only allocation the caller's number controls: checked before any work.
+    let count = n_boot.checked_mul(5).ok_or_else(|| {
+        CoreError::invalid("n_bootstrap", "too large: 5 x n_bootstrap values overflow")
+    })?;
+    let mut out = try_vec("n_bootstrap", count, 0.0)?;
     ctl.set_total(n_boot as u64);
     let scale = 1.0 / mean_weight;
-    let rows: Vec<Result<[f64; 5]>> = (0..n_boot)
-        .into_par_iter()
-        .map(|b| {
+    out.par_chunks_mut(5)
+        .enumerate()
+        .try_for_each(|(b, row)| -> Result<()> {
             let mut r = rng::stream(seed, b as u64);
             let mut s = [0.0; 5];
             for t in 0..n {
@@ -319,13 +327,11 @@ pub fn bootstrap(
             }
             s[1] *= scale;
             ctl.advance(1);
-            Ok(s.map(|x| x / n as f64))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n_boot * 5);
-    for r in rows {
-        out.extend_from_slice(&r?);
-    }
+            for j in 0..5 {
+                row[j] = s[j] / n as f64;
+            }
+            Ok(())
+        })?;
     Ok(out)
 }
 

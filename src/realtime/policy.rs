@@ -13,7 +13,7 @@ use super::kernels::{
     block_mean_quad, cholesky, dot, has_fma, rank1_sub, symv, Fused, Mode, Plain, LANES,
 };
 use super::{epsilon_greedy, lints, linucb};
-use crate::error::{check_finite, CoreError, Result};
+use crate::error::{check_finite, check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::rng;
 use rand::Rng as _;
 use rand_distr::StandardNormal;
@@ -63,6 +63,58 @@ pub struct Config {
     pub seed: u64,
 }
 
+impl Config {
+    /// Dimension of each action's model, `n_features + n_action_features`.
+    pub fn dim(&self) -> Result<usize> {
+        self.n_features
+            .checked_add(self.n_action_features)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "n_action_features",
+                    "too large: n_features + n_action_features overflows",
+                )
+            })
+    }
+
+    /// Checks the parameters (not the sizes: [`Policy::new`] does, where it allocates).
+    pub fn validate(&self) -> Result<()> {
+        if self.n_actions < 1 {
+            return Err(CoreError::invalid("n_actions", "must be >= 1"));
+        }
+        if self.dim()? < 1 {
+            return Err(CoreError::invalid("n_features", "must be >= 1"));
+        }
+        if !(self.ridge.is_finite() && self.ridge > 0.0) {
+            return Err(CoreError::invalid(
+                "ridge",
+                format!("must be > 0, got {}", self.ridge),
+            ));
+        }
+        let bad = |name: &str, v: f64| {
+            Err(CoreError::invalid(
+                name,
+                format!("must be finite and >= 0, got {v}"),
+            ))
+        };
+        match self.algo {
+            Algo::LinUcb { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
+                return bad("alpha", alpha)
+            }
+            Algo::LinTs { v } | Algo::LogisticTs { v } if !(v.is_finite() && v >= 0.0) => {
+                return bad("v", v)
+            }
+            Algo::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => {
+                return Err(CoreError::invalid(
+                    "epsilon",
+                    format!("must be in [0, 1], got {epsilon}"),
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major.
 #[derive(Clone, Copy)]
 pub struct Rows<'a> {
@@ -101,41 +153,9 @@ pub const STATE_VERSION: u32 = 1;
 
 impl Policy {
     pub fn new(cfg: Config) -> Result<Self> {
-        if cfg.n_actions < 1 {
-            return Err(CoreError::invalid("n_actions", "must be >= 1"));
-        }
-        if cfg.n_features + cfg.n_action_features < 1 {
-            return Err(CoreError::invalid("n_features", "must be >= 1"));
-        }
-        if !(cfg.ridge.is_finite() && cfg.ridge > 0.0) {
-            return Err(CoreError::invalid(
-                "ridge",
-                format!("must be > 0, got {}", cfg.ridge),
-            ));
-        }
-        let bad = |name: &str, v: f64| {
-            Err(CoreError::invalid(
-                name,
-                format!("must be finite and >= 0, got {v}"),
-            ))
-        };
-        match cfg.algo {
-            Algo::LinUcb { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
-                return bad("alpha", alpha)
-            }
-            Algo::LinTs { v } | Algo::LogisticTs { v } if !(v.is_finite() && v >= 0.0) => {
-                return bad("v", v)
-            }
-            Algo::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => {
-                return Err(CoreError::invalid(
-                    "epsilon",
-                    format!("must be in [0, 1], got {epsilon}"),
-                ))
-            }
-            _ => {}
-        }
-        let (k, dd) = (cfg.n_actions, cfg.n_features + cfg.n_action_features);
-        let mut s = vec![0.0; k * dd * dd];
+        cfg.validate()?;
+        let (k, dd) = (cfg.n_actions, cfg.dim()?);
+        let (mut s, chol) = Policy::alloc_matrices(&cfg)?;
         for a in 0..k {
             for i in 0..dd {
                 s[a * dd * dd + i * dd + i] = 1.0 / cfg.ridge;
@@ -143,13 +163,46 @@ impl Policy {
         }
         Ok(Policy {
             s,
-            theta: vec![0.0; k * dd],
-            counts: vec![0; k],
+            theta: try_vec("n_features", k * dd, 0.0)?,
+            counts: try_vec("n_actions", k, 0)?,
             t: 0,
-            chol: vec![0.0; k * dd * dd],
-            chol_state: vec![0; k],
+            chol,
+            chol_state: try_vec("n_actions", k, 0)?,
             cfg,
         })
+    }
+
+    /// The two K x D x D buffers (`S` and its factors), zeroed: the one place where the sizes a
+    /// user chose become an allocation. `Invalid` if the size cannot exist, `OutOfMemory` if
+    /// this machine cannot hold it (checked for both buffers together before allocating either).
+    fn alloc_matrices(cfg: &Config) -> Result<(Vec<f64>, Vec<f64>)> {
+        let dd = cfg.dim()?;
+        let what = "n_actions x (n_features + n_action_features)^2 values";
+        let arg = if cfg.n_actions > dd {
+            "n_actions"
+        } else if cfg.n_action_features > cfg.n_features {
+            "n_action_features"
+        } else {
+            "n_features"
+        };
+        let count = dd
+            .checked_mul(dd)
+            .and_then(|v| v.checked_mul(cfg.n_actions));
+        let bytes = checked_bytes(arg, what, count.and_then(|c| c.checked_mul(2)), 8)?;
+        let count = count.unwrap_or(usize::MAX);
+        let too_big = |e: CoreError| match e {
+            CoreError::OutOfMemory(_) => CoreError::OutOfMemory(format!(
+                "{arg}: too large for this machine: a policy with {} actions and {dd} features \
+                 per action needs {:.1} GiB",
+                cfg.n_actions,
+                bytes as f64 / (1u64 << 30) as f64
+            )),
+            e => e,
+        };
+        check_fits_memory(arg, bytes).map_err(too_big)?;
+        let s = try_vec(arg, count, 0.0).map_err(too_big)?;
+        let chol = try_vec(arg, count, 0.0).map_err(too_big)?;
+        Ok((s, chol))
     }
 
     pub fn config(&self) -> &Config {
@@ -187,18 +240,21 @@ impl Policy {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut p: Policy =
             crate::state::sealed::from_bytes("realtime.Policy", &[STATE_VERSION], bytes)?;
-        let (k, dd) = (p.cfg.n_actions, p.dim());
-        let ok = Policy::new(p.cfg.clone()).is_ok()
-            && p.s.len() == k * dd * dd
+        let corrupt = || CoreError::State("realtime.Policy state is inconsistent (corrupt)".into());
+        // The sizes are checked against the stored buffers before anything is allocated.
+        let (k, dd) = (p.cfg.n_actions, p.cfg.dim().map_err(|_| corrupt())?);
+        let ok = dd
+            .checked_mul(dd)
+            .and_then(|v| v.checked_mul(k))
+            .is_some_and(|c| c == p.s.len())
             && p.theta.len() == k * dd
             && p.counts.len() == k
             && p.s.iter().chain(&p.theta).all(|v| v.is_finite());
         if !ok {
-            return Err(CoreError::State(
-                "realtime.Policy state is inconsistent (corrupt)".into(),
-            ));
+            return Err(corrupt());
         }
-        p.chol = vec![0.0; k * dd * dd];
+        p.cfg.validate().map_err(|_| corrupt())?;
+        p.chol = try_vec("state", k * dd * dd, 0.0)?;
         p.chol_state = vec![0; k];
         Ok(p)
     }
@@ -477,7 +533,10 @@ impl Policy {
     /// Decisions for `n` rows.
     pub fn choose_batch(&mut self, rows: &Rows, n: usize, out: &mut [i64]) -> Result<()> {
         let na = self.cfg.n_actions;
-        let mut sc = vec![0.0; n * na];
+        let count = n.checked_mul(na).ok_or_else(|| {
+            CoreError::invalid("x", "too large: n rows x n_actions values overflow")
+        })?;
+        let mut sc = try_vec("x", count, 0.0)?;
         self.scores_batch(rows, n, &mut sc)?;
         out.par_chunks_mut(ROWS)
             .zip(sc.par_chunks(ROWS * na))
@@ -869,6 +928,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn impossible_sizes_are_invalid_and_huge_ones_out_of_memory() {
+        let sized = |k: usize, d: usize, ka: usize| {
+            Policy::new(Config {
+                n_action_features: ka,
+                ..cfg(Algo::LinTs { v: 1.0 }, k, d)
+            })
+            .map(|_| ())
+        };
+        let arg = |e: CoreError| match e {
+            CoreError::Invalid { arg, .. } => format!("invalid {arg}"),
+            CoreError::OutOfMemory(m) => format!("memory {}", m.split(':').next().unwrap()),
+            e => format!("{e:?}"),
+        };
+        // (2^32)^2 overflows: the size cannot exist
+        assert_eq!(arg(sized(2, 1 << 32, 0).unwrap_err()), "invalid n_features");
+        assert_eq!(
+            arg(sized(2, 3, 1 << 32).unwrap_err()),
+            "invalid n_action_features"
+        );
+        assert_eq!(
+            arg(sized(2, usize::MAX, 1).unwrap_err()),
+            "invalid n_action_features"
+        );
+        // valid sizes no machine holds
+        assert_eq!(arg(sized(4, 1 << 20, 0).unwrap_err()), "memory n_features");
+        assert_eq!(arg(sized(1 << 40, 5, 0).unwrap_err()), "memory n_actions");
+        assert_eq!(arg(sized(1, 1 << 16, 0).unwrap_err()), "memory n_features");
+        assert!(sized(3, 4, 2).is_ok());
     }
 
     #[test]
