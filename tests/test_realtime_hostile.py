@@ -50,3 +50,15 @@ def test_huge_sizes_raise_value_or_memory_error_naming_the_argument():
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert got[5] == ("MemoryError n_features" if memory < 2**36 else "ok")
     assert got[6] == "MemoryError n_bootstrap"  # 2^40 x 5 doubles
+
+
+def test_ctrl_c_interrupts_thompson_probabilities(seconds_to_interrupt):
+    setup = (
+        "import numpy as np\n"
+        "from growthmachine.realtime import LinTS\n"
+        "pol = LinTS(5, 4)\n"
+        "X = np.random.default_rng(0).normal(size=(2000, 4))\n"
+    )
+    # 2000 rows x 200,000 draws x 5 actions: well over a minute of work
+    delay = seconds_to_interrupt(setup, "pol.probabilities(X, n_samples=200_000)", after=0.5)
+    assert delay < 1.0

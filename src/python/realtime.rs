@@ -390,8 +390,8 @@ impl RealtimePolicy {
         // a pool thread blocked on the mutex while stealing work would deadlock.
         let mut g = self.lock(py);
         let p = &mut g.policy;
-        run_long(py, None, None, |_| {
-            p.probabilities(&rows, n, n_samples, &mut out)
+        run_long(py, None, None, |ctl| {
+            p.probabilities(&rows, n, n_samples, &mut out, ctl)
                 .map_err(big_x)
         })?;
         out.into_pyarray(py).reshape(vec![n, dims.0])

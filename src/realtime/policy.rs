@@ -13,6 +13,7 @@ use super::kernels::{
     block_mean_quad, cholesky, dot, has_fma, rank1_sub, symv, Fused, Mode, Plain, LANES,
 };
 use super::{epsilon_greedy, lints, linucb};
+use crate::control::Control;
 use crate::error::{check_finite, check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::rng;
 use rand::Rng as _;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 const ROWS: usize = 1024;
 /// Batches smaller than this run on the calling thread (a pool hand-off costs microseconds).
 const SMALL: usize = 256;
+/// Monte Carlo draws of `probabilities` between two checks for Ctrl-C (well under 10 ms).
+const SAMPLES_PER_CHECK: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algo {
@@ -617,13 +620,15 @@ impl Policy {
     /// Probability of each action under the policy for each row (n x K), without changing the
     /// policy: exact for LinUCB (one-hot; it is deterministic) and epsilon-greedy; for the
     /// Thompson samplers a Monte Carlo estimate from `n_samples` draws (row `i` uses the streams
-    /// `(seed, 2, i)`, so the result is reproducible).
+    /// `(seed, 2, i)`, so the result is reproducible). Checks `ctl` every [`SAMPLES_PER_CHECK`]
+    /// draws (Ctrl-C): the cost is `n x n_samples x K` draws, unbounded by the input's size.
     pub fn probabilities(
         &mut self,
         rows: &Rows,
         n: usize,
         n_samples: usize,
         out: &mut [f64],
+        ctl: &Control,
     ) -> Result<()> {
         self.check_rows(rows, n)?;
         let na = self.cfg.n_actions;
@@ -634,7 +639,8 @@ impl Policy {
         let this = &*self;
         out.par_chunks_mut(ROWS * na)
             .enumerate()
-            .for_each(|(c, chunk)| {
+            .try_for_each(|(c, chunk)| -> Result<()> {
+                ctl.check()?;
                 let start = c * ROWS;
                 let m = chunk.len() / na;
                 // Means and quads via the score kernel with the deterministic LinUCB index trick:
@@ -660,7 +666,10 @@ impl Policy {
                         Algo::LinTs { v } | Algo::LogisticTs { v } => {
                             let mut r = rng::stream2(this.cfg.seed, 2, (start + i) as u64);
                             let mut s = vec![0.0; na];
-                            for _ in 0..n_samples {
+                            for k in 0..n_samples {
+                                if k % SAMPLES_PER_CHECK == 0 {
+                                    ctl.check()?;
+                                }
                                 for a in 0..na {
                                     let e: f64 = r.sample(StandardNormal);
                                     s[a] = lints::sample(mu[a], qu[a], v, e);
@@ -673,8 +682,8 @@ impl Policy {
                         }
                     }
                 }
-            });
-        Ok(())
+                Ok(())
+            })
     }
 
     fn mean_quad_rows(&self, rows: &Rows, start: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
