@@ -11,6 +11,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
+from growthmachine.realtime import BudgetPacer, EpsilonGreedy, LinTS, LinUCB, SessionPolicy, ope
+
 _SIZES = """
 import growthmachine as gm, numpy as np
 from growthmachine.realtime import LinUCB, LinTS, SessionPolicy, ope
@@ -50,6 +55,117 @@ def test_huge_sizes_raise_value_or_memory_error_naming_the_argument():
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert got[5] == ("MemoryError n_features" if memory < 2**36 else "ok")
     assert got[6] == "MemoryError n_bootstrap"  # 2^40 x 5 doubles
+
+
+X = np.random.default_rng(0).normal(size=(8, 3))
+
+
+@pytest.mark.parametrize(
+    "call, exc, start",
+    [
+        (lambda p: p.update(X[0], 1.5, 1.0), TypeError, "action: must be an int, got float"),
+        (lambda p: p.update(X[0], True, 1.0), TypeError, "action: must be an int, got bool"),
+        (lambda p: p.update(X[0], np.True_, 1.0), TypeError, "action: must be an int, got bool"),
+        (lambda p: p.update(X[0], 2**64, 1.0), ValueError, "action: must be in [0, 3), got 2**64"),
+        (lambda p: p.update(X[0], -1, 1.0), ValueError, "action: must be in [0, 3), found -1"),
+        (lambda p: p.update(X[0], 1, "1"), TypeError, "reward: must be a number, got str"),
+        (lambda p: p.update(X[0], 1, 10**400), ValueError, "reward: too large for a float"),
+        (lambda p: p.probabilities(X, n_samples=-1), ValueError, "n_samples: must be >= 1, got -1"),
+        (lambda p: p.probabilities(X, n_samples=2.0), TypeError, "n_samples: must be an int"),
+        (lambda p: p.choose_batch(X, hallucinate="yes"), TypeError, "hallucinate: must be a bool"),
+        (lambda p: p.choose_batch(X, hallucinate=1), TypeError, "hallucinate: must be a bool"),
+    ],
+)
+def test_scalar_arguments_are_checked_and_named(call, exc, start):
+    pol = LinTS(3, 3)
+    start = start.replace("2**64", str(2**64))
+    with pytest.raises(exc) as e:
+        call(pol)
+    assert str(e.value).startswith(start), str(e.value)
+    assert pol.n_updates_ == 0
+
+
+def test_valid_scalars_of_every_kind_still_work():
+    pol = LinUCB(3, 3)
+    pol.update(X[0], np.int64(2), np.float32(0.5))
+    pol.update(X[1], 1, 1)
+    assert pol.counts_.tolist() == [0, 1, 1]
+    assert pol.choose_batch(X, hallucinate=np.bool_(True)).shape == (8,)
+    assert LinTS(3, 3).probabilities(X, n_samples=np.uint8(10)).shape == (8, 3)
+
+
+@pytest.mark.parametrize(
+    "make, exc, start",
+    [
+        (
+            lambda: BudgetPacer(LinUCB(3, 3), np.zeros(3), 10, horizon=2**64),
+            ValueError,
+            "horizon: must be <= 18446744073709551615, got 18446744073709551616",
+        ),
+        (
+            lambda: SessionPolicy(3, 3, costs=[0, 1, 1], budget=10, horizon=2**64),
+            ValueError,
+            "horizon: must be <=",
+        ),
+        (
+            lambda: BudgetPacer(LinUCB(3, 3), np.zeros(3), 10, horizon=5, max_ahead="x"),
+            TypeError,
+            "max_ahead: must be a number, got str",
+        ),
+        (
+            lambda: BudgetPacer(LinUCB(3, 3), np.zeros(3), 10, horizon=5, max_ahead=-1),
+            ValueError,
+            "max_ahead: must be >= 0",
+        ),
+        (
+            lambda: SessionPolicy(3, 3, costs=[0, 1, 1], budget=1, horizon=5, max_ahead="x"),
+            TypeError,
+            "max_ahead: must be a number, got str",
+        ),
+        (lambda: LinUCB(2**64, 3), ValueError, "n_actions: must be <="),
+        (lambda: EpsilonGreedy(3, 3, seed=2**64), ValueError, "seed: must be <="),
+    ],
+)
+def test_constructor_scalars_are_checked_and_named(make, exc, start):
+    with pytest.raises(exc) as e:
+        make()
+    assert str(e.value).startswith(start), str(e.value)
+
+
+def test_bindings_check_their_own_scalars():
+    # The Rust classes check what they extract, whatever the Python layer passed on.
+    from growthmachine._core import RealtimePacer, RealtimePolicy
+
+    with pytest.raises(ValueError, match=r"^n_features: must be <="):
+        RealtimePolicy("linucb", 2, 2**64)
+    with pytest.raises(TypeError, match=r"^ridge: must be a number, got str"):
+        RealtimePolicy("linucb", 2, 2, ridge="1")
+    with pytest.raises(TypeError, match=r"^null_action: must be an int, got bool"):
+        RealtimePacer(2, np.array([1.0]), 10, 0.1, False)
+    with pytest.raises(TypeError, match=r"^step: must be a number, got bytes"):
+        RealtimePacer(2, np.array([1.0]), 10, b"0.1", 0)
+
+
+@pytest.mark.parametrize(
+    "kw, exc, start",
+    [
+        (dict(clip="x"), TypeError, "clip: must be a number, got str"),
+        (dict(clip=0), ValueError, "clip: must be > 0"),
+        (dict(switch_threshold=-1.0), ValueError, "switch_threshold: must be >= 0"),
+        (dict(ci="bootstrap", seed=2**64), ValueError, "seed: must be <="),
+        (dict(ci="bootstrap", seed=True), TypeError, "seed: must be an int, got bool"),
+    ],
+)
+def test_ope_scalars_are_checked_and_named(kw, exc, start):
+    k = dict(
+        actions=np.zeros(4, dtype=int),
+        rewards=np.ones(4),
+        propensities=np.full(4, 0.5),
+        action_probs=np.full((4, 2), 0.5),
+    )
+    with pytest.raises(exc) as e:
+        ope.evaluate(**k, **kw)
+    assert str(e.value).startswith(start), str(e.value)
 
 
 def test_ctrl_c_interrupts_thompson_probabilities(seconds_to_interrupt):

@@ -194,7 +194,7 @@ pub fn evaluate(l: &Logged, p: &Params, ctl: &Control) -> Result<Estimates> {
     }
     if p.switch_tau.is_nan() || p.switch_tau < 0.0 {
         return Err(CoreError::invalid(
-            "switch_tau",
+            "switch_threshold",
             format!("must be >= 0, got {}", p.switch_tau),
         ));
     }

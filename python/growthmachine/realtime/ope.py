@@ -133,12 +133,8 @@ def evaluate(
     """
     cv.check_choice(ci, "ci", ("normal", "bootstrap"))
     alpha = cv.check_number(alpha, "alpha", minimum=0.0, strict_min=True, maximum=0.5)
-    clip = float(clip)
-    if not clip > 0:
-        raise ValueError(f"clip: must be > 0, got {clip}")
-    switch_threshold = float(switch_threshold)
-    if not switch_threshold >= 0:
-        raise ValueError(f"switch_threshold: must be >= 0, got {switch_threshold}")
+    # clip (> 0) and switch_threshold (>= 0), inf allowed, are checked where they are read, by
+    # the core; so are n_bootstrap and seed.
     a, r, p, pi, q, pos, k, npos = _prepare(
         actions, rewards, propensities, action_probs, q_hat, positions, contexts
     )
@@ -152,7 +148,6 @@ def evaluate(
         lo, hi = values - z * se, values + z * se
     else:
         n_bootstrap = cv.check_int(n_bootstrap, "n_bootstrap", minimum=2)
-        seed = cv.check_int(seed, "seed", minimum=0)
         boot = realtime_ope_bootstrap(
             a, r, p, pi, q, pos, k, npos, clip, switch_threshold, n_bootstrap, seed, mean_w
         )

@@ -78,9 +78,7 @@ class BudgetPacer(Versioned):
         step = cv.check_number(step, "step", minimum=0.0, strict_min=True)
         null_action = cv.check_int(null_action, "null_action", minimum=0, maximum=k - 1)
         self.charge = cv.check_choice(charge, "charge", ("choose", "update"))
-        max_ahead = float(max_ahead)
-        if not max_ahead >= 0:
-            raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+        # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
         self._pacer = RealtimePacer(k, b, horizon, step, null_action, max_ahead)
 
     # -- decisions --------------------------------------------------------------------------

@@ -108,9 +108,7 @@ class SessionPolicy(Versioned):
             b = cv.check_number(budget, "budget", minimum=0.0)
             h = cv.check_int(horizon, "horizon", minimum=1)
             st = cv.check_number(step, "step", minimum=0.0, strict_min=True)
-            max_ahead = float(max_ahead)
-            if not max_ahead >= 0:
-                raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+            # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
             self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0, max_ahead)
         self.begin(0)
         self.history_: list[dict[str, float]] = []
