@@ -879,19 +879,54 @@ impl RealtimePacer {
             None => None,
         };
         py.detach(|| {
+            use crate::error::CoreError;
+            crate::error::check_nonnegative("cost", c)?;
             let mut g = self.lock();
             let m = g.n_resources();
-            if let Some(idv) = idv {
-                if idv.len() * m != c.len() {
-                    return Err(crate::error::CoreError::invalid(
-                        "ids",
-                        "must have one id per row of costs",
-                    ));
+            let rows = c.len() / m.max(1);
+            if rows * m != c.len() {
+                return Err(CoreError::invalid(
+                    "cost",
+                    format!("has {} values, expected rows of {m}", c.len()),
+                ));
+            }
+            // Everything is checked before the first charge: a refused call changes nothing.
+            match idv {
+                Some(idv) => {
+                    if idv.len() != rows {
+                        return Err(CoreError::invalid(
+                            "ids",
+                            "must have one id per row of costs",
+                        ));
+                    }
+                    let mut seen = std::collections::HashSet::new();
+                    for &id in idv {
+                        if id < 0 || !g.is_pending(id as u64) || !seen.insert(id) {
+                            return Err(CoreError::invalid(
+                                "ids",
+                                format!(
+                                    "decision {id} is not awaiting its cost (unknown, repeated \
+                                     or charged already)"
+                                ),
+                            ));
+                        }
+                    }
                 }
+                None if rows > g.n_pending() => {
+                    return Err(CoreError::invalid(
+                        "cost",
+                        format!(
+                            "{rows} costs given, but only {} decisions are awaiting their cost \
+                             (each decision is charged exactly once)",
+                            g.n_pending()
+                        ),
+                    ))
+                }
+                None => {}
             }
             for (r, row) in c.chunks(m).enumerate() {
                 match idv {
-                    Some(idv) => g.charge_id(Some(idv[r] as u64), row)?,
+                    Some(idv) => g.charge_id(idv[r] as u64, row)?,
                     None => g.charge(row)?,
                 }
             }
