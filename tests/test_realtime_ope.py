@@ -167,3 +167,24 @@ def test_bad_input():
         ope.evaluate(**kw, ci="magic")
     with pytest.raises(ValueError, match="positions"):
         ope.evaluate(**{**kw, "action_probs": np.full((2, 2, 2), 0.5)})
+
+
+def test_action_probs_rows_must_sum_to_one():
+    n, k = 10, 4
+    kw = dict(actions=np.zeros(n, dtype=int), rewards=np.ones(n), propensities=np.full(n, 0.25))
+    with pytest.raises(
+        ValueError, match=r"^action_probs: each row must sum to 1.*row 0 sums to 3.6"
+    ):
+        ope.evaluate(**kw, action_probs=np.full((n, k), 0.9))
+    pi = np.full((n, k), 0.25)
+    pi[7] = [0.5, 0.5, 0.5, 0.0]
+    with pytest.raises(ValueError, match=r"row 7 sums to 1.5"):
+        ope.evaluate(**kw, action_probs=pi)
+    # several positions: each position's column sums to 1
+    pi3 = np.full((n, k, 2), 0.25)
+    pi3[3, :, 1] = 0.1
+    with pytest.raises(ValueError, match=r"row 3 sums to 0.4.* at position 1"):
+        ope.evaluate(**kw, action_probs=pi3, positions=np.zeros(n, dtype=int))
+    # rounding within the tolerance is fine (e.g. float32 probabilities)
+    ok = np.full((n, k), 0.25, dtype=np.float32) * (1 + 1e-7)
+    assert ope.evaluate(**kw, action_probs=ok).loc["ips", "estimate"] == pytest.approx(1.0)

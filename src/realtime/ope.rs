@@ -23,6 +23,9 @@ use rayon::prelude::*;
 
 pub const ESTIMATORS: [&str; 5] = ["ips", "snips", "dm", "dr", "switch_dr"];
 
+/// How far a row of `action_probs` may sum from 1 (numpy's `allclose` defaults, as obp checks).
+const SUM_TOL: f64 = 1e-5;
+
 /// Logged data. `pi_e` and `q` are `n x n_actions x n_positions`, row-major.
 pub struct Logged<'a> {
     pub actions: &'a [i64],
@@ -124,20 +127,26 @@ fn check_chunk(l: &Logged, lo: usize, hi: usize) -> Option<CoreError> {
                 format!("must be in [0, 1], found {} in row {i}", row[j]),
             ));
         }
+        for pos in 0..np {
+            let s: f64 = (0..k).map(|b| row[b * np + pos]).sum();
+            if (s - 1.0).abs() > SUM_TOL {
+                let at = if np > 1 {
+                    format!(" at position {pos}")
+                } else {
+                    String::new()
+                };
+                return Some(CoreError::invalid(
+                    "action_probs",
+                    format!("each row must sum to 1 over the actions, row {i} sums to {s}{at}"),
+                ));
+            }
+        }
         if let Some(q) = l.q {
             let qr = &q[i * k * np..(i + 1) * k * np];
             if let Some(j) = qr.iter().position(|v| !v.is_finite()) {
                 return Some(CoreError::invalid(
                     "q_hat",
                     format!("must be finite, found {} in row {i}", qr[j]),
-                ));
-            }
-            let pos = l.positions.map_or(0, |v| v[i] as usize);
-            let s: f64 = (0..k).map(|b| row[b * np + pos]).sum();
-            if s <= 0.0 {
-                return Some(CoreError::invalid(
-                    "action_probs",
-                    format!("row {i} has no probability mass at its position"),
                 ));
             }
         }

@@ -128,8 +128,9 @@ def evaluate(
     of the logged action; ``action_probs`` (n, n_actions) or (n, n_actions, n_positions) the
     evaluated policy's probabilities; ``q_hat`` same shape, a reward model's predictions (or
     ``contexts`` (n, d) to fit :func:`fit_reward_model`); ``positions`` (n,) when there are
-    several positions. ``clip`` caps the weights of IPS and DR (obp's ``lambda_``);
-    ``switch_threshold`` is switch-DR's (obp's ``lambda_``).
+    several positions. Each row of ``action_probs`` must sum to 1 over the actions (at every
+    position), within 1e-5 (numpy's ``allclose``, as obp checks). ``clip`` caps the weights of
+    IPS and DR (obp's ``lambda_``); ``switch_threshold`` is switch-DR's (obp's ``lambda_``).
     """
     cv.check_choice(ci, "ci", ("normal", "bootstrap"))
     alpha = cv.check_number(alpha, "alpha", minimum=0.0, strict_min=True, maximum=0.5)
