@@ -65,6 +65,11 @@ def fit_reward_model(
     r = cv.as_array(rewards, "rewards", shape=(n,))
     n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
     ridge = cv.check_number(ridge, "ridge", minimum=0.0, strict_min=True)
+    out = np.flatnonzero((a < 0) | (a >= n_actions))
+    if out.size:
+        raise ValueError(
+            f"actions: must be in [0, {n_actions}), found {a[out[0]]} at position {out[0]}"
+        )
     Z = np.column_stack([X, np.ones(n)])
     q = np.empty((n, n_actions))
     eye = ridge * np.eye(Z.shape[1])
@@ -94,6 +99,11 @@ def _prepare(actions, rewards, propensities, action_probs, q_hat, positions, con
     elif n_positions > 1:
         raise ValueError("positions: required when action_probs has several positions")
     if q_hat is None and contexts is not None:
+        contexts = cv.as_array(contexts, "contexts", ndim=2)
+        if len(contexts) != n:
+            raise ValueError(
+                f"contexts: has {len(contexts)} rows, expected {n} (the length of actions)"
+            )
         q_hat = fit_reward_model(contexts, a, r, n_actions)
         if n_positions > 1:
             q_hat = np.repeat(q_hat[:, :, None], n_positions, axis=2)
