@@ -275,3 +275,18 @@ def test_hallucinated_batches_spread_exploration_and_leave_the_state_alone():
             reg += np.sum(mean[idx].max(1) - mean[idx, a])
         regret[hall] = reg
     assert regret[True] < 0.7 * regret[False]
+
+
+def test_polars_frames_are_accepted_as_X():
+    pl = pytest.importorskip("polars")
+    X, R = linear_stream(200, 3, 4, seed=2)
+    frame = pl.DataFrame(X, schema=["a", "b", "c"])
+    for cls in ALL:
+        p, q = cls(4, 3, seed=2), cls(4, 3, seed=2)
+        assert np.array_equal(p.choose_batch(frame), q.choose_batch(X))
+        a = np.zeros(200, dtype=np.int64)
+        p.update_batch(frame, a, np.clip(R[:, 0], 0, 1))
+        q.update_batch(X, a, np.clip(R[:, 0], 0, 1))
+        np.testing.assert_array_equal(p.theta_, q.theta_)
+    with pytest.raises(ValueError, match=r"^X: has missing \(null\) values"):
+        LinUCB(4, 3).choose_batch(pl.DataFrame({"a": [1.0, None], "b": [1.0, 2.0], "c": [0, 1]}))
