@@ -277,11 +277,18 @@ fn batch_rows<'py>(
     let xar = match xa {
         None => None,
         Some(o) => {
-            let r = array::<f64>(o, "action_features", 3, "float64")?;
+            // (n, K, k) per row, or (K, k) shared by every row.
+            let shared = o
+                .py()
+                .import("numpy")?
+                .call_method1("ndim", (o,))?
+                .extract::<usize>()?
+                == 2;
+            let r = array::<f64>(o, "action_features", if shared { 2 } else { 3 }, "float64")?;
             let s = r.shape();
-            if s[0] != n || s[1] != na || s[2] != k {
+            if (shared && s != [na, k]) || (!shared && s != [n, na, k]) {
                 return Err(PyValueError::new_err(format!(
-                    "action_features: expected shape ({n}, {na}, {k}), got {s:?}"
+                    "action_features: expected shape ({n}, {na}, {k}) or ({na}, {k}), got {s:?}"
                 )));
             }
             Some(r)

@@ -118,7 +118,9 @@ impl Config {
     }
 }
 
-/// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major.
+/// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major; or `xa`
+/// K x k, the same per-action features for every row (told apart by its length; for one row
+/// both layouts are the same).
 #[derive(Clone, Copy)]
 pub struct Rows<'a> {
     pub x: &'a [f64],
@@ -291,10 +293,13 @@ impl Policy {
                 ))
             }
             (Some(xa), _) => {
-                if xa.len() != n * na * k {
+                if xa.len() != n * na * k && xa.len() != na * k {
                     return Err(CoreError::invalid(
                         "action_features",
-                        format!("has {} values, expected {n} x {na} x {k}", xa.len()),
+                        format!(
+                            "has {} values, expected {n} x {na} x {k} (or {na} x {k}, shared)",
+                            xa.len()
+                        ),
                     ));
                 }
                 check_finite("action_features", xa)?;
@@ -311,11 +316,7 @@ impl Policy {
             self.cfg.n_action_features,
             self.cfg.n_actions,
         );
-        z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
-        if let Some(xa) = rows.xa {
-            let o = (i * na + a) * k;
-            z[d..d + k].copy_from_slice(&xa[o..o + k]);
-        }
+        fill_z_raw(rows, i, a, z, d, k, na);
     }
 
     fn row_rng(&self, t: u64) -> rng::Rng {
@@ -818,7 +819,9 @@ impl Policy {
 fn fill_z_raw(rows: &Rows, i: usize, a: usize, z: &mut [f64], d: usize, k: usize, na: usize) {
     z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
     if let Some(xa) = rows.xa {
-        let o = (i * na + a) * k;
+        // Shared (K x k) features: every row reads the same block.
+        let row = if xa.len() == na * k { 0 } else { i };
+        let o = (row * na + a) * k;
         z[d..d + k].copy_from_slice(&xa[o..o + k]);
     }
 }
