@@ -178,3 +178,18 @@ def test_ctrl_c_interrupts_thompson_probabilities(seconds_to_interrupt):
     # 2000 rows x 200,000 draws x 5 actions: well over a minute of work
     delay = seconds_to_interrupt(setup, "pol.probabilities(X, n_samples=200_000)", after=0.5)
     assert delay < 1.0
+
+
+@pytest.mark.parametrize("hallucinate", [False, True])
+def test_ctrl_c_interrupts_choose_batch(seconds_to_interrupt, hallucinate):
+    k, d, n = (10, 256, 20_000) if hallucinate else (100, 128, 60_000)
+    setup = (
+        "import numpy as np\n"
+        "from growthmachine.realtime import LinUCB\n"
+        f"pol = LinUCB({k}, {d})\n"
+        f"X = np.random.default_rng(0).normal(size=({n}, {d}))\n"
+    )
+    # tens of Gflop: seconds of work (the hallucinated batch is sequential)
+    call = f"pol.choose_batch(X, hallucinate={hallucinate})"
+    delay = seconds_to_interrupt(setup, call, after=0.5)
+    assert delay < 1.0

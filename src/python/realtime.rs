@@ -7,6 +7,7 @@
 //! than [`LONG_ROWS`] rows go through `run_long` (GIL released, our pool).
 
 use super::{run_long, to_pyerr};
+use crate::control::Control;
 use crate::parallel;
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
@@ -432,14 +433,14 @@ impl RealtimePolicy {
                 // a pool thread blocked on the mutex while stealing work would deadlock.
                 let mut g = self.lock(py);
                 let p = &mut g.policy;
-                run_long(py, None, None, |_| {
-                    p.choose_batch_hallucinated(&rows, n, &mut out)
+                run_long(py, None, None, |ctl| {
+                    p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
                         .map_err(big_x)
                 })?;
             } else {
                 let mut g = self.lock(py);
                 g.policy
-                    .choose_batch_hallucinated(&rows, n, &mut out)
+                    .choose_batch_hallucinated(&rows, n, &mut out, &Control::new())
                     .map_err(|e| to_pyerr(big_x(e)))?;
             }
             return Ok(out.into_pyarray(py));
@@ -449,14 +450,17 @@ impl RealtimePolicy {
             // a pool thread blocked on the mutex while stealing work would deadlock.
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            run_long(py, None, None, |_| {
-                p.choose_batch(&rows, n, &mut out).map_err(big_x)
+            run_long(py, None, None, |ctl| {
+                p.choose_batch(&rows, n, &mut out, ctl).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            parallel::install(|| p.choose_batch(&rows, n, &mut out).map_err(big_x))
-                .map_err(to_pyerr)?;
+            parallel::install(|| {
+                p.choose_batch(&rows, n, &mut out, &Control::new())
+                    .map_err(big_x)
+            })
+            .map_err(to_pyerr)?;
         }
         Ok(out.into_pyarray(py))
     }
@@ -479,14 +483,17 @@ impl RealtimePolicy {
             // a pool thread blocked on the mutex while stealing work would deadlock.
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            run_long(py, None, None, |_| {
-                p.scores_batch(&rows, n, &mut out).map_err(big_x)
+            run_long(py, None, None, |ctl| {
+                p.scores_batch(&rows, n, &mut out, ctl).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            parallel::install(|| p.scores_batch(&rows, n, &mut out).map_err(big_x))
-                .map_err(to_pyerr)?;
+            parallel::install(|| {
+                p.scores_batch(&rows, n, &mut out, &Control::new())
+                    .map_err(big_x)
+            })
+            .map_err(to_pyerr)?;
         }
         out.into_pyarray(py).reshape(vec![n, dims.0])
     }

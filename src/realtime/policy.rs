@@ -431,7 +431,14 @@ impl Policy {
     }
 
     /// Decision indices of `n` rows (n x K, row-major); parallel over fixed chunks of rows.
-    pub fn scores_batch(&mut self, rows: &Rows, n: usize, out: &mut [f64]) -> Result<()> {
+    /// Checks `ctl` (Ctrl-C) every block of rows; a cancelled call changes nothing.
+    pub fn scores_batch(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [f64],
+        ctl: &Control,
+    ) -> Result<()> {
         self.check_rows(rows, n)?;
         let na = self.cfg.n_actions;
         if out.len() != n * na {
@@ -447,12 +454,12 @@ impl Policy {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX2+FMA present.
                 unsafe {
-                    this.score_chunk_fma(rows, start, m, t0, chunk)
+                    this.score_chunk_fma(rows, start, m, t0, chunk, ctl)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk, ctl)
             } else {
-                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk, ctl)
             }
         };
         if n <= ROWS {
@@ -460,6 +467,7 @@ impl Policy {
         } else {
             out.par_chunks_mut(ROWS * na).enumerate().for_each(score);
         }
+        ctl.check()?;
         self.t += n as u64;
         Ok(())
     }
@@ -473,12 +481,23 @@ impl Policy {
         m: usize,
         t0: u64,
         out: &mut [f64],
+        ctl: &Control,
     ) {
-        self.score_chunk::<Fused>(rows, start, m, t0, out)
+        self.score_chunk::<Fused>(rows, start, m, t0, out, ctl)
     }
 
+    /// Scores rows `start..start + m` into `out`; stops early (output unfinished) once `ctl` is
+    /// cancelled: the caller checks `ctl` afterwards.
     #[inline(always)]
-    fn score_chunk<M: Mode>(&self, rows: &Rows, start: usize, m: usize, t0: u64, out: &mut [f64]) {
+    fn score_chunk<M: Mode>(
+        &self,
+        rows: &Rows,
+        start: usize,
+        m: usize,
+        t0: u64,
+        out: &mut [f64],
+        ctl: &Control,
+    ) {
         let (na, dd) = (self.cfg.n_actions, self.dim());
         let need_q = self.cfg.algo.needs_quad();
         let shared = rows.xa.is_none();
@@ -490,6 +509,9 @@ impl Policy {
         let (mut mu, mut qu) = ([0.0; LANES], [0.0; LANES]);
         let mut b0 = 0;
         while b0 < m {
+            if ctl.is_cancelled() {
+                return;
+            }
             let r = LANES.min(m - b0);
             for a in 0..na {
                 if a == 0 || !shared {
@@ -534,14 +556,20 @@ impl Policy {
         }
     }
 
-    /// Decisions for `n` rows.
-    pub fn choose_batch(&mut self, rows: &Rows, n: usize, out: &mut [i64]) -> Result<()> {
+    /// Decisions for `n` rows (Ctrl-C: as [`Policy::scores_batch`]).
+    pub fn choose_batch(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [i64],
+        ctl: &Control,
+    ) -> Result<()> {
         let na = self.cfg.n_actions;
         let count = n.checked_mul(na).ok_or_else(|| {
             CoreError::invalid("x", "too large: n rows x n_actions values overflow")
         })?;
         let mut sc = try_vec("x", count, 0.0)?;
-        self.scores_batch(rows, n, &mut sc)?;
+        self.scores_batch(rows, n, &mut sc, ctl)?;
         out.par_chunks_mut(ROWS)
             .zip(sc.par_chunks(ROWS * na))
             .for_each(|(o, s)| {
@@ -556,43 +584,50 @@ impl Policy {
     /// observed in the confidence widths (a "hallucinated" covariance update with no reward;
     /// Desautels, Krause and Burdick 2014): a batch then spreads its exploration over actions like
     /// one-at-a-time decisions instead of repeating the same choice. The policy's state is not
-    /// changed (only the decision counter). Sequential: about one update's cost per row.
+    /// changed (only the decision counter). Sequential: about one update's cost per row. Checks
+    /// `ctl` (Ctrl-C) every few rows; a cancelled call changes nothing.
     pub fn choose_batch_hallucinated(
         &mut self,
         rows: &Rows,
         n: usize,
         out: &mut [i64],
+        ctl: &Control,
     ) -> Result<()> {
         self.check_rows(rows, n)?;
         if has_fma() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2+FMA present.
             unsafe {
-                self.hallucinated_fma(rows, n, out)
+                self.hallucinated_fma(rows, n, out, ctl)
             }
             #[cfg(not(target_arch = "x86_64"))]
-            self.hallucinated::<Plain>(rows, n, out)
+            self.hallucinated::<Plain>(rows, n, out, ctl)
         } else {
-            self.hallucinated::<Plain>(rows, n, out)
+            self.hallucinated::<Plain>(rows, n, out, ctl)
         }
+        ctl.check()?;
         self.t += n as u64;
         Ok(())
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64]) {
-        self.hallucinated::<Fused>(rows, n, out)
+    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64], ctl: &Control) {
+        self.hallucinated::<Fused>(rows, n, out, ctl)
     }
 
+    /// Stops early (output unfinished) once `ctl` is cancelled: the caller checks `ctl`.
     #[inline(always)]
-    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64], ctl: &Control) {
         let (na, dd) = (self.cfg.n_actions, self.dim());
         let need_q = self.cfg.algo.needs_quad();
         let mut s = self.s.clone();
         let (mut z, mut w) = (vec![0.0; dd], vec![0.0; dd]);
         let (mut means, mut quads, mut idx) = (vec![0.0; na], vec![0.0; na], vec![0.0; na]);
         for i in 0..n {
+            if i % 64 == 0 && ctl.is_cancelled() {
+                return;
+            }
             for a in 0..na {
                 self.fill_z(rows, i, a, &mut z);
                 let (m, q) = mean_quad::<M>(
@@ -971,6 +1006,38 @@ mod tests {
         assert_eq!(arg(sized(1 << 40, 5, 0).unwrap_err()), "memory n_actions");
         assert_eq!(arg(sized(1, 1 << 16, 0).unwrap_err()), "memory n_features");
         assert!(sized(3, 4, 2).is_ok());
+    }
+
+    #[test]
+    fn cancelled_batch_calls_stop_and_change_nothing() {
+        let (k, d, n) = (3, 2, 2000);
+        let x: Vec<f64> = (0..n * d).map(|i| (i % 7) as f64 - 3.0).collect();
+        let rows = Rows { x: &x, xa: None };
+        let ctl = Control::new();
+        ctl.cancel();
+        let mut p = Policy::new(cfg(Algo::LinTs { v: 1.0 }, k, d)).unwrap();
+        let before = p.clone();
+        let mut sc = vec![0.0; n * k];
+        let mut a = vec![0i64; n];
+        assert_eq!(
+            p.scores_batch(&rows, n, &mut sc, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.choose_batch(&rows, n, &mut a, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.choose_batch_hallucinated(&rows, n, &mut a, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.probabilities(&rows, n, 10, &mut sc, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(p, before);
+        assert!(p.choose_batch(&rows, n, &mut a, &Control::new()).is_ok());
+        assert_eq!(p.n_decisions(), n as u64);
     }
 
     #[test]
