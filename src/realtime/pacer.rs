@@ -14,7 +14,7 @@
 //! Units: `step_j = step * V / rho0_j^2` with `V` a running average of the spread of the values
 //! (max - min over actions) and `rho0_j = B_j / T`, so `step` is unit-free.
 
-use crate::error::{check_finite, check_nonnegative, CoreError, Result};
+use crate::error::{check_finite, check_nonnegative, try_vec, CoreError, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +82,12 @@ impl Pacer {
             ));
         }
         let m = budget.len();
+        // n_actions x n_resources learned costs: the one allocation the caller's sizes control.
+        let per_action = n_actions.checked_mul(m).ok_or_else(|| {
+            CoreError::invalid("budget", "too large: n_actions x n_resources overflows")
+        })?;
+        let cost_sum = try_vec("budget", per_action, 0.0)?;
+        let cost_n = try_vec("n_actions", n_actions, 0.0)?;
         Ok(Pacer {
             n_actions,
             n_resources: m,
@@ -97,8 +103,8 @@ impl Pacer {
             committed: vec![0.0; m],
             mu: vec![0.0; m],
             cmax: vec![0.0; m],
-            cost_sum: vec![0.0; n_actions * m],
-            cost_n: vec![0.0; n_actions],
+            cost_sum,
+            cost_n,
             max_ahead: None,
             committed_est: vec![0.0; m],
         })
@@ -517,6 +523,17 @@ mod tests {
         assert!(Pacer::new(2, &[-1.0], 10, 0.1, 0).is_err());
         assert!(Pacer::new(2, &[1.0], 0, 0.1, 0).is_err());
         assert!(Pacer::new(2, &[1.0], 10, 0.1, 2).is_err());
+        // sizes no machine holds: an error, not an abort
+        let e = Pacer::new(1 << 60, &[1.0], 10, 0.1, 0).unwrap_err();
+        assert!(
+            matches!(e, CoreError::OutOfMemory(_) | CoreError::Invalid { .. }),
+            "{e}"
+        );
+        let e = Pacer::new(usize::MAX / 2, &[1.0; 4], 10, 0.1, 0).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::Invalid { arg, .. } if arg == "budget"),
+            "{e}"
+        );
         let mut p = Pacer::new(2, &[1.0], 10, 0.1, 0).unwrap();
         let mut o = [0];
         assert!(p
