@@ -16,6 +16,10 @@ pub enum CoreError {
     /// Serialised state that cannot be read (unknown kind or version, corrupt or truncated bytes).
     #[error("state: {0}")]
     State(String),
+    /// A valid size that this machine cannot hold (a failed fallible allocation): maps to
+    /// `MemoryError`. The message names the argument that set the size.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// Anything else that is not the caller's fault: maps to `RuntimeError`.
     #[error("{0}")]
     Internal(String),
@@ -66,6 +70,59 @@ pub fn check_len(arg: &str, len: usize, expected: usize, of: &str) -> Result<()>
     Ok(())
 }
 
+/// Total bytes of `count` values of `elem` bytes each, or `Invalid` naming `arg` when the size
+/// cannot exist (it overflows, or exceeds the `isize::MAX` bytes an allocation may have). `what`
+/// says how the count was formed, e.g. `"n_actions x (n_features + n_action_features)^2 values"`.
+pub fn checked_bytes(arg: &str, what: &str, count: Option<usize>, elem: usize) -> Result<usize> {
+    count
+        .and_then(|c| c.checked_mul(elem))
+        .filter(|b| *b <= isize::MAX as usize)
+        .ok_or_else(|| {
+            CoreError::invalid(
+                arg,
+                format!("too large: {what} exceed the addressable memory"),
+            )
+        })
+}
+
+/// Physical memory of this machine in bytes, where the platform tells it (Linux).
+fn physical_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// `OutOfMemory` naming `arg` unless `bytes` (the total a call is about to allocate) can be held:
+/// more than the machine's physical memory is refused before anything is allocated (an
+/// overcommitting OS would otherwise grant it and kill the process when the pages are touched).
+pub fn check_fits_memory(arg: &str, bytes: usize) -> Result<()> {
+    match physical_memory() {
+        Some(total) if bytes > total => Err(CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: needs {:.1} GiB, it has {:.1} GiB of memory",
+            bytes as f64 / (1u64 << 30) as f64,
+            total as f64 / (1u64 << 30) as f64
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `vec![value; n]` with fallible allocation: `Invalid` if the size cannot exist,
+/// `OutOfMemory` naming `arg` if the machine cannot provide it (never an abort).
+pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {
+    let bytes = checked_bytes(arg, "the values", Some(n), std::mem::size_of::<T>().max(1))?;
+    check_fits_memory(arg, bytes)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: could not allocate {:.1} GiB",
+            bytes as f64 / (1u64 << 30) as f64
+        ))
+    })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +135,23 @@ mod tests {
         let e = check_nonnegative("cost", &[1.0, -2.0]).unwrap_err();
         assert_eq!(e.to_string(), "cost: must be >= 0, found -2 at position 1");
         assert!(check_len("y", 3, 4, "x").is_err());
+    }
+
+    #[test]
+    fn sizes_that_cannot_exist_or_fit_are_errors_not_aborts() {
+        assert_eq!(try_vec("n", 3, 1.5).unwrap(), vec![1.5; 3]);
+        let e = try_vec("n", usize::MAX / 2, 0.0f64).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::Invalid { arg, .. } if arg == "n"),
+            "{e}"
+        );
+        let e = checked_bytes("d", "d^2 values", 1usize.checked_mul(usize::MAX), 8).unwrap_err();
+        assert!(e.to_string().starts_with("d: too large"), "{e}");
+        // 2^60 bytes: possible in principle, but on no machine
+        let e = try_vec("n", 1usize << 57, 0.0f64).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::OutOfMemory(m) if m.starts_with("n: ")),
+            "{e}"
+        );
     }
 }

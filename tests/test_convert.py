@@ -136,3 +136,12 @@ def test_scalar_checks():
         cv.check_number(float("nan"), "tol")
     with pytest.raises(ValueError, match="x: has length 2, expected 3 \\(the length of a\\)"):
         cv.check_same_length({"a": np.zeros(3), "x": np.zeros(2)})
+
+
+def test_polars_dataframe_reads_as_a_2d_array_and_nulls_are_refused():
+    frame = pl.DataFrame({"a": [1.0, 2.0], "b": [3, 4]})
+    np.testing.assert_array_equal(cv.as_array(frame, "X", ndim=2), [[1.0, 3.0], [2.0, 4.0]])
+    with pytest.raises(ValueError, match=r"^X: has missing \(null\) values"):
+        cv.as_array(pl.DataFrame({"a": [1.0, None], "b": [3, 4]}), "X", ndim=2)
+    with pytest.raises(ValueError, match=r"^x: has missing \(null\) values"):
+        cv.as_array(pl.Series([1.0, None]), "x")

@@ -167,3 +167,42 @@ def test_bad_input():
         ope.evaluate(**kw, ci="magic")
     with pytest.raises(ValueError, match="positions"):
         ope.evaluate(**{**kw, "action_probs": np.full((2, 2, 2), 0.5)})
+
+
+def test_action_probs_rows_must_sum_to_one():
+    n, k = 10, 4
+    kw = dict(actions=np.zeros(n, dtype=int), rewards=np.ones(n), propensities=np.full(n, 0.25))
+    with pytest.raises(
+        ValueError, match=r"^action_probs: each row must sum to 1.*row 0 sums to 3.6"
+    ):
+        ope.evaluate(**kw, action_probs=np.full((n, k), 0.9))
+    pi = np.full((n, k), 0.25)
+    pi[7] = [0.5, 0.5, 0.5, 0.0]
+    with pytest.raises(ValueError, match=r"row 7 sums to 1.5"):
+        ope.evaluate(**kw, action_probs=pi)
+    # several positions: each position's column sums to 1
+    pi3 = np.full((n, k, 2), 0.25)
+    pi3[3, :, 1] = 0.1
+    with pytest.raises(ValueError, match=r"row 3 sums to 0.4.* at position 1"):
+        ope.evaluate(**kw, action_probs=pi3, positions=np.zeros(n, dtype=int))
+    # rounding within the tolerance is fine (e.g. float32 probabilities)
+    ok = np.full((n, k), 0.25, dtype=np.float32) * (1 + 1e-7)
+    assert ope.evaluate(**kw, action_probs=ok).loc["ips", "estimate"] == pytest.approx(1.0)
+
+
+def test_contexts_of_another_length_are_blamed():
+    a, r, ps, pi, _, _ = logged(n=50, k=3)
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match=r"^contexts: has 10 rows, expected 50"):
+        ope.evaluate(
+            actions=a, rewards=r, propensities=ps, action_probs=pi[:, :, 0], contexts=X[:10]
+        )
+
+
+def test_fit_reward_model_rejects_actions_out_of_range():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match=r"^actions: must be in \[0, 3\), found 5 at position 3"):
+        ope.fit_reward_model(X, [0, 1, 2, 5, 0, 1], np.ones(6), 3)
+    with pytest.raises(ValueError, match=r"^actions: must be in \[0, 3\), found -1 at position 0"):
+        ope.fit_reward_model(X, [-1, 1, 2, 0, 0, 1], np.ones(6), 3)
+    assert ope.fit_reward_model(X, [0, 1, 2, 2, 0, 1], np.ones(6), 3).shape == (6, 3)

@@ -118,3 +118,34 @@ def test_bad_input():
     p = BudgetPacer(pol, [0, 1, 2], 1.0, 10)
     with pytest.raises(ValueError, match="cost"):
         p.update(np.zeros(2), 1, 1.0, cost=[1.0])
+
+
+def test_revealed_costs_are_charged_once_per_decision():
+    # 5 decisions, then 200 costs: refused (nothing charged), the hard cap holds.
+    pol = LinUCB(3, 2)
+    pacer = BudgetPacer(pol, [0.0, 1.0, 2.0], 10.0, horizon=100, charge="update")
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    a = pacer.choose_batch(X[:5])
+    with pytest.raises(ValueError, match=r"^cost: 200 costs given, but only 5 decisions"):
+        pacer.update_batch(X, np.zeros(200, dtype=int), np.ones(200), costs=np.ones(200))
+    assert pacer.spend_[0] == 0.0
+    pacer.update_batch(X[:5], a, np.ones(5), costs=np.full(5, 1.0))
+    assert pacer.spend_[0] == 5.0
+    with pytest.raises(ValueError, match=r"^cost: 1 costs given, but only 0 decisions"):
+        pacer.update(X[5], 0, 1.0, cost=[1.0])
+    assert pacer.spend_[0] == 5.0 <= pacer.budget_[0]
+
+
+@pytest.mark.parametrize("budget", [0.0, 50.0])
+def test_a_null_action_with_a_cost_is_refused(budget):
+    pol = LinUCB(2, 2)
+    pacer = BudgetPacer(pol, [50.0, 0.0], budget, horizon=10)
+    with pytest.raises(ValueError, match=r"^costs: the null action 0 must cost 0.*found 50"):
+        pacer.choose(np.zeros(2))
+    assert pacer.spend_[0] == 0.0
+    # per-event costs too, naming the event
+    free = BudgetPacer(pol, None, budget, horizon=10)
+    c = np.zeros((3, 2))
+    c[2, 0] = 1.0
+    with pytest.raises(ValueError, match=r"costs: the null action 0 must cost 0.*\(event 2"):
+        free.choose_batch(np.zeros((3, 2)), costs=c)

@@ -275,3 +275,43 @@ def test_hallucinated_batches_spread_exploration_and_leave_the_state_alone():
             reg += np.sum(mean[idx].max(1) - mean[idx, a])
         regret[hall] = reg
     assert regret[True] < 0.7 * regret[False]
+
+
+def test_shared_action_features_equal_per_row_ones():
+    # (n_actions, k) action features shared by every row = the same block repeated per row.
+    rng = np.random.default_rng(3)
+    n, d, k, K = 300, 3, 2, 4
+    X, XA = rng.normal(size=(n, d)), rng.normal(size=(K, k))
+    per_row = np.broadcast_to(XA, (n, K, k))
+    for cls in ALL:
+        p, q = cls(K, d, n_action_features=k, seed=1), cls(K, d, n_action_features=k, seed=1)
+        a = p.choose_batch(X, action_features=XA)
+        assert np.array_equal(a, q.choose_batch(X, action_features=per_row))
+        np.testing.assert_array_equal(
+            p.scores_batch(X, XA), q.scores_batch(X, np.ascontiguousarray(per_row))
+        )
+        r = rng.uniform(size=n)
+        p.update_batch(X, a, r, action_features=XA)
+        q.update_batch(X, a, r, action_features=per_row)
+        np.testing.assert_array_equal(p.theta_, q.theta_)
+        np.testing.assert_array_equal(p.a_inv_, q.a_inv_)
+        np.testing.assert_array_equal(p.probabilities(X, XA), q.probabilities(X, per_row))
+    with pytest.raises(
+        ValueError, match=r"action_features: expected shape \(5, 4, 2\) or \(4, 2\)"
+    ):
+        LinUCB(K, d, n_action_features=k).choose_batch(X[:5], action_features=XA[:3])
+
+
+def test_polars_frames_are_accepted_as_X():
+    pl = pytest.importorskip("polars")
+    X, R = linear_stream(200, 3, 4, seed=2)
+    frame = pl.DataFrame(X, schema=["a", "b", "c"])
+    for cls in ALL:
+        p, q = cls(4, 3, seed=2), cls(4, 3, seed=2)
+        assert np.array_equal(p.choose_batch(frame), q.choose_batch(X))
+        a = np.zeros(200, dtype=np.int64)
+        p.update_batch(frame, a, np.clip(R[:, 0], 0, 1))
+        q.update_batch(X, a, np.clip(R[:, 0], 0, 1))
+        np.testing.assert_array_equal(p.theta_, q.theta_)
+    with pytest.raises(ValueError, match=r"^X: has missing \(null\) values"):
+        LinUCB(4, 3).choose_batch(pl.DataFrame({"a": [1.0, None], "b": [1.0, 2.0], "c": [0, 1]}))

@@ -172,3 +172,29 @@ def test_run_stage_without_environment_uses_the_toy_world(tmp_path):
     s = ctx.state.realtime["summary"].set_index("policy")
     late = s["net value / session (2nd half)"]
     assert late["session policy (budgeted)"] > late["exit offer to all"]
+
+
+def test_allowed_active_and_done_must_be_booleans():
+    with pytest.raises(TypeError, match=r"^allowed: must hold booleans"):
+        SessionPolicy(3, 2, allowed=[["no"] * 3] * 3)
+    with pytest.raises(TypeError, match=r"^allowed: must hold booleans"):
+        SessionPolicy(3, 2, allowed=np.full((3, 3), 0.5))
+    sp = SessionPolicy(3, 2, allowed=[[1, 0, 1]] * 3)
+    assert sp.allowed.dtype == bool and sp.allowed.tolist() == [[True, False, True]] * 3
+    sp.begin(2)
+    with pytest.raises(TypeError, match=r"^active: must hold booleans"):
+        sp.act(np.zeros((2, 2)), [0, 0], active=["no", "no"])
+    sp.act(np.zeros((2, 2)), [0, 0])
+    with pytest.raises(TypeError, match=r"^done: must hold booleans"):
+        sp.observe([0.0, 0.0], [0.0, 0.0], ["no", "no"])
+
+
+def test_act_twice_without_observe_is_an_error():
+    sp = SessionPolicy(3, 2)
+    sp.begin(2)
+    sp.act(np.zeros((2, 2)), [0, 0])
+    with pytest.raises(ValueError, match=r"^act: the previous step is not observed yet"):
+        sp.act(np.ones((2, 2)), [1, 1])
+    # the pending step was kept: observing it works and the next act is allowed
+    sp.observe([1.0, 0.0], [0.0, 0.0], [True, False])
+    assert sp.act(np.zeros((2, 2)), [1, 1]).shape == (2,)

@@ -74,7 +74,9 @@ def _to_numpy_raw(x: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name}: has {x.null_count} missing (null) values")
         return x.to_numpy(zero_copy_only=False)
     if _is_polars(x) and hasattr(x, "to_numpy"):
-        if getattr(x, "null_count", lambda: 0)():
+        # A Series' null_count() is an int, a DataFrame's a one-row frame of per-column counts.
+        nulls = getattr(x, "null_count", lambda: 0)()
+        if int(np.sum(nulls.to_numpy() if hasattr(nulls, "to_numpy") else nulls)):
             raise ValueError(f"{name}: has missing (null) values")
         return x.to_numpy()
     if isinstance(x, (str, bytes)) or x is None or isinstance(x, Mapping):

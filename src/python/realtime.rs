@@ -7,14 +7,15 @@
 //! than [`LONG_ROWS`] rows go through `run_long` (GIL released, our pool).
 
 use super::{run_long, to_pyerr};
+use crate::control::Control;
 use crate::parallel;
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 use std::sync::{Mutex, MutexGuard};
 
 /// Batches with at least this many rows run through `run_long`.
@@ -59,6 +60,110 @@ pub(crate) fn array<'py, T: numpy::Element>(
         .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
+// ===== scalar arguments ==========================================================================
+
+/// Integer types a scalar argument may be extracted to.
+pub(crate) trait IntArg: Copy + TryFrom<i128> {
+    const MAX: i128;
+}
+impl IntArg for usize {
+    const MAX: i128 = usize::MAX as i128;
+}
+impl IntArg for u64 {
+    const MAX: i128 = u64::MAX as i128;
+}
+impl IntArg for i64 {
+    const MAX: i128 = i64::MAX as i128;
+}
+
+fn is_bool(obj: &Bound<'_, PyAny>) -> bool {
+    if obj.is_exact_instance_of::<PyInt>() || obj.is_exact_instance_of::<PyFloat>() {
+        return false; // the common case, decided without a type-name lookup
+    }
+    obj.is_instance_of::<PyBool>()
+        || obj
+            .get_type()
+            .name()
+            .is_ok_and(|n| n == "bool" || n == "bool_")
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string())
+}
+
+/// The one checked extraction of an integer argument of the realtime bindings: a Python or
+/// numpy integer (not a bool, not a float) in `[min, T::MAX]`; else `TypeError`/`ValueError`
+/// naming `name` (never a bare `OverflowError`).
+pub(crate) fn int_arg<T: IntArg>(obj: &Bound<'_, PyAny>, name: &str, min: i128) -> PyResult<T> {
+    if is_bool(obj) {
+        return Err(PyTypeError::new_err(format!(
+            "{name}: must be an int, got bool"
+        )));
+    }
+    let v: Option<i128> = match obj.extract::<i64>() {
+        Ok(v) => Some(v as i128),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+            obj.extract::<u64>().ok().map(|v| v as i128)
+        }
+        Err(_) => {
+            return Err(PyTypeError::new_err(format!(
+                "{name}: must be an int, got {}",
+                type_name(obj)
+            )))
+        }
+    };
+    let shown = || obj.str().map_or_else(|_| "?".into(), |s| s.to_string());
+    match v {
+        Some(v) if v < min => Err(PyValueError::new_err(format!(
+            "{name}: must be >= {min}, got {v}"
+        ))),
+        Some(v) if v <= T::MAX => T::try_from(v)
+            .map_err(|_| PyValueError::new_err(format!("{name}: out of range, got {v}"))),
+        _ => Err(PyValueError::new_err(format!(
+            "{name}: must be <= {}, got {}",
+            T::MAX,
+            shown()
+        ))),
+    }
+}
+
+/// The one checked extraction of a real-number argument: an int or float (Python or numpy; not a
+/// bool, not a string), any value including inf and NaN (the core checks the range and names
+/// the argument); else `TypeError`/`ValueError` naming `name`.
+pub(crate) fn real_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if is_bool(obj) || obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name}: must be a number, got {}",
+            type_name(obj)
+        )));
+    }
+    obj.extract::<f64>().map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(obj.py()) {
+            PyValueError::new_err(format!("{name}: too large for a float"))
+        } else {
+            PyTypeError::new_err(format!("{name}: must be a number, got {}", type_name(obj)))
+        }
+    })
+}
+
+/// The one checked extraction of a flag: a Python or numpy bool, else `TypeError` naming `name`.
+pub(crate) fn bool_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
+    if is_bool(obj) {
+        if let Ok(b) = obj.extract::<bool>() {
+            return Ok(b);
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "{name}: must be a bool, got {}",
+        type_name(obj)
+    )))
+}
+
 /// Batch calls name the rows `X`: the core says `x`.
 fn big_x(e: crate::error::CoreError) -> crate::error::CoreError {
     match e {
@@ -75,6 +180,14 @@ fn big_x(e: crate::error::CoreError) -> crate::error::CoreError {
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice()
         .map_err(|_| PyValueError::new_err(format!("{name}: must be contiguous")))
+}
+
+/// The (n, n_actions) output of a batch call, allocated fallibly (`MemoryError`, never an abort).
+fn out_rows(n: usize, n_actions: usize) -> PyResult<Vec<f64>> {
+    let count = n
+        .checked_mul(n_actions)
+        .ok_or_else(|| PyValueError::new_err("X: too large: n rows x n_actions values overflow"))?;
+    crate::error::try_vec("X", count, 0.0).map_err(to_pyerr)
 }
 
 struct Inner {
@@ -165,11 +278,18 @@ fn batch_rows<'py>(
     let xar = match xa {
         None => None,
         Some(o) => {
-            let r = array::<f64>(o, "action_features", 3, "float64")?;
+            // (n, K, k) per row, or (K, k) shared by every row.
+            let shared = o
+                .py()
+                .import("numpy")?
+                .call_method1("ndim", (o,))?
+                .extract::<usize>()?
+                == 2;
+            let r = array::<f64>(o, "action_features", if shared { 2 } else { 3 }, "float64")?;
             let s = r.shape();
-            if s[0] != n || s[1] != na || s[2] != k {
+            if (shared && s != [na, k]) || (!shared && s != [n, na, k]) {
                 return Err(PyValueError::new_err(format!(
-                    "action_features: expected shape ({n}, {na}, {k}), got {s:?}"
+                    "action_features: expected shape ({n}, {na}, {k}) or ({na}, {k}), got {s:?}"
                 )));
             }
             Some(r)
@@ -213,26 +333,35 @@ fn single_rows<'py>(
 #[pymethods]
 impl RealtimePolicy {
     #[new]
-    #[pyo3(signature = (algo, n_actions, n_features, *, n_action_features=0, alpha=1.0, v=1.0, epsilon=0.1, ridge=1.0, seed=0))]
+    #[pyo3(signature = (algo, n_actions, n_features, *, n_action_features=None, alpha=None, v=None, epsilon=None, ridge=None, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         algo: &str,
-        n_actions: usize,
-        n_features: usize,
-        n_action_features: usize,
-        alpha: f64,
-        v: f64,
-        epsilon: f64,
-        ridge: f64,
-        seed: u64,
+        n_actions: &Bound<'_, PyAny>,
+        n_features: &Bound<'_, PyAny>,
+        n_action_features: Option<&Bound<'_, PyAny>>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        v: Option<&Bound<'_, PyAny>>,
+        epsilon: Option<&Bound<'_, PyAny>>,
+        ridge: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let real_or = |o: Option<&Bound<'_, PyAny>>, name: &str, default: f64| {
+            o.map_or(Ok(default), |o| real_arg(o, name))
+        };
         let cfg = Config {
-            algo: parse_algo(algo, alpha, v, epsilon)?,
-            n_actions,
-            n_features,
-            n_action_features,
-            ridge,
-            seed,
+            algo: parse_algo(
+                algo,
+                real_or(alpha, "alpha", 1.0)?,
+                real_or(v, "v", 1.0)?,
+                real_or(epsilon, "epsilon", 0.1)?,
+            )?,
+            n_actions: int_arg(n_actions, "n_actions", 1)?,
+            n_features: int_arg(n_features, "n_features", 0)?,
+            n_action_features: n_action_features
+                .map_or(Ok(0), |o| int_arg(o, "n_action_features", 0))?,
+            ridge: real_or(ridge, "ridge", 1.0)?,
+            seed: seed.map_or(Ok(0), |o| int_arg(o, "seed", 0))?,
         };
         let policy = Policy::new(cfg).map_err(to_pyerr)?;
         Ok(RealtimePolicy {
@@ -284,15 +413,16 @@ impl RealtimePolicy {
     /// Chooses an action for every row of `X` (n, n_features). `hallucinate=True` decides the
     /// rows one after another, counting earlier rows of the batch as observed in the confidence
     /// widths (less regret from batching; sequential).
-    #[pyo3(signature = (X, action_features=None, hallucinate=false))]
+    #[pyo3(signature = (X, action_features=None, hallucinate=None))]
     #[allow(non_snake_case)]
     fn choose_batch<'py>(
         &self,
         py: Python<'py>,
         X: &Bound<'py, PyAny>,
         action_features: Option<&Bound<'py, PyAny>>,
-        hallucinate: bool,
+        hallucinate: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let hallucinate = hallucinate.map_or(Ok(false), |o| bool_arg(o, "hallucinate"))?;
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
@@ -303,14 +433,14 @@ impl RealtimePolicy {
                 // a pool thread blocked on the mutex while stealing work would deadlock.
                 let mut g = self.lock(py);
                 let p = &mut g.policy;
-                run_long(py, None, None, |_| {
-                    p.choose_batch_hallucinated(&rows, n, &mut out)
+                run_long(py, None, None, |ctl| {
+                    p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
                         .map_err(big_x)
                 })?;
             } else {
                 let mut g = self.lock(py);
                 g.policy
-                    .choose_batch_hallucinated(&rows, n, &mut out)
+                    .choose_batch_hallucinated(&rows, n, &mut out, &Control::new())
                     .map_err(|e| to_pyerr(big_x(e)))?;
             }
             return Ok(out.into_pyarray(py));
@@ -320,14 +450,17 @@ impl RealtimePolicy {
             // a pool thread blocked on the mutex while stealing work would deadlock.
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            run_long(py, None, None, |_| {
-                p.choose_batch(&rows, n, &mut out).map_err(big_x)
+            run_long(py, None, None, |ctl| {
+                p.choose_batch(&rows, n, &mut out, ctl).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            parallel::install(|| p.choose_batch(&rows, n, &mut out).map_err(big_x))
-                .map_err(to_pyerr)?;
+            parallel::install(|| {
+                p.choose_batch(&rows, n, &mut out, &Control::new())
+                    .map_err(big_x)
+            })
+            .map_err(to_pyerr)?;
         }
         Ok(out.into_pyarray(py))
     }
@@ -344,20 +477,23 @@ impl RealtimePolicy {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0.0; n * dims.0];
+        let mut out = out_rows(n, dims.0)?;
         if n >= LONG_ROWS {
             // Lock on the calling thread (GIL released while waiting), never inside the pool:
             // a pool thread blocked on the mutex while stealing work would deadlock.
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            run_long(py, None, None, |_| {
-                p.scores_batch(&rows, n, &mut out).map_err(big_x)
+            run_long(py, None, None, |ctl| {
+                p.scores_batch(&rows, n, &mut out, ctl).map_err(big_x)
             })?;
         } else {
             let mut g = self.lock(py);
             let p = &mut g.policy;
-            parallel::install(|| p.scores_batch(&rows, n, &mut out).map_err(big_x))
-                .map_err(to_pyerr)?;
+            parallel::install(|| {
+                p.scores_batch(&rows, n, &mut out, &Control::new())
+                    .map_err(big_x)
+            })
+            .map_err(to_pyerr)?;
         }
         out.into_pyarray(py).reshape(vec![n, dims.0])
     }
@@ -365,25 +501,26 @@ impl RealtimePolicy {
     /// Probability of each action for each row (n, n_actions) under the current policy, for
     /// logging propensities (exact for LinUCB and epsilon-greedy; Monte Carlo with `n_samples`
     /// draws for the Thompson samplers). Does not change the policy.
-    #[pyo3(signature = (X, action_features=None, n_samples=1000))]
+    #[pyo3(signature = (X, action_features=None, n_samples=None))]
     #[allow(non_snake_case)]
     fn probabilities<'py>(
         &self,
         py: Python<'py>,
         X: &Bound<'py, PyAny>,
         action_features: Option<&Bound<'py, PyAny>>,
-        n_samples: usize,
+        n_samples: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let n_samples: usize = n_samples.map_or(Ok(1000), |o| int_arg(o, "n_samples", 1))?;
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0.0; n * dims.0];
+        let mut out = out_rows(n, dims.0)?;
         // Lock on the calling thread (GIL released while waiting), never inside the pool:
         // a pool thread blocked on the mutex while stealing work would deadlock.
         let mut g = self.lock(py);
         let p = &mut g.policy;
-        run_long(py, None, None, |_| {
-            p.probabilities(&rows, n, n_samples, &mut out)
+        run_long(py, None, None, |ctl| {
+            p.probabilities(&rows, n, n_samples, &mut out, ctl)
                 .map_err(big_x)
         })?;
         out.into_pyarray(py).reshape(vec![n, dims.0])
@@ -395,11 +532,24 @@ impl RealtimePolicy {
         &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
-        action: i64,
-        reward: f64,
+        action: &Bound<'_, PyAny>,
+        reward: &Bound<'_, PyAny>,
         action_features: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let dims = self.dims(py);
+        // Out of the i64 range: the core's message for an action out of range.
+        let action: i64 = int_arg(action, "action", i64::MIN as i128).map_err(|e| {
+            if e.is_instance_of::<PyValueError>(py) {
+                PyValueError::new_err(format!(
+                    "action: must be in [0, {}), got {}",
+                    dims.0,
+                    action.str().map_or_else(|_| "?".into(), |s| s.to_string())
+                ))
+            } else {
+                e
+            }
+        })?;
+        let reward = real_arg(reward, "reward")?;
         let (xr, xar) = single_rows(x, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "x")?;
         let mut g = self.lock(py);
@@ -595,9 +745,13 @@ fn realtime_ope_evaluate(
     positions: Option<PyReadonlyArrayDyn<'_, i64>>,
     n_actions: usize,
     n_positions: usize,
-    clip: f64,
-    switch_tau: f64,
+    clip: &Bound<'_, PyAny>,
+    switch_tau: &Bound<'_, PyAny>,
 ) -> PyResult<Est> {
+    let (clip, switch_tau) = (
+        real_arg(clip, "clip")?,
+        real_arg(switch_tau, "switch_threshold")?,
+    );
     let l = logged(
         &actions,
         &rewards,
@@ -635,12 +789,20 @@ fn realtime_ope_bootstrap<'py>(
     positions: Option<PyReadonlyArrayDyn<'_, i64>>,
     n_actions: usize,
     n_positions: usize,
-    clip: f64,
-    switch_tau: f64,
-    n_boot: usize,
-    seed: u64,
+    clip: &Bound<'_, PyAny>,
+    switch_tau: &Bound<'_, PyAny>,
+    n_boot: &Bound<'_, PyAny>,
+    seed: &Bound<'_, PyAny>,
     mean_weight: f64,
 ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    let (clip, switch_tau) = (
+        real_arg(clip, "clip")?,
+        real_arg(switch_tau, "switch_threshold")?,
+    );
+    let (n_boot, seed): (usize, u64) = (
+        int_arg(n_boot, "n_bootstrap", 1)?,
+        int_arg(seed, "seed", 0)?,
+    );
     let l = logged(
         &actions,
         &rewards,
@@ -675,23 +837,24 @@ impl RealtimePacer {
 #[pymethods]
 impl RealtimePacer {
     #[new]
-    #[pyo3(signature = (n_actions, budget, horizon, step, null_action, max_ahead=f64::INFINITY))]
+    #[pyo3(signature = (n_actions, budget, horizon, step, null_action, max_ahead=None))]
     fn new(
-        n_actions: usize,
+        n_actions: &Bound<'_, PyAny>,
         budget: PyReadonlyArrayDyn<'_, f64>,
-        horizon: u64,
-        step: f64,
-        null_action: usize,
-        max_ahead: f64,
+        horizon: &Bound<'_, PyAny>,
+        step: &Bound<'_, PyAny>,
+        null_action: &Bound<'_, PyAny>,
+        max_ahead: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut p = crate::realtime::pacer::Pacer::new(
-            n_actions,
+            int_arg(n_actions, "n_actions", 1)?,
             slice(&budget, "budget")?,
-            horizon,
-            step,
-            null_action,
+            int_arg(horizon, "horizon", 1)?,
+            real_arg(step, "step")?,
+            int_arg(null_action, "null_action", 0)?,
         )
         .map_err(to_pyerr)?;
+        let max_ahead = max_ahead.map_or(Ok(f64::INFINITY), |o| real_arg(o, "max_ahead"))?;
         p.set_max_ahead(max_ahead).map_err(to_pyerr)?;
         Ok(RealtimePacer {
             inner: Mutex::new(p),
@@ -730,19 +893,54 @@ impl RealtimePacer {
             None => None,
         };
         py.detach(|| {
+            use crate::error::CoreError;
+            crate::error::check_nonnegative("cost", c)?;
             let mut g = self.lock();
             let m = g.n_resources();
-            if let Some(idv) = idv {
-                if idv.len() * m != c.len() {
-                    return Err(crate::error::CoreError::invalid(
-                        "ids",
-                        "must have one id per row of costs",
-                    ));
+            let rows = c.len() / m.max(1);
+            if rows * m != c.len() {
+                return Err(CoreError::invalid(
+                    "cost",
+                    format!("has {} values, expected rows of {m}", c.len()),
+                ));
+            }
+            // Everything is checked before the first charge: a refused call changes nothing.
+            match idv {
+                Some(idv) => {
+                    if idv.len() != rows {
+                        return Err(CoreError::invalid(
+                            "ids",
+                            "must have one id per row of costs",
+                        ));
+                    }
+                    let mut seen = std::collections::HashSet::new();
+                    for &id in idv {
+                        if id < 0 || !g.is_pending(id as u64) || !seen.insert(id) {
+                            return Err(CoreError::invalid(
+                                "ids",
+                                format!(
+                                    "decision {id} is not awaiting its cost (unknown, repeated \
+                                     or charged already)"
+                                ),
+                            ));
+                        }
+                    }
                 }
+                None if rows > g.n_pending() => {
+                    return Err(CoreError::invalid(
+                        "cost",
+                        format!(
+                            "{rows} costs given, but only {} decisions are awaiting their cost \
+                             (each decision is charged exactly once)",
+                            g.n_pending()
+                        ),
+                    ))
+                }
+                None => {}
             }
             for (r, row) in c.chunks(m).enumerate() {
                 match idv {
-                    Some(idv) => g.charge_id(Some(idv[r] as u64), row)?,
+                    Some(idv) => g.charge_id(idv[r] as u64, row)?,
                     None => g.charge(row)?,
                 }
             }

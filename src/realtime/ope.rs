@@ -15,13 +15,16 @@
 //! (obp's interval method) with one seeded stream per bootstrap sample.
 
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng;
 use rand::Rng as _;
 use rayon::prelude::*;
 
 pub const ESTIMATORS: [&str; 5] = ["ips", "snips", "dm", "dr", "switch_dr"];
+
+/// How far a row of `action_probs` may sum from 1 (numpy's `allclose` defaults, as obp checks).
+const SUM_TOL: f64 = 1e-5;
 
 /// Logged data. `pi_e` and `q` are `n x n_actions x n_positions`, row-major.
 pub struct Logged<'a> {
@@ -124,20 +127,26 @@ fn check_chunk(l: &Logged, lo: usize, hi: usize) -> Option<CoreError> {
                 format!("must be in [0, 1], found {} in row {i}", row[j]),
             ));
         }
+        for pos in 0..np {
+            let s: f64 = (0..k).map(|b| row[b * np + pos]).sum();
+            if (s - 1.0).abs() > SUM_TOL {
+                let at = if np > 1 {
+                    format!(" at position {pos}")
+                } else {
+                    String::new()
+                };
+                return Some(CoreError::invalid(
+                    "action_probs",
+                    format!("each row must sum to 1 over the actions, row {i} sums to {s}{at}"),
+                ));
+            }
+        }
         if let Some(q) = l.q {
             let qr = &q[i * k * np..(i + 1) * k * np];
             if let Some(j) = qr.iter().position(|v| !v.is_finite()) {
                 return Some(CoreError::invalid(
                     "q_hat",
                     format!("must be finite, found {} in row {i}", qr[j]),
-                ));
-            }
-            let pos = l.positions.map_or(0, |v| v[i] as usize);
-            let s: f64 = (0..k).map(|b| row[b * np + pos]).sum();
-            if s <= 0.0 {
-                return Some(CoreError::invalid(
-                    "action_probs",
-                    format!("row {i} has no probability mass at its position"),
                 ));
             }
         }
@@ -194,7 +203,7 @@ pub fn evaluate(l: &Logged, p: &Params, ctl: &Control) -> Result<Estimates> {
     }
     if p.switch_tau.is_nan() || p.switch_tau < 0.0 {
         return Err(CoreError::invalid(
-            "switch_tau",
+            "switch_threshold",
             format!("must be >= 0, got {}", p.switch_tau),
         ));
     }
@@ -300,11 +309,19 @@ pub fn bootstrap(
     ctl: &Control,
 ) -> Result<Vec<f64>> {
     let n = check(l)?;
+    if n_boot < 1 {
+        return Err(CoreError::invalid("n_bootstrap", "must be >= 1"));
+    }
+    // The output is the only allocation the caller's number controls: checked before any work.
+    let count = n_boot.checked_mul(5).ok_or_else(|| {
+        CoreError::invalid("n_bootstrap", "too large: 5 x n_bootstrap values overflow")
+    })?;
+    let mut out = try_vec("n_bootstrap", count, 0.0)?;
     ctl.set_total(n_boot as u64);
     let scale = 1.0 / mean_weight;
-    let rows: Vec<Result<[f64; 5]>> = (0..n_boot)
-        .into_par_iter()
-        .map(|b| {
+    out.par_chunks_mut(5)
+        .enumerate()
+        .try_for_each(|(b, row)| -> Result<()> {
             let mut r = rng::stream(seed, b as u64);
             let mut s = [0.0; 5];
             for t in 0..n {
@@ -319,13 +336,11 @@ pub fn bootstrap(
             }
             s[1] *= scale;
             ctl.advance(1);
-            Ok(s.map(|x| x / n as f64))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n_boot * 5);
-    for r in rows {
-        out.extend_from_slice(&r?);
-    }
+            for j in 0..5 {
+                row[j] = s[j] / n as f64;
+            }
+            Ok(())
+        })?;
     Ok(out)
 }
 

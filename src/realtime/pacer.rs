@@ -6,10 +6,15 @@
 //! slower lowers it (never below 0). Using the remaining-budget rate (instead of the fixed
 //! `B / T`) corrects past drift, so spend tracks the budget under drifting traffic.
 //!
+//! Hard cap: an action is chosen only if its cost fits every remaining budget (outstanding
+//! decisions' face values reserved); the null action, taken when nothing else fits, must cost 0
+//! (costs giving it a cost are refused), and each decision whose cost is revealed later is
+//! charged exactly once (a cost with no decision awaiting it is refused).
+//!
 //! Units: `step_j = step * V / rho0_j^2` with `V` a running average of the spread of the values
 //! (max - min over actions) and `rho0_j = B_j / T`, so `step` is unit-free.
 
-use crate::error::{check_finite, check_nonnegative, CoreError, Result};
+use crate::error::{check_finite, check_nonnegative, try_vec, CoreError, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,6 +82,12 @@ impl Pacer {
             ));
         }
         let m = budget.len();
+        // n_actions x n_resources learned costs: the one allocation the caller's sizes control.
+        let per_action = n_actions.checked_mul(m).ok_or_else(|| {
+            CoreError::invalid("budget", "too large: n_actions x n_resources overflows")
+        })?;
+        let cost_sum = try_vec("budget", per_action, 0.0)?;
+        let cost_n = try_vec("n_actions", n_actions, 0.0)?;
         Ok(Pacer {
             n_actions,
             n_resources: m,
@@ -92,8 +103,8 @@ impl Pacer {
             committed: vec![0.0; m],
             mu: vec![0.0; m],
             cmax: vec![0.0; m],
-            cost_sum: vec![0.0; n_actions * m],
-            cost_n: vec![0.0; n_actions],
+            cost_sum,
+            cost_n,
             max_ahead: None,
             committed_est: vec![0.0; m],
         })
@@ -201,17 +212,35 @@ impl Pacer {
         (self.cost_sum[a * m + j] + PRIOR * face) / (self.cost_n[a] + PRIOR)
     }
 
-    /// Adds a revealed cost to the spend and moves the prices (for costs charged after the
-    /// fact), settling the oldest outstanding decision.
+    /// Number of decisions (made with `charge = false`) whose revealed cost is not charged yet.
+    pub fn n_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether decision number `id` awaits its revealed cost.
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.pending.contains_key(&id)
+    }
+
+    /// Charges a revealed cost to the oldest outstanding decision (for costs charged after the
+    /// fact). A cost with no outstanding decision is an error: every cost spent belongs to a
+    /// decision that reserved its face value, which is what keeps the hard cap.
     pub fn charge(&mut self, cost: &[f64]) -> Result<()> {
-        let id = self.pending.keys().next().copied();
+        let Some(id) = self.pending.keys().next().copied() else {
+            return Err(CoreError::invalid(
+                "cost",
+                "no decision is awaiting its cost (each decision made with costs revealed \
+                 later is charged exactly once)",
+            ));
+        };
         self.charge_id(id, cost)
     }
 
     /// Settles decision number `id` (as counted by [`Pacer::n_events`] when it was decided) with
     /// its revealed `cost`: releases its reservation, learns its action's mean cost and corrects
-    /// the price step made with the estimate. An unknown or `None` id just spends `cost`.
-    pub fn charge_id(&mut self, id: Option<u64>, cost: &[f64]) -> Result<()> {
+    /// the price step made with the estimate. An id that is not awaiting its cost (unknown, or
+    /// charged already) is an error and changes nothing.
+    pub fn charge_id(&mut self, id: u64, cost: &[f64]) -> Result<()> {
         check_nonnegative("cost", cost)?;
         let m = self.n_resources;
         if cost.len() != m {
@@ -220,13 +249,11 @@ impl Pacer {
                 format!("has {} values, expected {m} (one per resource)", cost.len()),
             ));
         }
-        let entry = id.and_then(|i| self.pending.remove(&i));
-        let Some(e) = entry else {
-            for j in 0..m {
-                self.spend[j] += cost[j];
-            }
-            self.step_prices(cost);
-            return Ok(());
+        let Some(e) = self.pending.remove(&id) else {
+            return Err(CoreError::invalid(
+                "ids",
+                format!("decision {id} is not awaiting its cost (unknown, or charged already)"),
+            ));
         };
         let a = e[0] as usize;
         for j in 0..m {
@@ -287,6 +314,26 @@ impl Pacer {
             ));
         };
         check_nonnegative("costs", costs)?;
+        // The null action is what is taken when nothing else fits: it must cost nothing, or the
+        // hard cap could not hold (and its charge would depend on the budget left).
+        let null = self.null_action;
+        for (i, ce) in costs.chunks(k * m).enumerate() {
+            if let Some(j) = (0..m).find(|&j| ce[null * m + j] != 0.0) {
+                let at = if per_event {
+                    format!(" (event {i}, resource {j})")
+                } else {
+                    format!(" (resource {j})")
+                };
+                return Err(CoreError::invalid(
+                    "costs",
+                    format!(
+                        "the null action {null} must cost 0 (it is taken when nothing else fits \
+                         the budget), found {}{at}",
+                        ce[null * m + j]
+                    ),
+                ));
+            }
+        }
         for (idx, c) in costs.iter().enumerate() {
             let j = idx % m;
             if *c > self.cmax[j] {
@@ -434,7 +481,7 @@ mod tests {
             );
             for (i, a) in out.iter().enumerate() {
                 let paid = if *a == 1 && i % 2 == 0 { 1.0 } else { 0.0 };
-                p.charge_id(Some(t0 + i as u64), &[paid]).unwrap();
+                p.charge_id(t0 + i as u64, &[paid]).unwrap();
             }
             assert!(p.spend()[0] <= 1000.0);
         }
@@ -445,10 +492,48 @@ mod tests {
     }
 
     #[test]
+    fn every_revealed_cost_settles_one_decision_and_the_null_action_is_free() {
+        let mut p = Pacer::new(2, &[10.0], 100, 0.05, 0).unwrap();
+        let mut out = [0i64; 5];
+        p.decide(&[0.0, 1.0].repeat(5), &[0.0, 1.0], 5, false, &mut out)
+            .unwrap();
+        for _ in 0..5 {
+            p.charge(&[1.0]).unwrap();
+        }
+        let spent = p.spend()[0];
+        // a sixth cost has no decision: refused, nothing spent
+        let e = p.charge(&[40.0]).unwrap_err();
+        assert!(e.to_string().starts_with("cost: no decision"), "{e}");
+        assert!(p.charge_id(3, &[1.0]).is_err());
+        assert_eq!(p.spend()[0], spent);
+        assert!(spent <= 10.0);
+        // a costly null action is refused, whatever the budget left
+        for budget in [0.0, 50.0] {
+            let mut q = Pacer::new(2, &[budget], 10, 0.05, 0).unwrap();
+            let e = q
+                .decide(&[1.0, 0.0], &[50.0, 0.0], 1, true, &mut out[..1])
+                .unwrap_err();
+            assert!(e.to_string().contains("null action 0 must cost 0"), "{e}");
+            assert_eq!(q.spend()[0], 0.0);
+        }
+    }
+
+    #[test]
     fn bad_input() {
         assert!(Pacer::new(2, &[-1.0], 10, 0.1, 0).is_err());
         assert!(Pacer::new(2, &[1.0], 0, 0.1, 0).is_err());
         assert!(Pacer::new(2, &[1.0], 10, 0.1, 2).is_err());
+        // sizes no machine holds: an error, not an abort
+        let e = Pacer::new(1 << 60, &[1.0], 10, 0.1, 0).unwrap_err();
+        assert!(
+            matches!(e, CoreError::OutOfMemory(_) | CoreError::Invalid { .. }),
+            "{e}"
+        );
+        let e = Pacer::new(usize::MAX / 2, &[1.0; 4], 10, 0.1, 0).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::Invalid { arg, .. } if arg == "budget"),
+            "{e}"
+        );
         let mut p = Pacer::new(2, &[1.0], 10, 0.1, 0).unwrap();
         let mut o = [0];
         assert!(p

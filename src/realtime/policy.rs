@@ -13,7 +13,8 @@ use super::kernels::{
     block_mean_quad, cholesky, dot, has_fma, rank1_sub, symv, Fused, Mode, Plain, LANES,
 };
 use super::{epsilon_greedy, lints, linucb};
-use crate::error::{check_finite, CoreError, Result};
+use crate::control::Control;
+use crate::error::{check_finite, check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::rng;
 use rand::Rng as _;
 use rand_distr::StandardNormal;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 const ROWS: usize = 1024;
 /// Batches smaller than this run on the calling thread (a pool hand-off costs microseconds).
 const SMALL: usize = 256;
+/// Monte Carlo draws of `probabilities` between two checks for Ctrl-C (well under 10 ms).
+const SAMPLES_PER_CHECK: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algo {
@@ -63,7 +66,61 @@ pub struct Config {
     pub seed: u64,
 }
 
-/// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major.
+impl Config {
+    /// Dimension of each action's model, `n_features + n_action_features`.
+    pub fn dim(&self) -> Result<usize> {
+        self.n_features
+            .checked_add(self.n_action_features)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "n_action_features",
+                    "too large: n_features + n_action_features overflows",
+                )
+            })
+    }
+
+    /// Checks the parameters (not the sizes: [`Policy::new`] does, where it allocates).
+    pub fn validate(&self) -> Result<()> {
+        if self.n_actions < 1 {
+            return Err(CoreError::invalid("n_actions", "must be >= 1"));
+        }
+        if self.dim()? < 1 {
+            return Err(CoreError::invalid("n_features", "must be >= 1"));
+        }
+        if !(self.ridge.is_finite() && self.ridge > 0.0) {
+            return Err(CoreError::invalid(
+                "ridge",
+                format!("must be > 0, got {}", self.ridge),
+            ));
+        }
+        let bad = |name: &str, v: f64| {
+            Err(CoreError::invalid(
+                name,
+                format!("must be finite and >= 0, got {v}"),
+            ))
+        };
+        match self.algo {
+            Algo::LinUcb { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
+                return bad("alpha", alpha)
+            }
+            Algo::LinTs { v } | Algo::LogisticTs { v } if !(v.is_finite() && v >= 0.0) => {
+                return bad("v", v)
+            }
+            Algo::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => {
+                return Err(CoreError::invalid(
+                    "epsilon",
+                    format!("must be in [0, 1], got {epsilon}"),
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Events or decision rows: `x` is n x d, `xa` (optional) n x K x k, both row-major; or `xa`
+/// K x k, the same per-action features for every row (told apart by its length; for one row
+/// both layouts are the same).
 #[derive(Clone, Copy)]
 pub struct Rows<'a> {
     pub x: &'a [f64],
@@ -101,41 +158,9 @@ pub const STATE_VERSION: u32 = 1;
 
 impl Policy {
     pub fn new(cfg: Config) -> Result<Self> {
-        if cfg.n_actions < 1 {
-            return Err(CoreError::invalid("n_actions", "must be >= 1"));
-        }
-        if cfg.n_features + cfg.n_action_features < 1 {
-            return Err(CoreError::invalid("n_features", "must be >= 1"));
-        }
-        if !(cfg.ridge.is_finite() && cfg.ridge > 0.0) {
-            return Err(CoreError::invalid(
-                "ridge",
-                format!("must be > 0, got {}", cfg.ridge),
-            ));
-        }
-        let bad = |name: &str, v: f64| {
-            Err(CoreError::invalid(
-                name,
-                format!("must be finite and >= 0, got {v}"),
-            ))
-        };
-        match cfg.algo {
-            Algo::LinUcb { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
-                return bad("alpha", alpha)
-            }
-            Algo::LinTs { v } | Algo::LogisticTs { v } if !(v.is_finite() && v >= 0.0) => {
-                return bad("v", v)
-            }
-            Algo::EpsilonGreedy { epsilon } if !(0.0..=1.0).contains(&epsilon) => {
-                return Err(CoreError::invalid(
-                    "epsilon",
-                    format!("must be in [0, 1], got {epsilon}"),
-                ))
-            }
-            _ => {}
-        }
-        let (k, dd) = (cfg.n_actions, cfg.n_features + cfg.n_action_features);
-        let mut s = vec![0.0; k * dd * dd];
+        cfg.validate()?;
+        let (k, dd) = (cfg.n_actions, cfg.dim()?);
+        let (mut s, chol) = Policy::alloc_matrices(&cfg)?;
         for a in 0..k {
             for i in 0..dd {
                 s[a * dd * dd + i * dd + i] = 1.0 / cfg.ridge;
@@ -143,13 +168,46 @@ impl Policy {
         }
         Ok(Policy {
             s,
-            theta: vec![0.0; k * dd],
-            counts: vec![0; k],
+            theta: try_vec("n_features", k * dd, 0.0)?,
+            counts: try_vec("n_actions", k, 0)?,
             t: 0,
-            chol: vec![0.0; k * dd * dd],
-            chol_state: vec![0; k],
+            chol,
+            chol_state: try_vec("n_actions", k, 0)?,
             cfg,
         })
+    }
+
+    /// The two K x D x D buffers (`S` and its factors), zeroed: the one place where the sizes a
+    /// user chose become an allocation. `Invalid` if the size cannot exist, `OutOfMemory` if
+    /// this machine cannot hold it (checked for both buffers together before allocating either).
+    fn alloc_matrices(cfg: &Config) -> Result<(Vec<f64>, Vec<f64>)> {
+        let dd = cfg.dim()?;
+        let what = "n_actions x (n_features + n_action_features)^2 values";
+        let arg = if cfg.n_actions > dd {
+            "n_actions"
+        } else if cfg.n_action_features > cfg.n_features {
+            "n_action_features"
+        } else {
+            "n_features"
+        };
+        let count = dd
+            .checked_mul(dd)
+            .and_then(|v| v.checked_mul(cfg.n_actions));
+        let bytes = checked_bytes(arg, what, count.and_then(|c| c.checked_mul(2)), 8)?;
+        let count = count.unwrap_or(usize::MAX);
+        let too_big = |e: CoreError| match e {
+            CoreError::OutOfMemory(_) => CoreError::OutOfMemory(format!(
+                "{arg}: too large for this machine: a policy with {} actions and {dd} features \
+                 per action needs {:.1} GiB",
+                cfg.n_actions,
+                bytes as f64 / (1u64 << 30) as f64
+            )),
+            e => e,
+        };
+        check_fits_memory(arg, bytes).map_err(too_big)?;
+        let s = try_vec(arg, count, 0.0).map_err(too_big)?;
+        let chol = try_vec(arg, count, 0.0).map_err(too_big)?;
+        Ok((s, chol))
     }
 
     pub fn config(&self) -> &Config {
@@ -187,18 +245,21 @@ impl Policy {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut p: Policy =
             crate::state::sealed::from_bytes("realtime.Policy", &[STATE_VERSION], bytes)?;
-        let (k, dd) = (p.cfg.n_actions, p.dim());
-        let ok = Policy::new(p.cfg.clone()).is_ok()
-            && p.s.len() == k * dd * dd
+        let corrupt = || CoreError::State("realtime.Policy state is inconsistent (corrupt)".into());
+        // The sizes are checked against the stored buffers before anything is allocated.
+        let (k, dd) = (p.cfg.n_actions, p.cfg.dim().map_err(|_| corrupt())?);
+        let ok = dd
+            .checked_mul(dd)
+            .and_then(|v| v.checked_mul(k))
+            .is_some_and(|c| c == p.s.len())
             && p.theta.len() == k * dd
             && p.counts.len() == k
             && p.s.iter().chain(&p.theta).all(|v| v.is_finite());
         if !ok {
-            return Err(CoreError::State(
-                "realtime.Policy state is inconsistent (corrupt)".into(),
-            ));
+            return Err(corrupt());
         }
-        p.chol = vec![0.0; k * dd * dd];
+        p.cfg.validate().map_err(|_| corrupt())?;
+        p.chol = try_vec("state", k * dd * dd, 0.0)?;
         p.chol_state = vec![0; k];
         Ok(p)
     }
@@ -232,10 +293,13 @@ impl Policy {
                 ))
             }
             (Some(xa), _) => {
-                if xa.len() != n * na * k {
+                if xa.len() != n * na * k && xa.len() != na * k {
                     return Err(CoreError::invalid(
                         "action_features",
-                        format!("has {} values, expected {n} x {na} x {k}", xa.len()),
+                        format!(
+                            "has {} values, expected {n} x {na} x {k} (or {na} x {k}, shared)",
+                            xa.len()
+                        ),
                     ));
                 }
                 check_finite("action_features", xa)?;
@@ -252,11 +316,7 @@ impl Policy {
             self.cfg.n_action_features,
             self.cfg.n_actions,
         );
-        z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
-        if let Some(xa) = rows.xa {
-            let o = (i * na + a) * k;
-            z[d..d + k].copy_from_slice(&xa[o..o + k]);
-        }
+        fill_z_raw(rows, i, a, z, d, k, na);
     }
 
     fn row_rng(&self, t: u64) -> rng::Rng {
@@ -371,7 +431,14 @@ impl Policy {
     }
 
     /// Decision indices of `n` rows (n x K, row-major); parallel over fixed chunks of rows.
-    pub fn scores_batch(&mut self, rows: &Rows, n: usize, out: &mut [f64]) -> Result<()> {
+    /// Checks `ctl` (Ctrl-C) every block of rows; a cancelled call changes nothing.
+    pub fn scores_batch(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [f64],
+        ctl: &Control,
+    ) -> Result<()> {
         self.check_rows(rows, n)?;
         let na = self.cfg.n_actions;
         if out.len() != n * na {
@@ -387,12 +454,12 @@ impl Policy {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX2+FMA present.
                 unsafe {
-                    this.score_chunk_fma(rows, start, m, t0, chunk)
+                    this.score_chunk_fma(rows, start, m, t0, chunk, ctl)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk, ctl)
             } else {
-                this.score_chunk::<Plain>(rows, start, m, t0, chunk)
+                this.score_chunk::<Plain>(rows, start, m, t0, chunk, ctl)
             }
         };
         if n <= ROWS {
@@ -400,6 +467,7 @@ impl Policy {
         } else {
             out.par_chunks_mut(ROWS * na).enumerate().for_each(score);
         }
+        ctl.check()?;
         self.t += n as u64;
         Ok(())
     }
@@ -413,12 +481,23 @@ impl Policy {
         m: usize,
         t0: u64,
         out: &mut [f64],
+        ctl: &Control,
     ) {
-        self.score_chunk::<Fused>(rows, start, m, t0, out)
+        self.score_chunk::<Fused>(rows, start, m, t0, out, ctl)
     }
 
+    /// Scores rows `start..start + m` into `out`; stops early (output unfinished) once `ctl` is
+    /// cancelled: the caller checks `ctl` afterwards.
     #[inline(always)]
-    fn score_chunk<M: Mode>(&self, rows: &Rows, start: usize, m: usize, t0: u64, out: &mut [f64]) {
+    fn score_chunk<M: Mode>(
+        &self,
+        rows: &Rows,
+        start: usize,
+        m: usize,
+        t0: u64,
+        out: &mut [f64],
+        ctl: &Control,
+    ) {
         let (na, dd) = (self.cfg.n_actions, self.dim());
         let need_q = self.cfg.algo.needs_quad();
         let shared = rows.xa.is_none();
@@ -430,6 +509,9 @@ impl Policy {
         let (mut mu, mut qu) = ([0.0; LANES], [0.0; LANES]);
         let mut b0 = 0;
         while b0 < m {
+            if ctl.is_cancelled() {
+                return;
+            }
             let r = LANES.min(m - b0);
             for a in 0..na {
                 if a == 0 || !shared {
@@ -474,11 +556,20 @@ impl Policy {
         }
     }
 
-    /// Decisions for `n` rows.
-    pub fn choose_batch(&mut self, rows: &Rows, n: usize, out: &mut [i64]) -> Result<()> {
+    /// Decisions for `n` rows (Ctrl-C: as [`Policy::scores_batch`]).
+    pub fn choose_batch(
+        &mut self,
+        rows: &Rows,
+        n: usize,
+        out: &mut [i64],
+        ctl: &Control,
+    ) -> Result<()> {
         let na = self.cfg.n_actions;
-        let mut sc = vec![0.0; n * na];
-        self.scores_batch(rows, n, &mut sc)?;
+        let count = n.checked_mul(na).ok_or_else(|| {
+            CoreError::invalid("x", "too large: n rows x n_actions values overflow")
+        })?;
+        let mut sc = try_vec("x", count, 0.0)?;
+        self.scores_batch(rows, n, &mut sc, ctl)?;
         out.par_chunks_mut(ROWS)
             .zip(sc.par_chunks(ROWS * na))
             .for_each(|(o, s)| {
@@ -493,43 +584,50 @@ impl Policy {
     /// observed in the confidence widths (a "hallucinated" covariance update with no reward;
     /// Desautels, Krause and Burdick 2014): a batch then spreads its exploration over actions like
     /// one-at-a-time decisions instead of repeating the same choice. The policy's state is not
-    /// changed (only the decision counter). Sequential: about one update's cost per row.
+    /// changed (only the decision counter). Sequential: about one update's cost per row. Checks
+    /// `ctl` (Ctrl-C) every few rows; a cancelled call changes nothing.
     pub fn choose_batch_hallucinated(
         &mut self,
         rows: &Rows,
         n: usize,
         out: &mut [i64],
+        ctl: &Control,
     ) -> Result<()> {
         self.check_rows(rows, n)?;
         if has_fma() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2+FMA present.
             unsafe {
-                self.hallucinated_fma(rows, n, out)
+                self.hallucinated_fma(rows, n, out, ctl)
             }
             #[cfg(not(target_arch = "x86_64"))]
-            self.hallucinated::<Plain>(rows, n, out)
+            self.hallucinated::<Plain>(rows, n, out, ctl)
         } else {
-            self.hallucinated::<Plain>(rows, n, out)
+            self.hallucinated::<Plain>(rows, n, out, ctl)
         }
+        ctl.check()?;
         self.t += n as u64;
         Ok(())
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64]) {
-        self.hallucinated::<Fused>(rows, n, out)
+    unsafe fn hallucinated_fma(&self, rows: &Rows, n: usize, out: &mut [i64], ctl: &Control) {
+        self.hallucinated::<Fused>(rows, n, out, ctl)
     }
 
+    /// Stops early (output unfinished) once `ctl` is cancelled: the caller checks `ctl`.
     #[inline(always)]
-    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64]) {
+    fn hallucinated<M: Mode>(&self, rows: &Rows, n: usize, out: &mut [i64], ctl: &Control) {
         let (na, dd) = (self.cfg.n_actions, self.dim());
         let need_q = self.cfg.algo.needs_quad();
         let mut s = self.s.clone();
         let (mut z, mut w) = (vec![0.0; dd], vec![0.0; dd]);
         let (mut means, mut quads, mut idx) = (vec![0.0; na], vec![0.0; na], vec![0.0; na]);
         for i in 0..n {
+            if i % 64 == 0 && ctl.is_cancelled() {
+                return;
+            }
             for a in 0..na {
                 self.fill_z(rows, i, a, &mut z);
                 let (m, q) = mean_quad::<M>(
@@ -558,13 +656,15 @@ impl Policy {
     /// Probability of each action under the policy for each row (n x K), without changing the
     /// policy: exact for LinUCB (one-hot; it is deterministic) and epsilon-greedy; for the
     /// Thompson samplers a Monte Carlo estimate from `n_samples` draws (row `i` uses the streams
-    /// `(seed, 2, i)`, so the result is reproducible).
+    /// `(seed, 2, i)`, so the result is reproducible). Checks `ctl` every [`SAMPLES_PER_CHECK`]
+    /// draws (Ctrl-C): the cost is `n x n_samples x K` draws, unbounded by the input's size.
     pub fn probabilities(
         &mut self,
         rows: &Rows,
         n: usize,
         n_samples: usize,
         out: &mut [f64],
+        ctl: &Control,
     ) -> Result<()> {
         self.check_rows(rows, n)?;
         let na = self.cfg.n_actions;
@@ -575,7 +675,8 @@ impl Policy {
         let this = &*self;
         out.par_chunks_mut(ROWS * na)
             .enumerate()
-            .for_each(|(c, chunk)| {
+            .try_for_each(|(c, chunk)| -> Result<()> {
+                ctl.check()?;
                 let start = c * ROWS;
                 let m = chunk.len() / na;
                 // Means and quads via the score kernel with the deterministic LinUCB index trick:
@@ -601,7 +702,10 @@ impl Policy {
                         Algo::LinTs { v } | Algo::LogisticTs { v } => {
                             let mut r = rng::stream2(this.cfg.seed, 2, (start + i) as u64);
                             let mut s = vec![0.0; na];
-                            for _ in 0..n_samples {
+                            for k in 0..n_samples {
+                                if k % SAMPLES_PER_CHECK == 0 {
+                                    ctl.check()?;
+                                }
                                 for a in 0..na {
                                     let e: f64 = r.sample(StandardNormal);
                                     s[a] = lints::sample(mu[a], qu[a], v, e);
@@ -614,8 +718,8 @@ impl Policy {
                         }
                     }
                 }
-            });
-        Ok(())
+                Ok(())
+            })
     }
 
     fn mean_quad_rows(&self, rows: &Rows, start: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
@@ -750,7 +854,9 @@ impl Policy {
 fn fill_z_raw(rows: &Rows, i: usize, a: usize, z: &mut [f64], d: usize, k: usize, na: usize) {
     z[..d].copy_from_slice(&rows.x[i * d..(i + 1) * d]);
     if let Some(xa) = rows.xa {
-        let o = (i * na + a) * k;
+        // Shared (K x k) features: every row reads the same block.
+        let row = if xa.len() == na * k { 0 } else { i };
+        let o = (row * na + a) * k;
         z[d..d + k].copy_from_slice(&xa[o..o + k]);
     }
 }
@@ -869,6 +975,69 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn impossible_sizes_are_invalid_and_huge_ones_out_of_memory() {
+        let sized = |k: usize, d: usize, ka: usize| {
+            Policy::new(Config {
+                n_action_features: ka,
+                ..cfg(Algo::LinTs { v: 1.0 }, k, d)
+            })
+            .map(|_| ())
+        };
+        let arg = |e: CoreError| match e {
+            CoreError::Invalid { arg, .. } => format!("invalid {arg}"),
+            CoreError::OutOfMemory(m) => format!("memory {}", m.split(':').next().unwrap()),
+            e => format!("{e:?}"),
+        };
+        // (2^32)^2 overflows: the size cannot exist
+        assert_eq!(arg(sized(2, 1 << 32, 0).unwrap_err()), "invalid n_features");
+        assert_eq!(
+            arg(sized(2, 3, 1 << 32).unwrap_err()),
+            "invalid n_action_features"
+        );
+        assert_eq!(
+            arg(sized(2, usize::MAX, 1).unwrap_err()),
+            "invalid n_action_features"
+        );
+        // valid sizes no machine holds
+        assert_eq!(arg(sized(4, 1 << 20, 0).unwrap_err()), "memory n_features");
+        assert_eq!(arg(sized(1 << 40, 5, 0).unwrap_err()), "memory n_actions");
+        assert_eq!(arg(sized(1, 1 << 16, 0).unwrap_err()), "memory n_features");
+        assert!(sized(3, 4, 2).is_ok());
+    }
+
+    #[test]
+    fn cancelled_batch_calls_stop_and_change_nothing() {
+        let (k, d, n) = (3, 2, 2000);
+        let x: Vec<f64> = (0..n * d).map(|i| (i % 7) as f64 - 3.0).collect();
+        let rows = Rows { x: &x, xa: None };
+        let ctl = Control::new();
+        ctl.cancel();
+        let mut p = Policy::new(cfg(Algo::LinTs { v: 1.0 }, k, d)).unwrap();
+        let before = p.clone();
+        let mut sc = vec![0.0; n * k];
+        let mut a = vec![0i64; n];
+        assert_eq!(
+            p.scores_batch(&rows, n, &mut sc, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.choose_batch(&rows, n, &mut a, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.choose_batch_hallucinated(&rows, n, &mut a, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(
+            p.probabilities(&rows, n, 10, &mut sc, &ctl),
+            Err(CoreError::Cancelled)
+        );
+        assert_eq!(p, before);
+        assert!(p.choose_batch(&rows, n, &mut a, &Control::new()).is_ok());
+        assert_eq!(p.n_decisions(), n as u64);
     }
 
     #[test]

@@ -65,6 +65,11 @@ def fit_reward_model(
     r = cv.as_array(rewards, "rewards", shape=(n,))
     n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
     ridge = cv.check_number(ridge, "ridge", minimum=0.0, strict_min=True)
+    out = np.flatnonzero((a < 0) | (a >= n_actions))
+    if out.size:
+        raise ValueError(
+            f"actions: must be in [0, {n_actions}), found {a[out[0]]} at position {out[0]}"
+        )
     Z = np.column_stack([X, np.ones(n)])
     q = np.empty((n, n_actions))
     eye = ridge * np.eye(Z.shape[1])
@@ -94,6 +99,11 @@ def _prepare(actions, rewards, propensities, action_probs, q_hat, positions, con
     elif n_positions > 1:
         raise ValueError("positions: required when action_probs has several positions")
     if q_hat is None and contexts is not None:
+        contexts = cv.as_array(contexts, "contexts", ndim=2)
+        if len(contexts) != n:
+            raise ValueError(
+                f"contexts: has {len(contexts)} rows, expected {n} (the length of actions)"
+            )
         q_hat = fit_reward_model(contexts, a, r, n_actions)
         if n_positions > 1:
             q_hat = np.repeat(q_hat[:, :, None], n_positions, axis=2)
@@ -128,17 +138,14 @@ def evaluate(
     of the logged action; ``action_probs`` (n, n_actions) or (n, n_actions, n_positions) the
     evaluated policy's probabilities; ``q_hat`` same shape, a reward model's predictions (or
     ``contexts`` (n, d) to fit :func:`fit_reward_model`); ``positions`` (n,) when there are
-    several positions. ``clip`` caps the weights of IPS and DR (obp's ``lambda_``);
-    ``switch_threshold`` is switch-DR's (obp's ``lambda_``).
+    several positions. Each row of ``action_probs`` must sum to 1 over the actions (at every
+    position), within 1e-5 (numpy's ``allclose``, as obp checks). ``clip`` caps the weights of
+    IPS and DR (obp's ``lambda_``); ``switch_threshold`` is switch-DR's (obp's ``lambda_``).
     """
     cv.check_choice(ci, "ci", ("normal", "bootstrap"))
     alpha = cv.check_number(alpha, "alpha", minimum=0.0, strict_min=True, maximum=0.5)
-    clip = float(clip)
-    if not clip > 0:
-        raise ValueError(f"clip: must be > 0, got {clip}")
-    switch_threshold = float(switch_threshold)
-    if not switch_threshold >= 0:
-        raise ValueError(f"switch_threshold: must be >= 0, got {switch_threshold}")
+    # clip (> 0) and switch_threshold (>= 0), inf allowed, are checked where they are read, by
+    # the core; so are n_bootstrap and seed.
     a, r, p, pi, q, pos, k, npos = _prepare(
         actions, rewards, propensities, action_probs, q_hat, positions, contexts
     )
@@ -152,7 +159,6 @@ def evaluate(
         lo, hi = values - z * se, values + z * se
     else:
         n_bootstrap = cv.check_int(n_bootstrap, "n_bootstrap", minimum=2)
-        seed = cv.check_int(seed, "seed", minimum=0)
         boot = realtime_ope_bootstrap(
             a, r, p, pi, q, pos, k, npos, clip, switch_threshold, n_bootstrap, seed, mean_w
         )

@@ -29,11 +29,15 @@ class BudgetPacer(Versioned):
     budget: total budget, a number or one per resource (n_resources,).
     horizon: number of events the budget must last.
     step: unit-free price step (default 0.05).
-    null_action: the action taken when nothing else fits (default 0, "no intervention").
+    null_action: the action taken when nothing else fits (default 0, "no intervention"). It
+        must cost 0 on every resource (a ``costs`` giving it a cost is refused): the hard cap
+        relies on an action that always fits.
     charge: ``"choose"`` (default) spends an action's cost when it is chosen (known costs);
         ``"update"`` spends the cost revealed to ``update(..., cost=)`` / ``update_batch(...,
         costs=)`` instead, using the decision-time costs as estimates for the budget check (the
-        hard cap then holds if revealed costs never exceed them).
+        hard cap then holds if revealed costs never exceed them). Each decision is charged
+        exactly once, oldest first: charging more costs than decisions awaiting theirs raises
+        ``ValueError`` and charges nothing.
 
     max_ahead: if finite, expected spend may not run more than this fraction ahead of the
         pro-rata budget line ``budget * t / horizon`` (plus one largest cost): smooth spend when
@@ -78,9 +82,7 @@ class BudgetPacer(Versioned):
         step = cv.check_number(step, "step", minimum=0.0, strict_min=True)
         null_action = cv.check_int(null_action, "null_action", minimum=0, maximum=k - 1)
         self.charge = cv.check_choice(charge, "charge", ("choose", "update"))
-        max_ahead = float(max_ahead)
-        if not max_ahead >= 0:
-            raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+        # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
         self._pacer = RealtimePacer(k, b, horizon, step, null_action, max_ahead)
 
     # -- decisions --------------------------------------------------------------------------

@@ -17,6 +17,20 @@ from .linucb import LinUCB
 _POLICIES = {"lints": LinTS, "linucb": LinUCB, "epsilon_greedy": EpsilonGreedy}
 
 
+def _mask(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A bool array of ``shape`` from bools or integers 0/1; anything else (strings, floats,
+    other integers) is a ``TypeError`` naming ``name`` (``np.asarray(x, dtype=bool)`` would turn
+    any non-empty string into True)."""
+    m = np.asarray(x)
+    if m.dtype.kind in "iu" and np.isin(m, (0, 1)).all():
+        m = m.astype(bool)
+    if m.dtype.kind != "b":
+        raise TypeError(f"{name}: must hold booleans (True/False or 0/1), got dtype {m.dtype}")
+    if m.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {m.shape}")
+    return m
+
+
 class SessionPolicy(Versioned):
     """Chooses an intervention at every step of a session, conditioning on the funnel stage and
     crediting each intervention with everything that follows it in the session.
@@ -81,11 +95,7 @@ class SessionPolicy(Versioned):
         cv.check_choice(policy, "policy", tuple(_POLICIES))
         if allowed is None:
             allowed = np.ones((self.n_stages, self.n_actions), dtype=bool)
-        allowed = np.asarray(allowed, dtype=bool)
-        if allowed.shape != (self.n_stages, self.n_actions):
-            raise ValueError(
-                f"allowed: expected shape ({self.n_stages}, {self.n_actions}), got {allowed.shape}"
-            )
+        allowed = _mask(allowed, "allowed", (self.n_stages, self.n_actions))
         if not allowed[:, 0].all():
             raise ValueError("allowed: action 0 (no intervention) must be allowed at every stage")
         self.allowed = allowed
@@ -108,9 +118,7 @@ class SessionPolicy(Versioned):
             b = cv.check_number(budget, "budget", minimum=0.0)
             h = cv.check_int(horizon, "horizon", minimum=1)
             st = cv.check_number(step, "step", minimum=0.0, strict_min=True)
-            max_ahead = float(max_ahead)
-            if not max_ahead >= 0:
-                raise ValueError(f"max_ahead: must be >= 0, got {max_ahead}")
+            # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
             self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0, max_ahead)
         self.begin(0)
         self.history_: list[dict[str, float]] = []
@@ -135,12 +143,18 @@ class SessionPolicy(Versioned):
         self._pending = None
 
     def act(self, context: Any, stage: Any, active: Any = None) -> np.ndarray:
-        """Actions (n,) for the sessions' current contexts and stages; 0 for inactive rows."""
+        """Actions (n,) for the sessions' current contexts and stages; 0 for inactive rows.
+        Each ``act`` must be followed by the ``observe`` of its results before the next."""
+        if self._pending is not None:
+            raise ValueError(
+                "act: the previous step is not observed yet: call observe(reward, cost, done) "
+                "with its results before the next act()"
+            )
         X = cv.as_array(context, "context", ndim=2, shape=(self._n, self.n_features))
         st = cv.as_array(stage, "stage", np.int64, shape=(self._n,))
-        act = np.ones(self._n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-        if act.shape != (self._n,):
-            raise ValueError(f"active: expected shape ({self._n},), got {act.shape}")
+        act = (
+            np.ones(self._n, dtype=bool) if active is None else _mask(active, "active", (self._n,))
+        )
         rows = np.flatnonzero(act & self._open)
         if rows.size and (st[rows].min() < 0 or st[rows].max() >= self.n_stages):
             raise ValueError(f"stage: active sessions must be in [0, {self.n_stages})")
@@ -180,9 +194,7 @@ class SessionPolicy(Versioned):
             raise ValueError("observe: call act() first")
         r = cv.as_array(reward, "reward", shape=(self._n,), allow_empty=True)
         c = cv.as_array(cost, "cost", shape=(self._n,), nonnegative=True, allow_empty=True)
-        dn = np.asarray(done, dtype=bool)
-        if dn.shape != (self._n,):
-            raise ValueError(f"done: expected shape ({self._n},), got {dn.shape}")
+        dn = _mask(done, "done", (self._n,))
         rows = self._pending
         self._pending = None
         if rows.size == 0:
