@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import growthmachine as gm
+from growthmachine import allocate as al
 
 # ----- thread count ---------------------------------------------------------------------------
 
@@ -74,3 +77,90 @@ def test_cli_threads_above_the_cap_is_a_one_line_error(command):
     last = out.stderr.strip().splitlines()[-1]
     assert f"argument --threads: must be at most {_cap()}" in last and "got 100000" in last, last
     assert "Traceback" not in out.stderr
+
+
+# ----- problem construction ---------------------------------------------------------------------
+
+IP, ACT, VAL = [0, 2, 3], [0, 1, 0], [1.0, 2.0, 3.0]
+
+
+def _arrays(**kw):
+    kw.setdefault("resources", {"c": 10})
+    kw.setdefault("usage", {"c": [1.0, 1.0, 1.0]})
+    return al.Problem.from_arrays(kw.pop("indptr", IP), kw.pop("action", ACT), VAL, **kw)
+
+
+def test_from_frame_rejects_duplicate_user_action_rows():
+    df = pd.DataFrame(
+        {
+            "user": [1, 2, 1, 1],
+            "action": ["a", "a", "b", "a"],
+            "value": [1.0, 1.0, 3.0, 2.0],
+            "cost": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    msg = r"^df: rows 0 and 3 are both user 1 with action 'a'; each \(user, action\) pair"
+    with pytest.raises(ValueError, match=msg):
+        al.Problem.from_frame(df, usage=["cost"], resources={"cost": 10}, per_user_limit=2)
+    # Without the duplicate the same table is accepted.
+    al.Problem.from_frame(df.iloc[:3], usage=["cost"], resources={"cost": 10}, per_user_limit=2)
+
+
+def test_from_arrays_rejects_duplicate_user_action_pairs():
+    # User 1 lists action 2 twice (not next to each other).
+    with pytest.raises(ValueError, match=r"^action: user 1 has action 2 more than once"):
+        al.Problem.from_arrays(
+            [0, 1, 4],
+            [0, 2, 1, 2],
+            [1.0, 1.0, 1.0, 1.0],
+            resources={"c": 10},
+            usage={"c": [1.0] * 4},
+        )
+
+
+@pytest.mark.parametrize("big", [2**32, 2**40, 2**64])
+def test_huge_per_user_limits_mean_no_limit(big):
+    want = al.solve(_arrays(per_user_limit=10), method="dual")
+    assert want.objective == pytest.approx(6.0)
+    lims = [big, np.array([big, big], dtype=np.float64)]
+    if big < 2**63:
+        lims += [[big, big], np.array([big, big], dtype=np.int64)]
+    for lim in lims:
+        sol = al.solve(_arrays(per_user_limit=lim), method="dual")
+        assert sol.objective == pytest.approx(6.0), lim
+        assert len(sol.assignment) == 3
+
+
+@pytest.mark.parametrize(
+    "lim, exc, msg",
+    [
+        (1.5, TypeError, r"^per_user_limit: must be an int or one int per user, got float 1.5$"),
+        ([1, 1.5], ValueError, r"^per_user_limit: must hold integers, found 1.5 at position 1$"),
+        ([1, -1], ValueError, r"^per_user_limit: must be >= 0, found -1$"),
+        (-(2**40), ValueError, r"^per_user_limit: must be >= 0"),
+        (np.True_, TypeError, r"^per_user_limit: must be an int or one int per user, got bool$"),
+    ],
+)
+def test_bad_per_user_limits_are_named(lim, exc, msg):
+    with pytest.raises(exc, match=msg):
+        _arrays(per_user_limit=lim)
+
+
+@pytest.mark.parametrize("a", [2**32, 2**40, 2**62])
+def test_huge_action_codes_are_a_value_error(a):
+    with pytest.raises(
+        ValueError, match=rf"^action: must be < 4294967295 .*found {a} at position 1$"
+    ):
+        _arrays(action=[0, a, 0])
+
+
+def test_huge_n_actions_is_named():
+    with pytest.raises(
+        ValueError, match=r"^n_actions: must be <= 4294967295, got 4611686018427387904"
+    ):
+        _arrays(n_actions=2**62)
+    # Valid, but the per-action table (2**32 - 1 actions x 256 resources: 8 TiB) does not fit.
+    res = {f"r{j}": 10 for j in range(256)}
+    use = {r: [1.0, 1.0, 1.0] for r in res}
+    with pytest.raises(MemoryError, match=r"^n_actions: the per-action usage table needs 8,192.0"):
+        _arrays(n_actions=2**32 - 1, resources=res, usage=use)

@@ -144,6 +144,15 @@ impl<T: Real> Problem<'_, T> {
                 ),
             ));
         }
+        if let Some((i, a)) = first_duplicate(self.indptr, self.action) {
+            return Err(CoreError::invalid(
+                "action",
+                format!(
+                    "user {i} has action {a} more than once (each (user, action) candidate must \
+                     be unique: merge or drop the duplicates)"
+                ),
+            ));
+        }
         if let Some(k) = first_bad(self.value, |v| v.into().is_finite()) {
             return Err(CoreError::invalid(
                 "value",
@@ -286,6 +295,29 @@ fn first_bad<T: Copy + Sync>(xs: &[T], ok: impl Fn(T) -> bool + Sync) -> Option<
             } else {
                 c.iter().position(|&x| !ok(x)).map(|k| b * CHECK_BLOCK + k)
             }
+        })
+}
+
+/// The first user (in user order) with an action among its candidates twice, and that action.
+/// Users whose actions are strictly increasing (the common case) are checked without sorting.
+/// `indptr` must be validated (non-decreasing, within `action`).
+fn first_duplicate(indptr: &[i64], action: &[u32]) -> Option<(usize, u32)> {
+    let n = indptr.len().saturating_sub(1);
+    (0..n.div_ceil(kernel::USERS_PER_CHUNK))
+        .into_par_iter()
+        .find_map_first(|c| {
+            let mut buf: Vec<u32> = Vec::new();
+            let users = c * kernel::USERS_PER_CHUNK..((c + 1) * kernel::USERS_PER_CHUNK).min(n);
+            users.into_iter().find_map(|i| {
+                let acts = &action[indptr[i] as usize..indptr[i + 1] as usize];
+                if acts.windows(2).all(|w| w[0] < w[1]) {
+                    return None;
+                }
+                buf.clear();
+                buf.extend_from_slice(acts);
+                buf.sort_unstable();
+                buf.windows(2).find(|w| w[0] == w[1]).map(|w| (i, w[0]))
+            })
         })
 }
 

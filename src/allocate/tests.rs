@@ -319,3 +319,39 @@ fn users_of_handles_users_without_candidates() {
         .collect();
     assert_eq!(users_of(p.indptr, &chosen), scan);
 }
+
+fn tiny<'a>(
+    indptr: &'a [i64],
+    action: &'a [u32],
+    value: &'a [f64],
+    au: &'a [f64],
+) -> Problem<'a, f64> {
+    Problem {
+        indptr,
+        action,
+        value,
+        pair_usage: Vec::new(),
+        pair_resource: Vec::new(),
+        action_usage: au,
+        n_actions: au.len(),
+        group: &[],
+        limit: Limit::All(2),
+        lower: vec![0.0],
+        upper: vec![10.0],
+        names: vec!["slots".into()],
+    }
+}
+
+#[test]
+fn validate_rejects_a_duplicate_user_action_pair() {
+    let au = [1.0, 1.0, 1.0];
+    // Sorted and unsorted users; user 2 repeats action 1 (not adjacent).
+    let (ip, act, v) = ([0i64, 2, 3, 6], [0u32, 2, 1, 1, 0, 1], [1.0; 6]);
+    let e = tiny(&ip, &act, &v, &au).validate().unwrap_err().to_string();
+    assert!(
+        e.starts_with("action: user 2 has action 1 more than once"),
+        "{e}"
+    );
+    let act_ok = [0u32, 2, 1, 1, 0, 2];
+    assert!(tiny(&ip, &act_ok, &v, &au).validate().is_ok());
+}

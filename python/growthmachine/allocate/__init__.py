@@ -25,6 +25,7 @@ is installed), ``"auto"`` (exact for tiny problems, else dual).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class Problem(Versioned):
             self.action_usage.reshape(-1),
             self.n_actions,
             self.groups,
-            int(lim) if per_user is None else 0,
+            min(int(lim), _NO_LIMIT) if per_user is None else 0,
             per_user,
             [float(x) for x in self.lower],
             [float(x) for x in self.upper],
@@ -198,8 +199,10 @@ class Problem(Versioned):
         resource to its per-candidate use (length nnz); ``action_usage`` maps a resource to its
         per-action use (length n_actions). ``resources`` maps every resource to ``upper`` or
         ``(lower, upper)``. ``groups``: exclusive group per action (``-1``: none).
-        ``per_user_limit``: an int or one int per user. ``dtype``: storage of values and usage
-        (``float32`` halves memory; all arithmetic is float64).
+        ``per_user_limit``: an int or one int per user (limits of ``2**32 - 1`` or more mean no
+        limit). ``dtype``: storage of values and usage (``float32`` halves memory; all
+        arithmetic is float64). A user may list an action only once: a repeated (user, action)
+        candidate raises ``ValueError`` naming the user and the action.
         """
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -211,9 +214,15 @@ class Problem(Versioned):
         cv.check_same_length({"value": value, "action": action_i})
         if action_i.size and action_i.min() < 0:
             raise ValueError(f"action: must be >= 0, found {action_i.min()}")
+        if action_i.size and action_i.max() >= _MAX_ACTIONS:
+            k = int(np.argmax(action_i))
+            raise ValueError(
+                f"action: must be < {_MAX_ACTIONS} (actions are codes 0..n_actions - 1, stored "
+                f"as uint32), found {action_i[k]} at position {k}"
+            )
         if n_actions is None:
             n_actions = int(action_i.max()) + 1 if nnz else 1
-        n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
+        n_actions = cv.check_int(n_actions, "n_actions", minimum=1, maximum=_MAX_ACTIONS)
         names, lo, hi = _bounds(resources)
         usage = dict(usage or {})
         action_usage = dict(action_usage or {})
@@ -237,7 +246,7 @@ class Problem(Versioned):
                 )
             cols.append(a)
             col_res.append(names.index(r))
-        au = np.zeros((n_actions, len(names)))
+        au = _zeros((n_actions, len(names)), "n_actions", "the per-action usage table")
         for r, col in action_usage.items():
             au[:, names.index(r)] = cv.as_array(
                 col, f"action_usage[{r!r}]", np.float64, nonnegative=True, shape=(n_actions,)
@@ -284,7 +293,10 @@ class Problem(Versioned):
         column per resource, or ``{resource: {action: amount}}``. ``resources``: ``{name: upper
         or (lower, upper)}`` for every resource. ``per_user_limit``: an int or a mapping/Series
         user -> limit. ``groups``: exclusive groups, a mapping/Series action -> group or the
-        name of a column of ``df`` (constant per action).
+        name of a column of ``df`` (constant per action). Each (user, action) pair must appear
+        in one row only: duplicates raise ``ValueError`` naming the first repeated pair and its
+        rows (they are not merged, since summing or keeping one are both plausible; merge them
+        first, e.g. with ``df.groupby([user, action], as_index=False).sum()``).
         """
         if resources is None:
             raise TypeError("resources: required, e.g. {'budget': 10_000}")
@@ -294,6 +306,19 @@ class Problem(Versioned):
             raise ValueError("df: is empty")
         u_codes, users = cv.as_codes(cv.column(df, "df", user), f"df[{user!r}]")
         a_codes, actions = cv.as_codes(cv.column(df, "df", action), f"df[{action!r}]")
+        dup = pd.DataFrame({"u": u_codes, "a": a_codes}).duplicated().to_numpy()
+        if dup.any():
+            j = int(np.argmax(dup))
+            i = int(np.flatnonzero((u_codes == u_codes[j]) & (a_codes == a_codes[j]))[0])
+            u_lab, a_lab = (
+                x.item() if isinstance(x, np.generic) else x
+                for x in (users[u_codes[j]], actions[a_codes[j]])
+            )
+            raise ValueError(
+                f"df: rows {i} and {j} are both user {u_lab!r} with action "
+                f"{a_lab!r}; each (user, action) pair must appear once (merge "
+                f"them first, e.g. df.groupby([{user!r}, {action!r}], as_index=False).sum())"
+            )
         val = cv.as_array(cv.column(df, "df", value), f"df[{value!r}]", dtype)
         if usage is None:
             usage_map: dict[str, str] = {}
@@ -379,15 +404,57 @@ class Problem(Versioned):
         return dict(self.__dict__)
 
 
+def _zeros(shape: tuple[int, ...], arg: str, what: str) -> np.ndarray:
+    """``np.zeros(shape)`` (float64), or a ``MemoryError`` naming ``arg`` when it does not fit in
+    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
+    that the core then touches)."""
+    need = 8 * int(np.prod(shape, dtype=object))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        have = None
+    if have is not None and need > have:
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than this "
+            f"machine's {have / 2**30:,.1f} GiB of memory"
+        )
+    try:
+        return np.zeros(shape)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than can be "
+            "allocated"
+        ) from None
+
+
+#: Limits are stored as uint32; a larger limit is no limit at all (no user has 2**32 candidates),
+#: so it is stored as this value, which has the same meaning.
+_NO_LIMIT = 2**32 - 1
+#: Actions are stored as uint32, so the catalogue has at most this many actions.
+_MAX_ACTIONS = 2**32 - 1
+
+
 def _limit(per_user_limit: Any, n_users: int) -> int | np.ndarray:
-    if isinstance(per_user_limit, (int, np.integer)) and not isinstance(per_user_limit, bool):
-        return cv.check_int(per_user_limit, "per_user_limit", minimum=0)
-    if isinstance(per_user_limit, bool):
+    """``per_user_limit`` checked: an int >= 0 or one int >= 0 per user; limits above
+    ``2**32 - 1`` are stored as ``2**32 - 1`` (the same meaning: no limit)."""
+    if isinstance(per_user_limit, bool) or isinstance(per_user_limit, np.bool_):
         raise TypeError("per_user_limit: must be an int or one int per user, got bool")
-    a = cv.as_array(per_user_limit, "per_user_limit", np.int64, shape=(n_users,))
-    if a.size and a.min() < 0:
-        raise ValueError(f"per_user_limit: must be >= 0, found {a.min()}")
-    return np.ascontiguousarray(a, dtype=np.uint32)
+    if isinstance(per_user_limit, (int, np.integer)):
+        return min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT)
+    if np.ndim(per_user_limit) == 0:
+        raise TypeError(
+            "per_user_limit: must be an int or one int per user, got "
+            f"{type(per_user_limit).__name__} {per_user_limit!r}"
+        )
+    # Float64 first: integers of any size (2**40, 2**64) compare exactly enough against the
+    # uint32 range, and non-integral values are rejected by as_array.
+    raw = np.asarray(cv.as_array(per_user_limit, "per_user_limit", np.float64, shape=(n_users,)))
+    if raw.size and not np.array_equal(raw, np.floor(raw)):
+        bad = int(np.flatnonzero(raw != np.floor(raw))[0])
+        raise ValueError(f"per_user_limit: must hold integers, found {raw[bad]} at position {bad}")
+    if raw.size and raw.min() < 0:
+        raise ValueError(f"per_user_limit: must be >= 0, found {raw.min():g}")
+    return np.ascontiguousarray(np.minimum(raw, _NO_LIMIT), dtype=np.uint32)
 
 
 @dataclass
@@ -749,7 +816,7 @@ def random_problem(
         cv.check_int(n_pair, "n_pair", minimum=0),
         cv.check_int(n_action_res, "n_action_res", minimum=0),
         cv.check_int(n_groups, "n_groups", minimum=0),
-        cv.check_int(per_user_limit, "per_user_limit", minimum=0),
+        min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT),
         float(tightness[0]),
         float(tightness[1]),
         cv.check_int(seed, "seed", minimum=0),
