@@ -16,6 +16,10 @@ pub enum CoreError {
     /// Serialised state that cannot be read (unknown kind or version, corrupt or truncated bytes).
     #[error("state: {0}")]
     State(String),
+    /// A valid size that does not fit in this machine's memory (a fallible allocation failed):
+    /// maps to `MemoryError`. The message names the argument that asked for it.
+    #[error("{0}")]
+    TooLarge(String),
     /// Anything else that is not the caller's fault: maps to `RuntimeError`.
     #[error("{0}")]
     Internal(String),
@@ -30,6 +34,20 @@ impl CoreError {
             msg: msg.into(),
         }
     }
+}
+
+/// A vector of `n` copies of `fill`, allocated fallibly: `TooLarge` naming `arg` (and `what` the
+/// vector holds) when the memory is not available, instead of an abort.
+pub fn try_vec<T: Clone>(arg: &str, what: &str, n: usize, fill: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    if v.try_reserve_exact(n).is_err() {
+        let gib = n as f64 * std::mem::size_of::<T>() as f64 / (1u64 << 30) as f64;
+        return Err(CoreError::TooLarge(format!(
+            "{arg}: {what} ({n} values, {gib:.1} GiB) do not fit in memory"
+        )));
+    }
+    v.resize(n, fill);
+    Ok(v)
 }
 
 /// Fails with `Invalid` naming `arg` if any value is NaN or infinite.
@@ -78,5 +96,11 @@ mod tests {
         let e = check_nonnegative("cost", &[1.0, -2.0]).unwrap_err();
         assert_eq!(e.to_string(), "cost: must be >= 0, found -2 at position 1");
         assert!(check_len("y", 3, 4, "x").is_err());
+        assert_eq!(try_vec("n", "rows", 3, 7u8).unwrap(), vec![7u8; 3]);
+        let e = try_vec("n", "rows", usize::MAX / 4, 0u64).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::TooLarge(m) if m.starts_with("n: rows (")),
+            "{e}"
+        );
     }
 }

@@ -4,6 +4,7 @@ ValueError/TypeError/MemoryError naming the argument, or succeeds with an honest
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -164,3 +165,37 @@ def test_huge_n_actions_is_named():
     use = {r: [1.0, 1.0, 1.0] for r in res}
     with pytest.raises(MemoryError, match=r"^n_actions: the per-action usage table needs 8,192.0"):
         _arrays(n_actions=2**32 - 1, resources=res, usage=use)
+
+
+@pytest.mark.parametrize(
+    "kw, exc, msg",
+    [
+        ({"n_users": 10**12}, MemoryError, r"^n_users: the candidate .* do not fit in memory"),
+        ({"n_users": 2**62}, ValueError, r"^n_users: n_users x per_user = \d+ candidates is more"),
+        ({"n_users": 2, "n_actions": 2**40}, ValueError, r"^n_actions: must be at most 4294967295"),
+        ({"n_users": 2, "n_pair": 2**62}, ValueError, r"^n_pair: .* is more than any machine"),
+        ({"n_users": 2, "n_action_res": 2**62}, ValueError, r"^n_action_res: .* is more than any"),
+    ],
+)
+def test_random_problem_sizes_never_abort(kw, exc, msg):
+    # In a child process: an abort there fails the test instead of killing pytest.
+    code = (
+        "import growthmachine as gm\n"
+        "try:\n"
+        f"    gm.allocate.random_problem(**{kw!r})\n"
+        "except BaseException as e:\n"
+        "    print(type(e).__name__); print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    name, message = out.stdout.split("\n", 1)
+    assert name == exc.__name__, out.stdout
+    assert re.match(msg, message), message
+
+
+def test_random_problem_with_a_huge_limit_is_unlimited():
+    a = al.random_problem(50, per_user=3, n_actions=6, per_user_limit=2**40, seed=1)
+    b = al.random_problem(50, per_user=3, n_actions=6, per_user_limit=3, seed=1)
+    assert al.solve(a, method="dual").objective == pytest.approx(
+        al.solve(b, method="dual").objective
+    )
