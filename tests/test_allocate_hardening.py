@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -199,3 +200,103 @@ def test_random_problem_with_a_huge_limit_is_unlimited():
     assert al.solve(a, method="dual").objective == pytest.approx(
         al.solve(b, method="dual").objective
     )
+
+
+# ----- certificates and time limits of the exact, lp and highs methods ------------------------
+
+
+def _tiny(values, lower=None):
+    res = {"c": 10.0 if lower is None else (lower, 10.0)}
+    return al.Problem.from_arrays(IP, ACT, values, resources=res, usage={"c": [1.0, 1.0, 1.0]})
+
+
+@pytest.mark.parametrize("method", ["lp", "exact", "dual", "highs"])
+def test_empty_plan_is_proven_optimal_only_with_a_zero_bound(method):
+    if method == "highs":
+        pytest.importorskip("highspy")
+    sol = al.solve(_tiny([-1.0, -2.0, -3.0]), method=method)
+    assert len(sol.assignment) == 0 and sol.objective == 0.0
+    assert sol.dual_bound == 0.0 and sol.gap == 0.0 and sol.status == "optimal"
+
+
+@pytest.mark.parametrize("method", ["lp", "exact", "dual", "highs"])
+def test_huge_values_are_solved_or_rejected_never_misreported(method):
+    if method == "highs":
+        pytest.importorskip("highspy")
+    # Values near 1e299: within the documented range, solved with an honest certificate.
+    v = [1e299, 2e299, 3e299]
+    sol = al.solve(_tiny(v), method=method)
+    assert sol.objective == pytest.approx(5e299, rel=1e-9)
+    assert sol.dual_bound >= sol.objective * (1 - 1e-9)
+    assert sol.dual_bound == pytest.approx(5e299, rel=1e-6)
+    # Beyond it (max |value| x candidates > 1e300): a ValueError naming value.
+    with pytest.raises(ValueError, match=r"^value: values up to 3e\+?300 over 3 candidates"):
+        _tiny([1e300, 2e300, 3e300])
+
+
+def _timed(method: str, n: int, time_limit: float, groups: int = 3):
+    p = al.random_problem(n, per_user=8, n_groups=groups, seed=2)
+    t = time.perf_counter()
+    sol = al.solve(p, method=method, time_limit=time_limit)
+    return p, sol, time.perf_counter() - t
+
+
+@pytest.mark.parametrize("method, n", [("lp", 20_000), ("exact", 2_000), ("exact", 300)])
+def test_time_limit_is_honoured_with_a_certified_bound(method, n):
+    p, sol, secs = _timed(method, n, 1.0)
+    assert secs < 1.0 + 1.5, secs  # model building (good_lp) is outside the solvers' clocks
+    assert sol.status == "time_limit"
+    # The bound is certified whatever the solver reached: at least the dual method's LP value.
+    ref = al.solve(p, method="dual", tol=1e-6)
+    assert sol.dual_bound >= ref.lp_value - 1e-6 * abs(ref.lp_value)
+    assert sol.objective <= ref.dual_bound + 1e-6 * abs(ref.dual_bound)
+    assert np.isfinite(sol.gap) and sol.gap >= 0
+
+
+def test_exact_time_limit_without_a_plan_and_lower_bounds_is_a_value_error():
+    p = al.random_problem(2_000, per_user=8, n_groups=3, seed=2)
+    r = p.resources[-1]
+    p = p.with_bounds(**{r: (1.0, float(p.upper[-1]))})
+    with pytest.raises(ValueError, match=r"^time_limit: no plan meeting the lower bounds"):
+        al.solve(p, method="exact", time_limit=0.0)
+
+
+def test_highs_time_limit_claims_nothing_it_did_not_prove():
+    pytest.importorskip("highspy")
+    p, sol, secs = _timed("highs", 300, 1.0)
+    assert secs < 1.0 + 2.0, secs
+    assert sol.status == "time_limit"
+    # HiGHS's bound is on the integer optimum (below the LP's with cuts), so above any plan.
+    ref = al.solve(p, method="dual", tol=1e-6)
+    assert sol.dual_bound >= ref.objective
+    assert sol.gap > 0
+    # No time at all: no plan, no bound, no gap of 0.
+    sol0 = al.solve(p, method="highs", time_limit=0.0)
+    assert sol0.status == "time_limit" and sol0.gap > 0
+    assert sol0.dual_bound > sol0.objective
+
+
+_SETUP = """
+import growthmachine as gm
+p = gm.allocate.random_problem({n}, per_user=8, n_groups=3, seed=2)
+if {highs}:  # HiGHS prints a banner on stdout (once per process): send it to /dev/null
+    import ctypes, os, highspy
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    highspy.Highs()
+    ctypes.CDLL(None).fflush(None)
+    os.dup2(saved, 1)
+
+"""
+
+
+@pytest.mark.parametrize("method, n", [("lp", 20_000), ("exact", 300), ("highs", 300)])
+def test_ctrl_c_stops_the_solvers(seconds_to_interrupt, method, n):
+    if method == "highs":
+        pytest.importorskip("highspy")
+    took = seconds_to_interrupt(
+        _SETUP.format(n=n, highs=method == "highs"),
+        f"gm.allocate.solve(p, method={method!r})",
+        after=1.5,
+    )
+    assert took < 1.0, took

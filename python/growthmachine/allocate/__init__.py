@@ -21,6 +21,14 @@ rounding, repair and fill; the certified LP gap from the aggregated primal or th
 itself: 10M users x 20 candidates x 50 resources in about 6 s on 2 cores), ``"exact"`` (the MIP through good_lp/microlp, small instances;
 ``"lp"``: the LP relaxation through clarabel), ``"highs"`` (the MIP through HiGHS, if ``highspy``
 is installed), ``"auto"`` (exact for tiny problems, else dual).
+
+Every method honours ``time_limit`` and Ctrl-C (``KeyboardInterrupt`` within about half a
+second; HiGHS's presolve can take longer on very large instances) and claims only what it proved:
+``exact`` and ``lp`` report the Lagrangian bound at the LP solver's prices (a bound whatever state
+the solver stopped in), ``highs`` HiGHS's own dual bound or none (``dual_bound=inf``, ``gap=inf``);
+the empty plan is ``optimal`` with gap 0 only when the bound is 0. When a time limit leaves no
+plan and the empty plan misses a lower bound, ``ValueError`` names ``time_limit``. Values must
+keep ``max |value| x candidates <= 1e300`` (``ValueError`` otherwise), so no sum overflows.
 """
 
 from __future__ import annotations
@@ -619,7 +627,7 @@ def certificate(out: dict, resources: list[str], lower: Any, upper: Any) -> dict
     )
     usage["share_of_upper"] = usage["used"] / usage["upper"].replace(0, np.nan)
     obj, bound, lp = float(out["objective"]), float(out["dual_bound"]), float(out["lp_value"])
-    scale = max(abs(bound), 1e-12)
+    scale = max(abs(bound), 1e-12) if np.isfinite(bound) else 1.0
     hist = pd.DataFrame({k: np.asarray(v) for k, v in out["history"].items()})
     if len(hist):
         hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact", 3: "newton"})
@@ -641,8 +649,16 @@ def certificate(out: dict, resources: list[str], lower: Any, upper: Any) -> dict
 # ----- HiGHS (optional: the independent oracle) --------------------------------------------------
 
 
+def _objective_scale(value: np.ndarray) -> float:
+    """The power of two that brings the largest |value| to [1, 2) (exact): HiGHS sees values of
+    order 1 whatever the units (it treats costs of 1e20 or more as infinite)."""
+    most = float(np.max(np.abs(value))) if value.size else 0.0
+    return float(2.0 ** -np.floor(np.log2(most))) if most > 0 else 1.0
+
+
 def _highs_model(problem: Problem, integer: bool):
-    """The model as a HiGHS LP/MIP (columns = candidates)."""
+    """The model as a HiGHS LP/MIP (columns = candidates), its objective scaled by
+    ``_objective_scale`` (returned last: divide HiGHS's objective, bound and duals by it)."""
     try:
         import highspy
     except ImportError:  # pragma: no cover - depends on the environment
@@ -694,7 +710,8 @@ def _highs_model(problem: Problem, integer: bool):
     lp.num_col_ = nnz
     lp.num_row_ = n_rows
     lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = problem.value.astype(np.float64)
+    scale = _objective_scale(problem.value)
+    lp.col_cost_ = problem.value.astype(np.float64) * scale
     lp.col_lower_ = np.zeros(nnz)
     lp.col_upper_ = np.ones(nnz)
     lp.row_lower_ = np.asarray(row_lo, dtype=np.float64)
@@ -707,7 +724,23 @@ def _highs_model(problem: Problem, integer: bool):
     lp.a_matrix_.num_row_ = n_rows
     if integer:
         lp.integrality_ = [highspy.HighsVarType.kInteger] * nnz
-    return highspy, lp, r_n
+    return highspy, lp, r_n, scale
+
+
+def _run_highs(h: Any) -> None:
+    """Runs HiGHS on a worker thread (highspy's ``startSolve``), polling for Ctrl-C every 0.1 s:
+    on ``KeyboardInterrupt`` HiGHS is told to stop through its interrupt callbacks
+    (``HandleUserInterrupt``/``cancelSolve``), the thread is joined, and the interrupt re-raised."""
+    h.HandleUserInterrupt = True
+    h.startSolve()
+    try:
+        while not h.wait(0.1)[0]:
+            pass
+    except KeyboardInterrupt:
+        h.cancelSolve()
+        while not h.wait(0.1)[0]:
+            pass
+        raise
 
 
 def highs_lp(
@@ -718,8 +751,9 @@ def highs_lp(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """The LP relaxation solved by HiGHS (``solver="ipm"``: interior point; crossover off by
-    default). Returns objective, status, seconds (solve only) and the resource duals."""
-    highspy, lp, r_n = _highs_model(problem, integer=False)
+    default). Returns objective, status, seconds (solve only) and the resource duals. Stops on
+    Ctrl-C (``KeyboardInterrupt``) and at ``time_limit``."""
+    highspy, lp, r_n, scale = _highs_model(problem, integer=False)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("solver", solver)
@@ -731,55 +765,87 @@ def highs_lp(
         h.setOptionValue("threads", int(threads))
     h.passModel(lp)
     t0 = time.perf_counter()
-    h.run()
+    _run_highs(h)
     secs = time.perf_counter() - t0
     info = h.getInfo()
     sol = h.getSolution()
     return {
-        "objective": float(info.objective_function_value),
+        "objective": float(info.objective_function_value) / scale,
         "status": h.modelStatusToString(h.getModelStatus()),
         "seconds": secs,
-        "prices": np.asarray(sol.row_dual[:r_n]),
+        "prices": np.asarray(sol.row_dual[:r_n]) / scale,
         "x": np.asarray(sol.col_value),
     }
 
 
 def _solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> dict:
-    highspy, lp, r_n = _highs_model(problem, integer=integer)
+    """The MIP through HiGHS. Claims only what HiGHS proved: ``optimal`` when HiGHS says so; at
+    the time limit its best plan (or the empty plan, if that meets every bound) with HiGHS's dual
+    bound, or an infinite bound (gap ``inf``) when it has none. The shadow-price LP runs in the
+    time left. Ctrl-C stops either solve (``KeyboardInterrupt``)."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    highspy, lp, r_n, scale = _highs_model(problem, integer=integer)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", 1e-6)
+    # HiGHS 1.16's feasibility-jump heuristic checks neither the time limit nor the interrupt
+    # callbacks (a 400,000-column instance ran for minutes past a 5 s limit and past Ctrl-C);
+    # without it the search proves the same optimum.
+    h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
     if time_limit is not None:
-        h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.0))
     h.passModel(lp)
-    t0 = time.perf_counter()
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
+    _run_highs(h)
+    model_status = h.getModelStatus()
+    status = h.modelStatusToString(model_status)
     if "nfeasible" in status:
         raise InfeasibleError(
             f"HiGHS: no plan meets the bounds of the resources {problem.resources} together "
             "with the per-user and group limits"
         )
-    x = np.asarray(h.getSolution().col_value)
-    chosen = np.flatnonzero(x > 0.5)
     info = h.getInfo()
+    optimal = model_status == highspy.HighsModelStatus.kOptimal
+    x = np.asarray(h.getSolution().col_value)
+    has_plan = int(info.primal_solution_status) == 2 and x.size == problem.n_candidates
+    chosen = np.flatnonzero(x > 0.5) if has_plan else np.zeros(0, dtype=np.int64)
     u = problem.action_usage[problem.action[chosen].astype(np.int64)].sum(axis=0)
-    u = np.array(u, dtype=np.float64)
+    u = np.array(u, dtype=np.float64).reshape(-1)
+    if u.size != r_n:
+        u = np.zeros(r_n)
     for a, r in zip(problem.usage, problem.usage_resource, strict=True):
         u[r] += a[chosen].astype(np.float64).sum()
+    if not has_plan and (problem.lower > 0).any():
+        raise ValueError(
+            f"time_limit: HiGHS found no plan meeting the lower bounds within {time_limit} s "
+            f"(HiGHS status: {status}); give more time or use method='dual'"
+        )
     obj = float(problem.value[chosen].astype(np.float64).sum())
-    bound = float(getattr(info, "mip_dual_bound", obj)) if integer else obj
-    lp_res = highs_lp(problem, solver="simplex") if problem.n_candidates <= 200_000 else None
-    hit = "Time limit" in status
+    # HiGHS's proof (its dual bound, scaled back), else the plan itself when HiGHS proved it
+    # optimal, else no bound at all.
+    raw = float(getattr(info, "mip_dual_bound", np.inf))
+    bound = raw / scale if np.isfinite(raw) else (obj if optimal else np.inf)
+    left = None if deadline is None else deadline - time.perf_counter()
+    lp_res = None
+    if problem.n_candidates <= 200_000 and (left is None or left > 0):
+        lp_res = highs_lp(problem, solver="simplex", time_limit=left)
+        if lp_res["status"] != "Optimal":
+            lp_res = None
+    if optimal:
+        state = "optimal"
+    elif "Time limit" in status:
+        state = "time_limit"
+    else:
+        state = "feasible"
     return {
         "chosen": chosen,
         "objective": obj,
-        "dual_bound": bound if np.isfinite(bound) else obj,
+        "dual_bound": bound,
         "lp_value": obj,
         "usage": u,
-        "prices": lp_res["prices"] if lp_res else np.zeros(r_n),
-        "status": "time_limit" if hit else "optimal",
-        "message": "",
+        "prices": lp_res["prices"] if lp_res else np.full(r_n, np.nan),
+        "status": state,
+        "message": "" if optimal else f"HiGHS: {status}",
         "passes": 0,
         "history": {
             "phase": np.array([2]),
