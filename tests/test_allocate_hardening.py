@@ -14,13 +14,24 @@ import pandas as pd
 import pytest
 
 import growthmachine as gm
+from growthmachine import _core
 from growthmachine import allocate as al
 
 # ----- thread count ---------------------------------------------------------------------------
 
 
 def _cap() -> int:
-    return 4 * max(os.cpu_count() or 1, 2)
+    """The largest accepted thread count (4 per CPU as the core counts CPUs, at least 8)."""
+    n = 8
+    while _core.thread_count_error(n + 1) is None:
+        n += 1
+    return n
+
+
+def test_thread_cap_is_four_per_cpu_and_at_least_eight():
+    cap = _cap()
+    assert cap >= 8 and cap % 4 == 0
+    assert cap <= 4 * max(os.cpu_count() or 1, 2)
 
 
 def test_set_num_threads_rejects_counts_above_the_cap():
@@ -58,15 +69,16 @@ def test_env_thread_count_is_checked_at_import(value):
 
 
 def test_env_thread_count_blank_means_unset():
-    out = subprocess.run(
-        [sys.executable, "-c", "import growthmachine as gm; print(gm.get_num_threads())"],
-        env={**os.environ, "GROWTHMACHINE_NUM_THREADS": " "},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert int(out.stdout) == (os.cpu_count() or 1)
+    def threads(env):
+        code = "import growthmachine as gm; print(gm.get_num_threads())"
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+
+    unset = {k: v for k, v in os.environ.items() if k != "GROWTHMACHINE_NUM_THREADS"}
+    assert threads({**unset, "GROWTHMACHINE_NUM_THREADS": " "}) == threads(unset)
 
 
 @pytest.mark.parametrize("command", ["run", "plan"])
