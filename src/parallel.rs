@@ -3,6 +3,9 @@
 //! `growthmachine.set_num_threads(n)` (or env `GROWTHMACHINE_NUM_THREADS`) replaces the pool; the
 //! bindings run each long call inside [`install`], so rayon's parallel iterators in the cores use it.
 //! Results never depend on the thread count (see the crate docs for the chunking rules).
+//!
+//! A thread count is valid in `1..=`[`max_threads`] (checked by [`check_threads`], the one
+//! definition the Python API, the environment variable and the CLI all use).
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -26,22 +29,64 @@ fn build(n: usize) -> Arc<ThreadPool> {
     )
 }
 
-/// Default: env `GROWTHMACHINE_NUM_THREADS` if set to a positive integer, else the number of CPUs.
-fn default_threads() -> usize {
-    std::env::var("GROWTHMACHINE_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+/// The environment variable that sets the default thread count.
+pub const ENV_THREADS: &str = "GROWTHMACHINE_NUM_THREADS";
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
-/// Replaces the pool with one of `n` threads (`n >= 1`).
+/// The most threads a pool may have: 4 per CPU, and at least 8. More threads than that only add
+/// switching and memory (a pool of 10,000 threads made a small call run for minutes).
+pub fn max_threads() -> usize {
+    4 * cpus().max(2)
+}
+
+/// `n` if it is a valid thread count (`1..=max_threads()`), else the reason, without the name of
+/// the argument or the value given (the caller adds both).
+pub fn check_threads(n: u128) -> std::result::Result<usize, String> {
+    let max = max_threads();
+    match usize::try_from(n) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ if n == 0 => Err("must be a positive integer".to_string()),
+        _ => Err(format!(
+            "must be at most {max} (4 threads per CPU, at least 8)"
+        )),
+    }
+}
+
+/// The thread count env `GROWTHMACHINE_NUM_THREADS` asks for: `Ok(None)` when unset or blank,
+/// `Err` (naming the variable) when it is not an integer in `1..=max_threads()`.
+pub fn env_threads() -> std::result::Result<Option<usize>, String> {
+    let Ok(v) = std::env::var(ENV_THREADS) else {
+        return Ok(None);
+    };
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let n: u128 = v
+        .parse()
+        .map_err(|_| format!("{ENV_THREADS}: must be a positive integer, got {v:?}"))?;
+    check_threads(n)
+        .map(Some)
+        .map_err(|m| format!("{ENV_THREADS}: {m}, got {v:?}"))
+}
+
+/// Default: env `GROWTHMACHINE_NUM_THREADS` if valid (the extension refuses to load when it is
+/// set but invalid), else the number of CPUs.
+fn default_threads() -> usize {
+    env_threads().ok().flatten().unwrap_or_else(cpus)
+}
+
+/// Replaces the pool with one of `n` threads (`1 <= n <= max_threads()`, see [`check_threads`]).
 pub fn set_num_threads(n: usize) {
-    assert!(n >= 1, "set_num_threads needs n >= 1");
+    assert!(
+        (1..=max_threads()).contains(&n),
+        "set_num_threads needs 1 <= n <= max_threads()"
+    );
     *slot().write().unwrap_or_else(|e| e.into_inner()) = Some(build(n));
 }
 
@@ -75,5 +120,17 @@ mod tests {
         assert_eq!(install(rayon::current_num_threads), 2);
         let s: u64 = install(|| (0..1000u64).into_par_iter().sum());
         assert_eq!(s, 499_500);
+    }
+
+    #[test]
+    fn thread_counts_are_capped() {
+        let max = max_threads();
+        assert!(max >= 8);
+        assert_eq!(check_threads(1), Ok(1));
+        assert_eq!(check_threads(max as u128), Ok(max));
+        assert!(check_threads(0).unwrap_err().contains("positive"));
+        let e = check_threads(max as u128 + 1).unwrap_err();
+        assert!(e.contains(&format!("at most {max}")), "{e}");
+        assert!(check_threads(1u128 << 64).is_err());
     }
 }

@@ -53,11 +53,13 @@ _SUBMODULES = (
 
 def set_num_threads(n: int) -> None:
     """Sets the number of threads every growthmachine core uses (default: env
-    ``GROWTHMACHINE_NUM_THREADS``, else the number of CPUs). Results do not depend on it."""
+    ``GROWTHMACHINE_NUM_THREADS``, else the number of CPUs). Results do not depend on it.
+
+    ``n`` must be at least 1 and at most 4 threads per CPU (at least 8); more only add switching
+    (``ValueError`` otherwise). The same cap applies to ``GROWTHMACHINE_NUM_THREADS``: an invalid
+    value makes ``import growthmachine`` fail with a ``ValueError`` naming the variable."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n: must be a positive integer, got {n}")
     _core.set_num_threads(n)
 
 

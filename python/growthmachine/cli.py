@@ -16,6 +16,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _threads(text: str) -> int:
+    from . import _core
+
+    v = _positive_int(text)
+    reason = _core.thread_count_error(v)
+    if reason:
+        raise argparse.ArgumentTypeError(f"{reason}, got {v}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -166,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads,
         default=None,
         metavar="T",
         help="threads for the Rust cores (default: env GROWTHMACHINE_NUM_THREADS or all CPUs)",
@@ -210,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--touchpoint-budget", type=_nonnegative_float, default=None, metavar="B",
                    help="spend on off-site exposures (default: a tenth of the plan's budget)")  # fmt: skip
     q.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S")
-    q.add_argument("--threads", type=_positive_int, default=None, metavar="T")
+    q.add_argument("--threads", type=_threads, default=None, metavar="T")
     q.add_argument("--out", default="gm-plan", metavar="DIR", help="output folder")
     q.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
     return p

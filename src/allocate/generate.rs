@@ -9,7 +9,7 @@
 use super::kernel::{pass, Prices, Users, USERS_PER_CHUNK};
 use super::{Limit, Problem};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{try_vec, CoreError, Result};
 use crate::rng::stream2;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -77,13 +77,77 @@ pub fn random(spec: &Spec, ctl: &Control) -> Result<Instance> {
             format!("must be in 1..=n_actions ({na}), got {m}"),
         ));
     }
+    if na > u32::MAX as usize {
+        return Err(CoreError::invalid(
+            "n_actions",
+            format!("must be at most {} (actions are u32), got {na}", u32::MAX),
+        ));
+    }
+    if spec.n_groups > i32::MAX as usize {
+        return Err(CoreError::invalid(
+            "n_groups",
+            format!(
+                "must be at most {} (groups are i32), got {}",
+                i32::MAX,
+                spec.n_groups
+            ),
+        ));
+    }
+    // Sizes first (in u128, which cannot overflow here): an impossible size is a ValueError
+    // naming the argument; a possible one that does not fit is a MemoryError (fallible
+    // allocation below), never an abort.
+    let (n128, m128, na128) = (n as u128, m as u128, na as u128);
+    let r128 = n_pair as u128 + nra as u128;
+    let nnz128 = n128 * m128;
+    let per_action = na128.saturating_mul(r128 + 3).saturating_mul(8);
+    let bytes = nnz128
+        .saturating_mul(8 + 4 * n_pair as u128)
+        .saturating_add((n128 + 1) * 8)
+        .saturating_add(per_action);
+    if bytes > isize::MAX as u128 {
+        let (arg, got) = if nnz128 * 8 > isize::MAX as u128 {
+            (
+                "n_users",
+                format!("n_users x per_user = {nnz128} candidates"),
+            )
+        } else if per_action > isize::MAX as u128 {
+            // Blame the resources when the catalogue alone would fit.
+            let arg = if na128 * 24 > isize::MAX as u128 {
+                "n_actions"
+            } else if n_pair >= nra {
+                "n_pair"
+            } else {
+                "n_action_res"
+            };
+            (arg, format!("n_actions x resources = {}", na128 * r128))
+        } else {
+            (
+                "n_pair",
+                format!("{n_pair} usage columns of {nnz128} candidates"),
+            )
+        };
+        return Err(CoreError::invalid(
+            arg,
+            format!("{got} is more than any machine can hold ({bytes} bytes)"),
+        ));
+    }
     let r_n = n_pair + nra;
+    let nnz = n * m;
     let seed = spec.seed;
+    let indptr_buf = try_vec("n_users", n + 1, 0i64)?;
+    let mut action = try_vec("n_users", nnz, 0u32)?;
+    let mut value = try_vec("n_users", nnz, 0.0f32)?;
+    let mut pair = try_vec("n_pair", n_pair, Vec::new())?;
+    for col in pair.iter_mut() {
+        *col = try_vec("n_users", nnz, 0.0f32)?;
+    }
+    let mut action_usage = try_vec("n_actions", na * r_n, 0.0f64)?;
     // Catalogue.
     let mut rng = stream2(seed, 0, 0);
-    let lift: Vec<f64> = (0..na).map(|_| 0.5 + rng.random::<f64>()).collect();
-    let cost: Vec<f64> = (0..na).map(|_| 0.2 + rng.random::<f64>()).collect();
-    let mut action_usage = vec![0.0f64; na * r_n];
+    let mut lift = try_vec("n_actions", na, 0.0f64)?;
+    lift.iter_mut().for_each(|l| *l = 0.5 + rng.random::<f64>());
+    let mut cost = try_vec("n_actions", na, 0.0f64)?;
+    cost.iter_mut().for_each(|c| *c = 0.2 + rng.random::<f64>());
     if nra > 0 {
         for a in 0..na {
             let first = a % nra;
@@ -95,23 +159,21 @@ pub fn random(spec: &Spec, ctl: &Control) -> Result<Instance> {
         }
     }
     let group: Vec<i32> = if spec.n_groups > 0 {
-        (0..na)
-            .map(|a| {
-                if a % 3 == 0 {
-                    -1
-                } else {
-                    (a % spec.n_groups) as i32
-                }
-            })
-            .collect()
+        let mut g = try_vec("n_actions", na, -1i32)?;
+        for (a, g) in g.iter_mut().enumerate() {
+            if a % 3 != 0 {
+                *g = (a % spec.n_groups) as i32;
+            }
+        }
+        g
     } else {
         Vec::new()
     };
-    let nnz = n * m;
-    let indptr: Vec<i64> = (0..=n).map(|i| (i * m) as i64).collect();
-    let mut action = vec![0u32; nnz];
-    let mut value = vec![0.0f32; nnz];
-    let mut pair: Vec<Vec<f32>> = (0..n_pair).map(|_| vec![0.0f32; nnz]).collect();
+    let mut indptr = indptr_buf;
+    indptr
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i * m) as i64);
     {
         let step = USERS_PER_CHUNK * m;
         let mut pair_chunks: Vec<Vec<&mut [f32]>> = Vec::new();

@@ -17,6 +17,7 @@ pub mod kernel;
 mod master;
 mod newton;
 
+use crate::control::Control;
 use crate::error::{CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -144,12 +145,40 @@ impl<T: Real> Problem<'_, T> {
                 ),
             ));
         }
+        if let Some((i, a)) = first_duplicate(self.indptr, self.action) {
+            return Err(CoreError::invalid(
+                "action",
+                format!(
+                    "user {i} has action {a} more than once (each (user, action) candidate must \
+                     be unique: merge or drop the duplicates)"
+                ),
+            ));
+        }
         if let Some(k) = first_bad(self.value, |v| v.into().is_finite()) {
             return Err(CoreError::invalid(
                 "value",
                 format!(
                     "must be finite, found {} at position {k}",
                     (self.value[k]).into()
+                ),
+            ));
+        }
+        // Magnitudes the float64 sums of every method can hold (with room for prices).
+        let most = self
+            .value
+            .par_chunks(CHECK_BLOCK)
+            .map(|c| {
+                c.iter()
+                    .fold(0.0f64, |m, &v| m.max(Into::<f64>::into(v).abs()))
+            })
+            .reduce(|| 0.0, f64::max);
+        if most * nnz as f64 > MAX_TOTAL {
+            return Err(CoreError::invalid(
+                "value",
+                format!(
+                    "values up to {most:e} over {nnz} candidates could overflow the sums (the \
+                     largest |value| times the number of candidates must be at most \
+                     {MAX_TOTAL:e}): rescale the values"
                 ),
             ));
         }
@@ -275,6 +304,10 @@ impl<T: Real> Problem<'_, T> {
 
 const CHECK_BLOCK: usize = 1 << 16;
 
+/// The largest total a problem's values may reach (largest |value| times the candidates): far
+/// below `f64::MAX`, so that no sum of values, reduced values or priced bounds overflows.
+pub const MAX_TOTAL: f64 = 1e300;
+
 /// Index of the first element of `xs` that is not `ok`, checked in parallel over fixed blocks
 /// (each block by a branch-free fold, which vectorises; positions only in a failing block).
 fn first_bad<T: Copy + Sync>(xs: &[T], ok: impl Fn(T) -> bool + Sync) -> Option<usize> {
@@ -286,6 +319,29 @@ fn first_bad<T: Copy + Sync>(xs: &[T], ok: impl Fn(T) -> bool + Sync) -> Option<
             } else {
                 c.iter().position(|&x| !ok(x)).map(|k| b * CHECK_BLOCK + k)
             }
+        })
+}
+
+/// The first user (in user order) with an action among its candidates twice, and that action.
+/// Users whose actions are strictly increasing (the common case) are checked without sorting.
+/// `indptr` must be validated (non-decreasing, within `action`).
+fn first_duplicate(indptr: &[i64], action: &[u32]) -> Option<(usize, u32)> {
+    let n = indptr.len().saturating_sub(1);
+    (0..n.div_ceil(kernel::USERS_PER_CHUNK))
+        .into_par_iter()
+        .find_map_first(|c| {
+            let mut buf: Vec<u32> = Vec::new();
+            let users = c * kernel::USERS_PER_CHUNK..((c + 1) * kernel::USERS_PER_CHUNK).min(n);
+            users.into_iter().find_map(|i| {
+                let acts = &action[indptr[i] as usize..indptr[i + 1] as usize];
+                if acts.windows(2).all(|w| w[0] < w[1]) {
+                    return None;
+                }
+                buf.clear();
+                buf.extend_from_slice(acts);
+                buf.sort_unstable();
+                buf.windows(2).find(|w| w[0] == w[1]).map(|w| (i, w[0]))
+            })
         })
 }
 
@@ -435,6 +491,52 @@ pub fn evaluate<T: Real>(p: &Problem<'_, T>, chosen: &[u64]) -> (f64, Vec<f64>) 
         }
     }
     (value, usage)
+}
+
+/// The prices `q` projected on those the bounds allow: positive only where a resource has an
+/// upper bound, negative only where it has a (positive) lower bound, 0 where not finite.
+pub fn project_prices<T: Real>(p: &Problem<'_, T>, q: &[f64]) -> Vec<f64> {
+    (0..p.n_resources())
+        .map(|r| {
+            let x = q.get(r).copied().unwrap_or(0.0);
+            if !x.is_finite() || (x > 0.0 && !p.has_upper(r)) || (x < 0.0 && !p.has_lower(r)) {
+                0.0
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// A certified upper bound on the LP optimum (hence on every plan's value) from any prices `q`:
+/// the Lagrangian dual function `sum_i max_S sum_{k in S} (v_k - q . u_k) + sum_r phi_r(q_r)`
+/// (`phi_r = q_r upper_r` for `q_r > 0`, `q_r lower_r` for `q_r < 0`) at `q` projected by
+/// [`project_prices`]. Weak duality makes it a bound whatever the prices are (from a solver that
+/// stopped early, or none: `q = 0` gives the unconstrained optimum); the per-user maxima are
+/// exact (see `kernel`). Not finite if the sums overflow.
+pub fn certified_bound<T: Real>(p: &Problem<'_, T>, q: &[f64], ctl: &Control) -> Result<f64> {
+    let q = project_prices(p, q);
+    let lsum = kernel::pass(
+        p,
+        &kernel::Prices::new(p, &q),
+        kernel::Users::All(p.n_users()),
+        ctl,
+    )?
+    .lsum;
+    let phi: f64 = q
+        .iter()
+        .enumerate()
+        .map(|(r, &x)| {
+            if x > 0.0 {
+                x * p.upper[r]
+            } else if x < 0.0 {
+                x * p.lo(r)
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    Ok(lsum + phi)
 }
 
 /// Checks every per-user and group limit of a plan; `Err` names the first broken one.

@@ -31,7 +31,7 @@ fn dual_matches_exact_lp_on_small_instances() {
             sp.n_groups = groups;
             let inst = random(&sp, &ctl).unwrap();
             let p = inst.problem(limit);
-            let (_, lp, _) = exact::solve_lp(&p).unwrap();
+            let lp = exact::solve_lp(&p, None, &ctl).unwrap().objective;
             let s = dual::solve_dual(&p, &DualOptions::default(), &ctl).unwrap();
             let scale = lp.abs().max(1.0);
             assert!(
@@ -318,4 +318,77 @@ fn users_of_handles_users_without_candidates() {
         .map(|&k| (p.indptr.partition_point(|&x| x as u64 <= k) - 1) as u64)
         .collect();
     assert_eq!(users_of(p.indptr, &chosen), scan);
+}
+
+fn tiny<'a>(
+    indptr: &'a [i64],
+    action: &'a [u32],
+    value: &'a [f64],
+    au: &'a [f64],
+) -> Problem<'a, f64> {
+    Problem {
+        indptr,
+        action,
+        value,
+        pair_usage: Vec::new(),
+        pair_resource: Vec::new(),
+        action_usage: au,
+        n_actions: au.len(),
+        group: &[],
+        limit: Limit::All(2),
+        lower: vec![0.0],
+        upper: vec![10.0],
+        names: vec!["slots".into()],
+    }
+}
+
+#[test]
+fn validate_rejects_a_duplicate_user_action_pair() {
+    let au = [1.0, 1.0, 1.0];
+    // Sorted and unsorted users; user 2 repeats action 1 (not adjacent).
+    let (ip, act, v) = ([0i64, 2, 3, 6], [0u32, 2, 1, 1, 0, 1], [1.0; 6]);
+    let e = tiny(&ip, &act, &v, &au).validate().unwrap_err().to_string();
+    assert!(
+        e.starts_with("action: user 2 has action 1 more than once"),
+        "{e}"
+    );
+    let act_ok = [0u32, 2, 1, 1, 0, 2];
+    assert!(tiny(&ip, &act_ok, &v, &au).validate().is_ok());
+}
+
+#[test]
+fn certified_bound_holds_at_any_prices_and_is_zero_for_worthless_candidates() {
+    let ctl = Control::new();
+    let inst = random(&spec(200, 5, 7), &ctl).unwrap();
+    let p = inst.problem(2);
+    let lp = exact::solve_lp(&p, None, &ctl).unwrap();
+    let scale = lp.objective.abs().max(1.0);
+    // Weak duality: every price vector (after projection) bounds the LP optimum.
+    for q in [
+        vec![0.0; 4],
+        lp.prices.clone(),
+        vec![0.3, -1.0, 2.0, 0.01],
+        vec![1e3; 4],
+    ] {
+        let b = certified_bound(&p, &q, &ctl).unwrap();
+        assert!(
+            b >= lp.objective - 1e-7 * scale,
+            "q {q:?}: {b} < {}",
+            lp.objective
+        );
+    }
+    // At the LP's prices the bound is tight.
+    let b = certified_bound(&p, &lp.prices, &ctl).unwrap();
+    assert!(b - lp.objective <= 1e-6 * scale, "{b} vs {}", lp.objective);
+    // Worthless candidates: the bound at zero prices is exactly 0, a proof the empty plan is optimal.
+    let neg: Vec<f64> = vec![-1.0; 6];
+    let au = [1.0, 1.0, 1.0];
+    let (ip, act) = ([0i64, 2, 3, 6], [0u32, 2, 1, 0, 1, 2]);
+    let t = tiny(&ip, &act, &neg, &au);
+    assert_eq!(certified_bound(&t, &[0.0], &ctl).unwrap(), 0.0);
+    let s = exact::solve_exact(&t, false, None, &ctl).unwrap();
+    assert_eq!(
+        (s.objective, s.dual_bound, s.status),
+        (0.0, 0.0, Status::Optimal)
+    );
 }

@@ -169,14 +169,24 @@ pub(crate) fn slice2<'a, T: numpy::Element>(
     Ok((s, n, d))
 }
 
+/// Why `n` is not a valid thread count (see [`parallel::check_threads`]), or `None` if it is; the
+/// one check behind `set_num_threads`, env `GROWTHMACHINE_NUM_THREADS` and the CLI's `--threads`.
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
-    if n == 0 {
-        return Err(PyValueError::new_err(
-            "n: must be a positive integer, got 0",
-        ));
+fn thread_count_error(n: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if !n.gt(0)? {
+        return Ok(Some("must be a positive integer".to_string()));
     }
-    parallel::set_num_threads(n);
+    // Larger than u128: far above the cap.
+    let n = n.extract::<u128>().unwrap_or(u128::MAX);
+    Ok(parallel::check_threads(n).err())
+}
+
+#[pyfunction]
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Some(m) = thread_count_error(n)? {
+        return Err(PyValueError::new_err(format!("n: {m}, got {n}")));
+    }
+    parallel::set_num_threads(n.extract()?);
     Ok(())
 }
 
@@ -245,7 +255,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InfeasibleError", py.get_type::<InfeasibleError>())?;
     m.add("StateError", py.get_type::<StateError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
+    // A thread count set in the environment is checked once, when the extension loads.
+    parallel::env_threads().map_err(PyValueError::new_err)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(thread_count_error, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;

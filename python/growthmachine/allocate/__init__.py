@@ -21,10 +21,21 @@ rounding, repair and fill; the certified LP gap from the aggregated primal or th
 itself: 10M users x 20 candidates x 50 resources in about 6 s on 2 cores), ``"exact"`` (the MIP through good_lp/microlp, small instances;
 ``"lp"``: the LP relaxation through clarabel), ``"highs"`` (the MIP through HiGHS, if ``highspy``
 is installed), ``"auto"`` (exact for tiny problems, else dual).
+
+Every method honours ``time_limit`` and Ctrl-C (``KeyboardInterrupt`` within about half a
+second), except that ``highs`` stops only where HiGHS checks: on large instances (hundreds of
+thousands of candidates) its presolve and root phases can run for minutes past both. Every
+method claims only what it proved: ``exact`` and ``lp`` report the Lagrangian bound at the LP
+solver's prices (a bound whatever state the solver stopped in), ``highs`` HiGHS's own dual bound
+or none (``dual_bound=inf``, ``gap=inf``); the empty plan is ``optimal`` with gap 0 only when the
+bound is 0. When a time limit leaves no plan and the empty plan misses a lower bound,
+``ValueError`` names ``time_limit``. Values must keep ``max |value| x candidates <= 1e300``
+(``ValueError`` otherwise), so no sum overflows.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,7 +161,7 @@ class Problem(Versioned):
             self.action_usage.reshape(-1),
             self.n_actions,
             self.groups,
-            int(lim) if per_user is None else 0,
+            min(int(lim), _NO_LIMIT) if per_user is None else 0,
             per_user,
             [float(x) for x in self.lower],
             [float(x) for x in self.upper],
@@ -198,8 +209,10 @@ class Problem(Versioned):
         resource to its per-candidate use (length nnz); ``action_usage`` maps a resource to its
         per-action use (length n_actions). ``resources`` maps every resource to ``upper`` or
         ``(lower, upper)``. ``groups``: exclusive group per action (``-1``: none).
-        ``per_user_limit``: an int or one int per user. ``dtype``: storage of values and usage
-        (``float32`` halves memory; all arithmetic is float64).
+        ``per_user_limit``: an int or one int per user (limits of ``2**32 - 1`` or more mean no
+        limit). ``dtype``: storage of values and usage (``float32`` halves memory; all
+        arithmetic is float64). A user may list an action only once: a repeated (user, action)
+        candidate raises ``ValueError`` naming the user and the action.
         """
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -211,9 +224,15 @@ class Problem(Versioned):
         cv.check_same_length({"value": value, "action": action_i})
         if action_i.size and action_i.min() < 0:
             raise ValueError(f"action: must be >= 0, found {action_i.min()}")
+        if action_i.size and action_i.max() >= _MAX_ACTIONS:
+            k = int(np.argmax(action_i))
+            raise ValueError(
+                f"action: must be < {_MAX_ACTIONS} (actions are codes 0..n_actions - 1, stored "
+                f"as uint32), found {action_i[k]} at position {k}"
+            )
         if n_actions is None:
             n_actions = int(action_i.max()) + 1 if nnz else 1
-        n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
+        n_actions = cv.check_int(n_actions, "n_actions", minimum=1, maximum=_MAX_ACTIONS)
         names, lo, hi = _bounds(resources)
         usage = dict(usage or {})
         action_usage = dict(action_usage or {})
@@ -237,7 +256,7 @@ class Problem(Versioned):
                 )
             cols.append(a)
             col_res.append(names.index(r))
-        au = np.zeros((n_actions, len(names)))
+        au = _zeros((n_actions, len(names)), "n_actions", "the per-action usage table")
         for r, col in action_usage.items():
             au[:, names.index(r)] = cv.as_array(
                 col, f"action_usage[{r!r}]", np.float64, nonnegative=True, shape=(n_actions,)
@@ -284,7 +303,10 @@ class Problem(Versioned):
         column per resource, or ``{resource: {action: amount}}``. ``resources``: ``{name: upper
         or (lower, upper)}`` for every resource. ``per_user_limit``: an int or a mapping/Series
         user -> limit. ``groups``: exclusive groups, a mapping/Series action -> group or the
-        name of a column of ``df`` (constant per action).
+        name of a column of ``df`` (constant per action). Each (user, action) pair must appear
+        in one row only: duplicates raise ``ValueError`` naming the first repeated pair and its
+        rows (they are not merged, since summing or keeping one are both plausible; merge them
+        first, e.g. with ``df.groupby([user, action], as_index=False).sum()``).
         """
         if resources is None:
             raise TypeError("resources: required, e.g. {'budget': 10_000}")
@@ -294,6 +316,19 @@ class Problem(Versioned):
             raise ValueError("df: is empty")
         u_codes, users = cv.as_codes(cv.column(df, "df", user), f"df[{user!r}]")
         a_codes, actions = cv.as_codes(cv.column(df, "df", action), f"df[{action!r}]")
+        dup = pd.DataFrame({"u": u_codes, "a": a_codes}).duplicated().to_numpy()
+        if dup.any():
+            j = int(np.argmax(dup))
+            i = int(np.flatnonzero((u_codes == u_codes[j]) & (a_codes == a_codes[j]))[0])
+            u_lab, a_lab = (
+                x.item() if isinstance(x, np.generic) else x
+                for x in (users[u_codes[j]], actions[a_codes[j]])
+            )
+            raise ValueError(
+                f"df: rows {i} and {j} are both user {u_lab!r} with action "
+                f"{a_lab!r}; each (user, action) pair must appear once (merge "
+                f"them first, e.g. df.groupby([{user!r}, {action!r}], as_index=False).sum())"
+            )
         val = cv.as_array(cv.column(df, "df", value), f"df[{value!r}]", dtype)
         if usage is None:
             usage_map: dict[str, str] = {}
@@ -379,15 +414,57 @@ class Problem(Versioned):
         return dict(self.__dict__)
 
 
+def _zeros(shape: tuple[int, ...], arg: str, what: str) -> np.ndarray:
+    """``np.zeros(shape)`` (float64), or a ``MemoryError`` naming ``arg`` when it does not fit in
+    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
+    that the core then touches)."""
+    need = 8 * int(np.prod(shape, dtype=object))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        have = None
+    if have is not None and need > have:
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than this "
+            f"machine's {have / 2**30:,.1f} GiB of memory"
+        )
+    try:
+        return np.zeros(shape)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than can be "
+            "allocated"
+        ) from None
+
+
+#: Limits are stored as uint32; a larger limit is no limit at all (no user has 2**32 candidates),
+#: so it is stored as this value, which has the same meaning.
+_NO_LIMIT = 2**32 - 1
+#: Actions are stored as uint32, so the catalogue has at most this many actions.
+_MAX_ACTIONS = 2**32 - 1
+
+
 def _limit(per_user_limit: Any, n_users: int) -> int | np.ndarray:
-    if isinstance(per_user_limit, (int, np.integer)) and not isinstance(per_user_limit, bool):
-        return cv.check_int(per_user_limit, "per_user_limit", minimum=0)
-    if isinstance(per_user_limit, bool):
+    """``per_user_limit`` checked: an int >= 0 or one int >= 0 per user; limits above
+    ``2**32 - 1`` are stored as ``2**32 - 1`` (the same meaning: no limit)."""
+    if isinstance(per_user_limit, bool) or isinstance(per_user_limit, np.bool_):
         raise TypeError("per_user_limit: must be an int or one int per user, got bool")
-    a = cv.as_array(per_user_limit, "per_user_limit", np.int64, shape=(n_users,))
-    if a.size and a.min() < 0:
-        raise ValueError(f"per_user_limit: must be >= 0, found {a.min()}")
-    return np.ascontiguousarray(a, dtype=np.uint32)
+    if isinstance(per_user_limit, (int, np.integer)):
+        return min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT)
+    if np.ndim(per_user_limit) == 0:
+        raise TypeError(
+            "per_user_limit: must be an int or one int per user, got "
+            f"{type(per_user_limit).__name__} {per_user_limit!r}"
+        )
+    # Float64 first: integers of any size (2**40, 2**64) compare exactly enough against the
+    # uint32 range, and non-integral values are rejected by as_array.
+    raw = np.asarray(cv.as_array(per_user_limit, "per_user_limit", np.float64, shape=(n_users,)))
+    if raw.size and not np.array_equal(raw, np.floor(raw)):
+        bad = int(np.flatnonzero(raw != np.floor(raw))[0])
+        raise ValueError(f"per_user_limit: must hold integers, found {raw[bad]} at position {bad}")
+    if raw.size and raw.min() < 0:
+        raise ValueError(f"per_user_limit: must be >= 0, found {raw.min():g}")
+    return np.ascontiguousarray(np.minimum(raw, _NO_LIMIT), dtype=np.uint32)
 
 
 @dataclass
@@ -552,7 +629,7 @@ def certificate(out: dict, resources: list[str], lower: Any, upper: Any) -> dict
     )
     usage["share_of_upper"] = usage["used"] / usage["upper"].replace(0, np.nan)
     obj, bound, lp = float(out["objective"]), float(out["dual_bound"]), float(out["lp_value"])
-    scale = max(abs(bound), 1e-12)
+    scale = max(abs(bound), 1e-12) if np.isfinite(bound) else 1.0
     hist = pd.DataFrame({k: np.asarray(v) for k, v in out["history"].items()})
     if len(hist):
         hist["phase"] = hist["phase"].map({0: "sample", 1: "full", 2: "exact", 3: "newton"})
@@ -574,8 +651,16 @@ def certificate(out: dict, resources: list[str], lower: Any, upper: Any) -> dict
 # ----- HiGHS (optional: the independent oracle) --------------------------------------------------
 
 
+def _objective_scale(value: np.ndarray) -> float:
+    """The power of two that brings the largest |value| to [1, 2) (exact): HiGHS sees values of
+    order 1 whatever the units (it treats costs of 1e20 or more as infinite)."""
+    most = float(np.max(np.abs(value))) if value.size else 0.0
+    return float(2.0 ** -np.floor(np.log2(most))) if most > 0 else 1.0
+
+
 def _highs_model(problem: Problem, integer: bool):
-    """The model as a HiGHS LP/MIP (columns = candidates)."""
+    """The model as a HiGHS LP/MIP (columns = candidates), its objective scaled by
+    ``_objective_scale`` (returned last: divide HiGHS's objective, bound and duals by it)."""
     try:
         import highspy
     except ImportError:  # pragma: no cover - depends on the environment
@@ -627,7 +712,8 @@ def _highs_model(problem: Problem, integer: bool):
     lp.num_col_ = nnz
     lp.num_row_ = n_rows
     lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = problem.value.astype(np.float64)
+    scale = _objective_scale(problem.value)
+    lp.col_cost_ = problem.value.astype(np.float64) * scale
     lp.col_lower_ = np.zeros(nnz)
     lp.col_upper_ = np.ones(nnz)
     lp.row_lower_ = np.asarray(row_lo, dtype=np.float64)
@@ -640,7 +726,23 @@ def _highs_model(problem: Problem, integer: bool):
     lp.a_matrix_.num_row_ = n_rows
     if integer:
         lp.integrality_ = [highspy.HighsVarType.kInteger] * nnz
-    return highspy, lp, r_n
+    return highspy, lp, r_n, scale
+
+
+def _run_highs(h: Any) -> None:
+    """Runs HiGHS on a worker thread (highspy's ``startSolve``), polling for Ctrl-C every 0.1 s:
+    on ``KeyboardInterrupt`` HiGHS is told to stop through its interrupt callbacks
+    (``HandleUserInterrupt``/``cancelSolve``), the thread is joined, and the interrupt re-raised."""
+    h.HandleUserInterrupt = True
+    h.startSolve()
+    try:
+        while not h.wait(0.1)[0]:
+            pass
+    except KeyboardInterrupt:
+        h.cancelSolve()
+        while not h.wait(0.1)[0]:
+            pass
+        raise
 
 
 def highs_lp(
@@ -651,8 +753,9 @@ def highs_lp(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """The LP relaxation solved by HiGHS (``solver="ipm"``: interior point; crossover off by
-    default). Returns objective, status, seconds (solve only) and the resource duals."""
-    highspy, lp, r_n = _highs_model(problem, integer=False)
+    default). Returns objective, status, seconds (solve only) and the resource duals. Stops on
+    Ctrl-C (``KeyboardInterrupt``) and at ``time_limit``."""
+    highspy, lp, r_n, scale = _highs_model(problem, integer=False)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("solver", solver)
@@ -664,55 +767,87 @@ def highs_lp(
         h.setOptionValue("threads", int(threads))
     h.passModel(lp)
     t0 = time.perf_counter()
-    h.run()
+    _run_highs(h)
     secs = time.perf_counter() - t0
     info = h.getInfo()
     sol = h.getSolution()
     return {
-        "objective": float(info.objective_function_value),
+        "objective": float(info.objective_function_value) / scale,
         "status": h.modelStatusToString(h.getModelStatus()),
         "seconds": secs,
-        "prices": np.asarray(sol.row_dual[:r_n]),
+        "prices": np.asarray(sol.row_dual[:r_n]) / scale,
         "x": np.asarray(sol.col_value),
     }
 
 
 def _solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> dict:
-    highspy, lp, r_n = _highs_model(problem, integer=integer)
+    """The MIP through HiGHS. Claims only what HiGHS proved: ``optimal`` when HiGHS says so; at
+    the time limit its best plan (or the empty plan, if that meets every bound) with HiGHS's dual
+    bound, or an infinite bound (gap ``inf``) when it has none. The shadow-price LP runs in the
+    time left. Ctrl-C stops either solve (``KeyboardInterrupt``)."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    highspy, lp, r_n, scale = _highs_model(problem, integer=integer)
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", 1e-6)
+    # HiGHS 1.16's feasibility-jump heuristic checks neither the time limit nor the interrupt
+    # callbacks (a 400,000-column instance ran for minutes past a 5 s limit and past Ctrl-C);
+    # without it the search proves the same optimum.
+    h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
     if time_limit is not None:
-        h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.0))
     h.passModel(lp)
-    t0 = time.perf_counter()
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
+    _run_highs(h)
+    model_status = h.getModelStatus()
+    status = h.modelStatusToString(model_status)
     if "nfeasible" in status:
         raise InfeasibleError(
             f"HiGHS: no plan meets the bounds of the resources {problem.resources} together "
             "with the per-user and group limits"
         )
-    x = np.asarray(h.getSolution().col_value)
-    chosen = np.flatnonzero(x > 0.5)
     info = h.getInfo()
+    optimal = model_status == highspy.HighsModelStatus.kOptimal
+    x = np.asarray(h.getSolution().col_value)
+    has_plan = int(info.primal_solution_status) == 2 and x.size == problem.n_candidates
+    chosen = np.flatnonzero(x > 0.5) if has_plan else np.zeros(0, dtype=np.int64)
     u = problem.action_usage[problem.action[chosen].astype(np.int64)].sum(axis=0)
-    u = np.array(u, dtype=np.float64)
+    u = np.array(u, dtype=np.float64).reshape(-1)
+    if u.size != r_n:
+        u = np.zeros(r_n)
     for a, r in zip(problem.usage, problem.usage_resource, strict=True):
         u[r] += a[chosen].astype(np.float64).sum()
+    if not has_plan and (problem.lower > 0).any():
+        raise ValueError(
+            f"time_limit: HiGHS found no plan meeting the lower bounds within {time_limit} s "
+            f"(HiGHS status: {status}); give more time or use method='dual'"
+        )
     obj = float(problem.value[chosen].astype(np.float64).sum())
-    bound = float(getattr(info, "mip_dual_bound", obj)) if integer else obj
-    lp_res = highs_lp(problem, solver="simplex") if problem.n_candidates <= 200_000 else None
-    hit = "Time limit" in status
+    # HiGHS's proof (its dual bound, scaled back), else the plan itself when HiGHS proved it
+    # optimal, else no bound at all.
+    raw = float(getattr(info, "mip_dual_bound", np.inf))
+    bound = raw / scale if np.isfinite(raw) else (obj if optimal else np.inf)
+    left = None if deadline is None else deadline - time.perf_counter()
+    lp_res = None
+    if problem.n_candidates <= 200_000 and (left is None or left > 0):
+        lp_res = highs_lp(problem, solver="simplex", time_limit=left)
+        if lp_res["status"] != "Optimal":
+            lp_res = None
+    if optimal:
+        state = "optimal"
+    elif "Time limit" in status:
+        state = "time_limit"
+    else:
+        state = "feasible"
     return {
         "chosen": chosen,
         "objective": obj,
-        "dual_bound": bound if np.isfinite(bound) else obj,
+        "dual_bound": bound,
         "lp_value": obj,
         "usage": u,
-        "prices": lp_res["prices"] if lp_res else np.zeros(r_n),
-        "status": "time_limit" if hit else "optimal",
-        "message": "",
+        "prices": lp_res["prices"] if lp_res else np.full(r_n, np.nan),
+        "status": state,
+        "message": "" if optimal else f"HiGHS: {status}",
         "passes": 0,
         "history": {
             "phase": np.array([2]),
@@ -749,7 +884,7 @@ def random_problem(
         cv.check_int(n_pair, "n_pair", minimum=0),
         cv.check_int(n_action_res, "n_action_res", minimum=0),
         cv.check_int(n_groups, "n_groups", minimum=0),
-        cv.check_int(per_user_limit, "per_user_limit", minimum=0),
+        min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT),
         float(tightness[0]),
         float(tightness[1]),
         cv.check_int(seed, "seed", minimum=0),
