@@ -1,6 +1,6 @@
 """Benchmarks of growthmachine.planning: decision quality on the world's truth, metrics, forest.
 
-    python -m benchmarks planning [dq] [metrics] [forest] [--users N] [--seed S]
+    python -m benchmarks planning [dq] [metrics] [forest] [hillstrom] [--users N] [--seed S]
 
 - ``dq`` (decision quality): on the default world and on the two configs in
   ``benchmarks/worlds/`` (more coupon-sensitive; more fatigued), the main job's planning stage
@@ -14,6 +14,9 @@
   (``benchmarks/planning_metrics.py``).
 - ``forest``: UpliftForest against CausalML 0.18 and at 10M rows; CellUplift at 10M rows
   (``benchmarks/planning_forest.py``).
+- ``hillstrom`` (not in the default run: it downloads the data): the uplift models on the
+  Hillstrom e-mail campaign against scikit-uplift and CausalML on the same held-out splits
+  (``benchmarks/planning_hillstrom.py``).
 """
 
 from __future__ import annotations
@@ -296,5 +299,14 @@ def main(argv: list[str]) -> int:
             + "\n\nTargets: >= 10x CausalML's UpliftRandomForestClassifier at equal or better "
             "Qini (+-0.005) at 1M rows, peak memory <= 2x the input; 10M x 20 x 12 in <= 60 s; "
             "CellUplift on 10M rows <= 2 s.",
+        )
+    if "hillstrom" in args.cases:
+        from benchmarks import planning_hillstrom
+
+        write_section(
+            "planning_hillstrom",
+            "Planning: uplift models on the Hillstrom e-mail campaign (real data)",
+            command="python -m benchmarks planning hillstrom",
+            body=planning_hillstrom.section(),
         )
     return 0
