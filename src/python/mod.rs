@@ -12,7 +12,7 @@ use crate::error::CoreError;
 use crate::parallel;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -51,6 +51,7 @@ pub(crate) fn to_pyerr(e: CoreError) -> PyErr {
         CoreError::Infeasible(m) => InfeasibleError::new_err(m),
         CoreError::Cancelled => PyKeyboardInterrupt::new_err("interrupted"),
         CoreError::State(m) => StateError::new_err(m),
+        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
         CoreError::Internal(m) => InternalError::new_err(m),
     }
 }

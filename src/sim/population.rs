@@ -10,7 +10,7 @@
 
 use super::model::{Model, UserParams, DOMAIN_HISTORY};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{check_alloc, try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::stream2;
 use rand::Rng as _;
@@ -131,42 +131,61 @@ pub struct PopulationData {
 }
 
 impl PopulationData {
-    fn with_capacity(n: usize) -> Self {
-        let v = |_: ()| Vec::with_capacity(n);
-        PopulationData {
-            signup_day: Vec::with_capacity(n),
-            age_band: Vec::with_capacity(n),
-            city_tier: Vec::with_capacity(n),
-            device: Vec::with_capacity(n),
-            acquisition: Vec::with_capacity(n),
-            push_opt_in: Vec::with_capacity(n),
-            email_opt_in: Vec::with_capacity(n),
-            sms_opt_in: Vec::with_capacity(n),
-            has_app: Vec::with_capacity(n),
-            archetype: Vec::with_capacity(n),
-            is_prospect: Vec::with_capacity(n),
-            sleeping_dog: Vec::with_capacity(n),
-            purchase_rate: Vec::with_capacity(n),
-            dropout_p: Vec::with_capacity(n),
-            spend_rate: Vec::with_capacity(n),
-            mean_spend: Vec::with_capacity(n),
-            price_sensitivity: Vec::with_capacity(n),
-            responsiveness: Vec::with_capacity(n),
-            affinity: [v(()), v(()), v(()), v(()), v(())],
-            alive_at_end: Vec::with_capacity(n),
-            death_day: Vec::with_capacity(n),
-            first_order_day: Vec::with_capacity(n),
-            last_order_day: Vec::with_capacity(n),
-            orders_before: Vec::with_capacity(n),
-            n_orders: Vec::with_capacity(n),
-            gmv: Vec::with_capacity(n),
+    /// Bytes per user of the per-user columns (transactions come on top).
+    const BYTES_PER_USER: u64 = 116;
+
+    /// Empty columns with room for `n` users; `OutOfMemory` (never an abort) if they do not fit.
+    fn try_with_capacity(n: usize) -> Result<Self> {
+        Ok(PopulationData {
+            signup_day: try_vec("n_users", n)?,
+            age_band: try_vec("n_users", n)?,
+            city_tier: try_vec("n_users", n)?,
+            device: try_vec("n_users", n)?,
+            acquisition: try_vec("n_users", n)?,
+            push_opt_in: try_vec("n_users", n)?,
+            email_opt_in: try_vec("n_users", n)?,
+            sms_opt_in: try_vec("n_users", n)?,
+            has_app: try_vec("n_users", n)?,
+            archetype: try_vec("n_users", n)?,
+            is_prospect: try_vec("n_users", n)?,
+            sleeping_dog: try_vec("n_users", n)?,
+            purchase_rate: try_vec("n_users", n)?,
+            dropout_p: try_vec("n_users", n)?,
+            spend_rate: try_vec("n_users", n)?,
+            mean_spend: try_vec("n_users", n)?,
+            price_sensitivity: try_vec("n_users", n)?,
+            responsiveness: try_vec("n_users", n)?,
+            alive_at_end: try_vec("n_users", n)?,
+            death_day: try_vec("n_users", n)?,
+            first_order_day: try_vec("n_users", n)?,
+            last_order_day: try_vec("n_users", n)?,
+            orders_before: try_vec("n_users", n)?,
+            n_orders: try_vec("n_users", n)?,
+            gmv: try_vec("n_users", n)?,
+            affinity: [
+                try_vec("n_users", n)?,
+                try_vec("n_users", n)?,
+                try_vec("n_users", n)?,
+                try_vec("n_users", n)?,
+                try_vec("n_users", n)?,
+            ],
             ..Default::default()
-        }
+        })
     }
 
-    fn append(&mut self, o: PopulationData) {
+    /// Appends `o`'s rows; `OutOfMemory` (never an abort) if the columns cannot grow.
+    fn append(&mut self, o: PopulationData) -> Result<()> {
+        fn ext<T: Copy>(to: &mut Vec<T>, from: &[T]) -> Result<()> {
+            to.try_reserve(from.len())
+                .map_err(|e| CoreError::OutOfMemory {
+                    arg: "n_users".into(),
+                    msg: format!("the population does not fit in memory ({e})"),
+                })?;
+            to.extend_from_slice(from);
+            Ok(())
+        }
         macro_rules! ext {
-            ($($f:ident),*) => { $( self.$f.extend_from_slice(&o.$f); )* };
+            ($($f:ident),*) => { $( ext(&mut self.$f, &o.$f)?; )* };
         }
         ext!(
             signup_day,
@@ -200,8 +219,9 @@ impl PopulationData {
             tx_category
         );
         for c in 0..5 {
-            self.affinity[c].extend_from_slice(&o.affinity[c]);
+            ext(&mut self.affinity[c], &o.affinity[c])?;
         }
+        Ok(())
     }
 
     pub fn n_users(&self) -> usize {
@@ -209,8 +229,8 @@ impl PopulationData {
     }
 }
 
-fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> PopulationData {
-    let mut o = PopulationData::with_capacity((hi - lo) as usize);
+fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> Result<PopulationData> {
+    let mut o = PopulationData::try_with_capacity((hi - lo) as usize)?;
     for uid in lo..hi {
         let u = m.draw_user(seed, uid, days);
         let h = simulate_history(m, seed, uid, days, &u, |d, a, c| {
@@ -249,7 +269,22 @@ fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> Populati
         o.n_orders.push(h.orders);
         o.gmv.push(h.gmv);
     }
-    o
+    Ok(o)
+}
+
+/// Fails unless a population of `n_users` users can exist (int64 ids) and its per-user columns
+/// fit in this machine's memory (`OutOfMemory`); checked before anything is allocated.
+pub fn check_size(n_users: u64) -> Result<()> {
+    if n_users == 0 {
+        return Err(CoreError::invalid("n_users", "must be >= 1, got 0"));
+    }
+    if n_users > i64::MAX as u64 / 2 {
+        return Err(CoreError::invalid(
+            "n_users",
+            format!("must be <= {}, got {n_users}", i64::MAX as u64 / 2),
+        ));
+    }
+    check_alloc("n_users", n_users, PopulationData::BYTES_PER_USER)
 }
 
 /// Generates `n_users` users over `days` days (user `i` depends only on `(seed, i, config)`).
@@ -260,18 +295,13 @@ pub fn generate(
     seed: u64,
     ctl: &Control,
 ) -> Result<PopulationData> {
-    if n_users == 0 {
-        return Err(CoreError::invalid("n_users", "must be >= 1, got 0"));
-    }
+    check_size(n_users)?;
     if days == 0 {
         return Err(CoreError::invalid("days", "must be >= 1, got 0"));
     }
-    if n_users > i64::MAX as u64 / 2 {
-        return Err(CoreError::invalid("n_users", "is too large"));
-    }
     let n_chunks = n_users.div_ceil(CHUNK as u64);
     ctl.set_total(n_users);
-    let mut out = PopulationData::with_capacity(n_users as usize);
+    let mut out = PopulationData::try_with_capacity(n_users as usize)?;
     let mut c0 = 0u64;
     while c0 < n_chunks {
         ctl.check()?;
@@ -282,13 +312,13 @@ pub fn generate(
                 ctl.check()?;
                 let lo = c * CHUNK as u64;
                 let hi = (lo + CHUNK as u64).min(n_users);
-                let o = generate_chunk(m, seed, days, lo, hi);
+                let o = generate_chunk(m, seed, days, lo, hi)?;
                 ctl.advance(hi - lo);
                 Ok(o)
             })
             .collect();
         for p in parts {
-            out.append(p?);
+            out.append(p?)?;
         }
         c0 = c1;
     }

@@ -22,7 +22,7 @@ use super::config::WorldConfig;
 use super::env::Env;
 use super::model::{sigmoid, Model, DOMAIN_SESSION};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{check_alloc, try_filled, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::{mix64, stream2};
 use rand::Rng as _;
@@ -231,8 +231,11 @@ impl Sessions {
             dog: bool,
             nu: f64,
         }
-        let mut context = vec![0.0f64; n * d];
-        let mut rows = vec![Row::default(); n];
+        // Sized by the caller's `n`: checked before allocating (a failed allocation aborts).
+        let per_session = (d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3) as u64;
+        check_alloc("n", n as u64, per_session)?;
+        let mut context = try_filled("n", n * d, 0.0f64)?;
+        let mut rows = try_filled("n", n, Row::default())?;
         context
             .par_chunks_mut(d)
             .zip(rows.par_iter_mut())
@@ -309,8 +312,8 @@ impl Sessions {
             feature_names: names,
             user: rows.par_iter().map(|r| r.user).collect(),
             context,
-            stage: vec![BROWSE; n],
-            held: vec![0; n],
+            stage: try_filled("n", n, BROWSE)?,
+            held: try_filled("n", n, 0)?,
             intent: rows.par_iter().map(|r| r.intent).collect(),
             guide_u: rows.par_iter().map(|r| r.guide_u).collect(),
             ps: rows.par_iter().map(|r| r.ps).collect(),

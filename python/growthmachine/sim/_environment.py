@@ -752,8 +752,9 @@ class Environment(Versioned):
 
     # -- sessions -----------------------------------------------------------------------------
     def sessions(self, n: int, seed: int = 0) -> SessionBatch:
-        """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`)."""
-        n = cv.check_int(n, "n", minimum=1)
+        """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`); ``MemoryError``
+        (before any work) if ``n`` sessions do not fit in this machine's memory."""
+        n = cv.check_int(n, "n", minimum=1, maximum=2**63 - 1)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
         return SessionBatch(self._core.sessions(n, seed), self.config)
 
