@@ -7,9 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
-from growthmachine.sim import Environment, Population
+from growthmachine.sim import Environment, Population, WorldConfig
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +53,48 @@ def test_huge_sizes_raise_instead_of_aborting(code, error):
     status, last = _last_error_line(code)
     assert status == 1, (status, last)  # an exception, not a signal
     assert last.startswith(error), last
+
+
+def test_apply_names_the_column_whose_length_differs(env):
+    with pytest.raises(ValueError, match=r"treatments\['action_id'\]: has length 2, expected 3"):
+        env.apply({"user_id": [1, 2, 3], "action_id": [16, 16]})
+
+
+def test_ranges_in_messages_are_inclusive(env):
+    with pytest.raises(ValueError, match=r"is not a user id \(0 to 999\)"):
+        env.apply({"user_id": [1_000], "action_id": [16]})
+    with pytest.raises(ValueError, match=r"is not a user id \(0 to 999\)"):
+        env.true_uplift([1_000], 0)
+    n = len(env.actions)
+    with pytest.raises(ValueError, match=rf"is not an action id \(0 to {n - 1}\)"):
+        env.true_uplift([0], n)
+    with pytest.raises(ValueError, match=r"start_weekday: must be in 0 to 6"):
+        WorldConfig.from_dict({"seasonality": {"start_weekday": 7}})
+    s = env.sessions(3)
+    with pytest.raises(ValueError, match=r"is not an action \(0 to 5\)"):
+        s.step([6, 0, 0])
+
+
+@pytest.mark.parametrize("empty", [pd.DataFrame(), {}, pd.DataFrame({"user_id": []})])
+def test_apply_of_an_empty_table_runs_the_world_untouched(env, pop, empty):
+    ref = env.copy()
+    out = env.apply(empty, days=10)
+    assert env.day == pop.days + 10
+    assert len(out) == env.n_users and out["touches"].sum() == 0
+    pd.testing.assert_frame_equal(out, ref.apply(None, days=10))
+
+
+def test_run_experiment_takes_a_single_action_id(env):
+    log = env.run_experiment(actions=12, share=0.5, days=5, seed=2)
+    assert set(log["action_id"].unique()) <= {-1, 12}
+    assert (log["action_id"] == 12).any()
+    with pytest.raises(TypeError):
+        env.run_experiment(actions=True)
+
+
+def test_oracle_rejects_a_repeated_user(env):
+    for f in (env.oracle_allocation, env.oracle_candidates):
+        with pytest.raises(ValueError, match="user_ids: user 1 appears more than once"):
+            f(user_ids=[1, 1, 1])
+    with pytest.raises(ValueError, match="user_ids: user 4 appears more than once"):
+        env.run_experiment([12], user_ids=[3, 4, 5, 4], days=5)

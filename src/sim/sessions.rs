@@ -438,7 +438,10 @@ impl Sessions {
             if a < 0 || a >= ACTIONS.len() as i64 {
                 return Err(CoreError::invalid(
                     "actions",
-                    format!("position {i}: {a} is not an action (0..{})", ACTIONS.len()),
+                    format!(
+                        "position {i}: {a} is not an action (0 to {})",
+                        ACTIONS.len() - 1
+                    ),
                 ));
             }
             if a != 0 && self.stage[i] >= PURCHASED {
