@@ -4,12 +4,15 @@ state that loaded into a broken object."""
 
 from __future__ import annotations
 
+import json
+import pickle
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from growthmachine import StateError
 from growthmachine.sim import Environment, Population, WorldConfig
 
 
@@ -98,3 +101,38 @@ def test_oracle_rejects_a_repeated_user(env):
             f(user_ids=[1, 1, 1])
     with pytest.raises(ValueError, match="user_ids: user 4 appears more than once"):
         env.run_experiment([12], user_ids=[3, 4, 5, 4], days=5)
+
+
+def test_world_config_loading_accepts_bytes_and_integral_floats():
+    assert WorldConfig.from_json(b"{}") == WorldConfig()
+    assert WorldConfig.from_yaml(b"{}\n") == WorldConfig()
+    c = WorldConfig.from_json(json.dumps({"seasonality": {"start_weekday": 2.0}}))
+    assert c.seasonality.start_weekday == 2 and type(c.seasonality.start_weekday) is int
+    with pytest.raises(ValueError, match=r"config\.seasonality\.start_weekday: must be an integer"):
+        WorldConfig.from_json(json.dumps({"seasonality": {"start_weekday": 2.5}}))
+    sms = {"unit_cost": 0.03, "daily_cap": 3.0}
+    c = WorldConfig.from_dict({"response": {"channels": {"sms": sms}}})
+    assert c.response.channels.sms.daily_cap == 3
+
+
+@pytest.mark.parametrize("bad", [123, 1.5, None, ["{}"]])
+def test_world_config_from_json_of_a_non_text_names_the_config(bad):
+    with pytest.raises(TypeError, match=r"^config: must be JSON text"):
+        WorldConfig.from_json(bad)
+
+
+def test_an_empty_inner_state_is_a_state_error(env, pop):
+    for obj in (env, pop, env.sessions(3)):
+        state = obj.__getstate__()
+        blank = type(obj).__new__(type(obj))
+        with pytest.raises(StateError, match="state"):
+            blank.__setstate__({**state, "state": {}})
+    state = env.__getstate__()
+    arrays = dict(state["state"]["arrays"])
+    del arrays["gmv"]
+    blank = Environment.__new__(Environment)
+    with pytest.raises(StateError, match="gmv"):
+        blank.__setstate__({**state, "state": {**state["state"], "arrays": arrays}})
+    # a complete state still loads
+    again = pickle.loads(pickle.dumps(env))
+    assert again.day == env.day and again.n_users == env.n_users
