@@ -139,3 +139,11 @@ def test_an_empty_inner_state_is_a_state_error(cls):
         blank.__setstate__({**state, "state": {}})
     again = pickle.loads(pickle.dumps(obj))
     assert type(again) is cls
+
+
+@pytest.mark.parametrize("tier, bad", [([0, 256], 256), ([-1, 0], -1)])
+def test_cells_value_tier_range_is_inclusive_and_names_the_value(tier, bad):
+    from growthmachine.insight import Cells
+
+    with pytest.raises(ValueError, match=rf"value_tier: must be in 0 to 255, got {bad}"):
+        Cells.build(["new", "new"], [0, 0], tier)
