@@ -16,10 +16,10 @@ pub enum CoreError {
     /// Serialised state that cannot be read (unknown kind or version, corrupt or truncated bytes).
     #[error("state: {0}")]
     State(String),
-    /// A size the caller asked for that is possible but too large for this machine's memory: maps
-    /// to `MemoryError`. `arg` names the argument.
-    #[error("{arg}: {msg}")]
-    OutOfMemory { arg: String, msg: String },
+    /// A valid size that this machine cannot hold (a failed fallible allocation): maps to
+    /// `MemoryError`. The message names the argument that set the size.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// Anything else that is not the caller's fault: maps to `RuntimeError`.
     #[error("{0}")]
     Internal(String),
@@ -70,61 +70,56 @@ pub fn check_len(arg: &str, len: usize, expected: usize, of: &str) -> Result<()>
     Ok(())
 }
 
-/// The memory of this machine (RAM + swap, bytes), where the platform says (Linux).
-fn machine_memory() -> Option<u64> {
-    static MEM: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *MEM.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let kb = |key: &str| -> Option<u64> {
-            let line = text.lines().find(|l| l.starts_with(key))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        };
-        Some(kb("MemTotal:")?.saturating_add(kb("SwapTotal:").unwrap_or(0)) * 1024)
-    })
-}
-
-/// Checks, before allocating, that `n` items of `item_bytes` bytes each (a size the caller's
-/// number `arg` controls) can be held: `Invalid` when the byte count exceeds the address space
-/// (impossible on any machine), `OutOfMemory` when it exceeds this machine's memory (RAM + swap).
-/// Allocating such a size instead would abort the process (`handle_alloc_error`).
-pub fn check_alloc(arg: &str, n: u64, item_bytes: u64) -> Result<()> {
-    let bytes = n
-        .checked_mul(item_bytes)
-        .filter(|b| *b <= isize::MAX as u64)
+/// Total bytes of `count` values of `elem` bytes each, or `Invalid` naming `arg` when the size
+/// cannot exist (it overflows, or exceeds the `isize::MAX` bytes an allocation may have). `what`
+/// says how the count was formed, e.g. `"n_actions x (n_features + n_action_features)^2 values"`.
+pub fn checked_bytes(arg: &str, what: &str, count: Option<usize>, elem: usize) -> Result<usize> {
+    count
+        .and_then(|c| c.checked_mul(elem))
+        .filter(|b| *b <= isize::MAX as usize)
         .ok_or_else(|| {
             CoreError::invalid(
                 arg,
-                format!("{n} is too large ({n} x {item_bytes} bytes exceeds the address space)"),
+                format!("too large: {what} exceed the addressable memory"),
             )
-        })?;
-    match machine_memory() {
-        Some(mem) if bytes > mem => Err(CoreError::OutOfMemory {
-            arg: arg.into(),
-            msg: format!(
-                "{n} needs about {:.1} GB, more than this machine's memory ({:.1} GB)",
-                bytes as f64 / 1e9,
-                mem as f64 / 1e9
-            ),
-        }),
+        })
+}
+
+/// Physical memory of this machine in bytes, where the platform tells it (Linux).
+fn physical_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// `OutOfMemory` naming `arg` unless `bytes` (the total a call is about to allocate) can be held:
+/// more than the machine's physical memory is refused before anything is allocated (an
+/// overcommitting OS would otherwise grant it and kill the process when the pages are touched).
+pub fn check_fits_memory(arg: &str, bytes: usize) -> Result<()> {
+    match physical_memory() {
+        Some(total) if bytes > total => Err(CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: needs {:.1} GiB, it has {:.1} GiB of memory",
+            bytes as f64 / (1u64 << 30) as f64,
+            total as f64 / (1u64 << 30) as f64
+        ))),
         _ => Ok(()),
     }
 }
 
-/// An empty vector with room for `n` items, or `OutOfMemory` naming `arg` if the allocator
-/// refuses (never an abort). Sizes the caller controls go through [`check_alloc`] first.
-pub fn try_vec<T>(arg: &str, n: usize) -> Result<Vec<T>> {
+/// `vec![value; n]` with fallible allocation: `Invalid` if the size cannot exist,
+/// `OutOfMemory` naming `arg` if the machine cannot provide it (never an abort).
+pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {
+    let bytes = checked_bytes(arg, "the values", Some(n), std::mem::size_of::<T>().max(1))?;
+    check_fits_memory(arg, bytes)?;
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|e| CoreError::OutOfMemory {
-        arg: arg.into(),
-        msg: format!("cannot allocate {n} items ({e})"),
+    v.try_reserve_exact(n).map_err(|_| {
+        CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: could not allocate {:.1} GiB",
+            bytes as f64 / (1u64 << 30) as f64
+        ))
     })?;
-    Ok(v)
-}
-
-/// A vector of `n` copies of `x`, allocated through [`try_vec`].
-pub fn try_filled<T: Clone>(arg: &str, n: usize, x: T) -> Result<Vec<T>> {
-    let mut v = try_vec(arg, n)?;
-    v.resize(n, x);
+    v.resize(n, value);
     Ok(v)
 }
 
@@ -143,20 +138,20 @@ mod tests {
     }
 
     #[test]
-    fn allocation_checks_never_abort() {
-        assert!(check_alloc("n", 1000, 8).is_ok());
-        // More bytes than the address space: impossible, a ValueError.
-        let e = check_alloc("n", 1 << 62, 8).unwrap_err();
-        assert!(matches!(e, CoreError::Invalid { .. }), "{e:?}");
-        assert!(e.to_string().starts_with("n: "), "{e}");
-        // Possible in principle, more than any test machine holds: a MemoryError.
-        let e = check_alloc("n", 1 << 50, 8).unwrap_err();
+    fn sizes_that_cannot_exist_or_fit_are_errors_not_aborts() {
+        assert_eq!(try_vec("n", 3, 1.5).unwrap(), vec![1.5; 3]);
+        let e = try_vec("n", usize::MAX / 2, 0.0f64).unwrap_err();
         assert!(
-            matches!(e, CoreError::OutOfMemory { ref arg, .. } if arg == "n"),
-            "{e:?}"
+            matches!(&e, CoreError::Invalid { arg, .. } if arg == "n"),
+            "{e}"
         );
-        let e = try_vec::<u64>("n", usize::MAX / 4).unwrap_err();
-        assert!(matches!(e, CoreError::OutOfMemory { .. }), "{e:?}");
-        assert_eq!(try_filled("n", 3, 7u8).unwrap(), vec![7, 7, 7]);
+        let e = checked_bytes("d", "d^2 values", 1usize.checked_mul(usize::MAX), 8).unwrap_err();
+        assert!(e.to_string().starts_with("d: too large"), "{e}");
+        // 2^60 bytes: possible in principle, but on no machine
+        let e = try_vec("n", 1usize << 57, 0.0f64).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::OutOfMemory(m) if m.starts_with("n: ")),
+            "{e}"
+        );
     }
 }

@@ -51,7 +51,7 @@ pub(crate) fn to_pyerr(e: CoreError) -> PyErr {
         CoreError::Infeasible(m) => InfeasibleError::new_err(m),
         CoreError::Cancelled => PyKeyboardInterrupt::new_err("interrupted"),
         CoreError::State(m) => StateError::new_err(m),
-        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+        CoreError::OutOfMemory(m) => PyMemoryError::new_err(m),
         CoreError::Internal(m) => InternalError::new_err(m),
     }
 }

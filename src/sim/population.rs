@@ -10,7 +10,7 @@
 
 use super::model::{Model, UserParams, DOMAIN_HISTORY};
 use crate::control::Control;
-use crate::error::{check_alloc, try_vec, CoreError, Result};
+use crate::error::{check_fits_memory, checked_bytes, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::stream2;
 use rand::Rng as _;
@@ -92,6 +92,19 @@ pub fn simulate_history(
     h
 }
 
+fn out_of_memory() -> CoreError {
+    CoreError::OutOfMemory(
+        "n_users: too large for this machine: the population does not fit".into(),
+    )
+}
+
+/// An empty column with room for `n` users; `OutOfMemory` (never an abort) if it does not fit.
+fn room<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| out_of_memory())?;
+    Ok(v)
+}
+
 /// Every column of a generated population.
 #[derive(Debug, Default)]
 pub struct PopulationData {
@@ -132,43 +145,37 @@ pub struct PopulationData {
 
 impl PopulationData {
     /// Bytes per user of the per-user columns (transactions come on top).
-    const BYTES_PER_USER: u64 = 116;
+    const BYTES_PER_USER: usize = 116;
 
     /// Empty columns with room for `n` users; `OutOfMemory` (never an abort) if they do not fit.
     fn try_with_capacity(n: usize) -> Result<Self> {
         Ok(PopulationData {
-            signup_day: try_vec("n_users", n)?,
-            age_band: try_vec("n_users", n)?,
-            city_tier: try_vec("n_users", n)?,
-            device: try_vec("n_users", n)?,
-            acquisition: try_vec("n_users", n)?,
-            push_opt_in: try_vec("n_users", n)?,
-            email_opt_in: try_vec("n_users", n)?,
-            sms_opt_in: try_vec("n_users", n)?,
-            has_app: try_vec("n_users", n)?,
-            archetype: try_vec("n_users", n)?,
-            is_prospect: try_vec("n_users", n)?,
-            sleeping_dog: try_vec("n_users", n)?,
-            purchase_rate: try_vec("n_users", n)?,
-            dropout_p: try_vec("n_users", n)?,
-            spend_rate: try_vec("n_users", n)?,
-            mean_spend: try_vec("n_users", n)?,
-            price_sensitivity: try_vec("n_users", n)?,
-            responsiveness: try_vec("n_users", n)?,
-            alive_at_end: try_vec("n_users", n)?,
-            death_day: try_vec("n_users", n)?,
-            first_order_day: try_vec("n_users", n)?,
-            last_order_day: try_vec("n_users", n)?,
-            orders_before: try_vec("n_users", n)?,
-            n_orders: try_vec("n_users", n)?,
-            gmv: try_vec("n_users", n)?,
-            affinity: [
-                try_vec("n_users", n)?,
-                try_vec("n_users", n)?,
-                try_vec("n_users", n)?,
-                try_vec("n_users", n)?,
-                try_vec("n_users", n)?,
-            ],
+            signup_day: room(n)?,
+            age_band: room(n)?,
+            city_tier: room(n)?,
+            device: room(n)?,
+            acquisition: room(n)?,
+            push_opt_in: room(n)?,
+            email_opt_in: room(n)?,
+            sms_opt_in: room(n)?,
+            has_app: room(n)?,
+            archetype: room(n)?,
+            is_prospect: room(n)?,
+            sleeping_dog: room(n)?,
+            purchase_rate: room(n)?,
+            dropout_p: room(n)?,
+            spend_rate: room(n)?,
+            mean_spend: room(n)?,
+            price_sensitivity: room(n)?,
+            responsiveness: room(n)?,
+            alive_at_end: room(n)?,
+            death_day: room(n)?,
+            first_order_day: room(n)?,
+            last_order_day: room(n)?,
+            orders_before: room(n)?,
+            n_orders: room(n)?,
+            gmv: room(n)?,
+            affinity: [room(n)?, room(n)?, room(n)?, room(n)?, room(n)?],
             ..Default::default()
         })
     }
@@ -176,11 +183,7 @@ impl PopulationData {
     /// Appends `o`'s rows; `OutOfMemory` (never an abort) if the columns cannot grow.
     fn append(&mut self, o: PopulationData) -> Result<()> {
         fn ext<T: Copy>(to: &mut Vec<T>, from: &[T]) -> Result<()> {
-            to.try_reserve(from.len())
-                .map_err(|e| CoreError::OutOfMemory {
-                    arg: "n_users".into(),
-                    msg: format!("the population does not fit in memory ({e})"),
-                })?;
+            to.try_reserve(from.len()).map_err(|_| out_of_memory())?;
             to.extend_from_slice(from);
             Ok(())
         }
@@ -284,7 +287,13 @@ pub fn check_size(n_users: u64) -> Result<()> {
             format!("must be <= {}, got {n_users}", i64::MAX as u64 / 2),
         ));
     }
-    check_alloc("n_users", n_users, PopulationData::BYTES_PER_USER)
+    let bytes = checked_bytes(
+        "n_users",
+        "the users' columns",
+        usize::try_from(n_users).ok(),
+        PopulationData::BYTES_PER_USER,
+    )?;
+    check_fits_memory("n_users", bytes)
 }
 
 /// Generates `n_users` users over `days` days (user `i` depends only on `(seed, i, config)`).

@@ -22,7 +22,7 @@ use super::config::WorldConfig;
 use super::env::Env;
 use super::model::{sigmoid, Model, DOMAIN_SESSION};
 use crate::control::Control;
-use crate::error::{check_alloc, try_filled, CoreError, Result};
+use crate::error::{check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::{mix64, stream2};
 use rand::Rng as _;
@@ -232,10 +232,11 @@ impl Sessions {
             nu: f64,
         }
         // Sized by the caller's `n`: checked before allocating (a failed allocation aborts).
-        let per_session = (d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3) as u64;
-        check_alloc("n", n as u64, per_session)?;
-        let mut context = try_filled("n", n * d, 0.0f64)?;
-        let mut rows = try_filled("n", n, Row::default())?;
+        let per_session = d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3;
+        let bytes = checked_bytes("n", "the sessions' buffers", Some(n), per_session)?;
+        check_fits_memory("n", bytes)?;
+        let mut context = try_vec("n", n * d, 0.0f64)?;
+        let mut rows = try_vec("n", n, Row::default())?;
         context
             .par_chunks_mut(d)
             .zip(rows.par_iter_mut())
@@ -312,8 +313,8 @@ impl Sessions {
             feature_names: names,
             user: rows.par_iter().map(|r| r.user).collect(),
             context,
-            stage: try_filled("n", n, BROWSE)?,
-            held: try_filled("n", n, 0)?,
+            stage: try_vec("n", n, BROWSE)?,
+            held: try_vec("n", n, 0)?,
             intent: rows.par_iter().map(|r| r.intent).collect(),
             guide_u: rows.par_iter().map(|r| r.guide_u).collect(),
             ps: rows.par_iter().map(|r| r.ps).collect(),
