@@ -5,6 +5,8 @@ argument."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -147,3 +149,45 @@ def test_cells_value_tier_range_is_inclusive_and_names_the_value(tier, bad):
 
     with pytest.raises(ValueError, match=rf"value_tier: must be in 0 to 255, got {bad}"):
         Cells.build(["new", "new"], [0, 0], tier)
+
+
+_SETUP = (
+    "import numpy as np; from growthmachine.insight import *; "
+    "from growthmachine.insight._demo import simulate_transactions; "
+    "tx, us = simulate_transactions(300, 200, seed=1); f = features(tx, 200, users=us); "
+    "X = np.random.default_rng(0).normal(size=(100, 2)); "
+)
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        # an abort (handle_alloc_error) before: the discount factors were allocated unchecked
+        (
+            "bg = BetaGeo().fit(f); gg = GammaGamma(0.01).fit(f[f.frequency > 0]); "
+            "clv(bg, gg, f, horizon=2**40)",
+            "MemoryError: horizon:",
+        ),
+        # bare OverflowErrors from PyO3 before
+        ("clv(BetaGeo(), GammaGamma(), f, horizon=2**64)", "ValueError: horizon:"),
+        ("KMeans(2, max_iter=2**64).fit(X)", "ValueError: max_iter:"),
+        ("MiniBatchKMeans(2, batch_size=2**64).fit(X)", "ValueError: batch_size:"),
+        ("features(tx, 200, users=us, trend_window=2**64)", "ValueError: trend_window:"),
+        ("BetaGeo(max_iter=2**64)", "ValueError: max_iter:"),
+        ("GammaGamma(max_iter=2**64)", "ValueError: max_iter:"),
+        (
+            "BetaGeo.simulate({'r': 1, 'alpha': 1, 'a': 1, 'b': 1}, [10.0], seed=2**64)",
+            "ValueError: seed:",
+        ),  # fmt: skip
+        ("Cells(min_size=2**64)", "ValueError: min_size:"),
+        ("UserInsight(horizon=2**64)", "ValueError: horizon:"),
+        ("UserInsight(seed=2**64)", "ValueError: seed:"),
+    ],
+)
+def test_huge_numbers_raise_errors_naming_the_argument(call, error):
+    r = subprocess.run(
+        [sys.executable, "-c", _SETUP + call], capture_output=True, text=True, timeout=300
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and lines, r.stderr  # an exception, not a signal
+    assert lines[-1].startswith(error), lines[-1]

@@ -1446,6 +1446,9 @@ pub fn clv(
             format!("must be finite and >= 0, got {discount}"),
         ));
     }
+    // `horizon` sizes the discount factors: checked before allocating (never an abort).
+    let bytes = crate::error::checked_bytes("horizon", "the discount factors", Some(horizon), 8)?;
+    crate::error::check_fits_memory("horizon", bytes)?;
     let factors: Vec<f64> = (1..=horizon)
         .map(|i| 1.0 / (1.0 + discount).powf(i as f64))
         .collect();

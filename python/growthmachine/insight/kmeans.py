@@ -221,8 +221,8 @@ class KMeans(_CenterModel):
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Clusters the rows of ``X`` (n_samples, n_features); returns self."""
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        n_init = cv.check_int(self.n_init, "n_init", minimum=1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1)
+        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=2**63 - 1)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         cv.check_choice(self.algorithm, "algorithm", _ALGORITHMS)
@@ -387,8 +387,8 @@ class MiniBatchKMeans(_CenterModel):
 
     def fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        bs = cv.check_int(self.batch_size, "batch_size", minimum=1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1)
+        bs = cv.check_int(self.batch_size, "batch_size", minimum=1, maximum=2**63 - 1)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         dtype = _resolve_dtype(self.dtype, X)
