@@ -105,3 +105,52 @@ def test_machine_flags_are_checked(flag):
     assert out.returncode == 2 and "must be a positive integer" in out.stderr
     out = run("run", "--budget", "-1")
     assert out.returncode == 2 and "must be a non-negative" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--seed", str(2**64)], "argument --seed: must be at most 18446744073709551615"),
+        (["run", "--users", str(10**20)], "argument --users: must be at most 9223372036854775807"),
+        (["run", "--users", "1e20"], "argument --users: must be a positive integer, got '1e20'"),
+        (["run", "--days", str(10**8)], "argument --days: must be at most 100000"),
+        (["run", "--periods", "1001"], "argument --periods: must be at most 1000"),
+        (["run", "--period-days", "3651"], "argument --period-days: must be at most 3650"),
+        (["plan", "--seed", str(2**64)], "argument --seed: must be at most"),
+    ],
+)
+def test_out_of_range_numbers_are_parser_errors(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert message in lines[0]
+
+
+def _unwritable(tmp_path, kind):
+    if kind == "file":
+        (tmp_path / "f").write_text("x")
+        return str(tmp_path / "f")
+    if kind == "file/sub":
+        (tmp_path / "f").write_text("x")
+        return str(tmp_path / "f" / "sub")
+    return "/proc/x"
+
+
+@pytest.mark.parametrize("kind", ["file", "file/sub", "/proc/x"])
+def test_an_unwritable_out_is_found_before_any_stage(tmp_path, kind):
+    out_dir = _unwritable(tmp_path, kind)
+    # no -q: a stage that ran would log "[sim] running" to stderr
+    out = run("run", "--users", "300", "--out", out_dir)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert f"--out {out_dir}" in lines[0]
+
+
+def test_a_population_too_large_for_memory_is_one_line(tmp_path):
+    out = run("run", "--users", str(10**12), "--out", str(tmp_path / "o"))
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "--users" in lines[0] and "memory" in lines[0]

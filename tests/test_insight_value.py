@@ -20,10 +20,11 @@ def sim() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     T = rng.integers(10, 365, 40_000).astype(float)
     d = BetaGeo.simulate(TRUE, T, seed=1)
-    d["recency"] = np.floor(d["recency"])  # whole days, like features()
+    # whole days, like features(): a repeat purchase is at least one day after the first
+    rep = d["frequency"].to_numpy() > 0
+    d["recency"] = np.where(rep, np.maximum(np.floor(d["recency"]), 1.0), 0.0)
     nu = rng.gamma(4.0, 1 / 15.0, len(d))
     m = np.zeros(len(d))
-    rep = d["frequency"].to_numpy() > 0
     x = d["frequency"].to_numpy()[rep]
     m[rep] = rng.gamma(6.0 * x, 1 / (nu[rep] * x))  # mean of x Gamma(6, nu) draws
     d["monetary"] = m

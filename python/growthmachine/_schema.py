@@ -13,9 +13,10 @@ A configuration class is a ``@dataclass`` mixing in :class:`Schema` and naming i
   a path), and saves with :meth:`Schema.to_dict`, :meth:`Schema.to_json`, :meth:`Schema.to_yaml`.
 
 Supported field types: ``float`` (finite; ints are accepted and converted), ``int`` (>= 0: counts,
-sizes and ids), ``str``, ``bool``, ``Literal[...]`` (one of the choices), ``list[X]``,
-``dict[str, X]``, ``X | None`` / ``Optional[X]``, unions of these (``int | str``: the first
-member the value's type matches decides), nested dataclasses, and ``Any`` (not checked).
+sizes and ids; loaded data may write one as an integral float, ``2.0``), ``str``, ``bool``,
+``Literal[...]`` (one of the choices), ``list[X]``, ``dict[str, X]``, ``X | None`` /
+``Optional[X]``, unions of these (``int | str``: the first member the value's type matches
+decides), nested dataclasses, and ``Any`` (not checked).
 
 Paths are exact even for nested objects built while loading: :func:`from_dict` builds the whole
 tree first (nested objects skip their own validation meanwhile) and validates it once from the
@@ -233,6 +234,12 @@ def from_value(tp: Any, v: Any, path: str) -> Any:
         return from_dict(tp, v, path)
     if tp is float and isinstance(v, numbers.Real) and not isinstance(v, bool):
         return float(v)
+    if tp is int and isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)):
+        # Loaded data may write an int as 2.0 (JSON writers, YAML by hand): accept integral
+        # values, reject 2.5 naming the field.
+        if not (math.isfinite(v) and float(v).is_integer()):
+            raise ValueError(f"{path}: must be an integer, got {v}")
+        return int(v)
     return v
 
 
@@ -279,8 +286,24 @@ def from_dict(cls: type, d: Any, path: str) -> Any:
 # ---- text and files ---------------------------------------------------------------------------
 
 
-def read_json(text_or_path: str | Path, root: str) -> Any:
-    """Data from JSON text (starting with ``{``) or a path to a JSON file."""
+def _text(text_or_path: Any, root: str, kind: str) -> str | Path:
+    """``text_or_path`` as text or a Path (bytes are UTF-8 text); ``TypeError`` naming ``root``
+    for anything else."""
+    if isinstance(text_or_path, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(text_or_path).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{root}: not UTF-8 {kind} text ({e})") from None
+    if isinstance(text_or_path, (str, Path)):
+        return text_or_path
+    raise TypeError(
+        f"{root}: must be {kind} text (str or bytes) or a path, got {type(text_or_path).__name__}"
+    )
+
+
+def read_json(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from JSON text (starting with ``{``; str or UTF-8 bytes) or a path to a JSON file."""
+    text_or_path = _text(text_or_path, root, "JSON")
     s = str(text_or_path)
     if isinstance(text_or_path, Path) or not s.lstrip().startswith("{"):
         s = Path(text_or_path).read_text()
@@ -290,10 +313,12 @@ def read_json(text_or_path: str | Path, root: str) -> Any:
         raise ValueError(f"{root}: not valid JSON ({e})") from None
 
 
-def read_yaml(text_or_path: str | Path, root: str) -> Any:
-    """Data from a YAML file path (or YAML text containing a newline); empty -> ``{}``."""
+def read_yaml(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from a YAML file path (or YAML text containing a newline; str or UTF-8 bytes);
+    empty -> ``{}``."""
     import yaml
 
+    text_or_path = _text(text_or_path, root, "YAML")
     s = str(text_or_path)
     if isinstance(text_or_path, Path) or "\n" not in s:
         s = Path(text_or_path).read_text()
@@ -358,8 +383,8 @@ class Schema:
         return write_json(self.to_dict(), path, indent=indent)
 
     @classmethod
-    def from_json(cls: type[T], text_or_path: str | Path) -> T:
-        """From JSON text or a path to a JSON file."""
+    def from_json(cls: type[T], text_or_path: str | bytes | Path) -> T:
+        """From JSON text (str or UTF-8 bytes) or a path to a JSON file."""
         return cls.from_dict(read_json(text_or_path, cls._root))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -367,6 +392,6 @@ class Schema:
         return write_yaml(self.to_dict(), path)
 
     @classmethod
-    def from_yaml(cls: type[T], text_or_path: str | Path) -> T:
-        """From a YAML file path (or YAML text containing a newline)."""
+    def from_yaml(cls: type[T], text_or_path: str | bytes | Path) -> T:
+        """From a YAML file path (or YAML text containing a newline; str or UTF-8 bytes)."""
         return cls.from_dict(read_yaml(text_or_path, cls._root))

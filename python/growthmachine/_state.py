@@ -8,6 +8,7 @@ bytes (see ``src/state.rs``) inside this envelope.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 from ._core import StateError
@@ -38,14 +39,39 @@ class Versioned:
                 f"{kind} state has format version {version}, this build reads versions "
                 f"{list(readable)}; upgrade growthmachine to read it"
             )
-        self._set_state(self._upgrade_state(version, state["state"]))
+        inner = state.get("state")
+        if not isinstance(inner, dict):
+            raise StateError(f"{kind} state: the inner state is not a dict")
+        try:
+            self._set_state(self._upgrade_state(version, inner))
+        except StateError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            # A state missing fields or holding wrong ones: an error, never a broken object.
+            raise StateError(
+                f"{kind} state is incomplete or corrupt ({type(e).__name__}: {e})"
+            ) from e
 
     # Overridable hooks ---------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     def _set_state(self, state: dict[str, Any]) -> None:
+        # The default state is the instance's __dict__, which holds every constructor argument.
+        missing = [k for k in _init_params(type(self)) if k not in state]
+        if missing:
+            raise StateError(f"{self._STATE_KIND} state: missing {', '.join(missing)}")
         self.__dict__.update(state)
 
     def _upgrade_state(self, version: int, state: dict[str, Any]) -> dict[str, Any]:
         return state
+
+
+def _init_params(cls: type) -> list[str]:
+    """Names of ``cls.__init__``'s named parameters (stored as attributes by convention)."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in list(sig.parameters.values())[1:] if p.kind in kinds]

@@ -1,7 +1,9 @@
 """Command line: ``growthmachine run``, ``growthmachine plan``, ``growthmachine --version``.
 
 Bad arguments (and bad ``--world`` / ``--plan`` files: unknown keys, wrong types, invalid
-values) exit with status 2 and one line on stderr naming the field.
+values; numbers out of range; an ``--out`` folder that cannot be written; a population too large
+for this machine's memory) exit with status 2 and one line on stderr naming the field, before
+any stage runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,24 +29,45 @@ def _threads(text: str) -> int:
     return v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
+def _int_in(lo: int, hi: int | None, what: str):
+    """An argparse type: an int in ``[lo, hi]`` (``hi`` None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi}, got {v}")
+        return v
+
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
+_positive_int = _int_in(1, None, "a positive integer")
+_nonnegative_int = _int_in(0, None, "a non-negative integer")
+#: Seeds are 64-bit.
+_seed = _int_in(0, 2**64 - 1, "a non-negative integer")
+#: User ids are int64 (the memory a population needs is checked before the first stage).
+_users = _int_in(1, 2**63 - 1, "a positive integer")
+
+
+def _check_out(path: str) -> None:
+    """The report folder ``path`` exists or can be created, and a file can be written in it;
+    else ``ValueError`` (checked before any stage runs, not after the last)."""
+    import tempfile
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a folder")
     try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {v}")
-    return v
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {path}: cannot write there ({e.strerror or e})") from None
 
 
 def _nonnegative_float(text: str) -> float:
@@ -93,10 +117,26 @@ def _check_plan(plan, world) -> None:
 
 
 def _days(text: str) -> int:
+    from .sim import MAX_DAYS
+
     v = _positive_int(text)
     if v < 30:
         raise argparse.ArgumentTypeError(f"must be at least 30, got {v}")
+    if v > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS}, got {v}")
     return v
+
+
+def _periods(text: str) -> int:
+    from .pipeline import MAX_PERIODS
+
+    return _int_in(1, MAX_PERIODS, "a positive integer")(text)
+
+
+def _period_days(text: str) -> int:
+    from .pipeline import MAX_PERIOD_DAYS
+
+    return _int_in(1, MAX_PERIOD_DAYS, "a positive integer")(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--users",
-        type=_positive_int,
+        type=_users,
         default=200_000,
         metavar="N",
         help="users in the synthetic population (default: 200000)",
@@ -132,14 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--periods",
-        type=_positive_int,
+        type=_periods,
         default=6,
         metavar="P",
         help="periods the machine runs (default: 6)",
     )
     r.add_argument(
         "--period-days",
-        type=_positive_int,
+        type=_period_days,
         default=30,
         metavar="D",
         help="days per period (default: 30)",
@@ -166,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--seed",
-        type=_nonnegative_int,
+        type=_seed,
         default=0,
         metavar="S",
         help="random seed; the same seed gives the same report (default: 0)",
@@ -219,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="contribution margin on GMV (default: 0.3)")  # fmt: skip
     q.add_argument("--touchpoint-budget", type=_nonnegative_float, default=None, metavar="B",
                    help="spend on off-site exposures (default: a tenth of the plan's budget)")  # fmt: skip
-    q.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S")
+    q.add_argument("--seed", type=_seed, default=0, metavar="S")
     q.add_argument("--threads", type=_threads, default=None, metavar="T")
     q.add_argument("--out", default="gm-plan", metavar="DIR", help="output folder")
     q.add_argument("-q", "--quiet", action="store_true", help="print only the report path")
@@ -241,6 +281,7 @@ def _plan_command(args, parser) -> int:
         }
         exposure = read_table(args.exposure_log, "--exposure-log") if args.exposure_log else None
         plan = _load(Plan, args.plan, "--plan")
+        _check_out(args.out)
     except ValueError as e:
         print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
@@ -274,12 +315,18 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import run
     from .planning import Plan
     from .sim import WorldConfig
+    from .sim._population import check_size
 
     try:
         world = _load(WorldConfig, args.world, "--world") if args.world else None
         plan = _load(Plan, args.plan, "--plan") if args.plan else None
         if plan is not None:
             _check_plan(plan, world or WorldConfig())
+        _check_out(args.out)
+        check_size(args.users)
+    except MemoryError as e:
+        print(f"{parser.prog}: error: --users: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ from . import _convert as cv
 from .report import Report
 
 STAGES = ("sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine")
+#: Bounds of :func:`run`'s ``periods`` and ``period_days`` (the command line checks them too).
+MAX_PERIODS = 1000
+MAX_PERIOD_DAYS = 3650
 
 
 @dataclass
@@ -135,8 +138,8 @@ def run(
     n_users = cv.check_int(n_users, "n_users", minimum=1)
     seed = cv.check_int(seed, "seed", minimum=0)
     days = cv.check_int(days, "days", minimum=30)
-    periods = cv.check_int(periods, "periods", minimum=1, maximum=1000)
-    period_days = cv.check_int(period_days, "period_days", minimum=1, maximum=3650)
+    periods = cv.check_int(periods, "periods", minimum=1, maximum=MAX_PERIODS)
+    period_days = cv.check_int(period_days, "period_days", minimum=1, maximum=MAX_PERIOD_DAYS)
     if budget is not None:
         budget = cv.check_number(budget, "budget", minimum=0.0)
     if threads is not None:

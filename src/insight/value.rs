@@ -354,7 +354,7 @@ fn check_bg_rows(x: &[f64], t: &[f64], big_t: &[f64]) -> Result<()> {
             || xi.fract() != 0.0
             || ti < 0.0
             || ti > tt
-            || (xi == 0.0 && ti != 0.0)
+            || (xi == 0.0) != (ti == 0.0)
     });
     if let Some(i) = bad {
         let (xi, ti, tt) = (x[i], t[i], big_t[i]);
@@ -375,10 +375,18 @@ fn check_bg_rows(x: &[f64], t: &[f64], big_t: &[f64]) -> Result<()> {
                 "recency",
                 format!("must be <= T, found recency={ti} > T={tt} at row {i}"),
             )
-        } else {
+        } else if xi == 0.0 {
             (
                 "recency",
                 format!("must be 0 when frequency is 0, found {ti} at row {i}"),
+            )
+        } else {
+            (
+                "recency",
+                format!(
+                    "must be > 0 when frequency is > 0 (the age at the last repeat purchase), \
+                     found 0 with frequency {xi} at row {i}"
+                ),
             )
         };
         return Err(CoreError::invalid(msg.0, msg.1));
@@ -1432,9 +1440,15 @@ pub fn clv(
     if !(period > 0.0 && period.is_finite()) {
         return Err(CoreError::invalid("period", "must be > 0"));
     }
-    if !(discount > -1.0 && discount.is_finite()) {
-        return Err(CoreError::invalid("discount_rate", "must be > -1"));
+    if !(discount >= 0.0 && discount.is_finite()) {
+        return Err(CoreError::invalid(
+            "discount_rate",
+            format!("must be finite and >= 0, got {discount}"),
+        ));
     }
+    // `horizon` sizes the discount factors: checked before allocating (never an abort).
+    let bytes = crate::error::checked_bytes("horizon", "the discount factors", Some(horizon), 8)?;
+    crate::error::check_fits_memory("horizon", bytes)?;
     let factors: Vec<f64> = (1..=horizon)
         .map(|i| 1.0 / (1.0 + discount).powf(i as f64))
         .collect();
@@ -1588,7 +1602,12 @@ mod tests {
     fn integral_fast_path_matches_general_path() {
         let tt: Vec<f64> = (0..30_000).map(|i| 1.0 + (i % 300) as f64).collect();
         let (x, t) = simulate_bgnbd(&[0.5, 8.0, 0.8, 2.5], &tt, 4);
-        let t: Vec<f64> = t.iter().map(|v| v.floor()).collect();
+        // whole days; a repeat purchase is at least one day after the first (recency > 0)
+        let t: Vec<f64> = t
+            .iter()
+            .zip(&x)
+            .map(|(v, xi)| if *xi > 0.0 { v.floor().max(1.0) } else { 0.0 })
+            .collect();
         let fast = BgData::new(&x, &t, &tt, None).unwrap();
         let ones = vec![1.0; x.len()];
         let general = BgData::new(&x, &t, &tt, Some(&ones)).unwrap();

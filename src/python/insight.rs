@@ -478,6 +478,13 @@ fn labels_i32(l: Vec<u32>) -> Vec<i32> {
     l.into_iter().map(|v| v as i32).collect()
 }
 
+/// Per-column mean, variance and standard deviation.
+type Moments<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
 macro_rules! km_bindings {
     ($t:ty, $fit:ident, $predict:ident, $transform:ident, $init:ident, $moments:ident) => {
         /// Fits KMeans; returns (centers flat, labels, inertia, n_iter).
@@ -574,13 +581,13 @@ macro_rules! km_bindings {
         fn $moments<'py>(
             py: Python<'py>,
             x: PyReadonlyArray2<'py, $t>,
-        ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+        ) -> PyResult<Moments<'py>> {
             let (xs, d) = km_slice2("X", &x)?;
-            let (m, v) = super::run_long(py, None, None, |ctl| {
+            let (m, v, s) = super::run_long(py, None, None, |ctl| {
                 km::check_x("X", xs, d)?;
                 km::column_moments(xs, d, ctl)
             })?;
-            Ok((m.into_pyarray(py), v.into_pyarray(py)))
+            Ok((m.into_pyarray(py), v.into_pyarray(py), s.into_pyarray(py)))
         }
     };
 }

@@ -38,6 +38,12 @@ macro_rules! put {
     };
 }
 
+/// Checks that a population of `n_users` users fits in memory (`MemoryError`) before any work.
+#[pyfunction]
+fn sim_check_size(n_users: u64) -> PyResult<()> {
+    population::check_size(n_users).map_err(to_pyerr)
+}
+
 /// Generates a population; returns a dict of column name -> numpy array.
 #[pyfunction]
 #[pyo3(signature = (config_json, n_users, days, seed, progress=None))]
@@ -621,6 +627,7 @@ impl SimSessions {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_default_config, m)?)?;
     m.add_function(wrap_pyfunction!(sim_validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_check_size, m)?)?;
     m.add_function(wrap_pyfunction!(sim_generate, m)?)?;
     m.add_class::<SimEnv>()?;
     m.add_class::<SimSessions>()?;

@@ -351,10 +351,10 @@ impl WorldConfig {
         nonneg("seasonality.festival_boost", se.festival_boost)?;
         pos("seasonality.festival_width_days", se.festival_width_days)?;
         if se.start_day_of_year >= 365 {
-            return Err(bad("seasonality.start_day_of_year", "must be in 0..365"));
+            return Err(bad("seasonality.start_day_of_year", "must be in 0 to 364"));
         }
         if se.start_weekday >= 7 {
-            return Err(bad("seasonality.start_weekday", "must be in 0..7"));
+            return Err(bad("seasonality.start_weekday", "must be in 0 to 6"));
         }
         names("categories", &self.categories, 255)?;
         let o = &self.observables;
@@ -462,7 +462,7 @@ impl WorldConfig {
             return Err(bad("archetypes", "shares must have a positive sum"));
         }
         if r.benefits.is_empty() || r.benefits.len() > 255 {
-            return Err(bad("response.benefits", "needs 1..255 benefits"));
+            return Err(bad("response.benefits", "needs 1 to 255 benefits"));
         }
         for (i, b) in r.benefits.iter().enumerate() {
             let f = |x: &str| format!("response.benefits[{i}].{x}");

@@ -308,7 +308,10 @@ impl Env {
             .with_min_len(CHUNK)
             .filter_map(|i| {
                 let msg = if user[i] < 0 || user[i] >= n {
-                    Some(("user_id", format!("{} is not a user id (0..{n})", user[i])))
+                    Some((
+                        "user_id",
+                        format!("{} is not a user id (0 to {})", user[i], n - 1),
+                    ))
                 } else if benefit[i] >= nb {
                     Some(("benefit", format!("code {} is not a benefit", benefit[i])))
                 } else if channel[i] as usize >= CHANNELS.len() {

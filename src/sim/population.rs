@@ -10,7 +10,7 @@
 
 use super::model::{Model, UserParams, DOMAIN_HISTORY};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{check_fits_memory, checked_bytes, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::stream2;
 use rand::Rng as _;
@@ -92,6 +92,19 @@ pub fn simulate_history(
     h
 }
 
+fn out_of_memory() -> CoreError {
+    CoreError::OutOfMemory(
+        "n_users: too large for this machine: the population does not fit".into(),
+    )
+}
+
+/// An empty column with room for `n` users; `OutOfMemory` (never an abort) if it does not fit.
+fn room<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| out_of_memory())?;
+    Ok(v)
+}
+
 /// Every column of a generated population.
 #[derive(Debug, Default)]
 pub struct PopulationData {
@@ -131,42 +144,51 @@ pub struct PopulationData {
 }
 
 impl PopulationData {
-    fn with_capacity(n: usize) -> Self {
-        let v = |_: ()| Vec::with_capacity(n);
-        PopulationData {
-            signup_day: Vec::with_capacity(n),
-            age_band: Vec::with_capacity(n),
-            city_tier: Vec::with_capacity(n),
-            device: Vec::with_capacity(n),
-            acquisition: Vec::with_capacity(n),
-            push_opt_in: Vec::with_capacity(n),
-            email_opt_in: Vec::with_capacity(n),
-            sms_opt_in: Vec::with_capacity(n),
-            has_app: Vec::with_capacity(n),
-            archetype: Vec::with_capacity(n),
-            is_prospect: Vec::with_capacity(n),
-            sleeping_dog: Vec::with_capacity(n),
-            purchase_rate: Vec::with_capacity(n),
-            dropout_p: Vec::with_capacity(n),
-            spend_rate: Vec::with_capacity(n),
-            mean_spend: Vec::with_capacity(n),
-            price_sensitivity: Vec::with_capacity(n),
-            responsiveness: Vec::with_capacity(n),
-            affinity: [v(()), v(()), v(()), v(()), v(())],
-            alive_at_end: Vec::with_capacity(n),
-            death_day: Vec::with_capacity(n),
-            first_order_day: Vec::with_capacity(n),
-            last_order_day: Vec::with_capacity(n),
-            orders_before: Vec::with_capacity(n),
-            n_orders: Vec::with_capacity(n),
-            gmv: Vec::with_capacity(n),
+    /// Bytes per user of the per-user columns (transactions come on top).
+    const BYTES_PER_USER: usize = 116;
+
+    /// Empty columns with room for `n` users; `OutOfMemory` (never an abort) if they do not fit.
+    fn try_with_capacity(n: usize) -> Result<Self> {
+        Ok(PopulationData {
+            signup_day: room(n)?,
+            age_band: room(n)?,
+            city_tier: room(n)?,
+            device: room(n)?,
+            acquisition: room(n)?,
+            push_opt_in: room(n)?,
+            email_opt_in: room(n)?,
+            sms_opt_in: room(n)?,
+            has_app: room(n)?,
+            archetype: room(n)?,
+            is_prospect: room(n)?,
+            sleeping_dog: room(n)?,
+            purchase_rate: room(n)?,
+            dropout_p: room(n)?,
+            spend_rate: room(n)?,
+            mean_spend: room(n)?,
+            price_sensitivity: room(n)?,
+            responsiveness: room(n)?,
+            alive_at_end: room(n)?,
+            death_day: room(n)?,
+            first_order_day: room(n)?,
+            last_order_day: room(n)?,
+            orders_before: room(n)?,
+            n_orders: room(n)?,
+            gmv: room(n)?,
+            affinity: [room(n)?, room(n)?, room(n)?, room(n)?, room(n)?],
             ..Default::default()
-        }
+        })
     }
 
-    fn append(&mut self, o: PopulationData) {
+    /// Appends `o`'s rows; `OutOfMemory` (never an abort) if the columns cannot grow.
+    fn append(&mut self, o: PopulationData) -> Result<()> {
+        fn ext<T: Copy>(to: &mut Vec<T>, from: &[T]) -> Result<()> {
+            to.try_reserve(from.len()).map_err(|_| out_of_memory())?;
+            to.extend_from_slice(from);
+            Ok(())
+        }
         macro_rules! ext {
-            ($($f:ident),*) => { $( self.$f.extend_from_slice(&o.$f); )* };
+            ($($f:ident),*) => { $( ext(&mut self.$f, &o.$f)?; )* };
         }
         ext!(
             signup_day,
@@ -200,8 +222,9 @@ impl PopulationData {
             tx_category
         );
         for c in 0..5 {
-            self.affinity[c].extend_from_slice(&o.affinity[c]);
+            ext(&mut self.affinity[c], &o.affinity[c])?;
         }
+        Ok(())
     }
 
     pub fn n_users(&self) -> usize {
@@ -209,8 +232,8 @@ impl PopulationData {
     }
 }
 
-fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> PopulationData {
-    let mut o = PopulationData::with_capacity((hi - lo) as usize);
+fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> Result<PopulationData> {
+    let mut o = PopulationData::try_with_capacity((hi - lo) as usize)?;
     for uid in lo..hi {
         let u = m.draw_user(seed, uid, days);
         let h = simulate_history(m, seed, uid, days, &u, |d, a, c| {
@@ -249,7 +272,28 @@ fn generate_chunk(m: &Model, seed: u64, days: u32, lo: u64, hi: u64) -> Populati
         o.n_orders.push(h.orders);
         o.gmv.push(h.gmv);
     }
-    o
+    Ok(o)
+}
+
+/// Fails unless a population of `n_users` users can exist (int64 ids) and its per-user columns
+/// fit in this machine's memory (`OutOfMemory`); checked before anything is allocated.
+pub fn check_size(n_users: u64) -> Result<()> {
+    if n_users == 0 {
+        return Err(CoreError::invalid("n_users", "must be >= 1, got 0"));
+    }
+    if n_users > i64::MAX as u64 / 2 {
+        return Err(CoreError::invalid(
+            "n_users",
+            format!("must be <= {}, got {n_users}", i64::MAX as u64 / 2),
+        ));
+    }
+    let bytes = checked_bytes(
+        "n_users",
+        "the users' columns",
+        usize::try_from(n_users).ok(),
+        PopulationData::BYTES_PER_USER,
+    )?;
+    check_fits_memory("n_users", bytes)
 }
 
 /// Generates `n_users` users over `days` days (user `i` depends only on `(seed, i, config)`).
@@ -260,18 +304,13 @@ pub fn generate(
     seed: u64,
     ctl: &Control,
 ) -> Result<PopulationData> {
-    if n_users == 0 {
-        return Err(CoreError::invalid("n_users", "must be >= 1, got 0"));
-    }
+    check_size(n_users)?;
     if days == 0 {
         return Err(CoreError::invalid("days", "must be >= 1, got 0"));
     }
-    if n_users > i64::MAX as u64 / 2 {
-        return Err(CoreError::invalid("n_users", "is too large"));
-    }
     let n_chunks = n_users.div_ceil(CHUNK as u64);
     ctl.set_total(n_users);
-    let mut out = PopulationData::with_capacity(n_users as usize);
+    let mut out = PopulationData::try_with_capacity(n_users as usize)?;
     let mut c0 = 0u64;
     while c0 < n_chunks {
         ctl.check()?;
@@ -282,13 +321,13 @@ pub fn generate(
                 ctl.check()?;
                 let lo = c * CHUNK as u64;
                 let hi = (lo + CHUNK as u64).min(n_users);
-                let o = generate_chunk(m, seed, days, lo, hi);
+                let o = generate_chunk(m, seed, days, lo, hi)?;
                 ctl.advance(hi - lo);
                 Ok(o)
             })
             .collect();
         for p in parts {
-            out.append(p?);
+            out.append(p?)?;
         }
         c0 = c1;
     }

@@ -22,7 +22,7 @@ use super::config::WorldConfig;
 use super::env::Env;
 use super::model::{sigmoid, Model, DOMAIN_SESSION};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::rng::{mix64, stream2};
 use rand::Rng as _;
@@ -231,8 +231,12 @@ impl Sessions {
             dog: bool,
             nu: f64,
         }
-        let mut context = vec![0.0f64; n * d];
-        let mut rows = vec![Row::default(); n];
+        // Sized by the caller's `n`: checked before allocating (a failed allocation aborts).
+        let per_session = d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3;
+        let bytes = checked_bytes("n", "the sessions' buffers", Some(n), per_session)?;
+        check_fits_memory("n", bytes)?;
+        let mut context = try_vec("n", n * d, 0.0f64)?;
+        let mut rows = try_vec("n", n, Row::default())?;
         context
             .par_chunks_mut(d)
             .zip(rows.par_iter_mut())
@@ -309,8 +313,8 @@ impl Sessions {
             feature_names: names,
             user: rows.par_iter().map(|r| r.user).collect(),
             context,
-            stage: vec![BROWSE; n],
-            held: vec![0; n],
+            stage: try_vec("n", n, BROWSE)?,
+            held: try_vec("n", n, 0)?,
             intent: rows.par_iter().map(|r| r.intent).collect(),
             guide_u: rows.par_iter().map(|r| r.guide_u).collect(),
             ps: rows.par_iter().map(|r| r.ps).collect(),
@@ -435,7 +439,10 @@ impl Sessions {
             if a < 0 || a >= ACTIONS.len() as i64 {
                 return Err(CoreError::invalid(
                     "actions",
-                    format!("position {i}: {a} is not an action (0..{})", ACTIONS.len()),
+                    format!(
+                        "position {i}: {a} is not an action (0 to {})",
+                        ACTIONS.len() - 1
+                    ),
                 ));
             }
             if a != 0 && self.stage[i] >= PURCHASED {

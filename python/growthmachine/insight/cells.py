@@ -50,7 +50,7 @@ class Cells(Versioned):
     _STATE_VERSION = 1
 
     def __init__(self, min_size: int = 50):
-        self.min_size = cv.check_int(min_size, "min_size", minimum=1)
+        self.min_size = cv.check_int(min_size, "min_size", minimum=1, maximum=2**63 - 1)
 
     @classmethod
     def build(
@@ -79,7 +79,9 @@ class Cells(Versioned):
             raise ValueError(f"clusters: must be >= 0, found {cl.min()}")
         tier = cv.as_array(value_tier, "value_tier", np.int64)
         if tier.min() < 0 or tier.max() > 255:
-            raise ValueError("value_tier: must be in 0..255")
+            raise ValueError(
+                f"value_tier: must be in 0 to 255, got {int(tier.min() if tier.min() < 0 else tier.max())}"
+            )
         cv.check_same_length({"lifecycle": stage, "clusters": cl, "value_tier": tier})
         k = int(cl.max()) + 1
         if cluster_names is not None:

@@ -171,7 +171,7 @@ def features(
         as_of_i = int(day.max())
     else:
         as_of_i = _as_of(as_of)
-    trend_window = cv.check_int(trend_window, "trend_window", minimum=1)
+    trend_window = cv.check_int(trend_window, "trend_window", minimum=1, maximum=2**31 - 1)
     cv.check_choice(output, "output", cv.OUTPUTS)
     with _progress.bar(progress, "features") as cb:
         uids, vals, names, r, f, m = _core.insight_features(

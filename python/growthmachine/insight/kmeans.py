@@ -47,7 +47,12 @@ def _dtype_of(X: Any) -> np.dtype | None:
 
 def _resolve_dtype(dtype: Any, X: Any) -> np.dtype:
     if dtype is not None:
-        dt = np.dtype(dtype)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(
+                f"dtype: must be None, 'float32' or 'float64', got {dtype!r}"
+            ) from None
         if dt not in (np.float32, np.float64):
             raise ValueError(f"dtype: must be None, 'float32' or 'float64', got {dtype!r}")
         return dt
@@ -216,8 +221,8 @@ class KMeans(_CenterModel):
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Clusters the rows of ``X`` (n_samples, n_features); returns self."""
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        n_init = cv.check_int(self.n_init, "n_init", minimum=1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1)
+        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=2**63 - 1)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         cv.check_choice(self.algorithm, "algorithm", _ALGORITHMS)
@@ -382,8 +387,8 @@ class MiniBatchKMeans(_CenterModel):
 
     def fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        bs = cv.check_int(self.batch_size, "batch_size", minimum=1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1)
+        bs = cv.check_int(self.batch_size, "batch_size", minimum=1, maximum=2**63 - 1)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         dtype = _resolve_dtype(self.dtype, X)
@@ -456,11 +461,11 @@ class StandardScaler(_Base):
                 raise TypeError(f"{p}: must be True or False, got {getattr(self, p)!r}")
         dtype = _resolve_dtype(None, X)
         x = _matrix(X, "X", dtype)
-        mean, var = _fn("column_moments", dtype)(x)
+        # std is computed scaled (exact even where var overflows, e.g. values of 1e200)
+        mean, var, scale = _fn("column_moments", dtype)(x)
         self.mean_ = mean if self.with_mean else None
         self.var_ = var if self.with_std else None
         if self.with_std:
-            scale = np.sqrt(var)
             scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
             self.scale_ = scale
         else:

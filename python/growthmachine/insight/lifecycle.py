@@ -89,7 +89,8 @@ def lifecycle(
 
     ``features`` is the table of :func:`growthmachine.insight.features`; ``model`` a fitted
     :class:`BetaGeo` (fitted on ``features`` when None) giving P(alive), or pass ``p_alive``
-    directly. ``rules``: :class:`LifecycleRules`, a dict of its fields, or None for the defaults.
+    directly (probabilities in [0, 1]). ``rules``: :class:`LifecycleRules`, a dict of its
+    fields, or None for the defaults. Features where every user is a prospect need no model.
     """
     r = _rules(rules)
     n_tx = _col(features, "n_transactions")
@@ -97,16 +98,25 @@ def lifecycle(
     dsl = _col(features, "days_since_last")
     trend = _col(features, "trend")
     if p_alive is None:
-        if model is None:
-            model = BetaGeo().fit(features)
-        elif not isinstance(model, BetaGeo):
+        if model is not None and not isinstance(model, BetaGeo):
             raise TypeError(f"model: must be a fitted BetaGeo, got {type(model).__name__}")
-        pa = model.p_alive(features)
+        if model is None and not (n_tx > 0).any():
+            # every user is a prospect (rule 1): P(alive) is not used, and there is nobody to
+            # fit BG/NBD on
+            pa = np.ones(len(n_tx))
+        else:
+            pa = (model if model is not None else BetaGeo().fit(features)).p_alive(features)
     else:
         pa = cv.as_array(p_alive, "p_alive", np.float64)
         if len(pa) != len(n_tx):
             raise ValueError(
                 f"p_alive: has length {len(pa)}, expected {len(n_tx)} (rows of features)"
+            )
+        out = (pa < 0.0) | (pa > 1.0)
+        if out.any():
+            bad = int(np.flatnonzero(out)[0])
+            raise ValueError(
+                f"p_alive: must be probabilities in [0, 1], found {pa[bad]} at position {bad}"
             )
     codes = _core.insight_lifecycle(n_tx, age, dsl, pa, trend, r.as_list())
     ids = cv.column(features, "features", "user_id")
@@ -140,11 +150,17 @@ def transition_matrix(
 
     Rows: stage in ``before``; columns: stage in ``after``. Users missing from ``before`` count
     as prospects there; users missing from ``after`` are dropped. ``normalize=True`` divides each
-    row by its total (rows without users stay 0).
+    row by its total (rows without users stay 0). A user id may appear once in each index
+    (``ValueError`` otherwise: a repeated user would be counted twice).
     """
     for name, s in (("before", before), ("after", after)):
         if not isinstance(s, pd.Series):
             raise TypeError(f"{name}: must be a pandas Series indexed by user id (see lifecycle())")
+        if not s.index.is_unique:
+            dup = s.index[s.index.duplicated()][0]
+            raise ValueError(f"{name}: user {dup!r} appears more than once in the index")
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize: must be True or False, got {normalize!r}")
     b = before.reindex(after.index)
     b = b.astype(object).where(b.notna(), "prospect")
     k = len(STAGES)
@@ -184,6 +200,6 @@ def lifecycle_transitions(
     f1 = _features(transactions, end, users=users, **columns)
     ids = f1["user_id"].to_numpy()
     f0 = _features(transactions, start, users=ids, **columns)
-    s0 = lifecycle(f0, model if model is not None else BetaGeo().fit(f0), rules)
-    s1 = lifecycle(f1, model if model is not None else BetaGeo().fit(f1), rules)
+    s0 = lifecycle(f0, model, rules)  # model None: fitted at that date
+    s1 = lifecycle(f1, model, rules)
     return transition_matrix(s0, s1, normalize=normalize)

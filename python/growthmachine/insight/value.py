@@ -13,6 +13,7 @@ standard errors come from the analytic Hessian at the optimum (as lifetimes comp
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ def _weights(weights: Any, n: int) -> np.ndarray | None:
 
 class _Fitted(Versioned):
     _PARAMS: tuple[str, ...] = ()
+    _NOT_CONVERGED_HINT = ""
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
@@ -75,6 +77,15 @@ class _Fitted(Versioned):
         )
         self.n_iter_ = int(r["n_iter"])
         self.converged_ = bool(r["converged"])
+        if not self.converged_:
+            ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            warnings.warn(
+                f"{type(self).__name__}.fit did not converge in {self.n_iter_} iterations "
+                f"({ps}): the data may not identify the model{self._NOT_CONVERGED_HINT}; "
+                "do not trust params_ (a penalizer > 0 keeps them finite)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self.n_unique_ = int(r["n_unique"])
         self.total_weight_ = float(r["total_weight"])
 
@@ -115,7 +126,7 @@ class BetaGeo(_Fitted):
 
     def __init__(self, penalizer: float = 0.0, max_iter: int = 200):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
-        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
 
     def fit(
         self,
@@ -180,8 +191,24 @@ class BetaGeo(_Fitted):
     def simulate(params: dict[str, float], T: Any, seed: int = 0) -> pd.DataFrame:
         """Draws customers from the BG/NBD model observed for ``T`` days each (for testing)."""
         tt = cv.as_array(T, "T", nonnegative=True)
-        p = [float(params[k]) for k in BetaGeo._PARAMS]
-        x, t = _core.insight_bgnbd_simulate(p, tt, cv.check_int(seed, "seed", minimum=0))
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"params: must be a dict of r, alpha, a, b, got {type(params).__name__}"
+            )
+        missing = [k for k in BetaGeo._PARAMS if k not in params]
+        unknown = sorted(set(params) - set(BetaGeo._PARAMS), key=str)
+        if missing or unknown:
+            raise ValueError(
+                f"params: needs exactly r, alpha, a, b (missing: {', '.join(missing) or '-'}; "
+                f"unknown: {', '.join(map(str, unknown)) or '-'})"
+            )
+        p = [
+            cv.check_number(params[k], f"params[{k!r}]", minimum=0.0, strict_min=True)
+            for k in BetaGeo._PARAMS
+        ]
+        x, t = _core.insight_bgnbd_simulate(
+            p, tt, cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        )
         return pd.DataFrame({"frequency": x, "recency": t, "T": tt})
 
 
@@ -191,16 +218,20 @@ class GammaGamma(_Fitted):
     ``GammaGamma(penalizer=0.0).fit(frequency, monetary, weights=None)``; customers with frequency
     0 carry no information on spend and are skipped; others need ``monetary > 0``. Fitted:
     ``params_`` (``p``, ``q``, ``gamma``; lifetimes calls gamma ``v``), ``log_likelihood_``,
-    ``standard_errors_``, ``covariance_``.
+    ``standard_errors_``, ``covariance_``. A fit that does not converge (``converged_`` False,
+    e.g. on constant spend) warns (``RuntimeWarning``).
     """
 
     _STATE_KIND = "insight.GammaGamma"
     _STATE_VERSION = 1
     _PARAMS = ("p", "q", "gamma")
+    _NOT_CONVERGED_HINT = (
+        " (every customer's spend is the same on every purchase: p grows without bound)"
+    )
 
     def __init__(self, penalizer: float = 0.0, max_iter: int = 200):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
-        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
 
     @staticmethod
     def _inputs(frequency: Any, monetary: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +291,7 @@ def clv(
     in period i (BG/NBD) / (1 + discount_rate)^i, summed: the definition of lifetimes'
     ``GammaGammaFitter.customer_lifetime_value(..., time=horizon, discount_rate, freq="D")`` with
     30-day months. Pass the :func:`features` table as ``frequency`` to read all four columns.
+    ``discount_rate`` must be >= 0.
     """
     if not isinstance(bgnbd, BetaGeo):
         raise TypeError(f"bgnbd: must be a fitted BetaGeo, got {type(bgnbd).__name__}")
@@ -271,9 +303,9 @@ def clv(
     else:
         x, t, tt = _bg_inputs(frequency, recency, T)
         m = _vec(monetary, "monetary", len(x))
-    horizon = cv.check_int(horizon, "horizon", minimum=1)
+    horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=2**63 - 1)
     period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
-    discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=-1.0, strict_min=True)
+    discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=0.0)
     spend = gammagamma.expected_spend(x, m)
     with _progress.bar(progress, "CLV") as cb:
         return _core.insight_clv(bgnbd._p(), x, t, tt, spend, horizon, period, discount_rate, cb)

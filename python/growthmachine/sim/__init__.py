@@ -36,11 +36,12 @@ from ._config import (
     WorldConfig,
 )
 from ._environment import CHANNELS, Environment, SessionBatch, StepResult
-from ._population import Population
+from ._population import MAX_DAYS, Population
 from ._stage import run_stage
 
 __all__ = [
     "CHANNELS",
+    "MAX_DAYS",
     "Archetype",
     "Benefit",
     "ChannelConfig",

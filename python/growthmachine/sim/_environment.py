@@ -72,7 +72,7 @@ def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.nda
         if arr.size and (arr.min() < 0 or arr.max() >= len(names)):
             bad = int(np.flatnonzero((arr < 0) | (arr >= len(names)))[0])
             raise ValueError(
-                f"{name}: row {bad}: code {arr[bad]} is not one of 0..{len(names) - 1} "
+                f"{name}: row {bad}: code {arr[bad]} is not one of 0 to {len(names) - 1} "
                 f"({', '.join(names)})"
             )
         return arr.astype(np.uint8)
@@ -85,6 +85,13 @@ def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.nda
             f"{name}: row {bad}: {arr[bad]!r} is not one of {', '.join(map(repr, names))}"
         )
     return codes.astype(np.uint8)
+
+
+def _length(v: Any) -> int:
+    """Rows of a column given as a sequence or array (1 for a scalar)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return 1
+    return len(v) if hasattr(v, "__len__") and not isinstance(v, (str, bytes)) else 1
 
 
 def _raw_column(table: Any, name: str, col: str) -> Any:
@@ -301,13 +308,24 @@ class Environment(Versioned):
         return ok
 
     # -- input helpers ------------------------------------------------------------------------
-    def _user_ids(self, x: Any, name: str) -> np.ndarray:
+    def _user_ids(self, x: Any, name: str, *, unique: bool = False) -> np.ndarray:
         u = cv.as_array(x, name, np.int64)
         if u.min() < 0 or u.max() >= self.n_users:
             bad = int(np.flatnonzero((u < 0) | (u >= self.n_users))[0])
             raise ValueError(
-                f"{name}: {u[bad]} at position {bad} is not a user id (0..{self.n_users - 1})"
+                f"{name}: {u[bad]} at position {bad} is not a user id (0 to {self.n_users - 1})"
             )
+        if unique:
+            dup = np.zeros(len(u), dtype=bool)
+            order = np.argsort(u, kind="stable")
+            su = u[order]
+            dup[order[1:]] = su[1:] == su[:-1]
+            if dup.any():
+                bad = int(np.flatnonzero(dup)[0])
+                raise ValueError(
+                    f"{name}: user {u[bad]} appears more than once (first repeat at position "
+                    f"{bad}); each user may be listed once"
+                )
         return u
 
     def _action_ids(self, x: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -317,7 +335,7 @@ class Environment(Versioned):
         if a.min() < 0 or a.max() >= len(self.actions):
             bad = int(np.flatnonzero((a < 0) | (a >= len(self.actions)))[0])
             raise ValueError(
-                f"{name}: {a[bad]} at position {bad} is not an action id (0..{len(self.actions) - 1})"
+                f"{name}: {a[bad]} at position {bad} is not an action id (0 to {len(self.actions) - 1})"
             )
         return a
 
@@ -351,11 +369,21 @@ class Environment(Versioned):
                 for k, v in treatments.items()
             }
         n = cv.n_rows(treatments, name)
-        if "user_id" not in cols:
-            raise ValueError(f"{name}: needs a 'user_id' column (columns: {', '.join(cols)})")
-        if n == 0:
+        if isinstance(treatments, Mapping) and cols:  # a dict's columns may differ in length
+            ref = "user_id" if "user_id" in cols else cols[0]
+            n = _length(treatments[ref])
+            for c in cols:
+                m = _length(treatments[c])
+                if m != n:
+                    raise ValueError(
+                        f"{name}[{c!r}]: has length {m}, expected {n} (the length of "
+                        f"{name}[{ref!r}])"
+                    )
+        if n == 0:  # an empty table (even one without columns): the world runs untouched
             e8 = np.zeros(0, np.uint8)
             return np.zeros(0, np.int64), e8, e8, e8, np.zeros(0, np.int64)
+        if "user_id" not in cols:
+            raise ValueError(f"{name}: needs a 'user_id' column (columns: {', '.join(cols)})")
         user = cv.as_array(cv.column(treatments, name, "user_id"), f"{name}['user_id']", np.int64)
         r = self.config.response
         if "action_id" in cols:
@@ -530,7 +558,9 @@ class Environment(Versioned):
         device, has_app, push/email/sms opt-ins) and history summaries at the start
         (tenure_days, orders_to_date, days_since_last_order, gmv_window, customer).
         """
-        acts = np.atleast_1d(cv.as_array(actions, "actions", np.int64))
+        if np.ndim(actions) == 0 and not isinstance(actions, bool):  # one action id
+            actions = [actions]
+        acts = cv.as_array(actions, "actions", np.int64)
         self._action_ids(acts, "actions")
         share = cv.check_number(share, "share", minimum=0.0, maximum=1.0)
         seed = cv.check_int(seed, "seed", minimum=0)
@@ -538,10 +568,8 @@ class Environment(Versioned):
         users = (
             np.arange(self.n_users, dtype=np.int64)
             if user_ids is None
-            else self._user_ids(user_ids, "user_ids")
+            else self._user_ids(user_ids, "user_ids", unique=True)
         )
-        if len(np.unique(users)) != len(users):
-            raise ValueError("user_ids: must not contain duplicates")
         rng = np.random.default_rng(seed)
         treated = rng.random(len(users)) < share
         arm = rng.integers(0, len(acts), len(users))
@@ -656,7 +684,8 @@ class Environment(Versioned):
         actions on the upper concave hull of its ``(expected_cost, value)`` points (``value``:
         true incremental profit, or GMV with ``objective="gmv"``); a budgeted best choice at any
         price is among them, so an optimiser given these rows finds the oracle's plan. Computed
-        in Rust over chunks of users: no users x actions table is built.
+        in Rust over chunks of users: no users x actions table is built. ``user_ids`` (default
+        all) must not repeat a user (``ValueError``).
 
         Columns: ``user_id``, ``action_id``, ``value``, ``expected_cost``, ``incremental_gmv``,
         ``incremental_profit``, ``incremental_conversion``; sorted by user, then cost."""
@@ -665,7 +694,7 @@ class Environment(Versioned):
         users = (
             np.arange(self.n_users, dtype=np.int64)
             if user_ids is None
-            else self._user_ids(user_ids, "user_ids")
+            else self._user_ids(user_ids, "user_ids", unique=True)
         )
         acts = (
             np.arange(len(self.actions), dtype=np.int64)
@@ -752,8 +781,9 @@ class Environment(Versioned):
 
     # -- sessions -----------------------------------------------------------------------------
     def sessions(self, n: int, seed: int = 0) -> SessionBatch:
-        """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`)."""
-        n = cv.check_int(n, "n", minimum=1)
+        """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`); ``MemoryError``
+        (before any work) if ``n`` sessions do not fit in this machine's memory."""
+        n = cv.check_int(n, "n", minimum=1, maximum=2**63 - 1)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
         return SessionBatch(self._core.sessions(n, seed), self.config)
 

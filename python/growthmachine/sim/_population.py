@@ -12,7 +12,10 @@ from .. import _core, _progress
 from .._state import Versioned
 from ._config import WorldConfig
 
-__all__ = ["Population"]
+__all__ = ["MAX_DAYS", "Population"]
+
+#: The longest history :meth:`Population.generate` simulates (days).
+MAX_DAYS = 100_000
 
 _CHANNEL_AFFINITY = [
     "affinity_push",
@@ -21,6 +24,13 @@ _CHANNEL_AFFINITY = [
     "affinity_in_app",
     "affinity_ads",
 ]
+
+
+def check_size(n_users: int) -> None:
+    """``ValueError`` if ``n_users`` users cannot exist, ``MemoryError`` if their columns do not
+    fit in this machine's memory: what :meth:`Population.generate` checks before any work."""
+    n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=2**63 - 1)
+    _core.sim_check_size(n_users)
 
 
 def _cat(codes: np.ndarray, names: list[str]) -> pd.Categorical:
@@ -94,10 +104,12 @@ class Population(Versioned):
         """Generates ``n_users`` users and ``days`` days of orders.
 
         User ``i`` depends only on ``(seed, i, config)``: a smaller population is a prefix of a
-        larger one, and the result never depends on the thread count.
+        larger one, and the result never depends on the thread count. ``MemoryError`` (before
+        any work) if ``n_users`` users do not fit in this machine's memory.
         """
-        n_users = cv.check_int(n_users, "n_users", minimum=1)
-        days = cv.check_int(days, "days", minimum=1, maximum=100_000)
+        # int64 user ids; the core checks that the columns fit in memory (MemoryError if not).
+        n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=2**63 - 1)
+        days = cv.check_int(days, "days", minimum=1, maximum=MAX_DAYS)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
         if config is None:
             config = WorldConfig()

@@ -147,10 +147,20 @@ pub fn ordered_by<R: Send>(
     Ok(())
 }
 
-/// Per-column mean and (population) variance in f64 (two passes, chunk-ordered sums).
-pub fn column_moments<T: Real>(x: &[T], d: usize, ctl: &Control) -> Result<(Vec<f64>, Vec<f64>)> {
+/// Per-column mean, (population) variance and standard deviation in f64 (chunk-ordered sums).
+///
+/// Each column is first divided by a power of two `s` near its largest magnitude (when that
+/// exceeds 1), so that squares cannot overflow: values of 1e200 have a variance of about 1e400
+/// (`inf` in f64) but a standard deviation of 1e200, which is returned exactly. Dividing by a
+/// power of two is exact, so for data whose squares fit the results are bit-for-bit those of
+/// the plain two-pass formula.
+pub fn column_moments<T: Real>(
+    x: &[T],
+    d: usize,
+    ctl: &Control,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let n = x.len() / d;
-    let mut sum = vec![0.0f64; d];
+    let mut amax = vec![0.0f64; d];
     ordered(
         n,
         ctl,
@@ -158,14 +168,40 @@ pub fn column_moments<T: Real>(x: &[T], d: usize, ctl: &Control) -> Result<(Vec<
             let mut s = vec![0.0f64; d];
             for row in x[r.start * d..r.end * d].chunks_exact(d) {
                 for (a, v) in s.iter_mut().zip(row) {
-                    *a += v.to_f64();
+                    *a = a.max(v.to_f64().abs());
+                }
+            }
+            s
+        },
+        |_, s| amax.iter_mut().zip(&s).for_each(|(a, b)| *a = a.max(*b)),
+    )?;
+    let scale: Vec<f64> = amax
+        .iter()
+        .map(|&a| {
+            if a > 1.0 && a.is_finite() {
+                2f64.powi(a.log2().floor() as i32)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut sum = vec![0.0f64; d];
+    ordered(
+        n,
+        ctl,
+        |_, r| {
+            let mut s = vec![0.0f64; d];
+            for row in x[r.start * d..r.end * d].chunks_exact(d) {
+                for ((a, v), c) in s.iter_mut().zip(row).zip(&scale) {
+                    *a += v.to_f64() / c;
                 }
             }
             s
         },
         |_, s| sum.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
     )?;
-    let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
+    // The scaled mean (mean / scale).
+    let mean_s: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
     let mut ss = vec![0.0f64; d];
     ordered(
         n,
@@ -173,8 +209,8 @@ pub fn column_moments<T: Real>(x: &[T], d: usize, ctl: &Control) -> Result<(Vec<
         |_, r| {
             let mut s = vec![0.0f64; d];
             for row in x[r.start * d..r.end * d].chunks_exact(d) {
-                for ((a, v), m) in s.iter_mut().zip(row).zip(&mean) {
-                    let t = v.to_f64() - m;
+                for (((a, v), m), c) in s.iter_mut().zip(row).zip(&mean_s).zip(&scale) {
+                    let t = v.to_f64() / c - m;
                     *a += t * t;
                 }
             }
@@ -182,8 +218,15 @@ pub fn column_moments<T: Real>(x: &[T], d: usize, ctl: &Control) -> Result<(Vec<
         },
         |_, s| ss.iter_mut().zip(&s).for_each(|(a, b)| *a += b),
     )?;
-    let var = ss.iter().map(|s| s / n as f64).collect();
-    Ok((mean, var))
+    let var_s: Vec<f64> = ss.iter().map(|s| s / n as f64).collect();
+    let mean = mean_s.iter().zip(&scale).map(|(m, c)| m * c).collect();
+    let var = var_s.iter().zip(&scale).map(|(v, c)| v * c * c).collect();
+    let std = var_s
+        .iter()
+        .zip(&scale)
+        .map(|(v, c)| v.sqrt() * c)
+        .collect();
+    Ok((mean, var, std))
 }
 
 /// The absolute tolerance on the sum of squared center shifts: `tol * mean(var(x, axis=0))`.
@@ -191,7 +234,7 @@ pub fn abs_tol<T: Real>(x: &[T], d: usize, tol: f64, ctl: &Control) -> Result<f6
     if tol == 0.0 {
         return Ok(0.0);
     }
-    let (_, var) = column_moments(x, d, ctl)?;
+    let (_, var, _) = column_moments(x, d, ctl)?;
     Ok(tol * var.iter().sum::<f64>() / d as f64)
 }
 
