@@ -108,7 +108,9 @@ def test_world_config_loading_accepts_bytes_and_integral_floats():
     assert WorldConfig.from_yaml(b"{}\n") == WorldConfig()
     c = WorldConfig.from_json(json.dumps({"seasonality": {"start_weekday": 2.0}}))
     assert c.seasonality.start_weekday == 2 and type(c.seasonality.start_weekday) is int
-    with pytest.raises(ValueError, match=r"config\.seasonality\.start_weekday: must be an integer"):
+    with pytest.raises(
+        TypeError, match=r"config\.seasonality\.start_weekday: must be an int, got float 2\.5"
+    ):
         WorldConfig.from_json(json.dumps({"seasonality": {"start_weekday": 2.5}}))
     sms = {"unit_cost": 0.03, "daily_cap": 3.0}
     c = WorldConfig.from_dict({"response": {"channels": {"sms": sms}}})

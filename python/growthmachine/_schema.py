@@ -236,9 +236,9 @@ def from_value(tp: Any, v: Any, path: str) -> Any:
         return float(v)
     if tp is int and isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)):
         # Loaded data may write an int as 2.0 (JSON writers, YAML by hand): accept integral
-        # values, reject 2.5 naming the field.
+        # values; 2.5 is of the wrong type, as for every other field (TypeError naming it).
         if not (math.isfinite(v) and float(v).is_integer()):
-            raise ValueError(f"{path}: must be an integer, got {v}")
+            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v}")
         return int(v)
     return v
 
