@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod allocate;
+pub(crate) mod args;
 mod insight;
 mod planning;
 mod realtime;
