@@ -214,6 +214,12 @@ def check_same_length(arrays: Mapping[str, np.ndarray]) -> int:
     return len(first)
 
 
+#: Largest seed (seeds are 64-bit, unsigned).
+U64_MAX = 2**64 - 1
+#: Largest count or size argument the cores take (int64).
+I64_MAX = 2**63 - 1
+
+
 def check_int(x: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name}: must be an int, got {type(x).__name__}")

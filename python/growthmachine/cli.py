@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._convert import I64_MAX, U64_MAX
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage + error
@@ -49,9 +51,9 @@ def _int_in(lo: int, hi: int | None, what: str):
 _positive_int = _int_in(1, None, "a positive integer")
 _nonnegative_int = _int_in(0, None, "a non-negative integer")
 #: Seeds are 64-bit.
-_seed = _int_in(0, 2**64 - 1, "a non-negative integer")
+_seed = _int_in(0, U64_MAX, "a non-negative integer")
 #: User ids are int64 (the memory a population needs is checked before the first stage).
-_users = _int_in(1, 2**63 - 1, "a positive integer")
+_users = _int_in(1, I64_MAX, "a positive integer")
 
 
 def _check_out(path: str) -> None:

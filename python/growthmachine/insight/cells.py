@@ -50,7 +50,7 @@ class Cells(Versioned):
     _STATE_VERSION = 1
 
     def __init__(self, min_size: int = 50):
-        self.min_size = cv.check_int(min_size, "min_size", minimum=1, maximum=2**63 - 1)
+        self.min_size = cv.check_int(min_size, "min_size", minimum=1, maximum=cv.I64_MAX)
 
     @classmethod
     def build(

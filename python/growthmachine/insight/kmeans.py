@@ -23,7 +23,6 @@ __all__ = ["KMeans", "MiniBatchKMeans", "StandardScaler"]
 
 _INITS = ("k-means||", "k-means++", "random")
 _ALGORITHMS = ("auto", "lloyd", "yinyang", "elkan", "minibatch")
-_SEED_MAX = 2**64 - 1
 
 
 def _dtype_of(X: Any) -> np.dtype | None:
@@ -88,7 +87,7 @@ def _fn(op: str, dtype: np.dtype):
 
 
 def _check_seed(seed: Any) -> int:
-    return cv.check_int(seed, "seed", minimum=0, maximum=_SEED_MAX)
+    return cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
 
 
 class _Base(Versioned):
@@ -221,8 +220,8 @@ class KMeans(_CenterModel):
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Clusters the rows of ``X`` (n_samples, n_features); returns self."""
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=2**63 - 1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
+        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=cv.I64_MAX)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         cv.check_choice(self.algorithm, "algorithm", _ALGORITHMS)
@@ -257,7 +256,7 @@ class KMeans(_CenterModel):
                     max_iter,
                     tol,
                     self.algorithm,
-                    (seed + r) % (_SEED_MAX + 1),
+                    (seed + r) % (cv.U64_MAX + 1),
                     cb,
                 )
                 if best is None or out[2] < best[2]:
@@ -387,8 +386,8 @@ class MiniBatchKMeans(_CenterModel):
 
     def fit(self, X: Any, y: Any = None) -> MiniBatchKMeans:
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        bs = cv.check_int(self.batch_size, "batch_size", minimum=1, maximum=2**63 - 1)
-        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
+        bs = cv.check_int(self.batch_size, "batch_size", minimum=1, maximum=cv.I64_MAX)
+        max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         dtype = _resolve_dtype(self.dtype, X)

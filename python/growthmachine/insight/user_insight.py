@@ -178,19 +178,19 @@ class UserInsight(Versioned):
             n_prospect_clusters, "n_prospect_clusters", minimum=1
         )
         self.min_cell_size = cv.check_int(
-            min_cell_size, "min_cell_size", minimum=1, maximum=2**63 - 1
+            min_cell_size, "min_cell_size", minimum=1, maximum=cv.I64_MAX
         )
         self.n_tiers = cv.check_int(n_tiers, "n_tiers", minimum=1, maximum=255)
         self.rules = _rules(rules)
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
-        self.horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=2**63 - 1)
+        self.horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
         self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
         self.discount_rate = cv.check_number(
             discount_rate, "discount_rate", minimum=-1.0, strict_min=True
         )
         self.trend_window = cv.check_int(trend_window, "trend_window", minimum=1, maximum=2**31 - 1)
-        self.seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
-        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
+        self.seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
         self.progress = progress
 
     def fit(

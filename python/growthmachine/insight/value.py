@@ -126,7 +126,7 @@ class BetaGeo(_Fitted):
 
     def __init__(self, penalizer: float = 0.0, max_iter: int = 200):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
-        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
 
     def fit(
         self,
@@ -207,7 +207,7 @@ class BetaGeo(_Fitted):
             for k in BetaGeo._PARAMS
         ]
         x, t = _core.insight_bgnbd_simulate(
-            p, tt, cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+            p, tt, cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         )
         return pd.DataFrame({"frequency": x, "recency": t, "T": tt})
 
@@ -231,7 +231,7 @@ class GammaGamma(_Fitted):
 
     def __init__(self, penalizer: float = 0.0, max_iter: int = 200):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
-        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=2**63 - 1)
+        self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
 
     @staticmethod
     def _inputs(frequency: Any, monetary: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -303,7 +303,7 @@ def clv(
     else:
         x, t, tt = _bg_inputs(frequency, recency, T)
         m = _vec(monetary, "monetary", len(x))
-    horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=2**63 - 1)
+    horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
     period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
     discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=0.0)
     spend = gammagamma.expected_spend(x, m)

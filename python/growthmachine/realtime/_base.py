@@ -38,7 +38,7 @@ class PolicyMixin:
             cv.check_int(n_features, "n_features", minimum=0),
             cv.check_int(n_action_features, "n_action_features", minimum=0),
             cv.check_number(ridge, "ridge", minimum=0.0, strict_min=True),
-            cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1),
+            cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX),
         )
 
     def __reduce__(self):

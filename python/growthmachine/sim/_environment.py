@@ -120,7 +120,7 @@ class Environment(Versioned):
     def __init__(self, pop: Population, seed: int = 0):
         if not isinstance(pop, Population):
             raise TypeError(f"pop: must be a Population, got {type(pop).__name__}")
-        self.seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        self.seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         self.population = pop
         t, u = pop.truth, pop.users
         customer = (~t["is_prospect"].to_numpy()) & (t["first_order_day"].to_numpy() < pop.days)
@@ -193,7 +193,7 @@ class Environment(Versioned):
         copy's future randomness. Built from the same state as pickling."""
         state = self._get_state()
         if seed is not None:
-            state["seed"] = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+            state["seed"] = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         new = type(self).__new__(type(self))
         new._set_state(state)
         return new
@@ -783,8 +783,8 @@ class Environment(Versioned):
     def sessions(self, n: int, seed: int = 0) -> SessionBatch:
         """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`); ``MemoryError``
         (before any work) if ``n`` sessions do not fit in this machine's memory."""
-        n = cv.check_int(n, "n", minimum=1, maximum=2**63 - 1)
-        seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        n = cv.check_int(n, "n", minimum=1, maximum=cv.I64_MAX)
+        seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         return SessionBatch(self._core.sessions(n, seed), self.config)
 
 

@@ -29,7 +29,7 @@ _CHANNEL_AFFINITY = [
 def check_size(n_users: int) -> None:
     """``ValueError`` if ``n_users`` users cannot exist, ``MemoryError`` if their columns do not
     fit in this machine's memory: what :meth:`Population.generate` checks before any work."""
-    n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=2**63 - 1)
+    n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=cv.I64_MAX)
     _core.sim_check_size(n_users)
 
 
@@ -108,9 +108,9 @@ class Population(Versioned):
         any work) if ``n_users`` users do not fit in this machine's memory.
         """
         # int64 user ids; the core checks that the columns fit in memory (MemoryError if not).
-        n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=2**63 - 1)
+        n_users = cv.check_int(n_users, "n_users", minimum=1, maximum=cv.I64_MAX)
         days = cv.check_int(days, "days", minimum=1, maximum=MAX_DAYS)
-        seed = cv.check_int(seed, "seed", minimum=0, maximum=2**64 - 1)
+        seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         if config is None:
             config = WorldConfig()
         elif not isinstance(config, WorldConfig):

@@ -139,7 +139,7 @@ class UpliftForest(UpliftModel):
             raise TypeError(f"honest: must be True or False, got {type(self.honest).__name__}")
         subsample = cv.check_number(self.subsample, "subsample")
         shrinkage = cv.check_number(self.shrinkage, "shrinkage")
-        seed = cv.check_int(self.seed, "seed", minimum=0, maximum=2**64 - 1)
+        seed = cv.check_int(self.seed, "seed", minimum=0, maximum=cv.U64_MAX)
         with _progress.bar(self.progress, "UpliftForest", unit="tree") as cb:
             self._forest = _core.PlanningForest.fit(
                 X,
