@@ -27,23 +27,19 @@
 
 #![allow(clippy::needless_range_loop)] // several arrays indexed by resource
 
-use super::kernel::{assign, pass, pass_multi, reduced, Prices, Users, USERS_PER_CHUNK};
 use super::master::{Cut, Master};
 use super::newton;
-use super::{DualOptions, HistoryRow, Limit, Problem, Real, Solved, Status};
+use super::plan::{Finish, Plan};
+use super::source::{Local, PlanRequest, Source};
+use super::{trace, DualOptions, HistoryRow, Problem, Real, Solved, Status};
 use crate::control::Control;
 use crate::error::Result;
 use crate::rng::mix64;
-use rayon::prelude::*;
 use std::time::Instant;
 
 const BOX: f64 = 100.0;
 const ALPHA: f64 = 0.5;
 const MAX_CUTS: usize = 120;
-/// Blocks of users in the cutting-plane model (1: aggregated). A disaggregated model (one epigraph
-/// variable per block) is implemented but was slower in first trials at R = 50 (the master grows).
-const BLOCKS: usize = 1;
-const EXTRA_KELLEY: bool = false;
 /// Tolerance of the level method on the sample (Newton's steps on the full problem take it
 /// from there).
 const SAMPLE_TOL: f64 = 5e-3;
@@ -132,20 +128,18 @@ impl Scaling {
 
 #[allow(clippy::too_many_arguments)]
 fn level_method<T: Real>(
-    p: &Problem<'_, T>,
-    users: Users<'_>,
+    src: &mut dyn Source<T>,
     sc: &Scaling,
     q0s: &[Vec<f64>],
     delta0: Option<f64>,
     tol: f64,
     max_iter: usize,
     phase: u8,
-    blocks: usize,
     hist: &mut Vec<HistoryRow>,
     ctl: &Control,
     t0: Instant,
 ) -> Result<LevelOut> {
-    let r_n = p.n_resources();
+    let r_n = sc.lo.len();
     let mut master = Master {
         r: r_n,
         hs: (0..r_n)
@@ -159,7 +153,7 @@ fn level_method<T: Real>(
             .map(|r| if sc.hi[r].is_finite() { BOX } else { 0.0 })
             .collect(),
         cuts: Vec::new(),
-        blocks,
+        blocks: 1,
     };
     let clamp = |y: Vec<f64>, m: &Master| -> Vec<f64> {
         y.iter()
@@ -184,26 +178,18 @@ fn level_method<T: Real>(
             break;
         }
         let qs: Vec<Vec<f64>> = batch.iter().map(|y| sc.q_of(y)).collect();
-        let prs: Vec<Prices> = qs.iter().map(|q| Prices::new(p, q)).collect();
-        let outs = pass_multi(p, &prs, users, blocks, ctl)?;
+        let outs = src.pass(&qs, ctl)?;
         passes += 1;
         let prev_up = f_up;
         let mut first = None;
-        for ((y, q), bouts) in batch.iter().zip(&qs).zip(&outs) {
-            let lsum: f64 = bouts.iter().map(|o| o.lsum).sum();
-            let value: f64 = bouts.iter().map(|o| o.value).sum();
-            let mut usage = vec![0.0; r_n];
-            for o in bouts {
-                for (u, x) in usage.iter_mut().zip(&o.usage) {
-                    *u += x;
-                }
-            }
+        for ((y, q), out) in batch.iter().zip(&qs).zip(&outs) {
+            let (lsum, value, usage) = (out.lsum, out.value, &out.usage);
             let d = lsum + sc.phi(q);
             if d < f_up {
                 f_up = d;
                 y_best = y.clone();
             }
-            let viol = sc.violation(&usage);
+            let viol = sc.violation(usage);
             if viol <= 1e-12 {
                 // The choices themselves are a feasible (integer) plan.
                 lp_value = lp_value.max(value);
@@ -211,17 +197,15 @@ fn level_method<T: Real>(
             if first.is_none() {
                 first = Some((d, value, viol));
             }
-            for (b, out) in bouts.iter().enumerate() {
-                master.cuts.push(Cut {
-                    a: out.lsum / sc.vs,
-                    b: out.usage.iter().zip(&sc.s).map(|(g, s)| g / s).collect(),
-                    y: y.clone(),
-                    value: out.value,
-                    usage: out.usage.clone(),
-                    last_active: it,
-                    block: b,
-                });
-            }
+            master.cuts.push(Cut {
+                a: out.lsum / sc.vs,
+                b: out.usage.iter().zip(&sc.s).map(|(g, s)| g / s).collect(),
+                y: y.clone(),
+                value: out.value,
+                usage: out.usage.clone(),
+                last_active: it,
+                block: 0,
+            });
         }
         // Kelley's LP: a lower bound over the box and the multipliers of the aggregated primal.
         let kel = master.kelley();
@@ -293,7 +277,7 @@ fn level_method<T: Real>(
             delta_est *= 2.0;
         }
         // Drop long-inactive cuts.
-        if master.cuts.len() > MAX_CUTS * blocks {
+        if master.cuts.len() > MAX_CUTS {
             let keep_after = it.saturating_sub(MAX_CUTS / 4);
             master.cuts.retain(|c| c.last_active >= keep_after);
         }
@@ -317,7 +301,7 @@ fn level_method<T: Real>(
         if let Some(v) = next {
             batch.push(v);
         }
-        if EXTRA_KELLEY || batch.is_empty() {
+        if batch.is_empty() {
             if let Some(k) = kel {
                 batch.push(k.y);
             }
@@ -340,75 +324,6 @@ fn level_method<T: Real>(
     })
 }
 
-/// A subset of the users' data, owned and contiguous.
-struct SubProblem<T: Real> {
-    indptr: Vec<i64>,
-    action: Vec<u32>,
-    value: Vec<T>,
-    pair: Vec<Vec<T>>,
-    limit: Option<Vec<u32>>,
-}
-
-impl<T: Real> SubProblem<T> {
-    fn gather(p: &Problem<'_, T>, users: &[u32]) -> Self {
-        let mut indptr = Vec::with_capacity(users.len() + 1);
-        indptr.push(0i64);
-        let mut len = 0i64;
-        for &i in users {
-            let i = i as usize;
-            len += p.indptr[i + 1] - p.indptr[i];
-            indptr.push(len);
-        }
-        let ranges = || {
-            users
-                .iter()
-                .map(|&i| p.indptr[i as usize] as usize..p.indptr[i as usize + 1] as usize)
-        };
-        let copy = |src: &[T]| -> Vec<T> {
-            let mut v = Vec::with_capacity(len as usize);
-            for r in ranges() {
-                v.extend_from_slice(&src[r]);
-            }
-            v
-        };
-        let mut action = Vec::with_capacity(len as usize);
-        for r in ranges() {
-            action.extend_from_slice(&p.action[r]);
-        }
-        let limit = match p.limit {
-            Limit::All(_) => None,
-            Limit::PerUser(l) => Some(users.iter().map(|&i| l[i as usize]).collect()),
-        };
-        SubProblem {
-            indptr,
-            action,
-            value: copy(p.value),
-            pair: p.pair_usage.iter().map(|c| copy(c)).collect(),
-            limit,
-        }
-    }
-
-    fn problem<'a>(&'a self, p: &Problem<'a, T>) -> Problem<'a, T> {
-        Problem {
-            indptr: &self.indptr,
-            action: &self.action,
-            value: &self.value,
-            pair_usage: self.pair.iter().map(|c| c.as_slice()).collect(),
-            pair_resource: p.pair_resource.clone(),
-            action_usage: p.action_usage,
-            n_actions: p.n_actions,
-            group: p.group,
-            limit: match &self.limit {
-                Some(l) => Limit::PerUser(l),
-                None => p.limit,
-            },
-            lower: p.lower.clone(),
-            upper: p.upper.clone(),
-            names: p.names.clone(),
-        }
-    }
-}
-
 fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
     let r_n = p.n_resources();
     let lo: Vec<f64> = (0..r_n).map(|r| p.lo(r) * frac).collect();
@@ -427,26 +342,34 @@ fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
     Scaling { lo, hi, s, vs }
 }
 
-/// Developer timing trace of the solver's steps, on stderr when the environment variable
-/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise).
-fn trace(t0: Instant, what: &str) {
-    if std::env::var_os("GM_ALLOC_TRACE").is_some() {
-        eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
-    }
-}
-
 /// Solves the problem with the dual method (see the module docs).
 pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control) -> Result<Solved> {
     let t0 = Instant::now();
     p.validate()?;
     trace(t0, "validated");
-    let n = p.n_users();
+    let mut s = solve_with(p, &mut Local::new(p), opt, ctl)?;
+    s.chosen_user = super::users_of(p.indptr, &s.chosen);
+    Ok(s)
+}
+
+/// The dual method on the users of `src`; `meta` gives the resources, actions, bounds and
+/// names (its users are not read: a problem with no users will do when `src` holds them
+/// elsewhere). `chosen` is what the source's plan returns; `chosen_user` is left empty.
+pub fn solve_with<T: Real>(
+    meta: &Problem<'_, T>,
+    src: &mut dyn Source<T>,
+    opt: &DualOptions,
+    ctl: &Control,
+) -> Result<Solved> {
+    let t0 = Instant::now();
+    let p = meta;
+    let n = src.n_users();
     let r_n = p.n_resources();
     let mut hist = Vec::new();
     ctl.set_total(opt.max_iter as u64);
     // Value scale: the unconstrained optimum (the dual at zero prices).
     let zero = vec![0.0; r_n];
-    let base = pass(p, &Prices::new(p, &zero), Users::All(n), ctl)?;
+    let base = src.pass(std::slice::from_ref(&zero), ctl)?.remove(0);
     let vs = base.lsum.abs().max(1e-9);
     trace(t0, "base pass");
     let mut passes = 1usize;
@@ -486,28 +409,23 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             let target = (n / 50).max(100_000);
             let stride = (n / target).max(2) as u64;
             let key = mix64(opt.seed ^ 0xA110_CA7E);
-            let sample: Vec<u32> = (0..n as u32)
-                .into_par_iter()
-                .with_min_len(USERS_PER_CHUNK)
-                .filter(|&i| mix64(i as u64 ^ key) % stride == 0)
-                .collect();
-            let frac = sample.len() as f64 / n as f64;
-            let sc = scaling(p, frac, vs * frac);
             // The sample's data copied together: its passes then read contiguous memory
             // instead of one scattered user at a time (same choices, same sums in the same order).
-            let sub = SubProblem::gather(p, &sample);
+            let sub = src.sample(key, stride, ctl)?;
+            let n_sample = sub.indptr.len() - 1;
+            let frac = n_sample as f64 / n as f64;
+            let sc = scaling(p, frac, vs * frac);
             let sp = sub.problem(p);
+            let mut local = Local::new(&sp);
             trace(t0, "sample gathered");
             let s_out = level_method(
-                &sp,
-                Users::All(sample.len()),
+                &mut local,
                 &sc,
                 std::slice::from_ref(&q0),
                 None,
                 SAMPLE_TOL,
                 opt.max_iter,
                 0,
-                BLOCKS,
                 &mut hist,
                 ctl,
                 t0,
@@ -525,7 +443,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             let h = 0.01 * vs / (base.picks.max(1) as f64);
             // Newton steps on the sample first (each costs a fiftieth of a full pass).
             let ns = newton::newton(
-                &sp,
+                &mut local,
                 &sc.units(),
                 &sc.y_of(&s_out.q_best),
                 h,
@@ -543,7 +461,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                 sc.y_of(&s_out.q_best)
             };
             let nt = newton::newton(
-                p,
+                src,
                 &full_sc.units(),
                 &y0,
                 h,
@@ -556,18 +474,19 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             )?;
             passes += nt.passes;
             trace(t0, "newton");
-            let pr = Prices::new(p, &full_sc.q_of(&nt.y_last));
-            if nt.flags.is_none() {
+            let q_last = full_sc.q_of(&nt.y_last);
+            if !nt.at_last {
                 passes += 1;
             }
-            let plan = Plan::build(
-                p,
-                nt.flags,
-                std::slice::from_ref(&pr),
-                &[1.0],
-                &pr,
-                Finish::Near(2.0 * h),
-                opt.seed,
+            let plan = src.plan(
+                &PlanRequest {
+                    mix: std::slice::from_ref(&q_last),
+                    cum: &[1.0],
+                    q: &q_last,
+                    finish: Finish::Near(2.0 * h),
+                    last_choices: nt.at_last,
+                    seed: opt.seed,
+                },
                 ctl,
             )?;
             trace(t0, "plan");
@@ -593,15 +512,13 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
             }
         } else {
             level_method(
-                p,
-                Users::All(n),
+                src,
                 &full_sc,
                 &starts,
                 delta0,
                 opt.tol,
                 opt.max_iter,
                 1,
-                BLOCKS,
                 &mut hist,
                 ctl,
                 t0,
@@ -614,9 +531,8 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         None => {
             // Integer plan: a rounding of the aggregated primal (or the choices at the best
             // prices), then repair.
-            let pr = Prices::new(p, &out.q_best);
             let (mix, cum) = if out.mix.is_empty() {
-                (vec![pr.clone()], vec![1.0])
+                (vec![out.q_best.clone()], vec![1.0])
             } else {
                 let total: f64 = out.mix.iter().map(|m| m.1).sum();
                 let mut acc = 0.0;
@@ -628,10 +544,20 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
                         acc
                     })
                     .collect();
-                (out.mix.iter().map(|m| Prices::new(p, &m.0)).collect(), cum)
+                (out.mix.iter().map(|m| m.0.clone()).collect(), cum)
             };
             passes += 1;
-            Plan::build(p, None, &mix, &cum, &pr, Finish::Full, opt.seed, ctl)?
+            src.plan(
+                &PlanRequest {
+                    mix: &mix,
+                    cum: &cum,
+                    q: &out.q_best,
+                    finish: Finish::Full,
+                    last_choices: false,
+                    seed: opt.seed,
+                },
+                ctl,
+            )?
         }
     };
     let unmet = plan.unmet(p);
@@ -664,7 +590,7 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         }
     };
     Ok(Solved {
-        chosen_user: super::users_of(p.indptr, &chosen),
+        chosen_user: Vec::new(),
         chosen,
         objective,
         dual_bound,
@@ -681,510 +607,4 @@ pub fn solve_dual<T: Real>(p: &Problem<'_, T>, opt: &DualOptions, ctl: &Control)
         history: hist,
         passes,
     })
-}
-
-/// An integer plan: the chosen candidates (ascending), their value and resource use.
-struct Plan {
-    chosen: Vec<u64>,
-    objective: f64,
-    usage: Vec<f64>,
-}
-
-/// How a plan is finished after the users' choices.
-#[derive(Clone, Copy, Debug)]
-enum Finish {
-    /// Prices from the Newton phase (violations at the users' granularity): repair by switching
-    /// the users within this margin of changing their choice first.
-    Near(f64),
-    /// Prices from the level method (a rounding of its fractional primal): repair over every
-    /// user, then fill the slack the rounding left.
-    Full,
-}
-
-impl Plan {
-    /// Each user takes its choice at one of the prices `mix` (drawn by the weights `cum`, see
-    /// `kernel::assign`) unless the `choices` are given, then the plan is repaired (and filled)
-    /// at the prices `pr`.
-    #[allow(clippy::too_many_arguments)]
-    fn build<T: Real>(
-        p: &Problem<'_, T>,
-        choices: Option<Vec<u8>>,
-        mix: &[Prices],
-        cum: &[f64],
-        pr: &Prices,
-        finish: Finish,
-        seed: u64,
-        ctl: &Control,
-    ) -> Result<Plan> {
-        let t0 = Instant::now();
-        let mut flags = match choices {
-            Some(f) => f,
-            None => assign(p, mix, cum, seed, ctl)?,
-        };
-        trace(t0, "  assign");
-        let margin = match finish {
-            Finish::Near(m) => m,
-            Finish::Full => f64::INFINITY,
-        };
-        let mut usage = repair(p, pr, &mut flags, margin, ctl)?;
-        if let Finish::Full = finish {
-            usage = fill(p, pr, &mut flags, usage, ctl)?;
-        }
-        trace(t0, "  repair");
-        let chosen: Vec<u64> = flags
-            .par_iter()
-            .enumerate()
-            .with_min_len(1 << 16)
-            .filter(|(_, f)| **f != 0)
-            .map(|(k, _)| k as u64)
-            .collect();
-        let objective: f64 = chosen
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|&k| p.value[k as usize].into()).sum::<f64>())
-            .collect::<Vec<f64>>()
-            .iter()
-            .sum();
-        trace(t0, "  chosen + objective");
-        Ok(Plan {
-            chosen,
-            objective,
-            usage,
-        })
-    }
-
-    /// Messages for the lower bounds the plan does not meet.
-    fn unmet<T: Real>(&self, p: &Problem<'_, T>) -> Vec<String> {
-        (0..p.n_resources())
-            .filter(|&r| self.usage[r] < p.lo(r) * (1.0 - 1e-12))
-            .map(|r| {
-                format!(
-                    "resource {:?}: lower bound {} not met (plan uses {})",
-                    p.names.get(r).cloned().unwrap_or_default(),
-                    p.lo(r),
-                    self.usage[r]
-                )
-            })
-            .collect()
-    }
-}
-
-/// Usage of the plan given by `flags` (parallel, deterministic).
-fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
-    let n = p.n_users();
-    let n_chunks = n.div_ceil(USERS_PER_CHUNK);
-    let na = p.n_actions;
-    let npc = p.pair_usage.len();
-    let parts: Vec<(Vec<u64>, Vec<f64>)> = (0..n_chunks)
-        .into_par_iter()
-        .map(|c| {
-            let lo = p.indptr[c * USERS_PER_CHUNK] as usize;
-            let hi = p.indptr[((c + 1) * USERS_PER_CHUNK).min(n)] as usize;
-            let mut cnt = vec![0u64; na];
-            let mut pair = vec![0.0; npc];
-            for k in lo..hi {
-                if flags[k] != 0 {
-                    cnt[p.action[k] as usize] += 1;
-                    for (c, col) in p.pair_usage.iter().enumerate() {
-                        pair[c] += col[k].into();
-                    }
-                }
-            }
-            (cnt, pair)
-        })
-        .collect();
-    let mut cnt = vec![0u64; na];
-    let mut pair = vec![0.0; npc];
-    for (c, s) in parts {
-        for (a, b) in cnt.iter_mut().zip(&c) {
-            *a += b;
-        }
-        for (a, b) in pair.iter_mut().zip(&s) {
-            *a += b;
-        }
-    }
-    super::kernel::usage_from(p, &cnt, &pair)
-}
-
-/// Uses the slack the repair left: each user's best move that raises the plan's value (adding
-/// a candidate to a free slot, or replacing a chosen one), taken in order of reduced-value
-/// change at the prices `pr` (the least negative first: the moves a slightly lower price would
-/// make) while it keeps every upper bound, group and per-user limit. Returns the usage.
-fn fill<T: Real>(
-    p: &Problem<'_, T>,
-    pr: &Prices,
-    flags: &mut [u8],
-    mut usage: Vec<f64>,
-    ctl: &Control,
-) -> Result<Vec<f64>> {
-    ctl.check()?;
-    let r_n = p.n_resources();
-    let n = p.n_users();
-    let has_groups = !p.group.is_empty();
-    let group_of = |k: usize| {
-        if has_groups {
-            p.group[p.action[k] as usize]
-        } else {
-            -1
-        }
-    };
-    let f: &[u8] = flags;
-    // (minus the reduced-value change, user, from k or u64::MAX, to j)
-    let mut items: Vec<(f64, u64, u64, u64)> = (0..n.div_ceil(USERS_PER_CHUNK))
-        .into_par_iter()
-        .flat_map_iter(|c| {
-            let mut out = Vec::new();
-            // Chosen candidates of a user: (k, group, value, reduced value).
-            let mut chosen: Vec<(usize, i32, f64, f64)> = Vec::new();
-            for i in c * USERS_PER_CHUNK..((c + 1) * USERS_PER_CHUNK).min(n) {
-                let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-                chosen.clear();
-                chosen.extend(
-                    (s..e)
-                        .filter(|&k| f[k] != 0)
-                        .map(|k| (k, group_of(k), p.value[k].into(), reduced(p, pr, k))),
-                );
-                let free_slot = chosen.len() < p.limit.get(i) as usize;
-                let mut best: Option<(f64, u64, u64)> = None;
-                for j in s..e {
-                    if f[j] != 0 {
-                        continue;
-                    }
-                    let (vj, gj) = (p.value[j].into(), group_of(j));
-                    let mut rj = None;
-                    let mut rj_of = || *rj.get_or_insert_with(|| reduced(p, pr, j));
-                    // Chosen candidates in j's group (at most one: the plan keeps the groups).
-                    let blocker = if gj >= 0 {
-                        chosen.iter().position(|c| c.1 == gj)
-                    } else {
-                        None
-                    };
-                    if free_slot && vj > 0.0 && blocker.is_none() {
-                        let dr = rj_of();
-                        if best.is_none_or(|b| dr > b.0) {
-                            best = Some((dr, u64::MAX, j as u64));
-                        }
-                    }
-                    for (ci, &(k, _, vk, rk)) in chosen.iter().enumerate() {
-                        if vj > vk && blocker.is_none_or(|b| b == ci) {
-                            let dr = rj_of() - rk;
-                            if best.is_none_or(|b| dr > b.0) {
-                                best = Some((dr, k as u64, j as u64));
-                            }
-                        }
-                    }
-                }
-                if let Some((dr, from, to)) = best {
-                    out.push((-dr, i as u64, from, to));
-                }
-            }
-            out.into_iter()
-        })
-        .collect();
-    ascending_until(
-        &mut items,
-        |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-        |&(_, _, from, to)| {
-            let j = to as usize;
-            let fits = (0..r_n).all(|x| {
-                let back = if from == u64::MAX {
-                    0.0
-                } else {
-                    p.usage_of(from as usize, x)
-                };
-                let u = p.usage_of(j, x) - back;
-                (u <= 0.0 || usage[x] + u <= p.upper[x]) && (u >= 0.0 || usage[x] + u >= p.lo(x))
-            });
-            if fits {
-                if from != u64::MAX {
-                    flags[from as usize] = 0;
-                    for (x, u) in usage.iter_mut().enumerate() {
-                        *u -= p.usage_of(from as usize, x);
-                    }
-                }
-                flags[j] = 1;
-                for (x, u) in usage.iter_mut().enumerate() {
-                    *u += p.usage_of(j, x);
-                }
-            }
-            true
-        },
-    );
-    Ok(plan_usage(p, flags))
-}
-
-/// Calls `f` on `items` in ascending order of `cmp` until it returns `false`, sorting only as
-/// much as is consumed (selection of a growing prefix, then a sort of that prefix).
-fn ascending_until<I>(
-    items: &mut [I],
-    cmp: impl Fn(&I, &I) -> std::cmp::Ordering + Copy,
-    mut f: impl FnMut(&I) -> bool,
-) {
-    let mut start = 0;
-    let mut step = 1024;
-    while start < items.len() {
-        let rest = &mut items[start..];
-        let take = step.min(rest.len());
-        if take < rest.len() {
-            rest.select_nth_unstable_by(take, cmp);
-        }
-        rest[..take].sort_unstable_by(cmp);
-        for it in rest[..take].iter() {
-            if !f(it) {
-                return;
-            }
-        }
-        start += take;
-        step *= 4;
-    }
-}
-
-fn user_of<T: Real>(p: &Problem<'_, T>, k: usize) -> usize {
-    p.indptr.partition_point(|&x| x as usize <= k) - 1
-}
-
-/// Repairs the plan in `flags` (see the module docs); returns its usage.
-///
-/// The first round of switches considers only the users within `margin` (in reduced value) of
-/// changing their choice (those a small price change moves), when the violations are small;
-/// the later rounds consider every user.
-fn repair<T: Real>(
-    p: &Problem<'_, T>,
-    pr: &Prices,
-    flags: &mut [u8],
-    margin: f64,
-    ctl: &Control,
-) -> Result<Vec<f64>> {
-    let r_n = p.n_resources();
-    let t0 = Instant::now();
-    let mut usage = plan_usage(p, flags);
-    trace(t0, "    plan_usage");
-    // Upper bounds, first by switches: a user leaves a chosen candidate for its best compatible
-    // alternative that uses less of the exceeded resource (what a higher price would do), in
-    // order of lost reduced value per unit freed; a switch that would exceed another bound is
-    // skipped. Then, whatever is left, by dropping the lowest reduced value per unit.
-    // One scan per round collects the moves for every exceeded resource at once.
-    let mut touched = vec![false; p.n_users()];
-    for round in 0..3 {
-        // Round 0: switches of the users near the margin (all users if `margin` is infinite);
-        // round 1: switches of every user; round 2: drops.
-        if round == 1 && !margin.is_finite() {
-            continue;
-        }
-        let switches = round < 2;
-        let filtered = round == 0 && margin.is_finite();
-        let violated: Vec<usize> = (0..r_n)
-            .filter(|&r| p.has_upper(r) && usage[r] > p.upper[r])
-            .collect();
-        if violated.is_empty() {
-            break;
-        }
-        ctl.check()?;
-        let f: &[u8] = flags;
-        let n_chunks = p.n_users().div_ceil(USERS_PER_CHUNK);
-        let has_groups = !p.group.is_empty();
-        // Per violated resource: (loss per unit freed, chosen k, alternative j or u64::MAX for
-        // none). A user's reduced values are computed once; its alternatives are scanned once
-        // per chosen candidate and violated resource.
-        let parts: Vec<Vec<Vec<(f64, u64, u64)>>> = (0..n_chunks)
-            .into_par_iter()
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(red, chosen_groups): &mut (Vec<f64>, Vec<(usize, i32)>), c| {
-                    let lo = c * USERS_PER_CHUNK;
-                    let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
-                    let mut out: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); violated.len()];
-                    for i in lo..hi {
-                        let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-                        let uses = (s..e)
-                            .any(|k| f[k] != 0 && violated.iter().any(|&r| p.usage_of(k, r) > 0.0));
-                        if !uses {
-                            continue;
-                        }
-                        red.clear();
-                        red.extend((s..e).map(|k| reduced(p, pr, k)));
-                        if filtered {
-                            // Smallest margin of a chosen candidate: over dropping it and
-                            // over the best unchosen one.
-                            let best_off = (s..e)
-                                .filter(|&j| f[j] == 0)
-                                .map(|j| red[j - s])
-                                .fold(0.0f64, f64::max);
-                            let near = (s..e)
-                                .filter(|&k| f[k] != 0)
-                                .any(|k| red[k - s] - best_off < margin);
-                            if !near {
-                                continue;
-                            }
-                        }
-                        chosen_groups.clear();
-                        if has_groups {
-                            chosen_groups.extend(
-                                (s..e)
-                                    .filter(|&x| f[x] != 0)
-                                    .map(|x| (x, p.group[p.action[x] as usize])),
-                            );
-                        }
-                        for k in s..e {
-                            if f[k] == 0 {
-                                continue;
-                            }
-                            for (vi, &r) in violated.iter().enumerate() {
-                                let uk = p.usage_of(k, r);
-                                if uk <= 0.0 {
-                                    continue;
-                                }
-                                let rk = red[k - s];
-                                let mut best = (0.0f64, u64::MAX, uk);
-                                if switches {
-                                    for j in s..e {
-                                        if f[j] != 0 || red[j - s] <= best.0 {
-                                            continue;
-                                        }
-                                        let uj = p.usage_of(j, r);
-                                        if uj >= uk {
-                                            continue;
-                                        }
-                                        if has_groups {
-                                            let g = p.group[p.action[j] as usize];
-                                            if g >= 0
-                                                && chosen_groups
-                                                    .iter()
-                                                    .any(|&(x, gx)| x != k && gx == g)
-                                            {
-                                                continue;
-                                            }
-                                        }
-                                        best = (red[j - s], j as u64, uk - uj);
-                                    }
-                                }
-                                out[vi].push(((rk - best.0) / best.2, k as u64, best.1));
-                            }
-                        }
-                    }
-                    out
-                },
-            )
-            .collect();
-        touched.iter_mut().for_each(|t| *t = false);
-        for (vi, &r) in violated.iter().enumerate() {
-            let mut items: Vec<(f64, u64, u64)> =
-                parts.iter().flat_map(|c| c[vi].iter().copied()).collect();
-            ascending_until(
-                &mut items,
-                |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-                |&(_, k, j)| {
-                    if usage[r] <= p.upper[r] {
-                        return false;
-                    }
-                    let k = k as usize;
-                    let i = user_of(p, k);
-                    if touched[i] || flags[k] == 0 {
-                        return true;
-                    }
-                    if j != u64::MAX {
-                        let j = j as usize;
-                        let fits = (0..r_n).all(|x| {
-                            x == r
-                                || usage[x] + p.usage_of(j, x) - p.usage_of(k, x) <= p.upper[x]
-                                || p.usage_of(j, x) <= p.usage_of(k, x)
-                        });
-                        if !fits {
-                            return true;
-                        }
-                        flags[j] = 1;
-                        for (x, u) in usage.iter_mut().enumerate() {
-                            *u += p.usage_of(j, x);
-                        }
-                    }
-                    flags[k] = 0;
-                    for (x, u) in usage.iter_mut().enumerate() {
-                        *u -= p.usage_of(k, x);
-                    }
-                    touched[i] = true;
-                    true
-                },
-            );
-        }
-        // Recompute exactly (the updates above accumulate rounding).
-        usage = plan_usage(p, flags);
-        trace(t0, &format!("    switch round {round}"));
-    }
-    // Anything still exceeded: drop the lowest reduced value per unit.
-    for r in 0..r_n {
-        if !p.has_upper(r) || usage[r] <= p.upper[r] {
-            continue;
-        }
-        ctl.check()?;
-        let f: &[u8] = flags;
-        let mut items: Vec<(f64, u64)> = (0..p.nnz())
-            .into_par_iter()
-            .with_min_len(1 << 16)
-            .filter(|&k| f[k] != 0)
-            .filter_map(|k| {
-                let u = p.usage_of(k, r);
-                (u > 0.0).then(|| (reduced(p, pr, k) / u, k as u64))
-            })
-            .collect();
-        ascending_until(
-            &mut items,
-            |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-            |&(_, k)| {
-                let k = k as usize;
-                flags[k] = 0;
-                for (x, u) in usage.iter_mut().enumerate() {
-                    *u -= p.usage_of(k, x);
-                }
-                usage[r] > p.upper[r]
-            },
-        );
-        usage = plan_usage(p, flags);
-    }
-    // Lower bounds: add the best unchosen candidates that keep every limit.
-    for r in 0..r_n {
-        if !p.has_lower(r) || usage[r] >= p.lo(r) {
-            continue;
-        }
-        ctl.check()?;
-        let f: &[u8] = flags;
-        let mut items: Vec<(f64, u64)> = (0..p.nnz())
-            .into_par_iter()
-            .with_min_len(1 << 16)
-            .filter(|&k| f[k] == 0)
-            .filter_map(|k| {
-                let u = p.usage_of(k, r);
-                (u > 0.0).then(|| (-reduced(p, pr, k) / u, k as u64))
-            })
-            .collect();
-        ascending_until(
-            &mut items,
-            |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-            |&(_, k)| {
-                let k = k as usize;
-                let i = user_of(p, k);
-                let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
-                let count = flags[s..e].iter().filter(|f| **f != 0).count();
-                if count >= p.limit.get(i) as usize {
-                    return true;
-                }
-                if !p.group.is_empty() {
-                    let g = p.group[p.action[k] as usize];
-                    if g >= 0 && (s..e).any(|j| flags[j] != 0 && p.group[p.action[j] as usize] == g)
-                    {
-                        return true;
-                    }
-                }
-                let fits = (0..r_n).all(|x| usage[x] + p.usage_of(k, x) <= p.upper[x]);
-                if !fits {
-                    return true;
-                }
-                flags[k] = 1;
-                for (x, u) in usage.iter_mut().enumerate() {
-                    *u += p.usage_of(k, x);
-                }
-                usage[r] < p.lo(r)
-            },
-        );
-        usage = plan_usage(p, flags);
-    }
-    Ok(usage)
 }

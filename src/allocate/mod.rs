@@ -16,11 +16,22 @@ pub mod generate;
 pub mod kernel;
 mod master;
 mod newton;
+pub mod plan;
+pub mod source;
 
 use crate::control::Control;
 use crate::error::{CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Developer timing trace of the solver's steps, on stderr when the environment variable
+/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise).
+pub(crate) fn trace(t0: Instant, what: &str) {
+    if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+        eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
+    }
+}
 
 /// Storage type of values and per-candidate usage (f32 or f64). All arithmetic is f64.
 pub trait Real: Copy + Send + Sync + Into<f64> + 'static {}

@@ -17,8 +17,8 @@
 
 #![allow(clippy::needless_range_loop)] // R x R matrices indexed by resource
 
-use super::kernel::{pass_jacobian, Prices};
-use super::{HistoryRow, Problem, Real};
+use super::source::Source;
+use super::{HistoryRow, Real};
 use crate::control::Control;
 use crate::error::Result;
 use std::time::Instant;
@@ -95,8 +95,9 @@ pub(super) struct NewtonOut {
     pub y_best: Vec<f64>,
     /// Prices of the last accepted pass (smallest residual).
     pub y_last: Vec<f64>,
-    /// The users' choices at `y_last` (one flag per candidate), if the last pass was there.
-    pub flags: Option<Vec<u8>>,
+    /// The source's last Jacobian pass was at `y_last` (its choices are the users' choices
+    /// there).
+    pub at_last: bool,
     pub passes: usize,
 }
 
@@ -107,7 +108,7 @@ pub(super) struct NewtonOut {
 /// definite); `J` is corrected by symmetric (Powell) secant updates.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn newton<T: Real>(
-    p: &Problem<'_, T>,
+    src: &mut dyn Source<T>,
     u: &Units<'_>,
     y0: &[f64],
     h: f64,
@@ -128,7 +129,6 @@ pub(super) fn newton<T: Real>(
     let mut halvings = 0;
     let mut passes = 0;
     let mut y_last = y.clone();
-    let mut flags = vec![0u8; p.nnz()];
     let mut flags_at_last = false;
     for it in 0..max_iter {
         ctl.check()?;
@@ -136,7 +136,7 @@ pub(super) fn newton<T: Real>(
             break;
         }
         let q = u.q_of(&y);
-        let jp = pass_jacobian(p, &Prices::new(p, &q), h, Some(&mut flags), ctl)?;
+        let jp = src.pass_jacobian(&q, h, ctl)?;
         flags_at_last = false;
         let out = jp.out;
         passes += 1;
@@ -295,7 +295,7 @@ pub(super) fn newton<T: Real>(
         f_up,
         y_best,
         y_last,
-        flags: flags_at_last.then_some(flags),
+        at_last: flags_at_last,
         passes,
     })
 }
