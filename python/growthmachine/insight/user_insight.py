@@ -14,7 +14,7 @@ from .._state import Versioned
 from .cells import TIER_NAMES, Cells, value_tiers
 from .features import features as _features
 from .kmeans import KMeans, StandardScaler
-from .lifecycle import LifecycleRules, _rules, lifecycle
+from .lifecycle import LifecycleRules, as_rules, lifecycle
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = ["UserInsight", "CLUSTER_FEATURES"]
@@ -181,7 +181,7 @@ class UserInsight(Versioned):
             min_cell_size, "min_cell_size", minimum=1, maximum=cv.I64_MAX
         )
         self.n_tiers = cv.check_int(n_tiers, "n_tiers", minimum=1, maximum=255)
-        self.rules = _rules(rules)
+        self.rules = as_rules(rules)
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
         self.horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
         self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
