@@ -13,8 +13,9 @@ from .._core import StateError
 from .._state import Versioned
 from .cells import TIER_NAMES, Cells, value_tiers
 from .features import features as _features
-from .kmeans import KMeans, StandardScaler
+from .kmeans import KMeans
 from .lifecycle import LifecycleRules, as_rules, lifecycle
+from .scaler import StandardScaler
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = ["UserInsight", "CLUSTER_FEATURES"]
