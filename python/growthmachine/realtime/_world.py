@@ -82,7 +82,7 @@ def compare(
     rule = play(make_batch, exit_offer_to_all, n, rounds, seed)
     decisions = float(base["decisions"].mean()) * n * rounds
     budget = budget_share * float(rule["cost"].sum()) * n
-    face = np.array([_face(a) for a in names])
+    face = np.array([face_value(a) for a in names])
     sp = SessionPolicy(
         len(names),
         probe.n_features,
@@ -115,7 +115,7 @@ def compare(
     return summary, runs, sp
 
 
-def _face(name: str) -> float:
+def face_value(name: str) -> float:
     """Face value of an incentive from its name (coupon_5 -> 5); free shipping and the exit
     coupon are valued at 10 (upper bounds used only for the hard budget check)."""
     if name.startswith("coupon_"):

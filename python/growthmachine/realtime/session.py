@@ -9,7 +9,7 @@ import numpy as np
 from .. import _convert as cv
 from .._core import RealtimePacer, StateError
 from .._state import Versioned
-from ._base import _restore
+from ._base import restore
 from .epsilon_greedy import EpsilonGreedy
 from .lints import LinTS
 from .linucb import LinUCB
@@ -270,7 +270,7 @@ class SessionPolicy(Versioned):
     def _set_state(self, state: dict[str, Any]) -> None:
         try:
             state = dict(state)
-            models = [_restore(c, b) for c, b in state.pop("models")]
+            models = [restore(c, b) for c, b in state.pop("models")]
             pacer = state.pop("pacer")
             self.__dict__.update(state)
             self.models = models
