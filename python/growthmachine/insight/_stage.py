@@ -79,7 +79,7 @@ def run_stage(ctx: Any) -> None:
     # cell map: size vs mean CLV, coloured by stage
     cells = ui.cells_
     fig, ax = plt.subplots(figsize=(7, 4))
-    stage_of = ui.cells.cells_["stage"].str.split("+").str[0]
+    stage_of = ui.cell_model_.cells_["stage"].str.split("+").str[0]
     for st in stage_of.unique():
         m = (stage_of == st).to_numpy()
         ax.scatter(cells["size"][m], cells["mean_clv"][m] + 1, s=8, label=st, alpha=0.7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -143,8 +144,9 @@ class UserInsight(Versioned):
     - ``labels_``: cluster per user (prospects' clusters are numbered after the buyers', from
       ``n_clusters_``); ``cluster_names_``: readable names (prospects': "prospects: ...");
     - ``value_tier_``: CLV quantile tier per user within its lifecycle stage (prospects 0);
-    - ``cells``: the :class:`Cells`; ``cell_``: cell id per user; ``cells_``: the cell profile
-      table (size, feature means, CLV, P(alive), stage mix);
+    - ``cell_model_``: the fitted :class:`Cells` (``labels_``, ``cells_``, ``n_cells_``); ``cell_``:
+      cell id per user; ``cells_``: the cell profile table (size, feature means, CLV, P(alive),
+      stage mix);
     - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
       cell_label, p_alive, expected_purchases, clv.
 
@@ -154,7 +156,9 @@ class UserInsight(Versioned):
 
     _STATE_KIND = "insight.UserInsight"
     # 2: prospect clusters (n_prospect_clusters, prospect_* attributes)
-    _STATE_VERSION = 2
+    # 3: the fitted Cells is ``cell_model_`` (was ``cells``, without the trailing ``_``)
+    _STATE_VERSION = 3
+    _STATE_READS = (2,)
 
     def __init__(
         self,
@@ -333,7 +337,7 @@ class UserInsight(Versioned):
             if self.n_tiers == 5
             else tuple(f"value tier {i + 1}" for i in range(self.n_tiers))
         )
-        self.cells = Cells.build(
+        self.cell_model_ = Cells.build(
             self.lifecycle_,
             labels,
             tiers,
@@ -342,8 +346,10 @@ class UserInsight(Versioned):
             cluster_centers=all_centers,
             tier_names=tier_names,
         )
-        self.cell_ = self.cells.labels_.astype(np.int64)
-        self.cells_ = self.cells.profile(f, clv=clv_v, p_alive=p_alive, expected_purchases=exp_p)
+        self.cell_ = self.cell_model_.labels_.astype(np.int64)
+        self.cells_ = self.cell_model_.profile(
+            f, clv=clv_v, p_alive=p_alive, expected_purchases=exp_p
+        )
         names_arr = np.asarray(self.cluster_names_, dtype=object)
         self.users_ = pd.DataFrame(
             {
@@ -353,13 +359,30 @@ class UserInsight(Versioned):
                 "cluster_name": names_arr[labels],
                 "value_tier": tiers,
                 "cell_id": self.cell_,
-                "cell_label": self.cells.cells_["label"].to_numpy()[self.cell_],
+                "cell_label": self.cell_model_.cells_["label"].to_numpy()[self.cell_],
                 "p_alive": p_alive,
                 "expected_purchases": exp_p,
                 "clv": clv_v,
             }
         )
         return self
+
+    @property
+    def cells(self) -> Cells:
+        """Deprecated alias of :attr:`cell_model_` (a fitted attribute ends in ``_``)."""
+        warnings.warn(
+            "UserInsight.cells is deprecated: use UserInsight.cell_model_ (the fitted Cells; "
+            "cells_ is the cell profile table)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.cell_model_
+
+    def _upgrade_state(self, version: int, state: dict[str, Any]) -> dict[str, Any]:
+        if version == 2 and "cells" in state:
+            state = dict(state)
+            state["cell_model_"] = state.pop("cells")
+        return state
 
     def _check(self) -> None:
         if not hasattr(self, "features_"):
@@ -371,7 +394,7 @@ class UserInsight(Versioned):
         out: dict[str, Any] = {
             "n_users": len(self.features_),
             "n_buyers": self.n_buyers_,
-            "n_cells": self.cells.n_cells_,
+            "n_cells": self.cell_model_.n_cells_,
             "n_clusters": self.n_clusters_,
             "n_prospect_clusters": self.n_prospect_clusters_,
             "total_clv": float(self.clv_.sum()),
