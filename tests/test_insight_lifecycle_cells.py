@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from demo_transactions import simulate_transactions
 
 import growthmachine as gm
 from growthmachine.insight import (
@@ -21,7 +22,6 @@ from growthmachine.insight import (
     transition_matrix,
     value_tiers,
 )
-from growthmachine.insight._demo import simulate_transactions
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Playing policies on a stream of multi-step sessions (the world of ``growthmachine.sim`` or
-the toy world): the comparison behind the benchmark, the notebook and the report section."""
+"""Playing policies on a stream of multi-step sessions (the world of ``growthmachine.sim``, or any
+batch with the contract of its ``env.sessions``): the comparison behind the benchmark, the
+notebook and the report section."""
 
 from __future__ import annotations
 

@@ -48,8 +48,8 @@ class SessionPolicy(Versioned):
     when observed, and ``horizon`` counts decisions (steps). The hard cap reserves the face value
     of every outstanding offer until its cost is revealed, so with large lockstep batches and a
     budget far below the unconstrained spend, spend ends somewhat below the budget (about 80% in
-    the toy world with a budget of 2% of the unconstrained spend); that is the price of never
-    exceeding it.
+    the tests' toy session world with a budget of 2% of the unconstrained spend); that is the
+    price of never exceeding it.
 
     Lockstep use with a batch of sessions (e.g. ``env.sessions(n)``)::
 
