@@ -149,7 +149,7 @@ class Machine:
     def _setup_sessions(self, env: Any, periods: int) -> None:
         """The real-time session policy, budgeted over the whole run (see MachineConfig)."""
         from ..realtime import SessionPolicy
-        from ..realtime._world import face_value, no_intervention, play
+        from ..realtime.world import face_value, no_intervention, play
 
         cfg = self.config
         self.session_policy_ = None
@@ -170,7 +170,7 @@ class Machine:
     def _sessions(self, env: Any, period: int) -> dict[str, float]:
         """One period of site visits under the session policy, and the same visits with no
         intervention: the policy's incremental net value (GMV - incentive cost)."""
-        from ..realtime._world import no_intervention, play
+        from ..realtime.world import no_intervention, play
 
         sp = self.session_policy_
         if sp is None:
@@ -274,7 +274,7 @@ class Machine:
     def _step(self, env: Any, period: int, start: int, days: int) -> tuple[pd.DataFrame, dict]:
         """Plans one period; returns the treatments and what :meth:`_learn` needs."""
         from ..planning import planning_features
-        from ..touchpoint._scoring import world_reachable, world_segments
+        from ..touchpoint import world_reachable, world_segments
 
         cfg = self.config
         n = env.n_users

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _world
+from . import world as _world
 
 
 def run_stage(ctx: Any) -> None:
