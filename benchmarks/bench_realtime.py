@@ -422,7 +422,7 @@ def offline_eval(n, quick):
 def world_table(quick):
     """Item 7: the budgeted SessionPolicy vs no intervention and "exit offer to all" on the
     session stream of growthmachine.sim (same sessions for all three)."""
-    from growthmachine.realtime import _world
+    from growthmachine.realtime import world as _world
 
     t = Table(
         [

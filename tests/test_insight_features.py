@@ -7,12 +7,12 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from demo_transactions import simulate_transactions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import growthmachine as gm
 from growthmachine.insight import features
-from growthmachine.insight._demo import simulate_transactions
 
 BASE = pd.Timestamp("2020-01-01")
 

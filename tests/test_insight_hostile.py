@@ -8,10 +8,12 @@ import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from demo_transactions import simulate_transactions
 
 from growthmachine import StateError
 from growthmachine.insight import (
@@ -24,7 +26,6 @@ from growthmachine.insight import (
     lifecycle,
     transition_matrix,
 )
-from growthmachine.insight._demo import simulate_transactions
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +153,9 @@ def test_cells_value_tier_range_is_inclusive_and_names_the_value(tier, bad):
 
 
 _SETUP = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
     "import numpy as np; from growthmachine.insight import *; "
-    "from growthmachine.insight._demo import simulate_transactions; "
+    "from demo_transactions import simulate_transactions; "
     "tx, us = simulate_transactions(300, 200, seed=1); f = features(tx, 200, users=us); "
     "X = np.random.default_rng(0).normal(size=(100, 2)); "
 )

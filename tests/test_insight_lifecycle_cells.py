@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from demo_transactions import simulate_transactions
 
 import growthmachine as gm
 from growthmachine.insight import (
@@ -21,7 +22,6 @@ from growthmachine.insight import (
     transition_matrix,
     value_tiers,
 )
-from growthmachine.insight._demo import simulate_transactions
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +120,13 @@ def test_user_insight_end_to_end(log):
         len(ui.users_) == n and (ui.users_["user_id"].to_numpy() == ui.features_["user_id"]).all()
     )
     assert (ui.cells_["size"] >= 15).all() and ui.cells_["size"].sum() == n
-    assert ui.cells.n_cells_ > 20
+    assert ui.cell_model_.n_cells_ > 20
     pros = ui.features_["is_prospect"].to_numpy()
     assert (ui.clv_[pros] == 0).all() and (ui.clv_[~pros] >= 0).all()
     assert ui.users_.loc[pros, "cluster_name"].str.startswith("prospects").all()
     assert ui.bgnbd_ is not None and ui.gammagamma_ is not None
     s = ui.summary()
-    assert s["n_cells"] == ui.cells.n_cells_ and s["bgnbd_r"] > 0
+    assert s["n_cells"] == ui.cell_model_.n_cells_ and s["bgnbd_r"] > 0
     back = pickle.loads(pickle.dumps(ui))
     pd.testing.assert_frame_equal(back.users_, ui.users_)
     # deterministic across thread counts
@@ -137,6 +137,22 @@ def test_user_insight_end_to_end(log):
     pd.testing.assert_frame_equal(ui1.users_, ui2.users_)
 
 
+def test_user_insight_cells_is_a_warning_alias_of_cell_model_and_old_states_load():
+    ui = UserInsight().fit({"user_id": [9], "day": [0], "amount": [3.0]}, as_of=5)
+    assert isinstance(ui.cell_model_, Cells)
+    with pytest.warns(FutureWarning, match="cell_model_"):
+        assert ui.cells is ui.cell_model_
+    # a state written before the rename (format version 2, the Cells under "cells") still loads
+    state = ui.__getstate__()
+    inner = dict(state["state"])
+    inner["cells"] = inner.pop("cell_model_")
+    old = UserInsight.__new__(UserInsight)
+    old.__setstate__({**state, "__gm_version__": 2, "state": inner})
+    assert "cells" not in vars(old)
+    np.testing.assert_array_equal(old.cell_model_.labels_, ui.cell_model_.labels_)
+    pd.testing.assert_frame_equal(old.users_, ui.users_)
+
+
 def test_user_insight_all_prospects_and_tiny_inputs():
     empty = {
         "user_id": np.array([], np.int64),
@@ -144,10 +160,10 @@ def test_user_insight_all_prospects_and_tiny_inputs():
         "amount": np.array([]),
     }
     ui = UserInsight().fit(empty, as_of=10, users=[1, 2, 3])
-    assert ui.bgnbd_ is None and ui.cells.n_cells_ == 1
+    assert ui.bgnbd_ is None and ui.cell_model_.n_cells_ == 1
     assert (ui.users_["stage"] == "prospect").all()
     one = UserInsight().fit({"user_id": [9], "day": [0], "amount": [3.0]}, as_of=5)
-    assert one.cells.n_cells_ == 1 and one.users_["stage"].iloc[0] == "new"
+    assert one.cell_model_.n_cells_ == 1 and one.users_["stage"].iloc[0] == "new"
     with pytest.raises(gm.StateError):
         UserInsight().summary()
 
@@ -161,7 +177,7 @@ def test_default_population_gives_thousands_of_labelled_cells():
         pop.transactions, as_of=pop.days, users=pop.users, category="category"
     )
     cells = ui.cells_
-    assert ui.cells.n_cells_ >= 2000 and len(cells) == ui.cells.n_cells_
+    assert ui.cell_model_.n_cells_ >= 2000 and len(cells) == ui.cell_model_.n_cells_
     assert ui.min_cell_size >= 20 and (cells["size"] >= ui.min_cell_size).all()
     assert cells["size"].sum() == 100_000
     assert cells["label"].str.len().min() > 0 and cells["label"].nunique() > 1000

@@ -29,7 +29,7 @@ def test_stage_fills_state_and_report(ctx):
     sec = next(s for s in ctx.report.sections if s.name == "insight")
     for k in ("n_cells", "n_buyers", "bgnbd_r", "gammagamma_q", "total_clv", "p_alive_auc"):
         assert k in sec.kpis
-    assert sec.kpis["n_cells"] == ui.cells.n_cells_ > 10
+    assert sec.kpis["n_cells"] == ui.cell_model_.n_cells_ > 10
     assert 0.5 < sec.kpis["p_alive_auc"] <= 1.0  # P(alive) is informative about the truth
     assert {"cells", "lifecycle", "bgnbd", "gammagamma"} <= set(sec.tables)
     out = ctx.report.write(ctx.out)

@@ -6,9 +6,10 @@ import pickle
 
 import numpy as np
 import pytest
+import toy_sessions as toy
 
 import growthmachine as gm
-from growthmachine.realtime import SessionPolicy, toy
+from growthmachine.realtime import SessionPolicy
 
 
 def play(policy, n, rounds, seed=0):
@@ -164,7 +165,7 @@ def test_run_stage_on_the_sim_world_adds_a_report_section(tmp_path):
     assert (tmp_path / "out" / "report.html").exists()
 
 
-def test_run_stage_without_environment_uses_the_toy_world(tmp_path):
+def test_run_stage_without_environment_uses_a_sim_world_of_its_own(tmp_path):
     from growthmachine.realtime import run_stage
 
     ctx = _ctx(tmp_path, n_users=2000)

@@ -46,17 +46,20 @@ __all__ = [
     "check_same_length",
     "column",
     "columns",
+    "is_polars",
     "is_table",
     "n_rows",
+    "to_numpy_raw",
     "to_output",
 ]
 
 
-def _is_polars(x: Any) -> bool:
+def is_polars(x: Any) -> bool:
+    """Whether ``x`` is a polars object (checked by module name: polars need not be installed)."""
     return type(x).__module__.split(".")[0] == "polars"
 
 
-def _to_numpy_raw(x: Any, name: str) -> np.ndarray:
+def to_numpy_raw(x: Any, name: str) -> np.ndarray:
     """Array-like -> numpy without choosing a dtype (no copy where possible)."""
     if isinstance(x, np.ndarray):
         return x
@@ -73,7 +76,7 @@ def _to_numpy_raw(x: Any, name: str) -> np.ndarray:
         if x.null_count:
             raise ValueError(f"{name}: has {x.null_count} missing (null) values")
         return x.to_numpy(zero_copy_only=False)
-    if _is_polars(x) and hasattr(x, "to_numpy"):
+    if is_polars(x) and hasattr(x, "to_numpy"):
         # A Series' null_count() is an int, a DataFrame's a one-row frame of per-column counts.
         nulls = getattr(x, "null_count", lambda: 0)()
         if int(np.sum(nulls.to_numpy() if hasattr(nulls, "to_numpy") else nulls)):
@@ -104,7 +107,7 @@ def as_array(
     checks dimensions (``None`` entries match anything), ``allow_empty=False`` rejects size 0.
     """
     dtype = np.dtype(dtype)
-    raw = _to_numpy_raw(x, name)
+    raw = to_numpy_raw(x, name)
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"{name}: must be numeric, got dtype {raw.dtype}")
     if raw.ndim != ndim:
@@ -150,7 +153,7 @@ def _fmt_shape(shape: tuple[int | None, ...]) -> str:
 
 def as_codes(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Categorical-like values -> (int32 codes, sorted unique categories). Missing -> ValueError."""
-    raw = _to_numpy_raw(x, name)
+    raw = to_numpy_raw(x, name)
     if raw.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array, got shape {raw.shape}")
     codes, uniques = pd.factorize(raw, sort=True, use_na_sentinel=True)
@@ -161,7 +164,7 @@ def as_codes(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def is_table(x: Any) -> bool:
     return isinstance(x, (pd.DataFrame, pa.Table, Mapping)) or (
-        _is_polars(x) and hasattr(x, "get_column")
+        is_polars(x) and hasattr(x, "get_column")
     )
 
 
@@ -171,7 +174,7 @@ def columns(table: Any, name: str) -> list[str]:
         return [str(c) for c in table.columns]
     if isinstance(table, pa.Table):
         return list(table.column_names)
-    if _is_polars(table) and hasattr(table, "get_column"):
+    if is_polars(table) and hasattr(table, "get_column"):
         return list(table.columns)
     if isinstance(table, Mapping):
         return [str(c) for c in table.keys()]
@@ -184,7 +187,7 @@ def columns(table: Any, name: str) -> list[str]:
 def n_rows(table: Any, name: str) -> int:
     cols = columns(table, name)
     if isinstance(table, Mapping):
-        return len(_to_numpy_raw(table[cols[0]], name)) if cols else 0
+        return len(to_numpy_raw(table[cols[0]], name)) if cols else 0
     return int(table.shape[0]) if not isinstance(table, pa.Table) else table.num_rows
 
 
@@ -194,12 +197,12 @@ def column(table: Any, name: str, col: str) -> np.ndarray:
     if col not in available:
         raise ValueError(f"{name}: unknown column {col!r} (available: {', '.join(available)})")
     if isinstance(table, pd.DataFrame):
-        return _to_numpy_raw(table[col], f"{name}[{col!r}]")
+        return to_numpy_raw(table[col], f"{name}[{col!r}]")
     if isinstance(table, pa.Table):
-        return _to_numpy_raw(table.column(col), f"{name}[{col!r}]")
-    if _is_polars(table):
-        return _to_numpy_raw(table.get_column(col), f"{name}[{col!r}]")
-    return _to_numpy_raw(table[col], f"{name}[{col!r}]")
+        return to_numpy_raw(table.column(col), f"{name}[{col!r}]")
+    if is_polars(table):
+        return to_numpy_raw(table.get_column(col), f"{name}[{col!r}]")
+    return to_numpy_raw(table[col], f"{name}[{col!r}]")
 
 
 def check_same_length(arrays: Mapping[str, np.ndarray]) -> int:

@@ -13,6 +13,7 @@ class StateError(ValueError): ...
 class InternalError(RuntimeError): ...
 
 def set_num_threads(n: int) -> None: ...
+def thread_count_error(n: int) -> str | None: ...
 def get_num_threads() -> int: ...
 def all_finite(values: npt.NDArray[np.float64]) -> bool: ...
 def _debug_panic() -> None: ...
@@ -412,12 +413,13 @@ class RealtimePolicy:
         n_actions: int,
         n_features: int,
         *,
-        n_action_features: int = 0,
-        alpha: float = 1.0,
-        v: float = 1.0,
-        epsilon: float = 0.1,
-        ridge: float = 1.0,
-        seed: int = 0,
+        # None: the defaults 0, 1.0, 1.0, 0.1, 1.0 and 0
+        n_action_features: int | None = None,
+        alpha: float | None = None,
+        v: float | None = None,
+        epsilon: float | None = None,
+        ridge: float | None = None,
+        seed: int | None = None,
     ) -> RealtimePolicy: ...
     def choose(self, x: npt.ArrayLike, action_features: npt.ArrayLike | None = None) -> int: ...
     def scores(
@@ -427,7 +429,7 @@ class RealtimePolicy:
         self,
         X: npt.ArrayLike,
         action_features: npt.ArrayLike | None = None,
-        hallucinate: bool = False,
+        hallucinate: bool | None = None,  # None: False
     ) -> npt.NDArray[np.int64]: ...
     def scores_batch(
         self, X: npt.ArrayLike, action_features: npt.ArrayLike | None = None
@@ -436,7 +438,7 @@ class RealtimePolicy:
         self,
         X: npt.ArrayLike,
         action_features: npt.ArrayLike | None = None,
-        n_samples: int = 1000,
+        n_samples: int | None = None,  # None: 1000
     ) -> npt.NDArray[np.float64]: ...
     def update(
         self,

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import Problem, Solution, solve
+from ._problem import Problem
+from ._solution import Solution
+from ._solve import solve
 
 __all__ = ["run_stage"]
 

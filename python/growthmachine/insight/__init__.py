@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._stage import run_stage
 from .cells import TIER_NAMES, Cells, value_tiers
 from .features import FEATURE_COLUMNS, features
-from .kmeans import KMeans, MiniBatchKMeans, StandardScaler  # noqa: F401
+from .kmeans import KMeans, MiniBatchKMeans
 from .lifecycle import (
     STAGES,
     LifecycleRules,
@@ -22,6 +22,7 @@ from .lifecycle import (
     lifecycle_transitions,
     transition_matrix,
 )
+from .scaler import StandardScaler
 from .user_insight import CLUSTER_FEATURES, UserInsight
 from .value import BetaGeo, GammaGamma, clv
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .. import _convert as cv
-from .user_insight import UserInsight, _truth_paragraph
+from .user_insight import UserInsight
 
 __all__ = ["run_stage"]
 
@@ -78,7 +79,7 @@ def run_stage(ctx: Any) -> None:
     # cell map: size vs mean CLV, coloured by stage
     cells = ui.cells_
     fig, ax = plt.subplots(figsize=(7, 4))
-    stage_of = ui.cells.cells_["stage"].str.split("+").str[0]
+    stage_of = ui.cell_model_.cells_["stage"].str.split("+").str[0]
     for st in stage_of.unique():
         m = (stage_of == st).to_numpy()
         ax.scatter(cells["size"][m], cells["mean_clv"][m] + 1, s=8, label=st, alpha=0.7)
@@ -113,3 +114,55 @@ def run_stage(ctx: Any) -> None:
             ui.gammagamma_.summary().reset_index(names="param"),
             caption="Gamma-Gamma parameters",
         )
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve (rank formula, ties averaged)."""
+    label = label.astype(bool)
+    n1, n0 = int(label.sum()), int((~label).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _truth_paragraph(pop: Any, ui: UserInsight) -> tuple[str, dict[str, float]] | None:
+    """Scoring only (never used for fitting): fitted heterogeneity vs the simulator's truth."""
+    truth = getattr(pop, "truth", None)
+    if not isinstance(truth, pd.DataFrame) or ui.bgnbd_ is None or "user_id" not in truth:
+        return None
+    t = truth.set_index("user_id").reindex(ui.features_["user_id"].to_numpy())
+    buyers = ~ui.features_["is_prospect"].to_numpy()
+    parts, kpis = [], {}
+    p = ui.bgnbd_.params_
+    if "purchase_rate" in t:
+        true_rate = float(np.nanmean(t["purchase_rate"].to_numpy()[buyers]))
+        kpis["truth_purchase_rate"] = true_rate
+        kpis["fitted_purchase_rate"] = p["r"] / p["alpha"]
+        parts.append(
+            f"mean purchase rate of buyers: fitted r/alpha = {p['r'] / p['alpha']:.4f} per day, "
+            f"true {true_rate:.4f}"
+        )
+    if "dropout_p" in t:
+        true_drop = float(np.nanmean(t["dropout_p"].to_numpy()[buyers]))
+        kpis["truth_dropout_p"] = true_drop
+        kpis["fitted_dropout_p"] = p["a"] / (p["a"] + p["b"])
+        parts.append(
+            f"mean dropout chance after a purchase: fitted a/(a+b) = "
+            f"{p['a'] / (p['a'] + p['b']):.4f}, true {true_drop:.4f}"
+        )
+    if "alive_at_end" in t:
+        alive = t["alive_at_end"].to_numpy()[buyers].astype(bool)
+        auc = _auc(ui.p_alive_[buyers], alive)
+        kpis["p_alive_auc"] = auc
+        parts.append(
+            f"P(alive) ranks buyers truly alive at the end above the dead with AUC {auc:.3f} "
+            f"(mean P(alive) {ui.p_alive_[buyers].mean():.3f} vs true alive share {alive.mean():.3f})"
+        )
+    if not parts:
+        return None
+    text = (
+        "Scoring against the simulator's hidden truth (not used for fitting; BG/NBD assumes "
+        "homogeneous-form heterogeneity, the simulator mixes archetypes): " + "; ".join(parts) + "."
+    )
+    return text, kpis

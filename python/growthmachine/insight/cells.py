@@ -12,7 +12,7 @@ from .. import _convert as cv
 from .. import _core
 from .._core import StateError
 from .._state import Versioned
-from .lifecycle import STAGES, _codes
+from .lifecycle import STAGES, stage_codes
 
 __all__ = ["Cells", "value_tiers", "TIER_NAMES"]
 
@@ -73,7 +73,7 @@ class Cells(Versioned):
         always gives the same ids.
         """
         self = cls(min_size)
-        stage = np.ascontiguousarray(_codes(lifecycle, "lifecycle"))
+        stage = np.ascontiguousarray(stage_codes(lifecycle, "lifecycle"))
         cl = cv.as_array(clusters, "clusters", np.int64)
         if cl.min() < 0:
             raise ValueError(f"clusters: must be >= 0, found {cl.min()}")

@@ -42,7 +42,7 @@ _INT_COLUMNS = ("n_transactions", "n_categories")
 
 def _days(raw: Any, name: str) -> np.ndarray:
     """Day numbers as int32 (no copy for int32 input); datetimes become days since 1970-01-01."""
-    raw = cv._to_numpy_raw(raw, name)
+    raw = cv.to_numpy_raw(raw, name)
     if raw.dtype.kind == "M":
         raw = raw.astype("datetime64[D]").astype(np.int64)
     if raw.dtype == np.int32:

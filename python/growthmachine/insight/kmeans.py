@@ -1,131 +1,35 @@
-"""KMeans clustering and feature scaling (scikit-learn conventions, Rust core).
+"""KMeans clustering (scikit-learn conventions, Rust core).
 
 ``KMeans`` runs exact Lloyd iterations (accelerated by distance bounds) from a k-means||
 initialisation; ``MiniBatchKMeans`` updates centers from chunks of rows (``partial_fit``) for data
-larger than memory; ``StandardScaler`` centers and scales columns. float32 input is clustered in
-float32 (never upcast or copied) and float64 in float64; inertia is always accumulated in float64.
-Results depend on ``seed`` only, never on the number of threads.
+larger than memory. float32 input is clustered in float32 (never upcast or copied) and float64 in
+float64; inertia is always accumulated in float64. Results depend on ``seed`` only, never on the
+number of threads. Feature scaling is :class:`~growthmachine.insight.StandardScaler`
+(:mod:`.scaler`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import _convert as cv
-from .. import _core, _progress
-from .._core import StateError
-from .._state import Versioned
+from .. import _progress
+from ._estimator import Estimator, as_matrix, core_fn, resolve_dtype
+from .scaler import StandardScaler  # noqa: F401  (its former home: old pickles name this path)
 
-__all__ = ["KMeans", "MiniBatchKMeans", "StandardScaler"]
+__all__ = ["KMeans", "MiniBatchKMeans"]
 
 _INITS = ("k-means||", "k-means++", "random")
 _ALGORITHMS = ("auto", "lloyd", "yinyang", "elkan", "minibatch")
-
-
-def _dtype_of(X: Any) -> np.dtype | None:
-    dt = getattr(X, "dtype", None)
-    if dt is not None:
-        try:
-            return np.dtype(dt)
-        except TypeError:
-            return None
-    dts = getattr(X, "dtypes", None)  # pandas / polars frames
-    if dts is not None:
-        try:
-            kinds = {
-                np.dtype(str(t).lower()) for t in (dts if isinstance(dts, list) else list(dts))
-            }
-        except TypeError:
-            return None
-        return kinds.pop() if len(kinds) == 1 else None
-    return None
-
-
-def _resolve_dtype(dtype: Any, X: Any) -> np.dtype:
-    if dtype is not None:
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(
-                f"dtype: must be None, 'float32' or 'float64', got {dtype!r}"
-            ) from None
-        if dt not in (np.float32, np.float64):
-            raise ValueError(f"dtype: must be None, 'float32' or 'float64', got {dtype!r}")
-        return dt
-    return np.dtype(np.float32) if _dtype_of(X) == np.float32 else np.dtype(np.float64)
-
-
-def _matrix(X: Any, name: str, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous 2-d array of ``dtype`` (no copy when X already is one). Finiteness is
-    checked by the core (in parallel, naming the row and column)."""
-    if not isinstance(X, np.ndarray) and cv.is_table(X):
-        if hasattr(X, "to_numpy") and not isinstance(X, Mapping):
-            X = X.to_numpy()
-        else:
-            cols = cv.columns(X, name)
-            if not cols:
-                raise ValueError(f"{name}: is empty (no columns)")
-            X = np.column_stack([cv.column(X, name, c) for c in cols])
-    raw = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    if raw.ndim == 1:
-        raise ValueError(
-            f"{name}: expected a 2-d array (n_samples, n_features), got a 1-d array of shape "
-            f"{raw.shape}; use X.reshape(-1, 1) for a single feature"
-        )
-    if raw.ndim == 2 and raw.shape[0] == 0:
-        raise ValueError(f"{name}: is empty (0 samples)")
-    if raw.ndim == 2 and raw.shape[1] == 0:
-        raise ValueError(f"{name}: has 0 features (columns)")
-    return cv.as_array(raw, name, dtype, ndim=2, finite=False)
-
-
-def _fn(op: str, dtype: np.dtype):
-    return getattr(_core, f"insight_{op}_{'f32' if dtype == np.float32 else 'f64'}")
 
 
 def _check_seed(seed: Any) -> int:
     return cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
 
 
-class _Base(Versioned):
-    """Shared parameter handling (``get_params``/``set_params``) and fitted-state checks."""
-
-    _PARAMS: tuple[str, ...] = ()
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {p: getattr(self, p) for p in self._PARAMS}
-
-    def set_params(self, **params: Any):
-        for k, v in params.items():
-            if k not in self._PARAMS:
-                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
-        return f"{type(self).__name__}({args})"
-
-    def _check_fitted(self, attr: str) -> None:
-        if not hasattr(self, attr):
-            raise StateError(
-                f"this {type(self).__name__} is not fitted yet; call fit(X) before using it"
-            )
-
-    def _input(self, X: Any, dtype: np.dtype, n_features: int) -> np.ndarray:
-        x = _matrix(X, "X", dtype)
-        if x.shape[1] != n_features:
-            raise ValueError(
-                f"X: has {x.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{n_features} features"
-            )
-        return x
-
-
-class _CenterModel(_Base):
+class _CenterModel(Estimator):
     """predict / transform / score shared by KMeans and MiniBatchKMeans."""
 
     cluster_centers_: np.ndarray
@@ -137,19 +41,19 @@ class _CenterModel(_Base):
     def predict(self, X: Any) -> np.ndarray:
         """Index of the nearest center of every row (int32)."""
         x = self._x(X)
-        labels, _ = _fn("kmeans_predict", x.dtype)(x, self.cluster_centers_)
+        labels, _ = core_fn("kmeans_predict", x.dtype)(x, self.cluster_centers_)
         return labels
 
     def transform(self, X: Any) -> np.ndarray:
         """Euclidean distances of every row to every center, shape (n_samples, n_clusters)."""
         x = self._x(X)
-        d = _fn("kmeans_transform", x.dtype)(x, self.cluster_centers_)
+        d = core_fn("kmeans_transform", x.dtype)(x, self.cluster_centers_)
         return d.reshape(x.shape[0], self.cluster_centers_.shape[0])
 
     def score(self, X: Any, y: Any = None) -> float:
         """Opposite of the inertia of ``X`` against the centers (float64), as scikit-learn."""
         x = self._x(X)
-        _, inertia = _fn("kmeans_predict", x.dtype)(x, self.cluster_centers_)
+        _, inertia = core_fn("kmeans_predict", x.dtype)(x, self.cluster_centers_)
         return -float(inertia)
 
 
@@ -225,8 +129,8 @@ class KMeans(_CenterModel):
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
         cv.check_choice(self.algorithm, "algorithm", _ALGORITHMS)
-        dtype = _resolve_dtype(self.dtype, X)
-        x = _matrix(X, "X", dtype)
+        dtype = resolve_dtype(self.dtype, X)
+        x = as_matrix(X, "X", dtype)
         n, d = x.shape
         if k > n:
             raise ValueError(f"n_clusters: n_clusters={k} must be <= n_samples={n}")
@@ -248,7 +152,7 @@ class KMeans(_CenterModel):
         best = None
         with _progress.bar(self.progress, "KMeans") as cb:
             for r in range(n_init):
-                out = _fn("kmeans_fit", dtype)(
+                out = core_fn("kmeans_fit", dtype)(
                     x,
                     k,
                     init_name,
@@ -338,7 +242,7 @@ class MiniBatchKMeans(_CenterModel):
         d = x.shape[1]
         if isinstance(self.init, str):
             cv.check_choice(self.init, "init", _INITS)
-            c = _fn("kmeans_init", x.dtype)(x, k, self.init, seed)
+            c = core_fn("kmeans_init", x.dtype)(x, k, self.init, seed)
             return c.reshape(k, d)
         return cv.as_array(self.init, "init", x.dtype, ndim=2, shape=(k, d)).copy()
 
@@ -346,7 +250,7 @@ class MiniBatchKMeans(_CenterModel):
         """One mini-batch step on rows ``x``; returns the sum of squared center shifts."""
         c = self.cluster_centers_
         k = c.shape[0]
-        labels, _ = _fn("kmeans_predict", x.dtype)(x, c)
+        labels, _ = core_fn("kmeans_predict", x.dtype)(x, c)
         cnt = np.bincount(labels, minlength=k).astype(np.float64)
         sums = np.empty((k, x.shape[1]), dtype=np.float64)
         for j in range(x.shape[1]):
@@ -366,8 +270,8 @@ class MiniBatchKMeans(_CenterModel):
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
         seed = _check_seed(self.seed)
         if not hasattr(self, "cluster_centers_"):
-            dtype = _resolve_dtype(self.dtype, X)
-            x = _matrix(X, "X", dtype)
+            dtype = resolve_dtype(self.dtype, X)
+            x = as_matrix(X, "X", dtype)
             if k > x.shape[0]:
                 raise ValueError(
                     f"n_clusters: n_clusters={k} must be <= the {x.shape[0]} rows of the first chunk"
@@ -390,8 +294,8 @@ class MiniBatchKMeans(_CenterModel):
         max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)
-        dtype = _resolve_dtype(self.dtype, X)
-        x = _matrix(X, "X", dtype)
+        dtype = resolve_dtype(self.dtype, X)
+        x = as_matrix(X, "X", dtype)
         n, d = x.shape
         if k > n:
             raise ValueError(f"n_clusters: n_clusters={k} must be <= n_samples={n}")
@@ -407,7 +311,7 @@ class MiniBatchKMeans(_CenterModel):
         self.n_features_in_ = d
         self._counts = np.zeros(k, dtype=np.float64)
         self.n_steps_ = 0
-        abs_tol = tol * float(_fn("column_moments", dtype)(x)[1].mean()) if tol > 0 else 0.0
+        abs_tol = tol * float(core_fn("column_moments", dtype)(x)[1].mean()) if tol > 0 else 0.0
         rng = np.random.default_rng(seed)
         n_iter = 0
         with _progress.bar(self.progress, "MiniBatchKMeans", unit="pass") as cb:
@@ -424,7 +328,7 @@ class MiniBatchKMeans(_CenterModel):
                 if shift <= abs_tol:
                     break
         self.n_iter_ = n_iter
-        labels, inertia = _fn("kmeans_predict", dtype)(x, self.cluster_centers_)
+        labels, inertia = core_fn("kmeans_predict", dtype)(x, self.cluster_centers_)
         self.labels_ = labels
         self.inertia_ = float(inertia)
         return self
@@ -436,74 +340,3 @@ class MiniBatchKMeans(_CenterModel):
         s = dict(self.__dict__)
         s.pop("_last_labels", None)
         return s
-
-
-class StandardScaler(_Base):
-    """Centers each column on its mean and scales it to unit variance (scikit-learn's
-    StandardScaler: population standard deviation, constant columns scaled by 1).
-
-    Fitted attributes: ``mean_``, ``var_``, ``scale_`` (float64), ``n_features_in_``,
-    ``n_samples_seen_``. ``transform`` keeps float32 input in float32.
-    """
-
-    _STATE_KIND = "growthmachine.insight.StandardScaler"
-    _STATE_VERSION = 1
-    _PARAMS = ("with_mean", "with_std")
-
-    def __init__(self, *, with_mean: bool = True, with_std: bool = True):
-        self.with_mean = with_mean
-        self.with_std = with_std
-
-    def fit(self, X: Any, y: Any = None) -> StandardScaler:
-        for p in ("with_mean", "with_std"):
-            if not isinstance(getattr(self, p), bool):
-                raise TypeError(f"{p}: must be True or False, got {getattr(self, p)!r}")
-        dtype = _resolve_dtype(None, X)
-        x = _matrix(X, "X", dtype)
-        # std is computed scaled (exact even where var overflows, e.g. values of 1e200)
-        mean, var, scale = _fn("column_moments", dtype)(x)
-        self.mean_ = mean if self.with_mean else None
-        self.var_ = var if self.with_std else None
-        if self.with_std:
-            scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
-            self.scale_ = scale
-        else:
-            self.scale_ = None
-        self.n_features_in_ = x.shape[1]
-        self.n_samples_seen_ = x.shape[0]
-        return self
-
-    def _xs(self, X: Any) -> np.ndarray:
-        self._check_fitted("n_features_in_")
-        dtype = _resolve_dtype(None, X)
-        x = self._input(X, dtype, self.n_features_in_)
-        if not (_core.all_finite(x.reshape(-1)) if dtype == np.float64 else np.isfinite(x).all()):
-            bad = int(np.flatnonzero(~np.isfinite(x.reshape(-1)))[0])
-            raise ValueError(
-                f"X: must be finite, found {x.reshape(-1)[bad]} at row {bad // x.shape[1]}, "
-                f"column {bad % x.shape[1]}"
-            )
-        return x
-
-    def transform(self, X: Any) -> np.ndarray:
-        """``(X - mean_) / scale_`` as a new array of X's float dtype."""
-        x = self._xs(X)
-        out = x.copy()
-        if self.with_mean:
-            out -= self.mean_.astype(x.dtype)
-        if self.with_std:
-            out /= self.scale_.astype(x.dtype)
-        return out
-
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """``X * scale_ + mean_``."""
-        x = self._xs(X)
-        out = x.copy()
-        if self.with_std:
-            out *= self.scale_.astype(x.dtype)
-        if self.with_mean:
-            out += self.mean_.astype(x.dtype)
-        return out
-
-    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
-        return self.fit(X).transform(X)

@@ -13,7 +13,15 @@ from .. import _core
 from .features import features as _features
 from .value import BetaGeo
 
-__all__ = ["STAGES", "LifecycleRules", "lifecycle", "transition_matrix", "lifecycle_transitions"]
+__all__ = [
+    "STAGES",
+    "LifecycleRules",
+    "as_rules",
+    "lifecycle",
+    "lifecycle_transitions",
+    "stage_codes",
+    "transition_matrix",
+]
 
 #: Stage names in lifecycle order (the categories of :func:`lifecycle`'s result).
 STAGES = ("prospect", "new", "growing", "mature", "at-risk", "dormant", "churned")
@@ -58,7 +66,9 @@ class LifecycleRules:
         return [float(v) for v in asdict(self).values()]
 
 
-def _rules(rules: Any) -> LifecycleRules:
+def as_rules(rules: Any) -> LifecycleRules:
+    """``rules`` as :class:`LifecycleRules`: itself, the defaults for None, or a dict of its fields
+    (``ValueError`` naming unknown keys, ``TypeError`` for anything else)."""
     if rules is None:
         return LifecycleRules()
     if isinstance(rules, LifecycleRules):
@@ -92,7 +102,7 @@ def lifecycle(
     directly (probabilities in [0, 1]). ``rules``: :class:`LifecycleRules`, a dict of its
     fields, or None for the defaults. Features where every user is a prospect need no model.
     """
-    r = _rules(rules)
+    r = as_rules(rules)
     n_tx = _col(features, "n_transactions")
     age = _col(features, "T")
     dsl = _col(features, "days_since_last")
@@ -127,7 +137,9 @@ def lifecycle(
     )
 
 
-def _codes(s: Any, name: str) -> np.ndarray:
+def stage_codes(s: Any, name: str) -> np.ndarray:
+    """Stage names (or a categorical of :data:`STAGES`) as uint8 codes in :data:`STAGES` order;
+    ``ValueError`` naming ``name`` for an unknown stage."""
     if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
         cats = list(s.cat.categories)
         if cats == list(STAGES):
@@ -165,7 +177,9 @@ def transition_matrix(
     b = b.astype(object).where(b.notna(), "prospect")
     k = len(STAGES)
     m = _core.insight_transitions(
-        np.ascontiguousarray(_codes(b, "before")), np.ascontiguousarray(_codes(after, "after")), k
+        np.ascontiguousarray(stage_codes(b, "before")),
+        np.ascontiguousarray(stage_codes(after, "after")),
+        k,
     ).reshape(k, k)
     df = pd.DataFrame(m.astype(np.int64), index=list(STAGES), columns=list(STAGES))
     df.index.name, df.columns.name = "from", "to"

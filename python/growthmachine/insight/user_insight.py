@@ -1,8 +1,8 @@
-"""One-stop user insight: features, value models, lifecycle, clusters and cells in one ``fit``,
-and the ``insight`` stage of ``growthmachine run``."""
+"""One-stop user insight: features, value models, lifecycle, clusters and cells in one ``fit``."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,8 +13,9 @@ from .._core import StateError
 from .._state import Versioned
 from .cells import TIER_NAMES, Cells, value_tiers
 from .features import features as _features
-from .kmeans import KMeans, StandardScaler
-from .lifecycle import LifecycleRules, _rules, lifecycle
+from .kmeans import KMeans
+from .lifecycle import LifecycleRules, as_rules, lifecycle
+from .scaler import StandardScaler
 from .value import BetaGeo, GammaGamma, clv
 
 __all__ = ["UserInsight", "CLUSTER_FEATURES"]
@@ -143,8 +144,9 @@ class UserInsight(Versioned):
     - ``labels_``: cluster per user (prospects' clusters are numbered after the buyers', from
       ``n_clusters_``); ``cluster_names_``: readable names (prospects': "prospects: ...");
     - ``value_tier_``: CLV quantile tier per user within its lifecycle stage (prospects 0);
-    - ``cells``: the :class:`Cells`; ``cell_``: cell id per user; ``cells_``: the cell profile
-      table (size, feature means, CLV, P(alive), stage mix);
+    - ``cell_model_``: the fitted :class:`Cells` (``labels_``, ``cells_``, ``n_cells_``); ``cell_``:
+      cell id per user; ``cells_``: the cell profile table (size, feature means, CLV, P(alive),
+      stage mix);
     - ``users_``: one table with user_id, stage, cluster, cluster_name, value_tier, cell_id,
       cell_label, p_alive, expected_purchases, clv.
 
@@ -154,7 +156,9 @@ class UserInsight(Versioned):
 
     _STATE_KIND = "insight.UserInsight"
     # 2: prospect clusters (n_prospect_clusters, prospect_* attributes)
-    _STATE_VERSION = 2
+    # 3: the fitted Cells is ``cell_model_`` (was ``cells``, without the trailing ``_``)
+    _STATE_VERSION = 3
+    _STATE_READS = (2,)
 
     def __init__(
         self,
@@ -181,7 +185,7 @@ class UserInsight(Versioned):
             min_cell_size, "min_cell_size", minimum=1, maximum=cv.I64_MAX
         )
         self.n_tiers = cv.check_int(n_tiers, "n_tiers", minimum=1, maximum=255)
-        self.rules = _rules(rules)
+        self.rules = as_rules(rules)
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
         self.horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
         self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
@@ -333,7 +337,7 @@ class UserInsight(Versioned):
             if self.n_tiers == 5
             else tuple(f"value tier {i + 1}" for i in range(self.n_tiers))
         )
-        self.cells = Cells.build(
+        self.cell_model_ = Cells.build(
             self.lifecycle_,
             labels,
             tiers,
@@ -342,8 +346,10 @@ class UserInsight(Versioned):
             cluster_centers=all_centers,
             tier_names=tier_names,
         )
-        self.cell_ = self.cells.labels_.astype(np.int64)
-        self.cells_ = self.cells.profile(f, clv=clv_v, p_alive=p_alive, expected_purchases=exp_p)
+        self.cell_ = self.cell_model_.labels_.astype(np.int64)
+        self.cells_ = self.cell_model_.profile(
+            f, clv=clv_v, p_alive=p_alive, expected_purchases=exp_p
+        )
         names_arr = np.asarray(self.cluster_names_, dtype=object)
         self.users_ = pd.DataFrame(
             {
@@ -353,13 +359,30 @@ class UserInsight(Versioned):
                 "cluster_name": names_arr[labels],
                 "value_tier": tiers,
                 "cell_id": self.cell_,
-                "cell_label": self.cells.cells_["label"].to_numpy()[self.cell_],
+                "cell_label": self.cell_model_.cells_["label"].to_numpy()[self.cell_],
                 "p_alive": p_alive,
                 "expected_purchases": exp_p,
                 "clv": clv_v,
             }
         )
         return self
+
+    @property
+    def cells(self) -> Cells:
+        """Deprecated alias of :attr:`cell_model_` (a fitted attribute ends in ``_``)."""
+        warnings.warn(
+            "UserInsight.cells is deprecated: use UserInsight.cell_model_ (the fitted Cells; "
+            "cells_ is the cell profile table)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.cell_model_
+
+    def _upgrade_state(self, version: int, state: dict[str, Any]) -> dict[str, Any]:
+        if version == 2 and "cells" in state:
+            state = dict(state)
+            state["cell_model_"] = state.pop("cells")
+        return state
 
     def _check(self) -> None:
         if not hasattr(self, "features_"):
@@ -371,7 +394,7 @@ class UserInsight(Versioned):
         out: dict[str, Any] = {
             "n_users": len(self.features_),
             "n_buyers": self.n_buyers_,
-            "n_cells": self.cells.n_cells_,
+            "n_cells": self.cell_model_.n_cells_,
             "n_clusters": self.n_clusters_,
             "n_prospect_clusters": self.n_prospect_clusters_,
             "total_clv": float(self.clv_.sum()),
@@ -386,59 +409,3 @@ class UserInsight(Versioned):
         if self.gammagamma_ is not None:
             out.update({f"gammagamma_{k}": v for k, v in self.gammagamma_.params_.items()})
         return out
-
-
-# ----------------------------------------------------------------------------------------------
-# growthmachine run
-
-
-def _auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve (rank formula, ties averaged)."""
-    label = label.astype(bool)
-    n1, n0 = int(label.sum()), int((~label).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def _truth_paragraph(pop: Any, ui: UserInsight) -> tuple[str, dict[str, float]] | None:
-    """Scoring only (never used for fitting): fitted heterogeneity vs the simulator's truth."""
-    truth = getattr(pop, "truth", None)
-    if not isinstance(truth, pd.DataFrame) or ui.bgnbd_ is None or "user_id" not in truth:
-        return None
-    t = truth.set_index("user_id").reindex(ui.features_["user_id"].to_numpy())
-    buyers = ~ui.features_["is_prospect"].to_numpy()
-    parts, kpis = [], {}
-    p = ui.bgnbd_.params_
-    if "purchase_rate" in t:
-        true_rate = float(np.nanmean(t["purchase_rate"].to_numpy()[buyers]))
-        kpis["truth_purchase_rate"] = true_rate
-        kpis["fitted_purchase_rate"] = p["r"] / p["alpha"]
-        parts.append(
-            f"mean purchase rate of buyers: fitted r/alpha = {p['r'] / p['alpha']:.4f} per day, "
-            f"true {true_rate:.4f}"
-        )
-    if "dropout_p" in t:
-        true_drop = float(np.nanmean(t["dropout_p"].to_numpy()[buyers]))
-        kpis["truth_dropout_p"] = true_drop
-        kpis["fitted_dropout_p"] = p["a"] / (p["a"] + p["b"])
-        parts.append(
-            f"mean dropout chance after a purchase: fitted a/(a+b) = "
-            f"{p['a'] / (p['a'] + p['b']):.4f}, true {true_drop:.4f}"
-        )
-    if "alive_at_end" in t:
-        alive = t["alive_at_end"].to_numpy()[buyers].astype(bool)
-        auc = _auc(ui.p_alive_[buyers], alive)
-        kpis["p_alive_auc"] = auc
-        parts.append(
-            f"P(alive) ranks buyers truly alive at the end above the dead with AUC {auc:.3f} "
-            f"(mean P(alive) {ui.p_alive_[buyers].mean():.3f} vs true alive share {alive.mean():.3f})"
-        )
-    if not parts:
-        return None
-    text = (
-        "Scoring against the simulator's hidden truth (not used for fitting; BG/NBD assumes "
-        "homogeneous-form heterogeneity, the simulator mixes archetypes): " + "; ".join(parts) + "."
-    )
-    return text, kpis

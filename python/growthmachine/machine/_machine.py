@@ -149,7 +149,7 @@ class Machine:
     def _setup_sessions(self, env: Any, periods: int) -> None:
         """The real-time session policy, budgeted over the whole run (see MachineConfig)."""
         from ..realtime import SessionPolicy
-        from ..realtime._world import _face, no_intervention, play
+        from ..realtime.world import face_value, no_intervention, play
 
         cfg = self.config
         self.session_policy_ = None
@@ -163,14 +163,14 @@ class Machine:
         budget = cfg.session_budget_share * cfg.period_budget(env.n_users) * periods
         self.session_policy_ = SessionPolicy(
             len(names), probe.n_features, seed=derive_seed(cfg.seed, "realtime"),
-            costs=np.array([_face(a) for a in names]), budget=budget,
+            costs=np.array([face_value(a) for a in names]), budget=budget,
             horizon=max(int(decisions), 1),
         )  # fmt: skip
 
     def _sessions(self, env: Any, period: int) -> dict[str, float]:
         """One period of site visits under the session policy, and the same visits with no
         intervention: the policy's incremental net value (GMV - incentive cost)."""
-        from ..realtime._world import no_intervention, play
+        from ..realtime.world import no_intervention, play
 
         sp = self.session_policy_
         if sp is None:
@@ -274,7 +274,7 @@ class Machine:
     def _step(self, env: Any, period: int, start: int, days: int) -> tuple[pd.DataFrame, dict]:
         """Plans one period; returns the treatments and what :meth:`_learn` needs."""
         from ..planning import planning_features
-        from ..touchpoint._scoring import world_reachable, world_segments
+        from ..touchpoint import world_reachable, world_segments
 
         cfg = self.config
         n = env.n_users
@@ -307,7 +307,7 @@ class Machine:
         scale = len(pool) / max(len(others), 1)
         tpp = self.tp_planner_
         conv_value = self._tp_value(self._conversion_value(env))
-        fitted_before = tpp.model is not None and tpp._fitted()
+        fitted_before = tpp.model is not None and tpp.is_fitted()
         fplan = None
         tp_keep = np.zeros(0, np.int64)  # users whose exposures are kept
         outside = None

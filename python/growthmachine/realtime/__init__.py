@@ -13,12 +13,14 @@ Policies (Rust cores, one uniform API)::
 :class:`LinUCB`, :class:`LinTS`, :class:`LogisticTS`, :class:`EpsilonGreedy`;
 :class:`BudgetPacer` (value minus price x cost, dual pacing to a budget);
 :class:`SessionPolicy` (multi-step visits, credit over the session);
-:mod:`growthmachine.realtime.ope` (IPS, SNIPS, DM, DR, switch-DR with confidence intervals).
+:mod:`growthmachine.realtime.ope` (IPS, SNIPS, DM, DR, switch-DR with confidence intervals);
+:mod:`growthmachine.realtime.world` (policies played on a stream of multi-step sessions, e.g.
+``gm.sim``'s ``env.sessions``: the comparison behind the benchmark, the notebook and the report).
 """
 
 from __future__ import annotations
 
-from . import ope
+from . import ope, world
 from ._stage import run_stage
 from .epsilon_greedy import EpsilonGreedy
 from .lints import LinTS
@@ -36,4 +38,5 @@ __all__ = [
     "SessionPolicy",
     "ope",
     "run_stage",
+    "world",
 ]

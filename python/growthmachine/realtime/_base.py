@@ -16,13 +16,18 @@ from .. import _convert as cv
 from .._core import RealtimePolicy, StateError
 
 
-def _restore(cls: type, data: bytes) -> Any:
+def restore(cls: type, data: bytes) -> Any:
     """Rebuilds a policy of class ``cls`` from its versioned state bytes (pickle, load)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise StateError(f"not a growthmachine {cls.__name__} state")
     obj = RealtimePolicy.__new__(cls, cls._ALGO, 1, 1)
     obj._set_state_bytes(bytes(data))
     return obj
+
+
+#: The name pickles written before ``restore`` became public refer to (pickle stores the function
+#: by its module and name): keep it so they still load.
+_restore = restore
 
 
 class PolicyMixin:
@@ -42,7 +47,7 @@ class PolicyMixin:
         )
 
     def __reduce__(self):
-        return (_restore, (type(self), self._state_bytes()))
+        return (restore, (type(self), self._state_bytes()))
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the policy's versioned state to ``path`` (read it back with ``load``)."""
@@ -55,7 +60,7 @@ class PolicyMixin:
     def load(cls, path: str | os.PathLike):
         """Reads a policy written by :meth:`save`; a corrupt, truncated or foreign file raises
         :class:`growthmachine.StateError`."""
-        return _restore(cls, Path(path).read_bytes())
+        return restore(cls, Path(path).read_bytes())
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

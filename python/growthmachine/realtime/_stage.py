@@ -6,29 +6,32 @@ from typing import Any
 
 import numpy as np
 
-from . import _world, toy
+from . import world as _world
 
 
 def run_stage(ctx: Any) -> None:
     """Pipeline stage ``realtime``: learns a budgeted session policy on the environment's visit
-    stream (``ctx.state.environment.sessions``; the toy world if there is none), compares it
+    stream (``ctx.state.environment.sessions``; without one, a ``gm.sim`` world of its own with as
+    many users as sessions per round, seeded from the run's seed), compares it
     with no intervention and with "exit offer to all" on the same sessions, and reports the
     learning curve and spend against the budget."""
     env = ctx.state.environment
     n = int(min(20_000, max(2_000, ctx.n_users // 5)))
     rounds = 20
     if env is not None and hasattr(env, "sessions"):
-
-        def make_batch(sd: int) -> Any:
-            return env.sessions(n, seed=ctx.seed_of("realtime", "sessions", sd))
-
         world = "the environment's session stream"
     else:
+        from .. import sim
 
-        def make_batch(sd: int) -> Any:
-            return toy.sessions(n, seed=ctx.seed_of("realtime", "sessions", sd))
+        pop = sim.Population.generate(
+            n, days=ctx.days, seed=ctx.seed_of("realtime", "population"), progress=False
+        )
+        env = sim.Environment(pop, seed=ctx.seed_of("realtime", "environment"))
+        world = f"a simulated world of {n:,} users of its own (no environment was available)"
 
-        world = "the toy session world (no environment was available)"
+    def make_batch(sd: int) -> Any:
+        return env.sessions(n, seed=ctx.seed_of("realtime", "sessions", sd))
+
     ctx.log(f"[realtime] {rounds} rounds of {n:,} sessions on {world}")
     summary, runs, sp = _world.compare(
         make_batch, n=n, rounds=rounds, seed=ctx.seed_of("realtime", "policy")

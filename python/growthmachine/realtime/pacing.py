@@ -9,7 +9,7 @@ import numpy as np
 from .. import _convert as cv
 from .._core import RealtimePacer, StateError
 from .._state import Versioned
-from ._base import _restore
+from ._base import restore
 
 
 class BudgetPacer(Versioned):
@@ -168,7 +168,7 @@ class BudgetPacer(Versioned):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         try:
-            self.policy = _restore(state["policy_class"], state["policy"])
+            self.policy = restore(state["policy_class"], state["policy"])
             self._pacer = RealtimePacer._from_state_bytes(state["pacer"])
             self._costs, self._m, self.charge = state["costs"], state["m"], state["charge"]
         except (KeyError, TypeError) as e:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _convert as cv
 from .._core import RealtimePacer, StateError
 from .._state import Versioned
-from ._base import _restore
+from ._base import restore
 from .epsilon_greedy import EpsilonGreedy
 from .lints import LinTS
 from .linucb import LinUCB
@@ -48,8 +48,8 @@ class SessionPolicy(Versioned):
     when observed, and ``horizon`` counts decisions (steps). The hard cap reserves the face value
     of every outstanding offer until its cost is revealed, so with large lockstep batches and a
     budget far below the unconstrained spend, spend ends somewhat below the budget (about 80% in
-    the toy world with a budget of 2% of the unconstrained spend); that is the price of never
-    exceeding it.
+    the tests' toy session world with a budget of 2% of the unconstrained spend); that is the
+    price of never exceeding it.
 
     Lockstep use with a batch of sessions (e.g. ``env.sessions(n)``)::
 
@@ -270,7 +270,7 @@ class SessionPolicy(Versioned):
     def _set_state(self, state: dict[str, Any]) -> None:
         try:
             state = dict(state)
-            models = [_restore(c, b) for c, b in state.pop("models")]
+            models = [restore(c, b) for c, b in state.pop("models")]
             pacer = state.pop("pacer")
             self.__dict__.update(state)
             self.models = models

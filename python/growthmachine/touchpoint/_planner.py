@@ -156,7 +156,7 @@ class FrequencyPlan(Versioned):
         )
 
 
-def _users(users: Any) -> np.ndarray:
+def check_users(users: Any) -> np.ndarray:
     u = cv.as_array(users, "users", np.int64)
     if (u < 0).any():
         raise ValueError(f"users: must be >= 0, found {u.min()}")
@@ -294,7 +294,7 @@ class FrequencyPlanner:
         group = np.where(group < 0, len(seg), group)
         return np.clip(inc, 0.0, 1.0), np.clip(opt, 0.0, 1.0), group.astype(np.uint32)
 
-    def _fitted(self) -> bool:
+    def is_fitted(self) -> bool:
         """The model has curves for every channel of the planner (until then, everyone
         explores)."""
         m = self.model
@@ -331,7 +331,7 @@ class FrequencyPlanner:
         it (the Lagrangian of that constraint); the certificate's bound adds price x cap.
         """
         t0 = time.perf_counter()
-        u = _users(users)
+        u = check_users(users)
         n = len(u)
         c_n = len(self.channels)
         budget = cv.check_number(budget, "budget", minimum=0.0)
@@ -367,7 +367,7 @@ class FrequencyPlanner:
             seg_labels = np.zeros(n, np.int64) if segment is None else np.asarray(segment)
             if len(seg_labels) != n:
                 raise ValueError(f"segment: has length {len(seg_labels)}, expected {n}")
-            fitted = self._fitted()
+            fitted = self.is_fitted()
             if fitted:
                 inc, opt, group = self._model_curves(seg_labels)
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
@@ -446,7 +446,7 @@ class FrequencyPlanner:
                             lp_gap=(bound - (cert["lp_value"] + optout_price * p_oo.sum()))
                             / scale)  # fmt: skip
         else:
-            cert = _empty_certificate(self.channels, budget)
+            cert = empty_certificate(self.channels, budget)
         if fitted and len(ex):
             self._perturb(rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts)
         forecast = {"conversions": float("nan"), "optouts": float("nan")}
@@ -676,7 +676,7 @@ def _random_true(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return w.argmax(1)
 
 
-def _empty_certificate(channels: Sequence[Channel], budget: float) -> dict[str, Any]:
+def empty_certificate(channels: Sequence[Channel], budget: float) -> dict[str, Any]:
     names = ["budget"] + [f"capacity:{c.name}" for c in channels]
     out = {
         "objective": 0.0,

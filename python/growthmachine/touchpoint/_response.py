@@ -84,7 +84,7 @@ def _categorical(x: Any) -> tuple[np.ndarray, np.ndarray] | None:
 def _column_codes(log: Any, col: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A label column -> (codes, uniques); categoricals are read by their codes (no strings)."""
     if col in cv.columns(log, "log"):
-        cat = None if cv._is_polars(log) else _categorical(log[col])
+        cat = None if cv.is_polars(log) else _categorical(log[col])
         if cat is not None:
             codes, categories = cat
             if codes.size and codes.min() < 0:
@@ -422,7 +422,7 @@ class ResponseModel(Versioned):
     @staticmethod
     def _lookup(x: Any, name: str, known: list[Any]) -> np.ndarray:
         """Labels -> uint32 codes; unknown labels get ``len(known)``."""
-        raw = cv._to_numpy_raw(x, name)
+        raw = cv.to_numpy_raw(x, name)
         if raw.ndim != 1:
             raise ValueError(f"{name}: expected a 1-d array, got shape {raw.shape}")
         if raw.size == 0:

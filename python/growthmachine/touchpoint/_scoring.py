@@ -19,14 +19,14 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core
-from ._planner import FrequencyPlan, FrequencyPlanner, _empty_certificate, _users
+from ._planner import FrequencyPlan, FrequencyPlanner, check_users, empty_certificate
 
 _CONSENT = {"push": "push_opt_in", "sms": "sms_opt_in", "email": "email_opt_in"}
 
 
 def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
     """Bool ``(n_users, n_channels)``: consent (and the app for push) and no opt-out yet."""
-    u = _users(users)
+    u = check_users(users)
     names = [getattr(c, "name", c) for c in channels]
     pop = env.population.users
     opted = env.opted_out()
@@ -49,7 +49,7 @@ def world_segments(env: Any, users: Any) -> np.ndarray:
     and acquisition channel: ~800 segments) leave ~100 randomised rows per segment at 100k users,
     too few for the spread of the curves to be estimated: every segment then gets its channel's
     curve and the plans were worse (benchmarks/RESULTS.md, touchpoint world)."""
-    users = _users(users)
+    users = check_users(users)
     p = env.population.users
     s = env.state()
     rec = env.day - s["last_order_day"].to_numpy()[users]
@@ -74,7 +74,7 @@ def fixed_plan(
 ) -> FrequencyPlan:
     """A plan with given channel codes (``-1``: none) and exposure counts per user, laid out as
     the planner lays out its own (for baselines and truth curves)."""
-    u = _users(users)
+    u = check_users(users)
     n = len(u)
     c_n = len(planner.channels)
     ch = cv.as_array(channel, "channel", np.int64, shape=(n,))
@@ -87,7 +87,7 @@ def fixed_plan(
     names = [c.name for c in planner.channels]
     costs = np.array([c.unit_cost for c in planner.channels])
     spent = float((costs[np.minimum(ch8, c_n - 1)] * lv32).sum())
-    cert = _empty_certificate(planner.channels, budget)
+    cert = empty_certificate(planner.channels, budget)
     reached = lv32 > 0
     freq = pd.Series(lv32[reached].astype(np.int64)).value_counts().sort_index()
     return FrequencyPlan(
@@ -140,7 +140,7 @@ def uniform_plan(
     reachable: Any = None, start_day: int = 0,
 ) -> FrequencyPlan:  # fmt: skip
     """Every targeted user who can be reached on ``channel`` gets ``exposures`` exposures."""
-    u = _users(users)
+    u = check_users(users)
     c = _channel_code(planner, channel)
     ok = np.ones(len(u), bool) if reachable is None else np.asarray(reachable)[:, c]
     return fixed_plan(planner, u, np.where(ok, c, -1), np.where(ok, exposures, 0),
@@ -153,7 +153,7 @@ def max_caps_plan(
 ) -> FrequencyPlan:  # fmt: skip
     """As many exposures as the caps allow on ``channel``, to random users until the budget
     is spent."""
-    u = _users(users)
+    u = check_users(users)
     c = _channel_code(planner, channel)
     top = int(planner.levels[planner.allowed_[c]].max())
     cost = planner.channels[c].unit_cost * top
@@ -200,7 +200,7 @@ def true_curves(
     """The world's exact incremental conversion and opt-out probability of every user at every
     (channel, level) of the planner, shaped ``(n_users, n_channels, n_levels)``, each level laid
     out as the planner lays it out (**scoring only**). Unreachable pairs are 0."""
-    u = _users(users)
+    u = check_users(users)
     n, c_n, l_n = len(u), len(planner.channels), len(planner.levels)
     start = env.day if start_day is None else start_day
     reach = (

@@ -1,6 +1,7 @@
-"""A small multi-step session world (browse -> cart -> exit intent -> purchase/leave) with the
-contract of ``growthmachine.sim``'s ``env.sessions(n, seed)``, for tests, demos and as the
-fallback world of :func:`run_stage` when no simulator is available.
+"""Test helper: a small multi-step session world (browse -> cart -> exit intent ->
+purchase/leave) with the contract of ``growthmachine.sim``'s ``env.sessions(n, seed)``, whose
+rules are simple enough for tests to state what a policy must learn (formerly
+``growthmachine.realtime.toy``; the package itself uses ``gm.sim``).
 
 Interventions: ``guide`` at browse helps users who need guidance reach the cart (its payoff
 arrives two steps later, at checkout); coupons in the cart and an exit coupon raise conversion

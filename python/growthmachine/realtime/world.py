@@ -1,5 +1,6 @@
-"""Playing policies on a stream of multi-step sessions (the world of ``growthmachine.sim`` or
-the toy world): the comparison behind the benchmark, the notebook and the report section."""
+"""Playing policies on a stream of multi-step sessions (the world of ``growthmachine.sim``, or any
+batch with the contract of its ``env.sessions``): the comparison behind the benchmark, the
+notebook and the report section."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def compare(
     rule = play(make_batch, exit_offer_to_all, n, rounds, seed)
     decisions = float(base["decisions"].mean()) * n * rounds
     budget = budget_share * float(rule["cost"].sum()) * n
-    face = np.array([_face(a) for a in names])
+    face = np.array([face_value(a) for a in names])
     sp = SessionPolicy(
         len(names),
         probe.n_features,
@@ -115,7 +116,7 @@ def compare(
     return summary, runs, sp
 
 
-def _face(name: str) -> float:
+def face_value(name: str) -> float:
     """Face value of an incentive from its name (coupon_5 -> 5); free shipping and the exit
     coupon are valued at 10 (upper bounds used only for the hard budget check)."""
     if name.startswith("coupon_"):

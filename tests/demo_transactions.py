@@ -1,5 +1,6 @@
-"""A small BG/NBD + Gamma-Gamma transaction-log simulator (numpy) for tests, notebooks and
-benchmarks when the full ``growthmachine.sim`` population is not needed."""
+"""Test helper: a small BG/NBD + Gamma-Gamma transaction-log simulator (numpy) whose parameters
+are known, for the insight tests that need a log drawn from the models' own assumptions rather
+than the full ``growthmachine.sim`` population (formerly ``growthmachine.insight._demo``)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,75 @@
+"""The entry point :func:`solve`: checks the arguments, picks the method and hands the problem to
+the Rust core (or to HiGHS)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import _convert as cv
+from .. import _progress
+from ._highs import solve_highs
+from ._problem import Problem
+from ._solution import Solution, solution_of
+
+__all__ = ["METHODS", "solve"]
+
+METHODS = ("auto", "dual", "exact", "lp", "highs")
+
+
+def _prices_of(warm_start: Any, problem: Problem) -> list[float] | None:
+    if warm_start is None:
+        return None
+    if isinstance(warm_start, Solution):
+        p = warm_start.prices
+    elif isinstance(warm_start, (Mapping, pd.Series)):
+        p = pd.Series(warm_start)
+    else:
+        a = cv.as_array(warm_start, "warm_start", np.float64, shape=(len(problem.resources),))
+        return [float(x) for x in a]
+    p = pd.Series(p).reindex(problem.resources).fillna(0.0)
+    return [float(x) for x in p.to_numpy(dtype=np.float64)]
+
+
+def solve(
+    problem: Problem,
+    method: str = "auto",
+    tol: float = 1e-4,
+    time_limit: float | None = None,
+    warm_start: Solution | Mapping[str, float] | Any = None,
+    progress: bool | None = None,
+    *,
+    max_iter: int = 500,
+    seed: int = 0,
+) -> Solution:
+    """Solves ``problem``; see the module docs for the methods. ``warm_start``: a previous
+    :class:`Solution` (or prices by resource) to start the dual method from."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem: must be an allocate.Problem, got {type(problem).__name__}")
+    cv.check_choice(method, "method", METHODS)
+    tol = cv.check_number(tol, "tol", minimum=0, strict_min=True)
+    if time_limit is not None:
+        time_limit = cv.check_number(time_limit, "time_limit", minimum=0)
+    max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+    seed = cv.check_int(seed, "seed", minimum=0)
+    if method == "auto":
+        method = "exact" if problem.n_candidates <= 200 else "dual"
+    t0 = time.perf_counter()
+    if method == "highs":
+        out = solve_highs(problem, integer=True, time_limit=time_limit)
+    else:
+        with _progress.bar(progress, f"allocate ({method})") as cb:
+            out = problem._run(
+                method,
+                tol=tol,
+                max_iter=max_iter,
+                time_limit=time_limit,
+                warm_start=_prices_of(warm_start, problem),
+                seed=seed,
+                progress=cb,
+            )
+    return solution_of(problem, out, method, time.perf_counter() - t0)
