@@ -325,11 +325,15 @@ pub fn usage_from<T: Real>(p: &Problem<'_, T>, counts: &[u64], pair: &[f64]) -> 
 /// The users' choices as one flag per candidate (1 = chosen), in parallel: user `i` takes its
 /// choice at the prices `mix[j]`, `j` drawn from the weights `cum` (cumulative, ending at 1) by a
 /// hash of `i` and `seed`: a rounding of the convex combination of the iterates' choices.
+///
+/// `first` is the index of the problem's first user among all users (non-zero for a block of a
+/// larger problem): the draw depends on the user's index among all users, not on the block.
 pub fn assign<T: Real>(
     p: &Problem<'_, T>,
     mix: &[Prices],
     cum: &[f64],
     seed: u64,
+    first: u64,
     ctl: &Control,
 ) -> Result<Vec<u8>> {
     let n = p.n_users();
@@ -358,7 +362,8 @@ pub fn assign<T: Real>(
                 let j = if mix.len() == 1 {
                     0
                 } else {
-                    let h = (crate::rng::mix64(i as u64 ^ seed) >> 11) as f64 / (1u64 << 53) as f64;
+                    let h = (crate::rng::mix64((first + i as u64) ^ seed) >> 11) as f64
+                        / (1u64 << 53) as f64;
                     cum.iter().position(|c| h < *c).unwrap_or(mix.len() - 1)
                 };
                 choose_user(p, &mix[j], i, buf, |k, _| part[k - base] = 1);

@@ -10,6 +10,7 @@
 //! certified LP gap from the aggregated primal, integer plan by repair) and [`exact::solve_exact`]
 //! (the same model through good_lp: clarabel for the LP, microlp for small MIPs).
 
+pub mod block;
 pub mod dual;
 pub mod exact;
 pub mod generate;

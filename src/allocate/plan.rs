@@ -48,7 +48,7 @@ impl Plan {
         let t0 = Instant::now();
         let mut flags = match choices {
             Some(f) => f,
-            None => assign(p, mix, cum, seed, ctl)?,
+            None => assign(p, mix, cum, seed, 0, ctl)?,
         };
         trace(t0, "  assign");
         let margin = match finish {

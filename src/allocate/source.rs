@@ -8,15 +8,11 @@
 //! implementation: the driver's part (prices, level method, Newton steps, certificate) runs on
 //! the summed results.
 
-use super::kernel::{
-    pass_jacobian, pass_multi, JacobianPass, PassOut, Prices, Users, USERS_PER_CHUNK,
-};
+use super::kernel::{pass_jacobian, pass_multi, JacobianPass, PassOut, Prices, Users};
 use super::plan::{Finish, Plan};
 use super::{Limit, Problem, Real};
 use crate::control::Control;
 use crate::error::Result;
-use crate::rng::mix64;
-use rayon::prelude::*;
 
 /// What the solver asks of the source for the integer plan.
 #[derive(Clone, Debug)]
@@ -84,11 +80,7 @@ impl<T: Real> Source<T> for Local<'_, '_, T> {
     }
 
     fn sample(&mut self, key: u64, stride: u64, _ctl: &Control) -> Result<SubProblem<T>> {
-        let sample: Vec<u32> = (0..self.p.n_users() as u32)
-            .into_par_iter()
-            .with_min_len(USERS_PER_CHUNK)
-            .filter(|&i| mix64(i as u64 ^ key) % stride == 0)
-            .collect();
+        let sample = super::block::sample_users(self.p.n_users(), 0, key, stride);
         Ok(SubProblem::gather(self.p, &sample))
     }
 

@@ -197,7 +197,7 @@ fn jacobian_pass_agrees_with_pass_and_finite_differences() {
         let mut flags = vec![7u8; p.nnz()];
         let jp = pass_jacobian(&p, &Prices::new(&p, &q), h, Some(&mut flags), &ctl).unwrap();
         let pr = Prices::new(&p, &q);
-        let assigned = kernel::assign(&p, std::slice::from_ref(&pr), &[1.0], 0, &ctl).unwrap();
+        let assigned = kernel::assign(&p, std::slice::from_ref(&pr), &[1.0], 0, 0, &ctl).unwrap();
         assert_eq!(flags, assigned, "the choices written by the pass");
         // The same choices as a plain pass.
         assert_eq!(jp.out.picks, base.picks);

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod allocate;
+mod allocate_blocks;
 pub(crate) mod args;
 mod insight;
 mod planning;
@@ -267,6 +268,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     insight::register(m)?;
     allocate::register(m)?;
+    allocate_blocks::register(m)?;
     planning::register(m)?;
     realtime::register(m)?;
     touchpoint::register(m)?;
