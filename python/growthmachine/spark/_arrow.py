@@ -27,7 +27,8 @@ Checks before any job
     ``as_of=None`` costs no second pass).
 
 Arrow <-> numpy
-    :func:`gather` concatenates a task's batches into one table (a partition's users in one core
+    :func:`map_in_arrow` is ``DataFrame.mapInArrow`` (without pyspark's irrelevant pandas-version
+    warning), :func:`gather` concatenates a task's batches into one table (a partition's users in one core
     call), :func:`numpy_column` converts one column with the package's own checks
     (``growthmachine._convert.as_array``), :func:`record_batches` builds output batches from
     numpy columns in a declared schema, :func:`spark_type` maps numpy dtypes to Spark types.
@@ -36,6 +37,7 @@ Arrow <-> numpy
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +58,7 @@ __all__ = [
     "configure",
     "driver_task_cpus",
     "gather",
+    "map_in_arrow",
     "numpy_column",
     "rebatch",
     "recommended_conf",
@@ -151,6 +154,14 @@ def use_task_threads(fallback: int = 1) -> int:
         except ValueError:  # more CPUs than the cap of 4 threads per CPU of this machine
             pass
     return gm.get_num_threads()
+
+
+def map_in_arrow(df: DataFrame, fn: Any, schema: T.StructType) -> DataFrame:
+    """``df.mapInArrow(fn, schema)`` without pyspark's warning about pandas >= 3 (it checks the
+    pandas version even for this Arrow-only path, which never builds a pandas frame)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        return df.mapInArrow(fn, schema)
 
 
 # -- checks before any job ----------------------------------------------------------------------

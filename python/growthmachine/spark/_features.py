@@ -143,7 +143,7 @@ def features(
         ar.driver_task_cpus(spark),
     )
     with ar.session_conf(spark):
-        per_user = log.mapInArrow(run, schema).localCheckpoint(eager=True)
+        per_user = ar.map_in_arrow(log, run, schema).localCheckpoint(eager=True)
         thresholds = _quintile_thresholds(per_user)
     # score = 1 + the number of thresholds the value exceeds (buyers; 0 for prospects)
     scores = {}
