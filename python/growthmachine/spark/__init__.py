@@ -29,8 +29,9 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from None
 
 from ._features import features
+from ._score import score
 
-__all__ = ["features", "solve"]
+__all__ = ["features", "score", "solve"]
 
 
 def __getattr__(name: str):
