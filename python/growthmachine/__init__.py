@@ -11,7 +11,9 @@ Modules (imported lazily, ``import growthmachine as gm`` then ``gm.sim``, ``gm.i
   per-user plan, the feedback loop);
 - ``gm.realtime``: online learning, budget pacing and offline policy evaluation;
 - ``gm.machine`` (``gm.Machine``, ``gm.MachineConfig``): the modules in one closed loop, period
-  after period, scored against marketers' baselines on the world's truth.
+  after period, scored against marketers' baselines on the world's truth;
+- ``gm.spark`` (optional extra ``growthmachine[spark]``): features, scoring and allocation on
+  Apache Spark with the same cores.
 
 Conventions shared by every module are documented in ``growthmachine._convert`` (input tables and
 arrays, validation), ``growthmachine._progress`` (progress bars) and ``growthmachine._state``
@@ -70,11 +72,15 @@ def get_num_threads() -> int:
 
 _MACHINE = ("Machine", "MachineConfig")
 
+#: Modules that need an optional extra: reachable as ``gm.NAME`` but not listed by ``dir(gm)``,
+#: so that introspection works without the extra installed.
+_OPTIONAL = ("spark",)
+
 
 def __getattr__(name: str):
     if name in _MACHINE:
         return getattr(importlib.import_module(f"{__name__}.machine"), name)
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _OPTIONAL:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'growthmachine' has no attribute {name!r}")
 

@@ -174,20 +174,26 @@ def features(
     trend_window = cv.check_int(trend_window, "trend_window", minimum=1, maximum=2**31 - 1)
     cv.check_choice(output, "output", cv.OUTPUTS)
     with _progress.bar(progress, "features") as cb:
-        uids, vals, names, r, f, m = _core.insight_features(
-            uid, day, amt, as_of_i, cat, ids, signup, trend_window, cb
-        )
+        result = _core.insight_features(uid, day, amt, as_of_i, cat, ids, signup, trend_window, cb)
+    return cv.to_output(_columns(result, cat is not None), output)
+
+
+def _columns(result: tuple, has_category: bool, *, scores: bool = True) -> dict[str, np.ndarray]:
+    """The output columns, in :data:`FEATURE_COLUMNS` order, from ``_core.insight_features``'s
+    result (also used by ``growthmachine.spark``, which computes the RFM scores over every
+    partition's buyers itself: ``scores=False`` leaves them out)."""
+    uids, vals, names, r, f, m = result
     out: dict[str, Any] = {"user_id": uids}
     col = dict(zip(names, vals, strict=True))
     out["is_prospect"] = col["n_transactions"] == 0
     for name in names:
-        if name == "n_categories" and cat is None:
+        if name == "n_categories" and not has_category:
             continue
         v = col[name]
         out[name] = v.astype(np.int64) if name in _INT_COLUMNS else v
-    out["r_score"] = r
-    out["f_score"] = f
-    out["m_score"] = m
-    out["rfm_score"] = r.astype(np.int16) * 100 + f.astype(np.int16) * 10 + m
-    order = [c for c in FEATURE_COLUMNS if c in out]
-    return cv.to_output({c: out[c] for c in order}, output)
+    if scores:
+        out["r_score"] = r
+        out["f_score"] = f
+        out["m_score"] = m
+        out["rfm_score"] = r.astype(np.int16) * 100 + f.astype(np.int16) * 10 + m
+    return {c: out[c] for c in FEATURE_COLUMNS if c in out}
