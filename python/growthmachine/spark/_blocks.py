@@ -107,7 +107,8 @@ class BlockSource:
         self.meta = meta
         self.gather_min = gather_min
         self.gather_max = gather_max
-        #: The plan the solver settled on last: (mix, cum, seed, users, flags) for the write.
+        #: The plan the solver settled on last, for the write: (mix, cum, seed, gathered users,
+        #: their candidates' offsets and flags).
         self.final: tuple | None = None
         self.passes = 0
         self.pass_seconds = 0.0
@@ -199,7 +200,7 @@ class BlockSource:
             if not wrong.any() or want >= n:
                 break
             want = min(n, 4 * want)
-        self.final = (mix, cum, seed, g["users"], r["flags"])
+        self.final = (mix, cum, seed, g["users"], g["indptr"], r["flags"])
         return fixed_value + float(r["objective"]), list(usage)
 
 

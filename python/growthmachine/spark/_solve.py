@@ -1,0 +1,362 @@
+"""Distributed allocation: :func:`growthmachine.allocate.solve` over a candidate DataFrame held
+in Spark, by the same dual decomposition (LinkedIn's DuaLip does the same on Spark).
+
+The candidates are range-partitioned by user (a user never spans two blocks) and each partition
+becomes one block (``_core.AllocateBlock``, built once per Python worker and kept there); every
+iteration of the solver is one ``mapInArrow`` job in which the block kernel computes its users'
+best responses at the current prices and returns their sums; the driver runs the solver
+(``_core.allocate_solve_source``: prices, level method and Newton steps, bound, certificate) on
+the summed results (:mod:`growthmachine.spark._blocks`). A final job writes the assignment.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from .. import _convert as cv
+from .. import _core
+from ..allocate import certificate
+from ..allocate._problem import _bounds
+from . import _arrow
+from ._blocks import BlockSource, Meta, solve_blocks
+
+__all__ = ["solve", "SparkSolution"]
+
+#: Blocks built in this Python worker, by (solve token, block): kept across the solver's jobs.
+_BLOCKS: dict[tuple[str, int], tuple[Any, pa.Table]] = {}
+#: Most solves whose blocks a worker keeps (the oldest are dropped first).
+_KEEP_SOLVES = 2
+
+
+@dataclass
+class SparkSolution:
+    """The certificate of :func:`solve` (the fields of :class:`growthmachine.allocate.Solution`
+    but the assignment, which :func:`solve` returns as a Spark DataFrame) and how the work was
+    spread: ``partitions`` (blocks of users), ``jobs`` (Spark jobs of the solver), ``seconds``
+    (total), ``job_seconds`` (inside the solver's Spark jobs), ``driver_seconds`` (the rest:
+    the solver's steps on the driver and the set-up), ``gathered`` (users repaired on the
+    driver), ``spark_version``."""
+
+    objective: float
+    dual_bound: float
+    gap: float
+    lp_value: float
+    lp_gap: float
+    usage: pd.DataFrame
+    prices: pd.Series
+    status: str
+    message: str
+    history: pd.DataFrame
+    passes: int
+    partitions: int
+    jobs: int
+    seconds: float
+    job_seconds: float
+    driver_seconds: float
+    gathered: int
+    spark_version: str
+    method: str = "dual"
+    setup_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def iterations(self) -> int:
+        return len(self.history)
+
+
+def _usage_map(usage: Any) -> dict[str, str]:
+    if usage is None:
+        return {}
+    if isinstance(usage, Mapping):
+        return {str(k): str(v) for k, v in usage.items()}
+    if isinstance(usage, str):
+        return {usage: usage}
+    return {str(c): str(c) for c in usage}
+
+
+def _encode(tbl: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, tbl.schema) as w:
+        w.write_table(tbl)
+    return sink.getvalue()
+
+
+def _decode(b: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(b)).read_all().combine_chunks()
+
+
+def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_col: bool) -> Any:
+    """The block of this task, built once per worker and solve."""
+    key = (token, block)
+    hit = _BLOCKS.get(key)
+    if hit is not None:
+        return hit
+    tbl = _decode(data)
+    u = tbl.column("u").to_numpy()
+    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(u) else np.zeros(0, np.int64)
+    indptr = np.r_[starts, len(u)].astype(np.int64)
+    n_cols = len(meta.usage_resource)
+    lim = None
+    if limit_col:
+        lim = np.ascontiguousarray(tbl.column("lim").to_numpy()[starts], dtype=np.uint32)
+    blk = _core.AllocateBlock(
+        indptr,
+        np.ascontiguousarray(tbl.column("a").to_numpy(), dtype=np.uint32),
+        np.ascontiguousarray(tbl.column("v").to_numpy(), dtype=np.float64),
+        [
+            np.ascontiguousarray(tbl.column(f"u{c}").to_numpy(), dtype=np.float64)
+            for c in range(n_cols)
+        ],
+        meta.usage_resource,
+        meta.action_usage,
+        meta.n_actions,
+        meta.groups,
+        meta.limit,
+        lim,
+        meta.n_resources,
+        first,
+    )
+    tokens = list(dict.fromkeys(t for t, _ in _BLOCKS))
+    if token not in tokens and len(tokens) >= _KEEP_SOLVES:
+        for k in [k for k in _BLOCKS if k[0] == tokens[0]]:
+            del _BLOCKS[k]
+    _BLOCKS[key] = (blk, tbl)
+    return blk, tbl
+
+
+def solve(
+    candidates_df: DataFrame,
+    resources: Mapping[str, Any],
+    *,
+    user: str = "user",
+    action: str = "action",
+    value: str = "value",
+    usage: Sequence[str] | Mapping[str, str] | str | None = None,
+    action_usage: Mapping[str, Mapping[Any, float]] | None = None,
+    per_user_limit: int | str = 1,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    time_limit: float | None = None,
+    seed: int = 0,
+    partitions: int | None = None,
+    progress: bool | None = None,
+) -> tuple[DataFrame, SparkSolution]:
+    """Solves the allocation problem of ``candidates_df`` (one row per (user, action)
+    candidate, as :meth:`growthmachine.allocate.Problem.from_frame`) on Spark; returns the
+    assignment (a Spark DataFrame: user, action, value and the use of each resource of the
+    chosen rows) and the certificate (:class:`SparkSolution`).
+
+    ``per_user_limit``: an int, or the name of a column holding each user's limit (constant per
+    user). ``partitions``: blocks of users (default ``spark.sql.shuffle.partitions``).
+    Results do not depend on the number of partitions beyond the order of float sums.
+    """
+    t_start = time.perf_counter()
+    _arrow.check_dataframe(candidates_df, "candidates_df")
+    names, lower, upper = _bounds(resources)
+    umap = _usage_map(usage)
+    for c, r in umap.items():
+        if r not in names:
+            raise ValueError(f"usage: column {c!r} counts towards unknown resource {r!r}")
+    spec = {user: _arrow.ANY, action: _arrow.ANY, value: _arrow.NUMERIC}
+    spec.update({c: _arrow.NUMERIC for c in umap})
+    limit_col = isinstance(per_user_limit, str)
+    if limit_col:
+        spec[per_user_limit] = _arrow.INTEGER
+        limit = 1
+    else:
+        limit = cv.check_int(per_user_limit, "per_user_limit", minimum=0, maximum=2**32 - 1)
+    types = _arrow.check_columns(candidates_df, "candidates_df", spec)
+    tol = cv.check_number(tol, "tol", minimum=0, strict_min=True)
+    max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+    seed = cv.check_int(seed, "seed", minimum=0)
+    spark = candidates_df.sparkSession
+    if partitions is None:
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "8"))
+    partitions = cv.check_int(partitions, "partitions", minimum=1, maximum=1_000_000)
+    _arrow.check_values(
+        candidates_df,
+        "candidates_df",
+        types,
+        finite=[value, *umap],
+        nonnegative=[*umap, *([per_user_limit] if limit_col else [])],
+    )
+    acts = [r[0] for r in candidates_df.select(action).distinct().collect()]
+    actions = np.asarray(pd.Index(acts).sort_values())
+    n_actions = len(actions)
+    r_n = len(names)
+    au = np.zeros((n_actions, r_n))
+    if action_usage is not None:
+        if not isinstance(action_usage, Mapping):
+            raise TypeError("action_usage: must be a mapping {resource: {action: amount}}")
+        for res, amounts in action_usage.items():
+            if str(res) not in names:
+                raise ValueError(f"action_usage: unknown resource {res!r}")
+            s = pd.Series(amounts).reindex(pd.Index(actions)).fillna(0.0)
+            au[:, names.index(str(res))] = s.to_numpy(dtype=np.float64)
+    cols = list(dict.fromkeys(umap))
+    meta = Meta(
+        usage_resource=[names.index(umap[c]) for c in cols],
+        action_usage=np.ascontiguousarray(au.ravel()),
+        n_actions=n_actions,
+        groups=np.zeros(0, dtype=np.int32),
+        limit=int(limit),
+        lower=lower,
+        upper=upper,
+        names=names,
+    )
+    token = uuid.uuid4().hex
+    threads = _arrow.driver_task_cpus(spark)
+    action_values = pa.array(list(actions))
+    ucols = [user, action, value, *cols, *([per_user_limit] if limit_col else [])]
+
+    def encode(batches):
+        from pyspark import TaskContext
+
+        tbl = _arrow.gather(batches)
+        if tbl is None:
+            return
+        u = tbl.column(user)
+        a = pc.index_in(tbl.column(action), value_set=action_values).to_numpy()
+        order = np.lexsort((a, pc.rank(u, sort_keys="ascending", tiebreaker="dense").to_numpy()))
+        u = u.take(pa.array(order))
+        a = a[order]
+        un = pc.rank(u, sort_keys="ascending", tiebreaker="dense").to_numpy()
+        dup = (un[1:] == un[:-1]) & (a[1:] == a[:-1])
+        if dup.any():
+            j = int(np.argmax(dup))
+            raise ValueError(
+                f"candidates_df: user {u[j].as_py()!r} has action {actions[a[j]]!r} in more than "
+                f"one row; each (user, action) pair must appear once (merge them first)"
+            )
+        out = {
+            "u": pa.array(un),
+            "user": u,
+            "a": pa.array(a.astype(np.uint32)),
+            "v": tbl.column(value).take(pa.array(order)).cast(pa.float64()),
+        }
+        for c, name in enumerate(cols):
+            out[f"u{c}"] = tbl.column(name).take(pa.array(order)).cast(pa.float64())
+        if limit_col:
+            out["lim"] = tbl.column(per_user_limit).take(pa.array(order)).cast(pa.int64())
+        t = pa.table(out)
+        n_users = int(un.max()) if len(un) else 0
+        yield pa.RecordBatch.from_pydict(
+            {
+                "block": pa.array([TaskContext.get().partitionId()], pa.int32()),
+                "n_users": pa.array([n_users], pa.int64()),
+                "data": pa.array([_encode(t)], pa.binary()),
+            }
+        )
+
+    blocks_df = _arrow.map_in_arrow(
+        candidates_df.select(*ucols).repartitionByRange(partitions, user),
+        encode,
+        "block int, n_users long, data binary",
+    ).persist()
+    with _arrow.session_conf(spark):
+        counts = sorted((r[0], r[1]) for r in blocks_df.select("block", "n_users").collect())
+    firsts = {}
+    n_users = 0
+    for b, nu in counts:
+        firsts[b] = n_users
+        n_users += nu
+    t_setup = time.perf_counter() - t_start
+
+    def run(method: str, *args: Any) -> list[Any]:
+        def task(batches):
+            _arrow.use_task_threads(threads)
+            for batch in batches:
+                for b, data in zip(
+                    batch.column("block").to_pylist(), batch.column("data").to_pylist(), strict=True
+                ):
+                    blk, _ = _block(token, b, data, firsts[b], meta, limit_col)
+                    res = getattr(blk, method)(*args)
+                    yield pa.RecordBatch.from_pydict(
+                        {
+                            "block": pa.array([b], pa.int32()),
+                            "out": pa.array([pickle.dumps(res)], pa.binary()),
+                        }
+                    )
+
+        rows = _arrow.map_in_arrow(blocks_df, task, "block int, out binary").collect()
+        return [pickle.loads(r[1]) for r in sorted(rows, key=lambda r: r[0])]
+
+    src = BlockSource(run, n_users, meta)
+    out = solve_blocks(src, tol=tol, max_iter=max_iter, time_limit=time_limit, seed=seed)
+    cert = certificate(out, names, lower, upper)
+    # The assignment: every block's choices, with the driver's for the gathered users.
+    mix, cum, fseed, g_users, g_indptr, g_flags = src.final
+    g_users = np.asarray(g_users, dtype=np.uint64)
+    split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for b, nu in counts:
+        i0, i1 = np.searchsorted(g_users, [firsts[b], firsts[b] + nu])
+        split[b] = (
+            np.ascontiguousarray(g_users[i0:i1]),
+            np.ascontiguousarray(g_flags[g_indptr[i0] : g_indptr[i1]], dtype=np.uint8),
+        )
+    res_names = list(dict.fromkeys(umap[c] for c in cols))
+    out_schema = T.StructType(
+        [
+            T.StructField(user, types[user]),
+            T.StructField(action, types[action]),
+            T.StructField("value", T.DoubleType()),
+        ]
+        + [T.StructField(n, T.DoubleType()) for n in res_names]
+    )
+    arrow_out = to_arrow_schema(out_schema)
+
+    def write(batches):
+        _arrow.use_task_threads(threads)
+        for batch in batches:
+            for b, data in zip(
+                batch.column("block").to_pylist(), batch.column("data").to_pylist(), strict=True
+            ):
+                blk, tbl = _block(token, b, data, firsts[b], meta, limit_col)
+                users_b, flags_b = split.get(b, (np.zeros(0, np.uint64), np.zeros(0, np.uint8)))
+                pos = pa.array(blk.chosen(mix, cum, fseed, users_b, flags_b).astype(np.int64))
+                a = tbl.column("a").take(pos)
+                cols_out = [
+                    tbl.column("user").take(pos),
+                    action_values.take(a.cast(pa.int64())),
+                    tbl.column("v").take(pos),
+                ]
+                for n in res_names:
+                    acc = np.zeros(len(pos))
+                    for c, name in enumerate(cols):
+                        if umap[name] == n:
+                            acc += tbl.column(f"u{c}").take(pos).to_numpy()
+                    cols_out.append(pa.array(acc))
+                t = pa.Table.from_arrays(
+                    [x.cast(fld.type) for x, fld in zip(cols_out, arrow_out, strict=True)],
+                    schema=arrow_out,
+                )
+                yield from t.to_batches()
+
+    assignment = _arrow.map_in_arrow(blocks_df, write, out_schema)
+    seconds = time.perf_counter() - t_start
+    sol = SparkSolution(
+        **cert,
+        partitions=len(counts),
+        jobs=src.passes,
+        seconds=seconds,
+        job_seconds=src.pass_seconds,
+        driver_seconds=seconds - src.pass_seconds - t_setup,
+        gathered=src.gathered,
+        spark_version=spark.version,
+        setup_seconds=t_setup,
+    )
+    return assignment, sol
