@@ -20,11 +20,11 @@ CHILD = r"""
 import sys
 import numpy as np
 sys.path.insert(0, {tests!r})
-import conftest
+import spark_testing
 from pyspark.sql import SparkSession
 import growthmachine as gm
 
-conftest.worker_env()
+spark_testing.worker_env()
 spark = (
     SparkSession.builder.remote("local[2]")
     .config("spark.ui.enabled", "false")
@@ -34,7 +34,7 @@ spark = (
 assert type(spark).__module__.startswith("pyspark.sql.connect"), type(spark)
 tx = gm.sim.Population.generate(2_000, days=200, seed=5).transactions
 expected = gm.insight.features(tx, category="category")
-got = gm.spark.features(conftest.to_spark(spark, tx, 2), category="category", num_partitions=3)
+got = gm.spark.features(spark_testing.to_spark(spark, tx, 2), category="category", num_partitions=3)
 got = got.toArrow().to_pandas().sort_values("user_id").reset_index(drop=True)
 assert list(got.columns) == list(expected.columns)
 for c in expected.columns:
@@ -43,7 +43,7 @@ for c in expected.columns:
     )
 bg = gm.insight.BetaGeo().fit(expected)
 frame = expected[["user_id", "frequency", "recency", "T"]]
-out = gm.spark.score(conftest.to_spark(spark, frame, 2), bg, t=10.0)
+out = gm.spark.score(spark_testing.to_spark(spark, frame, 2), bg, t=10.0)
 out = out.toArrow().to_pandas().sort_values("user_id")
 np.testing.assert_array_equal(out["score"].to_numpy(), bg.expected_purchases(10.0, expected))
 print("connect ok", flush=True)

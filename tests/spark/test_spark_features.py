@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import to_spark
 from pyspark.sql import functions as F
+from spark_testing import to_spark
 
 import growthmachine as gm
 from growthmachine.spark import _features

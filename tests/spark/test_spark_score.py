@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import to_spark
 from pyspark.errors import PythonException
 from pyspark.sql import functions as F
+from spark_testing import to_spark
 
 import growthmachine as gm
 from growthmachine.planning.uplift import CellUplift, UpliftForest

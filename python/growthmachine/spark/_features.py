@@ -73,7 +73,7 @@ def features(
     num_partitions
         Partitions of the shuffle that co-locates each user's rows (default: the session's
         ``spark.sql.shuffle.partitions``). Each partition's rows go through the core in one
-        call, so a partition must fit in a Python worker's memory (about 30 bytes per row).
+        call, so a partition must fit in a Python worker's memory (about 40 bytes per row).
 
     Returns a DataFrame with the columns of ``growthmachine.insight.FEATURE_COLUMNS``
     (``n_categories`` only with ``category``) as Spark types: ``user_id``, ``n_transactions``,

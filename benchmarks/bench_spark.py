@@ -1,0 +1,301 @@
+"""Spark benchmarks: gm.spark against the same cores in-process, on one machine (local mode).
+
+    python -m benchmarks spark [--part {features,score,solve,all}] [--tx N] [--partitions P]
+
+One ``local[N]`` session (``--master``, default ``local[2]``); every part is a function
+``part_NAME(spark, args, table)`` registered in ``PARTS`` that adds rows to the shared table.
+
+- ``features``: ``gm.spark.features`` of ``--tx`` transactions (default 10M) read from Parquet
+  (8 files written first, so the scan is split over the cores), forced to the end with a
+  ``noop`` write, vs ``gm.insight.features`` on the same arrays in memory (and, for the cost of
+  getting the data, vs reading the same Parquet with pyarrow first). Target (issue 13): within
+  2x in-process.
+- ``score``: ``gm.spark.score`` of a BetaGeo (expected purchases in 30 days) over the features
+  of the ``features`` part's users vs ``BetaGeo.expected_purchases`` in-process.
+- ``solve``: distributed allocation (``gm.spark.solve``), added with it.
+
+Spark times are wall times on the driver (every job of the call); session start-up (about 12 s)
+is not counted, the first run of each part is a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import growthmachine as gm
+from benchmarks.bench_insight import make_log
+from benchmarks.harness import Table, measure, write_section
+
+PART_NAMES = ("features", "score", "solve")
+
+
+def session(master: str, partitions: int, memory: str):
+    """A local session with the settings of the README's recipe."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    root = str(Path(gm.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["PYTHONPATH"] = path
+    warnings.filterwarnings("ignore", message=".*pandas >= 3.0.0.*")
+    from pyspark.sql import SparkSession
+
+    from growthmachine.spark import _arrow
+
+    b = (
+        SparkSession.builder.master(master)
+        .appName("growthmachine-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.executorEnv.PYTHONPATH", path)
+    )
+    for k, v in _arrow.recommended_conf().items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _force(df) -> None:
+    """Runs every job of ``df`` without collecting it (Spark's ``noop`` sink)."""
+    df.write.format("noop").mode("overwrite").save()
+
+
+class _State:
+    """What parts hand on to later parts (the log, its Parquet copy, the features)."""
+
+    log: dict[str, np.ndarray] | None = None
+    parquet: str | None = None
+    features = None
+    verdicts: list[str] = []
+
+
+def part_features(spark, args, table: Table, state: _State) -> None:
+    n_users = max(1, args.tx // 10)
+    log = make_log(args.tx, n_users, seed=0, category=False)
+    state.log = log
+    tmp = Path(tempfile.mkdtemp(prefix="gm-bench-spark-"))
+    arrow = pa.table(log)
+    step = -(-args.tx // 8)
+    for i in range(8):
+        pq.write_table(
+            arrow.slice(i * step, step), tmp / f"part-{i}.parquet", row_group_size=1 << 20
+        )
+    state.parquet = str(tmp)
+    del arrow
+    as_of = int(log["day"].max())
+
+    inproc = measure(lambda: gm.insight.features(log, as_of), repeat=args.repeat, warmup=1)
+    state.features = inproc.result
+    read = measure(
+        lambda: gm.insight.features(pq.read_table(state.parquet), as_of), repeat=args.repeat
+    )
+    df = spark.read.parquet(state.parquet)
+    n_in = df.rdd.getNumPartitions()  # (an RDD call is fine here: the benchmark is classic)
+
+    def run():
+        out = gm.spark.features(df, as_of, num_partitions=args.partitions)
+        _force(out)
+        return out
+
+    sp = measure(run, repeat=args.repeat, warmup=1)
+    got = sp.result.toArrow().sort_by("user_id")
+    ref = inproc.result
+    same = all(
+        np.array_equal(
+            got.column(c).to_numpy().astype(float), ref[c].to_numpy().astype(float), equal_nan=True
+        )
+        for c in ref.columns
+    )
+    parts = _features_breakdown(spark, df, args, sp.result)
+    case = f"{args.tx:,} tx, {len(ref):,} users"
+    table.add(
+        case,
+        "gm.insight.features (in-process, arrays in memory)",
+        inproc.median,
+        1.0,
+        f"{gm.get_num_threads()} threads",
+    )
+    table.add(
+        case,
+        "pyarrow read_table + gm.insight.features",
+        read.median,
+        read.median / inproc.median,
+        "same Parquet files as Spark reads",
+    )
+    table.add(
+        case,
+        f"gm.spark.features ({args.master})",
+        sp.median,
+        sp.median / inproc.median,
+        f"{n_in} input partitions, {args.partitions} shuffle partitions; every job until a noop "
+        f"write; equal to in-process: {same}; times {', '.join(f'{t:.1f}' for t in sp.times)} s",
+    )
+    ratio, ratio_read = sp.median / inproc.median, sp.median / read.median
+    state.verdicts.append(
+        f"Target of issue 13, gm.spark.features within 2x in-process: "
+        f"{'met' if ratio <= 2 else 'not met'} ({ratio:.1f}x the in-process time on arrays in "
+        f"memory, {ratio_read:.1f}x in-process including reading the same Parquet). The rows "
+        "'of which' run pieces of the call alone on the same data (they overlap: the identity "
+        "pass includes the shuffle, and returns all 10 rows per user where the features pass "
+        "returns one): Spark's own data path, the shuffle that co-locates users and the Arrow "
+        "round trip to the Python workers, is most of the time; the core's own share is about "
+        "the in-process time."
+    )
+    for what, m, note in parts:
+        table.add(case, f"of which: {what}", m.median, m.median / inproc.median, note)
+
+
+def _features_breakdown(spark, df, args, out) -> list:
+    """Where the time of gm.spark.features goes: its pieces run alone, same data."""
+    from pyspark.sql import functions as F
+
+    from growthmachine.spark import _arrow, _features
+
+    types = {c: df.schema[c].dataType for c in ("user_id", "day", "amount")}
+    check = measure(
+        lambda: _arrow.check_values(
+            df,
+            "transactions",
+            types,
+            finite=("amount",),
+            nonnegative=("amount",),
+            extra={"day_max": F.max("day")},
+        ),
+        repeat=args.repeat,
+    )
+    shuffled = df.repartition(args.partitions, "user_id")
+    shuffle = measure(lambda: _force(shuffled), repeat=args.repeat)
+
+    def identity(batches):
+        yield from batches
+
+    arrow = measure(
+        lambda: _force(_arrow.map_in_arrow(shuffled, identity, df.schema)), repeat=args.repeat
+    )
+    per_user = out.drop("r_score", "f_score", "m_score", "rfm_score").localCheckpoint()
+    thresholds = measure(lambda: _features._quintile_thresholds(per_user), repeat=args.repeat)
+    return [
+        (
+            "checking aggregation",
+            check,
+            "one scan: nulls, NaN, negative amounts, day range, default as_of",
+        ),
+        ("shuffle by user", shuffle, "repartition(user) + noop write, no Python"),
+        (
+            "shuffle + Arrow to Python and back",
+            arrow,
+            "the same with an identity mapInArrow: the data path without the core",
+        ),
+        ("RFM thresholds", thresholds, "two small jobs over one row per user"),
+    ]
+
+
+def part_score(spark, args, table: Table, state: _State) -> None:
+    if state.features is None:
+        part_features(spark, args, table, state)
+    feats = state.features
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bg = gm.insight.BetaGeo().fit(feats)
+    cols = ["user_id", "frequency", "recency", "T"]
+    inproc = measure(lambda: bg.expected_purchases(30.0, feats), repeat=args.repeat, warmup=1)
+    tmp = Path(state.parquet) / "features"
+    tmp.mkdir(exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(feats[cols], preserve_index=False), tmp / "f.parquet")
+    df = spark.read.parquet(str(tmp)).repartition(args.partitions).cache()
+    df.count()
+    sp = measure(
+        lambda: _force(gm.spark.score(df, bg, t=30.0, check=False)), repeat=args.repeat, warmup=1
+    )
+    chk = measure(lambda: _force(gm.spark.score(df, bg, t=30.0)), repeat=args.repeat)
+    df.unpersist()
+    case = f"BetaGeo expected purchases, {len(feats):,} users"
+    table.add(case, "BetaGeo.expected_purchases (in-process)", inproc.median, 1.0, "")
+    table.add(
+        case,
+        f"gm.spark.score ({args.master}, check=False)",
+        sp.median,
+        sp.median / inproc.median,
+        f"{args.partitions} partitions (cached input)",
+    )
+    table.add(
+        case,
+        f"gm.spark.score ({args.master}, check=True)",
+        chk.median,
+        chk.median / inproc.median,
+        "plus the checking aggregation",
+    )
+
+
+def part_solve(spark, args, table: Table, state: _State) -> None:
+    try:
+        from growthmachine.spark import solve  # noqa: F401
+    except ImportError:
+        print("solve: gm.spark.solve is not on this branch yet; skipped", flush=True)
+        return
+    raise NotImplementedError("the solve part is added with gm.spark.solve")
+
+
+PARTS = {"features": part_features, "score": part_score, "solve": part_solve}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks spark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--part", choices=(*PART_NAMES, "all"), default="all")
+    ap.add_argument("--tx", type=int, default=10_000_000, help="transactions (features)")
+    ap.add_argument("--partitions", type=int, default=8, help="shuffle partitions")
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", default="8g")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
+    args = ap.parse_args(argv)
+    import pyspark
+
+    t0 = time.perf_counter()
+    spark = session(args.master, args.partitions, args.driver_memory)
+    start = time.perf_counter() - t0
+    table = Table(["case", "implementation", "median s", "x in-process", "notes"])
+    state = _State()
+    parts = PART_NAMES if args.part == "all" else (args.part,)
+    try:
+        for p in parts:
+            PARTS[p](spark, args, table, state)
+    finally:
+        spark.stop()
+        if state.parquet:
+            shutil.rmtree(state.parquet, ignore_errors=True)
+    cmd = "python -m benchmarks spark " + " ".join(argv)
+    body = (
+        f"Spark {pyspark.__version__} in local mode (`{args.master}`: 2 task slots of "
+        f"spark.task.cpus = 1, so one core thread per task), "
+        f"spark.sql.execution.arrow.maxRecordsPerBatch = 1,000,000, session start-up "
+        f"{start:.1f} s (not counted). Median of {args.repeat} runs after one warm-up. "
+        "Others were compiling on the same 2 cores during the run: see the load average.\n\n"
+        + table.markdown()
+        + "".join(f"\n\n{v}" for v in state.verdicts)
+    )
+    print(body)
+    if not args.no_write:
+        write_section("spark", "Spark (gm.spark, local mode)", command=cmd.strip(), body=body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
