@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -97,6 +98,12 @@ def _encode(tbl: pa.Table) -> bytes:
 
 def _decode(b: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(b)).read_all().combine_chunks()
+
+
+def _cached(token: str, block: int) -> Any:
+    """The block built by an earlier task in this worker, or ``None``. (A module-level function:
+    task closures reach the worker's ``_BLOCKS`` through it, not a pickled copy.)"""
+    return _BLOCKS.get((token, block))
 
 
 def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_col: bool) -> Any:
@@ -276,24 +283,57 @@ def solve(
         n_users += nu
     t_setup = time.perf_counter() - t_start
 
+    block_ids = [b for b, _ in counts]
+    # One row per block, in as many partitions: the jobs of the solver's passes run on these
+    # rows and find their block in the worker (built by an earlier job); only the blocks a
+    # worker has not built yet are sent, from blocks_df, in a second job.
+    probe_df = spark.range(0, len(block_ids), 1, len(block_ids))
+    jobs = {"probe": 0, "fallback": 0, "fallback_blocks": 0}
+
     def run(method: str, *args: Any) -> list[Any]:
-        def task(batches):
+        def answer(b: int, blk: Any) -> pa.RecordBatch:
+            res = getattr(blk, method)(*args)
+            return pa.RecordBatch.from_pydict(
+                {
+                    "block": pa.array([b], pa.int32()),
+                    "out": pa.array([pickle.dumps(res)], pa.binary()),
+                }
+            )
+
+        def probe(batches):
+            _arrow.use_task_threads(threads)
+            for batch in batches:
+                for i in batch.column("id").to_pylist():
+                    b = block_ids[i]
+                    hit = _cached(token, b)
+                    if hit is None:
+                        yield pa.RecordBatch.from_pydict(
+                            {
+                                "block": pa.array([b], pa.int32()),
+                                "out": pa.array([None], pa.binary()),
+                            }
+                        )
+                    else:
+                        yield answer(b, hit[0])
+
+        def build(batches):
             _arrow.use_task_threads(threads)
             for batch in batches:
                 for b, data in zip(
                     batch.column("block").to_pylist(), batch.column("data").to_pylist(), strict=True
                 ):
-                    blk, _ = _block(token, b, data, firsts[b], meta, limit_col)
-                    res = getattr(blk, method)(*args)
-                    yield pa.RecordBatch.from_pydict(
-                        {
-                            "block": pa.array([b], pa.int32()),
-                            "out": pa.array([pickle.dumps(res)], pa.binary()),
-                        }
-                    )
+                    yield answer(b, _block(token, b, data, firsts[b], meta, limit_col)[0])
 
-        rows = _arrow.map_in_arrow(blocks_df, task, "block int, out binary").collect()
-        return [pickle.loads(r[1]) for r in sorted(rows, key=lambda r: r[0])]
+        schema = "block int, out binary"
+        rows = {r[0]: r[1] for r in _arrow.map_in_arrow(probe_df, probe, schema).collect()}
+        jobs["probe"] += 1
+        missing = [b for b in block_ids if rows.get(b) is None]
+        if missing:
+            jobs["fallback"] += 1
+            jobs["fallback_blocks"] += len(missing)
+            part = blocks_df.where(F.col("block").isin(missing))
+            rows.update({r[0]: r[1] for r in _arrow.map_in_arrow(part, build, schema).collect()})
+        return [pickle.loads(rows[b]) for b in block_ids]
 
     src = BlockSource(run, n_users, meta)
     out = solve_blocks(src, tol=tol, max_iter=max_iter, time_limit=time_limit, seed=seed)
@@ -358,5 +398,6 @@ def solve(
         gathered=src.gathered,
         spark_version=spark.version,
         setup_seconds=t_setup,
+        extra=dict(jobs),
     )
     return assignment, sol
