@@ -7,9 +7,10 @@
 
 use super::kernel::{assign, reduced, Prices, USERS_PER_CHUNK};
 use super::plan::{plan_usage, Finish, Plan};
+use super::source::SubProblem;
 use super::{Problem, Real};
 use crate::control::Control;
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::rng::mix64;
 use rayon::prelude::*;
 
@@ -115,11 +116,82 @@ pub fn finish<T: Real>(
     )
 }
 
+/// The users with margin (see [`margins`]) at most `threshold`, copied out with their choices
+/// in `flags` (concatenated in user order): `(users, their data, their flags)`.
+pub fn gather<T: Real>(
+    p: &Problem<'_, T>,
+    flags: &[u8],
+    margin: &[f64],
+    threshold: f64,
+) -> (Vec<u32>, SubProblem<T>, Vec<u8>) {
+    let ids: Vec<u32> = (0..margin.len() as u32)
+        .filter(|&i| margin[i as usize] <= threshold)
+        .collect();
+    let sub = SubProblem::gather(p, &ids);
+    let mut f = Vec::with_capacity(sub.action.len());
+    for &i in &ids {
+        let (s, e) = (
+            p.indptr[i as usize] as usize,
+            p.indptr[i as usize + 1] as usize,
+        );
+        f.extend_from_slice(&flags[s..e]);
+    }
+    (ids, sub, f)
+}
+
+/// Positions of the chosen candidates of `flags` once the users `users` (ascending user
+/// indices among all users; the block starts at `first`) take the flags `over` instead
+/// (concatenated in that order).
+pub fn chosen_with<T: Real>(
+    p: &Problem<'_, T>,
+    mut flags: Vec<u8>,
+    first: u64,
+    users: &[u64],
+    over: &[u8],
+) -> Result<Vec<u64>> {
+    let n = p.n_users() as u64;
+    if users.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(CoreError::invalid("users", "must be strictly ascending"));
+    }
+    let mut need = 0usize;
+    for &u in users {
+        if u < first || u >= first + n {
+            return Err(CoreError::invalid(
+                "users",
+                format!("{u} is not in this block ({first}..{})", first + n),
+            ));
+        }
+        let i = (u - first) as usize;
+        need += (p.indptr[i + 1] - p.indptr[i]) as usize;
+    }
+    if need != over.len() {
+        return Err(CoreError::invalid(
+            "flags",
+            format!(
+                "the users' candidates number {need}, got {} flags",
+                over.len()
+            ),
+        ));
+    }
+    let mut at = 0usize;
+    for &u in users {
+        let i = (u - first) as usize;
+        let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
+        flags[s..e].copy_from_slice(&over[at..at + e - s]);
+        at += e - s;
+    }
+    Ok(flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| **f != 0)
+        .map(|(k, _)| k as u64)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::allocate::generate::{random, Spec};
-    use crate::allocate::source::SubProblem;
 
     #[test]
     fn blocks_draw_as_the_whole() {

@@ -244,18 +244,7 @@ impl AllocateBlock {
             let p = self.p();
             let flags = self.choices(&mix, &cum, seed, ctl)?;
             let m = block::margins(&p, &q, &flags);
-            let ids: Vec<u32> = (0..m.len() as u32)
-                .filter(|&i| m[i as usize] <= threshold)
-                .collect();
-            let sub = SubProblem::gather(&p, &ids);
-            let mut f = Vec::with_capacity(sub.action.len());
-            for &i in &ids {
-                let (s, e) = (
-                    p.indptr[i as usize] as usize,
-                    p.indptr[i as usize + 1] as usize,
-                );
-                f.extend_from_slice(&flags[s..e]);
-            }
+            let (ids, sub, f) = block::gather(&p, &flags, &m, threshold);
             let (value, usage) = block::value_usage(&self.meta.problem(&sub), &f);
             Ok((sub, ids, f, value, usage))
         })?;
@@ -284,45 +273,10 @@ impl AllocateBlock {
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let users = slice1("users", &users)?;
         let over = slice1("flags", &flags)?;
-        let n = self.n_users() as u64;
-        let indptr = &self.sub.indptr;
-        let mut need = 0usize;
-        for w in users.windows(2) {
-            if w[0] >= w[1] {
-                return Err(PyValueError::new_err("users: must be strictly ascending"));
-            }
-        }
-        for &u in users {
-            if u < self.first || u >= self.first + n {
-                return Err(PyValueError::new_err(format!(
-                    "users: {u} is not in this block ({}..{})",
-                    self.first,
-                    self.first + n
-                )));
-            }
-            let i = (u - self.first) as usize;
-            need += (indptr[i + 1] - indptr[i]) as usize;
-        }
-        if need != over.len() {
-            return Err(PyValueError::new_err(format!(
-                "flags: the users' candidates number {need}, got {} flags",
-                over.len()
-            )));
-        }
-        let mut flags = run_long(py, None, None, |ctl| self.choices(&mix, &cum, seed, ctl))?;
-        let mut at = 0usize;
-        for &u in users {
-            let i = (u - self.first) as usize;
-            let (s, e) = (indptr[i] as usize, indptr[i + 1] as usize);
-            flags[s..e].copy_from_slice(&over[at..at + e - s]);
-            at += e - s;
-        }
-        let chosen: Vec<u64> = flags
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| **f != 0)
-            .map(|(k, _)| k as u64)
-            .collect();
+        let chosen = run_long(py, None, None, |ctl| {
+            let flags = self.choices(&mix, &cum, seed, ctl)?;
+            block::chosen_with(&self.p(), flags, self.first, users, over)
+        })?;
         Ok(PyArray1::from_vec(py, chosen))
     }
 }

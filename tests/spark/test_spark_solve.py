@@ -31,12 +31,13 @@ def _frame(p: gm.allocate.Problem) -> tuple[pd.DataFrame, dict, dict, dict]:
 
 @pytest.fixture(scope="module")
 def instance(spark):
-    # 50k users x 20 candidates, 6 resources (2 per-candidate, 4 per-action), over 8 partitions
+    # 50k users x 20 candidates, 6 resources (2 per-candidate, 4 per-action), over 8 blocks
     p = gm.allocate.random_problem(50_000, 20, 20, 2, 4, seed=1)
     df, usage, au, resources = _frame(p)
-    asg, sol = solve(
-        spark.createDataFrame(df), resources, usage=usage, action_usage=au, partitions=8
-    )
+    # round-robin rows: every user's candidates are spread over the input partitions, so the
+    # solver must bring each user's rows together (range partitioning), not sum split users
+    scattered = spark.createDataFrame(df).repartition(7)
+    asg, sol = solve(scattered, resources, usage=usage, action_usage=au, partitions=8)
     return p, asg.toPandas(), sol
 
 

@@ -12,11 +12,15 @@ the summed results (:mod:`growthmachine.spark._blocks`). A final job writes the 
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,19 +104,25 @@ def _decode(b: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(b)).read_all().combine_chunks()
 
 
-def _cached(token: str, block: int) -> Any:
-    """The block built by an earlier task in this worker, or ``None``. (A module-level function:
-    task closures reach the worker's ``_BLOCKS`` through it, not a pickled copy.)"""
-    return _BLOCKS.get((token, block))
+def _spill(token: str) -> Path:
+    """The host-local directory where this solve's blocks are written once built: another Python
+    worker of the same host (Spark starts several, and a block's next task may land on any)
+    maps the block from there instead of receiving it again."""
+    return Path(tempfile.gettempdir()) / "growthmachine-spark" / token
 
 
-def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_col: bool) -> Any:
-    """The block of this task, built once per worker and solve."""
-    key = (token, block)
-    hit = _BLOCKS.get(key)
-    if hit is not None:
-        return hit
-    tbl = _decode(data)
+def _forget_old(token: str) -> None:
+    """Keeps the blocks of the last ``_KEEP_SOLVES`` solves in memory and on disk."""
+    tokens = list(dict.fromkeys(t for t, _ in _BLOCKS))
+    if token in tokens or len(tokens) < _KEEP_SOLVES:
+        return
+    old = tokens[0]
+    for k in [k for k in _BLOCKS if k[0] == old]:
+        del _BLOCKS[k]
+    shutil.rmtree(_spill(old), ignore_errors=True)
+
+
+def _make(token: str, block: int, tbl: pa.Table, first: int, meta: Meta, limit_col: bool) -> Any:
     u = tbl.column("u").to_numpy()
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(u) else np.zeros(0, np.int64)
     indptr = np.r_[starts, len(u)].astype(np.int64)
@@ -137,12 +147,43 @@ def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_co
         meta.n_resources,
         first,
     )
-    tokens = list(dict.fromkeys(t for t, _ in _BLOCKS))
-    if token not in tokens and len(tokens) >= _KEEP_SOLVES:
-        for k in [k for k in _BLOCKS if k[0] == tokens[0]]:
-            del _BLOCKS[k]
-    _BLOCKS[key] = (blk, tbl)
+    _forget_old(token)
+    _BLOCKS[(token, block)] = (blk, tbl)
     return blk, tbl
+
+
+def _cached(token: str, block: int, first: int, meta: Meta, limit_col: bool) -> Any:
+    """The block built by an earlier task of this worker or, mapped from the host's spill
+    directory, of another worker; ``None`` if neither. (A module-level function: task closures
+    reach the worker's ``_BLOCKS`` through it, not through a pickled copy.)"""
+    hit = _BLOCKS.get((token, block))
+    if hit is not None:
+        return hit
+    path = _spill(token) / f"{block}.arrow"
+    try:
+        tbl = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+        return None
+    return _make(token, block, tbl, first, meta, limit_col)
+
+
+def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_col: bool) -> Any:
+    """The block of this task (sent as ``data``), built once per worker and solve, and written
+    to the host's spill directory for the other workers."""
+    hit = _cached(token, block, first, meta, limit_col)
+    if hit is not None:
+        return hit
+    tbl = _decode(data)
+    try:
+        d = _spill(token)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{block}.{os.getpid()}.tmp"
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, tbl.schema) as w:
+            w.write_table(tbl)
+        os.replace(tmp, d / f"{block}.arrow")
+    except OSError:  # no writable local disk: each worker receives the block instead
+        pass
+    return _make(token, block, tbl, first, meta, limit_col)
 
 
 def solve(
@@ -305,7 +346,7 @@ def solve(
             for batch in batches:
                 for i in batch.column("id").to_pylist():
                     b = block_ids[i]
-                    hit = _cached(token, b)
+                    hit = _cached(token, b, firsts[b], meta, limit_col)
                     if hit is None:
                         yield pa.RecordBatch.from_pydict(
                             {
