@@ -106,3 +106,21 @@ def test_ctrl_c_interrupts_a_long_call_within_a_second(seconds_to_interrupt):
         "import growthmachine as gm\n", "gm._core._debug_long(1, 10**9, 200_000)", after=0.5
     )
     assert delay < 1.0
+
+
+def test_progress_stays_silent_when_ipykernel_is_merely_imported():
+    # pyspark imports IPython and ipykernel wherever they are installed; that is no kernel.
+    code = (
+        "import sys\n"
+        "try:\n"
+        "    import IPython, ipykernel  # noqa: F401\n"
+        "except ImportError:\n"
+        "    sys.exit(3)\n"
+        "from growthmachine import _progress\n"
+        "assert 'ipykernel' in sys.modules\n"
+        "assert not _progress.enabled(None)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if r.returncode == 3:
+        pytest.skip("IPython/ipykernel not installed")
+    assert r.returncode == 0, r.stderr

@@ -14,12 +14,24 @@ import sys
 from collections.abc import Callable, Iterator
 
 
+def _in_kernel() -> bool:
+    """True inside a running Jupyter kernel. Imported modules alone do not say it: pyspark, for
+    one, imports IPython and ipykernel wherever they are installed (to name notebook cells in its
+    errors), in scripts and in Spark's Python workers too."""
+    if "ipykernel" not in sys.modules:
+        return False
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return getattr(shell, "kernel", None) is not None
+
+
 def enabled(progress: bool | None) -> bool:
     if progress is not None:
         if not isinstance(progress, bool):
             raise TypeError(f"progress: must be True, False or None, got {type(progress).__name__}")
         return progress
-    if "ipykernel" in sys.modules:
+    if _in_kernel():
         return True
     try:
         return sys.stderr.isatty()
@@ -32,8 +44,8 @@ DELAY = 0.5
 
 
 def _tqdm():
-    """tqdm's notebook bar where ipywidgets is installed, its text bar elsewhere."""
-    if "ipykernel" in sys.modules:
+    """tqdm's notebook bar in a kernel where ipywidgets is installed, its text bar elsewhere."""
+    if _in_kernel():
         try:
             import ipywidgets  # noqa: F401
             from tqdm.notebook import tqdm

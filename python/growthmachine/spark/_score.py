@@ -2,8 +2,8 @@
 batch at a time.
 
 The model crosses to the executors by pickle: its bytes are captured in the task function's
-closure (Spark ships the closure with the job, and broadcasts it when it is large), and each task
-unpickles it once. Rust-backed models pickle through their versioned state, so what runs on the
+closure (Spark ships the closure with the job; classic PySpark broadcasts a closure larger than
+``spark.broadcast.UDFCompressionThreshold``, 1 MiB by default), and each task unpickles it once. Rust-backed models pickle through their versioned state, so what runs on the
 executors is the fitted model itself, and every row gets exactly what the in-process method gives
 (the methods below are row-wise: a row's result does not depend on the other rows of the call).
 
