@@ -1,5 +1,6 @@
 """gm.spark through Spark Connect (``SparkSession.builder.remote("local[2]")``, issue 13): the
-same answers as in-process when the client speaks to a Connect server.
+same answers as in-process (features, score and solve) when the client speaks to a Connect
+server.
 
 A local Connect server cannot start next to the classic session the other tests share (it would
 reuse that session's JVM, which has no Connect endpoint), so this test runs in a child
@@ -46,6 +47,27 @@ frame = expected[["user_id", "frequency", "recency", "T"]]
 out = gm.spark.score(spark_testing.to_spark(spark, frame, 2), bg, t=10.0)
 out = out.toArrow().to_pandas().sort_values("user_id")
 np.testing.assert_array_equal(out["score"].to_numpy(), bg.expected_purchases(10.0, expected))
+p = gm.allocate.random_problem(5_000, 8, 12, 1, 3, seed=6)
+users = np.repeat(np.arange(p.n_users), np.diff(p.indptr))
+import pandas as pd
+cands = pd.DataFrame(
+    {{"user": users, "action": p.action.astype(np.int64), "value": p.value, "cost": p.usage[0]}}
+)
+au = {{
+    name: {{a: float(p.action_usage[a, r]) for a in range(p.n_actions) if p.action_usage[a, r]}}
+    for r, name in enumerate(p.resources)
+    if p.action_usage[:, r].any()
+}}
+asg, sol = gm.spark.solve(
+    spark_testing.to_spark(spark, cands, 3),
+    dict(zip(p.resources, p.upper)),
+    usage={{"cost": p.resources[p.usage_resource[0]]}},
+    action_usage=au,
+    partitions=3,
+)
+ref = gm.allocate.solve(p)
+assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective), (sol.objective, ref.objective)
+assert np.isclose(asg.toArrow().column("value").to_numpy().sum(), sol.objective)
 print("connect ok", flush=True)
 spark.stop()
 """
@@ -61,7 +83,7 @@ def _connect_missing() -> str | None:
     return None
 
 
-def test_features_and_score_through_spark_connect():
+def test_features_score_and_solve_through_spark_connect():
     missing = _connect_missing()
     if missing:
         pytest.skip(missing)
