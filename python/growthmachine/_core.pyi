@@ -333,6 +333,88 @@ def allocate_random_instance(
     progress: Callable[[int, int], object] | None = None,
 ) -> dict[str, object]: ...
 
+# -- allocate over blocks of users held elsewhere (gm.spark.solve) ------------------------------
+
+class AllocateBlock:
+    def __new__(
+        cls,
+        indptr: npt.NDArray[np.int64],
+        action: npt.NDArray[np.uint32],
+        value: npt.NDArray[np.float64],
+        usage: list[npt.NDArray[np.float64]],
+        usage_resource: list[int],
+        action_usage: npt.NDArray[np.float64],
+        n_actions: int,
+        groups: npt.NDArray[np.int32],
+        limit: int,
+        limit_per_user: npt.NDArray[np.uint32] | None,
+        n_resources: int,
+        first: int,
+    ) -> AllocateBlock: ...
+    @property
+    def n_users(self) -> int: ...
+    def pass_(self, qs: list[list[float]]) -> list[tuple[float, float, list[float], int]]: ...
+    def jacobian(
+        self, q: list[float], h: float
+    ) -> tuple[float, float, list[float], int, list[float], int]: ...
+    def sample(self, key: int, stride: int) -> dict[str, object]: ...
+    def plan_stats(
+        self, mix: list[list[float]], cum: list[float], q: list[float], seed: int, k: int
+    ) -> tuple[float, list[float], list[float]]: ...
+    def gather(
+        self,
+        mix: list[list[float]],
+        cum: list[float],
+        q: list[float],
+        seed: int,
+        threshold: float,
+    ) -> dict[str, object]: ...
+    def chosen(
+        self,
+        mix: list[list[float]],
+        cum: list[float],
+        seed: int,
+        users: npt.NDArray[np.uint64],
+        flags: npt.NDArray[np.uint8],
+    ) -> npt.NDArray[np.uint64]: ...
+
+def allocate_solve_source(
+    source: object,
+    n_users: int,
+    usage_resource: list[int],
+    action_usage: npt.NDArray[np.float64],
+    n_actions: int,
+    groups: npt.NDArray[np.int32],
+    limit: int,
+    lower: list[float],
+    upper: list[float],
+    names: list[str],
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    time_limit: float | None = None,
+    sample: bool = True,
+    seed: int = 0,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, object]: ...
+def allocate_finish(
+    indptr: npt.NDArray[np.int64],
+    action: npt.NDArray[np.uint32],
+    value: npt.NDArray[np.float64],
+    usage: list[npt.NDArray[np.float64]],
+    limit_per_user: npt.NDArray[np.uint32] | None,
+    usage_resource: list[int],
+    action_usage: npt.NDArray[np.float64],
+    n_actions: int,
+    groups: npt.NDArray[np.int32],
+    limit: int,
+    lower: list[float],
+    upper: list[float],
+    flags: npt.NDArray[np.uint8],
+    q: list[float],
+    margin: float,
+    seed: int,
+) -> dict[str, object]: ...
+
 # --- planning ---
 
 class PlanningForest:
