@@ -19,6 +19,7 @@ pub mod error;
 pub mod numeric;
 pub mod parallel;
 pub mod rng;
+pub mod simd;
 pub mod state;
 
 pub mod allocate;

@@ -1,9 +1,9 @@
 //! Hand-written AVX2+FMA versions of the f32 hot spots (the generic code vectorises the dot
 //! products but not the running arg-min selections). Only called from code compiled with
-//! `avx2,fma` after run-time detection (see [`super::kernel::simd_fn`]).
+//! `avx2,fma` after run-time detection (the crate's one dispatch, [`crate::simd`]).
 #![cfg(target_arch = "x86_64")]
 
-use super::kernel::{P, W};
+use super::{P, W};
 use std::arch::x86_64::*;
 
 /// Dot-product tile of 4 rows x one block of 16 centers, returned as `cn - 2 x.c` per lane in
