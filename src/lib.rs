@@ -21,6 +21,7 @@ pub mod parallel;
 pub mod rng;
 pub mod simd;
 pub mod state;
+pub mod trace;
 
 pub mod allocate;
 pub mod insight;

@@ -428,9 +428,9 @@ fn scaling<T: Real>(p: &Problem<'_, T>, frac: f64, vs: f64) -> Scaling {
 }
 
 /// Developer timing trace of the solver's steps, on stderr when the environment variable
-/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise).
+/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise; read once, see [`crate::trace`]).
 fn trace(t0: Instant, what: &str) {
-    if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+    if crate::trace::alloc_trace() {
         eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
     }
 }

@@ -183,7 +183,7 @@ pub(super) fn newton<T: Real>(
             res.push(rr);
             est += y[r].abs().max(1e-3 * ymax) * rr.abs();
         }
-        if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+        if crate::trace::alloc_trace() {
             let residual = res.iter().map(|v| v.abs()).fold(0.0, f64::max);
             eprintln!(
                 "newton {it}: d {d:.9e} residual {residual:.2e} est {est:.2e} viol {viol:.2e} active {} events {}",
