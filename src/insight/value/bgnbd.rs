@@ -10,8 +10,8 @@ use super::optim::Likelihood;
 use super::{fit_warm, FitOptions, FitResult};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
-use crate::insight::special::{digamma, hyp2f1, lgamma, trigamma};
 use crate::parallel::CHUNK;
+use crate::special::{digamma, hyp2f1, lgamma, trigamma};
 use rayon::prelude::*;
 
 /// Compressed BG/NBD data.

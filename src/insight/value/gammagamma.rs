@@ -7,8 +7,8 @@ use super::optim::Likelihood;
 use super::{fit_warm, FitOptions, FitResult};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
-use crate::insight::special::{digamma, lgamma, trigamma};
 use crate::parallel::CHUNK;
+use crate::special::{digamma, lgamma, trigamma};
 use rayon::prelude::*;
 
 /// Compressed Gamma-Gamma data.
