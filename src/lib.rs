@@ -12,14 +12,18 @@
 //!   work is split into chunks of a fixed size (never by thread count), each chunk draws from its own
 //!   random stream ([`rng::stream`]), and partial results are reduced in chunk order;
 //! - persistent state goes through [`state`] (serde, with a kind and a format version);
-//! - maths more than one core needs lives once at this level ([`numeric`]).
+//! - maths more than one core needs lives once at this level ([`numeric`], [`special`], [`simd`],
+//!   and [`parallel::ordered`] for chunk-ordered reductions).
 
 pub mod control;
 pub mod error;
 pub mod numeric;
 pub mod parallel;
 pub mod rng;
+pub mod simd;
+pub mod special;
 pub mod state;
+pub mod trace;
 
 pub mod allocate;
 pub mod insight;

@@ -1,28 +1,41 @@
-//! Small numerical helpers shared by the cores: dense symmetric positive definite solves (value
-//! models' Newton steps and covariances, the touchpoint response model's Laplace approximation)
-//! and a numerically stable logistic function (realtime's logistic Thompson sampling, the
-//! touchpoint response model), and the upper concave hull of a multiple-choice item's options
-//! (touchpoint frequency levels, the world's oracle).
+//! Small numerical helpers shared by the cores, each written once: the Cholesky factor of a
+//! small dense symmetric positive definite matrix (realtime's policies) and the solves and
+//! inverses built on it (value models' Newton steps and covariances, the touchpoint response
+//! model's Laplace approximation); a dense solve with partial pivoting for systems that need not
+//! be positive definite (allocation's Newton steps on prices); a numerically stable logistic
+//! function (realtime's logistic Thompson sampling, the touchpoint response model, the world's
+//! sessions); and the upper concave hull of a multiple-choice item's options (touchpoint
+//! frequency levels, the world's oracle).
+
+/// Lower Cholesky factor `L` (row-major `d x d`, upper part zero) of the symmetric positive
+/// definite matrix `s` (row-major) into `l`; `false` if `s` is not numerically positive definite.
+pub fn cholesky(s: &[f64], d: usize, l: &mut [f64]) -> bool {
+    l[..d * d].fill(0.0);
+    for i in 0..d {
+        for j in 0..=i {
+            let mut sum = s[i * d + j];
+            for k in 0..j {
+                sum -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                if sum <= 0.0 || !sum.is_finite() {
+                    return false;
+                }
+                l[i * d + i] = sum.sqrt();
+            } else {
+                l[i * d + j] = sum / l[j * d + j];
+            }
+        }
+    }
+    true
+}
 
 /// Solves `h x = g` for a symmetric positive definite `k x k` matrix `h` (row-major) by
 /// Cholesky; `None` when `h` is not positive definite.
 pub fn cholesky_solve(h: &[f64], k: usize, g: &[f64]) -> Option<Vec<f64>> {
     let mut l = vec![0.0; k * k];
-    for i in 0..k {
-        for j in 0..=i {
-            let mut s = h[i * k + j];
-            for m in 0..j {
-                s -= l[i * k + m] * l[j * k + m];
-            }
-            if i == j {
-                if s <= 0.0 || !s.is_finite() {
-                    return None;
-                }
-                l[i * k + i] = s.sqrt();
-            } else {
-                l[i * k + j] = s / l[j * k + j];
-            }
-        }
+    if !cholesky(h, k, &mut l) {
+        return None;
     }
     let mut y = vec![0.0; k];
     for i in 0..k {
@@ -55,6 +68,43 @@ pub fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
         }
     }
     Some(inv)
+}
+
+/// Solves `a x = b` (a is `m x m`, row-major, any square matrix) by Gaussian elimination with
+/// partial pivoting; `None` if singular or if the solution is not finite.
+pub fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let m = b.len();
+    for col in 0..m {
+        let piv =
+            (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
+        if a[piv * m + col].abs() < 1e-300 {
+            return None;
+        }
+        if piv != col {
+            for k in 0..m {
+                a.swap(piv * m + k, col * m + k);
+            }
+            b.swap(piv, col);
+        }
+        for row in col + 1..m {
+            let f = a[row * m + col] / a[col * m + col];
+            if f != 0.0 {
+                for k in col..m {
+                    a[row * m + k] -= f * a[col * m + k];
+                }
+                b[row] -= f * b[col];
+            }
+        }
+    }
+    let mut x = vec![0.0; m];
+    for row in (0..m).rev() {
+        let mut s = b[row];
+        for k in row + 1..m {
+            s -= a[row * m + k] * x[k];
+        }
+        x[row] = s / a[row * m + row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
 /// The logistic function, stable for large `|t|` (no overflow of `exp`).

@@ -7,12 +7,46 @@
 //! A thread count is valid in `1..=`[`max_threads`] (checked by [`check_threads`], the one
 //! definition the Python API, the environment variable and the CLI all use).
 
+use crate::control::Control;
+use crate::error::Result;
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Rows per parallel chunk used by cores that have no better natural unit. Fixed, so that the
 /// split of the work, the random streams and the order of reductions do not depend on threads.
 pub const CHUNK: usize = 16_384;
+
+/// Chunks processed between two reductions of [`ordered`] (bounds the memory of partial results).
+pub const BATCH: usize = 64;
+
+/// The chunk-ordered reduction every core uses: runs `work(chunk_index, rows)` over the chunks of
+/// `ch` rows of `0..n` in parallel (`ch` a constant of the caller, never the thread count) and
+/// feeds the results to `reduce` in chunk order, so that float sums do not depend on the thread
+/// count. Batches of [`BATCH`] chunks bound the memory held; `ctl` is checked before each batch.
+pub fn ordered<R: Send>(
+    n: usize,
+    ch: usize,
+    ctl: &Control,
+    work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
+    mut reduce: impl FnMut(usize, R),
+) -> Result<()> {
+    let nc = n.div_ceil(ch);
+    let mut c0 = 0;
+    while c0 < nc {
+        ctl.check()?;
+        let c1 = (c0 + BATCH).min(nc);
+        let parts: Vec<R> = (c0..c1)
+            .into_par_iter()
+            .map(|c| work(c, c * ch..((c + 1) * ch).min(n)))
+            .collect();
+        for (i, r) in parts.into_iter().enumerate() {
+            reduce(c0 + i, r);
+        }
+        c0 = c1;
+    }
+    Ok(())
+}
 
 fn slot() -> &'static RwLock<Option<Arc<ThreadPool>>> {
     static POOL: OnceLock<RwLock<Option<Arc<ThreadPool>>>> = OnceLock::new();
@@ -110,7 +144,6 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rayon::prelude::*;
 
     #[test]
     fn pool_size_follows_setting() {

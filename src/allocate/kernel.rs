@@ -20,6 +20,7 @@
 use super::{Problem, Real};
 use crate::control::Control;
 use crate::error::Result;
+use crate::parallel;
 use rayon::prelude::*;
 
 /// Users per parallel chunk (fixed: results do not depend on the thread count).
@@ -193,12 +194,6 @@ pub struct PassOut {
     pub picks: u64,
 }
 
-struct ChunkFloats {
-    chunk: usize,
-    /// Per price vector: lsum, value, then the pair column sums.
-    vals: Vec<f64>,
-}
-
 /// One pass over `users` at prices `pr`.
 pub fn pass<T: Real>(
     p: &Problem<'_, T>,
@@ -213,8 +208,8 @@ pub fn pass<T: Real>(
 
 /// One pass over `users` evaluating every price vector of `prs` (the data is read once: a
 /// user's candidates stay in cache while they are priced K times), in parallel over fixed
-/// chunks. Integer counts are reduced in any order (exact); float sums per chunk are added in
-/// chunk order, so the result is identical for any number of threads.
+/// chunks ([`parallel::ordered`]): float sums per chunk are added in chunk order, so the result
+/// is identical for any number of threads.
 ///
 /// With `blocks > 1`, the users are split into that many blocks of whole chunks and the result
 /// is given per block (`out[j][b]`), for a disaggregated cutting-plane model.
@@ -233,57 +228,45 @@ pub fn pass_multi<T: Real>(
     let npc = p.pair_usage.len();
     let kk = prs.len();
     let width = 2 + npc;
-    type Acc = (Vec<u64>, Vec<ChunkFloats>, Vec<(f64, u32)>);
-    let (counts, mut floats): (Vec<u64>, Vec<ChunkFloats>) = (0..n_chunks)
-        .into_par_iter()
-        .fold(
-            || -> Acc { (vec![0u64; na * kk * blocks], Vec::new(), Vec::new()) },
-            |(mut cnt, mut fl, mut buf), c| {
-                let mut vals = vec![0.0f64; kk * width];
-                let boff = block_of(c) * kk * na;
-                if !ctl.is_cancelled() {
-                    let lo = c * USERS_PER_CHUNK;
-                    let hi = (lo + USERS_PER_CHUNK).min(n_items);
-                    for idx in lo..hi {
-                        let i = users.get(idx);
-                        for (j, pr) in prs.iter().enumerate() {
-                            let v = &mut vals[j * width..(j + 1) * width];
-                            let cj = &mut cnt[boff + j * na..boff + (j + 1) * na];
-                            choose_user(p, pr, i, &mut buf, |k, r| {
-                                v[0] += r;
-                                v[1] += p.value[k].into();
-                                cj[p.action[k] as usize] += 1;
-                                for (c, col) in p.pair_usage.iter().enumerate() {
-                                    v[2 + c] += col[k].into();
-                                }
-                            });
-                        }
-                    }
-                }
-                fl.push(ChunkFloats { chunk: c, vals });
-                (cnt, fl, buf)
-            },
-        )
-        .map(|(c, f, _)| (c, f))
-        .reduce(
-            || (vec![0u64; na * kk * blocks], Vec::new()),
-            |(mut ca, mut fa), (cb, fb)| {
-                for (x, y) in ca.iter_mut().zip(&cb) {
-                    *x += *y;
-                }
-                fa.extend(fb);
-                (ca, fa)
-            },
-        );
-    ctl.check()?;
-    floats.sort_unstable_by_key(|f| f.chunk);
+    let mut counts = vec![0u64; na * kk * blocks];
     let mut tot = vec![0.0; blocks * kk * width];
-    for f in &floats {
-        let off = block_of(f.chunk) * kk * width;
-        for (a, b) in tot[off..off + kk * width].iter_mut().zip(&f.vals) {
-            *a += *b;
+    let work = |_c: usize, range: std::ops::Range<usize>| {
+        let mut cnt = vec![0u64; kk * na];
+        let mut vals = vec![0.0f64; kk * width];
+        if !ctl.is_cancelled() {
+            let mut buf = Vec::new();
+            for idx in range {
+                let i = users.get(idx);
+                for (j, pr) in prs.iter().enumerate() {
+                    let v = &mut vals[j * width..(j + 1) * width];
+                    let cj = &mut cnt[j * na..(j + 1) * na];
+                    choose_user(p, pr, i, &mut buf, |k, r| {
+                        v[0] += r;
+                        v[1] += p.value[k].into();
+                        cj[p.action[k] as usize] += 1;
+                        for (c, col) in p.pair_usage.iter().enumerate() {
+                            v[2 + c] += col[k].into();
+                        }
+                    });
+                }
+            }
         }
-    }
+        (cnt, vals)
+    };
+    // Counts are exact; the float sums of each chunk are added in chunk order.
+    parallel::ordered(n_items, USERS_PER_CHUNK, ctl, work, |c, (cnt, vals)| {
+        let b = block_of(c);
+        for (x, y) in counts[b * kk * na..(b + 1) * kk * na].iter_mut().zip(&cnt) {
+            *x += *y;
+        }
+        for (a, v) in tot[b * kk * width..(b + 1) * kk * width]
+            .iter_mut()
+            .zip(&vals)
+        {
+            *a += *v;
+        }
+    })?;
+    ctl.check()?;
     Ok((0..kk)
         .map(|j| {
             (0..blocks)

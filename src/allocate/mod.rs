@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Developer timing trace of the solver's steps, on stderr when the environment variable
-/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise).
+/// `GM_ALLOC_TRACE` is set (for profiling; off otherwise; read once, see [`crate::trace`]).
 pub(crate) fn trace(t0: Instant, what: &str) {
-    if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+    if crate::trace::alloc_trace() {
         eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
     }
 }

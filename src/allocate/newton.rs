@@ -21,6 +21,7 @@ use super::source::Source;
 use super::{HistoryRow, Real};
 use crate::control::Control;
 use crate::error::Result;
+use crate::numeric::solve_dense;
 use std::time::Instant;
 
 /// Bounds and scales in the units the Newton steps work in (prices `y = q s / vs`, usage
@@ -50,43 +51,6 @@ impl Units<'_> {
         };
         (lo, hi)
     }
-}
-
-/// Solves `a x = b` (a is `m x m`, row-major) by Gaussian elimination with partial pivoting;
-/// `None` if singular.
-fn solve_linear(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
-    let m = b.len();
-    for col in 0..m {
-        let piv =
-            (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
-        if a[piv * m + col].abs() < 1e-300 {
-            return None;
-        }
-        if piv != col {
-            for k in 0..m {
-                a.swap(piv * m + k, col * m + k);
-            }
-            b.swap(piv, col);
-        }
-        for row in col + 1..m {
-            let f = a[row * m + col] / a[col * m + col];
-            if f != 0.0 {
-                for k in col..m {
-                    a[row * m + k] -= f * a[col * m + k];
-                }
-                b[row] -= f * b[col];
-            }
-        }
-    }
-    let mut x = vec![0.0; m];
-    for row in (0..m).rev() {
-        let mut s = b[row];
-        for k in row + 1..m {
-            s -= a[row * m + k] * x[k];
-        }
-        x[row] = s / a[row * m + row];
-    }
-    x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
 pub(super) struct NewtonOut {
@@ -219,7 +183,7 @@ pub(super) fn newton<T: Real>(
             res.push(rr);
             est += y[r].abs().max(1e-3 * ymax) * rr.abs();
         }
-        if std::env::var_os("GM_ALLOC_TRACE").is_some() {
+        if crate::trace::alloc_trace() {
             let residual = res.iter().map(|v| v.abs()).fold(0.0, f64::max);
             eprintln!(
                 "newton {it}: d {d:.9e} residual {residual:.2e} est {est:.2e} viol {viol:.2e} active {} events {}",
@@ -250,7 +214,7 @@ pub(super) fn newton<T: Real>(
             for i in 0..m {
                 a[i * m + i] -= ridge;
             }
-            let Some(dy) = solve_linear(a, res.clone()) else {
+            let Some(dy) = solve_dense(a, res.clone()) else {
                 break;
             };
             let out_of_range: Vec<usize> = act

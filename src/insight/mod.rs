@@ -4,5 +4,4 @@ pub mod cells;
 pub mod features;
 pub mod kmeans;
 pub mod lifecycle;
-pub mod special;
 pub mod value;

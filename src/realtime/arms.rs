@@ -3,9 +3,10 @@
 //! precision matrix `S = A^{-1}` (d x d, row-major) and its mean `theta`, updated in O(d^2) per
 //! event by a Sherman-Morrison rank-one update (no matrix inverse, no factorisation).
 
-use super::kernels::{dot, has_fma, rank1_sub, symv, Fused, Mode, Plain};
+use super::kernels::{dot, rank1_sub, symv};
 use super::logistic_ts::weight;
 use crate::numeric::sigmoid;
+use crate::simd::{simd_fn, Fm};
 
 /// Which per-action model the policy learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,7 +17,7 @@ pub enum Link {
 
 /// One event's rank-one update of one action's model. `u` is scratch of length d.
 #[inline(always)]
-fn update_one<M: Mode>(
+fn update_one<M: Fm>(
     link: Link,
     s: &mut [f64],
     theta: &mut [f64],
@@ -52,7 +53,7 @@ fn update_one<M: Mode>(
 }
 
 #[inline(always)]
-fn update_many_g<M: Mode>(
+fn update_many_g<M: Fm>(
     link: Link,
     s: &mut [f64],
     theta: &mut [f64],
@@ -69,35 +70,18 @@ fn update_many_g<M: Mode>(
     i as u64
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn update_many_fma(
-    link: Link,
-    s: &mut [f64],
-    theta: &mut [f64],
-    d: usize,
-    events: &mut dyn FnMut(usize, &mut [f64]) -> Option<f64>,
-) -> u64 {
-    update_many_g::<Fused>(link, s, theta, d, events)
-}
-
-/// Applies events to one action's model in order. `events(i, z)` writes the i-th event's
-/// features into `z` and returns its reward, or `None` when there are no more events.
-/// Returns the number of events applied.
-pub fn update_many(
-    link: Link,
-    s: &mut [f64],
-    theta: &mut [f64],
-    d: usize,
-    events: &mut dyn FnMut(usize, &mut [f64]) -> Option<f64>,
-) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-        return unsafe { update_many_fma(link, s, theta, d, events) };
-    }
-    update_many_g::<Plain>(link, s, theta, d, events)
-}
+simd_fn!(
+    /// Applies events to one action's model in order. `events(i, z)` writes the i-th event's
+    /// features into `z` and returns its reward, or `None` when there are no more events.
+    /// Returns the number of events applied.
+    pub fn update_many(
+        link: Link,
+        s: &mut [f64],
+        theta: &mut [f64],
+        d: usize,
+        events: &mut dyn FnMut(usize, &mut [f64]) -> Option<f64>,
+    ) -> u64 = update_many_g
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,53 +1,13 @@
-//! Small dense kernels for the policies, compiled twice: a portable version and, on x86-64 CPUs
-//! with AVX2+FMA (detected once at run time), a version using fused multiply-adds. Results are
-//! deterministic on a given machine; they may differ in the last bits between CPUs with and
-//! without FMA.
+//! Small dense kernels for the policies, generic over how `a * b + c` is computed ([`Fm`]) and
+//! compiled twice by the crate's one dispatch ([`crate::simd`]): a portable version and, on
+//! x86-64 CPUs with AVX2+FMA, a version using fused multiply-adds. Results are deterministic on a
+//! given machine; they may differ in the last bits between CPUs with and without FMA.
 
-/// How `a * b + c` is evaluated.
-pub(crate) trait Mode {
-    fn fma(a: f64, b: f64, c: f64) -> f64;
-}
-
-/// Separate multiply and add (any CPU).
-pub(crate) struct Plain;
-/// One fused multiply-add (only inside `#[target_feature(enable = "fma")]` code).
-pub(crate) struct Fused;
-
-impl Mode for Plain {
-    #[inline(always)]
-    fn fma(a: f64, b: f64, c: f64) -> f64 {
-        a * b + c
-    }
-}
-
-impl Mode for Fused {
-    #[inline(always)]
-    fn fma(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
-    }
-}
-
-/// True if this CPU has AVX2 and FMA (checked once).
-#[inline]
-pub(crate) fn has_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use crate::simd::Fm;
 
 /// `y += a * x`.
 #[inline(always)]
-pub(crate) fn axpy<M: Mode>(y: &mut [f64], a: f64, x: &[f64]) {
+pub(crate) fn axpy<M: Fm>(y: &mut [f64], a: f64, x: &[f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi = M::fma(a, *xi, *yi);
     }
@@ -55,7 +15,7 @@ pub(crate) fn axpy<M: Mode>(y: &mut [f64], a: f64, x: &[f64]) {
 
 /// Dot product with eight independent accumulators (vectorisable, fixed summation order).
 #[inline(always)]
-pub(crate) fn dot<M: Mode>(x: &[f64], y: &[f64]) -> f64 {
+pub(crate) fn dot<M: Fm>(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
     let mut acc = [0.0f64; 8];
@@ -77,7 +37,7 @@ pub(crate) fn dot<M: Mode>(x: &[f64], y: &[f64]) -> f64 {
 /// `w = S z` for a symmetric row-major `S` (d x d), computed as a sum of rows. Columns go in
 /// blocks of 32 and 16 held in registers (independent accumulator chains), the rest by `axpy`.
 #[inline(always)]
-pub(crate) fn symv<M: Mode>(s: &[f64], z: &[f64], w: &mut [f64]) {
+pub(crate) fn symv<M: Fm>(s: &[f64], z: &[f64], w: &mut [f64]) {
     let d = z.len();
     let mut c0 = 0;
     while c0 + 32 <= d {
@@ -97,7 +57,7 @@ pub(crate) fn symv<M: Mode>(s: &[f64], z: &[f64], w: &mut [f64]) {
 }
 
 #[inline(always)]
-fn symv_cols<M: Mode, const N: usize>(s: &[f64], z: &[f64], d: usize, c0: usize, w: &mut [f64]) {
+fn symv_cols<M: Fm, const N: usize>(s: &[f64], z: &[f64], d: usize, c0: usize, w: &mut [f64]) {
     let mut acc = [0.0f64; N];
     for (j, zj) in z.iter().enumerate() {
         let row: &[f64; N] = s[j * d + c0..j * d + c0 + N].try_into().unwrap();
@@ -110,34 +70,25 @@ fn symv_cols<M: Mode, const N: usize>(s: &[f64], z: &[f64], d: usize, c0: usize,
 
 /// `S -= c * u u^T` (full symmetric storage).
 #[inline(always)]
-pub(crate) fn rank1_sub<M: Mode>(s: &mut [f64], u: &[f64], c: f64) {
+pub(crate) fn rank1_sub<M: Fm>(s: &mut [f64], u: &[f64], c: f64) {
     let d = u.len();
     for (i, ui) in u.iter().enumerate() {
         axpy::<M>(&mut s[i * d..(i + 1) * d], -c * ui, u);
     }
 }
 
-/// Lower Cholesky factor `L` (row-major, upper part zero) of the SPD matrix `s`; `false` if
-/// `s` is not numerically positive definite.
-pub(crate) fn cholesky(s: &[f64], d: usize, l: &mut [f64]) -> bool {
-    l[..d * d].fill(0.0);
-    for i in 0..d {
-        for j in 0..=i {
-            let mut sum = s[i * d + j];
-            for k in 0..j {
-                sum -= l[i * d + k] * l[j * d + k];
-            }
-            if i == j {
-                if sum <= 0.0 || !sum.is_finite() {
-                    return false;
-                }
-                l[i * d + i] = sum.sqrt();
-            } else {
-                l[i * d + j] = sum / l[j * d + j];
-            }
+/// `argmax` with ties to the lowest index (as numpy); NaN never wins.
+#[inline]
+pub(crate) fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    let mut bv = f64::NEG_INFINITY;
+    for (i, &x) in v.iter().enumerate() {
+        if x > bv {
+            bv = x;
+            best = i;
         }
     }
-    true
+    best
 }
 
 /// Rows scored together by [`block_mean_quad`] (SIMD lanes run over rows).
@@ -149,7 +100,7 @@ pub(crate) const LANES: usize = 32;
 /// every inner loop has the fixed length `LANES` whatever `d` is; d (d + 1) / 2 + d fused
 /// multiply-adds per row.
 #[inline(always)]
-pub(crate) fn block_mean_quad<M: Mode>(
+pub(crate) fn block_mean_quad<M: Fm>(
     u: &[f64],
     theta: &[f64],
     zt: &[f64],
@@ -192,6 +143,8 @@ pub(crate) fn block_mean_quad<M: Mode>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::cholesky;
+    use crate::simd::NoFma;
 
     #[test]
     fn symv_blocks_agree_with_naive() {
@@ -201,7 +154,7 @@ mod tests {
                 .collect();
             let z: Vec<f64> = (0..d).map(|i| (i as f64 * 0.37).sin()).collect();
             let mut w = vec![0.0; d];
-            symv::<Plain>(&s, &z, &mut w);
+            symv::<NoFma>(&s, &z, &mut w);
             for c in 0..d {
                 let e: f64 = (0..d).map(|j| z[j] * s[j * d + c]).sum();
                 assert!((w[c] - e).abs() < 1e-12, "d={d} c={c}");
@@ -225,15 +178,15 @@ mod tests {
         }
         let z = [0.3, -1.2, 0.5, 2.0, -0.7];
         let mut w = vec![0.0; d];
-        symv::<Plain>(&s, &z, &mut w);
+        symv::<NoFma>(&s, &z, &mut w);
         let q_naive: f64 = (0..d)
             .map(|i| (0..d).map(|j| z[i] * s[i * d + j] * z[j]).sum::<f64>())
             .sum();
-        assert!((dot::<Plain>(&w, &z) - q_naive).abs() < 1e-12);
+        assert!((dot::<NoFma>(&w, &z) - q_naive).abs() < 1e-12);
         let mut l = vec![0.0; d * d];
         assert!(cholesky(&s, d, &mut l));
         let mut s2 = s.clone();
-        rank1_sub::<Plain>(&mut s2, &z, 0.5);
+        rank1_sub::<NoFma>(&mut s2, &z, 0.5);
         assert!((s2[d + 2] - (s[d + 2] - 0.5 * z[1] * z[2])).abs() < 1e-15);
         assert!(!cholesky(&[-1.0], 1, &mut [0.0]));
         // block kernel: U = L^T
@@ -251,7 +204,7 @@ mod tests {
         }
         let theta = [1.0, 2.0, 3.0, 4.0, 5.0];
         let (mut mean, mut quad) = ([0.0; LANES], [0.0; LANES]);
-        block_mean_quad::<Plain>(&u, &theta, &zt, d, true, &mut mean, &mut quad);
+        block_mean_quad::<NoFma>(&u, &theta, &zt, d, true, &mut mean, &mut quad);
         let m0: f64 = theta.iter().zip(&z).map(|(a, b)| a * b).sum();
         for r in 0..LANES {
             let s2 = (r as f64 + 1.0).powi(2);

@@ -2,9 +2,9 @@
 //! policies and offline policy evaluation.
 //!
 //! One small file per algorithm (river-like): [`linucb`], [`lints`], [`logistic_ts`],
-//! [`epsilon_greedy`] define each policy's index; [`policy`] is the engine they share (per-action
-//! models in [`arms`], dense kernels in [`kernels`]); [`pacer`] does budget pacing; [`ope`] the
-//! off-policy estimators.
+//! [`epsilon_greedy`] hold each policy's formulas (its index, its probabilities); [`policy`] is
+//! the engine they share (per-action models in [`arms`], dense kernels in [`kernels`]); [`pacer`]
+//! does budget pacing; [`ope`] the off-policy estimators.
 
 #![allow(clippy::needless_range_loop)] // index loops read best in the numeric kernels
 

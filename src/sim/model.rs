@@ -7,6 +7,7 @@
 
 use super::config::*;
 use crate::rng::{stream2, Rng};
+use crate::special::{digamma, trigamma};
 use rand::Rng as _;
 use rand_distr::{Beta, Distribution, Exp1, Gamma, StandardNormal};
 
@@ -19,35 +20,6 @@ pub const DOMAIN_EXPECTED: u64 = 5;
 
 /// Days in the seasonality cycle (365 x 7: both the yearly and the weekly pattern repeat).
 const CYCLE: usize = 365 * 7;
-
-/// Digamma function (asymptotic series after shifting x above 6).
-pub fn digamma(mut x: f64) -> f64 {
-    let mut r = 0.0;
-    while x < 10.0 {
-        r -= 1.0 / x;
-        x += 1.0;
-    }
-    let f = 1.0 / (x * x);
-    r + x.ln()
-        - 0.5 / x
-        - f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f / 132.0))))
-}
-
-/// Trigamma function (asymptotic series after shifting x above 6).
-pub fn trigamma(mut x: f64) -> f64 {
-    let mut r = 0.0;
-    while x < 10.0 {
-        r += 1.0 / (x * x);
-        x += 1.0;
-    }
-    let f = 1.0 / (x * x);
-    r + 1.0 / x + f / 2.0 + f / x * (1.0 / 6.0 - f * (1.0 / 30.0 - f * (1.0 / 42.0 - f / 30.0)))
-}
-
-#[inline]
-pub fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
 
 /// Cumulative, normalised weights for categorical draws.
 #[derive(Clone, Debug)]

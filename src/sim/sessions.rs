@@ -20,9 +20,10 @@
 
 use super::config::WorldConfig;
 use super::env::Env;
-use super::model::{sigmoid, Model, DOMAIN_SESSION};
+use super::model::{Model, DOMAIN_SESSION};
 use crate::control::Control;
 use crate::error::{check_fits_memory, checked_bytes, try_vec, CoreError, Result};
+use crate::numeric::sigmoid;
 use crate::parallel::CHUNK;
 use crate::rng::{mix64, stream2};
 use rand::Rng as _;

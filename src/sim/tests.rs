@@ -6,6 +6,7 @@ use super::population::*;
 use super::sessions::*;
 use crate::control::Control;
 use crate::parallel;
+use crate::special::{digamma, trigamma};
 
 fn model() -> Model {
     Model::new(WorldConfig::default())

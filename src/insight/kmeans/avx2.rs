@@ -1,37 +1,38 @@
 //! Hand-written AVX2+FMA versions of the f32 hot spots (the generic code vectorises the dot
 //! products but not the running arg-min selections). Only called from code compiled with
-//! `avx2,fma` after run-time detection (see [`super::kernel::simd_fn`]).
+//! `avx2,fma` after run-time detection (the crate's one dispatch, [`crate::simd`]).
 #![cfg(target_arch = "x86_64")]
 
-use super::kernel::{P, W};
+use super::{P, W};
 use std::arch::x86_64::*;
 
-/// Dot-product tile of 4 rows x one block of 16 centers, returned as `cn - 2 x.c` per lane in
-/// 8 registers (`[p*2 + half]`).
+/// Dot-product tile of `N` rows ([`P`] or [`R`]) x one block of 16 centers, returned as
+/// `cn - 2 x.c` per lane in `2 N` registers (`[p][half]`); per lane the same operations in the
+/// same order for every `N` and as [`one_vals`] (so the values are bit-identical).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn block_vals(
-    xp: &[*const f32; P],
+unsafe fn block_vals<const N: usize>(
+    xp: &[*const f32; N],
     d: usize,
     cb: *const f32,
     cnb: *const f32,
-) -> [__m256; 8] {
-    let mut a = [_mm256_setzero_ps(); 8];
+) -> [[__m256; 2]; N] {
+    let mut a = [[_mm256_setzero_ps(); 2]; N];
     for j in 0..d {
         let c0 = _mm256_loadu_ps(cb.add(j * W));
         let c1 = _mm256_loadu_ps(cb.add(j * W + 8));
-        for p in 0..P {
+        for p in 0..N {
             let xv = _mm256_broadcast_ss(&*xp[p].add(j));
-            a[2 * p] = _mm256_fmadd_ps(xv, c0, a[2 * p]);
-            a[2 * p + 1] = _mm256_fmadd_ps(xv, c1, a[2 * p + 1]);
+            a[p][0] = _mm256_fmadd_ps(xv, c0, a[p][0]);
+            a[p][1] = _mm256_fmadd_ps(xv, c1, a[p][1]);
         }
     }
     let two = _mm256_set1_ps(2.0);
     let cn0 = _mm256_loadu_ps(cnb);
     let cn1 = _mm256_loadu_ps(cnb.add(8));
-    for p in 0..P {
-        a[2 * p] = _mm256_fnmadd_ps(two, a[2 * p], cn0);
-        a[2 * p + 1] = _mm256_fnmadd_ps(two, a[2 * p + 1], cn1);
+    for ap in a.iter_mut() {
+        ap[0] = _mm256_fnmadd_ps(two, ap[0], cn0);
+        ap[1] = _mm256_fnmadd_ps(two, ap[1], cn1);
     }
     a
 }
@@ -62,11 +63,12 @@ pub unsafe fn nearest_tile(
     let mut bv = [_mm256_set1_ps(f32::INFINITY); 8];
     let mut bb = [_mm256_setzero_ps(); 8];
     for b in 0..nb {
-        let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        let v = block_vals::<P>(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
         let bf = _mm256_set1_ps(b as f32);
         for r in 0..8 {
-            let m = _mm256_cmp_ps::<_CMP_LT_OQ>(v[r], bv[r]);
-            bv[r] = _mm256_blendv_ps(bv[r], v[r], m);
+            let vr = v[r / 2][r % 2];
+            let m = _mm256_cmp_ps::<_CMP_LT_OQ>(vr, bv[r]);
+            bv[r] = _mm256_blendv_ps(bv[r], vr, m);
             bb[r] = _mm256_blendv_ps(bb[r], bf, m);
         }
     }
@@ -153,9 +155,9 @@ pub unsafe fn block_top2(
         o.clear();
     }
     for b in b0..b1 {
-        let v = block_vals(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        let v = block_vals::<P>(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
         for p in 0..np {
-            let (m1, i1, m2) = top2(v[2 * p], v[2 * p + 1]);
+            let (m1, i1, m2) = top2(v[p][0], v[p][1]);
             out[p].push((m1, (b * W + i1) as u32, m2));
         }
     }
@@ -284,38 +286,7 @@ unsafe fn hmin8(m: __m256) -> f32 {
 /// keep 12 accumulators in flight (the 4-row tile's 8 only just cover the FMA latency).
 pub const R: usize = 6;
 
-/// Dot-product tile of [`R`] rows x one block of 16 centers, returned as `cn - 2 x.c` per lane in
-/// 12 registers (`[p*2 + half]`); per lane the same operations in the same order as
-/// [`block_vals`] and [`one_vals`] (so the values are bit-identical).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn block_vals6(
-    xp: &[*const f32; R],
-    d: usize,
-    cb: *const f32,
-    cnb: *const f32,
-) -> [__m256; 2 * R] {
-    let mut a = [_mm256_setzero_ps(); 2 * R];
-    for j in 0..d {
-        let c0 = _mm256_loadu_ps(cb.add(j * W));
-        let c1 = _mm256_loadu_ps(cb.add(j * W + 8));
-        for p in 0..R {
-            let xv = _mm256_broadcast_ss(&*xp[p].add(j));
-            a[2 * p] = _mm256_fmadd_ps(xv, c0, a[2 * p]);
-            a[2 * p + 1] = _mm256_fmadd_ps(xv, c1, a[2 * p + 1]);
-        }
-    }
-    let two = _mm256_set1_ps(2.0);
-    let cn0 = _mm256_loadu_ps(cnb);
-    let cn1 = _mm256_loadu_ps(cnb.add(8));
-    for p in 0..R {
-        a[2 * p] = _mm256_fnmadd_ps(two, a[2 * p], cn0);
-        a[2 * p + 1] = _mm256_fnmadd_ps(two, a[2 * p + 1], cn1);
-    }
-    a
-}
-
-/// `cn - 2 x.c` of one row against one block, computed exactly as in [`block_vals6`].
+/// `cn - 2 x.c` of one row against one block, computed exactly as in [`block_vals`].
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn one_vals(x: *const f32, d: usize, cb: *const f32, cnb: *const f32) -> [f32; W] {
@@ -358,10 +329,10 @@ pub unsafe fn nearest_rows(
     let mut bv = [_mm256_set1_ps(f32::INFINITY); R];
     let mut bb = [_mm256_setzero_ps(); R];
     for b in 0..nb {
-        let v = block_vals6(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+        let v = block_vals::<R>(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
         let bf = _mm256_set1_ps(b as f32);
         for p in 0..R {
-            let m = _mm256_min_ps(v[2 * p], v[2 * p + 1]);
+            let m = _mm256_min_ps(v[p][0], v[p][1]);
             let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(m, bv[p]);
             bv[p] = _mm256_blendv_ps(bv[p], m, lt);
             bb[p] = _mm256_blendv_ps(bb[p], bf, lt);
@@ -435,9 +406,9 @@ pub unsafe fn group_mins(
         let (b0, b1) = (g * gb, ((g + 1) * gb).min(nb));
         let mut gm = [inf; R];
         for b in b0..b1 {
-            let v = block_vals6(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
+            let v = block_vals::<R>(&xp, d, ct.as_ptr().add(b * d * W), cn.as_ptr().add(b * W));
             for p in 0..R {
-                gm[p] = _mm256_min_ps(gm[p], _mm256_min_ps(v[2 * p], v[2 * p + 1]));
+                gm[p] = _mm256_min_ps(gm[p], _mm256_min_ps(v[p][0], v[p][1]));
             }
         }
         for p in 0..np {

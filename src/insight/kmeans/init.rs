@@ -1,9 +1,10 @@
 //! Initial centers: k-means|| (default), greedy k-means++, random rows, or given centers.
 
 use super::kernel::{self, Packed, Real};
-use super::{ordered, ordered_by, Init, SyncSlice};
+use super::{ordered, Init, SyncSlice};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
+use crate::parallel;
 use crate::rng::{stream2, Rng};
 use rand::Rng as _;
 
@@ -133,7 +134,7 @@ pub fn kmeanspp<T: Real>(
     {
         let cl = SyncSlice::new(&mut closest);
         let c0 = &x[first * d..(first + 1) * d];
-        ordered_by(
+        parallel::ordered(
             n,
             KPP_CH,
             ctl,
@@ -168,7 +169,7 @@ pub fn kmeanspp<T: Real>(
         let mut pots = vec![0.0f64; nt];
         let cl: &[f64] = &closest;
         let tp = Packed::new(&gather(x, d, &cands), nt, d);
-        ordered_by(
+        parallel::ordered(
             n,
             KPP_CH,
             ctl,
@@ -196,7 +197,7 @@ pub fn kmeanspp<T: Real>(
         chosen.push(c);
         let cl = SyncSlice::new(&mut closest);
         let crow = &x[c * d..(c + 1) * d];
-        ordered_by(
+        parallel::ordered(
             n,
             KPP_CH,
             ctl,
@@ -300,7 +301,7 @@ pub(super) fn kmeans_parallel_all<T: Real>(
                 // SAFETY: disjoint row ranges.
                 let ds = unsafe { ds.range(r.clone()) };
                 for (o, i) in ds.iter_mut().zip(r) {
-                    *o = kernel::dist2::<T, kernel::NoFma>(&x[i * d..(i + 1) * d], c0);
+                    *o = kernel::dist2::<T, crate::simd::NoFma>(&x[i * d..(i + 1) * d], c0);
                 }
             },
             |_, _| {},
@@ -433,7 +434,7 @@ fn weighted_lloyd<T: Real>(
         let mut d2 = vec![T::ZERO; m];
         {
             let (is, ds) = (SyncSlice::new(&mut idx), SyncSlice::new(&mut d2));
-            let _ = ordered_by(
+            let _ = parallel::ordered(
                 m,
                 KPP_CH,
                 &Control::new(),

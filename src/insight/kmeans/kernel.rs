@@ -3,20 +3,18 @@
 //! Squared distances use `||x||^2 - 2 x.c + ||c||^2` computed in the precision of the data (f32
 //! data: f32 accumulation), with the dot products in register tiles of `P` points x `W` centers so
 //! the loops vectorise. Every chunk-level function is compiled twice: for baseline x86-64 (SSE2,
-//! separate multiply and add) and, selected at run time with `is_x86_feature_detected!`, for
-//! AVX2+FMA (see [`simd_fn!`]). Results on one machine never depend on the thread count.
+//! separate multiply and add) and, selected at run time, for AVX2+FMA (the crate's one dispatch,
+//! [`crate::simd`]). Results on one machine never depend on the thread count.
 
+use super::{P, W};
+use crate::simd::{simd_fn, Fm, MulAdd};
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Sub};
 
-/// Centers per packed block (lanes of a tile).
-pub const W: usize = 16;
-/// Points per tile.
-pub const P: usize = 4;
-
 /// The float types the cores run on (f32 and f64).
 pub trait Real:
-    Copy
+    MulAdd
+    + Copy
     + Send
     + Sync
     + PartialOrd
@@ -34,7 +32,6 @@ pub trait Real:
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
     fn sqrt(self) -> Self;
-    fn fused(self, a: Self, b: Self) -> Self;
     #[inline(always)]
     fn mx(self, o: Self) -> Self {
         if self > o {
@@ -69,10 +66,6 @@ impl Real for f32 {
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
-    #[inline(always)]
-    fn fused(self, a: Self, b: Self) -> Self {
-        self.mul_add(a, b)
-    }
 }
 
 impl Real for f64 {
@@ -91,83 +84,7 @@ impl Real for f64 {
     fn sqrt(self) -> Self {
         f64::sqrt(self)
     }
-    #[inline(always)]
-    fn fused(self, a: Self, b: Self) -> Self {
-        self.mul_add(a, b)
-    }
 }
-
-/// How `a * b + c` is computed: a fused instruction (only inside AVX2+FMA code) or two.
-pub trait Fm: Copy + Send + Sync + 'static {
-    /// True only in code compiled for AVX2+FMA (see [`simd_fn!`]).
-    const FUSED: bool;
-    fn fma<T: Real>(a: T, b: T, c: T) -> T;
-}
-
-#[derive(Clone, Copy)]
-pub struct NoFma;
-impl Fm for NoFma {
-    const FUSED: bool = false;
-    #[inline(always)]
-    fn fma<T: Real>(a: T, b: T, c: T) -> T {
-        a * b + c
-    }
-}
-
-#[derive(Clone, Copy)]
-pub struct Fma;
-impl Fm for Fma {
-    const FUSED: bool = true;
-    #[inline(always)]
-    fn fma<T: Real>(a: T, b: T, c: T) -> T {
-        a.fused(b, c)
-    }
-}
-
-/// True if the CPU has AVX2 and FMA (checked once).
-#[inline]
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::env::var_os("GROWTHMACHINE_NO_SIMD").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Defines `pub fn $name<T: Real>(args) -> ret` that runs `$imp::<T, Fma>` compiled for AVX2+FMA
-/// when the CPU has them, else `$imp::<T, NoFma>` (baseline). `$imp` must be `#[inline(always)]`
-/// and call only `#[inline(always)]` helpers in its hot loops.
-macro_rules! simd_fn {
-    ($(#[$m:meta])* $vis:vis fn $name:ident<T>($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty = $imp:ident) => {
-        $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $name<T: $crate::insight::kmeans::kernel::Real>($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if $crate::insight::kmeans::kernel::has_avx2_fma() {
-                    #[target_feature(enable = "avx2,fma")]
-                    #[allow(clippy::too_many_arguments)]
-                    unsafe fn fast<T: $crate::insight::kmeans::kernel::Real>($($arg: $ty),*) -> $ret {
-                        $imp::<T, $crate::insight::kmeans::kernel::Fma>($($arg),*)
-                    }
-                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-                    return unsafe { fast::<T>($($arg),*) };
-                }
-            }
-            $imp::<T, $crate::insight::kmeans::kernel::NoFma>($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_fn;
 
 /// Centers packed for the kernels: block `b` holds centers `b*W .. b*W+W` transposed
 /// (`ct[b*d*W + j*W + lane]`), `cn` their squared norms; padding lanes have norm +inf.
@@ -526,7 +443,7 @@ pub fn group_top2<T: Real, F: Fm>(
 simd_fn!(
     /// Nearest packed center of each row of `x` (`idx.len()` rows) and its squared distance
     /// (kernel precision).
-    pub fn nearest<T>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) -> () = nearest_imp
+    pub fn nearest<T: Real>(x: &[T], d: usize, pk: &Packed<T>, idx: &mut [u32], d2: &mut [T]) -> () = nearest_imp
 );
 
 #[inline(always)]
@@ -553,7 +470,7 @@ fn all_dist_imp<T: Real, F: Fm>(x: &[T], d: usize, pk: &Packed<T>, out: &mut [T]
 
 simd_fn!(
     /// Squared distances of every row of `x` to every center (`out[i*k + c]`).
-    pub fn all_dist<T>(x: &[T], d: usize, pk: &Packed<T>, out: &mut [T]) -> () = all_dist_imp
+    pub fn all_dist<T: Real>(x: &[T], d: usize, pk: &Packed<T>, out: &mut [T]) -> () = all_dist_imp
 );
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Plain Lloyd iterations: every row against every center each iteration, blocked kernel.
 
-use super::kernel::{self, norm2, simd_fn, Fm, Packed, Real, P};
+use super::kernel::{self, norm2, Packed, Real};
+use super::P;
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
 use crate::control::Control;
 use crate::error::Result;
+use crate::simd::{simd_fn, Fm};
 
 /// Assigns rows of `x` to their nearest packed center, accumulating f64 sums and counts of the
 /// new assignment; returns the number of labels that changed.
@@ -46,7 +48,7 @@ fn assign_imp<T: Real, F: Fm>(
 }
 
 simd_fn!(
-    pub fn assign<T>(
+    pub fn assign<T: Real>(
         x: &[T],
         d: usize,
         pk: &Packed<T>,

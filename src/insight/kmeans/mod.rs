@@ -22,8 +22,10 @@ use serde::{Deserialize, Serialize};
 
 /// Rows per parallel chunk (fixed: the split never depends on the thread count).
 pub const CH: usize = crate::parallel::CHUNK;
-/// Chunks processed between two ordered reductions (bounds the memory of partial results).
-pub const BATCH: usize = 64;
+/// Centers per packed block (lanes of a tile), the layout shared by [`kernel`] and `avx2`.
+pub const W: usize = 16;
+/// Points per tile.
+pub const P: usize = 4;
 
 /// How the initial centers are chosen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,40 +113,14 @@ pub fn check_x<T: Real>(arg: &str, x: &[T], d: usize) -> Result<usize> {
     Ok(x.len() / d)
 }
 
-/// Runs `work(chunk_index, rows)` over the fixed chunks of `0..n` in parallel and feeds the
-/// results to `reduce` in chunk order (batches of [`BATCH`] chunks bound the memory held).
+/// [`crate::parallel::ordered`] over chunks of [`CH`] rows.
 pub fn ordered<R: Send>(
     n: usize,
     ctl: &Control,
     work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
     reduce: impl FnMut(usize, R),
 ) -> Result<()> {
-    ordered_by(n, CH, ctl, work, reduce)
-}
-
-/// [`ordered`] with chunks of `ch` rows (a constant of the caller, never the thread count).
-pub fn ordered_by<R: Send>(
-    n: usize,
-    ch: usize,
-    ctl: &Control,
-    work: impl Fn(usize, std::ops::Range<usize>) -> R + Sync,
-    mut reduce: impl FnMut(usize, R),
-) -> Result<()> {
-    let nc = n.div_ceil(ch);
-    let mut c0 = 0;
-    while c0 < nc {
-        ctl.check()?;
-        let c1 = (c0 + BATCH).min(nc);
-        let parts: Vec<R> = (c0..c1)
-            .into_par_iter()
-            .map(|c| work(c, c * ch..((c + 1) * ch).min(n)))
-            .collect();
-        for (i, r) in parts.into_iter().enumerate() {
-            reduce(c0 + i, r);
-        }
-        c0 = c1;
-    }
-    Ok(())
+    crate::parallel::ordered(n, CH, ctl, work, reduce)
 }
 
 /// Per-column mean, (population) variance and standard deviation in f64 (chunk-ordered sums).

@@ -8,10 +8,12 @@
 //! the row's best distance are recomputed, with the blocked kernel (group filter). With a single
 //! group this is Hamerly's algorithm. The result equals plain Lloyd's up to ties and rounding.
 
-use super::kernel::{self, dist_tile, norm2, simd_fn, Fm, Packed, Real, P, W};
+use super::kernel::{self, dist_tile, norm2, Packed, Real};
 use super::{ordered, relocate_empty, update_centers, Fitted, SyncSlice};
+use super::{P, W};
 use crate::control::Control;
 use crate::error::Result;
+use crate::simd::{simd_fn, Fm};
 use rayon::prelude::*;
 
 /// Memory allowed for the per-row group bounds (bytes).
@@ -452,7 +454,7 @@ fn pass_imp<T: Real, F: Fm>(
 }
 
 simd_fn!(
-    fn first<T>(
+    fn first<T: Real>(
         x: &[T],
         d: usize,
         pk: &Packed<T>,
@@ -466,7 +468,7 @@ simd_fn!(
 );
 
 simd_fn!(
-    fn pass<T>(
+    fn pass<T: Real>(
         x: &[T],
         d: usize,
         pk: &Packed<T>,

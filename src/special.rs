@@ -1,5 +1,6 @@
-//! Special functions for the value models: log-gamma, digamma, trigamma and the Gauss
-//! hypergeometric function 2F1 (for BG/NBD expectations). Accurate to ~1e-14 relative for x > 0.
+//! Special functions, written once for every core: log-gamma, digamma, trigamma (the value
+//! models' likelihoods, the world's purchase-rate model) and the Gauss hypergeometric function
+//! 2F1 (BG/NBD expectations). Accurate to ~1e-14 relative for x > 0.
 
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 const SHIFT: f64 = 10.0;

@@ -1,15 +1,14 @@
-//! Bindings of the `realtime` core. Names on `_core` are prefixed `realtime_` (functions) or
-//! `Realtime` (classes).
-//!
-//! `RealtimePolicy` is subclassed by the public Python classes (`LinUCB`, `LinTS`, ...), so their
-//! hot methods are these Rust methods with no Python layer in between. The single-event methods
-//! hold the GIL and the policy's mutex and do no thread hand-off (microseconds); batches of more
-//! than [`LONG_ROWS`] rows go through `run_long` (GIL released, our pool).
+//! The policies' binding: `RealtimePolicy`, subclassed by the public Python classes (`LinUCB`,
+//! `LinTS`, ...), so their hot methods are these Rust methods with no Python layer in between.
+//! The single-event methods hold the GIL and the policy's mutex and do no thread hand-off
+//! (microseconds); batches of more than [`LONG_ROWS`] rows go through `run_long` (GIL released,
+//! our pool), all through [`RealtimePolicy::run_locked`].
 
-use super::args::{bool_arg, int_arg, real_arg};
-use super::{run_long, to_pyerr};
+use super::{array, slice};
 use crate::control::Control;
 use crate::parallel;
+use crate::python::args::{bool_arg, int_arg, real_arg};
+use crate::python::{run_long, to_pyerr};
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -22,45 +21,6 @@ use std::sync::{Mutex, MutexGuard};
 /// Batches with at least this many rows run through `run_long`.
 const LONG_ROWS: usize = 4096;
 
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<RealtimePolicy>()?;
-    m.add_class::<RealtimePacer>()?;
-    m.add_function(wrap_pyfunction!(realtime_ope_evaluate, m)?)?;
-    m.add_function(wrap_pyfunction!(realtime_ope_bootstrap, m)?)?;
-    Ok(())
-}
-
-// ===== array input ===============================================================================
-
-/// A C-contiguous array of `T` from any array-like: numpy arrays of the right dtype and layout pass
-/// through; anything else goes through `growthmachine._convert.as_array` (validation, messages).
-pub(crate) fn array<'py, T: numpy::Element>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-    ndim: usize,
-    dtype: &str,
-) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
-    if let Ok(a) = obj.cast::<PyArrayDyn<T>>() {
-        if a.ndim() == ndim && a.is_c_contiguous() {
-            if let Ok(r) = a.try_readonly() {
-                return Ok(r);
-            }
-        }
-    }
-    let py = obj.py();
-    let np = py.import("numpy")?;
-    let conv = py.import("growthmachine._convert")?;
-    let kw = PyDict::new(py);
-    kw.set_item("ndim", ndim)?;
-    kw.set_item("allow_empty", true)?;
-    let out = conv
-        .getattr("as_array")?
-        .call((obj, name, np.getattr(dtype)?), Some(&kw))?;
-    let a = out.cast_into::<PyArrayDyn<T>>().map_err(PyErr::from)?;
-    a.try_readonly()
-        .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
-}
-
 /// Batch calls name the rows `X`: the core says `x`.
 fn big_x(e: crate::error::CoreError) -> crate::error::CoreError {
     match e {
@@ -72,11 +32,6 @@ fn big_x(e: crate::error::CoreError) -> crate::error::CoreError {
         }
         e => e,
     }
-}
-
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{name}: must be contiguous")))
 }
 
 /// The (n, n_actions) output of a batch call, allocated fallibly (`MemoryError`, never an abort).
@@ -113,6 +68,25 @@ impl RealtimePolicy {
                 py.detach(|| SendGuard(self.inner.lock().unwrap_or_else(|e| e.into_inner())))
                     .0
             }
+        }
+    }
+
+    /// Runs `f` on the policy, locked on the calling thread (GIL released while waiting), never
+    /// inside the pool: a pool thread blocked on the mutex while stealing work would deadlock.
+    /// `long` calls go through `run_long` (GIL released, Ctrl-C honoured); short ones run on the
+    /// pool directly, with no thread hand-off for the GIL. Errors about `x` name `X`.
+    fn run_locked<R: Send>(
+        &self,
+        py: Python<'_>,
+        long: bool,
+        f: impl FnOnce(&mut Policy, &Control) -> crate::error::Result<R> + Send,
+    ) -> PyResult<R> {
+        let mut g = self.lock(py);
+        let p = &mut g.policy;
+        if long {
+            run_long(py, None, None, |ctl| f(p, ctl).map_err(big_x))
+        } else {
+            parallel::install(|| f(p, &Control::new()).map_err(big_x)).map_err(to_pyerr)
         }
     }
 
@@ -325,39 +299,13 @@ impl RealtimePolicy {
         let rows = rows_view(&xr, &xar, "X")?;
         let mut out = vec![0i64; n];
         if hallucinate {
-            if n >= LONG_ROWS / 4 {
-                // Lock on the calling thread (GIL released while waiting), never inside the pool:
-                // a pool thread blocked on the mutex while stealing work would deadlock.
-                let mut g = self.lock(py);
-                let p = &mut g.policy;
-                run_long(py, None, None, |ctl| {
-                    p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
-                        .map_err(big_x)
-                })?;
-            } else {
-                let mut g = self.lock(py);
-                g.policy
-                    .choose_batch_hallucinated(&rows, n, &mut out, &Control::new())
-                    .map_err(|e| to_pyerr(big_x(e)))?;
-            }
-            return Ok(out.into_pyarray(py));
-        }
-        if n >= LONG_ROWS {
-            // Lock on the calling thread (GIL released while waiting), never inside the pool:
-            // a pool thread blocked on the mutex while stealing work would deadlock.
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            run_long(py, None, None, |ctl| {
-                p.choose_batch(&rows, n, &mut out, ctl).map_err(big_x)
+            self.run_locked(py, n >= LONG_ROWS / 4, |p, ctl| {
+                p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
             })?;
         } else {
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            parallel::install(|| {
-                p.choose_batch(&rows, n, &mut out, &Control::new())
-                    .map_err(big_x)
-            })
-            .map_err(to_pyerr)?;
+            self.run_locked(py, n >= LONG_ROWS, |p, ctl| {
+                p.choose_batch(&rows, n, &mut out, ctl)
+            })?;
         }
         Ok(out.into_pyarray(py))
     }
@@ -375,23 +323,9 @@ impl RealtimePolicy {
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
         let mut out = out_rows(n, dims.0)?;
-        if n >= LONG_ROWS {
-            // Lock on the calling thread (GIL released while waiting), never inside the pool:
-            // a pool thread blocked on the mutex while stealing work would deadlock.
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            run_long(py, None, None, |ctl| {
-                p.scores_batch(&rows, n, &mut out, ctl).map_err(big_x)
-            })?;
-        } else {
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            parallel::install(|| {
-                p.scores_batch(&rows, n, &mut out, &Control::new())
-                    .map_err(big_x)
-            })
-            .map_err(to_pyerr)?;
-        }
+        self.run_locked(py, n >= LONG_ROWS, |p, ctl| {
+            p.scores_batch(&rows, n, &mut out, ctl)
+        })?;
         out.into_pyarray(py).reshape(vec![n, dims.0])
     }
 
@@ -412,13 +346,8 @@ impl RealtimePolicy {
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
         let mut out = out_rows(n, dims.0)?;
-        // Lock on the calling thread (GIL released while waiting), never inside the pool:
-        // a pool thread blocked on the mutex while stealing work would deadlock.
-        let mut g = self.lock(py);
-        let p = &mut g.policy;
-        run_long(py, None, None, |ctl| {
+        self.run_locked(py, true, |p, ctl| {
             p.probabilities(&rows, n, n_samples, &mut out, ctl)
-                .map_err(big_x)
         })?;
         out.into_pyarray(py).reshape(vec![n, dims.0])
     }
@@ -492,19 +421,7 @@ impl RealtimePolicy {
             )));
         }
         let rows = rows_view(&xr, &xar, "X")?;
-        if n >= LONG_ROWS {
-            // Lock on the calling thread (GIL released while waiting), never inside the pool:
-            // a pool thread blocked on the mutex while stealing work would deadlock.
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            run_long(py, None, None, |_| {
-                p.update_batch(&rows, a, r).map_err(big_x)
-            })
-        } else {
-            let mut g = self.lock(py);
-            let p = &mut g.policy;
-            parallel::install(|| p.update_batch(&rows, a, r).map_err(big_x)).map_err(to_pyerr)
-        }
+        self.run_locked(py, n >= LONG_ROWS, |p, _| p.update_batch(&rows, a, r))
     }
 
     /// The versioned state (bytes) of the policy.
@@ -595,286 +512,5 @@ impl RealtimePolicy {
         let v = g.policy.a_inv().to_vec();
         drop(g);
         v.into_pyarray(py).reshape(vec![k, dd, dd])
-    }
-}
-
-// ===== offline policy evaluation =================================================================
-
-type Est = (usize, Vec<f64>, Vec<f64>, f64, f64);
-
-/// IPS, SNIPS, DM, DR, switch-DR in one pass: (n, values, stds, mean weight, max weight).
-/// `action_probs` and `q_hat` are contiguous (n, n_actions, n_positions) float64 arrays (any
-/// ndim whose size matches), `positions` int64 or None.
-/// The logged data of an OPE call as slices (shared by evaluate and bootstrap).
-#[allow(clippy::too_many_arguments)]
-fn logged<'a>(
-    actions: &'a PyReadonlyArrayDyn<'_, i64>,
-    rewards: &'a PyReadonlyArrayDyn<'_, f64>,
-    propensities: &'a PyReadonlyArrayDyn<'_, f64>,
-    action_probs: &'a PyReadonlyArrayDyn<'_, f64>,
-    q_hat: Option<&'a PyReadonlyArrayDyn<'_, f64>>,
-    positions: Option<&'a PyReadonlyArrayDyn<'_, i64>>,
-    n_actions: usize,
-    n_positions: usize,
-) -> PyResult<crate::realtime::ope::Logged<'a>> {
-    Ok(crate::realtime::ope::Logged {
-        actions: slice(actions, "actions")?,
-        rewards: slice(rewards, "rewards")?,
-        pscore: slice(propensities, "propensities")?,
-        pi_e: slice(action_probs, "action_probs")?,
-        q: q_hat.map(|q| slice(q, "q_hat")).transpose()?,
-        positions: positions.map(|p| slice(p, "positions")).transpose()?,
-        n_actions,
-        n_positions,
-    })
-}
-
-#[pyfunction]
-#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau))]
-#[allow(clippy::too_many_arguments)]
-fn realtime_ope_evaluate(
-    py: Python<'_>,
-    actions: PyReadonlyArrayDyn<'_, i64>,
-    rewards: PyReadonlyArrayDyn<'_, f64>,
-    propensities: PyReadonlyArrayDyn<'_, f64>,
-    action_probs: PyReadonlyArrayDyn<'_, f64>,
-    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
-    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
-    n_actions: usize,
-    n_positions: usize,
-    clip: &Bound<'_, PyAny>,
-    switch_tau: &Bound<'_, PyAny>,
-) -> PyResult<Est> {
-    let (clip, switch_tau) = (
-        real_arg(clip, "clip")?,
-        real_arg(switch_tau, "switch_threshold")?,
-    );
-    let l = logged(
-        &actions,
-        &rewards,
-        &propensities,
-        &action_probs,
-        q_hat.as_ref(),
-        positions.as_ref(),
-        n_actions,
-        n_positions,
-    )?;
-    let p = crate::realtime::ope::Params { clip, switch_tau };
-    let e = run_long(py, None, None, |ctl| {
-        crate::realtime::ope::evaluate(&l, &p, ctl)
-    })?;
-    Ok((
-        e.n,
-        e.value.to_vec(),
-        e.std.to_vec(),
-        e.mean_weight,
-        e.max_weight,
-    ))
-}
-
-/// Bootstrap means (n_boot, 5) of the five estimators (resampling rounds; seeded per sample).
-#[pyfunction]
-#[pyo3(signature = (actions, rewards, propensities, action_probs, q_hat, positions, n_actions, n_positions, clip, switch_tau, n_boot, seed, mean_weight))]
-#[allow(clippy::too_many_arguments)]
-fn realtime_ope_bootstrap<'py>(
-    py: Python<'py>,
-    actions: PyReadonlyArrayDyn<'_, i64>,
-    rewards: PyReadonlyArrayDyn<'_, f64>,
-    propensities: PyReadonlyArrayDyn<'_, f64>,
-    action_probs: PyReadonlyArrayDyn<'_, f64>,
-    q_hat: Option<PyReadonlyArrayDyn<'_, f64>>,
-    positions: Option<PyReadonlyArrayDyn<'_, i64>>,
-    n_actions: usize,
-    n_positions: usize,
-    clip: &Bound<'_, PyAny>,
-    switch_tau: &Bound<'_, PyAny>,
-    n_boot: &Bound<'_, PyAny>,
-    seed: &Bound<'_, PyAny>,
-    mean_weight: f64,
-) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
-    let (clip, switch_tau) = (
-        real_arg(clip, "clip")?,
-        real_arg(switch_tau, "switch_threshold")?,
-    );
-    let (n_boot, seed): (usize, u64) = (
-        int_arg(n_boot, "n_bootstrap", 1)?,
-        int_arg(seed, "seed", 0)?,
-    );
-    let l = logged(
-        &actions,
-        &rewards,
-        &propensities,
-        &action_probs,
-        q_hat.as_ref(),
-        positions.as_ref(),
-        n_actions,
-        n_positions,
-    )?;
-    let p = crate::realtime::ope::Params { clip, switch_tau };
-    let v = run_long(py, None, None, |ctl| {
-        crate::realtime::ope::bootstrap(&l, &p, n_boot, seed, mean_weight, ctl)
-    })?;
-    v.into_pyarray(py).reshape(vec![n_boot, 5])
-}
-
-// ===== budget pacing =============================================================================
-
-/// The dual pacing core behind `growthmachine.realtime.BudgetPacer`.
-#[pyclass(module = "growthmachine._core", frozen)]
-pub struct RealtimePacer {
-    inner: Mutex<crate::realtime::pacer::Pacer>,
-}
-
-impl RealtimePacer {
-    fn lock(&self) -> MutexGuard<'_, crate::realtime::pacer::Pacer> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[pymethods]
-impl RealtimePacer {
-    #[new]
-    #[pyo3(signature = (n_actions, budget, horizon, step, null_action, max_ahead=None))]
-    fn new(
-        n_actions: &Bound<'_, PyAny>,
-        budget: PyReadonlyArrayDyn<'_, f64>,
-        horizon: &Bound<'_, PyAny>,
-        step: &Bound<'_, PyAny>,
-        null_action: &Bound<'_, PyAny>,
-        max_ahead: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let mut p = crate::realtime::pacer::Pacer::new(
-            int_arg(n_actions, "n_actions", 1)?,
-            slice(&budget, "budget")?,
-            int_arg(horizon, "horizon", 1)?,
-            real_arg(step, "step")?,
-            int_arg(null_action, "null_action", 0)?,
-        )
-        .map_err(to_pyerr)?;
-        let max_ahead = max_ahead.map_or(Ok(f64::INFINITY), |o| real_arg(o, "max_ahead"))?;
-        p.set_max_ahead(max_ahead).map_err(to_pyerr)?;
-        Ok(RealtimePacer {
-            inner: Mutex::new(p),
-        })
-    }
-
-    /// Decides n events from their values (n, K) and costs (K*m or n*K*m values).
-    fn decide<'py>(
-        &self,
-        py: Python<'py>,
-        values: PyReadonlyArrayDyn<'py, f64>,
-        costs: PyReadonlyArrayDyn<'py, f64>,
-        n: usize,
-        charge: bool,
-    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-        let v = slice(&values, "values")?;
-        let c = slice(&costs, "costs")?;
-        let mut out = vec![0i64; n];
-        py.detach(|| self.lock().decide(v, c, n, charge, &mut out))
-            .map_err(to_pyerr)?;
-        Ok(out.into_pyarray(py))
-    }
-
-    /// Charges revealed costs, one row of m values per event: for the decisions numbered `ids`
-    /// if given, else for the oldest outstanding decisions.
-    #[pyo3(signature = (costs, ids=None))]
-    fn charge(
-        &self,
-        py: Python<'_>,
-        costs: PyReadonlyArrayDyn<'_, f64>,
-        ids: Option<PyReadonlyArrayDyn<'_, i64>>,
-    ) -> PyResult<()> {
-        let c = slice(&costs, "cost")?;
-        let idv = match &ids {
-            Some(i) => Some(slice(i, "ids")?),
-            None => None,
-        };
-        py.detach(|| {
-            use crate::error::CoreError;
-            crate::error::check_nonnegative("cost", c)?;
-            let mut g = self.lock();
-            let m = g.n_resources();
-            let rows = c.len() / m.max(1);
-            if rows * m != c.len() {
-                return Err(CoreError::invalid(
-                    "cost",
-                    format!("has {} values, expected rows of {m}", c.len()),
-                ));
-            }
-            // Everything is checked before the first charge: a refused call changes nothing.
-            match idv {
-                Some(idv) => {
-                    if idv.len() != rows {
-                        return Err(CoreError::invalid(
-                            "ids",
-                            "must have one id per row of costs",
-                        ));
-                    }
-                    let mut seen = std::collections::HashSet::new();
-                    for &id in idv {
-                        if id < 0 || !g.is_pending(id as u64) || !seen.insert(id) {
-                            return Err(CoreError::invalid(
-                                "ids",
-                                format!(
-                                    "decision {id} is not awaiting its cost (unknown, repeated \
-                                     or charged already)"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                None if rows > g.n_pending() => {
-                    return Err(CoreError::invalid(
-                        "cost",
-                        format!(
-                            "{rows} costs given, but only {} decisions are awaiting their cost \
-                             (each decision is charged exactly once)",
-                            g.n_pending()
-                        ),
-                    ))
-                }
-                None => {}
-            }
-            for (r, row) in c.chunks(m).enumerate() {
-                match idv {
-                    Some(idv) => g.charge_id(idv[r] as u64, row)?,
-                    None => g.charge(row)?,
-                }
-            }
-            Ok(())
-        })
-        .map_err(to_pyerr)
-    }
-
-    #[getter]
-    fn price<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        self.lock().price().to_vec().into_pyarray(py)
-    }
-    #[getter]
-    fn spend<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        self.lock().spend().to_vec().into_pyarray(py)
-    }
-    #[getter]
-    fn budget<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
-        self.lock().budget().to_vec().into_pyarray(py)
-    }
-    #[getter]
-    fn n_events(&self) -> u64 {
-        self.lock().n_events()
-    }
-    #[getter]
-    fn horizon(&self) -> u64 {
-        self.lock().horizon()
-    }
-    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.lock().to_bytes().map_err(to_pyerr)?;
-        Ok(PyBytes::new(py, &b))
-    }
-    #[staticmethod]
-    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
-        let p = crate::realtime::pacer::Pacer::from_bytes(data).map_err(to_pyerr)?;
-        Ok(RealtimePacer {
-            inner: Mutex::new(p),
-        })
     }
 }
