@@ -3,7 +3,9 @@ use super::config::*;
 use super::env::*;
 use super::model::*;
 use super::population::*;
+use super::response::*;
 use super::sessions::*;
+use super::treatments::*;
 use crate::control::Control;
 use crate::parallel;
 
