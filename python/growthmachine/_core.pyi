@@ -34,23 +34,25 @@ def sim_generate(
     days: int,
     seed: int,
     progress: Callable[[int, int], object] | None = None,
-) -> dict[str, np.ndarray]: ...
+) -> SimPopulation: ...
+
+class SimPopulation:
+    @staticmethod
+    def from_columns(
+        config_json: str, days: int, seed: int, columns: dict[str, np.ndarray]
+    ) -> SimPopulation: ...
+    def columns(self) -> dict[str, np.ndarray]: ...  # read-only views, no copy
+    @property
+    def n_users(self) -> int: ...
+    @property
+    def days(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
 
 class SimEnv:
-    def __init__(
-        self,
-        config_json: str,
-        pop_seed: int,
-        hist_days: int,
-        seed: int,
-        params: npt.NDArray[np.float32],
-        codes: npt.NDArray[np.uint8],
-        alive: npt.NDArray[np.bool_],
-        customer: npt.NDArray[np.bool_],
-        last_order: npt.NDArray[np.float64],
-        n_orders: npt.NDArray[np.uint32],
-        gmv: npt.NDArray[np.float64],
-    ) -> None: ...
+    def __init__(self, population: SimPopulation, seed: int) -> None: ...
     @property
     def day(self) -> int: ...
     @property

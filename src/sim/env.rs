@@ -11,6 +11,7 @@
 //! [`expected_window`](super::expected::expected_window) that of a whole schedule of touches.
 
 use super::model::{Model, StaticUser, DOMAIN_APPLY};
+use super::population::PopulationData;
 use super::response::{expected_effect, simulate_window};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
@@ -127,6 +128,35 @@ impl Env {
             users,
             statics,
         })
+    }
+
+    /// The world at the end of a population's history (`days`): static parameters and the
+    /// lifecycle state (alive, customer, order counters) copied from its truth, no touches yet.
+    /// `p` must be generated or have passed [`PopulationData::check`].
+    pub fn from_population(p: &PopulationData, pop_seed: u64, days: u32, seed: u64) -> Result<Env> {
+        let n = p.n_users();
+        let statics = (0..n).into_par_iter().map(|i| p.static_user(i)).collect();
+        let customer: Vec<bool> = (0..n)
+            .into_par_iter()
+            .map(|i| p.is_customer(i, days))
+            .collect();
+        let n_orders: Vec<u32> = p
+            .orders_before
+            .par_iter()
+            .zip(&p.n_orders)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect();
+        Env::new(
+            pop_seed,
+            days,
+            seed,
+            statics,
+            &p.alive_at_end,
+            &customer,
+            &p.last_order_day,
+            &n_orders,
+            &p.gmv,
+        )
     }
 
     pub fn n_users(&self) -> usize {

@@ -122,42 +122,8 @@ class Environment(Versioned):
             raise TypeError(f"pop: must be a Population, got {type(pop).__name__}")
         self.seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         self.population = pop
-        t, u = pop.truth, pop.users
-        customer = (~t["is_prospect"].to_numpy()) & (t["first_order_day"].to_numpy() < pop.days)
-        n_orders = (t["orders_before_window"].to_numpy() + t["n_orders"].to_numpy()).astype(
-            np.uint32
-        )
-        params = np.empty((pop.n_users, 11), dtype=np.float32)
-        for j, c in enumerate(
-            ["purchase_rate", "dropout_p", "spend_rate", "price_sensitivity", "responsiveness",
-             "affinity_push", "affinity_sms", "affinity_email", "affinity_in_app", "affinity_ads"]
-        ):  # fmt: skip
-            params[:, j] = t[c].to_numpy()
-        params[:, 10] = u["signup_day"].to_numpy()
-        codes = np.empty((pop.n_users, 6), dtype=np.uint8)
-        codes[:, 0] = t["archetype"].cat.codes.to_numpy()
-        for j, c in enumerate(["age_band", "city_tier", "device", "acquisition_channel"], 1):
-            codes[:, j] = u[c].cat.codes.to_numpy()
-        flags = np.zeros(pop.n_users, dtype=np.uint8)
-        for bit, (df, c) in enumerate(
-            [(t, "is_prospect"), (t, "sleeping_dog"), (u, "push_opt_in"), (u, "email_opt_in"),
-             (u, "sms_opt_in"), (u, "has_app")]
-        ):  # fmt: skip
-            flags |= df[c].to_numpy().astype(np.uint8) << bit
-        codes[:, 5] = flags
-        self._core = _core.SimEnv(
-            pop.config._json_compact(),
-            pop.seed,
-            pop.days,
-            self.seed,
-            params,
-            codes,
-            np.ascontiguousarray(t["alive_at_end"].to_numpy(), dtype=bool),
-            np.ascontiguousarray(customer, dtype=bool),
-            np.ascontiguousarray(t["last_order_day"].to_numpy(), dtype=np.float64),
-            n_orders,
-            np.ascontiguousarray(t["gmv"].to_numpy(), dtype=np.float64),
-        )
+        # built in Rust from the population's static truth (no tables cross the boundary)
+        self._core = _core.SimEnv(pop._core, self.seed)
         #: orders of each applied window: (user_id, day, amount) arrays
         self._windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._build_catalogue()
