@@ -1,7 +1,8 @@
 //! The world's configuration: the serde mirror of `growthmachine.sim.WorldConfig`.
 //!
-//! Python owns the defaults and their documentation (`python/growthmachine/sim/_config.py`); it
-//! sends the whole configuration as JSON. Every field is required here (no serde defaults), unknown
+//! The core owns the defaults ([`defaults`](super::defaults)); Python reads them for its dataclasses
+//! (`python/growthmachine/sim/_config.py`, which documents every field) and sends the whole
+//! configuration as JSON. Every field is required here (no serde defaults), unknown
 //! fields are rejected, and [`WorldConfig::validate`] names the offending field with its dotted path
 //! (`purchase.r`, `archetypes[2].category_weights`, ...), so bad values never reach a sampler.
 
