@@ -33,6 +33,23 @@ fn sim_validate_config(config_json: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The channels in code order: name, whether off-site, the users column of its consent (None if
+/// none is needed) and whether it needs the app. The one definition Python reads.
+#[pyfunction]
+fn sim_channels(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    use crate::sim::config::{CHANNELS, CONSENT, NEEDS_APP, OFFSITE};
+    (0..CHANNELS.len())
+        .map(|c| {
+            let d = PyDict::new(py);
+            d.set_item("name", CHANNELS[c])?;
+            d.set_item("offsite", OFFSITE[c])?;
+            d.set_item("consent", CONSENT[c])?;
+            d.set_item("needs_app", NEEDS_APP[c])?;
+            Ok(d)
+        })
+        .collect()
+}
+
 macro_rules! put {
     ($py:expr, $d:expr, $($name:literal => $v:expr),* $(,)?) => {
         $( $d.set_item($name, PyArray1::from_vec($py, $v))?; )*
@@ -290,6 +307,19 @@ impl SimEnv {
     /// Per-user channel opt-out bits (bit c = channel c).
     fn optout<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_vec(py, self.env.users.iter().map(|s| s.optout).collect())
+    }
+
+    /// Whether each (user, channel code) pair passes the channel rules (consent, app, opt-outs).
+    fn eligible<'py>(
+        &self,
+        py: Python<'py>,
+        user: PyReadonlyArray1<'py, i64>,
+        channel: PyReadonlyArray1<'py, u8>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let (u, c) = (slice1("user_id", &user)?, u8_codes("channel", &channel)?);
+        let (m, env) = (&self.model, &self.env);
+        let ok = run_long(py, None, None, |_| env.eligible(m, u, c))?;
+        Ok(PyArray1::from_vec(py, ok))
     }
 
     /// Per-user dynamic state as numpy arrays.
@@ -657,6 +687,7 @@ impl SimSessions {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_channels, m)?)?;
     m.add_function(wrap_pyfunction!(sim_validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(sim_check_size, m)?)?;
     m.add_function(wrap_pyfunction!(sim_generate, m)?)?;

@@ -16,6 +16,19 @@ pub const CH_SMS: usize = 1;
 pub const CH_EMAIL: usize = 2;
 pub const CH_IN_APP: usize = 3;
 pub const CH_ADS: usize = 4;
+/// Off-site channels (push, sms, email, ads): their exposures saturate along the Hill curve and may
+/// opt the user out. in_app is on site.
+pub const OFFSITE: [bool; 5] = [true, true, true, false, true];
+/// The users column holding each channel's consent (`None`: no consent needed).
+pub const CONSENT: [Option<&str>; 5] = [
+    Some("push_opt_in"),
+    Some("sms_opt_in"),
+    Some("email_opt_in"),
+    None,
+    None,
+];
+/// Channels that need the app (`users.has_app`).
+pub const NEEDS_APP: [bool; 5] = [true, false, false, true, false];
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -30,11 +30,6 @@ use rand::Rng as _;
 use rand_distr::{Distribution, Exp1};
 
 #[inline]
-fn offsite(c: usize) -> bool {
-    c != CH_IN_APP
-}
-
-#[inline]
 fn price_factor(ps: f64) -> f64 {
     0.4 + 1.2 * ps
 }
@@ -166,7 +161,7 @@ pub(crate) fn response(
             no_offer *= 1.0 - oi;
         }
         r.basket = r.basket.max(b.basket_lift);
-        let p_oo = if offsite(ch) {
+        let p_oo = if OFFSITE[ch] {
             e_off += s;
             r.exposures += 1;
             let mult = if u.sleeping_dog {
@@ -413,7 +408,7 @@ pub fn expected_effect(
     } else {
         0.0
     };
-    let expo = if offsite(ch) {
+    let expo = if OFFSITE[ch] {
         (rc.exposure_max * u.responsiveness * life * hill(s, rc.hill_ec50, rc.hill_slope)).min(0.99)
     } else {
         0.0

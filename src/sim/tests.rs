@@ -820,3 +820,24 @@ fn population_check_names_the_column_and_row() {
     })
     .starts_with("gmv: has length 499"));
 }
+
+#[test]
+fn channel_tables_describe_the_reachability_rule() {
+    // CONSENT and NEEDS_APP (what Python reads) say what UserParams::reachable does.
+    let m = model();
+    for uid in 0..5_000u64 {
+        let u = m.draw_user(3, uid, 365);
+        for c in 0..CHANNELS.len() {
+            let consent = match CONSENT[c] {
+                Some("push_opt_in") => u.push_ok,
+                Some("sms_opt_in") => u.sms_ok,
+                Some("email_opt_in") => u.email_ok,
+                Some(other) => panic!("unknown consent column {other}"),
+                None => true,
+            };
+            assert_eq!(u.reachable(c), consent && (!NEEDS_APP[c] || u.app), "{c}");
+        }
+    }
+    assert_eq!(OFFSITE.iter().filter(|o| !**o).count(), 1);
+    assert!(!OFFSITE[CH_IN_APP]);
+}

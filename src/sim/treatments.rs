@@ -253,6 +253,39 @@ impl Env {
         Ok(())
     }
 
+    /// Whether each (user, channel) pair passes the channel rules (consent, app, opt-outs): what
+    /// [`Env::check_rules`] requires of every touch, without the daily caps.
+    pub fn eligible(&self, m: &Model, user: &[i64], channel: &[u8]) -> Result<Vec<bool>> {
+        crate::error::check_len("channel", channel.len(), user.len(), "user_id")?;
+        let n = self.users.len() as i64;
+        if let Some(i) = user.iter().position(|u| *u < 0 || *u >= n) {
+            return Err(CoreError::invalid(
+                "user_id",
+                format!(
+                    "{} at position {i} is not a user id (0 to {})",
+                    user[i],
+                    n - 1
+                ),
+            ));
+        }
+        if let Some(i) = channel.iter().position(|c| *c as usize >= CHANNELS.len()) {
+            return Err(CoreError::invalid(
+                "channel",
+                format!("code {} at position {i} is not a channel", channel[i]),
+            ));
+        }
+        Ok(user
+            .par_iter()
+            .zip(channel.par_iter())
+            .with_min_len(CHUNK)
+            .map(|(&u, &c)| {
+                let uid = u as usize;
+                self.statics[uid].expand(m).reachable(c as usize)
+                    && self.users[uid].optout & (1 << c) == 0
+            })
+            .collect())
+    }
+
     /// Validates a treatment table (ranges, window, channel rules: the first bad row named) and
     /// groups it by user: what [`Env::apply`] and [`Env::expected_outcome`] both start with.
     #[allow(clippy::too_many_arguments)]

@@ -40,13 +40,12 @@ import pandas as pd
 from .. import _convert as cv
 from .. import _core, _progress
 from .._state import Versioned
+from ._channels import CHANNELS, OFFSITE
 from ._config import WorldConfig
 from ._population import Population
 
-__all__ = ["CHANNELS", "Environment", "SessionBatch", "StepResult"]
+__all__ = ["CHANNELS", "OFFSITE", "Environment", "SessionBatch", "StepResult"]
 
-CHANNELS = ("push", "sms", "email", "in_app", "ads")
-OFFSITE = (True, True, True, False, True)
 
 StepResult = namedtuple("StepResult", ["reward", "cost", "stage", "done"])
 
@@ -264,14 +263,9 @@ class Environment(Versioned):
         u = self._user_ids(user_ids, "user_ids")
         a = self._action_ids(action_ids, "action_ids", len(u))
         ch = self._a_channel[a]
-        users = self.population.users
-        ok = np.ones(len(u), dtype=bool)
-        for col, c in (("push_opt_in", 0), ("sms_opt_in", 1), ("email_opt_in", 2), ("has_app", 3)):
-            flag = users[col].to_numpy()[u]
-            ok &= (ch != c) | flag
-        opt = self._core.optout()[u]
-        ok &= ((opt >> ch) & 1) == 0
-        return ok
+        if len(ch) == 1 and len(u) != 1:  # one action for every user
+            ch = np.full(len(u), ch[0], np.uint8)
+        return self._core.eligible(u, ch)
 
     # -- input helpers ------------------------------------------------------------------------
     def _user_ids(self, x: Any, name: str, *, unique: bool = False) -> np.ndarray:

@@ -11,6 +11,7 @@ from .. import _convert as cv
 from .. import _core, _progress
 from .._core import StateError
 from .._state import Versioned
+from ._channels import CHANNELS
 from ._config import WorldConfig
 
 __all__ = ["MAX_DAYS", "Population"]
@@ -65,8 +66,6 @@ _INT32 = ("orders_before_window", "n_orders")
 
 
 def _affinities() -> list[tuple[str, str]]:
-    from ._environment import CHANNELS
-
     return [(f"affinity_{c}", f"affinity_{c}") for c in CHANNELS]
 
 
