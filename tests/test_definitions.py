@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 import growthmachine as gm
 from growthmachine import _core
+from growthmachine.insight.lifecycle import STAGES, LifecycleRules
 
 
 def test_world_defaults_are_the_cores():
@@ -44,3 +46,15 @@ def test_channels_are_the_cores():
         np.testing.assert_array_equal(env.eligible(users, a), reach[:, j])
     with pytest.raises(ValueError, match="in_app is on-site"):
         gm.touchpoint.FrequencyPlanner.for_world(env, ["in_app"])
+
+
+def test_feature_columns_and_lifecycle_are_the_cores():
+    cols = gm.insight.FEATURE_COLUMNS
+    core = tuple(_core.insight_feature_columns())
+    assert cols[2 : 2 + len(core)] == core
+    assert STAGES == tuple(_core.insight_lifecycle_stages())
+    assert asdict(LifecycleRules()) == json.loads(_core.insight_lifecycle_default_rules())
+    with pytest.raises(ValueError, match="rules"):
+        _core.insight_lifecycle(
+            np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1), np.zeros(1), '{"new_days": 1}'
+        )

@@ -221,13 +221,16 @@ def insight_clv(
     discount_rate: float,
     progress: _Progress = None,
 ) -> _F64: ...
+def insight_feature_columns() -> list[str]: ...
+def insight_lifecycle_stages() -> list[str]: ...
+def insight_lifecycle_default_rules() -> str: ...
 def insight_lifecycle(
     n_transactions: _F64,
     T: _F64,
     days_since_last: _F64,
     p_alive: _F64,
     trend: _F64,
-    rules: list[float],
+    rules_json: str,
 ) -> npt.NDArray[np.uint8]: ...
 def insight_transitions(
     before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8], k: int

@@ -18,7 +18,10 @@ pub const STAGES: [&str; 7] = [
     "prospect", "new", "growing", "mature", "at-risk", "dormant", "churned",
 ];
 
-#[derive(Clone, Copy, Debug)]
+/// The thresholds of the rules above. [`Rules::default`] is the one definition of their defaults
+/// (`growthmachine.insight.LifecycleRules` reads it); they travel by name ([`Rules::from_json`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rules {
     pub new_days: f64,
     pub churned_p_alive: f64,
@@ -42,6 +45,17 @@ impl Default for Rules {
             at_risk_trend: -0.5,
             growing_trend: 0.25,
         }
+    }
+}
+
+impl Rules {
+    /// Rules from a JSON object naming every threshold; `rules: ...` if one is missing or unknown.
+    pub fn from_json(s: &str) -> Result<Self> {
+        serde_json::from_str(s).map_err(|e| CoreError::invalid("rules", e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serialisable")
     }
 }
 
