@@ -110,6 +110,18 @@ struct SimPopulation {
     data: PopulationData,
 }
 
+impl SimPopulation {
+    fn new(m: Model, config_json: &str, days: u32, seed: u64, data: PopulationData) -> Self {
+        SimPopulation {
+            model: Arc::new(m),
+            config_json: config_json.to_string(),
+            days,
+            seed,
+            data,
+        }
+    }
+}
+
 /// A read-only numpy view of `v`, kept alive by `owner`.
 fn view<'py, T: Element>(v: &[T], owner: &Bound<'py, SimPopulation>) -> Bound<'py, PyArray1<T>> {
     // SAFETY: `v` is a column of `owner`'s `PopulationData`, which is never modified after the
@@ -158,13 +170,7 @@ impl SimPopulation {
             p.affinity[c] = column(columns, &PopulationData::affinity_name(c))?;
         }
         let p = run_long(py, None, None, |_| p.check(&m).map(|_| p))?;
-        Ok(SimPopulation {
-            model: Arc::new(m),
-            config_json: config_json.to_string(),
-            days,
-            seed,
-            data: p,
-        })
+        Ok(SimPopulation::new(m, config_json, days, seed, p))
     }
 
     /// Every column by name, as read-only views of the core's memory.
@@ -220,13 +226,7 @@ fn sim_generate<'py>(
     let p = run_long(py, progress, None, |ctl| {
         population::generate(&m, n_users, days, seed, ctl)
     })?;
-    Ok(SimPopulation {
-        model: Arc::new(m),
-        config_json: config_json.to_string(),
-        days,
-        seed,
-        data: p,
-    })
+    Ok(SimPopulation::new(m, config_json, days, seed, p))
 }
 
 /// The environment's state (the per-user static parameters are re-drawn from the population's
