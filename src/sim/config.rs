@@ -426,8 +426,10 @@ impl WorldConfig {
                 return Err(bad(
                     &f("channel_affinity"),
                     format!(
-                        "has {} values, expected 5 (push, sms, email, in_app, ads)",
-                        a.channel_affinity.len()
+                        "has {} values, expected {} ({})",
+                        a.channel_affinity.len(),
+                        CHANNELS.len(),
+                        CHANNELS.join(", ")
                     ),
                 ));
             }
