@@ -27,6 +27,7 @@ def _debug_long(
 # --- sim ---
 
 def sim_default_config() -> str: ...
+def sim_channels() -> list[dict[str, Any]]: ...  # name, offsite, consent, needs_app
 def sim_validate_config(config_json: str) -> None: ...
 def sim_check_size(n_users: int) -> None: ...
 def sim_generate(
@@ -35,23 +36,25 @@ def sim_generate(
     days: int,
     seed: int,
     progress: Callable[[int, int], object] | None = None,
-) -> dict[str, np.ndarray]: ...
+) -> SimPopulation: ...
+
+class SimPopulation:
+    @staticmethod
+    def from_columns(
+        config_json: str, days: int, seed: int, columns: dict[str, np.ndarray]
+    ) -> SimPopulation: ...
+    def columns(self) -> dict[str, np.ndarray]: ...  # read-only views, no copy
+    @property
+    def n_users(self) -> int: ...
+    @property
+    def days(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def config_json(self) -> str: ...
 
 class SimEnv:
-    def __init__(
-        self,
-        config_json: str,
-        pop_seed: int,
-        hist_days: int,
-        seed: int,
-        params: npt.NDArray[np.float32],
-        codes: npt.NDArray[np.uint8],
-        alive: npt.NDArray[np.bool_],
-        customer: npt.NDArray[np.bool_],
-        last_order: npt.NDArray[np.float64],
-        n_orders: npt.NDArray[np.uint32],
-        gmv: npt.NDArray[np.float64],
-    ) -> None: ...
+    def __init__(self, population: SimPopulation, seed: int) -> None: ...
     @property
     def day(self) -> int: ...
     @property
@@ -62,6 +65,9 @@ class SimEnv:
     def config_json(self) -> str: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def optout(self) -> npt.NDArray[np.uint8]: ...
+    def eligible(
+        self, user: npt.NDArray[np.int64], channel: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.bool_]: ...
     def set_state(
         self,
         day: int,
@@ -216,13 +222,16 @@ def insight_clv(
     discount_rate: float,
     progress: _Progress = None,
 ) -> _F64: ...
+def insight_feature_columns() -> list[str]: ...
+def insight_lifecycle_stages() -> list[str]: ...
+def insight_lifecycle_default_rules() -> str: ...
 def insight_lifecycle(
     n_transactions: _F64,
     T: _F64,
     days_since_last: _F64,
     p_alive: _F64,
     trend: _F64,
-    rules: list[float],
+    rules_json: str,
 ) -> npt.NDArray[np.uint8]: ...
 def insight_transitions(
     before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8], k: int

@@ -20,7 +20,7 @@ mod models {
     use pyo3::prelude::*;
 
     use crate::insight::{cells, features, lifecycle, value};
-    use crate::python::{run_long, slice1};
+    use crate::python::{run_long, slice1, to_pyerr};
     use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
     use pyo3::exceptions::PyValueError;
     use pyo3::types::PyDict;
@@ -313,10 +313,27 @@ mod models {
         Ok(v.into_pyarray(py))
     }
 
-    /// rules: [new_days, churned_p_alive, churned_days, dormant_p_alive, dormant_days,
-    /// at_risk_p_alive, at_risk_trend, growing_trend].
+    /// The feature columns of `insight_features`, in order.
     #[pyfunction]
-    #[pyo3(signature = (n_transactions, T, days_since_last, p_alive, trend, rules))]
+    fn insight_feature_columns() -> Vec<&'static str> {
+        features::COLUMNS.to_vec()
+    }
+
+    /// The lifecycle stage names, in code order.
+    #[pyfunction]
+    fn insight_lifecycle_stages() -> Vec<&'static str> {
+        lifecycle::STAGES.to_vec()
+    }
+
+    /// The default lifecycle rules as JSON (threshold name -> value).
+    #[pyfunction]
+    fn insight_lifecycle_default_rules() -> String {
+        lifecycle::Rules::default().to_json()
+    }
+
+    /// rules_json: every threshold of `lifecycle::Rules` by name.
+    #[pyfunction]
+    #[pyo3(signature = (n_transactions, T, days_since_last, p_alive, trend, rules_json))]
     #[allow(non_snake_case)]
     fn insight_lifecycle<'py>(
         py: Python<'py>,
@@ -325,18 +342,9 @@ mod models {
         days_since_last: PyReadonlyArray1<'py, f64>,
         p_alive: PyReadonlyArray1<'py, f64>,
         trend: PyReadonlyArray1<'py, f64>,
-        rules: [f64; 8],
+        rules_json: &str,
     ) -> PyResult<Arr<'py, u8>> {
-        let r = lifecycle::Rules {
-            new_days: rules[0],
-            churned_p_alive: rules[1],
-            churned_days: rules[2],
-            dormant_p_alive: rules[3],
-            dormant_days: rules[4],
-            at_risk_p_alive: rules[5],
-            at_risk_trend: rules[6],
-            growing_trend: rules[7],
-        };
+        let r = lifecycle::Rules::from_json(rules_json).map_err(to_pyerr)?;
         let (a, b, c, d, e) = (
             slice1("n_transactions", &n_transactions)?,
             slice1("T", &T)?,
@@ -413,6 +421,9 @@ mod models {
         m.add_function(wrap_pyfunction!(insight_gammagamma_loglik, m)?)?;
         m.add_function(wrap_pyfunction!(insight_gammagamma_expected_spend, m)?)?;
         m.add_function(wrap_pyfunction!(insight_clv, m)?)?;
+        m.add_function(wrap_pyfunction!(insight_feature_columns, m)?)?;
+        m.add_function(wrap_pyfunction!(insight_lifecycle_stages, m)?)?;
+        m.add_function(wrap_pyfunction!(insight_lifecycle_default_rules, m)?)?;
         m.add_function(wrap_pyfunction!(insight_lifecycle, m)?)?;
         m.add_function(wrap_pyfunction!(insight_transitions, m)?)?;
         m.add_function(wrap_pyfunction!(insight_cells_build, m)?)?;

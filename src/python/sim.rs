@@ -4,11 +4,12 @@
 use super::{run_long, slice1, to_pyerr};
 use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
-use crate::sim::model::{Model, StaticUser};
-use crate::sim::population;
+use crate::sim::model::Model;
+use crate::sim::population::{self, PopulationData};
 use crate::sim::sessions::{Sessions, VisitSampler, ACTIONS};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
-use pyo3::exceptions::PyValueError;
+use ndarray::ArrayView1;
+use numpy::{Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::sync::Arc;
@@ -32,6 +33,23 @@ fn sim_validate_config(config_json: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The channels in code order: name, whether off-site, the users column of its consent (None if
+/// none is needed) and whether it needs the app. The one definition Python reads.
+#[pyfunction]
+fn sim_channels(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    use crate::sim::config::{CHANNELS, CONSENT, NEEDS_APP, OFFSITE};
+    (0..CHANNELS.len())
+        .map(|c| {
+            let d = PyDict::new(py);
+            d.set_item("name", CHANNELS[c])?;
+            d.set_item("offsite", OFFSITE[c])?;
+            d.set_item("consent", CONSENT[c])?;
+            d.set_item("needs_app", NEEDS_APP[c])?;
+            Ok(d)
+        })
+        .collect()
+}
+
 macro_rules! put {
     ($py:expr, $d:expr, $($name:literal => $v:expr),* $(,)?) => {
         $( $d.set_item($name, PyArray1::from_vec($py, $v))?; )*
@@ -44,7 +62,156 @@ fn sim_check_size(n_users: u64) -> PyResult<()> {
     population::check_size(n_users).map_err(to_pyerr)
 }
 
-/// Generates a population; returns a dict of column name -> numpy array.
+/// Every column of a population by name (the affinities apart: one per channel): the one list
+/// behind both directions, the views of [`SimPopulation::columns`] and the columns read back by
+/// [`SimPopulation::from_columns`].
+macro_rules! each_column {
+    ($f:ident) => {
+        $f!("signup_day", signup_day);
+        $f!("age_band", age_band);
+        $f!("city_tier", city_tier);
+        $f!("device", device);
+        $f!("acquisition_channel", acquisition);
+        $f!("push_opt_in", push_opt_in);
+        $f!("email_opt_in", email_opt_in);
+        $f!("sms_opt_in", sms_opt_in);
+        $f!("has_app", has_app);
+        $f!("archetype", archetype);
+        $f!("is_prospect", is_prospect);
+        $f!("sleeping_dog", sleeping_dog);
+        $f!("purchase_rate", purchase_rate);
+        $f!("dropout_p", dropout_p);
+        $f!("spend_rate", spend_rate);
+        $f!("mean_spend", mean_spend);
+        $f!("price_sensitivity", price_sensitivity);
+        $f!("responsiveness", responsiveness);
+        $f!("alive_at_end", alive_at_end);
+        $f!("death_day", death_day);
+        $f!("first_order_day", first_order_day);
+        $f!("last_order_day", last_order_day);
+        $f!("orders_before_window", orders_before);
+        $f!("n_orders", n_orders);
+        $f!("gmv", gmv);
+        $f!("tx_user_id", tx_user);
+        $f!("tx_day", tx_day);
+        $f!("tx_amount", tx_amount);
+        $f!("tx_category", tx_category);
+    };
+}
+
+/// A population's static truth, held once in Rust: the environment is built from it and Python
+/// sees its columns as read-only views (no copy).
+#[pyclass(frozen, module = "growthmachine._core")]
+struct SimPopulation {
+    model: Arc<Model>,
+    config_json: String,
+    days: u32,
+    seed: u64,
+    data: PopulationData,
+}
+
+impl SimPopulation {
+    fn new(m: Model, config_json: &str, days: u32, seed: u64, data: PopulationData) -> Self {
+        SimPopulation {
+            model: Arc::new(m),
+            config_json: config_json.to_string(),
+            days,
+            seed,
+            data,
+        }
+    }
+}
+
+/// A read-only numpy view of `v`, kept alive by `owner`.
+fn view<'py, T: Element>(v: &[T], owner: &Bound<'py, SimPopulation>) -> Bound<'py, PyArray1<T>> {
+    // SAFETY: `v` is a column of `owner`'s `PopulationData`, which is never modified after the
+    // object is built (the class is frozen): its buffer is neither moved nor freed while `owner`,
+    // the array's base object, lives. The array is made read-only, so numpy never writes to it.
+    let a = unsafe { PyArray1::borrow_from_array(&ArrayView1::from(v), owner.clone().into_any()) };
+    a.readwrite().make_nonwriteable();
+    a
+}
+
+/// Column `name` of `columns` as a `Vec`, or a `ValueError` naming it.
+fn column<T: Element + Copy>(columns: &Bound<'_, PyDict>, name: &str) -> PyResult<Vec<T>> {
+    let v = columns
+        .get_item(name)?
+        .ok_or_else(|| PyValueError::new_err(format!("columns: missing {name:?}")))?;
+    let a: PyReadonlyArray1<'_, T> = v.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "columns[{name:?}]: must be a 1-d numpy array of {}",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok(slice1(name, &a)?.to_vec())
+}
+
+#[pymethods]
+impl SimPopulation {
+    /// A population rebuilt from its columns (the tables of a pickle or of the user), checked in
+    /// the core (lengths, code ranges, finite parameters; the column and row named).
+    #[staticmethod]
+    fn from_columns(
+        py: Python<'_>,
+        config_json: &str,
+        days: u32,
+        seed: u64,
+        columns: &Bound<'_, PyDict>,
+    ) -> PyResult<Self> {
+        let m = model(config_json)?;
+        let mut p = PopulationData::default();
+        macro_rules! take {
+            ($name:literal, $field:ident) => {
+                p.$field = column(columns, $name)?;
+            };
+        }
+        each_column!(take);
+        for c in 0..p.affinity.len() {
+            p.affinity[c] = column(columns, &PopulationData::affinity_name(c))?;
+        }
+        let p = run_long(py, None, None, |_| p.check(&m).map(|_| p))?;
+        Ok(SimPopulation::new(m, config_json, days, seed, p))
+    }
+
+    /// Every column by name, as read-only views of the core's memory.
+    fn columns<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let d = PyDict::new(py);
+        let data = &slf.get().data;
+        macro_rules! put_view {
+            ($name:literal, $field:ident) => {
+                d.set_item($name, view(&data.$field, slf))?;
+            };
+        }
+        each_column!(put_view);
+        for (c, a) in data.affinity.iter().enumerate() {
+            d.set_item(PopulationData::affinity_name(c), view(a, slf))?;
+        }
+        Ok(d)
+    }
+
+    #[getter]
+    fn n_users(&self) -> usize {
+        self.data.n_users()
+    }
+
+    #[getter]
+    fn days(&self) -> u32 {
+        self.days
+    }
+
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    #[getter]
+    fn config_json(&self) -> &str {
+        &self.config_json
+    }
+}
+
+/// Generates a population: its static truth, held in Rust.
 #[pyfunction]
 #[pyo3(signature = (config_json, n_users, days, seed, progress=None))]
 fn sim_generate<'py>(
@@ -54,50 +221,12 @@ fn sim_generate<'py>(
     days: u32,
     seed: u64,
     progress: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<SimPopulation> {
     let m = model(config_json)?;
     let p = run_long(py, progress, None, |ctl| {
         population::generate(&m, n_users, days, seed, ctl)
     })?;
-    let d = PyDict::new(py);
-    let [a0, a1, a2, a3, a4] = p.affinity;
-    put!(py, d,
-        "signup_day" => p.signup_day,
-        "age_band" => p.age_band,
-        "city_tier" => p.city_tier,
-        "device" => p.device,
-        "acquisition_channel" => p.acquisition,
-        "push_opt_in" => p.push_opt_in,
-        "email_opt_in" => p.email_opt_in,
-        "sms_opt_in" => p.sms_opt_in,
-        "has_app" => p.has_app,
-        "archetype" => p.archetype,
-        "is_prospect" => p.is_prospect,
-        "sleeping_dog" => p.sleeping_dog,
-        "purchase_rate" => p.purchase_rate,
-        "dropout_p" => p.dropout_p,
-        "spend_rate" => p.spend_rate,
-        "mean_spend" => p.mean_spend,
-        "price_sensitivity" => p.price_sensitivity,
-        "responsiveness" => p.responsiveness,
-        "affinity_push" => a0,
-        "affinity_sms" => a1,
-        "affinity_email" => a2,
-        "affinity_in_app" => a3,
-        "affinity_ads" => a4,
-        "alive_at_end" => p.alive_at_end,
-        "death_day" => p.death_day,
-        "first_order_day" => p.first_order_day,
-        "last_order_day" => p.last_order_day,
-        "orders_before_window" => p.orders_before,
-        "n_orders" => p.n_orders,
-        "gmv" => p.gmv,
-        "tx_user_id" => p.tx_user,
-        "tx_day" => p.tx_day,
-        "tx_amount" => p.tx_amount,
-        "tx_category" => p.tx_category,
-    );
-    Ok(d)
+    Ok(SimPopulation::new(m, config_json, days, seed, p))
 }
 
 /// The environment's state (the per-user static parameters are re-drawn from the population's
@@ -149,98 +278,17 @@ fn pair_slices<'a>(
 
 #[pymethods]
 impl SimEnv {
+    /// The world at the end of `population`'s history; `seed` seeds its future randomness.
     #[new]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        config_json: &str,
-        pop_seed: u64,
-        hist_days: u32,
-        seed: u64,
-        params: PyReadonlyArray2<'_, f32>,
-        codes: PyReadonlyArray2<'_, u8>,
-        alive: PyReadonlyArray1<'_, bool>,
-        customer: PyReadonlyArray1<'_, bool>,
-        last_order: PyReadonlyArray1<'_, f64>,
-        n_orders: PyReadonlyArray1<'_, u32>,
-        gmv: PyReadonlyArray1<'_, f64>,
-    ) -> PyResult<Self> {
-        let m = model(config_json)?;
-        let (ps, cs) = (params.as_array(), codes.as_array());
-        if ps.ncols() != 11 || cs.ncols() != 6 || ps.nrows() != cs.nrows() {
-            return Err(PyValueError::new_err(format!(
-                "params/codes: expected shapes (n, 11) and (n, 6), got {:?} and {:?}",
-                ps.shape(),
-                cs.shape()
-            )));
-        }
-        let p = params
-            .as_slice()
-            .map_err(|_| PyValueError::new_err("params: must be C-contiguous"))?;
-        let c = codes
-            .as_slice()
-            .map_err(|_| PyValueError::new_err("codes: must be C-contiguous"))?;
-        let o = &m.cfg.observables;
-        let limits = [
-            m.cfg.archetypes.len() as u8,
-            o.age_bands.len() as u8,
-            o.city_tiers.len() as u8,
-            o.devices.len() as u8,
-            o.acquisition_channels.len() as u8,
-            64,
-        ];
-        use rayon::prelude::*;
-        let statics: Vec<StaticUser> = py
-            .detach(|| {
-                crate::parallel::install(|| {
-                    p.par_chunks_exact(11)
-                        .zip(c.par_chunks_exact(6))
-                        .enumerate()
-                        .map(|(i, (p, c))| {
-                            if let Some(j) = (0..6).find(|&j| c[j] >= limits[j]) {
-                                return Err(format!(
-                                    "codes: row {i}, column {j}: code {} out of range",
-                                    c[j]
-                                ));
-                            }
-                            if p.iter().any(|x| !x.is_finite()) {
-                                return Err(format!("params: row {i} has a non-finite value"));
-                            }
-                            Ok(StaticUser {
-                                lambda: p[0],
-                                dropout: p[1],
-                                nu: p[2],
-                                price_sensitivity: p[3],
-                                responsiveness: p[4],
-                                affinity: [p[5], p[6], p[7], p[8], p[9]],
-                                signup: p[10],
-                                archetype: c[0],
-                                age: c[1],
-                                tier: c[2],
-                                device: c[3],
-                                acq: c[4],
-                                flags: c[5],
-                            })
-                        })
-                        .collect::<Result<Vec<_>, String>>()
-                })
-            })
-            .map_err(PyValueError::new_err)?;
-        let env = Env::new(
-            pop_seed,
-            hist_days,
-            seed,
-            statics,
-            slice1("alive", &alive)?,
-            slice1("customer", &customer)?,
-            slice1("last_order", &last_order)?,
-            slice1("n_orders", &n_orders)?,
-            slice1("gmv", &gmv)?,
-        )
-        .map_err(to_pyerr)?;
+    fn new(py: Python<'_>, population: &Bound<'_, SimPopulation>, seed: u64) -> PyResult<Self> {
+        let pop = population.get();
+        let data = &pop.data;
+        let env = run_long(py, None, None, |_| {
+            Env::from_population(data, pop.seed, pop.days, seed)
+        })?;
         Ok(SimEnv {
-            model: Arc::new(m),
-            config_json: config_json.to_string(),
+            model: pop.model.clone(),
+            config_json: pop.config_json.clone(),
             env,
             visit_sampler: None,
         })
@@ -259,6 +307,19 @@ impl SimEnv {
     /// Per-user channel opt-out bits (bit c = channel c).
     fn optout<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_vec(py, self.env.users.iter().map(|s| s.optout).collect())
+    }
+
+    /// Whether each (user, channel code) pair passes the channel rules (consent, app, opt-outs).
+    fn eligible<'py>(
+        &self,
+        py: Python<'py>,
+        user: PyReadonlyArray1<'py, i64>,
+        channel: PyReadonlyArray1<'py, u8>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let (u, c) = (slice1("user_id", &user)?, u8_codes("channel", &channel)?);
+        let (m, env) = (&self.model, &self.env);
+        let ok = run_long(py, None, None, |_| env.eligible(m, u, c))?;
+        Ok(PyArray1::from_vec(py, ok))
     }
 
     /// Per-user dynamic state as numpy arrays.
@@ -626,9 +687,11 @@ impl SimSessions {
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_channels, m)?)?;
     m.add_function(wrap_pyfunction!(sim_validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(sim_check_size, m)?)?;
     m.add_function(wrap_pyfunction!(sim_generate, m)?)?;
+    m.add_class::<SimPopulation>()?;
     m.add_class::<SimEnv>()?;
     m.add_class::<SimSessions>()?;
     Ok(())

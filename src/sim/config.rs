@@ -1,7 +1,8 @@
 //! The world's configuration: the serde mirror of `growthmachine.sim.WorldConfig`.
 //!
-//! Python owns the defaults and their documentation (`python/growthmachine/sim/_config.py`); it
-//! sends the whole configuration as JSON. Every field is required here (no serde defaults), unknown
+//! The core owns the defaults ([`defaults`](super::defaults)); Python reads them for its dataclasses
+//! (`python/growthmachine/sim/_config.py`, which documents every field) and sends the whole
+//! configuration as JSON. Every field is required here (no serde defaults), unknown
 //! fields are rejected, and [`WorldConfig::validate`] names the offending field with its dotted path
 //! (`purchase.r`, `archetypes[2].category_weights`, ...), so bad values never reach a sampler.
 
@@ -15,6 +16,19 @@ pub const CH_SMS: usize = 1;
 pub const CH_EMAIL: usize = 2;
 pub const CH_IN_APP: usize = 3;
 pub const CH_ADS: usize = 4;
+/// Off-site channels (push, sms, email, ads): their exposures saturate along the Hill curve and may
+/// opt the user out. in_app is on site.
+pub const OFFSITE: [bool; 5] = [true, true, true, false, true];
+/// The users column holding each channel's consent (`None`: no consent needed).
+pub const CONSENT: [Option<&str>; 5] = [
+    Some("push_opt_in"),
+    Some("sms_opt_in"),
+    Some("email_opt_in"),
+    None,
+    None,
+];
+/// Channels that need the app (`users.has_app`).
+pub const NEEDS_APP: [bool; 5] = [true, false, false, true, false];
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -412,8 +426,10 @@ impl WorldConfig {
                 return Err(bad(
                     &f("channel_affinity"),
                     format!(
-                        "has {} values, expected 5 (push, sms, email, in_app, ads)",
-                        a.channel_affinity.len()
+                        "has {} values, expected {} ({})",
+                        a.channel_affinity.len(),
+                        CHANNELS.len(),
+                        CHANNELS.join(", ")
                     ),
                 ));
             }

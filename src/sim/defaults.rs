@@ -1,5 +1,6 @@
-//! The default world (mirrors the defaults of `growthmachine.sim.WorldConfig`; a Python test checks
-//! that both agree field by field). The reasoning behind each value is documented on the Python side.
+//! The default world: the one definition of every default of `growthmachine.sim.WorldConfig`.
+//! Python reads it (`_core.sim_default_config()`) for its dataclass defaults and documents each
+//! field there, with the reasoning behind its value; the archetypes are described here.
 
 use super::config::*;
 
@@ -50,6 +51,7 @@ impl Default for WorldConfig {
         // age bands: 18-24, 25-34, 35-44, 45-54, 55+; tiers 1..4; devices ios, android, web
         // acquisition: organic, search, social, referral, paid_ads, offline
         let archetypes = vec![
+            // Price-driven, coupon-responsive, mass-market cities, Android, low sleeping-dog risk.
             arch(
                 "bargain_hunter",
                 0.20,
@@ -66,6 +68,7 @@ impl Default for WorldConfig {
                 [0.8, 2.2, 0.7],
                 [1.0, 1.5, 1.5, 2.0, 1.5, 0.5],
             ),
+            // Frequent, price-insensitive, dislike interruptions (negative guidance), many dogs.
             arch(
                 "busy_professional",
                 0.17,
@@ -82,6 +85,7 @@ impl Default for WorldConfig {
                 [2.0, 1.0, 1.2],
                 [2.0, 2.0, 0.8, 0.8, 1.0, 0.3],
             ),
+            // Young, fashion/beauty, social acquisition, responsive to new arrivals and social proof.
             arch(
                 "young_trendsetter",
                 0.16,
@@ -98,6 +102,7 @@ impl Default for WorldConfig {
                 [1.8, 1.6, 0.3],
                 [0.8, 0.8, 3.0, 1.5, 1.5, 0.2],
             ),
+            // Groceries, baby and home; frequent; moderately price sensitive.
             arch(
                 "family_shopper",
                 0.17,
@@ -114,6 +119,7 @@ impl Default for WorldConfig {
                 [1.0, 1.6, 0.8],
                 [1.5, 1.5, 1.2, 1.5, 1.0, 0.8],
             ),
+            // Most frequent, least price sensitive, tier-1 iOS: a quarter react badly to promotions.
             arch(
                 "loyal_premium",
                 0.10,
@@ -130,6 +136,7 @@ impl Default for WorldConfig {
                 [2.5, 0.8, 1.0],
                 [3.0, 1.5, 0.5, 1.0, 0.5, 0.5],
             ),
+            // Rare buyers of gifts (electronics, beauty, books), reached best by ads and e-mail.
             arch(
                 "occasional_gifter",
                 0.12,
@@ -146,6 +153,7 @@ impl Default for WorldConfig {
                 [1.0, 1.0, 1.5],
                 [1.0, 2.5, 1.0, 1.0, 2.0, 0.5],
             ),
+            // Older, web and SMS/e-mail, price sensitive, welcome guidance.
             arch(
                 "silver_saver",
                 0.08,

@@ -1,6 +1,6 @@
 //! The expected outcome of a whole treatment table (several touches per user, on different days
 //! and channels), without advancing the world: [`expected_window`] is
-//! [`simulate_window`](super::env::simulate_window) in expectation, draw by draw.
+//! [`simulate_window`](super::response::simulate_window) in expectation, draw by draw.
 //!
 //! Why it is exact (the draws of `simulate_window`, in its order):
 //! - the response (strengths, offer responses, exposures, `q`, the basket lift, the sleeping-dog
@@ -14,7 +14,7 @@
 //!   follow the buy-till-you-die process with the rate scaled by `pen` (`baseline`):
 //!   P(convert) = `1 - (1 - q)(1 - p1)`, E(orders) = `q + n1`; order values have the
 //!   Gamma-Gamma mean (x `1 + basket_lift` for the incremental order; cent rounding ignored, as in
-//!   [`expected_effect`](super::env::expected_effect));
+//!   [`expected_effect`](super::response::expected_effect));
 //! - one costed coupon (cost `c`, delivered on day `d`): the incremental order redeems it iff `d`
 //!   is the first touch day; otherwise the first baseline order at a time `>= d` resolves it and
 //!   pays with probability `redemption_rate`. For an alive customer the orders before `d` are a
@@ -32,8 +32,10 @@
 //!   Everything else stays exact.
 
 use super::config::CHANNELS;
-use super::env::{baseline, baseline_orders, first_order_hazard, response, Env, Touch, UserState};
+use super::env::{Env, UserState};
 use super::model::{Model, UserParams, DOMAIN_EXPECTED};
+use super::response::{baseline, baseline_orders, first_order_hazard, response};
+use super::treatments::Touch;
 use crate::control::Control;
 use crate::error::Result;
 use crate::parallel::CHUNK;
@@ -150,7 +152,7 @@ fn replicated_incentive(
     total / REPLICATES as f64
 }
 
-/// The expected outcome of [`simulate_window`](super::env::simulate_window) for one user with
+/// The expected outcome of [`simulate_window`](super::response::simulate_window) for one user with
 /// `touches` (sorted by day, channel, row) over `[start, start + days)`, from the state `st`,
 /// which is not changed. `rng` is used only to average the incentive cost of several costed
 /// coupons (see the module docs).

@@ -4,7 +4,9 @@
 //! - [`config`]: the serde mirror of `WorldConfig`, validated with dotted field paths;
 //! - [`model`]: prepared tables and per-user parameters drawn from per-user streams;
 //! - [`population`]: users, hidden truth and a buy-till-you-die order history;
-//! - [`env`]: treatments, outcomes, exact expected effects (true uplift);
+//! - [`env`]: the world's state per user, applying a window, exact expected effects (true uplift);
+//! - [`treatments`]: a window's treatment table checked (ranges, channel rules) and grouped by user;
+//! - [`response`]: the response model of one user to its touches, drawn and in expectation;
 //! - [`expected`]: the expected outcome of a whole treatment table, without advancing the world;
 //! - [`sessions`]: the multi-step site-visit stream for the real-time engine.
 
@@ -15,7 +17,9 @@ pub mod expected;
 pub mod model;
 pub mod oracle;
 pub mod population;
+pub mod response;
 pub mod sessions;
+pub mod treatments;
 
 #[cfg(test)]
 mod tests;

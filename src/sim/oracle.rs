@@ -8,8 +8,9 @@
 //! a few million candidates, not 120M rows).
 
 use super::config::CHANNELS;
-use super::env::{expected_effect, Env};
+use super::env::Env;
 use super::model::Model;
+use super::response::expected_effect;
 use crate::control::Control;
 use crate::error::{CoreError, Result};
 use crate::numeric::upper_hull;

@@ -7,8 +7,14 @@
 //! with probability `p` (BG/NBD). Order values follow Gamma-Gamma. Only orders inside the window
 //! `[0, days)` are recorded; history before it (sign-ups up to `history_days` earlier) shapes who
 //! is still alive.
+//!
+//! The generated columns ([`PopulationData`]) are the population's static truth: the environment
+//! is built from them ([`Env::from_population`](super::env::Env::from_population)), and a
+//! population rebuilt from its tables (a pickle, user frames) is checked by
+//! [`PopulationData::check`] before anything reads it.
 
-use super::model::{Model, UserParams, DOMAIN_HISTORY};
+use super::config::CHANNELS;
+use super::model::{Model, StaticUser, UserParams, DOMAIN_HISTORY};
 use crate::control::Control;
 use crate::error::{check_fits_memory, checked_bytes, CoreError, Result};
 use crate::parallel::CHUNK;
@@ -229,6 +235,203 @@ impl PopulationData {
 
     pub fn n_users(&self) -> usize {
         self.signup_day.len()
+    }
+
+    /// The name of affinity column `c` (`affinity_push`, ...: one per channel, in channel order).
+    pub fn affinity_name(c: usize) -> String {
+        format!("affinity_{}", CHANNELS[c])
+    }
+
+    /// User `i`'s static parameters as the environment stores them (`f32`; the sign-up day).
+    pub fn static_user(&self, i: usize) -> StaticUser {
+        let mut flags = 0u8;
+        for (bit, on) in [
+            self.is_prospect[i],
+            self.sleeping_dog[i],
+            self.push_opt_in[i],
+            self.email_opt_in[i],
+            self.sms_opt_in[i],
+            self.has_app[i],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            flags |= (on as u8) << bit;
+        }
+        StaticUser {
+            lambda: self.purchase_rate[i] as f32,
+            dropout: self.dropout_p[i] as f32,
+            nu: self.spend_rate[i] as f32,
+            price_sensitivity: self.price_sensitivity[i],
+            responsiveness: self.responsiveness[i],
+            affinity: std::array::from_fn(|c| self.affinity[c][i]),
+            signup: self.signup_day[i] as f32,
+            archetype: self.archetype[i],
+            age: self.age_band[i],
+            tier: self.city_tier[i],
+            device: self.device[i],
+            acq: self.acquisition[i],
+            flags,
+        }
+    }
+
+    /// Whether user `i` had placed its first order before day `days` (the end of the history).
+    pub fn is_customer(&self, i: usize, days: u32) -> bool {
+        !self.is_prospect[i] && self.first_order_day[i] < days as f64
+    }
+
+    /// Checks columns that did not come from [`generate`] (a population rebuilt from its tables):
+    /// one value per user in every user column, one per order in every transaction column, codes
+    /// in range of the configuration's lists, and finite parameters (also as `f32`, as the
+    /// environment stores them). The error names the column and its first bad row.
+    pub fn check(&self, m: &Model) -> Result<()> {
+        let n = self.n_users();
+        let mut lens = vec![
+            ("age_band", self.age_band.len()),
+            ("city_tier", self.city_tier.len()),
+            ("device", self.device.len()),
+            ("acquisition_channel", self.acquisition.len()),
+            ("push_opt_in", self.push_opt_in.len()),
+            ("email_opt_in", self.email_opt_in.len()),
+            ("sms_opt_in", self.sms_opt_in.len()),
+            ("has_app", self.has_app.len()),
+            ("archetype", self.archetype.len()),
+            ("is_prospect", self.is_prospect.len()),
+            ("sleeping_dog", self.sleeping_dog.len()),
+            ("purchase_rate", self.purchase_rate.len()),
+            ("dropout_p", self.dropout_p.len()),
+            ("spend_rate", self.spend_rate.len()),
+            ("mean_spend", self.mean_spend.len()),
+            ("price_sensitivity", self.price_sensitivity.len()),
+            ("responsiveness", self.responsiveness.len()),
+            ("alive_at_end", self.alive_at_end.len()),
+            ("death_day", self.death_day.len()),
+            ("first_order_day", self.first_order_day.len()),
+            ("last_order_day", self.last_order_day.len()),
+            ("orders_before_window", self.orders_before.len()),
+            ("n_orders", self.n_orders.len()),
+            ("gmv", self.gmv.len()),
+        ];
+        let names: Vec<String> = (0..CHANNELS.len()).map(Self::affinity_name).collect();
+        for (c, name) in names.iter().enumerate() {
+            lens.push((name, self.affinity[c].len()));
+        }
+        for (name, len) in lens {
+            crate::error::check_len(name, len, n, "signup_day")?;
+        }
+        let t = self.tx_user.len();
+        for (name, len) in [
+            ("tx_day", self.tx_day.len()),
+            ("tx_amount", self.tx_amount.len()),
+            ("tx_category", self.tx_category.len()),
+        ] {
+            crate::error::check_len(name, len, t, "tx_user_id")?;
+        }
+        let cfg = &m.cfg;
+        let o = &cfg.observables;
+        for (name, codes, of, len) in [
+            (
+                "archetype",
+                &self.archetype,
+                "archetypes",
+                cfg.archetypes.len(),
+            ),
+            (
+                "age_band",
+                &self.age_band,
+                "observables.age_bands",
+                o.age_bands.len(),
+            ),
+            (
+                "city_tier",
+                &self.city_tier,
+                "observables.city_tiers",
+                o.city_tiers.len(),
+            ),
+            (
+                "device",
+                &self.device,
+                "observables.devices",
+                o.devices.len(),
+            ),
+            (
+                "acquisition_channel",
+                &self.acquisition,
+                "observables.acquisition_channels",
+                o.acquisition_channels.len(),
+            ),
+            (
+                "tx_category",
+                &self.tx_category,
+                "categories",
+                cfg.categories.len(),
+            ),
+        ] {
+            if let Some(i) = codes.par_iter().position_first(|c| *c as usize >= len) {
+                return Err(CoreError::invalid(
+                    name,
+                    format!(
+                        "row {i}: code {} is not one of 0 to {} (config.{of})",
+                        codes[i],
+                        len - 1
+                    ),
+                ));
+            }
+        }
+        if let Some(i) = self
+            .tx_user
+            .par_iter()
+            .position_first(|u| *u < 0 || *u as usize >= n)
+        {
+            return Err(CoreError::invalid(
+                "tx_user_id",
+                format!(
+                    "row {i}: {} is not a user id (0 to {})",
+                    self.tx_user[i],
+                    n as i64 - 1
+                ),
+            ));
+        }
+        let finite64 = |x: &f64| x.is_finite() && (*x as f32).is_finite();
+        let finite32 = |x: &f32| x.is_finite();
+        let mut bad: Vec<(&str, Option<usize>)> = vec![
+            (
+                "purchase_rate",
+                self.purchase_rate
+                    .par_iter()
+                    .position_first(|x| !finite64(x)),
+            ),
+            (
+                "dropout_p",
+                self.dropout_p.par_iter().position_first(|x| !finite64(x)),
+            ),
+            (
+                "spend_rate",
+                self.spend_rate.par_iter().position_first(|x| !finite64(x)),
+            ),
+            (
+                "price_sensitivity",
+                self.price_sensitivity
+                    .par_iter()
+                    .position_first(|x| !finite32(x)),
+            ),
+            (
+                "responsiveness",
+                self.responsiveness
+                    .par_iter()
+                    .position_first(|x| !finite32(x)),
+            ),
+        ];
+        for (c, name) in names.iter().enumerate() {
+            bad.push((
+                name,
+                self.affinity[c].par_iter().position_first(|x| !finite32(x)),
+            ));
+        }
+        if let Some((name, Some(i))) = bad.into_iter().find(|b| b.1.is_some()) {
+            return Err(CoreError::invalid(name, format!("row {i}: must be finite")));
+        }
+        Ok(())
     }
 }
 

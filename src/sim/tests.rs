@@ -3,7 +3,9 @@ use super::config::*;
 use super::env::*;
 use super::model::*;
 use super::population::*;
+use super::response::*;
 use super::sessions::*;
+use super::treatments::*;
 use crate::control::Control;
 use crate::parallel;
 use crate::special::{digamma, trigamma};
@@ -772,4 +774,71 @@ mod expected {
         let same = format!("{:?}", e1.users) == format!("{:?}", fresh.users);
         assert!(same, "expected_outcome changed the state");
     }
+}
+
+#[test]
+fn env_from_population_copies_the_truth_it_needs() {
+    let m = model();
+    let (days, pop_seed) = (200u32, 9u64);
+    let p = generate(&m, 3_000, days, pop_seed, &Control::new()).unwrap();
+    p.check(&m).unwrap();
+    let e = parallel::install(|| Env::from_population(&p, pop_seed, days, 4).unwrap());
+    assert_eq!((e.n_users(), e.day, e.epoch), (3_000, days as i64, 0));
+    for i in 0..p.n_users() {
+        let u = m.draw_user(pop_seed, i as u64, days);
+        let want = StaticUser {
+            signup: u.signup.floor() as f32,
+            ..StaticUser::from_params(&u)
+        };
+        assert_eq!(e.statics[i], want, "user {i}");
+        let st = &e.users[i];
+        assert_eq!(st.customer, !u.is_prospect && u.first_order < days as f64);
+        assert_eq!(st.n_orders, p.orders_before[i] + p.n_orders[i]);
+        assert_eq!(st.alive, p.alive_at_end[i]);
+        assert_eq!(st.last_order.to_bits(), p.last_order_day[i].to_bits());
+        assert_eq!((st.optout, st.last_touch, st.fatigue), (0, NEVER, 0.0));
+    }
+}
+
+#[test]
+fn population_check_names_the_column_and_row() {
+    let m = model();
+    let p = generate(&m, 500, 100, 1, &Control::new()).unwrap();
+    let err = |f: &dyn Fn(&mut PopulationData)| {
+        let mut q = generate(&m, 500, 100, 1, &Control::new()).unwrap();
+        f(&mut q);
+        q.check(&m).unwrap_err().to_string()
+    };
+    p.check(&m).unwrap();
+    assert!(err(&|q| q.archetype[7] = 7).starts_with("archetype: row 7: code 7"));
+    assert!(err(&|q| q.device[3] = 200).starts_with("device: row 3:"));
+    assert!(err(&|q| q.purchase_rate[2] = f64::NAN).starts_with("purchase_rate: row 2:"));
+    assert!(err(&|q| q.spend_rate[4] = 1e300).starts_with("spend_rate: row 4:"));
+    assert!(err(&|q| q.affinity[3][5] = f32::INFINITY).starts_with("affinity_in_app: row 5:"));
+    assert!(err(&|q| q.tx_user[0] = 500).starts_with("tx_user_id: row 0:"));
+    assert!(err(&|q| {
+        q.gmv.pop();
+    })
+    .starts_with("gmv: has length 499"));
+}
+
+#[test]
+fn channel_tables_describe_the_reachability_rule() {
+    // CONSENT and NEEDS_APP (what Python reads) say what UserParams::reachable does.
+    let m = model();
+    for uid in 0..5_000u64 {
+        let u = m.draw_user(3, uid, 365);
+        for c in 0..CHANNELS.len() {
+            let consent = match CONSENT[c] {
+                Some("push_opt_in") => u.push_ok,
+                Some("sms_opt_in") => u.sms_ok,
+                Some("email_opt_in") => u.email_ok,
+                Some(other) => panic!("unknown consent column {other}"),
+                None => true,
+            };
+            assert_eq!(u.reachable(c), consent && (!NEEDS_APP[c] || u.app), "{c}");
+        }
+    }
+    assert_eq!(OFFSITE.iter().filter(|o| !**o).count(), 1);
+    assert!(!OFFSITE[CH_IN_APP]);
 }

@@ -12,25 +12,12 @@ from .. import _core, _progress
 
 __all__ = ["features", "FEATURE_COLUMNS"]
 
-#: Columns of :func:`features` (``n_categories`` only when ``category`` is given).
+#: Columns of :func:`features` (``n_categories`` only when ``category`` is given): the user, the
+#: prospect flag, the core's feature columns (``src/insight/features.rs``) and the RFM scores.
 FEATURE_COLUMNS = (
     "user_id",
     "is_prospect",
-    "n_transactions",
-    "frequency",
-    "recency",
-    "T",
-    "monetary",
-    "total_spend",
-    "recent_spend",
-    "first_purchase",
-    "last_purchase",
-    "days_since_last",
-    "tenure",
-    "ipt_mean",
-    "ipt_std",
-    "n_categories",
-    "trend",
+    *_core.insight_feature_columns(),
     "r_score",
     "f_score",
     "m_score",

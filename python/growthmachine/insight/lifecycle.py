@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,8 +24,12 @@ __all__ = [
     "transition_matrix",
 ]
 
-#: Stage names in lifecycle order (the categories of :func:`lifecycle`'s result).
-STAGES = ("prospect", "new", "growing", "mature", "at-risk", "dormant", "churned")
+#: Stage names in lifecycle order (the categories of :func:`lifecycle`'s result); defined by the
+#: core (``src/insight/lifecycle.rs``).
+STAGES = tuple(_core.insight_lifecycle_stages())
+
+#: The default thresholds, defined by the core (``lifecycle::Rules::default``).
+_DEFAULT_RULES: dict[str, float] = json.loads(_core.insight_lifecycle_default_rules())
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,14 @@ class LifecycleRules:
     purchases, whom BG/NBD always considers alive.
     """
 
-    new_days: float = 30.0
-    churned_p_alive: float = 0.1
-    churned_days: float = 270.0
-    dormant_p_alive: float = 0.3
-    dormant_days: float = 120.0
-    at_risk_p_alive: float = 0.6
-    at_risk_trend: float = -0.5
-    growing_trend: float = 0.25
+    new_days: float = _DEFAULT_RULES["new_days"]
+    churned_p_alive: float = _DEFAULT_RULES["churned_p_alive"]
+    churned_days: float = _DEFAULT_RULES["churned_days"]
+    dormant_p_alive: float = _DEFAULT_RULES["dormant_p_alive"]
+    dormant_days: float = _DEFAULT_RULES["dormant_days"]
+    at_risk_p_alive: float = _DEFAULT_RULES["at_risk_p_alive"]
+    at_risk_trend: float = _DEFAULT_RULES["at_risk_trend"]
+    growing_trend: float = _DEFAULT_RULES["growing_trend"]
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():
@@ -64,6 +69,10 @@ class LifecycleRules:
 
     def as_list(self) -> list[float]:
         return [float(v) for v in asdict(self).values()]
+
+    def to_json(self) -> str:
+        """The thresholds by name, as the core reads them."""
+        return json.dumps({k: float(v) for k, v in asdict(self).items()})
 
 
 def as_rules(rules: Any) -> LifecycleRules:
@@ -128,7 +137,7 @@ def lifecycle(
             raise ValueError(
                 f"p_alive: must be probabilities in [0, 1], found {pa[bad]} at position {bad}"
             )
-    codes = _core.insight_lifecycle(n_tx, age, dsl, pa, trend, r.as_list())
+    codes = _core.insight_lifecycle(n_tx, age, dsl, pa, trend, r.to_json())
     ids = cv.column(features, "features", "user_id")
     return pd.Series(
         pd.Categorical.from_codes(codes, categories=list(STAGES), ordered=True),

@@ -75,16 +75,6 @@ Metric = Literal["profit", "gmv", "conversion"]
 #: Users-table column telling whether a user has the app (channels with ``requires_app``).
 APP_COLUMN = "has_app"
 
-#: Consent and app rules of the simulated world's channels (``growthmachine.sim``).
-_SIM_CHANNEL_RULES: dict[str, tuple[str | None, bool]] = {
-    "push": ("push_opt_in", True),
-    "sms": ("sms_opt_in", False),
-    "email": ("email_opt_in", False),
-    "in_app": (None, True),
-    "ads": (None, False),
-}
-
-
 # ---- small rule helpers (messages start with the field path) ----------------------------------
 
 
@@ -350,7 +340,7 @@ class Plan(Schema):
         (``task_id == action_id``). ``n_contents``: keep only the first ``n_contents`` content
         variants (fewer tasks, each better measured by one experiment; task ids then differ
         from action ids: map them with :func:`growthmachine.planning.world_actions`)."""
-        from ..sim._environment import CHANNELS, OFFSITE, Environment
+        from ..sim import CHANNELS, CONSENT, NEEDS_APP, OFFSITE, Environment
 
         if not isinstance(env, Environment):
             raise TypeError(
@@ -370,7 +360,7 @@ class Plan(Schema):
         ]
         channels = []
         for c, off in zip(CHANNELS, OFFSITE, strict=True):
-            consent, app = _SIM_CHANNEL_RULES[c]
+            consent, app = CONSENT[c], NEEDS_APP[c]
             ch = getattr(r.channels, c)
             channels.append(
                 Channel(

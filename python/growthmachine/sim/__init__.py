@@ -21,6 +21,7 @@ The population, environment and sessions are built in Rust (``src/sim/``); every
 its own random streams, so results never depend on the thread count.
 """
 
+from ._channels import CHANNELS, CONSENT, NEEDS_APP, OFFSITE
 from ._config import (
     Archetype,
     Benefit,
@@ -35,13 +36,16 @@ from ._config import (
     SpendConfig,
     WorldConfig,
 )
-from ._environment import CHANNELS, Environment, SessionBatch, StepResult
+from ._environment import Environment, SessionBatch, StepResult
 from ._population import MAX_DAYS, Population
 from ._stage import run_stage
 
 __all__ = [
     "CHANNELS",
+    "CONSENT",
     "MAX_DAYS",
+    "NEEDS_APP",
+    "OFFSITE",
     "Archetype",
     "Benefit",
     "ChannelConfig",

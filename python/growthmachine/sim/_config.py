@@ -26,8 +26,11 @@ Prospects (``population.prospect_share``) never order on their own in the histor
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from .. import _core
 from .._schema import Schema
@@ -47,6 +50,18 @@ __all__ = [
     "WorldConfig",
 ]
 
+#: The default world. The core owns it (``src/sim/defaults.rs``); the fields below read their
+#: defaults from it and document them (meaning and reasoning).
+_DEFAULTS: dict[str, Any] = json.loads(_core.sim_default_config())
+
+
+def _default(path: str) -> Any:
+    """The default of the field at dotted ``path`` (a fresh copy of lists and dicts)."""
+    v: Any = _DEFAULTS
+    for k in path.split("."):
+        v = v[k]
+    return copy.deepcopy(v)
+
 
 @dataclass
 class PurchaseConfig:
@@ -54,16 +69,16 @@ class PurchaseConfig:
 
     #: Gamma shape of the per-user purchase rate. < 1: strongly skewed frequencies (many light
     #: buyers, a few heavy ones), as fitted on most retail panels (Fader et al. report r ~ 0.2-1).
-    r: float = 0.8
+    r: float = _default("purchase.r")
     #: Gamma rate (days). Mean rate r / alpha = 0.0133 per day ~ 4.9 orders a year while active.
-    alpha: float = 60.0
+    alpha: float = _default("purchase.alpha")
     #: Beta parameters of the dropout probability after each repeat order: mean a / (a + b) =
     #: 0.13, i.e. an active customer places ~7-8 orders on average before churning; a < 1 gives a
     #: mass of loyal customers with tiny dropout.
-    a: float = 0.9
-    b: float = 6.0
+    a: float = _default("purchase.a")
+    b: float = _default("purchase.b")
     #: Mean delay (days, exponential) between sign-up and the first order of non-prospects.
-    first_order_delay_days: float = 3.0
+    first_order_delay_days: float = _default("purchase.first_order_delay_days")
 
 
 @dataclass
@@ -72,23 +87,23 @@ class SpendConfig:
 
     #: Shape of a user's order values: coefficient of variation 1/sqrt(p) = 45 % around the user's
     #: own mean, typical for baskets of a general retailer.
-    p: float = 5.0
+    p: float = _default("spend.p")
     #: Shape and rate of the users' rates: mean order value p * gamma / (q - 1) = 50; q = 3.5
     #: gives a long right tail of big spenders (q must be > 1 for the mean to exist).
-    q: float = 3.5
-    gamma: float = 25.0
+    q: float = _default("spend.q")
+    gamma: float = _default("spend.gamma")
 
 
 @dataclass
 class PopulationConfig:
     #: Registered users who never order on their own (the new-user acquisition target); ~25 % of
     #: registrations never convert on large platforms.
-    prospect_share: float = 0.25
+    prospect_share: float = _default("population.prospect_share")
     #: Share of users who signed up before the simulated window (their history shapes who is
     #: alive at day 0); the rest sign up uniformly inside the window.
-    pre_window_share: float = 0.5
+    pre_window_share: float = _default("population.pre_window_share")
     #: How far back (days) earlier sign-ups go (uniformly).
-    history_days: float = 730.0
+    history_days: float = _default("population.history_days")
 
 
 @dataclass
@@ -96,38 +111,36 @@ class SeasonalityConfig:
     """Order intensity ``season(day) = yearly(day of year) * weekly(weekday)``, mean 1."""
 
     #: Monday..Sunday (normalised to mean 1): more orders on Friday/Saturday evenings.
-    weekly: list[float] = field(default_factory=lambda: [0.95, 0.92, 0.95, 1.0, 1.05, 1.1, 1.03])
+    weekly: list[float] = field(default_factory=partial(_default, "seasonality.weekly"))
     #: Smooth yearly wave (+-12 %) peaking in late November (day of year 330).
-    yearly_amplitude: float = 0.12
-    yearly_peak_day: float = 330.0
+    yearly_amplitude: float = _default("seasonality.yearly_amplitude")
+    yearly_peak_day: float = _default("seasonality.yearly_peak_day")
     #: The shopping festival (11 November = day of year 314): +150 % on the day, Gaussian with
     #: a 3-day width (pre-sales and after-sales).
-    festival_day: float = 314.0
-    festival_boost: float = 1.5
-    festival_width_days: float = 3.0
+    festival_day: float = _default("seasonality.festival_day")
+    festival_boost: float = _default("seasonality.festival_boost")
+    festival_width_days: float = _default("seasonality.festival_width_days")
     #: Day index 0 is this day of year (0 = 1 January) and weekday (0 = Monday).
-    start_day_of_year: int = 0
-    start_weekday: int = 0
+    start_day_of_year: int = _default("seasonality.start_day_of_year")
+    start_weekday: int = _default("seasonality.start_weekday")
 
 
 @dataclass
 class ObservablesConfig:
     """Observable user attributes (their distribution depends on the hidden archetype)."""
 
-    age_bands: list[str] = field(
-        default_factory=lambda: ["18-24", "25-34", "35-44", "45-54", "55+"]
-    )
-    city_tiers: list[str] = field(default_factory=lambda: ["tier1", "tier2", "tier3", "tier4"])
-    devices: list[str] = field(default_factory=lambda: ["ios", "android", "web"])
+    age_bands: list[str] = field(default_factory=partial(_default, "observables.age_bands"))
+    city_tiers: list[str] = field(default_factory=partial(_default, "observables.city_tiers"))
+    devices: list[str] = field(default_factory=partial(_default, "observables.devices"))
     acquisition_channels: list[str] = field(
-        default_factory=lambda: ["organic", "search", "social", "referral", "paid_ads", "offline"]
+        default_factory=partial(_default, "observables.acquisition_channels")
     )
     #: Devices with the app installed: push and in-app messages need one.
-    app_devices: list[str] = field(default_factory=lambda: ["ios", "android"])
+    app_devices: list[str] = field(default_factory=partial(_default, "observables.app_devices"))
     #: Consent rates: push among app users (~65 %), e-mail (~60 %), SMS marketing (~35 %).
-    push_opt_in: float = 0.65
-    email_opt_in: float = 0.6
-    sms_opt_in: float = 0.35
+    push_opt_in: float = _default("observables.push_opt_in")
+    email_opt_in: float = _default("observables.email_opt_in")
+    sms_opt_in: float = _default("observables.sms_opt_in")
 
 
 @dataclass
@@ -160,132 +173,10 @@ class Archetype:
 
 
 def _default_archetypes() -> list[Archetype]:
-    # categories: grocery fashion electronics beauty home baby sports books
-    # channels: push sms email in_app ads; contents: discount new_arrivals personalised social_proof
-    # age: 18-24 25-34 35-44 45-54 55+; tiers 1-4; devices ios android web
-    # acquisition: organic search social referral paid_ads offline
-    A = Archetype
-    return [
-        # Price-driven, coupon-responsive, mass-market cities, Android, low sleeping-dog risk.
-        A(
-            "bargain_hunter",
-            0.20,
-            -0.2,
-            0.85,
-            1.3,
-            0.03,
-            0.2,
-            [3.0, 2.0, 1.0, 1.5, 1.5, 1.0, 0.7, 0.5],
-            [0.55, 0.45, 0.35, 0.6, 0.5],
-            [1.4, 0.6, 0.9, 1.1],
-            [1.5, 2.5, 2.0, 1.5, 1.0],
-            [0.6, 1.2, 1.6, 1.6],
-            [0.8, 2.2, 0.7],
-            [1.0, 1.5, 1.5, 2.0, 1.5, 0.5],
-        ),  # fmt: skip
-        # Frequent, price-insensitive, dislike interruptions (negative guidance), many dogs.
-        A(
-            "busy_professional",
-            0.17,
-            0.4,
-            0.25,
-            0.7,
-            0.12,
-            -0.4,
-            [1.5, 1.5, 2.0, 0.8, 1.0, 0.3, 0.8, 0.8],
-            [0.25, 0.1, 0.35, 0.45, 0.35],
-            [0.5, 1.0, 1.5, 0.7],
-            [0.3, 2.5, 2.5, 1.2, 0.3],
-            [2.5, 1.5, 0.6, 0.3],
-            [2.0, 1.0, 1.2],
-            [2.0, 2.0, 0.8, 0.8, 1.0, 0.3],
-        ),  # fmt: skip
-        # Young, fashion/beauty, social acquisition, responsive to new arrivals and social proof.
-        A(
-            "young_trendsetter",
-            0.16,
-            0.1,
-            0.6,
-            1.1,
-            0.05,
-            0.6,
-            [0.6, 3.0, 1.5, 2.5, 0.6, 0.1, 1.2, 0.4],
-            [0.6, 0.2, 0.2, 0.7, 0.6],
-            [0.8, 1.6, 1.1, 1.5],
-            [3.0, 2.5, 0.6, 0.2, 0.1],
-            [1.6, 1.4, 1.0, 0.6],
-            [1.8, 1.6, 0.3],
-            [0.8, 0.8, 3.0, 1.5, 1.5, 0.2],
-        ),  # fmt: skip
-        # Groceries, baby and home; frequent; moderately price sensitive.
-        A(
-            "family_shopper",
-            0.17,
-            0.3,
-            0.55,
-            1.0,
-            0.04,
-            0.4,
-            [3.0, 1.2, 0.8, 0.8, 2.0, 2.5, 0.7, 0.6],
-            [0.45, 0.3, 0.45, 0.5, 0.35],
-            [1.2, 0.8, 1.3, 1.0],
-            [0.3, 2.0, 3.0, 1.5, 0.4],
-            [1.0, 1.5, 1.5, 1.0],
-            [1.0, 1.6, 0.8],
-            [1.5, 1.5, 1.2, 1.5, 1.0, 0.8],
-        ),  # fmt: skip
-        # Most frequent, least price sensitive, tier-1 iOS: a quarter react badly to promotions.
-        A(
-            "loyal_premium",
-            0.10,
-            0.8,
-            0.15,
-            0.5,
-            0.25,
-            -0.1,
-            [1.5, 1.5, 1.5, 1.5, 1.5, 0.8, 1.0, 1.0],
-            [0.35, 0.1, 0.4, 0.55, 0.15],
-            [0.3, 1.3, 1.6, 0.6],
-            [0.2, 1.5, 2.5, 2.0, 1.0],
-            [3.0, 1.5, 0.5, 0.2],
-            [2.5, 0.8, 1.0],
-            [3.0, 1.5, 0.5, 1.0, 0.5, 0.5],
-        ),  # fmt: skip
-        # Rare buyers of gifts (electronics, beauty, books), reached best by ads and e-mail.
-        A(
-            "occasional_gifter",
-            0.12,
-            -0.6,
-            0.45,
-            0.9,
-            0.06,
-            0.8,
-            [0.3, 1.5, 2.0, 2.0, 1.2, 0.6, 1.0, 1.8],
-            [0.3, 0.2, 0.45, 0.3, 0.55],
-            [0.9, 1.3, 1.0, 1.4],
-            [0.8, 1.5, 1.5, 1.5, 1.0],
-            [1.2, 1.4, 1.2, 0.8],
-            [1.0, 1.0, 1.5],
-            [1.0, 2.5, 1.0, 1.0, 2.0, 0.5],
-        ),  # fmt: skip
-        # Older, web and SMS/e-mail, price sensitive, welcome guidance.
-        A(
-            "silver_saver",
-            0.08,
-            -0.3,
-            0.7,
-            0.8,
-            0.08,
-            0.9,
-            [2.5, 0.6, 0.8, 0.8, 2.0, 0.4, 0.6, 2.0],
-            [0.2, 0.5, 0.6, 0.25, 0.3],
-            [1.2, 0.6, 0.9, 0.8],
-            [0.05, 0.2, 0.8, 2.0, 4.0],
-            [1.0, 1.3, 1.5, 1.5],
-            [0.6, 1.2, 1.8],
-            [1.5, 1.0, 0.3, 1.5, 0.5, 2.5],
-        ),  # fmt: skip
-    ]
+    # The seven default groups (their reasoning is commented in src/sim/defaults.rs):
+    # bargain_hunter, busy_professional, young_trendsetter, family_shopper, loyal_premium,
+    # occasional_gifter, silver_saver.
+    return [Archetype(**a) for a in _default("archetypes")]
 
 
 @dataclass
@@ -302,14 +193,8 @@ class Benefit:
 
 
 def _default_benefits() -> list[Benefit]:
-    return [
-        Benefit("none", 0.0, 0.0, 0.0, 0.0),
-        Benefit("coupon_5", 5.0, 5.0, 0.6, 0.05),
-        Benefit("coupon_10", 10.0, 10.0, 1.0, 0.12),
-        Benefit("coupon_20", 20.0, 20.0, 1.5, 0.25),
-        Benefit("free_shipping", 6.0, 4.0, 0.7, 0.08),
-        Benefit("points_500", 5.0, 3.0, 0.35, 0.03),
-    ]
+    # none, coupon_5, coupon_10, coupon_20, free_shipping, points_500
+    return [Benefit(**b) for b in _default("response.benefits")]
 
 
 @dataclass
@@ -320,13 +205,17 @@ class ChannelConfig:
     daily_cap: int
 
 
+def _channel(name: str) -> ChannelConfig:
+    return ChannelConfig(**_default(f"response.channels.{name}"))
+
+
 @dataclass
 class ChannelsConfig:
-    push: ChannelConfig = field(default_factory=lambda: ChannelConfig(0.0005, 1))
-    sms: ChannelConfig = field(default_factory=lambda: ChannelConfig(0.03, 1))
-    email: ChannelConfig = field(default_factory=lambda: ChannelConfig(0.001, 1))
-    in_app: ChannelConfig = field(default_factory=lambda: ChannelConfig(0.0, 2))
-    ads: ChannelConfig = field(default_factory=lambda: ChannelConfig(0.01, 10))
+    push: ChannelConfig = field(default_factory=partial(_channel, "push"))
+    sms: ChannelConfig = field(default_factory=partial(_channel, "sms"))
+    email: ChannelConfig = field(default_factory=partial(_channel, "email"))
+    in_app: ChannelConfig = field(default_factory=partial(_channel, "in_app"))
+    ads: ChannelConfig = field(default_factory=partial(_channel, "ads"))
 
 
 @dataclass
@@ -334,48 +223,46 @@ class ResponseConfig:
     """How users respond to touches (see ``growthmachine.sim`` module docs for the formulas)."""
 
     benefits: list[Benefit] = field(default_factory=_default_benefits)
-    contents: list[str] = field(
-        default_factory=lambda: ["discount", "new_arrivals", "personalised", "social_proof"]
-    )
+    contents: list[str] = field(default_factory=partial(_default, "response.contents"))
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     #: Offer response per touch = offer_scale * appeal * (0.4 + 1.2 ps) * responsiveness *
     #: lifecycle * affinity * content fit * fatigue: a 10-off coupon by push lifts a typical
     #: user's 30-day conversion by a few points, as A/B tests of coupon pushes usually show.
-    offer_scale: float = 0.12
+    offer_scale: float = _default("response.offer_scale")
     #: Upper bound of a single offer's response probability.
-    offer_cap: float = 0.6
+    offer_cap: float = _default("response.offer_cap")
     #: Maximum incremental conversion from off-site exposures, reached along a Hill curve.
-    exposure_max: float = 0.15
+    exposure_max: float = _default("response.exposure_max")
     #: Hill curve of effective off-site exposures: half the effect at 6 (the "effective frequency"
     #: of media planning), slope 2 (S-shaped: first exposures do little).
-    hill_ec50: float = 6.0
-    hill_slope: float = 2.0
+    hill_ec50: float = _default("response.hill_ec50")
+    hill_slope: float = _default("response.hill_slope")
     #: Each earlier touch (decayed with a one-week half-life) divides response by 1 + 0.25 F.
-    fatigue_rate: float = 0.25
-    fatigue_halflife_days: float = 7.0
+    fatigue_rate: float = _default("response.fatigue_rate")
+    fatigue_halflife_days: float = _default("response.fatigue_halflife_days")
     #: Opt-out per off-site touch: 0.2 % baseline, growing by 50 % per recent touch (over-touching
     #: drives unsubscribes), x5 for sleeping dogs.
-    optout_base: float = 0.002
-    optout_per_fatigue: float = 0.5
+    optout_base: float = _default("response.optout_base")
+    optout_per_fatigue: float = _default("response.optout_per_fatigue")
     #: A touched sleeping dog's baseline purchase rate drops by up to 40 % over the window.
-    sleeping_dog_penalty: float = 0.4
-    sleeping_dog_optout_mult: float = 5.0
+    sleeping_dog_penalty: float = _default("response.sleeping_dog_penalty")
+    sleeping_dog_optout_mult: float = _default("response.sleeping_dog_optout_mult")
     #: Probability that a held coupon is used on an order the user would have placed anyway.
-    redemption_rate: float = 0.8
+    redemption_rate: float = _default("response.redemption_rate")
     #: Daily first-order hazard of prospects without any touch (~1.5 % a month).
-    prospect_daily_hazard: float = 0.0005
+    prospect_daily_hazard: float = _default("response.prospect_daily_hazard")
     #: Response multipliers by lifecycle: prospects (welcome offers work), active, lapsed
     #: (win-back is hard).
-    prospect_mult: float = 1.3
-    active_mult: float = 1.0
-    lapsed_mult: float = 0.4
+    prospect_mult: float = _default("response.prospect_mult")
+    active_mult: float = _default("response.active_mult")
+    lapsed_mult: float = _default("response.lapsed_mult")
     #: Log-normal noise of per-user channel affinity and responsiveness around the archetype's.
-    affinity_noise: float = 0.3
-    responsiveness_noise: float = 0.5
+    affinity_noise: float = _default("response.affinity_noise")
+    responsiveness_noise: float = _default("response.responsiveness_noise")
     #: Concentration of the per-user Beta price sensitivity around the archetype mean.
-    price_sensitivity_concentration: float = 8.0
+    price_sensitivity_concentration: float = _default("response.price_sensitivity_concentration")
     #: Contribution margin on GMV (profit = margin * GMV - incentive - channel costs).
-    margin: float = 0.3
+    margin: float = _default("response.margin")
 
 
 @dataclass
@@ -383,40 +270,40 @@ class SessionConfig:
     """Site-visit sessions (the real-time engine's world; formulas in the module docs)."""
 
     #: Visit weight of a user = visit_base + visit_rate_weight * purchase rate.
-    visit_base: float = 0.05
-    visit_rate_weight: float = 30.0
+    visit_base: float = _default("sessions.visit_base")
+    visit_rate_weight: float = _default("sessions.visit_rate_weight")
     #: Base logits: browse -> cart (~7 %), cart -> checkout (~57 %), exit -> recovered (~3 %),
     #: before intent; with intent this gives a ~6 % visit conversion (large sites: 2-8 %).
-    cart_logit: float = -2.6
-    checkout_logit: float = 0.3
-    recover_logit: float = -3.5
+    cart_logit: float = _default("sessions.cart_logit")
+    checkout_logit: float = _default("sessions.checkout_logit")
+    recover_logit: float = _default("sessions.recover_logit")
     #: Intent = intent_weight * standardised log purchase rate + lifecycle logits.
-    intent_weight: float = 0.5
-    lapsed_logit: float = -1.0
-    prospect_logit: float = -0.8
+    intent_weight: float = _default("sessions.intent_weight")
+    lapsed_logit: float = _default("sessions.lapsed_logit")
+    prospect_logit: float = _default("sessions.prospect_logit")
     #: Shares of leavers who show exit intent (can be intercepted) from browse and from cart.
-    exit_detect_share: float = 0.7
-    cart_exit_share: float = 0.8
+    exit_detect_share: float = _default("sessions.exit_detect_share")
+    cart_exit_share: float = _default("sessions.cart_exit_share")
     #: Guidance at browse adds guide_effect * (archetype.guide_response + 0.5 N(0,1)) to the
     #: cart logit (negative for a share of users); at cart it adds +-guide_cart_effect (0: the
     #: payoff of guidance is on the browse page, two steps before the purchase).
-    guide_effect: float = 0.8
-    guide_cart_effect: float = 0.0
+    guide_effect: float = _default("sessions.guide_effect")
+    guide_cart_effect: float = _default("sessions.guide_cart_effect")
     #: Coupon appeal (logit) = coupon_logit_per_unit * value * (0.4 + 1.2 ps) * responsiveness
     #: (a 10-off coupon: +0.4 logit for a typical user, +0.7 for a bargain hunter); at browse it
     #: counts coupon_browse_factor times. Sleeping dogs get a negative logit instead. Sized so
     #: that a coupon pays for itself only on price-sensitive, hesitant visitors.
-    coupon_logit_per_unit: float = 0.04
-    coupon_browse_factor: float = 0.3
-    sleeping_dog_coupon_logit: float = -0.6
+    coupon_logit_per_unit: float = _default("sessions.coupon_logit_per_unit")
+    coupon_browse_factor: float = _default("sessions.coupon_browse_factor")
+    sleeping_dog_coupon_logit: float = _default("sessions.sleeping_dog_coupon_logit")
     #: Basket with a coupon x (1 + coupon_basket_lift * ps).
-    coupon_basket_lift: float = 0.1
-    small_coupon_value: float = 5.0
-    large_coupon_value: float = 10.0
-    exit_coupon_value: float = 8.0
+    coupon_basket_lift: float = _default("sessions.coupon_basket_lift")
+    small_coupon_value: float = _default("sessions.small_coupon_value")
+    large_coupon_value: float = _default("sessions.large_coupon_value")
+    exit_coupon_value: float = _default("sessions.exit_coupon_value")
     #: Free shipping costs shipping_value when used; its appeal counts value * free_shipping_appeal.
-    shipping_value: float = 6.0
-    free_shipping_appeal: float = 0.8
+    shipping_value: float = _default("sessions.shipping_value")
+    free_shipping_appeal: float = _default("sessions.free_shipping_appeal")
 
 
 @dataclass
@@ -433,18 +320,7 @@ class WorldConfig(Schema):
     spend: SpendConfig = field(default_factory=SpendConfig)
     population: PopulationConfig = field(default_factory=PopulationConfig)
     seasonality: SeasonalityConfig = field(default_factory=SeasonalityConfig)
-    categories: list[str] = field(
-        default_factory=lambda: [
-            "grocery",
-            "fashion",
-            "electronics",
-            "beauty",
-            "home",
-            "baby",
-            "sports",
-            "books",
-        ]
-    )
+    categories: list[str] = field(default_factory=partial(_default, "categories"))
     observables: ObservablesConfig = field(default_factory=ObservablesConfig)
     archetypes: list[Archetype] = field(default_factory=_default_archetypes)
     response: ResponseConfig = field(default_factory=ResponseConfig)

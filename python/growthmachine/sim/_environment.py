@@ -30,7 +30,6 @@ days inside the window, and the window cannot start before ``env.day``.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,15 +39,13 @@ import pandas as pd
 from .. import _convert as cv
 from .. import _core, _progress
 from .._state import Versioned
+from ._channels import CHANNELS, OFFSITE
 from ._config import WorldConfig
+from ._oracle import OracleMixin
 from ._population import Population
+from ._sessions import SessionBatch, StepResult
 
-__all__ = ["CHANNELS", "Environment", "SessionBatch", "StepResult"]
-
-CHANNELS = ("push", "sms", "email", "in_app", "ads")
-OFFSITE = (True, True, True, False, True)
-
-StepResult = namedtuple("StepResult", ["reward", "cost", "stage", "done"])
+__all__ = ["CHANNELS", "OFFSITE", "Environment", "SessionBatch", "StepResult"]
 
 
 def _codes(values: Any, name: str, names: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -105,7 +102,7 @@ def _raw_column(table: Any, name: str, col: str) -> Any:
     return cv.column(table, name, col)
 
 
-class Environment(Versioned):
+class Environment(OracleMixin, Versioned):
     """The world's response to actions, for a :class:`Population`.
 
     ``env.day`` starts at ``pop.days`` (the day after the history) and each :meth:`apply` or
@@ -122,42 +119,8 @@ class Environment(Versioned):
             raise TypeError(f"pop: must be a Population, got {type(pop).__name__}")
         self.seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         self.population = pop
-        t, u = pop.truth, pop.users
-        customer = (~t["is_prospect"].to_numpy()) & (t["first_order_day"].to_numpy() < pop.days)
-        n_orders = (t["orders_before_window"].to_numpy() + t["n_orders"].to_numpy()).astype(
-            np.uint32
-        )
-        params = np.empty((pop.n_users, 11), dtype=np.float32)
-        for j, c in enumerate(
-            ["purchase_rate", "dropout_p", "spend_rate", "price_sensitivity", "responsiveness",
-             "affinity_push", "affinity_sms", "affinity_email", "affinity_in_app", "affinity_ads"]
-        ):  # fmt: skip
-            params[:, j] = t[c].to_numpy()
-        params[:, 10] = u["signup_day"].to_numpy()
-        codes = np.empty((pop.n_users, 6), dtype=np.uint8)
-        codes[:, 0] = t["archetype"].cat.codes.to_numpy()
-        for j, c in enumerate(["age_band", "city_tier", "device", "acquisition_channel"], 1):
-            codes[:, j] = u[c].cat.codes.to_numpy()
-        flags = np.zeros(pop.n_users, dtype=np.uint8)
-        for bit, (df, c) in enumerate(
-            [(t, "is_prospect"), (t, "sleeping_dog"), (u, "push_opt_in"), (u, "email_opt_in"),
-             (u, "sms_opt_in"), (u, "has_app")]
-        ):  # fmt: skip
-            flags |= df[c].to_numpy().astype(np.uint8) << bit
-        codes[:, 5] = flags
-        self._core = _core.SimEnv(
-            pop.config._json_compact(),
-            pop.seed,
-            pop.days,
-            self.seed,
-            params,
-            codes,
-            np.ascontiguousarray(t["alive_at_end"].to_numpy(), dtype=bool),
-            np.ascontiguousarray(customer, dtype=bool),
-            np.ascontiguousarray(t["last_order_day"].to_numpy(), dtype=np.float64),
-            n_orders,
-            np.ascontiguousarray(t["gmv"].to_numpy(), dtype=np.float64),
-        )
+        # built in Rust from the population's static truth (no tables cross the boundary)
+        self._core = _core.SimEnv(pop._core, self.seed)
         #: orders of each applied window: (user_id, day, amount) arrays
         self._windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._build_catalogue()
@@ -298,14 +261,9 @@ class Environment(Versioned):
         u = self._user_ids(user_ids, "user_ids")
         a = self._action_ids(action_ids, "action_ids", len(u))
         ch = self._a_channel[a]
-        users = self.population.users
-        ok = np.ones(len(u), dtype=bool)
-        for col, c in (("push_opt_in", 0), ("sms_opt_in", 1), ("email_opt_in", 2), ("has_app", 3)):
-            flag = users[col].to_numpy()[u]
-            ok &= (ch != c) | flag
-        opt = self._core.optout()[u]
-        ok &= ((opt >> ch) & 1) == 0
-        return ok
+        if len(ch) == 1 and len(u) != 1:  # one action for every user
+            ch = np.full(len(u), ch[0], np.uint8)
+        return self._core.eligible(u, ch)
 
     # -- input helpers ------------------------------------------------------------------------
     def _user_ids(self, x: Any, name: str, *, unique: bool = False) -> np.ndarray:
@@ -670,115 +628,6 @@ class Environment(Versioned):
         }
         return cv.to_output(cols, output)
 
-    def oracle_candidates(
-        self,
-        action_ids: Any = None,
-        user_ids: Any = None,
-        start_day: int | None = None,
-        days: int = 30,
-        *,
-        objective: str = "profit",
-        progress: bool | None = None,
-    ) -> pd.DataFrame:
-        """Every user's options under the **true** effects (scoring only): for each user, the
-        actions on the upper concave hull of its ``(expected_cost, value)`` points (``value``:
-        true incremental profit, or GMV with ``objective="gmv"``); a budgeted best choice at any
-        price is among them, so an optimiser given these rows finds the oracle's plan. Computed
-        in Rust over chunks of users: no users x actions table is built. ``user_ids`` (default
-        all) must not repeat a user (``ValueError``).
-
-        Columns: ``user_id``, ``action_id``, ``value``, ``expected_cost``, ``incremental_gmv``,
-        ``incremental_profit``, ``incremental_conversion``; sorted by user, then cost."""
-        cv.check_choice(objective, "objective", ("profit", "gmv"))
-        start, days = self._window(start_day, days)
-        users = (
-            np.arange(self.n_users, dtype=np.int64)
-            if user_ids is None
-            else self._user_ids(user_ids, "user_ids", unique=True)
-        )
-        acts = (
-            np.arange(len(self.actions), dtype=np.int64)
-            if action_ids is None
-            else self._action_ids(action_ids, "action_ids")
-        )
-        with _progress.bar(progress, "oracle", unit="user") as cb:
-            o = self._core.oracle_candidates(
-                users, self._a_benefit[acts], self._a_channel[acts], self._a_content[acts],
-                start, days, objective, cb,
-            )  # fmt: skip
-        cols = {k: np.asarray(v) for k, v in o.items()}
-        cols["action_id"] = acts[cols.pop("action").astype(np.int64)]
-        order = ["user_id", "action_id", "value", "expected_cost", "incremental_gmv",
-                 "incremental_profit", "incremental_conversion"]  # fmt: skip
-        return pd.DataFrame({k: cols[k] for k in order})
-
-    def oracle_allocation(
-        self,
-        budget: float | None = None,
-        action_ids: Any = None,
-        user_ids: Any = None,
-        start_day: int | None = None,
-        days: int = 30,
-        *,
-        objective: str = "profit",
-    ) -> pd.DataFrame:
-        """The best allocation under the true uplift (**scoring only**): at most one action per
-        user, maximising the expected ``objective`` (``"profit"``: incremental profit;
-        ``"gmv"``: incremental GMV) with total expected cost (incentives + channel) <= ``budget``.
-
-        Solved by the Lagrangian relaxation of this multiple-choice knapsack over
-        :meth:`oracle_candidates`: each user takes ``argmax(value - mu * cost)`` if positive, with
-        the smallest ``mu >= 0`` meeting the budget (bisection); its value is within one user's
-        value of the optimum. Returns the chosen pairs: ``user_id``, ``action_id``, ``value``,
-        ``expected_cost``, ``incremental_gmv``, ``incremental_profit``,
-        ``incremental_conversion``; totals and ``mu`` in ``.attrs``.
-        """
-        if budget is not None:
-            budget = cv.check_number(budget, "budget", minimum=0.0)
-        c = self.oracle_candidates(action_ids, user_ids, start_day, days, objective=objective)
-        value = c["value"].to_numpy()
-        cost = c["expected_cost"].to_numpy()
-        uid = c["user_id"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if len(uid) else np.zeros(0, int)
-        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(uid)]))
-
-        def pick(mu: float) -> np.ndarray:
-            """Rows chosen at price ``mu``: each user's first best option, if positive."""
-            if not len(uid):
-                return np.zeros(0, dtype=np.int64)
-            score = value - mu * cost
-            best = np.maximum.reduceat(score, starts)
-            hit = np.flatnonzero((score == best[group]) & (score > 0))
-            first = np.r_[True, group[hit][1:] != group[hit][:-1]] if len(hit) else hit
-            return hit[first.astype(bool)] if len(hit) else hit
-
-        mu = 0.0
-        rows = pick(0.0)
-        if budget is not None and cost[rows].sum() > budget:
-            lo, hi = 0.0, 1.0
-            while cost[pick(hi)].sum() > budget and hi < 1e12:
-                hi *= 4
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                if cost[pick(mid)].sum() > budget:
-                    lo = mid
-                else:
-                    hi = mid
-            mu = hi
-            rows = pick(mu)
-        res = c.iloc[rows].reset_index(drop=True)
-        res.attrs.update(
-            {
-                "objective": objective,
-                "budget": budget,
-                "mu": mu,
-                "total_value": float(res["value"].sum()),
-                "total_cost": float(res["expected_cost"].sum()),
-                "total_incremental_gmv": float(res["incremental_gmv"].sum()),
-            }
-        )
-        return res
-
     # -- sessions -----------------------------------------------------------------------------
     def sessions(self, n: int, seed: int = 0) -> SessionBatch:
         """A vectorised batch of ``n`` site visits (see :class:`SessionBatch`); ``MemoryError``
@@ -786,96 +635,3 @@ class Environment(Versioned):
         n = cv.check_int(n, "n", minimum=1, maximum=cv.I64_MAX)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         return SessionBatch(self._core.sessions(n, seed), self.config)
-
-
-class SessionBatch(Versioned):
-    """``n`` site visits, each a multi-step session: 0 browse -> 1 cart -> 3 purchased, with 2
-    exit intent on the way out and 4 left (3 and 4 are final).
-
-    Actions (``action_names``): 0 none, 1 guide (on-site guidance: raises the chance of reaching
-    the cart for most users, annoys some), 2 coupon_5, 3 coupon_10, 4 free_shipping (held until the
-    end of the session, paid only if it ends in a purchase), 5 exit_coupon (fires only on exit
-    intent). ``context`` holds observable features (``feature_names``); the response depends on
-    hidden archetype, price sensitivity and intent, and sleeping dogs respond negatively to
-    coupons. Sessions end within three steps.
-    """
-
-    _STATE_KIND = "growthmachine.sim.SessionBatch"
-    _STATE_VERSION = 1
-
-    #: Names of the stage codes.
-    stage_names = ("browse", "cart", "exit_intent", "purchased", "left")
-
-    def __init__(self, core: Any, config: WorldConfig):
-        self._core = core
-        self._config = config
-        self._context: np.ndarray | None = None
-
-    def _get_state(self) -> dict[str, Any]:
-        return {"config": self._config, "core": self._core.to_bytes()}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._config = state["config"]
-        self._core = _core.SimSessions.from_bytes(self._config._json_compact(), state["core"])
-        self._context = None
-
-    @property
-    def n(self) -> int:
-        return int(self._core.n)
-
-    @property
-    def n_features(self) -> int:
-        return int(self._core.n_features)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self._core.feature_names)
-
-    @property
-    def action_names(self) -> list[str]:
-        return list(self._core.action_names)
-
-    @property
-    def user_id(self) -> np.ndarray:
-        return self._core.user_id
-
-    @property
-    def context(self) -> np.ndarray:
-        """(n, n_features) float64 observable context (fixed for the session; read-only)."""
-        if self._context is None:
-            ctx = self._core.context
-            ctx.setflags(write=False)
-            self._context = ctx
-        return self._context
-
-    @property
-    def stage(self) -> np.ndarray:
-        return self._core.stage
-
-    @property
-    def active(self) -> np.ndarray:
-        return self._core.stage < 3
-
-    @property
-    def steps(self) -> int:
-        return int(self._core.steps)
-
-    def __repr__(self) -> str:
-        return f"SessionBatch(n={self.n:,}, active={int(self.active.sum()):,}, steps={self.steps})"
-
-    def _actions(self, actions: Any) -> np.ndarray:
-        a = cv.as_array(actions, "actions", np.int64, shape=(self.n,))
-        return a
-
-    def step(self, actions: Any) -> StepResult:
-        """Takes ``actions`` (n,) ints (0 for inactive sessions, else ValueError); returns
-        ``StepResult(reward, cost, stage, done)``: GMV realised at this step, incentive actually
-        paid at this step, the new stage and whether each session is done."""
-        r, c = self._core.step(self._actions(actions))
-        st = self._core.stage
-        return StepResult(r, c, st, st >= 3)
-
-    def expected_value(self, actions: Any) -> np.ndarray:
-        """(n,) expected net value (GMV - cost) of the rest of each session if ``actions`` are
-        taken now and ``none`` afterwards. **Scoring only.**"""
-        return self._core.expected_value(self._actions(actions))

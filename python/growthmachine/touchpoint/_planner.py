@@ -251,12 +251,14 @@ class FrequencyPlanner:
     ) -> FrequencyPlanner:
         """A planner with a world's channel costs and daily caps (``world``: an
         ``Environment`` or ``WorldConfig``)."""
+        from ..sim import CHANNELS, OFFSITE
+
         cfg = getattr(world, "config", world)
         rc = cfg.response.channels
         out = []
         for name in channels:
-            if name == "in_app":
-                raise ValueError("channels: in_app is on-site; plan it with gm.realtime")
+            if name in CHANNELS and not OFFSITE[CHANNELS.index(name)]:
+                raise ValueError(f"channels: {name} is on-site; plan it with gm.realtime")
             spec = getattr(rc, name, None)
             if spec is None:
                 raise ValueError(f"channels: unknown channel {name!r}")

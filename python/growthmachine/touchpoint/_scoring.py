@@ -21,22 +21,23 @@ from .. import _convert as cv
 from .. import _core
 from ._planner import FrequencyPlan, FrequencyPlanner, check_users, empty_certificate
 
-_CONSENT = {"push": "push_opt_in", "sms": "sms_opt_in", "email": "email_opt_in"}
-
 
 def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
-    """Bool ``(n_users, n_channels)``: consent (and the app for push) and no opt-out yet."""
+    """Bool ``(n_users, n_channels)``: consent (and the app where the channel needs it) and no
+    opt-out yet; the world's rules (:data:`growthmachine.sim.CONSENT`, ``NEEDS_APP``)."""
+    from ..sim import CHANNELS, CONSENT, NEEDS_APP, OFFSITE
+
     u = check_users(users)
     names = [getattr(c, "name", c) for c in channels]
     pop = env.population.users
     opted = env.opted_out()
     out = np.ones((len(u), len(names)), dtype=bool)
     for j, c in enumerate(names):
-        if c not in opted.columns or c == "in_app":
+        if c not in CHANNELS or not OFFSITE[CHANNELS.index(c)]:
             raise ValueError(f"channels: {c!r} is not an off-site channel of the world")
-        if c in _CONSENT:
-            out[:, j] &= pop[_CONSENT[c]].to_numpy()[u]
-        if c == "push":
+        if CONSENT[c] is not None:
+            out[:, j] &= pop[CONSENT[c]].to_numpy()[u]
+        if NEEDS_APP[c]:
             out[:, j] &= pop["has_app"].to_numpy()[u]
         out[:, j] &= ~opted[c].to_numpy()[u]
     return out
