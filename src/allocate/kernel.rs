@@ -201,35 +201,26 @@ pub fn pass<T: Real>(
     users: Users<'_>,
     ctl: &Control,
 ) -> Result<PassOut> {
-    Ok(pass_multi(p, std::slice::from_ref(pr), users, 1, ctl)?
-        .remove(0)
-        .remove(0))
+    Ok(pass_multi(p, std::slice::from_ref(pr), users, ctl)?.remove(0))
 }
 
 /// One pass over `users` evaluating every price vector of `prs` (the data is read once: a
 /// user's candidates stay in cache while they are priced K times), in parallel over fixed
 /// chunks ([`parallel::ordered`]): float sums per chunk are added in chunk order, so the result
-/// is identical for any number of threads.
-///
-/// With `blocks > 1`, the users are split into that many blocks of whole chunks and the result
-/// is given per block (`out[j][b]`), for a disaggregated cutting-plane model.
+/// is identical for any number of threads. One result per price vector.
 pub fn pass_multi<T: Real>(
     p: &Problem<'_, T>,
     prs: &[Prices],
     users: Users<'_>,
-    blocks: usize,
     ctl: &Control,
-) -> Result<Vec<Vec<PassOut>>> {
+) -> Result<Vec<PassOut>> {
     let n_items = users.len();
-    let n_chunks = n_items.div_ceil(USERS_PER_CHUNK);
-    let blocks = blocks.clamp(1, n_chunks.max(1));
-    let block_of = |c: usize| c * blocks / n_chunks.max(1);
     let na = p.n_actions;
     let npc = p.pair_usage.len();
     let kk = prs.len();
     let width = 2 + npc;
-    let mut counts = vec![0u64; na * kk * blocks];
-    let mut tot = vec![0.0; blocks * kk * width];
+    let mut counts = vec![0u64; na * kk];
+    let mut tot = vec![0.0; kk * width];
     let work = |_c: usize, range: std::ops::Range<usize>| {
         let mut cnt = vec![0u64; kk * na];
         let mut vals = vec![0.0f64; kk * width];
@@ -254,35 +245,25 @@ pub fn pass_multi<T: Real>(
         (cnt, vals)
     };
     // Counts are exact; the float sums of each chunk are added in chunk order.
-    parallel::ordered(n_items, USERS_PER_CHUNK, ctl, work, |c, (cnt, vals)| {
-        let b = block_of(c);
-        for (x, y) in counts[b * kk * na..(b + 1) * kk * na].iter_mut().zip(&cnt) {
+    parallel::ordered(n_items, USERS_PER_CHUNK, ctl, work, |_c, (cnt, vals)| {
+        for (x, y) in counts.iter_mut().zip(&cnt) {
             *x += *y;
         }
-        for (a, v) in tot[b * kk * width..(b + 1) * kk * width]
-            .iter_mut()
-            .zip(&vals)
-        {
+        for (a, v) in tot.iter_mut().zip(&vals) {
             *a += *v;
         }
     })?;
     ctl.check()?;
     Ok((0..kk)
         .map(|j| {
-            (0..blocks)
-                .map(|b| {
-                    let o = b * kk * width + j * width;
-                    let v = &tot[o..o + width];
-                    let co = b * kk * na + j * na;
-                    let cj = &counts[co..co + na];
-                    PassOut {
-                        lsum: v[0],
-                        value: v[1],
-                        usage: usage_from(p, cj, &v[2..]),
-                        picks: cj.iter().sum(),
-                    }
-                })
-                .collect()
+            let v = &tot[j * width..(j + 1) * width];
+            let cj = &counts[j * na..(j + 1) * na];
+            PassOut {
+                lsum: v[0],
+                value: v[1],
+                usage: usage_from(p, cj, &v[2..]),
+                picks: cj.iter().sum(),
+            }
         })
         .collect())
 }

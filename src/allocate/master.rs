@@ -2,7 +2,7 @@
 //! solved with clarabel (interior point; the problems have 2R+1 variables and one row per cut).
 //!
 //! Prices are scaled: `y_r = q_r * s_r / vs` with `s_r` the resource's bound and `vs` the value
-//! scale, so that every coefficient is of order one. Variables `x = [y (R), w (R), t (one per block of users)]`:
+//! scale, so that every coefficient is of order one. Variables `x = [y (R), w (R), t]`:
 //! `w_r >= (hi_r/s_r) y_r`, `w_r >= (lo_r/s_r) y_r` is the exact bound term of the dual,
 //! `t >= a_j - b_j . (y - y_j)` the cuts of the Lagrangian part (`a_j = L_j / vs`,
 //! `b_j = G_j / s_r`).
@@ -21,8 +21,6 @@ pub struct Cut {
     pub usage: Vec<f64>,
     /// Last iteration in which this cut had a positive multiplier.
     pub last_active: usize,
-    /// Block of users this cut is for (disaggregated model: one `t_b` per block).
-    pub block: usize,
 }
 
 pub struct Master {
@@ -34,7 +32,6 @@ pub struct Master {
     pub lb: Vec<f64>,
     pub ub: Vec<f64>,
     pub cuts: Vec<Cut>,
-    pub blocks: usize,
 }
 
 pub struct Kelley {
@@ -48,7 +45,7 @@ pub struct Kelley {
 impl Master {
     fn rows(&self, level: Option<f64>) -> (CscMatrix<f64>, Vec<f64>, usize) {
         let r = self.r;
-        let n = 2 * r + self.blocks;
+        let n = 2 * r + 1;
         let (mut ii, mut jj, mut vv, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut row = 0usize;
         for c in &self.cuts {
@@ -62,7 +59,7 @@ impl Master {
                 }
             }
             ii.push(row);
-            jj.push(2 * r + c.block);
+            jj.push(2 * r);
             vv.push(-1.0);
             b.push(rhs);
             row += 1;
@@ -92,7 +89,7 @@ impl Master {
             row += 1;
         }
         if let Some(l) = level {
-            for k in 0..r + self.blocks {
+            for k in 0..r + 1 {
                 ii.push(row);
                 jj.push(r + k);
                 vv.push(1.0);
@@ -129,22 +126,19 @@ impl Master {
     /// Kelley's LP: the minimum of the cutting-plane model of the dual over the box.
     pub fn kelley(&self) -> Option<Kelley> {
         let r = self.r;
-        let n = 2 * r + self.blocks;
+        let n = 2 * r + 1;
         let mut c = vec![0.0; n];
         for x in c.iter_mut().skip(r) {
             *x = 1.0;
         }
         let (x, z) = self.run(CscMatrix::zeros((n, n)), c, None)?;
         let value = x[r..].iter().sum();
-        // Multipliers of each block's cuts sum to one (normalised against rounding).
+        // The cuts' multipliers sum to one (normalised against rounding).
         let mut lambda: Vec<f64> = z[..self.cuts.len()].iter().map(|v| v.max(0.0)).collect();
-        let mut sums = vec![0.0; self.blocks];
-        for (c, l) in self.cuts.iter().zip(&lambda) {
-            sums[c.block] += l;
-        }
-        for (c, l) in self.cuts.iter().zip(lambda.iter_mut()) {
-            if sums[c.block] > 0.0 {
-                *l /= sums[c.block];
+        let sum: f64 = lambda.iter().sum();
+        if sum > 0.0 {
+            for l in lambda.iter_mut() {
+                *l /= sum;
             }
         }
         Some(Kelley {
@@ -158,7 +152,7 @@ impl Master {
     /// level set is empty (or the solver failed).
     pub fn project(&self, center: &[f64], level: f64) -> Option<Vec<f64>> {
         let r = self.r;
-        let n = 2 * r + self.blocks;
+        let n = 2 * r + 1;
         let mut c = vec![0.0; n];
         c[..r].copy_from_slice(&center.iter().map(|v| -v).collect::<Vec<_>>());
         let idx: Vec<usize> = (0..r).collect();

@@ -64,12 +64,7 @@ impl<T: Real> Source<T> for Local<'_, '_, T> {
 
     fn pass(&mut self, qs: &[Vec<f64>], ctl: &Control) -> Result<Vec<PassOut>> {
         let prs: Vec<Prices> = qs.iter().map(|q| Prices::new(self.p, q)).collect();
-        Ok(
-            pass_multi(self.p, &prs, Users::All(self.p.n_users()), 1, ctl)?
-                .into_iter()
-                .map(|mut b| b.remove(0))
-                .collect(),
-        )
+        pass_multi(self.p, &prs, Users::All(self.p.n_users()), ctl)
     }
 
     fn pass_jacobian(&mut self, q: &[f64], h: f64, ctl: &Control) -> Result<JacobianPass> {
