@@ -15,6 +15,7 @@ pub mod dual;
 pub mod exact;
 pub mod generate;
 pub mod kernel;
+mod level;
 mod master;
 mod newton;
 pub mod plan;
