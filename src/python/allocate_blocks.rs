@@ -40,6 +40,31 @@ struct Meta {
 }
 
 impl Meta {
+    /// From the arrays every binding receives; `names` default to "resource r".
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        usage_resource: Vec<usize>,
+        action_usage: &PyReadonlyArray1<'_, f64>,
+        n_actions: usize,
+        groups: &PyReadonlyArray1<'_, i32>,
+        limit: u32,
+        lower: Vec<f64>,
+        upper: Vec<f64>,
+        names: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let n_r = lower.len();
+        Ok(Meta {
+            pair_resource: usage_resource,
+            action_usage: slice1("action_usage", action_usage)?.to_vec(),
+            n_actions,
+            group: slice1("groups", groups)?.to_vec(),
+            limit,
+            lower,
+            upper,
+            names: names.unwrap_or_else(|| (0..n_r).map(|r| format!("resource {r}")).collect()),
+        })
+    }
+
     fn problem<'a>(&'a self, sub: &'a SubProblem<f64>) -> Problem<'a, f64> {
         Problem {
             indptr: &sub.indptr,
@@ -153,17 +178,17 @@ impl AllocateBlock {
         n_resources: usize,
         first: u64,
     ) -> PyResult<Self> {
-        let meta = Meta {
-            pair_resource: usage_resource,
-            action_usage: slice1("action_usage", &action_usage)?.to_vec(),
+        // A block alone need not meet the bounds: only the sums over the blocks do.
+        let meta = Meta::new(
+            usage_resource,
+            &action_usage,
             n_actions,
-            group: slice1("groups", &groups)?.to_vec(),
+            &groups,
             limit,
-            // A block alone need not meet the bounds: only the sums over the blocks do.
-            lower: vec![0.0; n_resources],
-            upper: vec![f64::INFINITY; n_resources],
-            names: (0..n_resources).map(|r| format!("resource {r}")).collect(),
-        };
+            vec![0.0; n_resources],
+            vec![f64::INFINITY; n_resources],
+            None,
+        )?;
         let sub = sub_from(&indptr, &action, &value, &usage, &limit_per_user)?;
         let b = AllocateBlock { meta, sub, first };
         b.p().validate().map_err(super::to_pyerr)?;
@@ -410,16 +435,16 @@ fn allocate_solve_source<'py>(
             "tol: must be a positive number, got {tol}"
         )));
     }
-    let meta = Meta {
-        pair_resource: usage_resource,
-        action_usage: slice1("action_usage", &action_usage)?.to_vec(),
+    let meta = Meta::new(
+        usage_resource,
+        &action_usage,
         n_actions,
-        group: slice1("groups", &groups)?.to_vec(),
+        &groups,
         limit,
         lower,
         upper,
-        names,
-    };
+        Some(names),
+    )?;
     let empty = SubProblem {
         indptr: vec![0i64],
         action: Vec::new(),
@@ -478,17 +503,16 @@ fn allocate_finish<'py>(
     margin: f64,
     seed: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let n_r = lower.len();
-    let meta = Meta {
-        pair_resource: usage_resource,
-        action_usage: slice1("action_usage", &action_usage)?.to_vec(),
+    let meta = Meta::new(
+        usage_resource,
+        &action_usage,
         n_actions,
-        group: slice1("groups", &groups)?.to_vec(),
+        &groups,
         limit,
         lower,
         upper,
-        names: (0..n_r).map(|r| format!("resource {r}")).collect(),
-    };
+        None,
+    )?;
     let sub = sub_from(&indptr, &action, &value, &usage, &limit_per_user)?;
     let flags = slice1("flags", &flags)?.to_vec();
     if flags.len() != sub.action.len() {
