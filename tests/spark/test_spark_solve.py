@@ -109,5 +109,5 @@ def test_duplicate_pairs_are_rejected(spark):
             {"user": [1, 1, 2], "action": [0, 0, 0], "value": [1.0, 2.0, 2.0], "c": [1.0, 1.0, 1.0]}
         )
     )
-    with pytest.raises(Exception, match="more than one row"):
+    with pytest.raises(ValueError, match=r"user 1 has action 0 in more than one row"):
         solve(df, {"c": 1.0}, usage="c", partitions=2)

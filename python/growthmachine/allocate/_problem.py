@@ -18,6 +18,18 @@ from .._state import Versioned
 __all__ = ["Problem", "random_problem"]
 
 
+def usage_columns(usage: Any) -> dict[str, str]:
+    """``usage`` of :meth:`Problem.from_frame` (a column, columns, or column -> resource) as
+    column -> resource."""
+    if usage is None:
+        return {}
+    if isinstance(usage, Mapping):
+        return {str(k): str(v) for k, v in usage.items()}
+    if isinstance(usage, str):
+        return {usage: usage}
+    return {str(c): str(c) for c in usage}
+
+
 def _bounds(resources: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
     if not isinstance(resources, Mapping) or not resources:
         raise TypeError(
@@ -294,14 +306,7 @@ class Problem(Versioned):
                 f"them first, e.g. df.groupby([{user!r}, {action!r}], as_index=False).sum())"
             )
         val = cv.as_array(cv.column(df, "df", value), f"df[{value!r}]", dtype)
-        if usage is None:
-            usage_map: dict[str, str] = {}
-        elif isinstance(usage, Mapping):
-            usage_map = {str(k): str(v) for k, v in usage.items()}
-        elif isinstance(usage, str):
-            usage_map = {usage: usage}
-        else:
-            usage_map = {str(c): str(c) for c in usage}
+        usage_map = usage_columns(usage)
         for c in usage_map:
             if c not in cols:
                 raise ValueError(f"usage: unknown column {c!r} (available: {', '.join(cols)})")

@@ -35,7 +35,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from .. import _convert as cv
 from .. import _core
 from ..allocate import certificate
-from ..allocate._problem import _bounds
+from ..allocate._problem import _bounds, usage_columns
 from . import _arrow
 from ._blocks import BlockSource, Meta, solve_blocks
 
@@ -81,16 +81,6 @@ class SparkSolution:
     @property
     def iterations(self) -> int:
         return len(self.history)
-
-
-def _usage_map(usage: Any) -> dict[str, str]:
-    if usage is None:
-        return {}
-    if isinstance(usage, Mapping):
-        return {str(k): str(v) for k, v in usage.items()}
-    if isinstance(usage, str):
-        return {usage: usage}
-    return {str(c): str(c) for c in usage}
 
 
 def _encode(tbl: pa.Table) -> bytes:
@@ -215,7 +205,7 @@ def solve(
     t_start = time.perf_counter()
     _arrow.check_dataframe(candidates_df, "candidates_df")
     names, lower, upper = _bounds(resources)
-    umap = _usage_map(usage)
+    umap = usage_columns(usage)
     for c, r in umap.items():
         if r not in names:
             raise ValueError(f"usage: column {c!r} counts towards unknown resource {r!r}")
@@ -286,8 +276,10 @@ def solve(
         dup = (un[1:] == un[:-1]) & (a[1:] == a[:-1])
         if dup.any():
             j = int(np.argmax(dup))
+            act = actions[a[j]]
+            act = act.item() if isinstance(act, np.generic) else act
             raise ValueError(
-                f"candidates_df: user {u[j].as_py()!r} has action {actions[a[j]]!r} in more than "
+                f"candidates_df: user {u[j].as_py()!r} has action {act!r} in more than "
                 f"one row; each (user, action) pair must appear once (merge them first)"
             )
         out = {
@@ -315,8 +307,15 @@ def solve(
         encode,
         "block int, n_users long, data binary",
     ).persist()
-    with _arrow.session_conf(spark):
-        counts = sorted((r[0], r[1]) for r in blocks_df.select("block", "n_users").collect())
+    try:
+        with _arrow.session_conf(spark):
+            rows = blocks_df.select("block", "n_users").collect()
+    except Exception as e:  # a check inside the block-building job: re-raise it as itself
+        line = next((x for x in str(e).splitlines() if "candidates_df: user" in x), None)
+        if line is None:
+            raise
+        raise ValueError(line[line.index("candidates_df: user") :]) from None
+    counts = sorted((r[0], r[1]) for r in rows)
     firsts = {}
     n_users = 0
     for b, nu in counts:
