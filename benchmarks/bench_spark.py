@@ -260,6 +260,23 @@ def _candidate_table(p) -> tuple[pa.Table, dict, dict, dict]:
     return pa.table(cols), usage, au, bounds
 
 
+def _empty_job_seconds(spark, rows: int, repeat: int) -> float:
+    """Median wall time of one ``mapInArrow`` job that does nothing (one row per block, the
+    function returns its input): the fixed cost of every solver pass in this Spark session."""
+    df = spark.range(rows, numPartitions=rows).cache()
+    df.count()
+
+    def identity(batches):
+        yield from batches
+
+    try:
+        return measure(
+            lambda: df.mapInArrow(identity, df.schema).count(), repeat=repeat, warmup=1
+        ).median
+    finally:
+        df.unpersist()
+
+
 def part_solve(spark, args, table: Table, state: _State) -> None:
     p = gm.allocate.random_problem(args.users, 20, 20, 2, 4, seed=1)
     inproc = measure(lambda: gm.allocate.solve(p), repeat=args.repeat, warmup=1)
@@ -315,6 +332,15 @@ def part_solve(spark, args, table: Table, state: _State) -> None:
         sol.driver_seconds / inproc.median,
         f"{per_pass:.3f} s per pass; {sol.gathered:,} users gathered",
     )
+    floor = _empty_job_seconds(spark, sol.partitions, repeat=max(args.repeat, 5))
+    table.add(
+        case,
+        "Spark's floor: one empty mapInArrow job",
+        floor,
+        floor / inproc.median,
+        f"over one row per block ({sol.partitions} rows), the function returns its input; the "
+        f"call runs {sol.jobs + 1} such jobs (passes and the final write) plus the set-up",
+    )
     ratio = sp.median / inproc.median
     state.verdicts.append(
         f"Targets of issue 13 for gm.spark.solve: within 3x in-process: "
@@ -333,7 +359,13 @@ def main(argv: list[str]) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--part", choices=(*PART_NAMES, "all"), default="all")
+    ap.add_argument(
+        "--part",
+        choices=(*PART_NAMES, "all"),
+        nargs="+",
+        default=["all"],
+        help="parts to run; 'all' runs every part (solve writes its own section)",
+    )
     ap.add_argument("--tx", type=int, default=10_000_000, help="transactions (features)")
     ap.add_argument("--partitions", type=int, default=8, help="shuffle partitions")
     ap.add_argument("--users", type=int, default=1_000_000, help="users (solve)")
@@ -344,12 +376,13 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     import pyspark
 
+    load = os.getloadavg()
     t0 = time.perf_counter()
     spark = session(args.master, args.partitions, args.driver_memory)
     start = time.perf_counter() - t0
     table = Table(["case", "implementation", "median s", "x in-process", "notes"])
     state = _State()
-    parts = PART_NAMES if args.part == "all" else (args.part,)
+    parts = PART_NAMES if "all" in args.part else tuple(dict.fromkeys(args.part))
     try:
         for p in parts:
             PARTS[p](spark, args, table, state)
@@ -363,13 +396,12 @@ def main(argv: list[str]) -> int:
         f"spark.task.cpus = 1, so one core thread per task), "
         f"spark.sql.execution.arrow.maxRecordsPerBatch = 1,000,000, session start-up "
         f"{start:.1f} s (not counted). Median of {args.repeat} runs after one warm-up. "
-        "Others were compiling on the same 2 cores during the run: see the load average.\n\n"
-        + table.markdown()
-        + "".join(f"\n\n{v}" for v in state.verdicts)
+        f"Load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) at the start "
+        "(2 cores).\n\n" + table.markdown() + "".join(f"\n\n{v}" for v in state.verdicts)
     )
     print(body)
     if not args.no_write:
-        if args.part == "solve":
+        if parts == ("solve",):
             title = "Spark: distributed allocation (gm.spark.solve, local mode)"
             write_section("spark-solve", title, command=cmd.strip(), body=body)
         else:
