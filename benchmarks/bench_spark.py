@@ -327,6 +327,21 @@ def part_solve(spark, args, table: Table, state: _State) -> None:
     )
     table.add(
         case,
+        "of which: inside the executors' kernels",
+        sol.extra["kernel_seconds"] + sol.extra["find_seconds"],
+        (sol.extra["kernel_seconds"] + sol.extra["find_seconds"]) / inproc.median,
+        f"slowest block per pass: kernel {sol.extra['kernel_seconds']:.2f} s, finding or "
+        f"mapping the block {sol.extra['find_seconds']:.2f} s; the rest of the jobs' time is Spark",
+    )
+    table.add(
+        case,
+        "of which: the final write (checkpointed assignment)",
+        sol.write_seconds,
+        sol.write_seconds / inproc.median,
+        f"{n_assigned:,} rows; blocks sent again: {sol.extra['write_missing_blocks']}",
+    )
+    table.add(
+        case,
         "of which: driver (solver steps, repair of the gathered users)",
         sol.driver_seconds,
         sol.driver_seconds / inproc.median,

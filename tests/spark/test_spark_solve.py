@@ -111,3 +111,48 @@ def test_duplicate_pairs_are_rejected(spark):
     )
     with pytest.raises(ValueError, match=r"user 1 has action 0 in more than one row"):
         solve(df, {"c": 1.0}, usage="c", partitions=2)
+
+
+def _spilled_files() -> list:
+    from growthmachine.spark import _store
+
+    return sorted(_store.root().glob("*/*.arrow")) if _store.root().exists() else []
+
+
+def test_blocks_sent_instead_of_spilled_give_the_same_plan(spark):
+    # spill=False: no worker finds a block on disk, so every pass and the final write run the
+    # path where Spark sends the blocks a worker lacks
+    p = gm.allocate.random_problem(4_000, 10, 10, 2, 2, seed=6)
+    df, usage, au, resources = _frame(p)
+    sdf = spark.createDataFrame(df)
+    a1, s1 = solve(sdf, resources, usage=usage, action_usage=au, partitions=3)
+    a2, s2 = solve(sdf, resources, usage=usage, action_usage=au, partitions=3, spill=False)
+    assert s1.extra["fallback_blocks"] == 0  # the set-up job spilled every block
+    assert s2.extra["fallback"] >= 1
+    assert s2.objective == s1.objective
+    cols = ["user", "action", "value"]
+    x1 = a1.toPandas().sort_values("user")[cols].reset_index(drop=True)
+    x2 = a2.toPandas().sort_values("user")[cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(x1, x2)
+    assert np.isclose(x1["value"].sum(), s1.objective, rtol=1e-9)
+    with pytest.raises(TypeError, match="spill: must be True or False"):
+        solve(sdf, resources, usage=usage, action_usage=au, spill="no")
+
+
+def test_a_solve_lets_go_of_its_blocks(spark):
+    # the blocks' spill files are deleted when solve returns, a failing solve leaves none, and the
+    # returned assignment does not need them: it reads the same, again and again
+    p = gm.allocate.random_problem(3_000, 8, 8, 2, 2, seed=7)
+    df, usage, au, resources = _frame(p)
+    sdf = spark.createDataFrame(df)
+    before = _spilled_files()
+    asg, sol = solve(sdf, resources, usage=usage, action_usage=au, partitions=2)
+    assert _spilled_files() == before
+    first = asg.toPandas().sort_values("user").reset_index(drop=True)
+    again = asg.toPandas().sort_values("user").reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, again)
+    assert np.isclose(first["value"].sum(), sol.objective, rtol=1e-9)
+    bad = sdf.withColumn("action", sdf["action"] * 0)  # duplicate pairs: fails in the set-up job
+    with pytest.raises(ValueError, match="more than one row"):
+        solve(bad, resources, usage=usage, action_usage=au, partitions=2)
+    assert _spilled_files() == before

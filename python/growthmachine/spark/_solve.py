@@ -2,25 +2,23 @@
 in Spark, by the same dual decomposition (LinkedIn's DuaLip does the same on Spark).
 
 The candidates are range-partitioned by user (a user never spans two blocks) and each partition
-becomes one block (``_core.AllocateBlock``, built once per Python worker and kept there); every
-iteration of the solver is one ``mapInArrow`` job in which the block kernel computes its users'
-best responses at the current prices and returns their sums; the driver runs the solver
+becomes one block (``_core.AllocateBlock``), written by the set-up job to its host's disk and kept
+by the Python workers that map it (:mod:`growthmachine.spark._store`); every iteration of the
+solver is one ``mapInArrow`` job in which the block kernel computes its users' best responses at
+the current prices and returns their sums; the driver runs the solver
 (``_core.allocate_solve_source``: prices, level method and Newton steps, bound, certificate) on
-the summed results (:mod:`growthmachine.spark._blocks`). A final job writes the assignment.
+the summed results (:mod:`growthmachine.spark._blocks`). A final job writes the assignment, which
+is checkpointed, so that the blocks are let go (files, the workers' copies, Spark's cache) when
+the call returns.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import pickle
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,18 +31,12 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from .. import _convert as cv
-from .. import _core
 from ..allocate import certificate
 from ..allocate._problem import _bounds, usage_columns
-from . import _arrow
+from . import _arrow, _store
 from ._blocks import BlockSource, Meta, solve_blocks
 
 __all__ = ["solve", "SparkSolution"]
-
-#: Blocks built in this Python worker, by (solve token, block): kept across the solver's jobs.
-_BLOCKS: dict[tuple[str, int], tuple[Any, pa.Table]] = {}
-#: Most solves whose blocks a worker keeps (the oldest are dropped first).
-_KEEP_SOLVES = 2
 
 
 @dataclass
@@ -76,6 +68,7 @@ class SparkSolution:
     spark_version: str
     method: str = "dual"
     setup_seconds: float = 0.0
+    write_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -83,97 +76,23 @@ class SparkSolution:
         return len(self.history)
 
 
-def _encode(tbl: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, tbl.schema) as w:
-        w.write_table(tbl)
-    return sink.getvalue()
+def _let_go(spark: Any, blocks_df: DataFrame, token: str, n: int) -> None:
+    """Frees what a solve held, however it ended: Spark's copy of the blocks, and the workers'
+    (one small job whose tasks delete the spill files and mark the solve finished, so that
+    every worker of a host drops its blocks at its next task; the driver's host too, where
+    local mode's workers run). Best effort: a failure here must not hide the solve's own."""
 
+    def done(batches):
+        _store.finish(token)
+        yield from batches
 
-def _decode(b: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(b)).read_all().combine_chunks()
-
-
-def _spill(token: str) -> Path:
-    """The host-local directory where this solve's blocks are written once built: another Python
-    worker of the same host (Spark starts several, and a block's next task may land on any)
-    maps the block from there instead of receiving it again."""
-    return Path(tempfile.gettempdir()) / "growthmachine-spark" / token
-
-
-def _forget_old(token: str) -> None:
-    """Keeps the blocks of the last ``_KEEP_SOLVES`` solves in memory and on disk."""
-    tokens = list(dict.fromkeys(t for t, _ in _BLOCKS))
-    if token in tokens or len(tokens) < _KEEP_SOLVES:
-        return
-    old = tokens[0]
-    for k in [k for k in _BLOCKS if k[0] == old]:
-        del _BLOCKS[k]
-    shutil.rmtree(_spill(old), ignore_errors=True)
-
-
-def _make(token: str, block: int, tbl: pa.Table, first: int, meta: Meta, limit_col: bool) -> Any:
-    u = tbl.column("u").to_numpy()
-    starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]]) if len(u) else np.zeros(0, np.int64)
-    indptr = np.r_[starts, len(u)].astype(np.int64)
-    n_cols = len(meta.usage_resource)
-    lim = None
-    if limit_col:
-        lim = np.ascontiguousarray(tbl.column("lim").to_numpy()[starts], dtype=np.uint32)
-    blk = _core.AllocateBlock(
-        indptr,
-        np.ascontiguousarray(tbl.column("a").to_numpy(), dtype=np.uint32),
-        np.ascontiguousarray(tbl.column("v").to_numpy(), dtype=np.float64),
-        [
-            np.ascontiguousarray(tbl.column(f"u{c}").to_numpy(), dtype=np.float64)
-            for c in range(n_cols)
-        ],
-        meta.usage_resource,
-        meta.action_usage,
-        meta.n_actions,
-        meta.groups,
-        meta.limit,
-        lim,
-        meta.n_resources,
-        first,
-    )
-    _forget_old(token)
-    _BLOCKS[(token, block)] = (blk, tbl)
-    return blk, tbl
-
-
-def _cached(token: str, block: int, first: int, meta: Meta, limit_col: bool) -> Any:
-    """The block built by an earlier task of this worker or, mapped from the host's spill
-    directory, of another worker; ``None`` if neither. (A module-level function: task closures
-    reach the worker's ``_BLOCKS`` through it, not through a pickled copy.)"""
-    hit = _BLOCKS.get((token, block))
-    if hit is not None:
-        return hit
-    path = _spill(token) / f"{block}.arrow"
     try:
-        tbl = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    except (FileNotFoundError, OSError, pa.ArrowInvalid):
-        return None
-    return _make(token, block, tbl, first, meta, limit_col)
-
-
-def _block(token: str, block: int, data: bytes, first: int, meta: Meta, limit_col: bool) -> Any:
-    """The block of this task (sent as ``data``), built once per worker and solve, and written
-    to the host's spill directory for the other workers."""
-    hit = _cached(token, block, first, meta, limit_col)
-    if hit is not None:
-        return hit
-    tbl = _decode(data)
-    try:
-        d = _spill(token)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{block}.{os.getpid()}.tmp"
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, tbl.schema) as w:
-            w.write_table(tbl)
-        os.replace(tmp, d / f"{block}.arrow")
-    except OSError:  # no writable local disk: each worker receives the block instead
+        blocks_df.unpersist()
+        probe = spark.range(0, n, 1, n)
+        _arrow.map_in_arrow(probe, done, probe.schema).collect()
+    except Exception:  # noqa: BLE001 (best effort, see above)
         pass
-    return _make(token, block, tbl, first, meta, limit_col)
+    _store.finish(token)
 
 
 def solve(
@@ -192,6 +111,7 @@ def solve(
     seed: int = 0,
     partitions: int | None = None,
     progress: bool | None = None,
+    spill: bool = True,
 ) -> tuple[DataFrame, SparkSolution]:
     """Solves the allocation problem of ``candidates_df`` (one row per (user, action)
     candidate, as :meth:`growthmachine.allocate.Problem.from_frame`) on Spark; returns the
@@ -201,6 +121,9 @@ def solve(
     ``per_user_limit``: an int, or the name of a column holding each user's limit (constant per
     user). ``partitions``: blocks of users (default ``spark.sql.shuffle.partitions``).
     Results do not depend on the number of partitions beyond the order of float sums.
+    ``spill``: the set-up job writes each block to its host's temporary directory, from which
+    the solver's jobs map it (False: every worker that lacks a block receives it from Spark,
+    slower; for hosts with little local disk). The files are deleted when the call returns.
     """
     t_start = time.perf_counter()
     _arrow.check_dataframe(candidates_df, "candidates_df")
@@ -225,6 +148,9 @@ def solve(
     if partitions is None:
         partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "8"))
     partitions = cv.check_int(partitions, "partitions", minimum=1, maximum=1_000_000)
+    if not isinstance(spill, (bool, np.bool_)):
+        raise TypeError(f"spill: must be True or False, got {spill!r}")
+    spill = bool(spill)
     _arrow.check_values(
         candidates_df,
         "candidates_df",
@@ -294,11 +220,16 @@ def solve(
             out["lim"] = tbl.column(per_user_limit).take(pa.array(order)).cast(pa.int64())
         t = pa.table(out)
         n_users = int(un.max()) if len(un) else 0
+        block = TaskContext.get().partitionId()
+        # the host's copy for the solver's passes, which find it there (the encoded copy below,
+        # kept by Spark, reaches the hosts that lack it)
+        if spill:
+            _store.write(token, block, t)
         yield pa.RecordBatch.from_pydict(
             {
-                "block": pa.array([TaskContext.get().partitionId()], pa.int32()),
+                "block": pa.array([block], pa.int32()),
                 "n_users": pa.array([n_users], pa.int64()),
-                "data": pa.array([_encode(t)], pa.binary()),
+                "data": pa.array([_store.encode(t)], pa.binary()),
             }
         )
 
@@ -308,136 +239,206 @@ def solve(
         "block int, n_users long, data binary",
     ).persist()
     try:
-        with _arrow.session_conf(spark):
-            rows = blocks_df.select("block", "n_users").collect()
-    except Exception as e:  # a check inside the block-building job: re-raise it as itself
-        line = next((x for x in str(e).splitlines() if "candidates_df: user" in x), None)
-        if line is None:
-            raise
-        raise ValueError(line[line.index("candidates_df: user") :]) from None
-    counts = sorted((r[0], r[1]) for r in rows)
-    firsts = {}
-    n_users = 0
-    for b, nu in counts:
-        firsts[b] = n_users
-        n_users += nu
-    t_setup = time.perf_counter() - t_start
+        try:
+            with _arrow.session_conf(spark):
+                rows = blocks_df.select("block", "n_users").collect()
+        except Exception as e:  # a check inside the block-building job: re-raise it as itself
+            line = next((x for x in str(e).splitlines() if "candidates_df: user" in x), None)
+            if line is None:
+                raise
+            raise ValueError(line[line.index("candidates_df: user") :]) from None
+        counts = sorted((r[0], r[1]) for r in rows)
+        firsts = {}
+        n_users = 0
+        for b, nu in counts:
+            firsts[b] = n_users
+            n_users += nu
+        t_setup = time.perf_counter() - t_start
 
-    block_ids = [b for b, _ in counts]
-    # One row per block, in as many partitions: the jobs of the solver's passes run on these
-    # rows and find their block in the worker (built by an earlier job); only the blocks a
-    # worker has not built yet are sent, from blocks_df, in a second job.
-    probe_df = spark.range(0, len(block_ids), 1, len(block_ids))
-    jobs = {"probe": 0, "fallback": 0, "fallback_blocks": 0}
+        block_ids = [b for b, _ in counts]
+        # One row per block, in as many partitions: the jobs of the solver's passes run on these
+        # rows and find their block in the worker (built by an earlier job); only the blocks a
+        # worker has not built yet are sent, from blocks_df, in a second job.
+        probe_df = spark.range(0, len(block_ids), 1, len(block_ids))
+        jobs: dict[str, Any] = {
+            "probe": 0,
+            "fallback": 0,
+            "fallback_blocks": 0,
+            "find_seconds": 0.0,
+            "kernel_seconds": 0.0,
+        }
 
-    def run(method: str, *args: Any) -> list[Any]:
-        def answer(b: int, blk: Any) -> pa.RecordBatch:
-            res = getattr(blk, method)(*args)
-            return pa.RecordBatch.from_pydict(
-                {
-                    "block": pa.array([b], pa.int32()),
-                    "out": pa.array([pickle.dumps(res)], pa.binary()),
-                }
+        def run(method: str, *args: Any) -> list[Any]:
+            def answer(b: int, blk: Any, t0: float) -> pa.RecordBatch:
+                t1 = time.perf_counter()
+                res = getattr(blk, method)(*args)
+                out = pickle.dumps(res)
+                t2 = time.perf_counter()
+                return pa.RecordBatch.from_pydict(
+                    {
+                        "block": pa.array([b], pa.int32()),
+                        "out": pa.array([out], pa.binary()),
+                        "find": pa.array([t1 - t0], pa.float64()),
+                        "kernel": pa.array([t2 - t1], pa.float64()),
+                    }
+                )
+
+            def probe(batches):
+                _arrow.use_task_threads(threads)
+                for batch in batches:
+                    for i in batch.column("id").to_pylist():
+                        b = block_ids[i]
+                        t0 = time.perf_counter()
+                        hit = _store.cached(token, b, firsts[b], meta, limit_col)
+                        if hit is None:
+                            yield pa.RecordBatch.from_pydict(
+                                {
+                                    "block": pa.array([b], pa.int32()),
+                                    "out": pa.array([None], pa.binary()),
+                                    "find": pa.array([0.0], pa.float64()),
+                                    "kernel": pa.array([0.0], pa.float64()),
+                                }
+                            )
+                        else:
+                            yield answer(b, hit[0], t0)
+
+            def build(batches):
+                _arrow.use_task_threads(threads)
+                for batch in batches:
+                    for b, data in zip(
+                        batch.column("block").to_pylist(),
+                        batch.column("data").to_pylist(),
+                        strict=True,
+                    ):
+                        t0 = time.perf_counter()
+                        yield answer(
+                            b,
+                            _store.block(token, b, data, firsts[b], meta, limit_col, spill)[0],
+                            t0,
+                        )
+
+            schema = "block int, out binary, find double, kernel double"
+            got = _arrow.map_in_arrow(probe_df, probe, schema).collect()
+            jobs["probe"] += 1
+            missing = [r[0] for r in got if r[1] is None]
+            if missing:
+                jobs["fallback"] += 1
+                jobs["fallback_blocks"] += len(missing)
+                part = blocks_df.where(F.col("block").isin(missing))
+                got += _arrow.map_in_arrow(part, build, schema).collect()
+            rows = {r[0]: r for r in got if r[1] is not None}
+            # the slowest block of the pass: finding (or building) it, and its kernel call
+            jobs["find_seconds"] += max((rows[b][2] for b in block_ids), default=0.0)
+            jobs["kernel_seconds"] += max((rows[b][3] for b in block_ids), default=0.0)
+            return [pickle.loads(rows[b][1]) for b in block_ids]
+
+        src = BlockSource(run, n_users, meta)
+        out = solve_blocks(src, tol=tol, max_iter=max_iter, time_limit=time_limit, seed=seed)
+        cert = certificate(out, names, lower, upper)
+        # The assignment: every block's choices, with the driver's for the gathered users.
+        mix, cum, fseed, g_users, g_indptr, g_flags = src.final
+        g_users = np.asarray(g_users, dtype=np.uint64)
+        split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for b, nu in counts:
+            i0, i1 = np.searchsorted(g_users, [firsts[b], firsts[b] + nu])
+            split[b] = (
+                np.ascontiguousarray(g_users[i0:i1]),
+                np.ascontiguousarray(g_flags[g_indptr[i0] : g_indptr[i1]], dtype=np.uint8),
+            )
+        res_names = list(dict.fromkeys(umap[c] for c in cols))
+        out_schema = T.StructType(
+            [
+                T.StructField(user, types[user]),
+                T.StructField(action, types[action]),
+                T.StructField("value", T.DoubleType()),
+            ]
+            + [T.StructField(n, T.DoubleType()) for n in res_names]
+        )
+
+        marked = T.StructType(
+            [
+                *out_schema.fields,
+                T.StructField("__gm_block", T.IntegerType()),
+                T.StructField("__gm_missing", T.BooleanType()),
+            ]
+        )
+        arrow_marked = to_arrow_schema(marked)
+
+        def rows_of(b: int, blk: Any, tbl: pa.Table) -> pa.Table:
+            users_b, flags_b = split.get(b, (np.zeros(0, np.uint64), np.zeros(0, np.uint8)))
+            pos = pa.array(blk.chosen(mix, cum, fseed, users_b, flags_b).astype(np.int64))
+            a = tbl.column("a").take(pos)
+            cols_out = [
+                tbl.column("user").take(pos),
+                action_values.take(a.cast(pa.int64())),
+                tbl.column("v").take(pos),
+            ]
+            for n in res_names:
+                acc = np.zeros(len(pos))
+                for c, name in enumerate(cols):
+                    if umap[name] == n:
+                        acc += tbl.column(f"u{c}").take(pos).to_numpy()
+                cols_out.append(pa.array(acc))
+            cols_out += [
+                pa.array(np.full(len(pos), b, np.int32)),
+                pa.array(np.zeros(len(pos), bool)),
+            ]
+            return pa.Table.from_arrays(
+                [x.cast(fld.type) for x, fld in zip(cols_out, arrow_marked, strict=True)],
+                schema=arrow_marked,
             )
 
-        def probe(batches):
+        def write_found(batches):
             _arrow.use_task_threads(threads)
             for batch in batches:
                 for i in batch.column("id").to_pylist():
                     b = block_ids[i]
-                    hit = _cached(token, b, firsts[b], meta, limit_col)
+                    hit = _store.cached(token, b, firsts[b], meta, limit_col)
                     if hit is None:
-                        yield pa.RecordBatch.from_pydict(
-                            {
-                                "block": pa.array([b], pa.int32()),
-                                "out": pa.array([None], pa.binary()),
-                            }
-                        )
+                        row = {f.name: pa.nulls(1, f.type) for f in arrow_marked}
+                        row["__gm_block"] = pa.array([b], pa.int32())
+                        row["__gm_missing"] = pa.array([True])
+                        yield pa.RecordBatch.from_pydict(row, schema=arrow_marked)
                     else:
-                        yield answer(b, hit[0])
+                        yield from rows_of(b, hit[0], hit[1]).to_batches()
 
-        def build(batches):
+        def write_sent(batches):
             _arrow.use_task_threads(threads)
             for batch in batches:
                 for b, data in zip(
                     batch.column("block").to_pylist(), batch.column("data").to_pylist(), strict=True
                 ):
-                    yield answer(b, _block(token, b, data, firsts[b], meta, limit_col)[0])
+                    blk, tbl = _store.block(token, b, data, firsts[b], meta, limit_col, spill)
+                    yield from rows_of(b, blk, tbl).to_batches()
 
-        schema = "block int, out binary"
-        rows = {r[0]: r[1] for r in _arrow.map_in_arrow(probe_df, probe, schema).collect()}
-        jobs["probe"] += 1
-        missing = [b for b in block_ids if rows.get(b) is None]
+        # The final pass, like the solver's: the blocks the workers hold, then the others sent.
+        # Checkpointed (eagerly, truncating the lineage) so that the assignment never needs the
+        # blocks again, which are let go below.
+        t_write = time.perf_counter()
+        found = _arrow.map_in_arrow(probe_df, write_found, marked).localCheckpoint(eager=True)
+        missing = [r[0] for r in found.where(F.col("__gm_missing")).select("__gm_block").collect()]
+        assignment = found.where(~F.col("__gm_missing"))
         if missing:
-            jobs["fallback"] += 1
-            jobs["fallback_blocks"] += len(missing)
             part = blocks_df.where(F.col("block").isin(missing))
-            rows.update({r[0]: r[1] for r in _arrow.map_in_arrow(part, build, schema).collect()})
-        return [pickle.loads(rows[b]) for b in block_ids]
-
-    src = BlockSource(run, n_users, meta)
-    out = solve_blocks(src, tol=tol, max_iter=max_iter, time_limit=time_limit, seed=seed)
-    cert = certificate(out, names, lower, upper)
-    # The assignment: every block's choices, with the driver's for the gathered users.
-    mix, cum, fseed, g_users, g_indptr, g_flags = src.final
-    g_users = np.asarray(g_users, dtype=np.uint64)
-    split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for b, nu in counts:
-        i0, i1 = np.searchsorted(g_users, [firsts[b], firsts[b] + nu])
-        split[b] = (
-            np.ascontiguousarray(g_users[i0:i1]),
-            np.ascontiguousarray(g_flags[g_indptr[i0] : g_indptr[i1]], dtype=np.uint8),
+            sent = _arrow.map_in_arrow(part, write_sent, marked).localCheckpoint(eager=True)
+            assignment = assignment.unionByName(sent)
+        assignment = assignment.drop("__gm_block", "__gm_missing")
+        jobs["write_missing_blocks"] = len(missing)
+        t_write = time.perf_counter() - t_write
+        seconds = time.perf_counter() - t_start
+        sol = SparkSolution(
+            **cert,
+            partitions=len(counts),
+            jobs=src.passes,
+            seconds=seconds,
+            job_seconds=src.pass_seconds,
+            driver_seconds=seconds - src.pass_seconds - t_setup - t_write,
+            gathered=src.gathered,
+            spark_version=spark.version,
+            setup_seconds=t_setup,
+            write_seconds=t_write,
+            extra=dict(jobs),
         )
-    res_names = list(dict.fromkeys(umap[c] for c in cols))
-    out_schema = T.StructType(
-        [
-            T.StructField(user, types[user]),
-            T.StructField(action, types[action]),
-            T.StructField("value", T.DoubleType()),
-        ]
-        + [T.StructField(n, T.DoubleType()) for n in res_names]
-    )
-    arrow_out = to_arrow_schema(out_schema)
-
-    def write(batches):
-        _arrow.use_task_threads(threads)
-        for batch in batches:
-            for b, data in zip(
-                batch.column("block").to_pylist(), batch.column("data").to_pylist(), strict=True
-            ):
-                blk, tbl = _block(token, b, data, firsts[b], meta, limit_col)
-                users_b, flags_b = split.get(b, (np.zeros(0, np.uint64), np.zeros(0, np.uint8)))
-                pos = pa.array(blk.chosen(mix, cum, fseed, users_b, flags_b).astype(np.int64))
-                a = tbl.column("a").take(pos)
-                cols_out = [
-                    tbl.column("user").take(pos),
-                    action_values.take(a.cast(pa.int64())),
-                    tbl.column("v").take(pos),
-                ]
-                for n in res_names:
-                    acc = np.zeros(len(pos))
-                    for c, name in enumerate(cols):
-                        if umap[name] == n:
-                            acc += tbl.column(f"u{c}").take(pos).to_numpy()
-                    cols_out.append(pa.array(acc))
-                t = pa.Table.from_arrays(
-                    [x.cast(fld.type) for x, fld in zip(cols_out, arrow_out, strict=True)],
-                    schema=arrow_out,
-                )
-                yield from t.to_batches()
-
-    assignment = _arrow.map_in_arrow(blocks_df, write, out_schema)
-    seconds = time.perf_counter() - t_start
-    sol = SparkSolution(
-        **cert,
-        partitions=len(counts),
-        jobs=src.passes,
-        seconds=seconds,
-        job_seconds=src.pass_seconds,
-        driver_seconds=seconds - src.pass_seconds - t_setup,
-        gathered=src.gathered,
-        spark_version=spark.version,
-        setup_seconds=t_setup,
-        extra=dict(jobs),
-    )
-    return assignment, sol
+        return assignment, sol
+    finally:
+        _let_go(spark, blocks_df, token, partitions)
