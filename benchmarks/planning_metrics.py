@@ -47,7 +47,7 @@ def _fmt_n(n: int) -> str:
 
 def run(n_rows: int = 14_000_000, *, sklift_max_rows: int = 14_000_000) -> list[dict]:
     """Rows {case, implementation, seconds, notes}: ours (median of 3) and sklift (1 run)."""
-    from growthmachine import get_num_threads
+    from growthmachine import _core, get_num_threads
     from growthmachine.planning import metrics as gm
 
     y, uplift, treatment = data(n_rows)
@@ -63,12 +63,13 @@ def run(n_rows: int = 14_000_000, *, sklift_max_rows: int = 14_000_000) -> list[
     add(f"sort {size} float64", "numpy", m.median, f"reference: value sort; {_load()}")
 
     code = gm._code(y == 1, treatment == 1)
-    m = measure(lambda: gm._sort_by_category(uplift, code), repeat=3)
+    m = measure(lambda: _core.planning_ranked_counts(uplift, code), repeat=3)
     add(
         f"sort stage of the scores {size}",
         "growthmachine",
         m.median,
-        f"the one sort inside both scores (4 category value sorts + merge); {_load()}",
+        f"the one sort inside both scores (radix sort carrying the category, counts per tie "
+        f"group); {_load()}",
     )
 
     cases = (

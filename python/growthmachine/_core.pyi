@@ -465,6 +465,15 @@ class PlanningForest:
     @staticmethod
     def _from_state_bytes(data: bytes) -> PlanningForest: ...
 
+def planning_ranked_counts(
+    score: npt.NDArray[np.float64], code: npt.NDArray[np.uint8]
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]: ...
+def planning_ranked_area(
+    score: npt.NDArray[np.float64], code: npt.NDArray[np.uint8], curve: str
+) -> float: ...
+
 class PlanningCell:
     @staticmethod
     def fit(

@@ -8,6 +8,7 @@
 use super::{run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
+use crate::planning::rank;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -16,7 +17,56 @@ use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PlanningForest>()?;
     m.add_class::<PlanningCell>()?;
+    m.add_function(wrap_pyfunction!(planning_ranked_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
     Ok(())
+}
+
+/// The area under the `curve` (`"qini"` or `"uplift"`) of `score` ranked highest first, from
+/// the origin (see `crate::planning::rank::ranked_area`).
+#[pyfunction]
+fn planning_ranked_area(
+    py: Python<'_>,
+    score: PyReadonlyArray1<'_, f64>,
+    code: PyReadonlyArray1<'_, u8>,
+    curve: &str,
+) -> PyResult<f64> {
+    let curve = match curve {
+        "qini" => rank::Curve::Qini,
+        "uplift" => rank::Curve::Uplift,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "curve: must be 'qini' or 'uplift', got {other:?}"
+            )))
+        }
+    };
+    let (s, c) = (slice1("score", &score)?, slice1("code", &code)?);
+    run_long(py, None, None, |ctl| rank::ranked_area(s, c, curve, ctl))
+}
+
+/// Rows ranked by `score` (highest first), at the end of each tie group: rows, treated rows,
+/// treated responders and control responders so far (int64 arrays); `code` = 2 * treated +
+/// outcome (uint8, 0..=3). See `crate::planning::rank`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn planning_ranked_counts<'py>(
+    py: Python<'py>,
+    score: PyReadonlyArray1<'py, f64>,
+    code: PyReadonlyArray1<'py, u8>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+)> {
+    let (s, c) = (slice1("score", &score)?, slice1("code", &code)?);
+    let r = run_long(py, None, None, |ctl| rank::ranked_counts(s, c, ctl))?;
+    Ok((
+        r.rows.into_pyarray(py),
+        r.treated.into_pyarray(py),
+        r.treated_resp.into_pyarray(py),
+        r.control_resp.into_pyarray(py),
+    ))
 }
 
 type Arr2<'py> = Bound<'py, PyArray2<f64>>;

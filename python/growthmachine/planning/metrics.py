@@ -4,10 +4,10 @@ The definitions, signatures and return types are those of ``sklift.metrics`` in 
 0.5.1 (``sklift/metrics/metrics.py``), checked against it to 1e-9 by
 ``tests/test_planning_metrics.py``; the computation is different: one sort of the scores and
 cumulative sums (scikit-uplift sorts twice, once more for the perfect curve, which here comes
-from four counts), O(n log n) time and O(n) memory. With binary outcomes that one sort is done
-as four value sorts, one per (treatment, outcome) category, on the library's threads, and a
-merge of the four sorted runs: numpy's value sort is 2-3x faster than its argsort. Uplift at k
-needs no sort: a partition finds the k-th score (O(n)).
+from four counts), O(n log n) time and O(n) memory. With binary outcomes that one sort is a
+radix sort in the core (O(n): ``planning::rank``) carrying each row's (treatment, outcome)
+category, counted per tie group. Uplift at k needs no sort: a partition finds the k-th score
+(O(n)).
 
 Ranking and ties
     Rows are ranked by predicted uplift, highest first. Rows that share a score enter the curve
@@ -76,7 +76,6 @@ Differences from scikit-uplift 0.5.1
 from __future__ import annotations
 
 import numbers
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -99,7 +98,6 @@ __all__ = [
 ]
 
 STRATEGIES = ("overall", "by_group")
-_PARALLEL_MIN_ROWS = 1 << 18  # below this the four category sorts run in the calling thread
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,32 +198,6 @@ def _cum_at(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return c.astype(np.float64, copy=False)
 
 
-def _sorted_category(u: np.ndarray, code: np.ndarray, c: int) -> np.ndarray:
-    part = u[code == c]
-    part.sort()
-    return part
-
-
-def _sort_by_category(u: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``u`` sorted ascending and the category (``code``, 0..3) of each sorted row.
-
-    One sort of the scores done as four value sorts, one per category (numpy's SIMD value sort
-    is 2-3x faster than its argsort, and the four run on the library's threads: numpy releases
-    the GIL while sorting), then a stable merge of the four sorted runs (timsort finds the runs:
-    O(n log 4)). Ties between categories end up adjacent, which is all the curves need.
-    """
-    workers = min(4, _core.get_num_threads())
-    if workers > 1 and u.size >= _PARALLEL_MIN_ROWS:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda c: _sorted_category(u, code, c), range(4)))
-    else:
-        parts = [_sorted_category(u, code, c) for c in range(4)]
-    merged = np.concatenate(parts)
-    order = np.argsort(merged, kind="stable")
-    labels = np.repeat(np.arange(4, dtype=np.uint8), [part.size for part in parts])
-    return merged[order], labels[order]
-
-
 def _code(y: np.ndarray, treated: np.ndarray) -> np.ndarray:
     """Binary outcomes: category per row, 2 * treated + outcome (0 CN, 1 CR, 2 TN, 3 TR)."""
     return treated.view(np.uint8) * np.uint8(2) + (y == 1).view(np.uint8)
@@ -238,18 +210,17 @@ def _cumulative(
     (int64), treated rows, treated outcome and control outcome so far (float64).
 
     The order inside a tie group never matters (only whole groups are summed), so the sort need
-    not be stable. Binary outcomes: the sort of :func:`_sort_by_category`, integer counts.
+    not be stable. Binary outcomes: the core's radix sort and integer counts.
     Otherwise: one argsort and float sums. ``code``: :func:`_code` when already known.
     """
     if code is None and _is_binary(y):
         code = _code(y, treated)
     if code is not None:
-        us, cs = _sort_by_category(u, code)
-        us, cs = us[::-1], cs[::-1]
-        ends = _ends(us)
-        n_t = _cum_at(cs >= 2, ends)
-        y_t = _cum_at(cs == 3, ends)
-        y_c = _cum_at(cs == 1, ends)
+        rows, n_t, y_t, y_c = _core.planning_ranked_counts(
+            np.ascontiguousarray(u, dtype=np.float64), np.ascontiguousarray(code, dtype=np.uint8)
+        )
+        f = np.float64
+        return rows, n_t.astype(f), y_t.astype(f), y_c.astype(f)
     else:
         order = np.argsort(u)[::-1]
         ends = _ends(u[order])
@@ -332,13 +303,6 @@ def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
 
 
-def _area(n_all: np.ndarray, values: np.ndarray) -> float:
-    """:func:`_trapezoid` of the curve (0, 0), (n_all, values) without building it (the
-    segment from the origin, then a dot product: no copy of the curve)."""
-    dx = np.subtract(n_all[1:], n_all[:-1], dtype=np.float64)
-    return float((n_all[0] * values[0] + np.dot(dx, values[1:] + values[:-1])) / 2.0)
-
-
 def _normalised(actual: float, perfect: float, x_end: float, v_end: float, what: str) -> float:
     """(actual - random) / (perfect - random); the random curve is the line to the perfect
     curve's last point ``(x_end, v_end)``."""
@@ -360,15 +324,13 @@ def _qini_auc(y, u, treated, negative_effect: bool) -> float:
             "negative_effect: with negative_effect=False the perfect Qini curve needs a "
             f"positive overall incremental response, got {vp[-1]:g} (scikit-uplift fails too)"
         )
-    n_all, n_t, y_t, y_c = _cumulative(y, u, treated, code)
-    actual = _area(n_all, _qini_values(n_all, n_t, y_t, y_c))
+    actual = _core.planning_ranked_area(np.ascontiguousarray(u, dtype=np.float64), code, "qini")
     return _normalised(actual, _trapezoid(xp, vp), float(xp[-1]), float(vp[-1]), "Qini")
 
 
 def _uplift_auc(y, u, treated) -> float:
     code = _code(y, treated)
-    n_all, n_t, y_t, y_c = _cumulative(y, u, treated, code)
-    actual = _area(n_all, _uplift_values(n_all, n_t, y_t, y_c))
+    actual = _core.planning_ranked_area(np.ascontiguousarray(u, dtype=np.float64), code, "uplift")
     xp, vp = _perfect_uplift(code)
     return _normalised(actual, _trapezoid(xp, vp), float(xp[-1]), float(vp[-1]), "uplift")
 
