@@ -12,11 +12,11 @@ A configuration class is a ``@dataclass`` mixing in :class:`Schema` and naming i
   defaults, unknown keys are errors), :meth:`Schema.from_json` and :meth:`Schema.from_yaml` (text or
   a path), and saves with :meth:`Schema.to_dict`, :meth:`Schema.to_json`, :meth:`Schema.to_yaml`.
 
-Supported field types: ``float`` (finite; ints are accepted and converted), ``int`` (>= 0: counts,
-sizes and ids; loaded data may write one as an integral float, ``2.0``), ``str``, ``bool``,
-``Literal[...]`` (one of the choices), ``list[X]``, ``dict[str, X]``, ``X | None`` /
-``Optional[X]``, unions of these (``int | str``: the first member the value's type matches
-decides), nested dataclasses, and ``Any`` (not checked).
+Supported field types: ``float`` (finite; ints are accepted and converted), ``int`` (>= 0 and
+< 2**64: counts, sizes and ids; loaded data may write one as an integral float, ``2.0``),
+``str``, ``bool``, ``Literal[...]`` (one of the choices), ``list[X]``, ``dict[str, X]``,
+``X | None`` / ``Optional[X]``, unions of these (``int | str``: the first member the value's type
+matches decides), nested dataclasses, and ``Any`` (not checked).
 
 Paths are exact even for nested objects built while loading: :func:`from_dict` builds the whole
 tree first (nested objects skip their own validation meanwhile) and validates it once from the
@@ -136,11 +136,30 @@ def _pick(v: Any, members: tuple[Any, ...], path: str, raw: bool) -> Any:
     if len(others) == 1:
         return others[0]  # its own check gives the precise message
     raise TypeError(
-        f"{path}: must be {' or '.join(map(_describe, members))}, got {type(v).__name__} {v!r}"
+        f"{path}: must be {' or '.join(map(_describe, members))}, got {type(v).__name__} {_show(v)}"
     )
 
 
 # ---- validation -------------------------------------------------------------------------------
+
+#: Ints of every field are below this (the cores read them as 64-bit unsigned integers).
+INT_LIMIT = 2**64
+
+
+def _show(v: Any) -> str:
+    """``repr(v)`` for messages, shortened (a huge int: its size)."""
+    try:
+        r = repr(v)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"an int of {v.bit_length()} bits"
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def check_value(v: Any, tp: Any, path: str) -> None:
@@ -173,7 +192,9 @@ def check_value(v: Any, tp: Any, path: str) -> None:
     if origin is Literal:
         choices = typing.get_args(tp)
         if v not in choices:
-            raise ValueError(f"{path}: must be one of {', '.join(map(repr, choices))}, got {v!r}")
+            raise ValueError(
+                f"{path}: must be one of {', '.join(map(repr, choices))}, got {_show(v)}"
+            )
         return
     if dataclasses.is_dataclass(tp):
         if not isinstance(v, tp):
@@ -182,20 +203,22 @@ def check_value(v: Any, tp: Any, path: str) -> None:
         return
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{path}: must be a number, got {type(v).__name__} {v!r}")
-        if not math.isfinite(v):
-            raise ValueError(f"{path}: must be finite, got {v}")
+            raise TypeError(f"{path}: must be a number, got {type(v).__name__} {_show(v)}")
+        if not _finite(v):
+            raise ValueError(f"{path}: must be finite, got {_show(v)}")
     elif tp is int:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v!r}")
-        if v < 0:
-            raise ValueError(f"{path}: must be >= 0, got {v}")
+            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {_show(v)}")
+        if not 0 <= v < INT_LIMIT:
+            raise ValueError(f"{path}: must be >= 0 and < 2**64, got {_show(v)}")
     elif tp is str:
         if not isinstance(v, str):
             raise TypeError(f"{path}: must be a str, got {type(v).__name__}")
     elif tp is bool:
         if not isinstance(v, bool):
-            raise TypeError(f"{path}: must be a bool (true/false), got {type(v).__name__} {v!r}")
+            raise TypeError(
+                f"{path}: must be a bool (true/false), got {type(v).__name__} {_show(v)}"
+            )
 
 
 def check_types(obj: Any, path: str) -> None:
@@ -233,12 +256,14 @@ def from_value(tp: Any, v: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, v, path)
     if tp is float and isinstance(v, numbers.Real) and not isinstance(v, bool):
+        if isinstance(v, numbers.Integral) and not _finite(v):  # too large for a float
+            raise ValueError(f"{path}: must be finite, got {_show(v)}")
         return float(v)
     if tp is int and isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)):
         # Loaded data may write an int as 2.0 (JSON writers, YAML by hand): accept integral
         # values; 2.5 is of the wrong type, as for every other field (TypeError naming it).
         if not (math.isfinite(v) and float(v).is_integer()):
-            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v}")
+            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {_show(v)}")
         return int(v)
     return v
 
