@@ -18,9 +18,11 @@ and no example database is written.
 from __future__ import annotations
 
 import copy
+import json
 import os
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -157,12 +159,53 @@ def test_mutated_configs(name, data):
     cls, root, base = CONFIGS[name]
     d = data.draw(mutated(base))
     _load_config(cls, root, lambda: cls.from_dict(d))
+    # the same data as JSON (non-finite numbers as NaN/Infinity) and as YAML text
+    try:
+        text = json.dumps(d, allow_nan=True)
+    except (TypeError, ValueError):  # keys JSON cannot write
+        return
+    _load_config(cls, root, lambda: cls.from_json(text.encode("utf-8", "surrogatepass")))
+    _load_config(cls, root, lambda: cls.from_json(text))
+    _load_config(cls, root, lambda: cls.from_yaml(yaml.safe_dump(d) + "\n"))
+
+
+_YAML_BITS = st.sampled_from(
+    ["a: 1\n", "purchase:\n  r: 0.5\n", "- x\n", "? [a, b]\n: 1\n", "&a [*a]\n", "!!binary x\n",
+     "r: 2001-13-45\n", "x: !!float abc\n", "{", "[", "'", '"\\u', "\t", "%YAML 1.1\n", "---\n",
+     "...\n", "r: 1e400\n", "r: " + "1" * 5000 + "\n", "goals: []\n", "*x\n", "!!python/name:os\n",
+     "seasonality: {start_weekday: 99999999999999999999}\n", "[" * 200, "{\"a\": NaN}"]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@_settings(80)
+@given(data=st.data())
+def test_raw_text_and_bytes(name, data):
+    cls, root, _ = CONFIGS[name]
+    raw = data.draw(
+        st.one_of(
+            st.text(max_size=60),
+            st.binary(max_size=60),
+            st.lists(_YAML_BITS | st.text(max_size=5), max_size=6).map("".join),
+        )
+    )
+    for load in (cls.from_json, cls.from_yaml):
+        _load_config(cls, root, lambda load=load: load(raw))
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
         # regressions the fuzzing found
+        (lambda: WorldConfig.from_yaml("purchase:\n  r: 2001-13-45\n"), r"^config: not valid YAML"),
+        (lambda: WorldConfig.from_json('{"x": ' + "1" * 5000 + "}"), r"^config: not valid JSON"),
+        (lambda: WorldConfig.from_json('{"a": ' + "[" * 10**5 + "]" * 10**5 + "}"),
+         r"^config: not valid JSON"),
+        (lambda: WorldConfig.from_yaml("a: " + "[" * 5000 + "]" * 5000 + "\n"),
+         r"^config: not valid YAML"),
+        (lambda: WorldConfig.from_yaml("x" * 5000), r"^config: 'x{77}\.\.\.' is neither an existing"),
+        (lambda: WorldConfig.from_yaml("x\x00y"), r"^config: not valid YAML"),
+        (lambda: Plan.from_json("[1]"), r"^plan: '\[1\]' is neither an existing file nor JSON"),
         (lambda: WorldConfig.from_dict({"seasonality": {"start_weekday": 2**40}}),
          r"^config\.seasonality\.start_weekday: must be in 0 to 6"),
         (lambda: WorldConfig.from_dict({"seasonality": {"start_weekday": 2**64}}),
@@ -171,8 +214,29 @@ def test_mutated_configs(name, data):
          r"^config\.purchase\.r: must be finite, got 1000"),
         (lambda: WorldConfig.from_dict({"purchase": {"r": 10**5000}}),
          r"^config\.purchase\.r: must be finite, got an int of 16610 bits"),
+        # and the defects issue 15 listed
+        (lambda: WorldConfig.from_json(123), r"^config: must be JSON text"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_source(call, match):
     with pytest.raises(EXPECTED, match=match):
         call()
+
+
+def test_config_text_forms_that_are_valid():
+    # bytes, one-line YAML, an int given as 2.0, a file given as a one-line str
+    assert WorldConfig.from_json(b"{}") == WorldConfig()
+    assert WorldConfig.from_yaml("purchase: {r: 0.5}").purchase.r == 0.5
+    assert WorldConfig.from_yaml("").purchase == WorldConfig().purchase
+    c = WorldConfig.from_dict({"seasonality": {"start_weekday": 2.0}})
+    assert c.seasonality.start_weekday == 2 and isinstance(c.seasonality.start_weekday, int)
+
+
+def test_a_one_line_str_naming_a_file_is_read_as_the_file(tmp_path):
+    p = tmp_path / "w.yaml"
+    p.write_text("purchase:\n  r: 0.25\n", encoding="utf-8")
+    assert WorldConfig.from_yaml(str(p)).purchase.r == 0.25
+    assert WorldConfig.from_yaml(p).purchase.r == 0.25
+    p.write_bytes(b"purchase:\n  r: \xff\n")
+    with pytest.raises(ValueError, match=r"^config \(.*w\.yaml\): not UTF-8 YAML text"):
+        WorldConfig.from_yaml(p)

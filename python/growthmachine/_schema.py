@@ -34,7 +34,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -326,35 +326,78 @@ def _text(text_or_path: Any, root: str, kind: str) -> str | Path:
     )
 
 
-def read_json(text_or_path: str | bytes | Path, root: str) -> Any:
-    """Data from JSON text (starting with ``{``; str or UTF-8 bytes) or a path to a JSON file."""
-    text_or_path = _text(text_or_path, root, "JSON")
-    s = str(text_or_path)
-    if isinstance(text_or_path, Path) or not s.lstrip().startswith("{"):
-        s = Path(text_or_path).read_text()
+def _is_file(s: str) -> bool:
     try:
-        return json.loads(s)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{root}: not valid JSON ({e})") from None
+        return Path(s).is_file()
+    except (OSError, ValueError):  # a name too long for the system, a NUL character
+        return False
 
 
-def read_yaml(text_or_path: str | bytes | Path, root: str) -> Any:
-    """Data from a YAML file path (or YAML text containing a newline; str or UTF-8 bytes);
-    empty -> ``{}``."""
+def _read(
+    text_or_path: Any,
+    root: str,
+    kind: str,
+    is_text: Callable[[str], bool],
+    parse: Callable[[str, str], Any],
+) -> Any:
+    """The data of ``text_or_path``: bytes are text; a ``Path`` is a file; a str is text if
+    ``is_text(s)``, else the file it names, else (one line naming no file) text again, which must
+    then hold a mapping. ``parse(text, source)`` turns text into data, raising ``ValueError``
+    naming ``source``; every error names ``root`` (and the file)."""
+    src = _text(text_or_path, root, kind)
+    text = isinstance(text_or_path, (bytes, bytearray, memoryview)) or (
+        isinstance(src, str) and is_text(src)
+    )
+    if text or (isinstance(src, str) and not _is_file(src)):
+        d = parse(src, root)
+        if not (text or isinstance(d, Mapping)):
+            short = src if len(src) <= 80 else src[:77] + "..."
+            raise ValueError(
+                f"{root}: {short!r} is neither an existing file nor {kind} text of a mapping"
+            )
+        return d
+    path = Path(src)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{root} ({path}): not UTF-8 {kind} text ({e})") from None
+    return parse(text, f"{root} ({path})")
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, too many digits, deep nesting
+        raise ValueError(f"{source}: not valid JSON ({e})") from None
+
+
+def _parse_yaml(text: str, source: str) -> Any:
     import yaml
 
-    text_or_path = _text(text_or_path, root, "YAML")
-    s = str(text_or_path)
-    if isinstance(text_or_path, Path) or "\n" not in s:
-        s = Path(text_or_path).read_text()
     try:
-        d = yaml.safe_load(s)
+        d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = getattr(e, "problem", None) or " ".join(str(e).split())
-        raise ValueError(f"{root}: not valid YAML ({where}{what})") from None
+        raise ValueError(f"{source}: not valid YAML ({where}{what})") from None
+    except (ValueError, OverflowError, RecursionError) as e:
+        # a scalar yaml's resolver matched but cannot build (2001-13-45, an int of 5000
+        # digits), or nesting too deep
+        raise ValueError(f"{source}: not valid YAML ({type(e).__name__}: {e})") from None
     return {} if d is None else d
+
+
+def read_json(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from JSON text (starting with ``{``; str or UTF-8 bytes) or a path to a JSON file (a
+    one-line str naming no file is read as JSON text)."""
+    return _read(text_or_path, root, "JSON", lambda s: s.lstrip().startswith("{"), _parse_json)
+
+
+def read_yaml(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from a YAML file path or YAML text (containing a newline; a one-line str naming no
+    file is read as YAML text); str or UTF-8 bytes; empty -> ``{}``."""
+    return _read(text_or_path, root, "YAML", lambda s: "\n" in s, _parse_yaml)
 
 
 def write_json(d: Any, path: str | Path | None = None, *, indent: int | None = 2) -> str:
