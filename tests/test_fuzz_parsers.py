@@ -20,12 +20,17 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import fuzz_objects as fo
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import growthmachine as gm
 from growthmachine.planning import Plan
 from growthmachine.sim import WorldConfig
 
@@ -240,3 +245,72 @@ def test_a_one_line_str_naming_a_file_is_read_as_the_file(tmp_path):
     p.write_bytes(b"purchase:\n  r: \xff\n")
     with pytest.raises(ValueError, match=r"^config \(.*w\.yaml\): not UTF-8 YAML text"):
         WorldConfig.from_yaml(p)
+
+
+# ---- pickled states (the Python side) ------------------------------------------------------------
+
+VERSIONED = [n for n in fo.CASES if n not in fo.POLICIES]  # the rest pickle via Versioned
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_broken_inner_states_are_state_errors(name):
+    obj = fo.fitted(name)
+    st_ = obj.__getstate__()
+    inner = st_["state"]
+    bad = [
+        {**st_, "state": {}},
+        {**st_, "state": None},
+        {**st_, "state": [1, 2]},
+        {**st_, "__gm_version__": 10**6},
+        {**st_, "__gm_version__": None},
+        {**st_, "__gm_kind__": "growthmachine.Other"},
+        {k: v for k, v in st_.items() if k != "__gm_kind__"},
+        "not a dict",
+        *({**st_, "state": {k: v for k, v in inner.items() if k != key}} for key in inner),
+        # a key renamed (a flipped byte in its name): the keys written apart disagree
+        *(
+            {**st_, "state": {(k + "x" if k == key else k): v for k, v in inner.items()}}
+            for key in inner
+        ),
+        {**st_, "__gm_keys__": 7},
+        # a Rust core's bytes replaced by something else (an int would be bytes(n): n bytes)
+        *(
+            {**st_, "state": {**inner, key: junk}}
+            for key, v in inner.items()
+            if isinstance(v, bytes)
+            for junk in (2**62, 10**30, "x", None, b"", b"{}")
+        ),
+    ]
+    for state in bad:
+        blank = type(obj).__new__(type(obj))
+        try:
+            blank.__setstate__(state)
+        except EXPECTED as e:
+            assert isinstance(e, gm.StateError) or "state" in str(e), e
+            continue
+        # a key some states may lack (an optional attribute): the object must still work
+        fo.CASES[name][1](blank)
+
+
+# ---- the Rust cores' state decoders, in a child process ------------------------------------------
+
+
+def test_core_state_decoders_in_a_child():
+    here = Path(__file__).parent
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+         str(here / "fuzz_core_states.py")],
+        cwd=here, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, (r.returncode, r.stdout[-6000:], r.stderr[-3000:])
+    assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+def test_a_state_written_before_the_keys_were_recorded_still_loads():
+    obj = fo.fitted("KMeans")
+    state = obj.__getstate__()
+    assert "__gm_keys__" in state
+    del state["__gm_keys__"]
+    old = type(obj).__new__(type(obj))
+    old.__setstate__(state)
+    assert (old.predict(fo._xty()[0][:5]) == obj.predict(fo._xty()[0][:5])).all()
