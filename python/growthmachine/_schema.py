@@ -452,7 +452,8 @@ class Schema:
 
     @classmethod
     def from_json(cls: type[T], text_or_path: str | bytes | Path) -> T:
-        """From JSON text (str or UTF-8 bytes) or a path to a JSON file."""
+        """From JSON text (str or UTF-8 bytes) or a path to a JSON file; a str not starting with
+        ``{`` is the file it names if there is one, else JSON text."""
         return cls.from_dict(read_json(text_or_path, cls._root))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -461,5 +462,6 @@ class Schema:
 
     @classmethod
     def from_yaml(cls: type[T], text_or_path: str | bytes | Path) -> T:
-        """From a YAML file path (or YAML text containing a newline; str or UTF-8 bytes)."""
+        """From YAML text (str or UTF-8 bytes) or a path to a YAML file; a one-line str is the
+        file it names if there is one, else YAML text."""
         return cls.from_dict(read_yaml(text_or_path, cls._root))
