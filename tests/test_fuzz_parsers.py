@@ -273,6 +273,8 @@ def test_broken_inner_states_are_state_errors(name):
             for key in inner
         ),
         {**st_, "__gm_keys__": 7},
+        # ints no core takes (an OverflowError converting them is a StateError)
+        *({**st_, "state": {**inner, key: 2**70}} for key in ("day", "epoch") if key in inner),
         # a Rust core's bytes replaced by something else (an int would be bytes(n): n bytes)
         *(
             {**st_, "state": {**inner, key: junk}}

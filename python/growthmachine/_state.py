@@ -64,7 +64,7 @@ class Versioned:
             self._set_state(self._upgrade_state(version, inner))
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
             # A state missing fields or holding wrong ones: an error, never a broken object.
             raise StateError(
                 f"{kind} state is incomplete or corrupt ({type(e).__name__}: {e})"
