@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import growthmachine as gm
+from growthmachine.insight.lifecycle import LifecycleRules, as_rules
 from growthmachine.planning import Plan
 from growthmachine.sim import WorldConfig
 
@@ -219,6 +220,8 @@ def test_raw_text_and_bytes(name, data):
          r"^config\.purchase\.r: must be finite, got 1000"),
         (lambda: WorldConfig.from_dict({"purchase": {"r": 10**5000}}),
          r"^config\.purchase\.r: must be finite, got an int of 16610 bits"),
+        (lambda: as_rules({"new_days": 10**400}), r"^rules\.new_days: must be finite, got an int"),
+        (lambda: as_rules({0: 1.0, "x": 1.0}), r"^rules: unknown keys \['x', 0\]"),
         # and the defects issue 15 listed
         (lambda: WorldConfig.from_json(123), r"^config: must be JSON text"),
     ],
@@ -245,6 +248,24 @@ def test_a_one_line_str_naming_a_file_is_read_as_the_file(tmp_path):
     p.write_bytes(b"purchase:\n  r: \xff\n")
     with pytest.raises(ValueError, match=r"^config \(.*w\.yaml\): not UTF-8 YAML text"):
         WorldConfig.from_yaml(p)
+
+
+@_settings(60)
+@given(
+    rules=st.dictionaries(
+        st.sampled_from(list(LifecycleRules.__dataclass_fields__)) | st.text(max_size=4)
+        | st.integers(),
+        GARBAGE,
+        max_size=4,
+    )
+)  # fmt: skip
+def test_lifecycle_rules_from_a_dict(rules):
+    try:
+        r = as_rules(rules)
+    except EXPECTED as e:
+        assert str(e).startswith("rules"), e
+        return
+    assert len(r.as_list()) == len(LifecycleRules.__dataclass_fields__)
 
 
 # ---- pickled states (the Python side) ------------------------------------------------------------
