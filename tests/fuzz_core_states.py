@@ -156,18 +156,6 @@ def _close(env: dict, payload: Any, sealed: bool) -> bytes:
     return json.dumps(env, separators=(",", ":")).encode()
 
 
-def _paths(v: Any, at: tuple = ()) -> list[tuple]:
-    """Every path into the JSON tree ``v`` (dict keys and list indices)."""
-    out = [at]
-    if isinstance(v, dict):
-        for k, x in v.items():
-            out += _paths(x, (*at, k))
-    elif isinstance(v, list):
-        for i, x in enumerate(v[:4]):  # the first elements stand for the rest
-            out += _paths(x, (*at, i))
-    return out
-
-
 REPLACEMENTS = st.one_of(
     st.sampled_from([0, 1, -1, 2, 3, 255, 256, 2**31, 2**32, 2**53, 2**60, 2**64 - 1, 2**64]),
     st.sampled_from([0.5, -0.5, 1e308, -1e308, 1e-308, 1.5]),
@@ -250,7 +238,7 @@ def test_envelope(core, data):
 def test_payload_resealed(core, data):
     env, payload, sealed = _open(_valid(core))
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(payload)))
+        path = data.draw(st.sampled_from(fo.tree_paths(payload, first=4)))
         how = data.draw(st.sampled_from(["replace", "delete", "shorten", "grow", "empty"]))
         payload = _mutate(payload, path, how, data.draw(REPLACEMENTS))
     _load_and_use(core, _close(env, payload, sealed))
@@ -261,7 +249,7 @@ def test_a_state_claiming_huge_sizes_is_an_error_not_an_allocation():
     never an attempt to allocate that much."""
     for core in CORES:
         env, payload, sealed = _open(_valid(core))
-        for path in _paths(payload):
+        for path in fo.tree_paths(payload, first=4):
             v = payload
             for k in path:
                 v = v[k]

@@ -1,6 +1,7 @@
 """One small fitted instance of every public picklable class, and a cheap call that must work on
-it (or on a copy unpickled from a mutated state). Shared by ``test_fuzz_parsers.py`` and by
-``fuzz_core_states.py``, which that test runs in a child process."""
+it (or on a copy unpickled from a mutated state), and the paths into a JSON-like tree the
+mutations pick from. Shared by ``test_fuzz_parsers.py`` and by ``fuzz_core_states.py``, which
+that test runs in a child process."""
 
 from __future__ import annotations
 
@@ -197,3 +198,16 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
 def fitted(name: str) -> Any:
     """The fitted instance ``name`` (built once per process)."""
     return CASES[name][0]()
+
+
+def tree_paths(v: Any, first: int | None = None, at: tuple = ()) -> list[tuple]:
+    """Every path (dict keys and list indices) into the tree ``v`` of dicts and lists, the root
+    ``()`` included; ``first``: only the first elements of each list (they stand for the rest)."""
+    out = [at]
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out += tree_paths(x, first, (*at, k))
+    elif isinstance(v, list):
+        for i, x in enumerate(v[:first]):
+            out += tree_paths(x, first, (*at, i))
+    return out

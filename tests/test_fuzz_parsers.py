@@ -100,22 +100,11 @@ GARBAGE = st.recursive(
 )
 
 
-def _paths(v, at=()):
-    out = [at]
-    if isinstance(v, dict):
-        for k, x in v.items():
-            out += _paths(x, (*at, k))
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            out += _paths(x, (*at, i))
-    return out
-
-
 @st.composite
 def mutated(draw, base):
     d = copy.deepcopy(base)
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(d)
+        paths = fo.tree_paths(d)
         path = draw(st.sampled_from(paths))
         how = draw(st.sampled_from(["replace", "remove", "add_key", "empty", "duplicate"]))
         if not path:
