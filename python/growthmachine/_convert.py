@@ -244,7 +244,12 @@ def check_number(
 ) -> float:
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name}: must be a number, got {type(x).__name__}")
-    x = float(x)
+    try:
+        x = float(x)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(
+            f"{name}: must be finite, got an int of {int(x).bit_length()} bits"
+        ) from None
     if not np.isfinite(x):
         raise ValueError(f"{name}: must be finite, got {x}")
     if minimum is not None and (x <= minimum if strict_min else x < minimum):

@@ -12,11 +12,11 @@ A configuration class is a ``@dataclass`` mixing in :class:`Schema` and naming i
   defaults, unknown keys are errors), :meth:`Schema.from_json` and :meth:`Schema.from_yaml` (text or
   a path), and saves with :meth:`Schema.to_dict`, :meth:`Schema.to_json`, :meth:`Schema.to_yaml`.
 
-Supported field types: ``float`` (finite; ints are accepted and converted), ``int`` (>= 0: counts,
-sizes and ids; loaded data may write one as an integral float, ``2.0``), ``str``, ``bool``,
-``Literal[...]`` (one of the choices), ``list[X]``, ``dict[str, X]``, ``X | None`` /
-``Optional[X]``, unions of these (``int | str``: the first member the value's type matches
-decides), nested dataclasses, and ``Any`` (not checked).
+Supported field types: ``float`` (finite; ints are accepted and converted), ``int`` (>= 0 and
+< 2**64: counts, sizes and ids; loaded data may write one as an integral float, ``2.0``),
+``str``, ``bool``, ``Literal[...]`` (one of the choices), ``list[X]``, ``dict[str, X]``,
+``X | None`` / ``Optional[X]``, unions of these (``int | str``: the first member the value's type
+matches decides), nested dataclasses, and ``Any`` (not checked).
 
 Paths are exact even for nested objects built while loading: :func:`from_dict` builds the whole
 tree first (nested objects skip their own validation meanwhile) and validates it once from the
@@ -34,7 +34,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -136,11 +136,30 @@ def _pick(v: Any, members: tuple[Any, ...], path: str, raw: bool) -> Any:
     if len(others) == 1:
         return others[0]  # its own check gives the precise message
     raise TypeError(
-        f"{path}: must be {' or '.join(map(_describe, members))}, got {type(v).__name__} {v!r}"
+        f"{path}: must be {' or '.join(map(_describe, members))}, got {type(v).__name__} {_show(v)}"
     )
 
 
 # ---- validation -------------------------------------------------------------------------------
+
+#: Ints of every field are below this (the cores read them as 64-bit unsigned integers).
+INT_LIMIT = 2**64
+
+
+def _show(v: Any) -> str:
+    """``repr(v)`` for messages, shortened (a huge int: its size)."""
+    try:
+        r = repr(v)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"an int of {v.bit_length()} bits"
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def check_value(v: Any, tp: Any, path: str) -> None:
@@ -173,7 +192,9 @@ def check_value(v: Any, tp: Any, path: str) -> None:
     if origin is Literal:
         choices = typing.get_args(tp)
         if v not in choices:
-            raise ValueError(f"{path}: must be one of {', '.join(map(repr, choices))}, got {v!r}")
+            raise ValueError(
+                f"{path}: must be one of {', '.join(map(repr, choices))}, got {_show(v)}"
+            )
         return
     if dataclasses.is_dataclass(tp):
         if not isinstance(v, tp):
@@ -182,20 +203,22 @@ def check_value(v: Any, tp: Any, path: str) -> None:
         return
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{path}: must be a number, got {type(v).__name__} {v!r}")
-        if not math.isfinite(v):
-            raise ValueError(f"{path}: must be finite, got {v}")
+            raise TypeError(f"{path}: must be a number, got {type(v).__name__} {_show(v)}")
+        if not _finite(v):
+            raise ValueError(f"{path}: must be finite, got {_show(v)}")
     elif tp is int:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v!r}")
-        if v < 0:
-            raise ValueError(f"{path}: must be >= 0, got {v}")
+            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {_show(v)}")
+        if not 0 <= v < INT_LIMIT:
+            raise ValueError(f"{path}: must be >= 0 and < 2**64, got {_show(v)}")
     elif tp is str:
         if not isinstance(v, str):
             raise TypeError(f"{path}: must be a str, got {type(v).__name__}")
     elif tp is bool:
         if not isinstance(v, bool):
-            raise TypeError(f"{path}: must be a bool (true/false), got {type(v).__name__} {v!r}")
+            raise TypeError(
+                f"{path}: must be a bool (true/false), got {type(v).__name__} {_show(v)}"
+            )
 
 
 def check_types(obj: Any, path: str) -> None:
@@ -233,12 +256,14 @@ def from_value(tp: Any, v: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, v, path)
     if tp is float and isinstance(v, numbers.Real) and not isinstance(v, bool):
+        if isinstance(v, numbers.Integral) and not _finite(v):  # too large for a float
+            raise ValueError(f"{path}: must be finite, got {_show(v)}")
         return float(v)
     if tp is int and isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)):
         # Loaded data may write an int as 2.0 (JSON writers, YAML by hand): accept integral
         # values; 2.5 is of the wrong type, as for every other field (TypeError naming it).
         if not (math.isfinite(v) and float(v).is_integer()):
-            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {v}")
+            raise TypeError(f"{path}: must be an int, got {type(v).__name__} {_show(v)}")
         return int(v)
     return v
 
@@ -301,35 +326,78 @@ def _text(text_or_path: Any, root: str, kind: str) -> str | Path:
     )
 
 
-def read_json(text_or_path: str | bytes | Path, root: str) -> Any:
-    """Data from JSON text (starting with ``{``; str or UTF-8 bytes) or a path to a JSON file."""
-    text_or_path = _text(text_or_path, root, "JSON")
-    s = str(text_or_path)
-    if isinstance(text_or_path, Path) or not s.lstrip().startswith("{"):
-        s = Path(text_or_path).read_text()
+def _is_file(s: str) -> bool:
     try:
-        return json.loads(s)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{root}: not valid JSON ({e})") from None
+        return Path(s).is_file()
+    except (OSError, ValueError):  # a name too long for the system, a NUL character
+        return False
 
 
-def read_yaml(text_or_path: str | bytes | Path, root: str) -> Any:
-    """Data from a YAML file path (or YAML text containing a newline; str or UTF-8 bytes);
-    empty -> ``{}``."""
+def _read(
+    text_or_path: Any,
+    root: str,
+    kind: str,
+    is_text: Callable[[str], bool],
+    parse: Callable[[str, str], Any],
+) -> Any:
+    """The data of ``text_or_path``: bytes are text; a ``Path`` is a file; a str is text if
+    ``is_text(s)``, else the file it names, else (one line naming no file) text again, which must
+    then hold a mapping. ``parse(text, source)`` turns text into data, raising ``ValueError``
+    naming ``source``; every error names ``root`` (and the file)."""
+    src = _text(text_or_path, root, kind)
+    text = isinstance(text_or_path, (bytes, bytearray, memoryview)) or (
+        isinstance(src, str) and is_text(src)
+    )
+    if text or (isinstance(src, str) and not _is_file(src)):
+        d = parse(src, root)
+        if not (text or isinstance(d, Mapping)):
+            short = src if len(src) <= 80 else src[:77] + "..."
+            raise ValueError(
+                f"{root}: {short!r} is neither an existing file nor {kind} text of a mapping"
+            )
+        return d
+    path = Path(src)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{root} ({path}): not UTF-8 {kind} text ({e})") from None
+    return parse(text, f"{root} ({path})")
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, too many digits, deep nesting
+        raise ValueError(f"{source}: not valid JSON ({e})") from None
+
+
+def _parse_yaml(text: str, source: str) -> Any:
     import yaml
 
-    text_or_path = _text(text_or_path, root, "YAML")
-    s = str(text_or_path)
-    if isinstance(text_or_path, Path) or "\n" not in s:
-        s = Path(text_or_path).read_text()
     try:
-        d = yaml.safe_load(s)
+        d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = getattr(e, "problem", None) or " ".join(str(e).split())
-        raise ValueError(f"{root}: not valid YAML ({where}{what})") from None
+        raise ValueError(f"{source}: not valid YAML ({where}{what})") from None
+    except (ValueError, OverflowError, RecursionError) as e:
+        # a scalar yaml's resolver matched but cannot build (2001-13-45, an int of 5000
+        # digits), or nesting too deep
+        raise ValueError(f"{source}: not valid YAML ({type(e).__name__}: {e})") from None
     return {} if d is None else d
+
+
+def read_json(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from JSON text (starting with ``{``; str or UTF-8 bytes) or a path to a JSON file (a
+    one-line str naming no file is read as JSON text)."""
+    return _read(text_or_path, root, "JSON", lambda s: s.lstrip().startswith("{"), _parse_json)
+
+
+def read_yaml(text_or_path: str | bytes | Path, root: str) -> Any:
+    """Data from a YAML file path or YAML text (containing a newline; a one-line str naming no
+    file is read as YAML text); str or UTF-8 bytes; empty -> ``{}``."""
+    return _read(text_or_path, root, "YAML", lambda s: "\n" in s, _parse_yaml)
 
 
 def write_json(d: Any, path: str | Path | None = None, *, indent: int | None = 2) -> str:
@@ -384,7 +452,8 @@ class Schema:
 
     @classmethod
     def from_json(cls: type[T], text_or_path: str | bytes | Path) -> T:
-        """From JSON text (str or UTF-8 bytes) or a path to a JSON file."""
+        """From JSON text (str or UTF-8 bytes) or a path to a JSON file; a str not starting with
+        ``{`` is the file it names if there is one, else JSON text."""
         return cls.from_dict(read_json(text_or_path, cls._root))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -393,5 +462,6 @@ class Schema:
 
     @classmethod
     def from_yaml(cls: type[T], text_or_path: str | bytes | Path) -> T:
-        """From a YAML file path (or YAML text containing a newline; str or UTF-8 bytes)."""
+        """From YAML text (str or UTF-8 bytes) or a path to a YAML file; a one-line str is the
+        file it names if there is one, else YAML text."""
         return cls.from_dict(read_yaml(text_or_path, cls._root))

@@ -1,7 +1,8 @@
 """Versioned pickling for fitted objects (the conventions, implemented once).
 
 Python objects mix in :class:`Versioned` and set ``_STATE_KIND``/``_STATE_VERSION``; their pickled
-state carries both, and unpickling rejects another kind or an unknown version with
+state carries both and the inner state's keys, and unpickling rejects another kind, an unknown
+version or keys other than the ones written (a lost or renamed key) with
 :class:`growthmachine.StateError`. Objects wrapping a Rust core pickle the core's own versioned
 bytes (see ``src/state.rs``) inside this envelope.
 """
@@ -13,6 +14,8 @@ from typing import Any, ClassVar
 
 from ._core import StateError
 
+_KEY_SEP = "\n"
+
 
 class Versioned:
     _STATE_KIND: ClassVar[str]
@@ -21,10 +24,15 @@ class Versioned:
     _STATE_READS: ClassVar[tuple[int, ...]] = ()
 
     def __getstate__(self) -> dict[str, Any]:
+        inner = self._get_state()
         return {
             "__gm_kind__": self._STATE_KIND,
             "__gm_version__": self._STATE_VERSION,
-            "state": self._get_state(),
+            "state": inner,
+            # the inner state's keys, written apart (one new string, not shared with the keys by
+            # pickle's memo): a key lost or renamed by corruption is an error, not an object
+            # missing an attribute
+            "__gm_keys__": _KEY_SEP.join(sorted(inner)),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -42,11 +50,21 @@ class Versioned:
         inner = state.get("state")
         if not isinstance(inner, dict):
             raise StateError(f"{kind} state: the inner state is not a dict")
+        keys = state.get("__gm_keys__")  # absent in states written before it was added
+        if keys is not None:
+            want = set(keys.split(_KEY_SEP)) - {""} if isinstance(keys, str) else None
+            if want != set(inner):
+                have = set(inner)
+                raise StateError(
+                    f"{kind} state is corrupt: its keys are not the ones written (missing "
+                    f"{sorted(map(str, (want or set()) - have))}, unexpected "
+                    f"{sorted(map(str, have - (want or set())))})"
+                )
         try:
             self._set_state(self._upgrade_state(version, inner))
         except StateError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
             # A state missing fields or holding wrong ones: an error, never a broken object.
             raise StateError(
                 f"{kind} state is incomplete or corrupt ({type(e).__name__}: {e})"
@@ -65,6 +83,18 @@ class Versioned:
 
     def _upgrade_state(self, version: int, state: dict[str, Any]) -> dict[str, Any]:
         return state
+
+
+def core_bytes(state: dict[str, Any], key: str, kind: str) -> bytes | None:
+    """Pops ``state[key]``, the state bytes of a Rust core in a ``kind`` state: ``None`` if absent
+    (an unfitted object), else it must be bytes (``StateError`` for anything else: ``None``
+    would leave a fitted object without its core, ``bytes(n)`` of an int allocate ``n`` bytes)."""
+    if key not in state:
+        return None
+    v = state.pop(key)
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise StateError(f"{kind} state: {key} must be bytes, got {type(v).__name__}")
+    return bytes(v)
 
 
 def _init_params(cls: type) -> list[str]:

@@ -669,15 +669,14 @@ impl SimSessions {
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = crate::state::to_bytes("SimSessions", 1, &self.s).map_err(to_pyerr)?;
+        let b = self.s.to_bytes().map_err(to_pyerr)?;
         Ok(PyBytes::new(py, &b))
     }
 
     #[staticmethod]
     fn from_bytes(config_json: &str, data: &[u8]) -> PyResult<Self> {
         let m = model(config_json)?;
-        let (_, s): (u32, Sessions) =
-            crate::state::from_bytes("SimSessions", &[1], data).map_err(to_pyerr)?;
+        let s = Sessions::from_bytes(data, &m.cfg).map_err(to_pyerr)?;
         Ok(SimSessions {
             model: Arc::new(m),
             s,

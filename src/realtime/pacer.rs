@@ -142,23 +142,59 @@ impl Pacer {
     pub fn n_resources(&self) -> usize {
         self.n_resources
     }
+    pub fn n_actions(&self) -> usize {
+        self.n_actions
+    }
+    pub fn null_action(&self) -> usize {
+        self.null_action
+    }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         crate::state::sealed::to_bytes("realtime.Pacer", STATE_VERSION, self)
     }
+    /// Reads state written by [`Pacer::to_bytes`], checking every size, index and value the
+    /// methods rely on (a state that passes works; anything else is `CoreError::State`).
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         let p: Pacer = crate::state::sealed::from_bytes("realtime.Pacer", &[STATE_VERSION], b)?;
-        let m = p.n_resources;
-        if p.budget.len() != m
-            || p.price.len() != m
-            || p.spend.len() != m
-            || p.null_action >= p.n_actions
-        {
+        if !p.is_consistent() {
             return Err(CoreError::State(
                 "realtime.Pacer state is inconsistent (corrupt)".into(),
             ));
         }
         Ok(p)
+    }
+
+    fn is_consistent(&self) -> bool {
+        let (k, m) = (self.n_actions, self.n_resources);
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        let nonneg = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x >= 0.0);
+        let per_resource = [
+            &self.budget,
+            &self.price,
+            &self.spend,
+            &self.committed,
+            &self.mu,
+            &self.cmax,
+            &self.committed_est,
+        ];
+        k >= 1
+            && m >= 1
+            && self.null_action < k
+            && self.horizon >= 1
+            && self.step.is_finite()
+            && self.step > 0.0
+            && self.vscale.is_finite()
+            && self.max_ahead.is_none_or(|a| a.is_finite() && a >= 0.0)
+            && per_resource.iter().all(|v| v.len() == m && finite(v))
+            && nonneg(&self.budget)
+            && k.checked_mul(m) == Some(self.cost_sum.len())
+            && self.cost_n.len() == k
+            && nonneg(&self.cost_sum)
+            && nonneg(&self.cost_n)
+            && self
+                .pending
+                .values()
+                .all(|e| e.len() == 2 * m + 1 && finite(e) && e[0] >= 0.0 && (e[0] as usize) < k)
     }
 
     /// Moves the prices after spending `cost` (one value per resource) on the current event:
@@ -542,5 +578,44 @@ mod tests {
         assert!(p
             .decide(&[0.0, f64::NAN], &[0.0, 1.0], 1, true, &mut o)
             .is_err());
+    }
+
+    /// A state whose sizes or values disagree is `CoreError::State` (it loaded before and
+    /// panicked or asked for 2^60 actions' worth of work at the first decision).
+    #[test]
+    fn inconsistent_states_are_errors() {
+        let mut p = Pacer::new(3, &[5.0], 100, STEP, 0).unwrap();
+        let mut o = [0; 4];
+        p.decide(
+            &[0.0, 1.0, 2.0].repeat(4),
+            &[0.0, 1.0, 2.0],
+            4,
+            false,
+            &mut o,
+        )
+        .unwrap();
+        let good: serde_json::Value = serde_json::to_value(&p).unwrap();
+        let reseal = |v: &serde_json::Value| {
+            crate::state::sealed::to_bytes("realtime.Pacer", STATE_VERSION, v).unwrap()
+        };
+        assert_eq!(Pacer::from_bytes(&reseal(&good)).unwrap(), p);
+        let edits: [(&str, serde_json::Value); 10] = [
+            ("n_actions", (1u64 << 60).into()),
+            ("n_resources", 0.into()),
+            ("null_action", 3.into()),
+            ("horizon", 0.into()),
+            ("mu", serde_json::json!([])),
+            ("cmax", serde_json::json!([1.0, 2.0])),
+            ("cost_sum", serde_json::json!([0.0])),
+            ("cost_n", serde_json::json!([0.0, -1.0, 0.0])),
+            ("budget", serde_json::json!([-5.0])),
+            ("pending", serde_json::json!({"0": [0.0, 1.0]})),
+        ];
+        for (key, value) in edits {
+            let mut v = good.clone();
+            v[key] = value;
+            let e = Pacer::from_bytes(&reseal(&v)).unwrap_err();
+            assert!(matches!(e, CoreError::State(_)), "{key}: {e}");
+        }
     }
 }

@@ -85,8 +85,8 @@ pub struct SeasonalityConfig {
     pub festival_boost: f64,
     pub festival_width_days: f64,
     /// Day of year (0 = 1 January) of day index 0, and its weekday (0 = Monday).
-    pub start_day_of_year: u32,
-    pub start_weekday: u32,
+    pub start_day_of_year: u64,
+    pub start_weekday: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -141,7 +141,7 @@ pub struct Benefit {
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub unit_cost: f64,
-    pub daily_cap: u32,
+    pub daily_cap: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

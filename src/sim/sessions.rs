@@ -39,6 +39,7 @@ pub const ACTIONS: [&str; 6] = [
     "free_shipping",
     "exit_coupon",
 ];
+const STATE_KIND: &str = "SimSessions";
 pub const BROWSE: i8 = 0;
 pub const CART: i8 = 1;
 pub const EXIT: i8 = 2;
@@ -166,6 +167,38 @@ fn feature_names(cfg: &WorldConfig) -> Vec<String> {
 impl Sessions {
     pub fn n(&self) -> usize {
         self.user.len()
+    }
+
+    /// Versioned state (format 1, read by [`Sessions::from_bytes`]).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        crate::state::to_bytes(STATE_KIND, 1, self)
+    }
+
+    /// Reads state written by [`Sessions::to_bytes`] for the world `cfg`, checking every
+    /// length against the number of sessions, the features against the world's and the stage
+    /// and held-coupon codes: a state that passes works, anything else is `CoreError::State`.
+    pub fn from_bytes(b: &[u8], cfg: &WorldConfig) -> Result<Sessions> {
+        let (_, s): (u32, Sessions) = crate::state::from_bytes(STATE_KIND, &[1], b)?;
+        let n = s.n();
+        let per_session = [&s.intent, &s.guide_u, &s.ps, &s.resp, &s.nu];
+        let ok = n >= 1
+            && s.feature_names == feature_names(cfg)
+            && s.n_features == s.feature_names.len()
+            && n.checked_mul(s.n_features) == Some(s.context.len())
+            && [s.stage.len(), s.held.len(), s.dog.len()] == [n; 3]
+            && per_session.iter().all(|v| v.len() == n)
+            && s.context
+                .iter()
+                .chain(per_session.into_iter().flatten())
+                .all(|v| v.is_finite())
+            && s.stage.iter().all(|&x| (BROWSE..=LEFT).contains(&x))
+            && s.held.iter().all(|&h| (h as usize) < ACTIONS.len());
+        if !ok {
+            return Err(CoreError::State(format!(
+                "{STATE_KIND} state is inconsistent (corrupt, or of another world)"
+            )));
+        }
+        Ok(s)
     }
 
     /// The visit sampler of `env`'s users (weight `visit_base + visit_rate_weight * lambda`);

@@ -842,3 +842,31 @@ fn channel_tables_describe_the_reachability_rule() {
     assert_eq!(OFFSITE.iter().filter(|o| !**o).count(), 1);
     assert!(!OFFSITE[CH_IN_APP]);
 }
+
+/// A sessions state that disagrees with itself or with the world is `CoreError::State` (it
+/// loaded before and failed later, e.g. building the context matrix).
+#[test]
+fn inconsistent_sessions_states_are_errors() {
+    let m = model();
+    let p = generate(&m, 500, 120, 4, &Control::new()).unwrap();
+    let env = env_for(&m, &p, 1, 120, 4);
+    let s = Sessions::new(&m, &env, 50, 5, None, &Control::new()).unwrap();
+    let b = s.to_bytes().unwrap();
+    let back = Sessions::from_bytes(&b, &m.cfg).unwrap();
+    assert_eq!(back.context, s.context);
+    let good: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let edits: [(&str, serde_json::Value); 6] = [
+        ("n_features", (1u64 << 60).into()),
+        ("user", serde_json::json!([1])),
+        ("context", serde_json::json!([0.5])),
+        ("stage", serde_json::Value::from(vec![9; 50])),
+        ("held", serde_json::Value::from(vec![6; 50])),
+        ("feature_names", serde_json::json!(["x"])),
+    ];
+    for (key, value) in edits {
+        let mut v = good.clone();
+        v["data"][key] = value;
+        let e = Sessions::from_bytes(&serde_json::to_vec(&v).unwrap(), &m.cfg).unwrap_err();
+        assert!(matches!(e, crate::error::CoreError::State(_)), "{key}: {e}");
+    }
+}

@@ -86,7 +86,7 @@ def as_rules(rules: Any) -> LifecycleRules:
         unknown = set(rules) - set(LifecycleRules.__dataclass_fields__)
         if unknown:
             raise ValueError(
-                f"rules: unknown keys {sorted(unknown)} (known: "
+                f"rules: unknown keys {sorted(unknown, key=repr)} (known: "
                 f"{', '.join(LifecycleRules.__dataclass_fields__)})"
             )
         return LifecycleRules(**rules)

@@ -168,11 +168,28 @@ class BudgetPacer(Versioned):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         try:
-            self.policy = restore(state["policy_class"], state["policy"])
-            self._pacer = RealtimePacer._from_state_bytes(state["pacer"])
-            self._costs, self._m, self.charge = state["costs"], state["m"], state["charge"]
+            policy = restore(state["policy_class"], state["policy"])
+            pacer = RealtimePacer._from_state_bytes(state["pacer"])
+            costs, m, charge = state["costs"], state["m"], state["charge"]
         except (KeyError, TypeError) as e:
             raise StateError(f"realtime.BudgetPacer state is malformed: {e}") from None
+        # the pieces must fit together as the constructor made them
+        k = policy.n_actions
+        if pacer.n_actions != k:
+            raise StateError(f"realtime.BudgetPacer state: the pacer has {pacer.n_actions} "
+                             f"actions, the policy {k}")  # fmt: skip
+        if m != len(pacer.budget):
+            raise StateError(f"realtime.BudgetPacer state: m={m!r} but the pacer has "
+                             f"{len(pacer.budget)} resources")  # fmt: skip
+        if costs is not None:
+            costs = cv.as_array(costs, "costs", ndim=2, nonnegative=True)
+            if costs.shape != (k, m) or costs[pacer.null_action].any():
+                raise StateError(f"realtime.BudgetPacer state: costs of shape {costs.shape}, "
+                                 f"expected ({k}, {m}) with zeros for the null action "
+                                 f"{pacer.null_action}")  # fmt: skip
+            costs = np.ascontiguousarray(costs)
+        self.charge = cv.check_choice(charge, "charge", ("choose", "update"))
+        self.policy, self._pacer, self._costs, self._m = policy, pacer, costs, m
 
     def __repr__(self) -> str:
         return (

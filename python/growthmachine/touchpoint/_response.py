@@ -33,7 +33,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core, _progress
-from .._state import Versioned
+from .._state import Versioned, core_bytes
 
 __all__ = ["Curves", "ResponseModel"]
 
@@ -441,7 +441,7 @@ class ResponseModel(Versioned):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        raw = state.pop("_core", None)
+        raw = core_bytes(state, "_core", self._STATE_KIND)
         self.__dict__.update(state)
         if raw is not None:
-            self._core = _core.TouchpointResponse._from_state_bytes(bytes(raw))
+            self._core = _core.TouchpointResponse._from_state_bytes(raw)

@@ -156,6 +156,14 @@ impl RealtimePacer {
     fn horizon(&self) -> u64 {
         self.lock().horizon()
     }
+    #[getter]
+    fn n_actions(&self) -> usize {
+        self.lock().n_actions()
+    }
+    #[getter]
+    fn null_action(&self) -> usize {
+        self.lock().null_action()
+    }
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let b = self.lock().to_bytes().map_err(to_pyerr)?;
         Ok(PyBytes::new(py, &b))

@@ -18,6 +18,8 @@ import numpy as np
 
 from ... import _convert as cv
 from ... import _core
+from ..._core import StateError
+from ..._state import core_bytes
 from ._base import UpliftModel, check_fit_inputs
 
 __all__ = ["CellUplift"]
@@ -124,6 +126,12 @@ class CellUplift(UpliftModel):
 
     def _fit_codes(self, g, t, y, w, k, min_count) -> None:
         self._model = _core.PlanningCell.fit(g, t, y, w, self.n_treatments_, k, min_count)
+        self._read_model()
+
+    def _read_model(self) -> None:
+        """The fitted attributes the core holds, read from it (after fitting and loading)."""
+        self.n_features_in_ = self._model.n_levels
+        self.n_treatments_ = self._model.n_treatments
         self.n_groups_ = list(self._model.n_groups)
         self.prior_strength_ = self._model.prior_strength
         self.global_effect_ = np.asarray(self._model.global_effect[0])
@@ -156,7 +164,13 @@ class CellUplift(UpliftModel):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        raw = state.pop("_model", None)
+        raw = core_bytes(state, "_model", self._STATE_KIND)
         self.__dict__.update(state)
         if raw is not None:
-            self._model = _core.PlanningCell._from_state_bytes(bytes(raw))
+            self._model = _core.PlanningCell._from_state_bytes(raw)
+            self._read_model()
+            if len(self.levels_) != self.n_features_in_:
+                raise StateError(
+                    f"{self._STATE_KIND} state: {len(self.levels_)} level names for "
+                    f"{self.n_features_in_} levels"
+                )

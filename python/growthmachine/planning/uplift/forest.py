@@ -21,6 +21,7 @@ import numpy as np
 
 from ... import _convert as cv
 from ... import _core, _progress
+from ..._state import core_bytes
 from ._base import UpliftModel
 
 __all__ = ["UpliftForest"]
@@ -175,7 +176,11 @@ class UpliftForest(UpliftModel):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        raw = state.pop("_forest", None)
+        raw = core_bytes(state, "_forest", self._STATE_KIND)
         self.__dict__.update(state)
         if raw is not None:
-            self._forest = _core.PlanningForest._from_state_bytes(bytes(raw))
+            self._forest = _core.PlanningForest._from_state_bytes(raw)
+            # the sizes the core holds, not copies that could disagree with it
+            self.n_features_in_ = self._forest.n_features
+            self.n_treatments_ = self._forest.n_treatments
+            self.feature_importances_ = self._forest.feature_importances
