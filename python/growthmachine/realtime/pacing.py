@@ -78,7 +78,7 @@ class BudgetPacer(Versioned):
             self._costs = np.ascontiguousarray(c.reshape(k, self._m))
         else:
             self._costs = None
-        horizon = cv.check_int(horizon, "horizon", minimum=1)
+        horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.U64_MAX)  # u64 in the core
         step = cv.check_number(step, "step", minimum=0.0, strict_min=True)
         null_action = cv.check_int(null_action, "null_action", minimum=0, maximum=k - 1)
         self.charge = cv.check_choice(charge, "charge", ("choose", "update"))

@@ -116,7 +116,7 @@ class SessionPolicy(Versioned):
                 raise ValueError("costs: action 0 (no intervention) must cost 0")
             self._costs = np.ascontiguousarray(c.reshape(self.n_actions, 1))
             b = cv.check_number(budget, "budget", minimum=0.0)
-            h = cv.check_int(horizon, "horizon", minimum=1)
+            h = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.U64_MAX)
             st = cv.check_number(step, "step", minimum=0.0, strict_min=True)
             # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
             self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0, max_ahead)
