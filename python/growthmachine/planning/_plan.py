@@ -298,6 +298,7 @@ class Plan(Schema):
     def goal_audience(self, goal: Goal) -> Audience | None:
         """The audience ``goal`` counts: its named audience, else its kind's users
         (:data:`GOAL_STAGES`), else ``None`` (everyone)."""
+        cv.check_instance(goal, "goal", Goal, "a planning.Goal")
         if goal.audience is not None:
             return next(a for a in self.audiences if a.name == goal.audience)
         stages = GOAL_STAGES.get(goal.kind)
@@ -734,12 +735,21 @@ def _align(target: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
 ROWS_PER_TASK = 1000
 
 
+def check_env(env: Any) -> Any:
+    """``env`` if it is a simulated world, else ``TypeError`` naming it."""
+    from ..sim import Environment
+
+    return cv.check_instance(env, "env", Environment, "a growthmachine.sim.Environment")
+
+
 def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
     """The world's catalogue (:meth:`Plan.default`) with as many content variants per
     (benefit, channel) as one experiment can learn: each task should get about
     ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
     better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
     chooses among the whole catalogue."""
+    check_env(env)
+    share = cv.check_number(share, "share", minimum=0.0, maximum=1.0)
     n_bc = len(env.config.response.benefits) * len(env.actions["channel"].cat.categories)
     # about 2/3 of drawn tasks reach the user (consent and app rules)
     k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))
