@@ -29,6 +29,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .._seeds import derive_rng
+from ..sim._environment import check_environment as _env
 from ._kpis import eligible, empty_treatments
 
 __all__ = ["BASELINES", "AbWinner", "NoMarketing", "Oracle", "RandomPolicy", "RfmRule"]
@@ -64,12 +65,6 @@ def _table(env: Any, users: np.ndarray, actions: np.ndarray, start: int) -> pd.D
             "day": np.full(len(users), start, np.int64),
         }
     )
-
-
-def _env(env: Any) -> Any:
-    from ..sim import Environment
-
-    return cv.check_instance(env, "env", Environment, "a growthmachine.sim.Environment")
 
 
 def _start(env: Any, start: Any, name: str = "start") -> int:

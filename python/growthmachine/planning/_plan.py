@@ -56,6 +56,7 @@ import pandas as pd
 from .. import _convert as cv
 from .._schema import Schema
 from ..insight.lifecycle import STAGES
+from ..sim._environment import check_environment as check_env
 
 __all__ = [
     "APP_COLUMN",
@@ -733,13 +734,6 @@ def _align(target: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
 
 #: Delivered treated rows each task of one experiment should get (sizes :func:`experiment_plan`).
 ROWS_PER_TASK = 1000
-
-
-def check_env(env: Any) -> Any:
-    """``env`` if it is a simulated world, else ``TypeError`` naming it."""
-    from ..sim import Environment
-
-    return cv.check_instance(env, "env", Environment, "a growthmachine.sim.Environment")
 
 
 def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:

@@ -638,3 +638,9 @@ class Environment(OracleMixin, Versioned):
         n = cv.check_int(n, "n", minimum=1, maximum=cv.I64_MAX)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         return SessionBatch(self._core.sessions(n, seed), self.config)
+
+
+def check_environment(env: Any, name: str = "env") -> Environment:
+    """``env`` if it is a simulated world, else ``TypeError`` naming ``name``: the one check
+    every function taking a world makes before reading it."""
+    return cv.check_instance(env, name, Environment, "a growthmachine.sim.Environment")

@@ -19,13 +19,8 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core
+from ..sim._environment import check_environment as _env
 from ._planner import FrequencyPlan, FrequencyPlanner, check_users, empty_certificate
-
-
-def _env(env: Any) -> Any:
-    from ..sim import Environment
-
-    return cv.check_instance(env, "env", Environment, "a growthmachine.sim.Environment")
 
 
 def _planner(planner: Any) -> FrequencyPlanner:
