@@ -24,6 +24,7 @@ results never depend on the thread count.
 from __future__ import annotations
 
 import importlib
+import numbers
 from typing import TYPE_CHECKING
 
 from . import _core
@@ -60,9 +61,9 @@ def set_num_threads(n: int) -> None:
     ``n`` must be at least 1 and at most 4 threads per CPU (at least 8); more only add switching
     (``ValueError`` otherwise). The same cap applies to ``GROWTHMACHINE_NUM_THREADS``: an invalid
     value makes ``import growthmachine`` fail with a ``ValueError`` naming the variable."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n: must be an int, got {type(n).__name__}")
-    _core.set_num_threads(n)
+    _core.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:

@@ -25,6 +25,7 @@ Outputs
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -40,10 +41,13 @@ OUTPUTS = ("pandas", "polars", "arrow")
 __all__ = [
     "as_array",
     "as_codes",
+    "as_pandas",
     "check_choice",
+    "check_instance",
     "check_int",
     "check_number",
     "check_same_length",
+    "zeros",
     "column",
     "columns",
     "is_polars",
@@ -184,6 +188,20 @@ def columns(table: Any, name: str) -> list[str]:
     )
 
 
+def as_pandas(table: Any, name: str) -> pd.DataFrame:
+    """Any table of the conventions (pandas, polars, pyarrow, mapping of column -> array) as a
+    pandas DataFrame (no copy for pandas), or ``TypeError`` naming ``name``."""
+    columns(table, name)  # TypeError naming the argument if it is not a table
+    if isinstance(table, pd.DataFrame):
+        return table
+    if isinstance(table, pa.Table) or is_polars(table):
+        return table.to_pandas()
+    try:
+        return pd.DataFrame({c: table[c] for c in table})
+    except ValueError as e:
+        raise ValueError(f"{name}: columns of different lengths ({e})") from None
+
+
 def n_rows(table: Any, name: str) -> int:
     cols = columns(table, name)
     if isinstance(table, Mapping):
@@ -196,8 +214,9 @@ def column(table: Any, name: str, col: str) -> np.ndarray:
     available = columns(table, name)
     if col not in available:
         raise ValueError(f"{name}: unknown column {col!r} (available: {', '.join(available)})")
-    if isinstance(table, pd.DataFrame):
-        return to_numpy_raw(table[col], f"{name}[{col!r}]")
+    if isinstance(table, pd.DataFrame):  # names are str(label): find the label (0, not "0")
+        label = next(c for c in table.columns if str(c) == col)
+        return to_numpy_raw(table[label], f"{name}[{col!r}]")
     if isinstance(table, pa.Table):
         return to_numpy_raw(table.column(col), f"{name}[{col!r}]")
     if is_polars(table):
@@ -224,14 +243,52 @@ I64_MAX = 2**63 - 1
 
 
 def check_int(x: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``x`` as a Python int (a Python or numpy integer, not a bool) in ``[minimum, maximum]``.
+
+    ``maximum`` defaults to what the cores can take: :data:`U64_MAX` for a ``seed``,
+    :data:`I64_MAX` for anything else (so 2**64 is a ``ValueError`` naming the argument here,
+    never an ``OverflowError`` from the extension)."""
     if isinstance(x, bool) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name}: must be an int, got {type(x).__name__}")
     x = int(x)
+    if maximum is None:
+        maximum = U64_MAX if name == "seed" else I64_MAX
     if minimum is not None and x < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {x}")
     if maximum is not None and x > maximum:
         raise ValueError(f"{name}: must be <= {maximum}, got {x}")
     return x
+
+
+def check_instance(x: Any, name: str, cls: type | tuple[type, ...], what: str) -> Any:
+    """``x`` if it is an instance of ``cls``, else ``TypeError`` naming ``name`` and ``what``
+    it must be (never an ``AttributeError`` from deep inside the call)."""
+    if not isinstance(x, cls):
+        raise TypeError(f"{name}: must be {what}, got {type(x).__name__}")
+    return x
+
+
+def zeros(shape: tuple[int, ...], arg: str, what: str, dtype: Any = np.float64) -> np.ndarray:
+    """``np.zeros(shape, dtype)``, or a ``MemoryError`` naming ``arg`` when it does not fit in
+    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
+    that are touched later)."""
+    need = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=object))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        have = None
+    if have is not None and need > have:
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than this "
+            f"machine's {have / 2**30:,.1f} GiB of memory"
+        )
+    try:
+        return np.zeros(shape, dtype)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than can be "
+            "allocated"
+        ) from None
 
 
 def check_number(

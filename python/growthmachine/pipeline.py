@@ -91,6 +91,16 @@ class RunContext:
         return derive_seed(self.seed, *path)
 
 
+def check_context(ctx: Any) -> RunContext:
+    """``ctx`` if it is a run's context, else ``TypeError`` naming it: the first line of every
+    module's ``run_stage``."""
+    if not isinstance(ctx, RunContext):
+        raise TypeError(
+            f"ctx: must be a growthmachine.pipeline.RunContext, got {type(ctx).__name__}"
+        )
+    return ctx
+
+
 @dataclass
 class RunResult:
     out: Path

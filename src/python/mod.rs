@@ -85,9 +85,11 @@ where
     R: Send,
     F: FnOnce(&Control) -> Result<R, CoreError> + Send,
 {
+    // A limit too far away for the clock (1e308 s) is no limit: never a panic.
     let deadline = time_limit
         .filter(|t| t.is_finite() && *t >= 0.0)
-        .map(|t| Instant::now() + Duration::from_secs_f64(t));
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .and_then(|d| Instant::now().checked_add(d));
     let ctl = Control::with_deadline(deadline);
     let (tx, rx) = mpsc::channel::<()>();
     let (joined, py_err) = std::thread::scope(|s| {

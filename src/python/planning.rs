@@ -5,6 +5,7 @@
 //! defaults live in the Python classes); `predict` returns (estimates, standard errors) as
 //! `n x T` float64 arrays. The fitted cores pickle through `_state_bytes` / `_from_state_bytes`.
 
+use super::args::{int_arg, real_arg};
 use super::{run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
@@ -91,17 +92,11 @@ fn max_features(v: &Bound<'_, PyAny>) -> PyResult<MaxFeatures> {
         ));
     }
     if v.is_instance_of::<PyInt>() {
-        let k: i64 = v.extract()?;
-        return if k < 1 {
-            Err(PyValueError::new_err(format!(
-                "max_features: must be >= 1, got {k}"
-            )))
-        } else {
-            Ok(MaxFeatures::Count(k as usize))
-        };
+        // the checked extraction: 2**64 is a ValueError naming the argument, not OverflowError
+        return Ok(MaxFeatures::Count(int_arg(v, "max_features", 1)?));
     }
     if v.is_instance_of::<PyFloat>() {
-        return Ok(MaxFeatures::Share(v.extract()?));
+        return Ok(MaxFeatures::Share(real_arg(v, "max_features")?));
     }
     Err(PyTypeError::new_err(format!(
         "max_features: must be 'sqrt', a float or an int, got {}",

@@ -4,7 +4,6 @@ and :func:`random_problem`, a seeded random instance generated in Rust."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -232,7 +231,7 @@ class Problem(Versioned):
                 )
             cols.append(a)
             col_res.append(names.index(r))
-        au = _zeros((n_actions, len(names)), "n_actions", "the per-action usage table")
+        au = cv.zeros((n_actions, len(names)), "n_actions", "the per-action usage table")
         for r, col in action_usage.items():
             au[:, names.index(r)] = cv.as_array(
                 col, f"action_usage[{r!r}]", np.float64, nonnegative=True, shape=(n_actions,)
@@ -383,34 +382,18 @@ class Problem(Versioned):
         return dict(self.__dict__)
 
 
-def _zeros(shape: tuple[int, ...], arg: str, what: str) -> np.ndarray:
-    """``np.zeros(shape)`` (float64), or a ``MemoryError`` naming ``arg`` when it does not fit in
-    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
-    that the core then touches)."""
-    need = 8 * int(np.prod(shape, dtype=object))
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        have = None
-    if have is not None and need > have:
-        raise MemoryError(
-            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than this "
-            f"machine's {have / 2**30:,.1f} GiB of memory"
-        )
-    try:
-        return np.zeros(shape)
-    except (MemoryError, ValueError):
-        raise MemoryError(
-            f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than can be "
-            "allocated"
-        ) from None
-
-
 #: Limits are stored as uint32; a larger limit is no limit at all (no user has 2**32 candidates),
 #: so it is stored as this value, which has the same meaning.
 _NO_LIMIT = 2**32 - 1
 #: Actions are stored as uint32, so the catalogue has at most this many actions.
 _MAX_ACTIONS = 2**32 - 1
+
+
+def _int_limit(x: int) -> int:
+    """An int limit >= 0; any limit of ``2**32 - 1`` or more (2**64 too) means no limit."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"per_user_limit: must be an int, got {type(x).__name__}")
+    return cv.check_int(min(int(x), _NO_LIMIT), "per_user_limit", minimum=0)
 
 
 def _limit(per_user_limit: Any, n_users: int) -> int | np.ndarray:
@@ -419,7 +402,7 @@ def _limit(per_user_limit: Any, n_users: int) -> int | np.ndarray:
     if isinstance(per_user_limit, bool) or isinstance(per_user_limit, np.bool_):
         raise TypeError("per_user_limit: must be an int or one int per user, got bool")
     if isinstance(per_user_limit, (int, np.integer)):
-        return min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT)
+        return _int_limit(per_user_limit)
     if np.ndim(per_user_limit) == 0:
         raise TypeError(
             "per_user_limit: must be an int or one int per user, got "
@@ -458,9 +441,8 @@ def random_problem(
         cv.check_int(n_pair, "n_pair", minimum=0),
         cv.check_int(n_action_res, "n_action_res", minimum=0),
         cv.check_int(n_groups, "n_groups", minimum=0),
-        min(cv.check_int(per_user_limit, "per_user_limit", minimum=0), _NO_LIMIT),
-        float(tightness[0]),
-        float(tightness[1]),
+        _int_limit(per_user_limit),
+        *_tightness(tightness),
         cv.check_int(seed, "seed", minimum=0),
     )
     r_n = len(d["names"])
@@ -477,4 +459,18 @@ def random_problem(
         resources=list(d["names"]),
         lower=np.asarray(d["lower"]),
         upper=np.asarray(d["upper"]),
+    )
+
+
+def _tightness(t: Any) -> tuple[float, float]:
+    """``tightness`` checked: a pair of finite numbers."""
+    try:
+        if isinstance(t, (str, bytes)):
+            raise TypeError
+        lo, hi = t
+    except (TypeError, ValueError):
+        raise TypeError(f"tightness: must be a pair (low, high) of numbers, got {t!r}") from None
+    return (
+        cv.check_number(lo, "tightness[0]", minimum=0.0),
+        cv.check_number(hi, "tightness[1]", minimum=0.0),
     )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..pipeline import check_context
 from ._problem import Problem
 from ._solution import Solution
 from ._solve import solve
@@ -40,6 +41,7 @@ def _frontier(problem: Problem, resource: str, base: Solution, factors: Sequence
 def run_stage(ctx: Any) -> None:
     """Pipeline stage ``allocate``: resolves the conflicts of the planning stage's candidates
     (``ctx.state.planning_problem``); with no candidates the section says so."""
+    check_context(ctx)
     import matplotlib.pyplot as plt
 
     env = ctx.state.environment

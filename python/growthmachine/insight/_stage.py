@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _convert as cv
+from ..pipeline import check_context
 from .user_insight import UserInsight
 
 __all__ = ["run_stage"]
@@ -17,6 +18,7 @@ __all__ = ["run_stage"]
 def run_stage(ctx: Any) -> None:
     """``growthmachine run`` stage: fits :class:`UserInsight` on the simulated population at
     as_of = its last day, stores it in ``ctx.state.insight`` and adds the report section."""
+    check_context(ctx)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -37,6 +37,10 @@ def _tier_name(names: tuple[str, ...], lo: int, hi: int) -> str:
     return one(lo) if lo == hi else f"{one(lo)} to {one(hi)}"
 
 
+#: Cluster codes are stored as uint32 by the core.
+_MAX_CLUSTERS = 2**32 - 1
+
+
 class Cells(Versioned):
     """Fine-grained user cells. Build with :meth:`Cells.build`.
 
@@ -83,6 +87,11 @@ class Cells(Versioned):
                 f"value_tier: must be in 0 to 255, got {int(tier.min() if tier.min() < 0 else tier.max())}"
             )
         cv.check_same_length({"lifecycle": stage, "clusters": cl, "value_tier": tier})
+        if cl.size and cl.max() >= _MAX_CLUSTERS:
+            raise ValueError(
+                f"clusters: must be < {_MAX_CLUSTERS} (cluster codes 0..n_clusters - 1), "
+                f"found {cl.max()}"
+            )
         k = int(cl.max()) + 1
         if cluster_names is not None:
             if len(cluster_names) < k:
@@ -106,14 +115,15 @@ class Cells(Versioned):
             dist,
             self.min_size,
         )
-        names = (
-            list(cluster_names) if cluster_names is not None else [f"cluster {i}" for i in range(k)]
-        )
+
+        def name_of(c: int) -> str:  # only the clusters in use: codes may be sparse
+            return str(cluster_names[c]) if cluster_names is not None else f"cluster {c}"
+
         tier_names = tuple(tier_names)
         rows = []
         for cid, (stages, cls_, lo, hi, size) in enumerate(table):
             st = "+".join(STAGES[s] for s in stages)
-            cn = sorted({names[c] for c in cls_})
+            cn = sorted({name_of(c) for c in cls_})
             cname = " + ".join(cn) if len(cn) <= 2 else f"{cn[0]} + {len(cn) - 1} more"
             rows.append(
                 {

@@ -57,6 +57,11 @@ class _CenterModel(Estimator):
         return -float(inertia)
 
 
+#: The most restarts ``KMeans.fit`` runs (each is a full k-means run: more are a mistake that
+#: would run for days, so ``ValueError``).
+MAX_N_INIT = 10_000
+
+
 class KMeans(_CenterModel):
     """KMeans clustering: exact Lloyd iterations from a k-means|| initialisation.
 
@@ -65,7 +70,8 @@ class KMeans(_CenterModel):
     n_clusters : number of clusters (1 <= n_clusters <= n_samples).
     init : ``"k-means||"`` (default; parallel, Bailey et al.), ``"k-means++"`` (greedy, as
         scikit-learn), ``"random"`` (distinct rows) or an array of shape (n_clusters, n_features).
-    n_init : number of runs with different seeds (``seed``, ``seed + 1``, ...); the run with the
+    n_init : number of runs with different seeds (``seed``, ``seed + 1``, ...; at most
+        :data:`MAX_N_INIT`, each a full run); the run with the
         lowest inertia is kept. Must be 1 with an explicit ``init`` array.
     max_iter : maximum number of Lloyd iterations.
     tol : scikit-learn's tolerance: stop when the sum of squared center shifts is at most
@@ -124,7 +130,7 @@ class KMeans(_CenterModel):
     def fit(self, X: Any, y: Any = None) -> KMeans:
         """Clusters the rows of ``X`` (n_samples, n_features); returns self."""
         k = cv.check_int(self.n_clusters, "n_clusters", minimum=1)
-        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=cv.I64_MAX)
+        n_init = cv.check_int(self.n_init, "n_init", minimum=1, maximum=MAX_N_INIT)
         max_iter = cv.check_int(self.max_iter, "max_iter", minimum=1, maximum=cv.I64_MAX)
         tol = cv.check_number(self.tol, "tol", minimum=0.0)
         seed = _check_seed(self.seed)

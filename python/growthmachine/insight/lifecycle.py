@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core
+from .features import _as_of
 from .features import features as _features
 from .value import BetaGeo
 
@@ -216,8 +217,8 @@ def lifecycle_transitions(
     prospects at ``start``. ``columns``: ``user``, ``time``, ``amount``, ``category`` names as
     in :func:`features`.
     """
-    start = cv.check_int(start, "start")
-    end = cv.check_int(end, "end")
+    start = _as_of(start, "start")
+    end = _as_of(end, "end")
     if end <= start:
         raise ValueError(f"end: must be after start, got start={start}, end={end}")
     f1 = _features(transactions, end, users=users, **columns)

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
 from .._seeds import derive_rng
+from ..sim._environment import check_environment as _env
 from ._kpis import eligible, empty_treatments
 
 __all__ = ["BASELINES", "AbWinner", "NoMarketing", "Oracle", "RandomPolicy", "RfmRule"]
@@ -65,13 +67,43 @@ def _table(env: Any, users: np.ndarray, actions: np.ndarray, start: int) -> pd.D
     )
 
 
+def _start(env: Any, start: Any, name: str = "start") -> int:
+    start = cv.check_int(start, name, minimum=-(2**31) + 1, maximum=2**31 - 1)
+    if start < env.day:
+        raise ValueError(
+            f"{name}: must be >= the environment's current day {env.day} (the past cannot be "
+            f"changed), got {start}"
+        )
+    return start
+
+
 class NoMarketing:
+    """The protocol every baseline follows: :meth:`treatments` and :meth:`observe` check their
+    arguments (errors name them) and call the baseline's ``_treatments`` / ``_observe``."""
+
     name = "none"
 
     def treatments(self, env: Any, period: int, start: int, days: int, budget: float):
-        return empty_treatments()
+        """The baseline's treatment table for ``period`` (from day ``start``, ``days`` long,
+        spending at most ``budget``)."""
+        _env(env)
+        period = cv.check_int(period, "period", minimum=0)
+        start = _start(env, start)
+        days = cv.check_int(days, "days", minimum=1, maximum=100_000)
+        budget = cv.check_number(budget, "budget", minimum=0.0)
+        return self._treatments(env, period, start, days, budget)
 
     def observe(self, env: Any, treatments: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+        """Learns from a period's ``outcomes`` of its ``treatments`` (tables)."""
+        _env(env)
+        treatments = cv.as_pandas(treatments, "treatments")
+        outcomes = cv.as_pandas(outcomes, "outcomes")
+        self._observe(env, treatments, outcomes)
+
+    def _treatments(self, env: Any, period: int, start: int, days: int, budget: float):
+        return empty_treatments()
+
+    def _observe(self, env: Any, treatments: pd.DataFrame, outcomes: pd.DataFrame) -> None:
         pass
 
 
@@ -79,9 +111,9 @@ class RandomPolicy(NoMarketing):
     name = "random"
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed = cv.check_int(seed, "seed", minimum=0)
 
-    def treatments(self, env: Any, period: int, start: int, days: int, budget: float):
+    def _treatments(self, env: Any, period: int, start: int, days: int, budget: float):
         rng = derive_rng(self.seed, "baseline", self.name, period)
         users = rng.permutation(env.n_users).astype(np.int64)
         acts = rng.integers(0, len(env.actions), len(users))
@@ -100,11 +132,12 @@ class RfmRule(NoMarketing):
     BURST = 6
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed = cv.check_int(seed, "seed", minimum=0)
 
     @staticmethod
     def scores(env: Any, start: int) -> np.ndarray:
-        s = env.state()
+        s = _env(env).state()
+        start = cv.check_int(start, "start", minimum=-(2**31) + 1, maximum=2**31 - 1)
         cust = s["customer"].to_numpy()
         rec = start - s["last_order_day"].to_numpy()
         freq = s["n_orders"].to_numpy().astype(float)
@@ -117,7 +150,7 @@ class RfmRule(NoMarketing):
             out[idx] += 1 + (5 * rank) // max(len(idx), 1)
         return out
 
-    def treatments(self, env: Any, period: int, start: int, days: int, budget: float):
+    def _treatments(self, env: Any, period: int, start: int, days: int, budget: float):
         acts = env.actions
         coupons = acts[acts["incentive_cost"] > 0]
         top_cost = coupons["incentive_cost"].max()
@@ -183,12 +216,12 @@ class AbWinner(NoMarketing):
     name = "ab_winner"
 
     def __init__(self, action_ids: Any, seed: int = 0):
-        self.action_ids = np.asarray(action_ids, dtype=np.int64)
-        self.seed = seed
+        self.action_ids = cv.as_array(action_ids, "action_ids", np.int64, nonnegative=True)
+        self.seed = cv.check_int(seed, "seed", minimum=0)
         self.winner_: int | None = None
         self.arms_: pd.DataFrame | None = None
 
-    def treatments(self, env: Any, period: int, start: int, days: int, budget: float):
+    def _treatments(self, env: Any, period: int, start: int, days: int, budget: float):
         rng = derive_rng(self.seed, "baseline", self.name, period)
         users = rng.permutation(env.n_users).astype(np.int64)
         if self.winner_ is None:  # the test: random users, a uniform random arm each
@@ -200,7 +233,7 @@ class AbWinner(NoMarketing):
         take = _cut_to_budget(env, users, acts, start, days, budget)
         return _table(env, users[take], acts[take], start)
 
-    def observe(self, env: Any, treatments: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    def _observe(self, env: Any, treatments: pd.DataFrame, outcomes: pd.DataFrame) -> None:
         if self.winner_ is not None or not len(treatments):
             return
         margin = env.config.response.margin
@@ -224,9 +257,9 @@ class Oracle(NoMarketing):
     name = "oracle"
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed = cv.check_int(seed, "seed", minimum=0)
 
-    def treatments(self, env: Any, period: int, start: int, days: int, budget: float):
+    def _treatments(self, env: Any, period: int, start: int, days: int, budget: float):
         from .. import allocate
 
         c = env.oracle_candidates(start_day=start, days=days, progress=False)

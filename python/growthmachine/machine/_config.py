@@ -85,4 +85,6 @@ class MachineConfig:
         self.seed = cv.check_int(self.seed, "seed", minimum=0)
 
     def period_budget(self, n_users: int) -> float:
+        """The budget of one period for ``n_users`` users."""
+        n_users = cv.check_int(n_users, "n_users", minimum=0)
         return self.budget if self.budget is not None else self.budget_per_user * n_users

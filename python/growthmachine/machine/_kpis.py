@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
+
 __all__ = ["KPIS", "eligible", "kpis_of", "empty_treatments"]
 
 #: KPI columns of a policy's period row and of ``summary.json``'s comparison.
@@ -54,7 +56,11 @@ def kpis_of(env: Any, expected: pd.DataFrame | None, start: int) -> dict[str, fl
     reactivated users (of customers without an order in :data:`LAPSED_DAYS` days), incentive
     and channel cost, spend (both), expected opt-outs, the average number of off-site touches
     per user touched off-site, and users treated."""
-    e = expected
+    from ._baselines import _env
+
+    _env(env)
+    start = cv.check_int(start, "start", minimum=-(2**31) + 1, maximum=2**31 - 1)
+    e = None if expected is None else cv.as_pandas(expected, "expected")
     if e is None or not len(e):
         return {k: 0.0 for k in KPIS}
     s = env.state()

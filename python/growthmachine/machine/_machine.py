@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
 from .. import _progress
 from .._seeds import derive_seed
 from ._baselines import BASELINES, AbWinner, NoMarketing, Oracle, RandomPolicy, RfmRule
@@ -644,6 +645,9 @@ class Machine:
             cv.check_choice(b, "baselines", BASELINES)
         progress = self.progress if progress is None else progress
         seed = self.config.seed
+        from ._baselines import _env
+
+        _env(env)
         worlds = {b: env.copy() for b in baselines}
         self._setup(env)
         self._setup_sessions(env, periods)
@@ -721,7 +725,11 @@ class Machine:
         """Scores a candidate treatment table on the world as it is now, spending nothing and
         leaving ``env`` untouched: the KPIs of :data:`KPIS` (exact expectations, as the
         comparison uses)."""
-        start = env.day if start_day is None else start_day
+        from ._baselines import _env, _start
+
+        _env(env)
+        start = env.day if start_day is None else _start(env, start_day, "start_day")
+        days = cv.check_int(days, "days", minimum=1, maximum=100_000)
         return _kpis(env, treatments, start, days)
 
 

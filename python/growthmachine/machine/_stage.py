@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..pipeline import check_context
 from ._baselines import BASELINES
 from ._config import MachineConfig
 from ._kpis import KPIS
@@ -35,6 +36,7 @@ _LABEL = {
 
 
 def run_stage(ctx: Any) -> None:
+    check_context(ctx)
     start = ctx.state.world_start
     sec = ctx.report.section("machine", "The machine against today's marketing", first=True)
     if start is None:

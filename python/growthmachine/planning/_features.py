@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
+
 __all__ = ["planning_features"]
 
 _SKIP = {"user_id", "cell_id", "cluster", "cell_label", "cluster_name"}
@@ -56,7 +58,7 @@ def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list
     cols.update(_numeric(insight.features_.drop(columns=["user_id"])))
     cols.update(_numeric(base[["stage", "value_tier", "p_alive", "expected_purchases", "clv"]]))
     if users is not None:
-        u = users if isinstance(users, pd.DataFrame) else pd.DataFrame(users)
+        u = cv.as_pandas(users, "users")
         if "user_id" not in u.columns:
             raise ValueError("users: needs a user_id column")
         u = u.set_index("user_id")

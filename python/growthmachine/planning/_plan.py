@@ -56,6 +56,7 @@ import pandas as pd
 from .. import _convert as cv
 from .._schema import Schema
 from ..insight.lifecycle import STAGES
+from ..sim._environment import check_environment as check_env
 
 __all__ = [
     "APP_COLUMN",
@@ -298,6 +299,7 @@ class Plan(Schema):
     def goal_audience(self, goal: Goal) -> Audience | None:
         """The audience ``goal`` counts: its named audience, else its kind's users
         (:data:`GOAL_STAGES`), else ``None`` (everyone)."""
+        cv.check_instance(goal, "goal", Goal, "a planning.Goal")
         if goal.audience is not None:
             return next(a for a in self.audiences if a.name == goal.audience)
         stages = GOAL_STAGES.get(goal.kind)
@@ -740,6 +742,8 @@ def experiment_plan(env: Any, budget: float, share: float = 0.5) -> Plan:
     ``ROWS_PER_TASK`` delivered treated rows (one variant at 100k users, all four at 1M). Fewer,
     better-measured tasks beat many unmeasurable ones; the oracle it is scored against still
     chooses among the whole catalogue."""
+    check_env(env)
+    share = cv.check_number(share, "share", minimum=0.0, maximum=1.0)
     n_bc = len(env.config.response.benefits) * len(env.actions["channel"].cat.categories)
     # about 2/3 of drawn tasks reach the user (consent and app rules)
     k = int(env.n_users * share * (2 / 3) // (ROWS_PER_TASK * n_bc))

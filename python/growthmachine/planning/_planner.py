@@ -27,7 +27,7 @@ from .. import _convert as cv
 from .._state import Versioned
 from ._calibrate import Calibration, fit_calibration, ridge_baseline, shrink_to_mean
 from ._features import planning_features
-from ._plan import Plan
+from ._plan import Plan, check_env
 from .uplift.meta import clone_estimator as _clone
 
 __all__ = ["Planner", "TaskPlan", "run_experiment", "world_actions"]
@@ -827,6 +827,7 @@ def run_experiment(
     horizon. Each task must name a benefit, channel and content of the world's catalogue, and
     no two tasks may be the same world action (a plan with several audiences: run the world's
     experiment and recode it yourself)."""
+    cv.check_instance(plan, "plan", Plan, "a planning.Plan")
     tasks = plan.tasks()
     aid = world_actions(env, tasks)
     if len(np.unique(aid)) != len(aid):
@@ -844,14 +845,17 @@ def run_experiment(
     return log
 
 
+_TASK_KEY = ("benefit", "channel", "content")
+
+
 def world_actions(env: Any, tasks: pd.DataFrame) -> np.ndarray:
     """The world's action id (``env.actions``) of each task row (by benefit, channel and
     content names); ``ValueError`` naming the first task the catalogue does not have."""
-    acts = env.actions
+    acts = check_env(env).actions
     key = acts["benefit"].astype(str) + "|" + acts["channel"].astype(str) + "|"
     key = key + acts["content"].astype(str)
-    tkey = tasks["benefit"].astype(str) + "|" + tasks["channel"].astype(str) + "|"
-    tkey = tkey + tasks["content"].astype(str)
+    b, c, k = (pd.Series(cv.column(tasks, "tasks", n)).astype(str) for n in _TASK_KEY)
+    tkey = b + "|" + c + "|" + k
     aid = pd.Index(key).get_indexer(tkey)
     if (aid < 0).any():
         bad = np.asarray(tkey)[aid < 0][0]

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
+from ._plan import check_env
+
 __all__ = ["plan_from_environment"]
 
 
@@ -31,6 +34,10 @@ def plan_from_environment(
     incremental profit over ``days``) and ``incentive_cost`` (estimated) per eligible pair;
     ``resources`` bounds an incentive budget and per-channel message capacities;
     ``action_usage`` gives each action's use of its channel's capacity."""
+    check_env(env)
+    n_actions = cv.check_int(n_actions, "n_actions", minimum=1)
+    days = cv.check_int(days, "days", minimum=1)
+    seed = cv.check_int(seed, "seed", minimum=0)
     acts = _pick_actions(env.actions, n_actions)
     log = env.run_experiment(acts, share=0.5, days=days, seed=seed, progress=False)
     margin = float(env.config.response.margin)

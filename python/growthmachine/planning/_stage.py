@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..pipeline import check_context
 from ._plan import ROWS_PER_TASK, experiment_plan
 from ._planner import Planner, run_experiment, world_actions
 
@@ -45,6 +46,7 @@ def _scores(env: Any, tasks: pd.DataFrame) -> dict[str, float]:
 
 
 def run_stage(ctx: Any) -> None:
+    check_context(ctx)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -51,7 +51,7 @@ class PolicyMixin:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the policy's versioned state to ``path`` (read it back with ``load``)."""
-        path = Path(path)
+        path = _path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(self._state_bytes())
         os.replace(tmp, path)
@@ -60,8 +60,14 @@ class PolicyMixin:
     def load(cls, path: str | os.PathLike):
         """Reads a policy written by :meth:`save`; a corrupt, truncated or foreign file raises
         :class:`growthmachine.StateError`."""
-        return restore(cls, Path(path).read_bytes())
+        return restore(cls, _path(path).read_bytes())
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def _path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..pipeline import check_context
 from . import world as _world
 
 
@@ -15,6 +16,7 @@ def run_stage(ctx: Any) -> None:
     many users as sessions per round, seeded from the run's seed), compares it
     with no intervention and with "exit offer to all" on the same sessions, and reports the
     learning curve and spend against the budget."""
+    check_context(ctx)
     env = ctx.state.environment
     n = int(min(20_000, max(2_000, ctx.n_users // 5)))
     rounds = 20

@@ -71,7 +71,7 @@ def fit_reward_model(
             f"actions: must be in [0, {n_actions}), found {a[out[0]]} at position {out[0]}"
         )
     Z = np.column_stack([X, np.ones(n)])
-    q = np.empty((n, n_actions))
+    q = cv.zeros((n, n_actions), "n_actions", "q_hat (rows x actions)")
     eye = ridge * np.eye(Z.shape[1])
     for k in range(n_actions):
         m = a == k

@@ -67,6 +67,8 @@ class BudgetPacer(Versioned):
             )
         self.policy = policy
         k = policy.n_actions
+        if isinstance(budget, (bool, np.bool_)):
+            raise TypeError("budget: must be a number or one number per resource, got bool")
         b = np.atleast_1d(cv.as_array(np.atleast_1d(budget), "budget", nonnegative=True))
         self._m = len(b)
         if costs is not None:
@@ -78,7 +80,7 @@ class BudgetPacer(Versioned):
             self._costs = np.ascontiguousarray(c.reshape(k, self._m))
         else:
             self._costs = None
-        horizon = cv.check_int(horizon, "horizon", minimum=1)
+        horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.U64_MAX)  # u64 in the core
         step = cv.check_number(step, "step", minimum=0.0, strict_min=True)
         null_action = cv.check_int(null_action, "null_action", minimum=0, maximum=k - 1)
         self.charge = cv.check_choice(charge, "charge", ("choose", "update"))
@@ -123,17 +125,23 @@ class BudgetPacer(Versioned):
         self, X: Any, actions: Any, rewards: Any, costs: Any = None, action_features: Any = None
     ) -> None:
         self.policy.update_batch(X, actions, rewards, action_features)
-        self._charge(costs, len(np.asarray(actions)))
+        self._charge(costs, len(np.asarray(actions)), "costs")
 
-    def _charge(self, cost: Any, n: int) -> None:
+    def _charge(self, cost: Any, n: int, name: str = "cost") -> None:
         if self.charge == "choose":
             if cost is not None:
-                raise ValueError('cost: only with charge="update" (costs are spent when chosen)')
+                raise ValueError(f'{name}: only with charge="update" (costs are spent when chosen)')
             return
         if cost is None:
-            raise ValueError('cost: required with charge="update"')
-        c = cv.as_array(np.reshape(cost, (n, self._m)), "cost", ndim=2, nonnegative=True)
-        self._pacer.charge(c)
+            raise ValueError(f'{name}: required with charge="update"')
+        if isinstance(cost, (bool, np.bool_)):
+            raise TypeError(f"{name}: must be a number or one per resource, got bool")
+        c = cv.as_array(cost, name, ndim=np.ndim(cost), nonnegative=True, allow_empty=True)
+        if c.size != n * self._m:
+            raise ValueError(
+                f"{name}: expected {n} x {self._m} costs (events x resources), got shape {c.shape}"
+            )
+        self._pacer.charge(np.ascontiguousarray(c.reshape(n, self._m)))
 
     # -- state ------------------------------------------------------------------------------
     @property

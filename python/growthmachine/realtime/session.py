@@ -93,6 +93,11 @@ class SessionPolicy(Versioned):
         self.gamma = cv.check_number(gamma, "gamma", minimum=0.0, maximum=1.0)
         self.max_steps = cv.check_int(max_steps, "max_steps", minimum=1)
         cv.check_choice(policy, "policy", tuple(_POLICIES))
+        seed = cv.check_int(seed, "seed", minimum=0)
+        if param is not None:  # each policy's own parameter, checked here under this name
+            param = cv.check_number(
+                param, "param", minimum=0.0, maximum=1.0 if policy == "epsilon_greedy" else None
+            )
         if allowed is None:
             allowed = np.ones((self.n_stages, self.n_actions), dtype=bool)
         allowed = _mask(allowed, "allowed", (self.n_stages, self.n_actions))
@@ -103,7 +108,13 @@ class SessionPolicy(Versioned):
         kw = {} if param is None else {"linucb": "alpha", "lints": "v", "epsilon_greedy": "epsilon"}
         extra = {kw[policy]: param} if kw else {}
         self.models = [
-            cls(self.n_actions, self.n_features, ridge=ridge, seed=seed + s, **extra)
+            cls(
+                self.n_actions,
+                self.n_features,
+                ridge=ridge,
+                seed=(seed + s) % (cv.U64_MAX + 1),
+                **extra,
+            )
             for s in range(self.n_stages)
         ]
         self._pacer = None
@@ -116,7 +127,7 @@ class SessionPolicy(Versioned):
                 raise ValueError("costs: action 0 (no intervention) must cost 0")
             self._costs = np.ascontiguousarray(c.reshape(self.n_actions, 1))
             b = cv.check_number(budget, "budget", minimum=0.0)
-            h = cv.check_int(horizon, "horizon", minimum=1)
+            h = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.U64_MAX)
             st = cv.check_number(step, "step", minimum=0.0, strict_min=True)
             # max_ahead (a number >= 0, inf = off) is checked where it is read, by the core.
             self._pacer = RealtimePacer(self.n_actions, np.array([b]), h, st, 0, max_ahead)
@@ -132,7 +143,7 @@ class SessionPolicy(Versioned):
         n = cv.check_int(n, "n", minimum=0)
         self._n = n
         T, d = self.max_steps, self.n_features
-        self._X = np.zeros((n, T, d))
+        self._X = cv.zeros((n, T, d), "n", "the contexts of n sessions x max_steps")
         self._S = np.zeros((n, T), dtype=np.int64)
         self._A = np.zeros((n, T), dtype=np.int64)
         self._R = np.zeros((n, T))

@@ -239,6 +239,8 @@ class Environment(OracleMixin, Versioned):
         orders of every window applied since (:meth:`apply`, :meth:`run_experiment`), each
         window by user then time, its category not recorded (missing). This is the observable
         log a period's insight is refitted on."""
+        if not isinstance(history, (bool, np.bool_)):
+            raise TypeError(f"history: must be a bool, got {type(history).__name__}")
         h = self.population.transactions
         parts = [h] if history else []
         cats = h["category"].cat.categories if "category" in h.columns else None
@@ -263,6 +265,7 @@ class Environment(OracleMixin, Versioned):
         ch = self._a_channel[a]
         if len(ch) == 1 and len(u) != 1:  # one action for every user
             ch = np.full(len(u), ch[0], np.uint8)
+        cv.check_same_length({"user_ids": u, "action_ids": ch})
         return self._core.eligible(u, ch)
 
     # -- input helpers ------------------------------------------------------------------------
@@ -635,3 +638,9 @@ class Environment(OracleMixin, Versioned):
         n = cv.check_int(n, "n", minimum=1, maximum=cv.I64_MAX)
         seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         return SessionBatch(self._core.sessions(n, seed), self.config)
+
+
+def check_environment(env: Any, name: str = "env") -> Environment:
+    """``env`` if it is a simulated world, else ``TypeError`` naming ``name``: the one check
+    every function taking a world makes before reading it."""
+    return cv.check_instance(env, name, Environment, "a growthmachine.sim.Environment")

@@ -224,8 +224,7 @@ class Population(Versioned):
             ("transactions", transactions, _TRANSACTIONS),
             ("truth", truth, _TRUTH_HEAD + _TRUTH_MID + _affinities() + _TRUTH_TAIL),
         ):
-            if not isinstance(table, pd.DataFrame):
-                raise TypeError(f"{frame}: must be a DataFrame, got {type(table).__name__}")
+            table = cv.as_pandas(table, frame)
             for col, key in layout:
                 if col not in table.columns:
                     raise ValueError(f"{frame}: needs a {col!r} column")

@@ -36,6 +36,8 @@ class SessionBatch(Versioned):
     stage_names = ("browse", "cart", "exit_intent", "purchased", "left")
 
     def __init__(self, core: Any, config: WorldConfig):
+        cv.check_instance(core, "core", _core.SimSessions, "a batch from Environment.sessions")
+        cv.check_instance(config, "config", WorldConfig, "a WorldConfig")
         self._core = core
         self._config = config
         self._context: np.ndarray | None = None

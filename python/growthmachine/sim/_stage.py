@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..pipeline import check_context
 from ._environment import Environment
 from ._population import Population
 
@@ -108,6 +109,7 @@ def run_stage(ctx: Any) -> None:
     """Pipeline stage ``sim``: generates the population and the environment (from the run's
     seed itself, so that ``--seed S`` is the world every probe and benchmark calls seed S; the
     world config is ``ctx.world``, default the built-in one)."""
+    check_context(ctx)
     kw = {} if ctx.world is None else {"config": ctx.world}
     pop = Population.generate(
         ctx.n_users, days=ctx.days, seed=ctx.seed, progress=ctx.progress, **kw

@@ -104,7 +104,8 @@ def features(
     as_of_arg = None if as_of is None else _as_of(as_of)
     trend_window = cv.check_int(trend_window, "trend_window", minimum=1, maximum=2**31 - 1)
     if num_partitions is not None:
-        num_partitions = cv.check_int(num_partitions, "num_partitions", minimum=1)
+        num_partitions = cv.check_int(num_partitions, "num_partitions", minimum=1,
+                                      maximum=2**31 - 1)  # Spark's partition count is an int  # fmt: skip
 
     is_date = isinstance(types[time], T.DateType)
     day = F.unix_date(F.col(time)) if is_date else F.col(time).cast("long")

@@ -143,6 +143,8 @@ def solve(
     types = _arrow.check_columns(candidates_df, "candidates_df", spec)
     tol = cv.check_number(tol, "tol", minimum=0, strict_min=True)
     max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
+    if time_limit is not None:  # as allocate.solve checks it
+        time_limit = cv.check_number(time_limit, "time_limit", minimum=0)
     seed = cv.check_int(seed, "seed", minimum=0)
     spark = candidates_df.sparkSession
     if partitions is None:

@@ -140,18 +140,18 @@ class FrequencyPlan(Versioned):
         off, cons = self._layout
         u, c, d = _core.touchpoint_schedule(ch, lv, off, cons, self.horizon_days)
 
-        def const(x: str | int) -> Any:  # a name as a one-category column, a code as ints
+        def const(x: str | int, name: str) -> Any:  # a name as one category, a code as ints
             if isinstance(x, str):
                 return pd.Categorical.from_codes(np.zeros(len(u), np.int8), categories=[x])
-            return np.full(len(u), x, np.int64)
+            return np.full(len(u), cv.check_int(x, name, minimum=0, maximum=255), np.int64)
 
         return pd.DataFrame(
             {
                 "user_id": a["user_id"].to_numpy()[u],
                 "channel": pd.Categorical.from_codes(c.astype(np.int8), categories=self.channels),
                 "day": d.astype(np.int64) + self.start_day,
-                "benefit": const(benefit),
-                "content": const(content),
+                "benefit": const(benefit, "benefit"),
+                "content": const(content, "content"),
             }
         )
 
@@ -214,7 +214,8 @@ class FrequencyPlanner:
         if lv.min() < 1 or np.any(np.diff(lv) <= 0):
             raise ValueError("levels: must be positive and strictly increasing")
         self.levels = lv.astype(np.uint32)
-        self.min_frequency = cv.check_int(min_frequency, "min_frequency", minimum=0)
+        self.min_frequency = cv.check_int(min_frequency, "min_frequency", minimum=0,
+                                          maximum=2**32 - 1)  # fmt: skip
         self.explore_share = cv.check_number(explore_share, "explore_share", minimum=0.0,
                                              maximum=1.0)  # fmt: skip
         self.control_share = cv.check_number(control_share, "control_share", minimum=0.0,
@@ -251,8 +252,10 @@ class FrequencyPlanner:
     ) -> FrequencyPlanner:
         """A planner with a world's channel costs and daily caps (``world``: an
         ``Environment`` or ``WorldConfig``)."""
-        from ..sim import CHANNELS, OFFSITE
+        from ..sim import CHANNELS, OFFSITE, Environment, WorldConfig
 
+        cv.check_instance(world, "world", (Environment, WorldConfig),
+                          "a growthmachine.sim.Environment or WorldConfig")  # fmt: skip
         cfg = getattr(world, "config", world)
         rc = cfg.response.channels
         out = []
@@ -375,6 +378,8 @@ class FrequencyPlanner:
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
         rng = np.random.default_rng([self.seed, self.rounds_])
         share = self.explore_share if fitted else 1.0
+        if explore is not None and not isinstance(explore, (bool, np.bool_)):
+            raise TypeError(f"explore: must be a bool or None, got {type(explore).__name__}")
         if explore is False and not fitted:
             raise ValueError("explore: cannot be False without curves (fit the model first)")
         if explore is False or (explore is None and curves is not None):
@@ -592,9 +597,10 @@ class FrequencyPlanner:
         """Updates the response model with what the randomised users of ``plan`` (default the
         last plan made from the model) did: ``outcomes`` is ``Environment.apply`` output (or any table with
         ``user_id``, ``converted`` and ``opted_out``). Returns self."""
-        plan = plan or self.last_plan_
+        plan = plan if plan is not None else self.last_plan_
         if plan is None:
             raise ValueError("plan: nothing was planned yet; call plan() first")
+        cv.check_instance(plan, "plan", FrequencyPlan, "a FrequencyPlan")
         if self.model is None:
             raise ValueError("model: the planner has no ResponseModel to update")
         cols = cv.columns(outcomes, "outcomes")

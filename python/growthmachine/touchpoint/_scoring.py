@@ -19,7 +19,33 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core
+from ..sim._environment import check_environment as _env
 from ._planner import FrequencyPlan, FrequencyPlanner, check_users, empty_certificate
+
+
+def _planner(planner: Any) -> FrequencyPlanner:
+    return cv.check_instance(planner, "planner", FrequencyPlanner, "a touchpoint.FrequencyPlanner")
+
+
+def _users_of(env: Any, users: Any) -> np.ndarray:
+    """``users`` checked: ids of the world's users."""
+    u = check_users(users)
+    if u.size and (u.min() < 0 or u.max() >= env.n_users):
+        bad = int(u[(u < 0) | (u >= env.n_users)][0])
+        raise ValueError(f"users: {bad} is not a user id of the world (0 to {env.n_users - 1})")
+    return u
+
+
+def _reach(reachable: Any, n: int, c_n: int) -> np.ndarray:
+    """``reachable`` checked: bool-like ``(n_users, n_channels)``."""
+    r = cv.as_array(reachable, "reachable", np.float64, ndim=2, shape=(n, c_n), allow_empty=True)
+    return r != 0
+
+
+def _budget(budget: Any) -> float:
+    if isinstance(budget, float) and budget == float("inf"):
+        return budget  # no budget
+    return cv.check_number(budget, "budget", minimum=0.0)
 
 
 def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
@@ -27,7 +53,7 @@ def world_reachable(env: Any, users: Any, channels: Any) -> np.ndarray:
     opt-out yet; the world's rules (:data:`growthmachine.sim.CONSENT`, ``NEEDS_APP``)."""
     from ..sim import CHANNELS, CONSENT, NEEDS_APP, OFFSITE
 
-    u = check_users(users)
+    u = _users_of(_env(env), users)
     names = [getattr(c, "name", c) for c in channels]
     pop = env.population.users
     opted = env.opted_out()
@@ -50,7 +76,7 @@ def world_segments(env: Any, users: Any) -> np.ndarray:
     and acquisition channel: ~800 segments) leave ~100 randomised rows per segment at 100k users,
     too few for the spread of the curves to be estimated: every segment then gets its channel's
     curve and the plans were worse (benchmarks/RESULTS.md, touchpoint world)."""
-    users = check_users(users)
+    users = _users_of(_env(env), users)
     p = env.population.users
     s = env.state()
     rec = env.day - s["last_order_day"].to_numpy()[users]
@@ -77,7 +103,9 @@ def fixed_plan(
     the planner lays out its own (for baselines and truth curves)."""
     u = check_users(users)
     n = len(u)
-    c_n = len(planner.channels)
+    c_n = len(_planner(planner).channels)
+    start_day = cv.check_int(start_day, "start_day", minimum=0)
+    budget = _budget(budget)
     ch = cv.as_array(channel, "channel", np.int64, shape=(n,))
     lv = cv.as_array(exposures, "exposures", np.int64, shape=(n,), nonnegative=True)
     if ch.max(initial=-1) >= c_n or ch.min(initial=0) < -1:
@@ -143,7 +171,9 @@ def uniform_plan(
     """Every targeted user who can be reached on ``channel`` gets ``exposures`` exposures."""
     u = check_users(users)
     c = _channel_code(planner, channel)
-    ok = np.ones(len(u), bool) if reachable is None else np.asarray(reachable)[:, c]
+    exposures = cv.check_int(exposures, "exposures", minimum=0, maximum=2**32 - 1)
+    c_n = len(planner.channels)
+    ok = np.ones(len(u), bool) if reachable is None else _reach(reachable, len(u), c_n)[:, c]
     return fixed_plan(planner, u, np.where(ok, c, -1), np.where(ok, exposures, 0),
                       start_day=start_day)  # fmt: skip
 
@@ -156,9 +186,12 @@ def max_caps_plan(
     is spent."""
     u = check_users(users)
     c = _channel_code(planner, channel)
+    budget = cv.check_number(budget, "budget", minimum=0.0)
+    seed = cv.check_int(seed, "seed", minimum=0)
     top = int(planner.levels[planner.allowed_[c]].max())
     cost = planner.channels[c].unit_cost * top
-    ok = np.ones(len(u), bool) if reachable is None else np.asarray(reachable)[:, c]
+    c_n = len(planner.channels)
+    ok = np.ones(len(u), bool) if reachable is None else _reach(reachable, len(u), c_n)[:, c]
     order = np.random.default_rng(seed).permutation(np.flatnonzero(ok))
     k = len(order) if cost == 0 else min(len(order), int(budget // cost))
     ch = np.full(len(u), -1)
@@ -167,7 +200,7 @@ def max_caps_plan(
 
 
 def _channel_code(planner: FrequencyPlanner, channel: str) -> int:
-    names = [c.name for c in planner.channels]
+    names = [c.name for c in _planner(planner).channels]
     if channel not in names:
         raise ValueError(f"channel: {channel!r} is not one of the planner's channels {names}")
     return names.index(channel)
@@ -178,6 +211,8 @@ def score(
 ) -> dict[str, float]:
     """Exact expected effect of the plan on the world (**scoring only**): incremental
     conversions and GMV, expected opt-outs, exposure spend, users reached."""
+    _env(env)
+    cv.check_instance(plan, "plan", FrequencyPlan, "a touchpoint.FrequencyPlan")
     rows = plan.schedule(content=content)
     days = plan.horizon_days
     if len(rows) == 0:
@@ -201,11 +236,13 @@ def true_curves(
     """The world's exact incremental conversion and opt-out probability of every user at every
     (channel, level) of the planner, shaped ``(n_users, n_channels, n_levels)``, each level laid
     out as the planner lays it out (**scoring only**). Unreachable pairs are 0."""
-    u = check_users(users)
-    n, c_n, l_n = len(u), len(planner.channels), len(planner.levels)
-    start = env.day if start_day is None else start_day
+    u = _users_of(_env(env), users)
+    n, c_n, l_n = len(u), len(_planner(planner).channels), len(planner.levels)
+    start = env.day if start_day is None else cv.check_int(start_day, "start_day")
     reach = (
-        world_reachable(env, u, planner.channels) if reachable is None else np.asarray(reachable)
+        world_reachable(env, u, planner.channels)
+        if reachable is None
+        else _reach(reachable, n, c_n)
     )
     inc = np.zeros((n, c_n, l_n))
     opt = np.zeros((n, c_n, l_n))
@@ -233,10 +270,11 @@ def segment_curves(
     reached on the channel: ``(incremental, optout)`` shaped ``(n_segments, n_channels,
     n_levels)`` and each user's segment code (segments sorted). The world's *true segment
     curves*: what a perfect model of the same segmentation would know (**scoring only**)."""
-    inc = np.asarray(incremental, dtype=np.float64)
-    opt = np.asarray(optout, dtype=np.float64)
+    inc = cv.as_array(incremental, "incremental", ndim=3)
+    opt = cv.as_array(optout, "optout", ndim=3, shape=inc.shape)
     codes, _ = cv.as_codes(segment, "segment")
-    reach = np.asarray(reachable, dtype=bool)
+    cv.check_same_length({"incremental": inc, "segment": codes})
+    reach = _reach(reachable, inc.shape[0], inc.shape[1])
     g_n = int(codes.max()) + 1 if len(codes) else 0
     out_i = np.zeros((g_n, inc.shape[1], inc.shape[2]))
     out_o = np.zeros_like(out_i)

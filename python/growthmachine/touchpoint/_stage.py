@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..pipeline import check_context
 from ._planner import FrequencyPlanner
 from ._response import ResponseModel
 from ._scoring import (
@@ -64,6 +65,7 @@ def _budget(planner: FrequencyPlanner, reach: np.ndarray) -> float:
 
 
 def run_stage(ctx: Any) -> None:
+    check_context(ctx)
     import matplotlib
 
     matplotlib.use("Agg")

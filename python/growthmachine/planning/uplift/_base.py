@@ -44,6 +44,11 @@ def check_fit_inputs(
             "(map a control code such as -1 to 0 first)"
         )
     n_t = int(t.max())
+    if n_t >= len(t):  # arms 1..T without gaps, each with rows: T < n
+        raise ValueError(
+            f"treatment: must be coded 0 = control and 1..T without gaps, found code {n_t} "
+            f"among {len(t)} rows"
+        )
     if n_t < 1:
         raise ValueError("treatment: has no treated rows (all 0 = control)")
     counts = np.bincount(t, minlength=n_t + 1)

@@ -133,9 +133,9 @@ class UpliftForest(UpliftModel):
                 f"max_features: must be 'sqrt', a float or an int, got {type(mf).__name__}"
             )
         if isinstance(mf, numbers.Integral):
-            mf = int(mf)
+            mf = cv.check_int(mf, "max_features", minimum=1)
         elif not isinstance(mf, str):
-            mf = float(mf)
+            mf = cv.check_number(mf, "max_features", minimum=0.0)
         if not isinstance(self.honest, (bool, np.bool_)):
             raise TypeError(f"honest: must be True or False, got {type(self.honest).__name__}")
         subsample = cv.check_number(self.subsample, "subsample")

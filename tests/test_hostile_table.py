@@ -1,0 +1,166 @@
+"""The project-wide hostile-input table (issue 15): every public callable has a recipe (a valid
+call), and every substitution of one of its arguments by a bad value either raises
+``ValueError``/``TypeError``/``MemoryError`` naming the argument or succeeds with a sane result
+(see ``tests/hostile/``). Cases run in child interpreters: an abort or a hang fails one case."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from hostile import driver  # noqa: E402
+
+#: Public callables that take no data, so have nothing to substitute (name -> why).
+NO_DATA = {
+    "get_num_threads": "takes no argument",
+    "planning.uplift.UpliftModel": "abstract base, takes no argument; fit and predict have recipes",
+}
+
+#: Defects the table finds in code another helper owns (case-id prefix -> owner and reason); the
+#: lead empties this after merging their fixes.
+_CONFIG = (
+    "sim/_config*.py (the parser-fuzzing helper's files): the config dataclasses take any value "
+    "at construction; WorldConfig.validate, run when a world is built, is where values are "
+    "checked and named"
+)
+KNOWN_ELSEWHERE: dict[str, str] = {
+    **{
+        f"sim.{c}(": _CONFIG
+        for c in (
+            "Archetype",
+            "Benefit",
+            "ChannelConfig",
+            "ChannelsConfig",
+            "ObservablesConfig",
+            "PopulationConfig",
+            "PurchaseConfig",
+            "ResponseConfig",
+            "SeasonalityConfig",
+            "SessionConfig",
+            "SpendConfig",
+        )
+    },  # fmt: skip
+    **{
+        f"sim.WorldConfig.from_{f}(text_or_path=unknown)": "sim config parsing (the parser-"
+        "fuzzing helper's; shared _schema.read_json/read_yaml): a string that is neither a "
+        "document nor an existing file raises FileNotFoundError, not ValueError"
+        for f in ("json", "yaml")
+    },
+    "allocate.highs_lp(problem=": "allocate/_highs.py (the solver helper's file): a non-Problem "
+    "gives AttributeError ('n_candidates'), not TypeError naming problem",
+    "allocate.highs_lp(crossover=": "allocate/_highs.py: crossover is not checked to be a bool",
+    "allocate.highs_lp(threads=": "allocate/_highs.py: threads is read with int() (NaN, 'x', "
+    "2**64, True and 1.5 pass or raise without naming threads)",
+}
+
+#: Defects the table finds that are not fixed yet (case-id prefix -> what is wrong). Each entry
+#: must still fail (a fixed one is reported as stale, so the list only shrinks).
+_HUGE = (
+    "a value of 1e15 in the data overflows the model's likelihood or prediction to NaN/inf, "
+    "silently: the value models need a range check or a finite-result check"
+)
+OPEN: dict[str, str] = {
+    # sim
+    "sim.Population(users=dict)": "a mapping of plain arrays loses the categories: category "
+    "columns must be decoded from labels, not only from codes",
+    "sim.Population(transactions=dict)": "as users=dict",
+    "sim.Population(truth=dict)": "as users=dict",
+    "sim.Population(users=": "rows of users and truth are compared column by column in the "
+    "core: a wrong number of rows names an inner column (archetype, signup_day), not the table",
+    "sim.Population(truth=": "as users=: a length mismatch names inner columns",
+    # insight
+    "insight.BetaGeo.expected_purchases(frequency=huge)": _HUGE,
+    "insight.BetaGeo.predict(frequency=huge)": _HUGE,
+    "insight.BetaGeo.fit(T=huge)": _HUGE,
+    "insight.BetaGeo.fit(weights=huge)": _HUGE,
+    "insight.GammaGamma.fit(monetary=huge)": _HUGE,
+    "insight.GammaGamma.fit(weights=huge)": _HUGE,
+    "insight.clv(frequency=huge)": _HUGE,
+    "insight.BetaGeo.expected_purchases_new(t=str-dtype)": "t is read with np.asarray(float): "
+    "numeric strings are accepted",
+    "insight.UserInsight(penalizer=1e308)": "an absurd penalizer reaches the fit, whose NaN is "
+    "reported under an inner name (values)",
+    "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
+    # planning
+    "planning.Channel(daily_cap=2**64)": "the plan schema checks ints for a minimum only: "
+    "2**64 is accepted (and fails later in the core)",
+    "planning.Channel.from_dict(d=daily_cap:2**64)": "as Channel(daily_cap=2**64)",
+    "planning.Plan(horizon_days=2**64)": "as Channel(daily_cap=2**64)",
+    "planning.Plan.from_dict(d=horizon_days:2**64)": "as Channel(daily_cap=2**64)",
+    "planning.Planner(calibration_bins=huge-size)": "no upper bound: 2**40 bins reach numpy, "
+    "whose MemoryError names nothing",
+    "planning.Planner.fit(users=pandas-NA-signup_day)": "a nullable (pd.NA) users column "
+    "fails in numpy conversion without naming users",
+    "planning.planning_features(users=pandas-NA-signup_day)": "as Planner.fit",
+    "planning.plan_from_environment(n_actions=huge-size)": "more actions than the catalogue "
+    "end in an empty experiment, reported as 'user_ids: is empty'",
+    **{
+        f"planning.{c}.from_{f}(text_or_path=unknown)": "_schema.read_json/read_yaml: a string "
+        "that is neither a document nor an existing file raises FileNotFoundError, not a "
+        "ValueError naming text_or_path"
+        for c in ("Audience", "Benefit", "Channel", "Content", "Goal", "Plan")
+        for f in ("json", "yaml")
+    },
+    # allocate
+    "allocate.Problem(": "the raw constructor (documented: build problems with from_frame or "
+    "from_arrays) hands its arrays to the core with PyO3's typed extraction: other containers "
+    "and dtypes give 'type mismatch' / 'not an instance of ndarray' without the argument's name; "
+    "users, order and actions are not checked",
+    # touchpoint
+    "touchpoint.FrequencyPlanner.observe(outcomes=duplicates)": "duplicate user rows raise "
+    "pandas' InvalidIndexError",
+    "touchpoint.FrequencyPlanner.plan(segment=arrow-null)": "a missing segment label becomes "
+    "a segment of its own",
+    "touchpoint.FrequencyPlanner.plan(segment=none-entry)": "as segment=arrow-null",
+    "touchpoint.ResponseModel.curves(levels=1.5)": "levels are not checked to be integers",
+    "touchpoint.ResponseModel.pooled_curves(levels=1.5)": "as curves",
+    "touchpoint.ResponseModel.predict(": "predict converts with np.asarray: exposures 1.5, "
+    "float or numeric-string segments and a non-bool return_opt_out pass unchecked",
+    # machine
+    "machine.policy_table(": "policy_table indexes a pandas frame directly: other tables, "
+    "missing or string columns and non-integer periods give KeyError/AttributeError or pass",
+}
+
+MODULES = ["top", "sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine"]
+
+
+def _recipes() -> dict[str, str]:
+    out = {}
+    for m in (*MODULES, "spark"):  # spark's cases run in tests/spark/test_spark_hostile.py
+        for name in importlib.import_module(f"hostile.recipes_{m}").R:
+            out[name] = m
+    return out
+
+
+def test_every_public_callable_has_a_recipe():
+    public = driver.public_callables()
+    recipes = _recipes()
+    missing = sorted(n for n in public if n not in recipes and n not in NO_DATA)
+    assert not missing, f"public callables without a hostile-input recipe: {missing}"
+    stale = sorted(n for n in recipes if n not in public)
+    assert not stale, f"recipes for names that are not public: {stale}"
+    assert not set(NO_DATA) - set(public)
+
+
+def _listed(case: str) -> str | None:
+    return next((k for k in (*KNOWN_ELSEWHERE, *OPEN) if case.startswith(k)), None)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_hostile_inputs(module):
+    failures, n, seconds = driver.run_module(module)
+    assert n > 0
+    unexpected = {k: v for k, v in failures.items() if _listed(k) is None}
+    shown = "\n".join(f"{k}: {v}" for k, v in sorted(unexpected.items()))
+    assert not unexpected, f"{len(unexpected)} of {n} cases failed ({seconds:.0f} s):\n{shown}"
+    prefix = "" if module == "top" else f"{module}."
+    used = {_listed(k) for k in failures}
+    stale = [k for k in (*KNOWN_ELSEWHERE, *OPEN) if k.startswith(prefix) and k not in used]
+    if module == "top":
+        stale = [k for k in stale if "." not in k.split("(")[0]]
+    assert not stale, f"listed defects that no longer fail (remove them): {stale}"
