@@ -421,7 +421,9 @@ impl RealtimePolicy {
             )));
         }
         let rows = rows_view(&xr, &xar, "X")?;
-        self.run_locked(py, n >= LONG_ROWS, |p, _| p.update_batch(&rows, a, r))
+        self.run_locked(py, n >= LONG_ROWS, |p, ctl| {
+            p.update_batch_ctl(&rows, a, r, ctl)
+        })
     }
 
     /// The versioned state (bytes) of the policy.
