@@ -42,15 +42,16 @@ type ResRow = (usize, usize, bool);
 fn build<T: Real>(
     p: &Problem<'_, T>,
     x: &[Variable],
+    deadline: Option<Instant>,
     ctl: &Control,
-) -> Result<(Vec<Constraint>, Vec<ResRow>)> {
+) -> Result<Option<(Vec<Constraint>, Vec<ResRow>)>> {
     let mut cons = Vec::new();
     let mut res_rows = Vec::new();
     let r_n = p.n_resources();
     let mut exprs: Vec<Expression> = (0..r_n).map(|_| Expression::from(0.0)).collect();
     for (k, xk) in x.iter().enumerate() {
-        if k % CHECK_EVERY == 0 {
-            ctl.check()?;
+        if k % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
         }
         for (r, e) in exprs.iter_mut().enumerate() {
             let u = p.usage_of(k, r);
@@ -70,8 +71,8 @@ fn build<T: Real>(
         }
     }
     for i in 0..p.n_users() {
-        if i % CHECK_EVERY == 0 {
-            ctl.check()?;
+        if i % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
         }
         let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
         let l = p.limit.get(i) as usize;
@@ -93,7 +94,14 @@ fn build<T: Real>(
             }
         }
     }
-    Ok((cons, res_rows))
+    Ok(Some((cons, res_rows)))
+}
+
+/// `Err(Cancelled)` on Ctrl-C, `Ok(true)` once `deadline` has passed (building a large model
+/// takes seconds: the time limit counts it).
+fn stop(deadline: Option<Instant>, ctl: &Control) -> Result<bool> {
+    ctl.check()?;
+    Ok(deadline.is_some_and(|d| Instant::now() >= d))
 }
 
 fn infeasible(names: &[String]) -> CoreError {
@@ -151,12 +159,14 @@ pub fn solve_lp<T: Real>(
         .enumerate()
         .map(|(k, v)| p.value[k].into() * scale * *v)
         .sum();
-    let (cons, res_rows) = build(p, &x, ctl)?;
+    let Some((cons, res_rows)) = build(p, &x, deadline, ctl)? else {
+        return Ok(LpOut::abandoned(p.n_resources()));
+    };
     let n_cons = cons.len();
     let mut model = vars.maximise(obj).using(clarabel);
     for (j, c) in cons.into_iter().enumerate() {
-        if j % CHECK_EVERY == 0 {
-            ctl.check()?;
+        if j % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(LpOut::abandoned(p.n_resources()));
         }
         model.add_constraint(c);
     }
@@ -295,11 +305,13 @@ fn solve_mip<T: Real>(
         .enumerate()
         .map(|(k, v)| p.value[k].into() * scale * *v)
         .sum();
-    let (cons, _) = build(p, &x, ctl)?;
+    let Some((cons, _)) = build(p, &x, deadline, ctl)? else {
+        return Ok(None);
+    };
     let mut model = vars.maximise(obj).using(microlp);
     for (j, c) in cons.into_iter().enumerate() {
-        if j % CHECK_EVERY == 0 {
-            ctl.check()?;
+        if j % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
         }
         model.add_constraint(c);
     }

@@ -164,6 +164,8 @@ def _in_child(model: dict[str, Any], solves: list[dict[str, Any]], deadline: flo
         import highspy  # noqa: F401  (the child needs it; fail here with the message)
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("method='highs' needs highspy: pip install highspy") from None
+    if deadline is not None and time.time() >= deadline:
+        return []  # building the model used up the time
     for job in solves:
         job["deadline"] = deadline
     child = subprocess.Popen(
