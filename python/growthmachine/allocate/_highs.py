@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .._core import InfeasibleError
 
@@ -66,7 +65,10 @@ def _highs_model(problem: Problem, integer: bool) -> tuple[dict[str, Any], int, 
     if problem.groups.size and (problem.groups >= 0).any():
         g = problem.groups[problem.action.astype(np.int64)]
         m = g >= 0
-        key = pd.factorize(pd.MultiIndex.from_arrays([user[m], g[m]]))[0]
+        # One row per (user, group) pair in use: an int64 key, numbered in order (the
+        # candidates come by user, so rows come by user then group).
+        n_grp = int(g.max()) + 1
+        key = np.unique(user[m].astype(np.int64) * n_grp + g[m], return_inverse=True)[1]
         rows.append(n_rows + key)
         cols.append(k[m])
         vals.append(np.ones(int(m.sum())))
