@@ -198,11 +198,6 @@ LONG: dict[str, tuple[str, str]] = {
     ),
     "allocate.random_problem": ("", "gm.allocate.random_problem(100_000_000, per_user=8)"),
     # touchpoint
-    "touchpoint.ResponseModel.fit": (_TOUCH, "ResponseModel().fit(log)"),
-    "touchpoint.ResponseModel.partial_fit": (
-        _TOUCH,
-        "ResponseModel().partial_fit(log)",
-    ),
     "touchpoint.ResponseModel.predict": (
         _TOUCH + "m = ResponseModel().fit(log[:200_000])\nlog = pd.concat([log] * 10)\n",
         "m.predict(log['segment'], log['channel'], log['exposures'], return_opt_out=True)",
@@ -418,6 +413,11 @@ BOUNDED: dict[str, str] = {
             "insight.BetaGeo.expected_purchases_new",
         ],
         "sized by the plan or a few scalars",
+    ),
+    **dict.fromkeys(
+        ["touchpoint.ResponseModel.fit", "touchpoint.ResponseModel.partial_fit"],
+        "aggregates the log to (segment, channel, exposures) cells, then fits per cell: "
+        "8M rows in 1.05 s on 2 cores (the cases with 2M rows finished before SIGINT)",
     ),
     **dict.fromkeys(
         ["insight.GammaGamma.expected_spend"],
