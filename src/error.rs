@@ -107,6 +107,33 @@ pub fn check_fits_memory(arg: &str, bytes: usize) -> Result<()> {
     }
 }
 
+/// `vec![0.0; n]` with fallible allocation (as [`try_vec`]) from zeroed memory: the OS hands out
+/// zero pages lazily, so a large buffer costs nothing until it is written, where the writer can
+/// check for Ctrl-C (filling 1.6 GB with zeros took seconds that nothing could interrupt).
+pub fn try_zeroed(arg: &str, n: usize) -> Result<Vec<f64>> {
+    let bytes = checked_bytes(arg, "the values", Some(n), std::mem::size_of::<f64>())?;
+    check_fits_memory(arg, bytes)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let oom = || {
+        CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: could not allocate {:.1} GiB",
+            bytes as f64 / (1u64 << 30) as f64
+        ))
+    };
+    let layout = std::alloc::Layout::array::<f64>(n).map_err(|_| oom())?;
+    // SAFETY: the layout has a non-zero size; all-zero bits are the f64 0.0; the vector takes
+    // the allocation with the layout it was made with (the global allocator's, as Vec's own).
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut f64;
+        if p.is_null() {
+            return Err(oom());
+        }
+        Ok(Vec::from_raw_parts(p, n, n))
+    }
+}
+
 /// `vec![value; n]` with fallible allocation: `Invalid` if the size cannot exist,
 /// `OutOfMemory` naming `arg` if the machine cannot provide it (never an abort).
 pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {
@@ -126,6 +153,18 @@ pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_zeroed_is_zero_or_a_memory_error() {
+        let v = try_zeroed("n", 1 << 20).unwrap();
+        assert_eq!(v.len(), 1 << 20);
+        assert!(v.iter().all(|&x| x.to_bits() == 0));
+        assert!(try_zeroed("n", 0).unwrap().is_empty());
+        assert!(matches!(
+            try_zeroed("n", usize::MAX / 2),
+            Err(CoreError::Invalid { .. } | CoreError::OutOfMemory(_))
+        ));
+    }
 
     #[test]
     fn finite_and_nonnegative_checks_name_the_argument() {

@@ -23,7 +23,7 @@ pub const BATCH: usize = 64;
 /// The chunk-ordered reduction every core uses: runs `work(chunk_index, rows)` over the chunks of
 /// `ch` rows of `0..n` in parallel (`ch` a constant of the caller, never the thread count) and
 /// feeds the results to `reduce` in chunk order, so that float sums do not depend on the thread
-/// count. Batches of [`BATCH`] chunks bound the memory held; `ctl` is checked before each batch.
+/// count. Batches of [`BATCH`] chunks bound the memory held; `ctl` is checked before each chunk.
 pub fn ordered<R: Send>(
     n: usize,
     ch: usize,
@@ -36,12 +36,16 @@ pub fn ordered<R: Send>(
     while c0 < nc {
         ctl.check()?;
         let c1 = (c0 + BATCH).min(nc);
-        let parts: Vec<R> = (c0..c1)
+        // A chunk that starts after Ctrl-C is skipped: a batch of heavy chunks (KMeans on 64
+        // centers) takes a second, a chunk a few milliseconds.
+        let parts: Vec<Option<R>> = (c0..c1)
             .into_par_iter()
-            .map(|c| work(c, c * ch..((c + 1) * ch).min(n)))
+            .map(|c| (!ctl.is_cancelled()).then(|| work(c, c * ch..((c + 1) * ch).min(n))))
             .collect();
+        // Once this passes, no chunk was skipped (cancellation is never undone).
+        ctl.check()?;
         for (i, r) in parts.into_iter().enumerate() {
-            reduce(c0 + i, r);
+            reduce(c0 + i, r.expect("a chunk is skipped only after Ctrl-C"));
         }
         c0 = c1;
     }

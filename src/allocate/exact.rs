@@ -4,8 +4,9 @@
 //! What they claim is proven here, not taken from the solvers:
 //! - the dual bound is [`certified_bound`] at the LP's prices (or at zero prices, whichever is
 //!   lower): an upper bound by weak duality whatever state the LP solver stopped in;
-//! - both solvers stop on Ctrl-C (clarabel through its termination callback, microlp between time
-//!   slices of [`SLICE`]) and on the time limit; what they found by then is reported with status
+//! - both solvers stop on Ctrl-C (clarabel runs on a thread of its own that is abandoned, with its
+//!   termination callback set, see [`run_clarabel`]; microlp between time slices of [`SLICE`])
+//!   and on the time limit; what they found by then is reported with status
 //!   `time_limit`, and an empty plan only when the empty plan meets every bound;
 //! - the objective is scaled by a power of two (exact) so that the solvers' absolute tolerances
 //!   and "infinite cost" thresholds see values of order 1 whatever the units.
@@ -13,29 +14,45 @@
 use super::{certified_bound, HistoryRow, Problem, Real, Solved, Status};
 use crate::control::Control;
 use crate::error::{CoreError, Result};
-use clarabel::solver::{IPSolver, SolverStatus};
-use good_lp::solvers::clarabel::clarabel;
+use clarabel::solver::{DefaultSolution, IPSolver, SolverStatus};
+use good_lp::solvers::clarabel::{clarabel, ClarabelProblem};
 use good_lp::solvers::microlp::microlp;
 use good_lp::{variable, Constraint, Expression, ProblemVariables, SolverModel, Variable};
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// The longest the MIP runs between two checks of Ctrl-C and of the deadline.
 const SLICE: Duration = Duration::from_millis(200);
+
+/// Candidates (or users) between two checks of Ctrl-C while the model is built.
+const CHECK_EVERY: usize = 4096;
+
+/// How long past the deadline clarabel may run before its result is abandoned (it checks the
+/// time and the termination callback only between iterations, which take seconds on large LPs).
+const GRACE: Duration = Duration::from_millis(200);
 
 /// A resource row of the model: (constraint index, resource, true for the upper bound's row).
 type ResRow = (usize, usize, bool);
 
 /// The model's constraints; resource rows come first (upper then lower of each resource) with
 /// their resource index, so their duals can be read back as prices.
-fn build<T: Real>(p: &Problem<'_, T>, x: &[Variable]) -> (Vec<Constraint>, Vec<ResRow>) {
+fn build<T: Real>(
+    p: &Problem<'_, T>,
+    x: &[Variable],
+    deadline: Option<Instant>,
+    ctl: &Control,
+) -> Result<Option<(Vec<Constraint>, Vec<ResRow>)>> {
     let mut cons = Vec::new();
     let mut res_rows = Vec::new();
     let r_n = p.n_resources();
     let mut exprs: Vec<Expression> = (0..r_n).map(|_| Expression::from(0.0)).collect();
     for (k, xk) in x.iter().enumerate() {
+        if k % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
+        }
         for (r, e) in exprs.iter_mut().enumerate() {
             let u = p.usage_of(k, r);
             if u != 0.0 {
@@ -54,6 +71,9 @@ fn build<T: Real>(p: &Problem<'_, T>, x: &[Variable]) -> (Vec<Constraint>, Vec<R
         }
     }
     for i in 0..p.n_users() {
+        if i % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
+        }
         let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
         let l = p.limit.get(i) as usize;
         if e - s > l {
@@ -74,7 +94,14 @@ fn build<T: Real>(p: &Problem<'_, T>, x: &[Variable]) -> (Vec<Constraint>, Vec<R
             }
         }
     }
-    (cons, res_rows)
+    Ok(Some((cons, res_rows)))
+}
+
+/// `Err(Cancelled)` on Ctrl-C, `Ok(true)` once `deadline` has passed (building a large model
+/// takes seconds: the time limit counts it).
+fn stop(deadline: Option<Instant>, ctl: &Control) -> Result<bool> {
+    ctl.check()?;
+    Ok(deadline.is_some_and(|d| Instant::now() >= d))
 }
 
 fn infeasible(names: &[String]) -> CoreError {
@@ -132,38 +159,25 @@ pub fn solve_lp<T: Real>(
         .enumerate()
         .map(|(k, v)| p.value[k].into() * scale * *v)
         .sum();
-    let (cons, res_rows) = build(p, &x);
+    let Some((cons, res_rows)) = build(p, &x, deadline, ctl)? else {
+        return Ok(LpOut::abandoned(p.n_resources()));
+    };
     let n_cons = cons.len();
     let mut model = vars.maximise(obj).using(clarabel);
-    for c in cons {
+    for (j, c) in cons.into_iter().enumerate() {
+        if j % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(LpOut::abandoned(p.n_resources()));
+        }
         model.add_constraint(c);
     }
     if let Some(t) = remaining(deadline) {
         model.settings().time_limit(t.as_secs_f64());
     }
-    let mut solver = model
-        .try_into_solver()
-        .map_err(|e| CoreError::Internal(format!("the LP solver (clarabel) failed: {e}")))?;
-    // The callback must own what it reads: a flag that a watcher sets from `ctl`.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    solver.set_termination_callback(move |_| flag.load(Ordering::Relaxed));
-    let finished = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            while !finished.load(Ordering::Relaxed) {
-                if ctl.is_cancelled() {
-                    stop.store(true, Ordering::Relaxed);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        solver.solve();
-        finished.store(true, Ordering::Relaxed);
-    });
-    ctl.check()?;
-    let sol = &solver.solution;
+    let sol = match run_clarabel(model, deadline, ctl)? {
+        Some(sol) => sol,
+        None => return Ok(LpOut::abandoned(p.n_resources())),
+    };
+    let sol = &sol;
     // good_lp puts the variables' bounds first (two rows each), then our constraints; for a
     // maximisation clarabel's dual `z` of a `<=` row is its price and of a `>=` row minus it.
     let first = sol.z.len().saturating_sub(n_cons);
@@ -201,6 +215,74 @@ pub fn solve_lp<T: Real>(
     })
 }
 
+impl LpOut {
+    /// What is known when clarabel was abandoned at the deadline: no point, zero prices.
+    fn abandoned(n_resources: usize) -> Self {
+        LpOut {
+            x: None,
+            objective: f64::NEG_INFINITY,
+            prices: vec![0.0; n_resources],
+            timed_out: true,
+            status: "MaxTime".to_string(),
+        }
+    }
+}
+
+type ClarabelResult = std::result::Result<DefaultSolution<f64>, String>;
+
+/// Runs clarabel (its set-up, which equilibrates and factors the KKT system, and its iterations)
+/// on a thread of its own that owns the model, and waits for it checking `ctl` every 10 ms.
+/// On Ctrl-C (`Err(Cancelled)`) or [`GRACE`] past `deadline` (`Ok(None)`) it returns at once:
+/// clarabel's termination callback is set and the thread, left to itself, stops at clarabel's
+/// next check and frees the model. Clarabel checks only between iterations, and one iteration
+/// (or the set-up) of a large LP takes seconds, so waiting for it would ignore Ctrl-C.
+fn run_clarabel(
+    model: ClarabelProblem,
+    deadline: Option<Instant>,
+    ctl: &Control,
+) -> Result<Option<DefaultSolution<f64>>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let (tx, rx) = mpsc::channel::<ClarabelResult>();
+    std::thread::Builder::new()
+        .name("gm-clarabel".to_string())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                let mut solver = model.try_into_solver().map_err(|e| e.to_string())?;
+                solver.set_termination_callback(move |_| flag.load(Ordering::Relaxed));
+                solver.solve();
+                Ok(solver.solution)
+            }));
+            // The receiver is gone when the caller stopped waiting: nothing to report.
+            let _ = tx.send(r.unwrap_or_else(|_| Err("clarabel panicked".to_string())));
+        })
+        .map_err(|e| CoreError::Internal(format!("cannot start the LP solver's thread: {e}")))?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(r) => {
+                return r.map(Some).map_err(|e| {
+                    CoreError::Internal(format!("the LP solver (clarabel) failed: {e}"))
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if ctl.is_cancelled() {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(CoreError::Cancelled);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d + GRACE) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(CoreError::Internal(
+                    "the LP solver's thread stopped without an answer".to_string(),
+                ))
+            }
+        }
+    }
+}
+
 /// True when the empty plan meets every bound (no positive lower bound).
 fn empty_plan_ok<T: Real>(p: &Problem<'_, T>) -> bool {
     (0..p.n_resources()).all(|r| !p.has_lower(r))
@@ -223,9 +305,14 @@ fn solve_mip<T: Real>(
         .enumerate()
         .map(|(k, v)| p.value[k].into() * scale * *v)
         .sum();
-    let (cons, _) = build(p, &x);
+    let Some((cons, _)) = build(p, &x, deadline, ctl)? else {
+        return Ok(None);
+    };
     let mut model = vars.maximise(obj).using(microlp);
-    for c in cons {
+    for (j, c) in cons.into_iter().enumerate() {
+        if j % CHECK_EVERY == 0 && stop(deadline, ctl)? {
+            return Ok(None);
+        }
         model.add_constraint(c);
     }
     let slice = || Some(remaining(deadline).map_or(SLICE, |t| t.min(SLICE)));

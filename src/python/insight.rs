@@ -216,7 +216,9 @@ mod models {
                 "params: need 4 positive finite values r, alpha, a, b",
             ));
         }
-        let (x, t) = py.detach(|| value::simulate_bgnbd(&params, tt, seed));
+        let (x, t) = run_long(py, None, None, |ctl| {
+            value::simulate_bgnbd_ctl(&params, tt, seed, ctl)
+        })?;
         Ok((x.into_pyarray(py), t.into_pyarray(py)))
     }
 

@@ -145,6 +145,34 @@ where
     }
 }
 
+/// Runs a short core computation `f` with the GIL released, on the calling thread (no hand-off:
+/// for calls of microseconds that [`run_long`] would slow down); a Rust panic becomes
+/// `InternalError` (never `PanicException`), errors map through [`to_pyerr`]. Work that can run
+/// long goes through [`run_long`] instead (Ctrl-C); [`guarded_pool`] runs `f` on the pool.
+pub(crate) fn guarded<R, F>(py: Python<'_>, f: F) -> PyResult<R>
+where
+    R: Send,
+    F: FnOnce() -> Result<R, CoreError> + Send,
+{
+    match py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(f))) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(to_pyerr(e)),
+        Err(p) => Err(InternalError::new_err(format!(
+            "internal error in growthmachine's core (a bug, please report it): {}",
+            panic_message(p.as_ref())
+        ))),
+    }
+}
+
+/// [`guarded`] with `f` inside the growthmachine pool (for short parallel work).
+pub(crate) fn guarded_pool<R, F>(py: Python<'_>, f: F) -> PyResult<R>
+where
+    R: Send,
+    F: FnOnce() -> Result<R, CoreError> + Send,
+{
+    guarded(py, || parallel::install(f))
+}
+
 /// A contiguous 1-d array as a slice, or a `ValueError` naming `arg`.
 pub(crate) fn slice1<'a, T: numpy::Element>(
     arg: &str,

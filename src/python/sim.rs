@@ -1,7 +1,7 @@
 //! Bindings of the `sim` core. Names on `_core` are prefixed `sim_` (functions) or `Sim`
 //! (classes). Columns go back to Python as numpy arrays built from the core's `Vec`s (no copy).
 
-use super::{run_long, slice1, to_pyerr};
+use super::{guarded_pool, run_long, slice1, to_pyerr};
 use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
 use crate::sim::model::Model;
@@ -502,9 +502,7 @@ impl SimEnv {
         let sampler = match &self.visit_sampler {
             Some(c) => c.clone(),
             None => {
-                let c = Arc::new(
-                    py.detach(|| crate::parallel::install(|| Sessions::visit_sampler(&m, env))),
-                );
+                let c = Arc::new(guarded_pool(py, || Ok(Sessions::visit_sampler(&m, env)))?);
                 self.visit_sampler = Some(c.clone());
                 c
             }
@@ -645,9 +643,7 @@ impl SimSessions {
         let a = slice1("actions", &actions)?;
         let m = self.model.clone();
         let s = &mut self.s;
-        let out = py
-            .detach(|| crate::parallel::install(|| s.step(&m, a)))
-            .map_err(to_pyerr)?;
+        let out = guarded_pool(py, || s.step(&m, a))?;
         Ok((
             PyArray1::from_vec(py, out.reward),
             PyArray1::from_vec(py, out.cost),
@@ -662,9 +658,7 @@ impl SimSessions {
         let a = slice1("actions", &actions)?;
         let m = self.model.clone();
         let s = &self.s;
-        let v = py
-            .detach(|| crate::parallel::install(|| s.expected_value(&m, a)))
-            .map_err(to_pyerr)?;
+        let v = guarded_pool(py, || s.expected_value(&m, a))?;
         Ok(PyArray1::from_vec(py, v))
     }
 

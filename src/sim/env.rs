@@ -276,6 +276,8 @@ impl Env {
             .try_for_each(|(c, o)| -> Result<()> {
                 ctl.check()?;
                 for (j, e) in o.iter_mut().enumerate() {
+                    // Per row: a row's work grows with `days`.
+                    ctl.check()?;
                     let i = c * CHUNK + j;
                     let uid = user[i] as usize;
                     let u = self.statics[uid].expand(m);

@@ -251,6 +251,8 @@ impl Env {
                     if ts.is_empty() {
                         continue;
                     }
+                    // Per user: a user's work grows with `days`.
+                    ctl.check()?;
                     let u = self.statics[uid].expand(m);
                     let mut rng = stream2(seed, DOMAIN_EXPECTED, uid as u64);
                     let e = expected_window(m, &u, &self.users[uid], ts, start, days, &mut rng);

@@ -95,6 +95,8 @@ impl Env {
                 let mut eff = Vec::with_capacity(benefit.len());
                 let mut hull = Vec::new();
                 for &uid in chunk {
+                    // Per user: a user's work grows with `days` and the number of actions.
+                    ctl.check()?;
                     let u = self.statics[uid as usize].expand(m);
                     let st = &self.users[uid as usize];
                     pts.clear();

@@ -269,7 +269,7 @@ impl Sessions {
         let per_session = d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3;
         let bytes = checked_bytes("n", "the sessions' buffers", Some(n), per_session)?;
         check_fits_memory("n", bytes)?;
-        let mut context = try_vec("n", n * d, 0.0f64)?;
+        let mut context = crate::error::try_zeroed("n", n * d)?;
         let mut rows = try_vec("n", n, Row::default())?;
         context
             .par_chunks_mut(d)
@@ -277,6 +277,10 @@ impl Sessions {
             .enumerate()
             .with_min_len(1024)
             .for_each(|(i, (ctx, row))| {
+                // One atomic load per session: the loop stops soon after Ctrl-C.
+                if ctl.is_cancelled() {
+                    return;
+                }
                 let mut rng = stream2(seed, DOMAIN_SESSION, i as u64);
                 let uid = sampler.sample(&mut rng);
                 let u = env.statics[uid].expand(m);
@@ -340,6 +344,7 @@ impl Sessions {
                     nu: u.nu,
                 };
             });
+        ctl.check()?;
         let s = Sessions {
             seed,
             steps: 0,

@@ -23,8 +23,8 @@ itself: 10M users x 20 candidates x 50 resources in about 6 s on 2 cores), ``"ex
 is installed), ``"auto"`` (exact for tiny problems, else dual).
 
 Every method honours ``time_limit`` and Ctrl-C (``KeyboardInterrupt`` within about half a
-second), except that ``highs`` stops only where HiGHS checks: on large instances (hundreds of
-thousands of candidates) its presolve and root phases can run for minutes past both. Every
+second; ``highs`` runs HiGHS in a child process, killed on Ctrl-C and half a second past the
+time limit, since HiGHS checks neither in some phases of large instances). Every
 method claims only what it proved: ``exact`` and ``lp`` report the Lagrangian bound at the LP
 solver's prices (a bound whatever state the solver stopped in), ``highs`` HiGHS's own dual bound
 or none (``dual_bound=inf``, ``gap=inf``); the empty plan is ``optimal`` with gap 0 only when the

@@ -1,13 +1,20 @@
 """The HiGHS bridge (optional: the independent oracle): the problem as a HiGHS LP/MIP, its LP
-relaxation (:func:`highs_lp`) and the MIP with only what HiGHS proved (:func:`solve_highs`)."""
+relaxation (:func:`highs_lp`) and the MIP with only what HiGHS proved (:func:`solve_highs`).
+
+HiGHS runs in a child process (``_CHILD``), which is killed on Ctrl-C and shortly after the time
+limit: HiGHS checks its time limit and interrupt callbacks only in some phases (its presolve,
+heuristics and the simplex on large instances ran for tens of seconds past both)."""
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .._core import InfeasibleError
 
@@ -24,13 +31,10 @@ def _objective_scale(value: np.ndarray) -> float:
     return float(2.0 ** -np.floor(np.log2(most))) if most > 0 else 1.0
 
 
-def _highs_model(problem: Problem, integer: bool):
-    """The model as a HiGHS LP/MIP (columns = candidates), its objective scaled by
-    ``_objective_scale`` (returned last: divide HiGHS's objective, bound and duals by it)."""
-    try:
-        import highspy
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("method='highs' needs highspy: pip install highspy") from None
+def _highs_model(problem: Problem, integer: bool) -> tuple[dict[str, Any], int, float]:
+    """The model as the arrays of a HiGHS LP/MIP (columns = candidates; a CSC matrix), its
+    objective scaled by ``_objective_scale`` (returned last: divide HiGHS's objective, bound and
+    duals by it), and the number of resource rows (they come first)."""
     import scipy.sparse as sp
 
     nnz, n, r_n = problem.n_candidates, problem.n_users, len(problem.resources)
@@ -46,8 +50,8 @@ def _highs_model(problem: Problem, integer: bool):
         rows.append(np.full(len(nzk), r))
         cols.append(nzk)
         vals.append(u[nzk, r])
-    row_lo = list(np.where(problem.lower > 0, problem.lower, -np.inf))
-    row_hi = list(problem.upper)
+    row_lo = [np.where(problem.lower > 0, problem.lower, -np.inf)]
+    row_hi = [np.asarray(problem.upper, dtype=np.float64)]
     # Per-user limits.
     user = np.repeat(np.arange(n), np.diff(problem.indptr))
     lim = problem.per_user_limit
@@ -55,60 +59,156 @@ def _highs_model(problem: Problem, integer: bool):
     rows.append(r_n + user)
     cols.append(k)
     vals.append(np.ones(nnz))
-    row_lo += [-np.inf] * n
-    row_hi += list(lim_arr.astype(np.float64))
+    row_lo.append(np.full(n, -np.inf))
+    row_hi.append(lim_arr.astype(np.float64))
     n_rows = r_n + n
     if problem.groups.size and (problem.groups >= 0).any():
         g = problem.groups[problem.action.astype(np.int64)]
         m = g >= 0
-        key = pd.factorize(pd.MultiIndex.from_arrays([user[m], g[m]]))[0]
+        # One row per (user, group) pair in use: an int64 key, numbered in order (the
+        # candidates come by user, so rows come by user then group).
+        n_grp = int(g.max()) + 1
+        key = np.unique(user[m].astype(np.int64) * n_grp + g[m], return_inverse=True)[1]
         rows.append(n_rows + key)
         cols.append(k[m])
         vals.append(np.ones(int(m.sum())))
         n_g = int(key.max()) + 1 if key.size else 0
-        row_lo += [-np.inf] * n_g
-        row_hi += [1.0] * n_g
+        row_lo.append(np.full(n_g, -np.inf))
+        row_hi.append(np.ones(n_g))
         n_rows += n_g
     A = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(n_rows, nnz),
     )
     A.sort_indices()
-    lp = highspy.HighsLp()
-    lp.num_col_ = nnz
-    lp.num_row_ = n_rows
-    lp.sense_ = highspy.ObjSense.kMaximize
     scale = _objective_scale(problem.value)
-    lp.col_cost_ = problem.value.astype(np.float64) * scale
-    lp.col_lower_ = np.zeros(nnz)
-    lp.col_upper_ = np.ones(nnz)
-    lp.row_lower_ = np.asarray(row_lo, dtype=np.float64)
-    lp.row_upper_ = np.asarray(row_hi, dtype=np.float64)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data
-    lp.a_matrix_.num_col_ = nnz
-    lp.a_matrix_.num_row_ = n_rows
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * nnz
-    return highspy, lp, r_n, scale
+    model = {
+        "num_col": nnz,
+        "num_row": n_rows,
+        "col_cost": problem.value.astype(np.float64) * scale,
+        "row_lower": np.concatenate(row_lo).astype(np.float64),
+        "row_upper": np.concatenate(row_hi).astype(np.float64),
+        "start": A.indptr.astype(np.int32),
+        "index": A.indices.astype(np.int32),
+        "value": np.asarray(A.data, dtype=np.float64),
+        "integer": integer,
+    }
+    return model, r_n, scale
 
 
-def _run_highs(h: Any) -> None:
-    """Runs HiGHS on a worker thread (highspy's ``startSolve``), polling for Ctrl-C every 0.1 s:
-    on ``KeyboardInterrupt`` HiGHS is told to stop through its interrupt callbacks
-    (``HandleUserInterrupt``/``cancelSolve``), the thread is joined, and the interrupt re-raised."""
-    h.HandleUserInterrupt = True
-    h.startSolve()
+#: The child process that runs HiGHS: reads ``(model, solves)`` (pickled) from stdin, runs each
+#: solve (a dict of HiGHS options; ``integer``: solve the MIP, else the LP relaxation) on the
+#: model with a time limit up to the wall-clock ``deadline``, and writes one pickled result per
+#: solve to stdout as soon as it has it. HiGHS's banner and output go to /dev/null.
+_CHILD = """
+import os, pickle, sys, time
+out = os.fdopen(os.dup(1), "wb")
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+import numpy as np
+import highspy
+model, solves = pickle.load(sys.stdin.buffer)
+lp = highspy.HighsLp()
+lp.num_col_ = model["num_col"]
+lp.num_row_ = model["num_row"]
+lp.sense_ = highspy.ObjSense.kMaximize
+lp.col_cost_ = model["col_cost"]
+lp.col_lower_ = np.zeros(model["num_col"])
+lp.col_upper_ = np.ones(model["num_col"])
+lp.row_lower_ = model["row_lower"]
+lp.row_upper_ = model["row_upper"]
+lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+lp.a_matrix_.start_ = model["start"]
+lp.a_matrix_.index_ = model["index"]
+lp.a_matrix_.value_ = model["value"]
+lp.a_matrix_.num_col_ = model["num_col"]
+lp.a_matrix_.num_row_ = model["num_row"]
+for job in solves:
+    lp.integrality_ = (
+        [highspy.HighsVarType.kInteger] * model["num_col"] if job.pop("integer") else []
+    )
+    deadline = job.pop("deadline")
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    for k, v in job.items():
+        h.setOptionValue(k, v)
+    if deadline is not None:
+        h.setOptionValue("time_limit", max(deadline - time.time(), 0.0))
+    h.passModel(lp)
+    t0 = time.perf_counter()
+    h.run()
+    secs = time.perf_counter() - t0
+    info, sol, status = h.getInfo(), h.getSolution(), h.getModelStatus()
+    pickle.dump({
+        "status": h.modelStatusToString(status),
+        "optimal": status == highspy.HighsModelStatus.kOptimal,
+        "objective": float(info.objective_function_value),
+        "mip_dual_bound": float(getattr(info, "mip_dual_bound", np.inf)),
+        "has_plan": int(info.primal_solution_status) == 2,
+        "x": np.asarray(sol.col_value),
+        "row_dual": np.asarray(sol.row_dual),
+        "seconds": secs,
+    }, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
+"""
+
+#: Seconds past the deadline before the child is stopped: HiGHS honours its time limit only
+#: where it checks it (a large instance's presolve or feasibility-jump heuristic ran for minutes
+#: past it), so the child is killed then and what it had not reported is lost.
+GRACE = 0.5
+
+
+def _in_child(model: dict[str, Any], solves: list[dict[str, Any]], deadline: float | None):
+    """Runs ``solves`` on ``model`` in a child process (see ``_CHILD``); returns the results the
+    child reported, in order, by the time it finished or ``GRACE`` seconds past ``deadline``
+    (wall-clock, ``time.time()``), when it is killed. Ctrl-C kills the child at once and
+    re-raises ``KeyboardInterrupt``: HiGHS's own interrupt checks miss whole phases."""
     try:
-        while not h.wait(0.1)[0]:
+        import highspy  # noqa: F401  (the child needs it; fail here with the message)
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("method='highs' needs highspy: pip install highspy") from None
+    if deadline is not None and time.time() >= deadline:
+        return []  # building the model used up the time
+    for job in solves:
+        job["deadline"] = deadline
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    got: list[dict[str, Any]] = []
+
+    def send() -> None:
+        try:
+            pickle.dump((model, solves), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            child.stdin.close()
+        except OSError:  # the child was killed
             pass
-    except KeyboardInterrupt:
-        h.cancelSolve()
-        while not h.wait(0.1)[0]:
+
+    def receive() -> None:
+        try:
+            while True:
+                got.append(pickle.load(child.stdout))
+        except Exception:  # end of the stream (finished or killed)
             pass
-        raise
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (send, receive)]
+    for t in threads:
+        t.start()
+    try:
+        while child.poll() is None and len(got) < len(solves):
+            if deadline is not None and time.time() > deadline + GRACE:
+                break
+            try:
+                child.wait(0.02)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        threads[1].join()
+    return got
 
 
 def highs_lp(
@@ -120,63 +220,63 @@ def highs_lp(
 ) -> dict[str, Any]:
     """The LP relaxation solved by HiGHS (``solver="ipm"``: interior point; crossover off by
     default). Returns objective, status, seconds (solve only) and the resource duals. Stops on
-    Ctrl-C (``KeyboardInterrupt``) and at ``time_limit``."""
-    highspy, lp, r_n, scale = _highs_model(problem, integer=False)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("solver", solver)
+    Ctrl-C (``KeyboardInterrupt``) and at ``time_limit`` (HiGHS runs in a child process that is
+    killed then, within ``GRACE`` seconds: status ``"Time limit reached"``, objective and duals
+    NaN when it had not finished)."""
+    deadline = None if time_limit is None else time.time() + time_limit
+    model, r_n, scale = _highs_model(problem, integer=False)
+    job: dict[str, Any] = {"integer": False, "solver": solver}
     if solver == "ipm":
-        h.setOptionValue("run_crossover", "on" if crossover else "off")
-    if time_limit is not None:
-        h.setOptionValue("time_limit", float(time_limit))
+        job["run_crossover"] = "on" if crossover else "off"
     if threads is not None:
-        h.setOptionValue("threads", int(threads))
-    h.passModel(lp)
-    t0 = time.perf_counter()
-    _run_highs(h)
-    secs = time.perf_counter() - t0
-    info = h.getInfo()
-    sol = h.getSolution()
+        job["threads"] = int(threads)
+    got = _in_child(model, [job], deadline)
+    if not got:
+        return {
+            "objective": np.nan,
+            "status": "Time limit reached",
+            "seconds": np.nan,
+            "prices": np.full(r_n, np.nan),
+            "x": np.full(problem.n_candidates, np.nan),
+        }
+    res = got[0]
     return {
-        "objective": float(info.objective_function_value) / scale,
-        "status": h.modelStatusToString(h.getModelStatus()),
-        "seconds": secs,
-        "prices": np.asarray(sol.row_dual[:r_n]) / scale,
-        "x": np.asarray(sol.col_value),
+        "objective": res["objective"] / scale,
+        "status": res["status"],
+        "seconds": res["seconds"],
+        "prices": res["row_dual"][:r_n] / scale,
+        "x": res["x"],
     }
 
 
 def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> dict:
     """The MIP through HiGHS. Claims only what HiGHS proved: ``optimal`` when HiGHS says so; at
     the time limit its best plan (or the empty plan, if that meets every bound) with HiGHS's dual
-    bound, or an infinite bound (gap ``inf``) when it has none. The shadow-price LP runs in the
-    time left. Ctrl-C stops either solve (``KeyboardInterrupt``)."""
+    bound, or an infinite bound (gap ``inf``) when it has none, as when the child running HiGHS
+    had to be killed. The shadow-price LP runs after it in the time left (prices NaN if it does
+    not finish). Ctrl-C stops either solve (``KeyboardInterrupt``)."""
     t0 = time.perf_counter()
-    deadline = None if time_limit is None else t0 + time_limit
-    highspy, lp, r_n, scale = _highs_model(problem, integer=integer)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("mip_rel_gap", 1e-6)
+    deadline = None if time_limit is None else time.time() + time_limit
+    model, r_n, scale = _highs_model(problem, integer=integer)
     # HiGHS 1.16's feasibility-jump heuristic checks neither the time limit nor the interrupt
     # callbacks (a 400,000-column instance ran for minutes past a 5 s limit and past Ctrl-C);
     # without it the search proves the same optimum.
-    h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.0))
-    h.passModel(lp)
-    _run_highs(h)
-    model_status = h.getModelStatus()
-    status = h.modelStatusToString(model_status)
+    solves = [
+        {"integer": integer, "mip_rel_gap": 1e-6, "mip_heuristic_run_feasibility_jump": False}
+    ]
+    if problem.n_candidates <= 200_000:
+        solves.append({"integer": False, "solver": "simplex"})
+    got = _in_child(model, solves, deadline)
+    mip = got[0] if got else None
+    status = mip["status"] if mip else "Time limit reached (HiGHS stopped)"
     if "nfeasible" in status:
         raise InfeasibleError(
             f"HiGHS: no plan meets the bounds of the resources {problem.resources} together "
             "with the per-user and group limits"
         )
-    info = h.getInfo()
-    optimal = model_status == highspy.HighsModelStatus.kOptimal
-    x = np.asarray(h.getSolution().col_value)
-    has_plan = int(info.primal_solution_status) == 2 and x.size == problem.n_candidates
-    chosen = np.flatnonzero(x > 0.5) if has_plan else np.zeros(0, dtype=np.int64)
+    optimal = bool(mip and mip["optimal"])
+    has_plan = bool(mip and mip["has_plan"] and mip["x"].size == problem.n_candidates)
+    chosen = np.flatnonzero(mip["x"] > 0.5) if has_plan else np.zeros(0, dtype=np.int64)
     u = problem.action_usage[problem.action[chosen].astype(np.int64)].sum(axis=0)
     u = np.array(u, dtype=np.float64).reshape(-1)
     if u.size != r_n:
@@ -191,14 +291,9 @@ def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> di
     obj = float(problem.value[chosen].astype(np.float64).sum())
     # HiGHS's proof (its dual bound, scaled back), else the plan itself when HiGHS proved it
     # optimal, else no bound at all.
-    raw = float(getattr(info, "mip_dual_bound", np.inf))
+    raw = mip["mip_dual_bound"] if mip else np.inf
     bound = raw / scale if np.isfinite(raw) else (obj if optimal else np.inf)
-    left = None if deadline is None else deadline - time.perf_counter()
-    lp_res = None
-    if problem.n_candidates <= 200_000 and (left is None or left > 0):
-        lp_res = highs_lp(problem, solver="simplex", time_limit=left)
-        if lp_res["status"] != "Optimal":
-            lp_res = None
+    lp_res = got[1] if len(got) > 1 and got[1]["status"] == "Optimal" else None
     if optimal:
         state = "optimal"
     elif "Time limit" in status:
@@ -211,7 +306,7 @@ def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> di
         "dual_bound": bound,
         "lp_value": obj,
         "usage": u,
-        "prices": lp_res["prices"] if lp_res else np.full(r_n, np.nan),
+        "prices": lp_res["row_dual"][:r_n] / scale if lp_res else np.full(r_n, np.nan),
         "status": state,
         "message": "" if optimal else f"HiGHS: {status}",
         "passes": 0,
@@ -220,7 +315,7 @@ def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> di
             "iteration": np.array([0]),
             "dual": np.array([bound]),
             "bound": np.array([bound]),
-            "lp_value": np.array([lp_res["objective"] if lp_res else np.nan]),
+            "lp_value": np.array([lp_res["objective"] / scale if lp_res else np.nan]),
             "value": np.array([obj]),
             "max_violation": np.array([0.0]),
             "seconds": np.array([time.perf_counter() - t0]),

@@ -9,7 +9,7 @@ use super::compress::{per_distinct, stride_sample};
 use super::optim::Likelihood;
 use super::{fit_warm, FitOptions, FitResult};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{try_vec, CoreError, Result};
 use crate::parallel::CHUNK;
 use crate::special::{digamma, hyp2f1, lgamma, trigamma};
 use rayon::prelude::*;
@@ -345,18 +345,43 @@ pub(super) fn check_bg_params(p: &[f64]) -> Result<()> {
 
 /// Simulates BG/NBD customers observed for T days from first purchase (for tests).
 pub fn simulate_bgnbd(p: &[f64], big_t: &[f64], seed: u64) -> (Vec<f64>, Vec<f64>) {
+    simulate_bgnbd_ctl(p, big_t, seed, &Control::new()).expect("never cancelled")
+}
+
+/// [`simulate_bgnbd`] that stops on `ctl` (`Err(Cancelled)`): it checks every 4,096 customers
+/// and every 2^20 purchases of one customer (a high rate and a low drop-out probability make
+/// one customer's history arbitrarily long).
+pub fn simulate_bgnbd_ctl(
+    p: &[f64],
+    big_t: &[f64],
+    seed: u64,
+    ctl: &Control,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     use rand::Rng;
     use rand_distr::{Beta, Distribution, Exp, Gamma};
+    check_bg_params(p)?;
     let (r, al, a, b) = (p[0], p[1], p[2], p[3]);
-    let mut xs = Vec::with_capacity(big_t.len());
-    let mut ts = Vec::with_capacity(big_t.len());
+    let bad =
+        |what: &str| CoreError::invalid("params", format!("{what} out of range for sampling"));
+    let gamma = Gamma::new(r, 1.0 / al).map_err(|_| bad("r, alpha"))?;
+    let beta = Beta::new(a, b).map_err(|_| bad("a, b"))?;
+    let mut xs = try_vec("T", big_t.len(), 0.0)?;
+    let mut ts = try_vec("T", big_t.len(), 0.0)?;
     for (i, &tt) in big_t.iter().enumerate() {
+        if i % 4096 == 0 {
+            ctl.check()?;
+        }
         let mut rng = crate::rng::stream(seed, i as u64);
-        let lam = Gamma::new(r, 1.0 / al).unwrap().sample(&mut rng);
-        let pdrop = Beta::new(a, b).unwrap().sample(&mut rng);
-        let exp = Exp::new(lam).unwrap();
+        let lam = gamma.sample(&mut rng);
+        let pdrop = beta.sample(&mut rng);
+        let exp = Exp::new(lam).map_err(|_| bad("r, alpha"))?;
         let (mut x, mut t, mut now) = (0.0, 0.0, 0.0);
+        let mut n = 0u64;
         loop {
+            n += 1;
+            if n % (1 << 20) == 0 {
+                ctl.check()?;
+            }
             now += exp.sample(&mut rng);
             if now > tt {
                 break;
@@ -367,8 +392,8 @@ pub fn simulate_bgnbd(p: &[f64], big_t: &[f64], seed: u64) -> (Vec<f64>, Vec<f64
                 break;
             }
         }
-        xs.push(x);
-        ts.push(t);
+        xs[i] = x;
+        ts[i] = t;
     }
-    (xs, ts)
+    Ok((xs, ts))
 }

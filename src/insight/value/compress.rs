@@ -10,6 +10,8 @@ use crate::control::Control;
 use crate::error::{CoreError, Result};
 use crate::parallel::CHUNK;
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 type WeightParts = (Vec<(u32, f64)>, Vec<(u32, f64)>, f64);
 
@@ -134,6 +136,26 @@ pub(super) fn stride_sample(v: &[f64], stride: usize) -> Vec<f64> {
     v.iter().step_by(stride).copied().collect()
 }
 
+/// A fast multiplicative hasher for [`per_distinct`]'s keys (three f64 bit patterns): the
+/// default SipHash costs several times more per row; the keys are not adversarial, and a bad
+/// spread would cost time, never correctness.
+#[derive(Default, Clone, Copy)]
+struct RowHasher(u64);
+
+impl Hasher for RowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Evaluates `f(x, t_x, T)` once per distinct row and scatters the result back.
 pub(super) fn per_distinct(
     x: &[f64],
@@ -144,38 +166,35 @@ pub(super) fn per_distinct(
     k: usize,
 ) -> Result<Vec<Vec<f64>>> {
     check_bg_rows(x, t, big_t)?;
-    let mut order: Vec<u32> = (0..x.len() as u32).collect();
-    order.par_sort_unstable_by(|&i, &j| {
-        let (i, j) = (i as usize, j as usize);
-        x[i].total_cmp(&x[j])
-            .then(t[i].total_cmp(&t[j]))
-            .then(big_t[i].total_cmp(&big_t[j]))
-    });
-    ctl.check()?;
+    // Distinct rows by hashing, in one pass that checks Ctrl-C (a parallel sort of the rows
+    // took seconds at 8M rows and could not be stopped). `+ 0.0` merges -0.0 with 0.0.
     let mut reps: Vec<u32> = Vec::new();
-    let mut group = vec![0u32; x.len()];
-    for &i in &order {
-        let iu = i as usize;
-        let new = match reps.last() {
-            None => true,
-            Some(&r) => {
-                let r = r as usize;
-                x[r] != x[iu] || t[r] != t[iu] || big_t[r] != big_t[iu]
-            }
-        };
-        if new {
-            reps.push(i);
+    let mut group = crate::error::try_vec("frequency", x.len(), 0u32)?;
+    let mut seen: HashMap<(u64, u64, u64), u32, BuildHasherDefault<RowHasher>> = HashMap::default();
+    for (i, g) in group.iter_mut().enumerate() {
+        if i % (1 << 16) == 0 {
+            ctl.check()?;
         }
-        group[iu] = (reps.len() - 1) as u32;
+        let key = (
+            (x[i] + 0.0).to_bits(),
+            (t[i] + 0.0).to_bits(),
+            (big_t[i] + 0.0).to_bits(),
+        );
+        *g = *seen.entry(key).or_insert_with(|| {
+            reps.push(i as u32);
+            (reps.len() - 1) as u32
+        });
     }
-    let vals: Vec<Vec<f64>> = reps
-        .par_iter()
-        .with_min_len(64)
-        .map(|&i| {
+    drop(seen);
+    // In blocks, so that Ctrl-C is seen between them (one value can cost a microsecond).
+    let mut vals: Vec<Vec<f64>> = Vec::with_capacity(reps.len());
+    for block in reps.chunks(1 << 14) {
+        ctl.check()?;
+        vals.par_extend(block.par_iter().with_min_len(64).map(|&i| {
             let i = i as usize;
             f(x[i], t[i], big_t[i])
-        })
-        .collect();
+        }));
+    }
     ctl.check()?;
     let mut out = vec![vec![0.0; x.len()]; k];
     for (o, col) in out.iter_mut().enumerate() {

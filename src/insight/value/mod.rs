@@ -30,7 +30,9 @@ mod compress;
 pub mod gammagamma;
 pub mod optim;
 
-pub use bgnbd::{bg_expected_new, bg_predict, fit_bgnbd, simulate_bgnbd, BgData, BgPredict};
+pub use bgnbd::{
+    bg_expected_new, bg_predict, fit_bgnbd, simulate_bgnbd, simulate_bgnbd_ctl, BgData, BgPredict,
+};
 pub use clv::clv;
 pub use gammagamma::{fit_gammagamma, gg_expected_spend, GgData};
 pub use optim::Likelihood;

@@ -106,3 +106,18 @@ fn integral_fast_path_matches_general_path() {
     );
     assert!((a / b - 1.0).abs() < 1e-13, "{a} vs {b}");
 }
+
+#[test]
+fn simulate_stops_on_ctrl_c_inside_one_endless_customer() {
+    // A purchase rate of ~1e9 per day and almost no drop-out: one customer's history is endless.
+    let ctl = Control::new();
+    let tt = [365.0];
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            ctl.cancel();
+        });
+        simulate_bgnbd_ctl(&[1e6, 1e-3, 1e-3, 1e6], &tt, 0, &ctl)
+    });
+    assert_eq!(r, Err(crate::error::CoreError::Cancelled));
+}

@@ -3,7 +3,7 @@
 
 use super::slice;
 use crate::python::args::{int_arg, real_arg};
-use crate::python::to_pyerr;
+use crate::python::{guarded, to_pyerr};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -59,9 +59,8 @@ impl RealtimePacer {
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let v = slice(&values, "values")?;
         let c = slice(&costs, "costs")?;
-        let mut out = vec![0i64; n];
-        py.detach(|| self.lock().decide(v, c, n, charge, &mut out))
-            .map_err(to_pyerr)?;
+        let mut out = crate::error::try_vec("n", n, 0i64).map_err(to_pyerr)?;
+        guarded(py, || self.lock().decide(v, c, n, charge, &mut out))?;
         Ok(out.into_pyarray(py))
     }
 
@@ -79,7 +78,7 @@ impl RealtimePacer {
             Some(i) => Some(slice(i, "ids")?),
             None => None,
         };
-        py.detach(|| {
+        guarded(py, || {
             use crate::error::CoreError;
             crate::error::check_nonnegative("cost", c)?;
             let mut g = self.lock();
@@ -133,7 +132,6 @@ impl RealtimePacer {
             }
             Ok(())
         })
-        .map_err(to_pyerr)
     }
 
     #[getter]

@@ -6,9 +6,8 @@
 
 use super::{array, slice};
 use crate::control::Control;
-use crate::parallel;
 use crate::python::args::{bool_arg, int_arg, real_arg};
-use crate::python::{run_long, to_pyerr};
+use crate::python::{guarded_pool, run_long, to_pyerr};
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -86,7 +85,7 @@ impl RealtimePolicy {
         if long {
             run_long(py, None, None, |ctl| f(p, ctl).map_err(big_x))
         } else {
-            parallel::install(|| f(p, &Control::new()).map_err(big_x)).map_err(to_pyerr)
+            guarded_pool(py, || f(p, &Control::new()).map_err(big_x))
         }
     }
 
@@ -421,7 +420,9 @@ impl RealtimePolicy {
             )));
         }
         let rows = rows_view(&xr, &xar, "X")?;
-        self.run_locked(py, n >= LONG_ROWS, |p, _| p.update_batch(&rows, a, r))
+        self.run_locked(py, n >= LONG_ROWS, |p, ctl| {
+            p.update_batch_ctl(&rows, a, r, ctl)
+        })
     }
 
     /// The versioned state (bytes) of the policy.

@@ -16,6 +16,7 @@
 
 use super::arms::{update_many, Link};
 use super::{epsilon_greedy, lints, linucb};
+use crate::control::Control;
 use crate::error::{check_finite, check_fits_memory, checked_bytes, try_vec, CoreError, Result};
 use crate::numeric::cholesky;
 use crate::rng;
@@ -28,6 +29,8 @@ mod decide;
 const ROWS: usize = 1024;
 /// Batches smaller than this run on the calling thread (a pool hand-off costs microseconds).
 const SMALL: usize = 256;
+/// Batches of updates from this many events on can be cancelled (see `update_batch_ctl`).
+const CANCEL_ROWS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Algo {
@@ -378,6 +381,20 @@ impl Policy {
     /// Learns from events `(rows_i, actions_i, rewards_i)`; equal to applying them one by one.
     /// Actions run in parallel (their models are independent), each in event order.
     pub fn update_batch(&mut self, rows: &Rows, actions: &[i64], rewards: &[f64]) -> Result<()> {
+        self.update_batch_ctl(rows, actions, rewards, &Control::new())
+    }
+
+    /// [`Policy::update_batch`] that stops on `ctl` (`Err(Cancelled)`, the policy unchanged):
+    /// a batch of [`CANCEL_ROWS`] events or more keeps a copy of the models it updates (a small
+    /// cost next to the batch's work, which is at least `CANCEL_ROWS / n_actions` times larger)
+    /// and checks `ctl` every [`ROWS`] events of each action.
+    pub fn update_batch_ctl(
+        &mut self,
+        rows: &Rows,
+        actions: &[i64],
+        rewards: &[f64],
+        ctl: &Control,
+    ) -> Result<()> {
         let n = actions.len();
         if rewards.len() != n {
             return Err(CoreError::invalid(
@@ -418,6 +435,16 @@ impl Policy {
         let dd = self.dim();
         let (d, k) = (self.cfg.n_features, self.cfg.n_action_features);
         let link = self.cfg.algo.link();
+        let cancellable = n >= CANCEL_ROWS && n >= 8 * na;
+        let backup = if cancellable {
+            let mut s = try_vec("update_batch (a copy of the models)", self.s.len(), 0.0)?;
+            s.copy_from_slice(&self.s);
+            let mut t = try_vec("update_batch (a copy of the models)", self.theta.len(), 0.0)?;
+            t.copy_from_slice(&self.theta);
+            Some((s, t))
+        } else {
+            None
+        };
         let mut s = std::mem::take(&mut self.s);
         let mut theta = std::mem::take(&mut self.theta);
         let work = |(a, (sa, ta)): (usize, (&mut [f64], &mut [f64]))| {
@@ -426,6 +453,9 @@ impl Policy {
                 return 0;
             }
             update_many(link, sa, ta, dd, &mut |j, z| {
+                if cancellable && j % ROWS == 0 && ctl.is_cancelled() {
+                    return None;
+                }
                 // The events of one action are scattered over X: fetch ahead.
                 if let Some(&ahead) = idx.get(j + 8) {
                     prefetch(&rows.x[ahead as usize * d..]);
@@ -450,6 +480,11 @@ impl Policy {
                 .map(work)
                 .collect()
         };
+        if let (Some((s0, t0)), true) = (backup, ctl.is_cancelled()) {
+            self.s = s0;
+            self.theta = t0;
+            return Err(CoreError::Cancelled);
+        }
         self.s = s;
         self.theta = theta;
         for (a, c) in added.iter().enumerate() {

@@ -137,3 +137,34 @@ fn state_round_trip_and_corruption() {
     c[mid] ^= 0x04;
     assert!(Policy::from_bytes(&c).is_err());
 }
+
+#[test]
+fn a_cancelled_update_batch_leaves_the_policy_unchanged() {
+    use rand::Rng;
+    let (k, d, n) = (3, 4, 20_000);
+    let mut r = crate::rng::stream(7, 0);
+    let x: Vec<f64> = (0..n * d).map(|_| r.random::<f64>()).collect();
+    let a: Vec<i64> = (0..n).map(|_| r.random_range(0..k as i64)).collect();
+    let y: Vec<f64> = (0..n).map(|_| r.random::<f64>()).collect();
+    let rows = Rows { x: &x, xa: None };
+    let mut p = Policy::new(cfg(Algo::LinUcb { alpha: 1.0 }, k, d)).unwrap();
+    let first = Rows {
+        x: &x[..100 * d],
+        xa: None,
+    };
+    p.update_batch(&first, &a[..100], &y[..100]).unwrap();
+    let before = p.clone();
+    let ctl = Control::new();
+    ctl.cancel();
+    assert_eq!(
+        p.update_batch_ctl(&rows, &a, &y, &ctl),
+        Err(CoreError::Cancelled)
+    );
+    assert_eq!(p, before);
+    // Not cancelled: the same call learns, as update_batch does.
+    let mut q = p.clone();
+    p.update_batch_ctl(&rows, &a, &y, &Control::new()).unwrap();
+    q.update_batch(&rows, &a, &y).unwrap();
+    assert_eq!(p, q);
+    assert_ne!(p, before);
+}
