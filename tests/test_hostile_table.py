@@ -45,12 +45,6 @@ KNOWN_ELSEWHERE: dict[str, str] = {
             "SpendConfig",
         )
     },  # fmt: skip
-    **{
-        f"sim.WorldConfig.from_{f}(text_or_path=unknown)": "sim config parsing (the parser-"
-        "fuzzing helper's; shared _schema.read_json/read_yaml): a string that is neither a "
-        "document nor an existing file raises FileNotFoundError, not ValueError"
-        for f in ("json", "yaml")
-    },
     "allocate.highs_lp(problem=": "allocate/_highs.py (the solver helper's file): a non-Problem "
     "gives AttributeError ('n_candidates'), not TypeError naming problem",
     "allocate.highs_lp(crossover=": "allocate/_highs.py: crossover is not checked to be a bool",
@@ -87,11 +81,6 @@ OPEN: dict[str, str] = {
     "reported under an inner name (values)",
     "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
     # planning
-    "planning.Channel(daily_cap=2**64)": "the plan schema checks ints for a minimum only: "
-    "2**64 is accepted (and fails later in the core)",
-    "planning.Channel.from_dict(d=daily_cap:2**64)": "as Channel(daily_cap=2**64)",
-    "planning.Plan(horizon_days=2**64)": "as Channel(daily_cap=2**64)",
-    "planning.Plan.from_dict(d=horizon_days:2**64)": "as Channel(daily_cap=2**64)",
     "planning.Planner(calibration_bins=huge-size)": "no upper bound: 2**40 bins reach numpy, "
     "whose MemoryError names nothing",
     "planning.Planner.fit(users=pandas-NA-signup_day)": "a nullable (pd.NA) users column "
@@ -99,13 +88,6 @@ OPEN: dict[str, str] = {
     "planning.planning_features(users=pandas-NA-signup_day)": "as Planner.fit",
     "planning.plan_from_environment(n_actions=huge-size)": "more actions than the catalogue "
     "end in an empty experiment, reported as 'user_ids: is empty'",
-    **{
-        f"planning.{c}.from_{f}(text_or_path=unknown)": "_schema.read_json/read_yaml: a string "
-        "that is neither a document nor an existing file raises FileNotFoundError, not a "
-        "ValueError naming text_or_path"
-        for c in ("Audience", "Benefit", "Channel", "Content", "Goal", "Plan")
-        for f in ("json", "yaml")
-    },
     # allocate
     "allocate.Problem(": "the raw constructor (documented: build problems with from_frame or "
     "from_arrays) hands its arrays to the core with PyO3's typed extraction: other containers "
