@@ -138,11 +138,16 @@ where
     match joined {
         Ok(Ok(Ok(r))) => Ok(r),
         Ok(Ok(Err(e))) => Err(to_pyerr(e)),
-        Ok(Err(p)) | Err(p) => Err(InternalError::new_err(format!(
-            "internal error in growthmachine's core (a bug, please report it): {}",
-            panic_message(p.as_ref())
-        ))),
+        Ok(Err(p)) | Err(p) => Err(internal_error(p.as_ref())),
     }
+}
+
+/// The `InternalError` a Rust panic becomes (never `PanicException`, never an abort).
+fn internal_error(p: &(dyn std::any::Any + Send)) -> PyErr {
+    InternalError::new_err(format!(
+        "internal error in growthmachine's core (a bug, please report it): {}",
+        panic_message(p)
+    ))
 }
 
 /// Runs a short core computation `f` with the GIL released, on the calling thread (no hand-off:
@@ -157,10 +162,7 @@ where
     match py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(to_pyerr(e)),
-        Err(p) => Err(InternalError::new_err(format!(
-            "internal error in growthmachine's core (a bug, please report it): {}",
-            panic_message(p.as_ref())
-        ))),
+        Err(p) => Err(internal_error(p.as_ref())),
     }
 }
 
