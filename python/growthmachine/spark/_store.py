@@ -29,7 +29,18 @@ import pyarrow as pa
 from .. import _core
 from ._blocks import Meta
 
-__all__ = ["BLOCKS", "block", "cached", "decode", "drop_finished", "encode", "finish", "spill"]
+__all__ = [
+    "BLOCKS",
+    "block",
+    "cached",
+    "decode",
+    "drop_finished",
+    "encode",
+    "finish",
+    "root",
+    "spill",
+    "write",
+]
 
 #: Blocks built in this Python worker, by (solve token, block): kept across the solver's jobs.
 BLOCKS: dict[tuple[str, int], tuple[Any, pa.Table]] = {}
@@ -165,14 +176,14 @@ def cached(token: str, block_id: int, first: int, meta: Meta, limit_col: bool):
 
 
 def block(
-    token: str, block_id: int, data: bytes, first: int, meta: Meta, limit_col: bool, spill: bool
+    token: str, block_id: int, data: bytes, first: int, meta: Meta, limit_col: bool, to_disk: bool
 ):
     """The block of this task (sent as ``data``), built once per worker and solve, and written
-    to the host's spill directory for the other workers if ``spill``."""
+    to the host's spill directory for the other workers if ``to_disk``."""
     hit = cached(token, block_id, first, meta, limit_col)
     if hit is not None:
         return hit
     tbl = decode(data)
-    if spill:
+    if to_disk:
         write(token, block_id, tbl)
     return _make(token, block_id, tbl, first, meta, limit_col)
