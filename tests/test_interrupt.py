@@ -513,14 +513,10 @@ def latencies(request):
 
 #: Cases known to miss the limit, with why (strict: the test fails once they pass, so the entry
 #: goes when the fix comes).
-KNOWN_SLOW = {
-    "insight.BetaGeo.log_likelihood": "BgData::new (the data's compression: parallel sorts of "
-    "every row) takes no Control; 8M rows ran for more than 30 s after SIGINT on a loaded machine",
-}
+KNOWN_SLOW: dict[str, str] = {}
 #: Cases that miss the limit when SIGINT lands in a phase without checks (which phase depends on
 #: the machine's speed): not strict, as the phase is hit only some of the time.
 SOMETIMES_SLOW = {
-    "insight.BetaGeo.fit": "BgData::new (the compression before the fit) takes no Control: 4.3 s",
     "planning.uplift.CellUplift.fit": "2.3 s once on a quiet machine (phase not yet found)",
     "touchpoint.FrequencyPlanner.plan": "2.3 s once on a quiet machine (phase not yet found)",
     "allocate.random_problem": "13.9 s once on a quiet machine at 100M users (phase not yet found)",

@@ -147,7 +147,7 @@ mod models {
             ));
         }
         run_long(py, None, None, |ctl| {
-            value::BgData::new(x, t, tt, w)?.log_likelihood(&params, ctl)
+            value::BgData::new(x, t, tt, w, ctl)?.log_likelihood(&params, ctl)
         })
     }
 
@@ -269,7 +269,7 @@ mod models {
             ));
         }
         run_long(py, None, None, |ctl| {
-            value::GgData::new(x, m, w)?.log_likelihood(&params, ctl)
+            value::GgData::new(x, m, w, ctl)?.log_likelihood(&params, ctl)
         })
     }
 

@@ -252,7 +252,7 @@ pub fn fit_bgnbd(
     opt: &FitOptions,
     ctl: &Control,
 ) -> Result<FitResult> {
-    let data = BgData::new(x, t, big_t, w)?;
+    let data = BgData::new(x, t, big_t, w, ctl)?;
     let subsample = |k: usize| {
         let ws = w.map(|w| stride_sample(w, k));
         BgData::new(
@@ -260,6 +260,7 @@ pub fn fit_bgnbd(
             &stride_sample(t, k),
             &stride_sample(big_t, k),
             ws.as_deref(),
+            ctl,
         )
     };
     fit_warm(data, x.len(), subsample, opt, ctl)

@@ -220,17 +220,29 @@ impl KeyPtr {
 }
 
 impl BgData {
-    pub fn new(x: &[f64], t: &[f64], big_t: &[f64], w: Option<&[f64]>) -> Result<BgData> {
+    /// Compresses the rows; Ctrl-C (`ctl`) is checked between its passes (each under a second at
+    /// 10M rows).
+    pub fn new(
+        x: &[f64],
+        t: &[f64],
+        big_t: &[f64],
+        w: Option<&[f64]>,
+        ctl: &Control,
+    ) -> Result<BgData> {
         check_bg_rows(x, t, big_t)?;
         check_weights(w, x.len())?;
+        ctl.check()?;
         if w.is_none() {
-            if let Some(d) = Self::new_integral_unweighted(x, t, big_t)? {
+            if let Some(d) = Self::new_integral_unweighted(x, t, big_t, ctl)? {
                 return Ok(d);
             }
         }
         let (xs, ix) = value_table(x);
+        ctl.check()?;
         let (ts, it) = value_table(t);
+        ctl.check()?;
         let (tts, itt) = value_table(big_t);
+        ctl.check()?;
         let max_t = tts.last().copied().unwrap_or(0.0);
         if max_t <= 0.0 {
             return Err(CoreError::invalid("T", "must have at least one value > 0"));
@@ -280,6 +292,7 @@ impl BgData {
         if wsum <= 0.0 {
             return Err(CoreError::invalid("weights", "sum to zero"));
         }
+        ctl.check()?;
         // repeat rows, merged
         let sel: Vec<u32> = (0..x.len() as u32)
             .into_par_iter()
@@ -328,6 +341,7 @@ impl BgData {
             (rows, uw)
         };
         drop(sel);
+        ctl.check()?;
         Ok(BgData {
             xs,
             ts,
@@ -342,7 +356,12 @@ impl BgData {
     }
 
     /// Fast path for unweighted whole-number data (the output of `features`): two passes, all
-    fn new_integral_unweighted(x: &[f64], t: &[f64], big_t: &[f64]) -> Result<Option<BgData>> {
+    fn new_integral_unweighted(
+        x: &[f64],
+        t: &[f64],
+        big_t: &[f64],
+        ctl: &Control,
+    ) -> Result<Option<BgData>> {
         const LIM: f64 = (1u64 << 21) as f64;
         let ok = |v: f64| (0.0..LIM).contains(&v) && v.fract() == 0.0;
         let maxes = (0..x.len())
@@ -378,6 +397,7 @@ impl BgData {
         if size > 1 << 25 || x.len() >= u32::MAX as usize {
             return Ok(None);
         }
+        ctl.check()?;
         if mtt == 0 {
             return Err(CoreError::invalid("T", "must have at least one value > 0"));
         }
@@ -512,7 +532,8 @@ impl BgData {
 
 impl GgData {
     /// Rows with frequency 0 carry no information about spend and are skipped.
-    pub fn new(x: &[f64], m: &[f64], w: Option<&[f64]>) -> Result<GgData> {
+    /// Ctrl-C (`ctl`) is checked between the passes.
+    pub fn new(x: &[f64], m: &[f64], w: Option<&[f64]>, ctl: &Control) -> Result<GgData> {
         let n = x.len();
         if n == 0 {
             return Err(CoreError::invalid("frequency", "is empty"));
@@ -549,8 +570,10 @@ impl GgData {
                 "no customer with frequency > 0 (and positive weight): Gamma-Gamma needs repeat buyers",
             ));
         }
+        ctl.check()?;
         let xsel: Vec<f64> = sel.iter().map(|&i| x[i as usize]).collect();
         let (xs, ix) = value_table(&xsel);
+        ctl.check()?;
         let keys: Vec<u128> = sel
             .par_iter()
             .enumerate()
@@ -566,6 +589,7 @@ impl GgData {
             let n = keys.len();
             (keys, vec![1.0; n])
         };
+        ctl.check()?;
         // rows and sufficient statistics, in parallel chunks reduced in chunk order
         let rows: Vec<(u32, f64)> = uk
             .par_iter()

@@ -137,10 +137,15 @@ pub fn fit_gammagamma(
     opt: &FitOptions,
     ctl: &Control,
 ) -> Result<FitResult> {
-    let data = GgData::new(x, m, w)?;
+    let data = GgData::new(x, m, w, ctl)?;
     let subsample = |k: usize| {
         let ws = w.map(|w| stride_sample(w, k));
-        GgData::new(&stride_sample(x, k), &stride_sample(m, k), ws.as_deref())
+        GgData::new(
+            &stride_sample(x, k),
+            &stride_sample(m, k),
+            ws.as_deref(),
+            ctl,
+        )
     };
     fit_warm(data, x.len(), subsample, opt, ctl)
 }

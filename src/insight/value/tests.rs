@@ -5,7 +5,7 @@ use super::*;
 fn gradient_and_hessian_match_finite_differences() {
     let tt: Vec<f64> = (0..2000).map(|i| 30.0 + (i % 50) as f64).collect();
     let (x, t) = simulate_bgnbd(&[0.8, 10.0, 0.7, 3.0], &tt, 3);
-    let d = BgData::new(&x, &t, &tt, None).unwrap();
+    let d = BgData::new(&x, &t, &tt, None, &Control::new()).unwrap();
     let ctl = Control::new();
     let th = [0.1f64, 2.0, -0.2, 1.0];
     let (f, g, h) = d.objective(&th, 0.0, &ctl).unwrap().unwrap();
@@ -32,7 +32,7 @@ fn gradient_and_hessian_match_finite_differences() {
         .enumerate()
         .map(|(i, _)| 5.0 + (i % 17) as f64)
         .collect();
-    let gd = GgData::new(&x, &m, None).unwrap();
+    let gd = GgData::new(&x, &m, None, &Control::new()).unwrap();
     let th = [0.5f64, 1.0, 2.0];
     let (_, g, h) = gd.objective(&th, 0.0, &ctl).unwrap().unwrap();
     for i in 0..3 {
@@ -57,7 +57,7 @@ fn recovers_generating_parameters() {
     let truth = [0.5, 8.0, 0.8, 2.5];
     let tt: Vec<f64> = (0..40_000).map(|i| 100.0 + (i % 265) as f64).collect();
     let (x, t) = simulate_bgnbd(&truth, &tt, 11);
-    let d = BgData::new(&x, &t, &tt, None).unwrap();
+    let d = BgData::new(&x, &t, &tt, None, &Control::new()).unwrap();
     let fit = d.fit(&FitOptions::default(), &Control::new()).unwrap();
     assert!(fit.converged);
     for i in 0..4 {
@@ -72,7 +72,7 @@ fn recovers_generating_parameters() {
     }
     // the same data with duplicate rows merged through weights gives the same fit
     let w: Vec<f64> = vec![2.0; x.len()];
-    let f2 = BgData::new(&x, &t, &tt, Some(&w))
+    let f2 = BgData::new(&x, &t, &tt, Some(&w), &Control::new())
         .unwrap()
         .fit(&FitOptions::default(), &Control::new())
         .unwrap();
@@ -92,9 +92,9 @@ fn integral_fast_path_matches_general_path() {
         .zip(&x)
         .map(|(v, xi)| if *xi > 0.0 { v.floor().max(1.0) } else { 0.0 })
         .collect();
-    let fast = BgData::new(&x, &t, &tt, None).unwrap();
+    let fast = BgData::new(&x, &t, &tt, None, &Control::new()).unwrap();
     let ones = vec![1.0; x.len()];
-    let general = BgData::new(&x, &t, &tt, Some(&ones)).unwrap();
+    let general = BgData::new(&x, &t, &tt, Some(&ones), &Control::new()).unwrap();
     assert_eq!(fast.rows, general.rows);
     assert_eq!(fast.rw, general.rw);
     assert_eq!(fast.wx, general.wx[..fast.wx.len()].to_vec());
@@ -120,4 +120,31 @@ fn simulate_stops_on_ctrl_c_inside_one_endless_customer() {
         simulate_bgnbd_ctl(&[1e6, 1e-3, 1e-3, 1e6], &tt, 0, &ctl)
     });
     assert_eq!(r, Err(crate::error::CoreError::Cancelled));
+}
+
+#[test]
+fn compression_stops_on_ctrl_c() {
+    let ctl = Control::new();
+    ctl.cancel();
+    let (x, t, tt) = (
+        vec![1.0, 0.0, 2.0],
+        vec![3.0, 0.0, 4.0],
+        vec![5.0, 6.0, 7.0],
+    );
+    for w in [None, Some(&[1.0, 2.0, 1.0][..])] {
+        let r = BgData::new(&x, &t, &tt, w, &ctl);
+        assert!(
+            matches!(r, Err(crate::error::CoreError::Cancelled)),
+            "{:?}",
+            r.err()
+        );
+    }
+    let r = GgData::new(&[1.0, 2.0], &[3.0, 4.0], None, &ctl);
+    assert!(
+        matches!(r, Err(crate::error::CoreError::Cancelled)),
+        "{:?}",
+        r.err()
+    );
+    // the same rows without Ctrl-C compress
+    assert!(BgData::new(&x, &t, &tt, None, &Control::new()).is_ok());
 }
