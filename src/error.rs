@@ -107,11 +107,21 @@ pub fn check_fits_memory(arg: &str, bytes: usize) -> Result<()> {
     }
 }
 
-/// `vec![0.0; n]` with fallible allocation (as [`try_vec`]) from zeroed memory: the OS hands out
+/// Number types whose all-zero bit pattern is the value 0 (what [`try_zeroed`] may hand out).
+pub trait Zeroed: Copy + private::Sealed {}
+mod private {
+    pub trait Sealed {}
+}
+macro_rules! zeroed {
+    ($($t:ty),*) => {$(impl private::Sealed for $t {} impl Zeroed for $t {})*};
+}
+zeroed!(f64, f32, u64, u32, u16, u8, i64, i32);
+
+/// `vec![0; n]` with fallible allocation (as [`try_vec`]) from zeroed memory: the OS hands out
 /// zero pages lazily, so a large buffer costs nothing until it is written, where the writer can
 /// check for Ctrl-C (filling 1.6 GB with zeros took seconds that nothing could interrupt).
-pub fn try_zeroed(arg: &str, n: usize) -> Result<Vec<f64>> {
-    let bytes = checked_bytes(arg, "the values", Some(n), std::mem::size_of::<f64>())?;
+pub fn try_zeroed<T: Zeroed>(arg: &str, n: usize) -> Result<Vec<T>> {
+    let bytes = checked_bytes(arg, "the values", Some(n), std::mem::size_of::<T>())?;
     check_fits_memory(arg, bytes)?;
     if n == 0 {
         return Ok(Vec::new());
@@ -122,11 +132,12 @@ pub fn try_zeroed(arg: &str, n: usize) -> Result<Vec<f64>> {
             bytes as f64 / (1u64 << 30) as f64
         ))
     };
-    let layout = std::alloc::Layout::array::<f64>(n).map_err(|_| oom())?;
-    // SAFETY: the layout has a non-zero size; all-zero bits are the f64 0.0; the vector takes
-    // the allocation with the layout it was made with (the global allocator's, as Vec's own).
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| oom())?;
+    // SAFETY: the layout has a non-zero size; all-zero bits are the value 0 of every `Zeroed`
+    // type; the vector takes the allocation with the layout it was made with (the global
+    // allocator's, as Vec's own).
     unsafe {
-        let p = std::alloc::alloc_zeroed(layout) as *mut f64;
+        let p = std::alloc::alloc_zeroed(layout) as *mut T;
         if p.is_null() {
             return Err(oom());
         }
@@ -156,12 +167,16 @@ mod tests {
 
     #[test]
     fn try_zeroed_is_zero_or_a_memory_error() {
-        let v = try_zeroed("n", 1 << 20).unwrap();
+        let v: Vec<f64> = try_zeroed("n", 1 << 20).unwrap();
         assert_eq!(v.len(), 1 << 20);
         assert!(v.iter().all(|&x| x.to_bits() == 0));
-        assert!(try_zeroed("n", 0).unwrap().is_empty());
+        let w: Vec<u32> = try_zeroed("n", 1000).unwrap();
+        assert!(w.iter().all(|&x| x == 0));
+        let f: Vec<f32> = try_zeroed("n", 1000).unwrap();
+        assert!(f.iter().all(|&x| x.to_bits() == 0));
+        assert!(try_zeroed::<i64>("n", 0).unwrap().is_empty());
         assert!(matches!(
-            try_zeroed("n", usize::MAX / 2),
+            try_zeroed::<f64>("n", usize::MAX / 2),
             Err(CoreError::Invalid { .. } | CoreError::OutOfMemory(_))
         ));
     }

@@ -519,7 +519,6 @@ KNOWN_SLOW: dict[str, str] = {}
 SOMETIMES_SLOW = {
     "planning.uplift.CellUplift.fit": "2.3 s once on a quiet machine (phase not yet found)",
     "touchpoint.FrequencyPlanner.plan": "2.3 s once on a quiet machine (phase not yet found)",
-    "allocate.random_problem": "13.9 s once on a quiet machine at 100M users (phase not yet found)",
 }
 
 

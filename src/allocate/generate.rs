@@ -9,7 +9,7 @@
 use super::kernel::{pass, Prices, Users, USERS_PER_CHUNK};
 use super::{Limit, Problem};
 use crate::control::Control;
-use crate::error::{try_vec, CoreError, Result};
+use crate::error::{try_vec, try_zeroed, CoreError, Result};
 use crate::rng::stream2;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -134,12 +134,14 @@ pub fn random(spec: &Spec, ctl: &Control) -> Result<Instance> {
     let r_n = n_pair + nra;
     let nnz = n * m;
     let seed = spec.seed;
-    let indptr_buf = try_vec("n_users", n + 1, 0i64)?;
-    let mut action = try_vec("n_users", nnz, 0u32)?;
-    let mut value = try_vec("n_users", nnz, 0.0f32)?;
+    // Zero pages handed out lazily (try_zeroed): the chunks below write every entry and check
+    // Ctrl-C; filling gigabytes with zeros first could not be interrupted.
+    let indptr_buf: Vec<i64> = try_zeroed("n_users", n + 1)?;
+    let mut action: Vec<u32> = try_zeroed("n_users", nnz)?;
+    let mut value: Vec<f32> = try_zeroed("n_users", nnz)?;
     let mut pair = try_vec("n_pair", n_pair, Vec::new())?;
     for col in pair.iter_mut() {
-        *col = try_vec("n_users", nnz, 0.0f32)?;
+        *col = try_zeroed("n_users", nnz)?;
     }
     let mut action_usage = try_vec("n_actions", na * r_n, 0.0f64)?;
     // Catalogue.

@@ -269,7 +269,7 @@ impl Sessions {
         let per_session = d * size_of::<f64>() + size_of::<Row>() + 6 * 8 + 3;
         let bytes = checked_bytes("n", "the sessions' buffers", Some(n), per_session)?;
         check_fits_memory("n", bytes)?;
-        let mut context = crate::error::try_zeroed("n", n * d)?;
+        let mut context: Vec<f64> = crate::error::try_zeroed("n", n * d)?;
         let mut rows = try_vec("n", n, Row::default())?;
         context
             .par_chunks_mut(d)
