@@ -250,3 +250,37 @@ def test_ctrl_c_interrupts_a_fit_within_half_a_second(seconds_to_interrupt):
         ".fit(X, t, y)"
     )
     assert seconds_to_interrupt(FOREST_SETUP, fit, after=1.5) < 0.5
+
+
+def test_predict_pairs_equals_predicting_the_stacked_rows():
+    """A forest fitted on rows [x, z] (z describes a task) predicts every (x, z) pair at once,
+    bit for bit as predict on the stacked rows, and as the generic fallback of UpliftModel."""
+    from growthmachine.planning.uplift._base import UpliftModel
+
+    rng = np.random.default_rng(5)
+    n, k = 20_000, 6
+    X = rng.normal(size=(n, 3))
+    Z = np.column_stack([np.arange(k) % 3, np.arange(k) >= 3]).astype(float)
+    j = rng.integers(0, k, n)
+    t = rng.integers(0, 2, n)
+    tau = 0.2 * Z[j, 0] - 0.3 * Z[j, 1] * (X[:, 0] > 0)
+    y = X[:, 1] + t * tau + rng.normal(size=n)
+    m = fit(np.column_stack([X, Z[j]]), t, y, max_features=1.0)
+    Xt = rng.normal(size=(300, 3))
+    est, se = m.predict_pairs(Xt, Z, return_se=True)
+    assert est.shape == se.shape == (300, k)
+    stacked = np.column_stack([np.repeat(Xt, k, 0), np.tile(Z, (300, 1))])
+    e2, s2 = m.predict(stacked, return_se=True)
+    np.testing.assert_array_equal(est, e2.reshape(300, k))
+    np.testing.assert_array_equal(se, s2.reshape(300, k))
+    np.testing.assert_array_equal(est, UpliftModel._predict_pairs(m, Xt, Z, False))
+    # the task's effect is recovered: z0 raises it, z1 lowers it where x0 > 0
+    assert est[:, 2].mean() > est[:, 0].mean() + 0.2
+    assert est[Xt[:, 0] > 0, 3].mean() < est[Xt[:, 0] > 0, 0].mean() - 0.08
+    with pytest.raises(ValueError, match="X, Z"):
+        m.predict_pairs(Xt[:, :2], Z)
+    with pytest.raises(ValueError, match="Z"):
+        m.predict_pairs(Xt, Z[:, [0, 0, 1]])
+    multi = fit(*make(3000, n_treatments=2)[:3])
+    with pytest.raises(ValueError, match="one treatment"):
+        multi.predict_pairs(Xt[:, :2], Z)

@@ -451,6 +451,12 @@ class PlanningForest:
         X: npt.NDArray[np.float64],
         progress: Callable[[int, int], object] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    def predict_pairs(
+        self,
+        X: npt.NDArray[np.float64],
+        Z: npt.NDArray[np.float64],
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
     @property
     def feature_importances(self) -> npt.NDArray[np.float64]: ...
     @property

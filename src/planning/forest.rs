@@ -296,6 +296,110 @@ impl Forest {
         Ok((est, se))
     }
 
+    /// Estimates and standard errors of a one-treatment forest fitted on rows `[u, z]` for
+    /// every pair of a row of `xu` (`n x pu`) and a row of `z` (`k x (n_features - pu)`), each
+    /// `n x k` row-major: entry `[i, j]` equals [`Forest::predict`] of the row `[xu_i, z_j]`,
+    /// bit for bit (each pair gets one leaf per tree, added in tree order).
+    ///
+    /// Each tree is walked once per row of `xu` for all rows of `z` together: a split on a
+    /// feature of `xu` sends the whole set one way, a split on a feature of `z` partitions it,
+    /// so the walk costs the nodes visited plus one addition per pair, not `k` walks.
+    pub fn predict_pairs(
+        &self,
+        xu: &[f64],
+        n: usize,
+        pu: usize,
+        z: &[f64],
+        k: usize,
+        ctl: &Control,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        if self.n_treatments != 1 {
+            return Err(CoreError::invalid(
+                "forest",
+                format!(
+                    "pairs need one treatment, the forest has {}",
+                    self.n_treatments
+                ),
+            ));
+        }
+        if pu > self.n_features {
+            return Err(CoreError::invalid(
+                "X",
+                format!("has {pu} features, the forest {}", self.n_features),
+            ));
+        }
+        let pz = self.n_features - pu;
+        check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
+        check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
+        let cells = n.checked_mul(k).ok_or_else(|| {
+            CoreError::invalid(
+                "Z",
+                "too large: rows of X x rows of Z exceed the addressable memory",
+            )
+        })?;
+        let mut est = crate::error::try_vec("Z", cells, 0.0)?;
+        let mut se = crate::error::try_vec("Z", cells, 0.0)?;
+        if n == 0 || k == 0 {
+            return Ok((est, se));
+        }
+        let b = self.trees.len() as f64;
+        ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
+        est.par_chunks_mut(PREDICT_CHUNK * k)
+            .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
+            .zip(xu.par_chunks(PREDICT_CHUNK * pu.max(1)))
+            .try_for_each(|((e, s), xs)| {
+                ctl.check()?;
+                let rows = e.len() / k;
+                let mut idx: Vec<u32> = (0..k as u32).collect();
+                let mut stack: Vec<(u32, usize, usize)> = Vec::new();
+                for tr in &self.trees {
+                    for r in 0..rows {
+                        let row = &xs[r * pu..(r + 1) * pu];
+                        let (er, sr) = (&mut e[r * k..(r + 1) * k], &mut s[r * k..(r + 1) * k]);
+                        stack.push((0, 0, k));
+                        while let Some((node, a, c)) = stack.pop() {
+                            let nd = &tr.nodes[node as usize];
+                            if nd.feature == tree::LEAF {
+                                let leaf = nd.left as usize;
+                                let (v, sv) = (tr.est[leaf], tr.se[leaf] * tr.se[leaf]);
+                                for &j in &idx[a..c] {
+                                    er[j as usize] += v;
+                                    sr[j as usize] += sv;
+                                }
+                            } else if (nd.feature as usize) < pu {
+                                let go = if row[nd.feature as usize] <= nd.threshold {
+                                    nd.left
+                                } else {
+                                    nd.right
+                                };
+                                stack.push((go, a, c));
+                            } else {
+                                let f = nd.feature as usize - pu;
+                                let mut mid = a;
+                                for q in a..c {
+                                    if z[idx[q] as usize * pz + f] <= nd.threshold {
+                                        idx.swap(q, mid);
+                                        mid += 1;
+                                    }
+                                }
+                                if mid > a {
+                                    stack.push((nd.left, a, mid));
+                                }
+                                if c > mid {
+                                    stack.push((nd.right, mid, c));
+                                }
+                            }
+                        }
+                    }
+                }
+                e.iter_mut().for_each(|v| *v /= b);
+                s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
+                ctl.advance(1);
+                Ok(())
+            })?;
+        Ok((est, se))
+    }
+
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         crate::state::sealed::to_bytes(STATE_KIND, STATE_VERSION, self)
@@ -345,6 +449,74 @@ mod tests {
             y[i] = 0.5 * x[i * p + 1] + tau + (rng.random::<f64>() - 0.5);
         }
         (x, t, y)
+    }
+
+    #[test]
+    fn pairs_equal_the_stacked_rows() {
+        // one treatment; the last two columns describe a "task" (5 distinct rows of z)
+        let (n, pu, k) = (3000, 3, 5);
+        let (x, t, y0) = data(n, 7);
+        let z: Vec<f64> = (0..k).flat_map(|j| [j as f64, (j % 2) as f64]).collect();
+        let mut rows = Vec::with_capacity(n * (pu + 2));
+        let mut y = y0.clone();
+        for i in 0..n {
+            let j = i % k;
+            rows.extend_from_slice(&x[i * 4..i * 4 + pu]);
+            rows.extend_from_slice(&z[j * 2..j * 2 + 2]);
+            if t[i] > 0 {
+                y[i] += 0.3 * j as f64 - 0.5 * x[i * 4];
+            }
+        }
+        let tr: Vec<i64> = t.iter().map(|&v| (v > 0) as i64).collect();
+        let d = ForestData {
+            x: &rows,
+            n,
+            p: pu + 2,
+            treatment: &tr,
+            n_treatments: 1,
+            y: &y,
+            w: None,
+        };
+        let mut prm = params();
+        prm.max_features = MaxFeatures::Count(5);
+        let f = fit(&d, &prm, &Control::default()).unwrap();
+        assert!(
+            f.importances[pu] > 0.0,
+            "the trees split on the task's features"
+        );
+        let m = 200;
+        let xu: Vec<f64> = (0..m).flat_map(|i| x[i * 4..i * 4 + pu].to_vec()).collect();
+        let (pe, ps) = f
+            .predict_pairs(&xu, m, pu, &z, k, &Control::default())
+            .unwrap();
+        let mut stacked = Vec::new();
+        for i in 0..m {
+            for j in 0..k {
+                stacked.extend_from_slice(&xu[i * pu..(i + 1) * pu]);
+                stacked.extend_from_slice(&z[j * 2..j * 2 + 2]);
+            }
+        }
+        let (e, s) = f.predict(&stacked, m * k, &Control::default()).unwrap();
+        assert_eq!(pe, e);
+        assert_eq!(ps, s);
+        // wrong shapes and more than one treatment are errors
+        assert!(f
+            .predict_pairs(&xu, m, pu + 1, &z, k, &Control::default())
+            .is_err());
+        let (x3, t3, y3) = data(600, 1);
+        let d3 = ForestData {
+            x: &x3,
+            n: 600,
+            p: 4,
+            treatment: &t3,
+            n_treatments: 2,
+            y: &y3,
+            w: None,
+        };
+        let f3 = fit(&d3, &params(), &Control::default()).unwrap();
+        assert!(f3
+            .predict_pairs(&x3[..8], 2, 2, &[0.0, 0.0], 1, &Control::default())
+            .is_err());
     }
 
     fn params() -> ForestParams {

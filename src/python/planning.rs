@@ -189,6 +189,32 @@ impl PlanningForest {
         Ok((matrix(py, e, n, t)?, matrix(py, s, n, t)?))
     }
 
+    /// (estimates, standard errors), each `n x k`, of every pair of a row of `X` (`n x pu`)
+    /// and a row of `Z` (`k x (n_features - pu)`) for a forest with one treatment.
+    #[pyo3(signature = (X, Z, progress=None))]
+    #[allow(non_snake_case)]
+    fn predict_pairs<'py>(
+        &self,
+        py: Python<'py>,
+        X: PyReadonlyArray2<'py, f64>,
+        Z: PyReadonlyArray2<'py, f64>,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Arr2<'py>, Arr2<'py>)> {
+        let (x, n, pu) = slice2("X", &X)?;
+        let (z, k, pz) = slice2("Z", &Z)?;
+        let f = &self.inner;
+        if pu + pz != f.n_features {
+            return Err(PyValueError::new_err(format!(
+                "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
+                f.n_features
+            )));
+        }
+        let (e, s) = run_long(py, progress, None, |ctl| {
+            f.predict_pairs(x, n, pu, z, k, ctl)
+        })?;
+        Ok((matrix(py, e, n, k)?, matrix(py, s, n, k)?))
+    }
+
     #[getter]
     fn feature_importances<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
         PyArray1::from_slice(py, &self.inner.importances)

@@ -72,6 +72,17 @@ def check_X(X: Any, n_features: int) -> np.ndarray:
     return cv.as_array(X, "X", np.float64, ndim=2, shape=(None, n_features))
 
 
+def _check_pairs(X: Any, Z: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    X = cv.as_array(X, "X", np.float64, ndim=2)
+    Z = cv.as_array(Z, "Z", np.float64, ndim=2)
+    if X.shape[1] + Z.shape[1] != n_features:
+        raise ValueError(
+            f"X, Z: have {X.shape[1]} + {Z.shape[1]} columns, but the model was fitted with "
+            f"{n_features} features"
+        )
+    return X, Z
+
+
 class UpliftModel(Versioned, abc.ABC):
     """Base of every uplift model: ``fit(X, treatment, y, sample_weight=None) -> self`` and
     ``predict(X, return_se=False)``. Subclasses implement ``_fit`` and ``_predict`` (returning
@@ -91,6 +102,33 @@ class UpliftModel(Versioned, abc.ABC):
         if self.n_treatments_ == 1:
             est = est[:, 0]
             se = se[:, 0] if se is not None else None
+        return (est, se) if return_se else est
+
+    def predict_pairs(self, X: Any, Z: Any, *, return_se: bool = False):
+        """Estimates for every pair of a row of ``X`` (n, p) and a row of ``Z`` (k, q), of a model
+        fitted with one treatment on rows ``[x, z]`` (p + q columns): shape (n, k), entry
+        ``[i, j]`` = ``predict([X[i], Z[j]])``. The planner's task-pooled estimation uses it
+        (``z`` describes a task: benefit, channel, content, costs). This generic version stacks
+        one block of rows per row of ``Z``; :class:`UpliftForest` walks each tree once per row
+        of ``X`` for all rows of ``Z`` together."""
+        self._check_fitted()
+        if self.n_treatments_ != 1:
+            raise ValueError(
+                f"predict_pairs: needs a model fitted with one treatment, this one has "
+                f"{self.n_treatments_}"
+            )
+        X, Z = _check_pairs(X, Z, self.n_features_in_)
+        return self._predict_pairs(X, Z, return_se)
+
+    def _predict_pairs(self, X: np.ndarray, Z: np.ndarray, return_se: bool):
+        n, k = len(X), len(Z)
+        est = np.empty((n, k))
+        se = np.empty((n, k)) if return_se else None
+        for j in range(k):
+            e, s = self._predict(np.column_stack([X, np.repeat(Z[j : j + 1], n, 0)]), return_se)
+            est[:, j] = e[:, 0]
+            if se is not None:
+                se[:, j] = s[:, 0]
         return (est, se) if return_se else est
 
     def _check_fitted(self) -> None:

@@ -168,6 +168,12 @@ class UpliftForest(UpliftModel):
         est, se = self._forest.predict(X)
         return est, (se if return_se else None)
 
+    def _predict_pairs(self, X: np.ndarray, Z: np.ndarray, return_se: bool):
+        if not hasattr(self, "_forest"):
+            raise ValueError("UpliftForest: not fitted; call fit(X, treatment, y) first")
+        est, se = self._forest.predict_pairs(X, Z)
+        return (est, se) if return_se else est
+
     def _get_state(self) -> dict[str, Any]:
         s = dict(self.__dict__)
         if "_forest" in s:
