@@ -23,28 +23,7 @@ NO_DATA = {
 
 #: Defects the table finds in code another helper owns (case-id prefix -> owner and reason); the
 #: lead empties this after merging their fixes.
-_CONFIG = (
-    "sim/_config*.py (the parser-fuzzing helper's files): the config dataclasses take any value "
-    "at construction; WorldConfig.validate, run when a world is built, is where values are "
-    "checked and named"
-)
 KNOWN_ELSEWHERE: dict[str, str] = {
-    **{
-        f"sim.{c}(": _CONFIG
-        for c in (
-            "Archetype",
-            "Benefit",
-            "ChannelConfig",
-            "ChannelsConfig",
-            "ObservablesConfig",
-            "PopulationConfig",
-            "PurchaseConfig",
-            "ResponseConfig",
-            "SeasonalityConfig",
-            "SessionConfig",
-            "SpendConfig",
-        )
-    },  # fmt: skip
     "allocate.highs_lp(problem=": "allocate/_highs.py (the solver helper's file): a non-Problem "
     "gives AttributeError ('n_candidates'), not TypeError naming problem",
     "allocate.highs_lp(crossover=": "allocate/_highs.py: crossover is not checked to be a bool",
