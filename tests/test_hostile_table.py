@@ -38,14 +38,6 @@ _HUGE = (
     "silently: the value models need a range check or a finite-result check"
 )
 OPEN: dict[str, str] = {
-    # sim
-    "sim.Population(users=dict)": "a mapping of plain arrays loses the categories: category "
-    "columns must be decoded from labels, not only from codes",
-    "sim.Population(transactions=dict)": "as users=dict",
-    "sim.Population(truth=dict)": "as users=dict",
-    "sim.Population(users=": "rows of users and truth are compared column by column in the "
-    "core: a wrong number of rows names an inner column (archetype, signup_day), not the table",
-    "sim.Population(truth=": "as users=: a length mismatch names inner columns",
     # insight
     "insight.BetaGeo.expected_purchases(frequency=huge)": _HUGE,
     "insight.BetaGeo.predict(frequency=huge)": _HUGE,
