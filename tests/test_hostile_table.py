@@ -51,32 +51,11 @@ OPEN: dict[str, str] = {
     "insight.UserInsight(penalizer=1e308)": "an absurd penalizer reaches the fit, whose NaN is "
     "reported under an inner name (values)",
     "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
-    # planning
-    "planning.Planner(calibration_bins=huge-size)": "no upper bound: 2**40 bins reach numpy, "
-    "whose MemoryError names nothing",
-    "planning.Planner.fit(users=pandas-NA-signup_day)": "a nullable (pd.NA) users column "
-    "fails in numpy conversion without naming users",
-    "planning.planning_features(users=pandas-NA-signup_day)": "as Planner.fit",
-    "planning.plan_from_environment(n_actions=huge-size)": "more actions than the catalogue "
-    "end in an empty experiment, reported as 'user_ids: is empty'",
     # allocate
     "allocate.Problem(": "the raw constructor (documented: build problems with from_frame or "
     "from_arrays) hands its arrays to the core with PyO3's typed extraction: other containers "
     "and dtypes give 'type mismatch' / 'not an instance of ndarray' without the argument's name; "
     "users, order and actions are not checked",
-    # touchpoint
-    "touchpoint.FrequencyPlanner.observe(outcomes=duplicates)": "duplicate user rows raise "
-    "pandas' InvalidIndexError",
-    "touchpoint.FrequencyPlanner.plan(segment=arrow-null)": "a missing segment label becomes "
-    "a segment of its own",
-    "touchpoint.FrequencyPlanner.plan(segment=none-entry)": "as segment=arrow-null",
-    "touchpoint.ResponseModel.curves(levels=1.5)": "levels are not checked to be integers",
-    "touchpoint.ResponseModel.pooled_curves(levels=1.5)": "as curves",
-    "touchpoint.ResponseModel.predict(": "predict converts with np.asarray: exposures 1.5, "
-    "float or numeric-string segments and a non-bool return_opt_out pass unchecked",
-    # machine
-    "machine.policy_table(": "policy_table indexes a pandas frame directly: other tables, "
-    "missing or string columns and non-integer periods give KeyError/AttributeError or pass",
 }
 
 MODULES = ["top", "sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine"]
