@@ -51,11 +51,6 @@ OPEN: dict[str, str] = {
     "insight.UserInsight(penalizer=1e308)": "an absurd penalizer reaches the fit, whose NaN is "
     "reported under an inner name (values)",
     "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
-    # allocate
-    "allocate.Problem(": "the raw constructor (documented: build problems with from_frame or "
-    "from_arrays) hands its arrays to the core with PyO3's typed extraction: other containers "
-    "and dtypes give 'type mismatch' / 'not an instance of ndarray' without the argument's name; "
-    "users, order and actions are not checked",
 }
 
 MODULES = ["top", "sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine"]
