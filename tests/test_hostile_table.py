@@ -23,13 +23,7 @@ NO_DATA = {
 
 #: Defects the table finds in code another helper owns (case-id prefix -> owner and reason); the
 #: lead empties this after merging their fixes.
-KNOWN_ELSEWHERE: dict[str, str] = {
-    "allocate.highs_lp(problem=": "allocate/_highs.py (the solver helper's file): a non-Problem "
-    "gives AttributeError ('n_candidates'), not TypeError naming problem",
-    "allocate.highs_lp(crossover=": "allocate/_highs.py: crossover is not checked to be a bool",
-    "allocate.highs_lp(threads=": "allocate/_highs.py: threads is read with int() (NaN, 'x', "
-    "2**64, True and 1.5 pass or raise without naming threads)",
-}
+KNOWN_ELSEWHERE: dict[str, str] = {}
 
 #: Defects the table finds that are not fixed yet (case-id prefix -> what is wrong). Each entry
 #: must still fail (a fixed one is reported as stale, so the list only shrinks).
