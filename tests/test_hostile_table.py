@@ -27,25 +27,7 @@ KNOWN_ELSEWHERE: dict[str, str] = {}
 
 #: Defects the table finds that are not fixed yet (case-id prefix -> what is wrong). Each entry
 #: must still fail (a fixed one is reported as stale, so the list only shrinks).
-_HUGE = (
-    "a value of 1e15 in the data overflows the model's likelihood or prediction to NaN/inf, "
-    "silently: the value models need a range check or a finite-result check"
-)
-OPEN: dict[str, str] = {
-    # insight
-    "insight.BetaGeo.expected_purchases(frequency=huge)": _HUGE,
-    "insight.BetaGeo.predict(frequency=huge)": _HUGE,
-    "insight.BetaGeo.fit(T=huge)": _HUGE,
-    "insight.BetaGeo.fit(weights=huge)": _HUGE,
-    "insight.GammaGamma.fit(monetary=huge)": _HUGE,
-    "insight.GammaGamma.fit(weights=huge)": _HUGE,
-    "insight.clv(frequency=huge)": _HUGE,
-    "insight.BetaGeo.expected_purchases_new(t=str-dtype)": "t is read with np.asarray(float): "
-    "numeric strings are accepted",
-    "insight.UserInsight(penalizer=1e308)": "an absurd penalizer reaches the fit, whose NaN is "
-    "reported under an inner name (values)",
-    "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
-}
+OPEN: dict[str, str] = {}
 
 MODULES = ["top", "sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine"]
 
