@@ -18,6 +18,7 @@ and no example database is written.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import subprocess
@@ -316,6 +317,42 @@ def test_core_state_decoders_in_a_child():
     )  # fmt: skip
     assert r.returncode == 0, (r.returncode, r.stdout[-6000:], r.stderr[-3000:])
     assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+#: Plain constructor annotations and a value of another type for each.
+_WRONG = {"int": "x", "float": "x", "str": 7, "bool": "yes"}
+
+
+def _plain_arguments(cls: type) -> dict[str, str]:
+    """Constructor arguments annotated with a plain type (or an optional one) -> that type."""
+    out = {}
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        a = str(p.annotation).removesuffix(" | None")
+        if a in _WRONG:
+            out[p.name] = a
+    return out
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_wrongly_typed_state_values_are_state_errors(name):
+    """A value stored under a constructor argument's name with the wrong type (a SessionPolicy
+    state with ``n_features="x"``) fails on loading, naming it, not at first use."""
+    obj = fo.fitted(name)
+    st_ = obj.__getstate__()
+    plain = _plain_arguments(type(obj))
+    keys = [k for k in st_["state"] if k in plain]
+    for key in keys:
+        bad = {**st_, "state": {**st_["state"], key: _WRONG[plain[key]]}}
+        with pytest.raises(gm.StateError, match=rf"\b{key}\b"):
+            type(obj).__new__(type(obj)).__setstate__(bad)
+
+
+def test_a_wrongly_typed_session_policy_state():
+    p = gm.realtime.SessionPolicy(4, 3)
+    st_ = p.__getstate__()
+    st_["state"]["n_features"] = "x"
+    with pytest.raises(gm.StateError, match="n_features must be an int"):
+        gm.realtime.SessionPolicy.__new__(gm.realtime.SessionPolicy).__setstate__(st_)
 
 
 def test_a_state_written_before_the_keys_were_recorded_still_loads():

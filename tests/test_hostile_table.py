@@ -23,90 +23,11 @@ NO_DATA = {
 
 #: Defects the table finds in code another helper owns (case-id prefix -> owner and reason); the
 #: lead empties this after merging their fixes.
-_CONFIG = (
-    "sim/_config*.py (the parser-fuzzing helper's files): the config dataclasses take any value "
-    "at construction; WorldConfig.validate, run when a world is built, is where values are "
-    "checked and named"
-)
-KNOWN_ELSEWHERE: dict[str, str] = {
-    **{
-        f"sim.{c}(": _CONFIG
-        for c in (
-            "Archetype",
-            "Benefit",
-            "ChannelConfig",
-            "ChannelsConfig",
-            "ObservablesConfig",
-            "PopulationConfig",
-            "PurchaseConfig",
-            "ResponseConfig",
-            "SeasonalityConfig",
-            "SessionConfig",
-            "SpendConfig",
-        )
-    },  # fmt: skip
-    "allocate.highs_lp(problem=": "allocate/_highs.py (the solver helper's file): a non-Problem "
-    "gives AttributeError ('n_candidates'), not TypeError naming problem",
-    "allocate.highs_lp(crossover=": "allocate/_highs.py: crossover is not checked to be a bool",
-    "allocate.highs_lp(threads=": "allocate/_highs.py: threads is read with int() (NaN, 'x', "
-    "2**64, True and 1.5 pass or raise without naming threads)",
-}
+KNOWN_ELSEWHERE: dict[str, str] = {}
 
 #: Defects the table finds that are not fixed yet (case-id prefix -> what is wrong). Each entry
 #: must still fail (a fixed one is reported as stale, so the list only shrinks).
-_HUGE = (
-    "a value of 1e15 in the data overflows the model's likelihood or prediction to NaN/inf, "
-    "silently: the value models need a range check or a finite-result check"
-)
-OPEN: dict[str, str] = {
-    # sim
-    "sim.Population(users=dict)": "a mapping of plain arrays loses the categories: category "
-    "columns must be decoded from labels, not only from codes",
-    "sim.Population(transactions=dict)": "as users=dict",
-    "sim.Population(truth=dict)": "as users=dict",
-    "sim.Population(users=": "rows of users and truth are compared column by column in the "
-    "core: a wrong number of rows names an inner column (archetype, signup_day), not the table",
-    "sim.Population(truth=": "as users=: a length mismatch names inner columns",
-    # insight
-    "insight.BetaGeo.expected_purchases(frequency=huge)": _HUGE,
-    "insight.BetaGeo.predict(frequency=huge)": _HUGE,
-    "insight.BetaGeo.fit(T=huge)": _HUGE,
-    "insight.BetaGeo.fit(weights=huge)": _HUGE,
-    "insight.GammaGamma.fit(monetary=huge)": _HUGE,
-    "insight.GammaGamma.fit(weights=huge)": _HUGE,
-    "insight.clv(frequency=huge)": _HUGE,
-    "insight.BetaGeo.expected_purchases_new(t=str-dtype)": "t is read with np.asarray(float): "
-    "numeric strings are accepted",
-    "insight.UserInsight(penalizer=1e308)": "an absurd penalizer reaches the fit, whose NaN is "
-    "reported under an inner name (values)",
-    "insight.UserInsight(period=1e308)": "an absurd period reaches clv, reported as t",
-    # planning
-    "planning.Planner(calibration_bins=huge-size)": "no upper bound: 2**40 bins reach numpy, "
-    "whose MemoryError names nothing",
-    "planning.Planner.fit(users=pandas-NA-signup_day)": "a nullable (pd.NA) users column "
-    "fails in numpy conversion without naming users",
-    "planning.planning_features(users=pandas-NA-signup_day)": "as Planner.fit",
-    "planning.plan_from_environment(n_actions=huge-size)": "more actions than the catalogue "
-    "end in an empty experiment, reported as 'user_ids: is empty'",
-    # allocate
-    "allocate.Problem(": "the raw constructor (documented: build problems with from_frame or "
-    "from_arrays) hands its arrays to the core with PyO3's typed extraction: other containers "
-    "and dtypes give 'type mismatch' / 'not an instance of ndarray' without the argument's name; "
-    "users, order and actions are not checked",
-    # touchpoint
-    "touchpoint.FrequencyPlanner.observe(outcomes=duplicates)": "duplicate user rows raise "
-    "pandas' InvalidIndexError",
-    "touchpoint.FrequencyPlanner.plan(segment=arrow-null)": "a missing segment label becomes "
-    "a segment of its own",
-    "touchpoint.FrequencyPlanner.plan(segment=none-entry)": "as segment=arrow-null",
-    "touchpoint.ResponseModel.curves(levels=1.5)": "levels are not checked to be integers",
-    "touchpoint.ResponseModel.pooled_curves(levels=1.5)": "as curves",
-    "touchpoint.ResponseModel.predict(": "predict converts with np.asarray: exposures 1.5, "
-    "float or numeric-string segments and a non-bool return_opt_out pass unchecked",
-    # machine
-    "machine.policy_table(": "policy_table indexes a pandas frame directly: other tables, "
-    "missing or string columns and non-integer periods give KeyError/AttributeError or pass",
-}
+OPEN: dict[str, str] = {}
 
 MODULES = ["top", "sim", "insight", "planning", "allocate", "touchpoint", "realtime", "machine"]
 

@@ -3,16 +3,21 @@
 Python objects mix in :class:`Versioned` and set ``_STATE_KIND``/``_STATE_VERSION``; their pickled
 state carries both and the inner state's keys, and unpickling rejects another kind, an unknown
 version or keys other than the ones written (a lost or renamed key) with
-:class:`growthmachine.StateError`. Objects wrapping a Rust core pickle the core's own versioned
-bytes (see ``src/state.rs``) inside this envelope.
+:class:`growthmachine.StateError`. Values stored under a constructor argument's name (the
+convention) must have the type its annotation names (``n_features: int`` holds an int, not
+``"x"``): a wrongly typed state is a ``StateError`` on loading, not an object failing at first use.
+Objects wrapping a Rust core pickle the core's own versioned bytes (see ``src/state.rs``) inside
+this envelope.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, ClassVar
 
 from ._core import StateError
+from ._schema import _describe, _matches, _show, _union_args
 
 _KEY_SEP = "\n"
 
@@ -61,7 +66,9 @@ class Versioned:
                     f"{sorted(map(str, have - (want or set())))})"
                 )
         try:
-            self._set_state(self._upgrade_state(version, inner))
+            inner = self._upgrade_state(version, inner)
+            _check_types(type(self), inner, kind)
+            self._set_state(inner)
         except StateError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
@@ -105,3 +112,48 @@ def _init_params(cls: type) -> list[str]:
         return []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in list(sig.parameters.values())[1:] if p.kind in kinds]
+
+
+@functools.cache
+def _init_types(cls: type) -> dict[str, Any]:
+    """The resolved annotation of each of ``cls.__init__``'s named parameters (those that do not
+    resolve at run time, e.g. names imported for type checking only, are left out)."""
+    init = cls.__init__
+    try:
+        params = list(inspect.signature(init).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return {}
+    ns = getattr(init, "__globals__", {})
+    out = {}
+    for p in params:
+        a = p.annotation
+        if a is inspect.Parameter.empty:
+            continue
+        if isinstance(a, str):
+            try:
+                a = eval(a, ns)  # noqa: S307 - the class's own annotation, in its own module
+            except Exception:  # noqa: BLE001 - not resolvable here: not checked
+                continue
+        out[p.name] = a
+    return out
+
+
+def _fits(v: Any, tp: Any) -> bool:
+    members = _union_args(tp)
+    if members is not None:
+        return any(_fits(v, m) for m in members)
+    try:
+        return _matches(v, tp, raw=False)
+    except TypeError:  # an annotation isinstance cannot check (a parametrised generic)
+        return True
+
+
+def _check_types(cls: type, state: dict[str, Any], kind: str) -> None:
+    """``StateError`` if a value stored under a constructor argument's name does not have the
+    type of that argument's annotation."""
+    for name, tp in _init_types(cls).items():
+        if name in state and not _fits(state[name], tp):
+            v = state[name]
+            raise StateError(
+                f"{kind} state: {name} must be {_describe(tp)}, got {type(v).__name__} {_show(v)}"
+            )

@@ -33,6 +33,13 @@ fn sim_validate_config(config_json: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// Validates one section of a configuration on its own (`kind`: its type's name, e.g.
+/// "PurchaseConfig"; JSON); raises ValueError naming the field as `at.field`.
+#[pyfunction]
+fn sim_validate_section(kind: &str, section_json: &str, at: &str) -> PyResult<()> {
+    crate::sim::config::validate_section(kind, section_json, at).map_err(to_pyerr)
+}
+
 /// The channels in code order: name, whether off-site, the users column of its consent (None if
 /// none is needed) and whether it needs the app. The one definition Python reads.
 #[pyfunction]
@@ -682,6 +689,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sim_default_config, m)?)?;
     m.add_function(wrap_pyfunction!(sim_channels, m)?)?;
     m.add_function(wrap_pyfunction!(sim_validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(sim_validate_section, m)?)?;
     m.add_function(wrap_pyfunction!(sim_check_size, m)?)?;
     m.add_function(wrap_pyfunction!(sim_generate, m)?)?;
     m.add_class::<SimPopulation>()?;

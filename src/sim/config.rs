@@ -220,85 +220,402 @@ pub struct SessionConfig {
     pub free_shipping_appeal: f64,
 }
 
-fn bad(field: &str, msg: impl Into<String>) -> CoreError {
-    CoreError::invalid(format!("config.{field}"), msg)
+// Every check names the field by its full path: `at.field`, where `at` is the section's own path
+// ("config.purchase" inside a world, "purchase" for a section checked on its own, as Python's
+// dataclasses do at construction).
+
+fn bad(path: &str, msg: impl Into<String>) -> CoreError {
+    CoreError::invalid(path, msg)
 }
 
-fn pos(field: &str, v: f64) -> Result<()> {
+fn pos(path: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v > 0.0) {
-        return Err(bad(field, format!("must be a finite number > 0, got {v}")));
+        return Err(bad(path, format!("must be a finite number > 0, got {v}")));
     }
     Ok(())
 }
 
-fn nonneg(field: &str, v: f64) -> Result<()> {
+fn nonneg(path: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v >= 0.0) {
-        return Err(bad(field, format!("must be a finite number >= 0, got {v}")));
+        return Err(bad(path, format!("must be a finite number >= 0, got {v}")));
     }
     Ok(())
 }
 
-fn finite(field: &str, v: f64) -> Result<()> {
+fn finite(path: &str, v: f64) -> Result<()> {
     if !v.is_finite() {
-        return Err(bad(field, format!("must be finite, got {v}")));
+        return Err(bad(path, format!("must be finite, got {v}")));
     }
     Ok(())
 }
 
-fn prob(field: &str, v: f64) -> Result<()> {
+fn prob(path: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-        return Err(bad(field, format!("must be in [0, 1], got {v}")));
+        return Err(bad(path, format!("must be in [0, 1], got {v}")));
     }
     Ok(())
 }
 
-fn open_prob(field: &str, v: f64) -> Result<()> {
+fn open_prob(path: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v > 0.0 && v < 1.0) {
-        return Err(bad(field, format!("must be in (0, 1), got {v}")));
+        return Err(bad(path, format!("must be in (0, 1), got {v}")));
     }
     Ok(())
 }
 
-fn weights(field: &str, w: &[f64], len: usize, of: &str) -> Result<()> {
-    if w.len() != len {
-        return Err(bad(
-            field,
-            format!("has {} values, expected {len} (one per {of})", w.len()),
-        ));
-    }
+/// Weights: finite values >= 0 with a positive sum (their number is the world's to check).
+fn weights(path: &str, w: &[f64]) -> Result<()> {
     for (i, v) in w.iter().enumerate() {
         if !(v.is_finite() && *v >= 0.0) {
             return Err(bad(
-                field,
+                path,
                 format!("must hold finite values >= 0, got {v} at position {i}"),
             ));
         }
     }
     if w.iter().sum::<f64>() <= 0.0 {
-        return Err(bad(field, "must have a positive sum"));
+        return Err(bad(path, "must have a positive sum"));
     }
     Ok(())
 }
 
-fn names(field: &str, v: &[String], max: usize) -> Result<()> {
+/// One value per element of a list of the world (`of`, `len` of them).
+fn one_per(path: &str, n: usize, len: usize, of: &str) -> Result<()> {
+    if n != len {
+        return Err(bad(
+            path,
+            format!("has {n} values, expected {len} (one per {of})"),
+        ));
+    }
+    Ok(())
+}
+
+fn names(path: &str, v: &[String], max: usize) -> Result<()> {
     if v.is_empty() {
-        return Err(bad(field, "must not be empty"));
+        return Err(bad(path, "must not be empty"));
     }
     if v.len() > max {
         return Err(bad(
-            field,
+            path,
             format!("has {} names, at most {max} are supported", v.len()),
         ));
     }
     for (i, n) in v.iter().enumerate() {
         if n.is_empty() {
-            return Err(bad(field, format!("empty name at position {i}")));
+            return Err(bad(path, format!("empty name at position {i}")));
         }
         if v[..i].contains(n) {
-            return Err(bad(field, format!("duplicate name {n:?}")));
+            return Err(bad(path, format!("duplicate name {n:?}")));
         }
     }
     Ok(())
+}
+
+/// A part of the configuration whose own fields can be checked without the rest of the world.
+pub trait Section: serde::de::DeserializeOwned {
+    /// Checks the section's fields; errors name them as `at.field`.
+    fn validate_at(&self, at: &str) -> Result<()>;
+}
+
+impl Section for PurchaseConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        pos(&f("r"), self.r)?;
+        pos(&f("alpha"), self.alpha)?;
+        pos(&f("a"), self.a)?;
+        pos(&f("b"), self.b)?;
+        pos(&f("first_order_delay_days"), self.first_order_delay_days)?;
+        if self.r / self.alpha > 5.0 {
+            return Err(bad(
+                &f("alpha"),
+                format!(
+                    "mean purchase rate r/alpha = {} orders per day is implausible (> 5)",
+                    self.r / self.alpha
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Section for SpendConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        pos(&f("p"), self.p)?;
+        pos(&f("q"), self.q)?;
+        pos(&f("gamma"), self.gamma)?;
+        if self.q <= 1.0 {
+            return Err(bad(
+                &f("q"),
+                format!(
+                    "must be > 1 so that the mean order value is finite, got {}",
+                    self.q
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Section for PopulationConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        prob(&f("prospect_share"), self.prospect_share)?;
+        prob(&f("pre_window_share"), self.pre_window_share)?;
+        pos(&f("history_days"), self.history_days)?;
+        if self.history_days > 20_000.0 {
+            return Err(bad(&f("history_days"), "must be <= 20000"));
+        }
+        Ok(())
+    }
+}
+
+impl Section for SeasonalityConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        let weekly = f("weekly");
+        one_per(&weekly, self.weekly.len(), 7, "weekday, Monday first")?;
+        weights(&weekly, &self.weekly)?;
+        if self.weekly.iter().any(|v| *v <= 0.0) {
+            return Err(bad(&weekly, "every weekday needs a weight > 0"));
+        }
+        let amplitude = self.yearly_amplitude;
+        if !(amplitude.is_finite() && (0.0..1.0).contains(&amplitude)) {
+            return Err(bad(
+                &f("yearly_amplitude"),
+                format!("must be in [0, 1), got {amplitude}"),
+            ));
+        }
+        finite(&f("yearly_peak_day"), self.yearly_peak_day)?;
+        finite(&f("festival_day"), self.festival_day)?;
+        nonneg(&f("festival_boost"), self.festival_boost)?;
+        pos(&f("festival_width_days"), self.festival_width_days)?;
+        if self.start_day_of_year >= 365 {
+            return Err(bad(&f("start_day_of_year"), "must be in 0 to 364"));
+        }
+        if self.start_weekday >= 7 {
+            return Err(bad(&f("start_weekday"), "must be in 0 to 6"));
+        }
+        Ok(())
+    }
+}
+
+impl Section for ObservablesConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        names(&f("age_bands"), &self.age_bands, 255)?;
+        names(&f("city_tiers"), &self.city_tiers, 255)?;
+        names(&f("devices"), &self.devices, 255)?;
+        names(&f("acquisition_channels"), &self.acquisition_channels, 255)?;
+        for d in &self.app_devices {
+            if !self.devices.contains(d) {
+                return Err(bad(
+                    &f("app_devices"),
+                    format!("{d:?} is not one of {at}.devices"),
+                ));
+            }
+        }
+        prob(&f("push_opt_in"), self.push_opt_in)?;
+        prob(&f("email_opt_in"), self.email_opt_in)?;
+        prob(&f("sms_opt_in"), self.sms_opt_in)?;
+        Ok(())
+    }
+}
+
+impl Section for Archetype {
+    /// The archetype's own values; how many weights it needs is the world's to check.
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        if self.name.is_empty() {
+            return Err(bad(&f("name"), "must not be empty"));
+        }
+        nonneg(&f("share"), self.share)?;
+        finite(&f("rate_tilt"), self.rate_tilt)?;
+        if self.rate_tilt.abs() > 10.0 {
+            return Err(bad(&f("rate_tilt"), "must be in [-10, 10]"));
+        }
+        open_prob(&f("price_sensitivity"), self.price_sensitivity)?;
+        nonneg(&f("responsiveness"), self.responsiveness)?;
+        prob(&f("sleeping_dog_share"), self.sleeping_dog_share)?;
+        finite(&f("guide_response"), self.guide_response)?;
+        weights(&f("category_weights"), &self.category_weights)?;
+        if self.channel_affinity.len() != CHANNELS.len() {
+            return Err(bad(
+                &f("channel_affinity"),
+                format!(
+                    "has {} values, expected {} ({})",
+                    self.channel_affinity.len(),
+                    CHANNELS.len(),
+                    CHANNELS.join(", ")
+                ),
+            ));
+        }
+        for (j, v) in self.channel_affinity.iter().enumerate() {
+            prob(&format!("{at}.channel_affinity[{j}]"), *v)?;
+        }
+        for (j, v) in self.content_fit.iter().enumerate() {
+            nonneg(&format!("{at}.content_fit[{j}]"), *v)?;
+        }
+        weights(&f("age_band_weights"), &self.age_band_weights)?;
+        weights(&f("city_tier_weights"), &self.city_tier_weights)?;
+        weights(&f("device_weights"), &self.device_weights)?;
+        weights(&f("acquisition_weights"), &self.acquisition_weights)?;
+        Ok(())
+    }
+}
+
+impl Section for Benefit {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        if self.name.is_empty() {
+            return Err(bad(&f("name"), "must not be empty"));
+        }
+        nonneg(&f("face_value"), self.face_value)?;
+        nonneg(&f("cost"), self.cost)?;
+        nonneg(&f("appeal"), self.appeal)?;
+        nonneg(&f("basket_lift"), self.basket_lift)?;
+        Ok(())
+    }
+}
+
+impl Section for Channel {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        nonneg(&format!("{at}.unit_cost"), self.unit_cost)?;
+        if self.daily_cap == 0 {
+            return Err(bad(&format!("{at}.daily_cap"), "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Section for ChannelsConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        for (c, name) in CHANNELS.iter().enumerate() {
+            self.get(c).validate_at(&format!("{at}.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Section for ResponseConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        names(&f("contents"), &self.contents, 255)?;
+        if self.benefits.is_empty() || self.benefits.len() > 255 {
+            return Err(bad(&f("benefits"), "needs 1 to 255 benefits"));
+        }
+        for (i, b) in self.benefits.iter().enumerate() {
+            b.validate_at(&format!("{at}.benefits[{i}]"))?;
+            if self.benefits[..i].iter().any(|c| c.name == b.name) {
+                return Err(bad(
+                    &format!("{at}.benefits[{i}].name"),
+                    format!("duplicate benefit {:?}", b.name),
+                ));
+            }
+        }
+        self.channels.validate_at(&f("channels"))?;
+        nonneg(&f("offer_scale"), self.offer_scale)?;
+        prob(&f("offer_cap"), self.offer_cap)?;
+        if self.offer_cap >= 1.0 {
+            return Err(bad(&f("offer_cap"), "must be < 1"));
+        }
+        prob(&f("exposure_max"), self.exposure_max)?;
+        pos(&f("hill_ec50"), self.hill_ec50)?;
+        pos(&f("hill_slope"), self.hill_slope)?;
+        if self.hill_slope > 10.0 {
+            return Err(bad(&f("hill_slope"), "must be <= 10"));
+        }
+        nonneg(&f("fatigue_rate"), self.fatigue_rate)?;
+        pos(&f("fatigue_halflife_days"), self.fatigue_halflife_days)?;
+        prob(&f("optout_base"), self.optout_base)?;
+        nonneg(&f("optout_per_fatigue"), self.optout_per_fatigue)?;
+        prob(&f("sleeping_dog_penalty"), self.sleeping_dog_penalty)?;
+        nonneg(
+            &f("sleeping_dog_optout_mult"),
+            self.sleeping_dog_optout_mult,
+        )?;
+        prob(&f("redemption_rate"), self.redemption_rate)?;
+        nonneg(&f("prospect_daily_hazard"), self.prospect_daily_hazard)?;
+        if self.prospect_daily_hazard > 1.0 {
+            return Err(bad(&f("prospect_daily_hazard"), "must be <= 1"));
+        }
+        nonneg(&f("prospect_mult"), self.prospect_mult)?;
+        nonneg(&f("active_mult"), self.active_mult)?;
+        nonneg(&f("lapsed_mult"), self.lapsed_mult)?;
+        nonneg(&f("affinity_noise"), self.affinity_noise)?;
+        nonneg(&f("responsiveness_noise"), self.responsiveness_noise)?;
+        pos(
+            &f("price_sensitivity_concentration"),
+            self.price_sensitivity_concentration,
+        )?;
+        prob(&f("margin"), self.margin)?;
+        Ok(())
+    }
+}
+
+impl Section for SessionConfig {
+    fn validate_at(&self, at: &str) -> Result<()> {
+        let f = |x: &str| format!("{at}.{x}");
+        nonneg(&f("visit_base"), self.visit_base)?;
+        nonneg(&f("visit_rate_weight"), self.visit_rate_weight)?;
+        if self.visit_base + self.visit_rate_weight <= 0.0 {
+            return Err(bad(
+                &f("visit_base"),
+                "visit_base + visit_rate_weight must be > 0",
+            ));
+        }
+        for (n, v) in [
+            ("cart_logit", self.cart_logit),
+            ("checkout_logit", self.checkout_logit),
+            ("recover_logit", self.recover_logit),
+            ("intent_weight", self.intent_weight),
+            ("lapsed_logit", self.lapsed_logit),
+            ("prospect_logit", self.prospect_logit),
+            ("guide_effect", self.guide_effect),
+            ("guide_cart_effect", self.guide_cart_effect),
+            ("sleeping_dog_coupon_logit", self.sleeping_dog_coupon_logit),
+        ] {
+            finite(&f(n), v)?;
+        }
+        prob(&f("exit_detect_share"), self.exit_detect_share)?;
+        prob(&f("cart_exit_share"), self.cart_exit_share)?;
+        nonneg(&f("coupon_logit_per_unit"), self.coupon_logit_per_unit)?;
+        nonneg(&f("coupon_browse_factor"), self.coupon_browse_factor)?;
+        nonneg(&f("coupon_basket_lift"), self.coupon_basket_lift)?;
+        nonneg(&f("small_coupon_value"), self.small_coupon_value)?;
+        nonneg(&f("large_coupon_value"), self.large_coupon_value)?;
+        nonneg(&f("exit_coupon_value"), self.exit_coupon_value)?;
+        nonneg(&f("shipping_value"), self.shipping_value)?;
+        nonneg(&f("free_shipping_appeal"), self.free_shipping_appeal)?;
+        Ok(())
+    }
+}
+
+/// Checks one section given as JSON (`kind`: the name of its type, e.g. `"PurchaseConfig"`) on its
+/// own, naming its fields `at.field`: what Python's configuration dataclasses run at construction.
+pub fn validate_section(kind: &str, json: &str, at: &str) -> Result<()> {
+    fn check<S: Section>(json: &str, at: &str) -> Result<()> {
+        let s: S = serde_json::from_str(json)
+            .map_err(|e| CoreError::invalid(at, format!("cannot be read: {e}")))?;
+        s.validate_at(at)
+    }
+    match kind {
+        "PurchaseConfig" => check::<PurchaseConfig>(json, at),
+        "SpendConfig" => check::<SpendConfig>(json, at),
+        "PopulationConfig" => check::<PopulationConfig>(json, at),
+        "SeasonalityConfig" => check::<SeasonalityConfig>(json, at),
+        "ObservablesConfig" => check::<ObservablesConfig>(json, at),
+        "Archetype" => check::<Archetype>(json, at),
+        "Benefit" => check::<Benefit>(json, at),
+        "ChannelConfig" => check::<Channel>(json, at),
+        "ChannelsConfig" => check::<ChannelsConfig>(json, at),
+        "ResponseConfig" => check::<ResponseConfig>(json, at),
+        "SessionConfig" => check::<SessionConfig>(json, at),
+        _ => Err(CoreError::invalid(
+            "kind",
+            format!("unknown section {kind:?}"),
+        )),
+    }
 }
 
 impl WorldConfig {
@@ -309,270 +626,79 @@ impl WorldConfig {
         Ok(cfg)
     }
 
-    /// Checks every field; the error names the field by its dotted path.
+    /// Checks every field; the error names the field by its dotted path (`config.purchase.r`):
+    /// each section's own checks, then what relates the sections (one weight per category, ...).
     pub fn validate(&self) -> Result<()> {
-        let p = &self.purchase;
-        pos("purchase.r", p.r)?;
-        pos("purchase.alpha", p.alpha)?;
-        pos("purchase.a", p.a)?;
-        pos("purchase.b", p.b)?;
-        pos("purchase.first_order_delay_days", p.first_order_delay_days)?;
-        if p.r / p.alpha > 5.0 {
-            return Err(bad(
-                "purchase.alpha",
-                format!(
-                    "mean purchase rate r/alpha = {} orders per day is implausible (> 5)",
-                    p.r / p.alpha
-                ),
-            ));
-        }
-        let s = &self.spend;
-        pos("spend.p", s.p)?;
-        pos("spend.q", s.q)?;
-        pos("spend.gamma", s.gamma)?;
-        if s.q <= 1.0 {
-            return Err(bad(
-                "spend.q",
-                format!(
-                    "must be > 1 so that the mean order value is finite, got {}",
-                    s.q
-                ),
-            ));
-        }
-        let pc = &self.population;
-        prob("population.prospect_share", pc.prospect_share)?;
-        prob("population.pre_window_share", pc.pre_window_share)?;
-        pos("population.history_days", pc.history_days)?;
-        if pc.history_days > 20_000.0 {
-            return Err(bad("population.history_days", "must be <= 20000"));
-        }
-        let se = &self.seasonality;
-        weights("seasonality.weekly", &se.weekly, 7, "weekday, Monday first")?;
-        if se.weekly.iter().any(|v| *v <= 0.0) {
-            return Err(bad(
-                "seasonality.weekly",
-                "every weekday needs a weight > 0",
-            ));
-        }
-        if !(se.yearly_amplitude.is_finite() && (0.0..1.0).contains(&se.yearly_amplitude)) {
-            return Err(bad(
-                "seasonality.yearly_amplitude",
-                format!("must be in [0, 1), got {}", se.yearly_amplitude),
-            ));
-        }
-        finite("seasonality.yearly_peak_day", se.yearly_peak_day)?;
-        finite("seasonality.festival_day", se.festival_day)?;
-        nonneg("seasonality.festival_boost", se.festival_boost)?;
-        pos("seasonality.festival_width_days", se.festival_width_days)?;
-        if se.start_day_of_year >= 365 {
-            return Err(bad("seasonality.start_day_of_year", "must be in 0 to 364"));
-        }
-        if se.start_weekday >= 7 {
-            return Err(bad("seasonality.start_weekday", "must be in 0 to 6"));
-        }
-        names("categories", &self.categories, 255)?;
+        self.purchase.validate_at("config.purchase")?;
+        self.spend.validate_at("config.spend")?;
+        self.population.validate_at("config.population")?;
+        self.seasonality.validate_at("config.seasonality")?;
+        names("config.categories", &self.categories, 255)?;
         let o = &self.observables;
-        names("observables.age_bands", &o.age_bands, 255)?;
-        names("observables.city_tiers", &o.city_tiers, 255)?;
-        names("observables.devices", &o.devices, 255)?;
-        names(
-            "observables.acquisition_channels",
-            &o.acquisition_channels,
-            255,
-        )?;
-        for d in &o.app_devices {
-            if !o.devices.contains(d) {
-                return Err(bad(
-                    "observables.app_devices",
-                    format!("{d:?} is not one of observables.devices"),
-                ));
-            }
-        }
-        prob("observables.push_opt_in", o.push_opt_in)?;
-        prob("observables.email_opt_in", o.email_opt_in)?;
-        prob("observables.sms_opt_in", o.sms_opt_in)?;
+        o.validate_at("config.observables")?;
         let r = &self.response;
         if self.archetypes.is_empty() {
-            return Err(bad("archetypes", "must not be empty"));
+            return Err(bad("config.archetypes", "must not be empty"));
         }
         if self.archetypes.len() > 255 {
-            return Err(bad("archetypes", "at most 255 archetypes are supported"));
+            return Err(bad(
+                "config.archetypes",
+                "at most 255 archetypes are supported",
+            ));
         }
-        names("response.contents", &r.contents, 255)?;
+        names("config.response.contents", &r.contents, 255)?;
         for (i, a) in self.archetypes.iter().enumerate() {
-            let f = |x: &str| format!("archetypes[{i}].{x}");
-            if a.name.is_empty() {
-                return Err(bad(&f("name"), "must not be empty"));
-            }
+            let at = format!("config.archetypes[{i}]");
+            let f = |x: &str| format!("{at}.{x}");
+            a.validate_at(&at)?;
             if self.archetypes[..i].iter().any(|b| b.name == a.name) {
                 return Err(bad(&f("name"), format!("duplicate archetype {:?}", a.name)));
             }
-            nonneg(&f("share"), a.share)?;
-            finite(&f("rate_tilt"), a.rate_tilt)?;
-            if a.rate_tilt.abs() > 10.0 {
-                return Err(bad(&f("rate_tilt"), "must be in [-10, 10]"));
+            for (field, n, len, of) in [
+                (
+                    "category_weights",
+                    a.category_weights.len(),
+                    self.categories.len(),
+                    "category",
+                ),
+                (
+                    "content_fit",
+                    a.content_fit.len(),
+                    r.contents.len(),
+                    "response.contents",
+                ),
+                (
+                    "age_band_weights",
+                    a.age_band_weights.len(),
+                    o.age_bands.len(),
+                    "age band",
+                ),
+                (
+                    "city_tier_weights",
+                    a.city_tier_weights.len(),
+                    o.city_tiers.len(),
+                    "city tier",
+                ),
+                (
+                    "device_weights",
+                    a.device_weights.len(),
+                    o.devices.len(),
+                    "device",
+                ),
+                (
+                    "acquisition_weights",
+                    a.acquisition_weights.len(),
+                    o.acquisition_channels.len(),
+                    "acquisition channel",
+                ),
+            ] {
+                one_per(&f(field), n, len, of)?;
             }
-            open_prob(&f("price_sensitivity"), a.price_sensitivity)?;
-            nonneg(&f("responsiveness"), a.responsiveness)?;
-            prob(&f("sleeping_dog_share"), a.sleeping_dog_share)?;
-            finite(&f("guide_response"), a.guide_response)?;
-            weights(
-                &f("category_weights"),
-                &a.category_weights,
-                self.categories.len(),
-                "category",
-            )?;
-            if a.channel_affinity.len() != CHANNELS.len() {
-                return Err(bad(
-                    &f("channel_affinity"),
-                    format!(
-                        "has {} values, expected {} ({})",
-                        a.channel_affinity.len(),
-                        CHANNELS.len(),
-                        CHANNELS.join(", ")
-                    ),
-                ));
-            }
-            for (j, v) in a.channel_affinity.iter().enumerate() {
-                prob(&format!("archetypes[{i}].channel_affinity[{j}]"), *v)?;
-            }
-            if a.content_fit.len() != r.contents.len() {
-                return Err(bad(
-                    &f("content_fit"),
-                    format!(
-                        "has {} values, expected {} (one per response.contents)",
-                        a.content_fit.len(),
-                        r.contents.len()
-                    ),
-                ));
-            }
-            for (j, v) in a.content_fit.iter().enumerate() {
-                nonneg(&format!("archetypes[{i}].content_fit[{j}]"), *v)?;
-            }
-            weights(
-                &f("age_band_weights"),
-                &a.age_band_weights,
-                o.age_bands.len(),
-                "age band",
-            )?;
-            weights(
-                &f("city_tier_weights"),
-                &a.city_tier_weights,
-                o.city_tiers.len(),
-                "city tier",
-            )?;
-            weights(
-                &f("device_weights"),
-                &a.device_weights,
-                o.devices.len(),
-                "device",
-            )?;
-            weights(
-                &f("acquisition_weights"),
-                &a.acquisition_weights,
-                o.acquisition_channels.len(),
-                "acquisition channel",
-            )?;
         }
         if self.archetypes.iter().map(|a| a.share).sum::<f64>() <= 0.0 {
-            return Err(bad("archetypes", "shares must have a positive sum"));
+            return Err(bad("config.archetypes", "shares must have a positive sum"));
         }
-        if r.benefits.is_empty() || r.benefits.len() > 255 {
-            return Err(bad("response.benefits", "needs 1 to 255 benefits"));
-        }
-        for (i, b) in r.benefits.iter().enumerate() {
-            let f = |x: &str| format!("response.benefits[{i}].{x}");
-            if b.name.is_empty() {
-                return Err(bad(&f("name"), "must not be empty"));
-            }
-            if r.benefits[..i].iter().any(|c| c.name == b.name) {
-                return Err(bad(&f("name"), format!("duplicate benefit {:?}", b.name)));
-            }
-            nonneg(&f("face_value"), b.face_value)?;
-            nonneg(&f("cost"), b.cost)?;
-            nonneg(&f("appeal"), b.appeal)?;
-            nonneg(&f("basket_lift"), b.basket_lift)?;
-        }
-        for (c, name) in CHANNELS.iter().enumerate() {
-            let ch = r.channels.get(c);
-            nonneg(&format!("response.channels.{name}.unit_cost"), ch.unit_cost)?;
-            if ch.daily_cap == 0 {
-                return Err(bad(
-                    &format!("response.channels.{name}.daily_cap"),
-                    "must be >= 1",
-                ));
-            }
-        }
-        nonneg("response.offer_scale", r.offer_scale)?;
-        prob("response.offer_cap", r.offer_cap)?;
-        if r.offer_cap >= 1.0 {
-            return Err(bad("response.offer_cap", "must be < 1"));
-        }
-        prob("response.exposure_max", r.exposure_max)?;
-        pos("response.hill_ec50", r.hill_ec50)?;
-        pos("response.hill_slope", r.hill_slope)?;
-        if r.hill_slope > 10.0 {
-            return Err(bad("response.hill_slope", "must be <= 10"));
-        }
-        nonneg("response.fatigue_rate", r.fatigue_rate)?;
-        pos("response.fatigue_halflife_days", r.fatigue_halflife_days)?;
-        prob("response.optout_base", r.optout_base)?;
-        nonneg("response.optout_per_fatigue", r.optout_per_fatigue)?;
-        prob("response.sleeping_dog_penalty", r.sleeping_dog_penalty)?;
-        nonneg(
-            "response.sleeping_dog_optout_mult",
-            r.sleeping_dog_optout_mult,
-        )?;
-        prob("response.redemption_rate", r.redemption_rate)?;
-        nonneg("response.prospect_daily_hazard", r.prospect_daily_hazard)?;
-        if r.prospect_daily_hazard > 1.0 {
-            return Err(bad("response.prospect_daily_hazard", "must be <= 1"));
-        }
-        nonneg("response.prospect_mult", r.prospect_mult)?;
-        nonneg("response.active_mult", r.active_mult)?;
-        nonneg("response.lapsed_mult", r.lapsed_mult)?;
-        nonneg("response.affinity_noise", r.affinity_noise)?;
-        nonneg("response.responsiveness_noise", r.responsiveness_noise)?;
-        pos(
-            "response.price_sensitivity_concentration",
-            r.price_sensitivity_concentration,
-        )?;
-        prob("response.margin", r.margin)?;
-        let s = &self.sessions;
-        nonneg("sessions.visit_base", s.visit_base)?;
-        nonneg("sessions.visit_rate_weight", s.visit_rate_weight)?;
-        if s.visit_base + s.visit_rate_weight <= 0.0 {
-            return Err(bad(
-                "sessions.visit_base",
-                "visit_base + visit_rate_weight must be > 0",
-            ));
-        }
-        for (n, v) in [
-            ("sessions.cart_logit", s.cart_logit),
-            ("sessions.checkout_logit", s.checkout_logit),
-            ("sessions.recover_logit", s.recover_logit),
-            ("sessions.intent_weight", s.intent_weight),
-            ("sessions.lapsed_logit", s.lapsed_logit),
-            ("sessions.prospect_logit", s.prospect_logit),
-            ("sessions.guide_effect", s.guide_effect),
-            ("sessions.guide_cart_effect", s.guide_cart_effect),
-            (
-                "sessions.sleeping_dog_coupon_logit",
-                s.sleeping_dog_coupon_logit,
-            ),
-        ] {
-            finite(n, v)?;
-        }
-        prob("sessions.exit_detect_share", s.exit_detect_share)?;
-        prob("sessions.cart_exit_share", s.cart_exit_share)?;
-        nonneg("sessions.coupon_logit_per_unit", s.coupon_logit_per_unit)?;
-        nonneg("sessions.coupon_browse_factor", s.coupon_browse_factor)?;
-        nonneg("sessions.coupon_basket_lift", s.coupon_basket_lift)?;
-        nonneg("sessions.small_coupon_value", s.small_coupon_value)?;
-        nonneg("sessions.large_coupon_value", s.large_coupon_value)?;
-        nonneg("sessions.exit_coupon_value", s.exit_coupon_value)?;
-        nonneg("sessions.shipping_value", s.shipping_value)?;
-        nonneg("sessions.free_shipping_appeal", s.free_shipping_appeal)?;
-        Ok(())
+        r.validate_at("config.response")?;
+        self.sessions.validate_at("config.sessions")
     }
 }

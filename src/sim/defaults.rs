@@ -370,4 +370,39 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("spend.q"));
         assert!(WorldConfig::from_json("{\"purchase\": 1}").is_err());
     }
+
+    #[test]
+    fn sections_are_checked_on_their_own_with_their_path() {
+        let c = WorldConfig::default();
+        let mut a = c.archetypes[2].clone();
+        a.share = -1.0;
+        let e = a.validate_at("archetype").unwrap_err().to_string();
+        assert!(e.starts_with("archetype.share:"), "{e}");
+        // how many weights an archetype needs is the world's: on its own any number is fine
+        a.share = 1.0;
+        a.category_weights.pop();
+        a.validate_at("archetype").unwrap();
+        let mut w = c.clone();
+        w.archetypes[2] = a;
+        let e = w.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("config.archetypes[2].category_weights:"),
+            "{e}"
+        );
+        let json = serde_json::to_string(&c.response.channels.sms).unwrap();
+        validate_section("ChannelConfig", &json, "channel").unwrap();
+        let bad = json.replace("\"daily_cap\":", "\"daily_cap\":0,\"x\":");
+        assert!(validate_section("ChannelConfig", &bad, "channel").is_err());
+        let mut r = c.response.clone();
+        r.channels.ads.daily_cap = 0;
+        let e = validate_section(
+            "ResponseConfig",
+            &serde_json::to_string(&r).unwrap(),
+            "response",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("response.channels.ads.daily_cap:"), "{e}");
+        assert!(validate_section("Nothing", "{}", "x").is_err());
+    }
 }

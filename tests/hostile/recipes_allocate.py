@@ -38,7 +38,20 @@ class Ctx:
         return al.solve(self.problem)
 
 
-@R("allocate.Problem", names={k: ("problem",) for k in ("indptr", "action", "value", "usage")})
+#: users and actions of a problem are labels (from_frame keeps the table's: numbers or strings).
+_LABELS = {"1.5": "labels may be any numbers", "str-dtype": "labels may be strings"}
+
+
+@R(
+    "allocate.Problem",
+    names={k: ("problem",) for k in ("indptr", "action", "value", "usage")},
+    allow={
+        "users": _LABELS,
+        "actions": _LABELS,
+        "per_user_limit": {"2**64": "a limit of 2**32 - 1 or more means no limit (documented)"},
+        "upper": {"inf": "an upper bound of inf is no bound (documented)"},
+    },
+)
 def _(c):
     p = c.problem
     kw = {k: v for k, v in vars(p).items() if not k.startswith("_")}

@@ -163,8 +163,12 @@ for _m in ("fit", "partial_fit"):
         names={"log": ("weight",), "weight": ("log",)},
         allow={"log": {"str-segment": "segments are labels: strings are valid"}},
     )(lambda c, _m=_m: (getattr(tp.ResponseModel(), _m), dict(log=c.log, weight="w")))
-R("touchpoint.ResponseModel.curves")(lambda c: (c.model.curves, dict(levels=np.array([1, 2, 4]))))
-R("touchpoint.ResponseModel.pooled_curves")(
+#: The curves are continuous in the number of exposures: fractions are documented as allowed.
+FRACTIONS = {"1.5": "fractions of exposures are allowed (documented: the curves are continuous)"}
+R("touchpoint.ResponseModel.curves", allow={"levels": FRACTIONS})(
+    lambda c: (c.model.curves, dict(levels=np.array([1, 2, 4])))
+)
+R("touchpoint.ResponseModel.pooled_curves", allow={"levels": FRACTIONS})(
     lambda c: (c.model.pooled_curves, dict(levels=np.array([1, 2, 4])))
 )
 R("touchpoint.ResponseModel.get_params", skip={"deep": "scikit-learn's API: unused"})(
@@ -176,7 +180,7 @@ R("touchpoint.ResponseModel.set_params")(
 )  # fmt: skip
 
 
-@R("touchpoint.ResponseModel.predict")
+@R("touchpoint.ResponseModel.predict", allow={"exposures": FRACTIONS})
 def _(c):
     return c.model.predict, dict(
         segment=np.arange(9) % 3, channel=np.array(CH)[np.arange(9) % 3],

@@ -33,6 +33,8 @@ bound is 0. When a time limit leaves no plan and the empty plan misses a lower b
 (``ValueError`` otherwise), so no sum overflows.
 """
 
+import typing
+
 from ._highs import highs_lp
 from ._problem import Problem, random_problem
 from ._solution import Solution, certificate  # noqa: F401  (shared with the touchpoint planner)
@@ -41,5 +43,16 @@ from ._stage import run_stage
 
 __all__ = ["Problem", "Solution", "solve", "highs_lp", "random_problem", "run_stage"]
 
-# Pickles and help() name the public path, as before the module became a package of files.
-Problem.__module__ = Solution.__module__ = __name__
+
+def _public(cls: type) -> None:
+    """Pickles and help() name the public path, as before the module became a package of files.
+    The class's own annotations are resolved first, in the module that defines them: under the
+    public module's name, ``typing.get_type_hints`` would look for their names (``pd``) there."""
+    hints = typing.get_type_hints(cls)
+    own = cls.__dict__.get("__annotations__", {})
+    cls.__annotations__ = {k: hints[k] for k in own}
+    cls.__module__ = __name__
+
+
+_public(Problem)
+_public(Solution)

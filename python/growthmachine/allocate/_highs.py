@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _convert as cv
+from .. import _core
 from .._core import InfeasibleError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -223,6 +225,16 @@ def highs_lp(
     Ctrl-C (``KeyboardInterrupt``) and at ``time_limit`` (HiGHS runs in a child process that is
     killed then, within ``GRACE`` seconds: status ``"Time limit reached"``, objective and duals
     NaN when it had not finished)."""
+    from ._problem import Problem
+
+    cv.check_instance(problem, "problem", Problem, "a growthmachine.allocate.Problem")
+    if not isinstance(crossover, (bool, np.bool_)):
+        raise TypeError(f"crossover: must be a bool, got {type(crossover).__name__}")
+    if threads is not None:
+        threads = cv.check_int(threads, "threads", minimum=1)
+        reason = _core.thread_count_error(threads)
+        if reason:
+            raise ValueError(f"threads: {reason}, got {threads}")
     deadline = None if time_limit is None else time.time() + time_limit
     model, r_n, scale = _highs_model(problem, integer=False)
     job: dict[str, Any] = {"integer": False, "solver": solver}

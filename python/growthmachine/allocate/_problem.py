@@ -87,22 +87,50 @@ class Problem(Versioned):
         user_col: str = "user",
         action_col: str = "action",
     ):
-        self.indptr = indptr
-        self.action = action
-        self.value = value
-        self.usage = usage
-        self.usage_resource = usage_resource
-        self.action_usage = action_usage
-        self.actions = actions
-        self.groups = groups
-        self.per_user_limit = per_user_limit
-        self.resources = resources
-        self.lower = lower
-        self.upper = upper
-        self.users = users if users is not None else np.arange(len(indptr) - 1)
-        self.order = order
-        self.user_col = user_col
-        self.action_col = action_col
+        # Each argument converted and checked here, naming it (the core checks how they relate:
+        # indptr against action and value, codes against the catalogue, bounds).
+        self.indptr = cv.as_array(indptr, "indptr", np.int64)
+        n_users = len(self.indptr) - 1
+        self.action = _action_codes(action)
+        self.value = cv.as_array(value, "value", _storage(value), allow_empty=True)
+        nnz = len(self.value)
+        self.usage = [
+            cv.as_array(u, f"usage[{i}]", self.value.dtype, nonnegative=True, allow_empty=True)
+            for i, u in enumerate(_list(usage, "usage"))
+        ]
+        self.usage_resource = cv.as_array(
+            _list(usage_resource, "usage_resource"), "usage_resource", np.int64, allow_empty=True
+        ).tolist()
+        self.resources = _list(resources, "resources")
+        bad = [r for r in self.resources if not isinstance(r, str)]
+        if bad:
+            raise TypeError(f"resources: must hold resource names (str), got {bad[0]!r}")
+        n_res = len(self.resources)
+        self.actions = _labels(actions, "actions")
+        self.action_usage = cv.as_array(
+            action_usage,
+            "action_usage",
+            np.float64,
+            ndim=2,
+            nonnegative=True,
+            allow_empty=True,
+            shape=(len(self.actions), n_res),
+        )
+        self.groups = cv.as_array(groups, "groups", np.int32, allow_empty=True)
+        self.per_user_limit = _limit(per_user_limit, n_users)
+        self.lower, self.upper = (
+            cv.as_array(b, name, np.float64, finite=False, shape=(n_res,), allow_empty=True)
+            for b, name in ((lower, "lower"), (upper, "upper"))
+        )
+        for name, b in (("lower", self.lower), ("upper", self.upper)):
+            if np.isnan(b).any():
+                raise ValueError(
+                    f"{name}: must not hold NaN, found one at {np.argmax(np.isnan(b))}"
+                )
+        self.users = np.arange(n_users) if users is None else _labels(users, "users", n_users)
+        self.order = None if order is None else _permutation(order, nnz)
+        self.user_col = cv.check_instance(user_col, "user_col", str, "a column name (str)")
+        self.action_col = cv.check_instance(action_col, "action_col", str, "a column name (str)")
         self._run("validate")
 
     # ----------------------------------------------------------------------------------------
@@ -193,18 +221,10 @@ class Problem(Versioned):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype: must be float32 or float64, got {dtype}")
         indptr = cv.as_array(indptr, "indptr", np.int64)
-        action_i = cv.as_array(action, "action", np.int64, allow_empty=True)
+        action_i = _action_codes(action)
         value = cv.as_array(value, "value", dtype, allow_empty=True)
         nnz = len(value)
         cv.check_same_length({"value": value, "action": action_i})
-        if action_i.size and action_i.min() < 0:
-            raise ValueError(f"action: must be >= 0, found {action_i.min()}")
-        if action_i.size and action_i.max() >= _MAX_ACTIONS:
-            k = int(np.argmax(action_i))
-            raise ValueError(
-                f"action: must be < {_MAX_ACTIONS} (actions are codes 0..n_actions - 1, stored "
-                f"as uint32), found {action_i[k]} at position {k}"
-            )
         if n_actions is None:
             n_actions = int(action_i.max()) + 1 if nnz else 1
         n_actions = cv.check_int(n_actions, "n_actions", minimum=1, maximum=_MAX_ACTIONS)
@@ -243,7 +263,7 @@ class Problem(Versioned):
         lim = _limit(per_user_limit, len(indptr) - 1)
         return cls(
             indptr=indptr,
-            action=np.ascontiguousarray(action_i, dtype=np.uint32),
+            action=action_i,
             value=value,
             usage=cols,
             usage_resource=col_res,
@@ -387,6 +407,56 @@ class Problem(Versioned):
 _NO_LIMIT = 2**32 - 1
 #: Actions are stored as uint32, so the catalogue has at most this many actions.
 _MAX_ACTIONS = 2**32 - 1
+
+
+def _action_codes(action: Any) -> np.ndarray:
+    """``action`` as uint32 codes (one per candidate), checked: integers in ``0.._MAX_ACTIONS``."""
+    raw = cv.to_numpy_raw(action, "action")
+    if raw.dtype == np.uint32:  # the stored form: no copy
+        return cv.as_array(raw, "action", np.uint32, allow_empty=True)
+    a = cv.as_array(raw, "action", np.int64, allow_empty=True)
+    if a.size and a.min() < 0:
+        raise ValueError(f"action: must be >= 0, found {a.min()}")
+    if a.size and a.max() >= _MAX_ACTIONS:
+        k = int(np.argmax(a))
+        raise ValueError(
+            f"action: must be < {_MAX_ACTIONS} (actions are codes 0..n_actions - 1, stored "
+            f"as uint32), found {a[k]} at position {k}"
+        )
+    return a.astype(np.uint32)
+
+
+def _storage(value: Any) -> type:
+    """The storage dtype of values and usage: float32 if ``value`` is float32, else float64."""
+    return np.float32 if getattr(value, "dtype", None) == np.float32 else np.float64
+
+
+def _list(x: Any, name: str) -> list:
+    if isinstance(x, (str, bytes, Mapping)) or not isinstance(x, (Sequence, np.ndarray)):
+        raise TypeError(f"{name}: must be a list, got {type(x).__name__}")
+    return list(x)
+
+
+def _labels(x: Any, name: str, n: int | None = None) -> np.ndarray:
+    """Labels (of users or actions: numbers or strings) as a 1-d array without missing values."""
+    a = cv.to_numpy_raw(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array of labels, got shape {a.shape}")
+    if n is not None and len(a) != n:
+        raise ValueError(f"{name}: has length {len(a)}, expected {n} (one per user of indptr)")
+    if a.dtype == object and pd.isna(a).any():
+        raise ValueError(f"{name}: has missing values (at {int(np.argmax(pd.isna(a)))})")
+    if a.dtype.kind == "f" and np.isnan(a).any():
+        raise ValueError(f"{name}: has NaN labels")
+    return a
+
+
+def _permutation(order: Any, n: int) -> np.ndarray:
+    """``order`` checked to be a permutation of ``0..n`` (the rows of the table, sorted by user)."""
+    o = cv.as_array(order, "order", np.int64, shape=(n,), allow_empty=True)
+    if o.size and (o.min() < 0 or o.max() >= n or np.bincount(o, minlength=n).max() > 1):
+        raise ValueError(f"order: must be a permutation of 0..{n - 1} (the table's rows)")
+    return o
 
 
 def _int_limit(x: int) -> int:

@@ -189,6 +189,10 @@ class UserInsight(Versioned):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
         self.horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
         self.period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
+        if not np.isfinite(self.horizon * self.period):
+            raise ValueError(
+                f"period: horizon x period must be a finite number of days, got {horizon} x {period}"
+            )
         self.discount_rate = cv.check_number(
             discount_rate, "discount_rate", minimum=-1.0, strict_min=True
         )

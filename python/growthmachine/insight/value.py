@@ -9,6 +9,14 @@ Newton method on the log-parameters with analytic gradient and Hessian and a lin
 that are exactly identical are merged (their weights add up) before fitting, nothing is rounded.
 ``log_likelihood_`` is the full weighted log-likelihood (a sum, not a mean) without the penalty;
 standard errors come from the analytic Hessian at the optimum (as lifetimes computes them).
+
+Results are finite or an error, never a silent NaN: a fit whose parameters or log-likelihood are
+not finite (a penalizer or data values so large that the objective overflows) raises
+``ValueError`` naming the penalizer and the data arguments; standard errors that do not exist
+(the Hessian at the optimum is not positive definite: data that do not identify the model, such as
+a single customer or one row carrying nearly all the weight) are NaN with a ``RuntimeWarning``; a
+prediction that is not finite for finite inputs (values so large that the formula overflows, e.g.
+a frequency of 1e15) raises ``ValueError`` naming the inputs and the row.
 """
 
 from __future__ import annotations
@@ -58,8 +66,24 @@ def _weights(weights: Any, n: int) -> np.ndarray | None:
     return w
 
 
+def _finite(out: Any, what: str, **inputs: np.ndarray) -> Any:
+    """``out`` if every value is finite, else ``ValueError`` naming the inputs and the first row
+    whose ``what`` is not (finite inputs whose formula overflows)."""
+    a = np.asarray(out, dtype=np.float64)
+    if a.size and not _core.all_finite(np.ascontiguousarray(a.reshape(-1))):
+        i = int(np.flatnonzero(~np.isfinite(a.reshape(-1)))[0])
+        row = ", ".join(f"{k}={v[i]:g}" for k, v in inputs.items())
+        raise ValueError(
+            f"{', '.join(inputs)}: row {i} ({row}) is outside the model's numeric range (its "
+            f"{what} is {a.reshape(-1)[i]}: values this large overflow the formula)"
+        )
+    return out
+
+
 class _Fitted(Versioned):
     _PARAMS: tuple[str, ...] = ()
+    #: The data arguments of fit (named when a fit is not finite).
+    _DATA = ""
     _NOT_CONVERGED_HINT = ""
 
     def _check_fitted(self) -> None:
@@ -68,6 +92,21 @@ class _Fitted(Versioned):
 
     def _set_fit(self, r: dict[str, Any]) -> None:
         names = self._PARAMS
+        if not (np.isfinite(r["params"]).all() and np.isfinite(r["log_likelihood"])):
+            ps = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, r["params"], strict=True))
+            raise ValueError(
+                f"{self._DATA}, penalizer: the {type(self).__name__} fit is not finite ({ps}, "
+                f"log-likelihood {r['log_likelihood']}): penalizer={self.penalizer:g} or the "
+                "data's values are too large for the model's arithmetic"
+            )
+        if not np.isfinite(r["std_errors"]).all():
+            warnings.warn(
+                f"{type(self).__name__}.fit: standard errors are not finite (NaN): the Hessian "
+                "at the optimum is not positive definite, the data do not identify the model "
+                "(e.g. a single customer, or one row carrying nearly all the weight)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self.params_ = dict(zip(names, r["params"], strict=True))
         self.log_likelihood_ = float(r["log_likelihood"])
         self.standard_errors_ = dict(zip(names, r["std_errors"], strict=True))
@@ -123,6 +162,7 @@ class BetaGeo(_Fitted):
     _STATE_KIND = "insight.BetaGeo"
     _STATE_VERSION = 1
     _PARAMS = ("r", "alpha", "a", "b")
+    _DATA = "frequency, recency, T, weights"
 
     def __init__(self, penalizer: float = 0.0, max_iter: int = 200):
         self.penalizer = cv.check_number(penalizer, "penalizer", minimum=0.0)
@@ -173,19 +213,21 @@ class BetaGeo(_Fitted):
         t = cv.check_number(t, "t", minimum=0.0)
         x, tx, tt = _bg_inputs(frequency, recency, T)
         with _progress.bar(progress, "BG/NBD predict") as cb:
-            return _core.insight_bgnbd_predict(self._p(), "expected", t, x, tx, tt, cb)
+            out = _core.insight_bgnbd_predict(self._p(), "expected", t, x, tx, tt, cb)
+        return _finite(out, "expected purchases", frequency=x, recency=tx, T=tt)
 
     predict = expected_purchases
 
     def p_alive(self, frequency: Any, recency: Any = None, T: Any = None) -> np.ndarray:
         """Probability that each customer is still active (1 for customers without repeats)."""
         x, tx, tt = _bg_inputs(frequency, recency, T)
-        return _core.insight_bgnbd_predict(self._p(), "alive", 0.0, x, tx, tt, None)
+        out = _core.insight_bgnbd_predict(self._p(), "alive", 0.0, x, tx, tt, None)
+        return _finite(out, "P(alive)", frequency=x, recency=tx, T=tt)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """Expected purchases of a new customer in (0, t] (unconditional)."""
-        arr = cv.as_array(np.atleast_1d(np.asarray(t, dtype=float)), "t", nonnegative=True)
-        return _core.insight_bgnbd_expected_new(self._p(), arr)
+        arr = cv.as_array(np.atleast_1d(cv.to_numpy_raw(t, "t")), "t", nonnegative=True)
+        return _finite(_core.insight_bgnbd_expected_new(self._p(), arr), "expectation", t=arr)
 
     @staticmethod
     def simulate(params: dict[str, float], T: Any, seed: int = 0) -> pd.DataFrame:
@@ -225,6 +267,7 @@ class GammaGamma(_Fitted):
     _STATE_KIND = "insight.GammaGamma"
     _STATE_VERSION = 1
     _PARAMS = ("p", "q", "gamma")
+    _DATA = "frequency, monetary, weights"
     _NOT_CONVERGED_HINT = (
         " (every customer's spend is the same on every purchase: p grows without bound)"
     )
@@ -269,7 +312,8 @@ class GammaGamma(_Fitted):
         """Expected spend per transaction given the history (lifetimes'
         ``conditional_expected_average_profit``); needs q > 1."""
         x, m = self._inputs(frequency, monetary)
-        return _core.insight_gammagamma_expected_spend(self._p(), x, m)
+        out = _core.insight_gammagamma_expected_spend(self._p(), x, m)
+        return _finite(out, "expected spend", frequency=x, monetary=m)
 
 
 def clv(
@@ -305,7 +349,12 @@ def clv(
         m = _vec(monetary, "monetary", len(x))
     horizon = cv.check_int(horizon, "horizon", minimum=1, maximum=cv.I64_MAX)
     period = cv.check_number(period, "period", minimum=0.0, strict_min=True)
+    if not np.isfinite(horizon * period):
+        raise ValueError(
+            f"period: horizon x period must be a finite number of days, got {horizon} x {period}"
+        )
     discount_rate = cv.check_number(discount_rate, "discount_rate", minimum=0.0)
     spend = gammagamma.expected_spend(x, m)
     with _progress.bar(progress, "CLV") as cb:
-        return _core.insight_clv(bgnbd._p(), x, t, tt, spend, horizon, period, discount_rate, cb)
+        out = _core.insight_clv(bgnbd._p(), x, t, tt, spend, horizon, period, discount_rate, cb)
+    return _finite(out, "CLV", frequency=x, recency=t, T=tt, monetary=m)

@@ -78,8 +78,26 @@ class MachineRun:
 
 def policy_table(periods: pd.DataFrame, scored: Sequence[int]) -> pd.DataFrame:
     """Per policy: the KPIs summed over the ``scored`` periods (``avg_offsite_touches``: the
-    mean over periods with touches), plus cumulative incremental profit over all periods."""
-    sc = periods[periods["period"].isin(list(scored))]
+    mean over periods with touches), plus cumulative incremental profit over all periods.
+    ``periods``: a table (pandas, polars, pyarrow or a mapping of columns) with ``period``,
+    ``policy`` and every KPI, as :attr:`Run.periods`; ``scored``: period numbers."""
+    cols = cv.columns(periods, "periods")
+    missing = [c for c in ("period", "policy", *KPIS) if c not in cols]
+    if missing:
+        raise ValueError(f"periods: has no column {missing[0]!r} (columns: {', '.join(cols)})")
+    data = {
+        "policy": cv.column(periods, "periods", "policy"),
+        "period": cv.as_array(
+            cv.column(periods, "periods", "period"), "periods['period']", np.int64, allow_empty=True
+        ),
+    }
+    for k in KPIS:
+        data[k] = cv.as_array(
+            cv.column(periods, "periods", k), f"periods[{k!r}]", np.float64, allow_empty=True
+        )
+    periods = pd.DataFrame(data)
+    scored = cv.as_array(scored, "scored", np.int64, allow_empty=True)
+    sc = periods[periods["period"].isin(scored)]
     g = sc.groupby("policy", sort=False)
     out = g[[k for k in KPIS if k != "avg_offsite_touches"]].sum()
     touch = sc["avg_offsite_touches"].where(sc["avg_offsite_touches"] > 0)

@@ -59,6 +59,13 @@ def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list
     cols.update(_numeric(base[["stage", "value_tier", "p_alive", "expected_purchases", "clv"]]))
     if users is not None:
         u = cv.as_pandas(users, "users")
+        for c in u.columns:  # nullable (extension) numbers: missing values are an error
+            d = u[c].dtype
+            if isinstance(d, pd.api.extensions.ExtensionDtype) and hasattr(d, "numpy_dtype"):
+                if u[c].hasnans:
+                    raise ValueError(f"users[{c!r}]: has missing values")
+                u = u.copy() if u is users else u
+                u[c] = u[c].to_numpy(dtype=d.numpy_dtype)
         if "user_id" not in u.columns:
             raise ValueError("users: needs a user_id column")
         u = u.set_index("user_id")

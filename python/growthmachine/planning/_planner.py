@@ -33,6 +33,8 @@ from .uplift.meta import clone_estimator as _clone
 __all__ = ["Planner", "TaskPlan", "run_experiment", "world_actions"]
 
 #: Outcomes of the log the planner models, and the log column each is read from.
+#: Most quantile bins of the honest-value map (more than the users of any log are meaningless).
+_MAX_BINS = 10**6
 OUTCOMES = {"gmv": "gmv", "cost": "incentive_cost", "conversion": "converted"}
 
 
@@ -88,7 +90,7 @@ class Planner(Versioned):
     :class:`growthmachine.planning.uplift.UpliftModel` (cloned per outcome and fold; default the
     Rust :class:`~growthmachine.planning.uplift.UpliftForest`); ``margin``: contribution margin on
     GMV (profit = margin x GMV - incentive and channel costs); ``n_folds``: cross-fitting folds;
-    ``calibration_bins``: quantile bins of the honest-value map; ``shrink``: shrink the map's
+    ``calibration_bins``: quantile bins of the honest-value map (at most 10**6); ``shrink``: shrink the map's
     bin effects toward their stratum's mean, and each stratum's mean toward 0, by their noise
     (empirical Bayes; ``False``: the raw isotonic map), so that a log too small to tell an
     effect from noise mostly plans nothing; what noise survives the shrinkage is inside the
@@ -133,7 +135,9 @@ class Planner(Versioned):
         self.model = model
         self.margin = cv.check_number(margin, "margin", minimum=0.0, maximum=1.0)
         self.n_folds = cv.check_int(n_folds, "n_folds", minimum=2, maximum=20)
-        self.calibration_bins = cv.check_int(calibration_bins, "calibration_bins", minimum=1)
+        self.calibration_bins = cv.check_int(
+            calibration_bins, "calibration_bins", minimum=1, maximum=_MAX_BINS
+        )
         self.seed = cv.check_int(seed, "seed", minimum=0)
         self.progress = progress
         task_cols = ("audience", "benefit", "channel", "content", "benefit_kind")

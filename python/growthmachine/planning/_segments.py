@@ -39,6 +39,11 @@ def plan_from_environment(
     days = cv.check_int(days, "days", minimum=1)
     seed = cv.check_int(seed, "seed", minimum=0)
     acts = _pick_actions(env.actions, n_actions)
+    if n_actions > len(acts):
+        raise ValueError(
+            f"n_actions: the catalogue has {len(acts)} distinct (benefit, channel) actions to "
+            f"experiment with, got {n_actions}"
+        )
     log = env.run_experiment(acts, share=0.5, days=days, seed=seed, progress=False)
     margin = float(env.config.response.margin)
     seg_cols = [c for c in ("customer", "city_tier", "has_app") if c in log.columns]

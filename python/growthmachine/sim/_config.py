@@ -27,13 +27,16 @@ Prospects (``population.prospect_share``) never order on their own in the histor
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from .. import _core
-from .._schema import Schema
+from .._schema import _BUILDING, Schema, check_types
 
 __all__ = [
     "Archetype",
@@ -63,9 +66,32 @@ def _default(path: str) -> Any:
     return copy.deepcopy(v)
 
 
+class _Section:
+    """A section of the world's configuration, validated at construction as
+    :meth:`WorldConfig.validate` validates it inside a world (the same type checks, then the
+    core's rules for the section's own fields), errors naming the field ``<_at>.field``
+    (``purchase.r: must be a finite number > 0, got -1``). What relates sections (one archetype
+    weight per category, ...) is checked when the world is. Inside a world being loaded
+    (``WorldConfig.from_dict``) the world checks the whole tree once, with exact paths."""
+
+    _at: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, (np.ndarray, np.generic)):  # a numpy array or number: plain values
+                setattr(self, f.name, v.tolist())
+        if not _BUILDING.get():
+            check_types(self, self._at)
+            section = json.dumps(dataclasses.asdict(self))  # type: ignore[call-overload]
+            _core.sim_validate_section(type(self).__name__, section, self._at)
+
+
 @dataclass
-class PurchaseConfig:
+class PurchaseConfig(_Section):
     """Buy-till-you-die purchase process (BG/NBD), time in days."""
+
+    _at = "purchase"
 
     #: Gamma shape of the per-user purchase rate. < 1: strongly skewed frequencies (many light
     #: buyers, a few heavy ones), as fitted on most retail panels (Fader et al. report r ~ 0.2-1).
@@ -82,8 +108,10 @@ class PurchaseConfig:
 
 
 @dataclass
-class SpendConfig:
+class SpendConfig(_Section):
     """Gamma-Gamma order values: amount ~ Gamma(p, rate nu), nu ~ Gamma(q, rate gamma)."""
+
+    _at = "spend"
 
     #: Shape of a user's order values: coefficient of variation 1/sqrt(p) = 45 % around the user's
     #: own mean, typical for baskets of a general retailer.
@@ -95,7 +123,9 @@ class SpendConfig:
 
 
 @dataclass
-class PopulationConfig:
+class PopulationConfig(_Section):
+    _at = "population"
+
     #: Registered users who never order on their own (the new-user acquisition target); ~25 % of
     #: registrations never convert on large platforms.
     prospect_share: float = _default("population.prospect_share")
@@ -107,8 +137,10 @@ class PopulationConfig:
 
 
 @dataclass
-class SeasonalityConfig:
+class SeasonalityConfig(_Section):
     """Order intensity ``season(day) = yearly(day of year) * weekly(weekday)``, mean 1."""
+
+    _at = "seasonality"
 
     #: Monday..Sunday (normalised to mean 1): more orders on Friday/Saturday evenings.
     weekly: list[float] = field(default_factory=partial(_default, "seasonality.weekly"))
@@ -126,8 +158,10 @@ class SeasonalityConfig:
 
 
 @dataclass
-class ObservablesConfig:
+class ObservablesConfig(_Section):
     """Observable user attributes (their distribution depends on the hidden archetype)."""
+
+    _at = "observables"
 
     age_bands: list[str] = field(default_factory=partial(_default, "observables.age_bands"))
     city_tiers: list[str] = field(default_factory=partial(_default, "observables.city_tiers"))
@@ -144,8 +178,10 @@ class ObservablesConfig:
 
 
 @dataclass
-class Archetype:
+class Archetype(_Section):
     """A hidden "sociological" group. Weight lists follow the order of the named lists."""
+
+    _at = "archetype"
 
     name: str
     #: Base weight of the group (the realised mix also depends on rate_tilt).
@@ -180,7 +216,9 @@ def _default_archetypes() -> list[Archetype]:
 
 
 @dataclass
-class Benefit:
+class Benefit(_Section):
+    _at = "benefit"
+
     name: str
     #: Face value shown to the user.
     face_value: float
@@ -198,7 +236,9 @@ def _default_benefits() -> list[Benefit]:
 
 
 @dataclass
-class ChannelConfig:
+class ChannelConfig(_Section):
+    _at = "channel"
+
     #: Cost per message (SMS ~3 cents, ads ~10 CPM = 1 cent per exposure, push/e-mail ~free).
     unit_cost: float
     #: Maximum touches per user and day (more is rejected with a ValueError).
@@ -210,7 +250,9 @@ def _channel(name: str) -> ChannelConfig:
 
 
 @dataclass
-class ChannelsConfig:
+class ChannelsConfig(_Section):
+    _at = "channels"
+
     push: ChannelConfig = field(default_factory=partial(_channel, "push"))
     sms: ChannelConfig = field(default_factory=partial(_channel, "sms"))
     email: ChannelConfig = field(default_factory=partial(_channel, "email"))
@@ -219,8 +261,10 @@ class ChannelsConfig:
 
 
 @dataclass
-class ResponseConfig:
+class ResponseConfig(_Section):
     """How users respond to touches (see ``growthmachine.sim`` module docs for the formulas)."""
+
+    _at = "response"
 
     benefits: list[Benefit] = field(default_factory=_default_benefits)
     contents: list[str] = field(default_factory=partial(_default, "response.contents"))
@@ -266,8 +310,10 @@ class ResponseConfig:
 
 
 @dataclass
-class SessionConfig:
+class SessionConfig(_Section):
     """Site-visit sessions (the real-time engine's world; formulas in the module docs)."""
+
+    _at = "sessions"
 
     #: Visit weight of a user = visit_base + visit_rate_weight * purchase rate.
     visit_base: float = _default("sessions.visit_base")

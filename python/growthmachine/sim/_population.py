@@ -140,6 +140,8 @@ def _decode(v: pd.Series, name: str, key: str, names: list[str] | None) -> np.nd
     checks codes against the configuration, and the parameters)."""
     if names is not None:
         dtype: Any = np.uint8
+        if not isinstance(v.dtype, pd.CategoricalDtype) and v.dtype.kind not in "biuf":
+            v = pd.Series(pd.Categorical(v.to_numpy(dtype=object)))  # labels: decoded by name
         if isinstance(v.dtype, pd.CategoricalDtype):
             a = v.cat.codes.to_numpy().astype(np.int64)
             cats = list(v.cat.categories)
@@ -219,16 +221,22 @@ class Population(Versioned):
         seed = cv.check_int(seed, "seed", minimum=0, maximum=cv.U64_MAX)
         cols: dict[str, np.ndarray] = {}
         names = _names(config)
+        rows: dict[str, int] = {}
         for frame, table, layout in (
             ("users", users, _USERS),
             ("transactions", transactions, _TRANSACTIONS),
             ("truth", truth, _TRUTH_HEAD + _TRUTH_MID + _affinities() + _TRUTH_TAIL),
         ):
             table = cv.as_pandas(table, frame)
+            rows[frame] = len(table)
             for col, key in layout:
                 if col not in table.columns:
                     raise ValueError(f"{frame}: needs a {col!r} column")
                 cols[key] = _decode(table[col], f"{frame}[{col!r}]", key, names.get(key))
+        if rows["truth"] != rows["users"]:
+            raise ValueError(
+                f"truth: has {rows['truth']} rows, users has {rows['users']} (one row per user)"
+            )
         core = _core.SimPopulation.from_columns(config._json_compact(), days, seed, cols)
         self._attach(core, config)
 

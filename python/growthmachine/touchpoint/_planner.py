@@ -369,9 +369,14 @@ class FrequencyPlanner:
             group_labels = np.arange(inc.shape[0])
             fitted = True
         else:
-            seg_labels = np.zeros(n, np.int64) if segment is None else np.asarray(segment)
-            if len(seg_labels) != n:
-                raise ValueError(f"segment: has length {len(seg_labels)}, expected {n}")
+            seg_labels = (
+                np.zeros(n, np.int64) if segment is None else cv.to_numpy_raw(segment, "segment")
+            )
+            if seg_labels.ndim != 1 or len(seg_labels) != n:
+                raise ValueError(f"segment: has shape {seg_labels.shape}, expected ({n},)")
+            if seg_labels.dtype.kind in "fO" and pd.isna(seg_labels).any():
+                k = int(np.flatnonzero(pd.isna(seg_labels))[0])
+                raise ValueError(f"segment: has a missing label (at position {k})")
             fitted = self.is_fitted()
             if fitted:
                 inc, opt, group = self._model_curves(seg_labels)
@@ -609,6 +614,11 @@ class FrequencyPlanner:
                 raise ValueError(f"outcomes: needs a {c!r} column (columns: {', '.join(cols)})")
         uid = cv.as_array(cv.column(outcomes, "outcomes", "user_id"), "outcomes['user_id']",
                           np.int64)  # fmt: skip
+        dup = pd.Index(uid).duplicated()
+        if dup.any():
+            raise ValueError(
+                f"outcomes: user_id {uid[np.argmax(dup)]} has more than one row (one row per user)"
+            )
         conv = cv.as_array(cv.column(outcomes, "outcomes", "converted"), "outcomes['converted']")
         oo = cv.as_array(cv.column(outcomes, "outcomes", "opted_out"), "outcomes['opted_out']")
         a = plan.assignment

@@ -97,6 +97,27 @@ def _column_codes(log: Any, col: str, name: str) -> tuple[np.ndarray, np.ndarray
     return _unique_codes(raw, name)
 
 
+def _same_kind(given: np.ndarray, name: str, known: list[Any]) -> None:
+    """Labels of the kind the model knows (numbers or strings, integers if its are): a label of
+    another kind (``"1"`` or ``1.5`` for segments 0, 1, 2) is a mistake, not an unseen label."""
+    k = np.asarray(known)
+    if not k.size or k.dtype.kind not in "biufUS":
+        return
+    strings = [x for x in given.tolist() if isinstance(x, (str, bytes))]
+    if k.dtype.kind in "US":
+        if len(strings) < len(given):
+            raise TypeError(f"{name}: the model's labels are strings, got numbers")
+        return
+    if strings:
+        raise TypeError(
+            f"{name}: the model's labels are numbers, got strings such as {strings[0]!r}"
+        )
+    if k.dtype.kind in "biu" and given.dtype.kind == "f":
+        frac = given[given != np.floor(given)]
+        if frac.size:
+            raise ValueError(f"{name}: the model's labels are integers, got {frac[0]}")
+
+
 def _py(x: Any) -> Any:
     """A numpy scalar as the Python value (for labels and messages)."""
     return x.item() if isinstance(x, np.generic) else x
@@ -408,6 +429,7 @@ class ResponseModel(Versioned):
         ``segment`` (and the opt-out probability with ``return_opt_out=True``). A segment the
         model has not seen gets its channel's pooled curve; an unknown channel is an error."""
         self._check_fitted()
+        cv.check_instance(return_opt_out, "return_opt_out", (bool, np.bool_), "a bool")
         n = _exposures(exposures, "exposures", integral=False)
         g = self._lookup(segment, "segment", list(self.segments_))
         c = self._lookup(channel, "channel", list(self.channels_))
@@ -428,6 +450,7 @@ class ResponseModel(Versioned):
         if raw.size == 0:
             raise ValueError(f"{name}: is empty")
         codes, uniques = _unique_codes(raw, name)
+        _same_kind(uniques, name, known)
         pos = _index(known).get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
         pos[pos < 0] = len(known)
         return np.ascontiguousarray(pos[codes], dtype=np.uint32)

@@ -274,7 +274,26 @@ pub enum BgPredict {
     Alive,
 }
 
+/// Half-width around `a = 1` where the expectations' closed forms, which divide by `a - 1` and are
+/// 0/0 at `a = 1` (their limit is finite: a fit on data without repeat purchases leaves `a` at
+/// 1), are replaced by the mean of the two sides `a = 1 +- NEAR_ONE`: error O(NEAR_ONE^2) from
+/// the smooth function, cancellation error ~1e-16 / NEAR_ONE.
+const NEAR_ONE: f64 = 1e-5;
+
+/// `f(p)` where the closed form holds, else the mean of `f` at `a = 1 +- NEAR_ONE`.
+fn around_a_one(p: &[f64], f: impl Fn(&[f64]) -> f64) -> f64 {
+    if (p[2] - 1.0).abs() >= NEAR_ONE {
+        return f(p);
+    }
+    let side = |a: f64| f(&[p[0], p[1], a, p[3]]);
+    0.5 * (side(1.0 - NEAR_ONE) + side(1.0 + NEAR_ONE))
+}
+
 pub(super) fn bg_expected_one(p: &[f64], t: f64, x: f64, tx: f64, tt: f64) -> f64 {
+    around_a_one(p, |p| bg_expected_closed(p, t, x, tx, tt))
+}
+
+fn bg_expected_closed(p: &[f64], t: f64, x: f64, tx: f64, tt: f64) -> f64 {
     let (r, al, a, b) = (p[0], p[1], p[2], p[3]);
     if t <= 0.0 {
         return 0.0;
@@ -326,6 +345,10 @@ pub fn bg_predict(
 
 /// Expected purchases of a new customer in (0, t] (unconditional).
 pub fn bg_expected_new(p: &[f64], t: f64) -> f64 {
+    around_a_one(p, |p| bg_expected_new_closed(p, t))
+}
+
+fn bg_expected_new_closed(p: &[f64], t: f64) -> f64 {
     let (r, al, a, b) = (p[0], p[1], p[2], p[3]);
     if t <= 0.0 {
         return 0.0;

@@ -148,3 +148,24 @@ fn compression_stops_on_ctrl_c() {
     // the same rows without Ctrl-C compress
     assert!(BgData::new(&x, &t, &tt, None, &Control::new()).is_ok());
 }
+
+#[test]
+fn expectations_are_finite_and_continuous_at_a_equal_one() {
+    use super::bgnbd::bg_expected_one;
+    // a fit on data without repeat purchases leaves a at 1, where the closed forms are 0/0
+    let at = |a: f64| {
+        let p = [0.06, 1.3e3, a, 1.0];
+        let e = bg_expected_one(&p, 90.0, 2.0, 70.0, 165.0);
+        let z = bg_expected_one(&p, 90.0, 0.0, 0.0, 165.0);
+        (e, z, bg_expected_new(&p, 90.0))
+    };
+    let (mid, lo, hi) = (at(1.0), at(1.0 - 1e-3), at(1.0 + 1e-3));
+    for (m, l, h) in [
+        (mid.0, lo.0, hi.0),
+        (mid.1, lo.1, hi.1),
+        (mid.2, lo.2, hi.2),
+    ] {
+        assert!(m.is_finite() && m > 0.0, "{m}");
+        assert!((m - 0.5 * (l + h)).abs() <= 1e-5 * m, "{m} {l} {h}");
+    }
+}
