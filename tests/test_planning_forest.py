@@ -281,6 +281,11 @@ def test_predict_pairs_equals_predicting_the_stacked_rows():
         m.predict_pairs(Xt[:, :2], Z)
     with pytest.raises(ValueError, match="Z"):
         m.predict_pairs(Xt, Z[:, [0, 0, 1]])
+    # tasks without features of their own (one task, or all alike): the user's estimate each
+    plain = fit(X, t, y)
+    np.testing.assert_array_equal(
+        plain.predict_pairs(Xt, np.zeros((4, 0))), np.repeat(plain.predict(Xt)[:, None], 4, 1)
+    )
     multi = fit(*make(3000, n_treatments=2)[:3])
     with pytest.raises(ValueError, match="one treatment"):
         multi.predict_pairs(Xt[:, :2], Z)

@@ -372,3 +372,68 @@ def test_design_experiment_rejects_bad_arguments(world):
         pl.design_experiment(10, users=[-5])
     with pytest.raises(ValueError, match="Planner: not fitted"):
         _planner(plan).design_experiment(10)
+
+
+def test_pooled_and_orders_options(world):
+    """pool_tasks: the listed outcomes' models learn from (user, task) pairs with the tasks'
+    features (one treatment); gmv_from: the GMV score is the uplift in orders times the value
+    of an order. Both give estimates of the same shape, the same plan for the same seed, and
+    round-trip through pickle; without an orders column 'auto' falls back to the GMV."""
+    pop, env, ui, plan, log = world
+    kw = {"opted_out": env.opted_out()}
+    pl = Planner(plan, pool_tasks=("cost", "orders"), gmv_from="orders", seed=1, progress=False)
+    pl.fit(log, ui, pop.users, **kw)
+    T = len(plan.tasks())
+    assert set(pl.estimates_) == {"gmv", "cost"}
+    assert pl.estimates_["gmv"].shape == (pop.n_users, T)
+    assert len(pl.task_feature_names_) > 0
+    assert any(n.startswith("channel=") for n in pl.task_feature_names_)
+    again = Planner(plan, pool_tasks=("cost", "orders"), gmv_from="orders", seed=1, progress=False)
+    again.fit(log, ui, pop.users, **kw)
+    np.testing.assert_array_equal(pl.estimates_["gmv"], again.estimates_["gmv"])
+    np.testing.assert_array_equal(pl.estimates_["cost"], again.estimates_["cost"])
+    back = pickle.loads(pickle.dumps(pl))
+    np.testing.assert_array_equal(back.values()["profit"], pl.values()["profit"])
+    # the order score differs from the GMV's own model, and 'auto' takes it when it can
+    gmv = Planner(plan, gmv_from="gmv", seed=1, progress=False).fit(log, ui, pop.users, **kw)
+    auto = Planner(plan, seed=1, progress=False).fit(log, ui, pop.users, **kw)
+    assert not np.array_equal(gmv.estimates_["gmv"], auto.estimates_["gmv"])
+    no_orders = log.drop(columns=["orders"])
+    fb = Planner(plan, seed=1, progress=False).fit(no_orders, ui, pop.users, **kw)
+    np.testing.assert_array_equal(fb.estimates_["gmv"], gmv.estimates_["gmv"])
+    with pytest.raises(ValueError, match="orders"):
+        Planner(plan, gmv_from="orders", progress=False).fit(no_orders, ui, pop.users, **kw)
+    # pooled everything: all outcomes through predict_pairs
+    allp = Planner(plan, pool_tasks=True, seed=1, progress=False).fit(log, ui, pop.users, **kw)
+    assert np.isfinite(allp.values()["profit"]).all()
+
+
+@pytest.mark.parametrize(
+    "kw, err, match",
+    [
+        ({"pool_tasks": "cost"}, TypeError, "pool_tasks"),
+        ({"pool_tasks": "all"}, TypeError, "pool_tasks"),
+        ({"pool_tasks": ("cost", "clicks")}, ValueError, "pool_tasks.*clicks"),
+        ({"pool_tasks": 1}, TypeError, "pool_tasks"),
+        ({"gmv_from": "basket"}, ValueError, "gmv_from"),
+        ({"model": Ridge(), "pool_tasks": ("cost",)}, TypeError, "pool_tasks.*predict_pairs"),
+    ],
+)
+def test_pool_and_gmv_options_are_checked(world, kw, err, match):
+    with pytest.raises(err, match=match):
+        Planner(world[3], **kw)
+
+
+def test_pool_tasks_auto_pools_only_models_that_predict_pairs(world):
+    plan = world[3]
+    assert Planner(plan).pool_tasks == ("cost", "orders")
+    assert Planner(plan, TLearner(Ridge())).pool_tasks == ("cost", "orders")
+
+    class Plain:  # fit/predict only: one arm per task
+        def fit(self, X, t, y):
+            return self
+
+        def predict(self, X, return_se=False):
+            return X[:, :1]
+
+    assert Planner(plan, Plain()).pool_tasks is False

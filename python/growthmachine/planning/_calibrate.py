@@ -32,7 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Calibration", "dl_tau2", "fit_calibration", "ridge_baseline", "shrink_to_mean"]
+__all__ = [
+    "Calibration",
+    "dl_tau2",
+    "fit_calibration",
+    "ridge_baseline",
+    "ridge_fit",
+    "shrink_to_mean",
+]
 
 
 @dataclass
@@ -168,17 +175,22 @@ def shrink_to_mean(
     return mu + lam * (est - mu), lam * v
 
 
+def ridge_fit(Xf: np.ndarray, yf: np.ndarray, alpha: float = 1.0):
+    """A ridge regression of ``yf`` on the standardised ``Xf`` (intercept unpenalised); returns
+    its prediction function for new rows."""
+    mu = Xf.mean(0)
+    sd = Xf.std(0)
+    sd[sd == 0] = 1.0
+    Z = (Xf - mu) / sd
+    ym = yf.mean()
+    A = Z.T @ Z + alpha * len(Z) * 1e-3 * np.eye(Z.shape[1])
+    beta = np.linalg.solve(A, Z.T @ (yf - ym))
+    return lambda X: ym + ((X - mu) / sd) @ beta
+
+
 def ridge_baseline(
     X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, alpha: float = 1.0
 ) -> np.ndarray:
     """Predictions for every row of ``X`` from a ridge regression of ``y`` on the standardised
     ``X[fit_rows]`` (intercept unpenalised)."""
-    Xf = X[fit_rows]
-    mu = Xf.mean(0)
-    sd = Xf.std(0)
-    sd[sd == 0] = 1.0
-    Z = (Xf - mu) / sd
-    ym = y[fit_rows].mean()
-    A = Z.T @ Z + alpha * len(Z) * 1e-3 * np.eye(Z.shape[1])
-    beta = np.linalg.solve(A, Z.T @ (y[fit_rows] - ym))
-    return ym + ((X - mu) / sd) @ beta
+    return ridge_fit(X[fit_rows], y[fit_rows], alpha)(X)

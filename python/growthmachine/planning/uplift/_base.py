@@ -74,7 +74,7 @@ def check_X(X: Any, n_features: int) -> np.ndarray:
 
 def _check_pairs(X: Any, Z: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     X = cv.as_array(X, "X", np.float64, ndim=2)
-    Z = cv.as_array(Z, "Z", np.float64, ndim=2)
+    Z = cv.as_array(Z, "Z", np.float64, ndim=2, allow_empty=True)
     if X.shape[1] + Z.shape[1] != n_features:
         raise ValueError(
             f"X, Z: have {X.shape[1]} + {Z.shape[1]} columns, but the model was fitted with "
