@@ -104,7 +104,7 @@ where
     buf.try_reserve_exact(n).map_err(|_| {
         CoreError::OutOfMemory(format!(
             "sorting {n} rows needs {} more bytes than this machine can provide",
-            n * std::mem::size_of::<T>()
+            std::mem::size_of_val(v)
         ))
     })?;
     buf.extend_from_slice(v);
