@@ -516,13 +516,7 @@ def latencies(request):
 KNOWN_SLOW: dict[str, str] = {}
 #: Cases that miss the limit when SIGINT lands in a phase without checks (which phase depends on
 #: the machine's speed): not strict, as the phase is hit only some of the time.
-SOMETIMES_SLOW = {
-    "insight.BetaGeo.log_likelihood": "4.0 s once in CI at 8M continuous rows: the compression "
-    "checks Ctrl-C between its passes, but its parallel sorts (value_table, merge_keys) cannot "
-    "be stopped inside (was more than 30 s before the checks)",
-    "planning.uplift.CellUplift.fit": "2.3 s once on a quiet machine (phase not yet found)",
-    "touchpoint.FrequencyPlanner.plan": "2.3 s once on a quiet machine (phase not yet found)",
-}
+SOMETIMES_SLOW: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,11 @@
 //! bound is exceeded, drop the chosen candidates with the lowest reduced value per unit of that
 //! resource; while a lower bound is unmet, add unchosen candidates with the highest reduced value
 //! per unit that keep every user, group and upper limit.
+//!
+//! Time limit (`Control`'s deadline): the level method and the Newton steps check it before each
+//! pass, and the phases between them: past it, the plan is the repaired choices at the best
+//! prices so far (the Newton phase's plan if it made one), the bound the lowest dual value of a
+//! full pass (at worst the base pass's, at zero prices), the status `TimeLimit`.
 
 #![allow(clippy::needless_range_loop)] // several arrays indexed by resource
 
@@ -87,6 +92,11 @@ pub fn solve_with<T: Real>(
     let feasible_at_zero = full_sc.violation(&base.usage) <= 1e-12;
     // A plan certified by the Newton phase: (plan, best prices, best dual value).
     let mut newton_plan: Option<(Plan, Vec<f64>, f64)> = None;
+    // The deadline passed between two phases: the prices to plan at (and the plan, if one was
+    // made there); the bound is then the best full dual value so far (the base pass's at zero
+    // prices unless a full Newton pass did better). Every phase also checks it in its loop.
+    let mut timed: Option<(Vec<f64>, Option<Plan>)> = None;
+    let mut best_full = (base.lsum, zero.clone());
     let out = if r_n == 0 || (feasible_at_zero && opt.warm_start.is_none()) {
         // Zero prices are optimal: the unconstrained choices meet every bound.
         hist.push(HistoryRow {
@@ -110,98 +120,117 @@ pub fn solve_with<T: Real>(
         }
     } else {
         if opt.sample && opt.warm_start.is_none() && n >= opt.sample_min_users.max(2) {
-            let target = (n / 50).max(100_000);
-            let stride = (n / target).max(2) as u64;
-            let key = mix64(opt.seed ^ 0xA110_CA7E);
-            // The sample's data copied together: its passes then read contiguous memory
-            // instead of one scattered user at a time (same choices, same sums in the same order).
-            let sub = src.sample(key, stride, ctl)?;
-            let n_sample = sub.indptr.len() - 1;
-            let frac = n_sample as f64 / n as f64;
-            let sc = scaling(p, frac, vs * frac);
-            let sp = sub.problem(p);
-            let mut local = Local::new(&sp);
-            trace(t0, "sample gathered");
-            let s_out = level_method(
-                &mut local,
-                &sc,
-                std::slice::from_ref(&q0),
-                None,
-                SAMPLE_TOL,
-                opt.max_iter,
-                0,
-                &mut hist,
-                ctl,
-                t0,
-            )?;
-            // Start the full problem from the sample's best prices and the prices of its
-            // aggregated primal, evaluated in one pass.
-            starts = vec![s_out.q_best.clone()];
-            // Only the heaviest three: each extra price vector costs about a pass.
-            starts.extend(s_out.mix.iter().take(3).map(|m| m.0.clone()));
-            delta0 = Some(5e-4 * vs);
-            // Newton steps on the full problem from the sample's prices, with the Jacobian of
-            // the resource use estimated on the sample; certified by the repaired plan.
-            trace(t0, "sample level method");
-            // Kernel bandwidth of the Jacobian estimates: 1% of the mean value per pick.
-            let h = 0.01 * vs / (base.picks.max(1) as f64);
-            // Newton steps on the sample first (each costs a fiftieth of a full pass).
-            let ns = newton::newton(
-                &mut local,
-                &sc.units(),
-                &sc.y_of(&s_out.q_best),
-                h,
-                0.1 * opt.tol,
-                SAMPLE_NEWTON_PASSES,
-                0,
-                &mut hist,
-                ctl,
-                t0,
-            )?;
-            trace(t0, "sample newton");
-            let y0 = if ns.f_up <= s_out.f_up {
-                ns.y_last
-            } else {
-                sc.y_of(&s_out.q_best)
-            };
-            let nt = newton::newton(
-                src,
-                &full_sc.units(),
-                &y0,
-                h,
-                0.3 * opt.tol,
-                NEWTON_PASSES,
-                3,
-                &mut hist,
-                ctl,
-                t0,
-            )?;
-            passes += nt.passes;
-            trace(t0, "newton");
-            let q_last = full_sc.q_of(&nt.y_last);
-            if !nt.at_last {
-                passes += 1;
-            }
-            let plan = src.plan(
-                &PlanRequest {
-                    mix: std::slice::from_ref(&q_last),
-                    cum: &[1.0],
-                    q: &q_last,
-                    finish: Finish::Near(2.0 * h),
-                    last_choices: nt.at_last,
-                    seed: opt.seed,
-                },
-                ctl,
-            )?;
-            trace(t0, "plan");
-            let ok = plan.unmet(p).is_empty()
-                && nt.f_up - plan.objective <= opt.tol * nt.f_up.abs().max(1e-9 * vs);
-            if ok {
-                newton_plan = Some((plan, full_sc.q_of(&nt.y_best), nt.f_up));
-            } else {
-                starts.insert(0, full_sc.q_of(&nt.y_last));
-                starts.insert(0, full_sc.q_of(&nt.y_best));
-                starts.truncate(3);
+            'sample: {
+                if ctl.deadline_passed() {
+                    timed = Some((q0.clone(), None));
+                    break 'sample;
+                }
+                let target = (n / 50).max(100_000);
+                let stride = (n / target).max(2) as u64;
+                let key = mix64(opt.seed ^ 0xA110_CA7E);
+                // The sample's data copied together: its passes then read contiguous memory
+                // instead of one scattered user at a time (same choices, same sums in the same order).
+                let sub = src.sample(key, stride, ctl)?;
+                let n_sample = sub.indptr.len() - 1;
+                let frac = n_sample as f64 / n as f64;
+                let sc = scaling(p, frac, vs * frac);
+                let sp = sub.problem(p);
+                let mut local = Local::new(&sp);
+                trace(t0, "sample gathered");
+                let s_out = level_method(
+                    &mut local,
+                    &sc,
+                    std::slice::from_ref(&q0),
+                    None,
+                    SAMPLE_TOL,
+                    opt.max_iter,
+                    0,
+                    &mut hist,
+                    ctl,
+                    t0,
+                )?;
+                if ctl.deadline_passed() {
+                    timed = Some((s_out.q_best.clone(), None));
+                    break 'sample;
+                }
+                // Start the full problem from the sample's best prices and the prices of its
+                // aggregated primal, evaluated in one pass.
+                starts = vec![s_out.q_best.clone()];
+                // Only the heaviest three: each extra price vector costs about a pass.
+                starts.extend(s_out.mix.iter().take(3).map(|m| m.0.clone()));
+                delta0 = Some(5e-4 * vs);
+                // Newton steps on the full problem from the sample's prices, with the Jacobian of
+                // the resource use estimated on the sample; certified by the repaired plan.
+                trace(t0, "sample level method");
+                // Kernel bandwidth of the Jacobian estimates: 1% of the mean value per pick.
+                let h = 0.01 * vs / (base.picks.max(1) as f64);
+                // Newton steps on the sample first (each costs a fiftieth of a full pass).
+                let ns = newton::newton(
+                    &mut local,
+                    &sc.units(),
+                    &sc.y_of(&s_out.q_best),
+                    h,
+                    0.1 * opt.tol,
+                    SAMPLE_NEWTON_PASSES,
+                    0,
+                    &mut hist,
+                    ctl,
+                    t0,
+                )?;
+                trace(t0, "sample newton");
+                let y0 = if ns.f_up <= s_out.f_up {
+                    ns.y_last
+                } else {
+                    sc.y_of(&s_out.q_best)
+                };
+                if ctl.deadline_passed() {
+                    timed = Some((full_sc.q_of(&y0), None));
+                    break 'sample;
+                }
+                let nt = newton::newton(
+                    src,
+                    &full_sc.units(),
+                    &y0,
+                    h,
+                    0.3 * opt.tol,
+                    NEWTON_PASSES,
+                    3,
+                    &mut hist,
+                    ctl,
+                    t0,
+                )?;
+                passes += nt.passes;
+                trace(t0, "newton");
+                if nt.f_up < best_full.0 {
+                    best_full = (nt.f_up, full_sc.q_of(&nt.y_best));
+                }
+                let q_last = full_sc.q_of(&nt.y_last);
+                if !nt.at_last {
+                    passes += 1;
+                }
+                let plan = src.plan(
+                    &PlanRequest {
+                        mix: std::slice::from_ref(&q_last),
+                        cum: &[1.0],
+                        q: &q_last,
+                        finish: Finish::Near(2.0 * h),
+                        last_choices: nt.at_last,
+                        seed: opt.seed,
+                    },
+                    ctl,
+                )?;
+                trace(t0, "plan");
+                let ok = plan.unmet(p).is_empty()
+                    && nt.f_up - plan.objective <= opt.tol * nt.f_up.abs().max(1e-9 * vs);
+                if ok {
+                    newton_plan = Some((plan, full_sc.q_of(&nt.y_best), nt.f_up));
+                } else if ctl.deadline_passed() {
+                    timed = Some((q_last, Some(plan)));
+                } else {
+                    starts.insert(0, full_sc.q_of(&nt.y_last));
+                    starts.insert(0, full_sc.q_of(&nt.y_best));
+                    starts.truncate(3);
+                }
             }
         }
         if let Some((plan, q_best, f_up)) = &newton_plan {
@@ -210,6 +239,16 @@ pub fn solve_with<T: Real>(
                 f_up: *f_up,
                 lp_value: plan.objective,
                 stop: Stop::Converged,
+                passes: 0,
+                mix: Vec::new(),
+                at_box: Vec::new(),
+            }
+        } else if timed.is_some() {
+            LevelOut {
+                q_best: best_full.1.clone(),
+                f_up: best_full.0,
+                lp_value: f64::NEG_INFINITY,
+                stop: Stop::Time,
                 passes: 0,
                 mix: Vec::new(),
                 at_box: Vec::new(),
@@ -230,9 +269,32 @@ pub fn solve_with<T: Real>(
         }
     };
     passes += out.passes;
-    let plan = match newton_plan {
-        Some((plan, _, _)) => plan,
-        None => {
+    let plan = match (newton_plan, timed) {
+        (Some((plan, _, _)), _) | (None, Some((_, Some(plan)))) => plan,
+        (None, Some((q, None)))
+            if q == q0 && (0..r_n).all(|r| p.lo(r) <= 0.0 && p.upper[r] >= 0.0) =>
+        {
+            // Past the deadline before any prices were learnt: the choices at the start prices
+            // can need a repair of seconds (3.4 s at 2M users, at zero prices); the empty plan
+            // meets every bound here.
+            empty_plan(r_n)
+        }
+        (None, Some((q, None))) => {
+            // Past the deadline: the choices at the best prices so far, repaired (no fill).
+            passes += 1;
+            src.plan(
+                &PlanRequest {
+                    mix: std::slice::from_ref(&q),
+                    cum: &[1.0],
+                    q: &q,
+                    finish: Finish::Near(f64::INFINITY),
+                    last_choices: false,
+                    seed: opt.seed,
+                },
+                ctl,
+            )?
+        }
+        (None, None) => {
             // Integer plan: a rounding of the aggregated primal (or the choices at the best
             // prices), then repair.
             let (mix, cum) = if out.mix.is_empty() {
@@ -311,4 +373,13 @@ pub fn solve_with<T: Real>(
         history: hist,
         passes,
     })
+}
+
+/// The plan that chooses nothing.
+fn empty_plan(r_n: usize) -> Plan {
+    Plan {
+        chosen: Vec::new(),
+        objective: 0.0,
+        usage: vec![0.0; r_n],
+    }
 }

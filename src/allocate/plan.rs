@@ -7,7 +7,7 @@
 
 use super::kernel::{assign, reduced, Prices, USERS_PER_CHUNK};
 use super::{trace, Problem, Real};
-use crate::control::Control;
+use crate::control::{par_sort_checked, Control};
 use crate::error::Result;
 use rayon::prelude::*;
 use std::time::Instant;
@@ -237,39 +237,51 @@ fn fill<T: Real>(
             }
             true
         },
-    );
+        ctl,
+    )?;
     Ok(plan_usage(p, flags))
 }
 
 /// Calls `f` on `items` in ascending order of `cmp` until it returns `false`, sorting only as
-/// much as is consumed (selection of a growing prefix, then a sort of that prefix).
-fn ascending_until<I>(
+/// much as is consumed (selection of a growing prefix, then a parallel sort of that prefix that
+/// Ctrl-C (`ctl`) stops: at poor prices most of tens of millions of items are consumed). `cmp`
+/// is a total order on distinct items (the candidate index breaks ties), so the order, and the
+/// result, do not depend on the sort.
+fn ascending_until<I: Copy + Send + Sync>(
     items: &mut [I],
-    cmp: impl Fn(&I, &I) -> std::cmp::Ordering + Copy,
+    cmp: impl Fn(&I, &I) -> std::cmp::Ordering + Copy + Sync,
     mut f: impl FnMut(&I) -> bool,
-) {
+    ctl: &Control,
+) -> Result<()> {
     let mut start = 0;
     let mut step = 1024;
     while start < items.len() {
+        ctl.check()?;
         let rest = &mut items[start..];
         let take = step.min(rest.len());
         if take < rest.len() {
             rest.select_nth_unstable_by(take, cmp);
         }
-        rest[..take].sort_unstable_by(cmp);
+        par_sort_checked(&mut rest[..take], cmp, ctl)?;
         for it in rest[..take].iter() {
             if !f(it) {
-                return;
+                return Ok(());
             }
         }
         start += take;
         step *= 4;
     }
+    Ok(())
 }
 
 fn user_of<T: Real>(p: &Problem<'_, T>, k: usize) -> usize {
     p.indptr.partition_point(|&x| x as usize <= k) - 1
 }
+
+/// A switch the repair may make: (lost reduced value per unit freed, the chosen candidate, its
+/// alternative or `u64::MAX` for none, the user; the user is carried along: finding it from the
+/// candidate, a binary search of `indptr` per item, took seconds at 2M users).
+type SwitchItem = (f64, u64, u64, u64);
 
 /// Repairs the plan in `flags` (see the module docs); returns its usage.
 ///
@@ -314,14 +326,14 @@ fn repair<T: Real>(
         // Per violated resource: (loss per unit freed, chosen k, alternative j or u64::MAX for
         // none). A user's reduced values are computed once; its alternatives are scanned once
         // per chosen candidate and violated resource.
-        let parts: Vec<Vec<Vec<(f64, u64, u64)>>> = (0..n_chunks)
+        let parts: Vec<Vec<Vec<SwitchItem>>> = (0..n_chunks)
             .into_par_iter()
             .map_init(
                 || (Vec::new(), Vec::new()),
                 |(red, chosen_groups): &mut (Vec<f64>, Vec<(usize, i32)>), c| {
                     let lo = c * USERS_PER_CHUNK;
                     let hi = (lo + USERS_PER_CHUNK).min(p.n_users());
-                    let mut out: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); violated.len()];
+                    let mut out: Vec<Vec<SwitchItem>> = vec![Vec::new(); violated.len()];
                     for i in lo..hi {
                         let (s, e) = (p.indptr[i] as usize, p.indptr[i + 1] as usize);
                         let uses = (s..e)
@@ -386,7 +398,7 @@ fn repair<T: Real>(
                                         best = (red[j - s], j as u64, uk - uj);
                                     }
                                 }
-                                out[vi].push(((rk - best.0) / best.2, k as u64, best.1));
+                                out[vi].push(((rk - best.0) / best.2, k as u64, best.1, i as u64));
                             }
                         }
                     }
@@ -396,17 +408,16 @@ fn repair<T: Real>(
             .collect();
         touched.iter_mut().for_each(|t| *t = false);
         for (vi, &r) in violated.iter().enumerate() {
-            let mut items: Vec<(f64, u64, u64)> =
+            let mut items: Vec<SwitchItem> =
                 parts.iter().flat_map(|c| c[vi].iter().copied()).collect();
             ascending_until(
                 &mut items,
                 |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
-                |&(_, k, j)| {
+                |&(_, k, j, i)| {
                     if usage[r] <= p.upper[r] {
                         return false;
                     }
-                    let k = k as usize;
-                    let i = user_of(p, k);
+                    let (k, i) = (k as usize, i as usize);
                     if touched[i] || flags[k] == 0 {
                         return true;
                     }
@@ -432,7 +443,8 @@ fn repair<T: Real>(
                     touched[i] = true;
                     true
                 },
-            );
+                ctl,
+            )?;
         }
         // Recompute exactly (the updates above accumulate rounding).
         usage = plan_usage(p, flags);
@@ -465,7 +477,8 @@ fn repair<T: Real>(
                 }
                 usage[r] > p.upper[r]
             },
-        );
+            ctl,
+        )?;
         usage = plan_usage(p, flags);
     }
     // Lower bounds: add the best unchosen candidates that keep every limit.
@@ -512,7 +525,8 @@ fn repair<T: Real>(
                 }
                 usage[r] < p.lo(r)
             },
-        );
+            ctl,
+        )?;
         usage = plan_usage(p, flags);
     }
     Ok(usage)

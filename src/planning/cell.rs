@@ -31,7 +31,7 @@
 use super::{
     arms_of, check_arms, global_effects, raw_effect, shrink, smoothed_var, ArmSums, Effect,
 };
-use crate::control::Control;
+use crate::control::{par_map_checked, par_sort_checked, Control};
 use crate::error::{check_finite, check_len, CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,9 @@ pub struct CellModel {
     pub levels: Vec<Level>,
 }
 
+/// Rows or groups between two checks of Ctrl-C in the sequential loops.
+const CHECK_EVERY: usize = 1 << 16;
+
 /// Per level: the sorted keys and each row's group id.
 fn factorize(
     codes: impl Fn(usize) -> i64 + Sync,
@@ -107,27 +110,23 @@ fn factorize(
         let mut map = vec![u32::MAX; space as usize];
         let mut keys = Vec::new();
         for (k, s) in seen.iter().enumerate() {
+            if k % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             if s.load(Ordering::Relaxed) {
                 map[k] = keys.len() as u32;
                 keys.push(k as u64);
             }
         }
-        let ids = (0..n)
-            .into_par_iter()
-            .with_min_len(1 << 14)
-            .map(|i| map[key(i) as usize])
-            .collect();
+        let ids = par_map_checked(n, ctl, |i| map[key(i) as usize])?;
         Ok((keys, ids))
     } else {
-        let mut keys: Vec<u64> = (0..n).into_par_iter().map(key).collect();
-        keys.par_sort_unstable();
+        let mut keys: Vec<u64> = par_map_checked(n, ctl, key)?;
+        par_sort_checked(&mut keys, |a, b| a.cmp(b), ctl)?;
         keys.dedup();
-        ctl.check()?;
-        let ids = (0..n)
-            .into_par_iter()
-            .with_min_len(1 << 14)
-            .map(|i| keys.binary_search(&key(i)).expect("key seen") as u32)
-            .collect();
+        let ids = par_map_checked(n, ctl, |i| {
+            keys.binary_search(&key(i)).expect("key seen") as u32
+        })?;
         Ok((keys, ids))
     }
 }
@@ -155,13 +154,20 @@ fn accumulate(
             .map(|c| {
                 let mut s = vec![ArmSums::default(); size];
                 for i in c * chunk..((c + 1) * chunk).min(n) {
+                    // A chunk is a single pass of seconds when the groups are many (4M rows).
+                    if i % CHECK_EVERY == 0 {
+                        ctl.check()?;
+                    }
                     s[ids[i] as usize * arms + arm[i] as usize].add(w.map_or(1.0, |w| w[i]), y[i]);
                 }
-                s
+                Ok(s)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for part in parts {
-            for (t, s) in total.iter_mut().zip(&part) {
+            for (i, (t, s)) in total.iter_mut().zip(&part).enumerate() {
+                if i % CHECK_EVERY == 0 {
+                    ctl.check()?;
+                }
                 t.merge(s);
             }
         }
@@ -240,6 +246,9 @@ pub fn fit(d: &CellData<'_>, prm: &CellParams, ctl: &Control) -> Result<CellMode
         let np = n_up as u64;
         let mut up = vec![ArmSums::default(); n_up * arms];
         for (g, key) in keys_of[l - 1].iter().enumerate() {
+            if g % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             let pa = (key % np) as usize;
             for a in 0..arms {
                 let s = sums[l - 1][g * arms + a];
@@ -268,28 +277,31 @@ pub fn fit(d: &CellData<'_>, prm: &CellParams, ctl: &Control) -> Result<CellMode
         let s = &sums[l];
         let g_count = keys.len();
         let parent_of = |g: usize| (keys[g] % p_count) as usize;
-        let var: Vec<f64> = (0..g_count * arms)
-            .map(|k| smoothed_var(&s[k], p_var[parent_of(k / arms) * arms + k % arms]))
-            .collect();
-        let raw: Vec<Option<(f64, f64, f64)>> = (0..g_count * t_count)
-            .map(|k| {
-                let (g, t) = (k / t_count, k % t_count + 1);
-                let pa = parent_of(g);
-                raw_effect(
-                    &s[g * arms + t],
-                    &s[g * arms],
-                    p_var[pa * arms + t],
-                    p_var[pa * arms],
-                    min_rows,
-                )
-            })
-            .collect();
+        // Per (group, arm) and (group, treatment): in parallel, checking Ctrl-C (at 4M groups a
+        // level took over a second).
+        let var: Vec<f64> = par_map_checked(g_count * arms, ctl, |k| {
+            smoothed_var(&s[k], p_var[parent_of(k / arms) * arms + k % arms])
+        })?;
+        let raw: Vec<Option<(f64, f64, f64)>> = par_map_checked(g_count * t_count, ctl, |k| {
+            let (g, t) = (k / t_count, k % t_count + 1);
+            let pa = parent_of(g);
+            raw_effect(
+                &s[g * arms + t],
+                &s[g * arms],
+                p_var[pa * arms + t],
+                p_var[pa * arms],
+                min_rows,
+            )
+        })?;
         let k_t: Vec<f64> = (0..t_count)
             .map(|t| match prm.prior_strength {
-                Some(k) => k,
+                Some(k) => Ok(k),
                 None => {
                     let (mut m, mut d2, mut s2, mut u) = (0.0, 0.0, 0.0, 0.0);
                     for g in 0..g_count {
+                        if g % CHECK_EVERY == 0 {
+                            ctl.check()?;
+                        }
                         if let Some((e, v, ne)) = raw[g * t_count + t] {
                             let dev = e - p_eff[parent_of(g) * t_count + t].est;
                             m += 1.0;
@@ -299,28 +311,23 @@ pub fn fit(d: &CellData<'_>, prm: &CellParams, ctl: &Control) -> Result<CellMode
                         }
                     }
                     let tau2 = if m >= 2.0 { (d2 - s2) / m } else { 0.0 };
-                    if tau2 > 0.0 {
+                    Ok(if tau2 > 0.0 {
                         (u / m) / tau2
                     } else {
                         f64::INFINITY
-                    }
+                    })
                 }
             })
-            .collect();
-        let mut eff = vec![Effect::default(); g_count * t_count];
-        for g in 0..g_count {
-            let pa = parent_of(g);
-            for t in 0..t_count {
-                eff[g * t_count + t] =
-                    shrink(raw[g * t_count + t], k_t[t], p_eff[pa * t_count + t]);
-            }
-        }
+            .collect::<Result<_>>()?;
+        let eff: Vec<Effect> = par_map_checked(g_count * t_count, ctl, |k| {
+            let (g, t) = (k / t_count, k % t_count);
+            shrink(raw[k], k_t[t], p_eff[parent_of(g) * t_count + t])
+        })?;
+        ctl.check()?;
         out.push(Level {
             keys: keys.clone(),
             n_parent: p_count,
-            rows: (0..g_count)
-                .map(|g| (0..arms).map(|a| s[g * arms + a].n).sum())
-                .collect(),
+            rows: par_map_checked(g_count, ctl, |g| (0..arms).map(|a| s[g * arms + a].n).sum())?,
             est: eff.iter().map(|e| e.est).collect(),
             se: eff.iter().map(|e| e.se).collect(),
             k: k_t.iter().map(|k| k.is_finite().then_some(*k)).collect(),

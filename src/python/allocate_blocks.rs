@@ -6,7 +6,7 @@
 //!   (the source sums the blocks' results);
 //! - `allocate_finish`: the repair of the gathered users with the others' choices held fixed.
 
-use super::{run_long, slice1};
+use super::{guarded, run_long, slice1};
 use crate::allocate::kernel::{JacobianPass, PassOut};
 use crate::allocate::plan::{Finish, Plan};
 use crate::allocate::source::{Local, PlanRequest, Source, SubProblem};
@@ -219,8 +219,11 @@ impl AllocateBlock {
 
     /// The block's users in the solver's subsample, as arrays (with their user indices).
     fn sample<'py>(&self, py: Python<'py>, key: u64, stride: u64) -> PyResult<Bound<'py, PyDict>> {
-        let ids = block::sample_users(self.n_users(), self.first, key, stride);
-        let sub = SubProblem::gather(&self.p(), &ids);
+        let (ids, sub) = guarded(py, || {
+            let ids = block::sample_users(self.n_users(), self.first, key, stride);
+            let sub = SubProblem::gather(&self.p(), &ids);
+            Ok((ids, sub))
+        })?;
         sub_dict(
             py,
             sub,

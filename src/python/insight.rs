@@ -20,7 +20,7 @@ mod models {
     use pyo3::prelude::*;
 
     use crate::insight::{cells, features, lifecycle, value};
-    use crate::python::{run_long, slice1, to_pyerr};
+    use crate::python::{guarded, run_long, slice1};
     use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
     use pyo3::exceptions::PyValueError;
     use pyo3::types::PyDict;
@@ -195,10 +195,12 @@ mod models {
         if params.len() != 4 {
             return Err(PyValueError::new_err("params: need r, alpha, a, b"));
         }
-        Ok(t.iter()
-            .map(|&ti| value::bg_expected_new(&params, ti))
-            .collect::<Vec<_>>()
-            .into_pyarray(py))
+        let v = guarded(py, || {
+            Ok(t.iter()
+                .map(|&ti| value::bg_expected_new(&params, ti))
+                .collect::<Vec<_>>())
+        })?;
+        Ok(v.into_pyarray(py))
     }
 
     #[pyfunction]
@@ -329,8 +331,8 @@ mod models {
 
     /// The default lifecycle rules as JSON (threshold name -> value).
     #[pyfunction]
-    fn insight_lifecycle_default_rules() -> String {
-        lifecycle::Rules::default().to_json()
+    fn insight_lifecycle_default_rules(py: Python<'_>) -> PyResult<String> {
+        guarded(py, || Ok(lifecycle::Rules::default().to_json()))
     }
 
     /// rules_json: every threshold of `lifecycle::Rules` by name.
@@ -346,7 +348,7 @@ mod models {
         trend: PyReadonlyArray1<'py, f64>,
         rules_json: &str,
     ) -> PyResult<Arr<'py, u8>> {
-        let r = lifecycle::Rules::from_json(rules_json).map_err(to_pyerr)?;
+        let r = guarded(py, || lifecycle::Rules::from_json(rules_json))?;
         let (a, b, c, d, e) = (
             slice1("n_transactions", &n_transactions)?,
             slice1("T", &T)?,

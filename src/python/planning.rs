@@ -6,7 +6,7 @@
 //! `n x T` float64 arrays. The fitted cores pickle through `_state_bytes` / `_from_state_bytes`.
 
 use super::args::{int_arg, real_arg};
-use super::{run_long, slice1, slice2, to_pyerr};
+use super::{guarded, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
 use crate::planning::rank;
@@ -247,9 +247,9 @@ impl PlanningForest {
     }
 
     #[staticmethod]
-    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+    fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         Ok(PlanningForest {
-            inner: Forest::from_bytes(data).map_err(to_pyerr)?,
+            inner: guarded(py, || Forest::from_bytes(data))?,
         })
     }
 }
@@ -365,9 +365,9 @@ impl PlanningCell {
     }
 
     #[staticmethod]
-    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+    fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         Ok(PlanningCell {
-            inner: CellModel::from_bytes(data).map_err(to_pyerr)?,
+            inner: guarded(py, || CellModel::from_bytes(data))?,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Bindings of the `sim` core. Names on `_core` are prefixed `sim_` (functions) or `Sim`
 //! (classes). Columns go back to Python as numpy arrays built from the core's `Vec`s (no copy).
 
-use super::{guarded_pool, run_long, slice1, to_pyerr};
+use super::{guarded, guarded_pool, run_long, slice1, to_pyerr};
 use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
 use crate::sim::model::Model;
@@ -14,23 +14,22 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::sync::Arc;
 
-fn model(config_json: &str) -> PyResult<Model> {
-    Ok(Model::new(
-        WorldConfig::from_json(config_json).map_err(to_pyerr)?,
-    ))
+fn model(py: Python<'_>, config_json: &str) -> PyResult<Model> {
+    guarded(py, || Ok(Model::new(WorldConfig::from_json(config_json)?)))
 }
 
 /// The default world configuration as JSON.
 #[pyfunction]
-fn sim_default_config() -> String {
-    serde_json::to_string(&WorldConfig::default()).expect("serialisable")
+fn sim_default_config(py: Python<'_>) -> PyResult<String> {
+    guarded(py, || {
+        Ok(serde_json::to_string(&WorldConfig::default()).expect("serialisable"))
+    })
 }
 
 /// Validates a configuration (JSON); raises ValueError naming the field.
 #[pyfunction]
-fn sim_validate_config(config_json: &str) -> PyResult<()> {
-    WorldConfig::from_json(config_json).map_err(to_pyerr)?;
-    Ok(())
+fn sim_validate_config(py: Python<'_>, config_json: &str) -> PyResult<()> {
+    guarded(py, || WorldConfig::from_json(config_json).map(|_| ()))
 }
 
 /// Validates one section of a configuration on its own (`kind`: its type's name, e.g.
@@ -65,8 +64,8 @@ macro_rules! put {
 
 /// Checks that a population of `n_users` users fits in memory (`MemoryError`) before any work.
 #[pyfunction]
-fn sim_check_size(n_users: u64) -> PyResult<()> {
-    population::check_size(n_users).map_err(to_pyerr)
+fn sim_check_size(py: Python<'_>, n_users: u64) -> PyResult<()> {
+    guarded(py, || population::check_size(n_users))
 }
 
 /// Every column of a population by name (the affinities apart: one per channel): the one list
@@ -165,7 +164,7 @@ impl SimPopulation {
         seed: u64,
         columns: &Bound<'_, PyDict>,
     ) -> PyResult<Self> {
-        let m = model(config_json)?;
+        let m = model(py, config_json)?;
         let mut p = PopulationData::default();
         macro_rules! take {
             ($name:literal, $field:ident) => {
@@ -229,7 +228,7 @@ fn sim_generate<'py>(
     seed: u64,
     progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<SimPopulation> {
-    let m = model(config_json)?;
+    let m = model(py, config_json)?;
     let p = run_long(py, progress, None, |ctl| {
         population::generate(&m, n_users, days, seed, ctl)
     })?;
@@ -675,9 +674,9 @@ impl SimSessions {
     }
 
     #[staticmethod]
-    fn from_bytes(config_json: &str, data: &[u8]) -> PyResult<Self> {
-        let m = model(config_json)?;
-        let s = Sessions::from_bytes(data, &m.cfg).map_err(to_pyerr)?;
+    fn from_bytes(py: Python<'_>, config_json: &str, data: &[u8]) -> PyResult<Self> {
+        let m = model(py, config_json)?;
+        let s = guarded(py, || Sessions::from_bytes(data, &m.cfg))?;
         Ok(SimSessions {
             model: Arc::new(m),
             s,

@@ -7,7 +7,7 @@
 //! returns its certificate like `allocate_run`.
 
 use super::allocate::certificate;
-use super::{run_long, slice1, to_pyerr};
+use super::{guarded, run_long, slice1, to_pyerr};
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
 use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
@@ -210,9 +210,9 @@ impl TouchpointResponse {
     }
 
     #[staticmethod]
-    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
+    fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         Ok(TouchpointResponse {
-            inner: Response::from_bytes(data).map_err(to_pyerr)?,
+            inner: guarded(py, || Response::from_bytes(data))?,
         })
     }
 }
@@ -362,7 +362,10 @@ fn touchpoint_allowed_levels<'py>(
     if days == 0 {
         return Err(PyValueError::new_err("horizon_days: must be >= 1, got 0"));
     }
-    let a = plan::allowed_levels(&levels, &specs(channels), days, min_frequency);
+    let specs = specs(channels);
+    let a = guarded(py, || {
+        Ok(plan::allowed_levels(&levels, &specs, days, min_frequency))
+    })?;
     Ok(PyArray1::from_vec(py, a))
 }
 
@@ -397,7 +400,9 @@ fn touchpoint_lay_out<'py>(
             c[i]
         )));
     }
-    let (layout, load) = plan::lay_out(c, l, n_channels, days);
+    let (layout, load) = run_long(py, None, None, |ctl| {
+        plan::lay_out(c, l, n_channels, days, ctl)
+    })?;
     Ok((
         PyArray1::from_vec(py, layout.iter().map(|x| x.offset).collect()),
         PyArray1::from_vec(py, layout.iter().map(|x| x.consecutive).collect()),

@@ -315,6 +315,7 @@ pub fn plan(
     let parts: Vec<Part> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
+            ctl.check()?;
             let mut buf = Vec::new();
             let mut h = Vec::new();
             let (mut cnt, mut act, mut val) = (Vec::new(), Vec::new(), Vec::new());
@@ -337,10 +338,9 @@ pub fn plan(
                 }
                 cnt.push(m);
             }
-            (cnt, act, val)
+            Ok((cnt, act, val))
         })
-        .collect();
-    ctl.check()?;
+        .collect::<Result<_>>()?;
     let nnz: usize = parts.iter().map(|p| p.1.len()).sum();
     let mut indptr = Vec::with_capacity(n + 1);
     indptr.push(0i64);
@@ -348,6 +348,7 @@ pub fn plan(
     let mut value = Vec::with_capacity(nnz);
     let mut acc = 0i64;
     for (cnt, act, val) in parts {
+        ctl.check()?;
         for m in cnt {
             acc += m as i64;
             indptr.push(acc);
@@ -410,7 +411,7 @@ pub fn plan(
     drop(action);
     drop(value);
     drop(indptr);
-    let (layout, daily_load) = lay_out(&channel, &level, c_n, o.days);
+    let (layout, daily_load) = lay_out(&channel, &level, c_n, o.days, ctl)?;
     Ok(FrequencyPlan {
         channel,
         level,
@@ -430,12 +431,22 @@ fn spaced(k: u32, r: u32, d: u32) -> u32 {
     ((k as u64 * d as u64) / r as u64) as u32
 }
 
-/// Layout of each user's extras (see the module docs) and the resulting daily loads.
-pub fn lay_out(channel: &[u8], level: &[u32], c_n: usize, days: u32) -> (Vec<Layout>, Vec<u64>) {
+/// Layout of each user's extras (see the module docs) and the resulting daily loads; Ctrl-C
+/// (`ctl`) is checked every [`CHUNK`] users.
+pub fn lay_out(
+    channel: &[u8],
+    level: &[u32],
+    c_n: usize,
+    days: u32,
+    ctl: &Control,
+) -> Result<(Vec<Layout>, Vec<u64>)> {
     let d = days as usize;
     // Users per (channel, r) class, to know where each class's last incomplete cycle starts.
     let mut total = vec![0u64; c_n * d];
-    for (c, n) in channel.iter().zip(level) {
+    for (i, (c, n)) in channel.iter().zip(level).enumerate() {
+        if i % CHUNK == 0 {
+            ctl.check()?;
+        }
         if *c != NONE {
             total[*c as usize * d + (*n % days) as usize] += 1;
         }
@@ -443,16 +454,19 @@ pub fn lay_out(channel: &[u8], level: &[u32], c_n: usize, days: u32) -> (Vec<Lay
     let mut seen = vec![0u64; c_n * d];
     let mut pointer = vec![0u32; c_n];
     let mut load = vec![0u64; c_n * d];
+    // Whole cycles (`level / days` on every day) per channel, added to each day at the end.
+    let mut base_load = vec![0u64; c_n];
     let mut layout = vec![Layout::default(); channel.len()];
     for (i, (c, n)) in channel.iter().zip(level).enumerate() {
+        if i % CHUNK == 0 {
+            ctl.check()?;
+        }
         if *c == NONE {
             continue;
         }
         let c = *c as usize;
         let (base, r) = (*n / days, *n % days);
-        for x in &mut load[c * d..(c + 1) * d] {
-            *x += base as u64;
-        }
+        base_load[c] += base as u64;
         if r == 0 {
             continue;
         }
@@ -477,7 +491,12 @@ pub fn lay_out(channel: &[u8], level: &[u32], c_n: usize, days: u32) -> (Vec<Lay
         }
         layout[i] = lay;
     }
-    (layout, load)
+    for (c, b) in base_load.iter().enumerate() {
+        for x in &mut load[c * d..(c + 1) * d] {
+            *x += b;
+        }
+    }
+    Ok((layout, load))
 }
 
 /// Day (0-based) of the `k`-th extra exposure of a user with `r` extras.
@@ -593,7 +612,7 @@ mod tests {
         let n = 10_007;
         let channel: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
         let level: Vec<u32> = (0..n).map(|i| ((i * 7919) % 45) as u32 + 1).collect();
-        let (layout, load) = lay_out(&channel, &level, 2, days);
+        let (layout, load) = lay_out(&channel, &level, 2, days, &Control::new()).unwrap();
         for c in 0..2 {
             let l = &load[c * 14..(c + 1) * 14];
             let (lo, hi) = (l.iter().min().unwrap(), l.iter().max().unwrap());

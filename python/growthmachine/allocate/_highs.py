@@ -33,21 +33,36 @@ def _objective_scale(value: np.ndarray) -> float:
     return float(2.0 ** -np.floor(np.log2(most))) if most > 0 else 1.0
 
 
-def _highs_model(problem: Problem, integer: bool) -> tuple[dict[str, Any], int, float]:
+class _OutOfTime(Exception):
+    """Building the model used up the time limit."""
+
+
+def _check_time(deadline: float | None) -> None:
+    if deadline is not None and time.time() >= deadline:
+        raise _OutOfTime
+
+
+def _highs_model(
+    problem: Problem, integer: bool, deadline: float | None = None
+) -> tuple[dict[str, Any], int, float]:
     """The model as the arrays of a HiGHS LP/MIP (columns = candidates; a CSC matrix), its
     objective scaled by ``_objective_scale`` (returned last: divide HiGHS's objective, bound and
-    duals by it), and the number of resource rows (they come first)."""
+    duals by it), and the number of resource rows (they come first). Raises ``_OutOfTime``
+    between its steps once ``deadline`` (``time.time()``) has passed: at 400,000 users the model
+    takes several seconds to build on a loaded machine."""
     import scipy.sparse as sp
 
     nnz, n, r_n = problem.n_candidates, problem.n_users, len(problem.resources)
     k = np.arange(nnz)
     rows, cols, vals = [], [], []
-    # Resource rows.
+    # Resource rows (one column of usage per resource, each contiguous).
     u = problem.action_usage[problem.action.astype(np.int64)]  # nnz x R
-    u = np.array(u, dtype=np.float64)
+    u = np.array(u, dtype=np.float64, order="F")
     for a, r in zip(problem.usage, problem.usage_resource, strict=True):
         u[:, r] += a
+    _check_time(deadline)
     for r in range(r_n):
+        _check_time(deadline)
         nzk = np.flatnonzero(u[:, r])
         rows.append(np.full(len(nzk), r))
         cols.append(nzk)
@@ -64,6 +79,7 @@ def _highs_model(problem: Problem, integer: bool) -> tuple[dict[str, Any], int, 
     row_lo.append(np.full(n, -np.inf))
     row_hi.append(lim_arr.astype(np.float64))
     n_rows = r_n + n
+    _check_time(deadline)
     if problem.groups.size and (problem.groups >= 0).any():
         g = problem.groups[problem.action.astype(np.int64)]
         m = g >= 0
@@ -78,11 +94,14 @@ def _highs_model(problem: Problem, integer: bool) -> tuple[dict[str, Any], int, 
         row_lo.append(np.full(n_g, -np.inf))
         row_hi.append(np.ones(n_g))
         n_rows += n_g
+    _check_time(deadline)
     A = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(n_rows, nnz),
     )
+    _check_time(deadline)
     A.sort_indices()
+    _check_time(deadline)
     scale = _objective_scale(problem.value)
     model = {
         "num_col": nnz,
@@ -236,13 +255,17 @@ def highs_lp(
         if reason:
             raise ValueError(f"threads: {reason}, got {threads}")
     deadline = None if time_limit is None else time.time() + time_limit
-    model, r_n, scale = _highs_model(problem, integer=False)
+    r_n = len(problem.resources)
     job: dict[str, Any] = {"integer": False, "solver": solver}
     if solver == "ipm":
         job["run_crossover"] = "on" if crossover else "off"
     if threads is not None:
         job["threads"] = int(threads)
-    got = _in_child(model, [job], deadline)
+    try:
+        model, r_n, scale = _highs_model(problem, integer=False, deadline=deadline)
+        got = _in_child(model, [job], deadline)
+    except _OutOfTime:
+        got = []
     if not got:
         return {
             "objective": np.nan,
@@ -261,15 +284,20 @@ def highs_lp(
     }
 
 
-def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> dict:
+def solve_highs(
+    problem: Problem, integer: bool, time_limit: float | None, start: float | None = None
+) -> dict:
     """The MIP through HiGHS. Claims only what HiGHS proved: ``optimal`` when HiGHS says so; at
     the time limit its best plan (or the empty plan, if that meets every bound) with HiGHS's dual
     bound, or an infinite bound (gap ``inf``) when it has none, as when the child running HiGHS
     had to be killed. The shadow-price LP runs after it in the time left (prices NaN if it does
-    not finish). Ctrl-C stops either solve (``KeyboardInterrupt``)."""
+    not finish). Ctrl-C stops either solve (``KeyboardInterrupt``). The clock starts at
+    ``start`` (``time.time()`` when the caller was called; default now): building the model
+    counts against ``time_limit`` (past it, no child is started), HiGHS gets what is left."""
     t0 = time.perf_counter()
-    deadline = None if time_limit is None else time.time() + time_limit
-    model, r_n, scale = _highs_model(problem, integer=integer)
+    start = time.time() if start is None else start
+    deadline = None if time_limit is None else start + time_limit
+    r_n = len(problem.resources)
     # HiGHS 1.16's feasibility-jump heuristic checks neither the time limit nor the interrupt
     # callbacks (a 400,000-column instance ran for minutes past a 5 s limit and past Ctrl-C);
     # without it the search proves the same optimum.
@@ -278,7 +306,11 @@ def solve_highs(problem: Problem, integer: bool, time_limit: float | None) -> di
     ]
     if problem.n_candidates <= 200_000:
         solves.append({"integer": False, "solver": "simplex"})
-    got = _in_child(model, solves, deadline)
+    try:
+        model, r_n, scale = _highs_model(problem, integer=integer, deadline=deadline)
+        got = _in_child(model, solves, deadline)
+    except _OutOfTime:
+        got = []
     mip = got[0] if got else None
     status = mip["status"] if mip else "Time limit reached (HiGHS stopped)"
     if "nfeasible" in status:

@@ -47,7 +47,9 @@ def solve(
     seed: int = 0,
 ) -> Solution:
     """Solves ``problem``; see the module docs for the methods. ``warm_start``: a previous
-    :class:`Solution` (or prices by resource) to start the dual method from."""
+    :class:`Solution` (or prices by resource) to start the dual method from. ``time_limit``
+    counts from the call (checks and conversions included)."""
+    start = time.time()
     if not isinstance(problem, Problem):
         raise TypeError(f"problem: must be an allocate.Problem, got {type(problem).__name__}")
     cv.check_choice(method, "method", METHODS)
@@ -60,14 +62,16 @@ def solve(
         method = "exact" if problem.n_candidates <= 200 else "dual"
     t0 = time.perf_counter()
     if method == "highs":
-        out = solve_highs(problem, integer=True, time_limit=time_limit)
+        out = solve_highs(problem, integer=True, time_limit=time_limit, start=start)
     else:
         with _progress.bar(progress, f"allocate ({method})") as cb:
             out = problem._run(
                 method,
                 tol=tol,
                 max_iter=max_iter,
-                time_limit=time_limit,
+                time_limit=None
+                if time_limit is None
+                else max(0.0, time_limit - (time.time() - start)),
                 warm_start=_prices_of(warm_start, problem),
                 seed=seed,
                 progress=cb,

@@ -6,7 +6,7 @@
 
 use super::bgnbd::{check_bg_rows, BgData};
 use super::gammagamma::GgData;
-use crate::control::Control;
+use crate::control::{par_map_checked, par_sort_checked, Control};
 use crate::error::{CoreError, Result};
 use crate::parallel::CHUNK;
 use rayon::prelude::*;
@@ -16,12 +16,15 @@ use std::hash::{BuildHasherDefault, Hasher};
 type WeightParts = (Vec<(u32, f64)>, Vec<(u32, f64)>, f64);
 
 /// Distinct values of `v` (sorted) and each row's index into them. Integral values in
-/// [0, 2^21) use the identity table 0..=max (no sort).
-pub(super) fn value_table(v: &[f64]) -> (Vec<f64>, Vec<u32>) {
+/// [0, 2^21) use the identity table 0..=max (no sort). Ctrl-C (`ctl`) is checked every few
+/// milliseconds (the sort of 8M values took seconds on a loaded machine when it could not be
+/// stopped).
+pub(super) fn value_table(v: &[f64], ctl: &Control) -> Result<(Vec<f64>, Vec<u32>)> {
     let integral = v
         .par_iter()
         .with_min_len(CHUNK)
         .all(|&x| x >= 0.0 && x < (1u64 << 21) as f64 && x.fract() == 0.0);
+    ctl.check()?;
     if integral {
         let max = v
             .par_iter()
@@ -30,36 +33,38 @@ pub(super) fn value_table(v: &[f64]) -> (Vec<f64>, Vec<u32>) {
             .max()
             .unwrap_or(0);
         let table = (0..=max).map(|i| i as f64).collect();
-        let idx = v
-            .par_iter()
-            .with_min_len(CHUNK)
-            .map(|&x| x as u32)
-            .collect();
-        (table, idx)
+        let idx = par_map_checked(v.len(), ctl, |i| v[i] as u32)?;
+        Ok((table, idx))
     } else {
         let mut t = v.to_vec();
-        t.par_sort_unstable_by(|a, b| a.total_cmp(b));
+        par_sort_checked(&mut t, |a, b| a.total_cmp(b), ctl)?;
         t.dedup();
-        let idx = v
-            .par_iter()
-            .with_min_len(CHUNK)
-            .map(|x| t.binary_search_by(|y| y.total_cmp(x)).unwrap_or(0) as u32)
-            .collect();
-        (t, idx)
+        ctl.check()?;
+        let idx = par_map_checked(v.len(), ctl, |i| {
+            t.binary_search_by(|y| y.total_cmp(&v[i])).unwrap_or(0) as u32
+        })?;
+        Ok((t, idx))
     }
 }
 
-/// Merges rows with equal `key`; returns (distinct keys in increasing order, summed weights,
-/// for each input row the index of its distinct key).
-pub(super) fn merge_keys(keys: &[u128], w: Option<&[f64]>) -> (Vec<u128>, Vec<f64>) {
+/// Merges rows with equal `key`; returns (distinct keys in increasing order, summed weights).
+/// Ctrl-C (`ctl`) is checked every few milliseconds.
+pub(super) fn merge_keys(
+    keys: &[u128],
+    w: Option<&[f64]>,
+    ctl: &Control,
+) -> Result<(Vec<u128>, Vec<f64>)> {
     let mut uk = Vec::new();
     let mut uw: Vec<f64> = Vec::new();
     match w {
         None => {
             // unweighted: sort the keys alone and count runs (exact integer weights)
             let mut k = keys.to_vec();
-            k.par_sort_unstable();
-            for &key in &k {
+            par_sort_checked(&mut k, |a, b| a.cmp(b), ctl)?;
+            for (i, &key) in k.iter().enumerate() {
+                if i % CHUNK == 0 {
+                    ctl.check()?;
+                }
                 if uk.last() != Some(&key) {
                     uk.push(key);
                     uw.push(0.0);
@@ -75,8 +80,11 @@ pub(super) fn merge_keys(keys: &[u128], w: Option<&[f64]>) -> (Vec<u128>, Vec<f6
                 .with_min_len(CHUNK)
                 .map(|(&k, &wi)| (k, wi.to_bits()))
                 .collect();
-            order.par_sort_unstable();
-            for &(key, wb) in &order {
+            par_sort_checked(&mut order, |a, b| a.cmp(b), ctl)?;
+            for (i, &(key, wb)) in order.iter().enumerate() {
+                if i % CHUNK == 0 {
+                    ctl.check()?;
+                }
                 if uk.last() != Some(&key) {
                     uk.push(key);
                     uw.push(0.0);
@@ -85,7 +93,7 @@ pub(super) fn merge_keys(keys: &[u128], w: Option<&[f64]>) -> (Vec<u128>, Vec<f6
             }
         }
     }
-    (uk, uw)
+    Ok((uk, uw))
 }
 
 /// Dense counting of packed keys `< size` (unweighted rows): exact, in key order.
@@ -237,11 +245,9 @@ impl BgData {
                 return Ok(d);
             }
         }
-        let (xs, ix) = value_table(x);
-        ctl.check()?;
-        let (ts, it) = value_table(t);
-        ctl.check()?;
-        let (tts, itt) = value_table(big_t);
+        let (xs, ix) = value_table(x, ctl)?;
+        let (ts, it) = value_table(t, ctl)?;
+        let (tts, itt) = value_table(big_t, ctl)?;
         ctl.check()?;
         let max_t = tts.last().copied().unwrap_or(0.0);
         if max_t <= 0.0 {
@@ -324,16 +330,15 @@ impl BgData {
                 .collect();
             (rows, uw)
         } else {
-            let keys: Vec<u128> = sel
-                .par_iter()
-                .with_min_len(CHUNK)
-                .map(|&i| {
-                    let i = i as usize;
-                    ((ix[i] as u128) << 64) | ((it[i] as u128) << 32) | itt[i] as u128
-                })
-                .collect();
-            let sw: Option<Vec<f64>> = w.map(|w| sel.iter().map(|&i| w[i as usize]).collect());
-            let (uk, uw) = merge_keys(&keys, sw.as_deref());
+            let keys: Vec<u128> = par_map_checked(sel.len(), ctl, |q| {
+                let i = sel[q] as usize;
+                ((ix[i] as u128) << 64) | ((it[i] as u128) << 32) | itt[i] as u128
+            })?;
+            let sw: Option<Vec<f64>> = match w {
+                Some(w) => Some(par_map_checked(sel.len(), ctl, |q| w[sel[q] as usize])?),
+                None => None,
+            };
+            let (uk, uw) = merge_keys(&keys, sw.as_deref(), ctl)?;
             let rows = uk
                 .iter()
                 .map(|&k| ((k >> 64) as u32, (k >> 32) as u32, k as u32))
@@ -572,8 +577,7 @@ impl GgData {
         }
         ctl.check()?;
         let xsel: Vec<f64> = sel.iter().map(|&i| x[i as usize]).collect();
-        let (xs, ix) = value_table(&xsel);
-        ctl.check()?;
+        let (xs, ix) = value_table(&xsel, ctl)?;
         let keys: Vec<u128> = sel
             .par_iter()
             .enumerate()
@@ -584,7 +588,7 @@ impl GgData {
         // Weighted input (a compressed table) is merged exactly; unweighted rows are used as they
         // are: spend values rarely repeat exactly, so sorting them would cost more than it saves.
         let (uk, rw) = if sw.is_some() {
-            merge_keys(&keys, sw.as_deref())
+            merge_keys(&keys, sw.as_deref(), ctl)?
         } else {
             let n = keys.len();
             (keys, vec![1.0; n])

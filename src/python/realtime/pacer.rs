@@ -26,6 +26,7 @@ impl RealtimePacer {
     #[new]
     #[pyo3(signature = (n_actions, budget, horizon, step, null_action, max_ahead=None))]
     fn new(
+        py: Python<'_>,
         n_actions: &Bound<'_, PyAny>,
         budget: PyReadonlyArrayDyn<'_, f64>,
         horizon: &Bound<'_, PyAny>,
@@ -33,14 +34,16 @@ impl RealtimePacer {
         null_action: &Bound<'_, PyAny>,
         max_ahead: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut p = crate::realtime::pacer::Pacer::new(
+        let args = (
             int_arg(n_actions, "n_actions", 1)?,
             slice(&budget, "budget")?,
             int_arg(horizon, "horizon", 1)?,
             real_arg(step, "step")?,
             int_arg(null_action, "null_action", 0)?,
-        )
-        .map_err(to_pyerr)?;
+        );
+        let mut p = guarded(py, || {
+            crate::realtime::pacer::Pacer::new(args.0, args.1, args.2, args.3, args.4)
+        })?;
         let max_ahead = max_ahead.map_or(Ok(f64::INFINITY), |o| real_arg(o, "max_ahead"))?;
         p.set_max_ahead(max_ahead).map_err(to_pyerr)?;
         Ok(RealtimePacer {
@@ -167,8 +170,8 @@ impl RealtimePacer {
         Ok(PyBytes::new(py, &b))
     }
     #[staticmethod]
-    fn _from_state_bytes(data: &[u8]) -> PyResult<Self> {
-        let p = crate::realtime::pacer::Pacer::from_bytes(data).map_err(to_pyerr)?;
+    fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let p = guarded(py, || crate::realtime::pacer::Pacer::from_bytes(data))?;
         Ok(RealtimePacer {
             inner: Mutex::new(p),
         })

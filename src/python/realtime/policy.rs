@@ -7,7 +7,7 @@
 use super::{array, slice};
 use crate::control::Control;
 use crate::python::args::{bool_arg, int_arg, real_arg};
-use crate::python::{guarded_pool, run_long, to_pyerr};
+use crate::python::{guarded, guarded_pool, run_long, to_pyerr};
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -206,6 +206,7 @@ impl RealtimePolicy {
     #[pyo3(signature = (algo, n_actions, n_features, *, n_action_features=None, alpha=None, v=None, epsilon=None, ridge=None, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         algo: &str,
         n_actions: &Bound<'_, PyAny>,
         n_features: &Bound<'_, PyAny>,
@@ -233,7 +234,7 @@ impl RealtimePolicy {
             ridge: real_or(ridge, "ridge", 1.0)?,
             seed: seed.map_or(Ok(0), |o| int_arg(o, "seed", 0))?,
         };
-        let policy = Policy::new(cfg).map_err(to_pyerr)?;
+        let policy = guarded(py, || Policy::new(cfg))?;
         Ok(RealtimePolicy {
             inner: Mutex::new(Inner {
                 policy,
@@ -434,7 +435,7 @@ impl RealtimePolicy {
     /// Replaces the state by one read from `data` (`StateError` if unreadable or of another
     /// algorithm).
     fn _set_state_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let p = Policy::from_bytes(data).map_err(to_pyerr)?;
+        let p = guarded(py, || Policy::from_bytes(data))?;
         let mut g = self.lock(py);
         if p.config().algo.name() != g.policy.config().algo.name() {
             return Err(to_pyerr(crate::error::CoreError::State(format!(
