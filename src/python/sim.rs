@@ -35,8 +35,10 @@ fn sim_validate_config(py: Python<'_>, config_json: &str) -> PyResult<()> {
 /// Validates one section of a configuration on its own (`kind`: its type's name, e.g.
 /// "PurchaseConfig"; JSON); raises ValueError naming the field as `at.field`.
 #[pyfunction]
-fn sim_validate_section(kind: &str, section_json: &str, at: &str) -> PyResult<()> {
-    crate::sim::config::validate_section(kind, section_json, at).map_err(to_pyerr)
+fn sim_validate_section(py: Python<'_>, kind: &str, section_json: &str, at: &str) -> PyResult<()> {
+    guarded(py, || {
+        crate::sim::config::validate_section(kind, section_json, at)
+    })
 }
 
 /// The channels in code order: name, whether off-site, the users column of its consent (None if
