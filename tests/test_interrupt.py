@@ -175,6 +175,16 @@ LONG: dict[str, tuple[str, str]] = {
         "y[:20_000])\nX = np.tile(X, (20, 1))\n",
         "m.predict(X)",
     ),
+    "planning.uplift.UpliftForest.predict_pairs": (
+        _FOREST + "m = UpliftForest(n_estimators=50, seed=0).fit(X[:20_000], t[:20_000] > 0, "
+        "y[:20_000])\nZ = X[:120, 15:]\nX = np.tile(X[:, :15], (2, 1))\n",
+        "m.predict_pairs(X, Z)",
+    ),
+    "planning.uplift.CellUplift.predict_pairs": (
+        _FOREST + "g = rng.integers(0, 1000, (n, 6))\nm = CellUplift().fit(g, t > 0, y)\n"
+        "Z = g[:100, 5:]\ng = np.tile(g[:, :5], (10, 1))\n",
+        "m.predict_pairs(g, Z)",
+    ),
     "planning.uplift.CellUplift.fit": (
         _FOREST + "g = rng.integers(0, 1000, (10 * n, 6))\nt = np.tile(t, 10)\n"
         "y = np.tile(y, 10)\n",
@@ -401,7 +411,7 @@ BOUNDED: dict[str, str] = {
         f"planning.uplift.{p}{c}.{m}": "runs the user's scikit-learn estimator"
         for p in ("", "meta.")
         for c in ("SLearner", "TLearner", "XLearner", "DRLearner", "UpliftModel")
-        for m in ("fit", "predict")
+        for m in ("fit", "predict", "predict_pairs")
         if not (p and c == "UpliftModel")
     },
     # Sized by the plan (tasks, goals), not by the users.

@@ -302,8 +302,20 @@ def _predict_X(c, name):
     return (X[:, :2] > 0).astype(np.int64) if name == "CellUplift" else X
 
 
+def _pairs_args(c, name):
+    """predict_pairs: the fitted columns split into a user part and a task part (4 tasks)."""
+    P = _predict_X(c, name)
+    return dict(X=P[:, :-1], Z=P[:4, -1:])
+
+
 for _name, _new in _models().items():
     if _name == "UpliftModel":
+        R("planning.uplift.UpliftModel.predict_pairs")(
+            lambda c, _new=_new: (
+                uplift.UpliftModel.predict_pairs.__get__(_new().fit(**_fit_args(c, "TLearner"))),
+                _pairs_args(c, "TLearner"),
+            )
+        )
         R("planning.uplift.UpliftModel.fit")(
             lambda c, _new=_new: (
                 uplift.UpliftModel.fit.__get__(_new()),
@@ -325,6 +337,12 @@ for _name, _new in _models().items():
         lambda c, _name=_name, _new=_new: (
             _new().fit(**_fit_args(c, _name)).predict,
             dict(X=_predict_X(c, _name)),
+        )
+    )
+    R(f"planning.uplift.{_name}.predict_pairs")(
+        lambda c, _name=_name, _new=_new: (
+            _new().fit(**_fit_args(c, _name)).predict_pairs,
+            _pairs_args(c, _name),
         )
     )
 

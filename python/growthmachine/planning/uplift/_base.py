@@ -125,7 +125,13 @@ class UpliftModel(Versioned, abc.ABC):
         est = np.empty((n, k))
         se = np.empty((n, k)) if return_se else None
         for j in range(k):
-            e, s = self._predict(np.column_stack([X, np.repeat(Z[j : j + 1], n, 0)]), return_se)
+            try:
+                e, s = self._predict(np.column_stack([X, np.repeat(Z[j : j + 1], n, 0)]), return_se)
+            except ValueError as err:  # the model checked the stacked rows, named X
+                msg = str(err)
+                if msg.startswith("X:"):
+                    raise ValueError(f"X, Z (as the rows [x, z]):{msg[2:]}") from None
+                raise
             est[:, j] = e[:, 0]
             if se is not None:
                 se[:, j] = s[:, 0]
