@@ -337,8 +337,9 @@ impl Forest {
                 "too large: rows of X x rows of Z exceed the addressable memory",
             )
         })?;
-        let mut est = crate::error::try_vec("Z", cells, 0.0)?;
-        let mut se = crate::error::try_vec("Z", cells, 0.0)?;
+        // zero pages from the OS: nothing to fill before the first Ctrl-C check
+        let mut est: Vec<f64> = crate::error::try_zeroed("Z", cells)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed("Z", cells)?;
         if n == 0 || k == 0 {
             return Ok((est, se));
         }
