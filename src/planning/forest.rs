@@ -269,25 +269,53 @@ impl Forest {
         let (p, t) = (self.n_features, self.n_treatments);
         check_len("X", x.len(), n * p, "n_samples * n_features")?;
         // finite values: checked by the caller, as for fit (a NaN goes right at every split)
-        let mut est = vec![0.0; n * t];
-        let mut se = vec![0.0; n * t];
+        self.by_chunks(x, n, p, t, ctl, |e, s, xs| {
+            for tr in &self.trees {
+                for (r, row) in xs.chunks_exact(p).enumerate() {
+                    let leaf = tr.leaf_of(row);
+                    let (le, ls) = (&tr.est[leaf * t..(leaf + 1) * t], &tr.se[leaf * t..]);
+                    for k in 0..t {
+                        e[r * t + k] += le[k];
+                        s[r * t + k] += ls[k] * ls[k];
+                    }
+                }
+            }
+        })
+    }
+
+    /// The `n x width` estimates and standard errors of the rows of `x` (`n x p`): `add(e, s,
+    /// xs)` sums, over the trees, the leaf estimates and squared standard errors of a chunk of
+    /// rows `xs` into `e` and `s`; chunks run in parallel, Ctrl-C is checked before each, and
+    /// the sums become means and root mean squares. The outputs come from zero pages, so
+    /// nothing is filled before the first check.
+    fn by_chunks(
+        &self,
+        x: &[f64],
+        n: usize,
+        p: usize,
+        width: usize,
+        ctl: &Control,
+        add: impl Fn(&mut [f64], &mut [f64], &[f64]) + Sync,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let cells = n.checked_mul(width).ok_or_else(|| {
+            CoreError::invalid(
+                "X",
+                "too large: rows x estimates exceed the addressable memory",
+            )
+        })?;
+        let mut est: Vec<f64> = crate::error::try_zeroed("X", cells)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed("X", cells)?;
+        if cells == 0 {
+            return Ok((est, se));
+        }
         let b = self.trees.len() as f64;
         ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
-        est.par_chunks_mut(PREDICT_CHUNK * t)
-            .zip(se.par_chunks_mut(PREDICT_CHUNK * t))
+        est.par_chunks_mut(PREDICT_CHUNK * width)
+            .zip(se.par_chunks_mut(PREDICT_CHUNK * width))
             .zip(x.par_chunks(PREDICT_CHUNK * p.max(1)))
             .try_for_each(|((e, s), xs)| {
                 ctl.check()?;
-                for tr in &self.trees {
-                    for (r, row) in xs.chunks_exact(p).enumerate() {
-                        let leaf = tr.leaf_of(row);
-                        let (le, ls) = (&tr.est[leaf * t..(leaf + 1) * t], &tr.se[leaf * t..]);
-                        for k in 0..t {
-                            e[r * t + k] += le[k];
-                            s[r * t + k] += ls[k] * ls[k];
-                        }
-                    }
-                }
+                add(e, s, xs);
                 e.iter_mut().for_each(|v| *v /= b);
                 s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
                 ctl.advance(1);
@@ -322,83 +350,63 @@ impl Forest {
                 ),
             ));
         }
-        if pu > self.n_features {
+        if pu == 0 || pu > self.n_features {
             return Err(CoreError::invalid(
                 "X",
-                format!("has {pu} features, the forest {}", self.n_features),
+                format!(
+                    "has {pu} features, the forest {} (at least one is the user's)",
+                    self.n_features
+                ),
             ));
         }
         let pz = self.n_features - pu;
         check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
         check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
-        let cells = n.checked_mul(k).ok_or_else(|| {
-            CoreError::invalid(
-                "Z",
-                "too large: rows of X x rows of Z exceed the addressable memory",
-            )
-        })?;
-        // zero pages from the OS: nothing to fill before the first Ctrl-C check
-        let mut est: Vec<f64> = crate::error::try_zeroed("Z", cells)?;
-        let mut se: Vec<f64> = crate::error::try_zeroed("Z", cells)?;
-        if n == 0 || k == 0 {
-            return Ok((est, se));
-        }
-        let b = self.trees.len() as f64;
-        ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
-        est.par_chunks_mut(PREDICT_CHUNK * k)
-            .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
-            .zip(xu.par_chunks(PREDICT_CHUNK * pu.max(1)))
-            .try_for_each(|((e, s), xs)| {
-                ctl.check()?;
-                let rows = e.len() / k;
-                let mut idx: Vec<u32> = (0..k as u32).collect();
-                let mut stack: Vec<(u32, usize, usize)> = Vec::new();
-                for tr in &self.trees {
-                    for r in 0..rows {
-                        let row = &xs[r * pu..(r + 1) * pu];
-                        let (er, sr) = (&mut e[r * k..(r + 1) * k], &mut s[r * k..(r + 1) * k]);
-                        stack.push((0, 0, k));
-                        while let Some((node, a, c)) = stack.pop() {
-                            let nd = &tr.nodes[node as usize];
-                            if nd.feature == tree::LEAF {
-                                let leaf = nd.left as usize;
-                                let (v, sv) = (tr.est[leaf], tr.se[leaf] * tr.se[leaf]);
-                                for &j in &idx[a..c] {
-                                    er[j as usize] += v;
-                                    sr[j as usize] += sv;
-                                }
-                            } else if (nd.feature as usize) < pu {
-                                let go = if row[nd.feature as usize] <= nd.threshold {
-                                    nd.left
-                                } else {
-                                    nd.right
-                                };
-                                stack.push((go, a, c));
+        self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| {
+            let rows = e.len() / k;
+            let mut idx: Vec<u32> = (0..k as u32).collect();
+            let mut stack: Vec<(u32, usize, usize)> = Vec::new();
+            for tr in &self.trees {
+                for r in 0..rows {
+                    let row = &xs[r * pu..(r + 1) * pu];
+                    let (er, sr) = (&mut e[r * k..(r + 1) * k], &mut s[r * k..(r + 1) * k]);
+                    stack.push((0, 0, k));
+                    while let Some((node, a, c)) = stack.pop() {
+                        let nd = &tr.nodes[node as usize];
+                        if nd.feature == tree::LEAF {
+                            let leaf = nd.left as usize;
+                            let (v, sv) = (tr.est[leaf], tr.se[leaf] * tr.se[leaf]);
+                            for &j in &idx[a..c] {
+                                er[j as usize] += v;
+                                sr[j as usize] += sv;
+                            }
+                        } else if (nd.feature as usize) < pu {
+                            let go = if row[nd.feature as usize] <= nd.threshold {
+                                nd.left
                             } else {
-                                let f = nd.feature as usize - pu;
-                                let mut mid = a;
-                                for q in a..c {
-                                    if z[idx[q] as usize * pz + f] <= nd.threshold {
-                                        idx.swap(q, mid);
-                                        mid += 1;
-                                    }
+                                nd.right
+                            };
+                            stack.push((go, a, c));
+                        } else {
+                            let f = nd.feature as usize - pu;
+                            let mut mid = a;
+                            for q in a..c {
+                                if z[idx[q] as usize * pz + f] <= nd.threshold {
+                                    idx.swap(q, mid);
+                                    mid += 1;
                                 }
-                                if mid > a {
-                                    stack.push((nd.left, a, mid));
-                                }
-                                if c > mid {
-                                    stack.push((nd.right, mid, c));
-                                }
+                            }
+                            if mid > a {
+                                stack.push((nd.left, a, mid));
+                            }
+                            if c > mid {
+                                stack.push((nd.right, mid, c));
                             }
                         }
                     }
                 }
-                e.iter_mut().for_each(|v| *v /= b);
-                s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
-                ctl.advance(1);
-                Ok(())
-            })?;
-        Ok((est, se))
+            }
+        })
     }
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).
