@@ -86,7 +86,9 @@ class Planner(Versioned):
     (seed 0; default, coupon-sensitive, fatigued worlds): 37.0 / 37.3 / 27.8 % of the oracle
     with one arm per task and the GMV modelled; 41.0 / 39.7 / 38.7 % with the cost pooled and
     the GMV from orders (forecast / true 1.06 / 1.09 / 0.74); 40.0 / 40.4 / 38.6 % with cost
-    and orders pooled (0.84 / 0.96 / 0.80, the defaults).
+    and orders pooled (0.84 / 0.96 / 0.80, the defaults). On logs of 100k users the defaults
+    are worse on the fatigued world (18.9 % against 29.6 %, three seeds): see
+    ``benchmarks/RESULTS.md``; pass ``pool_tasks=False, gmv_from="gmv"`` for the former way.
 
     Fitted attributes: ``composition_`` (tasks and eligibility), ``feature_names_``,
     ``task_feature_names_`` (when a model is pooled),
