@@ -296,7 +296,9 @@ class Planner(Versioned):
             est["gmv"] = (est.pop("orders") * aov[:, None]).astype(np.float32)
             se["gmv"] = (se.pop("orders") * aov[:, None]).astype(np.float32)
             at["gmv"] = (at.pop("orders") * aov_rows).astype(np.float32)
-        # baseline of the realised outcome for variance reduction (controls of other folds)
+        # baseline of the realised outcome for variance reduction (controls of other folds);
+        # the orders only feed the GMV score, which is calibrated on the GMV
+        ys.pop("orders", None)
         base = {k: np.zeros(len(rows)) for k in ys}
         for k in range(self.n_folds):
             fit_rows = fold != k
