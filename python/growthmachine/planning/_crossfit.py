@@ -18,8 +18,9 @@ An uplift model can see the plan's tasks in two ways (``Planner(pool_tasks=...)`
   experiments.
 
 Either way each user's estimates come from models that never saw that user (``n_folds``
-folds of users), and ``score_at`` holds each log row's out-of-fold score at its (pseudo-)task,
-which the calibration maps to realised effects.
+folds of users); the calibration maps each log row's out-of-fold score at its (pseudo-)task to
+realised effects. :func:`order_value` is the value of one order that turns an uplift in
+orders into a GMV score (``Planner(gmv_from="orders")``).
 """
 
 from __future__ import annotations
