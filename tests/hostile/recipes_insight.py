@@ -8,20 +8,18 @@ import numpy as np
 import pandas as pd
 
 from growthmachine import insight as ins
-from growthmachine import sim
 
 from .driver import Recipes
 from .stages import stage_recipe
+from .world import WorldCtx
 
 R = Recipes()
 #: Read into columns of this name (a message naming the column names the argument).
 RFM = {"frequency": ("frequency",), "recency": ("recency",), "T": ("T",)}
 
 
-class Ctx:
-    @cached_property
-    def pop(self) -> sim.Population:
-        return sim.Population.generate(150, days=180, seed=0)
+class Ctx(WorldCtx):
+    N_USERS, DAYS = 150, 180
 
     @cached_property
     def tx(self) -> pd.DataFrame:

@@ -8,27 +8,18 @@ from functools import cached_property
 import numpy as np
 
 from growthmachine import machine as mc
-from growthmachine import sim
 
 from .driver import Recipes
 from .stages import stage_recipe
+from .world import WorldCtx
 
 R = Recipes()
 N = 400
 BASE = ("NoMarketing", "Oracle", "RandomPolicy", "RfmRule", "AbWinner")
 
 
-class Ctx:
-    @cached_property
-    def pop(self) -> sim.Population:
-        return sim.Population.generate(N, days=120, seed=0)
-
-    def env(self) -> sim.Environment:
-        return sim.Environment(self.pop, seed=0)
-
-    @cached_property
-    def env0(self) -> sim.Environment:
-        return self.env()
+class Ctx(WorldCtx):
+    N_USERS, DAYS = N, 120
 
     @cached_property
     def config(self) -> mc.MachineConfig:

@@ -16,19 +16,18 @@ from growthmachine.planning import metrics, uplift
 
 from .driver import Recipes
 from .stages import stage_recipe
+from .world import WorldCtx
 
 R = Recipes()
 N = 600
 
 
-class Ctx:
-    @cached_property
-    def pop(self) -> sim.Population:
-        return sim.Population.generate(N, days=180, seed=0)
+class Ctx(WorldCtx):
+    N_USERS, DAYS = N, 180
 
     @cached_property
-    def env(self) -> sim.Environment:
-        return sim.Environment(self.pop, seed=0)
+    def env(self) -> sim.Environment:  # one shared world: no recipe here changes it
+        return super().env()
 
     @cached_property
     def ui(self) -> ins.UserInsight:

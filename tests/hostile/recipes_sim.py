@@ -12,15 +12,14 @@ from growthmachine import sim
 
 from .driver import Recipes
 from .stages import stage_recipe
+from .world import WorldCtx
 
 R = Recipes()
 N = 120
 
 
-class Ctx:
-    @cached_property
-    def pop(self) -> sim.Population:
-        return sim.Population.generate(N, days=90, seed=0)
+class Ctx(WorldCtx):
+    N_USERS, DAYS = N, 90
 
     @cached_property
     def env(self) -> sim.Environment:
@@ -28,7 +27,7 @@ class Ctx:
         return self.fresh_env()
 
     def fresh_env(self) -> sim.Environment:
-        return sim.Environment(self.pop, seed=0)
+        return super().env()
 
     @cached_property
     def config(self) -> sim.WorldConfig:

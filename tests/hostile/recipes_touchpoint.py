@@ -8,29 +8,19 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from growthmachine import sim
 from growthmachine import touchpoint as tp
 
 from .driver import Recipes
 from .stages import stage_recipe
+from .world import WorldCtx
 
 R = Recipes()
 N = 300
 CH = ("ads", "sms", "email")
 
 
-class Ctx:
-    @cached_property
-    def pop(self) -> sim.Population:
-        return sim.Population.generate(N, days=120, seed=0)
-
-    def env(self) -> sim.Environment:
-        return sim.Environment(self.pop, seed=0)
-
-    @cached_property
-    def env0(self) -> sim.Environment:
-        """Shared by the calls that do not change the world."""
-        return self.env()
+class Ctx(WorldCtx):
+    N_USERS, DAYS = N, 120
 
     @cached_property
     def users(self) -> np.ndarray:
