@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 import growthmachine as gm
-from growthmachine.planning import Goal, Plan, Planner
+from growthmachine.planning import Goal, LinearCalibration, Plan, Planner
 from growthmachine.planning._calibrate import fit_calibration
 from growthmachine.planning.uplift import TLearner
 
@@ -437,3 +437,23 @@ def test_pool_tasks_auto_pools_only_models_that_predict_pairs(world):
             return X[:, :1]
 
     assert Planner(plan, Plain()).pool_tasks is False
+
+
+def test_planner_linear_calibration(world):
+    """On the shared small world: linear maps per stratum, monotone, finite values, a forecast
+    with its standard error, the plan unchanged by a pickle round-trip; an unknown choice is a
+    ValueError naming the argument."""
+    pop, env, ui, plan, log = world
+    pl = Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="linear")
+    pl.fit(log, ui, pop.users, opted_out=env.opted_out())
+    for maps in pl.calibration_.values():
+        for cal in maps:
+            assert isinstance(cal, LinearCalibration) and cal.slope >= 0.0
+    v = pl.values()
+    assert all(np.isfinite(x).all() for x in v.values())
+    tp = pl.allocate()
+    assert np.isfinite(tp.forecast["profit"]) and tp.forecast["profit_se"] >= 0.0
+    again = pickle.loads(pickle.dumps(pl))
+    np.testing.assert_array_equal(again.values()["profit"], v["profit"])
+    with pytest.raises(ValueError, match="calibration"):
+        Planner(plan, calibration="spline")

@@ -34,8 +34,10 @@ import numpy as np
 
 __all__ = [
     "Calibration",
+    "LinearCalibration",
     "dl_tau2",
     "fit_calibration",
+    "fit_linear_calibrations",
     "ridge_baseline",
     "ridge_fit",
     "shrink_to_mean",
@@ -57,6 +59,14 @@ class Calibration:
             return np.full(np.shape(score), self.knots_y[0], dtype=np.float64)
         return np.interp(score, self.knots_x, self.knots_y)
 
+    def forecast_var(self, score: np.ndarray) -> float:
+        """Variance of the sum of the map's values at ``score``: each bin's effect is uncertain
+        with its s.e., errors fully correlated within a bin (one estimate serves all its pairs)
+        and independent between bins."""
+        b = np.clip(np.searchsorted(self.knots_x, score), 0, len(self.se) - 1)
+        per_bin = np.bincount(b, minlength=len(self.se)) * self.se
+        return float((per_bin**2).sum())
+
     def table(self):
         import pandas as pd
 
@@ -70,6 +80,148 @@ class Calibration:
                 "n_control": self.counts[:, 1],
             }
         )
+
+
+@dataclass
+class LinearCalibration:
+    """Linear non-decreasing map from raw score to realised effect: ``intercept + slope x (score
+    - centre)`` (see :func:`fit_linear_calibrations`). ``knots_x`` / ``knots_y``: the map at the
+    lowest and highest fitted score (for tables and plots; the map is not flat beyond them)."""
+
+    intercept: float
+    slope: float
+    centre: float
+    se_intercept: float
+    se_slope: float
+    counts: np.ndarray
+    knots_x: np.ndarray
+    knots_y: np.ndarray
+
+    def __call__(self, score: np.ndarray) -> np.ndarray:
+        s = np.asarray(score, dtype=np.float64)
+        return self.intercept + self.slope * (s - self.centre)
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.array([self.se_intercept])
+
+    def forecast_var(self, score: np.ndarray) -> float:
+        """Variance of the sum of the map's values at ``score``: the intercept's and the
+        slope's errors are each shared by every pair (fully correlated), and independent of
+        each other (the scores are centred)."""
+        s = np.asarray(score, dtype=np.float64)
+        return float(
+            (len(s) * self.se_intercept) ** 2 + ((s - self.centre).sum() * self.se_slope) ** 2
+        )
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "score": self.knots_x,
+                "calibrated_effect": self.knots_y,
+                "intercept": self.intercept,
+                "slope": self.slope,
+                "centre": self.centre,
+                "se_intercept": self.se_intercept,
+                "se_slope": self.se_slope,
+                "n_treated": self.counts[0],
+                "n_control": self.counts[1],
+            }
+        )
+
+
+def _interacted_ols(
+    score: np.ndarray, y: np.ndarray, treated: np.ndarray
+) -> tuple[float, float, float, float, float]:
+    """``y = c0 + c1 x + T (a + b x)`` by least squares, ``x`` = score - its mean: the effect
+    ``a`` at the mean score and its slope ``b`` (treatment randomised, so the ``T`` terms are
+    the effect's), with heteroskedasticity-robust (HC0) standard errors. Returns (a, se_a, b,
+    se_b, mean score)."""
+    x = np.asarray(score, dtype=np.float64)
+    mu = float(x.mean())
+    xc = x - mu
+    t = treated.astype(np.float64)
+    M = np.column_stack([np.ones_like(xc), xc, t, t * xc])
+    G = M.T @ M
+    Ginv = np.linalg.pinv(G)
+    coef = Ginv @ (M.T @ y)
+    res = y - M @ coef
+    meat = (M * (res**2)[:, None]).T @ M
+    cov = Ginv @ meat @ Ginv
+    return (
+        float(coef[2]),
+        float(np.sqrt(max(cov[2, 2], 0.0))),
+        float(coef[3]),
+        float(np.sqrt(max(cov[3, 3], 0.0))),
+        mu,
+    )
+
+
+def fit_linear_calibrations(
+    score: np.ndarray,
+    y: np.ndarray,
+    treated: np.ndarray,
+    strata: np.ndarray,
+    shrink: bool = True,
+    shrink_mean: bool = True,
+) -> list[LinearCalibration]:
+    """One linear map per stratum (``Planner(calibration="linear")``): in each stratum the
+    realised outcome (net of its baseline) is regressed on the score, the treatment and their
+    product (:func:`_interacted_ols`), so the map's slope is how much of a difference in score
+    the log shows as a difference in realised effect. With ``shrink`` the strata's slopes are
+    shrunk toward their pooled slope by their noise (DerSimonian-Laird, as the bins of
+    :func:`fit_calibration`); a slope below 0 becomes 0 (a flat map: the score's differences
+    are not trusted); with ``shrink_mean`` each stratum's effect at its mean score is shrunk
+    toward 0 by its noise, as ``_shrink_strata`` does for the binned maps.
+
+    Unlike the binned map, which is flat beyond its first and last bin centres, the line keeps
+    rising with the score: the few pairs with the highest scores are not valued at the average
+    of the top bin. The line is honest on average over the log's pairs, not pair by pair: its
+    forecasts are compared with the world's in the report."""
+    S = int(strata.max()) + 1 if len(strata) else 0
+    fits = []
+    for s in range(S):
+        m = strata == s
+        tr = treated[m]
+        if tr.sum() < 2 or (~tr).sum() < 2:
+            raise ValueError(
+                f"log: calibration stratum {s} has fewer than 2 treated or 2 control rows"
+            )
+        fits.append(_interacted_ols(score[m], y[m], tr) + (int(tr.sum()), int((~tr).sum())))
+    a = np.array([f[0] for f in fits])
+    se_a = np.array([f[1] for f in fits])
+    b = np.array([f[2] for f in fits])
+    se_b = np.array([f[3] for f in fits])
+    ok = se_b > 0
+    if shrink and ok.sum() > 1:
+        b[ok], var_b = shrink_to_mean(b[ok], se_b[ok])
+        se_b[ok] = np.sqrt(var_b)
+    b = np.maximum(b, 0.0)
+    ok = se_a > 0
+    if shrink and shrink_mean and ok.sum() > 0:
+        a[ok], var_a = shrink_to_mean(a[ok], se_a[ok], mean=0.0)
+        se_a[ok] = np.sqrt(var_a)
+    out = []
+    for s in range(S):
+        m = strata == s
+        lo, hi = float(score[m].min()), float(score[m].max())
+        mu = fits[s][4]
+        kx = np.array([lo, hi]) if hi > lo else np.array([lo])
+        out.append(
+            LinearCalibration(
+                intercept=float(a[s]),
+                slope=float(b[s]),
+                centre=mu,
+                se_intercept=float(se_a[s]),
+                se_slope=float(se_b[s]),
+                counts=np.array(fits[s][5:7]),
+                knots_x=kx,
+                knots_y=a[s] + b[s] * (kx - mu),
+            )
+        )
+    return out
 
 
 def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:

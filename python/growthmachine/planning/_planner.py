@@ -24,7 +24,14 @@ import pandas as pd
 
 from .. import _convert as cv
 from .._state import Versioned
-from ._calibrate import Calibration, fit_calibration, ridge_baseline, shrink_to_mean
+from ._calibrate import (
+    Calibration,
+    LinearCalibration,
+    fit_calibration,
+    fit_linear_calibrations,
+    ridge_baseline,
+    shrink_to_mean,
+)
 from ._crossfit import check_pool_tasks, crossfit, order_value, pseudo_tasks, task_features
 from ._features import planning_features
 from ._plan import Plan, check_env
@@ -89,11 +96,17 @@ class Planner(Versioned):
     and orders pooled (0.84 / 0.96 / 0.80, the defaults). On logs of 100k users the defaults
     are worse on the fatigued world (18.9 % against 29.6 %, three seeds): see
     ``benchmarks/RESULTS.md``; pass ``pool_tasks=False, gmv_from="gmv"`` for the former way.
+    ``calibration``: ``"isotonic"``, the binned non-decreasing map of
+    :func:`~growthmachine.planning._calibrate.fit_calibration` (flat beyond its first and
+    last bins), or ``"linear"``, a line per stratum fitted on the log by treatment-score
+    interaction, slopes shrunk across strata
+    (:func:`~growthmachine.planning._calibrate.fit_linear_calibrations`).
 
     Fitted attributes: ``composition_`` (tasks and eligibility), ``feature_names_``,
     ``task_feature_names_`` (when a model is pooled),
     ``estimates_`` (raw out-of-fold estimates per outcome, (n_users, n_tasks) float32),
-    ``calibration_`` (per outcome, a :class:`Calibration`), ``log_summary_``.
+    ``calibration_`` (per outcome, a :class:`Calibration` or :class:`LinearCalibration` per
+    stratum), ``log_summary_``.
     """
 
     _STATE_KIND = "planning.Planner"
@@ -111,6 +124,7 @@ class Planner(Versioned):
         winsorize: float = 0.005,
         pool_tasks: bool | tuple[str, ...] | str = "auto",
         gmv_from: str = "auto",
+        calibration: str = "isotonic",
         seed: int = 0,
         progress: bool | None = None,
     ):
@@ -145,6 +159,7 @@ class Planner(Versioned):
         pool_tasks = check_pool_tasks(pool_tasks, model, tuple(OUTCOMES))
         self.pool_tasks = pool_tasks
         self.gmv_from = cv.check_choice(gmv_from, "gmv_from", ("auto", "gmv", "orders"))
+        self.calibration = cv.check_choice(calibration, "calibration", ("isotonic", "linear"))
 
     # -- fitting ----------------------------------------------------------------------------
     def _pooled(self) -> set[str]:
@@ -358,13 +373,18 @@ class Planner(Versioned):
         d = self._cal_data
         strata = self._strata(d["task"])
         tr = d["treated"]
-        self.calibration_: dict[str, list[Calibration]] = {}
+        self.calibration_: dict[str, list[Calibration | LinearCalibration]] = {}
         for key, (score, y) in d["targets"].items():
             if key == "profit":  # profit = margin x GMV - cost, from their own maps
                 continue
             if key == "gmv" and self.winsorize > 0:
                 lo, hi = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
                 y = np.clip(y, lo, hi)
+            if getattr(self, "calibration", "isotonic") == "linear":
+                self.calibration_[key] = fit_linear_calibrations(
+                    score, y, tr, strata, shrink=self.shrink, shrink_mean=key != "cost"
+                )
+                continue
             maps = []
             for s in range(int(strata.max()) + 1):
                 m = strata == s
@@ -796,9 +816,8 @@ class Planner(Versioned):
 
     def _forecast_se(self, task: np.ndarray, rows: np.ndarray) -> float:
         """Standard error of the forecast profit (``margin`` x GMV - cost) of the pairs (``rows``
-        of the users, ``task``): each calibration bin's effect is uncertain with its s.e.;
-        errors are taken as fully correlated within a bin (one estimate serves all its pairs),
-        independent between bins and between the GMV and the cost maps."""
+        of the users, ``task``): each map's own uncertainty (``forecast_var``), independent
+        between strata and between the GMV and the cost maps."""
         if not len(task):
             return 0.0
         strata = self._strata(task)
@@ -807,12 +826,8 @@ class Planner(Versioned):
             score = self.estimates_[key][rows, task]
             for s, cal in enumerate(self.calibration_[key]):
                 m = strata == s
-                if not m.any():
-                    continue
-                # the pair's nearest bin centre (the map interpolates between centres)
-                b = np.clip(np.searchsorted(cal.knots_x, score[m]), 0, len(cal.se) - 1)
-                per_bin = np.bincount(b, minlength=len(cal.se)) * cal.se * weight
-                var += float((per_bin**2).sum())
+                if m.any():
+                    var += weight**2 * cal.forecast_var(score[m])
         return float(np.sqrt(var))
 
 
