@@ -113,13 +113,16 @@ def _until(env, order, pick, budget: float) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(us), np.concatenate(acts)
 
 
-def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
+def dq_world(
+    name: str, path: Path | None, n: int, seed: int, calibrations: tuple[str, ...] = ("isotonic",)
+) -> list[list]:
     from growthmachine import allocate as al
     from growthmachine.planning import experiment_plan
     from growthmachine.planning._stage import BUDGET_PER_USER
 
     rows = []
-    # 1. the planning stage of the main job
+    # 1. the planning stage of the main job; one fit, then each honest-value map in turn (the
+    # map is refitted on the same out-of-fold scores: Planner._fit_calibration)
     pop, env = _world(n, seed, path)
     t0 = time.perf_counter()
     ui = gm.insight.UserInsight(seed=seed, progress=False).fit(
@@ -127,16 +130,26 @@ def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
     )
     plan = experiment_plan(env, BUDGET_PER_USER * n)
     log = gm.planning.run_experiment(env, plan, share=0.5, seed=seed, progress=False)
-    pl = gm.planning.Planner(plan, margin=env.config.response.margin, seed=seed, progress=False)
+    pl = gm.planning.Planner(
+        plan, margin=env.config.response.margin, seed=seed, progress=False,
+        calibration=calibrations[0],
+    )  # fmt: skip
     pl.fit(log, ui, pop.users, opted_out=env.opted_out())
-    tp = pl.allocate()
-    secs = time.perf_counter() - t0
-    aid = gm.planning.world_actions(env, plan.tasks())[tp.tasks["task_id"].to_numpy()]
-    p, s = _score(env, tp.tasks["user_id"].to_numpy(), aid)
-    o = _oracle(env, s)
-    rows.append([name, n, "planner (forest, calibrated)", p, s, o, p / o, tp.forecast["profit"],
-                 tp.forecast["profit"] / p if p else float("nan"), secs])  # fmt: skip
-    budget = s
+    budget = None
+    for cal in calibrations:
+        t1 = time.perf_counter()
+        if cal != pl.calibration:
+            pl.calibration = cal
+            pl._fit_calibration()
+        tp = pl.allocate()
+        secs = time.perf_counter() - (t0 if budget is None else t1)
+        aid = gm.planning.world_actions(env, plan.tasks())[tp.tasks["task_id"].to_numpy()]
+        p, s = _score(env, tp.tasks["user_id"].to_numpy(), aid)
+        o = _oracle(env, s)
+        rows.append([name, n, f"planner (forest, {cal} map)", p, s, o, p / o,
+                     tp.forecast["profit"], tp.forecast["profit"] / p if p else float("nan"),
+                     secs])  # fmt: skip
+        budget = s if budget is None else budget
     # 2. the former main job: difference in means per coarse segment
     pop, env = _world(n, seed, path)
     t0 = time.perf_counter()
@@ -182,14 +195,14 @@ def dq_world(name: str, path: Path | None, n: int, seed: int) -> list[list]:
     return rows
 
 
-def run_dq(n: int, seeds: list[int]) -> str:
+def run_dq(n: int, seeds: list[int], calibrations: tuple[str, ...] = ("isotonic",)) -> str:
     t = Table(["world", "seed", "users", "policy", "true profit", "true spend", "oracle profit "
                "at that spend", "share of oracle", "own forecast", "forecast / true",
                "seconds"])  # fmt: skip
     share: dict[tuple[str, str], list[float]] = {}
     for seed in seeds:
         for name, path in WORLDS.items():
-            for r in dq_world(name, path, n, seed):
+            for r in dq_world(name, path, n, seed, calibrations):
                 t.add(r[0], seed, *r[1:])
                 share.setdefault((r[0], r[2]), []).append(r[6])
     out = t.markdown()
@@ -252,9 +265,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("cases", nargs="*", default=["dq", "metrics", "forest"])
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1")
+    ap.add_argument(
+        "--calibration", nargs="+", default=["isotonic", "linear"],
+        help="dq: the planner's honest-value maps to score (one fit; the first plans the "
+        "spend the baselines get)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if "dq" in args.cases:
-        body = run_dq(args.users, list(range(args.seeds)))
+        body = run_dq(args.users, list(range(args.seeds)), tuple(args.calibration))
         body += (
             "\n\nEach policy on its own copy of the world (same seed). The planner and the former "
             "plan both spend 30 days on an experiment first; the RFM rule and random act on a "
@@ -265,7 +283,8 @@ def main(argv: list[str]) -> int:
         write_section(
             f"planning_dq_{args.users}",
             f"Planning: decision quality on the world's truth ({args.users:,} users)",
-            command=f"python -m benchmarks planning dq --users {args.users} --seeds {args.seeds}",
+            command=f"python -m benchmarks planning dq --users {args.users} --seeds {args.seeds} "
+            f"--calibration {' '.join(args.calibration)}",
             body=body,
         )
     if "scale" in args.cases:

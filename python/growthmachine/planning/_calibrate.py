@@ -85,8 +85,9 @@ class Calibration:
 @dataclass
 class LinearCalibration:
     """Linear non-decreasing map from raw score to realised effect: ``intercept + slope x (score
-    - centre)`` (see :func:`fit_linear_calibrations`). ``knots_x`` / ``knots_y``: the map at the
-    lowest and highest fitted score (for tables and plots; the map is not flat beyond them)."""
+    - centre)`` (see :func:`fit_linear_calibrations`) for scores between ``knots_x`` (the 0.1 %
+    and 99.9 % quantiles of the scores it was fitted on), flat beyond them: the line is not
+    extrapolated past the scores the log vouches for. ``knots_y``: the map at ``knots_x``."""
 
     intercept: float
     slope: float
@@ -98,7 +99,7 @@ class LinearCalibration:
     knots_y: np.ndarray
 
     def __call__(self, score: np.ndarray) -> np.ndarray:
-        s = np.asarray(score, dtype=np.float64)
+        s = np.clip(np.asarray(score, dtype=np.float64), self.knots_x[0], self.knots_x[-1])
         return self.intercept + self.slope * (s - self.centre)
 
     @property
@@ -109,7 +110,7 @@ class LinearCalibration:
         """Variance of the sum of the map's values at ``score``: the intercept's and the
         slope's errors are each shared by every pair (fully correlated), and independent of
         each other (the scores are centred)."""
-        s = np.asarray(score, dtype=np.float64)
+        s = np.clip(np.asarray(score, dtype=np.float64), self.knots_x[0], self.knots_x[-1])
         return float(
             (len(s) * self.se_intercept) ** 2 + ((s - self.centre).sum() * self.se_slope) ** 2
         )
@@ -170,16 +171,19 @@ def fit_linear_calibrations(
     """One linear map per stratum (``Planner(calibration="linear")``): in each stratum the
     realised outcome (net of its baseline) is regressed on the score, the treatment and their
     product (:func:`_interacted_ols`), so the map's slope is how much of a difference in score
-    the log shows as a difference in realised effect. With ``shrink`` the strata's slopes are
-    shrunk toward their pooled slope by their noise (DerSimonian-Laird, as the bins of
-    :func:`fit_calibration`); a slope below 0 becomes 0 (a flat map: the score's differences
-    are not trusted); with ``shrink_mean`` each stratum's effect at its mean score is shrunk
+    the log shows as a difference in realised effect. With ``shrink`` the strata's pooled
+    slope is shrunk toward 0 by its noise, and each stratum's slope toward that by their
+    spread and its noise (DerSimonian-Laird, as the bins of :func:`fit_calibration`): a slope
+    the log cannot tell from 0 is planned as 0 (a flat map, as the binned one). A slope below 0
+    becomes 0 (the score's differences are not trusted); with ``shrink_mean`` each stratum's effect at its mean score is shrunk
     toward 0 by its noise, as ``_shrink_strata`` does for the binned maps.
 
-    Unlike the binned map, which is flat beyond its first and last bin centres, the line keeps
-    rising with the score: the few pairs with the highest scores are not valued at the average
-    of the top bin. The line is honest on average over the log's pairs, not pair by pair: its
-    forecasts are compared with the world's in the report."""
+    Unlike the binned map, which is flat beyond its first and last bin centres (the means of
+    the top and bottom fifths with 5 bins), the line keeps rising up to the 99.9 % quantile of
+    the fitted scores (flat beyond: a handful of extreme scores would otherwise be valued by
+    extrapolation, and the optimiser would pick exactly those). The line is honest on average
+    over the log's pairs, not pair by pair: its forecasts are compared with the world's in the
+    report."""
     S = int(strata.max()) + 1 if len(strata) else 0
     fits = []
     for s in range(S):
@@ -195,8 +199,12 @@ def fit_linear_calibrations(
     b = np.array([f[2] for f in fits])
     se_b = np.array([f[3] for f in fits])
     ok = se_b > 0
-    if shrink and ok.sum() > 1:
-        b[ok], var_b = shrink_to_mean(b[ok], se_b[ok])
+    if shrink and ok.any():
+        # the pooled slope, shrunk toward 0 by its own noise, then each stratum's toward it
+        w = 1.0 / se_b[ok] ** 2
+        pooled = np.array([(w * b[ok]).sum() / w.sum()])
+        centre, _ = shrink_to_mean(pooled, np.array([np.sqrt(1.0 / w.sum())]), mean=0.0)
+        b[ok], var_b = shrink_to_mean(b[ok], se_b[ok], mean=float(centre[0]))
         se_b[ok] = np.sqrt(var_b)
     b = np.maximum(b, 0.0)
     ok = se_a > 0
@@ -206,7 +214,7 @@ def fit_linear_calibrations(
     out = []
     for s in range(S):
         m = strata == s
-        lo, hi = float(score[m].min()), float(score[m].max())
+        lo, hi = (float(q) for q in np.quantile(score[m], [0.001, 0.999]))
         mu = fits[s][4]
         kx = np.array([lo, hi]) if hi > lo else np.array([lo])
         out.append(
