@@ -106,3 +106,66 @@ def test_features_name_a_text_column_with_missing_values():
     users.loc[7, "device"] = None
     with pytest.raises(ValueError, match=r"users\['device'\]: has missing values"):
         gm.planning.planning_features(insight, users)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from sklearn.linear_model import Ridge
+
+    from growthmachine.planning.uplift import TLearner
+
+    pop = gm.sim.Population.generate(6_000, days=365, seed=5)
+    env = gm.sim.Environment(pop, seed=5)
+    ui = gm.insight.UserInsight(
+        n_clusters=8, n_prospect_clusters=8, min_cell_size=15, max_iter=20, progress=False
+    ).fit(pop.transactions, as_of=pop.days, users=pop.users)
+    full = gm.planning.Plan.default(env)
+    keep = [b for b in full.benefits if b.name in ("coupon_10", "free_shipping")]
+    d = gm.planning.Plan(
+        goals=full.goals, audiences=full.audiences, benefits=keep,
+        channels=[c for c in full.channels if c.name in ("email", "in_app", "ads")],
+        contents=full.contents[:1], budget=300.0,
+    ).to_dict()  # fmt: skip
+    d["goals"] = [{**d["goals"][0], "floor": 1.0}]  # a floor keeps every eligible pair
+    d["benefits"][0]["budget"] = 100.0
+    plan = gm.planning.Plan.from_dict(d)
+    log = gm.planning.run_experiment(env, plan, share=0.6, seed=5, progress=False)
+    model = TLearner(Ridge(alpha=1.0), n_folds=1)
+    return gm.planning.Planner(plan, model, seed=0).fit(
+        log, ui, pop.users, opted_out=env.opted_out()
+    )
+
+
+def _arrays(prob):
+    return [prob.indptr, prob.action, prob.value, *prob.usage, prob.users, prob.lower, prob.upper]
+
+
+def test_candidates_by_blocks_equal_the_whole_matrix(fitted, monkeypatch):
+    from growthmachine.planning import _candidates
+
+    pl = fitted
+    whole = pl.candidates()
+    # the definition: np.nonzero of the whole (users x tasks) goal-value matrix
+    vals = pl.values()
+    gv = pl._goal_value(vals)
+    r, j = np.nonzero(np.isfinite(gv))
+    np.testing.assert_array_equal(whole.action, j)
+    np.testing.assert_array_equal(whole.value, gv[r, j])
+    np.testing.assert_array_equal(whole.usage[0], vals["cost"][r, j])
+    np.testing.assert_array_equal(whole.users, pl.user_ids_[np.unique(r)])
+    np.testing.assert_array_equal(np.diff(whole.indptr), np.bincount(r)[np.unique(r)])
+    assert whole.resources == ["cost", "budget:coupon_10", "goal:profit"]
+    n = len(pl.user_ids_)
+    allowed = np.zeros(n, dtype=bool)
+    allowed[::3] = True
+    ex = {"user": pl.user_ids_[[5, 2, 900]], "value": np.array([1.0, 2.0, 3.0]),
+          "cost": np.ones(3), "name": "other", "budget": 2.0, "usage": {}}  # fmt: skip
+    full = pl._candidates(None, vals, allowed, ex)
+    for block in (1, 7, n - 1):  # one user, blocks with a partial last one
+        monkeypatch.setattr(_candidates, "BLOCK", block)
+        for a, b in zip(_arrays(pl.candidates()), _arrays(whole), strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(
+            _arrays(pl._candidates(None, vals, allowed, ex)), _arrays(full), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
