@@ -40,6 +40,7 @@
 //! the trees agree; it ignores the (smaller) variance from the choice of the splits.
 
 use super::binning::Bins;
+use super::pairs;
 use super::tree::{self, Shared, Tree, TreeParams};
 use super::{arms_of, global_effects, global_sums};
 use crate::control::Control;
@@ -329,9 +330,9 @@ impl Forest {
     /// `n x k` row-major: entry `[i, j]` equals [`Forest::predict`] of the row `[xu_i, z_j]`,
     /// bit for bit (each pair gets one leaf per tree, added in tree order).
     ///
-    /// Each tree is walked once per row of `xu` for all rows of `z` together: a split on a
-    /// feature of `xu` sends the whole set one way, a split on a feature of `z` partitions it,
-    /// so the walk costs the nodes visited plus one addition per pair, not `k` walks.
+    /// Each tree is resolved once for the rows of `z` and then evaluated per row of `xu` for
+    /// all rows of `z` together, without branches ([`pairs`]: leaf elimination); trees with too
+    /// many leaves for that are walked once per row of `xu`, the task set split at task splits.
     pub fn predict_pairs(
         &self,
         xu: &[f64],
@@ -362,51 +363,13 @@ impl Forest {
         let pz = self.n_features - pu;
         check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
         check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
-        self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| {
-            let rows = e.len() / k;
-            let mut idx: Vec<u32> = (0..k as u32).collect();
-            let mut stack: Vec<(u32, usize, usize)> = Vec::new();
-            for tr in &self.trees {
-                for r in 0..rows {
-                    let row = &xs[r * pu..(r + 1) * pu];
-                    let (er, sr) = (&mut e[r * k..(r + 1) * k], &mut s[r * k..(r + 1) * k]);
-                    stack.push((0, 0, k));
-                    while let Some((node, a, c)) = stack.pop() {
-                        let nd = &tr.nodes[node as usize];
-                        if nd.feature == tree::LEAF {
-                            let leaf = nd.left as usize;
-                            let (v, sv) = (tr.est[leaf], tr.se[leaf] * tr.se[leaf]);
-                            for &j in &idx[a..c] {
-                                er[j as usize] += v;
-                                sr[j as usize] += sv;
-                            }
-                        } else if (nd.feature as usize) < pu {
-                            let go = if row[nd.feature as usize] <= nd.threshold {
-                                nd.left
-                            } else {
-                                nd.right
-                            };
-                            stack.push((go, a, c));
-                        } else {
-                            let f = nd.feature as usize - pu;
-                            let mut mid = a;
-                            for q in a..c {
-                                if z[idx[q] as usize * pz + f] <= nd.threshold {
-                                    idx.swap(q, mid);
-                                    mid += 1;
-                                }
-                            }
-                            if mid > a {
-                                stack.push((nd.left, a, mid));
-                            }
-                            if c > mid {
-                                stack.push((nd.right, mid, c));
-                            }
-                        }
-                    }
-                }
-            }
-        })
+        let lay = pairs::Layout { pu, z, pz, k };
+        match pairs::Resolver::new(&self.trees, &lay) {
+            Some(r) => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| r.add(e, s, xs, pu, k)),
+            None => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| {
+                pairs::walk(&self.trees, e, s, xs, &lay)
+            }),
+        }
     }
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).

@@ -3,7 +3,8 @@
 //!
 //! - [`forest`]: the honest multi-treatment uplift forest (`gm.planning.uplift.UpliftForest`),
 //!   built from [`binning`] (quantile bins, u8 codes), [`tree`] (growing one tree on histograms)
-//!   and [`estimate`] (its honest leaf effects);
+//!   and [`estimate`] (its honest leaf effects), [`pairs`] (its estimates for every (user, task)
+//!   pair when tasks are described by features);
 //! - [`rank`]: the one sort behind the uplift curves of `gm.planning.metrics`;
 //! - [`cell`]: difference in means per (group, treatment) with empirical-Bayes shrinkage along a
 //!   hierarchy of groupings (`gm.planning.uplift.CellUplift`).
@@ -20,6 +21,7 @@ pub mod binning;
 pub mod cell;
 pub mod estimate;
 pub mod forest;
+pub mod pairs;
 pub mod rank;
 pub mod tree;
 

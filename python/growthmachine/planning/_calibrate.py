@@ -345,7 +345,14 @@ def ridge_fit(Xf: np.ndarray, yf: np.ndarray, alpha: float = 1.0):
     ym = yf.mean()
     A = Z.T @ Z + alpha * len(Z) * 1e-3 * np.eye(Z.shape[1])
     beta = np.linalg.solve(A, Z.T @ (yf - ym))
-    return lambda X: ym + ((X - mu) / sd) @ beta
+    return lambda X: _by_rows(X, lambda b: ym + ((b - mu) / sd) @ beta)
+
+
+def _by_rows(X: np.ndarray, f, block: int = 16384) -> np.ndarray:
+    """``f`` (row-wise) of ``X`` a block of rows at a time: no (n x p) temporaries."""
+    if len(X) <= block:
+        return f(X)
+    return np.concatenate([f(X[a : a + block]) for a in range(0, len(X), block)])
 
 
 def ridge_baseline(

@@ -106,12 +106,13 @@ def crossfit(
         target = np.flatnonzero(fold_of_user == k)
         # rows scored out of fold: their own features matter only if they are not the user's
         own = np.flatnonzero(~fit_rows & used) if score_rows else np.zeros(0, np.int64)
+        Xt = X[target]  # once per fold, for every outcome
         for name, y in ys.items():
             m = _clone(models[name])
             z = Z.get(name)
             if z is None:
                 m.fit(Xrows[fit_rows], t[fit_rows], y[fit_rows])
-                e, s = m.predict(X[target], return_se=True)
+                e, s = m.predict(Xt, return_se=True)
                 e, s = e.reshape(len(target), n_tasks), s.reshape(len(target), n_tasks)
                 if len(own):
                     sc = m.predict(Xrows[own]).reshape(len(own), n_tasks)
@@ -120,7 +121,7 @@ def crossfit(
                 sel = fit_rows & used
                 pairs = np.column_stack([Xrows[sel], z[task_of[sel]]])
                 m.fit(pairs, (t[sel] > 0).astype(np.int64), y[sel])
-                e, s = m.predict_pairs(X[target], z, return_se=True)
+                e, s = m.predict_pairs(Xt, z, return_se=True)
                 if len(own):
                     at[name][own] = m.predict(np.column_stack([Xrows[own], z[task_of[own]]]))
             est[name][target] = e

@@ -21,27 +21,68 @@ __all__ = ["planning_features"]
 _SKIP = {"user_id", "cell_id", "cluster", "cell_label", "cluster_name"}
 
 
-def _numeric(df: pd.DataFrame, prefix: str = "") -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+#: Rows of the feature matrix filled at a time (a block of every column stays in the cache).
+_BLOCK = 8192
+
+
+def _levels(s: pd.Series, name: str) -> tuple[list[str], np.ndarray, list[int]]:
+    """A text or categorical column's levels as the one-hot columns name them (the categories
+    in order, or the sorted texts), the rows' codes, and the code of each level: ``codes ==
+    level_code[i]`` is ``s.astype(str) == levels[i]`` without making the strings (a missing
+    category matches no level)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        names = [str(k) for k in s.cat.categories]
+        return names, s.cat.codes.to_numpy(), list(range(len(names)))
+    codes, uniq = pd.factorize(s)
+    if (codes < 0).any():
+        raise ValueError(f"{name}[{s.name!r}]: has missing values")
+    text = [str(u) for u in uniq]
+    names = sorted(set(text))
+    if len(names) != len(text):  # values that print alike are one level
+        remap = np.array([names.index(t) for t in text], dtype=np.int64)
+        return names, remap[codes], list(range(len(names)))
+    return names, codes, [text.index(k) for k in names]
+
+
+def _numeric(df: pd.DataFrame, name: str, prefix: str = "") -> dict[str, tuple[np.ndarray, Any]]:
+    """Per output column: a source array and how a block of it becomes float64 (``None``: as
+    it is; an int: equal to that code; ``"finite"``: non-finite values become -1)."""
+    out: dict[str, tuple[np.ndarray, Any]] = {}
     for c in df.columns:
         if c in _SKIP:
             continue
         s = df[c]
         if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or s.dtype == "string":
-            cats = (
-                s.cat.categories
-                if isinstance(s.dtype, pd.CategoricalDtype)
-                else pd.Index(sorted(s.astype(str).unique()))
-            )
-            vals = s.astype(str).to_numpy()
-            for k in cats:
-                out[f"{prefix}{c}={k}"] = (vals == str(k)).astype(np.float64)
+            names, codes, at = _levels(s, name)
+            for k, code in zip(names, at, strict=True):
+                out[f"{prefix}{c}={k}"] = (codes, code)
         elif s.dtype == bool:
-            out[f"{prefix}{c}"] = s.to_numpy(dtype=np.float64)
+            out[f"{prefix}{c}"] = (s.to_numpy(), None)
         elif np.issubdtype(s.dtype, np.number):
-            v = s.to_numpy(dtype=np.float64)
-            out[f"{prefix}{c}"] = np.where(np.isfinite(v), v, -1.0)
+            v = s.to_numpy()
+            if v.dtype.kind not in "biuf":
+                v = s.to_numpy(dtype=np.float64)
+            out[f"{prefix}{c}"] = (v, "finite" if v.dtype.kind == "f" else None)
     return out
+
+
+def _column(v: np.ndarray, how: Any) -> np.ndarray:
+    if how is None:
+        return v
+    if isinstance(how, str):
+        return np.where(np.isfinite(v), v, -1.0)
+    return v == how
+
+
+def _matrix(cols: list[tuple[np.ndarray, Any]], n: int) -> np.ndarray:
+    """The (n, len(cols)) float64 matrix of the columns, filled a block of rows at a time."""
+    X = np.empty((n, len(cols)), dtype=np.float64)
+    for a in range(0, n, _BLOCK):
+        b = min(a + _BLOCK, n)
+        blk = X[a:b]
+        for i, (v, how) in enumerate(cols):
+            blk[:, i] = _column(v[a:b], how)
+    return X
 
 
 def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -54,9 +95,13 @@ def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list
         )
     base = insight.users_
     ids = base["user_id"].to_numpy()
-    cols: dict[str, np.ndarray] = {}
-    cols.update(_numeric(insight.features_.drop(columns=["user_id"])))
-    cols.update(_numeric(base[["stage", "value_tier", "p_alive", "expected_purchases", "clv"]]))
+    cols: dict[str, tuple[np.ndarray, Any]] = {}
+    cols.update(_numeric(insight.features_.drop(columns=["user_id"]), "insight.features_"))
+    cols.update(
+        _numeric(
+            base[["stage", "value_tier", "p_alive", "expected_purchases", "clv"]], "insight.users_"
+        )
+    )
     if users is not None:
         u = cv.as_pandas(users, "users")
         for c in u.columns:  # nullable (extension) numbers: missing values are an error
@@ -68,14 +113,15 @@ def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list
                 u[c] = u[c].to_numpy(dtype=d.numpy_dtype)
         if "user_id" not in u.columns:
             raise ValueError("users: needs a user_id column")
-        u = u.set_index("user_id")
-        if len(u) != len(ids) or not u.index.isin(ids).all():
-            raise ValueError(
-                "users: must hold exactly the insight's users (user_id), got "
-                f"{len(u):,} rows for {len(ids):,} users"
-            )
-        u = u.loc[ids].reset_index(drop=True)
-        cols.update(_numeric(u, "user."))
+        uid = u["user_id"].to_numpy()
+        if len(uid) != len(ids) or not np.array_equal(uid, ids):  # else: already in order
+            u = u.set_index("user_id")
+            if len(u) != len(ids) or not u.index.isin(ids).all():
+                raise ValueError(
+                    "users: must hold exactly the insight's users (user_id), got "
+                    f"{len(u):,} rows for {len(ids):,} users"
+                )
+            u = u.loc[ids].reset_index(drop=True)
+        cols.update(_numeric(u, "users", "user."))
     names = list(cols)
-    X = np.column_stack([cols[k] for k in names]) if names else np.zeros((len(ids), 0))
-    return np.ascontiguousarray(X, dtype=np.float64), names, ids
+    return _matrix([cols[k] for k in names], len(ids)), names, ids

@@ -32,6 +32,7 @@ from ._calibrate import (
     ridge_baseline,
     shrink_to_mean,
 )
+from ._candidates import build_problem
 from ._crossfit import check_pool_tasks, crossfit, order_value, pseudo_tasks, task_features
 from ._features import planning_features
 from ._plan import Plan, check_env
@@ -404,9 +405,10 @@ class Planner(Versioned):
                 _shrink_strata(maps)
             self.calibration_[key] = maps
 
-    def _apply(self, key: str, scores: np.ndarray) -> np.ndarray:
-        """Calibrated (n_users, n_tasks) values from raw scores, task by task."""
-        strata = self._strata(np.arange(scores.shape[1]))
+    def _apply(self, key: str, scores: np.ndarray, strata: Any = None) -> np.ndarray:
+        """Calibrated (n_users, n_tasks) values from raw scores, task by task (``strata``: of
+        each task, if known)."""
+        strata = self._strata(np.arange(scores.shape[1])) if strata is None else strata
         out = np.empty(scores.shape, dtype=np.float64)
         maps = self.calibration_[key]
         for j in range(scores.shape[1]):
@@ -431,15 +433,20 @@ class Planner(Versioned):
         29 / 30 / 30 % of the oracle at 100k users (mean of three seeds) and 37 / 37 / 28 % at
         1M, against 22 / 23 / 17 % and 30 / 36 / 25 % with one profit map."""
         self._check_fitted()
+        return self._values_rows(slice(None))
+
+    def _values_rows(self, rows: slice) -> dict[str, np.ndarray]:
+        """:meth:`values` of a block of users (``rows``: a slice of ``user_ids_``)."""
         e = self.estimates_
         cpt = self.composition_.tasks["cost_per_touch"].to_numpy()
+        st = self._strata(np.arange(len(cpt)))
         out = {
-            "gmv": self._apply("gmv", e["gmv"]),
-            "cost": np.maximum(self._apply("cost", e["cost"]), 0.0) + cpt[None, :],
+            "gmv": self._apply("gmv", e["gmv"][rows], st),
+            "cost": np.maximum(self._apply("cost", e["cost"][rows], st), 0.0) + cpt[None, :],
         }
         out["profit"] = self.margin * out["gmv"] - out["cost"]
         if "conversion" in self.calibration_:
-            out["conversion"] = self._apply("conversion", e["conversion"])
+            out["conversion"] = self._apply("conversion", e["conversion"][rows], st)
         return out
 
     def pair_profit(self, user_ids: Any, task_ids: Any) -> np.ndarray:
@@ -466,16 +473,16 @@ class Planner(Versioned):
             out[m] = self.margin * gmv[s](e["gmv"][r[m], t]) - c
         return out
 
-    def _goal_value(self, vals: dict[str, np.ndarray]) -> np.ndarray:
-        comp = self.composition_
+    def _goal_value(self, vals: dict[str, np.ndarray], rows: slice = slice(None)) -> np.ndarray:
+        """The goals' weighted value of each pair of the users ``rows`` (-inf: not eligible)."""
         total = np.zeros_like(vals["profit"])
         for g in self.plan.goals:
             v = vals[g.metric] * g.weight
             mask = self.goal_masks_.get(g.name)
             if mask is not None:
-                v = v * mask[:, None]
+                v = v * mask[rows, None]
             total += v
-        return np.where(comp.eligible, total, -np.inf)
+        return np.where(self.composition_.eligible[rows], total, -np.inf)
 
     # -- the allocation problem -------------------------------------------------------------
     def candidates(self, budget: float | None = None):
@@ -486,7 +493,7 @@ class Planner(Versioned):
         (``capacity:<channel>``, touches over the horizon) and goal floor (``goal:<name>``,
         lower bound). ``budget`` overrides ``plan.budget`` (``None``: no overall budget)."""
         self._check_fitted()
-        return self._candidates(budget, self.values())
+        return self._candidates(budget, self._values_rows)
 
     def _allowed(self, users: Any) -> np.ndarray | None:
         """Bool mask over ``user_ids_`` of the users that may receive a task (``None``: all)."""
@@ -582,98 +589,10 @@ class Planner(Versioned):
         out.attrs["not_eligible"] = int((~ok).sum())
         return out
 
-    def _candidates(
-        self,
-        budget: float | None,
-        vals: dict[str, np.ndarray],
-        allowed: np.ndarray | None = None,
-        extra: dict[str, Any] | None = None,
-        task_resources: dict[str, tuple[np.ndarray, float]] | None = None,
-    ):
-        from .. import allocate
-
-        budget = self.plan.budget if budget is None else budget
-        if budget is not None:
-            budget = cv.check_number(budget, "budget", minimum=0.0)
-        gv = self._goal_value(vals)
-        floors = [g for g in self.plan.goals if g.floor is not None]
-        keep = np.isfinite(gv) if floors else gv > 0
-        if allowed is not None:
-            keep &= allowed[:, None]
-        r, j = np.nonzero(keep)  # row-major: users ascending, tasks ascending within a user
-        tasks = self.composition_.tasks
-        T = len(tasks)
-        cols: dict[str, np.ndarray] = {"value": gv[r, j], "cost": vals["cost"][r, j]}
-        resources: dict[str, Any] = {"cost": np.inf if budget is None else budget}
-        usage = ["cost"]
-        for b in self.plan.benefits:
-            if b.budget is not None:
-                key = f"budget:{b.name}"
-                is_b = tasks["benefit"].to_numpy()[j] == b.name
-                cols[key] = np.where(is_b, cols["cost"], 0.0)
-                resources[key] = b.budget
-                usage.append(key)
-        for g in floors:
-            key = f"goal:{g.name}"
-            cols[key] = np.maximum(vals[g.metric][r, j], 0.0)
-            mask = self.goal_masks_.get(g.name)
-            if mask is not None:  # the floor counts the goal's own users
-                cols[key] = cols[key] * mask[r]
-            resources[key] = (g.floor, None)
-            usage.append(key)
-        au = {}
-        for c in self.plan.channels:
-            if c.capacity_per_day is not None:
-                key = f"capacity:{c.name}"
-                resources[key] = c.capacity_per_day * self.plan.horizon_days
-                au[key] = (tasks["channel"] == c.name).astype(float).to_numpy()
-        for name, (per_task, bound) in (task_resources or {}).items():
-            cols[name] = per_task[j].astype(np.float64)
-            resources[name] = bound
-            usage.append(name)
-        action = j.astype(np.int64)
-        n_actions = T
-        if extra is not None and len(extra["user"]):
-            # the outside option: one more action (id n_tasks) after each user's tasks, paid
-            # from its own budget
-            er = pd.Index(self.user_ids_).get_indexer(extra["user"])
-            if (er < 0).any():
-                bad = extra["user"][er < 0][0]
-                raise ValueError(f"extra['user_id']: user {bad} is not among the fitted users")
-            o = np.argsort(er, kind="stable")
-            er = er[o]
-            pos = np.searchsorted(r, er, side="right")
-            key = f"budget:{extra['name']}"
-            cols[key] = np.zeros(len(r))
-            ex_cols = {"value": extra["value"][o], key: extra["cost"][o]}
-            for name in task_resources or {}:
-                u = extra["usage"].get(name)
-                ex_cols[name] = np.zeros(len(er)) if u is None else u[o]
-            for c in list(cols):
-                cols[c] = np.insert(cols[c], pos, ex_cols.get(c, 0.0))
-            r = np.insert(r, pos, er)
-            action = np.insert(action, pos, T)
-            resources[key] = extra["budget"]
-            usage.append(key)
-            n_actions = T + 1
-            au = {k: np.r_[v, 0.0] for k, v in au.items()}
-        if not len(r):
-            return None
-        # only users with a candidate, ascending (as a table's sorted user codes would be)
-        present = np.unique(r)
-        counts = np.bincount(np.searchsorted(present, r), minlength=len(present))
-        prob = allocate.Problem.from_arrays(
-            np.r_[0, np.cumsum(counts)].astype(np.int64),
-            action,
-            cols["value"],
-            resources=resources,
-            usage={k: cols[k] for k in usage},
-            action_usage=au or None,
-            n_actions=n_actions,
-            per_user_limit=1,
-        )
-        prob.users = self.user_ids_[present]
-        return prob
+    def _candidates(self, budget, vals, allowed=None, extra=None, task_resources=None):
+        """:func:`._candidates.build_problem` (``vals``: full matrices, or a function of a
+        block of rows giving theirs)."""
+        return build_problem(self, budget, vals, allowed, extra, task_resources)
 
     def allocate(
         self,
