@@ -53,17 +53,22 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     }
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
-    // 1. channel level
-    let chan: Vec<Option<CellPost>> = (0..nc)
-        .into_par_iter()
-        .map(|c| {
-            ctl.check()?;
-            let lv = counts.pooled(c);
-            let r = (!lv.is_empty()).then(|| fit_channel(&lv, prior));
-            ctl.advance(1);
-            Ok(r)
-        })
-        .collect::<Result<_>>()?;
+    // 1. channel level, then the shape pooled across channels
+    let pooled: Vec<Vec<Level>> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
+        pooled
+            .par_iter()
+            .map(|lv| {
+                ctl.check()?;
+                Ok((!lv.is_empty()).then(|| fit_channel(lv, p)))
+            })
+            .collect()
+    };
+    let mut chan = fit_channels(prior)?;
+    if let Some(shared) = shape_prior(&chan, prior) {
+        chan = fit_channels(&shared)?;
+    }
+    ctl.advance(nc as u64);
     let mu: Vec<[f64; N_PARAMS]> = chan
         .iter()
         .map(|p| match p {
@@ -79,20 +84,40 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
         Some(t) => vec![t; nc],
         None => {
-            let pre: Vec<Option<CellPost>> = (0..cells)
-                .into_par_iter()
-                .map(|i| {
-                    ctl.check()?;
-                    let lv = &levels[i];
-                    let m = &mu[i % nc];
-                    let r =
-                        (!lv.is_empty()).then(|| fit_cell(lv, m, &prior.scale, m, prior.max_iter));
-                    ctl.advance(1);
-                    Ok(r)
-                })
-                .collect::<Result<_>>()?;
+            // Two pre-fits per segment: every parameter free (the spread of the shape, `log k`,
+            // `log h`, and of the fatigue `log d`), and with those pinned at the channel's
+            // values (the spread of the heights, `logit b`, `logit m`, `log a`). Height and
+            // shape trade off within the observed levels (a higher plateau reached later fits
+            // as well), so a free fit's variance of `logit m` is large whatever the segments'
+            // true spread and its moment estimate collapses to `TAU_MIN`: every segment got
+            // its channel's effect and the planner could not target.
+            let mut pinned = prior.scale;
+            for j in PINNED {
+                pinned[j] = TAU_MIN;
+            }
+            let pre = |scale: &[f64; N_PARAMS]| -> Result<Vec<Option<CellPost>>> {
+                (0..cells)
+                    .into_par_iter()
+                    .map(|i| {
+                        ctl.check()?;
+                        let lv = &levels[i];
+                        let m = &mu[i % nc];
+                        Ok((!lv.is_empty()).then(|| fit_cell(lv, m, scale, m, prior.max_iter)))
+                    })
+                    .collect()
+            };
+            let free = pre(&prior.scale)?;
+            let height = pre(&pinned)?;
+            ctl.advance(cells as u64);
             (0..nc)
-                .map(|c| spread(&pre, c, nc, &mu[c], &prior.scale))
+                .map(|c| {
+                    let mut t = spread(&free, c, nc, &mu[c], &prior.scale);
+                    let h = spread(&height, c, nc, &mu[c], &prior.scale);
+                    for j in (0..N_PARAMS).filter(|j| !PINNED.contains(j)) {
+                        t[j] = h[j];
+                    }
+                    t
+                })
                 .collect()
         }
     };
@@ -166,6 +191,38 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         }
     }
     Ok(out)
+}
+
+/// The weak prior with the shape of the conversion curve (`log k`, `log h`) pooled across the
+/// channels with data (at least two), for a second channel-level fit: the centre is the
+/// precision-weighted mean of the channels' weak-prior modes and the scale their spread by the
+/// DerSimonian-Laird moment estimator (centre estimated, `K - 1` degrees of freedom), within
+/// `[TAU_MIN, scale]`. A channel with little data (its half-effect and slope barely identified
+/// by a few thousand noisy rows) then borrows the shape of the well-measured ones instead of a
+/// weak-prior mode that may put half of the effect at one exposure; a channel whose data
+/// contradict the others widens the spread and keeps its own shape. Heights (`A`), baselines
+/// and opt-out rates stay per channel.
+fn shape_prior(chan: &[Option<CellPost>], prior: &Prior) -> Option<Prior> {
+    let fitted: Vec<&CellPost> = chan.iter().flatten().collect();
+    if fitted.len() < 2 {
+        return None;
+    }
+    let mut out = prior.clone();
+    for j in SHAPE {
+        let t: Vec<(f64, f64)> = fitted
+            .iter()
+            .map(|p| (p.conv.mode[j], 1.0 / p.conv.cov[j * NC + j].max(1e-12)))
+            .collect();
+        let sw: f64 = t.iter().map(|x| x.1).sum();
+        let sw2: f64 = t.iter().map(|x| x.1 * x.1).sum();
+        let m = t.iter().map(|x| x.0 * x.1).sum::<f64>() / sw;
+        let q: f64 = t.iter().map(|x| x.1 * (x.0 - m).powi(2)).sum();
+        let k = t.len() as f64;
+        let tau2 = ((q - (k - 1.0)) / (sw - sw2 / sw)).max(0.0);
+        out.center[j] = m;
+        out.scale[j] = tau2.sqrt().clamp(TAU_MIN, prior.scale[j]);
+    }
+    Some(out)
 }
 
 fn join(a: &[f64], b: &[f64]) -> [f64; N_PARAMS] {
