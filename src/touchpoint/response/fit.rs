@@ -269,7 +269,14 @@ fn diag_sq(sd: &[f64]) -> Vec<f64> {
     add_diag(&vec![0.0; sd.len() * sd.len()], sd)
 }
 
-/// DerSimonian-Laird spread of channel `c` with the centre `mu` known (see the module docs).
+/// DerSimonian-Laird spread of channel `c` with the centre `mu` known, corrected for the weak
+/// prior the pre-fits use (see the module docs). A pre-fit under the prior `N(mu, s^2)` shrinks
+/// a segment's estimate by `r = 1 - v / s^2` (`v` its posterior variance), so under a spread
+/// `tau` the term `w (theta - mu)^2` (`w = 1 / v`) has expectation `r + tau^2 r^2 w`, not
+/// `1 + tau^2 w`: `tau^2 = (Q - sum r) / sum r^2 w`. Without the correction a segment with
+/// almost no data (`r` near 0, its estimate at `mu`) counted as one degree of freedom and
+/// added nothing to `Q`: the dozens of small segments of a world pushed every estimate to
+/// `TAU_MIN` (with a flat prior, `r = 1`, it is the usual estimator).
 fn spread(
     pre: &[Option<CellPost>],
     c: usize,
@@ -281,7 +288,7 @@ fn spread(
     for j in 0..N_PARAMS {
         // Terms sorted before summing: the sums do not depend on the order of the segment
         // codes (a partial_fit that appends new segments gives the fit of the whole log).
-        let mut terms: Vec<(f64, f64)> = pre
+        let mut terms: Vec<[f64; 3]> = pre
             .iter()
             .skip(c)
             .step_by(nc)
@@ -292,17 +299,22 @@ fn spread(
                 } else {
                     (p.opt.mode[j - NC], p.opt.cov[(j - NC) * NO + j - NC])
                 };
-                let w = 1.0 / v.max(1e-12);
-                (w * (theta - mu[j]).powi(2), w)
+                let v = v.max(1e-12);
+                let r = (1.0 - v / (scale[j] * scale[j])).clamp(0.0, 1.0);
+                [(theta - mu[j]).powi(2) / v, r, r * r / v]
             })
             .collect();
-        terms.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let q: f64 = terms.iter().map(|t| t.0).sum();
-        let sw: f64 = terms.iter().map(|t| t.1).sum();
-        let k = terms.len() as f64;
+        terms.sort_by(|a, b| {
+            a[0].total_cmp(&b[0])
+                .then(a[1].total_cmp(&b[1]))
+                .then(a[2].total_cmp(&b[2]))
+        });
+        let q: f64 = terms.iter().map(|t| t[0]).sum();
+        let df: f64 = terms.iter().map(|t| t[1]).sum();
+        let sw: f64 = terms.iter().map(|t| t[2]).sum();
         // One segment tells nothing about the spread: keep the weak prior's scale.
-        tau[j] = if k >= 2.0 {
-            ((q - k) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])
+        tau[j] = if terms.len() >= 2 && sw > 0.0 {
+            ((q - df) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])
         } else {
             scale[j]
         };

@@ -38,8 +38,10 @@
 //!    and the fatigue `log d` pinned at `mu_c`, since heights and shapes trade off within the
 //!    observed levels and a free fit's variance of a height says little about the segments);
 //!    then the moment estimator of DerSimonian & Laird (1986, "Meta-analysis in clinical
-//!    trials") with the centre `mu_c` known: `tau^2 = max(0, (sum w (theta - mu)^2 - K) / sum w)`
-//!    with `w = 1 / v` over the `K` segments with data, kept within `[TAU_MIN, scale]`.
+//!    trials") with the centre `mu_c` known, corrected for the weak prior's shrinkage
+//!    `r = 1 - v / scale^2`: `tau^2 = max(0, (sum w (theta - mu)^2 - sum r) / sum r^2 w)` with
+//!    `w = 1 / v` over the segments with data (`r = 1`: the usual `(Q - K) / sum w`), kept
+//!    within `[TAU_MIN, scale]`.
 //! 3. Segments: the mode of the log-likelihood plus the log-density of `N(mu_c, tau_c^2)` by
 //!    damped Newton (Levenberg damping when the Hessian is not negative definite, a step cap and
 //!    Armijo backtracking) with the analytic gradient and Hessian; the posterior covariance is the

@@ -556,3 +556,40 @@ fn segments_that_differ_in_height_keep_their_own_heights() {
     let (lo, hi) = (got[..5].iter().sum::<f64>(), got[5..].iter().sum::<f64>());
     assert!(hi > 1.5 * lo, "{got:?}");
 }
+
+#[test]
+fn segments_with_almost_no_data_do_not_hide_the_spread_of_the_others() {
+    // Six large segments with heights from 0.03 to 0.08 and forty with 20 rows each (a world's
+    // small segments): the tiny ones sit at the centre under the weak prior and, counted as a
+    // degree of freedom each, pushed the spread to TAU_MIN; with the shrinkage correction the
+    // spread of the large ones is found.
+    let mut truth: Vec<Vec<Truth>> = (0..6)
+        .map(|g| vec![[0.06, 0.03 + 0.01 * g as f64, 10.0, 2.0, 0.003, 0.0003]])
+        .collect();
+    let mut rows = vec![vec![10_000usize]; 6];
+    for _ in 0..40 {
+        truth.push(vec![[0.06, 0.05, 10.0, 2.0, 0.003, 0.0003]]);
+        rows.push(vec![20]);
+    }
+    let sim = simulate(&truth, &rows, 9);
+    let f = fit(
+        &Counts::aggregate(&sim.log(false), 46, 1, &ctl()).unwrap(),
+        &Prior::default(),
+        &ctl(),
+    )
+    .unwrap();
+    let logit_m: Vec<f64> = truth[..6]
+        .iter()
+        .map(|t| {
+            let m = t[0][1] / (1.0 - t[0][0]);
+            (m / (1.0 - m)).ln()
+        })
+        .collect();
+    let mean = logit_m.iter().sum::<f64>() / 6.0;
+    let sd = (logit_m.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 6.0).sqrt();
+    assert!(
+        f.tau[1] > 0.5 * sd && f.tau[1] < 2.0 * sd,
+        "{} vs {sd}",
+        f.tau[1]
+    );
+}
