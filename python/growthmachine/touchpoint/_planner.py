@@ -15,8 +15,7 @@ users and updates the response model, and the next :meth:`FrequencyPlanner.plan`
 randomised users update the curves (their levels are random given their segment and planned
 level): the optimised users' levels were chosen for their expected response, so their outcomes
 would bias the fit (documented and tested). Without a fitted model every user explores:
-a random reachable channel and a uniformly random level up to two a day (or none) within the
-budget.
+a random reachable channel and a uniformly random level (or none) within the budget.
 """
 
 from __future__ import annotations
@@ -46,10 +45,6 @@ CAP_TOL = 0.02
 #: Share of the opt-out cap left unused when the plans on both sides of the bisection's price
 #: are mixed (:meth:`FrequencyPlanner._mix`).
 MIX_MARGIN = CAP_TOL / 4
-
-#: Most exposures a day of a randomised user the plan does not reach (flat-prior experiment,
-#: and users the plan leaves out): the range plans use.
-EXPLORE_PER_DAY = 2
 
 #: The reach curve's thresholds (users with at least k exposures).
 REACH_K = tuple(range(1, 11))
@@ -404,20 +399,18 @@ class FrequencyPlanner:
         val = np.zeros(n)
         costs = np.array([c.unit_cost for c in self.channels])
         # Before the curves are fitted every user explores: a random reachable channel and a
-        # uniformly random allowed level up to two a day, or 0 for the control share (each
-        # window's baseline), random users falling back to 0 until the budget holds. Once
-        # fitted, see _perturb.
+        # uniformly random allowed level, or 0 for the control share (each window's baseline),
+        # random users falling back to 0 until the budget holds. Once fitted, see _perturb.
         ex = np.flatnonzero(is_explore & reach.any(1))
         if len(ex) and not fitted:
             pick = _random_true(reach[ex], rng)
-            arms = self._explore_levels()
-            n_opts = np.array([len(a) for a in arms])[pick]
+            n_opts = self.allowed_.sum(1)[pick]
             k = 1 + (rng.random(len(ex)) * n_opts).astype(np.int64)
             k[rng.random(len(ex)) < self.control_share] = 0
             lv_ex = np.zeros(len(ex), np.uint32)
             for c in range(c_n):
                 sel = (pick == c) & (k > 0)
-                lv_ex[sel] = arms[c][k[sel] - 1]
+                lv_ex[sel] = self.levels[self.allowed_[c]][k[sel] - 1]
             spend = costs[pick] * lv_ex
             order = rng.permutation(len(ex))
             over = np.cumsum(spend[order]) > budget
@@ -612,19 +605,6 @@ class FrequencyPlanner:
         out["usage"] = np.concatenate([[used], load])
         out["objective"] = float(out["value"].sum())
 
-    def _explore_levels(self) -> list[np.ndarray]:
-        """Per channel, the allowed levels of the flat-prior experiment: up to
-        :data:`EXPLORE_PER_DAY` exposures a day, the range plans use (the top levels of a
-        channel with a high daily cap, 140 ads over 14 days, opt almost every user out and teach
-        the planner nothing it uses, while one such arm costs the budget of twenty users at 6).
-        All allowed levels when ``min_frequency`` is above that range."""
-        top = EXPLORE_PER_DAY * self.horizon_days
-        out = []
-        for a in self.allowed_:
-            low = a & (self.levels <= top)
-            out.append(self.levels[low if low.any() else a])
-        return out
-
     def _perturb(self, rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts):
         """Local exploration of the randomised users ``ex`` after the optimisation (in place):
         ``control_share`` of them get 0 exposures on their channel (each window's baseline); the
@@ -649,7 +629,7 @@ class FrequencyPlanner:
                 continue
             base = lv[ex[sel]].astype(np.float64)
             lo = np.where(planned[sel], base / 2.0, 1.0)
-            hi = np.where(planned[sel], base * 2.0, EXPLORE_PER_DAY * self.horizon_days)
+            hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
             i0 = np.minimum(np.searchsorted(a, lo, side="left"), len(a) - 1)
             i1 = np.maximum(np.searchsorted(a, hi, side="right"), i0 + 1)
             k = i0 + (rng.random(len(sel)) * (i1 - i0)).astype(np.int64)
