@@ -117,9 +117,9 @@ def run_world(n_users: int, seed: int) -> str:
 
     cols = ["incremental_conversions", "optouts", "cost", "value", "reached",
             "average_frequency", "x uniform", "x max caps", "share of true segment plan",
-            "forecast", "gap"]  # fmt: skip
+            "forecast", "optouts forecast", "gap"]  # fmt: skip
     parts = []
-    for world in (None, "benchmarks/worlds/fatigued.yaml"):
+    for world in tw.WORLDS:
         t0 = time.perf_counter()
         for df in tw.run(n_users, world, seed=seed):
             t = Table(["policy", *cols])
@@ -175,6 +175,9 @@ WORLD_NOTE = (
     "world, same users, same budget (the uniform rule's spend). Round 0 is the experiment "
     "from flat priors (every user on a randomised frequency); round 1 plans from the curves "
     "fitted on it; round 3 after three observe -> re-plan rounds. `value` = 10 x conversions - "
-    "opt-outs - cost. `forecast`: the planner's own expected conversions (its fitted curves). "
+    "opt-outs - cost. `forecast` and `optouts forecast`: the planner's own expected conversions "
+    "and opt-outs (its fitted curves), beside the true ones. Worlds: the default, "
+    "`benchmarks/worlds/fatigued.yaml` (stronger fatigue) and `benchmarks/worlds/concave.yaml` "
+    "(exposures work early: Hill slope 1.2). "
     "See `benchmarks/touchpoint_world.py` for every policy."
 )

@@ -24,7 +24,9 @@ scored before they are applied, all plans at the same state of the world, with
   reaches).
 
 ``value`` = 10 x conversions - opt-outs - cost (the value objective, scored on the truth);
-``share of true segment plan``: value for the value objective, conversions for the other.
+``share of true segment plan``: value for the value objective, conversions for the other;
+``forecast`` and ``optouts forecast``: the planner's own expected conversions and opt-outs (its
+fitted curves), to read beside the true ones.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ import numpy as np
 import pandas as pd
 
 CHANNELS = ("ads", "sms", "email")
+#: The worlds scored: the default, the stronger fatigue of the issue, and a concave response mix
+#: (exposures work early; the planner's slope prior is centred on S-shapes).
+WORLDS = (None, "benchmarks/worlds/fatigued.yaml", "benchmarks/worlds/concave.yaml")
 VALUE = 10.0
 OPTOUT = 1.0
 #: Value per conversion of the conversions objective: large enough that every exposure that
@@ -86,9 +91,9 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
                         max_optouts=cap_model if cap else None,
                         explore=None if obj == "value" else False)  # fmt: skip
         t_plan[name] = time.perf_counter() - t0
-        forecast = ours.forecast["conversions"]
-        add(name, ours, forecast=forecast, average_frequency=ours.average_frequency,
-            gap=ours.gap)  # fmt: skip
+        add(name, ours, forecast=ours.forecast["conversions"],
+            **{"optouts forecast": ours.forecast["optouts"]},
+            average_frequency=ours.average_frequency, gap=ours.gap)  # fmt: skip
         g_inc, g_opt, codes = tp.segment_curves(inc, opt, seg, reach)
         for truth, curves, sg in (
             ("true segment curves", (g_inc, g_opt), codes),

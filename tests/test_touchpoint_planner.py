@@ -233,6 +233,40 @@ def test_max_optouts_meets_the_cap_and_certifies_against_highs():
     assert p.objective <= exact.objective + 1e-6
 
 
+def test_max_optouts_mixes_identical_users_up_to_the_cap():
+    """Users of one segment are identical and all switch level at one opt-out price: the plan
+    mixes the plans on both sides of the bisection's price, so it uses the cap (to within
+    MIX_MARGIN and one user) and is within 2 % of the exact LP optimum (HiGHS), where the
+    bisection alone stopped at the last price whose plan fitted (a level lower for everyone)."""
+    pytest.importorskip("highspy")
+    from growthmachine.touchpoint._planner import MIX_MARGIN
+
+    pl = FrequencyPlanner([Channel("ads", 0.01, 10)], 14, levels=(2, 4, 6, 8, 10, 12, 14))
+    lv = pl.levels.astype(float)
+    x = (lv / 8.0) ** 2
+    inc = (0.05 * x / (1 + x))[None, None, :]
+    opt = (1 - np.exp(-0.002 * lv - 0.0004 * lv**2))[None, None, :]
+    n = 1000
+    seg = np.zeros(n, np.int64)
+    reach = np.ones((n, 1), bool)
+    # A cap between the opt-outs of two levels for everyone (7 and 9 exposures' worth).
+    cap = n * float(np.interp(9.0, lv, opt[0, 0]))
+    p = pl.plan(np.arange(n), 1e6, value=100.0, segment=seg, reachable=reach,
+                curves=(inc, opt), max_optouts=cap)  # fmt: skip
+    e = p.assignment["exposures"].to_numpy()
+    used = opt[0, 0, np.searchsorted(pl.levels, e[e > 0])].sum()
+    assert used <= cap + 1e-9
+    assert used >= (1 - MIX_MARGIN) * cap - opt[0, 0].max()
+    assert len(np.unique(e)) == 2  # a mix of two levels
+    rows = [(i, str(k), 100.0 * inc[0, 0, j] - 0.01 * k, opt[0, 0, j])
+            for i in range(n) for j, k in enumerate(pl.levels)]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["user", "action", "value", "optouts"])
+    prob = gm.allocate.Problem.from_frame(df, usage=["optouts"], resources={"optouts": cap})
+    exact = gm.allocate.solve(prob, method="highs")
+    assert p.objective >= 0.98 * exact.objective
+    assert p.dual_bound >= exact.objective - 1e-6
+
+
 def test_local_exploration_perturbs_the_plan_within_budget():
     """Randomised users keep their planned channel with half of them at 0 exposures and the
     others within [half, twice] their planned level; everyone else gets exactly the plan."""

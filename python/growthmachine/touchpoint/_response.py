@@ -13,8 +13,11 @@ only through counts per (segment, channel, exposures), aggregated once in the Ru
 so :meth:`ResponseModel.partial_fit` adds the next window's outcomes to the old counts and refits.
 Segments are pooled per channel (Gelman et al. 2013, "Bayesian Data Analysis", ch. 5): every
 segment's parameters are drawn around its channel's curve with a spread ``tau`` estimated by
-empirical Bayes (the moment estimator of DerSimonian & Laird 1986) unless given, so small segments
-borrow strength from the others. The posterior is a Laplace approximation (mode by damped Newton,
+empirical Bayes (the moment estimator of DerSimonian & Laird 1986, corrected for the weak prior
+of the per-segment fits, with the curve's shape pinned when the spread of the heights is
+estimated) unless given, so small segments borrow strength from the others. The shape of the
+conversion curve (half-effect ``k`` and slope ``h``) is pooled across channels the same way, so a
+channel with few rows takes the shape of the well-measured ones and keeps its own height. The posterior is a Laplace approximation (mode by damped Newton,
 covariance from the Hessian, corrected for the uncertainty of the channel curve as in Kass &
 Steffey 1989) and the intervals of the incremental curve come from the delta method on its
 logarithm: the fit is a deterministic function of the counts. The model and its approximations

@@ -53,17 +53,22 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     }
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
-    // 1. channel level
-    let chan: Vec<Option<CellPost>> = (0..nc)
-        .into_par_iter()
-        .map(|c| {
-            ctl.check()?;
-            let lv = counts.pooled(c);
-            let r = (!lv.is_empty()).then(|| fit_channel(&lv, prior));
-            ctl.advance(1);
-            Ok(r)
-        })
-        .collect::<Result<_>>()?;
+    // 1. channel level, then the shape pooled across channels
+    let pooled: Vec<Vec<Level>> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
+        pooled
+            .par_iter()
+            .map(|lv| {
+                ctl.check()?;
+                Ok((!lv.is_empty()).then(|| fit_channel(lv, p)))
+            })
+            .collect()
+    };
+    let mut chan = fit_channels(prior)?;
+    if let Some(shared) = shape_prior(&chan, prior) {
+        chan = fit_channels(&shared)?;
+    }
+    ctl.advance(nc as u64);
     let mu: Vec<[f64; N_PARAMS]> = chan
         .iter()
         .map(|p| match p {
@@ -79,20 +84,40 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
         Some(t) => vec![t; nc],
         None => {
-            let pre: Vec<Option<CellPost>> = (0..cells)
-                .into_par_iter()
-                .map(|i| {
-                    ctl.check()?;
-                    let lv = &levels[i];
-                    let m = &mu[i % nc];
-                    let r =
-                        (!lv.is_empty()).then(|| fit_cell(lv, m, &prior.scale, m, prior.max_iter));
-                    ctl.advance(1);
-                    Ok(r)
-                })
-                .collect::<Result<_>>()?;
+            // Two pre-fits per segment: every parameter free (the spread of the shape, `log k`,
+            // `log h`, and of the fatigue `log d`), and with those pinned at the channel's
+            // values (the spread of the heights, `logit b`, `logit m`, `log a`). Height and
+            // shape trade off within the observed levels (a higher plateau reached later fits
+            // as well), so a free fit's variance of `logit m` is large whatever the segments'
+            // true spread and its moment estimate collapses to `TAU_MIN`: every segment got
+            // its channel's effect and the planner could not target.
+            let mut pinned = prior.scale;
+            for j in PINNED {
+                pinned[j] = TAU_MIN;
+            }
+            let pre = |scale: &[f64; N_PARAMS]| -> Result<Vec<Option<CellPost>>> {
+                (0..cells)
+                    .into_par_iter()
+                    .map(|i| {
+                        ctl.check()?;
+                        let lv = &levels[i];
+                        let m = &mu[i % nc];
+                        Ok((!lv.is_empty()).then(|| fit_cell(lv, m, scale, m, prior.max_iter)))
+                    })
+                    .collect()
+            };
+            let free = pre(&prior.scale)?;
+            let height = pre(&pinned)?;
+            ctl.advance(cells as u64);
             (0..nc)
-                .map(|c| spread(&pre, c, nc, &mu[c], &prior.scale))
+                .map(|c| {
+                    let mut t = spread(&free, c, nc, &mu[c], &prior.scale);
+                    let h = spread(&height, c, nc, &mu[c], &prior.scale);
+                    for j in (0..N_PARAMS).filter(|j| !PINNED.contains(j)) {
+                        t[j] = h[j];
+                    }
+                    t
+                })
                 .collect()
         }
     };
@@ -168,6 +193,38 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     Ok(out)
 }
 
+/// The weak prior with the shape of the conversion curve (`log k`, `log h`) pooled across the
+/// channels with data (at least two), for a second channel-level fit: the centre is the
+/// precision-weighted mean of the channels' weak-prior modes and the scale their spread by the
+/// DerSimonian-Laird moment estimator (centre estimated, `K - 1` degrees of freedom), within
+/// `[TAU_MIN, scale]`. A channel with little data (its half-effect and slope barely identified
+/// by a few thousand noisy rows) then borrows the shape of the well-measured ones instead of a
+/// weak-prior mode that may put half of the effect at one exposure; a channel whose data
+/// contradict the others widens the spread and keeps its own shape. Heights (`A`), baselines
+/// and opt-out rates stay per channel.
+fn shape_prior(chan: &[Option<CellPost>], prior: &Prior) -> Option<Prior> {
+    let fitted: Vec<&CellPost> = chan.iter().flatten().collect();
+    if fitted.len() < 2 {
+        return None;
+    }
+    let mut out = prior.clone();
+    for j in SHAPE {
+        let t: Vec<(f64, f64)> = fitted
+            .iter()
+            .map(|p| (p.conv.mode[j], 1.0 / p.conv.cov[j * NC + j].max(1e-12)))
+            .collect();
+        let sw: f64 = t.iter().map(|x| x.1).sum();
+        let sw2: f64 = t.iter().map(|x| x.1 * x.1).sum();
+        let m = t.iter().map(|x| x.0 * x.1).sum::<f64>() / sw;
+        let q: f64 = t.iter().map(|x| x.1 * (x.0 - m).powi(2)).sum();
+        let k = t.len() as f64;
+        let tau2 = ((q - (k - 1.0)) / (sw - sw2 / sw)).max(0.0);
+        out.center[j] = m;
+        out.scale[j] = tau2.sqrt().clamp(TAU_MIN, prior.scale[j]);
+    }
+    Some(out)
+}
+
 fn join(a: &[f64], b: &[f64]) -> [f64; N_PARAMS] {
     let mut out = [0.0; N_PARAMS];
     out[..NC].copy_from_slice(a);
@@ -212,7 +269,14 @@ fn diag_sq(sd: &[f64]) -> Vec<f64> {
     add_diag(&vec![0.0; sd.len() * sd.len()], sd)
 }
 
-/// DerSimonian-Laird spread of channel `c` with the centre `mu` known (see the module docs).
+/// DerSimonian-Laird spread of channel `c` with the centre `mu` known, corrected for the weak
+/// prior the pre-fits use (see the module docs). A pre-fit under the prior `N(mu, s^2)` shrinks
+/// a segment's estimate by `r = 1 - v / s^2` (`v` its posterior variance), so under a spread
+/// `tau` the term `w (theta - mu)^2` (`w = 1 / v`) has expectation `r + tau^2 r^2 w`, not
+/// `1 + tau^2 w`: `tau^2 = (Q - sum r) / sum r^2 w`. Without the correction a segment with
+/// almost no data (`r` near 0, its estimate at `mu`) counted as one degree of freedom and
+/// added nothing to `Q`: the dozens of small segments of a world pushed every estimate to
+/// `TAU_MIN` (with a flat prior, `r = 1`, it is the usual estimator).
 fn spread(
     pre: &[Option<CellPost>],
     c: usize,
@@ -224,7 +288,7 @@ fn spread(
     for j in 0..N_PARAMS {
         // Terms sorted before summing: the sums do not depend on the order of the segment
         // codes (a partial_fit that appends new segments gives the fit of the whole log).
-        let mut terms: Vec<(f64, f64)> = pre
+        let mut terms: Vec<[f64; 3]> = pre
             .iter()
             .skip(c)
             .step_by(nc)
@@ -235,17 +299,22 @@ fn spread(
                 } else {
                     (p.opt.mode[j - NC], p.opt.cov[(j - NC) * NO + j - NC])
                 };
-                let w = 1.0 / v.max(1e-12);
-                (w * (theta - mu[j]).powi(2), w)
+                let v = v.max(1e-12);
+                let r = (1.0 - v / (scale[j] * scale[j])).clamp(0.0, 1.0);
+                [(theta - mu[j]).powi(2) / v, r, r * r / v]
             })
             .collect();
-        terms.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let q: f64 = terms.iter().map(|t| t.0).sum();
-        let sw: f64 = terms.iter().map(|t| t.1).sum();
-        let k = terms.len() as f64;
+        terms.sort_by(|a, b| {
+            a[0].total_cmp(&b[0])
+                .then(a[1].total_cmp(&b[1]))
+                .then(a[2].total_cmp(&b[2]))
+        });
+        let q: f64 = terms.iter().map(|t| t[0]).sum();
+        let df: f64 = terms.iter().map(|t| t[1]).sum();
+        let sw: f64 = terms.iter().map(|t| t[2]).sum();
         // One segment tells nothing about the spread: keep the weak prior's scale.
-        tau[j] = if k >= 2.0 {
-            ((q - k) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])
+        tau[j] = if terms.len() >= 2 && sw > 0.0 {
+            ((q - df) / sw).max(0.0).sqrt().clamp(TAU_MIN, scale[j])
         } else {
             scale[j]
         };

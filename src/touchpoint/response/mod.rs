@@ -27,13 +27,21 @@
 //! Analysis", ch. 5 and 13):
 //!
 //! 1. Channel level: the counts of all segments are pooled and fitted with a weak prior
-//!    `N(center, scale^2)` per unconstrained parameter ([`Prior`]): mode `mu_c`, covariance
+//!    `N(center, scale^2)` per unconstrained parameter ([`Prior`]); with two or more channels
+//!    with data, the shape of the conversion curve (`log k`, `log h`) is then pooled across
+//!    channels (`fit::shape_prior`: a precision-weighted centre and a DerSimonian-Laird
+//!    spread) and the channels are fitted again with that prior: mode `mu_c`, covariance
 //!    `V_c`.
 //! 2. Segment spread `tau_c` (per channel and parameter), unless given: every segment with data is
-//!    fitted with the weak prior re-centred at `mu_c`, giving `theta_gc` and its variance `v_gc`;
+//!    fitted with the weak prior re-centred at `mu_c`, giving `theta_gc` and its variance `v_gc`
+//!    (for the heights `logit b`, `logit m`, `log a`: a second fit with the shape `log k, log h`
+//!    and the fatigue `log d` pinned at `mu_c`, since heights and shapes trade off within the
+//!    observed levels and a free fit's variance of a height says little about the segments);
 //!    then the moment estimator of DerSimonian & Laird (1986, "Meta-analysis in clinical
-//!    trials") with the centre `mu_c` known: `tau^2 = max(0, (sum w (theta - mu)^2 - K) / sum w)`
-//!    with `w = 1 / v` over the `K` segments with data, kept within `[TAU_MIN, scale]`.
+//!    trials") with the centre `mu_c` known, corrected for the weak prior's shrinkage
+//!    `r = 1 - v / scale^2`: `tau^2 = max(0, (sum w (theta - mu)^2 - sum r) / sum r^2 w)` with
+//!    `w = 1 / v` over the segments with data (`r = 1`: the usual `(Q - K) / sum w`), kept
+//!    within `[TAU_MIN, scale]`.
 //! 3. Segments: the mode of the log-likelihood plus the log-density of `N(mu_c, tau_c^2)` by
 //!    damped Newton (Levenberg damping when the Hessian is not negative definite, a step cap and
 //!    Armijo backtracking) with the analytic gradient and Hessian; the posterior covariance is the
@@ -78,6 +86,11 @@ pub const N_PARAMS: usize = 6;
 /// Names of the unconstrained parameters, in order.
 pub const PARAM_NAMES: [&str; N_PARAMS] =
     ["logit_b", "logit_m", "log_k", "log_h", "log_a", "log_d"];
+/// The parameters of the conversion curve's shape (`log k`, `log h`), pooled across channels.
+const SHAPE: [usize; 2] = [2, 3];
+/// The parameters pinned at the channel's values when the spread of the others is estimated
+/// (`log k`, `log h`, `log d`: see `fit`).
+const PINNED: [usize; 3] = [2, 3, 5];
 /// Smallest segment spread `tau` (complete pooling would make the penalty infinite).
 pub const TAU_MIN: f64 = 1e-2;
 /// Rows per aggregation chunk (at least the size of the table), and chunks counted at once.
