@@ -64,6 +64,14 @@ class Ctx(WorldCtx):
         return next(iter(self.fitted.calibration_.values()))[0]
 
     @cached_property
+    def linear_calibration(self) -> pn.LinearCalibration:
+        pl = pn.Planner(
+            self.plan, uplift.TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="linear"
+        )
+        pl.fit(self.log, self.ui, self.pop.users, opted_out=self.env.opted_out())
+        return next(iter(pl.calibration_.values()))[0]
+
+    @cached_property
     def tp(self) -> pn.TaskPlan:
         return self.fitted.allocate(start_day=self.env.day)
 
@@ -161,6 +169,20 @@ def _(c):
 
 
 R("planning.Calibration.table")(lambda c: (c.calibration.table, {}))
+R("planning.Calibration.forecast_var")(
+    lambda c: (c.calibration.forecast_var, {"score": np.linspace(-1.0, 1.0, 5)})
+)
+
+
+@R("planning.LinearCalibration", stores=True)
+def _(c):
+    return pn.LinearCalibration, _fields(c.linear_calibration)
+
+
+R("planning.LinearCalibration.table")(lambda c: (c.linear_calibration.table, {}))
+R("planning.LinearCalibration.forecast_var")(
+    lambda c: (c.linear_calibration.forecast_var, {"score": np.linspace(-1.0, 1.0, 5)})
+)
 
 
 @R("planning.TaskPlan", stores=True)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _convert as cv
+
 __all__ = [
     "Calibration",
     "LinearCalibration",
@@ -63,6 +65,7 @@ class Calibration:
         """Variance of the sum of the map's values at ``score``: each bin's effect is uncertain
         with its s.e., errors fully correlated within a bin (one estimate serves all its pairs)
         and independent between bins."""
+        score = cv.as_array(score, "score", allow_empty=True)
         b = np.clip(np.searchsorted(self.knots_x, score), 0, len(self.se) - 1)
         per_bin = np.bincount(b, minlength=len(self.se)) * self.se
         return float((per_bin**2).sum())
@@ -102,15 +105,12 @@ class LinearCalibration:
         s = np.clip(np.asarray(score, dtype=np.float64), self.knots_x[0], self.knots_x[-1])
         return self.intercept + self.slope * (s - self.centre)
 
-    @property
-    def se(self) -> np.ndarray:
-        return np.array([self.se_intercept])
-
     def forecast_var(self, score: np.ndarray) -> float:
         """Variance of the sum of the map's values at ``score``: the intercept's and the
         slope's errors are each shared by every pair (fully correlated), and independent of
         each other (the scores are centred)."""
-        s = np.clip(np.asarray(score, dtype=np.float64), self.knots_x[0], self.knots_x[-1])
+        s = cv.as_array(score, "score", allow_empty=True)
+        s = np.clip(s, self.knots_x[0], self.knots_x[-1])
         return float(
             (len(s) * self.se_intercept) ** 2 + ((s - self.centre).sum() * self.se_slope) ** 2
         )
@@ -175,8 +175,9 @@ def fit_linear_calibrations(
     slope is shrunk toward 0 by its noise, and each stratum's slope toward that by their
     spread and its noise (DerSimonian-Laird, as the bins of :func:`fit_calibration`): a slope
     the log cannot tell from 0 is planned as 0 (a flat map, as the binned one). A slope below 0
-    becomes 0 (the score's differences are not trusted); with ``shrink_mean`` each stratum's effect at its mean score is shrunk
-    toward 0 by its noise, as ``_shrink_strata`` does for the binned maps.
+    becomes 0 (the score's differences are not trusted); with ``shrink_mean`` each stratum's
+    effect at its mean score is shrunk toward 0 by its noise, as ``_shrink_strata`` does for
+    the binned maps.
 
     Unlike the binned map, which is flat beyond its first and last bin centres (the means of
     the top and bottom fifths with 5 bins), the line keeps rising up to the 99.9 % quantile of
