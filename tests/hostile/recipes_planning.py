@@ -52,12 +52,15 @@ class Ctx(WorldCtx):
     def log(self) -> pd.DataFrame:
         return pn.run_experiment(sim.Environment(self.pop, seed=0), self.plan, share=0.6, seed=0)
 
-    def planner(self) -> pn.Planner:
-        return pn.Planner(self.plan, uplift.TLearner(Ridge(alpha=1.0), n_folds=1), seed=0)
+    def planner(self, **kw) -> pn.Planner:
+        return pn.Planner(self.plan, uplift.TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, **kw)
+
+    def fit(self, pl: pn.Planner) -> pn.Planner:
+        return pl.fit(self.log, self.ui, self.pop.users, opted_out=self.env.opted_out())
 
     @cached_property
     def fitted(self) -> pn.Planner:
-        return self.planner().fit(self.log, self.ui, self.pop.users, opted_out=self.env.opted_out())
+        return self.fit(self.planner())
 
     @cached_property
     def calibration(self) -> pn.Calibration:
@@ -65,10 +68,7 @@ class Ctx(WorldCtx):
 
     @cached_property
     def linear_calibration(self) -> pn.LinearCalibration:
-        pl = pn.Planner(
-            self.plan, uplift.TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="linear"
-        )
-        pl.fit(self.log, self.ui, self.pop.users, opted_out=self.env.opted_out())
+        pl = self.fit(self.planner(calibration="linear"))
         return next(iter(pl.calibration_.values()))[0]
 
     @cached_property
