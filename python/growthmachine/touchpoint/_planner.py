@@ -571,9 +571,8 @@ class FrequencyPlanner:
             ch, lv = o["channel"], o["level"]
             on = (ch != 255) & (lv > 0)
             c = np.where(on, ch, 0).astype(np.int64)
-            li = np.searchsorted(self.levels, np.maximum(lv, 1))
-            p_inc = np.where(on, inc[group, c, li], 0.0)
-            p_oo = np.where(on, opt[group, c, li], 0.0)
+            p_inc = _per_user(inc, group, ch, lv, self.levels)
+            p_oo = _per_user(opt, group, ch, lv, self.levels)
             spend = np.where(on, costs[c] * lv, 0.0)
             load = np.zeros((len(ch), c_n))
             load[np.flatnonzero(on), c[on]] = lv[on] / days
@@ -600,8 +599,10 @@ class FrequencyPlanner:
             out[key][take] = above[key][take]
         out["value"] = np.asarray(out["value"], dtype=np.float64).copy()
         out["value"][take] = v_lo[take] - price * o_lo[take]  # priced, as the solver reports
-        used = np.where(np.isin(np.arange(len(v)), take), b_lo, b_hi).sum()
-        load = np.where(np.isin(np.arange(len(v)), take)[:, None], l_lo, l_hi).sum(0)
+        switched = np.zeros(len(v), dtype=bool)
+        switched[take] = True
+        used = np.where(switched, b_lo, b_hi).sum()
+        load = np.where(switched[:, None], l_lo, l_hi).sum(0)
         out["usage"] = np.concatenate([[used], load])
         out["objective"] = float(out["value"].sum())
 
