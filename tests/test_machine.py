@@ -89,6 +89,28 @@ def test_the_machine_learns_and_reports_its_forecast(run):
     np.testing.assert_allclose(parts, h["true_profit"], rtol=1e-9, atol=1e-6)
 
 
+def test_optout_scale_corrects_the_rates_by_what_plans_showed(run):
+    m, _, _ = run
+    # the run recorded, per planned period, the plan's opt-outs against its shadows
+    assert len(m.optout_feedback_) >= 1
+    assert all(np.isfinite(list(f.values())).all() for f in m.optout_feedback_)
+    probe = gm.Machine()
+    probe.optout_feedback_ = []
+    assert probe._optout_scale() == 1.0  # nothing observed: no correction
+    # precisely measured: the ratio of realised to expected opt-outs
+    probe.optout_feedback_ = [{"realised": 300.0, "expected": 100.0, "var": 1e-6}]
+    assert probe._optout_scale() == pytest.approx(3.0, rel=1e-6)
+    # the periods are pooled, not averaged: 300 + 100 realised for 100 + 100 expected
+    probe.optout_feedback_.append({"realised": 100.0, "expected": 100.0, "var": 1e-6})
+    assert probe._optout_scale() == pytest.approx(2.0, rel=1e-6)
+    # as noisy as a few opt-outs: pulled most of the way back to 1
+    probe.optout_feedback_ = [{"realised": 3.0, "expected": 1.0, "var": 100.0}]
+    assert 1.0 < probe._optout_scale() < 1.1
+    # fewer than none (shadows opted out more) never makes a rate negative
+    probe.optout_feedback_ = [{"realised": -50.0, "expected": 10.0, "var": 1e-6}]
+    assert probe._optout_scale() == 0.0
+
+
 def test_same_seed_same_run(world):
     a = gm.Machine(config=MachineConfig(seed=2)).run(world.copy(), periods=2, progress=False)
     b = gm.Machine(config=MachineConfig(seed=2)).run(world.copy(), periods=2, progress=False)

@@ -27,9 +27,11 @@ class MachineConfig:
     (an intrusion budget; ``None``: none beyond ``optout_cost``). The default, 3 in 10,000
     users per period, is below what the classic RFM rule causes on the default world; the
     touchpoint plan gets what the campaign's tasks leave of it (their opt-out rates are
-    measured on the exploration log). ``touchpoint_channels`` and ``optout_cost`` configure the frequency
-    planner (``touchpoint_explore_share``: share of its users on randomised frequencies once
-    its curves are fitted); ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
+    measured on the exploration log, then scaled by how many opt-outs past plans' users
+    caused against their hold-out shadows per opt-out those rates expected).
+    ``touchpoint_channels`` and ``optout_cost`` configure the frequency planner
+    (``touchpoint_explore_share``: share of its users on randomised frequencies once its
+    curves are fitted); ``insight_clusters`` sizes the per-period insight refit (buyer and prospect
     clusters). ``sessions_per_period``: site visits the real-time session policy serves each
     period (0: none), with an incentive budget of ``session_budget_share`` x the period's budget
     on top of it (paced over the run; the policy learns across periods); its value is measured
