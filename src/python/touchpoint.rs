@@ -326,7 +326,9 @@ fn touchpoint_schedule<'py>(
             consecutive,
         })
         .collect();
-    let (u, ch, d) = run_long(py, None, None, |_| plan::schedule(c, l, &layout, days))?;
+    let (u, ch, d) = run_long(py, None, None, |ctl| {
+        plan::schedule(c, l, &layout, days, ctl)
+    })?;
     Ok((
         PyArray1::from_vec(py, u),
         PyArray1::from_vec(py, ch),
