@@ -7,7 +7,7 @@
 //! returns its certificate like `allocate_run`.
 
 use super::allocate::certificate;
-use super::{guarded, run_long, slice1, to_pyerr};
+use super::{guarded, guarded_gil, run_long, slice1, to_pyerr};
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
 use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
@@ -205,7 +205,7 @@ impl TouchpointResponse {
     }
 
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.inner.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 

@@ -7,7 +7,7 @@
 use super::{array, slice};
 use crate::control::Control;
 use crate::python::args::{bool_arg, int_arg, real_arg};
-use crate::python::{guarded, guarded_pool, run_long, to_pyerr};
+use crate::python::{guarded, guarded_gil, guarded_pool, run_long, to_pyerr};
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -428,7 +428,7 @@ impl RealtimePolicy {
 
     /// The versioned state (bytes) of the policy.
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.lock(py).policy.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.lock(py).policy.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 
