@@ -277,6 +277,9 @@ fn _debug_long(
     use rand::Rng;
     use rayon::prelude::*;
     run_long(py, progress, None, |ctl| {
+        let count = usize::try_from(n_chunks).ok();
+        let bytes = crate::error::checked_bytes("n_chunks", "the chunk sums", count, 8)?;
+        crate::error::check_fits_memory("n_chunks", bytes)?;
         ctl.set_total(n_chunks);
         let parts: Vec<f64> = (0..n_chunks)
             .into_par_iter()

@@ -108,7 +108,7 @@ impl TouchpointResponse {
     ) -> PyResult<(Arr3<'py>, Arr3<'py>, Arr3<'py>, Arr3<'py>)> {
         let lv = slice1("levels", &levels)?;
         let f = &self.inner.fit;
-        let c = f.curves(lv, z).map_err(to_pyerr)?;
+        let c = run_long(py, None, None, |ctl| f.curves(lv, z, ctl))?;
         let s = [f.n_groups, f.n_channels, lv.len()];
         Ok((
             shaped(py, c.incremental, s)?,

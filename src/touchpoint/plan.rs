@@ -209,7 +209,13 @@ fn validate(
             "must be positive and strictly increasing",
         ));
     }
-    let size = curves.n_groups * c_n * l_n;
+    // Checked: a size that overflows matches no array (never a wrapped length).
+    let size = (curves.n_groups.checked_mul(c_n * l_n)).ok_or_else(|| {
+        CoreError::invalid(
+            "n_groups",
+            "too large: n_groups x n_channels x n_levels overflows",
+        )
+    })?;
     crate::error::check_len(
         "curves.incremental",
         curves.incremental.len(),
@@ -440,6 +446,14 @@ pub fn lay_out(
     days: u32,
     ctl: &Control,
 ) -> Result<(Vec<Layout>, Vec<u64>)> {
+    // Channel codes are u8 (255: none): a larger count is no channel count; the tables below
+    // are n_channels x days.
+    if c_n > NONE as usize {
+        return Err(CoreError::invalid(
+            "n_channels",
+            format!("must be at most {NONE}, got {c_n}"),
+        ));
+    }
     let d = days as usize;
     // Users per (channel, r) class, to know where each class's last incomplete cycle starts.
     let mut total = vec![0u64; c_n * d];

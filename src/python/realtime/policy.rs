@@ -297,7 +297,8 @@ impl RealtimePolicy {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0i64; n];
+        // X may have no columns (n_features=0): its rows cost nothing, this output does.
+        let mut out = crate::error::try_vec("X", n, 0i64).map_err(to_pyerr)?;
         if hallucinate {
             self.run_locked(py, n >= LONG_ROWS / 4, |p, ctl| {
                 p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
