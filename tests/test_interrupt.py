@@ -241,6 +241,14 @@ LONG: dict[str, tuple[str, str]] = {
         "seg = rng.integers(0, 400, n_u)\nval = rng.uniform(2, 20, n_u)\n",
         "pl.plan(np.arange(n_u), 1e5, value=val, segment=seg, curves=(inc, opt))",
     ),
+    # 2,000 segments x 2 channels x 12,000 levels: 48M points of the four curves (1.5 GB)
+    "touchpoint.ResponseModel.curves": (
+        "import numpy as np, pandas as pd\nfrom growthmachine.touchpoint import ResponseModel\n"
+        "i = np.arange(200_000)\nlog = pd.DataFrame({'segment': i % 2000, 'channel': i % 2, "
+        "'exposures': i % 15, 'converted': (i % 7 == 0) * 1.0, 'opted_out': i * 0.0})\n"
+        "m = ResponseModel().fit(log)\n",
+        "m.curves(np.arange(12_000.0))",
+    ),
     # 20M users over 366 days (40M exposures): the core walks 7.3e9 user-days
     "touchpoint.FrequencyPlan.schedule": (_SCHEDULE, "plan.schedule()"),
     # realtime
@@ -374,7 +382,6 @@ BOUNDED: dict[str, str] = {
             "realtime.ope.switch_dr",
             "realtime.ope.fit_reward_model",
             "touchpoint.FrequencyPlanner.for_world",
-            "touchpoint.ResponseModel.curves",
             "touchpoint.ResponseModel.pooled_curves",
             "insight.Cells.profile",
             "planning.Plan.default",
