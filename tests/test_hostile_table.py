@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 
 import pytest
@@ -67,3 +68,100 @@ def test_hostile_inputs(module):
     if module == "top":
         stale = [k for k in stale if "." not in k.split("(")[0]]
     assert not stale, f"listed defects that no longer fail (remove them): {stale}"
+
+
+# --- sizes set by a user's numbers -------------------------------------------------------
+
+_LOG = (
+    "import pandas as pd\nfrom growthmachine.touchpoint import ResponseModel\n"
+    "def log(n_seg, n_ch, n=200_000):\n"
+    "    i = np.arange(n)\n"
+    "    return pd.DataFrame({'segment': i % n_seg, 'channel': i % n_ch, 'exposures': i % 15,\n"
+    "        'converted': (i % 7 == 0).astype(float), 'opted_out': np.zeros(n)})\n"
+)
+
+#: Allocations whose size is the product of a user's numbers (issue 15's fallible-allocation
+#: audit): name -> (the argument the error must name, or None where the call must succeed;
+#: set-up; the call; the child's address-space limit in GiB). Each ran out of memory inside Rust
+#: (an abort: `handle_alloc_error`) before its fix.
+SIZED: dict[str, tuple[str | None, str, str, int]] = {
+    # n_features=0: X of 2**40 rows holds no bytes, the chosen actions would take 8 TiB
+    "realtime.LinUCB.choose_batch[X with no columns]": (
+        "X",
+        "pol = gm.realtime.LinUCB(3, 0, n_action_features=2)\n",
+        "pol.choose_batch(np.empty((2**40, 0)), action_features=np.zeros((3, 2)))",
+        12,
+    ),
+    # 200k segments x 2,000 channels x 15 levels of counts: 5.6 TB from a 200k-row log
+    "touchpoint.ResponseModel.fit[segments x channels]": (
+        "log",
+        _LOG,
+        "ResponseModel().fit(log(200_000, 2_000))",
+        12,
+    ),
+    # 2,000 segments x 2 channels x 10M levels of 4 curves: 1.3 TB from an 80 MB array
+    "touchpoint.ResponseModel.curves[cells x levels]": (
+        "levels",
+        _LOG + "m = ResponseModel().fit(log(2_000, 2))\n",
+        "m.curves(np.arange(10_000_000, dtype=float))",
+        12,
+    ),
+    # 20M rows x 20,000 centers of distances: 3.2 TB from a 160 MB X
+    "insight.KMeans.transform[rows x n_clusters]": (
+        "X",
+        "X = np.random.default_rng(0).normal(size=(20_000, 1))\n"
+        "km = gm.insight.KMeans(20_000, init=X, max_iter=1).fit(X)\n",
+        "km.transform(np.zeros((20_000_000, 1)))",
+        12,
+    ),
+    # 400k users whose action ids reach 5M: per-chunk tables of n_actions counts (64 x 40 MB
+    # in flight per price vector) made the solve abort within 3 GiB; the chunks now hand over
+    # the actions they chose
+    "allocate.solve[sparse action ids]": (
+        None,
+        "n = 400_000\nact = np.where(np.arange(n) % 2 == 0, 0, 5_000_000)\n"
+        "p = gm.allocate.Problem.from_arrays(np.arange(n + 1), act, np.ones(n),\n"
+        "    resources={'budget': 1000.0}, usage={'budget': np.ones(n)})\n",
+        "s = gm.allocate.solve(p)\nassert 0 < s.usage['used'].iloc[0] <= 1000.0, s.usage",
+        3,
+    ),
+    # Yinyang's gaps between 22,000 centers: no k x k matrix (3.9 GB), within 3 GiB
+    "insight.KMeans.fit[k x k gaps]": (
+        None,
+        "X = np.random.default_rng(0).normal(size=(22_000, 1))\n",
+        "gm.insight.KMeans(22_000, init=X, max_iter=2, algorithm='yinyang').fit(X)",
+        3,
+    ),
+}
+
+_SIZED_CHILD = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+import numpy as np, growthmachine as gm
+{setup}
+try:
+{call}
+except (MemoryError, ValueError) as e:
+    print("raised", type(e).__name__, e)
+else:
+    print("succeeded")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
+@pytest.mark.parametrize("name", sorted(SIZED))
+def test_sizes_from_a_users_numbers_are_checked(name):
+    arg, setup, call, gib = SIZED[name]
+    body = "\n".join("    " + line for line in call.splitlines())
+    code = _SIZED_CHILD.format(limit=gib * 2**30, setup=setup, call=body)
+    env = dict(os.environ, GROWTHMACHINE_NUM_THREADS="2")
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    out = r.stdout.strip().splitlines()[-1:] or [""]
+    assert r.returncode == 0, f"{name}: exit {r.returncode}: {r.stderr[-1500:]}"
+    if arg is None:
+        assert out == ["succeeded"], f"{name}: {out}"
+    else:
+        assert out[0].startswith("raised"), f"{name}: {out}"
+        assert driver.names_arg(out[0], (arg,)), f"{name}: does not name {arg!r}: {out[0]}"

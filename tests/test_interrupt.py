@@ -83,6 +83,21 @@ log = pd.DataFrame({"segment": rng.integers(0, 400, n), "channel": rng.choice(["
     "opted_out": (rng.random(n) < 0.01).astype(np.int8)})
 CH = [Channel("ads", 0.01, 10), Channel("sms", 0.03, 1), Channel("email", 0.001, 1)]
 """
+_SCHEDULE = """
+import dataclasses
+import numpy as np, pandas as pd
+from growthmachine.touchpoint import Channel, FrequencyPlanner
+rng = np.random.default_rng(0)
+CH = [Channel("ads", 0.01, 10), Channel("sms", 0.03, 1), Channel("email", 0.001, 1)]
+small = FrequencyPlanner(CH, 366).plan(np.arange(100), 1.0)
+n_u = 20_000_000
+ch = rng.integers(0, 3, n_u).astype(np.uint8)
+lv = rng.integers(1, 4, n_u).astype(np.uint32)
+off, cons, _ = gm._core.touchpoint_lay_out(ch, lv, 3, 366)
+a = pd.DataFrame({"user_id": np.arange(n_u), "exposures": lv.astype(np.int64),
+    "channel": pd.Categorical.from_codes(ch.astype(np.int8), categories=small.channels)})
+plan = dataclasses.replace(small, assignment=a, _layout=(off, cons))
+"""
 
 #: Every long public call: name -> (set-up code, the call). Sizes make each call take several
 #: seconds on 2 cores.
@@ -211,7 +226,8 @@ LONG: dict[str, tuple[str, str]] = {
         _PROBLEM.format(n=300_000),
         "gm.allocate.highs_lp(p, solver='simplex')",
     ),
-    "allocate.random_problem": ("", "gm.allocate.random_problem(100_000_000, per_user=8)"),
+    # 30M users x 8 candidates: 3.9 GB if it ran to the end (about 6 s on 2 cores)
+    "allocate.random_problem": ("", "gm.allocate.random_problem(30_000_000, per_user=8)"),
     # touchpoint
     "touchpoint.ResponseModel.predict": (
         _TOUCH + "m = ResponseModel().fit(log[:200_000])\nlog = pd.concat([log] * 10)\n",
@@ -225,6 +241,16 @@ LONG: dict[str, tuple[str, str]] = {
         "seg = rng.integers(0, 400, n_u)\nval = rng.uniform(2, 20, n_u)\n",
         "pl.plan(np.arange(n_u), 1e5, value=val, segment=seg, curves=(inc, opt))",
     ),
+    # 2,000 segments x 2 channels x 12,000 levels: 48M points of the four curves (1.5 GB)
+    "touchpoint.ResponseModel.curves": (
+        "import numpy as np, pandas as pd\nfrom growthmachine.touchpoint import ResponseModel\n"
+        "i = np.arange(200_000)\nlog = pd.DataFrame({'segment': i % 2000, 'channel': i % 2, "
+        "'exposures': i % 15, 'converted': (i % 7 == 0) * 1.0, 'opted_out': i * 0.0})\n"
+        "m = ResponseModel().fit(log)\n",
+        "m.curves(np.arange(12_000.0))",
+    ),
+    # 20M users over 366 days (40M exposures): the core walks 7.3e9 user-days
+    "touchpoint.FrequencyPlan.schedule": (_SCHEDULE, "plan.schedule()"),
     # realtime
     "realtime.LinTS.probabilities": (
         _POLICY
@@ -356,7 +382,6 @@ BOUNDED: dict[str, str] = {
             "realtime.ope.switch_dr",
             "realtime.ope.fit_reward_model",
             "touchpoint.FrequencyPlanner.for_world",
-            "touchpoint.ResponseModel.curves",
             "touchpoint.ResponseModel.pooled_curves",
             "insight.Cells.profile",
             "planning.Plan.default",
@@ -392,7 +417,6 @@ BOUNDED: dict[str, str] = {
             "sim.Environment.transactions",
             "sim.Population.kpis",
             "sim.SessionBatch.expected_value",
-            "touchpoint.FrequencyPlan.schedule",
             "touchpoint.segment_curves",
             "touchpoint.world_reachable",
             "touchpoint.world_segments",

@@ -19,7 +19,7 @@
 
 use super::{Problem, Real};
 use crate::control::Control;
-use crate::error::Result;
+use crate::error::{try_vec, Result};
 use crate::parallel;
 use rayon::prelude::*;
 
@@ -219,10 +219,11 @@ pub fn pass_multi<T: Real>(
     let npc = p.pair_usage.len();
     let kk = prs.len();
     let width = 2 + npc;
-    let mut counts = vec![0u64; na * kk];
+    let mut counts = try_vec("n_actions", na.saturating_mul(kk), 0u64)?;
     let mut tot = vec![0.0; kk * width];
     let work = |_c: usize, range: std::ops::Range<usize>| {
-        let mut cnt = vec![0u64; kk * na];
+        // The chosen actions per price vector: a chunk's part is bounded by its candidates.
+        let mut cnt: Vec<Vec<u32>> = vec![Vec::new(); kk];
         let mut vals = vec![0.0f64; kk * width];
         if !ctl.is_cancelled() {
             let mut buf = Vec::new();
@@ -230,11 +231,11 @@ pub fn pass_multi<T: Real>(
                 let i = users.get(idx);
                 for (j, pr) in prs.iter().enumerate() {
                     let v = &mut vals[j * width..(j + 1) * width];
-                    let cj = &mut cnt[j * na..(j + 1) * na];
+                    let cj = &mut cnt[j];
                     choose_user(p, pr, i, &mut buf, |k, r| {
                         v[0] += r;
                         v[1] += p.value[k].into();
-                        cj[p.action[k] as usize] += 1;
+                        cj.push(p.action[k]);
                         for (c, col) in p.pair_usage.iter().enumerate() {
                             v[2 + c] += col[k].into();
                         }
@@ -246,8 +247,8 @@ pub fn pass_multi<T: Real>(
     };
     // Counts are exact; the float sums of each chunk are added in chunk order.
     parallel::ordered(n_items, USERS_PER_CHUNK, ctl, work, |_c, (cnt, vals)| {
-        for (x, y) in counts.iter_mut().zip(&cnt) {
-            *x += *y;
+        for (j, picks) in cnt.iter().enumerate() {
+            count_into(&mut counts[j * na..(j + 1) * na], picks);
         }
         for (a, v) in tot.iter_mut().zip(&vals) {
             *a += *v;
@@ -266,6 +267,16 @@ pub fn pass_multi<T: Real>(
             }
         })
         .collect())
+}
+
+/// Adds one to `counts[a]` for every chosen action `a` of `picks`. Chunks of users hand over
+/// the actions they chose, never a table of `n_actions` counts each: those tables (64 chunks in
+/// flight, or one per block) took 64 x 8 bytes per action, an abort at 50M actions (sparse
+/// action ids set `n_actions`).
+pub fn count_into(counts: &mut [u64], picks: &[u32]) {
+    for &a in picks {
+        counts[a as usize] += 1;
+    }
 }
 
 /// Resource use from per-action counts and per-column sums.
@@ -408,7 +419,8 @@ pub fn pass_jacobian<T: Real>(
     }
     let has_groups = !p.group.is_empty();
     struct Block {
-        cnt: Vec<u64>,
+        // The actions chosen in the block (see `count_into`).
+        cnt: Vec<u32>,
         vals: Vec<f64>,
         jac: Vec<f64>,
         events: u64,
@@ -418,7 +430,7 @@ pub fn pass_jacobian<T: Real>(
         .enumerate()
         .map(|(b, mut fl)| {
             let mut blk = Block {
-                cnt: vec![0u64; na],
+                cnt: Vec::new(),
                 vals: vec![0.0; 2 + npc],
                 jac: vec![0.0; r_n * r_n],
                 events: 0,
@@ -465,7 +477,7 @@ pub fn pass_jacobian<T: Real>(
                     |k, r| {
                         vals[0] += r;
                         vals[1] += p.value[k].into();
-                        cnt[p.action[k] as usize] += 1;
+                        cnt.push(p.action[k]);
                         for (c, col) in p.pair_usage.iter().enumerate() {
                             vals[2 + c] += col[k].into();
                         }
@@ -532,14 +544,12 @@ pub fn pass_jacobian<T: Real>(
         })
         .collect();
     ctl.check()?;
-    let mut cnt = vec![0u64; na];
+    let mut cnt = try_vec("n_actions", na, 0u64)?;
     let mut vals = vec![0.0; 2 + npc];
     let mut jac = vec![0.0; r_n * r_n];
     let mut events = 0;
     for b in &blocks {
-        for (x, y) in cnt.iter_mut().zip(&b.cnt) {
-            *x += y;
-        }
+        count_into(&mut cnt, &b.cnt);
         for (x, y) in vals.iter_mut().zip(&b.vals) {
             *x += y;
         }

@@ -103,16 +103,17 @@ pub fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
     let n_chunks = n.div_ceil(USERS_PER_CHUNK);
     let na = p.n_actions;
     let npc = p.pair_usage.len();
-    let parts: Vec<(Vec<u64>, Vec<f64>)> = (0..n_chunks)
+    // Each chunk hands over the actions it chose (see `kernel::count_into`).
+    let parts: Vec<(Vec<u32>, Vec<f64>)> = (0..n_chunks)
         .into_par_iter()
         .map(|c| {
             let lo = p.indptr[c * USERS_PER_CHUNK] as usize;
             let hi = p.indptr[((c + 1) * USERS_PER_CHUNK).min(n)] as usize;
-            let mut cnt = vec![0u64; na];
+            let mut cnt = Vec::new();
             let mut pair = vec![0.0; npc];
             for k in lo..hi {
                 if flags[k] != 0 {
-                    cnt[p.action[k] as usize] += 1;
+                    cnt.push(p.action[k]);
                     for (c, col) in p.pair_usage.iter().enumerate() {
                         pair[c] += col[k].into();
                     }
@@ -124,9 +125,7 @@ pub fn plan_usage<T: Real>(p: &Problem<'_, T>, flags: &[u8]) -> Vec<f64> {
     let mut cnt = vec![0u64; na];
     let mut pair = vec![0.0; npc];
     for (c, s) in parts {
-        for (a, b) in cnt.iter_mut().zip(&c) {
-            *a += b;
-        }
+        super::kernel::count_into(&mut cnt, &c);
         for (a, b) in pair.iter_mut().zip(&s) {
             *a += b;
         }

@@ -49,12 +49,10 @@ pub fn build(
         return Err(CoreError::invalid("lifecycle", "is empty"));
     }
     if let Some(d) = dist {
-        crate::error::check_len(
-            "distances",
-            d.len(),
-            n_clusters * n_clusters,
-            "n_clusters^2",
-        )?;
+        let square = n_clusters.checked_mul(n_clusters).ok_or_else(|| {
+            CoreError::invalid("n_clusters", format!("too large: {n_clusters}^2 overflows"))
+        })?;
+        crate::error::check_len("distances", d.len(), square, "n_clusters^2")?;
     }
     if let Some(i) = cluster.iter().position(|&c| c as usize >= n_clusters) {
         return Err(CoreError::invalid(
@@ -273,9 +271,12 @@ pub fn group_sums(codes: &[u32], values: &[f64], n_groups: usize) -> Result<Vec<
             format!("code at row {i} >= {n_groups}"),
         ));
     }
+    // Chunks of at least `n_groups` rows: the partial sums never outweigh the rows.
+    let rows = (CHUNK * 4).max(n_groups);
+    let mut s = crate::error::try_vec("n_groups", n_groups, 0.0)?;
     let parts: Vec<Vec<f64>> = codes
-        .par_chunks(CHUNK * 4)
-        .zip(values.par_chunks(CHUNK * 4))
+        .par_chunks(rows)
+        .zip(values.par_chunks(rows))
         .map(|(c, v)| {
             let mut s = vec![0.0; n_groups];
             for (&ci, &vi) in c.iter().zip(v) {
@@ -284,7 +285,6 @@ pub fn group_sums(codes: &[u32], values: &[f64], n_groups: usize) -> Result<Vec<
             s
         })
         .collect();
-    let mut s = vec![0.0; n_groups];
     for p in parts {
         for (a, b) in s.iter_mut().zip(p) {
             *a += b;

@@ -132,9 +132,17 @@ impl Rules {
 /// Counts of (from, to) pairs: a `k x k` row-major matrix.
 pub fn transitions(from: &[u8], to: &[u8], k: usize) -> Result<Vec<u64>> {
     crate::error::check_len("after", to.len(), from.len(), "before")?;
+    if k > 256 {
+        return Err(CoreError::invalid(
+            "k",
+            format!("must be at most 256 (stage codes are u8), got {k}"),
+        ));
+    }
+    // Chunks of at least k^2 rows: the partial tables never outweigh the rows.
+    let rows = CHUNK.max(k * k);
     let parts: Vec<Vec<u64>> = from
-        .par_chunks(CHUNK)
-        .zip(to.par_chunks(CHUNK))
+        .par_chunks(rows)
+        .zip(to.par_chunks(rows))
         .map(|(a, b)| {
             let mut m = vec![0u64; k * k];
             for (&x, &y) in a.iter().zip(b) {

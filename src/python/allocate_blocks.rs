@@ -185,8 +185,9 @@ impl AllocateBlock {
             n_actions,
             &groups,
             limit,
-            vec![0.0; n_resources],
-            vec![f64::INFINITY; n_resources],
+            crate::error::try_vec("n_resources", n_resources, 0.0).map_err(super::to_pyerr)?,
+            crate::error::try_vec("n_resources", n_resources, f64::INFINITY)
+                .map_err(super::to_pyerr)?,
             None,
         )?;
         let sub = sub_from(&indptr, &action, &value, &usage, &limit_per_user)?;

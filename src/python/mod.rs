@@ -159,7 +159,22 @@ where
     R: Send,
     F: FnOnce() -> Result<R, CoreError> + Send,
 {
-    match py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(f))) {
+    settle(py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(f))))
+}
+
+/// [`guarded`] keeping the GIL: for short work done while holding an object's lock, which
+/// another Python thread may be waiting for with the GIL held (releasing the GIL there could
+/// deadlock). A Rust panic becomes `InternalError`, errors map through [`to_pyerr`].
+pub(crate) fn guarded_gil<R, F>(f: F) -> PyResult<R>
+where
+    F: FnOnce() -> Result<R, CoreError>,
+{
+    settle(std::panic::catch_unwind(AssertUnwindSafe(f)))
+}
+
+/// The outcome of a guarded call as a Python result.
+fn settle<R>(r: std::thread::Result<Result<R, CoreError>>) -> PyResult<R> {
+    match r {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(to_pyerr(e)),
         Err(p) => Err(internal_error(p.as_ref())),
@@ -234,12 +249,10 @@ fn get_num_threads() -> usize {
 fn all_finite(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<bool> {
     use rayon::prelude::*;
     let v = slice1("values", &values)?;
-    Ok(py.detach(|| {
-        parallel::install(|| {
-            v.par_chunks(1 << 16)
-                .all(|c| c.iter().all(|x| x.is_finite()))
-        })
-    }))
+    guarded_pool(py, || {
+        Ok(v.par_chunks(1 << 16)
+            .all(|c| c.iter().all(|x| x.is_finite())))
+    })
 }
 
 /// Test hook: panics inside a long call (must surface as `InternalError`).
@@ -264,6 +277,9 @@ fn _debug_long(
     use rand::Rng;
     use rayon::prelude::*;
     run_long(py, progress, None, |ctl| {
+        let count = usize::try_from(n_chunks).ok();
+        let bytes = crate::error::checked_bytes("n_chunks", "the chunk sums", count, 8)?;
+        crate::error::check_fits_memory("n_chunks", bytes)?;
         ctl.set_total(n_chunks);
         let parts: Vec<f64> = (0..n_chunks)
             .into_par_iter()

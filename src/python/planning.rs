@@ -6,7 +6,7 @@
 //! `n x T` float64 arrays. The fitted cores pickle through `_state_bytes` / `_from_state_bytes`.
 
 use super::args::{int_arg, real_arg};
-use super::{guarded, run_long, slice1, slice2, to_pyerr};
+use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
 use crate::planning::rank;
@@ -242,7 +242,7 @@ impl PlanningForest {
     }
 
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.inner.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 
@@ -360,7 +360,7 @@ impl PlanningCell {
     }
 
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.inner.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 

@@ -1,7 +1,7 @@
 //! Bindings of the `sim` core. Names on `_core` are prefixed `sim_` (functions) or `Sim`
 //! (classes). Columns go back to Python as numpy arrays built from the core's `Vec`s (no copy).
 
-use super::{guarded, guarded_pool, run_long, slice1, to_pyerr};
+use super::{guarded, guarded_gil, guarded_pool, run_long, slice1, to_pyerr};
 use crate::sim::config::WorldConfig;
 use crate::sim::env::Env;
 use crate::sim::model::Model;
@@ -671,7 +671,7 @@ impl SimSessions {
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.s.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.s.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 

@@ -7,7 +7,7 @@
 //! returns its certificate like `allocate_run`.
 
 use super::allocate::certificate;
-use super::{guarded, run_long, slice1, to_pyerr};
+use super::{guarded, guarded_gil, run_long, slice1, to_pyerr};
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
 use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
@@ -108,7 +108,7 @@ impl TouchpointResponse {
     ) -> PyResult<(Arr3<'py>, Arr3<'py>, Arr3<'py>, Arr3<'py>)> {
         let lv = slice1("levels", &levels)?;
         let f = &self.inner.fit;
-        let c = f.curves(lv, z).map_err(to_pyerr)?;
+        let c = run_long(py, None, None, |ctl| f.curves(lv, z, ctl))?;
         let s = [f.n_groups, f.n_channels, lv.len()];
         Ok((
             shaped(py, c.incremental, s)?,
@@ -205,7 +205,7 @@ impl TouchpointResponse {
     }
 
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.inner.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.inner.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 
@@ -326,7 +326,9 @@ fn touchpoint_schedule<'py>(
             consecutive,
         })
         .collect();
-    let (u, ch, d) = run_long(py, None, None, |_| plan::schedule(c, l, &layout, days))?;
+    let (u, ch, d) = run_long(py, None, None, |ctl| {
+        plan::schedule(c, l, &layout, days, ctl)
+    })?;
     Ok((
         PyArray1::from_vec(py, u),
         PyArray1::from_vec(py, ch),

@@ -164,8 +164,9 @@ fn check(l: &Logged) -> Result<usize> {
     if let Some(p) = l.positions {
         crate::error::check_len("positions", p.len(), n, "actions")?;
     }
-    let per = l.n_actions * l.n_positions;
-    if l.pi_e.len() != n * per {
+    // Checked: sizes that overflow match no array (never a wrapped length).
+    let want = (l.n_actions.checked_mul(l.n_positions)).and_then(|per| per.checked_mul(n));
+    if Some(l.pi_e.len()) != want {
         return Err(CoreError::invalid(
             "action_probs",
             format!(
@@ -177,7 +178,7 @@ fn check(l: &Logged) -> Result<usize> {
         ));
     }
     if let Some(q) = l.q {
-        if q.len() != n * per {
+        if Some(q.len()) != want {
             return Err(CoreError::invalid(
                 "q_hat",
                 format!(

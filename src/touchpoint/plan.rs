@@ -209,7 +209,13 @@ fn validate(
             "must be positive and strictly increasing",
         ));
     }
-    let size = curves.n_groups * c_n * l_n;
+    // Checked: a size that overflows matches no array (never a wrapped length).
+    let size = (curves.n_groups.checked_mul(c_n * l_n)).ok_or_else(|| {
+        CoreError::invalid(
+            "n_groups",
+            "too large: n_groups x n_channels x n_levels overflows",
+        )
+    })?;
     crate::error::check_len(
         "curves.incremental",
         curves.incremental.len(),
@@ -440,6 +446,14 @@ pub fn lay_out(
     days: u32,
     ctl: &Control,
 ) -> Result<(Vec<Layout>, Vec<u64>)> {
+    // Channel codes are u8 (255: none): a larger count is no channel count; the tables below
+    // are n_channels x days.
+    if c_n > NONE as usize {
+        return Err(CoreError::invalid(
+            "n_channels",
+            format!("must be at most {NONE}, got {c_n}"),
+        ));
+    }
     let d = days as usize;
     // Users per (channel, r) class, to know where each class's last incomplete cycle starts.
     let mut total = vec![0u64; c_n * d];
@@ -521,52 +535,107 @@ pub fn user_days(level: u32, lay: Layout, days: u32, out: &mut [u32]) {
     }
 }
 
+/// Rows (or days walked) [`schedule`] writes between two Ctrl-C checks (about a millisecond).
+const ROWS_PER_CHECK: usize = 1 << 20;
+
 /// One row per exposure, `(user index, channel, day index)`, users ascending, days ascending
 /// within a user (fixed chunks in parallel; the order never depends on the thread count).
+///
+/// The rows are counted first, so the output is checked against the machine's memory
+/// (`OutOfMemory` naming `level`, never an abort) and allocated once; each chunk of users then
+/// writes its own part, checking `ctl` before every chunk and every [`ROWS_PER_CHECK`] rows.
 pub fn schedule(
     channel: &[u8],
     level: &[u32],
     layout: &[Layout],
     days: u32,
+    ctl: &Control,
 ) -> Result<(Vec<u64>, Vec<u8>, Vec<u32>)> {
     let n = channel.len();
     crate::error::check_len("level", level.len(), n, "channel")?;
     crate::error::check_len("layout", layout.len(), n, "channel")?;
-    if days == 0 {
-        return Err(CoreError::invalid("horizon_days", "must be >= 1, got 0"));
+    if days == 0 || days > u16::MAX as u32 {
+        return Err(CoreError::invalid(
+            "horizon_days",
+            format!("must be in 1..={}, got {days}", u16::MAX),
+        ));
     }
-    let parts: Vec<(Vec<u64>, Vec<u8>, Vec<u32>)> = (0..n.div_ceil(CHUNK))
+    let rows_of = |i: usize| -> u64 {
+        if channel[i] == NONE {
+            0
+        } else {
+            level[i] as u64
+        }
+    };
+    let n_chunks = n.div_ceil(CHUNK);
+    ctl.set_total(2 * n_chunks as u64);
+    let counts: Vec<u64> = (0..n_chunks)
         .into_par_iter()
         .map(|k| {
-            let (mut u, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new());
+            ctl.check()?;
+            let rows = (k * CHUNK..((k + 1) * CHUNK).min(n)).map(rows_of).sum();
+            ctl.advance(1);
+            Ok(rows)
+        })
+        .collect::<Result<_>>()?;
+    let total = counts.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+    let total = total.and_then(|t| usize::try_from(t).ok());
+    let bytes =
+        crate::error::checked_bytes("level", "the exposures (rows of 13 bytes)", total, 13)?;
+    crate::error::check_fits_memory("level", bytes)?;
+    let total = total.unwrap_or_default();
+    let (mut u, mut c, mut d) = (
+        crate::error::try_zeroed::<u64>("level", total)?,
+        crate::error::try_zeroed::<u8>("level", total)?,
+        crate::error::try_zeroed::<u32>("level", total)?,
+    );
+    // Each chunk's part of the three outputs.
+    let mut parts = Vec::with_capacity(n_chunks);
+    let (mut ru, mut rc, mut rd) = (&mut u[..], &mut c[..], &mut d[..]);
+    for &k in &counts {
+        let k = k as usize;
+        let (pu, tu) = std::mem::take(&mut ru).split_at_mut(k);
+        let (pc, tc) = std::mem::take(&mut rc).split_at_mut(k);
+        let (pd, td) = std::mem::take(&mut rd).split_at_mut(k);
+        parts.push((pu, pc, pd));
+        (ru, rc, rd) = (tu, tc, td);
+    }
+    parts
+        .into_par_iter()
+        .enumerate()
+        .try_for_each(|(k, (pu, pc, pd))| {
+            ctl.check()?;
             let mut per_day = vec![0u32; days as usize];
+            let (mut at, mut since) = (0usize, 0usize);
             for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
-                if channel[i] == NONE || level[i] == 0 {
+                if rows_of(i) == 0 {
                     continue;
                 }
                 user_days(level[i], layout[i], days, &mut per_day);
+                // The walk over the days is work too (a 366-day horizon with one exposure).
+                since += days as usize;
                 for (day, &m) in per_day.iter().enumerate() {
-                    for _ in 0..m {
-                        u.push(i as u64);
-                        c.push(channel[i]);
-                        d.push(day as u32);
+                    let mut left = m as usize;
+                    while left > 0 {
+                        let step = left.min(ROWS_PER_CHECK);
+                        pu[at..at + step].fill(i as u64);
+                        pc[at..at + step].fill(channel[i]);
+                        pd[at..at + step].fill(day as u32);
+                        (at, left, since) = (at + step, left - step, since + step);
+                        if since >= ROWS_PER_CHECK {
+                            ctl.check()?;
+                            since = 0;
+                        }
                     }
                 }
+                if since >= ROWS_PER_CHECK {
+                    ctl.check()?;
+                    since = 0;
+                }
             }
-            (u, c, d)
-        })
-        .collect();
-    let total: usize = parts.iter().map(|p| p.0.len()).sum();
-    let (mut u, mut c, mut d) = (
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-        Vec::with_capacity(total),
-    );
-    for (pu, pc, pd) in parts {
-        u.extend(pu);
-        c.extend(pc);
-        d.extend(pd);
-    }
+            ctl.advance(1);
+            Ok::<(), CoreError>(())
+        })?;
     Ok((u, c, d))
 }
 
@@ -630,6 +699,41 @@ mod tests {
             assert_eq!(out.iter().sum::<u32>(), level[i]);
             assert!(*out.iter().max().unwrap() <= level[i].div_ceil(days));
         }
+    }
+
+    #[test]
+    fn schedule_lists_every_exposure_and_checks_its_size() {
+        let (days, n) = (30u32, 40_000usize);
+        let channel: Vec<u8> = (0..n).map(|i| [0, 1, NONE][i % 3]).collect();
+        let level: Vec<u32> = (0..n).map(|i| ((i * 7919) % 70) as u32).collect();
+        let (layout, _) = lay_out(&channel, &level, 2, days, &Control::new()).unwrap();
+        let (u, c, d) = schedule(&channel, &level, &layout, days, &Control::new()).unwrap();
+        let mut want = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = vec![0u32; days as usize];
+        for i in (0..n).filter(|&i| channel[i] != NONE) {
+            user_days(level[i], layout[i], days, &mut out);
+            for (day, &m) in out.iter().enumerate() {
+                want.0.extend(std::iter::repeat_n(i as u64, m as usize));
+                want.1.extend(std::iter::repeat_n(channel[i], m as usize));
+                want.2.extend(std::iter::repeat_n(day as u32, m as usize));
+            }
+        }
+        assert!(want.0.len() > 500_000, "{}", want.0.len());
+        assert_eq!((u, c, d), want);
+        // A size no machine holds is an error naming the levels, before anything is written.
+        let (big, lay) = (vec![u32::MAX; 1 << 22], vec![Layout::default(); 1 << 22]);
+        let e = schedule(&vec![0; 1 << 22], &big, &lay, days, &Control::new()).unwrap_err();
+        assert!(e.to_string().starts_with("level: too large"), "{e}");
+        let e = schedule(&channel, &level, &layout, 70_000, &Control::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("horizon_days: must be in 1..=65535"),
+            "{e}"
+        );
+        let ctl = Control::new();
+        ctl.cancel();
+        let e = schedule(&channel, &level, &layout, days, &ctl).unwrap_err();
+        assert_eq!(e, CoreError::Cancelled);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod lloyd;
 pub mod yinyang;
 
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{checked_bytes, try_vec, CoreError, Result};
 use kernel::{Packed, Real};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -302,7 +302,16 @@ pub fn transform<T: Real>(
     let n = check_x("X", x, d)?;
     check_centers(centers, k, d)?;
     let pk = Packed::new(centers, k, d);
-    let mut out = vec![T::ZERO; n * k];
+    // n x n_clusters distances: X's size times a number the user chose (MemoryError, never
+    // an abort, when they do not fit).
+    let count = n.checked_mul(k);
+    checked_bytes(
+        "X",
+        "n_samples x n_clusters distances",
+        count,
+        size_of::<T>(),
+    )?;
+    let mut out = try_vec("X", count.unwrap_or_default(), T::ZERO)?;
     let o = SyncSlice::new(&mut out);
     ordered(
         n,

@@ -265,35 +265,41 @@ fn below_mask<T: Real>(l: &[T], u: T) -> u64 {
 }
 
 /// Half the distance of every center to its nearest other center, rounded down (0 for k = 1).
+/// Blocks of 64 centers in parallel, each with its own 64 x k distances: never the k x k matrix
+/// (29 GB at k = 60,000 in f64). Each value is computed alone: no effect on results.
 fn half_gaps<T: Real>(centers: &[T], pk: &Packed<T>, k: usize, d: usize) -> Vec<T> {
     if k < 2 {
         return vec![T::ZERO; k];
     }
-    let mut all = vec![T::ZERO; k * k];
-    // rows of centers in parallel (each value is computed alone: no effect on results)
-    all.par_chunks_mut(64 * k)
-        .zip(centers.par_chunks(64 * d))
-        .for_each(|(o, c)| kernel::all_dist(c, d, pk, o));
-    (0..k)
-        .into_par_iter()
-        .with_min_len(64)
-        .map(|c| {
-            let mut m = f64::INFINITY;
-            for (o, &v) in all[c * k..(c + 1) * k].iter().enumerate() {
-                if o != c {
-                    // exact distance when the kernel says it may be the nearest
-                    if v.to_f64() < m * 1.01 + 1e-12 {
-                        let e = kernel::dist2_f64(
-                            &centers[c * d..(c + 1) * d],
-                            &centers[o * d..(o + 1) * d],
-                        );
-                        m = m.min(e);
+    let blocks: Vec<Vec<T>> = centers
+        .par_chunks(64 * d)
+        .enumerate()
+        .map(|(b, rows)| {
+            let mut all = vec![T::ZERO; rows.len() / d * k];
+            kernel::all_dist(rows, d, pk, &mut all);
+            all.chunks(k)
+                .enumerate()
+                .map(|(r, dist)| {
+                    let c = b * 64 + r;
+                    let mut m = f64::INFINITY;
+                    for (o, &v) in dist.iter().enumerate() {
+                        if o != c {
+                            // exact distance when the kernel says it may be the nearest
+                            if v.to_f64() < m * 1.01 + 1e-12 {
+                                let e = kernel::dist2_f64(
+                                    &centers[c * d..(c + 1) * d],
+                                    &centers[o * d..(o + 1) * d],
+                                );
+                                m = m.min(e);
+                            }
+                        }
                     }
-                }
-            }
-            T::from_f64(m.sqrt() * 0.5 * (1.0 - 1e-5))
+                    T::from_f64(m.sqrt() * 0.5 * (1.0 - 1e-5))
+                })
+                .collect()
         })
-        .collect()
+        .collect();
+    blocks.concat()
 }
 
 /// Memory allowed for the history of the centers (bytes): with it, the group bounds decay by

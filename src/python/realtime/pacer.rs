@@ -3,7 +3,7 @@
 
 use super::slice;
 use crate::python::args::{int_arg, real_arg};
-use crate::python::{guarded, to_pyerr};
+use crate::python::{guarded, guarded_gil, to_pyerr};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -166,7 +166,7 @@ impl RealtimePacer {
         self.lock().null_action()
     }
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.lock().to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.lock().to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
     #[staticmethod]

@@ -7,7 +7,7 @@
 use super::{array, slice};
 use crate::control::Control;
 use crate::python::args::{bool_arg, int_arg, real_arg};
-use crate::python::{guarded, guarded_pool, run_long, to_pyerr};
+use crate::python::{guarded, guarded_gil, guarded_pool, run_long, to_pyerr};
 use crate::realtime::{Algo, Config, Policy, Rows};
 use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -297,7 +297,8 @@ impl RealtimePolicy {
         let dims = self.dims(py);
         let (xr, xar, n) = batch_rows(X, action_features, dims)?;
         let rows = rows_view(&xr, &xar, "X")?;
-        let mut out = vec![0i64; n];
+        // X may have no columns (n_features=0): its rows cost nothing, this output does.
+        let mut out = crate::error::try_vec("X", n, 0i64).map_err(to_pyerr)?;
         if hallucinate {
             self.run_locked(py, n >= LONG_ROWS / 4, |p, ctl| {
                 p.choose_batch_hallucinated(&rows, n, &mut out, ctl)
@@ -428,7 +429,7 @@ impl RealtimePolicy {
 
     /// The versioned state (bytes) of the policy.
     fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = self.lock(py).policy.to_bytes().map_err(to_pyerr)?;
+        let b = guarded_gil(|| self.lock(py).policy.to_bytes())?;
         Ok(PyBytes::new(py, &b))
     }
 

@@ -34,20 +34,39 @@ pub struct Counts {
 impl Counts {
     /// Counts of nothing, with room for `n_groups` x `n_channels` cells.
     pub fn empty(n_groups: usize, n_channels: usize) -> Counts {
-        Counts::zeros(n_groups, n_channels, 0)
-    }
-
-    pub(super) fn zeros(n_groups: usize, n_channels: usize, n_levels: usize) -> Counts {
-        let len = n_groups * n_channels * n_levels;
         Counts {
             n_groups,
             n_channels,
-            n_levels,
-            trials: vec![0.0; len],
-            conversions: vec![0.0; len],
-            opt_outs: vec![0.0; len],
-            rows: vec![0; len],
+            n_levels: 0,
+            trials: Vec::new(),
+            conversions: Vec::new(),
+            opt_outs: Vec::new(),
+            rows: Vec::new(),
         }
+    }
+
+    /// The entries of a `n_groups x n_channels x n_levels` table, or `None` if they overflow.
+    fn entries(n_groups: usize, n_channels: usize, n_levels: usize) -> Option<usize> {
+        n_groups.checked_mul(n_channels)?.checked_mul(n_levels)
+    }
+
+    /// A table of zeros. Its size is set by the log (segments x channels x the most exposures),
+    /// so it is checked and allocated fallibly: `ValueError` / `MemoryError` naming `log`.
+    pub(super) fn zeros(n_groups: usize, n_channels: usize, n_levels: usize) -> Result<Counts> {
+        let len = Self::entries(n_groups, n_channels, n_levels);
+        let what = "segments x channels x exposure levels (32 bytes each)";
+        let bytes = checked_bytes("log", what, len, 32)?;
+        check_fits_memory("log", bytes)?;
+        let len = len.unwrap_or_default();
+        Ok(Counts {
+            n_groups,
+            n_channels,
+            n_levels,
+            trials: crate::error::try_zeroed("log", len)?,
+            conversions: crate::error::try_zeroed("log", len)?,
+            opt_outs: crate::error::try_zeroed("log", len)?,
+            rows: crate::error::try_zeroed("log", len)?,
+        })
     }
 
     /// Rows counted.
@@ -88,7 +107,7 @@ impl Counts {
             max_n = max_n.max(m?);
         }
         let levels = if n == 0 { 0 } else { max_n as usize + 1 };
-        let mut out = Counts::zeros(n_groups, n_channels, levels);
+        let mut out = Counts::zeros(n_groups, n_channels, levels)?;
         if n == 0 {
             return Ok(out);
         }
@@ -103,7 +122,7 @@ impl Counts {
                 .into_par_iter()
                 .map(|i| {
                     ctl.check()?;
-                    let mut p = Counts::zeros(n_groups, n_channels, levels);
+                    let mut p = Counts::zeros(n_groups, n_channels, levels)?;
                     p.count(log, i * rows, ((i + 1) * rows).min(n));
                     ctl.advance(1);
                     Ok(p)
@@ -146,8 +165,13 @@ impl Counts {
     }
 
     /// The same counts in a larger table (cells and levels keep their codes).
-    pub(super) fn resized(&self, n_groups: usize, n_channels: usize, n_levels: usize) -> Counts {
-        let mut out = Counts::zeros(n_groups, n_channels, n_levels);
+    pub(super) fn resized(
+        &self,
+        n_groups: usize,
+        n_channels: usize,
+        n_levels: usize,
+    ) -> Result<Counts> {
+        let mut out = Counts::zeros(n_groups, n_channels, n_levels)?;
         for g in 0..self.n_groups {
             for c in 0..self.n_channels {
                 for l in 0..self.n_levels {
@@ -160,7 +184,7 @@ impl Counts {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Adds `other` (e.g. the next window's log) to these counts; the table grows to hold the
@@ -172,26 +196,28 @@ impl Counts {
         }
     }
 
-    pub fn merge(&mut self, other: &Counts) {
+    pub fn merge(&mut self, other: &Counts) -> Result<()> {
         let g = self.n_groups.max(other.n_groups);
         let c = self.n_channels.max(other.n_channels);
         let l = self.n_levels.max(other.n_levels);
         if (g, c, l) != (self.n_groups, self.n_channels, self.n_levels) {
-            *self = self.resized(g, c, l);
+            *self = self.resized(g, c, l)?;
         }
         if (g, c, l) == (other.n_groups, other.n_channels, other.n_levels) {
             self.add_same_shape(other);
         } else {
-            self.add_same_shape(&other.resized(g, c, l));
+            self.add_same_shape(&other.resized(g, c, l)?);
         }
+        Ok(())
     }
 
     pub(super) fn check(&self) -> Result<()> {
-        let len = self.n_groups * self.n_channels * self.n_levels;
+        // Overflowing sizes (a corrupt state) are malformed, never a wrapped length.
+        let len = Self::entries(self.n_groups, self.n_channels, self.n_levels);
         let ok = [&self.trials, &self.conversions, &self.opt_outs]
             .iter()
-            .all(|v| v.len() == len && v.iter().all(|x| x.is_finite() && *x >= 0.0))
-            && self.rows.len() == len
+            .all(|v| Some(v.len()) == len && v.iter().all(|x| x.is_finite() && *x >= 0.0))
+            && Some(self.rows.len()) == len
             && self.n_levels <= MAX_EXPOSURES as usize + 1;
         if ok {
             Ok(())

@@ -51,6 +51,17 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     if nc == 0 {
         return Err(CoreError::invalid("counts", "have no channels"));
     }
+    // Segments x channels cells, each with its levels, three fits (free, pinned, final: their
+    // modes and covariances on the heap) and its outputs: checked before any of it is made
+    // (`ValueError` / `MemoryError` naming `log`, never an abort).
+    let values = N_PARAMS + NC * NC + NO * NO;
+    let per_cell = std::mem::size_of::<Vec<Level>>()
+        + 3 * (std::mem::size_of::<Option<CellPost>>() + 8 * values)
+        + 8 * (values + 2)
+        + 2;
+    let cells = ng.checked_mul(nc);
+    let bytes = checked_bytes("log", "segments x channels cells", cells, per_cell)?;
+    check_fits_memory("log", bytes)?;
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
@@ -395,7 +406,9 @@ impl ResponseFit {
 
     /// Curves of every cell at `levels` (exposures >= 0, fractional allowed) with intervals of
     /// normal quantile `z` (e.g. 1.645 for 90 %). `incremental` is `A H(n)`, without `b`.
-    pub fn curves(&self, levels: &[f64], z: f64) -> Result<Curves> {
+    /// Curves of every cell at `levels`: cells x levels points, checked and allocated
+    /// fallibly (`MemoryError` naming `levels`), `ctl` checked before every cell.
+    pub fn curves(&self, levels: &[f64], z: f64, ctl: &Control) -> Result<Curves> {
         check_levels("levels", levels)?;
         if !(z.is_finite() && z >= 0.0) {
             return Err(CoreError::invalid(
@@ -404,14 +417,18 @@ impl ResponseFit {
             ));
         }
         let (nc, nl) = (self.n_channels, levels.len());
-        let len = self.n_groups * nc * nl;
+        let len = (self.n_groups * nc).checked_mul(nl);
+        let what = "segments x channels x levels points (4 curves of 8 bytes)";
+        check_fits_memory("levels", checked_bytes("levels", what, len, 32)?)?;
+        let len = len.unwrap_or_default();
         let mut out = Curves {
-            incremental: vec![0.0; len],
-            lower: vec![0.0; len],
-            upper: vec![0.0; len],
-            opt_out: vec![0.0; len],
+            incremental: crate::error::try_zeroed("levels", len)?,
+            lower: crate::error::try_zeroed("levels", len)?,
+            upper: crate::error::try_zeroed("levels", len)?,
+            opt_out: crate::error::try_zeroed("levels", len)?,
         };
         for i in 0..self.n_groups * nc {
+            ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
             for (l, &n) in levels.iter().enumerate() {
                 let (a, lo, hi, o) = point(th, cov, n, z);

@@ -64,7 +64,7 @@
 //! of the counts.
 
 use crate::control::Control;
-use crate::error::{check_len, CoreError, Result};
+use crate::error::{check_fits_memory, check_len, checked_bytes, CoreError, Result};
 use crate::numeric::sigmoid;
 use crate::numeric::{cholesky_solve, invert_spd};
 use rayon::prelude::*;
@@ -190,7 +190,7 @@ impl Response {
                 if forget < 1.0 {
                     c.scale(forget);
                 }
-                c.merge(&new);
+                c.merge(&new)?;
                 c
             }
             None => new,

@@ -178,7 +178,7 @@ fn recovers_known_parameters_from_large_simulated_logs() {
     }
     // Curves: the truth lies inside the 95 % band at every arm, and the band is narrow.
     let levels: Vec<f64> = ARMS.iter().map(|&n| n as f64).collect();
-    let cv = f.curves(&levels, 1.96).unwrap();
+    let cv = f.curves(&levels, 1.96, &Control::new()).unwrap();
     for (c, t) in truth[0].iter().enumerate() {
         for (l, &n) in levels.iter().enumerate() {
             let e = c * levels.len() + l;
@@ -216,8 +216,8 @@ fn shrinkage_pulls_tiny_segments_to_the_pooled_curve() {
         &ctl(),
     )
     .unwrap();
-    let ce = eb.curves(&levels, 1.645).unwrap();
-    let cl = loose.curves(&levels, 1.645).unwrap();
+    let ce = eb.curves(&levels, 1.645, &Control::new()).unwrap();
+    let cl = loose.curves(&levels, 1.645, &Control::new()).unwrap();
     let cp = eb.channel_params();
     let chan = |n: f64| p_conv(&cp[..N_PARAMS].try_into().unwrap(), n) - cp[0];
     let own = |n: f64| p_conv(&odd, n) - odd[0];
@@ -275,14 +275,14 @@ fn merge_equals_aggregate_of_the_concatenation() {
         let x = if weighted { &a2 } else { &a };
         let mut m = Counts::aggregate(&x.log(weighted), 2, 1, &ctl()).unwrap();
         let cb = Counts::aggregate(&b.log(weighted), 3, 2, &ctl()).unwrap();
-        m.merge(&cb);
+        m.merge(&cb).unwrap();
         let all = cat(x, &b);
         let whole = Counts::aggregate(&all.log(weighted), 3, 2, &ctl()).unwrap();
         assert_eq!(m, whole);
         assert_eq!(whole.n_levels, 35);
         // merging into empty counts is the identity
         let mut e = Counts::empty(0, 0);
-        e.merge(&whole);
+        e.merge(&whole).unwrap();
         assert_eq!(e, whole);
     }
 }
@@ -334,7 +334,7 @@ fn cells_without_data_fall_back_and_channels_without_data_are_flagged() {
     assert_eq!(opt[0], opt[1]);
     assert_eq!((inc[2], opt[2]), (0.0, 0.0));
     // no-data cells have wider intervals than the channel's cells with data
-    let cv = f.curves(&[3.0], 1.645).unwrap();
+    let cv = f.curves(&[3.0], 1.645, &Control::new()).unwrap();
     assert!(cv.upper[4] - cv.lower[4] > cv.upper[0] - cv.lower[0]);
 }
 
@@ -378,7 +378,7 @@ fn bad_input_names_the_argument() {
         .starts_with("tau:"));
     let f = fit(&c, &Prior::default(), &ctl()).unwrap();
     assert!(f
-        .curves(&[-1.0], 1.0)
+        .curves(&[-1.0], 1.0, &Control::new())
         .unwrap_err()
         .to_string()
         .starts_with("levels:"));
@@ -408,13 +408,13 @@ fn state_round_trips_and_rejects_corruption() {
     let c2 = Counts::aggregate(&sim.log(false), 2, 2, &ctl()).unwrap();
     let r2 = Response::fit(Some(&r), c2.clone(), Prior::default(), 1.0, &ctl()).unwrap();
     let mut m = r.counts.clone();
-    m.merge(&c2);
+    m.merge(&c2).unwrap();
     assert_eq!(r2.fit, fit(&m, &Prior::default(), &ctl()).unwrap());
     // forgetting: the past counts are halved before the new ones are added
     let r3 = Response::fit(Some(&r), c2.clone(), Prior::default(), 0.5, &ctl()).unwrap();
     let mut h = r.counts.clone();
     h.scale(0.5);
-    h.merge(&c2);
+    h.merge(&c2).unwrap();
     assert_eq!(r3.counts, h);
     assert_ne!(r3.fit, r2.fit);
     assert!(Response::fit(Some(&r), c2, Prior::default(), 0.0, &ctl()).is_err());
@@ -511,8 +511,8 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
     // early, half of its effect by 3 exposures).
     let levels: Vec<f64> = ARMS[1..].iter().map(|&n| n as f64).collect();
     let (cb, cs) = (
-        both.curves(&levels, 1.0).unwrap(),
-        solo.curves(&levels, 1.0).unwrap(),
+        both.curves(&levels, 1.0, &Control::new()).unwrap(),
+        solo.curves(&levels, 1.0, &Control::new()).unwrap(),
     );
     let (mut e_both, mut e_solo) = (0.0, 0.0);
     for (l, &n) in levels.iter().enumerate() {
@@ -543,7 +543,7 @@ fn segments_that_differ_in_height_keep_their_own_heights() {
     )
     .unwrap();
     assert!(f.tau[1] > 0.2, "tau of logit m: {}", f.tau[1]);
-    let cv = f.curves(&[14.0], 1.0).unwrap();
+    let cv = f.curves(&[14.0], 1.0, &Control::new()).unwrap();
     let want: Vec<f64> = truth
         .iter()
         .map(|t| p_conv(&t[0], 14.0) - t[0][0])
