@@ -125,6 +125,15 @@ SIZED: dict[str, tuple[str | None, str, str, int]] = {
         "s = gm.allocate.solve(p)\nassert 0 < s.usage['used'].iloc[0] <= 1000.0, s.usage",
         3,
     ),
+    # one candidate whose action id is 2**31: the per-action tables (16 GiB of action ids)
+    # came from np.arange, whose MemoryError named nothing
+    "allocate.Problem.from_arrays[largest action id]": (
+        "action",
+        "",
+        "gm.allocate.Problem.from_arrays(np.array([0, 1]), np.array([2**31]), np.ones(1),\n"
+        "    resources={'budget': 1.0}, usage={'budget': np.ones(1)})",
+        3,
+    ),
     # Yinyang's gaps between 22,000 centers: no k x k matrix (3.9 GB), within 3 GiB
     "insight.KMeans.fit[k x k gaps]": (
         None,

@@ -47,6 +47,8 @@ __all__ = [
     "check_int",
     "check_number",
     "check_same_length",
+    "arange",
+    "check_fits",
     "zeros",
     "column",
     "columns",
@@ -268,11 +270,9 @@ def check_instance(x: Any, name: str, cls: type | tuple[type, ...], what: str) -
     return x
 
 
-def zeros(shape: tuple[int, ...], arg: str, what: str, dtype: Any = np.float64) -> np.ndarray:
-    """``np.zeros(shape, dtype)``, or a ``MemoryError`` naming ``arg`` when it does not fit in
-    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
-    that are touched later)."""
-    need = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=object))
+def check_fits(need: int, arg: str, what: str, shape: tuple[int, ...]) -> None:
+    """A ``MemoryError`` naming ``arg`` when ``need`` bytes (``what``, of ``shape``) exceed this
+    machine's memory."""
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
@@ -282,11 +282,31 @@ def zeros(shape: tuple[int, ...], arg: str, what: str, dtype: Any = np.float64) 
             f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than this "
             f"machine's {have / 2**30:,.1f} GiB of memory"
         )
+
+
+def zeros(shape: tuple[int, ...], arg: str, what: str, dtype: Any = np.float64) -> np.ndarray:
+    """``np.zeros(shape, dtype)``, or a ``MemoryError`` naming ``arg`` when it does not fit in
+    this machine's memory (numpy would raise one naming nothing, or promise lazily zeroed pages
+    that are touched later)."""
+    need = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=object))
+    check_fits(need, arg, what, shape)
     try:
         return np.zeros(shape, dtype)
     except (MemoryError, ValueError):
         raise MemoryError(
             f"{arg}: {what} needs {need / 2**30:,.1f} GiB (shape {shape}), more than can be "
+            "allocated"
+        ) from None
+
+
+def arange(n: int, arg: str, what: str) -> np.ndarray:
+    """``np.arange(n)`` (int64), or a ``MemoryError`` naming ``arg`` as :func:`zeros` does."""
+    check_fits(8 * n, arg, what, (n,))
+    try:
+        return np.arange(n, dtype=np.int64)
+    except (MemoryError, ValueError):
+        raise MemoryError(
+            f"{arg}: {what} needs {8 * n / 2**30:,.1f} GiB (shape ({n},)), more than can be "
             "allocated"
         ) from None
 

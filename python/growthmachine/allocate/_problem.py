@@ -225,6 +225,8 @@ class Problem(Versioned):
         value = cv.as_array(value, "value", dtype, allow_empty=True)
         nnz = len(value)
         cv.check_same_length({"value": value, "action": action_i})
+        # the tables below have one row per action id: name what sized them
+        arg = "n_actions" if n_actions is not None else "action (its largest id + 1 actions)"
         if n_actions is None:
             n_actions = int(action_i.max()) + 1 if nnz else 1
         n_actions = cv.check_int(n_actions, "n_actions", minimum=1, maximum=_MAX_ACTIONS)
@@ -251,7 +253,8 @@ class Problem(Versioned):
                 )
             cols.append(a)
             col_res.append(names.index(r))
-        au = cv.zeros((n_actions, len(names)), "n_actions", "the per-action usage table")
+        au = cv.zeros((n_actions, len(names)), arg, "the per-action usage table")
+        actions = cv.arange(n_actions, arg, "the table of action ids")
         for r, col in action_usage.items():
             au[:, names.index(r)] = cv.as_array(
                 col, f"action_usage[{r!r}]", np.float64, nonnegative=True, shape=(n_actions,)
@@ -268,7 +271,7 @@ class Problem(Versioned):
             usage=cols,
             usage_resource=col_res,
             action_usage=np.ascontiguousarray(au),
-            actions=np.arange(n_actions),
+            actions=actions,
             groups=g,
             per_user_limit=lim,
             resources=names,
