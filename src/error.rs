@@ -161,9 +161,32 @@ pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// `v.try_reserve(additional)`: room for `additional` more values or `OutOfMemory` naming `arg`
+/// (`what` the values are), never an abort, for vectors that grow by pushes.
+pub fn try_grow<T>(v: &mut Vec<T>, additional: usize, arg: &str, what: &str) -> Result<()> {
+    v.try_reserve(additional).map_err(|_| {
+        CoreError::OutOfMemory(format!(
+            "{arg}: too large for this machine: could not grow {what} to {} values",
+            v.len().saturating_add(additional)
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_grow_reserves_or_fails_cleanly() {
+        let mut v = vec![1u8; 3];
+        try_grow(&mut v, 10, "n", "the values").unwrap();
+        assert!(v.capacity() >= 13);
+        match try_grow(&mut v, usize::MAX, "users", "the candidates") {
+            Err(CoreError::OutOfMemory(m)) => assert!(m.starts_with("users:"), "{m}"),
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        assert_eq!(v, vec![1u8; 3]);
+    }
 
     #[test]
     fn try_zeroed_is_zero_or_a_memory_error() {

@@ -24,7 +24,7 @@
 
 use crate::allocate::{dual::solve_dual, DualOptions, Limit, Problem, Solved};
 use crate::control::Control;
-use crate::error::{CoreError, Result};
+use crate::error::{try_grow, CoreError, Result};
 use crate::parallel::CHUNK;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -325,6 +325,8 @@ pub fn plan(
             let mut buf = Vec::new();
             let mut h = Vec::new();
             let (mut cnt, mut act, mut val) = (Vec::new(), Vec::new(), Vec::new());
+            let what = "the candidate frequencies (hull points) of the users";
+            try_grow(&mut cnt, CHUNK, "users", what)?;
             for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
                 let mut m = 0u8;
                 for c in 0..c_n {
@@ -333,6 +335,8 @@ pub fn plan(
                     }
                     vals_of(i, c, &mut buf);
                     hull(levels, &buf, &allowed[c * l_n..(c + 1) * l_n], &mut h);
+                    try_grow(&mut act, h.len(), "users", what)?;
+                    try_grow(&mut val, h.len(), "users", what)?;
                     for &l in &h {
                         if m == u8::MAX {
                             break;
@@ -348,10 +352,13 @@ pub fn plan(
         })
         .collect::<Result<_>>()?;
     let nnz: usize = parts.iter().map(|p| p.1.len()).sum();
-    let mut indptr = Vec::with_capacity(n + 1);
+    let what = "the candidate frequencies (hull points) of the users";
+    let mut indptr = Vec::new();
+    try_grow(&mut indptr, n + 1, "users", what)?;
     indptr.push(0i64);
-    let mut action = Vec::with_capacity(nnz);
-    let mut value = Vec::with_capacity(nnz);
+    let (mut action, mut value) = (Vec::new(), Vec::new());
+    try_grow(&mut action, nnz, "users", what)?;
+    try_grow(&mut value, nnz, "users", what)?;
     let mut acc = 0i64;
     for (cnt, act, val) in parts {
         ctl.check()?;
