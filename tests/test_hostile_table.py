@@ -134,6 +134,19 @@ SIZED: dict[str, tuple[str | None, str, str, int]] = {
         "    resources={'budget': 1.0}, usage={'budget': np.ones(1)})",
         3,
     ),
+    # 2M users on 2 channels x 255 concave levels: every level is a hull point (255 per user,
+    # 8 bytes each: 4 GB of candidates within 3 GiB); the candidates grew by pushes
+    "touchpoint.FrequencyPlanner.plan[hull candidates]": (
+        "users",
+        "from growthmachine.touchpoint import Channel, FrequencyPlanner\n"
+        "fp = FrequencyPlanner([Channel('ads', 0.001, daily_cap=10),\n"
+        "    Channel('sms', 0.001, daily_cap=10)], 30, levels=range(1, 256))\n"
+        "inc = np.broadcast_to(np.sqrt(np.arange(1, 256)) / 20.0, (1, 2, 255)).copy()\n"
+        "n = 2_000_000\n",
+        "fp.plan(np.arange(n), 1e9, segment=np.zeros(n, np.int64),\n"
+        "    curves=(inc, np.zeros((1, 2, 255))))",
+        3,
+    ),
     # Yinyang's gaps between 22,000 centers: no k x k matrix (3.9 GB), within 3 GiB
     "insight.KMeans.fit[k x k gaps]": (
         None,
