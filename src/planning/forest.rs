@@ -40,9 +40,9 @@
 //! the trees agree; it ignores the (smaller) variance from the choice of the splits.
 
 use super::binning::Bins;
-use super::pairs;
 use super::tree::{self, Shared, Tree, TreeParams};
 use super::{arms_of, global_effects, global_sums};
+use super::{dedup, pairs};
 use crate::control::Control;
 use crate::error::{check_finite, check_len, CoreError, Result};
 use rayon::prelude::*;
@@ -364,12 +364,43 @@ impl Forest {
         check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
         check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
         let lay = pairs::Layout { pu, z, pz, k };
-        match pairs::Resolver::new(&self.trees, &lay) {
-            Some(r) => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| r.add(e, s, xs, pu, k)),
-            None => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| {
+        let resolver = pairs::Resolver::new(&self.trees, &lay);
+        let score = |xs: &[f64], rows: usize| match &resolver {
+            Some(r) => self.by_chunks(xs, rows, pu, k, ctl, |e, s, xs| r.add(e, s, xs, pu, k)),
+            None => self.by_chunks(xs, rows, pu, k, ctl, |e, s, xs| {
                 pairs::walk(&self.trees, e, s, xs, &lay)
             }),
+        };
+        // rows no split tells apart are scored once ([`dedup`]: the same numbers, bit for bit)
+        let coder = dedup::Coder::new(&self.trees, pu).filter(|_| n > 1 && n <= u32::MAX as usize);
+        let Some(coder) = coder else {
+            return score(xu, n);
+        };
+        let (of_row, firsts) = dedup::group(&coder, xu, n, pu, ctl)?;
+        if firsts.len() == n {
+            return score(xu, n);
         }
+        let mut xs: Vec<f64> = crate::error::try_vec("X", firsts.len() * pu, 0.0)?;
+        for (row, &f) in xs.chunks_exact_mut(pu).zip(&firsts) {
+            row.copy_from_slice(&xu[f as usize * pu..(f as usize + 1) * pu]);
+        }
+        let (eu, su) = score(&xs, firsts.len())?;
+        drop(xs);
+        let mut est: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        if k > 0 {
+            est.par_chunks_mut(PREDICT_CHUNK * k)
+                .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
+                .zip(of_row.par_chunks(PREDICT_CHUNK))
+                .for_each(|((e, s), g)| {
+                    for ((e, s), &g) in e.chunks_exact_mut(k).zip(s.chunks_exact_mut(k)).zip(g) {
+                        let g = g as usize;
+                        e.copy_from_slice(&eu[g * k..(g + 1) * k]);
+                        s.copy_from_slice(&su[g * k..(g + 1) * k]);
+                    }
+                });
+        }
+        Ok((est, se))
     }
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).

@@ -19,6 +19,7 @@
 
 pub mod binning;
 pub mod cell;
+pub mod dedup;
 pub mod estimate;
 pub mod forest;
 pub mod pairs;

@@ -38,7 +38,7 @@ use super::tree::{Tree, LEAF};
 /// Most u64 words of leaf bits per tree the elimination takes (256 leaves).
 pub const MAX_WORDS: usize = 4;
 /// Rows evaluated together against one tree (their rows and sums stay in the L1 cache).
-const BLOCK: usize = 64;
+const BLOCK: usize = 256;
 /// Most regions per tree given a table of their `k` values (else each kept leaf adds its own).
 const MAX_REGIONS: usize = 1024;
 
@@ -424,14 +424,19 @@ pub fn walk(trees: &[Tree], e: &mut [f64], s: &mut [f64], xs: &[f64], lay: &Layo
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tree::Node;
     use super::*;
     use rand::{Rng, SeedableRng};
 
     /// A full random tree of `depth` over `pu + pz` features (split features drawn with
     /// `p_task` chance of being a task feature), thresholds in [-1, 1], leaf values random.
-    fn random_tree(rng: &mut crate::rng::Rng, depth: usize, pu: usize, pz: usize) -> Tree {
+    pub(in crate::planning) fn random_tree(
+        rng: &mut crate::rng::Rng,
+        depth: usize,
+        pu: usize,
+        pz: usize,
+    ) -> Tree {
         let mut nodes = Vec::new();
         let mut n_leaves = 0u32;
         fn grow(
