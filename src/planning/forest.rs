@@ -333,6 +333,7 @@ impl Forest {
     /// Each tree is resolved once for the rows of `z` and then evaluated per row of `xu` for
     /// all rows of `z` together, without branches ([`pairs`]: leaf elimination); trees with too
     /// many leaves for that are walked once per row of `xu`, the task set split at task splits.
+    /// Rows of `xu` that no user split of any tree tells apart are scored once ([`dedup`]).
     pub fn predict_pairs(
         &self,
         xu: &[f64],
