@@ -69,6 +69,15 @@ impl Coder {
         self.feats.len()
     }
 
+    /// The code column of user feature `f` and the index of `threshold` among its thresholds
+    /// (`None` if no split of the coder's trees is there).
+    pub fn position(&self, f: usize, threshold: f64) -> Option<(usize, u8)> {
+        let col = self.feats.binary_search(&f).ok()?;
+        let t = &self.thresholds[col];
+        let i = t.partition_point(|&v| v < threshold);
+        (i < t.len() && t[i] == threshold).then_some((col, i as u8))
+    }
+
     /// Writes the code of `row` into `out` (`width()` bytes).
     #[inline]
     fn code(&self, row: &[f64], out: &mut [u8]) {
@@ -97,15 +106,19 @@ fn hash(key: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// The groups of the `n` rows of `x` (`pu` wide) by code: (the group of each row, the first row
-/// of each group), groups numbered shard by shard, in row order within a shard.
-pub fn group(
-    coder: &Coder,
-    x: &[f64],
-    n: usize,
-    pu: usize,
-    ctl: &Control,
-) -> Result<(Vec<u32>, Vec<u32>)> {
+/// The rows of `x` grouped by code ([`group`]).
+pub struct Groups {
+    /// The group of each row.
+    pub of_row: Vec<u32>,
+    /// The first row of each group.
+    pub firsts: Vec<u32>,
+    /// The code of each group (`width()` bytes each).
+    pub codes: Vec<u8>,
+}
+
+/// The groups of the `n` rows of `x` (`pu` wide) by code, numbered shard by shard, in row order
+/// within a shard.
+pub fn group(coder: &Coder, x: &[f64], n: usize, pu: usize, ctl: &Control) -> Result<Groups> {
     let m = coder.width();
     let mut codes: Vec<u8> = try_vec("X", n * m.max(1), 0u8)?;
     let mut hashes: Vec<u64> = try_vec("X", n, 0u64)?;
@@ -180,7 +193,17 @@ pub fn group(
         }
         firsts.extend(f);
     }
-    Ok((of_row, firsts))
+    let mut group_codes: Vec<u8> = try_vec("X", firsts.len() * m, 0u8)?;
+    if m > 0 {
+        for (c, &f) in group_codes.chunks_exact_mut(m).zip(&firsts) {
+            c.copy_from_slice(key(f as usize));
+        }
+    }
+    Ok(Groups {
+        of_row,
+        firsts,
+        codes: group_codes,
+    })
 }
 
 #[cfg(test)]
@@ -237,7 +260,8 @@ mod tests {
             .collect();
         let f = forest(trees, pu + pz);
         let coder = Coder::new(&f.trees, pu).expect("few thresholds");
-        let (of_row, firsts) = group(&coder, &x, n, pu, &Control::default()).unwrap();
+        let g = group(&coder, &x, n, pu, &Control::default()).unwrap();
+        let (of_row, firsts) = (g.of_row, g.firsts);
         assert!(firsts.len() < n / 2, "{} groups of {n} rows", firsts.len());
         assert!(firsts.len() > 100, "{} groups", firsts.len());
         for (g, &r) in firsts.iter().enumerate() {
