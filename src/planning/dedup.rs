@@ -10,8 +10,9 @@
 //! same order). Features no tree splits on do not enter the code.
 //!
 //! **Scoring.** The rows are coded (at most 255 thresholds per feature: one byte each, which
-//! the forest's bins, at most 256, guarantee), grouped by code, each group's first row scored,
-//! and its estimates copied to the group's rows. The prospects of a world share most of their
+//! the forest's bins, at most 256, guarantee), grouped by code, each group scored once from its
+//! code (a split `x_f <= t_i` read as `c <= i`, [`super::pairs::Resolver::add_codes`]), and
+//! its estimates copied to the group's rows. The prospects of a world share most of their
 //! features, so many rows share a code; the result is the same whatever the sharing.
 //! Grouping is by hash shards of fixed number, so the groups, and the order in which the
 //! unique rows are scored, do not depend on the thread count.
