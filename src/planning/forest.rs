@@ -40,9 +40,9 @@
 //! the trees agree; it ignores the (smaller) variance from the choice of the splits.
 
 use super::binning::Bins;
-use super::pairs;
 use super::tree::{self, Shared, Tree, TreeParams};
 use super::{arms_of, global_effects, global_sums};
+use super::{dedup, pairs};
 use crate::control::Control;
 use crate::error::{check_finite, check_len, CoreError, Result};
 use rayon::prelude::*;
@@ -289,14 +289,14 @@ impl Forest {
     /// rows `xs` into `e` and `s`; chunks run in parallel, Ctrl-C is checked before each, and
     /// the sums become means and root mean squares. The outputs come from zero pages, so
     /// nothing is filled before the first check.
-    fn by_chunks(
+    fn by_chunks<T: Sync>(
         &self,
-        x: &[f64],
+        x: &[T],
         n: usize,
         p: usize,
         width: usize,
         ctl: &Control,
-        add: impl Fn(&mut [f64], &mut [f64], &[f64]) + Sync,
+        add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         let cells = n.checked_mul(width).ok_or_else(|| {
             CoreError::invalid(
@@ -333,6 +333,7 @@ impl Forest {
     /// Each tree is resolved once for the rows of `z` and then evaluated per row of `xu` for
     /// all rows of `z` together, without branches ([`pairs`]: leaf elimination); trees with too
     /// many leaves for that are walked once per row of `xu`, the task set split at task splits.
+    /// Rows of `xu` that no user split of any tree tells apart are scored once ([`dedup`]).
     pub fn predict_pairs(
         &self,
         xu: &[f64],
@@ -364,12 +365,59 @@ impl Forest {
         check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
         check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
         let lay = pairs::Layout { pu, z, pz, k };
-        match pairs::Resolver::new(&self.trees, &lay) {
-            Some(r) => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| r.add(e, s, xs, pu, k)),
-            None => self.by_chunks(xu, n, pu, k, ctl, |e, s, xs| {
+        let mut resolver = pairs::Resolver::new(&self.trees, &lay);
+        // rows no split tells apart are scored once ([`dedup`]: the same numbers, bit for bit),
+        // from their codes, as the splits see them (1 byte a feature, not 8), where they can
+        let coder = dedup::Coder::new(&self.trees, pu).filter(|_| n > 1 && n <= u32::MAX as usize);
+        let by_codes = coder
+            .as_ref()
+            .is_some_and(|c| c.width() > 0 && resolver.as_mut().is_some_and(|r| r.to_codes(c)));
+        let score = |xs: &[f64], rows: usize| match &resolver {
+            Some(r) => self.by_chunks(xs, rows, pu, k, ctl, |e, s, xs| r.add(e, s, xs, pu, k)),
+            None => self.by_chunks(xs, rows, pu, k, ctl, |e, s, xs| {
                 pairs::walk(&self.trees, e, s, xs, &lay)
             }),
+        };
+        let Some(coder) = coder else {
+            return score(xu, n);
+        };
+        let dedup::Groups {
+            of_row,
+            firsts,
+            codes,
+        } = dedup::group(&coder, xu, n, pu, ctl)?;
+        let (u, m) = (firsts.len(), coder.width());
+        let (eu, su) = if by_codes {
+            let r = resolver.as_ref().expect("resolved");
+            self.by_chunks(&codes, u, m, k, ctl, |e, s, cs| r.add_codes(e, s, cs, m, k))?
+        } else if u == n {
+            score(xu, n)?
+        } else {
+            let mut xs: Vec<f64> = crate::error::try_vec("X", u * pu, 0.0)?;
+            for (row, &f) in xs.chunks_exact_mut(pu).zip(&firsts) {
+                row.copy_from_slice(&xu[f as usize * pu..(f as usize + 1) * pu]);
+            }
+            score(&xs, u)?
+        };
+        drop(codes);
+        if u == n && !by_codes {
+            return Ok((eu, su));
         }
+        let mut est: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        if k > 0 {
+            est.par_chunks_mut(PREDICT_CHUNK * k)
+                .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
+                .zip(of_row.par_chunks(PREDICT_CHUNK))
+                .for_each(|((e, s), g)| {
+                    for ((e, s), &g) in e.chunks_exact_mut(k).zip(s.chunks_exact_mut(k)).zip(g) {
+                        let g = g as usize;
+                        e.copy_from_slice(&eu[g * k..(g + 1) * k]);
+                        s.copy_from_slice(&su[g * k..(g + 1) * k]);
+                    }
+                });
+        }
+        Ok((est, se))
     }
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).

@@ -4,7 +4,8 @@
 //! - [`forest`]: the honest multi-treatment uplift forest (`gm.planning.uplift.UpliftForest`),
 //!   built from [`binning`] (quantile bins, u8 codes), [`tree`] (growing one tree on histograms)
 //!   and [`estimate`] (its honest leaf effects), [`pairs`] (its estimates for every (user, task)
-//!   pair when tasks are described by features);
+//!   pair when tasks are described by features, each set of users no split tells apart scored
+//!   once: [`dedup`]);
 //! - [`rank`]: the one sort behind the uplift curves of `gm.planning.metrics`;
 //! - [`cell`]: difference in means per (group, treatment) with empirical-Bayes shrinkage along a
 //!   hierarchy of groupings (`gm.planning.uplift.CellUplift`).
@@ -19,6 +20,7 @@
 
 pub mod binning;
 pub mod cell;
+pub mod dedup;
 pub mod estimate;
 pub mod forest;
 pub mod pairs;

@@ -33,12 +33,13 @@
 //! Trees with more than [`MAX_WORDS`] x 64 such leaves take [`walk`], the direct walk of each
 //! user through the tree that splits the task set at task splits.
 
+use super::dedup::Coder;
 use super::tree::{Tree, LEAF};
 
 /// Most u64 words of leaf bits per tree the elimination takes (256 leaves).
 pub const MAX_WORDS: usize = 4;
 /// Rows evaluated together against one tree (their rows and sums stay in the L1 cache).
-const BLOCK: usize = 64;
+const BLOCK: usize = 256;
 /// Most regions per tree given a table of their `k` values (else each kept leaf adds its own).
 const MAX_REGIONS: usize = 1024;
 
@@ -48,6 +49,10 @@ struct Split<const W: usize> {
     feature: usize,
     threshold: f64,
     keep: [[u64; W]; 2],
+    /// The same split on the codes of [`super::dedup`] (set by [`Resolver::to_codes`]): the
+    /// code column of `feature` and the index of `threshold` among its thresholds.
+    col: usize,
+    at: u8,
 }
 
 /// One tree resolved for the rows of `Z`.
@@ -241,6 +246,8 @@ impl<const W: usize> Compiled<W> {
                     and_not(all, range_bits(a, mid)),
                     and_not(all, range_bits(mid, b)),
                 ],
+                col: 0,
+                at: 0,
             })
             .collect();
         let (mut est, mut var) = (vec![0.0; n * lay.k], vec![0.0; n * lay.k]);
@@ -266,9 +273,22 @@ impl<const W: usize> Compiled<W> {
     /// Adds this tree's estimates and squared standard errors of the user `row` to `e` and `s`.
     #[inline]
     fn add(&self, row: &[f64], e: &mut [f64], s: &mut [f64]) {
+        self.add_by(|sp| row[sp.feature] <= sp.threshold, e, s)
+    }
+
+    /// [`Compiled::add`] of a user given by its code ([`super::dedup`]): `x <= t_i` iff the
+    /// code `<= i`, so the same leaves.
+    #[inline]
+    fn add_code(&self, code: &[u8], e: &mut [f64], s: &mut [f64]) {
+        self.add_by(|sp| code[sp.col] <= sp.at, e, s)
+    }
+
+    /// Adds the estimates of the user that goes left at the splits where `left` says so.
+    #[inline(always)]
+    fn add_by(&self, left: impl Fn(&Split<W>) -> bool, e: &mut [f64], s: &mut [f64]) {
         let mut v = self.all;
         for sp in &self.splits {
-            let m = &sp.keep[(row[sp.feature] <= sp.threshold) as usize];
+            let m = &sp.keep[left(sp) as usize];
             for w in 0..W {
                 v[w] &= m[w];
             }
@@ -336,20 +356,58 @@ impl Resolver {
     /// `xs` (`pu` wide) and the `k` tasks into `e` and `s` (rows x `k`).
     pub fn add(&self, e: &mut [f64], s: &mut [f64], xs: &[f64], pu: usize, k: usize) {
         match self {
-            Resolver::W1(t) => add_blocks(t, e, s, xs, pu, k),
-            Resolver::W2(t) => add_blocks(t, e, s, xs, pu, k),
-            Resolver::W4(t) => add_blocks(t, e, s, xs, pu, k),
+            Resolver::W1(t) => add_blocks(t, e, s, xs, pu, k, Compiled::add),
+            Resolver::W2(t) => add_blocks(t, e, s, xs, pu, k, Compiled::add),
+            Resolver::W4(t) => add_blocks(t, e, s, xs, pu, k, Compiled::add),
+        }
+    }
+
+    /// Points every user split at the codes of `coder` (its column and threshold index), for
+    /// [`Resolver::add_codes`]; `false` (nothing changed) if a split is not among the coder's.
+    pub fn to_codes(&mut self, coder: &Coder) -> bool {
+        fn set<const W: usize>(trees: &mut [Compiled<W>], coder: &Coder) -> bool {
+            let mut at = Vec::new();
+            for sp in trees.iter().flat_map(|t| &t.splits) {
+                match coder.position(sp.feature, sp.threshold) {
+                    Some(p) => at.push(p),
+                    None => return false,
+                }
+            }
+            let splits = trees.iter_mut().flat_map(|t| &mut t.splits);
+            for (sp, (col, i)) in splits.zip(at) {
+                (sp.col, sp.at) = (col, i);
+            }
+            true
+        }
+        match self {
+            Resolver::W1(t) => set(t, coder),
+            Resolver::W2(t) => set(t, coder),
+            Resolver::W4(t) => set(t, coder),
+        }
+    }
+
+    /// [`Resolver::add`] of users given by their codes (`codes`: rows of `m` bytes), after
+    /// [`Resolver::to_codes`].
+    pub fn add_codes(&self, e: &mut [f64], s: &mut [f64], codes: &[u8], m: usize, k: usize) {
+        match self {
+            Resolver::W1(t) => add_blocks(t, e, s, codes, m, k, Compiled::add_code),
+            Resolver::W2(t) => add_blocks(t, e, s, codes, m, k, Compiled::add_code),
+            Resolver::W4(t) => add_blocks(t, e, s, codes, m, k, Compiled::add_code),
         }
     }
 }
 
-fn add_blocks<const W: usize>(
+/// `add(tree, row, e, s)` of every tree for every row of `xs` (`pu` wide), a block of rows at a
+/// time.
+#[allow(clippy::too_many_arguments)]
+fn add_blocks<const W: usize, T>(
     trees: &[Compiled<W>],
     e: &mut [f64],
     s: &mut [f64],
-    xs: &[f64],
+    xs: &[T],
     pu: usize,
     k: usize,
+    add: impl Fn(&Compiled<W>, &[T], &mut [f64], &mut [f64]),
 ) {
     if k == 0 {
         return;
@@ -365,7 +423,7 @@ fn add_blocks<const W: usize>(
                 .zip(sb.chunks_exact_mut(k))
                 .zip(xb.chunks_exact(pu))
             {
-                tr.add(row, er, sr);
+                add(tr, row, er, sr);
             }
         }
     }
@@ -424,14 +482,19 @@ pub fn walk(trees: &[Tree], e: &mut [f64], s: &mut [f64], xs: &[f64], lay: &Layo
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tree::Node;
     use super::*;
     use rand::{Rng, SeedableRng};
 
     /// A full random tree of `depth` over `pu + pz` features (split features drawn with
     /// `p_task` chance of being a task feature), thresholds in [-1, 1], leaf values random.
-    fn random_tree(rng: &mut crate::rng::Rng, depth: usize, pu: usize, pz: usize) -> Tree {
+    pub(in crate::planning) fn random_tree(
+        rng: &mut crate::rng::Rng,
+        depth: usize,
+        pu: usize,
+        pz: usize,
+    ) -> Tree {
         let mut nodes = Vec::new();
         let mut n_leaves = 0u32;
         fn grow(

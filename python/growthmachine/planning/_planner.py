@@ -315,8 +315,8 @@ class Planner(Versioned):
         )  # fmt: skip
         if by_orders:
             aov, aov_rows = order_value(X, Xtr, ys, Xlog is not None)
-            est["gmv"] = (est.pop("orders") * aov[:, None]).astype(np.float32)
-            se["gmv"] = (se.pop("orders") * aov[:, None]).astype(np.float32)
+            est["gmv"] = _times(est.pop("orders"), aov)
+            se["gmv"] = _times(se.pop("orders"), aov)
             at["gmv"] = (at.pop("orders") * aov_rows).astype(np.float32)
         # baseline of the realised outcome for variance reduction (controls of other folds);
         # the orders only feed the GMV score, which is calibrated on the GMV
@@ -754,6 +754,12 @@ class Planner(Versioned):
                 if m.any():
                     var += weight**2 * cal.forecast_var(score[m])
         return float(np.sqrt(var))
+
+
+def _times(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``(a * v[:, None]).astype(float32)`` of a float32 ``a``, in place: the same float64
+    products rounded once, without an (n x k) float64 temporary."""
+    return np.multiply(a, v[:, None], out=a, casting="same_kind")
 
 
 def _shrink_strata(maps: list[Calibration]) -> None:
