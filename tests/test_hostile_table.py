@@ -147,6 +147,16 @@ SIZED: dict[str, tuple[str | None, str, str, int]] = {
         "    curves=(inc, np.zeros((1, 2, 255))))",
         3,
     ),
+    # a CellUplift of 255 treatments scoring 2M rows: 2 x 3.8 GiB of estimates from a 16 MB
+    # groups array (the estimates came from vec![0.0; n x t], which aborted)
+    "planning.uplift.CellUplift.predict[rows x treatments]": (
+        "X",
+        "t = np.repeat(np.arange(256), 2)\n"
+        "m = gm.planning.uplift.CellUplift().fit(np.zeros((len(t), 1), np.int64), t,\n"
+        "    np.ones(len(t)))\n",
+        "m.predict(np.zeros((2_000_000, 1), np.int64))",
+        3,
+    ),
     # Yinyang's gaps between 22,000 centers: no k x k matrix (3.9 GB), within 3 GiB
     "insight.KMeans.fit[k x k gaps]": (
         None,
