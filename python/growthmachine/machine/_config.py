@@ -18,11 +18,14 @@ class MachineConfig:
     sends; ``None``: ``budget_per_user`` x the number of users). Of it, ``touchpoint_share`` goes
     to off-site exposure frequencies and the rest to campaign tasks, of which ``explore_share``
     (all of it in the first ``explore_periods`` periods, which only learn) is spent on
-    randomised tasks for randomly chosen users. ``holdout_share`` of the users are randomised
-    controls each period (they get nothing); with the exploration rows they are the log every
-    period's uplift models are refitted on (all periods stacked). ``first_period_redemption``:
-    the share of a benefit's cost assumed paid before any has been observed (sizes the first
-    period's exploration; afterwards the observed cost per task is used).
+    randomised tasks for randomly chosen users (0.1: at 200k users, seed 0, it earned 0.309 /
+    0.316 / 0.336 of the oracle on the default / coupon-sensitive / fatigued worlds, against
+    0.269 / 0.241 / 0.285 with 0.25; seed 1, default world: 0.287 against 0.247).
+    ``holdout_share`` of the users are randomised controls each period (they get nothing);
+    with the exploration rows they are the log every period's uplift models are refitted on
+    (all periods stacked). ``first_period_redemption``: the share of a benefit's cost assumed
+    paid before any has been observed (sizes the first period's exploration; afterwards the
+    observed cost per task is used).
     ``max_optout_rate``: the most expected opt-outs the machine may cause per user and period
     (an intrusion budget; ``None``: none beyond ``optout_cost``). The default, 3 in 10,000
     users per period, is below what the classic RFM rule causes on the default world; the
@@ -42,7 +45,7 @@ class MachineConfig:
 
     budget: float | None = None
     budget_per_user: float = 0.1
-    explore_share: float = 0.25
+    explore_share: float = 0.1
     explore_periods: int = 2
     holdout_share: float = 0.1
     touchpoint_share: float = 0.1
