@@ -293,19 +293,10 @@ mod tests {
                         left: 1,
                         right: 2,
                     },
+                    Node::leaf(),
                     Node {
-                        feature: LEAF,
-                        bin: 0,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                    },
-                    Node {
-                        feature: LEAF,
-                        bin: 0,
-                        threshold: 0.0,
                         left: 1,
-                        right: 0,
+                        ..Node::leaf()
                     },
                 ],
                 est: vec![i as f64, -(i as f64) / 7.0],

@@ -43,7 +43,8 @@ pub struct Node {
 }
 
 impl Node {
-    fn leaf() -> Node {
+    /// A leaf (leaf index 0 in `left`).
+    pub(crate) fn leaf() -> Node {
         Node {
             feature: LEAF,
             bin: 0,
