@@ -534,9 +534,9 @@ class Machine:
         shadow hold-out users, summed over tasks and periods) over what the exploration rates
         (:meth:`_optout_rates`) expected for them, shrunk toward 1 (no correction) by its
         noise with a prior sd of :data:`SCALE_PRIOR_SD`, as :meth:`_scale` corrects the
-        profit. Exploration measures fresh random users; a plan's users are chosen, and touched period after period, so
-        their risk can differ (on the default world, 200k users, the plans' users opted out
-        1.3-3.2 times as often as these rates said)."""
+        profit. Exploration measures fresh random users; a plan's users are chosen, and
+        touched period after period, so their risk can differ (on the default world, 200k
+        users, the plans' users opted out 1.3-3.2 times as often as these rates said)."""
         fb = [f for f in self.optout_feedback_ if f["expected"] > 0]
         if not fb:
             return 1.0
@@ -614,19 +614,18 @@ class Machine:
             return
         profit = info["adjusted_profit"]
         opted = outcomes["opted_out"].to_numpy().astype(np.float64)
-        rates = info.get("optout_rates")
+        rates = info["optout_rates"]
         oo = {"realised": 0.0, "expected": 0.0, "var": 0.0}
         rows = []
         for j, s in sent.groupby("task_id"):
             h = shadow[shadow["task_id"] == j]
             if len(h) < 2 or len(s) < 2:
                 continue
-            if rates is not None:
-                os_, oh = opted[s["user_id"].to_numpy()], opted[h["user_id"].to_numpy()]
-                ps, ph = os_.mean(), oh.mean()
-                oo["realised"] += len(s) * (ps - ph)
-                oo["expected"] += len(s) * float(rates[j])
-                oo["var"] += len(s) * ps * (1 - ps) + len(s) ** 2 * ph * (1 - ph) / len(h)
+            ps = opted[s["user_id"].to_numpy()].mean()
+            ph = opted[h["user_id"].to_numpy()].mean()
+            oo["realised"] += len(s) * (ps - ph)
+            oo["expected"] += len(s) * float(rates[j])
+            oo["var"] += len(s) * ps * (1 - ps) + len(s) ** 2 * ph * (1 - ph) / len(h)
             ys, yh = profit[s["user_id"].to_numpy()], profit[h["user_id"].to_numpy()]
             realised = ys.mean() - yh.mean()
             se = float(np.sqrt(ys.var(ddof=1) / len(ys) + yh.var(ddof=1) / len(yh)))
