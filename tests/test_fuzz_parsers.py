@@ -315,7 +315,9 @@ def test_core_state_decoders_in_a_child():
          str(here / "fuzz_core_states.py")],
         cwd=here, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert r.returncode == 0, (r.returncode, r.stdout[-6000:], r.stderr[-3000:])
+    # a crash's stack (faulthandler's, before its list of extension modules) is in the message
+    crash = r.stderr.split("Extension modules:")[0][-6000:]
+    assert r.returncode == 0, (r.returncode, r.stdout[-6000:], crash, r.stderr[-3000:])
     assert " passed" in r.stdout and "failed" not in r.stdout
 
 
