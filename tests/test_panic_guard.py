@@ -15,6 +15,8 @@ the two ways around them:
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,19 @@ def test_a_panic_is_an_internal_error():
     with pytest.raises(gm.InternalError, match="deliberate panic"):
         gm._core._debug_panic()
     assert issubclass(gm.InternalError, Exception)
+
+
+def test_numpy_api_is_loaded_when_the_extension_loads():
+    # rust-numpy imports NumPy's C API on first use and panics if that import fails (a Ctrl-C
+    # landing during it did, in the interrupt suite): the extension loads it at import, so a
+    # later failing import of it cannot turn an array argument into a PanicException
+    code = (
+        "import sys, types, numpy as np\n"
+        "import growthmachine as gm\n"
+        "for name in ('numpy.core.multiarray', 'numpy._core.multiarray',\n"
+        "             'numpy._core._multiarray_umath', 'numpy.core._multiarray_umath'):\n"
+        "    sys.modules[name] = types.ModuleType(name)\n"
+        "print(gm._core.all_finite(np.ones(3)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]

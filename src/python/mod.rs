@@ -307,6 +307,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     // A thread count set in the environment is checked once, when the extension loads.
     parallel::env_threads().map_err(PyValueError::new_err)?;
+    // rust-numpy loads NumPy's C API (and its borrow-checking capsule) on first use and panics
+    // if that import fails, e.g. when Ctrl-C lands during it: the first array argument of a
+    // call would then raise PanicException instead of KeyboardInterrupt. Load both now.
+    {
+        use numpy::{PyArray1, PyArrayMethods};
+        let a = PyArray1::<f64>::zeros(py, 0, false);
+        let _ = a.try_readonly()?;
+    }
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(thread_count_error, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
