@@ -145,6 +145,18 @@ pub fn try_zeroed<T: Zeroed>(arg: &str, n: usize) -> Result<Vec<T>> {
     }
 }
 
+/// [`try_zeroed`] of `rows x width` values (e.g. rows x estimates), with `Invalid` naming `arg`
+/// when the product overflows.
+pub fn try_zeroed_rows<T: Zeroed>(arg: &str, rows: usize, width: usize) -> Result<Vec<T>> {
+    let n = rows.checked_mul(width).ok_or_else(|| {
+        CoreError::invalid(
+            arg,
+            "too large: rows x values per row exceed the addressable memory",
+        )
+    })?;
+    try_zeroed(arg, n)
+}
+
 /// `vec![value; n]` with fallible allocation: `Invalid` if the size cannot exist,
 /// `OutOfMemory` naming `arg` if the machine cannot provide it (never an abort).
 pub fn try_vec<T: Clone>(arg: &str, n: usize, value: T) -> Result<Vec<T>> {

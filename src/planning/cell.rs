@@ -32,7 +32,7 @@ use super::{
     arms_of, check_arms, global_effects, raw_effect, shrink, smoothed_var, ArmSums, Effect,
 };
 use crate::control::{par_map_checked, par_sort_checked, Control};
-use crate::error::{check_finite, check_len, try_vec, try_zeroed, CoreError, Result};
+use crate::error::{check_finite, check_len, try_vec, try_zeroed_rows, CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -358,14 +358,8 @@ impl CellModel {
         let t = self.n_treatments;
         check_len("X", groups.len(), n * levels, "n_samples * n_levels")?;
         // n rows x the fitted treatments: a large model and many rows can exceed memory
-        let cells = n.checked_mul(t).ok_or_else(|| {
-            CoreError::invalid(
-                "X",
-                "too large: rows x treatments exceed the addressable memory",
-            )
-        })?;
-        let mut est: Vec<f64> = try_zeroed("X", cells)?;
-        let mut se: Vec<f64> = try_zeroed("X", cells)?;
+        let mut est: Vec<f64> = try_zeroed_rows("X", n, t)?;
+        let mut se: Vec<f64> = try_zeroed_rows("X", n, t)?;
         let mut at = try_vec("X", n, levels as u8)?;
         const C: usize = 1 << 14;
         est.par_chunks_mut(C * t)

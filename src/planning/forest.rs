@@ -298,15 +298,9 @@ impl Forest {
         ctl: &Control,
         add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let cells = n.checked_mul(width).ok_or_else(|| {
-            CoreError::invalid(
-                "X",
-                "too large: rows x estimates exceed the addressable memory",
-            )
-        })?;
-        let mut est: Vec<f64> = crate::error::try_zeroed("X", cells)?;
-        let mut se: Vec<f64> = crate::error::try_zeroed("X", cells)?;
-        if cells == 0 {
+        let mut est: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
+        if est.is_empty() {
             return Ok((est, se));
         }
         let b = self.trees.len() as f64;

@@ -29,6 +29,9 @@ use crate::parallel::CHUNK;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// What the plan's candidate arrays hold, for their out-of-memory errors.
+const CANDIDATES: &str = "the candidate frequencies (hull points) of the users";
+
 /// No channel (the user gets no exposure).
 pub const NONE: u8 = u8::MAX;
 
@@ -325,8 +328,7 @@ pub fn plan(
             let mut buf = Vec::new();
             let mut h = Vec::new();
             let (mut cnt, mut act, mut val) = (Vec::new(), Vec::new(), Vec::new());
-            let what = "the candidate frequencies (hull points) of the users";
-            try_grow(&mut cnt, CHUNK, "users", what)?;
+            try_grow(&mut cnt, CHUNK, "users", CANDIDATES)?;
             for i in k * CHUNK..((k + 1) * CHUNK).min(n) {
                 let mut m = 0u8;
                 for c in 0..c_n {
@@ -335,8 +337,8 @@ pub fn plan(
                     }
                     vals_of(i, c, &mut buf);
                     hull(levels, &buf, &allowed[c * l_n..(c + 1) * l_n], &mut h);
-                    try_grow(&mut act, h.len(), "users", what)?;
-                    try_grow(&mut val, h.len(), "users", what)?;
+                    try_grow(&mut act, h.len(), "users", CANDIDATES)?;
+                    try_grow(&mut val, h.len(), "users", CANDIDATES)?;
                     for &l in &h {
                         if m == u8::MAX {
                             break;
@@ -352,13 +354,12 @@ pub fn plan(
         })
         .collect::<Result<_>>()?;
     let nnz: usize = parts.iter().map(|p| p.1.len()).sum();
-    let what = "the candidate frequencies (hull points) of the users";
     let mut indptr = Vec::new();
-    try_grow(&mut indptr, n + 1, "users", what)?;
+    try_grow(&mut indptr, n + 1, "users", CANDIDATES)?;
     indptr.push(0i64);
     let (mut action, mut value) = (Vec::new(), Vec::new());
-    try_grow(&mut action, nnz, "users", what)?;
-    try_grow(&mut value, nnz, "users", what)?;
+    try_grow(&mut action, nnz, "users", CANDIDATES)?;
+    try_grow(&mut value, nnz, "users", CANDIDATES)?;
     let mut acc = 0i64;
     for (cnt, act, val) in parts {
         ctl.check()?;
