@@ -457,3 +457,23 @@ def test_planner_linear_calibration(world):
     np.testing.assert_array_equal(again.values()["profit"], v["profit"])
     with pytest.raises(ValueError, match="calibration"):
         Planner(plan, calibration="spline")
+
+
+def test_planner_centres_the_orders_by_default(world):
+    pop, env, ui, plan, log = world
+    kw = dict(seed=0, progress=False, margin=0.3)
+    on = Planner(plan, **kw).fit(log, ui, pop.users, opted_out=env.opted_out())
+    off = Planner(plan, center=(), **kw).fit(log, ui, pop.users, opted_out=env.opted_out())
+    assert on.center == ("orders",)
+    # the cost is not centred by default: its model sees the same outcomes either way
+    assert np.array_equal(on.estimates_["cost"], off.estimates_["cost"])
+    # the orders (the GMV score's source) are: other leaves, other estimates
+    assert not np.array_equal(on.estimates_["gmv"], off.estimates_["gmv"])
+    both = Planner(plan, center=["cost", "orders", "cost"], **kw)
+    assert both.center == ("cost", "orders")
+    both.fit(log, ui, pop.users, opted_out=env.opted_out())
+    assert not np.array_equal(both.estimates_["cost"], off.estimates_["cost"])
+    with pytest.raises(TypeError, match="center"):
+        Planner(plan, center="orders")
+    with pytest.raises(ValueError, match="center: unknown outcome 'visits'"):
+        Planner(plan, center=("visits",))
