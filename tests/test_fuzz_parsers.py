@@ -21,6 +21,8 @@ import copy
 import inspect
 import json
 import os
+import pickle
+import pickletools
 import subprocess
 import sys
 from pathlib import Path
@@ -302,6 +304,19 @@ def test_broken_inner_states_are_state_errors(name):
             assert isinstance(e, gm.StateError) or "state" in str(e), e
             continue
         # a key some states may lack (an optional attribute): the object must still work
+        fo.CASES[name][1](blank)
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_a_pickle_stream_ending_before_the_state_is_a_state_error(name):
+    """A stream whose byte after the object's creation became STOP (the fuzz of pickle streams
+    found it: ``pickle.loads`` then returns ``cls.__new__(cls)``, never given its state): using
+    that object is a ``StateError``, not an ``AttributeError`` from inside a method."""
+    b = pickle.dumps(fo.fitted(name))
+    made = next(pos for op, _, pos in pickletools.genops(b) if op.name == "NEWOBJ")
+    blank = pickle.loads(b[: made + 1] + pickle.STOP + b[made + 2 :])  # one byte changed
+    assert type(blank) is type(fo.fitted(name)) and not vars(blank)
+    with pytest.raises(gm.StateError, match="has no state"):
         fo.CASES[name][1](blank)
 
 

@@ -40,6 +40,19 @@ class Versioned:
             "__gm_keys__": _KEY_SEP.join(sorted(inner)),
         }
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when the normal lookup failed. An instance with no attributes at all was
+        # neither constructed nor loaded: ``cls.__new__(cls)`` alone, which is what a pickle
+        # stream ending right after the object's creation (a byte turned into STOP) gives. Its
+        # use is a StateError saying so, not an AttributeError from whichever attribute a method
+        # reads first. Any other instance re-raises the lookup's own AttributeError.
+        if not name.startswith("__") and not vars(self):
+            raise StateError(
+                f"this {type(self).__name__} has no state: it was neither constructed nor "
+                "loaded (a pickle stream that ends before the object's state?)"
+            )
+        return object.__getattribute__(self, name)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "__gm_kind__" not in state:
             raise StateError(f"not a growthmachine {self._STATE_KIND} state")
