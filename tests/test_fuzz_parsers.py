@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import pickletools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -320,6 +321,24 @@ def test_a_pickle_stream_ending_before_the_state_is_a_state_error(name):
         fo.CASES[name][1](blank)
 
 
+@pytest.mark.parametrize("name", VERSIONED)
+def test_a_fitted_value_of_another_type_than_written_is_a_state_error(name):
+    """Each value not stored under a constructor argument's name (those have their annotation's
+    check) replaced by one of another type, as a corrupt stream gives (the fuzz of pickle streams
+    turned KMeans's and StandardScaler's fitted arrays into a tuple, a function or a memoryview,
+    which loaded and failed at first use with an AttributeError): a StateError naming it."""
+    obj = fo.fitted(name)
+    st_ = obj.__getstate__()
+    args = set(inspect.signature(type(obj).__init__).parameters)
+    for key, v in st_["state"].items():
+        if key in args:
+            continue
+        junk = [1, 2] if isinstance(v, tuple) else (1, 2)
+        bad = {**st_, "state": {**st_["state"], key: junk}}
+        with pytest.raises(gm.StateError, match=rf"\b{re.escape(key)}\b"):
+            type(obj).__new__(type(obj)).__setstate__(bad)
+
+
 # ---- the Rust cores' state decoders, in a child process ------------------------------------------
 
 
@@ -380,3 +399,24 @@ def test_a_state_written_before_the_keys_were_recorded_still_loads():
     old = type(obj).__new__(type(obj))
     old.__setstate__(state)
     assert (old.predict(fo._xty()[0][:5]) == obj.predict(fo._xty()[0][:5])).all()
+    # nor their types (recorded since session 13)
+    del state["__gm_types__"]
+    old = type(obj).__new__(type(obj))
+    old.__setstate__(state)
+    assert (old.predict(fo._xty()[0][:5]) == obj.predict(fo._xty()[0][:5])).all()
+
+
+def test_a_corrupt_record_of_the_types_is_a_state_error():
+    state = fo.fitted("KMeans").__getstate__()
+    types = state["__gm_types__"]
+    for bad in (
+        7,
+        "",
+        types.replace("=", "", 1),
+        types + "\nx=builtins.int",
+        types.replace("numpy.ndarray", "builtins.tuple", 1),
+    ):
+        with pytest.raises(gm.StateError, match="types|written as"):
+            gm.insight.KMeans.__new__(gm.insight.KMeans).__setstate__(
+                {**state, "__gm_types__": bad}
+            )
