@@ -339,6 +339,25 @@ def test_a_fitted_value_of_another_type_than_written_is_a_state_error(name):
             type(obj).__new__(type(obj)).__setstate__(bad)
 
 
+def test_a_meta_learner_with_a_fold_model_replaced_or_lost_is_a_state_error():
+    """The fold models are nested past the recorded types: one replaced by a tuple, an arm's model
+    or a fold lost (what the fuzz of pickle streams made of a TLearner, which then failed inside
+    predict with AttributeError or IndexError) is a StateError on loading."""
+    obj = fo.fitted("TLearner")
+    st_ = obj.__getstate__()
+    models = st_["state"]["models_"]
+    assert len(models) == obj.n_folds and all(len(fold) == 2 for fold in models)  # control, 1 arm
+    for bad in (
+        [[(1, 2), fold[1]] for fold in models],
+        [fold[:1] for fold in models],
+        models + models,
+        [*models[:-1], "x"],
+    ):
+        state = {**st_, "state": {**st_["state"], "models_": bad}}
+        with pytest.raises(gm.StateError, match="models_"):
+            gm.planning.uplift.TLearner.__new__(gm.planning.uplift.TLearner).__setstate__(state)
+
+
 # ---- the Rust cores' state decoders, in a child process ------------------------------------------
 
 
