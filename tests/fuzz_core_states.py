@@ -277,6 +277,8 @@ def _ours(e: BaseException) -> bool:
 def test_corrupt_pickle_streams(name, data):
     b = bytearray(fo.checked_dumps(fo.fitted(name)))
     flippable = b"pandas" not in b and b"pyarrow" not in b
+    # no numpy pickling left where bytes are flipped (an object array would fall back to it)
+    assert not flippable or b"numpy._core" not in b
     if not flippable or data.draw(st.booleans()):
         b = b[: data.draw(st.integers(0, len(b) - 1))]
     else:

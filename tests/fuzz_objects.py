@@ -233,13 +233,14 @@ class _CheckedPickler(pickle.Pickler):
     """Writes numpy arrays, scalars and dtypes (without objects or fields) as calls of
     ``_array``/``_scalar``/``np.dtype`` on plain values instead of numpy's own pickling, whose
     loading trusts its input: in numpy 2.4 one changed byte of an ordinary array's pickle crashes
-    the interpreter (``'i8'`` made ``'O8'`` gives an object array whose raw integers are read as
-    pointers; a ``None`` of the dtype's state tuple made another opcode gives a 6-item tuple for
-    which ``dtype.__setstate__`` dereferences a NULL ``names``). Everything else is pickled as
-    usual, so the stream's growthmachine parts are the object's real pickle."""
+    the interpreter (a ``None`` of the dtype's state tuple made another opcode gives a 6-item
+    tuple, for which ``dtype.__setstate__`` dereferences a NULL ``names``; ``'f8'`` made ``'M8'``
+    a datetime dtype whose state has no metadata, dereferenced too; ``'i8'`` made ``'O8'`` an
+    object array whose raw integers are read as pointers). Everything else is pickled as usual,
+    so the stream's growthmachine parts are the object's real pickle."""
 
     def reducer_override(self, obj):
-        if type(obj) is np.dtype and not obj.hasobject and obj.fields is None:
+        if isinstance(obj, np.dtype) and not obj.hasobject and obj.fields is None:
             return np.dtype, (obj.str,)
         if type(obj) is np.ndarray and not obj.dtype.hasobject and obj.dtype.fields is None:
             fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
