@@ -18,8 +18,13 @@ errors raised by growthmachine's own code (loading a state, or the one call on w
 be ``ValueError``/``TypeError``; what the pickle machinery, numpy or pandas raise on a corrupt
 stream is theirs. Bytes are flipped only in pickles that hold no pandas/Arrow data: pyarrow's
 unpickling trusts its buffers (a flipped string offset crashed the interpreter when the strings
-were read), which is not this package's to fix. The address space of this child is capped so
-that a flipped length the pickle machinery believes is a ``MemoryError``, not the OOM killer.
+were read), which is not this package's to fix. numpy's own array pickling is not fuzzed for the
+same reason (one changed byte of an ordinary array's pickle crashes numpy 2.4's unpickler, see
+``fuzz_objects._CheckedPickler``): the streams write numpy arrays, scalars and dtypes as calls of
+numpy's checked constructors on their dtype string, shape and bytes, so a flipped byte there still
+reaches growthmachine as an array of another dtype, shape or content. The address space of this
+child is capped so that a flipped length the pickle machinery believes is a ``MemoryError``, not
+the OOM killer.
 """
 
 from __future__ import annotations
@@ -270,8 +275,10 @@ def _ours(e: BaseException) -> bool:
 @SETTINGS
 @given(data=st.data())
 def test_corrupt_pickle_streams(name, data):
-    b = bytearray(pickle.dumps(fo.fitted(name)))
+    b = bytearray(fo.checked_dumps(fo.fitted(name)))
     flippable = b"pandas" not in b and b"pyarrow" not in b
+    # no numpy pickling left where bytes are flipped (an object array would fall back to it)
+    assert not flippable or b"numpy._core" not in b
     if not flippable or data.draw(st.booleans()):
         b = b[: data.draw(st.integers(0, len(b) - 1))]
     else:

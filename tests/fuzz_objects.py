@@ -6,6 +6,8 @@ that test runs in a child process."""
 from __future__ import annotations
 
 import functools
+import io
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -211,3 +213,46 @@ def tree_paths(v: Any, first: int | None = None, at: tuple = ()) -> list[tuple]:
         for i, x in enumerate(v[:first]):
             out += tree_paths(x, first, (*at, i))
     return out
+
+
+# ---- pickle streams whose numpy parts load through numpy's checked constructors -----------------
+
+
+def _array(dtype: str, shape: tuple, fortran: bool, data: bytes) -> np.ndarray:
+    """An array rebuilt from its dtype string, shape, order and bytes by numpy's public
+    constructors, which check all four against each other."""
+    a = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape, order="F" if fortran else "C")
+    return a.copy(order="K")  # writeable, like an unpickled array
+
+
+def _scalar(dtype: str, data: bytes) -> np.generic:
+    return np.frombuffer(data, dtype=np.dtype(dtype))[0]
+
+
+class _CheckedPickler(pickle.Pickler):
+    """Writes numpy arrays, scalars and dtypes (without objects or fields) as calls of
+    ``_array``/``_scalar``/``np.dtype`` on plain values instead of numpy's own pickling, whose
+    loading trusts its input: in numpy 2.4 one changed byte of an ordinary array's pickle crashes
+    the interpreter (a ``None`` of the dtype's state tuple made another opcode gives a 6-item
+    tuple, for which ``dtype.__setstate__`` dereferences a NULL ``names``; ``'f8'`` made ``'M8'``
+    a datetime dtype whose state has no metadata, dereferenced too; ``'i8'`` made ``'O8'`` an
+    object array whose raw integers are read as pointers). Everything else is pickled as usual,
+    so the stream's growthmachine parts are the object's real pickle."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.dtype) and not obj.hasobject and obj.fields is None:
+            return np.dtype, (obj.str,)
+        if type(obj) is np.ndarray and not obj.dtype.hasobject and obj.dtype.fields is None:
+            fortran = bool(obj.flags.f_contiguous and not obj.flags.c_contiguous)
+            order = "F" if fortran else "C"
+            return _array, (obj.dtype.str, obj.shape, fortran, obj.tobytes(order=order))
+        if isinstance(obj, np.generic) and not obj.dtype.hasobject and obj.dtype.fields is None:
+            return _scalar, (obj.dtype.str, obj.tobytes())
+        return NotImplemented
+
+
+def checked_dumps(obj: Any) -> bytes:
+    """``pickle.dumps(obj)`` with numpy's parts written by :class:`_CheckedPickler`."""
+    f = io.BytesIO()
+    _CheckedPickler(f, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    return f.getvalue()

@@ -21,6 +21,9 @@ import copy
 import inspect
 import json
 import os
+import pickle
+import pickletools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -305,6 +308,56 @@ def test_broken_inner_states_are_state_errors(name):
         fo.CASES[name][1](blank)
 
 
+@pytest.mark.parametrize("name", VERSIONED)
+def test_a_pickle_stream_ending_before_the_state_is_a_state_error(name):
+    """A stream whose byte after the object's creation became STOP (the fuzz of pickle streams
+    found it: ``pickle.loads`` then returns ``cls.__new__(cls)``, never given its state): using
+    that object is a ``StateError``, not an ``AttributeError`` from inside a method."""
+    b = pickle.dumps(fo.fitted(name))
+    made = next(pos for op, _, pos in pickletools.genops(b) if op.name == "NEWOBJ")
+    blank = pickle.loads(b[: made + 1] + pickle.STOP + b[made + 2 :])  # one byte changed
+    assert type(blank) is type(fo.fitted(name)) and not vars(blank)
+    with pytest.raises(gm.StateError, match="has no state"):
+        fo.CASES[name][1](blank)
+
+
+@pytest.mark.parametrize("name", VERSIONED)
+def test_a_fitted_value_of_another_type_than_written_is_a_state_error(name):
+    """Each value not stored under a constructor argument's name (those have their annotation's
+    check) replaced by one of another type, as a corrupt stream gives (the fuzz of pickle streams
+    turned KMeans's and StandardScaler's fitted arrays into a tuple, a function or a memoryview,
+    which loaded and failed at first use with an AttributeError): a StateError naming it."""
+    obj = fo.fitted(name)
+    st_ = obj.__getstate__()
+    args = set(inspect.signature(type(obj).__init__).parameters)
+    for key, v in st_["state"].items():
+        if key in args:
+            continue
+        junk = [1, 2] if isinstance(v, tuple) else (1, 2)
+        bad = {**st_, "state": {**st_["state"], key: junk}}
+        with pytest.raises(gm.StateError, match=rf"\b{re.escape(key)}\b"):
+            type(obj).__new__(type(obj)).__setstate__(bad)
+
+
+def test_a_meta_learner_with_a_fold_model_replaced_or_lost_is_a_state_error():
+    """The fold models are nested past the recorded types: one replaced by a tuple, an arm's model
+    or a fold lost (what the fuzz of pickle streams made of a TLearner, which then failed inside
+    predict with AttributeError or IndexError) is a StateError on loading."""
+    obj = fo.fitted("TLearner")
+    st_ = obj.__getstate__()
+    models = st_["state"]["models_"]
+    assert len(models) == obj.n_folds and all(len(fold) == 2 for fold in models)  # control, 1 arm
+    for bad in (
+        [[(1, 2), fold[1]] for fold in models],
+        [fold[:1] for fold in models],
+        models + models,
+        [*models[:-1], "x"],
+    ):
+        state = {**st_, "state": {**st_["state"], "models_": bad}}
+        with pytest.raises(gm.StateError, match="models_"):
+            gm.planning.uplift.TLearner.__new__(gm.planning.uplift.TLearner).__setstate__(state)
+
+
 # ---- the Rust cores' state decoders, in a child process ------------------------------------------
 
 
@@ -365,3 +418,24 @@ def test_a_state_written_before_the_keys_were_recorded_still_loads():
     old = type(obj).__new__(type(obj))
     old.__setstate__(state)
     assert (old.predict(fo._xty()[0][:5]) == obj.predict(fo._xty()[0][:5])).all()
+    # nor their types (recorded since session 13)
+    del state["__gm_types__"]
+    old = type(obj).__new__(type(obj))
+    old.__setstate__(state)
+    assert (old.predict(fo._xty()[0][:5]) == obj.predict(fo._xty()[0][:5])).all()
+
+
+def test_a_corrupt_record_of_the_types_is_a_state_error():
+    state = fo.fitted("KMeans").__getstate__()
+    types = state["__gm_types__"]
+    for bad in (
+        7,
+        "",
+        types.replace("=", "", 1),
+        types + "\nx=builtins.int",
+        types.replace("numpy.ndarray", "builtins.tuple", 1),
+    ):
+        with pytest.raises(gm.StateError, match="types|written as"):
+            gm.insight.KMeans.__new__(gm.insight.KMeans).__setstate__(
+                {**state, "__gm_types__": bad}
+            )

@@ -143,8 +143,8 @@ def test_user_insight_cells_is_a_warning_alias_of_cell_model_and_old_states_load
     with pytest.warns(FutureWarning, match="cell_model_"):
         assert ui.cells is ui.cell_model_
     # a state written before the rename (format version 2, the Cells under "cells") still loads
-    # (states of that version did not record their keys under "__gm_keys__")
-    state = {k: v for k, v in ui.__getstate__().items() if k != "__gm_keys__"}
+    # (states of that version did not record their keys under "__gm_keys__", nor their types)
+    state = {k: v for k, v in ui.__getstate__().items() if k not in ("__gm_keys__", "__gm_types__")}
     inner = dict(state["state"])
     inner["cells"] = inner.pop("cell_model_")
     old = UserInsight.__new__(UserInsight)

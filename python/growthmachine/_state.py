@@ -20,6 +20,7 @@ from ._core import StateError
 from ._schema import _describe, _matches, _show, _union_args
 
 _KEY_SEP = "\n"
+_TYPE_SEP = "="
 
 
 class Versioned:
@@ -38,7 +39,25 @@ class Versioned:
             # pickle's memo): a key lost or renamed by corruption is an error, not an object
             # missing an attribute
             "__gm_keys__": _KEY_SEP.join(sorted(inner)),
+            # and the type of each value: a fitted array turned into a tuple by corruption is an
+            # error on loading, not an AttributeError at first use
+            "__gm_types__": _KEY_SEP.join(
+                f"{k}{_TYPE_SEP}{_type_name(inner[k])}" for k in sorted(inner)
+            ),
         }
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when the normal lookup failed. An instance with no attributes at all was
+        # neither constructed nor loaded: ``cls.__new__(cls)`` alone, which is what a pickle
+        # stream ending right after the object's creation (a byte turned into STOP) gives. Its
+        # use is a StateError saying so, not an AttributeError from whichever attribute a method
+        # reads first. Any other instance re-raises the lookup's own AttributeError.
+        if not name.startswith("__") and not vars(self):
+            raise StateError(
+                f"this {type(self).__name__} has no state: it was neither constructed nor "
+                "loaded (a pickle stream that ends before the object's state?)"
+            )
+        return object.__getattribute__(self, name)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "__gm_kind__" not in state:
@@ -65,6 +84,7 @@ class Versioned:
                     f"{sorted(map(str, (want or set()) - have))}, unexpected "
                     f"{sorted(map(str, have - (want or set())))})"
                 )
+        _check_written_types(type(self), inner, state.get("__gm_types__"), kind)
         try:
             inner = self._upgrade_state(version, inner)
             _check_types(type(self), inner, kind)
@@ -156,4 +176,33 @@ def _check_types(cls: type, state: dict[str, Any], kind: str) -> None:
             v = state[name]
             raise StateError(
                 f"{kind} state: {name} must be {_describe(tp)}, got {type(v).__name__} {_show(v)}"
+            )
+
+
+def _type_name(v: Any) -> str:
+    t = type(v)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _check_written_types(cls: type, inner: dict[str, Any], types: Any, kind: str) -> None:
+    """``StateError`` if a value's type is not the one recorded when the state was written
+    (``types``: ``key=module.qualname`` lines; absent in states written before it was added).
+    Values stored under a constructor argument's name are left to :func:`_check_types`, whose
+    message names the annotation."""
+    if types is None:
+        return
+    written = None
+    if isinstance(types, str):
+        pairs = [line.partition(_TYPE_SEP) for line in types.split(_KEY_SEP) if line]
+        written = {k: t for k, sep, t in pairs if sep}
+        if len(written) != len(pairs) or set(written) != set(inner):
+            written = None
+    if written is None:
+        raise StateError(f"{kind} state is corrupt: its record of the values' types is unreadable")
+    annotated = _init_types(cls)
+    for k, v in inner.items():
+        if k not in annotated and _type_name(v) != written[k]:
+            raise StateError(
+                f"{kind} state is corrupt: {k} was written as a {written[k]}, read as a "
+                f"{_type_name(v)}"
             )

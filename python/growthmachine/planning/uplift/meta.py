@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ... import _convert as cv
+from ..._core import StateError
 from ._base import UpliftModel
 
 __all__ = ["SLearner", "TLearner", "XLearner", "DRLearner"]
@@ -74,6 +75,15 @@ def _sub(w: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
     return None if w is None else w[mask]
 
 
+def _is_model(m: Any) -> bool:
+    return callable(getattr(m, "predict", None))
+
+
+def _models(m: Any, n: int) -> bool:
+    """Whether ``m`` is a list of ``n`` fitted models."""
+    return isinstance(m, list) and len(m) == n and all(map(_is_model, m))
+
+
 class _Meta(UpliftModel):
     """Cross-fitted meta-learner: ``n_folds`` copies, each fitted without one fold."""
 
@@ -113,6 +123,28 @@ class _Meta(UpliftModel):
     @abc.abstractmethod
     def _predict_one(self, model, X) -> np.ndarray: ...
 
+    @abc.abstractmethod
+    def _fold_model_ok(self, m: Any, T: int) -> bool:
+        """Whether ``m`` has the shape of one fold's ``_fit_one`` result for ``T`` arms."""
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        # The fold models are nested (lists, tuples), past the types Versioned checks: one
+        # replaced or lost by corruption is a StateError here, not an error inside predict.
+        models, T = self.__dict__.get("models_"), self.__dict__.get("n_treatments_")
+        if models is None:  # not fitted
+            return
+        if not (
+            isinstance(models, list)
+            and len(models) == self.n_folds
+            and isinstance(T, int)
+            and all(self._fold_model_ok(m, T) for m in models)
+        ):
+            raise StateError(
+                f"{self._STATE_KIND} state: models_ is not {self.n_folds} fold models of this "
+                "learner"
+            )
+
 
 class SLearner(_Meta):
     """One model of ``y`` on ``[X, arm encoding]``; uplift = prediction with the arm minus with
@@ -148,6 +180,9 @@ class SLearner(_Meta):
         E = self._encoding()
         return _fit(self.estimator, np.hstack([X, E[t]]), y, w)
 
+    def _fold_model_ok(self, m, T):
+        return _is_model(m)
+
     def _predict_one(self, model, X):
         E = self._encoding()
         n = len(X)
@@ -172,6 +207,9 @@ class TLearner(_Meta):
             _fit(self.estimator, X[t == j], y[t == j], _sub(w, t == j))
             for j in range(self.n_treatments_ + 1)
         ]
+
+    def _fold_model_ok(self, m, T):
+        return _models(m, T + 1)
 
     def _predict_one(self, models, X):
         base = models[0].predict(X)
@@ -218,6 +256,20 @@ class XLearner(_Meta):
             g = ws / (ws + wc)
             out.append((tau0, tau1, g))
         return out
+
+    def _fold_model_ok(self, m, T):
+        return (
+            isinstance(m, list)
+            and len(m) == T
+            and all(
+                isinstance(e, tuple)
+                and len(e) == 3
+                and _is_model(e[0])
+                and _is_model(e[1])
+                and isinstance(e[2], (float, np.floating))
+                for e in m
+            )
+        )
 
     def _predict_one(self, models, X):
         return np.column_stack(
@@ -284,6 +336,9 @@ class DRLearner(_Meta):
                 mj = mus[j].predict(Xe)
                 phi[ev, j - 1] = mj - m0 + (te == j) * (ye - mj) / p[j] - r0
         return [_fit(final, X, phi[:, j], w) for j in range(self.n_treatments_)]
+
+    def _fold_model_ok(self, m, T):
+        return _models(m, T)
 
     def _predict_one(self, models, X):
         return np.column_stack([m.predict(X) for m in models])
