@@ -204,5 +204,6 @@ def _check_written_types(cls: type, inner: dict[str, Any], types: Any, kind: str
         if k not in annotated and _type_name(v) != written[k]:
             raise StateError(
                 f"{kind} state is corrupt: {k} was written as a {written[k]}, read as a "
-                f"{_type_name(v)}"
+                f"{_type_name(v)} (or it was written with other versions of the libraries "
+                "that define these types)"
             )
