@@ -55,7 +55,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     // modes and covariances on the heap) and its outputs: checked before any of it is made
     // (`ValueError` / `MemoryError` naming `log`, never an abort).
     let values = N_PARAMS + NC * NC + NO * NO;
-    let per_cell = std::mem::size_of::<Vec<Level>>()
+    let per_cell = std::mem::size_of::<CellData>()
         + 3 * (std::mem::size_of::<Option<CellPost>>() + 8 * values)
         + 8 * (values + 2)
         + 2;
@@ -65,7 +65,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
-    let pooled: Vec<Vec<Level>> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let pooled: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
     let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
         pooled
             .par_iter()
@@ -87,7 +87,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
             None => prior.center,
         })
         .collect();
-    let levels: Vec<Vec<Level>> = (0..cells)
+    let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
         .map(|i| counts.cell(i / nc, i % nc))
         .collect();
@@ -157,10 +157,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         tau: tau.iter().flatten().copied().collect(),
         has_data: Vec::with_capacity(cells),
         informed: chan.iter().map(|p| p.is_some()).collect(),
-        trials: levels
-            .iter()
-            .map(|lv| lv.iter().map(|l| l.t).sum())
-            .collect(),
+        trials: levels.iter().map(CellData::trials).collect(),
         converged: Vec::with_capacity(cells),
     };
     for c in 0..nc {
@@ -346,11 +343,11 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
     ]
 }
 
-/// (incremental, lower, upper, opt-out) at `n` exposures; `z` is the normal quantile of the
-/// interval (delta method on the log of the incremental conversion).
-fn point(th: &[f64], cov_conv: &[f64], n: f64, z: f64) -> (f64, f64, f64, f64) {
+/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`; `z` is
+/// the normal quantile of the interval (delta method on the log of the incremental conversion).
+fn point(th: &[f64], cov_conv: &[f64], n: f64, f: f64, z: f64) -> (f64, f64, f64, f64) {
     let p = natural(th);
-    let lam = p[4] * n + p[5] * n * n;
+    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
@@ -405,11 +402,13 @@ impl ResponseFit {
     }
 
     /// Curves of every cell at `levels` (exposures >= 0, fractional allowed) with intervals of
-    /// normal quantile `z` (e.g. 1.645 for 90 %). `incremental` is `A H(n)`, without `b`.
-    /// Curves of every cell at `levels`: cells x levels points, checked and allocated
-    /// fallibly (`MemoryError` naming `levels`), `ctl` checked before every cell.
-    pub fn curves(&self, levels: &[f64], z: f64, ctl: &Control) -> Result<Curves> {
+    /// normal quantile `z` (e.g. 1.645 for 90 %), for users of prior fatigue `fatigue` (the
+    /// opt-out; see the module docs). `incremental` is `A H(n)`, without `b`.
+    /// Cells x levels points, checked and allocated fallibly (`MemoryError` naming `levels`),
+    /// `ctl` checked before every cell.
+    pub fn curves(&self, levels: &[f64], z: f64, fatigue: f64, ctl: &Control) -> Result<Curves> {
         check_levels("levels", levels)?;
+        check_levels("fatigue", &[fatigue])?;
         if !(z.is_finite() && z >= 0.0) {
             return Err(CoreError::invalid(
                 "z",
@@ -431,7 +430,7 @@ impl ResponseFit {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
             for (l, &n) in levels.iter().enumerate() {
-                let (a, lo, hi, o) = point(th, cov, n, z);
+                let (a, lo, hi, o) = point(th, cov, n, fatigue, z);
                 let e = i * nl + l;
                 out.incremental[e] = a;
                 out.lower[e] = lo;
@@ -442,19 +441,25 @@ impl ResponseFit {
         Ok(out)
     }
 
-    /// (incremental conversion, opt-out probability) per row. A `group >= n_groups` is a segment
-    /// the fit has not seen: it gets its channel's pooled curve.
+    /// (incremental conversion, opt-out probability) per row, for users of prior fatigue
+    /// `fatigue` (per row; `None`: 0). A `group >= n_groups` is a segment the fit has not seen:
+    /// it gets its channel's pooled curve.
     pub fn predict(
         &self,
         group: &[u32],
         channel: &[u32],
         exposures: &[f64],
+        fatigue: Option<&[f64]>,
         ctl: &Control,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         let n = group.len();
         check_len("channel", channel.len(), n, "group")?;
         check_len("exposures", exposures.len(), n, "group")?;
         check_levels("exposures", exposures)?;
+        if let Some(f) = fatigue {
+            check_len("fatigue", f.len(), n, "group")?;
+            check_levels("fatigue", f)?;
+        }
         if let Some(i) = channel.iter().position(|&c| c as usize >= self.n_channels) {
             return Err(CoreError::invalid(
                 "channel",
@@ -475,7 +480,8 @@ impl ResponseFit {
                 for j in 0..a.len() {
                     let i = lo + j;
                     let (th, cov) = self.cell_theta(group[i] as usize, channel[i] as usize);
-                    let (x, _, _, y) = point(th, cov, exposures[i], 0.0);
+                    let f = fatigue.map_or(0.0, |f| f[i]);
+                    let (x, _, _, y) = point(th, cov, exposures[i], f, 0.0);
                     a[j] = x;
                     o[j] = y;
                 }
