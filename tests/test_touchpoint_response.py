@@ -402,3 +402,21 @@ def test_bad_fatigue_names_the_argument(bad):
         m.curves([3], fatigue=bad)
     with pytest.raises(ValueError, match="fatigue"):
         m.predict([0, 0], ["email"] * 2, [3, 4], fatigue=[1.0])
+
+
+def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
+    """Conversion at n / (1 + r f): learned (fatigue_rate_) when the log holds users of
+    different prior fatigue, 0 when it does not (nothing assumed)."""
+    t, r = (0.02, 0.1, 5.0, 2.0, 0.002, 0.0002), 0.2
+    rng = np.random.default_rng(9)
+    n = rng.choice([0, 2, 4, 6, 9, 14, 20, 28, 40], size=80_000)
+    f = rng.choice([0.0, 4.0, 12.0], size=len(n))
+    log = pd.DataFrame({"segment": 0, "channel": "ads", "exposures": n,
+                        "converted": (rng.random(len(n)) < p_conv(t, n / (1 + r * f))).astype(float),
+                        "opted_out": 0.0, "fatigue": f})  # fmt: skip
+    m = ResponseModel().fit(log, fatigue="fatigue")
+    assert 0.1 <= m.fatigue_rate_ <= 0.3
+    tired = m.predict([0], ["ads"], [6], fatigue=[12.0])[0]
+    assert tired == pytest.approx(p_conv(t, 6 / (1 + r * 12)) - t[0], rel=0.25)
+    assert tired < 0.5 * m.predict([0], ["ads"], [6])[0]
+    assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0

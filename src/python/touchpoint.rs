@@ -190,6 +190,12 @@ impl TouchpointResponse {
         PyArray1::from_slice(py, &self.inner.fit.informed)
     }
 
+    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`).
+    #[getter]
+    fn fatigue_rate(&self) -> f64 {
+        self.inner.fit.fatigue_rate
+    }
+
     #[getter]
     fn n_obs(&self) -> u64 {
         self.inner.counts.n_obs()

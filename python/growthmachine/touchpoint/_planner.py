@@ -288,8 +288,7 @@ class FrequencyPlanner:
         """(incremental, optout) shaped (groups, channels, levels) from the model, and each
         user's group; segments the model has not seen use its pooled (channel-level) curve.
         With ``fatigue`` (per user) a group is a segment and a class of prior fatigue
-        (:func:`fatigue_classes`), whose opt-out curve is the model's at the class's mean
-        fatigue. ``group_segment_`` maps the groups to the model's segment codes (the last:
+        (:func:`fatigue_classes`), whose curves are the model's at the class's mean fatigue. ``group_segment_`` maps the groups to the model's segment codes (the last:
         unseen)."""
         m = self.model
         names = list(m.channels_)
@@ -317,13 +316,14 @@ class FrequencyPlanner:
         cls, mean = fatigue_classes(fatigue)
         pairs, user_group = np.unique(group * len(mean) + cls, return_inverse=True)
         p_seg, p_cls = pairs // len(mean), pairs % len(mean)
-        inc, _ = at(0.0)
-        opt = np.empty((len(pairs),) + inc.shape[1:])
+        shape = (len(pairs), len(self.channels), len(self.levels))
+        inc, opt = np.empty(shape), np.empty(shape)
         for k in np.unique(p_cls):
             sel = p_cls == k
-            opt[sel] = at(float(mean[k]))[1][p_seg[sel]]
+            i_k, o_k = at(float(mean[k]))
+            inc[sel], opt[sel] = i_k[p_seg[sel]], o_k[p_seg[sel]]
         self.group_segment_ = p_seg
-        return inc[p_seg], opt, user_group.astype(np.uint32)
+        return inc, opt, user_group.astype(np.uint32)
 
     def is_fitted(self) -> bool:
         """The model has curves for every channel of the planner (until then, everyone
@@ -362,8 +362,9 @@ class FrequencyPlanner:
         planned users: an extra price per opt-out is found by bisection so that the plan meets
         it (the Lagrangian of that constraint); the certificate's bound adds price x cap;
         ``fatigue``: each user's prior fatigue (decayed number of earlier touches, >= 0; e.g.
-        :func:`world_fatigue`): the model's opt-out curves are taken at it (users already tired
-        opt out sooner), and :meth:`observe` logs it with the outcomes. Not with ``curves``.
+        :func:`world_fatigue`): the model's curves are taken at it (users already tired opt out
+        sooner and, once the model has learned it, need more exposures), and :meth:`observe`
+        logs it with the outcomes. Not with ``curves``.
         """
         t0 = time.perf_counter()
         u = check_users(users)

@@ -11,6 +11,9 @@ fatigue ``f`` (the decayed number of earlier touches, an optional column of the 
 of the predictions) continues that curve from ``f``: ``a n + d (n^2 + 2 n f)``, so users more
 fatigued than any in the log (e.g. those the last window touched heavily, when only fresh users
 were randomised) get their higher opt-out rate from the fatigue measured within the windows.
+Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n / (1 + r f)``,
+with one rate ``r`` (``fatigue_rate_``) chosen by profile likelihood once the log holds users of
+different prior fatigue (0 until then).
 
 The curves are fitted from logs with randomised frequency arms. The likelihood depends on the log
 only through counts per (segment, channel, exposures), aggregated once in the Rust core and kept,
@@ -180,7 +183,7 @@ class ResponseModel(Versioned):
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter) and ``converged_``.
+    spread used, per channel and parameter), ``converged_`` and ``fatigue_rate_``.
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -417,6 +420,7 @@ class ResponseModel(Versioned):
             core.tau, index=pd.Index(self.channels_, name="channel"), columns=core.param_names()
         )
         self.converged_ = core.converged
+        self.fatigue_rate_ = float(core.fatigue_rate)
 
     # -- prediction ------------------------------------------------------------------------
     def _check_fitted(self) -> None:

@@ -31,15 +31,17 @@ pub struct Counts {
     pub opt_outs: Vec<f64>,
     /// Rows per entry (unweighted).
     pub rows: Vec<u64>,
-    /// The opt-out's sufficient statistics per entry and class of prior fatigue
-    /// ([`fatigue_class`]; entry `e` class `k` at `e * FATIGUE_CLASSES + k`): weighted trials and
-    /// opt-outs, and the prior fatigue summed weighted by the weight times the opt-out
-    /// (`fatigue_out`) and times its complement (`fatigue_kept`). The opt-out likelihood is then
-    /// exact for the users who stayed and uses the class's mean fatigue for those who opted out
-    /// (see `cell::opt_loglik`). Empty in states written before the fatigue covariate (read as
-    /// every row in class 0 without fatigue).
+    /// The sufficient statistics per entry and class of prior fatigue ([`fatigue_class`]; entry
+    /// `e` class `k` at `e * FATIGUE_CLASSES + k`): weighted trials, conversions and opt-outs,
+    /// and the prior fatigue summed weighted by the weight times the opt-out (`fatigue_out`)
+    /// and times its complement (`fatigue_kept`). The opt-out likelihood is then exact for the
+    /// users who stayed and uses the class's mean fatigue for those who opted out (see
+    /// `cell::opt_loglik`); the conversion's uses the class's mean fatigue. Empty in states
+    /// written before the fatigue covariate (read as every row in class 0 without fatigue).
     #[serde(default)]
     pub class_trials: Vec<f64>,
+    #[serde(default)]
+    pub class_conversions: Vec<f64>,
     #[serde(default)]
     pub class_opt_outs: Vec<f64>,
     #[serde(default)]
@@ -74,6 +76,7 @@ impl Counts {
             opt_outs: Vec::new(),
             rows: Vec::new(),
             class_trials: Vec::new(),
+            class_conversions: Vec::new(),
             class_opt_outs: Vec::new(),
             fatigue_kept: Vec::new(),
             fatigue_out: Vec::new(),
@@ -89,8 +92,8 @@ impl Counts {
     /// so it is checked and allocated fallibly: `ValueError` / `MemoryError` naming `log`.
     pub(super) fn zeros(n_groups: usize, n_channels: usize, n_levels: usize) -> Result<Counts> {
         let len = Self::entries(n_groups, n_channels, n_levels);
-        let what = "segments x channels x exposure levels (288 bytes each)";
-        let bytes = checked_bytes("log", what, len, 32 + 32 * FATIGUE_CLASSES)?;
+        let what = "segments x channels x exposure levels (352 bytes each)";
+        let bytes = checked_bytes("log", what, len, 32 + 40 * FATIGUE_CLASSES)?;
         check_fits_memory("log", bytes)?;
         let len = len.unwrap_or_default();
         let wide = len * FATIGUE_CLASSES;
@@ -103,6 +106,7 @@ impl Counts {
             opt_outs: crate::error::try_zeroed("log", len)?,
             rows: crate::error::try_zeroed("log", len)?,
             class_trials: crate::error::try_zeroed("log", wide)?,
+            class_conversions: crate::error::try_zeroed("log", wide)?,
             class_opt_outs: crate::error::try_zeroed("log", wide)?,
             fatigue_kept: crate::error::try_zeroed("log", wide)?,
             fatigue_out: crate::error::try_zeroed("log", wide)?,
@@ -194,6 +198,7 @@ impl Counts {
             let o = log.opted_out[i];
             self.class_trials[k] += w;
             self.class_opt_outs[k] += w * o;
+            self.class_conversions[k] += w * log.converted[i];
             self.fatigue_kept[k] += w * (1.0 - o) * f;
             self.fatigue_out[k] += w * o * f;
         }
@@ -215,6 +220,7 @@ impl Counts {
         for (a, b) in [
             (&mut self.class_trials, &o.class_trials),
             (&mut self.class_opt_outs, &o.class_opt_outs),
+            (&mut self.class_conversions, &o.class_conversions),
             (&mut self.fatigue_kept, &o.fatigue_kept),
             (&mut self.fatigue_out, &o.fatigue_out),
         ] {
@@ -245,6 +251,7 @@ impl Counts {
                         let (sk, dk) = (s * FATIGUE_CLASSES + k, d * FATIGUE_CLASSES + k);
                         out.class_trials[dk] = self.class_trials[sk];
                         out.class_opt_outs[dk] = self.class_opt_outs[sk];
+                        out.class_conversions[dk] = self.class_conversions[sk];
                         out.fatigue_kept[dk] = self.fatigue_kept[sk];
                         out.fatigue_out[dk] = self.fatigue_out[sk];
                     }
@@ -264,6 +271,7 @@ impl Counts {
             &mut self.opt_outs,
             &mut self.class_trials,
             &mut self.class_opt_outs,
+            &mut self.class_conversions,
             &mut self.fatigue_kept,
             &mut self.fatigue_out,
         ] {
@@ -300,6 +308,7 @@ impl Counts {
             };
             self.class_trials = spread(&self.trials);
             self.class_opt_outs = spread(&self.opt_outs);
+            self.class_conversions = spread(&self.conversions);
             self.fatigue_kept = vec![0.0; wide];
             self.fatigue_out = vec![0.0; wide];
         }
@@ -316,6 +325,7 @@ impl Counts {
             && [
                 &self.class_trials,
                 &self.class_opt_outs,
+                &self.class_conversions,
                 &self.fatigue_kept,
                 &self.fatigue_out,
             ]
@@ -365,14 +375,17 @@ impl Counts {
                 let ksum = |v: &[f64]| es.iter().map(|&e| v[e * FATIGUE_CLASSES + k]).sum::<f64>();
                 let tk = ksum(&self.class_trials);
                 if tk > 0.0 && l > 0 {
-                    out.opt.push(Level::of(
+                    let (fk, fo) = (ksum(&self.fatigue_kept), ksum(&self.fatigue_out));
+                    let lv = Level::of(
                         l,
                         tk,
-                        0.0,
+                        ksum(&self.class_conversions),
                         ksum(&self.class_opt_outs),
-                        ksum(&self.fatigue_kept),
-                        ksum(&self.fatigue_out),
-                    ));
+                        fk,
+                        fo,
+                    );
+                    out.opt.push(lv);
+                    out.conv_f.push((lv, (fk + fo) / tk));
                 }
             }
         }
@@ -381,14 +394,40 @@ impl Counts {
 }
 
 /// A cell's (or a channel's) levels: the conversion's per number of exposures, the opt-out's
-/// per number of exposures (> 0) and class of prior fatigue.
+/// per number of exposures (> 0) and class of prior fatigue, and the conversion's per number
+/// of exposures (> 0) and class with the class's mean fatigue (for [`CellData::at_rate`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct CellData {
     pub(super) conv: Vec<Level>,
     pub(super) opt: Vec<Level>,
+    pub(super) conv_f: Vec<(Level, f64)>,
 }
 
 impl CellData {
+    /// The levels with the conversion's exposures damped by prior fatigue at `rate`: a user of
+    /// fatigue `f` who receives `n` exposures counts `n / (1 + rate f)` (see the module docs).
+    /// `rate == 0` or no fatigue: the levels as they are.
+    pub(super) fn at_rate(&self, rate: f64) -> CellData {
+        if rate <= 0.0 || self.conv_f.iter().all(|(_, f)| *f <= 0.0) {
+            return self.clone();
+        }
+        let mut conv: Vec<Level> = self.conv.iter().filter(|l| l.n == 0.0).copied().collect();
+        conv.extend(self.conv_f.iter().map(|(l, f)| {
+            let n = l.n / (1.0 + rate * f);
+            Level {
+                n,
+                ln_n: n.ln(),
+                ..*l
+            }
+        }));
+        conv.sort_by(|a, b| a.n.total_cmp(&b.n));
+        CellData {
+            conv,
+            opt: self.opt.clone(),
+            conv_f: self.conv_f.clone(),
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.conv.is_empty()
     }

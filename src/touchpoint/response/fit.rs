@@ -30,6 +30,43 @@ pub struct ResponseFit {
     /// Weighted trials per cell, and whether both Newton fits of the cell converged.
     pub trials: Vec<f64>,
     pub converged: Vec<bool>,
+    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`), chosen on
+    /// [`FATIGUE_RATES`] by the channels' profile likelihood (0 without fatigue in the log and
+    /// in states written before it).
+    #[serde(default)]
+    pub fatigue_rate: f64,
+}
+
+/// Candidate damping rates of the conversion by prior fatigue (see [`fatigue_rate`]).
+pub const FATIGUE_RATES: [f64; 9] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.6];
+
+/// The damping rate of the conversion by prior fatigue shared by every channel: the rate of
+/// [`FATIGUE_RATES`] whose channel-level fits (weak prior) have the highest summed log
+/// posterior. A log without prior fatigue says nothing about it: 0 (no damping), as ties go to
+/// the smaller rate. Fatigue is the user's (every channel's touches tire the same user), so
+/// the rate is shared.
+fn fatigue_rate(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64> {
+    if pooled
+        .iter()
+        .all(|cd| cd.conv_f.iter().all(|(_, f)| *f <= 0.0))
+    {
+        return Ok(0.0);
+    }
+    let mut best = (f64::NEG_INFINITY, 0.0);
+    for r in FATIGUE_RATES {
+        ctl.check()?;
+        let lp: f64 = pooled
+            .par_iter()
+            .filter(|cd| !cd.is_empty())
+            .map(|cd| fit_channel(&cd.at_rate(r), prior).conv.log_post)
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        if lp > best.0 {
+            best = (lp, r);
+        }
+    }
+    Ok(best.1)
 }
 
 /// Curves on a grid of levels, each `n_groups * n_channels * n_levels` (row-major).
@@ -65,7 +102,9 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
-    let pooled: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let raw: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let rate = fatigue_rate(&raw, prior, ctl)?;
+    let pooled: Vec<CellData> = raw.iter().map(|cd| cd.at_rate(rate)).collect();
     let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
         pooled
             .par_iter()
@@ -89,7 +128,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         .collect();
     let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
-        .map(|i| counts.cell(i / nc, i % nc))
+        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate))
         .collect();
     // 2. segment spread
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
@@ -159,6 +198,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         informed: chan.iter().map(|p| p.is_some()).collect(),
         trials: levels.iter().map(CellData::trials).collect(),
         converged: Vec::with_capacity(cells),
+        fatigue_rate: rate,
     };
     for c in 0..nc {
         let (cc, co) = match &chan[c] {
@@ -343,15 +383,17 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
     ]
 }
 
-/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`; `z` is
-/// the normal quantile of the interval (delta method on the log of the incremental conversion).
-fn point(th: &[f64], cov_conv: &[f64], n: f64, f: f64, z: f64) -> (f64, f64, f64, f64) {
+/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`
+/// (conversion at `n / (1 + rate f)` exposures); `z` is the normal quantile of the interval
+/// (delta method on the log of the incremental conversion).
+fn point(th: &[f64], cov_conv: &[f64], n: f64, f: f64, rate: f64, z: f64) -> (f64, f64, f64, f64) {
     let p = natural(th);
     let lam = p[4] * n + p[5] * (n * n + 2.0 * n * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
     }
+    let n = n / (1.0 + rate * f);
     let (b, m, u, h) = (p[0], sigmoid(th[1]), th[2], p[3]);
     let zz = h * (n.ln() - u);
     let hh = sigmoid(zz);
@@ -430,7 +472,7 @@ impl ResponseFit {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
             for (l, &n) in levels.iter().enumerate() {
-                let (a, lo, hi, o) = point(th, cov, n, fatigue, z);
+                let (a, lo, hi, o) = point(th, cov, n, fatigue, self.fatigue_rate, z);
                 let e = i * nl + l;
                 out.incremental[e] = a;
                 out.lower[e] = lo;
@@ -481,7 +523,7 @@ impl ResponseFit {
                     let i = lo + j;
                     let (th, cov) = self.cell_theta(group[i] as usize, channel[i] as usize);
                     let f = fatigue.map_or(0.0, |f| f[i]);
-                    let (x, _, _, y) = point(th, cov, exposures[i], f, 0.0);
+                    let (x, _, _, y) = point(th, cov, exposures[i], f, self.fatigue_rate, 0.0);
                     a[j] = x;
                     o[j] = y;
                 }
@@ -494,6 +536,8 @@ impl ResponseFit {
         let cells = self.n_groups * self.n_channels;
         let nc = self.n_channels;
         let ok = nc > 0
+            && self.fatigue_rate.is_finite()
+            && self.fatigue_rate >= 0.0
             && self.theta.len() == cells * N_PARAMS
             && self.cov_conv.len() == cells * NC * NC
             && self.cov_opt.len() == cells * NO * NO

@@ -22,11 +22,18 @@
 //!   a n + d (n^2 + 2 n f)`. No parameter is added: the extrapolation to users more fatigued
 //!   than any in the log rests on the fatigue `d` measured within the windows, so segments
 //!   never observed at that fatigue (e.g. users the previous window touched heavily, when only
-//!   fresh users were randomised) get their higher opt-out rate. The conversion curve does not
-//!   use `f` (its damping by fatigue is not separable from the Hill shape within one window).
-//!   Per `(g, c, n)` the counts keep the fatigue summed over the users who stayed (exact) and
-//!   over those who opted out (whose log-likelihood uses their mean fatigue: exact when they
-//!   share it, a Jensen approximation otherwise).
+//!   fresh users were randomised) get their higher opt-out rate. Per `(g, c, n)` and class of
+//!   prior fatigue (doubling widths) the counts keep the fatigue summed over the users who
+//!   stayed (exact) and over those who opted out (whose log-likelihood uses the class's mean
+//!   fatigue: exact when they share it, a Jensen approximation otherwise).
+//! - prior fatigue also damps the conversion: a tired user's `n` exposures count as
+//!   `n / (1 + r f)` in the Hill curve (tired users need more exposures for the same effect).
+//!   Within one window the damping is not separable from the Hill shape, so `r` is identified
+//!   only by rows of different prior fatigue: one rate shared by the channels (fatigue is the
+//!   user's) is chosen on a grid (`fit::FATIGUE_RATES`) by the channel-level fits' summed log
+//!   posterior (a profile likelihood), ties to the smaller rate, so a log without prior fatigue
+//!   gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
+//!   fatigue.
 //!
 //! Both likelihoods are Bernoulli and depend on the log only through the sufficient statistics
 //! per `(g, c, n)`: weighted trials, conversions and opt-outs ([`Counts`]). The log is aggregated

@@ -682,3 +682,71 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     let e = Counts::aggregate(&log, 1, 1, &ctl()).unwrap_err();
     assert!(e.to_string().contains("fatigue"), "{e}");
 }
+
+#[test]
+fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
+    // conversion at n / (1 + r f), r = 0.2; arms up to 40 exposures so the damped curve is seen
+    let truth: Truth = [0.02, 0.1, 5.0, 2.0, 0.002, 0.0002];
+    let r = 0.2;
+    let arms = [0u32, 2, 4, 6, 9, 14, 20, 28, 40];
+    let draw = |fresh: bool, seed: u64| {
+        let mut rng = crate::rng::stream(seed, 7);
+        let mut s = simulate(&[vec![truth]], &[vec![0]], seed);
+        let mut fat = vec![];
+        for _ in 0..80_000 {
+            let n = arms[rng.random_range(0..arms.len())];
+            let f = if fresh {
+                0.0
+            } else {
+                [0.0, 4.0, 12.0][rng.random_range(0..3)]
+            };
+            let ne = n as f64 / (1.0 + r * f);
+            s.group.push(0);
+            s.channel.push(0);
+            s.exposures.push(n);
+            s.converted
+                .push((rng.random::<f64>() < p_conv(&truth, ne)) as u8 as f64);
+            s.opted_out.push(0.0);
+            s.weight.push(1.0);
+            fat.push(f);
+        }
+        (s, fat)
+    };
+    let fit_of = |s: &Sim, fat: &[f64]| {
+        let mut log = s.log(false);
+        log.fatigue = Some(fat);
+        fit(
+            &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
+            &Prior::default(),
+            &ctl(),
+        )
+        .unwrap()
+    };
+    let (s, fat) = draw(false, 11);
+    let f = fit_of(&s, &fat);
+    assert!(
+        (0.1..=0.3).contains(&f.fatigue_rate),
+        "rate {}",
+        f.fatigue_rate
+    );
+    let inc = |f: &ResponseFit, n: f64, fat: f64| {
+        f.predict(&[0], &[0], &[n], Some(&[fat]), &ctl()).unwrap().0[0]
+    };
+    for (n, fa) in [(6.0, 0.0), (6.0, 12.0), (20.0, 12.0)] {
+        let want = truth[1]
+            * p_conv(
+                &[0.0, 1.0, truth[2], truth[3], 0.0, 0.0],
+                n / (1.0 + r * fa),
+            );
+        assert!(
+            relerr(inc(&f, n, fa), want) < 0.2,
+            "n {n} f {fa}: {} vs {want}",
+            inc(&f, n, fa)
+        );
+    }
+    // fresh users only: nothing to learn the damping from, none assumed
+    let (s, fat) = draw(true, 12);
+    let f = fit_of(&s, &fat);
+    assert_eq!(f.fatigue_rate, 0.0);
+    assert_eq!(inc(&f, 6.0, 12.0), inc(&f, 6.0, 0.0));
+}
