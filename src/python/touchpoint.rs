@@ -196,6 +196,12 @@ impl TouchpointResponse {
         self.inner.fit.fatigue_rate
     }
 
+    /// Share of the prior fatigue acting on the opt-out over the window.
+    #[getter]
+    fn fatigue_carry(&self) -> f64 {
+        self.inner.fit.fatigue_carry
+    }
+
     #[getter]
     fn n_obs(&self) -> u64 {
         self.inner.counts.n_obs()

@@ -13,7 +13,9 @@ fatigued than any in the log (e.g. those the last window touched heavily, when o
 were randomised) get their higher opt-out rate from the fatigue measured within the windows.
 Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n / (1 + r f)``,
 with one rate ``r`` (``fatigue_rate_``) chosen by profile likelihood once the log holds users of
-different prior fatigue (0 until then).
+different prior fatigue (0 until then); the same data then also tell the share ``c`` of the prior
+fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
+fatigue keeps decaying as the window's exposures arrive; 1 until then).
 
 The curves are fitted from logs with randomised frequency arms. The likelihood depends on the log
 only through counts per (segment, channel, exposures), aggregated once in the Rust core and kept,
@@ -183,7 +185,7 @@ class ResponseModel(Versioned):
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter), ``converged_`` and ``fatigue_rate_``.
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` and ``fatigue_carry_``.
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -421,6 +423,7 @@ class ResponseModel(Versioned):
         )
         self.converged_ = core.converged
         self.fatigue_rate_ = float(core.fatigue_rate)
+        self.fatigue_carry_ = float(core.fatigue_carry)
 
     # -- prediction ------------------------------------------------------------------------
     def _check_fitted(self) -> None:

@@ -432,6 +432,19 @@ impl CellData {
         self.conv.is_empty()
     }
 
+    /// The levels with the opt-out's prior fatigue scaled by `carry` (the share of it that acts
+    /// over the window; see `fit::fatigue_carry`).
+    pub(super) fn at_carry(&self, carry: f64) -> CellData {
+        let mut out = self.clone();
+        if carry != 1.0 {
+            for l in &mut out.opt {
+                l.fk *= carry;
+                l.fo *= carry;
+            }
+        }
+        out
+    }
+
     /// Weighted trials.
     pub(super) fn trials(&self) -> f64 {
         self.conv.iter().map(|l| l.t).sum()

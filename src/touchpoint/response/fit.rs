@@ -35,6 +35,60 @@ pub struct ResponseFit {
     /// in states written before it).
     #[serde(default)]
     pub fatigue_rate: f64,
+    /// Share of the prior fatigue that acts on the opt-out over the window
+    /// (`a n + d (n^2 + 2 n carry f)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
+    /// log and in states written before it).
+    #[serde(default = "one")]
+    pub fatigue_carry: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Candidate shares of the prior fatigue acting on the opt-out over the window (see
+/// [`fatigue_carry`]); the first is the structural value, kept on ties.
+pub const FATIGUE_CARRIES: [f64; 6] = [1.0, 0.85, 0.7, 0.55, 0.4, 0.25];
+
+/// The share of the prior fatigue that acts on the opt-out over the window, shared by every
+/// channel: the prior fatigue keeps decaying while the window's exposures arrive, so a tired
+/// user continues the opt-out curve from less than `f`. Chosen on [`FATIGUE_CARRIES`] by the
+/// channel-level opt-out fits' summed log posterior; a log without prior fatigue says nothing
+/// about it and keeps 1 (the structural extrapolation of the module docs).
+fn fatigue_carry(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64> {
+    if pooled
+        .iter()
+        .all(|cd| cd.opt.iter().all(|l| l.fk <= 0.0 && l.fo <= 0.0))
+    {
+        return Ok(1.0);
+    }
+    let mut best = (f64::NEG_INFINITY, 1.0);
+    for c in FATIGUE_CARRIES {
+        ctl.check()?;
+        let lp: f64 = pooled
+            .par_iter()
+            .filter(|cd| !cd.opt.is_empty())
+            .map(|cd| {
+                let cd = cd.at_carry(c);
+                let s = opt_start(&cd.opt);
+                laplace(
+                    opt_loglik,
+                    &cd.opt,
+                    &prior.center[NC..],
+                    &prior.scale[NC..],
+                    &s,
+                    prior.max_iter,
+                )
+                .log_post
+            })
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        if lp > best.0 {
+            best = (lp, c);
+        }
+    }
+    Ok(best.1)
 }
 
 /// Candidate damping rates of the conversion by prior fatigue (see [`fatigue_rate`]).
@@ -104,7 +158,11 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     // 1. channel level, then the shape pooled across channels
     let raw: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
     let rate = fatigue_rate(&raw, prior, ctl)?;
-    let pooled: Vec<CellData> = raw.iter().map(|cd| cd.at_rate(rate)).collect();
+    let carry = fatigue_carry(&raw, prior, ctl)?;
+    let pooled: Vec<CellData> = raw
+        .iter()
+        .map(|cd| cd.at_rate(rate).at_carry(carry))
+        .collect();
     let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
         pooled
             .par_iter()
@@ -128,7 +186,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         .collect();
     let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
-        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate))
+        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate).at_carry(carry))
         .collect();
     // 2. segment spread
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
@@ -199,6 +257,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         trials: levels.iter().map(CellData::trials).collect(),
         converged: Vec::with_capacity(cells),
         fatigue_rate: rate,
+        fatigue_carry: carry,
     };
     for c in 0..nc {
         let (cc, co) = match &chan[c] {
@@ -386,9 +445,18 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
 /// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`
 /// (conversion at `n / (1 + rate f)` exposures); `z` is the normal quantile of the interval
 /// (delta method on the log of the incremental conversion).
-fn point(th: &[f64], cov_conv: &[f64], n: f64, f: f64, rate: f64, z: f64) -> (f64, f64, f64, f64) {
+#[allow(clippy::too_many_arguments)]
+fn point(
+    th: &[f64],
+    cov_conv: &[f64],
+    n: f64,
+    f: f64,
+    rate: f64,
+    carry: f64,
+    z: f64,
+) -> (f64, f64, f64, f64) {
     let p = natural(th);
-    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * f);
+    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * carry * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
@@ -472,7 +540,15 @@ impl ResponseFit {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
             for (l, &n) in levels.iter().enumerate() {
-                let (a, lo, hi, o) = point(th, cov, n, fatigue, self.fatigue_rate, z);
+                let (a, lo, hi, o) = point(
+                    th,
+                    cov,
+                    n,
+                    fatigue,
+                    self.fatigue_rate,
+                    self.fatigue_carry,
+                    z,
+                );
                 let e = i * nl + l;
                 out.incremental[e] = a;
                 out.lower[e] = lo;
@@ -523,7 +599,15 @@ impl ResponseFit {
                     let i = lo + j;
                     let (th, cov) = self.cell_theta(group[i] as usize, channel[i] as usize);
                     let f = fatigue.map_or(0.0, |f| f[i]);
-                    let (x, _, _, y) = point(th, cov, exposures[i], f, self.fatigue_rate, 0.0);
+                    let (x, _, _, y) = point(
+                        th,
+                        cov,
+                        exposures[i],
+                        f,
+                        self.fatigue_rate,
+                        self.fatigue_carry,
+                        0.0,
+                    );
                     a[j] = x;
                     o[j] = y;
                 }
@@ -538,6 +622,8 @@ impl ResponseFit {
         let ok = nc > 0
             && self.fatigue_rate.is_finite()
             && self.fatigue_rate >= 0.0
+            && self.fatigue_carry.is_finite()
+            && self.fatigue_carry > 0.0
             && self.theta.len() == cells * N_PARAMS
             && self.cov_conv.len() == cells * NC * NC
             && self.cov_opt.len() == cells * NO * NO

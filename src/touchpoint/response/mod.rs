@@ -33,7 +33,10 @@
 //!   user's) is chosen on a grid (`fit::FATIGUE_RATES`) by the channel-level fits' summed log
 //!   posterior (a profile likelihood), ties to the smaller rate, so a log without prior fatigue
 //!   gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
-//!   fatigue.
+//!   fatigue. The same rows tell how much of the prior fatigue acts on the opt-out over the
+//!   window (it keeps decaying as the window's exposures arrive): `2 n c f` with a share `c`
+//!   chosen on a grid (`fit::FATIGUE_CARRIES`) by the opt-out fits' profile likelihood, 1 (the
+//!   structural value) on ties and without tired rows.
 //!
 //! Both likelihoods are Bernoulli and depend on the log only through the sufficient statistics
 //! per `(g, c, n)`: weighted trials, conversions and opt-outs ([`Counts`]). The log is aggregated

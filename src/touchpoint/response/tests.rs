@@ -613,6 +613,17 @@ fn segments_with_almost_no_data_do_not_hide_the_spread_of_the_others() {
 /// A log of one segment and channel whose users arrive with prior fatigue `f` in {0, 5, 20}
 /// (or only 0 with `fresh`): the opt-out hazard of the `j`-th exposure is `a + d (2 (f + j) - 1)`.
 fn fatigued_log(truth: &Truth, rows: usize, fresh: bool, seed: u64) -> (Sim, Vec<f64>) {
+    fatigued_log_carry(truth, rows, fresh, 1.0, seed)
+}
+
+/// [`fatigued_log`] with only the share `carry` of the prior fatigue acting on the opt-out.
+fn fatigued_log_carry(
+    truth: &Truth,
+    rows: usize,
+    fresh: bool,
+    carry: f64,
+    seed: u64,
+) -> (Sim, Vec<f64>) {
     let mut s = simulate(&[vec![*truth]], &[vec![rows]], seed);
     let mut rng = crate::rng::stream(seed, 99);
     let mut fat = Vec::with_capacity(rows);
@@ -623,7 +634,7 @@ fn fatigued_log(truth: &Truth, rows: usize, fresh: bool, seed: u64) -> (Sim, Vec
             [0.0, 5.0, 20.0][rng.random_range(0..3)]
         };
         let n = s.exposures[i] as f64;
-        let lam = truth[4] * n + truth[5] * (n * n + 2.0 * n * f);
+        let lam = truth[4] * n + truth[5] * (n * n + 2.0 * n * carry * f);
         s.opted_out[i] = (rng.random::<f64>() < -(-lam).exp_m1()) as u8 as f64;
         fat.push(f);
     }
@@ -653,6 +664,7 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     let with = fit_of(&s, Some(&fat));
     let without = fit_of(&s, None);
     let p = with.params();
+    assert!(with.fatigue_carry >= 0.85, "carry {}", with.fatigue_carry);
     assert!(relerr(p[4], truth[4]) < 0.25, "a {} vs {}", p[4], truth[4]);
     assert!(relerr(p[5], truth[5]) < 0.25, "d {} vs {}", p[5], truth[5]);
     for n in [3.0, 9.0] {
@@ -667,6 +679,17 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
         assert!(relerr(opt_at(&fresh, n, 20.0), want(n, 20.0)) < 0.3);
         assert!(opt_at(&fresh, n, 20.0) > 2.0 * opt_at(&fresh, n, 0.0));
     }
+    assert_eq!(fresh.fatigue_carry, 1.0); // nothing to learn it from: the structural value
+                                          // Half of the prior fatigue acting over the window is learned from tired rows.
+    let (s2, fat2) = fatigued_log_carry(&truth, 60_000, false, 0.5, 5);
+    let half = fit_of(&s2, Some(&fat2));
+    assert!(
+        (0.4..=0.7).contains(&half.fatigue_carry),
+        "carry {}",
+        half.fatigue_carry
+    );
+    let want_half = -(-(truth[4] * 9.0 + truth[5] * (81.0 + 9.0 * 20.0))).exp_m1();
+    assert!(relerr(opt_at(&half, 9.0, 20.0), want_half) < 0.15);
     // The curves take the fatigue too; a negative one is refused by name.
     let c = with.curves(&[9.0], 0.0, 20.0, &ctl()).unwrap();
     assert!((c.opt_out[0] - opt_at(&with, 9.0, 20.0)).abs() < 1e-12);
