@@ -295,10 +295,16 @@ fn deterministic_across_thread_counts() {
     let u: Truth = [0.05, 0.04, 4.0, 1.0, 0.002, 0.0015];
     let sim = simulate(&vec![vec![t, u]; 6], &vec![vec![60_000, 50_000]; 6], 5);
     assert!(sim.group.len() > 2 * ROWS); // several chunks, non-dyadic weights
+                                         // prior fatigue too (every class; the fatigue rate and carry are chosen)
+    let fat: Vec<f64> = (0..sim.group.len())
+        .map(|i| (i % 97) as f64 * 0.4)
+        .collect();
     let run = |threads: usize| {
         parallel::set_num_threads(threads);
         parallel::install(|| {
-            let c = Counts::aggregate(&sim.log(true), 6, 2, &ctl()).unwrap();
+            let mut log = sim.log(true);
+            log.fatigue = Some(&fat);
+            let c = Counts::aggregate(&log, 6, 2, &ctl()).unwrap();
             let f = fit(&c, &Prior::default(), &ctl()).unwrap();
             (c, f)
         })
