@@ -10,7 +10,7 @@ scored before they are applied, all plans at the same state of the world, with
 - ``uniform 6 ads``: every reachable user gets 6 ads (the common rule); its spend is the budget;
 - ``max caps ads``: 140 ads (10 a day) to random users until the budget is spent;
 - ``planner [value]``: the FrequencyPlanner on its fitted ResponseModel (segments:
-  ``world_segments``), as deployed (10 % of the users explore), maximising value: 10 per
+  ``world_segments``; opt-outs at each user's prior fatigue, ``world_fatigue``), as deployed (10 % of the users explore), maximising value: 10 per
   incremental conversion, 1 per opt-out, net of exposure cost;
 - ``planner [conversions]``: the same curves, maximising conversions under the budget with
   expected opt-outs capped at the model's own estimate of the uniform plan's (the issue's
@@ -48,7 +48,7 @@ OPTOUT = 1.0
 CONV_VALUE = 1000.0
 
 
-def evaluate(env, pl, users, tag) -> pd.DataFrame:
+def evaluate(env, pl, users, tag, fatigue: bool = True) -> pd.DataFrame:
     """Every policy at the current state of the world, scored exactly (see the module docs)."""
     import growthmachine as gm
 
@@ -57,6 +57,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
     budget = 0.06 * reach[:, 0].sum()
     start = env.day
     seg = tp.world_segments(env, users)
+    fat = tp.world_fatigue(env, users) if fatigue else None
     t0 = time.perf_counter()
     inc, opt = tp.true_curves(env, pl, users, reachable=reach)
     t_truth = time.perf_counter() - t0
@@ -70,7 +71,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
     add("uniform 6 ads", tp.uniform_plan(pl, users, reachable=reach, start_day=start))
     cap_true = rows[0]["optouts"]
     add("max caps ads", tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=start))
-    _, m_opt, group = pl._model_curves(seg)
+    _, m_opt, group = pl._model_curves(seg, fat)
     li6 = int(np.searchsorted(pl.levels, 6))
     cap_model = float(m_opt[group[reach[:, 0]], 0, li6].sum())
     t_plan = {}
@@ -88,7 +89,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
         name = f"planner [{obj}]"
         t0 = time.perf_counter()
         ours = plo.plan(users, budget, value=v, segment=seg, reachable=reach, start_day=start,
-                        max_optouts=cap_model if cap else None,
+                        max_optouts=cap_model if cap else None, fatigue=fat,
                         explore=None if obj == "value" else False)  # fmt: skip
         t_plan[name] = time.perf_counter() - t0
         add(name, ours, forecast=ours.forecast["conversions"],
@@ -120,6 +121,7 @@ def evaluate(env, pl, users, tag) -> pd.DataFrame:
 
 def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
         explore_share: float = 0.1, optout_cost: float = 1.0, forget: float = 0.5,
+        fatigue: bool = True,
 ) -> list[pd.DataFrame]:  # fmt: skip
     import growthmachine as gm
 
@@ -133,13 +135,14 @@ def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
     out = []
     for r in range(rounds + 1):
         if r in (1, rounds):
-            out.append(evaluate(env, pl, users, f"round {r}"))
+            out.append(evaluate(env, pl, users, f"round {r}", fatigue))
         if r == rounds:
             break
         reach = tp.world_reachable(env, users, pl.channels)
         budget = 0.06 * reach[:, 0].sum()
+        fat = tp.world_fatigue(env, users) if fatigue else None
         p = pl.plan(users, budget, value=VALUE, segment=tp.world_segments(env, users), reachable=reach,
-                    start_day=env.day)  # fmt: skip
+                    start_day=env.day, fatigue=fat)  # fmt: skip
         o = env.apply(p.schedule(), start_day=env.day, days=pl.horizon_days)
         pl.observe(o)
     return out

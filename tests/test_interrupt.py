@@ -418,6 +418,7 @@ BOUNDED: dict[str, str] = {
             "sim.Population.kpis",
             "sim.SessionBatch.expected_value",
             "touchpoint.segment_curves",
+            "touchpoint.world_fatigue",
             "touchpoint.world_reachable",
             "touchpoint.world_segments",
             "planning.Audience.select",

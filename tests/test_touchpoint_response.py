@@ -331,3 +331,92 @@ def test_forgetting_follows_a_drifting_world():
         ResponseModel(forget=0.0).fit(first)
     with pytest.raises(ValueError, match="forget"):
         ResponseModel(forget=1.5).fit(first)
+
+
+def _fatigued_log(t, rows, fresh, seed):
+    """One segment and channel; users arrive with prior fatigue f in {0, 5, 20} (0 if fresh):
+    opt-out hazard a n + d (n^2 + 2 n f)."""
+    rng = np.random.default_rng(seed)
+    n = rng.choice(ARMS, size=rows).astype(float)
+    f = np.zeros(rows) if fresh else rng.choice([0.0, 5.0, 20.0], size=rows)
+    lam = t[4] * n + t[5] * (n * n + 2 * n * f)
+    return pd.DataFrame(
+        {
+            "segment": 0,
+            "channel": "email",
+            "exposures": n.astype(int),
+            "converted": (rng.random(rows) < p_conv(t, n)).astype(float),
+            "opted_out": (rng.random(rows) < 1 - np.exp(-lam)).astype(float),
+            "fatigue": f,
+        }
+    )
+
+
+def test_prior_fatigue_column_is_fitted_and_raises_the_opt_out_of_tired_users():
+    t = (0.02, 0.06, 4.0, 2.0, 0.004, 0.0015)
+    log = _fatigued_log(t, 60_000, fresh=False, seed=5)
+    m = ResponseModel().fit(log, fatigue="fatigue")
+    blind = ResponseModel().fit(log)
+    p = m.params_.iloc[0]
+    assert p["a"] == pytest.approx(t[4], rel=0.25)
+    assert p["d"] == pytest.approx(t[5], rel=0.25)
+
+    def truth(n, f):
+        return 1 - np.exp(-(t[4] * n + t[5] * (n * n + 2 * n * f)))
+
+    for f in (0.0, 20.0):
+        _, o = m.predict([0], ["email"], [9], fatigue=[f], return_opt_out=True)
+        assert o[0] == pytest.approx(truth(9, f), rel=0.15)
+    # Ignoring the column, the tired users' opt-outs are read as the fresh users' rate.
+    _, o = blind.predict([0], ["email"], [9], return_opt_out=True)
+    assert o[0] > 1.3 * truth(9, 0.0)
+    # curves and pooled_curves take the fatigue too
+    assert m.curves([9], fatigue=20.0).opt_out[0, 0, 0] == pytest.approx(truth(9, 20.0), rel=0.15)
+    assert m.pooled_curves([9], fatigue=20.0)[1][0, 0] > m.pooled_curves([9])[1][0, 0]
+    # A model fitted on fresh users only extrapolates to tired ones from the fatigue within
+    # the windows (no parameter is added).
+    fresh = ResponseModel().fit(_fatigued_log(t, 60_000, fresh=True, seed=6), fatigue="fatigue")
+    _, o = fresh.predict([0], ["email"], [9], fatigue=[20.0], return_opt_out=True)
+    assert o[0] == pytest.approx(truth(9, 20.0), rel=0.3)
+    # partial_fit of the two halves equals the fit of the whole
+    half = ResponseModel().partial_fit(log.iloc[:30_000], fatigue="fatigue")
+    half.partial_fit(log.iloc[30_000:], fatigue="fatigue")
+    assert np.allclose(half.params_[["a", "d"]], m.params_[["a", "d"]], rtol=1e-9)
+    # state round-trips
+    m2 = pickle.loads(pickle.dumps(m))
+    assert np.array_equal(
+        m2.curves([3, 9], fatigue=5.0).opt_out, m.curves([3, 9], fatigue=5.0).opt_out
+    )
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf])
+def test_bad_fatigue_names_the_argument(bad):
+    log = _fatigued_log((0.02, 0.06, 4.0, 2.0, 0.004, 0.0015), 200, fresh=False, seed=1)
+    log.loc[3, "fatigue"] = bad
+    with pytest.raises(ValueError, match="fatigue"):
+        ResponseModel().fit(log, fatigue="fatigue")
+    m = ResponseModel().fit(log.drop(index=3))
+    with pytest.raises(ValueError, match="fatigue"):
+        m.predict([0], ["email"], [3], fatigue=[bad])
+    with pytest.raises(ValueError, match="fatigue"):
+        m.curves([3], fatigue=bad)
+    with pytest.raises(ValueError, match="fatigue"):
+        m.predict([0, 0], ["email"] * 2, [3, 4], fatigue=[1.0])
+
+
+def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
+    """Conversion at n / (1 + r f): learned (fatigue_rate_) when the log holds users of
+    different prior fatigue, 0 when it does not (nothing assumed)."""
+    t, r = (0.02, 0.1, 5.0, 2.0, 0.002, 0.0002), 0.2
+    rng = np.random.default_rng(9)
+    n = rng.choice([0, 2, 4, 6, 9, 14, 20, 28, 40], size=80_000)
+    f = rng.choice([0.0, 4.0, 12.0], size=len(n))
+    log = pd.DataFrame({"segment": 0, "channel": "ads", "exposures": n,
+                        "converted": (rng.random(len(n)) < p_conv(t, n / (1 + r * f))).astype(float),
+                        "opted_out": 0.0, "fatigue": f})  # fmt: skip
+    m = ResponseModel().fit(log, fatigue="fatigue")
+    assert 0.1 <= m.fatigue_rate_ <= 0.3
+    tired = m.predict([0], ["ads"], [6], fatigue=[12.0])[0]
+    assert tired == pytest.approx(p_conv(t, 6 / (1 + r * 12)) - t[0], rel=0.25)
+    assert tired < 0.5 * m.predict([0], ["ads"], [6])[0]
+    assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0

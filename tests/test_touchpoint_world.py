@@ -131,3 +131,51 @@ def test_world_helpers_reject_bad_input(world):
         tp.uniform_plan(pl, [0, 1], channel="fax")
     with pytest.raises(ValueError, match="channels"):
         tp.FrequencyPlanner.for_world(world, ("in_app",))
+
+
+def test_prior_fatigue_loop_tired_users_get_the_opt_out_they_have(world):
+    """With each user's prior fatigue, the planner logs it with the outcomes, and a model fitted
+    on fresh users only predicts the opt-outs of the users the last window tired close to the
+    world's truth (without it, every tired user gets the fresh users' rate)."""
+    env = world.copy()
+    pl = planner(env, model=tp.ResponseModel(), explore_share=0.2, seed=2)
+    users = np.arange(6000)
+    fat0 = tp.world_fatigue(env, users)
+    assert (fat0 == 0).all()  # nobody touched yet
+    reach = tp.world_reachable(env, users, pl.channels)
+    p0 = pl.plan(users, 300.0, value=10.0, segment=tp.world_segments(env, users),
+                 reachable=reach, start_day=env.day, fatigue=fat0)  # fmt: skip
+    assert "fatigue" in p0.assignment
+    pl.observe(env.apply(p0.schedule(), start_day=env.day, days=pl.horizon_days))
+    fat = tp.world_fatigue(env, users)
+    tired = fat > 5
+    assert tired.sum() > 100
+    # the decayed count: halved every 7 days since the last touch
+    s = env.state()
+    last = s["last_touch_day"].to_numpy()
+    k = int(np.flatnonzero(tired)[0])
+    assert fat[k] == pytest.approx(s["fatigue"][k] * 0.5 ** ((env.day - last[k]) / 7.0), rel=1e-6)
+    reach = tp.world_reachable(env, users, pl.channels)
+    seg = tp.world_segments(env, users)
+    inc, opt = tp.true_curves(env, pl, users, reachable=reach)
+    j = list(pl.levels).index(10)
+    sel = tired & reach[:, 0]
+    _, m_opt, g = pl._model_curves(seg, fat)
+    _, b_opt, gb = pl._model_curves(seg)
+    truth = opt[sel, 0, j].mean()
+    with_f, blind = m_opt[g[sel], 0, j].mean(), b_opt[gb[sel], 0, j].mean()
+    assert abs(with_f - truth) < 0.25 * truth
+    assert blind < 0.7 * truth
+    # the plan takes it; explicit curves refuse it
+    p1 = pl.plan(users, 300.0, value=10.0, segment=seg, reachable=reach, start_day=env.day,
+                 fatigue=fat)  # fmt: skip
+    a = p1.assignment[~p1.assignment["explore"]]
+    assert (
+        a.loc[a["fatigue"] > 5, "exposures"].mean() < a.loc[a["fatigue"] == 0, "exposures"].mean()
+    )
+    with pytest.raises(ValueError, match="fatigue"):
+        pl.plan(users, 300.0, segment=np.zeros(6000, int), curves=(inc[:1], opt[:1]), fatigue=fat)
+    with pytest.raises(ValueError, match="fatigue"):
+        pl.plan(users, 300.0, segment=seg, fatigue=fat[:10])
+    with pytest.raises(ValueError, match="halflife_days"):
+        tp.world_fatigue(env, users, halflife_days=0)

@@ -51,7 +51,7 @@ impl TouchpointResponse {
     /// Aggregates the log, adds the counts of `previous` (if given) and fits.
     #[staticmethod]
     #[pyo3(signature = (group, channel, exposures, converted, opted_out, weight, n_groups,
-        n_channels, tau=None, previous=None, forget=1.0, progress=None))]
+        n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         py: Python<'py>,
@@ -67,6 +67,7 @@ impl TouchpointResponse {
         previous: Option<PyRef<'py, TouchpointResponse>>,
         forget: f64,
         progress: Option<&Bound<'py, PyAny>>,
+        fatigue: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<Self> {
         let tau = match tau {
             None => None,
@@ -89,6 +90,7 @@ impl TouchpointResponse {
             converted: slice1("converted", &converted)?,
             opted_out: slice1("opted_out", &opted_out)?,
             weight: weight.as_ref().map(|w| slice1("weight", w)).transpose()?,
+            fatigue: fatigue.as_ref().map(|f| slice1("fatigue", f)).transpose()?,
         };
         let prev = previous.as_ref().map(|p| &p.inner);
         let inner = run_long(py, progress, None, |ctl| {
@@ -99,16 +101,18 @@ impl TouchpointResponse {
     }
 
     /// (incremental, lower, upper, opt-out), each `(n_groups, n_channels, n_levels)`; `z` is the
-    /// normal quantile of the interval.
+    /// normal quantile of the interval, `fatigue` the users' prior fatigue.
+    #[pyo3(signature = (levels, z, fatigue=0.0))]
     fn curves<'py>(
         &self,
         py: Python<'py>,
         levels: PyReadonlyArray1<'py, f64>,
         z: f64,
+        fatigue: f64,
     ) -> PyResult<(Arr3<'py>, Arr3<'py>, Arr3<'py>, Arr3<'py>)> {
         let lv = slice1("levels", &levels)?;
         let f = &self.inner.fit;
-        let c = run_long(py, None, None, |ctl| f.curves(lv, z, ctl))?;
+        let c = run_long(py, None, None, |ctl| f.curves(lv, z, fatigue, ctl))?;
         let s = [f.n_groups, f.n_channels, lv.len()];
         Ok((
             shaped(py, c.incremental, s)?,
@@ -120,7 +124,7 @@ impl TouchpointResponse {
 
     /// (incremental conversion, opt-out probability) per row; a group `>= n_groups` gets its
     /// channel's pooled curve.
-    #[pyo3(signature = (group, channel, exposures, progress=None))]
+    #[pyo3(signature = (group, channel, exposures, progress=None, fatigue=None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
@@ -128,14 +132,16 @@ impl TouchpointResponse {
         channel: PyReadonlyArray1<'py, u32>,
         exposures: PyReadonlyArray1<'py, f64>,
         progress: Option<&Bound<'py, PyAny>>,
+        fatigue: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<(Arr1<'py>, Arr1<'py>)> {
         let (g, c, n) = (
             slice1("segment", &group)?,
             slice1("channel", &channel)?,
             slice1("exposures", &exposures)?,
         );
+        let fat = fatigue.as_ref().map(|f| slice1("fatigue", f)).transpose()?;
         let f = &self.inner.fit;
-        let (inc, opt) = run_long(py, progress, None, |ctl| f.predict(g, c, n, ctl))?;
+        let (inc, opt) = run_long(py, progress, None, |ctl| f.predict(g, c, n, fat, ctl))?;
         Ok((PyArray1::from_vec(py, inc), PyArray1::from_vec(py, opt)))
     }
 
@@ -182,6 +188,18 @@ impl TouchpointResponse {
     #[getter]
     fn informed<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
         PyArray1::from_slice(py, &self.inner.fit.informed)
+    }
+
+    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`).
+    #[getter]
+    fn fatigue_rate(&self) -> f64 {
+        self.inner.fit.fatigue_rate
+    }
+
+    /// Share of the prior fatigue acting on the opt-out over the window.
+    #[getter]
+    fn fatigue_carry(&self) -> f64 {
+        self.inner.fit.fatigue_carry
     }
 
     #[getter]

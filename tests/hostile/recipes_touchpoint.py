@@ -225,6 +225,9 @@ R("touchpoint.world_reachable")(
     lambda c: (tp.world_reachable, dict(env=c.env0, users=np.arange(20), channels=list(CH)))
 )
 R("touchpoint.world_segments")(lambda c: (tp.world_segments, dict(env=c.env0, users=np.arange(20))))
+R("touchpoint.world_fatigue")(
+    lambda c: (tp.world_fatigue, dict(env=c.env0, users=np.arange(20), halflife_days=7.0))
+)
 
 
 R("touchpoint.run_stage")(stage_recipe(tp.run_stage, "touchpoint"))

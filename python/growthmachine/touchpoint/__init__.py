@@ -8,7 +8,8 @@
   by the allocation core's Lagrangian solver, with a certificate; :meth:`~FrequencyPlanner.observe`
   feeds what users did back into the curves.
 - Scoring on the simulated world (**scoring only**): :func:`true_curves`, :func:`score`, and the
-  baselines :func:`uniform_plan` and :func:`max_caps_plan`.
+  baselines :func:`uniform_plan` and :func:`max_caps_plan`; the world's observable segments
+  (:func:`world_segments`), reachability and prior fatigue (:func:`world_fatigue`).
 """
 
 from ._planner import DEFAULT_LEVELS, Channel, FrequencyPlan, FrequencyPlanner
@@ -20,6 +21,7 @@ from ._scoring import (
     segment_curves,
     true_curves,
     uniform_plan,
+    world_fatigue,
     world_reachable,
     world_segments,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "segment_curves",
     "true_curves",
     "uniform_plan",
+    "world_fatigue",
     "world_reachable",
     "world_segments",
 ]

@@ -282,13 +282,15 @@ class FrequencyPlanner:
         return cls(out, **kwargs)
 
     # -- curves --------------------------------------------------------------------------
-    def _model_curves(self, segment: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _model_curves(
+        self, segment: np.ndarray, fatigue: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(incremental, optout) shaped (groups, channels, levels) from the model, and each
-        user's group; segments the model has not seen use its pooled (channel-level) curve."""
+        user's group; segments the model has not seen use its pooled (channel-level) curve.
+        With ``fatigue`` (per user) a group is a segment and a class of prior fatigue
+        (:func:`fatigue_classes`), whose curves are the model's at the class's mean fatigue. ``group_segment_`` maps the groups to the model's segment codes (the last:
+        unseen)."""
         m = self.model
-        cur = m.curves(self.levels)
-        inc, opt = np.asarray(cur.incremental), np.asarray(cur.opt_out)
-        p_inc, p_opt = m.pooled_curves(self.levels)
         names = list(m.channels_)
         missing = [c.name for c in self.channels if c.name not in names]
         if missing:
@@ -296,12 +298,32 @@ class FrequencyPlanner:
                 f"model: has no curve for channel(s) {missing} (fitted channels: {names})"
             )
         idx = [names.index(c.name) for c in self.channels]
-        inc = np.concatenate([inc[:, idx], p_inc[None, idx]])
-        opt = np.concatenate([opt[:, idx], p_opt[None, idx]])
         seg = pd.Index(m.segments_)
         group = seg.get_indexer(segment)
-        group = np.where(group < 0, len(seg), group)
-        return np.clip(inc, 0.0, 1.0), np.clip(opt, 0.0, 1.0), group.astype(np.uint32)
+        group = np.where(group < 0, len(seg), group).astype(np.int64)
+
+        def at(f: float) -> tuple[np.ndarray, np.ndarray]:
+            cur = m.curves(self.levels, fatigue=f)
+            p_inc, p_opt = m.pooled_curves(self.levels, fatigue=f)
+            inc = np.concatenate([np.asarray(cur.incremental)[:, idx], p_inc[None, idx]])
+            opt = np.concatenate([np.asarray(cur.opt_out)[:, idx], p_opt[None, idx]])
+            return np.clip(inc, 0.0, 1.0), np.clip(opt, 0.0, 1.0)
+
+        if fatigue is None:
+            inc, opt = at(0.0)
+            self.group_segment_ = np.arange(len(seg) + 1)
+            return inc, opt, group.astype(np.uint32)
+        cls, mean = fatigue_classes(fatigue)
+        pairs, user_group = np.unique(group * len(mean) + cls, return_inverse=True)
+        p_seg, p_cls = pairs // len(mean), pairs % len(mean)
+        shape = (len(pairs), len(self.channels), len(self.levels))
+        inc, opt = np.empty(shape), np.empty(shape)
+        for k in np.unique(p_cls):
+            sel = p_cls == k
+            i_k, o_k = at(float(mean[k]))
+            inc[sel], opt[sel] = i_k[p_seg[sel]], o_k[p_seg[sel]]
+        self.group_segment_ = p_seg
+        return inc, opt, user_group.astype(np.uint32)
 
     def is_fitted(self) -> bool:
         """The model has curves for every channel of the planner (until then, everyone
@@ -325,6 +347,7 @@ class FrequencyPlanner:
         start_day: int = 0,
         explore: bool | None = None,
         max_optouts: float | None = None,
+        fatigue: Any = None,
     ) -> FrequencyPlan:
         """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
 
@@ -337,7 +360,11 @@ class FrequencyPlanner:
         ``explore_share`` of the users on randomised frequencies (default: when planning from
         the model); ``max_optouts``: most expected opt-outs (under the curves used) over all the
         planned users: an extra price per opt-out is found by bisection so that the plan meets
-        it (the Lagrangian of that constraint); the certificate's bound adds price x cap.
+        it (the Lagrangian of that constraint); the certificate's bound adds price x cap;
+        ``fatigue``: each user's prior fatigue (decayed number of earlier touches, >= 0; e.g.
+        :func:`world_fatigue`): the model's curves are taken at it (users already tired opt out
+        sooner and, once the model has learned it, need more exposures), and :meth:`observe`
+        logs it with the outcomes. Not with ``curves``.
         """
         t0 = time.perf_counter()
         u = check_users(users)
@@ -356,6 +383,11 @@ class FrequencyPlanner:
         else:
             reach = cv.as_array(reachable, "reachable", np.bool_, ndim=2, shape=(n, c_n))
         bits = (reach.astype(np.uint8) << np.arange(c_n, dtype=np.uint8)).sum(1).astype(np.uint8)
+        fat = None
+        if fatigue is not None:
+            if curves is not None:
+                raise ValueError("fatigue: applies to the model's curves, not to explicit curves")
+            fat = cv.as_array(fatigue, "fatigue", np.float64, shape=(n,), nonnegative=True)
         if curves is not None:
             inc = cv.as_array(curves[0], "curves[0]", ndim=3)
             opt = cv.as_array(curves[1], "curves[1]", ndim=3, shape=inc.shape)
@@ -371,6 +403,7 @@ class FrequencyPlanner:
             group = group.astype(np.uint32)
             seg_labels = group
             group_labels = np.arange(inc.shape[0])
+            label_of = None
             fitted = True
         else:
             seg_labels = (
@@ -383,8 +416,9 @@ class FrequencyPlanner:
                 raise ValueError(f"segment: has a missing label (at position {k})")
             fitted = self.is_fitted()
             if fitted:
-                inc, opt, group = self._model_curves(seg_labels)
+                inc, opt, group = self._model_curves(seg_labels, fat)
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
+                label_of = self.group_segment_
         rng = np.random.default_rng([self.seed, self.rounds_])
         share = self.explore_share if fitted else 1.0
         if explore is not None and not isinstance(explore, (bool, np.bool_)):
@@ -491,6 +525,8 @@ class FrequencyPlanner:
                 "expected_optouts": oo_u,
             }
         )
+        if fat is not None:
+            assignment["fatigue"] = fat
         spent = costs[np.minimum(ch, c_n - 1)] * lv
         reached = lv > 0
         freq = pd.Series(lv[reached]).value_counts().sort_index()
@@ -506,7 +542,9 @@ class FrequencyPlanner:
             else f"an average of 6 exposures is attainable (up to {attainable:.2f})"
         )
         roi = (
-            _marginal_roi(inc, opt, group, v, ch, lv, self.levels, self.channels, group_labels)
+            _marginal_roi(
+                inc, opt, group, v, ch, lv, self.levels, self.channels, group_labels, label_of
+            )  # fmt: skip
             if fitted
             else pd.DataFrame(columns=["segment", "channel", "users", "marginal_roi"])
         )
@@ -704,11 +742,34 @@ class FrequencyPlanner:
                 "opted_out": oo[pos],
             }
         )
+        fatigue = None
+        if "fatigue" in ex:
+            log["fatigue"] = ex["fatigue"].to_numpy()
+            fatigue = "fatigue"
         if getattr(self.model, "n_obs_", 0) > 0:
-            self.model.partial_fit(log)
+            self.model.partial_fit(log, fatigue=fatigue)
         else:
-            self.model.fit(log)
+            self.model.fit(log, fatigue=fatigue)
         return self
+
+
+#: Classes of prior fatigue in the planner: 0 below the first edge, then widths growing by
+#: this ratio (the opt-out curve is taken at each class's mean fatigue).
+FATIGUE_EDGE, FATIGUE_RATIO = 0.1, 1.2
+
+
+def fatigue_classes(fatigue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's class of prior fatigue and the mean fatigue of every class (0 for empty
+    ones): class 0 below :data:`FATIGUE_EDGE`, then geometric classes of ratio
+    :data:`FATIGUE_RATIO` (relative spread within a class under 20 %)."""
+    f = np.asarray(fatigue, dtype=np.float64)
+    cls = np.zeros(len(f), np.int64)
+    pos = f >= FATIGUE_EDGE
+    cls[pos] = 1 + np.floor(np.log(f[pos] / FATIGUE_EDGE) / np.log(FATIGUE_RATIO)).astype(np.int64)
+    k = int(cls.max(initial=0)) + 1
+    cnt = np.bincount(cls, minlength=k)
+    mean = np.bincount(cls, weights=f, minlength=k) / np.maximum(cnt, 1)
+    return cls, mean
 
 
 def _per_user(curve, group, ch, lv, levels) -> np.ndarray:
@@ -802,10 +863,11 @@ def _attainable_average(
     return float(total / n)
 
 
-def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, labels) -> pd.DataFrame:
-    """Per segment (curve group) and channel: mean over the reached users of the value of the
-    next level step per unit of its cost (``nan`` at the top level). ``labels``: the segment
-    label of each group."""
+def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, labels, label_of=None
+                  ) -> pd.DataFrame:  # fmt: skip
+    """Per segment and channel: mean over the reached users of the value of the next level
+    step per unit of its cost (``nan`` at the top level). ``labels``: the segment labels;
+    ``label_of``: each curve group's label code (default: the group's own)."""
     cols = ["segment", "channel", "users", "marginal_roi"]
     sel = np.flatnonzero((ch != 255) & (lv > 0))
     if not len(sel):
@@ -821,8 +883,9 @@ def _marginal_roi(inc, opt, group, v, ch, lv, levels, channels, labels) -> pd.Da
     ok = (nxt > li) & (dcost > 0)
     roi = np.where(ok, gain / np.where(ok, dcost, 1.0), 0.0)
     c_n = len(channels)
-    key = g * c_n + c
-    size = inc.shape[0] * c_n
+    lab = g if label_of is None else np.asarray(label_of, dtype=np.int64)[g]
+    key = lab * c_n + c
+    size = len(labels) * c_n
     users = np.bincount(key, minlength=size)
     n_ok = np.bincount(key, weights=ok, minlength=size)
     total = np.bincount(key, weights=roi, minlength=size)

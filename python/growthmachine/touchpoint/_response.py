@@ -6,7 +6,16 @@ allows S-shapes, as in the media-mix response curves of Jin et al. (2017, "Bayes
 media mix modeling with carryover and shape effects"). ``b`` is the baseline at ``n = 0``, ``A``
 the maximal incremental conversion and ``k`` the exposures that give half of it. Every exposure
 also risks an opt-out from the channel: ``P(opt-out | n) = 1 - exp(-(a n + d n^2))``, a constant
-hazard ``a`` plus fatigue ``d`` that makes later touches riskier.
+hazard ``a`` plus fatigue ``d`` that makes later touches riskier. A user who arrives with prior
+fatigue ``f`` (the decayed number of earlier touches, an optional column of the log and argument
+of the predictions) continues that curve from ``f``: ``a n + d (n^2 + 2 n f)``, so users more
+fatigued than any in the log (e.g. those the last window touched heavily, when only fresh users
+were randomised) get their higher opt-out rate from the fatigue measured within the windows.
+Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n / (1 + r f)``,
+with one rate ``r`` (``fatigue_rate_``) chosen by profile likelihood once the log holds users of
+different prior fatigue (0 until then); the same data then also tell the share ``c`` of the prior
+fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
+fatigue keeps decaying as the window's exposures arrive; 1 until then).
 
 The curves are fitted from logs with randomised frequency arms. The likelihood depends on the log
 only through counts per (segment, channel, exposures), aggregated once in the Rust core and kept,
@@ -148,6 +157,11 @@ def _exposures(x: Any, name: str, *, integral: bool) -> np.ndarray:
     return a.astype(np.uint32)
 
 
+def _fatigue(x: Any, name: str) -> np.ndarray:
+    """Prior fatigue per row: finite and >= 0."""
+    return cv.as_array(x, name, np.float64, nonnegative=True)
+
+
 class ResponseModel(Versioned):
     """Conversion and opt-out curves in the number of exposures, per segment and channel.
 
@@ -171,7 +185,7 @@ class ResponseModel(Versioned):
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter) and ``converged_``.
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` and ``fatigue_carry_``.
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -228,16 +242,19 @@ class ResponseModel(Versioned):
         converted: str = "converted",
         opted_out: str = "opted_out",
         weight: str | None = None,
+        fatigue: str | None = None,
     ) -> ResponseModel:
         """Fits the curves to an exposure log (a pandas/polars DataFrame, a pyarrow Table or a
         mapping of column -> array), one row per user and channel: the user's segment, the
         channel, the number of exposures received (the randomised arm), and whether the user
         converted and opted out (0/1, or a share in [0, 1]); ``weight`` names an optional column
-        of row weights >= 0. Returns ``self``."""
+        of row weights >= 0, ``fatigue`` an optional column of the users' prior fatigue >= 0
+        (decayed number of earlier touches when the window began; absent: 0). Returns
+        ``self``."""
         known_channels = self._check_channels()
         return self._update(
             log,
-            (segment, channel, exposures, converted, opted_out, weight),
+            (segment, channel, exposures, converted, opted_out, weight, fatigue),
             segments=[],
             channels=known_channels,
             previous=None,
@@ -253,10 +270,11 @@ class ResponseModel(Versioned):
         converted: str = "converted",
         opted_out: str = "opted_out",
         weight: str | None = None,
+        fatigue: str | None = None,
     ) -> ResponseModel:
         """Adds a log (e.g. the next window's outcomes) to the counts seen so far and refits; the
         first call is :meth:`fit`. Returns ``self``."""
-        cols = (segment, channel, exposures, converted, opted_out, weight)
+        cols = (segment, channel, exposures, converted, opted_out, weight, fatigue)
         if not hasattr(self, "_core"):
             return self.fit(
                 log,
@@ -266,6 +284,7 @@ class ResponseModel(Versioned):
                 converted=converted,
                 opted_out=opted_out,
                 weight=weight,
+                fatigue=fatigue,
             )
         return self._update(
             log,
@@ -309,13 +328,13 @@ class ResponseModel(Versioned):
     def _update(
         self,
         log: Any,
-        cols: tuple[str, str, str, str, str, str | None],
+        cols: tuple[str, str, str, str, str, str | None, str | None],
         *,
         segments: list[Any],
         channels: list[Any],
         previous: Any,
     ) -> ResponseModel:
-        seg_col, ch_col, exp_col, conv_col, opt_col, w_col = cols
+        seg_col, ch_col, exp_col, conv_col, opt_col, w_col, f_col = cols
         tau = self._check_tau()
         cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
         if not 0.0 < self.interval < 1.0:
@@ -337,6 +356,10 @@ class ResponseModel(Versioned):
         if w_col is not None:
             w = cv.as_array(cv.column(log, "log", w_col), "weight", np.float64, nonnegative=True)
             arrays["weight"] = w
+        f = None
+        if f_col is not None:
+            f = _fatigue(cv.column(log, "log", f_col), "fatigue")
+            arrays["fatigue"] = f
         cv.check_same_length(arrays)
         with _progress.bar(self.progress, "ResponseModel", unit="step") as cb:
             core = _core.TouchpointResponse.fit(
@@ -352,6 +375,7 @@ class ResponseModel(Versioned):
                 previous=previous,
                 forget=forget,
                 progress=cb,
+                fatigue=f,
             )
         self._core = core
         self.segments_ = np.asarray(segments)
@@ -398,50 +422,68 @@ class ResponseModel(Versioned):
             core.tau, index=pd.Index(self.channels_, name="channel"), columns=core.param_names()
         )
         self.converged_ = core.converged
+        self.fatigue_rate_ = float(core.fatigue_rate)
+        self.fatigue_carry_ = float(core.fatigue_carry)
 
     # -- prediction ------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "_core"):
             raise ValueError("ResponseModel: not fitted; call fit(log) first")
 
-    def curves(self, levels: Any) -> Curves:
+    def curves(self, levels: Any, *, fatigue: float = 0.0) -> Curves:
         """Curves of every segment and channel at ``levels`` exposures (>= 0; fractions allowed):
         ``(incremental, lower, upper, opt_out)``, each (n_segments, n_channels, n_levels).
         ``incremental`` is the conversion over the baseline, ``A * H(n)``, at the posterior mode;
-        ``lower``/``upper`` bound it with coverage ``interval``."""
+        ``lower``/``upper`` bound it with coverage ``interval``; ``opt_out`` is that of users of
+        prior fatigue ``fatigue`` (>= 0)."""
         self._check_fitted()
         lv = cv.as_array(levels, "levels", np.float64, nonnegative=True)
+        f = cv.check_number(fatigue, "fatigue", minimum=0.0)
         z = NormalDist().inv_cdf(0.5 + self.interval / 2.0)
-        return Curves(*self._core.curves(lv, z))
+        return Curves(*self._core.curves(lv, z, f))
 
-    def pooled_curves(self, levels: Any) -> tuple[np.ndarray, np.ndarray]:
+    def pooled_curves(self, levels: Any, *, fatigue: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """The channel-level (pooled) curves, what a segment the model has not seen gets:
-        ``(incremental, opt_out)``, each (n_channels, n_levels)."""
+        ``(incremental, opt_out)``, each (n_channels, n_levels); ``opt_out`` at prior fatigue
+        ``fatigue``."""
         self._check_fitted()
         lv = cv.as_array(levels, "levels", np.float64, nonnegative=True)
+        f = cv.check_number(fatigue, "fatigue", minimum=0.0)
         c_n, l_n = len(self.channels_), len(lv)
         g = np.full(c_n * l_n, len(self.segments_), dtype=np.uint32)
         c = np.repeat(np.arange(c_n, dtype=np.uint32), l_n)
-        inc, opt = self._core.predict(g, c, np.tile(lv, c_n))
+        inc, opt = self._core.predict(g, c, np.tile(lv, c_n), fatigue=np.full(c_n * l_n, f))
         return inc.reshape(c_n, l_n), opt.reshape(c_n, l_n)
 
     def predict(
-        self, segment: Any, channel: Any, exposures: Any, *, return_opt_out: bool = False
+        self,
+        segment: Any,
+        channel: Any,
+        exposures: Any,
+        *,
+        fatigue: Any = None,
+        return_opt_out: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Incremental conversion per row for ``exposures`` of ``channel`` to a user of
-        ``segment`` (and the opt-out probability with ``return_opt_out=True``). A segment the
-        model has not seen gets its channel's pooled curve; an unknown channel is an error."""
+        ``segment`` (and the opt-out probability with ``return_opt_out=True``, for users of
+        prior fatigue ``fatigue``: per row, default 0). A segment the model has not seen gets
+        its channel's pooled curve; an unknown channel is an error."""
         self._check_fitted()
         cv.check_instance(return_opt_out, "return_opt_out", (bool, np.bool_), "a bool")
         n = _exposures(exposures, "exposures", integral=False)
         g = self._lookup(segment, "segment", list(self.segments_))
         c = self._lookup(channel, "channel", list(self.channels_))
-        cv.check_same_length({"segment": g, "channel": c, "exposures": n})
+        arrays = {"segment": g, "channel": c, "exposures": n}
+        f = None
+        if fatigue is not None:
+            f = _fatigue(fatigue, "fatigue")
+            arrays["fatigue"] = f
+        cv.check_same_length(arrays)
         if c.size and int(c.max()) >= len(self.channels_):
             bad = _py(np.asarray(channel)[int(np.flatnonzero(c >= len(self.channels_))[0])])
             raise ValueError(f"channel: unknown channel {bad!r} (known: {_labels(self.channels_)})")
         with _progress.bar(self.progress, "ResponseModel.predict", unit="row") as cb:
-            inc, opt = self._core.predict(g, c, n, progress=cb)
+            inc, opt = self._core.predict(g, c, n, progress=cb, fatigue=f)
         return (inc, opt) if return_opt_out else inc
 
     @staticmethod

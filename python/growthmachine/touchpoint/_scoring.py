@@ -90,6 +90,20 @@ def world_segments(env: Any, users: Any) -> np.ndarray:
     return np.char.add(np.char.add(out, "|"), p["age_band"].astype(str).to_numpy()[users])
 
 
+def world_fatigue(env: Any, users: Any, *, halflife_days: float = 7.0) -> np.ndarray:
+    """Each user's prior fatigue at the world's current day: the platform's decayed count of
+    its own earlier touches of the user (from its contact log: the count at the last touch,
+    halved every ``halflife_days`` since). What :meth:`FrequencyPlanner.plan` takes as
+    ``fatigue``."""
+    users = _users_of(_env(env), users)
+    h = cv.check_number(halflife_days, "halflife_days", minimum=0.0, strict_min=True)
+    s = env.state()
+    last = s["last_touch_day"].to_numpy()[users]
+    count = s["fatigue"].to_numpy()[users].astype(np.float64)
+    age = np.maximum(env.day - last, 0).astype(np.float64)
+    return np.where(last >= 0, count * 0.5 ** (age / h), 0.0)
+
+
 def fixed_plan(
     planner: FrequencyPlanner,
     users: Any,

@@ -28,6 +28,7 @@ from ._scoring import (
     segment_curves,
     true_curves,
     uniform_plan,
+    world_fatigue,
     world_reachable,
     world_segments,
 )
@@ -98,7 +99,8 @@ def run_stage(ctx: Any) -> None:
     reach = world_reachable(env, users, planner.channels)
     budget = _budget(planner, reach)
     seg = world_segments(env, users)
-    exp = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=env.day)
+    exp = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=env.day,
+                       fatigue=world_fatigue(env, users))  # fmt: skip
     out = env.apply(
         exp.schedule(), start_day=env.day, days=planner.horizon_days, progress=ctx.progress
     )
@@ -108,7 +110,8 @@ def run_stage(ctx: Any) -> None:
     budget = _budget(planner, reach)
     seg = world_segments(env, users)
     start = env.day
-    plan = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=start)
+    plan = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=start,
+                        fatigue=world_fatigue(env, users))  # fmt: skip
     ctx.state.touchpoint_planner = planner
     ctx.state.touchpoint_plan = plan
     ctx.log(f"[touchpoint] {plan!r}")
@@ -174,7 +177,8 @@ def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
                          seed=ctx.seed_of("touchpoint", "max_caps"))  # fmt: skip
     rows["max caps ads"] = score(env, mx, progress=ctx.progress)
     ours = planner.plan(sample, budget, value=VALUE, segment=seg, reachable=reach,
-                        start_day=start, explore=False)  # fmt: skip
+                        start_day=start, explore=False,
+                        fatigue=world_fatigue(env, sample))  # fmt: skip
     rows["planner (fitted curves)"] = score(env, ours, progress=ctx.progress)
     g_inc, g_opt, codes = segment_curves(inc, opt, seg, reach)
     tru_g = planner.plan(sample, budget, value=VALUE, segment=codes, reachable=reach,

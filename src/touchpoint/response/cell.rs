@@ -62,25 +62,37 @@ pub(super) fn conv_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Ve
     finite(f, g, hs)
 }
 
-/// Opt-out: `P = 1 - exp(-lambda)`, `lambda = a n + d n^2`, in `(log a, log d)`.
+/// Opt-out: `P = 1 - exp(-lambda)`, `lambda = a n + d (n^2 + 2 n f)` with the prior fatigue `f`,
+/// in `(log a, log d)`. The users who stayed contribute `-lambda` (linear in `f`: exact from the
+/// sum `fk`); those who opted out `ln(1 - exp(-lambda))` at their mean fatigue `fo`.
 pub(super) fn opt_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Vec<f64>)> {
     let (a, d) = (th[0].exp(), th[1].exp());
     let mut f = 0.0;
     let mut g = vec![0.0; NO];
     let mut hs = vec![0.0; NO * NO];
     for l in lv.iter().filter(|l| l.n > 0.0) {
-        let (la, ld) = (a * l.n, d * l.n * l.n);
-        let lam = la + ld;
-        let em1 = lam.exp_m1();
-        // l(lambda) = o ln(1 - e^-lambda) - (t - o) lambda
-        f += l.o * (-(-lam).exp_m1()).ln() - (l.t - l.o) * lam;
-        let dl = l.o / em1 - (l.t - l.o);
-        let ddl = -l.o * (1.0 + em1) / (em1 * em1);
-        g[0] += dl * la;
-        g[1] += dl * ld;
-        hs[0] += ddl * la * la + dl * la;
-        hs[1] += ddl * la * ld;
-        hs[3] += ddl * ld * ld + dl * ld;
+        let kept = l.t - l.o;
+        // stayed: -(kept (a n + d n^2) + 2 d n fk)
+        let (ka, kd) = (kept * a * l.n, d * (kept * l.n * l.n + 2.0 * l.n * l.fk));
+        f -= ka + kd;
+        g[0] -= ka;
+        g[1] -= kd;
+        hs[0] -= ka;
+        hs[3] -= kd;
+        if l.o > 0.0 {
+            // opted out: o ln(1 - e^-lambda) at the mean fatigue fo
+            let (la, ld) = (a * l.n, d * (l.n * l.n + 2.0 * l.n * l.fo));
+            let lam = la + ld;
+            let em1 = lam.exp_m1();
+            f += l.o * (-(-lam).exp_m1()).ln();
+            let dl = l.o / em1;
+            let ddl = -l.o * (1.0 + em1) / (em1 * em1);
+            g[0] += dl * la;
+            g[1] += dl * ld;
+            hs[0] += ddl * la * la + dl * la;
+            hs[1] += ddl * la * ld;
+            hs[3] += ddl * ld * ld + dl * ld;
+        }
     }
     hs[2] = hs[1];
     finite(f, g, hs)
@@ -275,7 +287,7 @@ pub(super) struct CellPost {
 }
 
 pub(super) fn fit_cell(
-    lv: &[Level],
+    cd: &CellData,
     center: &[f64; N_PARAMS],
     scale: &[f64; N_PARAMS],
     start: &[f64; N_PARAMS],
@@ -284,7 +296,7 @@ pub(super) fn fit_cell(
     CellPost {
         conv: laplace(
             conv_loglik,
-            lv,
+            &cd.conv,
             &center[..NC],
             &scale[..NC],
             &start[..NC],
@@ -292,7 +304,7 @@ pub(super) fn fit_cell(
         ),
         opt: laplace(
             opt_loglik,
-            lv,
+            &cd.opt,
             &center[NC..],
             &scale[NC..],
             &start[NC..],
@@ -301,7 +313,8 @@ pub(super) fn fit_cell(
     }
 }
 
-pub(super) fn fit_channel(lv: &[Level], prior: &Prior) -> CellPost {
+pub(super) fn fit_channel(cd: &CellData, prior: &Prior) -> CellPost {
+    let lv = &cd.conv;
     let mut best: Option<Laplace> = None;
     for slope in [1.0, 3.0] {
         let s = conv_start(lv, slope);
@@ -317,12 +330,12 @@ pub(super) fn fit_channel(lv: &[Level], prior: &Prior) -> CellPost {
             best = Some(l);
         }
     }
-    let s = opt_start(lv);
+    let s = opt_start(&cd.opt);
     CellPost {
         conv: best.expect("two starts were tried"),
         opt: laplace(
             opt_loglik,
-            lv,
+            &cd.opt,
             &prior.center[NC..],
             &prior.scale[NC..],
             &s,

@@ -30,6 +30,97 @@ pub struct ResponseFit {
     /// Weighted trials per cell, and whether both Newton fits of the cell converged.
     pub trials: Vec<f64>,
     pub converged: Vec<bool>,
+    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`), chosen on
+    /// [`FATIGUE_RATES`] by the channels' profile likelihood (0 without fatigue in the log and
+    /// in states written before it).
+    #[serde(default)]
+    pub fatigue_rate: f64,
+    /// Share of the prior fatigue that acts on the opt-out over the window
+    /// (`a n + d (n^2 + 2 n carry f)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
+    /// log and in states written before it).
+    #[serde(default = "one")]
+    pub fatigue_carry: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Candidate shares of the prior fatigue acting on the opt-out over the window (see
+/// [`fatigue_carry`]); the first is the structural value, kept on ties.
+pub const FATIGUE_CARRIES: [f64; 6] = [1.0, 0.85, 0.7, 0.55, 0.4, 0.25];
+
+/// The share of the prior fatigue that acts on the opt-out over the window, shared by every
+/// channel: the prior fatigue keeps decaying while the window's exposures arrive, so a tired
+/// user continues the opt-out curve from less than `f`. Chosen on [`FATIGUE_CARRIES`] by the
+/// channel-level opt-out fits' summed log posterior; a log without prior fatigue says nothing
+/// about it and keeps 1 (the structural extrapolation of the module docs).
+fn fatigue_carry(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64> {
+    if pooled
+        .iter()
+        .all(|cd| cd.opt.iter().all(|l| l.fk <= 0.0 && l.fo <= 0.0))
+    {
+        return Ok(1.0);
+    }
+    let mut best = (f64::NEG_INFINITY, 1.0);
+    for c in FATIGUE_CARRIES {
+        ctl.check()?;
+        let lp: f64 = pooled
+            .par_iter()
+            .filter(|cd| !cd.opt.is_empty())
+            .map(|cd| {
+                let cd = cd.at_carry(c);
+                let s = opt_start(&cd.opt);
+                laplace(
+                    opt_loglik,
+                    &cd.opt,
+                    &prior.center[NC..],
+                    &prior.scale[NC..],
+                    &s,
+                    prior.max_iter,
+                )
+                .log_post
+            })
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        if lp > best.0 {
+            best = (lp, c);
+        }
+    }
+    Ok(best.1)
+}
+
+/// Candidate damping rates of the conversion by prior fatigue (see [`fatigue_rate`]).
+pub const FATIGUE_RATES: [f64; 9] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.6];
+
+/// The damping rate of the conversion by prior fatigue shared by every channel: the rate of
+/// [`FATIGUE_RATES`] whose channel-level fits (weak prior) have the highest summed log
+/// posterior. A log without prior fatigue says nothing about it: 0 (no damping), as ties go to
+/// the smaller rate. Fatigue is the user's (every channel's touches tire the same user), so
+/// the rate is shared.
+fn fatigue_rate(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64> {
+    if pooled
+        .iter()
+        .all(|cd| cd.conv_f.iter().all(|(_, f)| *f <= 0.0))
+    {
+        return Ok(0.0);
+    }
+    let mut best = (f64::NEG_INFINITY, 0.0);
+    for r in FATIGUE_RATES {
+        ctl.check()?;
+        let lp: f64 = pooled
+            .par_iter()
+            .filter(|cd| !cd.is_empty())
+            .map(|cd| fit_channel(&cd.at_rate(r), prior).conv.log_post)
+            .collect::<Vec<f64>>()
+            .iter()
+            .sum();
+        if lp > best.0 {
+            best = (lp, r);
+        }
+    }
+    Ok(best.1)
 }
 
 /// Curves on a grid of levels, each `n_groups * n_channels * n_levels` (row-major).
@@ -55,7 +146,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     // modes and covariances on the heap) and its outputs: checked before any of it is made
     // (`ValueError` / `MemoryError` naming `log`, never an abort).
     let values = N_PARAMS + NC * NC + NO * NO;
-    let per_cell = std::mem::size_of::<Vec<Level>>()
+    let per_cell = std::mem::size_of::<CellData>()
         + 3 * (std::mem::size_of::<Option<CellPost>>() + 8 * values)
         + 8 * (values + 2)
         + 2;
@@ -65,7 +156,13 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
-    let pooled: Vec<Vec<Level>> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let raw: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let rate = fatigue_rate(&raw, prior, ctl)?;
+    let carry = fatigue_carry(&raw, prior, ctl)?;
+    let pooled: Vec<CellData> = raw
+        .iter()
+        .map(|cd| cd.at_rate(rate).at_carry(carry))
+        .collect();
     let fit_channels = |p: &Prior| -> Result<Vec<Option<CellPost>>> {
         pooled
             .par_iter()
@@ -87,9 +184,9 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
             None => prior.center,
         })
         .collect();
-    let levels: Vec<Vec<Level>> = (0..cells)
+    let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
-        .map(|i| counts.cell(i / nc, i % nc))
+        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate).at_carry(carry))
         .collect();
     // 2. segment spread
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
@@ -157,11 +254,10 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         tau: tau.iter().flatten().copied().collect(),
         has_data: Vec::with_capacity(cells),
         informed: chan.iter().map(|p| p.is_some()).collect(),
-        trials: levels
-            .iter()
-            .map(|lv| lv.iter().map(|l| l.t).sum())
-            .collect(),
+        trials: levels.iter().map(CellData::trials).collect(),
         converged: Vec::with_capacity(cells),
+        fatigue_rate: rate,
+        fatigue_carry: carry,
     };
     for c in 0..nc {
         let (cc, co) = match &chan[c] {
@@ -346,15 +442,26 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
     ]
 }
 
-/// (incremental, lower, upper, opt-out) at `n` exposures; `z` is the normal quantile of the
-/// interval (delta method on the log of the incremental conversion).
-fn point(th: &[f64], cov_conv: &[f64], n: f64, z: f64) -> (f64, f64, f64, f64) {
+/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`
+/// (conversion at `n / (1 + rate f)` exposures); `z` is the normal quantile of the interval
+/// (delta method on the log of the incremental conversion).
+#[allow(clippy::too_many_arguments)]
+fn point(
+    th: &[f64],
+    cov_conv: &[f64],
+    n: f64,
+    f: f64,
+    rate: f64,
+    carry: f64,
+    z: f64,
+) -> (f64, f64, f64, f64) {
     let p = natural(th);
-    let lam = p[4] * n + p[5] * n * n;
+    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * carry * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
     }
+    let n = n / (1.0 + rate * f);
     let (b, m, u, h) = (p[0], sigmoid(th[1]), th[2], p[3]);
     let zz = h * (n.ln() - u);
     let hh = sigmoid(zz);
@@ -405,11 +512,13 @@ impl ResponseFit {
     }
 
     /// Curves of every cell at `levels` (exposures >= 0, fractional allowed) with intervals of
-    /// normal quantile `z` (e.g. 1.645 for 90 %). `incremental` is `A H(n)`, without `b`.
-    /// Curves of every cell at `levels`: cells x levels points, checked and allocated
-    /// fallibly (`MemoryError` naming `levels`), `ctl` checked before every cell.
-    pub fn curves(&self, levels: &[f64], z: f64, ctl: &Control) -> Result<Curves> {
+    /// normal quantile `z` (e.g. 1.645 for 90 %), for users of prior fatigue `fatigue` (the
+    /// opt-out; see the module docs). `incremental` is `A H(n)`, without `b`.
+    /// Cells x levels points, checked and allocated fallibly (`MemoryError` naming `levels`),
+    /// `ctl` checked before every cell.
+    pub fn curves(&self, levels: &[f64], z: f64, fatigue: f64, ctl: &Control) -> Result<Curves> {
         check_levels("levels", levels)?;
+        check_levels("fatigue", &[fatigue])?;
         if !(z.is_finite() && z >= 0.0) {
             return Err(CoreError::invalid(
                 "z",
@@ -431,7 +540,15 @@ impl ResponseFit {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
             for (l, &n) in levels.iter().enumerate() {
-                let (a, lo, hi, o) = point(th, cov, n, z);
+                let (a, lo, hi, o) = point(
+                    th,
+                    cov,
+                    n,
+                    fatigue,
+                    self.fatigue_rate,
+                    self.fatigue_carry,
+                    z,
+                );
                 let e = i * nl + l;
                 out.incremental[e] = a;
                 out.lower[e] = lo;
@@ -442,19 +559,25 @@ impl ResponseFit {
         Ok(out)
     }
 
-    /// (incremental conversion, opt-out probability) per row. A `group >= n_groups` is a segment
-    /// the fit has not seen: it gets its channel's pooled curve.
+    /// (incremental conversion, opt-out probability) per row, for users of prior fatigue
+    /// `fatigue` (per row; `None`: 0). A `group >= n_groups` is a segment the fit has not seen:
+    /// it gets its channel's pooled curve.
     pub fn predict(
         &self,
         group: &[u32],
         channel: &[u32],
         exposures: &[f64],
+        fatigue: Option<&[f64]>,
         ctl: &Control,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         let n = group.len();
         check_len("channel", channel.len(), n, "group")?;
         check_len("exposures", exposures.len(), n, "group")?;
         check_levels("exposures", exposures)?;
+        if let Some(f) = fatigue {
+            check_len("fatigue", f.len(), n, "group")?;
+            check_levels("fatigue", f)?;
+        }
         if let Some(i) = channel.iter().position(|&c| c as usize >= self.n_channels) {
             return Err(CoreError::invalid(
                 "channel",
@@ -475,7 +598,16 @@ impl ResponseFit {
                 for j in 0..a.len() {
                     let i = lo + j;
                     let (th, cov) = self.cell_theta(group[i] as usize, channel[i] as usize);
-                    let (x, _, _, y) = point(th, cov, exposures[i], 0.0);
+                    let f = fatigue.map_or(0.0, |f| f[i]);
+                    let (x, _, _, y) = point(
+                        th,
+                        cov,
+                        exposures[i],
+                        f,
+                        self.fatigue_rate,
+                        self.fatigue_carry,
+                        0.0,
+                    );
                     a[j] = x;
                     o[j] = y;
                 }
@@ -488,6 +620,10 @@ impl ResponseFit {
         let cells = self.n_groups * self.n_channels;
         let nc = self.n_channels;
         let ok = nc > 0
+            && self.fatigue_rate.is_finite()
+            && self.fatigue_rate >= 0.0
+            && self.fatigue_carry.is_finite()
+            && self.fatigue_carry > 0.0
             && self.theta.len() == cells * N_PARAMS
             && self.cov_conv.len() == cells * NC * NC
             && self.cov_opt.len() == cells * NO * NO

@@ -15,6 +15,28 @@
 //!   exposure plus fatigue that makes later touches riskier. Opt-outs of rows with `n = 0` carry
 //!   no information on the channel's exposures (the model gives them probability 0) and are left
 //!   out of the opt-out likelihood.
+//! - prior fatigue `f >= 0` (optional, per row: the user's decayed number of earlier touches when
+//!   the window began) enters the opt-out through the same fatigue: the `j`-th exposure's hazard
+//!   is `a + d (2 j - 1)` (the increments of `a n + d n^2`), so a user who arrives with `f`
+//!   earlier touches continues the curve from `f`: `Lambda(n | f) = Lambda(n + f) - Lambda(f) =
+//!   a n + d (n^2 + 2 n f)`. No parameter is added: the extrapolation to users more fatigued
+//!   than any in the log rests on the fatigue `d` measured within the windows, so segments
+//!   never observed at that fatigue (e.g. users the previous window touched heavily, when only
+//!   fresh users were randomised) get their higher opt-out rate. Per `(g, c, n)` and class of
+//!   prior fatigue (doubling widths) the counts keep the fatigue summed over the users who
+//!   stayed (exact) and over those who opted out (whose log-likelihood uses the class's mean
+//!   fatigue: exact when they share it, a Jensen approximation otherwise).
+//! - prior fatigue also damps the conversion: a tired user's `n` exposures count as
+//!   `n / (1 + r f)` in the Hill curve (tired users need more exposures for the same effect).
+//!   Within one window the damping is not separable from the Hill shape, so `r` is identified
+//!   only by rows of different prior fatigue: one rate shared by the channels (fatigue is the
+//!   user's) is chosen on a grid (`fit::FATIGUE_RATES`) by the channel-level fits' summed log
+//!   posterior (a profile likelihood), ties to the smaller rate, so a log without prior fatigue
+//!   gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
+//!   fatigue. The same rows tell how much of the prior fatigue acts on the opt-out over the
+//!   window (it keeps decaying as the window's exposures arrive): `2 n c f` with a share `c`
+//!   chosen on a grid (`fit::FATIGUE_CARRIES`) by the opt-out fits' profile likelihood, 1 (the
+//!   structural value) on ties and without tired rows.
 //!
 //! Both likelihoods are Bernoulli and depend on the log only through the sufficient statistics
 //! per `(g, c, n)`: weighted trials, conversions and opt-outs ([`Counts`]). The log is aggregated
@@ -205,7 +227,8 @@ impl Response {
 
     /// Reads state written by [`Response::to_bytes`], checking every table's shape.
     pub fn from_bytes(b: &[u8]) -> Result<Response> {
-        let r: Response = crate::state::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        let mut r: Response = crate::state::sealed::from_bytes(STATE_KIND, &[STATE_VERSION], b)?;
+        r.counts.fill_fatigue();
         r.counts.check()?;
         r.fit.check()?;
         r.prior

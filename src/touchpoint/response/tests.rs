@@ -36,6 +36,7 @@ impl Sim {
             converted: &self.converted,
             opted_out: &self.opted_out,
             weight: weighted.then_some(&self.weight[..]),
+            fatigue: None,
         }
     }
 }
@@ -112,17 +113,18 @@ fn gradients_and_hessians_match_finite_differences() {
         (7, 350.0, 80.0, 30.0),
     ]
     .iter()
-    .map(|&(n, t, y, o)| Level {
-        n: n as f64,
-        ln_n: (n as f64).ln(),
-        t,
-        y,
-        o,
-    })
+    .map(|&(n, t, y, o)| Level::of(n as usize, t, y, o, 0.0, 0.0))
     .collect();
     fd_check(conv_loglik, &[-2.5, -1.0, 0.7, 0.4], &lv);
     fd_check(conv_loglik, &[-1.0, 0.5, 1.5, -0.3], &lv);
     fd_check(opt_loglik, &[-4.0, -6.0], &lv);
+    // with prior fatigue: summed over those who stayed, the mean of those who opted out
+    let tired: Vec<Level> = lv
+        .iter()
+        .map(|l| Level::of(l.n as usize, l.t, l.y, l.o, 3.0 * (l.t - l.o), 11.0 * l.o))
+        .collect();
+    fd_check(opt_loglik, &[-4.0, -6.0], &tired);
+    fd_check(opt_loglik, &[-5.5, -4.5], &tired);
     fd_check(opt_loglik, &[-2.0, -3.5], &lv);
 }
 
@@ -178,7 +180,7 @@ fn recovers_known_parameters_from_large_simulated_logs() {
     }
     // Curves: the truth lies inside the 95 % band at every arm, and the band is narrow.
     let levels: Vec<f64> = ARMS.iter().map(|&n| n as f64).collect();
-    let cv = f.curves(&levels, 1.96, &Control::new()).unwrap();
+    let cv = f.curves(&levels, 1.96, 0.0, &Control::new()).unwrap();
     for (c, t) in truth[0].iter().enumerate() {
         for (l, &n) in levels.iter().enumerate() {
             let e = c * levels.len() + l;
@@ -216,8 +218,8 @@ fn shrinkage_pulls_tiny_segments_to_the_pooled_curve() {
         &ctl(),
     )
     .unwrap();
-    let ce = eb.curves(&levels, 1.645, &Control::new()).unwrap();
-    let cl = loose.curves(&levels, 1.645, &Control::new()).unwrap();
+    let ce = eb.curves(&levels, 1.645, 0.0, &Control::new()).unwrap();
+    let cl = loose.curves(&levels, 1.645, 0.0, &Control::new()).unwrap();
     let cp = eb.channel_params();
     let chan = |n: f64| p_conv(&cp[..N_PARAMS].try_into().unwrap(), n) - cp[0];
     let own = |n: f64| p_conv(&odd, n) - odd[0];
@@ -293,10 +295,16 @@ fn deterministic_across_thread_counts() {
     let u: Truth = [0.05, 0.04, 4.0, 1.0, 0.002, 0.0015];
     let sim = simulate(&vec![vec![t, u]; 6], &vec![vec![60_000, 50_000]; 6], 5);
     assert!(sim.group.len() > 2 * ROWS); // several chunks, non-dyadic weights
+                                         // prior fatigue too (every class; the fatigue rate and carry are chosen)
+    let fat: Vec<f64> = (0..sim.group.len())
+        .map(|i| (i % 97) as f64 * 0.4)
+        .collect();
     let run = |threads: usize| {
         parallel::set_num_threads(threads);
         parallel::install(|| {
-            let c = Counts::aggregate(&sim.log(true), 6, 2, &ctl()).unwrap();
+            let mut log = sim.log(true);
+            log.fatigue = Some(&fat);
+            let c = Counts::aggregate(&log, 6, 2, &ctl()).unwrap();
             let f = fit(&c, &Prior::default(), &ctl()).unwrap();
             (c, f)
         })
@@ -328,13 +336,13 @@ fn cells_without_data_fall_back_and_channels_without_data_are_flagged() {
     );
     // an unseen group (index >= n_groups) predicts like a cell without data
     let (inc, opt) = f
-        .predict(&[2, 7, 0], &[0, 0, 1], &[3.0, 3.0, 0.0], &ctl())
+        .predict(&[2, 7, 0], &[0, 0, 1], &[3.0, 3.0, 0.0], None, &ctl())
         .unwrap();
     assert_eq!(inc[0], inc[1]);
     assert_eq!(opt[0], opt[1]);
     assert_eq!((inc[2], opt[2]), (0.0, 0.0));
     // no-data cells have wider intervals than the channel's cells with data
-    let cv = f.curves(&[3.0], 1.645, &Control::new()).unwrap();
+    let cv = f.curves(&[3.0], 1.645, 0.0, &Control::new()).unwrap();
     assert!(cv.upper[4] - cv.lower[4] > cv.upper[0] - cv.lower[0]);
 }
 
@@ -378,11 +386,11 @@ fn bad_input_names_the_argument() {
         .starts_with("tau:"));
     let f = fit(&c, &Prior::default(), &ctl()).unwrap();
     assert!(f
-        .curves(&[-1.0], 1.0, &Control::new())
+        .curves(&[-1.0], 1.0, 0.0, &Control::new())
         .unwrap_err()
         .to_string()
         .starts_with("levels:"));
-    let e = f.predict(&[0], &[1], &[1.0], &ctl()).unwrap_err();
+    let e = f.predict(&[0], &[1], &[1.0], None, &ctl()).unwrap_err();
     assert!(
         e.to_string().starts_with("channel: unknown channel code 1"),
         "{e}"
@@ -418,6 +426,19 @@ fn state_round_trips_and_rejects_corruption() {
     assert_eq!(r3.counts, h);
     assert_ne!(r3.fit, r2.fit);
     assert!(Response::fit(Some(&r), c2, Prior::default(), 0.0, &ctl()).is_err());
+    // A state written before the fatigue covariate (no class tables) reads as the same model.
+    let mut v = serde_json::to_value(&r).unwrap();
+    let counts = v["counts"].as_object_mut().unwrap();
+    for k in [
+        "class_trials",
+        "class_opt_outs",
+        "fatigue_kept",
+        "fatigue_out",
+    ] {
+        assert!(counts.remove(k).is_some(), "{k}");
+    }
+    let old = crate::state::sealed::to_bytes(STATE_KIND, STATE_VERSION, &v).unwrap();
+    assert_eq!(Response::from_bytes(&old).unwrap(), r);
 }
 
 #[test]
@@ -489,6 +510,7 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
         converted: &conv,
         opted_out: &opt,
         weight: None,
+        fatigue: None,
     };
     let solo = fit(
         &Counts::aggregate(&solo_log, 1, 1, &ctl()).unwrap(),
@@ -511,8 +533,8 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
     // early, half of its effect by 3 exposures).
     let levels: Vec<f64> = ARMS[1..].iter().map(|&n| n as f64).collect();
     let (cb, cs) = (
-        both.curves(&levels, 1.0, &Control::new()).unwrap(),
-        solo.curves(&levels, 1.0, &Control::new()).unwrap(),
+        both.curves(&levels, 1.0, 0.0, &Control::new()).unwrap(),
+        solo.curves(&levels, 1.0, 0.0, &Control::new()).unwrap(),
     );
     let (mut e_both, mut e_solo) = (0.0, 0.0);
     for (l, &n) in levels.iter().enumerate() {
@@ -543,7 +565,7 @@ fn segments_that_differ_in_height_keep_their_own_heights() {
     )
     .unwrap();
     assert!(f.tau[1] > 0.2, "tau of logit m: {}", f.tau[1]);
-    let cv = f.curves(&[14.0], 1.0, &Control::new()).unwrap();
+    let cv = f.curves(&[14.0], 1.0, 0.0, &Control::new()).unwrap();
     let want: Vec<f64> = truth
         .iter()
         .map(|t| p_conv(&t[0], 14.0) - t[0][0])
@@ -592,4 +614,168 @@ fn segments_with_almost_no_data_do_not_hide_the_spread_of_the_others() {
         "{} vs {sd}",
         f.tau[1]
     );
+}
+
+/// A log of one segment and channel whose users arrive with prior fatigue `f` in {0, 5, 20}
+/// (or only 0 with `fresh`): the opt-out hazard of the `j`-th exposure is `a + d (2 (f + j) - 1)`.
+fn fatigued_log(truth: &Truth, rows: usize, fresh: bool, seed: u64) -> (Sim, Vec<f64>) {
+    fatigued_log_carry(truth, rows, fresh, 1.0, seed)
+}
+
+/// [`fatigued_log`] with only the share `carry` of the prior fatigue acting on the opt-out.
+fn fatigued_log_carry(
+    truth: &Truth,
+    rows: usize,
+    fresh: bool,
+    carry: f64,
+    seed: u64,
+) -> (Sim, Vec<f64>) {
+    let mut s = simulate(&[vec![*truth]], &[vec![rows]], seed);
+    let mut rng = crate::rng::stream(seed, 99);
+    let mut fat = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let f = if fresh {
+            0.0
+        } else {
+            [0.0, 5.0, 20.0][rng.random_range(0..3)]
+        };
+        let n = s.exposures[i] as f64;
+        let lam = truth[4] * n + truth[5] * (n * n + 2.0 * n * carry * f);
+        s.opted_out[i] = (rng.random::<f64>() < -(-lam).exp_m1()) as u8 as f64;
+        fat.push(f);
+    }
+    (s, fat)
+}
+
+#[test]
+fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
+    let truth: Truth = [0.02, 0.06, 4.0, 2.0, 0.004, 0.0015];
+    let fit_of = |s: &Sim, fat: Option<&[f64]>| {
+        let mut log = s.log(false);
+        log.fatigue = fat;
+        fit(
+            &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
+            &Prior::default(),
+            &ctl(),
+        )
+        .unwrap()
+    };
+    let opt_at = |f: &ResponseFit, n: f64, fat: f64| {
+        f.predict(&[0], &[0], &[n], Some(&[fat]), &ctl()).unwrap().1[0]
+    };
+    let want = |n: f64, fat: f64| -(-(truth[4] * n + truth[5] * (n * n + 2.0 * n * fat))).exp_m1();
+    // A log of mixed fatigue: with the column the parameters are recovered; without it the
+    // tired users' opt-outs inflate the fresh users' curve.
+    let (s, fat) = fatigued_log(&truth, 60_000, false, 3);
+    let with = fit_of(&s, Some(&fat));
+    let without = fit_of(&s, None);
+    let p = with.params();
+    assert!(with.fatigue_carry >= 0.85, "carry {}", with.fatigue_carry);
+    assert!(relerr(p[4], truth[4]) < 0.25, "a {} vs {}", p[4], truth[4]);
+    assert!(relerr(p[5], truth[5]) < 0.25, "d {} vs {}", p[5], truth[5]);
+    for n in [3.0, 9.0] {
+        assert!(relerr(opt_at(&with, n, 0.0), want(n, 0.0)) < 0.15);
+        assert!(relerr(opt_at(&with, n, 20.0), want(n, 20.0)) < 0.15);
+        assert!(opt_at(&without, n, 0.0) > 1.3 * want(n, 0.0));
+    }
+    // Fresh users only: the fatigue measured within the windows predicts the tired users.
+    let (s, fat) = fatigued_log(&truth, 60_000, true, 4);
+    let fresh = fit_of(&s, Some(&fat));
+    for n in [3.0, 9.0] {
+        assert!(relerr(opt_at(&fresh, n, 20.0), want(n, 20.0)) < 0.3);
+        assert!(opt_at(&fresh, n, 20.0) > 2.0 * opt_at(&fresh, n, 0.0));
+    }
+    assert_eq!(fresh.fatigue_carry, 1.0); // nothing to learn it from: the structural value
+                                          // Half of the prior fatigue acting over the window is learned from tired rows.
+    let (s2, fat2) = fatigued_log_carry(&truth, 60_000, false, 0.5, 5);
+    let half = fit_of(&s2, Some(&fat2));
+    assert!(
+        (0.4..=0.7).contains(&half.fatigue_carry),
+        "carry {}",
+        half.fatigue_carry
+    );
+    let want_half = -(-(truth[4] * 9.0 + truth[5] * (81.0 + 9.0 * 20.0))).exp_m1();
+    assert!(relerr(opt_at(&half, 9.0, 20.0), want_half) < 0.15);
+    // The curves take the fatigue too; a negative one is refused by name.
+    let c = with.curves(&[9.0], 0.0, 20.0, &ctl()).unwrap();
+    assert!((c.opt_out[0] - opt_at(&with, 9.0, 20.0)).abs() < 1e-12);
+    let e = with.curves(&[9.0], 0.0, -1.0, &ctl()).unwrap_err();
+    assert!(e.to_string().contains("fatigue"), "{e}");
+    let e = with
+        .predict(&[0], &[0], &[1.0], Some(&[f64::NAN]), &ctl())
+        .unwrap_err();
+    assert!(e.to_string().contains("fatigue"), "{e}");
+    let mut log = s.log(false);
+    let bad = vec![-1.0; s.group.len()];
+    log.fatigue = Some(&bad);
+    let e = Counts::aggregate(&log, 1, 1, &ctl()).unwrap_err();
+    assert!(e.to_string().contains("fatigue"), "{e}");
+}
+
+#[test]
+fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
+    // conversion at n / (1 + r f), r = 0.2; arms up to 40 exposures so the damped curve is seen
+    let truth: Truth = [0.02, 0.1, 5.0, 2.0, 0.002, 0.0002];
+    let r = 0.2;
+    let arms = [0u32, 2, 4, 6, 9, 14, 20, 28, 40];
+    let draw = |fresh: bool, seed: u64| {
+        let mut rng = crate::rng::stream(seed, 7);
+        let mut s = simulate(&[vec![truth]], &[vec![0]], seed);
+        let mut fat = vec![];
+        for _ in 0..80_000 {
+            let n = arms[rng.random_range(0..arms.len())];
+            let f = if fresh {
+                0.0
+            } else {
+                [0.0, 4.0, 12.0][rng.random_range(0..3)]
+            };
+            let ne = n as f64 / (1.0 + r * f);
+            s.group.push(0);
+            s.channel.push(0);
+            s.exposures.push(n);
+            s.converted
+                .push((rng.random::<f64>() < p_conv(&truth, ne)) as u8 as f64);
+            s.opted_out.push(0.0);
+            s.weight.push(1.0);
+            fat.push(f);
+        }
+        (s, fat)
+    };
+    let fit_of = |s: &Sim, fat: &[f64]| {
+        let mut log = s.log(false);
+        log.fatigue = Some(fat);
+        fit(
+            &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
+            &Prior::default(),
+            &ctl(),
+        )
+        .unwrap()
+    };
+    let (s, fat) = draw(false, 11);
+    let f = fit_of(&s, &fat);
+    assert!(
+        (0.1..=0.3).contains(&f.fatigue_rate),
+        "rate {}",
+        f.fatigue_rate
+    );
+    let inc = |f: &ResponseFit, n: f64, fat: f64| {
+        f.predict(&[0], &[0], &[n], Some(&[fat]), &ctl()).unwrap().0[0]
+    };
+    for (n, fa) in [(6.0, 0.0), (6.0, 12.0), (20.0, 12.0)] {
+        let want = truth[1]
+            * p_conv(
+                &[0.0, 1.0, truth[2], truth[3], 0.0, 0.0],
+                n / (1.0 + r * fa),
+            );
+        assert!(
+            relerr(inc(&f, n, fa), want) < 0.2,
+            "n {n} f {fa}: {} vs {want}",
+            inc(&f, n, fa)
+        );
+    }
+    // fresh users only: nothing to learn the damping from, none assumed
+    let (s, fat) = draw(true, 12);
+    let f = fit_of(&s, &fat);
+    assert_eq!(f.fatigue_rate, 0.0);
+    assert_eq!(inc(&f, 6.0, 12.0), inc(&f, 6.0, 0.0));
 }
