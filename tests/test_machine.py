@@ -198,3 +198,14 @@ def test_argument_errors(world):
         gm.Machine().run(world.copy(), periods=0)
     with pytest.raises(ValueError, match="baselines"):
         gm.Machine().run(world.copy(), periods=1, baselines=["guru"])
+
+
+def test_the_log_carries_the_orders_so_gmv_is_scored_from_them(run):
+    m, _, _ = run
+    # every period's randomised rows keep their realised orders, next to the GMV, so the
+    # planner takes its defaults' route: GMV = uplift in orders (centred) x value of an order
+    log = pd.concat([lg for lg, _, _ in m.logs_], ignore_index=True)
+    assert {"orders", "gmv"} <= set(log.columns)
+    assert (log["orders"] >= 0).all() and ((log["orders"] > 0) == (log["gmv"] > 0)).all()
+    planner = gm.planning.Planner(m.plan_)
+    assert planner._by_orders(list(log.columns)) and "orders" in planner.center

@@ -656,6 +656,7 @@ class Machine:
                 "action_id": action,
                 "delivered": deliv,
                 "gmv": o["gmv"].to_numpy()[users],
+                "orders": o["orders"].to_numpy()[users],
                 "incentive_cost": o["incentive_cost"].to_numpy()[users],
                 "channel_cost": o["channel_cost"].to_numpy()[users],
                 "converted": o["converted"].to_numpy()[users],
