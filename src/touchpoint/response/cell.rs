@@ -330,16 +330,20 @@ pub(super) fn fit_channel(cd: &CellData, prior: &Prior) -> CellPost {
             best = Some(l);
         }
     }
-    let s = opt_start(&cd.opt);
     CellPost {
         conv: best.expect("two starts were tried"),
-        opt: laplace(
-            opt_loglik,
-            &cd.opt,
-            &prior.center[NC..],
-            &prior.scale[NC..],
-            &s,
-            prior.max_iter,
-        ),
+        opt: fit_channel_optout(cd, prior),
     }
+}
+
+/// The channel-level opt-out fit of [`fit_channel`] (weak prior, data-driven start).
+pub(super) fn fit_channel_optout(cd: &CellData, prior: &Prior) -> Laplace {
+    laplace(
+        opt_loglik,
+        &cd.opt,
+        &prior.center[NC..],
+        &prior.scale[NC..],
+        &opt_start(&cd.opt),
+        prior.max_iter,
+    )
 }

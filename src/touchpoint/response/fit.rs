@@ -62,30 +62,27 @@ fn fatigue_carry(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f6
     {
         return Ok(1.0);
     }
-    let mut best = (f64::NEG_INFINITY, 1.0);
-    for c in FATIGUE_CARRIES {
-        ctl.check()?;
-        let lp: f64 = pooled
+    best_on_grid(&FATIGUE_CARRIES, ctl, |c| {
+        pooled
             .par_iter()
             .filter(|cd| !cd.opt.is_empty())
-            .map(|cd| {
-                let cd = cd.at_carry(c);
-                let s = opt_start(&cd.opt);
-                laplace(
-                    opt_loglik,
-                    &cd.opt,
-                    &prior.center[NC..],
-                    &prior.scale[NC..],
-                    &s,
-                    prior.max_iter,
-                )
-                .log_post
-            })
+            .map(|cd| fit_channel_optout(&cd.at_carry(c), prior).log_post)
             .collect::<Vec<f64>>()
             .iter()
-            .sum();
+            .sum()
+    })
+}
+
+/// The value of `grid` with the highest `log_post` (the first on ties, so a grid lists its
+/// structural or "no effect" value first): the profile likelihood of a parameter shared by
+/// every channel.
+fn best_on_grid(grid: &[f64], ctl: &Control, log_post: impl Fn(f64) -> f64) -> Result<f64> {
+    let mut best = (f64::NEG_INFINITY, grid[0]);
+    for &v in grid {
+        ctl.check()?;
+        let lp = log_post(v);
         if lp > best.0 {
-            best = (lp, c);
+            best = (lp, v);
         }
     }
     Ok(best.1)
@@ -106,21 +103,15 @@ fn fatigue_rate(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64
     {
         return Ok(0.0);
     }
-    let mut best = (f64::NEG_INFINITY, 0.0);
-    for r in FATIGUE_RATES {
-        ctl.check()?;
-        let lp: f64 = pooled
+    best_on_grid(&FATIGUE_RATES, ctl, |r| {
+        pooled
             .par_iter()
             .filter(|cd| !cd.is_empty())
             .map(|cd| fit_channel(&cd.at_rate(r), prior).conv.log_post)
             .collect::<Vec<f64>>()
             .iter()
-            .sum();
-        if lp > best.0 {
-            best = (lp, r);
-        }
-    }
-    Ok(best.1)
+            .sum()
+    })
 }
 
 /// Curves on a grid of levels, each `n_groups * n_channels * n_levels` (row-major).
