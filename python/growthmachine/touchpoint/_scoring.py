@@ -20,7 +20,8 @@ import pandas as pd
 from .. import _convert as cv
 from .. import _core
 from ..sim._environment import check_environment as _env
-from ._planner import FrequencyPlan, FrequencyPlanner, check_users, empty_certificate
+from ._planner import FrequencyPlan, FrequencyPlanner, check_users
+from ._summaries import empty_certificate
 
 
 def _planner(planner: Any) -> FrequencyPlanner:
