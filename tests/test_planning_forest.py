@@ -182,6 +182,7 @@ def test_integer_weights_equal_repeated_rows():
         ({"max_features": 0}, "max_features"),
         ({"max_features": 1.5}, "max_features"),
         ({"max_features": "log2"}, "max_features"),
+        ({"max_features": "sqrt+10"}, "max_features"),
         ({"subsample": 0.0}, "subsample"),
         ({"shrinkage": -1.0}, "shrinkage"),
         ({"min_samples_leaf": 0}, "min_samples_leaf"),
@@ -289,3 +290,18 @@ def test_predict_pairs_equals_predicting_the_stacked_rows():
     multi = fit(*make(3000, n_treatments=2)[:3])
     with pytest.raises(ValueError, match="one treatment"):
         multi.predict_pairs(Xt[:, :2], Z)
+
+
+def test_max_features_sqrt_plus_20_is_grfs_mtry():
+    """The default "sqrt+20" is min(ceil(sqrt(p) + 20), p) features per node, the same forest as
+    that count bit for bit: every feature at p = 6, 26 of 30 features."""
+    assert UpliftForest().max_features == "sqrt+20"
+    X, t, y, _ = make(4_000, seed=21)
+    a = fit(X, t, y, n_estimators=5)
+    np.testing.assert_array_equal(
+        a.predict(X), fit(X, t, y, n_estimators=5, max_features=6).predict(X)
+    )
+    X30 = np.column_stack([X] + [np.random.default_rng(5).normal(size=(4_000, 24))])
+    b = fit(X30, t, y, n_estimators=5, max_features="sqrt+20").predict(X30)
+    np.testing.assert_array_equal(b, fit(X30, t, y, n_estimators=5, max_features=26).predict(X30))
+    assert not np.array_equal(b, fit(X30, t, y, n_estimators=5, max_features=25).predict(X30))

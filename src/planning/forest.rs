@@ -54,6 +54,13 @@ use std::sync::Mutex;
 pub enum MaxFeatures {
     /// `ceil(sqrt(p))`
     Sqrt,
+    /// `min(ceil(sqrt(p) + 20), p)`: the default `mtry` of grf's causal forest (Athey,
+    /// Tibshirani & Wager 2019, "Generalized random forests", Annals of Statistics), every
+    /// feature up to p = 25. A node that may only try a few features splits on whichever of
+    /// them fits the noise best, so a strong but rarely drawn effect modifier (a binary flag
+    /// among one-hot columns) is missed in most nodes; uplift signals are weak, which is why grf
+    /// tries many features per split rather than the `sqrt(p)` of classification forests.
+    SqrtPlus20,
     /// `max(1, round(share * p))`, share in (0, 1]
     Share(f64),
     /// an exact count, 1..=p
@@ -64,6 +71,7 @@ impl MaxFeatures {
     pub fn resolve(self, p: usize) -> Result<usize> {
         match self {
             MaxFeatures::Sqrt => Ok(((p as f64).sqrt().ceil() as usize).clamp(1, p)),
+            MaxFeatures::SqrtPlus20 => Ok((((p as f64).sqrt() + 20.0).ceil() as usize).clamp(1, p)),
             MaxFeatures::Share(s) if s > 0.0 && s <= 1.0 => {
                 Ok(((s * p as f64).round() as usize).clamp(1, p))
             }
@@ -581,6 +589,28 @@ mod tests {
         let mut p2 = params();
         p2.seed = 4;
         assert_ne!(fit(&d, &p2, &ctl).unwrap(), f);
+    }
+
+    #[test]
+    fn max_features_resolve_to_counts() {
+        // grf's rule: every feature up to p = 25, then sqrt(p) + 20 (p = 100: 30, p = 400: 40)
+        for (p, k) in [
+            (1, 1),
+            (11, 11),
+            (20, 20),
+            (25, 25),
+            (26, 26),
+            (30, 26),
+            (100, 30),
+            (400, 40),
+        ] {
+            assert_eq!(MaxFeatures::SqrtPlus20.resolve(p).unwrap(), k, "p = {p}");
+        }
+        assert_eq!(MaxFeatures::Sqrt.resolve(11).unwrap(), 4);
+        assert_eq!(MaxFeatures::Share(0.5).resolve(11).unwrap(), 6);
+        assert_eq!(MaxFeatures::Count(3).resolve(11).unwrap(), 3);
+        assert!(MaxFeatures::Share(1.5).resolve(11).is_err());
+        assert!(MaxFeatures::Count(12).resolve(11).is_err());
     }
 
     #[test]

@@ -76,19 +76,21 @@ fn matrix<'py>(py: Python<'py>, v: Vec<f64>, n: usize, t: usize) -> PyResult<Arr
     v.into_pyarray(py).reshape([n, t])
 }
 
-/// `"sqrt"`, a float share in (0, 1] or an int count.
+/// `"sqrt"`, `"sqrt+20"`, a float share in (0, 1] or an int count.
 fn max_features(v: &Bound<'_, PyAny>) -> PyResult<MaxFeatures> {
     if let Ok(s) = v.cast::<PyString>() {
         return match s.to_str()? {
             "sqrt" => Ok(MaxFeatures::Sqrt),
+            "sqrt+20" => Ok(MaxFeatures::SqrtPlus20),
             other => Err(PyValueError::new_err(format!(
-                "max_features: must be 'sqrt', a float share in (0, 1] or an int, got {other:?}"
+                "max_features: must be 'sqrt', 'sqrt+20', a float share in (0, 1] or an int, \
+                 got {other:?}"
             ))),
         };
     }
     if v.is_instance_of::<PyBool>() {
         return Err(PyTypeError::new_err(
-            "max_features: must be 'sqrt', a float or an int, got bool",
+            "max_features: must be 'sqrt', 'sqrt+20', a float or an int, got bool",
         ));
     }
     if v.is_instance_of::<PyInt>() {

@@ -36,8 +36,17 @@ class UpliftForest(UpliftModel):
     max_depth : maximum depth of a tree (<= 64).
     min_samples_leaf : rows of the structure half each side of a split keeps.
     min_samples_treatment : rows of every arm (control and each treatment) each side keeps.
-    max_features : candidate features per node: ``"sqrt"`` (ceil(sqrt(p))), a float share of the
-        features in (0, 1] or an int count.
+    max_features : candidate features per node: ``"sqrt+20"`` (``min(ceil(sqrt(p) + 20), p)``,
+        the default ``mtry`` of grf's causal forest, Athey, Tibshirani & Wager 2019: every
+        feature up to p = 25), ``"sqrt"`` (``ceil(sqrt(p))``, the classification forests' rule), a
+        float share of the features in (0, 1] or an int count. Uplift signals are weak: a node
+        that tries only a few features often has none of the effect modifiers among them and
+        splits on noise (on the Hillstrom campaign, 11 features, the ``"sqrt"`` rule's 4 per
+        node rank below the peers' median on all four visit figures, every feature above it on
+        all four; on the synthetic forest benchmark, 20 features, every feature raises the Qini;
+        see ``benchmarks/RESULTS.md``). Not a free lunch: trying every feature also lets the
+        many thresholds of continuous noise columns compete with a weak binary modifier, where
+        ``"sqrt"`` can rank better.
     max_bins : quantile bins per feature, 2..256.
     honest : split each tree's subsample into a half that chooses the splits and a half that
         estimates the leaves (``False``: both from the whole subsample).
@@ -81,7 +90,7 @@ class UpliftForest(UpliftModel):
         max_depth: int = 8,
         min_samples_leaf: int = 100,
         min_samples_treatment: int = 10,
-        max_features: str | float | int = "sqrt",
+        max_features: str | float | int = "sqrt+20",
         max_bins: int = 64,
         honest: bool = True,
         subsample: float = 0.5,
@@ -130,7 +139,8 @@ class UpliftForest(UpliftModel):
         mf = self.max_features
         if not isinstance(mf, (str, numbers.Real)) or isinstance(mf, bool):
             raise TypeError(
-                f"max_features: must be 'sqrt', a float or an int, got {type(mf).__name__}"
+                f"max_features: must be 'sqrt', 'sqrt+20', a float or an int, got "
+                f"{type(mf).__name__}"
             )
         if isinstance(mf, numbers.Integral):
             mf = cv.check_int(mf, "max_features", minimum=1)
