@@ -126,6 +126,8 @@ class FrequencyPlan(Versioned):
     forecast: dict[str, float]
     seconds: float
     _layout: tuple[np.ndarray, np.ndarray] = field(repr=False)
+    #: The covariates the plan was given (names, ``(n_users, k)`` array), logged by ``observe``.
+    _covariates: tuple[tuple[str, ...], np.ndarray] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         reached = int((self.assignment["exposures"] > 0).sum())
@@ -349,6 +351,7 @@ class FrequencyPlanner:
         explore: bool | None = None,
         max_optouts: float | None = None,
         fatigue: Any = None,
+        covariates: Any = None,
     ) -> FrequencyPlan:
         """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
 
@@ -365,7 +368,13 @@ class FrequencyPlanner:
         ``fatigue``: each user's prior fatigue (decayed number of earlier touches, >= 0; e.g.
         :func:`world_fatigue`): the model's curves are taken at it (users already tired opt out
         sooner and, once the model has learned it, need more exposures), and :meth:`observe`
-        logs it with the outcomes. Not with ``curves``.
+        logs it with the outcomes. Not with ``curves``;
+        ``covariates``: a table of numeric per-user features (one row per user, e.g.
+        :func:`world_covariates`): with a model fitted on them, each user's curve height is
+        scaled by the model's multiplier (:meth:`ResponseModel.height`; the assignment's
+        ``height`` column), so users of one segment are told apart; :meth:`observe` logs them,
+        so the model learns them from the randomised users (before, the plan only logs them).
+        Not with ``curves``.
         """
         t0 = time.perf_counter()
         u = check_users(users)
@@ -389,6 +398,11 @@ class FrequencyPlanner:
             if curves is not None:
                 raise ValueError("fatigue: applies to the model's curves, not to explicit curves")
             fat = cv.as_array(fatigue, "fatigue", np.float64, shape=(n,), nonnegative=True)
+        cov = None
+        if covariates is not None:
+            if curves is not None:
+                raise ValueError("covariates: apply to the model's curves, not to explicit curves")
+            cov = _plan_covariates(covariates, n, self.model)
         if curves is not None:
             inc = cv.as_array(curves[0], "curves[0]", ndim=3)
             opt = cv.as_array(curves[1], "curves[1]", ndim=3, shape=inc.shape)
@@ -420,6 +434,12 @@ class FrequencyPlanner:
                 inc, opt, group = self._model_curves(seg_labels, fat)
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
                 label_of = self.group_segment_
+        # Each user's height multiplier scales the value of its conversions (the conversion
+        # curve is w x the segment's); the values below and the forecast are at the user's curve.
+        height = np.ones(n)
+        if cov is not None and fitted and getattr(self.model, "covariates_", None) is not None:
+            height = self.model.height(cov[1])
+        v = v * height
         rng = np.random.default_rng([self.seed, self.rounds_])
         share = self.explore_share if fitted else 1.0
         if explore is not None and not isinstance(explore, (bool, np.bool_)):
@@ -506,7 +526,7 @@ class FrequencyPlanner:
         conv_u = np.full(n, np.nan)
         oo_u = np.full(n, np.nan)
         if fitted:
-            conv_u = _per_user(inc, group, ch, lv, self.levels)
+            conv_u = height * _per_user(inc, group, ch, lv, self.levels)
             oo_u = _per_user(opt, group, ch, lv, self.levels)
             forecast = {"conversions": float(conv_u.sum()), "optouts": float(oo_u.sum())}
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
@@ -528,6 +548,8 @@ class FrequencyPlanner:
         )
         if fat is not None:
             assignment["fatigue"] = fat
+        if cov is not None:
+            assignment["height"] = height
         spent = costs[np.minimum(ch, c_n - 1)] * lv
         reached = lv > 0
         freq = pd.Series(lv[reached]).value_counts().sort_index()
@@ -581,6 +603,7 @@ class FrequencyPlanner:
             },
             seconds=time.perf_counter() - t0,
             _layout=(np.asarray(off), np.asarray(cons)),
+            _covariates=cov,
         )
         if curves is None:
             # Plans from explicit curves (what-ifs, scoring) are not the ones observe() learns from.
@@ -700,10 +723,15 @@ class FrequencyPlanner:
         val[ex[drop]] = 0.0
 
     # -- feedback ------------------------------------------------------------------------
-    def observe(self, outcomes: Any, plan: FrequencyPlan | None = None) -> FrequencyPlanner:
+    def observe(
+        self, outcomes: Any, plan: FrequencyPlan | None = None, *, covariates: Any = None
+    ) -> FrequencyPlanner:
         """Updates the response model with what the randomised users of ``plan`` (default the
         last plan made from the model) did: ``outcomes`` is ``Environment.apply`` output (or any table with
-        ``user_id``, ``converted`` and ``opted_out``). Returns self."""
+        ``user_id``, ``converted`` and ``opted_out``). ``covariates``: the users' features
+        (one row per user of the plan, as :meth:`plan` takes them), logged so the model learns
+        the curves' heights from them; default those the plan was given (none: no height
+        model). Returns self."""
         plan = plan if plan is not None else self.last_plan_
         if plan is None:
             raise ValueError("plan: nothing was planned yet; call plan() first")
@@ -747,10 +775,20 @@ class FrequencyPlanner:
         if "fatigue" in ex:
             log["fatigue"] = ex["fatigue"].to_numpy()
             fatigue = "fatigue"
+        cov = plan._covariates
+        if covariates is not None:
+            cov = _plan_covariates(covariates, len(a), self.model)
+        covariates = None
+        if cov is not None:
+            names, x = cov
+            rows = x[ex.index.to_numpy()]
+            covariates = list(names)
+            for j, c in enumerate(covariates):
+                log[c] = rows[:, j]
         if getattr(self.model, "n_obs_", 0) > 0:
-            self.model.partial_fit(log, fatigue=fatigue)
+            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates)
         else:
-            self.model.fit(log, fatigue=fatigue)
+            self.model.fit(log, fatigue=fatigue, covariates=covariates)
         return self
 
 
@@ -771,6 +809,47 @@ def fatigue_classes(fatigue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cnt = np.bincount(cls, minlength=k)
     mean = np.bincount(cls, weights=f, minlength=k) / np.maximum(cnt, 1)
     return cls, mean
+
+
+def _plan_covariates(covariates: Any, n: int, model: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """``covariates`` of :meth:`FrequencyPlanner.plan` checked: (names, ``(n, k)`` float array,
+    finite). A table keeps its columns' names (the model's ``covariates_``, if it has them, are
+    selected by name); a 2-d array's columns are named ``"0".."k-1"``."""
+    from ._response import _covariate_matrix
+
+    fitted = getattr(model, "covariates_", None)
+    if isinstance(covariates, np.ndarray | list):
+        x = cv.as_array(covariates, "covariates", np.float64, ndim=2)
+        names = tuple(str(j) for j in range(x.shape[1]))
+    else:
+        have = cv.columns(covariates, "covariates")
+        names = tuple(str(c) for c in have)
+    if fitted is not None:
+        model_names = tuple(str(c) for c in fitted)
+        if isinstance(covariates, np.ndarray | list):
+            if len(names) != len(model_names):
+                raise ValueError(
+                    f"covariates: has {len(names)} columns; the model was fitted with "
+                    f"{len(model_names)} ({list(model_names)})"
+                )
+        names = model_names
+    x = _covariate_matrix(
+        covariates if not isinstance(covariates, np.ndarray | list) else np.asarray(covariates),
+        names,
+        table_only=False,
+    )
+    if x.shape[0] != n:
+        raise ValueError(f"covariates: has {x.shape[0]} rows, expected {n} (one per user)")
+    if x.shape[1] == 0:
+        raise ValueError("covariates: has no columns")
+    clash = sorted(set(names) & _LOG_COLUMNS)
+    if clash:
+        raise ValueError(f"covariates: column name(s) {clash} are taken by the exposure log")
+    return names, x
+
+
+#: Columns of the log :meth:`FrequencyPlanner.observe` writes (covariates may not take them).
+_LOG_COLUMNS = {"segment", "channel", "exposures", "converted", "opted_out", "fatigue"}
 
 
 def _per_user(curve, group, ch, lv, levels) -> np.ndarray:
