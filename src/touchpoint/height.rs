@@ -231,7 +231,8 @@ impl Height {
     fn solve(&mut self, ctl: &Control) -> Result<()> {
         let (k, p) = (self.k, p_of(self.k));
         let n = self.gram[0];
-        if !(n > 0.0) || !(self.rss > 0.0) {
+        let informed = n > 0.0 && self.rss > 0.0; // false for NaN too
+        if !informed {
             return Ok(());
         }
         for j in 0..k {
