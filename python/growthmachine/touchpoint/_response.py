@@ -621,3 +621,42 @@ def _covariate_matrix(table: Any, names: tuple[str, ...], *, table_only: bool = 
         i, j = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(f"covariates: {names[j]!r} is not finite at row {i} ({x[i, j]})")
     return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _plan_covariates(covariates: Any, n: int, model: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """``covariates`` of ``FrequencyPlanner.plan`` (and ``observe``) checked: (names, ``(n, k)`` float array,
+    finite). A table keeps its columns' names (the model's ``covariates_``, if it has them, are
+    selected by name); a 2-d array's columns are named ``"0".."k-1"``."""
+    fitted = getattr(model, "covariates_", None)
+    if isinstance(covariates, np.ndarray | list):
+        x = cv.as_array(covariates, "covariates", np.float64, ndim=2)
+        names = tuple(str(j) for j in range(x.shape[1]))
+    else:
+        have = cv.columns(covariates, "covariates")
+        names = tuple(str(c) for c in have)
+    if fitted is not None:
+        model_names = tuple(str(c) for c in fitted)
+        if isinstance(covariates, np.ndarray | list):
+            if len(names) != len(model_names):
+                raise ValueError(
+                    f"covariates: has {len(names)} columns; the model was fitted with "
+                    f"{len(model_names)} ({list(model_names)})"
+                )
+        names = model_names
+    x = _covariate_matrix(
+        covariates if not isinstance(covariates, np.ndarray | list) else np.asarray(covariates),
+        names,
+        table_only=False,
+    )
+    if x.shape[0] != n:
+        raise ValueError(f"covariates: has {x.shape[0]} rows, expected {n} (one per user)")
+    if x.shape[1] == 0:
+        raise ValueError("covariates: has no columns")
+    clash = sorted(set(names) & _LOG_COLUMNS)
+    if clash:
+        raise ValueError(f"covariates: column name(s) {clash} are taken by the exposure log")
+    return names, x
+
+
+#: Columns of the log :meth:`FrequencyPlanner.observe` writes (covariates may not take them).
+_LOG_COLUMNS = {"segment", "channel", "exposures", "converted", "opted_out", "fatigue"}
