@@ -55,7 +55,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core, _progress
-from .._state import Versioned, core_bytes
+from .._state import StateError, Versioned, core_bytes
 
 __all__ = ["Curves", "ResponseModel"]
 
@@ -579,6 +579,17 @@ class ResponseModel(Versioned):
             self._core = _core.TouchpointResponse._from_state_bytes(raw)
         if raw_h is not None:
             self._height = _core.TouchpointHeight._from_state_bytes(raw_h)
+        if raw is not None:
+            # The height model and its covariates' names go together (a state that lost one).
+            names = self.__dict__.get("covariates_")
+            h = self.__dict__.get("_height")
+            if names is not None and (h is None or h.k != len(names)):
+                raise StateError(
+                    f"{self._STATE_KIND} state: covariates_ {list(names)} without the height "
+                    "model fitted on them (_height)"
+                )
+            if h is not None and names is None:
+                raise StateError(f"{self._STATE_KIND} state: _height without covariates_")
 
 
 def _covariate_names(covariates: Any) -> tuple[str, ...] | None:
