@@ -10,12 +10,18 @@ scored before they are applied, all plans at the same state of the world, with
 - ``uniform 6 ads``: every reachable user gets 6 ads (the common rule); its spend is the budget;
 - ``max caps ads``: 140 ads (10 a day) to random users until the budget is spent;
 - ``planner [value]``: the FrequencyPlanner on its fitted ResponseModel (segments:
-  ``world_segments``; opt-outs at each user's prior fatigue, ``world_fatigue``), as deployed (10 % of the users explore), maximising value: 10 per
+  ``world_segments``; opt-outs at each user's prior fatigue, ``world_fatigue``), as deployed
+  (10 % of the users explore), maximising value: 10 per
   incremental conversion, 1 per opt-out, net of exposure cost;
 - ``planner [conversions]``: the same curves, maximising conversions under the budget with
   expected opt-outs capped at the model's own estimate of the uniform plan's (the issue's
   comparison: conversions at equal budget, opt-outs no higher than the uniform plan's), without
   exploration (a what-if on the same curves: the comparison of the optimisation itself);
+- ``planner+height [...]``: the same, each user's curve height scaled from its observable
+  features (``world_covariates``; the model's height multipliers, fitted on the randomised
+  users' features, which the loop logs with ``observe(covariates=...)``). With
+  ``covariates="plan"`` the loop's own plans (rounds 0-2) use them too (the world then follows
+  another path; see RESULTS);
 - ``true segment curves [...]``: the same planner and objective given the world's true curves
   averaged per segment (what a perfect model of the same segmentation knows; for
   ``conversions`` capped at the uniform plan's true opt-outs): the issue's "plan made with the
@@ -48,7 +54,7 @@ OPTOUT = 1.0
 CONV_VALUE = 1000.0
 
 
-def evaluate(env, pl, users, tag, fatigue: bool = True) -> pd.DataFrame:
+def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True) -> pd.DataFrame:
     """Every policy at the current state of the world, scored exactly (see the module docs)."""
     import growthmachine as gm
 
@@ -58,6 +64,7 @@ def evaluate(env, pl, users, tag, fatigue: bool = True) -> pd.DataFrame:
     start = env.day
     seg = tp.world_segments(env, users)
     fat = tp.world_fatigue(env, users) if fatigue else None
+    cov = tp.world_covariates(env, users) if covariates else None
     t0 = time.perf_counter()
     inc, opt = tp.true_curves(env, pl, users, reachable=reach)
     t_truth = time.perf_counter() - t0
@@ -86,15 +93,18 @@ def evaluate(env, pl, users, tag, fatigue: bool = True) -> pd.DataFrame:
             seed=pl.seed,
         )  # fmt: skip
         plo.rounds_ = pl.rounds_
-        name = f"planner [{obj}]"
-        t0 = time.perf_counter()
-        ours = plo.plan(users, budget, value=v, segment=seg, reachable=reach, start_day=start,
-                        max_optouts=cap_model if cap else None, fatigue=fat,
-                        explore=None if obj == "value" else False)  # fmt: skip
-        t_plan[name] = time.perf_counter() - t0
-        add(name, ours, forecast=ours.forecast["conversions"],
-            **{"optouts forecast": ours.forecast["optouts"]},
-            average_frequency=ours.average_frequency, gap=ours.gap)  # fmt: skip
+        with_height = ("", None), ("+height", cov)
+        for suffix, x in with_height if cov is not None else with_height[:1]:
+            name = f"planner{suffix} [{obj}]"
+            t0 = time.perf_counter()
+            ours = plo.plan(users, budget, value=v, segment=seg, reachable=reach, start_day=start,
+                            max_optouts=cap_model if cap else None, fatigue=fat, covariates=x,
+                            explore=None if obj == "value" else False)  # fmt: skip
+            plo.rounds_ = pl.rounds_
+            t_plan[name] = time.perf_counter() - t0
+            add(name, ours, forecast=ours.forecast["conversions"],
+                **{"optouts forecast": ours.forecast["optouts"]},
+                average_frequency=ours.average_frequency, gap=ours.gap)  # fmt: skip
         g_inc, g_opt, codes = tp.segment_curves(inc, opt, seg, reach)
         for truth, curves, sg in (
             ("true segment curves", (g_inc, g_opt), codes),
@@ -121,8 +131,14 @@ def evaluate(env, pl, users, tag, fatigue: bool = True) -> pd.DataFrame:
 
 def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
         explore_share: float = 0.1, optout_cost: float = 1.0, forget: float = 0.5,
-        fatigue: bool = True,
+        fatigue: bool = True, covariates: str | None = "observe",
 ) -> list[pd.DataFrame]:  # fmt: skip
+    """The loop (see the module docs). ``covariates``: ``"observe"`` logs each user's observable
+    features with the outcomes (the model fits the curves' heights; the loop's plans do not use
+    them; ``planner+height`` rows do), ``"plan"`` also plans the loop's rounds with them,
+    ``None`` neither."""
+    if covariates not in ("observe", "plan", None):
+        raise ValueError(f"covariates: must be 'observe', 'plan' or None, got {covariates!r}")
     import growthmachine as gm
 
     tp = gm.touchpoint
@@ -135,16 +151,18 @@ def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
     out = []
     for r in range(rounds + 1):
         if r in (1, rounds):
-            out.append(evaluate(env, pl, users, f"round {r}", fatigue))
+            out.append(evaluate(env, pl, users, f"round {r}", fatigue, covariates is not None))
         if r == rounds:
             break
         reach = tp.world_reachable(env, users, pl.channels)
         budget = 0.06 * reach[:, 0].sum()
         fat = tp.world_fatigue(env, users) if fatigue else None
+        cov = tp.world_covariates(env, users) if covariates else None
         p = pl.plan(users, budget, value=VALUE, segment=tp.world_segments(env, users), reachable=reach,
-                    start_day=env.day, fatigue=fat)  # fmt: skip
+                    start_day=env.day, fatigue=fat,
+                    covariates=cov if covariates == "plan" else None)  # fmt: skip
         o = env.apply(p.schedule(), start_day=env.day, days=pl.horizon_days)
-        pl.observe(o)
+        pl.observe(o, covariates=cov)
     return out
 
 

@@ -107,6 +107,7 @@ CORES: dict[str, tuple[str, tuple]] = {
     "forest": ("UpliftForest", _in_state("_forest")),
     "cell": ("CellUplift", _in_state("_model")),
     "response": ("ResponseModel", _in_state("_core")),
+    "height": ("ResponseModel+height", _in_state("_height")),
     "pacer": ("BudgetPacer", _in_state("pacer")),
     "pacer_policy": ("BudgetPacer", _in_state("policy")),
     "session_pacer": ("SessionPolicy", _in_state("pacer")),

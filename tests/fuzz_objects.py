@@ -187,6 +187,12 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
         lambda: gm.touchpoint.ResponseModel().fit(_response_log()),
         lambda o: o.curves([0, 1, 2]).incremental.shape,
     ),
+    "ResponseModel+height": (
+        lambda: gm.touchpoint.ResponseModel().fit(
+            _response_log().assign(x=np.arange(4000) % 3 * 1.0), covariates=["x"]
+        ),
+        lambda o: o.height(pd.DataFrame({"x": [0.0, 2.0]})).shape,
+    ),
     "BudgetPacer": (_pacer, lambda o: o.choose(np.zeros(4))),
     "SessionPolicy": (_session_policy, lambda o: o.begin(10)),
     **{

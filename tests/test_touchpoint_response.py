@@ -420,3 +420,79 @@ def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
     assert tired == pytest.approx(p_conv(t, 6 / (1 + r * 12)) - t[0], rel=0.25)
     assert tired < 0.5 * m.predict([0], ["ads"], [6])[0]
     assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0
+
+
+def _height_log(n: int, seed: int) -> pd.DataFrame:
+    """Randomised arms where a feature ``hi`` doubles (x1.5 vs x0.5) the incremental conversion
+    within each segment, a noise feature does nothing and ``buyer`` raises the baseline only."""
+    rng = np.random.default_rng(seed)
+    seg = rng.integers(0, 4, n)
+    hi = (rng.random(n) < 0.5).astype(float)
+    buyer = (rng.random(n) < 0.3).astype(float)
+    noise = rng.normal(size=n)
+    e = rng.integers(0, 15, n)
+    hill = e**2 / (e**2 + 36.0)
+    p = 0.05 + 0.1 * buyer + (0.1 + 0.02 * seg) * hill * np.where(hi > 0, 1.5, 0.5)
+    return pd.DataFrame(
+        {
+            "segment": seg,
+            "channel": "ads",
+            "exposures": e,
+            "converted": (rng.random(n) < p).astype(float),
+            "opted_out": (rng.random(n) < 0.01 * e / 10).astype(float),
+            "hi": hi,
+            "buyer": buyer,
+            "noise": noise,
+        }
+    )
+
+
+def test_covariates_scale_the_height_per_user():
+    log = _height_log(200_000, 0)
+    m = ResponseModel().fit(log, covariates=["hi", "buyer", "noise"])
+    assert m.covariates_ == ("hi", "buyer", "noise")
+    assert list(m.height_.index) == ["hi", "buyer", "noise"]
+    x = pd.DataFrame({"hi": [1.0, 0.0], "buyer": [0.3, 0.3], "noise": [0.0, 0.0]})
+    w = m.height(x)
+    # the truth: 1.5 and 0.5 times the segment's average user's height
+    assert w[0] == pytest.approx(1.5, abs=0.2) and w[1] == pytest.approx(0.5, abs=0.2)
+    # the baseline feature and the noise do not move the height
+    assert abs(m.height_.loc["buyer", "beta"]) < 0.1 and abs(m.height_.loc["noise", "beta"]) < 0.1
+    assert m.height_.loc["buyer", "gamma"] > 0.02
+    # an array in the fitted order gives the same; a wrong width or NaN is refused
+    assert np.allclose(m.height(x.to_numpy()), w)
+    with pytest.raises(ValueError, match="covariates"):
+        m.height(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="covariates"):
+        m.height(x.assign(hi=[np.nan, 1.0]))
+    with pytest.raises(ValueError, match="covariates"):
+        m.height(x.drop(columns="noise"))
+    # partial_fit needs the same covariates; pickling keeps the height model
+    with pytest.raises(ValueError, match="covariates"):
+        ResponseModel().fit(log).partial_fit(log).height(x)
+    with pytest.raises(ValueError, match="covariates"):
+        m.partial_fit(log, covariates=["hi"])
+    m2 = pickle.loads(pickle.dumps(m))
+    assert np.array_equal(m2.height(x), w)
+
+
+def test_covariates_without_signal_leave_the_curves_alone():
+    """Features unrelated to the response: the empirical-Bayes precision shrinks every
+    multiplier to about 1 (the segment curves unchanged)."""
+    log = _height_log(20_000, 1)
+    rng = np.random.default_rng(5)
+    log = log.assign(u1=rng.normal(size=len(log)), u2=rng.integers(0, 2, len(log)) * 1.0)
+    m = ResponseModel().fit(log, covariates=["u1", "u2"])
+    w = m.height(log[["u1", "u2"]])
+    assert np.abs(w - 1).max() < 0.15, (m.height_precision_, np.abs(w - 1).max())
+
+
+def test_covariates_partial_fit_equals_fit_of_the_concatenation():
+    log = _height_log(60_000, 2)
+    a, b = log.iloc[:25_000], log.iloc[25_000:]
+    cols = ["hi", "buyer", "noise"]
+    m1 = ResponseModel().fit(a, covariates=cols).partial_fit(b, covariates=cols)
+    m2 = ResponseModel().fit(log, covariates=cols)
+    # the counts are exact; the height statistics of `a` keep the curves fitted on `a` alone
+    x = log[cols].iloc[:50]
+    assert np.allclose(m1.height(x), m2.height(x), atol=0.1)

@@ -179,3 +179,50 @@ def test_prior_fatigue_loop_tired_users_get_the_opt_out_they_have(world):
         pl.plan(users, 300.0, segment=seg, fatigue=fat[:10])
     with pytest.raises(ValueError, match="halflife_days"):
         tp.world_fatigue(env, users, halflife_days=0)
+
+
+def test_covariates_loop_the_plan_logs_them_and_scales_each_users_height(world):
+    """With per-user covariates, the first plan (everyone randomised) logs them, observe fits
+    the height model on them, and the next plan scales every user's curve by its multiplier:
+    the forecast is the multipliers times the segment curves (at 6,000 users the features
+    say little and the multipliers stay near 1; test_touchpoint_planner checks the choices)."""
+    env = world.copy()
+    pl = planner(env, model=tp.ResponseModel(), explore_share=0.2, seed=4)
+    users = np.arange(6000)
+    cov = tp.world_covariates(env, users)
+    assert len(cov) == 6000 and np.isfinite(cov.to_numpy()).all()
+    assert {"log_orders", "customer", "has_app"} <= set(cov.columns)
+    reach = tp.world_reachable(env, users, pl.channels)
+    p0 = pl.plan(users, 300.0, value=10.0, segment=tp.world_segments(env, users),
+                 reachable=reach, start_day=env.day, covariates=cov)  # fmt: skip
+    assert "height" in p0.assignment and (p0.assignment["height"] == 1).all()  # no model yet
+    pl.observe(env.apply(p0.schedule(), start_day=env.day, days=pl.horizon_days))
+    m = pl.model
+    assert m.covariates_ == tuple(cov.columns)
+    assert m.n_obs_ == int(p0.assignment["channel"].notna().sum())
+    cov = tp.world_covariates(env, users)
+    seg = tp.world_segments(env, users)
+    reach = tp.world_reachable(env, users, pl.channels)
+    p1 = pl.plan(users, 300.0, value=10.0, segment=seg, reachable=reach, start_day=env.day,
+                 covariates=cov, explore=False)  # fmt: skip
+    h = p1.assignment["height"].to_numpy()
+    assert np.allclose(h, m.height(cov))
+    inc, _, group = pl._model_curves(seg)
+    chan = p1.assignment["channel"]
+    ch = np.where(chan.isna(), 255, chan.cat.codes).astype(np.uint8)
+    lv = p1.assignment["exposures"].to_numpy().astype(np.uint32)
+    conv = tp._planner._per_user(inc, group, ch, lv, pl.levels)
+    assert p1.forecast["conversions"] == pytest.approx(float((h * conv).sum()), rel=1e-9)
+    # bad covariates: wrong rows, NaN, names the log takes, with explicit curves
+    with pytest.raises(ValueError, match="covariates"):
+        pl.plan(users, 300.0, segment=seg, covariates=cov.iloc[:10])
+    with pytest.raises(ValueError, match="covariates"):
+        pl.plan(users, 300.0, segment=seg, covariates=cov.assign(customer=np.nan))
+    with pytest.raises(ValueError, match="covariates"):
+        pl.plan(users, 300.0, segment=seg, covariates=cov.drop(columns="customer"))
+    with pytest.raises(ValueError, match="covariates"):
+        pl.plan(users, 300.0, segment=np.zeros(6000, int), curves=(inc[:1], inc[:1]),
+                covariates=cov)  # fmt: skip
+    pl2 = planner(env, model=tp.ResponseModel(), seed=4)
+    with pytest.raises(ValueError, match="covariates"):
+        pl2.plan(users, 300.0, segment=seg, covariates=cov.rename(columns={"customer": "channel"}))

@@ -7,16 +7,18 @@
 //! returns its certificate like `allocate_run`.
 
 use super::allocate::certificate;
-use super::{guarded, guarded_gil, run_long, slice1, to_pyerr};
+use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
+use crate::touchpoint::height::Height;
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
 use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TouchpointResponse>()?;
+    m.add_class::<TouchpointHeight>()?;
     m.add_function(wrap_pyfunction!(touchpoint_plan, m)?)?;
     m.add_function(wrap_pyfunction!(touchpoint_schedule, m)?)?;
     m.add_function(wrap_pyfunction!(touchpoint_lay_out, m)?)?;
@@ -231,6 +233,115 @@ impl TouchpointResponse {
     fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
         Ok(TouchpointResponse {
             inner: guarded(py, || Response::from_bytes(data))?,
+        })
+    }
+}
+
+// --- the height model ---
+
+/// A fitted height model (`touchpoint::height`): per-user multipliers of the curves' height from
+/// observable features.
+#[pyclass(module = "growthmachine._core", frozen)]
+pub struct TouchpointHeight {
+    inner: Height,
+}
+
+#[pymethods]
+impl TouchpointHeight {
+    /// Fits rows of `covariates` (`n x k`, C-contiguous), the curves' `incremental` conversion
+    /// at each row's arm and the `residual` `y - b - incremental`, adding `previous`'s
+    /// statistics scaled by `forget`.
+    #[staticmethod]
+    #[pyo3(signature = (covariates, incremental, residual, weight=None, previous=None,
+        forget=1.0, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn fit<'py>(
+        py: Python<'py>,
+        covariates: PyReadonlyArray2<'py, f64>,
+        incremental: PyReadonlyArray1<'py, f64>,
+        residual: PyReadonlyArray1<'py, f64>,
+        weight: Option<PyReadonlyArray1<'py, f64>>,
+        previous: Option<PyRef<'py, TouchpointHeight>>,
+        forget: f64,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let (x, _, k) = slice2("covariates", &covariates)?;
+        let z = slice1("incremental", &incremental)?;
+        let r = slice1("residual", &residual)?;
+        let w = weight.as_ref().map(|w| slice1("weight", w)).transpose()?;
+        let prev = previous.as_ref().map(|p| &p.inner);
+        let inner = run_long(py, progress, None, |ctl| {
+            Height::fit(prev, x, k, z, r, w, forget, ctl)
+        })?;
+        Ok(TouchpointHeight { inner })
+    }
+
+    /// Each row's height multiplier.
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        covariates: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Arr1<'py>> {
+        let (x, _, k) = slice2("covariates", &covariates)?;
+        if k != self.inner.k {
+            return Err(PyValueError::new_err(format!(
+                "covariates: has {k} columns; the model was fitted with {}",
+                self.inner.k
+            )));
+        }
+        let h = &self.inner;
+        let w = run_long(py, None, None, |ctl| h.predict(x, ctl))?;
+        Ok(PyArray1::from_vec(py, w))
+    }
+
+    /// Height coefficient per standardised feature.
+    #[getter]
+    fn beta<'py>(&self, py: Python<'py>) -> Arr1<'py> {
+        PyArray1::from_vec(py, self.inner.beta.clone())
+    }
+
+    /// Baseline coefficient per standardised feature.
+    #[getter]
+    fn gamma<'py>(&self, py: Python<'py>) -> Arr1<'py> {
+        PyArray1::from_vec(py, self.inner.gamma.clone())
+    }
+
+    #[getter]
+    fn mean<'py>(&self, py: Python<'py>) -> Arr1<'py> {
+        PyArray1::from_vec(py, self.inner.mean.clone())
+    }
+
+    #[getter]
+    fn sd<'py>(&self, py: Python<'py>) -> Arr1<'py> {
+        PyArray1::from_vec(py, self.inner.sd.clone())
+    }
+
+    /// The prior precision chosen by the marginal likelihood.
+    #[getter]
+    fn precision(&self) -> f64 {
+        self.inner.lambda
+    }
+
+    /// Weighted rows of the statistics.
+    #[getter]
+    fn n_rows(&self) -> f64 {
+        self.inner.gram[0]
+    }
+
+    #[getter]
+    fn k(&self) -> usize {
+        self.inner.k
+    }
+
+    fn _state_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = guarded_gil(|| self.inner.to_bytes())?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn _from_state_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        Ok(TouchpointHeight {
+            inner: guarded(py, || Height::from_bytes(data))?,
         })
     }
 }

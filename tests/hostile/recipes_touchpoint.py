@@ -72,6 +72,12 @@ class Ctx(WorldCtx):
     def model(self) -> tp.ResponseModel:
         return tp.ResponseModel().fit(self.log, weight="w")
 
+    @cached_property
+    def model_cov(self) -> tp.ResponseModel:
+        i = np.arange(len(self.log))
+        log = self.log.assign(x1=(i % 5) * 1.0, x2=(i % 3 == 0) * 1.0)
+        return tp.ResponseModel().fit(log, weight="w", covariates=["x1", "x2"])
+
 
 @R("touchpoint.Channel")
 def _(c):
@@ -225,6 +231,13 @@ R("touchpoint.world_reachable")(
     lambda c: (tp.world_reachable, dict(env=c.env0, users=np.arange(20), channels=list(CH)))
 )
 R("touchpoint.world_segments")(lambda c: (tp.world_segments, dict(env=c.env0, users=np.arange(20))))
+R("touchpoint.world_covariates")(
+    lambda c: (tp.world_covariates, dict(env=c.env0, users=np.arange(20)))
+)
+R("touchpoint.ResponseModel.height")(
+    lambda c: (c.model_cov.height,
+               dict(covariates=pd.DataFrame({"x1": [0.0, 1.0, 4.0], "x2": [1.0, 0.0, 1.0]})))
+)  # fmt: skip
 R("touchpoint.world_fatigue")(
     lambda c: (tp.world_fatigue, dict(env=c.env0, users=np.arange(20), halflife_days=7.0))
 )

@@ -9,7 +9,8 @@
   feeds what users did back into the curves.
 - Scoring on the simulated world (**scoring only**): :func:`true_curves`, :func:`score`, and the
   baselines :func:`uniform_plan` and :func:`max_caps_plan`; the world's observable segments
-  (:func:`world_segments`), reachability and prior fatigue (:func:`world_fatigue`).
+  (:func:`world_segments`), reachability, prior fatigue (:func:`world_fatigue`) and
+  covariates of the curves' height (:func:`world_covariates`).
 """
 
 from ._planner import DEFAULT_LEVELS, Channel, FrequencyPlan, FrequencyPlanner
@@ -21,6 +22,7 @@ from ._scoring import (
     segment_curves,
     true_curves,
     uniform_plan,
+    world_covariates,
     world_fatigue,
     world_reachable,
     world_segments,
@@ -41,6 +43,7 @@ __all__ = [
     "segment_curves",
     "true_curves",
     "uniform_plan",
+    "world_covariates",
     "world_fatigue",
     "world_reachable",
     "world_segments",

@@ -32,6 +32,7 @@ from .. import _convert as cv
 from .. import _core, _progress
 from .._state import Versioned
 from ..allocate import certificate
+from ._response import _plan_covariates
 from ._summaries import attainable_average, empty_certificate, marginal_roi
 
 #: Levels (exposures over the horizon) the planner chooses from by default: dense where the
@@ -126,6 +127,8 @@ class FrequencyPlan(Versioned):
     forecast: dict[str, float]
     seconds: float
     _layout: tuple[np.ndarray, np.ndarray] = field(repr=False)
+    #: The covariates the plan was given (names, ``(n_users, k)`` array), logged by ``observe``.
+    _covariates: tuple[tuple[str, ...], np.ndarray] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         reached = int((self.assignment["exposures"] > 0).sum())
@@ -349,6 +352,7 @@ class FrequencyPlanner:
         explore: bool | None = None,
         max_optouts: float | None = None,
         fatigue: Any = None,
+        covariates: Any = None,
     ) -> FrequencyPlan:
         """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
 
@@ -365,7 +369,13 @@ class FrequencyPlanner:
         ``fatigue``: each user's prior fatigue (decayed number of earlier touches, >= 0; e.g.
         :func:`world_fatigue`): the model's curves are taken at it (users already tired opt out
         sooner and, once the model has learned it, need more exposures), and :meth:`observe`
-        logs it with the outcomes. Not with ``curves``.
+        logs it with the outcomes. Not with ``curves``;
+        ``covariates``: a table of numeric per-user features (one row per user, e.g.
+        :func:`world_covariates`): with a model fitted on them, each user's curve height is
+        scaled by the model's multiplier (:meth:`ResponseModel.height`; the assignment's
+        ``height`` column), so users of one segment are told apart; :meth:`observe` logs them,
+        so the model learns them from the randomised users (before, the plan only logs them).
+        Not with ``curves``.
         """
         t0 = time.perf_counter()
         u = check_users(users)
@@ -389,6 +399,11 @@ class FrequencyPlanner:
             if curves is not None:
                 raise ValueError("fatigue: applies to the model's curves, not to explicit curves")
             fat = cv.as_array(fatigue, "fatigue", np.float64, shape=(n,), nonnegative=True)
+        cov = None
+        if covariates is not None:
+            if curves is not None:
+                raise ValueError("covariates: apply to the model's curves, not to explicit curves")
+            cov = _plan_covariates(covariates, n, self.model)
         if curves is not None:
             inc = cv.as_array(curves[0], "curves[0]", ndim=3)
             opt = cv.as_array(curves[1], "curves[1]", ndim=3, shape=inc.shape)
@@ -420,6 +435,12 @@ class FrequencyPlanner:
                 inc, opt, group = self._model_curves(seg_labels, fat)
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
                 label_of = self.group_segment_
+        # Each user's height multiplier scales the value of its conversions (the conversion
+        # curve is w x the segment's); the values below and the forecast are at the user's curve.
+        height = np.ones(n)
+        if cov is not None and fitted and getattr(self.model, "covariates_", None) is not None:
+            height = self.model.height(cov[1])
+        v = v * height
         rng = np.random.default_rng([self.seed, self.rounds_])
         share = self.explore_share if fitted else 1.0
         if explore is not None and not isinstance(explore, (bool, np.bool_)):
@@ -506,7 +527,7 @@ class FrequencyPlanner:
         conv_u = np.full(n, np.nan)
         oo_u = np.full(n, np.nan)
         if fitted:
-            conv_u = _per_user(inc, group, ch, lv, self.levels)
+            conv_u = height * _per_user(inc, group, ch, lv, self.levels)
             oo_u = _per_user(opt, group, ch, lv, self.levels)
             forecast = {"conversions": float(conv_u.sum()), "optouts": float(oo_u.sum())}
         off, cons, load = _core.touchpoint_lay_out(ch, lv, c_n, self.horizon_days)
@@ -528,6 +549,8 @@ class FrequencyPlanner:
         )
         if fat is not None:
             assignment["fatigue"] = fat
+        if cov is not None:
+            assignment["height"] = height
         spent = costs[np.minimum(ch, c_n - 1)] * lv
         reached = lv > 0
         freq = pd.Series(lv[reached]).value_counts().sort_index()
@@ -581,6 +604,7 @@ class FrequencyPlanner:
             },
             seconds=time.perf_counter() - t0,
             _layout=(np.asarray(off), np.asarray(cons)),
+            _covariates=cov,
         )
         if curves is None:
             # Plans from explicit curves (what-ifs, scoring) are not the ones observe() learns from.
@@ -700,10 +724,15 @@ class FrequencyPlanner:
         val[ex[drop]] = 0.0
 
     # -- feedback ------------------------------------------------------------------------
-    def observe(self, outcomes: Any, plan: FrequencyPlan | None = None) -> FrequencyPlanner:
+    def observe(
+        self, outcomes: Any, plan: FrequencyPlan | None = None, *, covariates: Any = None
+    ) -> FrequencyPlanner:
         """Updates the response model with what the randomised users of ``plan`` (default the
         last plan made from the model) did: ``outcomes`` is ``Environment.apply`` output (or any table with
-        ``user_id``, ``converted`` and ``opted_out``). Returns self."""
+        ``user_id``, ``converted`` and ``opted_out``). ``covariates``: the users' features
+        (one row per user of the plan, as :meth:`plan` takes them), logged so the model learns
+        the curves' heights from them; default those the plan was given (none: no height
+        model). Returns self."""
         plan = plan if plan is not None else self.last_plan_
         if plan is None:
             raise ValueError("plan: nothing was planned yet; call plan() first")
@@ -747,10 +776,20 @@ class FrequencyPlanner:
         if "fatigue" in ex:
             log["fatigue"] = ex["fatigue"].to_numpy()
             fatigue = "fatigue"
+        cov = plan._covariates
+        if covariates is not None:
+            cov = _plan_covariates(covariates, len(a), self.model)
+        covariates = None
+        if cov is not None:
+            names, x = cov
+            rows = x[ex.index.to_numpy()]
+            covariates = list(names)
+            for j, c in enumerate(covariates):
+                log[c] = rows[:, j]
         if getattr(self.model, "n_obs_", 0) > 0:
-            self.model.partial_fit(log, fatigue=fatigue)
+            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates)
         else:
-            self.model.fit(log, fatigue=fatigue)
+            self.model.fit(log, fatigue=fatigue, covariates=covariates)
         return self
 
 

@@ -17,6 +17,16 @@ different prior fatigue (0 until then); the same data then also tell the share `
 fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
 fatigue keeps decaying as the window's exposures arrive; 1 until then).
 
+Covariates (optional columns of the log: features the platform observes, e.g. recency,
+frequency and value of orders, tenure, device) scale the curve's height per user: a user of
+features ``x`` gets ``w(x) * A * H(n)`` with ``w = clamp(1 + s' beta, 0, 5)``, ``s`` the features
+standardised over the log's rows, ``beta`` a ridge regression of the gain over the segment's
+baseline on the arm's curve times the features (with the features' own effect on the baseline
+beside it), its prior precision chosen by the marginal likelihood (``src/touchpoint/height.rs``):
+two users of one segment then get different curves, and features that say nothing leave ``w``
+near 1. :meth:`ResponseModel.height` gives the multipliers; the planner takes them as its
+``covariates``.
+
 The curves are fitted from logs with randomised frequency arms. The likelihood depends on the log
 only through counts per (segment, channel, exposures), aggregated once in the Rust core and kept,
 so :meth:`ResponseModel.partial_fit` adds the next window's outcomes to the old counts and refits.
@@ -45,7 +55,7 @@ import pandas as pd
 
 from .. import _convert as cv
 from .. import _core, _progress
-from .._state import Versioned, core_bytes
+from .._state import StateError, Versioned, core_bytes
 
 __all__ = ["Curves", "ResponseModel"]
 
@@ -243,14 +253,16 @@ class ResponseModel(Versioned):
         opted_out: str = "opted_out",
         weight: str | None = None,
         fatigue: str | None = None,
+        covariates: Sequence[str] | None = None,
     ) -> ResponseModel:
         """Fits the curves to an exposure log (a pandas/polars DataFrame, a pyarrow Table or a
         mapping of column -> array), one row per user and channel: the user's segment, the
         channel, the number of exposures received (the randomised arm), and whether the user
         converted and opted out (0/1, or a share in [0, 1]); ``weight`` names an optional column
         of row weights >= 0, ``fatigue`` an optional column of the users' prior fatigue >= 0
-        (decayed number of earlier touches when the window began; absent: 0). Returns
-        ``self``."""
+        (decayed number of earlier touches when the window began; absent: 0), ``covariates``
+        optional names of numeric columns (finite) that scale each user's curve height (see
+        the module docs; :meth:`height`). Returns ``self``."""
         known_channels = self._check_channels()
         return self._update(
             log,
@@ -258,6 +270,7 @@ class ResponseModel(Versioned):
             segments=[],
             channels=known_channels,
             previous=None,
+            covariates=covariates,
         )
 
     def partial_fit(
@@ -271,9 +284,11 @@ class ResponseModel(Versioned):
         opted_out: str = "opted_out",
         weight: str | None = None,
         fatigue: str | None = None,
+        covariates: Sequence[str] | None = None,
     ) -> ResponseModel:
         """Adds a log (e.g. the next window's outcomes) to the counts seen so far and refits; the
-        first call is :meth:`fit`. Returns ``self``."""
+        first call is :meth:`fit`. A model fitted with ``covariates`` needs the same ones (its
+        height statistics are kept and added to, like the counts). Returns ``self``."""
         cols = (segment, channel, exposures, converted, opted_out, weight, fatigue)
         if not hasattr(self, "_core"):
             return self.fit(
@@ -285,6 +300,7 @@ class ResponseModel(Versioned):
                 opted_out=opted_out,
                 weight=weight,
                 fatigue=fatigue,
+                covariates=covariates,
             )
         return self._update(
             log,
@@ -292,6 +308,7 @@ class ResponseModel(Versioned):
             segments=list(self.segments_),
             channels=list(self.channels_),
             previous=self._core,
+            covariates=covariates,
         )
 
     def _check_channels(self) -> list[Any]:
@@ -333,6 +350,7 @@ class ResponseModel(Versioned):
         segments: list[Any],
         channels: list[Any],
         previous: Any,
+        covariates: Sequence[str] | None = None,
     ) -> ResponseModel:
         seg_col, ch_col, exp_col, conv_col, opt_col, w_col, f_col = cols
         tau = self._check_tau()
@@ -360,6 +378,17 @@ class ResponseModel(Versioned):
         if f_col is not None:
             f = _fatigue(cv.column(log, "log", f_col), "fatigue")
             arrays["fatigue"] = f
+        cov_names = _covariate_names(covariates)
+        prev_names = getattr(self, "covariates_", None) if previous is not None else None
+        if previous is not None and prev_names is not None and cov_names != prev_names:
+            raise ValueError(
+                f"covariates: the model was fitted with covariates {list(prev_names)}; "
+                f"partial_fit needs the same (got {None if cov_names is None else list(cov_names)})"
+            )
+        x = None
+        if cov_names is not None:
+            x = _covariate_matrix(log, cov_names)
+            arrays["covariates"] = x
         cv.check_same_length(arrays)
         with _progress.bar(self.progress, "ResponseModel", unit="step") as cb:
             core = _core.TouchpointResponse.fit(
@@ -377,9 +406,24 @@ class ResponseModel(Versioned):
                 progress=cb,
                 fatigue=f,
             )
+            height = None
+            if x is not None:
+                # The gain over each row's segment baseline, against the arm's curve.
+                z, _ = core.predict(g_codes, c_codes, n.astype(np.float64), fatigue=f)
+                b = core.params[g_codes, c_codes, 0]
+                prev_h = getattr(self, "_height", None) if previous is not None else None
+                height = _core.TouchpointHeight.fit(
+                    x, z, y - b - z, w, previous=prev_h, forget=forget, progress=cb
+                )
         self._core = core
         self.segments_ = np.asarray(segments)
         self.channels_ = np.asarray(channels)
+        if x is not None:
+            self._height = height
+            self.covariates_ = cov_names
+        elif previous is None:
+            self.__dict__.pop("_height", None)
+            self.covariates_ = None
         self._set_fitted()
         return self
 
@@ -424,11 +468,28 @@ class ResponseModel(Versioned):
         self.converged_ = core.converged
         self.fatigue_rate_ = float(core.fatigue_rate)
         self.fatigue_carry_ = float(core.fatigue_carry)
+        h = getattr(self, "_height", None)
+        if h is not None:
+            self.height_ = pd.DataFrame(
+                {"beta": h.beta, "gamma": h.gamma, "mean": h.mean, "sd": h.sd},
+                index=pd.Index(list(self.covariates_), name="covariate"),
+            )
+            self.height_precision_ = float(h.precision)
 
     # -- prediction ------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "_core"):
             raise ValueError("ResponseModel: not fitted; call fit(log) first")
+
+    def height(self, covariates: Any) -> np.ndarray:
+        """Each user's multiplier of the curves' height (incremental conversion) from its
+        covariates: a table with the model's ``covariates_`` columns, or an array ``(n_users,
+        n_covariates)`` in that order. Needs a model fitted with covariates."""
+        self._check_fitted()
+        if getattr(self, "_height", None) is None:
+            raise ValueError("covariates: the model was fitted without covariates")
+        x = _covariate_matrix(covariates, self.covariates_, table_only=False)
+        return self._height.predict(x)
 
     def curves(self, levels: Any, *, fatigue: float = 0.0) -> Curves:
         """Curves of every segment and channel at ``levels`` exposures (>= 0; fractions allowed):
@@ -505,11 +566,108 @@ class ResponseModel(Versioned):
         s = dict(self.__dict__)
         if "_core" in s:
             s["_core"] = s["_core"]._state_bytes()
+        if s.get("_height") is not None:
+            s["_height"] = s["_height"]._state_bytes()
         return s
 
     def _set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
         raw = core_bytes(state, "_core", self._STATE_KIND)
+        raw_h = core_bytes(state, "_height", self._STATE_KIND) if "_height" in state else None
         self.__dict__.update(state)
         if raw is not None:
             self._core = _core.TouchpointResponse._from_state_bytes(raw)
+        if raw_h is not None:
+            self._height = _core.TouchpointHeight._from_state_bytes(raw_h)
+        if raw is not None:
+            # The height model and its covariates' names go together (a state that lost one).
+            names = self.__dict__.get("covariates_")
+            h = self.__dict__.get("_height")
+            if names is not None and (h is None or h.k != len(names)):
+                raise StateError(
+                    f"{self._STATE_KIND} state: covariates_ {list(names)} without the height "
+                    "model fitted on them (_height)"
+                )
+            if h is not None and names is None:
+                raise StateError(f"{self._STATE_KIND} state: _height without covariates_")
+
+
+def _covariate_names(covariates: Any) -> tuple[str, ...] | None:
+    """``covariates`` checked: ``None`` or a non-empty sequence of distinct column names."""
+    if covariates is None:
+        return None
+    if isinstance(covariates, (str, bytes)) or not isinstance(covariates, Sequence):
+        raise TypeError(
+            f"covariates: must be a sequence of column names or None, "
+            f"got {type(covariates).__name__}"
+        )
+    names = tuple(covariates)
+    if not names:
+        raise ValueError("covariates: is empty")
+    if len(set(names)) != len(names):
+        raise ValueError("covariates: has duplicates")
+    return names
+
+
+def _covariate_matrix(table: Any, names: tuple[str, ...], *, table_only: bool = True) -> np.ndarray:
+    """The covariates as a C-contiguous float64 ``(n, k)`` array, finite: the ``names`` columns
+    of a table, or (``table_only=False``) a 2-d array with ``len(names)`` columns."""
+    if not table_only and isinstance(table, np.ndarray | list) and np.ndim(table) == 2:
+        x = cv.as_array(table, "covariates", np.float64, ndim=2)
+        if x.shape[1] != len(names):
+            raise ValueError(
+                f"covariates: has {x.shape[1]} columns; the model was fitted with {len(names)} "
+                f"({list(names)})"
+            )
+    else:
+        have = cv.columns(table, "covariates")
+        missing = [c for c in names if c not in have]
+        if missing:
+            raise ValueError(f"covariates: has no column(s) {missing} (columns: {have})")
+        x = np.column_stack(
+            [cv.as_array(cv.column(table, "covariates", c), f"covariates[{c!r}]", np.float64)
+             for c in names]
+        )  # fmt: skip
+    if not np.isfinite(x).all():
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"covariates: {names[j]!r} is not finite at row {i} ({x[i, j]})")
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _plan_covariates(covariates: Any, n: int, model: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """``covariates`` of ``FrequencyPlanner.plan`` (and ``observe``) checked: (names, ``(n, k)`` float array,
+    finite). A table keeps its columns' names (the model's ``covariates_``, if it has them, are
+    selected by name); a 2-d array's columns are named ``"0".."k-1"``."""
+    fitted = getattr(model, "covariates_", None)
+    if isinstance(covariates, np.ndarray | list):
+        x = cv.as_array(covariates, "covariates", np.float64, ndim=2)
+        names = tuple(str(j) for j in range(x.shape[1]))
+    else:
+        have = cv.columns(covariates, "covariates")
+        names = tuple(str(c) for c in have)
+    if fitted is not None:
+        model_names = tuple(str(c) for c in fitted)
+        if isinstance(covariates, np.ndarray | list):
+            if len(names) != len(model_names):
+                raise ValueError(
+                    f"covariates: has {len(names)} columns; the model was fitted with "
+                    f"{len(model_names)} ({list(model_names)})"
+                )
+        names = model_names
+    x = _covariate_matrix(
+        covariates if not isinstance(covariates, np.ndarray | list) else np.asarray(covariates),
+        names,
+        table_only=False,
+    )
+    if x.shape[0] != n:
+        raise ValueError(f"covariates: has {x.shape[0]} rows, expected {n} (one per user)")
+    if x.shape[1] == 0:
+        raise ValueError("covariates: has no columns")
+    clash = sorted(set(names) & _LOG_COLUMNS)
+    if clash:
+        raise ValueError(f"covariates: column name(s) {clash} are taken by the exposure log")
+    return names, x
+
+
+#: Columns of the log :meth:`FrequencyPlanner.observe` writes (covariates may not take them).
+_LOG_COLUMNS = {"segment", "channel", "exposures", "converted", "opted_out", "fatigue"}

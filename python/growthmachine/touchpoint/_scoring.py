@@ -7,6 +7,7 @@
 - :func:`uniform_plan` (every targeted user gets the same number of exposures, 6 by the common
   rule) and :func:`max_caps_plan` (as many exposures as the caps allow, to as many random users as
   the budget covers): the baselines.
+- :func:`world_covariates`: observable per-user features for the curves' height.
 - :func:`score`: a plan's expected incremental conversions, GMV, opt-outs and spend, exact.
 """
 
@@ -103,6 +104,35 @@ def world_fatigue(env: Any, users: Any, *, halflife_days: float = 7.0) -> np.nda
     count = s["fatigue"].to_numpy()[users].astype(np.float64)
     age = np.maximum(env.day - last, 0).astype(np.float64)
     return np.where(last >= 0, count * 0.5 ** (age / h), 0.0)
+
+
+def world_covariates(env: Any, users: Any) -> pd.DataFrame:
+    """Numeric features of each user that the platform observes, at the world's current day,
+    for :meth:`FrequencyPlanner.plan`'s ``covariates``: indicators of the acquisition channel,
+    city tier, age band and device (the first level of each left out), the app and the three
+    consents, whether the user is a customer, ``log(1 + orders)``, ``log(1 + days since the last
+    order)`` (0 for prospects), ``log(1 + GMV)`` and ``log(1 + days since signup)``. Only
+    observables (no archetype, responsiveness or affinity): what a platform's own tables hold."""
+    users = _users_of(_env(env), users)
+    p = env.population.users
+    s = env.state()
+    cols: dict[str, np.ndarray] = {}
+    for c in ("acquisition_channel", "city_tier", "age_band", "device"):
+        cat = pd.Categorical(p[c]).remove_unused_categories()
+        codes = cat.codes[users]
+        for j, level in enumerate(cat.categories[1:], start=1):
+            cols[f"{c}={level}"] = (codes == j).astype(np.float64)
+    for c in ("has_app", "push_opt_in", "email_opt_in", "sms_opt_in"):
+        cols[c] = p[c].to_numpy(dtype=np.float64)[users]
+    cust = s["customer"].to_numpy()[users]
+    last = np.nan_to_num(s["last_order_day"].to_numpy(dtype=np.float64)[users], nan=env.day)
+    cols["customer"] = cust.astype(np.float64)
+    cols["log_orders"] = np.log1p(s["n_orders"].to_numpy(dtype=np.float64)[users])
+    cols["log_recency"] = np.where(cust, np.log1p(np.maximum(env.day - last, 0.0)), 0.0)
+    cols["log_gmv"] = np.log1p(np.maximum(s["gmv"].to_numpy(dtype=np.float64)[users], 0.0))
+    tenure = env.day - p["signup_day"].to_numpy(dtype=np.float64)[users]
+    cols["log_tenure"] = np.log1p(np.maximum(tenure, 0.0))
+    return pd.DataFrame(cols, index=pd.RangeIndex(len(users)))
 
 
 def fixed_plan(
