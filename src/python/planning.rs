@@ -10,7 +10,10 @@ use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
 use crate::planning::rank;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
@@ -213,6 +216,56 @@ impl PlanningForest {
             f.predict_pairs(x, n, pu, z, k, ctl)
         })?;
         Ok((matrix(py, e, n, k)?, matrix(py, s, n, k)?))
+    }
+
+    /// Writes [`predict_pairs`] of the rows `rows` (strictly increasing) of `X` (`n x pu`)
+    /// as float32 into the same rows of `est` and `se` (`n x k`, C-contiguous float32), other
+    /// rows untouched; the rows of `X` are not copied.
+    #[pyo3(signature = (X, rows, Z, est, se, progress=None))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn predict_pairs_into<'py>(
+        &self,
+        py: Python<'py>,
+        X: PyReadonlyArray2<'py, f64>,
+        rows: PyReadonlyArray1<'py, i64>,
+        Z: PyReadonlyArray2<'py, f64>,
+        mut est: PyReadwriteArray2<'py, f32>,
+        mut se: PyReadwriteArray2<'py, f32>,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let (x, n, pu) = slice2("X", &X)?;
+        let (z, k, pz) = slice2("Z", &Z)?;
+        let f = &self.inner;
+        if pu + pz != f.n_features {
+            return Err(PyValueError::new_err(format!(
+                "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
+                f.n_features
+            )));
+        }
+        for (name, a) in [("est", &est), ("se", &se)] {
+            if a.shape() != [n, k] {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: must have shape ({n}, {k}), got {:?}",
+                    a.shape()
+                )));
+            }
+        }
+        let rows: Vec<usize> = slice1("rows", &rows)?
+            .iter()
+            .map(|&r| {
+                usize::try_from(r)
+                    .map_err(|_| PyValueError::new_err(format!("rows: {r} is negative")))
+            })
+            .collect::<PyResult<_>>()?;
+        let e = est
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("est: must be C-contiguous"))?;
+        let s = se
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("se: must be C-contiguous"))?;
+        run_long(py, progress, None, |ctl| {
+            f.predict_pairs_rows(x, n, pu, &rows, z, k, e, s, ctl)
+        })
     }
 
     #[getter]
