@@ -23,11 +23,59 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PlanningCell>()?;
     m.add_function(wrap_pyfunction!(planning_ranked_counts, m)?)?;
     m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_interp_columns, m)?)?;
     Ok(())
 }
 
 /// The area under the `curve` (`"qini"` or `"uplift"`) of `score` ranked highest first, from
 /// the origin (see `crate::planning::rank::ranked_area`).
+/// Each column `c` of the scores `S` (`n x t`, float64) through the calibration map
+/// `(xp[map_of[c]], fp[map_of[c]])` with `np.interp`'s arithmetic (`calmap::interp`).
+#[pyfunction]
+#[allow(non_snake_case)]
+fn planning_interp_columns<'py>(
+    py: Python<'py>,
+    S: PyReadonlyArray2<'py, f64>,
+    xp: Vec<PyReadonlyArray1<'py, f64>>,
+    fp: Vec<PyReadonlyArray1<'py, f64>>,
+    map_of: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (s, n, t) = slice2("S", &S)?;
+    let map_of = slice1("map_of", &map_of)?;
+    if map_of.len() != t || xp.len() != fp.len() {
+        return Err(PyValueError::new_err(format!(
+            "map_of: needs one map per column of S ({t}), got {}; xp and fp: {} and {} maps",
+            map_of.len(),
+            xp.len(),
+            fp.len()
+        )));
+    }
+    let mut maps = Vec::with_capacity(xp.len());
+    for (i, (x, f)) in xp.iter().zip(&fp).enumerate() {
+        let (x, f) = (slice1("xp", x)?, slice1("fp", f)?);
+        if x.is_empty() || x.len() != f.len() {
+            return Err(PyValueError::new_err(format!(
+                "xp, fp: map {i} has {} knots and {} values (at least one, as many)",
+                x.len(),
+                f.len()
+            )));
+        }
+        maps.push((x, f));
+    }
+    let idx: Vec<usize> = map_of
+        .iter()
+        .map(|&m| {
+            usize::try_from(m)
+                .ok()
+                .filter(|&m| m < maps.len())
+                .ok_or_else(|| PyValueError::new_err(format!("map_of: {m} is not a map")))
+        })
+        .collect::<PyResult<_>>()?;
+    let mut out = vec![0.0; n * t];
+    py.detach(|| crate::planning::calmap::interp_columns(s, t, &maps, &idx, &mut out));
+    matrix(py, out, n, t)
+}
+
 #[pyfunction]
 fn planning_ranked_area(
     py: Python<'_>,
