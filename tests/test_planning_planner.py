@@ -477,3 +477,27 @@ def test_planner_centres_the_orders_by_default(world):
         Planner(plan, center="orders")
     with pytest.raises(ValueError, match="center: unknown outcome 'visits'"):
         Planner(plan, center=("visits",))
+
+
+def test_the_isotonic_map_is_np_interp_to_the_bit():
+    """Calibration's map (Rust, src/planning/calmap.rs) against np.interp: float32 scores as
+    the planner's, the knots themselves, a repeated knot, beyond both ends, NaN, a map of one
+    knot; interp_columns (several maps, one per column) against each column's map."""
+    from growthmachine.planning._calibrate import Calibration, interp_columns
+
+    rng = np.random.default_rng(3)
+    maps = []
+    for m in (1, 2, 3, 5, 7):
+        xp = np.sort(rng.normal(size=m))
+        if m > 2:
+            xp[1] = xp[2]
+        fp = np.maximum.accumulate(rng.normal(size=m))
+        maps.append(Calibration(xp, fp, np.ones(m), fp, np.ones((m, 2))))
+        x = np.r_[rng.normal(size=500).astype(np.float32), xp, np.nan, np.inf, -np.inf]
+        want = np.interp(x, xp, fp) if m > 1 else np.full(len(x), fp[0])
+        np.testing.assert_array_equal(maps[-1](x), want)
+    S = rng.normal(size=(300, 8)).astype(np.float32)
+    which = rng.integers(0, len(maps), 8)
+    got = interp_columns(S, maps, which)
+    for c in range(8):
+        np.testing.assert_array_equal(got[:, c], maps[which[c]](S[:, c]))

@@ -458,6 +458,15 @@ class PlanningForest:
         Z: npt.NDArray[np.float64],
         progress: Callable[[int, int], object] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    def predict_pairs_into(
+        self,
+        X: npt.NDArray[np.float64],
+        rows: npt.NDArray[np.int64],
+        Z: npt.NDArray[np.float64],
+        est: npt.NDArray[np.float32],
+        se: npt.NDArray[np.float32],
+        progress: Callable[[int, int], object] | None = None,
+    ) -> None: ...
     @property
     def feature_importances(self) -> npt.NDArray[np.float64]: ...
     @property
@@ -480,6 +489,12 @@ def planning_ranked_counts(
 def planning_ranked_area(
     score: npt.NDArray[np.float64], code: npt.NDArray[np.uint8], curve: str
 ) -> float: ...
+def planning_interp_columns(
+    S: npt.NDArray[np.float64],
+    xp: list[npt.NDArray[np.float64]],
+    fp: list[npt.NDArray[np.float64]],
+    map_of: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]: ...
 
 class PlanningCell:
     @staticmethod

@@ -119,7 +119,18 @@ pub struct Groups {
 
 /// The groups of the `n` rows of `x` (`pu` wide) by code, numbered shard by shard, in row order
 /// within a shard.
+#[cfg(test)]
 pub fn group(coder: &Coder, x: &[f64], n: usize, pu: usize, ctl: &Control) -> Result<Groups> {
+    group_rows(coder, n, |i| &x[i * pu..(i + 1) * pu], ctl)
+}
+
+/// [`group`] of the `n` rows `row(0)`, ..., `row(n - 1)`.
+pub fn group_rows<'a>(
+    coder: &Coder,
+    n: usize,
+    row: impl Fn(usize) -> &'a [f64] + Sync,
+    ctl: &Control,
+) -> Result<Groups> {
     let m = coder.width();
     let mut codes: Vec<u8> = try_vec("X", n * m.max(1), 0u8)?;
     let mut hashes: Vec<u64> = try_vec("X", n, 0u64)?;
@@ -127,11 +138,11 @@ pub fn group(coder: &Coder, x: &[f64], n: usize, pu: usize, ctl: &Control) -> Re
         codes
             .par_chunks_mut(CHUNK * m)
             .zip(hashes.par_chunks_mut(CHUNK))
-            .zip(x.par_chunks(CHUNK * pu))
-            .try_for_each(|((c, h), xs)| {
+            .enumerate()
+            .try_for_each(|(at, (c, h))| {
                 ctl.check()?;
-                for ((c, h), row) in c.chunks_exact_mut(m).zip(h).zip(xs.chunks_exact(pu)) {
-                    coder.code(row, c);
+                for (i, (c, h)) in c.chunks_exact_mut(m).zip(h).enumerate() {
+                    coder.code(row(at * CHUNK + i), c);
                     *h = hash(c);
                 }
                 Ok::<(), crate::error::CoreError>(())
@@ -278,6 +289,55 @@ mod tests {
         // bit for bit (NaN rows included: their sums are numbers)
         assert_eq!(e, we);
         assert_eq!(s, ws);
+    }
+
+    #[test]
+    fn rows_of_x_scored_into_float32_rows_equal_predict_pairs_rounded() {
+        let mut rng = crate::rng::Rng::seed_from_u64(17);
+        let (pu, pz, k, n) = (5, 2, 7, 2500);
+        // depth 5: every tree tabled; depth 9: too many regions or leaves for some
+        for depth in [5, 9] {
+            let trees: Vec<Tree> = (0..9)
+                .map(|_| random_tree(&mut rng, depth, pu, pz))
+                .collect();
+            let f = forest(trees, pu + pz);
+            let x: Vec<f64> = (0..n * pu)
+                .map(|_| (rng.random_range(0..40) as f64) / 20.0 - 1.0)
+                .collect();
+            let z: Vec<f64> = (0..k * pz)
+                .map(|_| rng.random::<f64>() * 2.0 - 1.0)
+                .collect();
+            let rows: Vec<usize> = (0..n).filter(|_| rng.random::<f64>() < 0.6).collect();
+            let sub: Vec<f64> = rows
+                .iter()
+                .flat_map(|&r| x[r * pu..(r + 1) * pu].to_vec())
+                .collect();
+            let ctl = Control::default();
+            let (we, ws) = f.predict_pairs(&sub, rows.len(), pu, &z, k, &ctl).unwrap();
+            let (mut e, mut s) = (vec![-7.0f32; n * k], vec![-7.0f32; n * k]);
+            f.predict_pairs_rows(&x, n, pu, &rows, &z, k, &mut e, &mut s, &ctl)
+                .unwrap();
+            let mut at = 0;
+            for r in 0..n {
+                let (er, sr) = (&e[r * k..(r + 1) * k], &s[r * k..(r + 1) * k]);
+                if rows.get(at) == Some(&r) {
+                    for j in 0..k {
+                        assert_eq!(er[j], we[at * k + j] as f32, "depth {depth}, row {r}");
+                        assert_eq!(sr[j], ws[at * k + j] as f32, "depth {depth}, row {r}");
+                    }
+                    at += 1;
+                } else {
+                    assert!(er.iter().chain(sr).all(|&v| v == -7.0), "row {r} untouched");
+                }
+            }
+            // rows not strictly increasing, or beyond X: errors naming `rows`
+            for bad in [vec![3, 3], vec![4, 2], vec![n]] {
+                let err = f
+                    .predict_pairs_rows(&x, n, pu, &bad, &z, k, &mut e, &mut s, &ctl)
+                    .unwrap_err();
+                assert!(err.to_string().contains("rows"), "{err}");
+            }
+        }
     }
 
     #[test]

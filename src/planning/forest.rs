@@ -49,6 +49,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
+/// What [`Forest::pairs_scored`] gives: `n x k` estimates and standard errors, or those of
+/// each group of rows and the group of each row.
+enum Scored {
+    Rows(Vec<f64>, Vec<f64>),
+    Groups(Vec<f64>, Vec<f64>, Vec<u32>),
+}
+
 /// How many candidate features each node draws.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MaxFeatures {
@@ -345,6 +352,111 @@ impl Forest {
         k: usize,
         ctl: &Control,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check_pairs(pu, z, k)?;
+        check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
+        let scored =
+            self.pairs_scored(n, pu, |i| &xu[i * pu..(i + 1) * pu], Some(xu), z, k, ctl)?;
+        let (eu, su, of_row) = match scored {
+            Scored::Rows(e, s) => return Ok((e, s)),
+            Scored::Groups(eu, su, of_row) => (eu, su, of_row),
+        };
+        let mut est: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        let mut se: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
+        if k > 0 {
+            est.par_chunks_mut(PREDICT_CHUNK * k)
+                .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
+                .zip(of_row.par_chunks(PREDICT_CHUNK))
+                .for_each(|((e, s), g)| {
+                    for ((e, s), &g) in e.chunks_exact_mut(k).zip(s.chunks_exact_mut(k)).zip(g) {
+                        let g = g as usize;
+                        e.copy_from_slice(&eu[g * k..(g + 1) * k]);
+                        s.copy_from_slice(&su[g * k..(g + 1) * k]);
+                    }
+                });
+        }
+        Ok((est, se))
+    }
+
+    /// [`Forest::predict_pairs`] of the rows `rows` of `x` (`n_all x pu`), written as float32
+    /// into the same rows of `est` and `se` (`n_all x k` each; other rows untouched): row
+    /// `rows[i]` of each gets the float64 numbers of [`Forest::predict_pairs`] of that row,
+    /// rounded to the nearest float32. `rows` must be strictly increasing (and below `n_all`),
+    /// so that each output row is written once; no copy of the rows of `x` is made.
+    #[allow(clippy::too_many_arguments)]
+    pub fn predict_pairs_rows(
+        &self,
+        x: &[f64],
+        n_all: usize,
+        pu: usize,
+        rows: &[usize],
+        z: &[f64],
+        k: usize,
+        est: &mut [f32],
+        se: &mut [f32],
+        ctl: &Control,
+    ) -> Result<()> {
+        self.check_pairs(pu, z, k)?;
+        check_len("X", x.len(), n_all * pu, "n_samples * n_user_features")?;
+        check_len("est", est.len(), n_all * k, "n_samples * n_tasks")?;
+        check_len("se", se.len(), n_all * k, "n_samples * n_tasks")?;
+        if let Some(w) = rows.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(CoreError::invalid(
+                "rows",
+                format!(
+                    "must be strictly increasing, got {} then {}",
+                    rows[w],
+                    rows[w + 1]
+                ),
+            ));
+        }
+        if let Some(&last) = rows.last() {
+            if last >= n_all {
+                return Err(CoreError::invalid(
+                    "rows",
+                    format!("row {last} is beyond the {n_all} rows of X"),
+                ));
+            }
+        }
+        let n = rows.len();
+        if n == 0 || k == 0 {
+            return Ok(());
+        }
+        let row = |i: usize| &x[rows[i] * pu..(rows[i] + 1) * pu];
+        let scored = self.pairs_scored(n, pu, row, None, z, k, ctl)?;
+        let (eu, su, of_row) = match &scored {
+            Scored::Rows(e, s) => (e, s, None),
+            Scored::Groups(eu, su, of_row) => (eu, su, Some(of_row)),
+        };
+        // the output rows of each chunk of `rows` (ascending): disjoint slices
+        let mut parts = Vec::with_capacity(n.div_ceil(PREDICT_CHUNK));
+        let (mut e_rest, mut s_rest) = (est, se);
+        let mut done = 0;
+        for (c, chunk) in rows.chunks(PREDICT_CHUNK).enumerate() {
+            let (lo, hi) = (chunk[0], chunk[chunk.len() - 1] + 1);
+            let (_, e_tail) = std::mem::take(&mut e_rest).split_at_mut((lo - done) * k);
+            let (e_mine, e_tail) = e_tail.split_at_mut((hi - lo) * k);
+            let (_, s_tail) = std::mem::take(&mut s_rest).split_at_mut((lo - done) * k);
+            let (s_mine, s_tail) = s_tail.split_at_mut((hi - lo) * k);
+            (e_rest, s_rest, done) = (e_tail, s_tail, hi);
+            parts.push((c * PREDICT_CHUNK, chunk, e_mine, s_mine));
+        }
+        parts
+            .into_par_iter()
+            .for_each(|(first, chunk, e_out, s_out)| {
+                let lo = chunk[0];
+                for (i, &r) in chunk.iter().enumerate() {
+                    let g = of_row.map_or(first + i, |o| o[first + i] as usize);
+                    let at = (r - lo) * k;
+                    for j in 0..k {
+                        e_out[at + j] = eu[g * k + j] as f32;
+                        s_out[at + j] = su[g * k + j] as f32;
+                    }
+                }
+            });
+        Ok(())
+    }
+
+    fn check_pairs(&self, pu: usize, z: &[f64], k: usize) -> Result<()> {
         if self.n_treatments != 1 {
             return Err(CoreError::invalid(
                 "forest",
@@ -363,9 +475,30 @@ impl Forest {
                 ),
             ));
         }
+        check_len(
+            "Z",
+            z.len(),
+            k * (self.n_features - pu),
+            "n_pairs_rows * n_pair_features",
+        )
+    }
+
+    /// The scores of the `n` user rows `row(i)` (`pu` wide; `contiguous`: the same rows as
+    /// one `n x pu` slice, if they are) against every row of `z`: each row's `k` estimates and
+    /// standard errors, or those of each group of rows no split tells apart and the group of
+    /// each row ([`dedup`]).
+    #[allow(clippy::too_many_arguments)]
+    fn pairs_scored<'a>(
+        &self,
+        n: usize,
+        pu: usize,
+        row: impl Fn(usize) -> &'a [f64] + Sync,
+        contiguous: Option<&[f64]>,
+        z: &[f64],
+        k: usize,
+        ctl: &Control,
+    ) -> Result<Scored> {
         let pz = self.n_features - pu;
-        check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
-        check_len("Z", z.len(), k * pz, "n_pairs_rows * n_pair_features")?;
         let lay = pairs::Layout { pu, z, pz, k };
         let mut resolver = pairs::Resolver::new(&self.trees, &lay);
         // rows no split tells apart are scored once ([`dedup`]: the same numbers, bit for bit),
@@ -380,46 +513,40 @@ impl Forest {
                 pairs::walk(&self.trees, e, s, xs, &lay)
             }),
         };
+        let gather = |idx: &mut dyn Iterator<Item = usize>, len: usize| -> Result<Vec<f64>> {
+            let mut xs: Vec<f64> = crate::error::try_vec("X", len * pu, 0.0)?;
+            for (out, i) in xs.chunks_exact_mut(pu).zip(idx) {
+                out.copy_from_slice(row(i));
+            }
+            Ok(xs)
+        };
         let Some(coder) = coder else {
-            return score(xu, n);
+            let (e, s) = match contiguous {
+                Some(xs) => score(xs, n)?,
+                None => score(&gather(&mut (0..n), n)?, n)?,
+            };
+            return Ok(Scored::Rows(e, s));
         };
         let dedup::Groups {
             of_row,
             firsts,
             codes,
-        } = dedup::group(&coder, xu, n, pu, ctl)?;
+        } = dedup::group_rows(&coder, n, &row, ctl)?;
         let (u, m) = (firsts.len(), coder.width());
         let (eu, su) = if by_codes {
             let r = resolver.as_ref().expect("resolved");
             self.by_chunks(&codes, u, m, k, ctl, |e, s, cs| r.add_codes(e, s, cs, m, k))?
         } else if u == n {
-            score(xu, n)?
+            let (e, s) = match contiguous {
+                Some(xs) => score(xs, n)?,
+                None => score(&gather(&mut (0..n), n)?, n)?,
+            };
+            return Ok(Scored::Rows(e, s));
         } else {
-            let mut xs: Vec<f64> = crate::error::try_vec("X", u * pu, 0.0)?;
-            for (row, &f) in xs.chunks_exact_mut(pu).zip(&firsts) {
-                row.copy_from_slice(&xu[f as usize * pu..(f as usize + 1) * pu]);
-            }
+            let xs = gather(&mut firsts.iter().map(|&f| f as usize), u)?;
             score(&xs, u)?
         };
-        drop(codes);
-        if u == n && !by_codes {
-            return Ok((eu, su));
-        }
-        let mut est: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
-        let mut se: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
-        if k > 0 {
-            est.par_chunks_mut(PREDICT_CHUNK * k)
-                .zip(se.par_chunks_mut(PREDICT_CHUNK * k))
-                .zip(of_row.par_chunks(PREDICT_CHUNK))
-                .for_each(|((e, s), g)| {
-                    for ((e, s), &g) in e.chunks_exact_mut(k).zip(s.chunks_exact_mut(k)).zip(g) {
-                        let g = g as usize;
-                        e.copy_from_slice(&eu[g * k..(g + 1) * k]);
-                        s.copy_from_slice(&su[g * k..(g + 1) * k]);
-                    }
-                });
-        }
-        Ok((est, se))
+        Ok(Scored::Groups(eu, su, of_row))
     }
 
     /// Versioned state with a checksum (a flipped bit is an error, never other numbers).

@@ -19,6 +19,7 @@
 //! (`est[unit * T + (t - 1)]`).
 
 pub mod binning;
+pub mod calmap;
 pub mod cell;
 pub mod dedup;
 pub mod estimate;

@@ -10,7 +10,10 @@ use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
 use crate::planning::rank;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
@@ -20,11 +23,59 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PlanningCell>()?;
     m.add_function(wrap_pyfunction!(planning_ranked_counts, m)?)?;
     m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_interp_columns, m)?)?;
     Ok(())
 }
 
 /// The area under the `curve` (`"qini"` or `"uplift"`) of `score` ranked highest first, from
 /// the origin (see `crate::planning::rank::ranked_area`).
+/// Each column `c` of the scores `S` (`n x t`, float64) through the calibration map
+/// `(xp[map_of[c]], fp[map_of[c]])` with `np.interp`'s arithmetic (`calmap::interp`).
+#[pyfunction]
+#[allow(non_snake_case)]
+fn planning_interp_columns<'py>(
+    py: Python<'py>,
+    S: PyReadonlyArray2<'py, f64>,
+    xp: Vec<PyReadonlyArray1<'py, f64>>,
+    fp: Vec<PyReadonlyArray1<'py, f64>>,
+    map_of: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (s, n, t) = slice2("S", &S)?;
+    let map_of = slice1("map_of", &map_of)?;
+    if map_of.len() != t || xp.len() != fp.len() {
+        return Err(PyValueError::new_err(format!(
+            "map_of: needs one map per column of S ({t}), got {}; xp and fp: {} and {} maps",
+            map_of.len(),
+            xp.len(),
+            fp.len()
+        )));
+    }
+    let mut maps = Vec::with_capacity(xp.len());
+    for (i, (x, f)) in xp.iter().zip(&fp).enumerate() {
+        let (x, f) = (slice1("xp", x)?, slice1("fp", f)?);
+        if x.is_empty() || x.len() != f.len() {
+            return Err(PyValueError::new_err(format!(
+                "xp, fp: map {i} has {} knots and {} values (at least one, as many)",
+                x.len(),
+                f.len()
+            )));
+        }
+        maps.push((x, f));
+    }
+    let idx: Vec<usize> = map_of
+        .iter()
+        .map(|&m| {
+            usize::try_from(m)
+                .ok()
+                .filter(|&m| m < maps.len())
+                .ok_or_else(|| PyValueError::new_err(format!("map_of: {m} is not a map")))
+        })
+        .collect::<PyResult<_>>()?;
+    let mut out = vec![0.0; n * t];
+    py.detach(|| crate::planning::calmap::interp_columns(s, t, &maps, &idx, &mut out));
+    matrix(py, out, n, t)
+}
+
 #[pyfunction]
 fn planning_ranked_area(
     py: Python<'_>,
@@ -215,6 +266,56 @@ impl PlanningForest {
             f.predict_pairs(x, n, pu, z, k, ctl)
         })?;
         Ok((matrix(py, e, n, k)?, matrix(py, s, n, k)?))
+    }
+
+    /// Writes [`predict_pairs`] of the rows `rows` (strictly increasing) of `X` (`n x pu`)
+    /// as float32 into the same rows of `est` and `se` (`n x k`, C-contiguous float32), other
+    /// rows untouched; the rows of `X` are not copied.
+    #[pyo3(signature = (X, rows, Z, est, se, progress=None))]
+    #[allow(non_snake_case, clippy::too_many_arguments)]
+    fn predict_pairs_into<'py>(
+        &self,
+        py: Python<'py>,
+        X: PyReadonlyArray2<'py, f64>,
+        rows: PyReadonlyArray1<'py, i64>,
+        Z: PyReadonlyArray2<'py, f64>,
+        mut est: PyReadwriteArray2<'py, f32>,
+        mut se: PyReadwriteArray2<'py, f32>,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let (x, n, pu) = slice2("X", &X)?;
+        let (z, k, pz) = slice2("Z", &Z)?;
+        let f = &self.inner;
+        if pu + pz != f.n_features {
+            return Err(PyValueError::new_err(format!(
+                "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
+                f.n_features
+            )));
+        }
+        for (name, a) in [("est", &est), ("se", &se)] {
+            if a.shape() != [n, k] {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: must have shape ({n}, {k}), got {:?}",
+                    a.shape()
+                )));
+            }
+        }
+        let rows: Vec<usize> = slice1("rows", &rows)?
+            .iter()
+            .map(|&r| {
+                usize::try_from(r)
+                    .map_err(|_| PyValueError::new_err(format!("rows: {r} is negative")))
+            })
+            .collect::<PyResult<_>>()?;
+        let e = est
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("est: must be C-contiguous"))?;
+        let s = se
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("se: must be C-contiguous"))?;
+        run_long(py, progress, None, |ctl| {
+            f.predict_pairs_rows(x, n, pu, &rows, z, k, e, s, ctl)
+        })
     }
 
     #[getter]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _convert as cv
+from .. import _core
 
 __all__ = [
     "Calibration",
@@ -57,9 +58,11 @@ class Calibration:
     counts: np.ndarray
 
     def __call__(self, score: np.ndarray) -> np.ndarray:
-        if len(self.knots_x) == 1:
-            return np.full(np.shape(score), self.knots_y[0], dtype=np.float64)
-        return np.interp(score, self.knots_x, self.knots_y)
+        """The map at ``score``: ``np.interp(score, knots_x, knots_y)``, ``knots_y[0]``
+        everywhere for a map of one knot (computed in Rust with numpy's arithmetic,
+        :func:`interp_columns`)."""
+        s = np.asarray(score, dtype=np.float64)
+        return interp_columns(s.reshape(-1, 1), [self], np.zeros(1, np.int64)).reshape(s.shape)
 
     def forecast_var(self, score: np.ndarray) -> float:
         """Variance of the sum of the map's values at ``score``: each bin's effect is uncertain
@@ -131,6 +134,19 @@ class LinearCalibration:
                 "n_control": self.counts[1],
             }
         )
+
+
+def interp_columns(scores: np.ndarray, maps: list[Calibration], map_of: np.ndarray) -> np.ndarray:
+    """Column ``c`` of ``scores`` (n, t) through the isotonic map ``maps[map_of[c]]``, float64
+    (n, t): the one definition of :class:`Calibration`'s map (``np.interp``'s arithmetic, in
+    Rust: ``src/planning/calmap.rs``)."""
+    s = np.ascontiguousarray(scores, dtype=np.float64)
+    return _core.planning_interp_columns(
+        s,
+        [np.ascontiguousarray(m.knots_x, dtype=np.float64) for m in maps],
+        [np.ascontiguousarray(m.knots_y, dtype=np.float64) for m in maps],
+        np.ascontiguousarray(map_of, dtype=np.int64),
+    )
 
 
 def _interacted_ols(

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _convert as cv
 from ._calibrate import ridge_fit
 from .uplift.meta import clone_estimator as _clone
 
@@ -105,12 +106,13 @@ def crossfit(
     se = {k: np.zeros((n, n_tasks), np.float32) for k in ys}
     at = {k: np.zeros(len(t), np.float32) for k in ys}
     used = task_of >= 0
+    Xc = None  # X checked once (float64, C-contiguous, finite) for the forests' own scoring
     for k in range(n_folds):
         fit_rows = fold != k
         target = np.flatnonzero(fold_of_user == k)
         # rows scored out of fold: their own features matter only if they are not the user's
         own = np.flatnonzero(~fit_rows & used) if score_rows else np.zeros(0, np.int64)
-        Xt = X[target]  # once per fold, for every outcome
+        Xt = None  # X[target]: once per fold, for the outcomes that need the copy
         for name, y_all in ys.items():
             m = _clone(models[name])
             z = Z.get(name)
@@ -121,6 +123,7 @@ def crossfit(
                 y[sel] -= centring_baseline(Xrows[sel], y_all[sel], seed + k)
             if z is None:
                 m.fit(Xrows[fit_rows], t[fit_rows], y[fit_rows])
+                Xt = X[target] if Xt is None else Xt
                 e, s = m.predict(Xt, return_se=True)
                 e, s = e.reshape(len(target), n_tasks), s.reshape(len(target), n_tasks)
                 if len(own):
@@ -130,9 +133,17 @@ def crossfit(
                 sel = fit_rows & used
                 pairs = np.column_stack([Xrows[sel], z[task_of[sel]]])
                 m.fit(pairs, (t[sel] > 0).astype(np.int64), y[sel])
-                e, s = m.predict_pairs(Xt, z, return_se=True)
                 if len(own):
                     at[name][own] = m.predict(np.column_stack([Xrows[own], z[task_of[own]]]))
+                if hasattr(m, "_predict_pairs_into"):
+                    # the forest writes its float32 estimates into the fold's rows, from X
+                    # itself (no copy of X[target], no float64 matrices): the same numbers
+                    if Xc is None:
+                        Xc = cv.as_array(X, "X", np.float64, ndim=2)
+                    m._predict_pairs_into(Xc, target, z, est[name], se[name])
+                    continue
+                Xt = X[target] if Xt is None else Xt
+                e, s = m.predict_pairs(Xt, z, return_se=True)
             est[name][target] = e
             se[name][target] = s
     return est, se, at

@@ -29,6 +29,7 @@ from ._calibrate import (
     LinearCalibration,
     fit_calibration,
     fit_linear_calibrations,
+    interp_columns,
     ridge_baseline,
     shrink_to_mean,
 )
@@ -437,8 +438,10 @@ class Planner(Versioned):
         """Calibrated (n_users, n_tasks) values from raw scores, task by task (``strata``: of
         each task, if known)."""
         strata = self._strata(np.arange(scores.shape[1])) if strata is None else strata
-        out = np.empty(scores.shape, dtype=np.float64)
         maps = self.calibration_[key]
+        if all(isinstance(m, Calibration) for m in maps):  # every column in one pass
+            return interp_columns(scores, maps, strata)
+        out = np.empty(scores.shape, dtype=np.float64)
         for j in range(scores.shape[1]):
             out[:, j] = maps[strata[j]](scores[:, j])
         return out

@@ -187,6 +187,23 @@ class UpliftForest(UpliftModel):
         est, se = self._forest.predict_pairs(X, Z)
         return (est, se) if return_se else est
 
+    def _predict_pairs_into(
+        self, X: np.ndarray, rows: np.ndarray, Z: np.ndarray, est: np.ndarray, se: np.ndarray
+    ) -> None:
+        """``predict_pairs(X[rows], Z, return_se=True)`` written into ``est[rows]`` and
+        ``se[rows]`` (float32, (len(X), len(Z)) each; the same numbers as that call's, rounded
+        to float32), without copying the rows of ``X`` (``rows``: strictly increasing). For the
+        planner's cross-fitting (``X`` checked by the caller: float64, C-contiguous, finite)."""
+        if not hasattr(self, "_forest"):
+            raise ValueError("UpliftForest: not fitted; call fit(X, treatment, y) first")
+        if self.n_treatments_ != 1:
+            raise ValueError(
+                f"predict_pairs: needs a model fitted with one treatment, this one has "
+                f"{self.n_treatments_}"
+            )
+        Z = cv.as_array(Z, "Z", np.float64, ndim=2, allow_empty=True)
+        self._forest.predict_pairs_into(X, rows, Z, est, se)
+
     def _get_state(self) -> dict[str, Any]:
         s = dict(self.__dict__)
         if "_forest" in s:
