@@ -72,7 +72,10 @@ fn planning_interp_columns<'py>(
         })
         .collect::<PyResult<_>>()?;
     let mut out = vec![0.0; n * t];
-    py.detach(|| crate::planning::calmap::interp_columns(s, t, &maps, &idx, &mut out));
+    guarded(py, || {
+        crate::planning::calmap::interp_columns(s, t, &maps, &idx, &mut out);
+        Ok(())
+    })?;
     matrix(py, out, n, t)
 }
 
