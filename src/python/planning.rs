@@ -170,6 +170,18 @@ pub struct PlanningForest {
     inner: Forest,
 }
 
+/// A (user, task) pair's width: the user's `pu` features and the task's `pz` must be the
+/// forest's features.
+fn check_pair_width(f: &Forest, pu: usize, pz: usize) -> PyResult<()> {
+    if pu + pz != f.n_features {
+        return Err(PyValueError::new_err(format!(
+            "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
+            f.n_features
+        )));
+    }
+    Ok(())
+}
+
 #[pymethods]
 impl PlanningForest {
     #[staticmethod]
@@ -259,12 +271,7 @@ impl PlanningForest {
         let (x, n, pu) = slice2("X", &X)?;
         let (z, k, pz) = slice2("Z", &Z)?;
         let f = &self.inner;
-        if pu + pz != f.n_features {
-            return Err(PyValueError::new_err(format!(
-                "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
-                f.n_features
-            )));
-        }
+        check_pair_width(f, pu, pz)?;
         let (e, s) = run_long(py, progress, None, |ctl| {
             f.predict_pairs(x, n, pu, z, k, ctl)
         })?;
@@ -289,12 +296,7 @@ impl PlanningForest {
         let (x, n, pu) = slice2("X", &X)?;
         let (z, k, pz) = slice2("Z", &Z)?;
         let f = &self.inner;
-        if pu + pz != f.n_features {
-            return Err(PyValueError::new_err(format!(
-                "X, Z: have {pu} + {pz} features, but the forest was fitted with {}",
-                f.n_features
-            )));
-        }
+        check_pair_width(f, pu, pz)?;
         for (name, a) in [("est", &est), ("se", &se)] {
             if a.shape() != [n, k] {
                 return Err(PyValueError::new_err(format!(
