@@ -36,7 +36,7 @@
 //! count.
 
 use crate::control::Control;
-use crate::error::{check_len, CoreError, Result};
+use crate::error::{check_finite, check_len, CoreError, Result};
 use crate::numeric::cholesky;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -138,16 +138,6 @@ fn stats(
     Ok((g, h, s))
 }
 
-fn finite_all(arg: &str, v: &[f64]) -> Result<()> {
-    match v.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(CoreError::invalid(
-            arg,
-            format!("must be finite, found {} at position {i}", v[i]),
-        )),
-    }
-}
-
 impl Height {
     /// Fits the rows (features `x`, row-major `n x k`; the curves' incremental conversion `z`;
     /// the residual `r = y - b - z`; optional weights `w >= 0`), adding the statistics of
@@ -172,9 +162,9 @@ impl Height {
         let n = z.len();
         check_len("covariates", x.len(), n * k, "rows x columns")?;
         check_len("residual", r.len(), n, "incremental")?;
-        finite_all("covariates", x)?;
-        finite_all("incremental", z)?;
-        finite_all("residual", r)?;
+        check_finite("covariates", x)?;
+        check_finite("incremental", z)?;
+        check_finite("residual", r)?;
         if let Some(w) = w {
             check_len("weight", w.len(), n, "incremental")?;
             if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
@@ -316,7 +306,7 @@ impl Height {
                 format!("must have {k} columns (as fitted)"),
             ));
         }
-        finite_all("covariates", x)?;
+        check_finite("covariates", x)?;
         let n = x.len() / k;
         let mut out = crate::error::try_zeroed("covariates", n)?;
         out.par_chunks_mut(ROWS)
