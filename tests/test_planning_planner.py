@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 import growthmachine as gm
-from growthmachine.planning import Goal, LinearCalibration, Plan, Planner
+from growthmachine.planning import Goal, LinearCalibration, Plan, Planner, ScaledCalibration
 from growthmachine.planning._calibrate import fit_calibration
 from growthmachine.planning.uplift import TLearner
 
@@ -457,6 +457,25 @@ def test_planner_linear_calibration(world):
     np.testing.assert_array_equal(again.values()["profit"], v["profit"])
     with pytest.raises(ValueError, match="calibration"):
         Planner(plan, calibration="spline")
+
+
+def test_planner_scaled_calibration(world):
+    """On the shared small world: scaled maps for the GMV, binned ones for the cost (the cost's
+    maps are precise, and no control pays it), finite values, a forecast with its standard
+    error, the plan unchanged by a pickle round-trip."""
+    pop, env, ui, plan, log = world
+    pl = Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="scaled")
+    pl.fit(log, ui, pop.users, opted_out=env.opted_out())
+    assert all(isinstance(c, ScaledCalibration) for c in pl.calibration_["gmv"])
+    assert not any(isinstance(c, ScaledCalibration) for c in pl.calibration_["cost"])
+    v = pl.values()
+    assert all(np.isfinite(x).all() for x in v.values())
+    tp = pl.allocate()
+    assert np.isfinite(tp.forecast["profit"]) and tp.forecast["profit_se"] >= 0.0
+    again = pickle.loads(pickle.dumps(pl))
+    np.testing.assert_array_equal(again.values()["profit"], v["profit"])
+    with pytest.raises(ValueError, match="calibration"):
+        Planner(plan, calibration="ratio")
 
 
 def test_planner_centres_the_orders_by_default(world):

@@ -19,7 +19,7 @@ Submodules: :mod:`.uplift` (models), :mod:`.metrics` (Qini and uplift curves, as
 from __future__ import annotations
 
 from . import metrics, uplift
-from ._calibrate import Calibration, LinearCalibration
+from ._calibrate import Calibration, LinearCalibration, ScaledCalibration
 from ._features import planning_features
 from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan, experiment_plan
 from ._planner import Planner, TaskPlan, run_experiment, world_actions
@@ -35,6 +35,7 @@ __all__ = [
     "Content",
     "Goal",
     "LinearCalibration",
+    "ScaledCalibration",
     "Plan",
     "Planner",
     "experiment_plan",
