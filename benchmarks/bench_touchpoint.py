@@ -6,6 +6,7 @@ and decision quality on the world's truth.
     python -m benchmarks touchpoint plan --users 1e7  # 10M x 3 channels x 14 days (<= 30 s,
                                                       #   gap <= 1e-4, peak <= 4 GB)
     python -m benchmarks touchpoint world --users 100000
+    python -m benchmarks touchpoint height --users 100000  # what a curve height can add
 
 ``fit`` times the whole call (reading the columns, encoding segments and channels, aggregating
 the counts, fitting every segment x channel); ``partial_fit`` adds a second 10M-row window to the
@@ -13,7 +14,8 @@ counts and refits. The log is a dict of numpy columns with integer segment codes
 categorical of channel names. ``plan`` fits a ResponseModel on a 10M-row log over 2,000 segments
 and plans 10M users (values from a Gamma, reachability 100 / 35 / 60 % for ads / sms / email)
 through ``FrequencyPlanner.plan`` (the whole call: curves, candidates, solve, layout, summaries),
-then expands the schedule. ``world``: see ``benchmarks/touchpoint_world.py``. Each case rewrites
+then expands the schedule. ``world``: see ``benchmarks/touchpoint_world.py``; ``height``:
+``benchmarks/touchpoint_height.py`` (not in the default cases). Each case rewrites
 its section of RESULTS.md.
 """
 
@@ -134,9 +136,30 @@ def run_world(n_users: int, seed: int) -> str:
     return "\n\n".join(parts)
 
 
+def run_height(n_users: int, seeds: tuple[int, ...] = (0, 1)) -> str:
+    from benchmarks import touchpoint_height as th
+    from benchmarks import touchpoint_world as tw
+
+    cols = ["R2", "x uniform", "share of true segment plan", "optouts / uniform's"]
+    parts = []
+    for world in tw.WORLDS:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            df = th.run(n_users, world, seed=seed)
+            t = Table(["height", *cols])
+            for name, r in df.iterrows():
+                t.add(name, *[r[c] for c in cols])
+            parts.append(
+                f"**{tw.world_name(world)} world, seed {seed}, round 1** ({df.attrs['features']} "
+                f"features; sd of the true height {df.attrs['sd_true']:.2f}; "
+                f"{time.perf_counter() - t0:.0f} s)\n\n" + t.markdown()
+            )
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks touchpoint")
-    ap.add_argument("cases", nargs="*", default=["fit", "plan", "world"])
+    ap.add_argument("cases", nargs="*", default=["fit", "plan", "world"])  # and "height"
     ap.add_argument("--rows", type=float, default=10e6)
     ap.add_argument("--segments", type=int, default=200)
     ap.add_argument("--users", type=float, default=None)
@@ -160,6 +183,13 @@ def main(argv: list[str]) -> int:
         print(body)
         write_section(f"touchpoint_plan_{n}", f"Touchpoint: frequency planning, {n:,} users",
                       command=f"python -m benchmarks touchpoint plan --users {n:g}", body=body)  # fmt: skip
+    if "height" in args.cases:
+        n = int(args.users or 100_000)
+        body = run_height(n) + "\n\n" + HEIGHT_NOTE
+        print(body)
+        write_section(f"touchpoint_height_{n}",
+                      f"Touchpoint: what a per-user curve height can add ({n:,} users)",
+                      command=f"python -m benchmarks touchpoint height --users {n}", body=body)  # fmt: skip
     if "world" in args.cases:
         n = int(args.users or 100_000)
         body = run_world(n, args.seed) + "\n\n" + WORLD_NOTE
@@ -169,6 +199,18 @@ def main(argv: list[str]) -> int:
                       command=f"python -m benchmarks touchpoint world --users {n}", body=body)  # fmt: skip
     return 0
 
+
+HEIGHT_NOTE = (
+    "The planner's conversions plan at round 1 (as `planner [conversions]` in the touchpoint "
+    "world section: fitted segment curves, the uniform rule's budget, opt-outs capped at the "
+    "model's estimate of the uniform plan's) with each user's curve height scaled by a "
+    "multiplier from: nothing; the model's fitted linear height (`planner+height`); the least "
+    "squares of the true height on the features, and gradient-boosted trees of it (without and "
+    "with the segment), cross-fitted over two folds, i.e. the best a linear and a bending "
+    "height can do given the truth; the true height. Features: `user_covariates` of a "
+    "UserInsight fitted on the world's transactions. `R2`: of the multiplier against the true "
+    "one. See `benchmarks/touchpoint_height.py`."
+)
 
 WORLD_NOTE = (
     "Exact expectations (`Environment.expected_outcome`) of every plan at the same state of the "

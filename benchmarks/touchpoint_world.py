@@ -54,7 +54,25 @@ OPTOUT = 1.0
 CONV_VALUE = 1000.0
 
 
-def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True) -> pd.DataFrame:
+def covariates_of(env, users, features: str = "world", seed: int = 0) -> pd.DataFrame:
+    """Each user's observable features at the world's current day: ``"world"``,
+    ``world_covariates``; ``"insight"``, ``user_covariates`` of a ``UserInsight`` fitted on the
+    world's transactions up to today (what the pipeline's touchpoint stage passes)."""
+    import growthmachine as gm
+
+    tp = gm.touchpoint
+    if features == "world":
+        return tp.world_covariates(env, users)
+    if features != "insight":
+        raise ValueError(f"features: must be 'world' or 'insight', got {features!r}")
+    ui = gm.insight.UserInsight(seed=seed, progress=False).fit(
+        env.transactions(), as_of=env.day, users=env.population.users
+    )
+    return tp.user_covariates(ui, env.population.users, user_ids=users)
+
+
+def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True,
+             features: str = "world", seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """Every policy at the current state of the world, scored exactly (see the module docs)."""
     import growthmachine as gm
 
@@ -64,7 +82,7 @@ def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True)
     start = env.day
     seg = tp.world_segments(env, users)
     fat = tp.world_fatigue(env, users) if fatigue else None
-    cov = tp.world_covariates(env, users) if covariates else None
+    cov = covariates_of(env, users, features, seed) if covariates else None
     t0 = time.perf_counter()
     inc, opt = tp.true_curves(env, pl, users, reachable=reach)
     t_truth = time.perf_counter() - t0
@@ -131,12 +149,13 @@ def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True)
 
 def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
         explore_share: float = 0.1, optout_cost: float = 1.0, forget: float = 0.5,
-        fatigue: bool = True, covariates: str | None = "observe",
+        fatigue: bool = True, covariates: str | None = "observe", features: str = "world",
 ) -> list[pd.DataFrame]:  # fmt: skip
     """The loop (see the module docs). ``covariates``: ``"observe"`` logs each user's observable
     features with the outcomes (the model fits the curves' heights; the loop's plans do not use
     them; ``planner+height`` rows do), ``"plan"`` also plans the loop's rounds with them,
-    ``None`` neither."""
+    ``None`` neither. ``features``: ``"world"`` (``world_covariates``) or ``"insight"``
+    (``user_covariates`` of an insight fitted each round; see :func:`covariates_of`)."""
     if covariates not in ("observe", "plan", None):
         raise ValueError(f"covariates: must be 'observe', 'plan' or None, got {covariates!r}")
     import growthmachine as gm
@@ -151,13 +170,14 @@ def run(n_users: int, config: str | None = None, seed: int = 0, rounds: int = 3,
     out = []
     for r in range(rounds + 1):
         if r in (1, rounds):
-            out.append(evaluate(env, pl, users, f"round {r}", fatigue, covariates is not None))
+            out.append(evaluate(env, pl, users, f"round {r}", fatigue, covariates is not None,
+                                features, seed))  # fmt: skip
         if r == rounds:
             break
         reach = tp.world_reachable(env, users, pl.channels)
         budget = 0.06 * reach[:, 0].sum()
         fat = tp.world_fatigue(env, users) if fatigue else None
-        cov = tp.world_covariates(env, users) if covariates else None
+        cov = covariates_of(env, users, features, seed) if covariates else None
         p = pl.plan(users, budget, value=VALUE, segment=tp.world_segments(env, users), reachable=reach,
                     start_day=env.day, fatigue=fat,
                     covariates=cov if covariates == "plan" else None)  # fmt: skip

@@ -361,6 +361,7 @@ BOUNDED: dict[str, str] = {
             "planning.run_experiment",
             "planning.plan_from_environment",
             "planning.planning_features",
+            "touchpoint.user_covariates",
             "touchpoint.FrequencyPlanner.observe",
             "touchpoint.score",
             "touchpoint.true_curves",

@@ -69,7 +69,7 @@ def test_report_folder_is_complete(runs):
     assert tk["users_reached"] > 0 and tk["gap"] <= 1e-3
     assert tk["x_uniform"] > 0 and tk["forecast_vs_truth"] > 0
     comp = pd.read_parquet(out / "tables" / "touchpoint_comparison.parquet")
-    assert set(comp["policy"]) >= {"uniform 6 ads", "planner (fitted curves)"}
+    assert set(comp["policy"]) >= {"uniform 6 ads", "planner (fitted curves)", "planner + heights"}
     # The machine ran its periods against every baseline; its comparison opens the report.
     policies = {"machine", "rfm_rule", "ab_winner", "random", "none", "oracle"}
     assert set(summary["comparison"]) == policies
@@ -143,3 +143,17 @@ def test_a_zero_budget_runs_without_spending(tmp_path):
     for p in ("machine", "rfm_rule", "ab_winner", "random", "oracle"):
         assert comp[p]["spend"] == 0.0, p
         assert comp[p]["incremental_profit"] == 0.0, p
+
+
+def test_touchpoint_stage_plans_with_the_heights_when_asked(tmp_path, monkeypatch):
+    """With ``HEIGHTS`` the touchpoint stage's plan scales each user's curve by the height the
+    model fitted on the insight's features: its KPIs are the ``planner + heights`` row."""
+    from growthmachine.touchpoint import _stage
+
+    monkeypatch.setattr(_stage, "HEIGHTS", True)
+    res = pipeline.run(4_000, seed=2, out=tmp_path, periods=1, progress=False)
+    plan = res.summary["sections"]["touchpoint"]
+    comp = pd.read_parquet(tmp_path / "tables" / "touchpoint_comparison.parquet")
+    row = comp.set_index("policy").loc["planner + heights"]
+    assert plan["kpis"]["x_uniform"] == pytest.approx(row["x uniform"], abs=1e-3)
+    assert "with those heights" in (tmp_path / "report.html").read_text()

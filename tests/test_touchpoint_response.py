@@ -422,9 +422,10 @@ def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
     assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0
 
 
-def _height_log(n: int, seed: int) -> pd.DataFrame:
-    """Randomised arms where a feature ``hi`` doubles (x1.5 vs x0.5) the incremental conversion
-    within each segment, a noise feature does nothing and ``buyer`` raises the baseline only."""
+def _height_log(n: int, seed: int, scale: tuple[float, float] = (1.5, 0.5)) -> pd.DataFrame:
+    """Randomised arms where a feature ``hi`` doubles (x1.5 vs x0.5: ``scale``) the incremental
+    conversion within each segment, a noise feature does nothing and ``buyer`` raises the
+    baseline only."""
     rng = np.random.default_rng(seed)
     seg = rng.integers(0, 4, n)
     hi = (rng.random(n) < 0.5).astype(float)
@@ -432,7 +433,7 @@ def _height_log(n: int, seed: int) -> pd.DataFrame:
     noise = rng.normal(size=n)
     e = rng.integers(0, 15, n)
     hill = e**2 / (e**2 + 36.0)
-    p = 0.05 + 0.1 * buyer + (0.1 + 0.02 * seg) * hill * np.where(hi > 0, 1.5, 0.5)
+    p = 0.05 + 0.1 * buyer + (0.1 + 0.02 * seg) * hill * np.where(hi > 0, *scale)
     return pd.DataFrame(
         {
             "segment": seg,
@@ -496,3 +497,36 @@ def test_covariates_partial_fit_equals_fit_of_the_concatenation():
     # the counts are exact; the height statistics of `a` keep the curves fitted on `a` alone
     x = log[cols].iloc[:50]
     assert np.allclose(m1.height(x), m2.height(x), atol=0.1)
+
+
+def test_height_forget_weighs_the_past_windows_of_the_height_model():
+    """A window where ``hi`` scales the height (x1.5 / x0.5), then one where it does not: with
+    ``height_forget=1`` both windows count fully, with ``None`` the heights forget as the curves
+    (``forget=0.5``), with a tiny one only the last window counts (multipliers near 1)."""
+    cols = ["hi", "buyer", "noise"]
+    a = _height_log(100_000, 3)
+    b = _height_log(100_000, 4, scale=(1.0, 1.0))
+    x = pd.DataFrame({"hi": [1.0, 0.0], "buyer": [0.3, 0.3], "noise": [0.0, 0.0]})
+
+    def spread(height_forget):
+        m = ResponseModel(forget=0.5, height_forget=height_forget)
+        m.fit(a, covariates=cols).partial_fit(b, covariates=cols)
+        w = m.height(x)
+        return w[0] - w[1], m
+
+    full, m = spread(1.0)
+    half, m_half = spread(None)
+    last, _ = spread(1e-6)
+    assert m.get_params()["height_forget"] == 1.0 and "height_forget=1.0" in repr(m)
+    assert full > half + 0.05 and half > last + 0.05, (full, half, last)
+    assert abs(last) < 0.15
+    assert np.array_equal(m_half.height(x), spread(0.5)[1].height(x))  # None: forget's 0.5
+    # a state from before height_forget loads with None (its heights forgot as the curves)
+    del m_half.__dict__["height_forget"]
+    old = pickle.loads(pickle.dumps(m_half))
+    assert old.height_forget is None and np.array_equal(old.height(x), m_half.height(x))
+    for bad in (0.0, 1.5, -1.0):
+        with pytest.raises(ValueError, match="height_forget"):
+            ResponseModel(height_forget=bad).fit(a, covariates=cols)
+    with pytest.raises(TypeError, match="height_forget"):
+        ResponseModel(height_forget="1").fit(a, covariates=cols)

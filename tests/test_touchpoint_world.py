@@ -226,3 +226,45 @@ def test_covariates_loop_the_plan_logs_them_and_scales_each_users_height(world):
     pl2 = planner(env, model=tp.ResponseModel(), seed=4)
     with pytest.raises(ValueError, match="covariates"):
         pl2.plan(users, 300.0, segment=seg, covariates=cov.rename(columns={"customer": "channel"}))
+
+
+@pytest.fixture(scope="module")
+def insight(world):
+    return gm.insight.UserInsight(seed=0, progress=False).fit(
+        world.transactions(), as_of=world.day, users=world.population.users
+    )
+
+
+def test_user_covariates_are_the_insights_planning_features(world, insight):
+    """The covariates from the insight: planning_features' columns and rows (in the order of
+    user_ids), long-tailed counts and amounts as log(1 + x), the same columns whatever users
+    are selected; a loop logs them and fits the heights on them."""
+    X, names, ids = gm.planning.planning_features(insight, world.population.users)
+    full = tp.user_covariates(insight, world.population.users)
+    assert list(full.columns) == names and len(full) == len(ids)
+    assert np.isfinite(full.to_numpy()).all()
+    logged = [n for n in names if not np.array_equal(full[n].to_numpy(), X[:, names.index(n)])]
+    assert "total_spend" in logged and "p_alive" not in logged
+    assert "user.has_app" not in logged and "stage=prospect" not in logged
+    j = names.index("total_spend")
+    assert np.allclose(full["total_spend"], np.log1p(X[:, j]))
+    pick = np.array([17, 3, 5000, 3])
+    sub = tp.user_covariates(insight, world.population.users, user_ids=ids[pick])
+    assert list(sub.columns) == names
+    assert np.array_equal(sub.to_numpy(), full.to_numpy()[pick])
+    assert list(sub.index) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="user_ids"):
+        tp.user_covariates(insight, world.population.users, user_ids=[0, 10**9])
+    with pytest.raises(TypeError, match="insight"):
+        tp.user_covariates(world, world.population.users)
+    # the loop: the first plan logs them, observe fits the heights on them
+    env = world.copy()
+    pl = planner(env, model=tp.ResponseModel(), explore_share=0.2, seed=4)
+    users = np.arange(6000)
+    reach = tp.world_reachable(env, users, pl.channels)
+    p0 = pl.plan(users, 300.0, value=10.0, segment=tp.world_segments(env, users),
+                 reachable=reach, start_day=env.day, covariates=full)  # fmt: skip
+    pl.observe(env.apply(p0.schedule(), start_day=env.day, days=pl.horizon_days))
+    assert pl.model.covariates_ == tuple(names)
+    h = pl.model.height(full)
+    assert h.shape == (6000,) and np.isfinite(h).all() and (h >= 0).all()

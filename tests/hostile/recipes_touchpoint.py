@@ -11,6 +11,7 @@ import pandas as pd
 from growthmachine import touchpoint as tp
 
 from .driver import Recipes
+from .recipes_planning import DICT_USERS
 from .stages import stage_recipe
 from .world import WorldCtx
 
@@ -25,6 +26,15 @@ class Ctx(WorldCtx):
     @cached_property
     def users(self) -> np.ndarray:
         return np.arange(N)
+
+    @cached_property
+    def ui(self):
+        from growthmachine import insight
+
+        p = self.pop
+        return insight.UserInsight(4, n_prospect_clusters=2, min_cell_size=5, max_iter=20).fit(
+            p.transactions, as_of=p.days, users=p.users
+        )
 
     @cached_property
     def reach(self) -> np.ndarray:
@@ -233,6 +243,9 @@ R("touchpoint.world_reachable")(
 R("touchpoint.world_segments")(lambda c: (tp.world_segments, dict(env=c.env0, users=np.arange(20))))
 R("touchpoint.world_covariates")(
     lambda c: (tp.world_covariates, dict(env=c.env0, users=np.arange(20)))
+)
+R("touchpoint.user_covariates", allow={"users": DICT_USERS})(
+    lambda c: (tp.user_covariates, dict(insight=c.ui, users=c.pop.users, user_ids=np.arange(20)))
 )
 R("touchpoint.ResponseModel.height")(
     lambda c: (c.model_cov.height,

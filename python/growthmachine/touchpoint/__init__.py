@@ -11,8 +11,11 @@
   baselines :func:`uniform_plan` and :func:`max_caps_plan`; the world's observable segments
   (:func:`world_segments`), reachability, prior fatigue (:func:`world_fatigue`) and
   covariates of the curves' height (:func:`world_covariates`).
+- :func:`user_covariates`: the covariates of the curves' height from a fitted insight
+  (:func:`growthmachine.planning.planning_features`), what the pipeline's stage passes.
 """
 
+from ._features import user_covariates
 from ._planner import DEFAULT_LEVELS, Channel, FrequencyPlan, FrequencyPlanner
 from ._response import Curves, ResponseModel
 from ._scoring import (
@@ -43,6 +46,7 @@ __all__ = [
     "segment_curves",
     "true_curves",
     "uniform_plan",
+    "user_covariates",
     "world_covariates",
     "world_fatigue",
     "world_reachable",

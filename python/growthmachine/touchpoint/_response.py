@@ -186,6 +186,12 @@ class ResponseModel(Versioned):
         every past window at full weight (a stationary world); 0.5 halves the past at each
         update, so the curves follow a world that drifts (users tire, convert, opt out) at the
         price of more variance. Exponential forgetting as in recursive least squares.
+    height_forget : the same for the statistics of the height model (fitted with
+        ``covariates``), in (0, 1]; ``None``: ``forget``. Default 1: a user's height relative to
+        its segment is a trait of the user, so every window's randomised users keep counting
+        while the curves follow the world (with 0.5, the later windows' few randomised users,
+        scored against curves that moved, shrank the heights to 1 by the third window;
+        benchmarks/RESULTS.md, touchpoint world).
     channels : the channels the planner may use (labels or codes). ``None``: the channels of the
         logs. If given, a log row with another channel is an error, and a channel without any data
         is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
@@ -210,7 +216,7 @@ class ResponseModel(Versioned):
 
     _STATE_KIND = "growthmachine.touchpoint.ResponseModel"
     _STATE_VERSION = 1
-    _PARAMS = ("tau", "interval", "forget", "channels", "progress")
+    _PARAMS = ("tau", "interval", "forget", "channels", "progress", "height_forget")
 
     def __init__(
         self,
@@ -220,12 +226,14 @@ class ResponseModel(Versioned):
         forget: float = 1.0,
         channels: Sequence[Any] | None = None,
         progress: bool | None = None,
+        height_forget: float | None = 1.0,
     ):
         self.tau = tau
         self.interval = interval
         self.forget = forget
         self.channels = channels
         self.progress = progress
+        self.height_forget = height_forget
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self._PARAMS}
@@ -360,6 +368,13 @@ class ResponseModel(Versioned):
         forget = cv.check_number(self.forget, "forget", minimum=0.0, maximum=1.0)
         if forget <= 0.0:
             raise ValueError(f"forget: must be in (0, 1], got {forget}")
+        h_forget = forget
+        if self.height_forget is not None:
+            h_forget = cv.check_number(
+                self.height_forget, "height_forget", minimum=0.0, maximum=1.0
+            )
+            if h_forget <= 0.0:
+                raise ValueError(f"height_forget: must be in (0, 1], got {h_forget}")
         if cv.n_rows(log, "log") == 0:
             raise ValueError("log: is empty")
         fixed_channels = self.channels is not None
@@ -413,7 +428,7 @@ class ResponseModel(Versioned):
                 b = core.params[g_codes, c_codes, 0]
                 prev_h = getattr(self, "_height", None) if previous is not None else None
                 height = _core.TouchpointHeight.fit(
-                    x, z, y - b - z, w, previous=prev_h, forget=forget, progress=cb
+                    x, z, y - b - z, w, previous=prev_h, forget=h_forget, progress=cb
                 )
         self._core = core
         self.segments_ = np.asarray(segments)
@@ -574,6 +589,8 @@ class ResponseModel(Versioned):
         state = dict(state)
         raw = core_bytes(state, "_core", self._STATE_KIND)
         raw_h = core_bytes(state, "_height", self._STATE_KIND) if "_height" in state else None
+        # A state from before height_forget: its heights forgot as the curves did.
+        state.setdefault("height_forget", None)
         self.__dict__.update(state)
         if raw is not None:
             self._core = _core.TouchpointResponse._from_state_bytes(raw)

@@ -10,6 +10,11 @@ its truth.
    true curves (per segment and per user), on a sample of the audience (true curves cost one
    exact evaluation per user, channel and level).
 3. The plan is applied and observed: the curves are updated for the next period.
+
+Each user's features (:func:`user_covariates`: the run's fitted insight and the users table, one
+source describing a user for every stage) are logged with the outcomes, so the response model
+fits the curves' height per user (``ResponseModel.height``); with :data:`HEIGHTS` the plan uses
+them, and the comparison shows the planner with and without them either way.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..pipeline import check_context
+from ._features import user_covariates
 from ._planner import FrequencyPlanner
 from ._response import ResponseModel
 from ._scoring import (
@@ -43,6 +49,17 @@ UNIFORM_EXPOSURES = 6
 SCORING_SAMPLE = 10_000
 #: Fewest audience users for an experiment worth fitting.
 MIN_USERS = 2_000
+#: Whether the stage's plan scales each user's curve height from its features (the heights are
+#: fitted and compared either way; see benchmarks/RESULTS.md, touchpoint world).
+HEIGHTS = False
+
+
+def _covariates(ctx: Any, env: Any, users: np.ndarray) -> pd.DataFrame | None:
+    """The users' features from the run's insight (None without one)."""
+    insight = ctx.state.insight
+    if insight is None:
+        return None
+    return user_covariates(insight, env.population.users, user_ids=users)
 
 
 def _audience(ctx: Any, env: Any) -> tuple[np.ndarray, str]:
@@ -99,19 +116,21 @@ def run_stage(ctx: Any) -> None:
     reach = world_reachable(env, users, planner.channels)
     budget = _budget(planner, reach)
     seg = world_segments(env, users)
+    cov = _covariates(ctx, env, users)
     exp = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=env.day,
-                       fatigue=world_fatigue(env, users))  # fmt: skip
+                       fatigue=world_fatigue(env, users), covariates=cov)  # fmt: skip
     out = env.apply(
         exp.schedule(), start_day=env.day, days=planner.horizon_days, progress=ctx.progress
     )
-    planner.observe(out)
+    planner.observe(out)  # with the plan's covariates
     # 2. The plan from the fitted curves.
     reach = world_reachable(env, users, planner.channels)
     budget = _budget(planner, reach)
     seg = world_segments(env, users)
     start = env.day
+    use = cov if HEIGHTS else None
     plan = planner.plan(users, budget, value=VALUE, segment=seg, reachable=reach, start_day=start,
-                        fatigue=world_fatigue(env, users))  # fmt: skip
+                        fatigue=world_fatigue(env, users), covariates=use)  # fmt: skip
     ctx.state.touchpoint_planner = planner
     ctx.state.touchpoint_plan = plan
     ctx.log(f"[touchpoint] {plan!r}")
@@ -122,8 +141,16 @@ def run_stage(ctx: Any) -> None:
         f"({int((exp.assignment['exposures'] > 0).sum()):,} users on randomised frequencies, the "
         f"rest randomised controls) fitted the response curves per segment and channel "
         f"({len(model.segments_):,} segments: lifecycle stage x recent contact pressure x age "
-        "band), pooled across segments. The planner then chose each "
-        f"user's channel and frequency ({planner.explore_share:.0%} keep exploring). "
+        "band), pooled across segments"
+        + (
+            ""
+            if cov is None
+            else f", and each user's curve height from {cov.shape[1]} features of the run's "
+            "insight and users table"
+        )
+        + f". The planner then chose each user's channel and frequency ("
+        f"{planner.explore_share:.0%} keep exploring)"
+        + (", with those heights. " if use is not None else ". ")
         + plan.message
         + "."
     )
@@ -149,21 +176,22 @@ def run_stage(ctx: Any) -> None:
     plt.close(fig)
     # 3. Scored on the world's truth (a sample of the audience for the true curves).
     try:
-        _compare(ctx, sec, env, planner, users, plan, plt)
+        _compare(ctx, sec, env, planner, users, plan, plt, cov)
     except Exception as e:  # noqa: BLE001 - scoring is optional
         ctx.log(f"[touchpoint] scoring skipped: {e}")
     # 4. Applied and observed: the curves learn from what users did.
     out = env.apply(
         plan.schedule(), start_day=start, days=planner.horizon_days, progress=ctx.progress
     )
-    planner.observe(out, plan)
+    planner.observe(out, plan, covariates=cov)
     sec.kpi("conversions_observed", int(out["converted"].to_numpy()[users].sum()),
             "audience users who ordered in the window (baseline included)")  # fmt: skip
 
 
-def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
+def _compare(ctx, sec, env, planner, users, plan, plt, cov=None) -> None:
     rng = np.random.default_rng(ctx.seed_of("touchpoint", "sample"))
-    sample = np.sort(rng.choice(users, size=min(SCORING_SAMPLE, len(users)), replace=False))
+    pick = np.sort(rng.choice(len(users), size=min(SCORING_SAMPLE, len(users)), replace=False))
+    sample = users[pick]
     reach = world_reachable(env, sample, planner.channels)
     budget = _budget(planner, reach)
     start = plan.start_day
@@ -180,6 +208,15 @@ def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
                         start_day=start, explore=False,
                         fatigue=world_fatigue(env, sample))  # fmt: skip
     rows["planner (fitted curves)"] = score(env, ours, progress=ctx.progress)
+    main = "planner (fitted curves)"  # the row of the stage's own plan
+    if cov is not None and planner.model.covariates_ is not None:
+        x = cov.iloc[pick].reset_index(drop=True)
+        ours_h = planner.plan(sample, budget, value=VALUE, segment=seg, reachable=reach,
+                              start_day=start, explore=False,
+                              fatigue=world_fatigue(env, sample), covariates=x)  # fmt: skip
+        rows["planner + heights"] = score(env, ours_h, progress=ctx.progress)
+        if HEIGHTS:
+            ours, main = ours_h, "planner + heights"
     g_inc, g_opt, codes = segment_curves(inc, opt, seg, reach)
     tru_g = planner.plan(sample, budget, value=VALUE, segment=codes, reachable=reach,
                          curves=(g_inc, g_opt), start_day=start)  # fmt: skip
@@ -197,15 +234,16 @@ def _compare(ctx, sec, env, planner, users, plan, plt) -> None:
         "comparison",
         df.round(3).rename_axis("policy").reset_index(),
         f"Exact expected outcomes on the world's truth, {len(sample):,} audience users sampled, "
-        f"same budget ({budget:,.0f}); the planner here without exploration. Its own forecast: "
-        f"{forecast:,.1f} incremental conversions, the world says "
-        f"{conv['planner (fitted curves)']:,.1f}.",
+        f"same budget ({budget:,.0f}); the planner here without exploration (`planner + "
+        "heights`: each user's curve height scaled from its features). The stage's plan is "
+        f"`{main}`; its own forecast: {forecast:,.1f} incremental conversions, the world says "
+        f"{conv[main]:,.1f}.",
     )
-    sec.kpi("x_uniform", float(df.loc["planner (fitted curves)", "x uniform"]),
-            "incremental conversions vs the uniform rule (truth)")  # fmt: skip
+    sec.kpi("x_uniform", float(df.loc[main, "x uniform"]),
+            f"incremental conversions vs the uniform rule (truth; {main})")  # fmt: skip
     sec.kpi("value_share_of_true_segment_plan",
-            float(df.loc["planner (fitted curves)", "value share of true segment plan"]))  # fmt: skip
-    sec.kpi("forecast_vs_truth", forecast / max(conv["planner (fitted curves)"], 1e-9))
+            float(df.loc[main, "value share of true segment plan"]))  # fmt: skip
+    sec.kpi("forecast_vs_truth", forecast / max(conv[main], 1e-9))
     # Fitted vs true curves per channel (pooled over the sample's reachable users).
     p_inc, _ = planner.model.pooled_curves(planner.levels)
     names = list(planner.model.channels_)
