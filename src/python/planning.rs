@@ -9,6 +9,7 @@ use super::args::{int_arg, real_arg};
 use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
+use crate::planning::kept::{self, Metric};
 use crate::planning::rank;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -24,6 +25,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(planning_ranked_counts, m)?)?;
     m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
     m.add_function(wrap_pyfunction!(planning_interp_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_kept_pairs, m)?)?;
     Ok(())
 }
 
@@ -77,6 +79,128 @@ fn planning_interp_columns<'py>(
         Ok(())
     })?;
     matrix(py, out, n, t)
+}
+
+/// The maps of one outcome: (knots, values) per stratum.
+type MapArrays<'py> = (
+    Vec<PyReadonlyArray1<'py, f64>>,
+    Vec<PyReadonlyArray1<'py, f64>>,
+);
+
+fn metric(arg: &str, m: &str) -> PyResult<Metric> {
+    Ok(match m {
+        "gmv" => Metric::Gmv,
+        "cost" => Metric::Cost,
+        "profit" => Metric::Profit,
+        "conversion" => Metric::Conversion,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "{arg}: must be 'gmv', 'cost', 'profit' or 'conversion', got {other:?}"
+            )))
+        }
+    })
+}
+
+/// The planner's kept (user, task) pairs in one pass (`crate::planning::kept`): `scores` the
+/// float32 `n x t` out-of-fold scores of gmv, cost and optionally conversion, `maps` their
+/// calibration maps per stratum, `stratum` each task's, `goals` (metric, weight, audience
+/// mask or None). Returns (rows, tasks, goal value, the `columns` asked for).
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn planning_kept_pairs<'py>(
+    py: Python<'py>,
+    scores: Vec<PyReadonlyArray2<'py, f32>>,
+    maps: Vec<MapArrays<'py>>,
+    stratum: PyReadonlyArray1<'py, i64>,
+    cost_per_touch: PyReadonlyArray1<'py, f64>,
+    margin: f64,
+    goals: Vec<(String, f64, Option<PyReadonlyArray1<'py, bool>>)>,
+    eligible: PyReadonlyArray2<'py, bool>,
+    allowed: Option<PyReadonlyArray1<'py, bool>>,
+    keep_finite: bool,
+    columns: Vec<String>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+    Vec<Bound<'py, PyArray1<f64>>>,
+)> {
+    if !(2..=3).contains(&scores.len()) || maps.len() != scores.len() {
+        return Err(PyValueError::new_err(format!(
+            "scores, maps: need gmv, cost and optionally conversion, got {} scores and {} maps",
+            scores.len(),
+            maps.len()
+        )));
+    }
+    let (el, n, t) = slice2("eligible", &eligible)?;
+    let mut outcomes = Vec::with_capacity(scores.len());
+    for (s, (xp, fp)) in scores.iter().zip(&maps) {
+        let (est, sn, st) = slice2("scores", s)?;
+        if (sn, st) != (n, t) {
+            return Err(PyValueError::new_err(format!(
+                "scores: must have shape ({n}, {t}) as eligible, got ({sn}, {st})"
+            )));
+        }
+        if xp.len() != fp.len() {
+            return Err(PyValueError::new_err(format!(
+                "maps: {} knot arrays and {} value arrays",
+                xp.len(),
+                fp.len()
+            )));
+        }
+        let m = xp
+            .iter()
+            .zip(fp)
+            .map(|(x, f)| Ok((slice1("maps", x)?, slice1("maps", f)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        outcomes.push(kept::Outcome { est, maps: m });
+    }
+    let stratum: Vec<usize> = slice1("stratum", &stratum)?
+        .iter()
+        .map(|&s| {
+            usize::try_from(s)
+                .map_err(|_| PyValueError::new_err(format!("stratum: {s} is negative")))
+        })
+        .collect::<PyResult<_>>()?;
+    let goals = goals
+        .iter()
+        .enumerate()
+        .map(|(i, (m, w, mask))| {
+            Ok(kept::Goal {
+                metric: metric(&format!("goals[{i}]"), m)?,
+                weight: *w,
+                mask: mask.as_ref().map(|a| slice1("goals", a)).transpose()?,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let columns = columns
+        .iter()
+        .map(|c| metric("columns", c))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut it = outcomes.into_iter();
+    let (gmv, cost) = (it.next().expect("2+"), it.next().expect("2+"));
+    let inp = kept::Inputs {
+        n,
+        t,
+        gmv,
+        cost,
+        conversion: it.next(),
+        stratum: &stratum,
+        cost_per_touch: slice1("cost_per_touch", &cost_per_touch)?,
+        margin,
+        goals,
+        eligible: el,
+        allowed: allowed.as_ref().map(|a| slice1("allowed", a)).transpose()?,
+        keep_finite,
+        columns,
+    };
+    let k = run_long(py, None, None, |ctl| kept::kept_pairs(&inp, ctl))?;
+    Ok((
+        k.rows.into_pyarray(py),
+        k.tasks.into_pyarray(py),
+        k.value.into_pyarray(py),
+        k.columns.into_iter().map(|c| c.into_pyarray(py)).collect(),
+    ))
 }
 
 #[pyfunction]
