@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import growthmachine as gm
-from growthmachine.planning import _features
 
 
 def _plain_features(insight, users):
@@ -85,9 +84,8 @@ def _tables(n, seed):
     return types.SimpleNamespace(users_=base, features_=feats), users
 
 
-@pytest.mark.parametrize("n", [1, 5, 20_000])  # 20k rows: several blocks and a partial one
-def test_features_equal_their_definition(n, monkeypatch):
-    monkeypatch.setattr(_features, "_BLOCK", 4096)
+@pytest.mark.parametrize("n", [1, 5, 20_000])  # 20k rows: several chunks of the Rust fill
+def test_features_equal_their_definition(n):
     insight, users = _tables(n, n)
     X, names, ids = gm.planning.planning_features(insight, users)
     users_plain = users.assign(signup=users["signup"].to_numpy(np.int64))
@@ -96,6 +94,7 @@ def test_features_equal_their_definition(n, monkeypatch):
     np.testing.assert_array_equal(ids, ids_p)
     assert X.dtype == np.float64 and X.flags.c_contiguous
     np.testing.assert_array_equal(X, Xp)
+    assert X.tobytes() == Xp.tobytes()  # bit for bit
     # users already in the insight's order take the fast path, to the same matrix
     ordered = users.set_index("user_id").loc[ids].reset_index()
     np.testing.assert_array_equal(gm.planning.planning_features(insight, ordered)[0], X)

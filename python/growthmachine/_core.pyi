@@ -512,6 +512,9 @@ def planning_kept_pairs(
     npt.NDArray[np.float64],
     list[npt.NDArray[np.float64]],
 ]: ...
+def planning_feature_matrix(
+    columns: list[npt.NDArray[Any]], how: list[int], codes: list[int], n: int
+) -> npt.NDArray[np.float64]: ...
 
 class PlanningCell:
     @staticmethod

@@ -8,6 +8,7 @@
 use super::args::{int_arg, real_arg};
 use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
+use crate::planning::features::{self, Column, How};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
 use crate::planning::kept::{self, Metric};
 use crate::planning::rank;
@@ -26,6 +27,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
     m.add_function(wrap_pyfunction!(planning_interp_columns, m)?)?;
     m.add_function(wrap_pyfunction!(planning_kept_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_feature_matrix, m)?)?;
     Ok(())
 }
 
@@ -79,6 +81,97 @@ fn planning_interp_columns<'py>(
         Ok(())
     })?;
     matrix(py, out, n, t)
+}
+
+/// The planner's feature matrix (`crate::planning::features`): `n x len(columns)` float64, column
+/// `i` from `columns[i]` (a contiguous 1-d array of float64, float32, int64, int32, int16,
+/// int8, uint8 or bool, `n` long) as `how[i]` says: 0 as it is, 1 non-finite values as -1, 2
+/// 1 where it equals `codes[i]` else 0.
+#[pyfunction]
+fn planning_feature_matrix<'py>(
+    py: Python<'py>,
+    columns: Vec<Bound<'py, PyAny>>,
+    how: Vec<i64>,
+    codes: Vec<i64>,
+    n: usize,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    if how.len() != columns.len() || codes.len() != columns.len() {
+        return Err(PyValueError::new_err(format!(
+            "how, codes: need one per column ({}), got {} and {}",
+            columns.len(),
+            how.len(),
+            codes.len()
+        )));
+    }
+    enum Held<'py> {
+        F64(PyReadonlyArray1<'py, f64>),
+        F32(PyReadonlyArray1<'py, f32>),
+        I64(PyReadonlyArray1<'py, i64>),
+        I32(PyReadonlyArray1<'py, i32>),
+        I16(PyReadonlyArray1<'py, i16>),
+        I8(PyReadonlyArray1<'py, i8>),
+        U8(PyReadonlyArray1<'py, u8>),
+        Bool(PyReadonlyArray1<'py, bool>),
+    }
+    let held = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(if let Ok(a) = c.extract() {
+                Held::F64(a)
+            } else if let Ok(a) = c.extract() {
+                Held::F32(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I64(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I32(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I16(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I8(a)
+            } else if let Ok(a) = c.extract() {
+                Held::U8(a)
+            } else if let Ok(a) = c.extract() {
+                Held::Bool(a)
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "columns[{i}]: must be a 1-d float64, float32, int64, int32, int16, int8, \
+                     uint8 or bool array"
+                )));
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let arg = "columns";
+    let cols = held
+        .iter()
+        .zip(how.iter().zip(&codes))
+        .map(|(h, (&w, &code))| {
+            let c = match h {
+                Held::F64(a) => Column::F64(slice1(arg, a)?),
+                Held::F32(a) => Column::F32(slice1(arg, a)?),
+                Held::I64(a) => Column::I64(slice1(arg, a)?),
+                Held::I32(a) => Column::I32(slice1(arg, a)?),
+                Held::I16(a) => Column::I16(slice1(arg, a)?),
+                Held::I8(a) => Column::I8(slice1(arg, a)?),
+                Held::U8(a) => Column::U8(slice1(arg, a)?),
+                Held::Bool(a) => Column::Bool(slice1(arg, a)?),
+            };
+            let w = match w {
+                0 => How::AsIs,
+                1 => How::Finite,
+                2 => How::Equals(code),
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "how: must be 0, 1 or 2, got {other}"
+                    )))
+                }
+            };
+            Ok((c, w))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let p = cols.len();
+    let x = run_long(py, None, None, |ctl| features::matrix(&cols, n, ctl))?;
+    matrix(py, x, n, p)
 }
 
 /// The maps of one outcome: (knots, values) per stratum.
