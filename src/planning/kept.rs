@@ -166,63 +166,57 @@ struct Pass<'a, 'b> {
     conversion: Option<Prepared<'a>>,
 }
 
-/// One pair's calibrated values, each computed once when first asked for.
-struct Pair<'a, 'b, 'c> {
-    pass: &'c Pass<'a, 'b>,
-    at: usize,
-    task: usize,
-    gmv: Option<f64>,
-    cost: Option<f64>,
-    conversion: Option<f64>,
+/// One pair's calibrated values (conversion: 0 when it has no scores, never asked for then).
+#[derive(Clone, Copy)]
+struct Values {
+    gmv: f64,
+    cost: f64,
+    profit: f64,
+    conversion: f64,
 }
 
-impl Pair<'_, '_, '_> {
+impl Values {
     #[inline(always)]
-    fn map(&self, o: &Prepared<'_>) -> f64 {
-        o.maps[self.pass.inp.stratum[self.task]].at(f64::from(o.est[self.at]))
-    }
-
-    #[inline(always)]
-    fn get(&mut self, m: Metric) -> f64 {
+    fn get(&self, m: Metric) -> f64 {
         match m {
-            Metric::Gmv => {
-                if self.gmv.is_none() {
-                    self.gmv = Some(self.map(&self.pass.gmv));
-                }
-                self.gmv.expect("set")
-            }
-            Metric::Cost => {
-                if self.cost.is_none() {
-                    let c = self.map(&self.pass.cost);
-                    // numpy's maximum(c, 0.0): c if c >= 0 or c is NaN
-                    let c = if c >= 0.0 || c.is_nan() { c } else { 0.0 };
-                    self.cost = Some(c + self.pass.inp.cost_per_touch[self.task]);
-                }
-                self.cost.expect("set")
-            }
-            Metric::Profit => {
-                let g = self.get(Metric::Gmv);
-                let c = self.get(Metric::Cost);
-                self.pass.inp.margin * g - c
-            }
-            Metric::Conversion => {
-                if self.conversion.is_none() {
-                    let o = self.pass.conversion.as_ref().expect("checked");
-                    self.conversion = Some(self.map(o));
-                }
-                self.conversion.expect("set")
-            }
+            Metric::Gmv => self.gmv,
+            Metric::Cost => self.cost,
+            Metric::Profit => self.profit,
+            Metric::Conversion => self.conversion,
         }
     }
 }
 
-/// Calls `kept(i, j, goal value, pair)` for each kept pair of the users `lo..hi`, in order.
-#[inline]
-fn each_kept<'a, 'b, 'c>(
-    pass: &'c Pass<'a, 'b>,
+impl Pass<'_, '_> {
+    /// The calibrated values of the pair at `at` (row-major index) of task `j`.
+    #[inline(always)]
+    fn values(&self, at: usize, j: usize) -> Values {
+        let inp = self.inp;
+        let s = inp.stratum[j];
+        let gmv = self.gmv.maps[s].at(f64::from(self.gmv.est[at]));
+        let c = self.cost.maps[s].at(f64::from(self.cost.est[at]));
+        // numpy's maximum(c, 0.0): c if c >= 0 or c is NaN
+        let cost = if c >= 0.0 || c.is_nan() { c } else { 0.0 } + inp.cost_per_touch[j];
+        let conversion = match &self.conversion {
+            Some(o) => o.maps[s].at(f64::from(o.est[at])),
+            None => 0.0,
+        };
+        Values {
+            gmv,
+            cost,
+            profit: inp.margin * gmv - cost,
+            conversion,
+        }
+    }
+}
+
+/// Calls `kept(i, j, goal value, values)` for each kept pair of the users `lo..hi`, in order.
+#[inline(always)]
+fn each_kept(
+    pass: &Pass<'_, '_>,
     lo: usize,
     hi: usize,
-    mut kept: impl FnMut(usize, usize, f64, &mut Pair<'a, 'b, 'c>),
+    mut kept: impl FnMut(usize, usize, f64, &Values),
 ) {
     let inp = pass.inp;
     let t = inp.t;
@@ -235,21 +229,14 @@ fn each_kept<'a, 'b, 'c>(
             if !inp.eligible[at] {
                 continue; // -inf: neither positive nor finite
             }
-            let mut p = Pair {
-                pass,
-                at,
-                task: j,
-                gmv: None,
-                cost: None,
-                conversion: None,
-            };
+            let v = pass.values(at, j);
             let mut total = 0.0;
             for g in &inp.goals {
-                let mut v = p.get(g.metric) * g.weight;
+                let mut x = v.get(g.metric) * g.weight;
                 if let Some(m) = g.mask {
-                    v *= if m[i] { 1.0 } else { 0.0 };
+                    x *= if m[i] { 1.0 } else { 0.0 };
                 }
-                total += v;
+                total += x;
             }
             let keep = if inp.keep_finite {
                 total.is_finite()
@@ -257,7 +244,7 @@ fn each_kept<'a, 'b, 'c>(
                 total > 0.0
             };
             if keep {
-                kept(i, j, total, &mut p);
+                kept(i, j, total, &v);
             }
         }
     }
