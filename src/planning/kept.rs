@@ -12,7 +12,7 @@
 
 use super::calmap::Map;
 use crate::control::Control;
-use crate::error::{check_len, try_zeroed, CoreError, Result};
+use crate::error::{check_len, CoreError, Result};
 use rayon::prelude::*;
 
 /// Users per parallel chunk (Ctrl-C is checked before each).
@@ -250,21 +250,45 @@ fn each_kept(
     }
 }
 
-/// Cuts `v` into consecutive pieces of the given lengths.
-fn pieces<'a, T>(mut v: &'a mut [T], lens: &[usize]) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(lens.len());
-    for &l in lens {
-        let (a, b) = std::mem::take(&mut v).split_at_mut(l);
-        out.push(a);
-        v = b;
+/// Chunks of users computed at once into their own buffers (reused from wave to wave), then
+/// appended to the outputs in order.
+const WAVE: usize = 32;
+
+impl Kept {
+    fn empty(columns: usize) -> Kept {
+        Kept {
+            columns: vec![Vec::new(); columns],
+            ..Kept::default()
+        }
     }
-    out
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.tasks.clear();
+        self.value.clear();
+        self.columns.iter_mut().for_each(Vec::clear);
+    }
+
+    fn append(&mut self, b: &Kept) -> Result<()> {
+        let more = b.rows.len();
+        let oom = |_| crate::error::CoreError::OutOfMemory("candidates: too many pairs".into());
+        self.rows.try_reserve(more).map_err(oom)?;
+        self.tasks.try_reserve(more).map_err(oom)?;
+        self.value.try_reserve(more).map_err(oom)?;
+        self.rows.extend_from_slice(&b.rows);
+        self.tasks.extend_from_slice(&b.tasks);
+        self.value.extend_from_slice(&b.value);
+        for (c, bc) in self.columns.iter_mut().zip(&b.columns) {
+            c.try_reserve(more).map_err(oom)?;
+            c.extend_from_slice(bc);
+        }
+        Ok(())
+    }
 }
 
-/// The kept pairs of every user (see the module's doc), chunks of users in parallel; the
-/// result does not depend on the thread count. Two passes: each chunk counts its kept pairs,
-/// then writes them into its place of the outputs (no copy of them, the pairs' values are
-/// computed again).
+/// The kept pairs of every user (see the module's doc), chunks of users in parallel, a wave of
+/// [`WAVE`] chunks at a time, each into its own buffer, then appended in order: the result
+/// does not depend on the thread count.
 pub fn kept_pairs(inp: &Inputs<'_>, ctl: &Control) -> Result<Kept> {
     inp.check()?;
     let pass = Pass {
@@ -273,55 +297,29 @@ pub fn kept_pairs(inp: &Inputs<'_>, ctl: &Control) -> Result<Kept> {
         cost: Prepared::new(&inp.cost),
         conversion: inp.conversion.as_ref().map(Prepared::new),
     };
+    let ncol = inp.columns.len();
     let starts: Vec<usize> = (0..inp.n).step_by(CHUNK).collect();
-    let end = |lo: usize| (lo + CHUNK).min(inp.n);
-    let lens: Vec<usize> = starts
-        .par_iter()
-        .map(|&lo| {
-            ctl.check()?;
-            let mut c = 0usize;
-            each_kept(&pass, lo, end(lo), |_, _, _, _| c += 1);
-            Ok(c)
-        })
-        .collect::<Result<_>>()?;
-    let total: usize = lens.iter().sum();
-    let mut out = Kept {
-        rows: try_zeroed("candidates", total)?,
-        tasks: try_zeroed("candidates", total)?,
-        value: try_zeroed("candidates", total)?,
-        columns: (0..inp.columns.len())
-            .map(|_| try_zeroed("candidates", total))
-            .collect::<Result<_>>()?,
-    };
-    let rows = pieces(&mut out.rows, &lens);
-    let tasks = pieces(&mut out.tasks, &lens);
-    let value = pieces(&mut out.value, &lens);
-    let mut cols: Vec<Vec<&mut [f64]>> = (0..lens.len()).map(|_| Vec::new()).collect();
-    for c in out.columns.iter_mut() {
-        for (k, p) in pieces(c, &lens).into_iter().enumerate() {
-            cols[k].push(p);
+    let mut bufs: Vec<Kept> = (0..WAVE.min(starts.len()))
+        .map(|_| Kept::empty(ncol))
+        .collect();
+    let mut out = Kept::empty(ncol);
+    for wave in starts.chunks(WAVE) {
+        ctl.check()?;
+        bufs.par_iter_mut().zip(wave).for_each(|(b, &lo)| {
+            b.clear();
+            each_kept(&pass, lo, (lo + CHUNK).min(inp.n), |i, j, total, v| {
+                b.rows.push(i as i64);
+                b.tasks.push(j as i64);
+                b.value.push(total);
+                for (c, &m) in b.columns.iter_mut().zip(&inp.columns) {
+                    c.push(v.get(m));
+                }
+            });
+        });
+        for b in &bufs[..wave.len()] {
+            out.append(b)?;
         }
     }
-    starts
-        .into_par_iter()
-        .zip(rows)
-        .zip(tasks)
-        .zip(value)
-        .zip(cols)
-        .try_for_each(|((((lo, r), j), v), mut cs)| {
-            ctl.check()?;
-            let mut k = 0;
-            each_kept(&pass, lo, end(lo), |i, task, total, p| {
-                r[k] = i as i64;
-                j[k] = task as i64;
-                v[k] = total;
-                for (c, &m) in cs.iter_mut().zip(&inp.columns) {
-                    c[k] = p.get(m);
-                }
-                k += 1;
-            });
-            Ok::<(), CoreError>(())
-        })?;
     Ok(out)
 }
 
