@@ -513,8 +513,11 @@ def planning_kept_pairs(
     list[npt.NDArray[np.float64]],
 ]: ...
 def planning_feature_matrix(
-    columns: list[npt.NDArray[Any]], how: list[int], codes: list[int], n: int
-) -> npt.NDArray[np.float64]: ...
+    columns: list[npt.NDArray[Any]],
+    how: list[int],
+    codes: list[int],
+    X: npt.NDArray[np.float64],
+) -> None: ...
 
 class PlanningCell:
     @staticmethod

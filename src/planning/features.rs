@@ -93,16 +93,18 @@ impl Column<'_> {
     }
 }
 
-/// The `n x columns.len()` float64 matrix (row-major) of the columns, each `n` long, rows in
-/// parallel chunks (the result does not depend on the threads).
-pub fn matrix(columns: &[(Column<'_>, How)], n: usize, ctl: &Control) -> Result<Vec<f64>> {
+/// Fills `out`, the `n x columns.len()` float64 matrix (row-major), with the columns (each `n`
+/// long), rows in parallel chunks (the result does not depend on the threads). The caller
+/// allocates `out` (numpy: its large arrays get transparent huge pages, which the forests'
+/// scoring of its rows wants).
+pub fn fill(columns: &[(Column<'_>, How)], n: usize, out: &mut [f64], ctl: &Control) -> Result<()> {
     for (i, (c, _)) in columns.iter().enumerate() {
         check_len(&format!("columns[{i}]"), c.len(), n, "the users")?;
     }
     let p = columns.len();
-    let mut out: Vec<f64> = try_zeroed_rows("X", n, p)?;
+    check_len("X", out.len(), n * p, "n_users x n_columns")?;
     if p == 0 {
-        return Ok(out);
+        return Ok(());
     }
     out.par_chunks_mut(CHUNK * p)
         .enumerate()
@@ -112,7 +114,13 @@ pub fn matrix(columns: &[(Column<'_>, How)], n: usize, ctl: &Control) -> Result<
                 c.write(how, b * CHUNK, &mut blk[i..], p);
             }
             Ok(())
-        })?;
+        })
+}
+
+/// [`fill`] into a new matrix.
+pub fn matrix(columns: &[(Column<'_>, How)], n: usize, ctl: &Control) -> Result<Vec<f64>> {
+    let mut out: Vec<f64> = try_zeroed_rows("X", n, columns.len())?;
+    fill(columns, n, &mut out, ctl)?;
     Ok(out)
 }
 

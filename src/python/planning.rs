@@ -86,15 +86,16 @@ fn planning_interp_columns<'py>(
 /// The planner's feature matrix (`crate::planning::features`): `n x len(columns)` float64, column
 /// `i` from `columns[i]` (a contiguous 1-d array of float64, float32, int64, int32, int16,
 /// int8, uint8 or bool, `n` long) as `how[i]` says: 0 as it is, 1 non-finite values as -1, 2
-/// 1 where it equals `codes[i]` else 0.
+/// 1 where it equals `codes[i]` else 0; written into `X` (`n x len(columns)`, C-contiguous).
 #[pyfunction]
+#[allow(non_snake_case)]
 fn planning_feature_matrix<'py>(
     py: Python<'py>,
     columns: Vec<Bound<'py, PyAny>>,
     how: Vec<i64>,
     codes: Vec<i64>,
-    n: usize,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    mut X: PyReadwriteArray2<'py, f64>,
+) -> PyResult<()> {
     if how.len() != columns.len() || codes.len() != columns.len() {
         return Err(PyValueError::new_err(format!(
             "how, codes: need one per column ({}), got {} and {}",
@@ -169,9 +170,18 @@ fn planning_feature_matrix<'py>(
             Ok((c, w))
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let p = cols.len();
-    let x = run_long(py, None, None, |ctl| features::matrix(&cols, n, ctl))?;
-    matrix(py, x, n, p)
+    let n = X.shape()[0];
+    if X.shape()[1] != cols.len() {
+        return Err(PyValueError::new_err(format!(
+            "X: must have {} columns, got {}",
+            cols.len(),
+            X.shape()[1]
+        )));
+    }
+    let x = X
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("X: must be C-contiguous"))?;
+    run_long(py, None, None, |ctl| features::fill(&cols, n, x, ctl))
 }
 
 /// The maps of one outcome: (knots, values) per stratum.

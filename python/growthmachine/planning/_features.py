@@ -97,7 +97,11 @@ def _matrix(cols: list[tuple[np.ndarray, Any]], n: int) -> np.ndarray:
         else:
             hows.append(2)
             codes.append(int(how))
-    return _core.planning_feature_matrix(srcs, hows, codes, n)
+    # numpy allocates X (a large array of it gets transparent huge pages: the forests' scoring
+    # reads its rows); Rust fills it
+    X = np.empty((n, len(srcs)), dtype=np.float64)
+    _core.planning_feature_matrix(srcs, hows, codes, X)
+    return X
 
 
 def planning_features(insight: Any, users: Any = None) -> tuple[np.ndarray, list[str], np.ndarray]:
