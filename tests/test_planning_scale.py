@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import growthmachine as gm
-from growthmachine.planning import _features
 
 
 def _plain_features(insight, users):
@@ -85,9 +84,8 @@ def _tables(n, seed):
     return types.SimpleNamespace(users_=base, features_=feats), users
 
 
-@pytest.mark.parametrize("n", [1, 5, 20_000])  # 20k rows: several blocks and a partial one
-def test_features_equal_their_definition(n, monkeypatch):
-    monkeypatch.setattr(_features, "_BLOCK", 4096)
+@pytest.mark.parametrize("n", [1, 5, 20_000])  # 20k rows: several chunks of the Rust fill
+def test_features_equal_their_definition(n):
     insight, users = _tables(n, n)
     X, names, ids = gm.planning.planning_features(insight, users)
     users_plain = users.assign(signup=users["signup"].to_numpy(np.int64))
@@ -96,6 +94,7 @@ def test_features_equal_their_definition(n, monkeypatch):
     np.testing.assert_array_equal(ids, ids_p)
     assert X.dtype == np.float64 and X.flags.c_contiguous
     np.testing.assert_array_equal(X, Xp)
+    assert X.tobytes() == Xp.tobytes()  # bit for bit
     # users already in the insight's order take the fast path, to the same matrix
     ordered = users.set_index("user_id").loc[ids].reset_index()
     np.testing.assert_array_equal(gm.planning.planning_features(insight, ordered)[0], X)
@@ -169,3 +168,50 @@ def test_candidates_by_blocks_equal_the_whole_matrix(fitted, monkeypatch):
             _arrays(pl._candidates(None, vals, allowed, ex)), _arrays(full), strict=True
         ):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("goals", ["profit", "floor", "weighted"])
+def test_candidates_in_one_rust_pass_equal_the_numpy_blocks(fitted, goals, monkeypatch):
+    """``candidates()`` takes one Rust pass over the float32 scores (``_kept_in_rust``); the
+    numpy path by blocks (the maps, the goal value, ``np.nonzero``) gives the same problem, bit
+    for bit: one profit goal (positive values kept), a floor (finite values kept), and weighted
+    goals of other metrics, one with an audience, with a share of the users allowed."""
+    from growthmachine.planning import _candidates
+    from growthmachine.planning._plan import Goal
+
+    pl = fitted
+    d = pl.plan.to_dict()
+    if goals == "profit":
+        d["goals"] = [Goal("profit", kind="arpu", metric="profit").to_dict()]
+    elif goals == "weighted":
+        d["goals"] = [
+            Goal("profit", kind="arpu", metric="profit", weight=0.6).to_dict(),
+            Goal("winback", kind="retention", metric="gmv", weight=0.25).to_dict(),
+            Goal("buyers", kind="acquisition", metric="gmv", weight=3.0).to_dict(),
+        ]
+    p2 = gm.planning.Plan.from_dict(d)
+    pl2 = gm.planning.Planner(p2, pl.model, seed=0)
+    pl2.__dict__.update({k: v for k, v in pl.__dict__.items() if k not in ("plan", "goal_masks_")})
+    rng = np.random.default_rng(0)
+    n = len(pl.user_ids_)
+    pl2.goal_masks_ = {g.name: rng.random(n) < 0.5 for g in p2.goals if g.kind != "arpu"}
+    calls = []
+    fast = _candidates._kept_in_rust
+
+    def counted(*a):
+        out = fast(*a)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_candidates, "_kept_in_rust", counted)
+    allowed = rng.random(n) < 0.8
+    got = [pl2.candidates(), pl2._candidates(None, pl2._values_rows, allowed)]
+    assert calls == [True, True]
+    monkeypatch.setattr(_candidates, "_kept_in_rust", lambda *a: None)
+    want = [pl2.candidates(), pl2._candidates(None, pl2._values_rows, allowed)]
+    for g, w in zip(got, want, strict=True):
+        assert g.n_candidates > 0 and g.resources == w.resources
+        for a, b in zip(_arrays(g), _arrays(w), strict=True):
+            a, b = np.asarray(a), np.asarray(b)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes()  # bit for bit (the sign of a zero too)

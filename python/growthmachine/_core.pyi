@@ -495,6 +495,29 @@ def planning_interp_columns(
     fp: list[npt.NDArray[np.float64]],
     map_of: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]: ...
+def planning_kept_pairs(
+    scores: list[npt.NDArray[np.float32]],
+    maps: list[tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]],
+    stratum: npt.NDArray[np.int64],
+    cost_per_touch: npt.NDArray[np.float64],
+    margin: float,
+    goals: list[tuple[str, float, npt.NDArray[np.bool_] | None]],
+    eligible: npt.NDArray[np.bool_],
+    allowed: npt.NDArray[np.bool_] | None,
+    keep_finite: bool,
+    columns: list[str],
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    list[npt.NDArray[np.float64]],
+]: ...
+def planning_feature_matrix(
+    columns: list[npt.NDArray[Any]],
+    how: list[int],
+    codes: list[int],
+    X: npt.NDArray[np.float64],
+) -> None: ...
 
 class PlanningCell:
     @staticmethod

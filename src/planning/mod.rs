@@ -6,6 +6,9 @@
 //!   and [`estimate`] (its honest leaf effects), [`pairs`] (its estimates for every (user, task)
 //!   pair when tasks are described by features, each set of users no split tells apart scored
 //!   once: [`dedup`]);
+//! - [`features`]: the planner's feature matrix from its source columns;
+//! - [`calmap`] and [`kept`]: the planner's calibration maps and, in one pass, its allocation
+//!   candidates (`Planner.candidates`);
 //! - [`rank`]: the one sort behind the uplift curves of `gm.planning.metrics`;
 //! - [`cell`]: difference in means per (group, treatment) with empirical-Bayes shrinkage along a
 //!   hierarchy of groupings (`gm.planning.uplift.CellUplift`).
@@ -23,7 +26,9 @@ pub mod calmap;
 pub mod cell;
 pub mod dedup;
 pub mod estimate;
+pub mod features;
 pub mod forest;
+pub mod kept;
 pub mod pairs;
 pub mod rank;
 pub mod tree;

@@ -8,7 +8,9 @@
 use super::args::{int_arg, real_arg};
 use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::planning::cell::{self, CellData, CellModel, CellParams};
+use crate::planning::features::{self, Column, How};
 use crate::planning::forest::{self, Forest, ForestData, ForestParams, MaxFeatures};
+use crate::planning::kept::{self, Metric};
 use crate::planning::rank;
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
@@ -24,6 +26,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(planning_ranked_counts, m)?)?;
     m.add_function(wrap_pyfunction!(planning_ranked_area, m)?)?;
     m.add_function(wrap_pyfunction!(planning_interp_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_kept_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(planning_feature_matrix, m)?)?;
     Ok(())
 }
 
@@ -77,6 +81,229 @@ fn planning_interp_columns<'py>(
         Ok(())
     })?;
     matrix(py, out, n, t)
+}
+
+/// The planner's feature matrix (`crate::planning::features`): `n x len(columns)` float64, column
+/// `i` from `columns[i]` (a contiguous 1-d array of float64, float32, int64, int32, int16,
+/// int8, uint8 or bool, `n` long) as `how[i]` says: 0 as it is, 1 non-finite values as -1, 2
+/// 1 where it equals `codes[i]` else 0; written into `X` (`n x len(columns)`, C-contiguous).
+#[pyfunction]
+#[allow(non_snake_case)]
+fn planning_feature_matrix<'py>(
+    py: Python<'py>,
+    columns: Vec<Bound<'py, PyAny>>,
+    how: Vec<i64>,
+    codes: Vec<i64>,
+    mut X: PyReadwriteArray2<'py, f64>,
+) -> PyResult<()> {
+    if how.len() != columns.len() || codes.len() != columns.len() {
+        return Err(PyValueError::new_err(format!(
+            "how, codes: need one per column ({}), got {} and {}",
+            columns.len(),
+            how.len(),
+            codes.len()
+        )));
+    }
+    enum Held<'py> {
+        F64(PyReadonlyArray1<'py, f64>),
+        F32(PyReadonlyArray1<'py, f32>),
+        I64(PyReadonlyArray1<'py, i64>),
+        I32(PyReadonlyArray1<'py, i32>),
+        I16(PyReadonlyArray1<'py, i16>),
+        I8(PyReadonlyArray1<'py, i8>),
+        U8(PyReadonlyArray1<'py, u8>),
+        Bool(PyReadonlyArray1<'py, bool>),
+    }
+    let held = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Ok(if let Ok(a) = c.extract() {
+                Held::F64(a)
+            } else if let Ok(a) = c.extract() {
+                Held::F32(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I64(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I32(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I16(a)
+            } else if let Ok(a) = c.extract() {
+                Held::I8(a)
+            } else if let Ok(a) = c.extract() {
+                Held::U8(a)
+            } else if let Ok(a) = c.extract() {
+                Held::Bool(a)
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "columns[{i}]: must be a 1-d float64, float32, int64, int32, int16, int8, \
+                     uint8 or bool array"
+                )));
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let arg = "columns";
+    let cols = held
+        .iter()
+        .zip(how.iter().zip(&codes))
+        .map(|(h, (&w, &code))| {
+            let c = match h {
+                Held::F64(a) => Column::F64(slice1(arg, a)?),
+                Held::F32(a) => Column::F32(slice1(arg, a)?),
+                Held::I64(a) => Column::I64(slice1(arg, a)?),
+                Held::I32(a) => Column::I32(slice1(arg, a)?),
+                Held::I16(a) => Column::I16(slice1(arg, a)?),
+                Held::I8(a) => Column::I8(slice1(arg, a)?),
+                Held::U8(a) => Column::U8(slice1(arg, a)?),
+                Held::Bool(a) => Column::Bool(slice1(arg, a)?),
+            };
+            let w = match w {
+                0 => How::AsIs,
+                1 => How::Finite,
+                2 => How::Equals(code),
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "how: must be 0, 1 or 2, got {other}"
+                    )))
+                }
+            };
+            Ok((c, w))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let n = X.shape()[0];
+    if X.shape()[1] != cols.len() {
+        return Err(PyValueError::new_err(format!(
+            "X: must have {} columns, got {}",
+            cols.len(),
+            X.shape()[1]
+        )));
+    }
+    let x = X
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("X: must be C-contiguous"))?;
+    run_long(py, None, None, |ctl| features::fill(&cols, n, x, ctl))
+}
+
+/// The maps of one outcome: (knots, values) per stratum.
+type MapArrays<'py> = (
+    Vec<PyReadonlyArray1<'py, f64>>,
+    Vec<PyReadonlyArray1<'py, f64>>,
+);
+
+fn metric(arg: &str, m: &str) -> PyResult<Metric> {
+    Ok(match m {
+        "gmv" => Metric::Gmv,
+        "cost" => Metric::Cost,
+        "profit" => Metric::Profit,
+        "conversion" => Metric::Conversion,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "{arg}: must be 'gmv', 'cost', 'profit' or 'conversion', got {other:?}"
+            )))
+        }
+    })
+}
+
+/// The planner's kept (user, task) pairs in one pass (`crate::planning::kept`): `scores` the
+/// float32 `n x t` out-of-fold scores of gmv, cost and optionally conversion, `maps` their
+/// calibration maps per stratum, `stratum` each task's, `goals` (metric, weight, audience
+/// mask or None). Returns (rows, tasks, goal value, the `columns` asked for).
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn planning_kept_pairs<'py>(
+    py: Python<'py>,
+    scores: Vec<PyReadonlyArray2<'py, f32>>,
+    maps: Vec<MapArrays<'py>>,
+    stratum: PyReadonlyArray1<'py, i64>,
+    cost_per_touch: PyReadonlyArray1<'py, f64>,
+    margin: f64,
+    goals: Vec<(String, f64, Option<PyReadonlyArray1<'py, bool>>)>,
+    eligible: PyReadonlyArray2<'py, bool>,
+    allowed: Option<PyReadonlyArray1<'py, bool>>,
+    keep_finite: bool,
+    columns: Vec<String>,
+) -> PyResult<(
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+    Vec<Bound<'py, PyArray1<f64>>>,
+)> {
+    if !(2..=3).contains(&scores.len()) || maps.len() != scores.len() {
+        return Err(PyValueError::new_err(format!(
+            "scores, maps: need gmv, cost and optionally conversion, got {} scores and {} maps",
+            scores.len(),
+            maps.len()
+        )));
+    }
+    let (el, n, t) = slice2("eligible", &eligible)?;
+    let mut outcomes = Vec::with_capacity(scores.len());
+    for (s, (xp, fp)) in scores.iter().zip(&maps) {
+        let (est, sn, st) = slice2("scores", s)?;
+        if (sn, st) != (n, t) {
+            return Err(PyValueError::new_err(format!(
+                "scores: must have shape ({n}, {t}) as eligible, got ({sn}, {st})"
+            )));
+        }
+        if xp.len() != fp.len() {
+            return Err(PyValueError::new_err(format!(
+                "maps: {} knot arrays and {} value arrays",
+                xp.len(),
+                fp.len()
+            )));
+        }
+        let m = xp
+            .iter()
+            .zip(fp)
+            .map(|(x, f)| Ok((slice1("maps", x)?, slice1("maps", f)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        outcomes.push(kept::Outcome { est, maps: m });
+    }
+    let stratum: Vec<usize> = slice1("stratum", &stratum)?
+        .iter()
+        .map(|&s| {
+            usize::try_from(s)
+                .map_err(|_| PyValueError::new_err(format!("stratum: {s} is negative")))
+        })
+        .collect::<PyResult<_>>()?;
+    let goals = goals
+        .iter()
+        .enumerate()
+        .map(|(i, (m, w, mask))| {
+            Ok(kept::Goal {
+                metric: metric(&format!("goals[{i}]"), m)?,
+                weight: *w,
+                mask: mask.as_ref().map(|a| slice1("goals", a)).transpose()?,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let columns = columns
+        .iter()
+        .map(|c| metric("columns", c))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut it = outcomes.into_iter();
+    let (gmv, cost) = (it.next().expect("2+"), it.next().expect("2+"));
+    let inp = kept::Inputs {
+        n,
+        t,
+        gmv,
+        cost,
+        conversion: it.next(),
+        stratum: &stratum,
+        cost_per_touch: slice1("cost_per_touch", &cost_per_touch)?,
+        margin,
+        goals,
+        eligible: el,
+        allowed: allowed.as_ref().map(|a| slice1("allowed", a)).transpose()?,
+        keep_finite,
+        columns,
+    };
+    let k = run_long(py, None, None, |ctl| kept::kept_pairs(&inp, ctl))?;
+    Ok((
+        k.rows.into_pyarray(py),
+        k.tasks.into_pyarray(py),
+        k.value.into_pyarray(py),
+        k.columns.into_iter().map(|c| c.into_pyarray(py)).collect(),
+    ))
 }
 
 #[pyfunction]

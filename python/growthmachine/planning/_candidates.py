@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _convert as cv
+from .. import _core
+from ._calibrate import Calibration
 
 __all__ = ["build_problem", "kept_pairs"]
 
@@ -29,6 +31,9 @@ def kept_pairs(
     value), ``cost`` and the floors' metrics), users ascending, tasks ascending within a user."""
     n = len(pl.user_ids_)
     need = ["cost"] + sorted({g.metric for g in floors} - {"cost"})
+    fast = _kept_in_rust(pl, vals, floors, allowed, need)
+    if fast is not None:
+        return fast
     rs, js, cols = [], [], {k: [] for k in ["value", *need]}
     for a in range(0, n, BLOCK):
         rows = slice(a, min(a + BLOCK, n))
@@ -47,6 +52,58 @@ def kept_pairs(
     if not rs:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), cat
     return np.concatenate(rs), np.concatenate(js), cat
+
+
+def _kept_in_rust(
+    pl: Any, vals: Values, floors: list, allowed: np.ndarray | None, need: list[str]
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
+    """:func:`kept_pairs` of the planner's own values (``vals`` is ``pl._values_rows``) in one
+    Rust pass over its float32 scores (``src/planning/kept.rs``: the same numbers, the maps of
+    :class:`Calibration` applied as :func:`._calibrate.interp_columns` does); ``None`` where
+    that pass does not apply (other values, maps that are not isotonic, a goal's metric
+    without scores), for the block-by-block numpy path."""
+    if vals != getattr(pl, "_values_rows", None):
+        return None
+    cal = pl.calibration_
+    outcomes = ["gmv", "cost"] + (["conversion"] if "conversion" in cal else [])
+    est = pl.estimates_
+    metrics = {g.metric for g in pl.plan.goals} | set(need)
+    if not metrics <= {"profit", *outcomes}:
+        return None
+    if not all(isinstance(m, Calibration) for k in outcomes for m in cal[k]):
+        return None
+    if not all(k in est and est[k].dtype == np.float32 for k in outcomes):
+        return None
+    goals = []
+    for g in pl.plan.goals:
+        mask = pl.goal_masks_.get(g.name)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_ or mask.shape != (len(pl.user_ids_),):
+                return None
+            mask = np.ascontiguousarray(mask)
+        goals.append((g.metric, float(g.weight), mask))
+    T = pl.composition_.n_tasks
+    eligible = np.ascontiguousarray(pl.composition_.eligible, dtype=np.bool_)
+    r, j, value, cols = _core.planning_kept_pairs(
+        [np.ascontiguousarray(est[k]) for k in outcomes],
+        [
+            (
+                [np.ascontiguousarray(m.knots_x, dtype=np.float64) for m in cal[k]],
+                [np.ascontiguousarray(m.knots_y, dtype=np.float64) for m in cal[k]],
+            )
+            for k in outcomes
+        ],
+        np.ascontiguousarray(pl._strata(np.arange(T)), dtype=np.int64),
+        np.ascontiguousarray(pl.composition_.tasks["cost_per_touch"].to_numpy(np.float64)),
+        float(pl.margin),
+        goals,
+        eligible,
+        None if allowed is None else np.ascontiguousarray(allowed, dtype=np.bool_),
+        bool(floors),
+        need,
+    )
+    return r, j, {"value": value, **dict(zip(need, cols, strict=True))}
 
 
 def build_problem(

@@ -15,14 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .. import _convert as cv
+from .. import _core
 
 __all__ = ["planning_features"]
 
 _SKIP = {"user_id", "cell_id", "cluster", "cell_label", "cluster_name"}
-
-
-#: Rows of the feature matrix filled at a time (a block of every column stays in the cache).
-_BLOCK = 8192
 
 
 def _levels(s: pd.Series, name: str) -> tuple[list[str], np.ndarray, list[int]]:
@@ -66,6 +63,11 @@ def _numeric(df: pd.DataFrame, name: str, prefix: str = "") -> dict[str, tuple[n
     return out
 
 
+#: Source dtypes the Rust fill reads as they are (others are cast by numpy first).
+_NATIVE = {np.dtype(t) for t in (np.float64, np.float32, np.int64, np.int32, np.int16, np.int8,
+                                 np.uint8, np.bool_)}  # fmt: skip
+
+
 def _column(v: np.ndarray, how: Any) -> np.ndarray:
     if how is None:
         return v
@@ -75,13 +77,30 @@ def _column(v: np.ndarray, how: Any) -> np.ndarray:
 
 
 def _matrix(cols: list[tuple[np.ndarray, Any]], n: int) -> np.ndarray:
-    """The (n, len(cols)) float64 matrix of the columns, filled a block of rows at a time."""
-    X = np.empty((n, len(cols)), dtype=np.float64)
-    for a in range(0, n, _BLOCK):
-        b = min(a + _BLOCK, n)
-        blk = X[a:b]
-        for i, (v, how) in enumerate(cols):
-            blk[:, i] = _column(v[a:b], how)
+    """The (n, len(cols)) float64 matrix of the columns, in one Rust pass
+    (``src/planning/features.rs``, numpy's numbers: a column as it is, cast to float64; its
+    non-finite values as -1 (``"finite"``); 1.0 where it equals a level's code, else 0.0). A
+    column of another dtype is first made what numpy makes of it (:func:`_column`, then
+    float64)."""
+    srcs, hows, codes = [], [], []
+    for v, how in cols:
+        v = np.asarray(v)
+        if v.dtype not in _NATIVE:
+            v, how = np.asarray(_column(v, how), dtype=np.float64), None
+        srcs.append(np.ascontiguousarray(v))
+        if how is None:
+            hows.append(0)
+            codes.append(0)
+        elif isinstance(how, str):
+            hows.append(1)
+            codes.append(0)
+        else:
+            hows.append(2)
+            codes.append(int(how))
+    # numpy allocates X (a large array of it gets transparent huge pages: the forests' scoring
+    # reads its rows); Rust fills it
+    X = np.empty((n, len(srcs)), dtype=np.float64)
+    _core.planning_feature_matrix(srcs, hows, codes, X)
     return X
 
 
