@@ -429,6 +429,8 @@ BOUNDED: dict[str, str] = {
             "planning.Calibration.forecast_var",
             "planning.LinearCalibration.table",
             "planning.LinearCalibration.forecast_var",
+            "planning.ScaledCalibration.table",
+            "planning.ScaledCalibration.forecast_var",
         ],
         "one linear pass over the rows",
     ),
