@@ -439,16 +439,28 @@ def test_pool_tasks_auto_pools_only_models_that_predict_pairs(world):
     assert Planner(plan, Plain()).pool_tasks is False
 
 
-def test_planner_linear_calibration(world):
-    """On the shared small world: linear maps per stratum, monotone, finite values, a forecast
-    with its standard error, the plan unchanged by a pickle round-trip; an unknown choice is a
+def _linear_maps(cal):
+    for maps in cal.values():
+        for c in maps:
+            assert isinstance(c, LinearCalibration) and c.slope >= 0.0
+
+
+def _scaled_maps(cal):
+    # scaled maps for the GMV, binned ones for the cost (precise, and no control pays it)
+    assert all(isinstance(c, ScaledCalibration) for c in cal["gmv"])
+    assert not any(isinstance(c, ScaledCalibration) for c in cal["cost"])
+
+
+@pytest.mark.parametrize("how, check", [("linear", _linear_maps), ("scaled", _scaled_maps)])
+def test_planner_calibration_choices(world, how, check):
+    """On the shared small world, each honest-value map (linear: a monotone line per stratum;
+    scaled: the score scaled per stratum for the GMV): finite values, a forecast with its
+    standard error, the plan unchanged by a pickle round-trip; an unknown choice is a
     ValueError naming the argument."""
     pop, env, ui, plan, log = world
-    pl = Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="linear")
+    pl = Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration=how)
     pl.fit(log, ui, pop.users, opted_out=env.opted_out())
-    for maps in pl.calibration_.values():
-        for cal in maps:
-            assert isinstance(cal, LinearCalibration) and cal.slope >= 0.0
+    check(pl.calibration_)
     v = pl.values()
     assert all(np.isfinite(x).all() for x in v.values())
     tp = pl.allocate()
@@ -457,25 +469,6 @@ def test_planner_linear_calibration(world):
     np.testing.assert_array_equal(again.values()["profit"], v["profit"])
     with pytest.raises(ValueError, match="calibration"):
         Planner(plan, calibration="spline")
-
-
-def test_planner_scaled_calibration(world):
-    """On the shared small world: scaled maps for the GMV, binned ones for the cost (the cost's
-    maps are precise, and no control pays it), finite values, a forecast with its standard
-    error, the plan unchanged by a pickle round-trip."""
-    pop, env, ui, plan, log = world
-    pl = Planner(plan, TLearner(Ridge(alpha=1.0), n_folds=1), seed=0, calibration="scaled")
-    pl.fit(log, ui, pop.users, opted_out=env.opted_out())
-    assert all(isinstance(c, ScaledCalibration) for c in pl.calibration_["gmv"])
-    assert not any(isinstance(c, ScaledCalibration) for c in pl.calibration_["cost"])
-    v = pl.values()
-    assert all(np.isfinite(x).all() for x in v.values())
-    tp = pl.allocate()
-    assert np.isfinite(tp.forecast["profit"]) and tp.forecast["profit_se"] >= 0.0
-    again = pickle.loads(pickle.dumps(pl))
-    np.testing.assert_array_equal(again.values()["profit"], v["profit"])
-    with pytest.raises(ValueError, match="calibration"):
-        Planner(plan, calibration="ratio")
 
 
 def test_planner_centres_the_orders_by_default(world):
