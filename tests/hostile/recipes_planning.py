@@ -72,6 +72,11 @@ class Ctx(WorldCtx):
         return next(iter(pl.calibration_.values()))[0]
 
     @cached_property
+    def scaled_calibration(self) -> pn.ScaledCalibration:
+        pl = self.fit(self.planner(calibration="scaled"))
+        return pl.calibration_["gmv"][0]
+
+    @cached_property
     def tp(self) -> pn.TaskPlan:
         return self.fitted.allocate(start_day=self.env.day)
 
@@ -182,6 +187,17 @@ def _(c):
 R("planning.LinearCalibration.table")(lambda c: (c.linear_calibration.table, {}))
 R("planning.LinearCalibration.forecast_var")(
     lambda c: (c.linear_calibration.forecast_var, {"score": np.linspace(-1.0, 1.0, 5)})
+)
+
+
+@R("planning.ScaledCalibration", stores=True)
+def _(c):
+    return pn.ScaledCalibration, _fields(c.scaled_calibration)
+
+
+R("planning.ScaledCalibration.table")(lambda c: (c.scaled_calibration.table, {}))
+R("planning.ScaledCalibration.forecast_var")(
+    lambda c: (c.scaled_calibration.forecast_var, {"score": np.linspace(-1.0, 1.0, 5)})
 )
 
 
