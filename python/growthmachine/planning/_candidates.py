@@ -59,9 +59,9 @@ def _kept_in_rust(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None:
     """:func:`kept_pairs` of the planner's own values (``vals`` is ``pl._values_rows``) in one
     Rust pass over its float32 scores (``src/planning/kept.rs``: the same numbers, the maps of
-    :class:`Calibration` applied as :func:`._calibrate.interp_columns` does); ``None`` where
-    that pass does not apply (other values, maps that are not isotonic, a goal's metric
-    without scores), for the block-by-block numpy path."""
+    :class:`Calibration` applied as :func:`._calibrate.interp_columns` does, the binned and
+    the scaled maps alike); ``None`` where that pass does not apply (other values, linear
+    maps, a goal's metric without scores), for the block-by-block numpy path."""
     if vals != getattr(pl, "_values_rows", None):
         return None
     cal = pl.calibration_

@@ -90,7 +90,7 @@ class Planner(Versioned):
     GMV (profit = margin x GMV - incentive and channel costs); ``n_folds``: cross-fitting folds;
     ``calibration_bins``: quantile bins of the honest-value map (at most 10**6); ``shrink``: shrink the map's
     bin effects toward their stratum's mean, and each stratum's mean toward 0, by their noise
-    (empirical Bayes; ``False``: the raw isotonic map), so that a log too small to tell an
+    (empirical Bayes; ``False``: the raw isotonic map; the scaled map's levels toward 0), so that a log too small to tell an
     effect from noise mostly plans nothing; what noise survives the shrinkage is inside the
     forecast's standard error (``TaskPlan.forecast['profit_se']``); ``winsorize``: the GMV
     outcomes (net of their baseline) are clipped at this two-sided quantile before calibration,
@@ -135,8 +135,9 @@ class Planner(Versioned):
     the binned map: at 100k users over 4 worlds x seeds 0-2 (default, coupon-sensitive,
     fatigued and a fourth, heterogeneous world) 0.324 of the oracle on average against 0.266,
     better in 11 of 12; at 1M users (seed-0 worlds and logs, planner seeds 0-2) see
-    ``benchmarks/RESULTS.md``: better on average and forecasts within 25 % of the truth
-    where the binned map's were not; at 20k users both are noise. The level is the one
+    ``benchmarks/RESULTS.md``: 0.401 / 0.406 / 0.366 of the oracle on average (default /
+    coupon-sensitive / fatigued; binned 0.362 / 0.378 / 0.345), forecasts within 25 % of the
+    truth in 8 of 9 draws (binned 6 of 9); at 20k users both are noise. The level is the one
     thing the log must tell, and a 20k log cannot.
     ``center``: the outcomes (of ``orders``, ``gmv``, ``cost``, ``conversion``) whose uplift
     model learns from the outcome less a prediction of it from the user's features
@@ -154,8 +155,8 @@ class Planner(Versioned):
     Fitted attributes: ``composition_`` (tasks and eligibility), ``feature_names_``,
     ``task_feature_names_`` (when a model is pooled),
     ``estimates_`` (raw out-of-fold estimates per outcome, (n_users, n_tasks) float32),
-    ``calibration_`` (per outcome, a :class:`Calibration` or :class:`LinearCalibration` per
-    stratum), ``log_summary_``.
+    ``calibration_`` (per outcome, a :class:`Calibration`, :class:`LinearCalibration` or
+    :class:`ScaledCalibration` per stratum), ``log_summary_``.
     """
 
     _STATE_KIND = "planning.Planner"
