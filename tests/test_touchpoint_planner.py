@@ -360,5 +360,7 @@ def test_observe_logs_the_covariates_it_is_given():
     pl2.plan(users, 100.0, value=10.0)
     pl2.observe(out)
     assert pl2.model.covariates_ is None
+    # the plan's horizon is logged: the opt-out follows the planner's layout of its days
+    assert pl.model.horizon_days_ == pl2.model.horizon_days_ == 14
     with pytest.raises(ValueError, match="covariates"):
         pl2.model.height(cov)

@@ -705,6 +705,8 @@ class TouchpointResponse:
         forget: float = 1.0,
         progress: Callable[[int, int], object] | None = None,
         fatigue: _F64 | None = None,
+        horizon_days: int | None = None,
+        fatigue_halflife: float = 7.0,
     ) -> TouchpointResponse: ...
     def curves(
         self, levels: _F64, z: float, fatigue: float = 0.0
@@ -735,6 +737,8 @@ class TouchpointResponse:
     def fatigue_rate(self) -> float: ...
     @property
     def fatigue_carry(self) -> float: ...
+    @property
+    def layout(self) -> tuple[int, float] | None: ...
     @property
     def n_obs(self) -> int: ...
     @property

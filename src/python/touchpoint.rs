@@ -10,7 +10,9 @@ use super::allocate::certificate;
 use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::touchpoint::height::Height;
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
-use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
+use crate::touchpoint::response::{
+    Counts, Log, Prior, Response, TouchLayout, N_PARAMS, PARAM_NAMES,
+};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -50,10 +52,14 @@ where
 
 #[pymethods]
 impl TouchpointResponse {
-    /// Aggregates the log, adds the counts of `previous` (if given) and fits.
+    /// Aggregates the log, adds the counts of `previous` (if given) and fits. `horizon_days`:
+    /// the log's exposures were laid out over that many days by the planner's layout, fatigue
+    /// halving every `fatigue_halflife` days (the opt-out's fatigue load per level); `None`
+    /// keeps `previous`'s layout (the quadratic load without one).
     #[staticmethod]
     #[pyo3(signature = (group, channel, exposures, converted, opted_out, weight, n_groups,
-        n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None))]
+        n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None,
+        horizon_days=None, fatigue_halflife=7.0))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         py: Python<'py>,
@@ -70,7 +76,16 @@ impl TouchpointResponse {
         forget: f64,
         progress: Option<&Bound<'py, PyAny>>,
         fatigue: Option<PyReadonlyArray1<'py, f64>>,
+        horizon_days: Option<u32>,
+        fatigue_halflife: f64,
     ) -> PyResult<Self> {
+        let layout = horizon_days.map(|days| TouchLayout {
+            days,
+            halflife: fatigue_halflife,
+        });
+        if let Some(l) = &layout {
+            l.validate().map_err(to_pyerr)?;
+        }
         let tau = match tau {
             None => None,
             Some(t) => Some(<[f64; N_PARAMS]>::try_from(t.as_slice()).map_err(|_| {
@@ -97,7 +112,7 @@ impl TouchpointResponse {
         let prev = previous.as_ref().map(|p| &p.inner);
         let inner = run_long(py, progress, None, |ctl| {
             let counts = Counts::aggregate(&log, n_groups, n_channels, ctl)?;
-            Response::fit(prev, counts, prior, forget, ctl)
+            Response::fit(prev, counts, prior, forget, layout, ctl)
         })?;
         Ok(TouchpointResponse { inner })
     }
@@ -190,6 +205,13 @@ impl TouchpointResponse {
     #[getter]
     fn informed<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
         PyArray1::from_slice(py, &self.inner.fit.informed)
+    }
+
+    /// `(horizon_days, fatigue_halflife)` of the layout the opt-out's fatigue load is taken
+    /// from, or `None` (the quadratic load).
+    #[getter]
+    fn layout(&self) -> Option<(u32, f64)> {
+        self.inner.fit.layout.map(|l| (l.days, l.halflife))
     }
 
     /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`).

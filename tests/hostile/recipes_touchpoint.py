@@ -157,7 +157,7 @@ def _(c):
     def run(**kw):
         return tp.ResponseModel(**kw).fit(c.log)
 
-    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH))
+    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH), fatigue_halflife=7.0)
 
 
 LOG = {k: (k,) for k in ("segment", "channel", "exposures", "converted", "opted_out")}
@@ -168,7 +168,12 @@ for _m in ("fit", "partial_fit"):
         # the weight column is read as "weight"; an unknown column name is the log's
         names={"log": ("weight",), "weight": ("log",)},
         allow={"log": {"str-segment": "segments are labels: strings are valid"}},
-    )(lambda c, _m=_m: (getattr(tp.ResponseModel(), _m), dict(log=c.log, weight="w")))
+    )(
+        lambda c, _m=_m: (
+            getattr(tp.ResponseModel(), _m),
+            dict(log=c.log, weight="w", horizon_days=14),
+        )
+    )
 #: The curves are continuous in the number of exposures: fractions are documented as allowed.
 FRACTIONS = {"1.5": "fractions of exposures are allowed (documented: the curves are continuous)"}
 R("touchpoint.ResponseModel.curves", allow={"levels": FRACTIONS})(

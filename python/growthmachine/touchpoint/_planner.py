@@ -786,10 +786,12 @@ class FrequencyPlanner:
             covariates = list(names)
             for j, c in enumerate(covariates):
                 log[c] = rows[:, j]
+        # The exposures were laid out over the plan's horizon: the opt-out follows that layout.
+        days = plan.horizon_days
         if getattr(self.model, "n_obs_", 0) > 0:
-            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates)
+            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates, horizon_days=days)
         else:
-            self.model.fit(log, fatigue=fatigue, covariates=covariates)
+            self.model.fit(log, fatigue=fatigue, covariates=covariates, horizon_days=days)
         return self
 
 

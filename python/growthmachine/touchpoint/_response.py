@@ -17,6 +17,17 @@ different prior fatigue (0 until then); the same data then also tell the share `
 fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
 fatigue keeps decaying as the window's exposures arrive; 1 until then).
 
+With ``horizon_days`` (a log of a planner's window: :meth:`FrequencyPlanner.observe` passes its
+horizon) the opt-out follows the touches as the planner lays them out instead: every touch ``j``
+carries the hazard ``a + d F_j``, ``F_j`` the user's decayed number of earlier touches (halving
+every ``fatigue_halflife`` days), as a per-touch hazard ``base (1 + k F)`` would give. Then
+``P(opt-out | n, f) = 1 - exp(-(a n + d (W(n) + c f P(n))))`` with the within-window load
+``W(n)`` (the touches' decayed fatigue summed over the layout's days) and the weight ``P(n)`` of
+the prior fatigue (its decay over the touch days), both averaged over the layout's rotations
+(``src/touchpoint/response/load.rs``). The quadratic ``n^2`` grew too slowly at few exposures
+spread over the days and too fast at several a day, so its errors did not cancel between the
+levels a plan compares (benchmarks/RESULTS.md, touchpoint world).
+
 Covariates (optional columns of the log: features the platform observes, e.g. recency,
 frequency and value of orders, tenure, device) scale the curve's height per user: a user of
 features ``x`` gets ``w(x) * A * H(n)`` with ``w = clamp(1 + s' beta, 0, 5)``, ``s`` the features
@@ -196,12 +207,16 @@ class ResponseModel(Versioned):
         logs. If given, a log row with another channel is an error, and a channel without any data
         is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
     progress : show a progress bar (``None``: only in interactive sessions).
+    fatigue_halflife : days over which fatigue halves, for the opt-out's load of logs fitted
+        with ``horizon_days`` (the platform's own decay of its contact counts; the default is
+        that of :func:`world_fatigue`).
 
     Fitted attributes: ``segments_`` and ``channels_`` (labels; row i of every table is the code
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` and ``fatigue_carry_``.
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_``, ``fatigue_carry_``
+    and ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -216,7 +231,9 @@ class ResponseModel(Versioned):
 
     _STATE_KIND = "growthmachine.touchpoint.ResponseModel"
     _STATE_VERSION = 1
-    _PARAMS = ("tau", "interval", "forget", "channels", "progress", "height_forget")
+    _PARAMS = (
+        "tau", "interval", "forget", "channels", "progress", "height_forget", "fatigue_halflife",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -227,7 +244,9 @@ class ResponseModel(Versioned):
         channels: Sequence[Any] | None = None,
         progress: bool | None = None,
         height_forget: float | None = 1.0,
+        fatigue_halflife: float = 7.0,
     ):
+        self.fatigue_halflife = fatigue_halflife
         self.tau = tau
         self.interval = interval
         self.forget = forget
@@ -262,6 +281,7 @@ class ResponseModel(Versioned):
         weight: str | None = None,
         fatigue: str | None = None,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         """Fits the curves to an exposure log (a pandas/polars DataFrame, a pyarrow Table or a
         mapping of column -> array), one row per user and channel: the user's segment, the
@@ -270,7 +290,10 @@ class ResponseModel(Versioned):
         of row weights >= 0, ``fatigue`` an optional column of the users' prior fatigue >= 0
         (decayed number of earlier touches when the window began; absent: 0), ``covariates``
         optional names of numeric columns (finite) that scale each user's curve height (see
-        the module docs; :meth:`height`). Returns ``self``."""
+        the module docs; :meth:`height`). ``horizon_days``: the exposures of every row were laid
+        out over that many days as :class:`FrequencyPlanner` lays them out (its logs), so the
+        opt-out follows the touches' decayed fatigue (see the module docs); ``None``: the
+        quadratic load. Returns ``self``."""
         known_channels = self._check_channels()
         return self._update(
             log,
@@ -279,6 +302,7 @@ class ResponseModel(Versioned):
             channels=known_channels,
             previous=None,
             covariates=covariates,
+            horizon_days=horizon_days,
         )
 
     def partial_fit(
@@ -293,10 +317,13 @@ class ResponseModel(Versioned):
         weight: str | None = None,
         fatigue: str | None = None,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         """Adds a log (e.g. the next window's outcomes) to the counts seen so far and refits; the
         first call is :meth:`fit`. A model fitted with ``covariates`` needs the same ones (its
-        height statistics are kept and added to, like the counts). Returns ``self``."""
+        height statistics are kept and added to, like the counts). ``horizon_days``: as in
+        :meth:`fit`; ``None`` keeps the model's (the logs of one model share one layout: another
+        horizon than the model's is an error). Returns ``self``."""
         cols = (segment, channel, exposures, converted, opted_out, weight, fatigue)
         if not hasattr(self, "_core"):
             return self.fit(
@@ -309,6 +336,7 @@ class ResponseModel(Versioned):
                 weight=weight,
                 fatigue=fatigue,
                 covariates=covariates,
+                horizon_days=horizon_days,
             )
         return self._update(
             log,
@@ -317,6 +345,7 @@ class ResponseModel(Versioned):
             channels=list(self.channels_),
             previous=self._core,
             covariates=covariates,
+            horizon_days=horizon_days,
         )
 
     def _check_channels(self) -> list[Any]:
@@ -359,8 +388,13 @@ class ResponseModel(Versioned):
         channels: list[Any],
         previous: Any,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         seg_col, ch_col, exp_col, conv_col, opt_col, w_col, f_col = cols
+        if horizon_days is not None:
+            horizon_days = cv.check_int(horizon_days, "horizon_days", minimum=1, maximum=366)
+        halflife = cv.check_number(self.fatigue_halflife, "fatigue_halflife", minimum=0.0,
+                                   strict_min=True)  # fmt: skip
         tau = self._check_tau()
         cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
         if not 0.0 < self.interval < 1.0:
@@ -420,6 +454,8 @@ class ResponseModel(Versioned):
                 forget=forget,
                 progress=cb,
                 fatigue=f,
+                horizon_days=horizon_days,
+                fatigue_halflife=halflife,
             )
             height = None
             if x is not None:
@@ -483,6 +519,8 @@ class ResponseModel(Versioned):
         self.converged_ = core.converged
         self.fatigue_rate_ = float(core.fatigue_rate)
         self.fatigue_carry_ = float(core.fatigue_carry)
+        lay = core.layout
+        self.horizon_days_ = None if lay is None else int(lay[0])
         h = getattr(self, "_height", None)
         if h is not None:
             self.height_ = pd.DataFrame(
@@ -591,6 +629,10 @@ class ResponseModel(Versioned):
         raw_h = core_bytes(state, "_height", self._STATE_KIND) if "_height" in state else None
         # A state from before height_forget: its heights forgot as the curves did.
         state.setdefault("height_forget", None)
+        # A state from before the layout's load: fitted with the quadratic one.
+        state.setdefault("fatigue_halflife", 7.0)
+        if raw is not None:
+            state.setdefault("horizon_days_", None)
         self.__dict__.update(state)
         if raw is not None:
             self._core = _core.TouchpointResponse._from_state_bytes(raw)

@@ -36,10 +36,15 @@ pub struct ResponseFit {
     #[serde(default)]
     pub fatigue_rate: f64,
     /// Share of the prior fatigue that acts on the opt-out over the window
-    /// (`a n + d (n^2 + 2 n carry f)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
+    /// (`a n + d (W + carry f P)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
     /// log and in states written before it).
     #[serde(default = "one")]
     pub fatigue_carry: f64,
+    /// How the log's exposures were laid out over the window, which gives each level its
+    /// fatigue load (`load`); `None` (the default, and states written before it): the
+    /// quadratic load `a n + d n^2`.
+    #[serde(default)]
+    pub layout: Option<TouchLayout>,
 }
 
 fn one() -> f64 {
@@ -123,9 +128,18 @@ pub struct Curves {
     pub opt_out: Vec<f64>,
 }
 
-/// Fits the model to `counts` (see the module docs).
-pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit> {
+/// Fits the model to `counts` (see the module docs); `layout`: how the log's exposures were laid
+/// out (the opt-out's fatigue load per level, `load`), `None` for the quadratic load.
+pub fn fit(
+    counts: &Counts,
+    prior: &Prior,
+    layout: Option<&TouchLayout>,
+    ctl: &Control,
+) -> Result<ResponseFit> {
     prior.validate()?;
+    if let Some(l) = layout {
+        l.validate()?;
+    }
     counts
         .check()
         .map_err(|_| CoreError::invalid("counts", "are malformed"))?;
@@ -147,7 +161,12 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
-    let raw: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
+    let loads = layout.map(|l| l.table(counts.n_levels));
+    let loads = loads.as_deref();
+    let raw: Vec<CellData> = (0..nc)
+        .into_par_iter()
+        .map(|c| counts.pooled(c).with_loads(loads))
+        .collect();
     let rate = fatigue_rate(&raw, prior, ctl)?;
     let carry = fatigue_carry(&raw, prior, ctl)?;
     let pooled: Vec<CellData> = raw
@@ -177,7 +196,13 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         .collect();
     let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
-        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate).at_carry(carry))
+        .map(|i| {
+            counts
+                .cell(i / nc, i % nc)
+                .with_loads(loads)
+                .at_rate(rate)
+                .at_carry(carry)
+        })
         .collect();
     // 2. segment spread
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
@@ -249,6 +274,7 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         converged: Vec::with_capacity(cells),
         fatigue_rate: rate,
         fatigue_carry: carry,
+        layout: layout.copied(),
     };
     for c in 0..nc {
         let (cc, co) = match &chan[c] {
@@ -433,21 +459,22 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
     ]
 }
 
-/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`
-/// (conversion at `n / (1 + rate f)` exposures); `z` is the normal quantile of the interval
-/// (delta method on the log of the incremental conversion).
+/// (incremental, lower, upper, opt-out) at `n` exposures of fatigue load `load` (`load`) to a
+/// user with prior fatigue `f` (conversion at `n / (1 + rate f)` exposures); `z` is the normal
+/// quantile of the interval (delta method on the log of the incremental conversion).
 #[allow(clippy::too_many_arguments)]
 fn point(
     th: &[f64],
     cov_conv: &[f64],
     n: f64,
+    load: (f64, f64),
     f: f64,
     rate: f64,
     carry: f64,
     z: f64,
 ) -> (f64, f64, f64, f64) {
     let p = natural(th);
-    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * carry * f);
+    let lam = p[4] * n + p[5] * (load.0 + load.1 * carry * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
@@ -527,6 +554,8 @@ impl ResponseFit {
             upper: crate::error::try_zeroed("levels", len)?,
             opt_out: crate::error::try_zeroed("levels", len)?,
         };
+        let lay = self.layout.as_ref();
+        let loads: Vec<(f64, f64)> = levels.iter().map(|&n| loads_at(lay, &[], n)).collect();
         for i in 0..self.n_groups * nc {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
@@ -535,6 +564,7 @@ impl ResponseFit {
                     th,
                     cov,
                     n,
+                    loads[l],
                     fatigue,
                     self.fatigue_rate,
                     self.fatigue_carry,
@@ -578,6 +608,8 @@ impl ResponseFit {
                 ),
             ));
         }
+        let table = self.load_table(exposures);
+        let lay = self.layout.as_ref();
         let mut inc = vec![0.0; n];
         let mut opt = vec![0.0; n];
         inc.par_chunks_mut(PREDICT_ROWS)
@@ -594,6 +626,7 @@ impl ResponseFit {
                         th,
                         cov,
                         exposures[i],
+                        loads_at(lay, &table, exposures[i]),
                         f,
                         self.fatigue_rate,
                         self.fatigue_carry,
@@ -607,7 +640,42 @@ impl ResponseFit {
         Ok((inc, opt))
     }
 
+    /// The fatigue loads of the integer levels around `exposures` (`load::loads_at`'s table;
+    /// levels no row needs are NaN, levels above [`MAX_EXPOSURES`] are left to `loads_at`).
+    fn load_table(&self, exposures: &[f64]) -> Vec<(f64, f64)> {
+        let Some(lay) = self.layout.as_ref() else {
+            return Vec::new();
+        };
+        let top = exposures
+            .iter()
+            .fold(0.0f64, |m, &x| m.max(x))
+            .min(MAX_EXPOSURES as f64) as usize
+            + 2;
+        let mut need = vec![false; top];
+        for &x in exposures {
+            let l = x.floor();
+            if l + 1.0 < top as f64 {
+                need[l as usize] = true;
+                need[l as usize + 1] = true;
+            }
+        }
+        need.iter()
+            .enumerate()
+            .map(|(l, &k)| {
+                if k {
+                    lay.loads(l as u32)
+                } else {
+                    (f64::NAN, f64::NAN)
+                }
+            })
+            .collect()
+    }
+
     pub(super) fn check(&self) -> Result<()> {
+        if let Some(l) = &self.layout {
+            l.validate()
+                .map_err(|_| CoreError::State("response fit's layout is malformed".into()))?;
+        }
         let cells = self.n_groups * self.n_channels;
         let nc = self.n_channels;
         let ok = nc > 0
