@@ -685,6 +685,7 @@ class Planner(Versioned):
         from .. import allocate
 
         self._check_fitted()
+        day = None if start_day is None else cv.check_int(start_day, "start_day", minimum=0)
         vals = self.values()
         if profit_scale is not None:
             sc = cv.as_array(
@@ -737,7 +738,7 @@ class Planner(Versioned):
                 | {c: np.zeros(0, object) for c in ("task", "benefit", "channel", "content")}
                 | {f"expected_{k}": np.zeros(0) for k in vals}
             )
-            if start_day is not None:
+            if day is not None:
                 empty.insert(6, "day", np.zeros(0, np.int64))
             zero = {k: 0.0 for k in ("profit", "profit_se", "gmv", "cost", "conversion")}
             return TaskPlan(empty, pd.DataFrame(), zero, None, None)
@@ -762,8 +763,8 @@ class Planner(Versioned):
                 "content": tasks["content"].to_numpy()[j],
             }
         )
-        if start_day is not None:
-            out["day"] = cv.check_int(start_day, "start_day", minimum=0)
+        if day is not None:
+            out["day"] = day
         for k in ("profit", "gmv", "cost", "conversion"):
             if k in vals:
                 out[f"expected_{k}"] = vals[k][r, j]
