@@ -518,7 +518,7 @@ pub fn walk(trees: &[Tree], e: &mut [f64], s: &mut [f64], xs: &[f64], lay: &Layo
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::tree::Node;
-    use super::tabled::{add_tabled_with, sum_rows, ROWS_AT_ONCE, TABLED_BLOCK};
+    use super::tabled::{add_tabled_with, ROWS_AT_ONCE, TABLED_BLOCK};
     use super::*;
     use rand::{Rng, SeedableRng};
 
@@ -616,33 +616,9 @@ pub(super) mod tests {
             // and the portable sums, whatever the CPU
             let (mut e3, mut s3) = (vec![0.0; u * k], vec![0.0; u * k]);
             match &r {
-                Resolver::W1(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
-                Resolver::W2(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
-                Resolver::W4(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
+                Resolver::W1(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
+                Resolver::W2(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
+                Resolver::W4(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
             }
             assert_eq!(e1, e3, "k {k}, depth {depth}");
             assert_eq!(s1, s3, "k {k}, depth {depth}");
