@@ -21,7 +21,10 @@
 //! 90 on average for the planner's depth-8 trees on 20 tasks), and in each set every task is in
 //! exactly one leaf. So each set has one row of `k` values, found by its bits in a small hash
 //! table, and a user adds that one row per tree. A tree with more than [`MAX_REGIONS`] sets
-//! instead adds one row per kept leaf: its estimate at the tasks of `M(L)`, `+0.0` elsewhere.
+//! instead adds one row per kept leaf: its estimate at the tasks of `M(L)`, `+0.0` elsewhere,
+//! and then so does every tree of the forest (a slower path: at 1024, one model of the
+//! planner's 2M-user benchmark had 3 such trees of its 100 and scored its users in 2.2 times
+//! the time).
 //!
 //! **Bit for bit.** Entry `[i, j]` gets, tree by tree, the estimate of its one leaf (plus `+0.0`
 //! from the other kept leaves, when adding per leaf, and a region's row is built so too);
@@ -44,7 +47,8 @@ use tabled::{add_tabled, packed_stride};
 /// Rows evaluated together against one tree (their rows and sums stay in the L1 cache).
 const BLOCK: usize = 256;
 /// Most regions per tree given a table of their `k` values (else each kept leaf adds its own).
-const MAX_REGIONS: usize = 1024;
+/// A table of 4096 regions of 20 tasks holds 2.6 MB of rows, of which a user reads one.
+const MAX_REGIONS: usize = 4096;
 
 /// The user split of a tree: the leaf bits to keep if the user goes right (`keep[0]`) or left
 /// (`keep[1]`), indexed by the comparison, so no branch depends on the data.
