@@ -106,6 +106,13 @@ def test_optout_scale_corrects_the_rates_by_what_plans_showed(run):
     # as noisy as a few opt-outs: pulled most of the way back to 1
     probe.optout_feedback_ = [{"realised": 3.0, "expected": 1.0, "var": 100.0}]
     assert 1.0 < probe._optout_scale() < 1.1
+    # a period whose plan the rates expected no opt-outs from still counts: 10 unexpected
+    # opt-outs pooled with 100 realised for 100 expected; alone, it cannot scale anything
+    probe.optout_feedback_ = [{"realised": 10.0, "expected": 0.0, "var": 1e-6},
+                              {"realised": 100.0, "expected": 100.0, "var": 1e-6}]  # fmt: skip
+    assert probe._optout_scale() == pytest.approx(1.1, rel=1e-6)
+    probe.optout_feedback_ = [{"realised": 10.0, "expected": 0.0, "var": 1e-6}]
+    assert probe._optout_scale() == 1.0
     # fewer than none (shadows opted out more) never makes a rate negative
     probe.optout_feedback_ = [{"realised": -50.0, "expected": 10.0, "var": 1e-6}]
     assert probe._optout_scale() == 0.0

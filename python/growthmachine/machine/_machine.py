@@ -536,11 +536,14 @@ class Machine:
         noise with a prior sd of :data:`SCALE_PRIOR_SD`, as :meth:`_scale` corrects the
         profit. Exploration measures fresh random users; a plan's users are chosen, and
         touched period after period, so their risk can differ (on the default world, 200k
-        users, the plans' users opted out 1.3-3.2 times as often as these rates said)."""
-        fb = [f for f in self.optout_feedback_ if f["expected"] > 0]
-        if not fb:
-            return 1.0
+        users, the plans' users opted out 1.3-3.2 times as often as these rates said).
+        Periods whose plans the rates expected no opt-outs from count in the pooled sums too
+        (their realised opt-outs are evidence that the rates are low); no correction before
+        any opt-out was expected."""
+        fb = self.optout_feedback_
         expected = sum(f["expected"] for f in fb)
+        if expected <= 0:
+            return 1.0
         ratio = sum(f["realised"] for f in fb) / expected
         se = np.sqrt(sum(f["var"] for f in fb)) / expected
         lam = SCALE_PRIOR_SD**2 / (SCALE_PRIOR_SD**2 + se**2)
@@ -636,7 +639,7 @@ class Machine:
                          "realised": float(realised), "se": se})  # fmt: skip
         if rows:
             self.feedback_.append(pd.DataFrame(rows))
-        if oo["expected"] > 0:
+            # also when the rates expected none: opt-outs they did not expect are evidence too
             self.optout_feedback_.append(oo)
 
     def _learn(self, env: Any, info: dict, outcomes: pd.DataFrame) -> None:
