@@ -65,7 +65,7 @@ def test_a_level_the_log_cannot_tell_from_zero_is_valued_at_zero():
     """With ``alpha``, a stratum whose raw level is within z(1 - alpha / 2) standard errors of 0
     gets level 0 (flat map at 0, ``tested=False``); the others keep the level they have without
     the test, and the standard error stays the shrunk one. Strata of true level 0 (x3, large
-    noise; raw levels -0.26, -0.01 and +0.25 in this draw, one of each sign) and 3: the first
+    noise; raw levels -0.26, -0.01 and +0.25 in this draw, on both sides of 0) and 3: the first
     three are untested at 5 %, the last is tested even at alpha = 1e-9."""
     rng = np.random.default_rng(4)
     score, y, tr, strata, _ = _log(rng, 40_000, [0.0, 0.0, 0.0, 3.0], noise=8.0)
