@@ -534,9 +534,9 @@ class Machine:
         c = log["action_id"] < 0
         ctrl = log[c]["opted_out"].mean() if c.any() else 0.0
         d = log[(log["action_id"] >= 0) & log["delivered"]]
-        g = d.groupby("action_id")["opted_out"]
-        tasks = g.mean().index.to_numpy()
-        n, p = g.size().to_numpy().astype(np.float64), g.mean().to_numpy()
+        st = d.groupby("action_id")["opted_out"].agg(["size", "mean"])
+        tasks = st.index.to_numpy()
+        n, p = st["size"].to_numpy(np.float64), st["mean"].to_numpy(np.float64)
         rate = p - ctrl
         chan = self.tasks_["channel"].astype(str).to_numpy()[tasks]
         for ch in np.unique(chan):
