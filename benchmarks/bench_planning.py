@@ -117,6 +117,14 @@ def _until(env, order, pick, budget: float) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(us), np.concatenate(acts)
 
 
+def _calibration(spec: str) -> tuple[str, float | None]:
+    """``--calibration`` entry -> ``Planner(calibration=..., level_alpha=...)``: a map's name
+    with the default level test, or ``scaled/untested`` (the scaled map, ``level_alpha=None``)."""
+    if spec == "scaled/untested":
+        return "scaled", None
+    return spec, gm.planning.Planner.__init__.__kwdefaults__["level_alpha"]
+
+
 def dq_world(
     name: str, path: Path | None, n: int, seed: int, calibrations: tuple[str, ...] = ("isotonic",)
 ) -> list[list]:
@@ -134,16 +142,18 @@ def dq_world(
     )
     plan = experiment_plan(env, BUDGET_PER_USER * n)
     log = gm.planning.run_experiment(env, plan, share=0.5, seed=seed, progress=False)
+    how, alpha = _calibration(calibrations[0])
     pl = gm.planning.Planner(
         plan, margin=env.config.response.margin, seed=seed, progress=False,
-        calibration=calibrations[0],
+        calibration=how, level_alpha=alpha,
     )  # fmt: skip
     pl.fit(log, ui, pop.users, opted_out=env.opted_out())
     budget = None
     for cal in calibrations:
         t1 = time.perf_counter()
-        if cal != pl.calibration:
-            pl.calibration = cal
+        how, alpha = _calibration(cal)
+        if (how, alpha) != (pl.calibration, pl.level_alpha):
+            pl.calibration, pl.level_alpha = how, alpha
             pl._fit_calibration()
         tp = pl.allocate()
         secs = time.perf_counter() - (t0 if budget is None else t1)
@@ -331,7 +341,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument(
         "--calibration", nargs="+", default=["isotonic", "linear"],
         help="dq: the planner's honest-value maps to score (one fit; the first plans the "
-        "spend the baselines get)",
+        "spend the baselines get): isotonic, linear, scaled, or scaled/untested (the scaled map "
+        "without its level test, level_alpha=None)",
     )  # fmt: skip
     args = ap.parse_args(argv)
     if "dq" in args.cases:

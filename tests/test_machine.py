@@ -106,6 +106,13 @@ def test_optout_scale_corrects_the_rates_by_what_plans_showed(run):
     # as noisy as a few opt-outs: pulled most of the way back to 1
     probe.optout_feedback_ = [{"realised": 3.0, "expected": 1.0, "var": 100.0}]
     assert 1.0 < probe._optout_scale() < 1.1
+    # a period whose plan the rates expected no opt-outs from still counts: 10 unexpected
+    # opt-outs pooled with 100 realised for 100 expected; alone, it cannot scale anything
+    probe.optout_feedback_ = [{"realised": 10.0, "expected": 0.0, "var": 1e-6},
+                              {"realised": 100.0, "expected": 100.0, "var": 1e-6}]  # fmt: skip
+    assert probe._optout_scale() == pytest.approx(1.1, rel=1e-6)
+    probe.optout_feedback_ = [{"realised": 10.0, "expected": 0.0, "var": 1e-6}]
+    assert probe._optout_scale() == 1.0
     # fewer than none (shadows opted out more) never makes a rate negative
     probe.optout_feedback_ = [{"realised": -50.0, "expected": 10.0, "var": 1e-6}]
     assert probe._optout_scale() == 0.0
@@ -209,3 +216,31 @@ def test_the_log_carries_the_orders_so_gmv_is_scored_from_them(run):
     assert (log["orders"] >= 0).all() and ((log["orders"] > 0) == (log["gmv"] > 0)).all()
     planner = gm.planning.Planner(m.plan_)
     assert planner._by_orders(list(log.columns)) and "orders" in planner.center
+
+
+def test_optout_rates_are_shrunk_toward_their_channels_rate():
+    """A task whose few exploration rows saw no opt-out is not taken as opt-out free: its rate
+    is pulled toward its channel's pooled rate, while a task measured on many rows keeps close
+    to its own; channels are pooled apart; no rate is negative."""
+    rng = np.random.default_rng(0)
+    probe = gm.Machine()
+    probe.tasks_ = pd.DataFrame({"channel": ["push", "push", "push", "sms", "sms"]})
+    rows = []
+    for task, n, p in ((0, 400, 0.02), (1, 400, 0.02), (2, 400, 0.0), (3, 100_000, 0.05),
+                       (4, 300, 0.0)):  # fmt: skip
+        k = int(round(n * p))
+        rows.append(pd.DataFrame({"action_id": task, "delivered": True,
+                                  "opted_out": np.r_[np.ones(k), np.zeros(n - k)]}))  # fmt: skip
+    rows.append(pd.DataFrame({"action_id": -1, "delivered": False,
+                              "opted_out": (rng.random(20_000) < 0.001).astype(float)}))  # fmt: skip
+    probe.logs_ = [(pd.concat(rows, ignore_index=True), None, None)]
+    r = probe._optout_rates()
+    ctrl = probe.logs_[0][0].query("action_id < 0")["opted_out"].mean()
+    assert np.all(r >= 0.0)
+    # task 2 saw no opt-out in 400 rows: shrunk toward push's 1.3 %, not 0
+    assert 0.0 < r[2] < 0.02 - ctrl
+    assert r[0] <= 0.02 - ctrl + 1e-12 and r[0] > r[2]
+    # sms: task 3 measured on 100k rows keeps its 5 %; task 4 (300 rows, none) is pulled up a
+    # little (two tasks this far apart say the channel's tasks differ: little pooling)
+    assert r[3] == pytest.approx(0.05 - ctrl, abs=2e-3)
+    assert 0.0 < r[4] < r[3]

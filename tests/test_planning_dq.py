@@ -29,9 +29,10 @@ def test_planner_earns_a_share_of_the_oracle_and_forecasts_it():
     profit = float(truth["incremental_profit"].sum())
     spend = float(truth["expected_cost"].sum())
     oracle = float(env.oracle_allocation(budget=spend).attrs["total_value"])
-    # measured: 27.7 % of the oracle, forecast 1.49 x the truth (the former plan: 5.1 %, 15.5 x)
-    assert profit >= 0.2 * oracle, (profit, oracle)
-    assert 0.5 <= tp.forecast["profit"] / profit <= 2.0, (tp.forecast["profit"], profit)
+    # measured: 36.0 % of the oracle, forecast 0.85 x the truth (the scaled map without its
+    # level test: 32.6 %, 1.63 x; the former plan: 5.1 %, 15.5 x)
+    assert profit >= 0.3 * oracle, (profit, oracle)
+    assert 0.75 <= tp.forecast["profit"] / profit <= 1.25, (tp.forecast["profit"], profit)
     # within the plan's budget in truth, up to the forecast's own error
     assert spend <= 1.25 * BUDGET_PER_USER * n
     assert np.isfinite(tp.forecast["profit_se"])

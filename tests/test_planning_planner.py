@@ -471,6 +471,30 @@ def test_planner_calibration_choices(world, how, check):
         Planner(plan, calibration="spline")
 
 
+def test_the_level_test_values_strata_it_cannot_tell_from_zero_at_zero(world):
+    """``level_alpha``: None tests nothing (every scaled map keeps its level); a test so strict
+    that no stratum of the small world passes values every pair's GMV at 0, so nothing is worth
+    its cost and the plan is empty; the raw levels are the same either way; a level outside
+    (0, 1) is a ValueError naming the argument."""
+    pop, env, ui, plan, log = world
+    kw = dict(seed=0, progress=False)
+    model = TLearner(Ridge(alpha=1.0), n_folds=1)
+    off = Planner(plan, model, level_alpha=None, **kw).fit(log, ui, pop.users)
+    strict = Planner(plan, model, level_alpha=1e-12, **kw).fit(log, ui, pop.users)
+    assert Planner(plan).level_alpha == 0.05
+    assert all(c.tested for c in off.calibration_["gmv"])
+    assert not any(c.tested for c in strict.calibration_["gmv"])
+    for a, b in zip(off.calibration_["gmv"], strict.calibration_["gmv"], strict=True):
+        assert a.raw_level == b.raw_level and b.level == 0.0
+    assert np.all(strict.values()["gmv"] == 0.0)
+    assert len(strict.allocate().tasks) == 0 and len(off.allocate().tasks) > 0
+    for bad in (0.0, 1.0, -0.1, np.nan):
+        with pytest.raises(ValueError, match="level_alpha"):
+            Planner(plan, level_alpha=bad)
+    with pytest.raises(TypeError, match="level_alpha"):
+        Planner(plan, level_alpha="0.05")
+
+
 def test_planner_centres_the_orders_by_default(world):
     pop, env, ui, plan, log = world
     kw = dict(seed=0, progress=False, margin=0.3)

@@ -61,6 +61,32 @@ def test_levels_are_shrunk_toward_zero_by_their_noise():
         assert p.raw_level == r.level
 
 
+def test_a_level_the_log_cannot_tell_from_zero_is_valued_at_zero():
+    """With ``alpha``, a stratum whose raw level is within z(1 - alpha / 2) standard errors of 0
+    gets level 0 (flat map at 0, ``tested=False``); the others keep the level they have without
+    the test, and the standard error stays the shrunk one. Strata of true level 0 (x3, large
+    noise; raw levels -0.26, -0.01 and +0.25 in this draw, on both sides of 0) and 3: the first
+    three are untested at 5 %, the last is tested even at alpha = 1e-9."""
+    rng = np.random.default_rng(4)
+    score, y, tr, strata, _ = _log(rng, 40_000, [0.0, 0.0, 0.0, 3.0], noise=8.0)
+    plain = fit_scaled_calibrations(score, y, tr, strata)
+    for alpha, z in ((0.05, 1.959964), (0.5, 0.674490), (1e-9, 6.109410)):
+        tested = fit_scaled_calibrations(score, y, tr, strata, alpha=alpha)
+        for k, (p, t) in enumerate(zip(plain, tested, strict=True)):
+            yt, yc = y[(strata == k) & tr], y[(strata == k) & ~tr]
+            se = np.sqrt(yt.var(ddof=1) / len(yt) + yc.var(ddof=1) / len(yc))
+            assert t.tested == (abs(yt.mean() - yc.mean()) > z * se)
+            assert t.raw_level == p.raw_level and t.level_se == p.level_se
+            if t.tested:
+                assert t.level == p.level and np.array_equal(t.knots_y, p.knots_y)
+            else:
+                assert t.level == 0.0
+                assert np.all(t(np.array([-1.0, 0.0, 1.0, 100.0])) == 0.0)
+    at5 = fit_scaled_calibrations(score, y, tr, strata, alpha=0.05)
+    assert [c.tested for c in at5] == [False, False, False, True]
+    assert at5[3].table()["tested"].all() and not at5[0].table()["tested"].any()
+
+
 def test_forecast_variance_counts_the_shared_level():
     """One level serves every pair: the variance of a sum is (sum of value / level)^2 x se^2,
     not a sum of independent terms; scores beyond the knots count as the end knots."""

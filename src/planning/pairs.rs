@@ -20,8 +20,11 @@
 //! splits: the two sides' sets at a user split, every pair of the sides' sets at a task split;
 //! 90 on average for the planner's depth-8 trees on 20 tasks), and in each set every task is in
 //! exactly one leaf. So each set has one row of `k` values, found by its bits in a small hash
-//! table, and a user adds that one row per tree. A tree with more than [`MAX_REGIONS`] sets
-//! instead adds one row per kept leaf: its estimate at the tasks of `M(L)`, `+0.0` elsewhere.
+//! table (cuckoo hashing: one of two slots, read without a branch), and a user adds that one
+//! row per tree. A tree with more than [`MAX_REGIONS`] sets instead adds one row per kept leaf:
+//! its estimate at the tasks of `M(L)`, `+0.0` elsewhere, and then so does every tree of the
+//! forest (a slower path: at 1024, one model of the planner's 2M-user benchmark had 3 such
+//! trees of its 100 and scored its users in 2.2 times the time).
 //!
 //! **Bit for bit.** Entry `[i, j]` gets, tree by tree, the estimate of its one leaf (plus `+0.0`
 //! from the other kept leaves, when adding per leaf, and a region's row is built so too);
@@ -44,7 +47,8 @@ use tabled::{add_tabled, packed_stride};
 /// Rows evaluated together against one tree (their rows and sums stay in the L1 cache).
 const BLOCK: usize = 256;
 /// Most regions per tree given a table of their `k` values (else each kept leaf adds its own).
-const MAX_REGIONS: usize = 1024;
+/// A table of 4096 regions of 20 tasks holds 2.6 MB of rows, of which a user reads one.
+const MAX_REGIONS: usize = 4096;
 
 /// The user split of a tree: the leaf bits to keep if the user goes right (`keep[0]`) or left
 /// (`keep[1]`), indexed by the comparison, so no branch depends on the data.
@@ -69,12 +73,20 @@ pub struct Compiled<const W: usize> {
     regions: Option<RegionTable<W>>,
 }
 
-/// The sets of kept leaves a user can reach, found by their bits (open addressing), each with
-/// its `k` estimates and squared standard errors: every task is in exactly one leaf of a set.
+/// The sets of kept leaves a user can reach, found by their bits, each with its `k` estimates
+/// and squared standard errors: every task is in exactly one leaf of a set.
+///
+/// A region is in one of its two slots `h(key, MULS[m])` and `h(key, MULS[m + 1])` (cuckoo
+/// hashing at most a quarter full), so [`RegionTable::find`] reads both and picks the one that
+/// holds the key, without a branch on the data. If no pair of multipliers places every region
+/// so, the table is filled by linear probing from the first slot instead.
 struct RegionTable<const W: usize> {
+    /// The key of each slot (all zero if empty: a region keeps at least one leaf).
     keys: Vec<[u64; W]>,
     slot: Vec<u32>,
     shift: u32,
+    /// The two multipliers of the slots (cuckoo), or `None` (linear probing from the first).
+    muls: Option<[u64; 2]>,
     est: Vec<f64>,
     var: Vec<f64>,
     /// Per region, its `k` estimates then its `k` squared standard errors, `+0.0` up to
@@ -83,26 +95,41 @@ struct RegionTable<const W: usize> {
 }
 
 const EMPTY: u32 = u32::MAX;
+/// Odd multipliers of the slots' hashes, tried in pairs (the first pair nearly always places
+/// every region); fixed, so the table does not depend on anything but the regions.
+const MULS: [u64; 9] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0xD6E8_FEB8_6659_FD93,
+    0xFF51_AFD7_ED55_8CCD,
+    0xC4CE_B9FE_1A85_EC53,
+    0x94D0_49BB_1331_11EB,
+    0xBF58_476D_1CE4_E5B9,
+    0x2545_F491_4F6C_DD1D,
+];
+/// Displacements tried per region when placing it (cuckoo), before the next multipliers.
+const MAX_KICKS: usize = 256;
 
 impl<const W: usize> RegionTable<W> {
-    #[inline]
-    fn home(&self, key: &[u64; W]) -> usize {
-        let h = key
-            .iter()
-            .fold(0u64, |h, &w| (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    #[inline(always)]
+    fn hash(&self, key: &[u64; W], mul: u64) -> usize {
+        let h = key.iter().fold(0u64, |h, &w| (h ^ w).wrapping_mul(mul));
         (h >> self.shift) as usize
     }
 
     fn new(regions: &[Vec<u32>], leaf_est: &[f64], leaf_var: &[f64], k: usize) -> Self {
-        let size = (2 * regions.len()).next_power_of_two().max(2);
+        let size = (4 * regions.len()).next_power_of_two().max(4);
         let mut t = RegionTable {
             keys: vec![[0; W]; size],
             slot: vec![EMPTY; size],
             shift: 64 - size.trailing_zeros(),
+            muls: None,
             est: vec![0.0; regions.len() * k],
             var: vec![0.0; regions.len() * k],
             packed: vec![0.0; regions.len() * packed_stride(k)],
         };
+        let mut keys = Vec::with_capacity(regions.len());
         for (r, leaves) in regions.iter().enumerate() {
             let mut key = [0u64; W];
             for &l in leaves {
@@ -114,23 +141,73 @@ impl<const W: usize> RegionTable<W> {
                     t.var[r * k + j] += leaf_var[l * k + j];
                 }
             }
-            let mut h = t.home(&key);
-            while t.slot[h] != EMPTY {
-                h = (h + 1) & (size - 1);
-            }
-            t.keys[h] = key;
-            t.slot[h] = r as u32;
+            keys.push(key);
             let row = &mut t.packed[r * packed_stride(k)..];
             row[..k].copy_from_slice(&t.est[r * k..(r + 1) * k]);
             row[k..2 * k].copy_from_slice(&t.var[r * k..(r + 1) * k]);
         }
+        if !(0..MULS.len() - 1).any(|m| t.place_cuckoo(&keys, [MULS[m], MULS[m + 1]])) {
+            t.place_probing(&keys);
+        }
         t
     }
 
+    /// Places every region by linear probing from its slot under `MULS[0]`.
+    fn place_probing(&mut self, keys: &[[u64; W]]) {
+        self.keys.fill([0; W]);
+        self.slot.fill(EMPTY);
+        self.muls = None;
+        let size = self.slot.len();
+        for (r, key) in keys.iter().enumerate() {
+            let mut h = self.hash(key, MULS[0]);
+            while self.slot[h] != EMPTY {
+                h = (h + 1) & (size - 1);
+            }
+            self.keys[h] = *key;
+            self.slot[h] = r as u32;
+        }
+    }
+
+    /// Places every region in one of its two slots under `muls`; `false` (and the table in any
+    /// state) if one cannot be placed.
+    fn place_cuckoo(&mut self, keys: &[[u64; W]], muls: [u64; 2]) -> bool {
+        self.keys.fill([0; W]);
+        self.slot.fill(EMPTY);
+        for (r, key) in keys.iter().enumerate() {
+            let (mut key, mut r) = (*key, r as u32);
+            let mut h = self.hash(&key, muls[0]);
+            let mut placed = false;
+            for _ in 0..MAX_KICKS {
+                std::mem::swap(&mut self.keys[h], &mut key);
+                std::mem::swap(&mut self.slot[h], &mut r);
+                if r == EMPTY {
+                    placed = true;
+                    break;
+                }
+                // the displaced region goes to its other slot
+                let (a, b) = (self.hash(&key, muls[0]), self.hash(&key, muls[1]));
+                h = if a == h { b } else { a };
+            }
+            if !placed {
+                return false;
+            }
+        }
+        self.muls = Some(muls);
+        true
+    }
+
     /// The region of a set of kept leaves (one of the table's: every user's set is).
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &[u64; W]) -> usize {
-        let mut h = self.home(key);
+        if let Some([m0, m1]) = self.muls {
+            let (a, b) = (self.hash(key, m0), self.hash(key, m1));
+            let h = if self.keys[a] == *key { a } else { b };
+            if self.keys[h] == *key {
+                return self.slot[h] as usize;
+            }
+            return EMPTY as usize;
+        }
+        let mut h = self.hash(key, MULS[0]);
         while self.keys[h] != *key && self.slot[h] != EMPTY {
             h = (h + 1) & (self.slot.len() - 1);
         }
@@ -518,7 +595,7 @@ pub fn walk(trees: &[Tree], e: &mut [f64], s: &mut [f64], xs: &[f64], lay: &Layo
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::tree::Node;
-    use super::tabled::{add_tabled_with, sum_rows, ROWS_AT_ONCE, TABLED_BLOCK};
+    use super::tabled::{add_tabled_with, ROWS_AT_ONCE, TABLED_BLOCK};
     use super::*;
     use rand::{Rng, SeedableRng};
 
@@ -577,6 +654,54 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn region_tables_find_every_region_by_cuckoo_and_by_probing() {
+        fn check<const W: usize>(rng: &mut crate::rng::Rng, n: usize) -> bool {
+            // n distinct non-empty sets of leaves (as the regions of a tree are)
+            let mut seen = std::collections::HashSet::new();
+            let mut regions: Vec<Vec<u32>> = Vec::new();
+            while regions.len() < n {
+                let set: Vec<u32> = (0..64 * W as u32)
+                    .filter(|_| rng.random::<f64>() < 0.1)
+                    .collect();
+                if !set.is_empty() && seen.insert(set.clone()) {
+                    regions.push(set);
+                }
+            }
+            let k = 3;
+            let leaf_est: Vec<f64> = (0..64 * W * k).map(|i| i as f64).collect();
+            let mut t = RegionTable::<W>::new(&regions, &leaf_est, &leaf_est, k);
+            let cuckoo = t.muls.is_some();
+            let keys: Vec<[u64; W]> = regions
+                .iter()
+                .map(|set| {
+                    let mut key = [0u64; W];
+                    for &l in set {
+                        key[l as usize / 64] |= 1 << (l % 64);
+                    }
+                    key
+                })
+                .collect();
+            for (r, key) in keys.iter().enumerate() {
+                assert_eq!(t.find(key), r, "{n} regions, W {W}, cuckoo {cuckoo}");
+            }
+            assert_eq!(t.find(&[0; W]), EMPTY as usize, "no region is empty");
+            t.place_probing(&keys);
+            for (r, key) in keys.iter().enumerate() {
+                assert_eq!(t.find(key), r, "{n} regions, W {W}, by probing");
+            }
+            cuckoo
+        }
+        let mut rng = crate::rng::Rng::seed_from_u64(41);
+        let mut cuckoo = 0;
+        for n in [1, 2, 3, 17, 300, 1025, 4096] {
+            cuckoo += check::<1>(&mut rng, n) as usize;
+            cuckoo += check::<2>(&mut rng, n) as usize;
+            cuckoo += check::<4>(&mut rng, n) as usize;
+        }
+        assert!(cuckoo >= 19, "{cuckoo} of 21 tables by cuckoo hashing");
+    }
+
+    #[test]
     fn regions_summed_by_blocks_equal_the_row_by_row_sums() {
         use super::super::dedup::{group, Coder};
         use crate::control::Control;
@@ -616,33 +741,9 @@ pub(super) mod tests {
             // and the portable sums, whatever the CPU
             let (mut e3, mut s3) = (vec![0.0; u * k], vec![0.0; u * k]);
             match &r {
-                Resolver::W1(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
-                Resolver::W2(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
-                Resolver::W4(t) => add_tabled_with(
-                    t,
-                    &mut e3,
-                    &mut s3,
-                    &g.codes,
-                    m,
-                    k,
-                    sum_rows::<ROWS_AT_ONCE>,
-                ),
+                Resolver::W1(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
+                Resolver::W2(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
+                Resolver::W4(t) => add_tabled_with::<_, false>(t, &mut e3, &mut s3, &g.codes, m, k),
             }
             assert_eq!(e1, e3, "k {k}, depth {depth}");
             assert_eq!(s1, s3, "k {k}, depth {depth}");

@@ -214,6 +214,7 @@ def _(c):
     return run, dict(
         plan=c.plan, model=uplift.TLearner(Ridge(alpha=1.0), n_folds=1), margin=0.3, n_folds=2,
         calibration_bins=3, calibrate_by="benefit", shrink=True, winsorize=0.005, seed=0,
+        level_alpha=0.05,
     )  # fmt: skip
 
 

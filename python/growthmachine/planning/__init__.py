@@ -22,9 +22,10 @@ from . import metrics, uplift
 from ._calibrate import Calibration, LinearCalibration, ScaledCalibration
 from ._features import planning_features
 from ._plan import Audience, Benefit, Channel, Composition, Content, Goal, Plan, experiment_plan
-from ._planner import Planner, TaskPlan, run_experiment, world_actions
+from ._planner import Planner, TaskPlan
 from ._segments import plan_from_environment
 from ._stage import run_stage
+from ._world import run_experiment, world_actions
 
 __all__ = [
     "Audience",

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..pipeline import check_context
 from ._plan import ROWS_PER_TASK, experiment_plan
-from ._planner import Planner, run_experiment, world_actions
+from ._planner import Planner
+from ._world import run_experiment, world_actions
 
 #: Default planning budget per user of the world (expected incentive + channel cost).
 BUDGET_PER_USER = 0.1
