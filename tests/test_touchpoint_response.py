@@ -405,8 +405,9 @@ def test_bad_fatigue_names_the_argument(bad):
 
 
 def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
-    """Conversion at n / (1 + r f): learned (fatigue_rate_) when the log holds users of
-    different prior fatigue, 0 when it does not (nothing assumed)."""
+    """Conversion at n / (1 + r f): learned (fatigue_rate_, with the standard deviation of its
+    log) when the log holds users of different prior fatigue, 0 when it does not (nothing
+    assumed); a state from before the standard deviation loads with 0."""
     t, r = (0.02, 0.1, 5.0, 2.0, 0.002, 0.0002), 0.2
     rng = np.random.default_rng(9)
     n = rng.choice([0, 2, 4, 6, 9, 14, 20, 28, 40], size=80_000)
@@ -416,10 +417,18 @@ def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
                         "opted_out": 0.0, "fatigue": f})  # fmt: skip
     m = ResponseModel().fit(log, fatigue="fatigue")
     assert 0.1 <= m.fatigue_rate_ <= 0.3
+    assert 0.0 < m.fatigue_rate_sd_ < 0.5
+    assert abs(np.log(m.fatigue_rate_ / r)) < 3 * m.fatigue_rate_sd_
     tired = m.predict([0], ["ads"], [6], fatigue=[12.0])[0]
     assert tired == pytest.approx(p_conv(t, 6 / (1 + r * 12)) - t[0], rel=0.25)
     assert tired < 0.5 * m.predict([0], ["ads"], [6])[0]
-    assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0
+    fresh = ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue")
+    assert fresh.fatigue_rate_ == 0.0 and fresh.fatigue_rate_sd_ == 0.0
+    back = pickle.loads(pickle.dumps(m))
+    assert (back.fatigue_rate_, back.fatigue_rate_sd_) == (m.fatigue_rate_, m.fatigue_rate_sd_)
+    del m.__dict__["fatigue_rate_sd_"]
+    old = pickle.loads(pickle.dumps(m))
+    assert old.fatigue_rate_sd_ == 0.0 and old.fatigue_rate_ == back.fatigue_rate_
 
 
 def _height_log(n: int, seed: int, scale: tuple[float, float] = (1.5, 0.5)) -> pd.DataFrame:

@@ -220,6 +220,12 @@ impl TouchpointResponse {
         self.inner.fit.fatigue_rate
     }
 
+    /// Posterior standard deviation of `log fatigue_rate` (0: not estimated).
+    #[getter]
+    fn fatigue_rate_sd(&self) -> f64 {
+        self.inner.fit.fatigue_rate_sd
+    }
+
     /// Share of the prior fatigue acting on the opt-out over the window.
     #[getter]
     fn fatigue_carry(&self) -> f64 {

@@ -12,8 +12,10 @@ of the predictions) continues that curve from ``f``: ``a n + d (n^2 + 2 n f)``, 
 fatigued than any in the log (e.g. those the last window touched heavily, when only fresh users
 were randomised) get their higher opt-out rate from the fatigue measured within the windows.
 Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n / (1 + r f)``,
-with one rate ``r`` (``fatigue_rate_``) chosen by profile likelihood once the log holds users of
-different prior fatigue (0 until then); the same data then also tell the share ``c`` of the prior
+with one rate ``r`` (``fatigue_rate_``) estimated once the log holds users of different prior
+fatigue (0 until then): the mode over ``log r`` of the profile likelihood times a weakly
+informative prior (normal, centred at 0.18 with standard deviation 1: it decides only where the
+likelihood is flat), ``fatigue_rate_sd_`` the posterior standard deviation of ``log r``; the same data then also tell the share ``c`` of the prior
 fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
 fatigue keeps decaying as the window's exposures arrive; 1 until then).
 
@@ -218,8 +220,8 @@ class ResponseModel(Versioned):
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_``, ``fatigue_carry_``
-    and ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` (and ``fatigue_rate_sd_``, the
+    standard deviation of its log), ``fatigue_carry_`` and ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -521,6 +523,7 @@ class ResponseModel(Versioned):
         )
         self.converged_ = core.converged
         self.fatigue_rate_ = float(core.fatigue_rate)
+        self.fatigue_rate_sd_ = float(core.fatigue_rate_sd)
         self.fatigue_carry_ = float(core.fatigue_carry)
         lay = core.layout
         self.horizon_days_ = None if lay is None else int(lay[0])
@@ -636,6 +639,8 @@ class ResponseModel(Versioned):
         state.setdefault("fatigue_halflife", 7.0)
         if raw is not None:
             state.setdefault("horizon_days_", None)
+            # A state from before the rate's uncertainty: picked on a grid, none reported.
+            state.setdefault("fatigue_rate_sd_", 0.0)
         self.__dict__.update(state)
         if raw is not None:
             self._core = _core.TouchpointResponse._from_state_bytes(raw)

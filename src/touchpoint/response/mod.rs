@@ -36,9 +36,11 @@
 //!   `n / (1 + r f)` in the Hill curve (tired users need more exposures for the same effect).
 //!   Within one window the damping is not separable from the Hill shape, so `r` is identified
 //!   only by rows of different prior fatigue: one rate shared by the channels (fatigue is the
-//!   user's) is chosen on a grid (`fit::FATIGUE_RATES`) by the channel-level fits' summed log
-//!   posterior (a profile likelihood), ties to the smaller rate, so a log without prior fatigue
-//!   gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
+//!   user's) is the mode over `log r` of the channel-level fits' summed log posterior (a
+//!   profile likelihood) plus a weakly informative prior (`fit::FATIGUE_RATE_PRIOR`: it
+//!   decides only where the profile is flat), found by a coarse scan and golden section, with
+//!   the posterior standard deviation of `log r` from the curvature there; a log without prior
+//!   fatigue gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
 //!   fatigue. The same rows tell how much of the prior fatigue acts on the opt-out over the
 //!   window (it keeps decaying as the window's exposures arrive): `c f P(n)` with a share `c`
 //!   chosen on a grid (`fit::FATIGUE_CARRIES`) by the opt-out fits' profile likelihood, 1 (the

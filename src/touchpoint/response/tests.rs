@@ -720,48 +720,52 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     assert!(e.to_string().contains("fatigue"), "{e}");
 }
 
+/// Rows of one cell whose conversion follows `truth` at `n / (1 + r f)`, prior fatigue 0, 4 or
+/// 12 (`fresh`: 0 only), arms up to 40 exposures so the damped curve is seen.
+fn damped_rows(truth: &Truth, r: f64, fresh: bool, rows: usize, seed: u64) -> (Sim, Vec<f64>) {
+    let arms = [0u32, 2, 4, 6, 9, 14, 20, 28, 40];
+    let mut rng = crate::rng::stream(seed, 7);
+    let mut s = simulate(&[vec![*truth]], &[vec![0]], seed);
+    let mut fat = vec![];
+    for _ in 0..rows {
+        let n = arms[rng.random_range(0..arms.len())];
+        let f = if fresh {
+            0.0
+        } else {
+            [0.0, 4.0, 12.0][rng.random_range(0..3)]
+        };
+        let ne = n as f64 / (1.0 + r * f);
+        s.group.push(0);
+        s.channel.push(0);
+        s.exposures.push(n);
+        s.converted
+            .push((rng.random::<f64>() < p_conv(truth, ne)) as u8 as f64);
+        s.opted_out.push(0.0);
+        s.weight.push(1.0);
+        fat.push(f);
+    }
+    (s, fat)
+}
+
+fn fit_damped(s: &Sim, fat: &[f64]) -> ResponseFit {
+    let mut log = s.log(false);
+    log.fatigue = Some(fat);
+    fit(
+        &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
+        &Prior::default(),
+        None,
+        &ctl(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
-    // conversion at n / (1 + r f), r = 0.2; arms up to 40 exposures so the damped curve is seen
+    // conversion at n / (1 + r f), r = 0.2
     let truth: Truth = [0.02, 0.1, 5.0, 2.0, 0.002, 0.0002];
     let r = 0.2;
-    let arms = [0u32, 2, 4, 6, 9, 14, 20, 28, 40];
-    let draw = |fresh: bool, seed: u64| {
-        let mut rng = crate::rng::stream(seed, 7);
-        let mut s = simulate(&[vec![truth]], &[vec![0]], seed);
-        let mut fat = vec![];
-        for _ in 0..80_000 {
-            let n = arms[rng.random_range(0..arms.len())];
-            let f = if fresh {
-                0.0
-            } else {
-                [0.0, 4.0, 12.0][rng.random_range(0..3)]
-            };
-            let ne = n as f64 / (1.0 + r * f);
-            s.group.push(0);
-            s.channel.push(0);
-            s.exposures.push(n);
-            s.converted
-                .push((rng.random::<f64>() < p_conv(&truth, ne)) as u8 as f64);
-            s.opted_out.push(0.0);
-            s.weight.push(1.0);
-            fat.push(f);
-        }
-        (s, fat)
-    };
-    let fit_of = |s: &Sim, fat: &[f64]| {
-        let mut log = s.log(false);
-        log.fatigue = Some(fat);
-        fit(
-            &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
-            &Prior::default(),
-            None,
-            &ctl(),
-        )
-        .unwrap()
-    };
-    let (s, fat) = draw(false, 11);
-    let f = fit_of(&s, &fat);
+    let (s, fat) = damped_rows(&truth, r, false, 80_000, 11);
+    let f = fit_damped(&s, &fat);
     assert!(
         (0.1..=0.3).contains(&f.fatigue_rate),
         "rate {}",
@@ -783,10 +787,60 @@ fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
         );
     }
     // fresh users only: nothing to learn the damping from, none assumed
-    let (s, fat) = draw(true, 12);
-    let f = fit_of(&s, &fat);
+    let (s, fat) = damped_rows(&truth, r, true, 80_000, 12);
+    let f = fit_damped(&s, &fat);
     assert_eq!(f.fatigue_rate, 0.0);
+    assert_eq!(f.fatigue_rate_sd, 0.0);
     assert_eq!(inc(&f, 6.0, 12.0), inc(&f, 6.0, 0.0));
+}
+
+#[test]
+fn the_damping_rate_is_continuous_follows_the_data_away_from_the_prior_and_reports_its_spread() {
+    let truth: Truth = [0.02, 0.1, 5.0, 2.0, 0.002, 0.0002];
+    // A rate far from the prior's centre (0.18) and off the old grid is recovered: the prior
+    // (a factor e at one sd) does not hold it back when the data speak.
+    for (r, seed) in [(0.65, 21u64), (0.04, 22)] {
+        let (s, fat) = damped_rows(&truth, r, false, 200_000, seed);
+        let f = fit_damped(&s, &fat);
+        assert!(
+            relerr(f.fatigue_rate, r) < 0.35,
+            "rate {} vs {r}",
+            f.fatigue_rate
+        );
+        assert!(
+            f.fatigue_rate_sd > 0.0 && f.fatigue_rate_sd < 1.0,
+            "sd {}",
+            f.fatigue_rate_sd
+        );
+        // the truth lies within 3 sd on the log scale
+        assert!(
+            (f.fatigue_rate.ln() - r.ln()).abs() < 3.0 * f.fatigue_rate_sd,
+            "rate {} sd {} vs {r}",
+            f.fatigue_rate,
+            f.fatigue_rate_sd
+        );
+    }
+    // More rows, a smaller spread.
+    let sd = |rows: usize| {
+        let (s, fat) = damped_rows(&truth, 0.3, false, rows, 23);
+        fit_damped(&s, &fat).fatigue_rate_sd
+    };
+    let (few, many) = (sd(40_000), sd(320_000));
+    assert!(many < 0.6 * few, "sd {few} -> {many}");
+    // No conversion effect at all: the data say nothing about the rate, the prior decides (its
+    // centre, its spread).
+    let flat: Truth = [0.02, 1e-6, 5.0, 2.0, 0.002, 0.0002];
+    let (s, fat) = damped_rows(&flat, 0.5, false, 80_000, 24);
+    let f = fit_damped(&s, &fat);
+    assert!(
+        (f.fatigue_rate / super::fit::FATIGUE_RATE_PRIOR.0)
+            .ln()
+            .abs()
+            < 0.3,
+        "rate {}",
+        f.fatigue_rate
+    );
+    assert!(f.fatigue_rate_sd > 0.8, "sd {}", f.fatigue_rate_sd);
 }
 
 /// The days of a user's touches under the planner's layout (one entry per touch).
