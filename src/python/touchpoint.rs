@@ -11,7 +11,7 @@ use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::touchpoint::height::Height;
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
 use crate::touchpoint::response::{
-    Counts, Log, Prior, Response, TouchLayout, N_PARAMS, PARAM_NAMES,
+    Counts, Log, Prior, Response, TouchLayout, NO, N_PARAMS, PARAM_NAMES,
 };
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -174,6 +174,23 @@ impl TouchpointResponse {
     fn channel_params<'py>(&self, py: Python<'py>) -> PyResult<Arr<'py, numpy::Ix2>> {
         let f = &self.inner.fit;
         shaped(py, f.channel_params(), [f.n_channels, N_PARAMS])
+    }
+
+    /// Posterior covariance of every cell's opt-out parameters `(log a, log d)`, `(n_groups,
+    /// n_channels, 4)` (row-major 2 x 2; a cell without data: a new segment's, as
+    /// `channel_cov_opt`).
+    #[getter]
+    fn cov_opt<'py>(&self, py: Python<'py>) -> PyResult<Arr3<'py>> {
+        let f = &self.inner.fit;
+        shaped(py, f.cov_opt.clone(), [f.n_groups, f.n_channels, NO * NO])
+    }
+
+    /// Covariance of a new segment's opt-out parameters `(log a, log d)` per channel (the
+    /// channel's posterior plus the segment spread), `(n_channels, 4)`.
+    #[getter]
+    fn channel_cov_opt<'py>(&self, py: Python<'py>) -> PyResult<Arr<'py, numpy::Ix2>> {
+        let f = &self.inner.fit;
+        shaped(py, f.channel_cov_opt.clone(), [f.n_channels, NO * NO])
     }
 
     /// Segment spread per channel and unconstrained parameter, `(n_channels, 6)`.

@@ -148,7 +148,7 @@ def _(c):
 def _(c):
     return c.fitted.plan, dict(
         users=c.users, budget=3.0, value=np.full(N, 10.0), segment=c.seg, reachable=c.reach,
-        start_day=127, explore=False, max_optouts=5.0,
+        start_day=127, explore=False, max_optouts=5.0, optout_z=0.5,
     )  # fmt: skip
 
 

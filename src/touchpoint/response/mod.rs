@@ -133,7 +133,8 @@ const BATCH: usize = 8;
 /// Rows per chunk of [`ResponseFit::predict`].
 const PREDICT_ROWS: usize = 1 << 16;
 const NC: usize = 4;
-const NO: usize = 2;
+/// Parameters of the opt-out curve (`log a`, `log d`).
+pub const NO: usize = 2;
 
 const STATE_KIND: &str = "growthmachine.touchpoint.Response";
 const STATE_VERSION: u32 = 1;
