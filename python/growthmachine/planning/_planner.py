@@ -26,6 +26,7 @@ from .. import _convert as cv
 from .._state import Versioned
 from ._calibrate import (
     Calibration,
+    ControlPool,
     LinearCalibration,
     ScaledCalibration,
     fit_calibration,
@@ -425,7 +426,17 @@ class Planner(Versioned):
                 score["conversion"],
                 (ys["conversion"] - base["conversion"])[used],
             )
-        self._cal_data = {"task": j_used, "treated": tr, "targets": targets}
+        self._cal_data = {
+            "task": j_used,
+            "treated": tr,
+            "targets": targets,
+            # every control row, for the scaled map's levels (ControlPool)
+            "controls": {
+                "eligible": comp.eligible[rows[ctrl]],
+                "y": {k: (ys[k] - base[k])[ctrl] for k in ys},
+                "treated_counts": np.bincount(action[~ctrl], minlength=T),
+            },
+        }
         self._fit_calibration()
         self.log_summary_ = {
             "rows": int(len(keep)),
@@ -450,12 +461,19 @@ class Planner(Versioned):
         strata = self._strata(d["task"])
         tr = d["treated"]
         self.calibration_: dict[str, list[Calibration | LinearCalibration | ScaledCalibration]] = {}
+        pool = d.get("controls")  # fitted before the pool: controls at their pseudo-tasks
         for key, (score, y) in d["targets"].items():
             if key == "profit":  # profit = margin x GMV - cost, from their own maps
                 continue
+            controls = None
+            if pool is not None and key in pool["y"]:
+                controls = ControlPool(pool["eligible"], pool["y"][key],
+                                       self._strata(np.arange(pool["eligible"].shape[1])),
+                                       pool["treated_counts"])  # fmt: skip
             if key == "gmv" and self.winsorize > 0:
                 lo, hi = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
                 y = np.clip(y, lo, hi)
+                controls = None if controls is None else controls.clipped(lo, hi)
             how = getattr(self, "calibration", "isotonic")
             if how == "linear":
                 self.calibration_[key] = fit_linear_calibrations(
@@ -466,6 +484,7 @@ class Planner(Versioned):
                 self.calibration_[key] = fit_scaled_calibrations(
                     score, y, tr, strata, shrink=self.shrink,
                     alpha=getattr(self, "level_alpha", None),  # states saved before: None
+                    controls=controls,
                 )  # fmt: skip
                 continue
             maps = []
