@@ -128,7 +128,10 @@ class Planner(Versioned):
     only set its
     level per stratum from the log (:func:`~growthmachine.planning._calibrate.
     fit_scaled_calibrations`: the stratum's measured effect, shrunk toward 0, spread over its
-    pairs in proportion to their scores); the cost keeps the binned map. Why: with the
+    pairs in proportion to their scores; the effect is its treated rows against every control
+    of the log eligible for its tasks, :class:`~growthmachine.planning._calibrate.ControlPool`,
+    which cut the machine's worst forecast error at 200k users on five world/seed runs, e.g.
+    0.455 -> 0.172 on the default world, seed 1); the cost keeps the binned map. Why: with the
     world's true effects in place of the log's realised outcomes, binned maps of the same
     scores would earn 0.39-0.41 of the oracle on the fatigued world at 100k users (planner
     seeds 0-2; the log's own maps 0.18-0.30) and 0.39-0.43 at 1M (0.31-0.39): the bins'
