@@ -44,7 +44,7 @@ use super::tree::{self, Shared, Tree, TreeParams};
 use super::{arms_of, global_effects, global_sums};
 use super::{dedup, pairs};
 use crate::control::Control;
-use crate::error::{check_finite, check_len, CoreError, Result};
+use crate::error::{check_finite, check_len, CoreError, Result, Zeroed};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -315,25 +315,19 @@ impl Forest {
         ctl: &Control,
         add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
     ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let mut est: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
-        let mut se: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
-        if est.is_empty() {
-            return Ok((est, se));
-        }
         let b = self.trees.len() as f64;
-        ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
-        est.par_chunks_mut(PREDICT_CHUNK * width)
-            .zip(se.par_chunks_mut(PREDICT_CHUNK * width))
-            .zip(x.par_chunks(PREDICT_CHUNK * p.max(1)))
-            .try_for_each(|((e, s), xs)| {
-                ctl.check()?;
+        self.chunked(
+            x,
+            n,
+            p,
+            width,
+            ctl,
+            |e: &mut [f64], s: &mut [f64], xs, _| {
                 add(e, s, xs);
                 e.iter_mut().for_each(|v| *v /= b);
                 s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
-                ctl.advance(1);
-                Ok(())
-            })?;
-        Ok((est, se))
+            },
+        )
     }
 
     /// [`Forest::by_chunks`] with each number rounded to the nearest float32 (the same float64
@@ -347,31 +341,57 @@ impl Forest {
         ctl: &Control,
         add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let mut est: Vec<f32> = crate::error::try_zeroed_rows("X", n, width)?;
-        let mut se: Vec<f32> = crate::error::try_zeroed_rows("X", n, width)?;
+        let b = self.trees.len() as f64;
+        self.chunked(
+            x,
+            n,
+            p,
+            width,
+            ctl,
+            |e: &mut [f32], s: &mut [f32], xs, scratch| {
+                let (e64, s64) = scratch;
+                e64.clear();
+                e64.resize(e.len(), 0.0);
+                s64.clear();
+                s64.resize(s.len(), 0.0);
+                add(e64, s64, xs);
+                for (o, &v) in e.iter_mut().zip(e64.iter()) {
+                    *o = (v / b) as f32;
+                }
+                for (o, &v) in s.iter_mut().zip(s64.iter()) {
+                    *o = (v / b).sqrt() as f32;
+                }
+            },
+        )
+    }
+
+    /// The chunk driver of [`Forest::by_chunks`] and [`Forest::by_chunks_f32`]: zeroed `n x
+    /// width` outputs, `fill(e, s, xs, scratch)` per chunk of `PREDICT_CHUNK` rows in parallel
+    /// (one float64 scratch pair per worker, reused across its chunks), Ctrl-C checked before
+    /// each chunk and progress counted in chunks.
+    fn chunked<T: Sync, O: Zeroed + Send>(
+        &self,
+        x: &[T],
+        n: usize,
+        p: usize,
+        width: usize,
+        ctl: &Control,
+        fill: impl Fn(&mut [O], &mut [O], &[T], &mut (Vec<f64>, Vec<f64>)) + Sync,
+    ) -> Result<(Vec<O>, Vec<O>)> {
+        let mut est: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
+        let mut se: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
         if est.is_empty() {
             return Ok((est, se));
         }
-        let b = self.trees.len() as f64;
         ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
         est.par_chunks_mut(PREDICT_CHUNK * width)
             .zip(se.par_chunks_mut(PREDICT_CHUNK * width))
             .zip(x.par_chunks(PREDICT_CHUNK * p.max(1)))
             .try_for_each_init(
                 || (Vec::new(), Vec::new()),
-                |(e64, s64): &mut (Vec<f64>, Vec<f64>), ((e, s), xs)| {
+                |scratch, ((e, s), xs)| {
                     ctl.check()?;
-                    e64.clear();
-                    e64.resize(e.len(), 0.0);
-                    s64.clear();
-                    s64.resize(s.len(), 0.0);
-                    add(e64, s64, xs);
-                    for (o, &v) in e.iter_mut().zip(e64.iter()) {
-                        *o = (v / b) as f32;
-                    }
-                    for (o, &v) in s.iter_mut().zip(s64.iter()) {
-                        *o = (v / b).sqrt() as f32;
-                    }
+                    fill(e, s, xs, scratch);
                     ctl.advance(1);
                     Ok(())
                 },
