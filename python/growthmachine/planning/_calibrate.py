@@ -28,7 +28,7 @@ compares forecasts with what the world says happened).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -228,10 +228,6 @@ class ControlPool:
         mean = float(a @ self.y)
         ss = float(a @ a)
         return mean, float(self.y[used].var(ddof=1)) * ss, 1.0 / ss
-
-    def clipped(self, lo: float, hi: float) -> ControlPool:
-        """The same pool with outcomes clipped to ``[lo, hi]`` (winsorised)."""
-        return replace(self, y=np.clip(self.y, lo, hi))
 
 
 def fit_scaled_calibrations(

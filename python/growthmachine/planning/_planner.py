@@ -468,15 +468,10 @@ class Planner(Versioned):
         for key, (score, y) in d["targets"].items():
             if key == "profit":  # profit = margin x GMV - cost, from their own maps
                 continue
-            controls = None
-            if pool is not None and key in pool["y"]:
-                controls = ControlPool(pool["eligible"], pool["y"][key],
-                                       self._strata(np.arange(pool["eligible"].shape[1])),
-                                       pool["treated_counts"])  # fmt: skip
+            clip = None
             if key == "gmv" and self.winsorize > 0:
-                lo, hi = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
-                y = np.clip(y, lo, hi)
-                controls = None if controls is None else controls.clipped(lo, hi)
+                clip = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
+                y = np.clip(y, *clip)
             how = getattr(self, "calibration", "isotonic")
             if how == "linear":
                 self.calibration_[key] = fit_linear_calibrations(
@@ -484,6 +479,12 @@ class Planner(Versioned):
                 )
                 continue
             if how == "scaled" and key != "cost":
+                controls = None
+                if pool is not None and key in pool["y"]:
+                    yc = pool["y"][key] if clip is None else np.clip(pool["y"][key], *clip)
+                    controls = ControlPool(pool["eligible"], yc,
+                                           self._strata(np.arange(pool["eligible"].shape[1])),
+                                           pool["treated_counts"])  # fmt: skip
                 self.calibration_[key] = fit_scaled_calibrations(
                     score, y, tr, strata, shrink=self.shrink,
                     alpha=getattr(self, "level_alpha", None),  # states saved before: None
