@@ -44,7 +44,7 @@ use super::tree::{self, Shared, Tree, TreeParams};
 use super::{arms_of, global_effects, global_sums};
 use super::{dedup, pairs};
 use crate::control::Control;
-use crate::error::{check_finite, check_len, CoreError, Result, Zeroed};
+use crate::error::{check_finite, check_len, CoreError, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -301,12 +301,13 @@ impl Forest {
         })
     }
 
-    /// The `n x width` estimates and standard errors of the rows of `x` (`n x p`): `add(e, s,
-    /// xs)` sums, over the trees, the leaf estimates and squared standard errors of a chunk of
-    /// rows `xs` into `e` and `s`; chunks run in parallel, Ctrl-C is checked before each, and
-    /// the sums become means and root mean squares. The outputs come from zero pages, so
-    /// nothing is filled before the first check.
-    fn by_chunks<T: Sync>(
+    /// The `n x width` estimates and standard errors of the rows of `x` (`n x p`), as float64
+    /// or float32 (`O`, see [`ChunkOut`]): `add(e, s, xs)` sums, over the trees, the leaf
+    /// estimates and squared standard errors of a chunk of rows `xs` into `e` and `s`; chunks
+    /// run in parallel (one float64 scratch pair per worker, reused across its chunks), Ctrl-C
+    /// is checked before each, and the sums become means and root mean squares. The outputs
+    /// come from zero pages, so nothing is filled before the first check.
+    fn by_chunks<T: Sync, O: ChunkOut>(
         &self,
         x: &[T],
         n: usize,
@@ -314,75 +315,13 @@ impl Forest {
         width: usize,
         ctl: &Control,
         add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let b = self.trees.len() as f64;
-        self.chunked(
-            x,
-            n,
-            p,
-            width,
-            ctl,
-            |e: &mut [f64], s: &mut [f64], xs, _| {
-                add(e, s, xs);
-                e.iter_mut().for_each(|v| *v /= b);
-                s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
-            },
-        )
-    }
-
-    /// [`Forest::by_chunks`] with each number rounded to the nearest float32 (the same float64
-    /// sums of a chunk, in a scratch buffer, then the mean and root mean square as float32).
-    fn by_chunks_f32<T: Sync>(
-        &self,
-        x: &[T],
-        n: usize,
-        p: usize,
-        width: usize,
-        ctl: &Control,
-        add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let b = self.trees.len() as f64;
-        self.chunked(
-            x,
-            n,
-            p,
-            width,
-            ctl,
-            |e: &mut [f32], s: &mut [f32], xs, scratch| {
-                let (e64, s64) = scratch;
-                e64.clear();
-                e64.resize(e.len(), 0.0);
-                s64.clear();
-                s64.resize(s.len(), 0.0);
-                add(e64, s64, xs);
-                for (o, &v) in e.iter_mut().zip(e64.iter()) {
-                    *o = (v / b) as f32;
-                }
-                for (o, &v) in s.iter_mut().zip(s64.iter()) {
-                    *o = (v / b).sqrt() as f32;
-                }
-            },
-        )
-    }
-
-    /// The chunk driver of [`Forest::by_chunks`] and [`Forest::by_chunks_f32`]: zeroed `n x
-    /// width` outputs, `fill(e, s, xs, scratch)` per chunk of `PREDICT_CHUNK` rows in parallel
-    /// (one float64 scratch pair per worker, reused across its chunks), Ctrl-C checked before
-    /// each chunk and progress counted in chunks.
-    fn chunked<T: Sync, O: Zeroed + Send>(
-        &self,
-        x: &[T],
-        n: usize,
-        p: usize,
-        width: usize,
-        ctl: &Control,
-        fill: impl Fn(&mut [O], &mut [O], &[T], &mut (Vec<f64>, Vec<f64>)) + Sync,
     ) -> Result<(Vec<O>, Vec<O>)> {
         let mut est: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
         let mut se: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
         if est.is_empty() {
             return Ok((est, se));
         }
+        let b = self.trees.len() as f64;
         ctl.set_total(n.div_ceil(PREDICT_CHUNK) as u64);
         est.par_chunks_mut(PREDICT_CHUNK * width)
             .zip(se.par_chunks_mut(PREDICT_CHUNK * width))
@@ -391,7 +330,7 @@ impl Forest {
                 || (Vec::new(), Vec::new()),
                 |scratch, ((e, s), xs)| {
                     ctl.check()?;
-                    fill(e, s, xs, scratch);
+                    O::fill(e, s, xs, b, scratch, &add);
                     ctl.advance(1);
                     Ok(())
                 },
@@ -614,7 +553,7 @@ impl Forest {
             let r = resolver.as_ref().expect("resolved");
             let add = |e: &mut [f64], s: &mut [f64], cs: &[u8]| r.add_codes(e, s, cs, m, k);
             if f32_groups {
-                let (e, s) = self.by_chunks_f32(&codes, u, m, k, ctl, add)?;
+                let (e, s) = self.by_chunks::<_, f32>(&codes, u, m, k, ctl, add)?;
                 return Ok(Scored::Groups32(e, s, of_row));
             }
             self.by_chunks(&codes, u, m, k, ctl, add)?
@@ -646,6 +585,58 @@ impl Forest {
             t.check(f.n_features, f.n_treatments)?;
         }
         Ok(f)
+    }
+}
+
+/// The number type of [`Forest::by_chunks`]' outputs: float64 (the sums are made in place) or
+/// float32 (the same float64 sums in a scratch buffer, then each mean and root mean square
+/// rounded to the nearest float32).
+trait ChunkOut: crate::error::Zeroed + Send {
+    fn fill<T>(
+        e: &mut [Self],
+        s: &mut [Self],
+        xs: &[T],
+        b: f64,
+        scratch: &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    );
+}
+
+impl ChunkOut for f64 {
+    fn fill<T>(
+        e: &mut [f64],
+        s: &mut [f64],
+        xs: &[T],
+        b: f64,
+        _: &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    ) {
+        add(e, s, xs);
+        e.iter_mut().for_each(|v| *v /= b);
+        s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
+    }
+}
+
+impl ChunkOut for f32 {
+    fn fill<T>(
+        e: &mut [f32],
+        s: &mut [f32],
+        xs: &[T],
+        b: f64,
+        (e64, s64): &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    ) {
+        e64.clear();
+        e64.resize(e.len(), 0.0);
+        s64.clear();
+        s64.resize(s.len(), 0.0);
+        add(e64, s64, xs);
+        for (o, &v) in e.iter_mut().zip(e64.iter()) {
+            *o = (v / b) as f32;
+        }
+        for (o, &v) in s.iter_mut().zip(s64.iter()) {
+            *o = (v / b).sqrt() as f32;
+        }
     }
 }
 
