@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -330,7 +331,14 @@ def test_auto_falls_back_to_dual_when_the_mip_cannot_prove_its_plan_in_time(monk
         np.arange(137), np.zeros(136, np.int64), v, resources={"budget": 50.0},
         usage={"budget": w}, n_actions=1,
     )  # fmt: skip
-    sol = gm.allocate.solve(prob, progress=False)
+    # in a thread, so that a solver that hangs again fails the test instead of stalling it
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(gm.allocate.solve(prob, progress=False)),
+                              daemon=True)  # fmt: skip
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and out, "method='auto' did not return within 60 s"
+    sol = out[0]
     assert sol.method == "dual"
     assert sol.status in ("optimal", "feasible")
     assert sol.usage["used"].iloc[0] <= 50.0 + 1e-9
