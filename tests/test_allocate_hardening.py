@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -312,3 +313,41 @@ def test_ctrl_c_stops_the_solvers(seconds_to_interrupt, method, n):
         after=1.5,
     )
     assert took < 1.0, took
+
+
+def test_auto_falls_back_to_dual_when_the_mip_cannot_prove_its_plan_in_time(monkeypatch):
+    """136 candidates of equal usage under one budget (a cardinality constraint in disguise: 28
+    fit): microlp's branch and bound keeps the budget's fractional item in every branch's bound
+    and does not finish (it ran for minutes); ``method="auto"`` gives it AUTO_EXACT_SECONDS
+    (shortened here), then returns the dual method's plan with its certificate. The plan is the
+    optimum here (the 28 largest values) and within the budget."""
+    from growthmachine.allocate import _solve
+
+    monkeypatch.setattr(_solve, "AUTO_EXACT_SECONDS", 0.5)
+    rng = np.random.default_rng(0)
+    v = rng.gamma(1.0, 2.0, 136) + 0.01
+    w = np.full(136, 50.0 / 28.69)
+    prob = gm.allocate.Problem.from_arrays(
+        np.arange(137), np.zeros(136, np.int64), v, resources={"budget": 50.0},
+        usage={"budget": w}, n_actions=1,
+    )  # fmt: skip
+    # in a thread, so that a solver that hangs again fails the test instead of stalling it
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(gm.allocate.solve(prob, progress=False)),
+                              daemon=True)  # fmt: skip
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and out, "method='auto' did not return within 60 s"
+    sol = out[0]
+    assert sol.method == "dual"
+    assert sol.status in ("optimal", "feasible")
+    assert sol.usage["used"].iloc[0] <= 50.0 + 1e-9
+    assert sol.objective == pytest.approx(np.sort(v)[-28:].sum(), rel=1e-9)
+    assert sol.dual_bound >= sol.objective
+    # a problem the MIP proves at once keeps the exact method
+    small = gm.allocate.Problem.from_arrays(
+        np.arange(6), np.zeros(5, np.int64), np.arange(1.0, 6.0), resources={"budget": 2.0},
+        usage={"budget": np.array([1.0, 1.0, 1.5, 1.0, 0.5])}, n_actions=1,
+    )  # fmt: skip
+    exact = gm.allocate.solve(small, progress=False)
+    assert exact.method == "exact" and exact.status == "optimal"

@@ -29,7 +29,8 @@ def test_planner_earns_a_share_of_the_oracle_and_forecasts_it():
     profit = float(truth["incremental_profit"].sum())
     spend = float(truth["expected_cost"].sum())
     oracle = float(env.oracle_allocation(budget=spend).attrs["total_value"])
-    # measured: 36.0 % of the oracle, forecast 0.85 x the truth (the scaled map without its
+    # measured (the benchmark's default row, seed 0): 36.9 % of the oracle, forecast 0.92 x the
+    # truth (before the control pool of a9a968e: 36.0 %, 0.85 x; the scaled map without its
     # level test: 32.6 %, 1.63 x; the former plan: 5.1 %, 15.5 x)
     assert profit >= 0.3 * oracle, (profit, oracle)
     assert 0.75 <= tp.forecast["profit"] / profit <= 1.25, (tp.forecast["profit"], profit)

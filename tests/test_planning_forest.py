@@ -305,3 +305,40 @@ def test_max_features_sqrt_plus_20_is_grfs_mtry():
     b = fit(X30, t, y, n_estimators=5, max_features="sqrt+20").predict(X30)
     np.testing.assert_array_equal(b, fit(X30, t, y, n_estimators=5, max_features=26).predict(X30))
     assert not np.array_equal(b, fit(X30, t, y, n_estimators=5, max_features=25).predict(X30))
+
+
+def test_auto_leaf_size_expects_ten_events_of_the_rarer_outcome():
+    """``min_samples_leaf="auto"`` (the default) keeps 100 rows for continuous and common binary
+    outcomes and grows the leaves of rare binary ones to ``ceil(10 / min(p, 1 - p))`` rows; the
+    forest it fits is the forest of that int; a weighted rate counts the weights."""
+    from growthmachine.planning.uplift.forest import auto_leaf_size
+
+    X, t, y, _ = make(6_000, seed=31)
+    assert UpliftForest().min_samples_leaf == "auto"
+    assert UpliftForest(n_estimators=3).fit(X, t, y).min_samples_leaf_ == 100
+    rng = np.random.default_rng(3)
+    rare = (rng.random(len(y)) < 0.004).astype(float)
+    rare[:24] = 1.0  # at least 24 events: p >= 0.004
+    p = rare.mean()
+    want = int(np.ceil(10 / p))
+    assert 100 < want < len(y)
+    assert auto_leaf_size(rare) == want
+    assert auto_leaf_size(1.0 - rare) == want  # the rarer outcome, either way round
+    assert auto_leaf_size((rng.random(1000) < 0.3).astype(float)) == 100
+    assert auto_leaf_size(np.zeros(50)) == 100  # no variation: nothing to protect
+    assert auto_leaf_size(np.r_[1.0, np.zeros(99_999)]) == 100_000  # at most n
+    w = np.where(rare == 1.0, 3.0, 1.0)
+    pw = 3 * rare.sum() / (3 * rare.sum() + (len(rare) - rare.sum()))
+    assert auto_leaf_size(rare, w) == int(np.ceil(10 / pw))
+    a = UpliftForest(n_estimators=5, seed=2).fit(X, t, rare)
+    b = UpliftForest(n_estimators=5, seed=2, min_samples_leaf=want).fit(X, t, rare)
+    assert a.min_samples_leaf_ == want
+    np.testing.assert_array_equal(a.predict(X[:200]), b.predict(X[:200]))
+    c = UpliftForest(n_estimators=5, seed=2, min_samples_leaf=100).fit(X, t, rare)
+    assert not np.array_equal(a.predict(X[:200]), c.predict(X[:200]))
+    # an explicit int is kept whatever the outcome
+    assert UpliftForest(n_estimators=2, min_samples_leaf=7).fit(X, t, rare).min_samples_leaf_ == 7
+    with pytest.raises(ValueError, match="^min_samples_leaf: must be an int >= 1 or 'auto'"):
+        UpliftForest(min_samples_leaf="big").fit(X, t, y)
+    # a pickled forest keeps the size it used
+    assert pickle.loads(pickle.dumps(a)).min_samples_leaf_ == want

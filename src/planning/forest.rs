@@ -54,6 +54,8 @@ use std::sync::Mutex;
 enum Scored {
     Rows(Vec<f64>, Vec<f64>),
     Groups(Vec<f64>, Vec<f64>, Vec<u32>),
+    /// The groups' numbers rounded to float32 (as the rows get them), and the group of each row.
+    Groups32(Vec<f32>, Vec<f32>, Vec<u32>),
 }
 
 /// How many candidate features each node draws.
@@ -299,12 +301,13 @@ impl Forest {
         })
     }
 
-    /// The `n x width` estimates and standard errors of the rows of `x` (`n x p`): `add(e, s,
-    /// xs)` sums, over the trees, the leaf estimates and squared standard errors of a chunk of
-    /// rows `xs` into `e` and `s`; chunks run in parallel, Ctrl-C is checked before each, and
-    /// the sums become means and root mean squares. The outputs come from zero pages, so
-    /// nothing is filled before the first check.
-    fn by_chunks<T: Sync>(
+    /// The `n x width` estimates and standard errors of the rows of `x` (`n x p`), as float64
+    /// or float32 (`O`, see [`ChunkOut`]): `add(e, s, xs)` sums, over the trees, the leaf
+    /// estimates and squared standard errors of a chunk of rows `xs` into `e` and `s`; chunks
+    /// run in parallel (one float64 scratch pair per worker, reused across its chunks), Ctrl-C
+    /// is checked before each, and the sums become means and root mean squares. The outputs
+    /// come from zero pages, so nothing is filled before the first check.
+    fn by_chunks<T: Sync, O: ChunkOut>(
         &self,
         x: &[T],
         n: usize,
@@ -312,9 +315,9 @@ impl Forest {
         width: usize,
         ctl: &Control,
         add: impl Fn(&mut [f64], &mut [f64], &[T]) + Sync,
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let mut est: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
-        let mut se: Vec<f64> = crate::error::try_zeroed_rows("X", n, width)?;
+    ) -> Result<(Vec<O>, Vec<O>)> {
+        let mut est: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
+        let mut se: Vec<O> = crate::error::try_zeroed_rows("X", n, width)?;
         if est.is_empty() {
             return Ok((est, se));
         }
@@ -323,14 +326,15 @@ impl Forest {
         est.par_chunks_mut(PREDICT_CHUNK * width)
             .zip(se.par_chunks_mut(PREDICT_CHUNK * width))
             .zip(x.par_chunks(PREDICT_CHUNK * p.max(1)))
-            .try_for_each(|((e, s), xs)| {
-                ctl.check()?;
-                add(e, s, xs);
-                e.iter_mut().for_each(|v| *v /= b);
-                s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
-                ctl.advance(1);
-                Ok(())
-            })?;
+            .try_for_each_init(
+                || (Vec::new(), Vec::new()),
+                |scratch, ((e, s), xs)| {
+                    ctl.check()?;
+                    O::fill(e, s, xs, b, scratch, &add);
+                    ctl.advance(1);
+                    Ok(())
+                },
+            )?;
         Ok((est, se))
     }
 
@@ -354,11 +358,12 @@ impl Forest {
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         self.check_pairs(pu, z, k)?;
         check_len("X", xu.len(), n * pu, "n_samples * n_user_features")?;
-        let scored =
-            self.pairs_scored(n, pu, |i| &xu[i * pu..(i + 1) * pu], Some(xu), z, k, ctl)?;
+        let row = |i: usize| &xu[i * pu..(i + 1) * pu];
+        let scored = self.pairs_scored(n, pu, row, Some(xu), z, k, false, ctl)?;
         let (eu, su, of_row) = match scored {
             Scored::Rows(e, s) => return Ok((e, s)),
             Scored::Groups(eu, su, of_row) => (eu, su, of_row),
+            Scored::Groups32(..) => unreachable!("float64 groups asked"),
         };
         let mut est: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
         let mut se: Vec<f64> = crate::error::try_zeroed("X", n * k)?;
@@ -422,10 +427,13 @@ impl Forest {
             return Ok(());
         }
         let row = |i: usize| &x[rows[i] * pu..(rows[i] + 1) * pu];
-        let scored = self.pairs_scored(n, pu, row, None, z, k, ctl)?;
-        let (eu, su, of_row) = match &scored {
-            Scored::Rows(e, s) => (e, s, None),
-            Scored::Groups(eu, su, of_row) => (eu, su, Some(of_row)),
+        // the groups' numbers come as float32 (the rounding the rows get): half the bytes
+        // written, then read at random by the copy to the rows
+        let scored = self.pairs_scored(n, pu, row, None, z, k, true, ctl)?;
+        let (e64, s64, e32, s32, of_row): (&[f64], &[f64], &[f32], &[f32], _) = match &scored {
+            Scored::Rows(e, s) => (e, s, &[], &[], None),
+            Scored::Groups(eu, su, of_row) => (eu, su, &[], &[], Some(of_row)),
+            Scored::Groups32(eu, su, of_row) => (&[], &[], eu, su, Some(of_row)),
         };
         // the output rows of each chunk of `rows` (ascending): disjoint slices
         let mut parts = Vec::with_capacity(n.div_ceil(PREDICT_CHUNK));
@@ -446,10 +454,15 @@ impl Forest {
                 let lo = chunk[0];
                 for (i, &r) in chunk.iter().enumerate() {
                     let g = of_row.map_or(first + i, |o| o[first + i] as usize);
-                    let at = (r - lo) * k;
-                    for j in 0..k {
-                        e_out[at + j] = eu[g * k + j] as f32;
-                        s_out[at + j] = su[g * k + j] as f32;
+                    let (at, from) = ((r - lo) * k, g * k);
+                    if e32.is_empty() {
+                        for j in 0..k {
+                            e_out[at + j] = e64[from + j] as f32;
+                            s_out[at + j] = s64[from + j] as f32;
+                        }
+                    } else {
+                        e_out[at..at + k].copy_from_slice(&e32[from..from + k]);
+                        s_out[at..at + k].copy_from_slice(&s32[from..from + k]);
                     }
                 }
             });
@@ -487,6 +500,8 @@ impl Forest {
     /// one `n x pu` slice, if they are) against every row of `z`: each row's `k` estimates and
     /// standard errors, or those of each group of rows no split tells apart and the group of
     /// each row ([`dedup`]).
+    /// `f32_groups`: the groups scored from their codes come as [`Scored::Groups32`] (each
+    /// number the float64 one rounded to the nearest float32).
     #[allow(clippy::too_many_arguments)]
     fn pairs_scored<'a>(
         &self,
@@ -496,6 +511,7 @@ impl Forest {
         contiguous: Option<&[f64]>,
         z: &[f64],
         k: usize,
+        f32_groups: bool,
         ctl: &Control,
     ) -> Result<Scored> {
         let pz = self.n_features - pu;
@@ -535,7 +551,12 @@ impl Forest {
         let (u, m) = (firsts.len(), coder.width());
         let (eu, su) = if by_codes {
             let r = resolver.as_ref().expect("resolved");
-            self.by_chunks(&codes, u, m, k, ctl, |e, s, cs| r.add_codes(e, s, cs, m, k))?
+            let add = |e: &mut [f64], s: &mut [f64], cs: &[u8]| r.add_codes(e, s, cs, m, k);
+            if f32_groups {
+                let (e, s) = self.by_chunks::<_, f32>(&codes, u, m, k, ctl, add)?;
+                return Ok(Scored::Groups32(e, s, of_row));
+            }
+            self.by_chunks(&codes, u, m, k, ctl, add)?
         } else if u == n {
             let (e, s) = match contiguous {
                 Some(xs) => score(xs, n)?,
@@ -564,6 +585,58 @@ impl Forest {
             t.check(f.n_features, f.n_treatments)?;
         }
         Ok(f)
+    }
+}
+
+/// The number type of [`Forest::by_chunks`]' outputs: float64 (the sums are made in place) or
+/// float32 (the same float64 sums in a scratch buffer, then each mean and root mean square
+/// rounded to the nearest float32).
+trait ChunkOut: crate::error::Zeroed + Send {
+    fn fill<T>(
+        e: &mut [Self],
+        s: &mut [Self],
+        xs: &[T],
+        b: f64,
+        scratch: &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    );
+}
+
+impl ChunkOut for f64 {
+    fn fill<T>(
+        e: &mut [f64],
+        s: &mut [f64],
+        xs: &[T],
+        b: f64,
+        _: &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    ) {
+        add(e, s, xs);
+        e.iter_mut().for_each(|v| *v /= b);
+        s.iter_mut().for_each(|v| *v = (*v / b).sqrt());
+    }
+}
+
+impl ChunkOut for f32 {
+    fn fill<T>(
+        e: &mut [f32],
+        s: &mut [f32],
+        xs: &[T],
+        b: f64,
+        (e64, s64): &mut (Vec<f64>, Vec<f64>),
+        add: &impl Fn(&mut [f64], &mut [f64], &[T]),
+    ) {
+        e64.clear();
+        e64.resize(e.len(), 0.0);
+        s64.clear();
+        s64.resize(s.len(), 0.0);
+        add(e64, s64, xs);
+        for (o, &v) in e.iter_mut().zip(e64.iter()) {
+            *o = (v / b) as f32;
+        }
+        for (o, &v) in s.iter_mut().zip(s64.iter()) {
+            *o = (v / b).sqrt() as f32;
+        }
     }
 }
 

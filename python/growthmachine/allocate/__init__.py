@@ -20,7 +20,7 @@ the full problem with a Jacobian estimated from the users near switching; the in
 rounding, repair and fill; the certified LP gap from the aggregated primal or the integer plan
 itself: 10M users x 20 candidates x 50 resources in about 6 s on 2 cores), ``"exact"`` (the MIP through good_lp/microlp, small instances;
 ``"lp"``: the LP relaxation through clarabel), ``"highs"`` (the MIP through HiGHS, if ``highspy``
-is installed), ``"auto"`` (exact for tiny problems, else dual).
+is installed), ``"auto"`` (exact for tiny problems if it proves optimality within a few seconds, else dual).
 
 Every method honours ``time_limit`` and Ctrl-C (``KeyboardInterrupt`` within about half a
 second; ``highs`` runs HiGHS in a child process, killed on Ctrl-C and half a second past the

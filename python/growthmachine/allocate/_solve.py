@@ -20,6 +20,15 @@ __all__ = ["METHODS", "solve"]
 
 METHODS = ("auto", "dual", "exact", "lp", "highs")
 
+#: ``method="auto"``: problems of at most this many candidates try the exact MIP first.
+AUTO_EXACT_CANDIDATES = 200
+
+#: ``method="auto"``: seconds the exact MIP may take to prove its plan optimal before the dual
+#: method's plan is returned instead. microlp's branch and bound has no gap tolerance and can
+#: run for hours on small knapsacks whose LP bound stays loose (136 candidates of equal usage
+#: under one budget: every branch's bound keeps the budget's fractional item).
+AUTO_EXACT_SECONDS = 5.0
+
 
 def _prices_of(warm_start: Any, problem: Problem) -> list[float] | None:
     if warm_start is None:
@@ -46,7 +55,10 @@ def solve(
     max_iter: int = 500,
     seed: int = 0,
 ) -> Solution:
-    """Solves ``problem``; see the module docs for the methods. ``warm_start``: a previous
+    """Solves ``problem``; see the module docs for the methods (``"auto"``: for at most
+    :data:`AUTO_EXACT_CANDIDATES` candidates the exact MIP if it proves its plan optimal within
+    :data:`AUTO_EXACT_SECONDS` (and half of ``time_limit``), else, and for larger problems, the
+    dual method). ``warm_start``: a previous
     :class:`Solution` (or prices by resource) to start the dual method from. ``time_limit``
     counts from the call (checks and conversions included)."""
     start = time.time()
@@ -58,9 +70,23 @@ def solve(
         time_limit = cv.check_number(time_limit, "time_limit", minimum=0)
     max_iter = cv.check_int(max_iter, "max_iter", minimum=1)
     seed = cv.check_int(seed, "seed", minimum=0)
-    if method == "auto":
-        method = "exact" if problem.n_candidates <= 200 else "dual"
     t0 = time.perf_counter()
+    if method == "auto":
+        if problem.n_candidates > AUTO_EXACT_CANDIDATES:
+            method = "dual"
+        else:
+            # with a time limit, the exact attempt may use half of it
+            limit = (
+                AUTO_EXACT_SECONDS
+                if time_limit is None
+                else min(time_limit / 2, AUTO_EXACT_SECONDS)
+            )
+            sol = solve(problem, "exact", tol, limit, warm_start, progress, max_iter=max_iter,
+                        seed=seed)  # fmt: skip
+            if sol.status == "optimal":
+                return sol
+            # not proven in time: the dual method's plan (deterministic, with its certificate)
+            method = "dual"  # (its time limit below counts from the call, as the exact's did)
     if method == "highs":
         out = solve_highs(problem, integer=True, time_limit=time_limit, start=start)
     else:

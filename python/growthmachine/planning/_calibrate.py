@@ -38,6 +38,7 @@ from .. import _core
 
 __all__ = [
     "Calibration",
+    "ControlPool",
     "LinearCalibration",
     "ScaledCalibration",
     "dl_tau2",
@@ -188,6 +189,47 @@ class ScaledCalibration(Calibration):
         )
 
 
+@dataclass
+class ControlPool:
+    """Every control row of a randomised log, for the scaled map's levels: ``eligible`` (rows x
+    tasks, bool: could the task have reached the row's user), ``y`` (the rows' outcome net of
+    its baseline), ``task_stratum`` (each task's calibration stratum) and ``treated_counts``
+    (each task's delivered treated rows)."""
+
+    eligible: np.ndarray
+    y: np.ndarray
+    task_stratum: np.ndarray
+    treated_counts: np.ndarray
+
+    def weights(self, s: int) -> np.ndarray:
+        """Each control row's weight in stratum ``s``'s control mean: ``sum over the
+        stratum's tasks t of w_t x eligible[row, t] / n_t``, with ``w_t`` the task's share of
+        the stratum's treated rows and ``n_t`` its eligible controls, so that the mean is
+        ``sum_t w_t x (mean of the controls eligible for t)``: the treated rows' mixture of
+        tasks, each compared with every control the task could have reached (the treated
+        were kept only if delivered). Tasks no control is eligible for are left out and the
+        other tasks' shares rescaled."""
+        tasks = np.flatnonzero((self.task_stratum == s) & (self.treated_counts > 0))
+        n_t = self.eligible[:, tasks].sum(axis=0)
+        tasks, n_t = tasks[n_t > 0], n_t[n_t > 0]
+        if not len(tasks):
+            raise ValueError(f"log: calibration stratum {s} has no control eligible for its tasks")
+        w = self.treated_counts[tasks] / self.treated_counts[tasks].sum()
+        return self.eligible[:, tasks].astype(np.float64) @ (w / n_t)
+
+    def level(self, s: int) -> tuple[float, float, float]:
+        """Stratum ``s``'s control mean (:meth:`weights`), its sampling variance (the weights'
+        sum of squares times the variance of the weighted controls' outcomes) and the
+        effective number of controls (1 / that sum of squares)."""
+        a = self.weights(s)
+        used = a > 0
+        if used.sum() < 2:
+            raise ValueError(f"log: calibration stratum {s} has fewer than 2 control rows")
+        mean = float(a @ self.y)
+        ss = float(a @ a)
+        return mean, float(self.y[used].var(ddof=1)) * ss, 1.0 / ss
+
+
 def fit_scaled_calibrations(
     score: np.ndarray,
     y: np.ndarray,
@@ -196,6 +238,7 @@ def fit_scaled_calibrations(
     shrink: bool = True,
     knots: int = 64,
     alpha: float | None = None,
+    controls: ControlPool | None = None,
 ) -> list[ScaledCalibration]:
     """One scaled map per stratum (``Planner(calibration="scaled")``): the stratum's effect on
     the randomised log (mean realised outcome of its treated pairs less that of its controls at
@@ -222,7 +265,12 @@ def fit_scaled_calibrations(
     no-incentive stratum's true effect on the default world is about -0.05 per pair; its raw
     level came out between -0.68 and +0.76 at 100k users (standard error about 0.47; 4 worlds
     x 3 seeds) and between -0.07 and +0.16 at 1M (about 0.15; planner seeds 0-2). See
-    ``Planner(level_alpha=...)`` for what the test changed."""
+    ``Planner(level_alpha=...)`` for what the test changed.
+
+    ``controls``: every control row of the log (:class:`ControlPool`), so that a stratum's
+    treated mean is compared with all the controls eligible for its tasks, not only those whose
+    pseudo-task fell in it (:meth:`ControlPool.level`); ``None``: the controls among ``y``'s
+    rows (``~treated``) at their pseudo-tasks."""
     S = int(strata.max()) + 1 if len(strata) else 0
     raw = np.zeros(S)
     se = np.zeros(S)
@@ -230,6 +278,14 @@ def fit_scaled_calibrations(
     for s in range(S):
         m = strata == s
         yt, yc = y[m & treated], y[m & ~treated]
+        if controls is not None:
+            if len(yt) < 2:
+                raise ValueError(f"log: calibration stratum {s} has fewer than 2 treated rows")
+            c_mean, c_var, n_eff = controls.level(s)
+            raw[s] = yt.mean() - c_mean
+            se[s] = np.sqrt(yt.var(ddof=1) / len(yt) + c_var)
+            counts.append((len(yt), int(round(n_eff))))
+            continue
         if len(yt) < 2 or len(yc) < 2:
             raise ValueError(
                 f"log: calibration stratum {s} has fewer than 2 treated or 2 control rows"

@@ -26,6 +26,7 @@ from .. import _convert as cv
 from .._state import Versioned
 from ._calibrate import (
     Calibration,
+    ControlPool,
     LinearCalibration,
     ScaledCalibration,
     fit_calibration,
@@ -127,7 +128,10 @@ class Planner(Versioned):
     only set its
     level per stratum from the log (:func:`~growthmachine.planning._calibrate.
     fit_scaled_calibrations`: the stratum's measured effect, shrunk toward 0, spread over its
-    pairs in proportion to their scores); the cost keeps the binned map. Why: with the
+    pairs in proportion to their scores; the effect is its treated rows against every control
+    of the log eligible for its tasks, :class:`~growthmachine.planning._calibrate.ControlPool`,
+    which cut the machine's worst forecast error at 200k users on five world/seed runs, e.g.
+    0.455 -> 0.172 on the default world, seed 1); the cost keeps the binned map. Why: with the
     world's true effects in place of the log's realised outcomes, binned maps of the same
     scores would earn 0.39-0.41 of the oracle on the fatigued world at 100k users (planner
     seeds 0-2; the log's own maps 0.18-0.30) and 0.39-0.43 at 1M (0.31-0.39): the bins'
@@ -425,7 +429,17 @@ class Planner(Versioned):
                 score["conversion"],
                 (ys["conversion"] - base["conversion"])[used],
             )
-        self._cal_data = {"task": j_used, "treated": tr, "targets": targets}
+        self._cal_data = {
+            "task": j_used,
+            "treated": tr,
+            "targets": targets,
+            # every control row, for the scaled map's levels (ControlPool)
+            "controls": {
+                "eligible": comp.eligible[rows[ctrl]],
+                "y": {k: (ys[k] - base[k])[ctrl] for k in ys},
+                "treated_counts": np.bincount(action[~ctrl], minlength=T),
+            },
+        }
         self._fit_calibration()
         self.log_summary_ = {
             "rows": int(len(keep)),
@@ -450,12 +464,14 @@ class Planner(Versioned):
         strata = self._strata(d["task"])
         tr = d["treated"]
         self.calibration_: dict[str, list[Calibration | LinearCalibration | ScaledCalibration]] = {}
+        pool = d.get("controls")  # fitted before the pool: controls at their pseudo-tasks
         for key, (score, y) in d["targets"].items():
             if key == "profit":  # profit = margin x GMV - cost, from their own maps
                 continue
+            clip = None
             if key == "gmv" and self.winsorize > 0:
-                lo, hi = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
-                y = np.clip(y, lo, hi)
+                clip = np.quantile(y, [self.winsorize, 1.0 - self.winsorize])
+                y = np.clip(y, *clip)
             how = getattr(self, "calibration", "isotonic")
             if how == "linear":
                 self.calibration_[key] = fit_linear_calibrations(
@@ -463,9 +479,16 @@ class Planner(Versioned):
                 )
                 continue
             if how == "scaled" and key != "cost":
+                controls = None
+                if pool is not None and key in pool["y"]:
+                    yc = pool["y"][key] if clip is None else np.clip(pool["y"][key], *clip)
+                    controls = ControlPool(pool["eligible"], yc,
+                                           self._strata(np.arange(pool["eligible"].shape[1])),
+                                           pool["treated_counts"])  # fmt: skip
                 self.calibration_[key] = fit_scaled_calibrations(
                     score, y, tr, strata, shrink=self.shrink,
                     alpha=getattr(self, "level_alpha", None),  # states saved before: None
+                    controls=controls,
                 )  # fmt: skip
                 continue
             maps = []

@@ -105,8 +105,10 @@ def run_stage(ctx: Any) -> None:
         f"treatments; {s['treated_not_delivered_left_out']:,} treated users whose task broke a "
         "channel rule reached nobody and are left out) fitted the uplift forest on GMV and "
         "redeemed cost, cross-fitted over 2 folds of users; each estimate was then calibrated on "
-        "the log (randomised bins of the out-of-fold score, per benefit), so that the values "
-        "handed to the allocator are realised effects, not raw model scores."
+        "the log (per benefit, the effect measured against every control its tasks could reach, "
+        "valued at 0 when the log cannot tell it from 0, shrunk by its noise and spread over the "
+        "pairs by their out-of-fold scores; the cost by randomised bins of its score), so that "
+        "the values handed to the allocator are realised effects, not raw model scores."
     )
     sec.kpi("tasks_planned", len(tp.tasks), "users given a task")
     sec.kpi("forecast_profit", tp.forecast["profit"], "the plan's own forecast")
