@@ -408,7 +408,10 @@ def test_reference_plan_cap_and_its_margin_of_the_models_uncertainty():
     seg = np.arange(n) % 4
     ref = gm.touchpoint.uniform_plan(pl, users)
     cap = model_optouts(pl, m, ref, seg)
-    budget = 0.01 * 6 * n
+    # A budget above the reference's (6 ads each): the free plan's opt-outs then exceed the
+    # cap on this fixture's fitted curves whatever their slope prior (at the reference's budget
+    # it was 1.03 x the cap under the default slope prior, 1.05+ under the earlier one).
+    budget = 0.01 * 7 * n
     kw = dict(value=1000.0, segment=seg, explore=False)
     free = pl.plan(users, budget, **kw)
     assert model_optouts(pl, m, free, seg) > 1.05 * cap  # the cap binds

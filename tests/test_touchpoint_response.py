@@ -275,6 +275,11 @@ def test_bad_parameters_and_calls_name_the_argument():
         ResponseModel(tau="big").fit(log)
     with pytest.raises(ValueError, match=r"^interval:"):
         ResponseModel(interval=1.0).fit(log)
+    for bad, exc in [((0.0, 1.0), ValueError), ((1.0, -1.0), ValueError), ((1.0,), ValueError),
+                     ((1.0, float("nan")), ValueError), ("1,1", TypeError), (2.0, TypeError),
+                     ((1.0, "a"), TypeError)]:  # fmt: skip
+        with pytest.raises(exc, match=r"^slope_prior:"):
+            ResponseModel(slope_prior=bad).fit(log)
     with pytest.raises(TypeError, match=r"^log: expected a table"):
         ResponseModel().fit([1, 2, 3])
     with pytest.raises(ValueError, match=r"not fitted"):
@@ -652,3 +657,30 @@ def test_bad_layout_names_the_argument(kwargs, exc, pattern):
     halflife = kw.pop("fatigue_halflife", 7.0)
     with pytest.raises(exc, match=pattern):
         ResponseModel(fatigue_halflife=halflife).fit(log, **kw)
+
+
+def test_slope_prior_moves_a_weakly_identified_shape_and_old_states_keep_theirs():
+    """A concave truth (slope 0.8) with a small effect on a noisy baseline: the default slope
+    prior (median 1, sd 1 on the log) lets the data put the slope below 1.3; a tight prior at
+    2 (the earlier default's median) holds it S-shaped. ``slope_prior`` is a parameter
+    (get_params, repr); a state saved before it loads with the earlier prior, and
+    partial_fit keeps using it."""
+    t = (0.07, 0.05, 8.0, 0.8, 0.005, 0.0002)
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 29, size=200_000)
+    log = pd.DataFrame({"segment": 0, "channel": "ads", "exposures": n,
+                        "converted": (rng.random(len(n)) < p_conv(t, n)).astype(float),
+                        "opted_out": (rng.random(len(n)) < p_opt(t, n)).astype(float)})  # fmt: skip
+    m = ResponseModel().fit(log)
+    assert m.slope_prior == (1.0, 1.0) and m.get_params()["slope_prior"] == (1.0, 1.0)
+    h = float(m.channel_params_["h"].iloc[0])
+    assert h < 1.3
+    tight = ResponseModel(slope_prior=(2.0, 0.05)).fit(log)
+    assert float(tight.channel_params_["h"].iloc[0]) > 1.8
+    assert "slope_prior=(2.0, 0.05)" in repr(tight)
+    # a state from before slope_prior
+    del m.__dict__["slope_prior"]
+    old = pickle.loads(pickle.dumps(m))
+    assert old.slope_prior == pytest.approx((np.exp(0.7), 0.4))
+    again = old.partial_fit(log.iloc[:1000])
+    assert again.slope_prior == pytest.approx((np.exp(0.7), 0.4))

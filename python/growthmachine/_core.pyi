@@ -707,6 +707,7 @@ class TouchpointResponse:
         fatigue: _F64 | None = None,
         horizon_days: int | None = None,
         fatigue_halflife: float = 7.0,
+        slope_prior: tuple[float, float] | None = None,
     ) -> TouchpointResponse: ...
     def curves(
         self, levels: _F64, z: float, fatigue: float = 0.0

@@ -59,7 +59,7 @@ impl TouchpointResponse {
     #[staticmethod]
     #[pyo3(signature = (group, channel, exposures, converted, opted_out, weight, n_groups,
         n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None,
-        horizon_days=None, fatigue_halflife=7.0))]
+        horizon_days=None, fatigue_halflife=7.0, slope_prior=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         py: Python<'py>,
@@ -78,6 +78,7 @@ impl TouchpointResponse {
         fatigue: Option<PyReadonlyArray1<'py, f64>>,
         horizon_days: Option<u32>,
         fatigue_halflife: f64,
+        slope_prior: Option<(f64, f64)>,
     ) -> PyResult<Self> {
         let layout = horizon_days.map(|days| TouchLayout {
             days,
@@ -95,10 +96,13 @@ impl TouchpointResponse {
                 ))
             })?),
         };
-        let prior = Prior {
+        let mut prior = Prior {
             tau,
             ..Prior::default()
         };
+        if let Some((median, sd)) = slope_prior {
+            prior = prior.with_slope(median, sd).map_err(to_pyerr)?;
+        }
         prior.validate().map_err(to_pyerr)?;
         let log = Log {
             group: slice1("group", &group)?,

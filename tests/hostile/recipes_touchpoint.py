@@ -157,7 +157,8 @@ def _(c):
     def run(**kw):
         return tp.ResponseModel(**kw).fit(c.log)
 
-    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH), fatigue_halflife=7.0)
+    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH), fatigue_halflife=7.0,
+                     slope_prior=(1.0, 1.0))  # fmt: skip
 
 
 LOG = {k: (k,) for k in ("segment", "channel", "exposures", "converted", "opted_out")}

@@ -75,6 +75,16 @@ from .._state import StateError, Versioned, core_bytes
 
 __all__ = ["Curves", "ResponseModel"]
 
+#: Default weak prior ``(median, sd of log)`` of the Hill slope: centred on 1 (no S-shape), one
+#: unit of log either way. The prior before it, Google Meridian's ``slope_rf ~ LogNormal(0.7,
+#: 0.4)`` (median 2), decided the shape wherever the data were noisy: on the fatigued world the
+#: randomised round's data alone put the slope at 0.81 under a wide prior, but the fit stayed
+#: at 1.96 and moved the half-effect up instead (9.5 -> 20.9 exposures after three rounds),
+#: under-predicting 6 exposures to fresh users 2.6-fold (benchmarks/RESULTS.md, touchpoint
+#: world).
+SLOPE_PRIOR: tuple[float, float] = (1.0, 1.0)
+OLD_SLOPE_PRIOR: tuple[float, float] = (float(np.exp(0.7)), 0.4)
+
 _N_PARAMS = len(_core.TouchpointResponse.param_names())
 _NATURAL = ("b", "A", "k", "h", "a", "d")
 
@@ -212,6 +222,12 @@ class ResponseModel(Versioned):
         logs. If given, a log row with another channel is an error, and a channel without any data
         is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
     progress : show a progress bar (``None``: only in interactive sessions).
+    slope_prior : ``(median, sd)``: the weak prior of the curves' Hill slope ``h``, ``log h ~
+        N(log median, sd^2)``. The default (1, 1) is centred on no S-shape (a concave curve)
+        and lets the data move the slope by a factor of e either way at one standard deviation:
+        randomised arms on noisy conversions pin the curve's height far better than its shape,
+        and a tight prior then decides the shape; it must not decide it for the world
+        (see ``SLOPE_PRIOR``). States saved before it keep the earlier ``(exp(0.7), 0.4)``.
     fatigue_halflife : days over which fatigue halves, for the opt-out's load of logs fitted
         with ``horizon_days`` (the platform's own decay of its contact counts; the default is
         that of :func:`world_fatigue`).
@@ -238,6 +254,7 @@ class ResponseModel(Versioned):
     _STATE_VERSION = 1
     _PARAMS = (
         "tau", "interval", "forget", "channels", "progress", "height_forget", "fatigue_halflife",
+        "slope_prior",
     )  # fmt: skip
 
     def __init__(
@@ -250,7 +267,9 @@ class ResponseModel(Versioned):
         progress: bool | None = None,
         height_forget: float | None = 1.0,
         fatigue_halflife: float = 7.0,
+        slope_prior: tuple[float, float] = SLOPE_PRIOR,
     ):
+        self.slope_prior = slope_prior
         self.fatigue_halflife = fatigue_halflife
         self.tau = tau
         self.interval = interval
@@ -384,6 +403,18 @@ class ResponseModel(Versioned):
             return vals
         raise TypeError(f"tau: must be None, a number or a sequence, got {type(t).__name__}")
 
+    def _check_slope_prior(self) -> tuple[float, float]:
+        sp = self.slope_prior
+        if isinstance(sp, (str, bytes)) or not isinstance(sp, Sequence):
+            raise TypeError(
+                f"slope_prior: must be a (median, sd) pair of numbers, got {type(sp).__name__}"
+            )
+        if len(sp) != 2:
+            raise ValueError(f"slope_prior: must be a (median, sd) pair, got {len(sp)} values")
+        median = cv.check_number(sp[0], "slope_prior", minimum=0.0, strict_min=True)
+        sd = cv.check_number(sp[1], "slope_prior", minimum=0.0, strict_min=True)
+        return (float(median), float(sd))
+
     def _update(
         self,
         log: Any,
@@ -401,6 +432,7 @@ class ResponseModel(Versioned):
         halflife = cv.check_number(self.fatigue_halflife, "fatigue_halflife", minimum=0.0,
                                    strict_min=True)  # fmt: skip
         tau = self._check_tau()
+        slope = self._check_slope_prior()
         cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
         if not 0.0 < self.interval < 1.0:
             raise ValueError(f"interval: must be in (0, 1), got {self.interval}")
@@ -461,6 +493,7 @@ class ResponseModel(Versioned):
                 fatigue=f,
                 horizon_days=horizon_days,
                 fatigue_halflife=halflife,
+                slope_prior=slope,
             )
             height = None
             if x is not None:
@@ -637,6 +670,8 @@ class ResponseModel(Versioned):
         state.setdefault("height_forget", None)
         # A state from before the layout's load: fitted with the quadratic one.
         state.setdefault("fatigue_halflife", 7.0)
+        # A state from before slope_prior: fitted (and updated) with Meridian's slope prior.
+        state.setdefault("slope_prior", OLD_SLOPE_PRIOR)
         if raw is not None:
             state.setdefault("horizon_days_", None)
             # A state from before the rate's uncertainty: picked on a grid, none reported.

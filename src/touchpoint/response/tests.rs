@@ -483,13 +483,24 @@ fn the_fit_does_not_depend_on_the_order_of_segment_codes() {
 fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
     // Same S-shape on both channels (half effect at 8, slope 2), channel 1 with 100 times less
     // data: alone its half-effect and slope are barely identified; beside channel 0 it takes
-    // channel 0's shape and keeps its own height.
+    // channel 0's shape and keeps its own height. Under the default slope prior and under
+    // Meridian's tighter LogNormal(0.7, 0.4) (the default before): alone, the tight prior's fit
+    // of this seed rises too early (half of its effect by 3 exposures) and pooling cuts the
+    // curve's error by more than 20 %; the wide prior's alone fit is nearer the truth and
+    // pooling still lowers it.
+    let meridian = Prior::default().with_slope(0.7f64.exp(), 0.4).unwrap();
+    for (prior, gain) in [(Prior::default(), 1.0), (meridian, 0.8)] {
+        borrows_the_shape(&prior, gain);
+    }
+}
+
+fn borrows_the_shape(prior: &Prior, gain: f64) {
     let a: Truth = [0.05, 0.06, 8.0, 2.0, 0.003, 0.0003];
     let b: Truth = [0.05, 0.03, 8.0, 2.0, 0.003, 0.0003];
     let sim = simulate(&[vec![a, b]], &[vec![400_000, 4_000]], 5);
     let both = fit(
         &Counts::aggregate(&sim.log(false), 1, 2, &ctl()).unwrap(),
-        &Prior::default(),
+        prior,
         None,
         &ctl(),
     )
@@ -518,15 +529,15 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
     };
     let solo = fit(
         &Counts::aggregate(&solo_log, 1, 1, &ctl()).unwrap(),
-        &Prior::default(),
+        prior,
         None,
         &ctl(),
     )
     .unwrap();
     let th = |f: &ResponseFit, c: usize, j: usize| f.channel_theta[c * N_PARAMS + j];
     for j in SHAPE {
-        // Alone this seed's half-effect is off by a factor of 3 (slope 2.1); beside channel 0
-        // it takes channel 0's shape.
+        // Alone this seed's half-effect is off (by a factor of 3 under the tight prior);
+        // beside channel 0 it takes channel 0's shape.
         assert!(
             (th(&both, 1, j) - th(&both, 0, j)).abs() < 0.05,
             "{}",
@@ -534,8 +545,7 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
         );
     }
     assert!((th(&solo, 0, 2) - th(&both, 0, 2)).abs() > 0.5);
-    // Its curve is closer to the truth than alone (summed over the arms; alone it rises too
-    // early, half of its effect by 3 exposures).
+    // Its curve is closer to the truth than alone (summed over the arms).
     let levels: Vec<f64> = ARMS[1..].iter().map(|&n| n as f64).collect();
     let (cb, cs) = (
         both.curves(&levels, 1.0, 0.0, &Control::new()).unwrap(),
@@ -547,7 +557,7 @@ fn a_channel_with_little_data_borrows_the_shape_of_the_others() {
         e_both += (cb.incremental[levels.len() + l] - want).abs();
         e_solo += (cs.incremental[l] - want).abs();
     }
-    assert!(e_both < 0.8 * e_solo, "{e_both} vs {e_solo}");
+    assert!(e_both < gain * e_solo, "{e_both} vs {e_solo}");
     // Its own height: within 30 % of its truth, half of channel 0's.
     let p = both.channel_params();
     assert!(relerr(p[N_PARAMS + 1], b[1]) < 0.3, "{p:?}");
@@ -1089,4 +1099,59 @@ fn a_layout_is_kept_by_refits_and_states_and_another_is_refused() {
         Response::from_bytes(&bad),
         Err(CoreError::State(_))
     ));
+}
+
+/// A fit of one cell of `rows` rows drawn from `truth` with exposures uniform over 0..=28 (the
+/// randomised round of a 14-day window of ads), under `prior`: the slope `h`.
+fn slope_fit(truth: &Truth, rows: usize, prior: &Prior, seed: u64) -> f64 {
+    let mut s = simulate(&[vec![*truth]], &[vec![0]], seed);
+    let mut rng = crate::rng::stream(seed, 7);
+    for _ in 0..rows {
+        let n: u32 = rng.random_range(0..=28);
+        s.group.push(0);
+        s.channel.push(0);
+        s.exposures.push(n);
+        s.converted
+            .push((rng.random::<f64>() < p_conv(truth, n as f64)) as u8 as f64);
+        s.opted_out
+            .push((rng.random::<f64>() < p_opt(truth, n as f64)) as u8 as f64);
+        s.weight.push(1.0);
+    }
+    let counts = Counts::aggregate(&s.log(false), 1, 1, &ctl()).unwrap();
+    fit(&counts, prior, None, &ctl()).unwrap().params()[3]
+}
+
+#[test]
+fn the_default_slope_prior_lets_noisy_data_choose_the_shape() {
+    // A 5-point effect on a 7 % baseline, 200,000 rows over 0..=28 exposures: a concave truth
+    // (slope 0.8) and an S-shaped one (slope 2.5) are told apart under the default prior,
+    // centred on 1: the S-shape comes from the data.
+    let concave: Truth = [0.07, 0.05, 8.0, 0.8, 0.005, 0.0002];
+    let s_shaped: Truth = [0.07, 0.05, 8.0, 2.5, 0.005, 0.0002];
+    let mut got = vec![];
+    for seed in 1..=3 {
+        let c = slope_fit(&concave, 200_000, &Prior::default(), seed);
+        let s = slope_fit(&s_shaped, 200_000, &Prior::default(), seed);
+        got.push((c, s));
+    }
+    for &(c, s) in &got {
+        assert!(c < 1.3, "concave truth fitted with slope {c} ({got:?})");
+        assert!(s > 1.8, "S-shaped truth fitted with slope {s} ({got:?})");
+    }
+}
+
+#[test]
+fn with_slope_checks_its_arguments() {
+    let p = Prior::default().with_slope(2.0, 0.5).unwrap();
+    assert!((p.center[3] - 2f64.ln()).abs() < 1e-12 && p.scale[3] == 0.5);
+    for (m, s) in [
+        (0.0, 1.0),
+        (-1.0, 1.0),
+        (1.0, 0.0),
+        (f64::NAN, 1.0),
+        (1.0, f64::INFINITY),
+    ] {
+        let e = Prior::default().with_slope(m, s).unwrap_err().to_string();
+        assert!(e.contains("slope_prior"), "{e}");
+    }
 }
