@@ -224,7 +224,9 @@ WORLD_NOTE = (
     "features, which the loop logs; the loop's own plans do not use them). The planner's "
     "`[conversions]` plans cap their expected opt-outs at the model's estimate of the uniform "
     "plan's less 1.645 standard errors of the model's uncertainty in the difference "
-    "(`plan(max_optouts=uniform, optout_z=1.645)`). Worlds: the default, "
+    "(`plan(max_optouts=uniform, optout_z=1.645)`). The loop's randomised users (10 %) get a "
+    'uniformly random level of their channel (`explore_levels="full"`) and the curves\' Hill '
+    "slope has a weak prior centred on 1 (`slope_prior=(1, 1)`). Worlds: the default, "
     "`benchmarks/worlds/fatigued.yaml` (stronger fatigue) and `benchmarks/worlds/concave.yaml` "
     "(exposures work early: Hill slope 1.2). "
     "See `benchmarks/touchpoint_world.py` for every policy."

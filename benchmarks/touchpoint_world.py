@@ -11,7 +11,7 @@ scored before they are applied, all plans at the same state of the world, with
 - ``max caps ads``: 140 ads (10 a day) to random users until the budget is spent;
 - ``planner [value]``: the FrequencyPlanner on its fitted ResponseModel (segments:
   ``world_segments``; opt-outs at each user's prior fatigue, ``world_fatigue``), as deployed
-  (10 % of the users explore), maximising value: 10 per
+  (10 % of the users explore, at uniformly random levels), maximising value: 10 per
   incremental conversion, 1 per opt-out, net of exposure cost;
 - ``planner [conversions]``: the same curves, maximising conversions under the budget with
   expected opt-outs capped at the model's own estimate of the uniform plan's less
@@ -111,7 +111,7 @@ def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True,
             [tp.Channel(c.name, c.unit_cost, c.daily_cap, c.weekly_cap, c.capacity, oc)
              for c in pl.channels],
             pl.horizon_days, model=pl.model, levels=pl.levels, explore_share=pl.explore_share,
-            seed=pl.seed,
+            explore_levels=pl.explore_levels, seed=pl.seed,
         )  # fmt: skip
         plo.rounds_ = pl.rounds_
         with_height = ("", None), ("+height", cov)

@@ -267,11 +267,21 @@ def test_max_optouts_mixes_identical_users_up_to_the_cap():
     assert p.dual_bound >= exact.objective - 1e-6
 
 
-def test_local_exploration_perturbs_the_plan_within_budget():
+@pytest.mark.parametrize("levels", ["local", "full", "saved before"])
+def test_exploration_perturbs_the_plan_within_budget(levels):
     """Randomised users keep their planned channel with half of them at 0 exposures and the
-    others within [half, twice] their planned level; everyone else gets exactly the plan."""
+    others within [half, twice] their planned level (``explore_levels="local"``, and planners
+    saved before the argument) or at a uniformly random allowed level of the channel
+    (``"full"``, the default); everyone else gets exactly the plan."""
     pl, inc, opt, seg, reach, value = instance(n=3000, seed=9)
+    assert pl.explore_levels == "full"
     pl.explore_share = 0.3
+    if levels == "saved before":
+        del pl.__dict__["explore_levels"]
+        pl = pickle.loads(pickle.dumps(pl))
+        levels = "local"
+    else:
+        pl.explore_levels = levels
     users = np.arange(3000)
     kw = dict(value=value, segment=seg, reachable=reach, curves=(inc, opt))
     # A tight budget: the perturbed plan is dropped back within it.
@@ -295,7 +305,28 @@ def test_local_exploration_perturbs_the_plan_within_budget():
     zero = moved == 0
     assert 0.42 < zero.mean() < 0.58  # control_share = 0.5
     lo, hi = planned[both][~zero] / 2, planned[both][~zero] * 2
-    assert ((moved[~zero] >= np.floor(lo)) & (moved[~zero] <= hi)).all()
+    inside = (moved[~zero] >= np.floor(lo)) & (moved[~zero] <= hi)
+    if levels == "local":
+        assert inside.all()
+        return
+    # full: every allowed level of the channel, each about equally often, whatever the plan
+    ch = a["channel"].to_numpy()[both][~zero]
+    for c in np.unique(ch):
+        allowed = pl.levels[pl.allowed_[[x.name for x in pl.channels].index(c)]]
+        got_c = moved[~zero][ch == c]
+        assert set(np.unique(got_c)) <= set(allowed.tolist())
+        if len(got_c) > 200:
+            counts = np.array([(got_c == v).sum() for v in allowed])
+            assert counts.min() > 0.3 * len(got_c) / len(allowed)
+    assert inside.mean() < 0.8
+
+
+def test_explore_levels_is_checked():
+    pl, *_ = instance(n=10, seed=1)
+    with pytest.raises(ValueError, match=r"^explore_levels: must be 'full' or 'local'"):
+        FrequencyPlanner(pl.channels, 14, explore_levels="wide")
+    with pytest.raises(TypeError, match=r"^explore_levels:"):
+        FrequencyPlanner(pl.channels, 14, explore_levels=1)
 
 
 def test_covariates_height_moves_exposures_to_users_who_respond_more():

@@ -124,7 +124,7 @@ def _(c):
         channels=[tp.Channel("ads", 0.01, 3), tp.Channel("sms", 0.03, 1),
                   tp.Channel("email", 0.001, 1)],
         horizon_days=7, levels=[1, 2, 4, 7], min_frequency=0, explore_share=0.1,
-        control_share=0.5, tol=1e-4, max_iter=50, seed=0,
+        control_share=0.5, explore_levels="full", tol=1e-4, max_iter=50, seed=0,
     )  # fmt: skip
 
 

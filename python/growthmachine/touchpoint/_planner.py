@@ -7,10 +7,12 @@ P(opt-out | level) - unit_cost * level``. The allocation core's Lagrangian solve
 budget and the channels' daily capacities (``src/touchpoint/plan.rs`` builds the problem from
 the curves' upper concave hulls and lays the exposures out over the days; see its docs).
 
-The feedback loop: a share of the users (``explore_share``) is randomised around the plan:
-half of them (``control_share``) get no exposure, the others a random level between half and
-twice their planned one (local exploration: the curves are learned where the plan uses them,
-and exploring costs little); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
+The feedback loop: a share of the users (``explore_share``) is randomised: half of them
+(``control_share``) get no exposure, the others a uniformly random level of their planned
+channel (``explore_levels="full"``: every window observes the whole range, so the curve's
+shape stays identified as the plans concentrate on few levels) or one between half and twice
+their planned level (``"local"``: cheaper, the curves are learned along the plans' path only;
+on the fatigued world that path let the fitted curve turn S-shaped); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
 users and updates the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the
 randomised users update the curves (their levels are random given their segment and planned
 level): the optimised users' levels were chosen for their expected response, so their outcomes
@@ -186,7 +188,11 @@ class FrequencyPlanner:
     offered; ``InfeasibleError`` when no channel's caps allow it); ``explore_share``: share of
     users randomised around the plan once the model is fitted (all users explore before it is);
     ``control_share``: share of the randomised users held at 0 exposures (each window's own
-    baseline);
+    baseline); ``explore_levels``: the other randomised users' levels, ``"full"`` (default) a
+    uniformly random allowed level of their channel (the whole 0..cap range stays observed
+    every window, so the curve's shape stays identified while the plans concentrate) or
+    ``"local"`` between half and twice their planned level (cheaper, but the shape is then
+    learned along the plans' path only);
     ``tol``: the solver's relative gap target.
     """
 
@@ -200,6 +206,7 @@ class FrequencyPlanner:
         min_frequency: int = 0,
         explore_share: float = 0.1,
         control_share: float = 0.5,
+        explore_levels: str = "full",
         tol: float = 1e-4,
         max_iter: int = 500,
         seed: int = 0,
@@ -228,6 +235,13 @@ class FrequencyPlanner:
                                              maximum=1.0)  # fmt: skip
         self.control_share = cv.check_number(control_share, "control_share", minimum=0.0,
                                              maximum=1.0)  # fmt: skip
+        if not isinstance(explore_levels, str):
+            raise TypeError(
+                f"explore_levels: must be 'full' or 'local', got {type(explore_levels).__name__}"
+            )
+        if explore_levels not in ("full", "local"):
+            raise ValueError(f"explore_levels: must be 'full' or 'local', got {explore_levels!r}")
+        self.explore_levels = explore_levels
         self.tol = cv.check_number(tol, "tol", minimum=0.0, strict_min=True)
         self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=100_000)
         self.seed = cv.check_int(seed, "seed", minimum=0)
@@ -717,9 +731,9 @@ class FrequencyPlanner:
     def _perturb(self, rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts):
         """Local exploration of the randomised users ``ex`` after the optimisation (in place):
         ``control_share`` of them get 0 exposures on their channel (each window's baseline); the
-        others a uniformly random allowed level within [half, twice] their planned level on
-        their planned channel (a user the plan leaves out: a random reachable channel and a
-        level up to two a day). Random perturbed users fall back to 0 until the plan is within
+        others a uniformly random allowed level of their planned channel (``explore_levels=
+        "full"``) or within [half, twice] their planned level (``"local"``; a user the plan
+        leaves out: a random reachable channel and a level up to two a day). Random perturbed users fall back to 0 until the plan is within
         the budget and ``max_optouts`` again. Their values are re-computed on the curves."""
         c_n = len(self.channels)
         levels = self.levels.astype(np.float64)
@@ -730,6 +744,8 @@ class FrequencyPlanner:
         if (~planned).any():
             new_ch[~planned] = _random_true(reach[ex[~planned]], rng)
         ctrl = rng.random(len(ex)) < self.control_share
+        # Planners saved before explore_levels explored locally.
+        full = getattr(self, "explore_levels", "local") == "full"
         new_lv = np.zeros(len(ex), np.uint32)
         for c in range(c_n):
             a = levels[self.allowed_[c]]
@@ -737,8 +753,11 @@ class FrequencyPlanner:
             if not len(a) or not len(sel):
                 continue
             base = lv[ex[sel]].astype(np.float64)
-            lo = np.where(planned[sel], base / 2.0, 1.0)
-            hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
+            if full:
+                lo, hi = np.ones(len(sel)), np.full(len(sel), float(a[-1]))
+            else:
+                lo = np.where(planned[sel], base / 2.0, 1.0)
+                hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
             i0 = np.minimum(np.searchsorted(a, lo, side="left"), len(a) - 1)
             i1 = np.maximum(np.searchsorted(a, hi, side="right"), i0 + 1)
             k = i0 + (rng.random(len(sel)) * (i1 - i0)).astype(np.int64)
