@@ -4,7 +4,8 @@ The oracle of ``python -m benchmarks machine`` allocates with every user's *true
 action, which depends on hidden per-user parameters (the user's archetype, its responsiveness,
 price sensitivity and channel affinities, drawn around the archetype's). A model of observables
 cannot earn all of it however much data it sees. This measures how much it can, on a fresh
-world (day 365, one 30-day window, the machine's campaign budget of one period):
+world (day 365, one 30-day window, at a budget of the machine's mean spend per scored period in
+its own run of the same world and seed, or if not given its campaign budget of one period):
 
 - ``oracle``: :func:`growthmachine.allocate.solve` on the true values (``oracle_candidates``);
 - ``trees of truth``: the same allocation on values predicted by gradient-boosted trees
@@ -64,7 +65,8 @@ def features(env, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.hstack([X, sh]), ids
 
 
-def run(n: int, world: str | None, seed: int = 0, max_iter: int = 100) -> dict[str, float]:
+def run(n: int, world: str | None, seed: int = 0, max_iter: int = 100,
+        budget: float | None = None) -> dict[str, float]:  # fmt: skip
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     import growthmachine as gm
@@ -76,7 +78,8 @@ def run(n: int, world: str | None, seed: int = 0, max_iter: int = 100) -> dict[s
     pop = gm.sim.Population.generate(n, seed=seed, **({} if cfg is None else {"config": cfg}))
     env = gm.sim.Environment(pop, seed=seed)
     mc = gm.MachineConfig(seed=seed)
-    budget = mc.period_budget(n) * (1.0 - mc.touchpoint_share)
+    if budget is None:
+        budget = mc.period_budget(n) * (1.0 - mc.touchpoint_share)
     start, days = env.day, 30
     c = env.oracle_candidates(start_day=start, days=days, progress=False)
     c = c.sort_values(["user_id", "action_id"], kind="stable").reset_index(drop=True)
