@@ -15,6 +15,11 @@ and baselines).
     python -m benchmarks machine --users 200000 --world default --world coupon_sensitive \\
         --world fatigued
     python -m benchmarks machine --cli --users 1000000    # the whole `growthmachine run`
+    python -m benchmarks machine --ceiling --world default ...  # what features can earn
+
+``--ceiling`` measures, per world, how much of the oracle a model of the users' observable
+features earns when it is fitted to the *true* effects (:mod:`benchmarks.machine_ceiling`),
+beside the machine's share from the same world and seed.
 
 ``--cli`` times the main job end to end (``growthmachine run --users N``: every module's stage,
 then the machine and the baselines) in a subprocess and tabulates its ``summary.json``.
@@ -88,6 +93,7 @@ def run_world(n: int, world: str, periods: int, seed: int) -> tuple[str, dict]:
         "optouts_vs_rfm": float(c.loc["machine", "opt_outs"] / max(c.loc["rfm_rule", "opt_outs"], 1e-9)),
         "worst_forecast": float(np.max(np.abs(ratio - 1))),
         "wall": wall,
+        "spend_per_period": float(c.loc["machine", "spend"]) / len(run.scored_periods),
     }  # fmt: skip
     return body, stats
 
@@ -121,6 +127,32 @@ def run_cli(n: int, seed: int, threads: int) -> str:
     )
 
 
+def run_ceiling(n: int, worlds: list[str], periods: int, seed: int, write: bool) -> int:
+    from benchmarks import machine_ceiling
+
+    t = Table(["world", "machine (periods 3..6)", "trees of truth, plan's actions",
+               "oracle, plan's actions", "trees of truth, all actions", "oracle profit",
+               "budget", "R2", "plan's actions", "fit s"])  # fmt: skip
+    for w in worlds:
+        _, st = run_world(n, w, periods, seed)
+        r = machine_ceiling.run(n, w, seed, budget=st["spend_per_period"])
+        t.add(w, st["share"], r["trees of truth, plan's actions"], r["oracle, plan's actions"],
+              r["trees of truth"], r["oracle profit"], r["budget"], r["R2"],
+              f"{r['plan actions']:.0f} of {r['actions']:.0f}", r["fit s"])  # fmt: skip
+        print(t.markdown(), flush=True)
+    body = (
+        f"{n:,} users, seed {seed}; shares of the oracle at the same budget (the machine's: its "
+        "benchmark protocol above, periods 3..6; the rest: one 30-day window of the fresh world "
+        "at a budget of the machine's mean spend per scored period). "
+        "See `benchmarks/machine_ceiling.py`.\n\n" + t.markdown()
+    )
+    if write:
+        write_section(f"machine_ceiling_{n}", f"Machine: what observable features can earn ({n:,} users)",
+                      command=f"python -m benchmarks machine --ceiling --users {n} "
+                      + " ".join(f"--world {w}" for w in worlds), body=body)  # fmt: skip
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks machine")
     ap.add_argument("--users", type=float, default=200_000)
@@ -130,6 +162,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--cli", action="store_true", help="time the whole growthmachine run")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="what a model of the observable features fitted to the truth earns")  # fmt: skip
     args = ap.parse_args(argv)
 
     import growthmachine as gm
@@ -144,6 +178,8 @@ def main(argv: list[str]) -> int:
                           command=f"python -m benchmarks machine --cli --users {n}", body=body)  # fmt: skip
         return 0
     worlds = args.world or ["default"]
+    if args.ceiling:
+        return run_ceiling(n, worlds, args.periods, args.seed, not args.no_write)
     parts, summary = [], Table(["world", "share of oracle", "beats every baseline",
                                 "opt-outs / RFM rule's", "worst forecast error", "wall s"])  # fmt: skip
     for w in worlds:
