@@ -221,7 +221,12 @@ WORLD_NOTE = (
     "and opt-outs (its fitted curves), beside the true ones. `planner+height`: the same planner "
     "and curves with each user's curve height scaled from its observable features "
     "(`world_covariates`, the model's height multipliers fitted on the randomised users' "
-    "features, which the loop logs; the loop's own plans do not use them). Worlds: the default, "
+    "features, which the loop logs; the loop's own plans do not use them). The planner's "
+    "`[conversions]` plans cap their expected opt-outs at the model's estimate of the uniform "
+    "plan's less 1.645 standard errors of the model's uncertainty in the difference "
+    "(`plan(max_optouts=uniform, optout_z=1.645)`). The loop's randomised users (10 %) get a "
+    'uniformly random level of their channel (`explore_levels="full"`) and the curves\' Hill '
+    "slope has a weak prior centred on 1 (`slope_prior=(1, 1)`). Worlds: the default, "
     "`benchmarks/worlds/fatigued.yaml` (stronger fatigue) and `benchmarks/worlds/concave.yaml` "
     "(exposures work early: Hill slope 1.2). "
     "See `benchmarks/touchpoint_world.py` for every policy."

@@ -11,10 +11,11 @@ scored before they are applied, all plans at the same state of the world, with
 - ``max caps ads``: 140 ads (10 a day) to random users until the budget is spent;
 - ``planner [value]``: the FrequencyPlanner on its fitted ResponseModel (segments:
   ``world_segments``; opt-outs at each user's prior fatigue, ``world_fatigue``), as deployed
-  (10 % of the users explore), maximising value: 10 per
+  (10 % of the users explore, at uniformly random levels), maximising value: 10 per
   incremental conversion, 1 per opt-out, net of exposure cost;
 - ``planner [conversions]``: the same curves, maximising conversions under the budget with
-  expected opt-outs capped at the model's own estimate of the uniform plan's (the issue's
+  expected opt-outs capped at the model's own estimate of the uniform plan's less
+  ``OPTOUT_Z`` standard errors of the model's uncertainty in the difference (the issue's
   comparison: conversions at equal budget, opt-outs no higher than the uniform plan's), without
   exploration (a what-if on the same curves: the comparison of the optimisation itself);
 - ``planner+height [...]``: the same, each user's curve height scaled from its observable
@@ -52,6 +53,9 @@ OPTOUT = 1.0
 #: Value per conversion of the conversions objective: large enough that every exposure that
 #: adds a conversion is worth its cost, so the plan maximises conversions under the budget.
 CONV_VALUE = 1000.0
+#: The conversions objective's opt-out cap holds with this many standard errors of the model's
+#: uncertainty in the plan-minus-uniform difference (one-sided 95 %).
+OPTOUT_Z = 1.645
 
 
 def covariates_of(env, users, features: str = "world", seed: int = 0) -> pd.DataFrame:
@@ -93,22 +97,21 @@ def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True,
         s["value"] = VALUE * s["incremental_conversions"] - OPTOUT * s["optouts"] - s["cost"]
         rows.append({"policy": name, **s, **extra})
 
-    add("uniform 6 ads", tp.uniform_plan(pl, users, reachable=reach, start_day=start))
+    uniform = tp.uniform_plan(pl, users, reachable=reach, start_day=start)
+    add("uniform 6 ads", uniform)
     cap_true = rows[0]["optouts"]
     add("max caps ads", tp.max_caps_plan(pl, users, budget, reachable=reach, start_day=start))
-    _, m_opt, group = pl._model_curves(seg, fat)
-    li6 = int(np.searchsorted(pl.levels, 6))
-    cap_model = float(m_opt[group[reach[:, 0]], 0, li6].sum())
     t_plan = {}
     # Two objectives: value (10 per conversion, opt-out cost 1) and conversions under the
-    # budget with opt-outs capped at the uniform plan's (the model's estimate of them).
+    # budget with opt-outs capped at the uniform plan's (the model's estimate of them, less
+    # OPTOUT_Z standard errors of the model's uncertainty in the difference).
     objectives = {"value": (VALUE, OPTOUT, None), "conversions": (CONV_VALUE, 0.0, "cap")}
     for obj, (v, oc, cap) in objectives.items():
         plo = tp.FrequencyPlanner(
             [tp.Channel(c.name, c.unit_cost, c.daily_cap, c.weekly_cap, c.capacity, oc)
              for c in pl.channels],
             pl.horizon_days, model=pl.model, levels=pl.levels, explore_share=pl.explore_share,
-            seed=pl.seed,
+            explore_levels=pl.explore_levels, seed=pl.seed,
         )  # fmt: skip
         plo.rounds_ = pl.rounds_
         with_height = ("", None), ("+height", cov)
@@ -116,8 +119,9 @@ def evaluate(env, pl, users, tag, fatigue: bool = True, covariates: bool = True,
             name = f"planner{suffix} [{obj}]"
             t0 = time.perf_counter()
             ours = plo.plan(users, budget, value=v, segment=seg, reachable=reach, start_day=start,
-                            max_optouts=cap_model if cap else None, fatigue=fat, covariates=x,
-                            explore=None if obj == "value" else False)  # fmt: skip
+                            max_optouts=uniform if cap else None, fatigue=fat, covariates=x,
+                            explore=None if obj == "value" else False,
+                            optout_z=OPTOUT_Z if cap else 0.0)  # fmt: skip
             plo.rounds_ = pl.rounds_
             t_plan[name] = time.perf_counter() - t0
             add(name, ours, forecast=ours.forecast["conversions"],

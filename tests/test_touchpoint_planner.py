@@ -267,11 +267,21 @@ def test_max_optouts_mixes_identical_users_up_to_the_cap():
     assert p.dual_bound >= exact.objective - 1e-6
 
 
-def test_local_exploration_perturbs_the_plan_within_budget():
+@pytest.mark.parametrize("levels", ["local", "full", "saved before"])
+def test_exploration_perturbs_the_plan_within_budget(levels):
     """Randomised users keep their planned channel with half of them at 0 exposures and the
-    others within [half, twice] their planned level; everyone else gets exactly the plan."""
+    others within [half, twice] their planned level (``explore_levels="local"``, and planners
+    saved before the argument) or at a uniformly random allowed level of the channel
+    (``"full"``, the default); everyone else gets exactly the plan."""
     pl, inc, opt, seg, reach, value = instance(n=3000, seed=9)
+    assert pl.explore_levels == "full"
     pl.explore_share = 0.3
+    if levels == "saved before":
+        del pl.__dict__["explore_levels"]
+        pl = pickle.loads(pickle.dumps(pl))
+        levels = "local"
+    else:
+        pl.explore_levels = levels
     users = np.arange(3000)
     kw = dict(value=value, segment=seg, reachable=reach, curves=(inc, opt))
     # A tight budget: the perturbed plan is dropped back within it.
@@ -295,7 +305,28 @@ def test_local_exploration_perturbs_the_plan_within_budget():
     zero = moved == 0
     assert 0.42 < zero.mean() < 0.58  # control_share = 0.5
     lo, hi = planned[both][~zero] / 2, planned[both][~zero] * 2
-    assert ((moved[~zero] >= np.floor(lo)) & (moved[~zero] <= hi)).all()
+    inside = (moved[~zero] >= np.floor(lo)) & (moved[~zero] <= hi)
+    if levels == "local":
+        assert inside.all()
+        return
+    # full: every allowed level of the channel, each about equally often, whatever the plan
+    ch = a["channel"].to_numpy()[both][~zero]
+    for c in np.unique(ch):
+        allowed = pl.levels[pl.allowed_[[x.name for x in pl.channels].index(c)]]
+        got_c = moved[~zero][ch == c]
+        assert set(np.unique(got_c)) <= set(allowed.tolist())
+        if len(got_c) > 200:
+            counts = np.array([(got_c == v).sum() for v in allowed])
+            assert counts.min() > 0.3 * len(got_c) / len(allowed)
+    assert inside.mean() < 0.8
+
+
+def test_explore_levels_is_checked():
+    pl, *_ = instance(n=10, seed=1)
+    with pytest.raises(ValueError, match=r"^explore_levels: must be 'full' or 'local'"):
+        FrequencyPlanner(pl.channels, 14, explore_levels="wide")
+    with pytest.raises(TypeError, match=r"^explore_levels:"):
+        FrequencyPlanner(pl.channels, 14, explore_levels=1)
 
 
 def test_covariates_height_moves_exposures_to_users_who_respond_more():
@@ -360,5 +391,130 @@ def test_observe_logs_the_covariates_it_is_given():
     pl2.plan(users, 100.0, value=10.0)
     pl2.observe(out)
     assert pl2.model.covariates_ is None
+    # the plan's horizon is logged: the opt-out follows the planner's layout of its days
+    assert pl.model.horizon_days_ == pl2.model.horizon_days_ == 14
     with pytest.raises(ValueError, match="covariates"):
         pl2.model.height(cov)
+
+
+def optout_model(n=60_000, seed=3):
+    """A ResponseModel fitted on a randomised log of 4 segments x 2 channels whose opt-out
+    hazards differ by segment (a n + d n^2), with a planner on it."""
+    rng = np.random.default_rng(seed)
+    seg = rng.integers(0, 4, n)
+    ch = rng.integers(0, 2, n)
+    e = rng.integers(0, 25, n)
+    a = np.array([0.002, 0.004, 0.003, 0.006])[seg] * np.array([1.0, 1.5])[ch]
+    d = np.array([2e-4, 1e-4, 4e-4, 1e-4])[seg]
+    x = (e / 8.0) ** 2
+    p_conv = 0.02 + np.array([0.05, 0.1, 0.08, 0.12])[seg] * x / (1 + x)
+    log = pd.DataFrame({
+        "segment": seg, "channel": np.array(["ads", "sms"])[ch], "exposures": e,
+        "converted": (rng.random(n) < p_conv).astype(float),
+        "opted_out": (rng.random(n) < 1 - np.exp(-(a * e + d * e**2))).astype(float),
+    })  # fmt: skip
+    m = gm.touchpoint.ResponseModel().fit(log)
+    chans = [Channel("ads", 0.01, 10), Channel("sms", 0.02, 1)]
+    return FrequencyPlanner(chans, 14, model=m, explore_share=0.0), m
+
+
+def model_optouts(pl, m, plan, seg):
+    """A plan's expected opt-outs on the model's curves (segments coded 0..3 as the model's)."""
+    opt = m.curves(pl.levels).opt_out
+    a = plan.assignment
+    lv = a["exposures"].to_numpy()
+    c = a["channel"].cat.codes.to_numpy()
+    on = (lv > 0) & (c >= 0)
+    li = np.searchsorted(pl.levels, lv[on])
+    return float(opt[seg[on], c[on], li].sum())
+
+
+def test_reference_plan_cap_and_its_margin_of_the_models_uncertainty():
+    """max_optouts=a plan caps at its expected opt-outs (the same plan as the number); with
+    optout_z the plan keeps z standard errors of the difference below it, and that standard
+    error is the spread of the difference over draws from the Laplace posteriors."""
+    pl, m = optout_model()
+    n = 4000
+    users = np.arange(n)
+    seg = np.arange(n) % 4
+    ref = gm.touchpoint.uniform_plan(pl, users)
+    cap = model_optouts(pl, m, ref, seg)
+    # A budget above the reference's (6 ads each): the free plan's opt-outs then exceed the
+    # cap on this fixture's fitted curves whatever their slope prior (at the reference's budget
+    # it was 1.03 x the cap under the default slope prior, 1.05+ under the earlier one).
+    budget = 0.01 * 7 * n
+    kw = dict(value=1000.0, segment=seg, explore=False)
+    free = pl.plan(users, budget, **kw)
+    assert model_optouts(pl, m, free, seg) > 1.05 * cap  # the cap binds
+    by_plan = pl.plan(users, budget, max_optouts=ref, **kw)
+    by_number = pl.plan(users, budget, max_optouts=cap, **kw)
+    pd.testing.assert_frame_equal(by_plan.assignment, by_number.assignment)
+    assert model_optouts(pl, m, by_plan, seg) <= cap + 1e-9
+    z = 2.0
+    safe = pl.plan(users, budget, max_optouts=ref, optout_z=z, **kw)
+    got = model_optouts(pl, m, safe, seg)
+    a = safe.assignment
+    ch = np.where(a["channel"].cat.codes.to_numpy() < 0, 255, a["channel"].cat.codes.to_numpy())
+    lv = a["exposures"].to_numpy()
+    inc, opt, group = pl._model_curves(seg)
+    ref_a = ref.assignment
+    ref_ch = np.where(ref_a["channel"].cat.codes.to_numpy() < 0, 255,
+                      ref_a["channel"].cat.codes.to_numpy()).astype(np.uint8)  # fmt: skip
+    err = gm.touchpoint._planner._OptoutError(
+        pl, inc, opt, group, (ref_ch, ref_a["exposures"].to_numpy().astype(np.uint32))
+    )
+    se = err(ch.astype(np.uint8), lv.astype(np.uint32))
+    assert se > 0.01 * cap
+    assert got + z * se <= cap * (1 + 1e-9)
+    assert got < model_optouts(pl, m, by_plan, seg)
+    assert safe.gap <= 0.02  # the certificate of the cap less the margin
+    # Monte Carlo over the posteriors: P' = 1 - exp(-(a' n + d' load)) with the load read
+    # off the mode's curve, (log a', log d') ~ N(mode, cov) per segment and channel.
+    rng = np.random.default_rng(0)
+    core = m._core
+    cov = np.asarray(core.cov_opt).reshape(4, 2, 2, 2)
+    pa = np.asarray(core.params)
+    opt_m = m.curves(pl.levels).opt_out
+    lam = -np.log1p(-opt_m)
+    nn = pl.levels.astype(float)
+    an = pa[..., 4][..., None] * nn
+    load_d = lam - an  # d x load
+
+    def plan_counts(c, lvl):
+        cnt = np.zeros(opt_m.shape)
+        on = (c != 255) & (lvl > 0)
+        np.add.at(cnt, (seg[on], c[on].astype(int), np.searchsorted(pl.levels, lvl[on])), 1.0)
+        return cnt
+
+    w = plan_counts(ch, lv) - plan_counts(ref_ch, ref_a["exposures"].to_numpy())
+    draws = []
+    for _ in range(4000):
+        dl = np.stack([rng.multivariate_normal([0, 0], cov[g, c]) for g in range(4)
+                       for c in range(2)]).reshape(4, 2, 2)  # fmt: skip
+        lam_d = an * np.exp(dl[..., 0])[..., None] + load_d * np.exp(dl[..., 1])[..., None]
+        draws.append(float((w * -np.expm1(-lam_d)).sum()))
+    assert np.std(draws) == pytest.approx(se, rel=0.1)
+
+
+def test_reference_plan_and_optout_z_bad_input():
+    pl, m = optout_model(n=20_000)
+    users = np.arange(100)
+    seg = users % 4
+    ref = gm.touchpoint.uniform_plan(pl, users)
+    kw = dict(value=1000.0, segment=seg, explore=False)
+    with pytest.raises(ValueError, match="optout_z"):
+        pl.plan(users, 1.0, max_optouts=ref, optout_z=-1.0, **kw)
+    with pytest.raises(ValueError, match="optout_z"):
+        pl.plan(users, 1.0, optout_z=1.0, **kw)
+    with pytest.raises(ValueError, match="max_optouts"):
+        pl.plan(users[:50], 1.0, max_optouts=ref, value=1000.0, segment=seg[:50])
+    other = FrequencyPlanner([Channel("sms", 0.02, 1), Channel("ads", 0.01, 10)], 14, model=m)
+    with pytest.raises(ValueError, match="max_optouts"):
+        other.plan(users, 1.0, max_optouts=ref, **kw)
+    odd = gm.touchpoint.fixed_plan(pl, users, np.zeros(100, int), np.full(100, 9))
+    with pytest.raises(ValueError, match="max_optouts"):
+        pl.plan(users, 1.0, max_optouts=odd, **kw)
+    inc, opt = hill_curves(pl.levels, 4)
+    with pytest.raises(ValueError, match="optout_z"):
+        pl.plan(users, 1.0, max_optouts=1.0, optout_z=1.0, segment=seg,
+                curves=(inc[:, :2], opt[:, :2]))  # fmt: skip

@@ -275,6 +275,11 @@ def test_bad_parameters_and_calls_name_the_argument():
         ResponseModel(tau="big").fit(log)
     with pytest.raises(ValueError, match=r"^interval:"):
         ResponseModel(interval=1.0).fit(log)
+    for bad, exc in [((0.0, 1.0), ValueError), ((1.0, -1.0), ValueError), ((1.0,), ValueError),
+                     ((1.0, float("nan")), ValueError), ("1,1", TypeError), (2.0, TypeError),
+                     ((1.0, "a"), TypeError)]:  # fmt: skip
+        with pytest.raises(exc, match=r"^slope_prior:"):
+            ResponseModel(slope_prior=bad).fit(log)
     with pytest.raises(TypeError, match=r"^log: expected a table"):
         ResponseModel().fit([1, 2, 3])
     with pytest.raises(ValueError, match=r"not fitted"):
@@ -405,8 +410,9 @@ def test_bad_fatigue_names_the_argument(bad):
 
 
 def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
-    """Conversion at n / (1 + r f): learned (fatigue_rate_) when the log holds users of
-    different prior fatigue, 0 when it does not (nothing assumed)."""
+    """Conversion at n / (1 + r f): learned (fatigue_rate_, with the standard deviation of its
+    log) when the log holds users of different prior fatigue, 0 when it does not (nothing
+    assumed); a state from before the standard deviation loads with 0."""
     t, r = (0.02, 0.1, 5.0, 2.0, 0.002, 0.0002), 0.2
     rng = np.random.default_rng(9)
     n = rng.choice([0, 2, 4, 6, 9, 14, 20, 28, 40], size=80_000)
@@ -416,10 +422,18 @@ def test_fatigue_damping_of_the_conversion_is_learned_from_tired_users_only():
                         "opted_out": 0.0, "fatigue": f})  # fmt: skip
     m = ResponseModel().fit(log, fatigue="fatigue")
     assert 0.1 <= m.fatigue_rate_ <= 0.3
+    assert 0.0 < m.fatigue_rate_sd_ < 0.5
+    assert abs(np.log(m.fatigue_rate_ / r)) < 3 * m.fatigue_rate_sd_
     tired = m.predict([0], ["ads"], [6], fatigue=[12.0])[0]
     assert tired == pytest.approx(p_conv(t, 6 / (1 + r * 12)) - t[0], rel=0.25)
     assert tired < 0.5 * m.predict([0], ["ads"], [6])[0]
-    assert ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue").fatigue_rate_ == 0.0
+    fresh = ResponseModel().fit(log.assign(fatigue=0.0), fatigue="fatigue")
+    assert fresh.fatigue_rate_ == 0.0 and fresh.fatigue_rate_sd_ == 0.0
+    back = pickle.loads(pickle.dumps(m))
+    assert (back.fatigue_rate_, back.fatigue_rate_sd_) == (m.fatigue_rate_, m.fatigue_rate_sd_)
+    del m.__dict__["fatigue_rate_sd_"]
+    old = pickle.loads(pickle.dumps(m))
+    assert old.fatigue_rate_sd_ == 0.0 and old.fatigue_rate_ == back.fatigue_rate_
 
 
 def _height_log(n: int, seed: int, scale: tuple[float, float] = (1.5, 0.5)) -> pd.DataFrame:
@@ -530,3 +544,143 @@ def test_height_forget_weighs_the_past_windows_of_the_height_model():
             ResponseModel(height_forget=bad).fit(a, covariates=cols)
     with pytest.raises(TypeError, match="height_forget"):
         ResponseModel(height_forget="1").fit(a, covariates=cols)
+
+
+def _per_touch_log(base, k, halflife, days, rows, seed):
+    """A log whose opt-outs follow a per-touch hazard ``base (1 + k F)`` as the world draws it:
+    ``F`` the decayed number of earlier touches (halving every ``halflife`` days; prior fatigue
+    ``f`` in {0, 4} decaying from the window's start), the touches on the days the planner's
+    layout gives them (one channel, ``days`` days). Returns the log and the truth per (level,
+    prior fatigue), averaged over the users of the level as laid out."""
+    from growthmachine.touchpoint import Channel, FrequencyPlanner
+    from growthmachine.touchpoint._scoring import fixed_plan
+
+    rng = np.random.default_rng(seed)
+    levels = np.array([0, 1, 2, 3, 4, 6, 8, 10, 14, 20, 28, 40, 56, 84, 140])
+    n = rng.choice(levels, size=rows)
+    f0 = np.where(rng.random(rows) < 0.5, 0.0, 4.0)
+    pl = FrequencyPlanner([Channel("email", 0.001, 10)], days)
+    sched = fixed_plan(pl, np.arange(rows), np.where(n > 0, 0, -1), n).schedule()
+    touch_days = sched.groupby("user_id")["day"].apply(tuple).reindex(range(rows))
+
+    def p_out(t, f):
+        stay, fat, last = 1.0, f, 0
+        for d in t:
+            fat *= 0.5 ** ((d - last) / halflife)
+            last = d
+            stay *= 1.0 - base * (1.0 + k * fat)
+            fat += 1.0
+        return 1.0 - stay
+
+    cache: dict = {}
+    p = np.zeros(rows)
+    for i, (t, f) in enumerate(zip(touch_days, f0, strict=True)):
+        if isinstance(t, tuple):
+            if (t, f) not in cache:
+                cache[(t, f)] = p_out(t, f)
+            p[i] = cache[(t, f)]
+    truth = pd.DataFrame({"n": n, "f": f0, "p": p}).groupby(["n", "f"])["p"].mean()
+    log = pd.DataFrame(
+        {
+            "segment": 0,
+            "channel": "email",
+            "exposures": n,
+            "converted": (rng.random(rows) < 0.03).astype(float),
+            "opted_out": (rng.random(rows) < p).astype(float),
+            "fatigue": f0,
+        }
+    )
+    return log, truth
+
+
+def test_the_layouts_load_recovers_a_per_touch_hazard():
+    """Fatigue halving every 2 days over a 28-day window: a per-touch hazard gives little extra
+    opt-out to exposures spread over the days and much to several a day. With the window's
+    layout (``horizon_days``) the fit recovers the hazard's base and fatigue and every level's
+    opt-out; the quadratic ``a n + d n^2`` cannot (its errors are several times larger)."""
+    base, k = 0.003, 0.5
+    log, truth = _per_touch_log(base, k, 2.0, 28, 400_000, 3)
+    m = ResponseModel(fatigue_halflife=2.0).fit(log, fatigue="fatigue", horizon_days=28)
+    quad = ResponseModel().fit(log, fatigue="fatigue")
+    assert m.horizon_days_ == 28 and quad.horizon_days_ is None
+    p = m.params_.iloc[0]
+    assert p["a"] == pytest.approx(base, rel=0.06)
+    assert p["d"] == pytest.approx(base * k, rel=0.08)
+    err, err_q = [], []
+    for n in (1, 2, 3, 4, 6, 8, 10, 14, 20, 28):
+        for f in (0.0, 4.0):
+            want = truth[(n, f)]
+            _, o = m.predict([0], ["email"], [n], fatigue=[f], return_opt_out=True)
+            _, q = quad.predict([0], ["email"], [n], fatigue=[f], return_opt_out=True)
+            err.append(abs(o[0] / want - 1))
+            err_q.append(abs(q[0] / want - 1))
+    assert max(err) < 0.04, err
+    assert max(err_q) > 2 * max(err), (max(err_q), max(err))
+    # the layout is kept by partial_fit and pickling; another horizon is refused by name
+    half = ResponseModel(fatigue_halflife=2.0).fit(log.iloc[:200_000], fatigue="fatigue",
+                                                   horizon_days=28)  # fmt: skip
+    half.partial_fit(log.iloc[200_000:], fatigue="fatigue")
+    assert half.horizon_days_ == 28
+    assert np.allclose(half.params_[["a", "d"]], m.params_[["a", "d"]], rtol=1e-9)
+    back = pickle.loads(pickle.dumps(m))
+    assert back.horizon_days_ == 28 and back.get_params()["fatigue_halflife"] == 2.0
+    np.testing.assert_array_equal(back.curves([3, 9], fatigue=4.0).opt_out,
+                                  m.curves([3, 9], fatigue=4.0).opt_out)  # fmt: skip
+    with pytest.raises(ValueError, match=r"^horizon_days: the model's logs were laid out over 28"):
+        m.partial_fit(log.iloc[:100], fatigue="fatigue", horizon_days=14)
+    with pytest.raises(ValueError, match=r"^fatigue_halflife: the model's logs"):
+        m.set_params(fatigue_halflife=7.0).partial_fit(log.iloc[:100], horizon_days=28)
+    # a state from before the layout loads as the quadratic model it was
+    del quad.__dict__["fatigue_halflife"], quad.__dict__["horizon_days_"]
+    old = pickle.loads(pickle.dumps(quad))
+    assert old.horizon_days_ is None and old.fatigue_halflife == 7.0
+    np.testing.assert_array_equal(old.curves([3]).opt_out, quad.curves([3]).opt_out)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        ({"horizon_days": 0}, ValueError, r"^horizon_days: must be >= 1"),
+        ({"horizon_days": 367}, ValueError, r"^horizon_days: must be <= 366"),
+        ({"horizon_days": 1.5}, TypeError, r"^horizon_days: must be an int"),
+        (
+            {"horizon_days": 14, "fatigue_halflife": 0.0},
+            ValueError,
+            r"^fatigue_halflife: must be > 0",
+        ),
+        ({"horizon_days": 14, "fatigue_halflife": np.nan}, ValueError, r"^fatigue_halflife:"),
+    ],
+)
+def test_bad_layout_names_the_argument(kwargs, exc, pattern):
+    log = simulate([(0, "a", (0.05, 0.1, 2.0, 1.2, 0.01, 0.001), 200)], seed=9)
+    kw = dict(kwargs)
+    halflife = kw.pop("fatigue_halflife", 7.0)
+    with pytest.raises(exc, match=pattern):
+        ResponseModel(fatigue_halflife=halflife).fit(log, **kw)
+
+
+def test_slope_prior_moves_a_weakly_identified_shape_and_old_states_keep_theirs():
+    """A concave truth (slope 0.8) with a small effect on a noisy baseline: the default slope
+    prior (median 1, sd 1 on the log) lets the data put the slope below 1.3; a tight prior at
+    2 (the earlier default's median) holds it S-shaped. ``slope_prior`` is a parameter
+    (get_params, repr); a state saved before it loads with the earlier prior, and
+    partial_fit keeps using it."""
+    t = (0.07, 0.05, 8.0, 0.8, 0.005, 0.0002)
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 29, size=200_000)
+    log = pd.DataFrame({"segment": 0, "channel": "ads", "exposures": n,
+                        "converted": (rng.random(len(n)) < p_conv(t, n)).astype(float),
+                        "opted_out": (rng.random(len(n)) < p_opt(t, n)).astype(float)})  # fmt: skip
+    m = ResponseModel().fit(log)
+    assert m.slope_prior == (1.0, 1.0) and m.get_params()["slope_prior"] == (1.0, 1.0)
+    h = float(m.channel_params_["h"].iloc[0])
+    assert h < 1.3
+    tight = ResponseModel(slope_prior=(2.0, 0.05)).fit(log)
+    assert float(tight.channel_params_["h"].iloc[0]) > 1.8
+    assert "slope_prior=(2.0, 0.05)" in repr(tight)
+    # a state from before slope_prior
+    del m.__dict__["slope_prior"]
+    old = pickle.loads(pickle.dumps(m))
+    assert old.slope_prior == pytest.approx((np.exp(0.7), 0.4))
+    again = old.partial_fit(log.iloc[:1000])
+    assert again.slope_prior == pytest.approx((np.exp(0.7), 0.4))

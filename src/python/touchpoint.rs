@@ -10,7 +10,9 @@ use super::allocate::certificate;
 use super::{guarded, guarded_gil, run_long, slice1, slice2, to_pyerr};
 use crate::touchpoint::height::Height;
 use crate::touchpoint::plan::{self, ChannelSpec, Curves, Layout, PlanOptions, Users};
-use crate::touchpoint::response::{Counts, Log, Prior, Response, N_PARAMS, PARAM_NAMES};
+use crate::touchpoint::response::{
+    Counts, Log, Prior, Response, TouchLayout, NO, N_PARAMS, PARAM_NAMES,
+};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -50,10 +52,14 @@ where
 
 #[pymethods]
 impl TouchpointResponse {
-    /// Aggregates the log, adds the counts of `previous` (if given) and fits.
+    /// Aggregates the log, adds the counts of `previous` (if given) and fits. `horizon_days`:
+    /// the log's exposures were laid out over that many days by the planner's layout, fatigue
+    /// halving every `fatigue_halflife` days (the opt-out's fatigue load per level); `None`
+    /// keeps `previous`'s layout (the quadratic load without one).
     #[staticmethod]
     #[pyo3(signature = (group, channel, exposures, converted, opted_out, weight, n_groups,
-        n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None))]
+        n_channels, tau=None, previous=None, forget=1.0, progress=None, fatigue=None,
+        horizon_days=None, fatigue_halflife=7.0, slope_prior=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
         py: Python<'py>,
@@ -70,7 +76,17 @@ impl TouchpointResponse {
         forget: f64,
         progress: Option<&Bound<'py, PyAny>>,
         fatigue: Option<PyReadonlyArray1<'py, f64>>,
+        horizon_days: Option<u32>,
+        fatigue_halflife: f64,
+        slope_prior: Option<(f64, f64)>,
     ) -> PyResult<Self> {
+        let layout = horizon_days.map(|days| TouchLayout {
+            days,
+            halflife: fatigue_halflife,
+        });
+        if let Some(l) = &layout {
+            l.validate().map_err(to_pyerr)?;
+        }
         let tau = match tau {
             None => None,
             Some(t) => Some(<[f64; N_PARAMS]>::try_from(t.as_slice()).map_err(|_| {
@@ -80,10 +96,13 @@ impl TouchpointResponse {
                 ))
             })?),
         };
-        let prior = Prior {
+        let mut prior = Prior {
             tau,
             ..Prior::default()
         };
+        if let Some((median, sd)) = slope_prior {
+            prior = prior.with_slope(median, sd).map_err(to_pyerr)?;
+        }
         prior.validate().map_err(to_pyerr)?;
         let log = Log {
             group: slice1("group", &group)?,
@@ -97,7 +116,7 @@ impl TouchpointResponse {
         let prev = previous.as_ref().map(|p| &p.inner);
         let inner = run_long(py, progress, None, |ctl| {
             let counts = Counts::aggregate(&log, n_groups, n_channels, ctl)?;
-            Response::fit(prev, counts, prior, forget, ctl)
+            Response::fit(prev, counts, prior, forget, layout, ctl)
         })?;
         Ok(TouchpointResponse { inner })
     }
@@ -161,6 +180,23 @@ impl TouchpointResponse {
         shaped(py, f.channel_params(), [f.n_channels, N_PARAMS])
     }
 
+    /// Posterior covariance of every cell's opt-out parameters `(log a, log d)`, `(n_groups,
+    /// n_channels, 4)` (row-major 2 x 2; a cell without data: a new segment's, as
+    /// `channel_cov_opt`).
+    #[getter]
+    fn cov_opt<'py>(&self, py: Python<'py>) -> PyResult<Arr3<'py>> {
+        let f = &self.inner.fit;
+        shaped(py, f.cov_opt.clone(), [f.n_groups, f.n_channels, NO * NO])
+    }
+
+    /// Covariance of a new segment's opt-out parameters `(log a, log d)` per channel (the
+    /// channel's posterior plus the segment spread), `(n_channels, 4)`.
+    #[getter]
+    fn channel_cov_opt<'py>(&self, py: Python<'py>) -> PyResult<Arr<'py, numpy::Ix2>> {
+        let f = &self.inner.fit;
+        shaped(py, f.channel_cov_opt.clone(), [f.n_channels, NO * NO])
+    }
+
     /// Segment spread per channel and unconstrained parameter, `(n_channels, 6)`.
     #[getter]
     fn tau<'py>(&self, py: Python<'py>) -> PyResult<Arr<'py, numpy::Ix2>> {
@@ -192,10 +228,23 @@ impl TouchpointResponse {
         PyArray1::from_slice(py, &self.inner.fit.informed)
     }
 
+    /// `(horizon_days, fatigue_halflife)` of the layout the opt-out's fatigue load is taken
+    /// from, or `None` (the quadratic load).
+    #[getter]
+    fn layout(&self) -> Option<(u32, f64)> {
+        self.inner.fit.layout.map(|l| (l.days, l.halflife))
+    }
+
     /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`).
     #[getter]
     fn fatigue_rate(&self) -> f64 {
         self.inner.fit.fatigue_rate
+    }
+
+    /// Posterior standard deviation of `log fatigue_rate` (0: not estimated).
+    #[getter]
+    fn fatigue_rate_sd(&self) -> f64 {
+        self.inner.fit.fatigue_rate_sd
     }
 
     /// Share of the prior fatigue acting on the opt-out over the window.

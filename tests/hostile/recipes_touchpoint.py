@@ -124,7 +124,7 @@ def _(c):
         channels=[tp.Channel("ads", 0.01, 3), tp.Channel("sms", 0.03, 1),
                   tp.Channel("email", 0.001, 1)],
         horizon_days=7, levels=[1, 2, 4, 7], min_frequency=0, explore_share=0.1,
-        control_share=0.5, tol=1e-4, max_iter=50, seed=0,
+        control_share=0.5, explore_levels="full", tol=1e-4, max_iter=50, seed=0,
     )  # fmt: skip
 
 
@@ -148,7 +148,7 @@ def _(c):
 def _(c):
     return c.fitted.plan, dict(
         users=c.users, budget=3.0, value=np.full(N, 10.0), segment=c.seg, reachable=c.reach,
-        start_day=127, explore=False, max_optouts=5.0,
+        start_day=127, explore=False, max_optouts=5.0, optout_z=0.5,
     )  # fmt: skip
 
 
@@ -157,7 +157,8 @@ def _(c):
     def run(**kw):
         return tp.ResponseModel(**kw).fit(c.log)
 
-    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH))
+    return run, dict(tau=1.0, interval=0.9, forget=0.5, channels=list(CH), fatigue_halflife=7.0,
+                     slope_prior=(1.0, 1.0))  # fmt: skip
 
 
 LOG = {k: (k,) for k in ("segment", "channel", "exposures", "converted", "opted_out")}
@@ -168,7 +169,12 @@ for _m in ("fit", "partial_fit"):
         # the weight column is read as "weight"; an unknown column name is the log's
         names={"log": ("weight",), "weight": ("log",)},
         allow={"log": {"str-segment": "segments are labels: strings are valid"}},
-    )(lambda c, _m=_m: (getattr(tp.ResponseModel(), _m), dict(log=c.log, weight="w")))
+    )(
+        lambda c, _m=_m: (
+            getattr(tp.ResponseModel(), _m),
+            dict(log=c.log, weight="w", horizon_days=14),
+        )
+    )
 #: The curves are continuous in the number of exposures: fractions are documented as allowed.
 FRACTIONS = {"1.5": "fractions of exposures are allowed (documented: the curves are continuous)"}
 R("touchpoint.ResponseModel.curves", allow={"levels": FRACTIONS})(

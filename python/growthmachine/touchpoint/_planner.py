@@ -7,10 +7,12 @@ P(opt-out | level) - unit_cost * level``. The allocation core's Lagrangian solve
 budget and the channels' daily capacities (``src/touchpoint/plan.rs`` builds the problem from
 the curves' upper concave hulls and lays the exposures out over the days; see its docs).
 
-The feedback loop: a share of the users (``explore_share``) is randomised around the plan:
-half of them (``control_share``) get no exposure, the others a random level between half and
-twice their planned one (local exploration: the curves are learned where the plan uses them,
-and exploring costs little); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
+The feedback loop: a share of the users (``explore_share``) is randomised: half of them
+(``control_share``) get no exposure, the others a uniformly random level of their planned
+channel (``explore_levels="full"``: every window observes the whole range, so the curve's
+shape stays identified as the plans concentrate on few levels) or one between half and twice
+their planned level (``"local"``: cheaper, the curves are learned along the plans' path only;
+on the fatigued world that path let the fitted curve turn S-shaped); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
 users and updates the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the
 randomised users update the curves (their levels are random given their segment and planned
 level): the optimised users' levels were chosen for their expected response, so their outcomes
@@ -186,7 +188,11 @@ class FrequencyPlanner:
     offered; ``InfeasibleError`` when no channel's caps allow it); ``explore_share``: share of
     users randomised around the plan once the model is fitted (all users explore before it is);
     ``control_share``: share of the randomised users held at 0 exposures (each window's own
-    baseline);
+    baseline); ``explore_levels``: the other randomised users' levels, ``"full"`` (default) a
+    uniformly random allowed level of their channel (the whole 0..cap range stays observed
+    every window, so the curve's shape stays identified while the plans concentrate) or
+    ``"local"`` between half and twice their planned level (cheaper, but the shape is then
+    learned along the plans' path only);
     ``tol``: the solver's relative gap target.
     """
 
@@ -200,6 +206,7 @@ class FrequencyPlanner:
         min_frequency: int = 0,
         explore_share: float = 0.1,
         control_share: float = 0.5,
+        explore_levels: str = "full",
         tol: float = 1e-4,
         max_iter: int = 500,
         seed: int = 0,
@@ -228,6 +235,13 @@ class FrequencyPlanner:
                                              maximum=1.0)  # fmt: skip
         self.control_share = cv.check_number(control_share, "control_share", minimum=0.0,
                                              maximum=1.0)  # fmt: skip
+        if not isinstance(explore_levels, str):
+            raise TypeError(
+                f"explore_levels: must be 'full' or 'local', got {type(explore_levels).__name__}"
+            )
+        if explore_levels not in ("full", "local"):
+            raise ValueError(f"explore_levels: must be 'full' or 'local', got {explore_levels!r}")
+        self.explore_levels = explore_levels
         self.tol = cv.check_number(tol, "tol", minimum=0.0, strict_min=True)
         self.max_iter = cv.check_int(max_iter, "max_iter", minimum=1, maximum=100_000)
         self.seed = cv.check_int(seed, "seed", minimum=0)
@@ -350,9 +364,10 @@ class FrequencyPlanner:
         curves: tuple[Any, Any] | None = None,
         start_day: int = 0,
         explore: bool | None = None,
-        max_optouts: float | None = None,
+        max_optouts: float | FrequencyPlan | None = None,
         fatigue: Any = None,
         covariates: Any = None,
+        optout_z: float = 0.0,
     ) -> FrequencyPlan:
         """Plans the exposures of ``users`` over ``[start_day, start_day + horizon_days)``.
 
@@ -365,7 +380,16 @@ class FrequencyPlanner:
         ``explore_share`` of the users on randomised frequencies (default: when planning from
         the model); ``max_optouts``: most expected opt-outs (under the curves used) over all the
         planned users: an extra price per opt-out is found by bisection so that the plan meets
-        it (the Lagrangian of that constraint); the certificate's bound adds price x cap;
+        it (the Lagrangian of that constraint); the certificate's bound adds price x cap. A
+        :class:`FrequencyPlan` of the same users (e.g. :func:`uniform_plan`): its expected
+        opt-outs under the same curves are the cap;
+        ``optout_z``: the cap holds with a margin of ``optout_z`` standard errors of the model's
+        uncertainty (``0``: none): of the plan's expected opt-outs, or with a reference plan as
+        ``max_optouts``, of the difference between the two (what the comparison is about: the
+        model's errors common to both plans cancel). The standard error is the delta method's
+        on the Laplace posteriors of the segments' opt-out parameters (``log a``, ``log d``;
+        segments taken as independent); the bound of the certificate is that of the cap less
+        the margin at the final plan. Only with the model's curves;
         ``fatigue``: each user's prior fatigue (decayed number of earlier touches, >= 0; e.g.
         :func:`world_fatigue`): the model's curves are taken at it (users already tired opt out
         sooner and, once the model has learned it, need more exposures), and :meth:`observe`
@@ -382,8 +406,16 @@ class FrequencyPlanner:
         n = len(u)
         c_n = len(self.channels)
         budget = cv.check_number(budget, "budget", minimum=0.0)
-        if max_optouts is not None:
+        ref = None
+        if isinstance(max_optouts, FrequencyPlan):
+            ref = _reference(max_optouts, u, self)
+        elif max_optouts is not None:
             max_optouts = cv.check_number(max_optouts, "max_optouts", minimum=0.0)
+        optout_z = cv.check_number(optout_z, "optout_z", minimum=0.0)
+        if optout_z > 0 and max_optouts is None:
+            raise ValueError("optout_z: applies to a cap; give max_optouts")
+        if optout_z > 0 and curves is not None:
+            raise ValueError("optout_z: the model's uncertainty; not with explicit curves")
         start_day = cv.check_int(start_day, "start_day", minimum=0)
         if np.ndim(value) == 0:
             v = np.full(n, cv.check_number(value, "value"))
@@ -435,6 +467,10 @@ class FrequencyPlanner:
                 inc, opt, group = self._model_curves(seg_labels, fat)
                 group_labels = [*self.model.segments_, "(unseen: pooled)"]
                 label_of = self.group_segment_
+        if ref is not None:
+            if not fitted:
+                raise ValueError("max_optouts: a reference plan needs curves (fit the model first)")
+            max_optouts = _on_curves(opt, group, ref[0], ref[1], self.levels)
         # Each user's height multiplier scales the value of its conversions (the conversion
         # curve is w x the segment's); the values below and the forecast are at the user's curve.
         height = np.ones(n)
@@ -490,8 +526,13 @@ class FrequencyPlanner:
                     self.seed, cb,
                 )  # fmt: skip
 
+            se = None
+            if optout_z > 0:
+                se = _OptoutError(self, inc, opt, group, ref)
+
             def optouts(o: dict) -> float:
-                return _on_curves(opt, g_o, o["channel"], o["level"], self.levels)
+                total = _on_curves(opt, g_o, o["channel"], o["level"], self.levels)
+                return total if se is None else total + optout_z * se(o["channel"], o["level"])
 
             with _progress.bar(self.progress, "planning exposures", unit="it") as cb:
                 out = solve(0.0, cb)
@@ -500,7 +541,25 @@ class FrequencyPlanner:
                     if optouts(out) > cap:
                         out, optout_price, above = _price_optouts(solve, optouts, cap, v_o, cb,
                                                                   out)  # fmt: skip
-                        self._mix(out, above, (inc, opt), g_o, v_o, optout_price, budget, cap)
+                        # The mix is linear in the users' opt-outs: the margin is the larger
+                        # of the two plans' (the mix lies between them).
+                        mix_cap = (
+                            cap
+                            if se is None
+                            else cap
+                            - optout_z
+                            * max(
+                                se(out["channel"], out["level"]),
+                                se(above["channel"], above["level"]),
+                            )
+                        )
+                        self._mix(out, above, (inc, opt), g_o, v_o, optout_price, budget,
+                                  mix_cap)  # fmt: skip
+                    if se is not None:
+                        # The cap less the final plan's margin: what the certificate and the
+                        # exploration's fallback hold to.
+                        cap = max(cap - optout_z * se(out["channel"], out["level"]), 0.0)
+                        max_optouts = cap
             ch[opt_idx] = out["channel"]
             lv[opt_idx] = out["level"]
             val[opt_idx] = out["value"]
@@ -672,9 +731,9 @@ class FrequencyPlanner:
     def _perturb(self, rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts):
         """Local exploration of the randomised users ``ex`` after the optimisation (in place):
         ``control_share`` of them get 0 exposures on their channel (each window's baseline); the
-        others a uniformly random allowed level within [half, twice] their planned level on
-        their planned channel (a user the plan leaves out: a random reachable channel and a
-        level up to two a day). Random perturbed users fall back to 0 until the plan is within
+        others a uniformly random allowed level of their planned channel (``explore_levels=
+        "full"``) or within [half, twice] their planned level (``"local"``; a user the plan
+        leaves out: a random reachable channel and a level up to two a day). Random perturbed users fall back to 0 until the plan is within
         the budget and ``max_optouts`` again. Their values are re-computed on the curves."""
         c_n = len(self.channels)
         levels = self.levels.astype(np.float64)
@@ -685,6 +744,8 @@ class FrequencyPlanner:
         if (~planned).any():
             new_ch[~planned] = _random_true(reach[ex[~planned]], rng)
         ctrl = rng.random(len(ex)) < self.control_share
+        # Planners saved before explore_levels explored locally.
+        full = getattr(self, "explore_levels", "local") == "full"
         new_lv = np.zeros(len(ex), np.uint32)
         for c in range(c_n):
             a = levels[self.allowed_[c]]
@@ -692,8 +753,11 @@ class FrequencyPlanner:
             if not len(a) or not len(sel):
                 continue
             base = lv[ex[sel]].astype(np.float64)
-            lo = np.where(planned[sel], base / 2.0, 1.0)
-            hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
+            if full:
+                lo, hi = np.ones(len(sel)), np.full(len(sel), float(a[-1]))
+            else:
+                lo = np.where(planned[sel], base / 2.0, 1.0)
+                hi = np.where(planned[sel], base * 2.0, 2.0 * self.horizon_days)
             i0 = np.minimum(np.searchsorted(a, lo, side="left"), len(a) - 1)
             i1 = np.maximum(np.searchsorted(a, hi, side="right"), i0 + 1)
             k = i0 + (rng.random(len(sel)) * (i1 - i0)).astype(np.int64)
@@ -786,10 +850,12 @@ class FrequencyPlanner:
             covariates = list(names)
             for j, c in enumerate(covariates):
                 log[c] = rows[:, j]
+        # The exposures were laid out over the plan's horizon: the opt-out follows that layout.
+        days = plan.horizon_days
         if getattr(self.model, "n_obs_", 0) > 0:
-            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates)
+            self.model.partial_fit(log, fatigue=fatigue, covariates=covariates, horizon_days=days)
         else:
-            self.model.fit(log, fatigue=fatigue, covariates=covariates)
+            self.model.fit(log, fatigue=fatigue, covariates=covariates, horizon_days=days)
         return self
 
 
@@ -825,6 +891,80 @@ def _per_user(curve, group, ch, lv, levels) -> np.ndarray:
 def _on_curves(curve, group, ch, lv, levels) -> float:
     """Sum of :func:`_per_user` over the users: a plan's expected conversions or opt-outs."""
     return float(_per_user(curve, group, ch, lv, levels).sum())
+
+
+def _reference(plan: FrequencyPlan, users: np.ndarray, planner: FrequencyPlanner) -> tuple:
+    """A reference plan given as ``max_optouts``, checked against the users and the planner:
+    each user's (channel code, 255 for none; exposures)."""
+    a = plan.assignment
+    if len(a) != len(users) or not np.array_equal(a["user_id"].to_numpy(), users):
+        raise ValueError("max_optouts: the reference plan must plan the same users, in order")
+    names = tuple(c.name for c in planner.channels)
+    if tuple(plan.channels) != names:
+        raise ValueError(
+            f"max_optouts: the reference plan's channels {plan.channels} are not the planner's "
+            f"{names}"
+        )
+    codes = a["channel"].cat.codes.to_numpy()
+    lv = a["exposures"].to_numpy(np.int64)
+    on = (codes >= 0) & (lv > 0)
+    bad = on & ~np.isin(lv, planner.levels)
+    if bad.any():
+        raise ValueError(
+            f"max_optouts: the reference plan gives {lv[bad][0]} exposures, not one of the "
+            "planner's levels"
+        )
+    ch = np.where(on, codes, 255).astype(np.uint8)
+    return ch, np.where(on, lv, 0).astype(np.uint32)
+
+
+class _OptoutError:
+    """The model's standard error of a plan's expected opt-outs, or of their difference with a
+    reference plan (``ref``: channel and exposures per user), under the planner's group curves
+    (``opt``, ``group`` from :meth:`FrequencyPlanner._model_curves`): the delta method on the
+    Laplace posteriors of each segment's opt-out parameters ``(log a, log d)``. With ``P = 1 -
+    exp(-L)`` and ``L = a n + d (load)``, ``dP / dlog a = (1 - P) a n`` and ``dP / dlog d = (1 -
+    P) (L - a n)``; the gradients of every user are summed per segment and channel, and the
+    variance is the sum over those cells of ``g' V g`` (cells independent: the shared channel
+    centre's error, which moves every segment of a channel together, is in each cell's ``V``
+    but not its correlation across cells)."""
+
+    def __init__(self, planner, inc, opt, group, ref):
+        m = planner.model
+        core = m._core
+        names = list(m.channels_)
+        idx = [names.index(c.name) for c in planner.channels]
+        cov = np.concatenate([np.asarray(core.cov_opt), np.asarray(core.channel_cov_opt)[None]])[
+            :, idx
+        ].reshape(-1, len(idx), 2, 2)
+        a = np.concatenate([np.asarray(core.params)[..., 4],
+                            np.asarray(core.channel_params)[None, :, 4]])[:, idx]  # fmt: skip
+        seg = np.asarray(planner.group_segment_)
+        c_n = len(idx)
+        n = planner.levels.astype(np.float64)
+        p = np.clip(opt, 0.0, 1.0 - 1e-12)
+        hazard = -np.log1p(-p)
+        an = a[seg][:, :, None] * n[None, None, :]
+        self.grad = np.stack([(1.0 - p) * an, (1.0 - p) * np.maximum(hazard - an, 0.0)], -1)
+        self.cell = (seg[:, None] * c_n + np.arange(c_n)[None, :]).astype(np.int64)
+        self.cov = cov.reshape(-1, 2, 2)
+        self.group, self.levels = group.astype(np.int64), planner.levels
+        self.base = np.zeros((len(self.cov), 2))
+        if ref is not None:
+            self.base = -self._sums(*ref)
+
+    def _sums(self, ch: np.ndarray, lv: np.ndarray) -> np.ndarray:
+        on = (ch != 255) & (lv > 0)
+        g, c = self.group[on], ch[on].astype(np.int64)
+        li = np.searchsorted(self.levels, lv[on])
+        k = self.cell[g, c]
+        gr = self.grad[g, c, li]
+        m = len(self.cov)
+        return np.stack([np.bincount(k, weights=gr[:, j], minlength=m) for j in (0, 1)], -1)
+
+    def __call__(self, ch: np.ndarray, lv: np.ndarray) -> float:
+        s = self.base + self._sums(ch, lv)
+        return float(np.sqrt(max(np.einsum("ki,kij,kj->", s, self.cov, s), 0.0)))
 
 
 def _price_optouts(

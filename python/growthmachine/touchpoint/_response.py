@@ -12,10 +12,26 @@ of the predictions) continues that curve from ``f``: ``a n + d (n^2 + 2 n f)``, 
 fatigued than any in the log (e.g. those the last window touched heavily, when only fresh users
 were randomised) get their higher opt-out rate from the fatigue measured within the windows.
 Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n / (1 + r f)``,
-with one rate ``r`` (``fatigue_rate_``) chosen by profile likelihood once the log holds users of
-different prior fatigue (0 until then); the same data then also tell the share ``c`` of the prior
+with one rate ``r`` (``fatigue_rate_``) estimated once the log holds users of different prior
+fatigue (0 until then): the mode over ``log r`` of the profile likelihood times a weakly
+informative prior (normal, centred at 0.18 with standard deviation 1: it decides only where the
+likelihood is flat), ``fatigue_rate_sd_`` the posterior standard deviation of ``log r``; the same data then also tell the share ``c`` of the prior
 fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
 fatigue keeps decaying as the window's exposures arrive; 1 until then).
+
+With ``horizon_days`` (a log of a planner's window: :meth:`FrequencyPlanner.observe` passes its
+horizon) the opt-out follows the touches as the planner lays them out instead: every touch ``j``
+carries the hazard ``a + d F_j``, ``F_j`` the user's decayed number of earlier touches (halving
+every ``fatigue_halflife`` days), as a per-touch hazard ``base (1 + k F)`` would give. Then
+``P(opt-out | n, f) = 1 - exp(-(a n + d (W(n) + c f P(n))))`` with the within-window load
+``W(n)`` (the touches' decayed fatigue summed over the layout's days) and the weight ``P(n)`` of
+the prior fatigue (its decay over the touch days), both averaged over the layout's rotations
+(``src/touchpoint/response/load.rs``). The quadratic ``n^2`` is that load only when every touch
+falls on one day: with fatigue halving every 2 days over a 28-day window it was off by 13-16 % at
+the levels a plan compares, the layout's load by under 4 % (tests). With the simulated world's
+7-day half-life over 14 days the two differ by a few percent; what is left of its opt-out error
+there is the spread of the users' propensity to opt out within a segment (a single hazard per
+segment over-predicts at few exposures and under-predicts at 10-20), not this load.
 
 Covariates (optional columns of the log: features the platform observes, e.g. recency,
 frequency and value of orders, tenure, device) scale the curve's height per user: a user of
@@ -58,6 +74,16 @@ from .. import _core, _progress
 from .._state import StateError, Versioned, core_bytes
 
 __all__ = ["Curves", "ResponseModel"]
+
+#: Default weak prior ``(median, sd of log)`` of the Hill slope: centred on 1 (no S-shape), one
+#: unit of log either way. The prior before it, Google Meridian's ``slope_rf ~ LogNormal(0.7,
+#: 0.4)`` (median 2), decided the shape wherever the data were noisy: on the fatigued world the
+#: randomised round's data alone put the slope at 0.81 under a wide prior, but the fit stayed
+#: at 1.96 and moved the half-effect up instead (9.5 -> 20.9 exposures after three rounds),
+#: under-predicting 6 exposures to fresh users 2.6-fold (benchmarks/RESULTS.md, touchpoint
+#: world).
+SLOPE_PRIOR: tuple[float, float] = (1.0, 1.0)
+OLD_SLOPE_PRIOR: tuple[float, float] = (float(np.exp(0.7)), 0.4)
 
 _N_PARAMS = len(_core.TouchpointResponse.param_names())
 _NATURAL = ("b", "A", "k", "h", "a", "d")
@@ -196,12 +222,22 @@ class ResponseModel(Versioned):
         logs. If given, a log row with another channel is an error, and a channel without any data
         is kept, flagged uninformed (``channel_params_["informed"]``) with the weak prior's curve.
     progress : show a progress bar (``None``: only in interactive sessions).
+    slope_prior : ``(median, sd)``: the weak prior of the curves' Hill slope ``h``, ``log h ~
+        N(log median, sd^2)``. The default (1, 1) is centred on no S-shape (a concave curve)
+        and lets the data move the slope by a factor of e either way at one standard deviation:
+        randomised arms on noisy conversions pin the curve's height far better than its shape,
+        and a tight prior then decides the shape; it must not decide it for the world
+        (see ``SLOPE_PRIOR``). States saved before it keep the earlier ``(exp(0.7), 0.4)``.
+    fatigue_halflife : days over which fatigue halves, for the opt-out's load of logs fitted
+        with ``horizon_days`` (the platform's own decay of its contact counts; the default is
+        that of :func:`world_fatigue`).
 
     Fitted attributes: ``segments_`` and ``channels_`` (labels; row i of every table is the code
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` and ``fatigue_carry_``.
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` (and ``fatigue_rate_sd_``, the
+    standard deviation of its log), ``fatigue_carry_`` and ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
@@ -216,7 +252,10 @@ class ResponseModel(Versioned):
 
     _STATE_KIND = "growthmachine.touchpoint.ResponseModel"
     _STATE_VERSION = 1
-    _PARAMS = ("tau", "interval", "forget", "channels", "progress", "height_forget")
+    _PARAMS = (
+        "tau", "interval", "forget", "channels", "progress", "height_forget", "fatigue_halflife",
+        "slope_prior",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -227,7 +266,11 @@ class ResponseModel(Versioned):
         channels: Sequence[Any] | None = None,
         progress: bool | None = None,
         height_forget: float | None = 1.0,
+        fatigue_halflife: float = 7.0,
+        slope_prior: tuple[float, float] = SLOPE_PRIOR,
     ):
+        self.slope_prior = slope_prior
+        self.fatigue_halflife = fatigue_halflife
         self.tau = tau
         self.interval = interval
         self.forget = forget
@@ -262,6 +305,7 @@ class ResponseModel(Versioned):
         weight: str | None = None,
         fatigue: str | None = None,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         """Fits the curves to an exposure log (a pandas/polars DataFrame, a pyarrow Table or a
         mapping of column -> array), one row per user and channel: the user's segment, the
@@ -270,7 +314,10 @@ class ResponseModel(Versioned):
         of row weights >= 0, ``fatigue`` an optional column of the users' prior fatigue >= 0
         (decayed number of earlier touches when the window began; absent: 0), ``covariates``
         optional names of numeric columns (finite) that scale each user's curve height (see
-        the module docs; :meth:`height`). Returns ``self``."""
+        the module docs; :meth:`height`). ``horizon_days``: the exposures of every row were laid
+        out over that many days as :class:`FrequencyPlanner` lays them out (its logs), so the
+        opt-out follows the touches' decayed fatigue (see the module docs); ``None``: the
+        quadratic load. Returns ``self``."""
         known_channels = self._check_channels()
         return self._update(
             log,
@@ -279,6 +326,7 @@ class ResponseModel(Versioned):
             channels=known_channels,
             previous=None,
             covariates=covariates,
+            horizon_days=horizon_days,
         )
 
     def partial_fit(
@@ -293,10 +341,13 @@ class ResponseModel(Versioned):
         weight: str | None = None,
         fatigue: str | None = None,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         """Adds a log (e.g. the next window's outcomes) to the counts seen so far and refits; the
         first call is :meth:`fit`. A model fitted with ``covariates`` needs the same ones (its
-        height statistics are kept and added to, like the counts). Returns ``self``."""
+        height statistics are kept and added to, like the counts). ``horizon_days``: as in
+        :meth:`fit`; ``None`` keeps the model's (the logs of one model share one layout: another
+        horizon than the model's is an error). Returns ``self``."""
         cols = (segment, channel, exposures, converted, opted_out, weight, fatigue)
         if not hasattr(self, "_core"):
             return self.fit(
@@ -309,6 +360,7 @@ class ResponseModel(Versioned):
                 weight=weight,
                 fatigue=fatigue,
                 covariates=covariates,
+                horizon_days=horizon_days,
             )
         return self._update(
             log,
@@ -317,6 +369,7 @@ class ResponseModel(Versioned):
             channels=list(self.channels_),
             previous=self._core,
             covariates=covariates,
+            horizon_days=horizon_days,
         )
 
     def _check_channels(self) -> list[Any]:
@@ -350,6 +403,18 @@ class ResponseModel(Versioned):
             return vals
         raise TypeError(f"tau: must be None, a number or a sequence, got {type(t).__name__}")
 
+    def _check_slope_prior(self) -> tuple[float, float]:
+        sp = self.slope_prior
+        if isinstance(sp, (str, bytes)) or not isinstance(sp, Sequence):
+            raise TypeError(
+                f"slope_prior: must be a (median, sd) pair of numbers, got {type(sp).__name__}"
+            )
+        if len(sp) != 2:
+            raise ValueError(f"slope_prior: must be a (median, sd) pair, got {len(sp)} values")
+        median = cv.check_number(sp[0], "slope_prior", minimum=0.0, strict_min=True)
+        sd = cv.check_number(sp[1], "slope_prior", minimum=0.0, strict_min=True)
+        return (float(median), float(sd))
+
     def _update(
         self,
         log: Any,
@@ -359,9 +424,15 @@ class ResponseModel(Versioned):
         channels: list[Any],
         previous: Any,
         covariates: Sequence[str] | None = None,
+        horizon_days: int | None = None,
     ) -> ResponseModel:
         seg_col, ch_col, exp_col, conv_col, opt_col, w_col, f_col = cols
+        if horizon_days is not None:
+            horizon_days = cv.check_int(horizon_days, "horizon_days", minimum=1, maximum=366)
+        halflife = cv.check_number(self.fatigue_halflife, "fatigue_halflife", minimum=0.0,
+                                   strict_min=True)  # fmt: skip
         tau = self._check_tau()
+        slope = self._check_slope_prior()
         cv.check_number(self.interval, "interval", minimum=0.0, maximum=1.0)
         if not 0.0 < self.interval < 1.0:
             raise ValueError(f"interval: must be in (0, 1), got {self.interval}")
@@ -420,6 +491,9 @@ class ResponseModel(Versioned):
                 forget=forget,
                 progress=cb,
                 fatigue=f,
+                horizon_days=horizon_days,
+                fatigue_halflife=halflife,
+                slope_prior=slope,
             )
             height = None
             if x is not None:
@@ -482,7 +556,10 @@ class ResponseModel(Versioned):
         )
         self.converged_ = core.converged
         self.fatigue_rate_ = float(core.fatigue_rate)
+        self.fatigue_rate_sd_ = float(core.fatigue_rate_sd)
         self.fatigue_carry_ = float(core.fatigue_carry)
+        lay = core.layout
+        self.horizon_days_ = None if lay is None else int(lay[0])
         h = getattr(self, "_height", None)
         if h is not None:
             self.height_ = pd.DataFrame(
@@ -591,6 +668,14 @@ class ResponseModel(Versioned):
         raw_h = core_bytes(state, "_height", self._STATE_KIND) if "_height" in state else None
         # A state from before height_forget: its heights forgot as the curves did.
         state.setdefault("height_forget", None)
+        # A state from before the layout's load: fitted with the quadratic one.
+        state.setdefault("fatigue_halflife", 7.0)
+        # A state from before slope_prior: fitted (and updated) with Meridian's slope prior.
+        state.setdefault("slope_prior", OLD_SLOPE_PRIOR)
+        if raw is not None:
+            state.setdefault("horizon_days_", None)
+            # A state from before the rate's uncertainty: picked on a grid, none reported.
+            state.setdefault("fatigue_rate_sd_", 0.0)
         self.__dict__.update(state)
         if raw is not None:
             self._core = _core.TouchpointResponse._from_state_bytes(raw)

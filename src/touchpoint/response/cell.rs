@@ -62,8 +62,9 @@ pub(super) fn conv_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Ve
     finite(f, g, hs)
 }
 
-/// Opt-out: `P = 1 - exp(-lambda)`, `lambda = a n + d (n^2 + 2 n f)` with the prior fatigue `f`,
-/// in `(log a, log d)`. The users who stayed contribute `-lambda` (linear in `f`: exact from the
+/// Opt-out: `P = 1 - exp(-lambda)`, `lambda = a n + d (W + P f)` with the level's fatigue load
+/// `(W, P)` (see `load`; quadratic: `W = n^2`, `P = 2 n`) and the prior fatigue `f`, in
+/// `(log a, log d)`. The users who stayed contribute `-lambda` (linear in `f`: exact from the
 /// sum `fk`); those who opted out `ln(1 - exp(-lambda))` at their mean fatigue `fo`.
 pub(super) fn opt_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Vec<f64>)> {
     let (a, d) = (th[0].exp(), th[1].exp());
@@ -72,8 +73,8 @@ pub(super) fn opt_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Vec
     let mut hs = vec![0.0; NO * NO];
     for l in lv.iter().filter(|l| l.n > 0.0) {
         let kept = l.t - l.o;
-        // stayed: -(kept (a n + d n^2) + 2 d n fk)
-        let (ka, kd) = (kept * a * l.n, d * (kept * l.n * l.n + 2.0 * l.n * l.fk));
+        // stayed: -(kept (a n + d W) + d P fk)
+        let (ka, kd) = (kept * a * l.n, d * (kept * l.w + l.p * l.fk));
         f -= ka + kd;
         g[0] -= ka;
         g[1] -= kd;
@@ -81,7 +82,7 @@ pub(super) fn opt_loglik(th: &[f64], lv: &[Level]) -> Option<(f64, Vec<f64>, Vec
         hs[3] -= kd;
         if l.o > 0.0 {
             // opted out: o ln(1 - e^-lambda) at the mean fatigue fo
-            let (la, ld) = (a * l.n, d * (l.n * l.n + 2.0 * l.n * l.fo));
+            let (la, ld) = (a * l.n, d * (l.w + l.p * l.fo));
             let lam = la + ld;
             let em1 = lam.exp_m1();
             f += l.o * (-(-lam).exp_m1()).ln();
@@ -268,7 +269,7 @@ pub(super) fn opt_start(lv: &[Level]) -> [f64; NO] {
         .iter()
         .filter(|l| l.n > 0.0)
         .fold((0.0, 0.0, 0.0), |s, l| {
-            (s.0 + l.o, s.1 + l.t * l.n, s.2 + l.t * l.n * l.n)
+            (s.0 + l.o, s.1 + l.t * l.n, s.2 + l.t * l.w)
         });
     let a0 = if tn > 0.0 { (o / tn).max(1e-6) } else { 1e-2 };
     let d0 = if tn2 > 0.0 {

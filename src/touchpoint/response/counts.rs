@@ -428,6 +428,17 @@ impl CellData {
         }
     }
 
+    /// The levels with the opt-out's fatigue loads of a layout (`loads[l]` for level `l`);
+    /// `None`: the quadratic loads they were made with.
+    pub(super) fn with_loads(mut self, loads: Option<&[(f64, f64)]>) -> CellData {
+        if let Some(t) = loads {
+            for l in &mut self.opt {
+                (l.w, l.p) = t[l.n as usize];
+            }
+        }
+        self
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.conv.is_empty()
     }
@@ -520,7 +531,8 @@ pub(super) fn validate(
 }
 
 /// Counts at one level of one cell: `fk` is the prior fatigue summed over the users who did not
-/// opt out (weighted), `fo` the mean prior fatigue of those who did.
+/// opt out (weighted), `fo` the mean prior fatigue of those who did; `w` and `p` the level's
+/// fatigue load (the within-window load and the weight of the prior fatigue, see `load`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Level {
     pub(super) n: f64,
@@ -530,14 +542,20 @@ pub(super) struct Level {
     pub(super) o: f64,
     pub(super) fk: f64,
     pub(super) fo: f64,
+    pub(super) w: f64,
+    pub(super) p: f64,
 }
 
 impl Level {
     /// From the weighted sums (rounding of weighted sums may leave conversions a hair above
     /// trials).
+    /// The load is the quadratic one (no layout; see [`CellData::with_loads`]).
     pub(super) fn of(l: usize, t: f64, y: f64, o: f64, fk: f64, fo: f64) -> Level {
         let o = o.min(t);
+        let (w, p) = super::load::quadratic(l as f64);
         Level {
+            w,
+            p,
             n: l as f64,
             ln_n: (l as f64).ln(),
             t,

@@ -30,16 +30,27 @@ pub struct ResponseFit {
     /// Weighted trials per cell, and whether both Newton fits of the cell converged.
     pub trials: Vec<f64>,
     pub converged: Vec<bool>,
-    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`), chosen on
-    /// [`FATIGUE_RATES`] by the channels' profile likelihood (0 without fatigue in the log and
-    /// in states written before it).
+    /// Damping of the conversion's exposures by prior fatigue (`n / (1 + rate f)`): the mode
+    /// of the channels' profile likelihood times the prior [`FATIGUE_RATE_PRIOR`] on `log
+    /// rate` (see [`fatigue_rate`]; 0 without fatigue in the log and in states written before
+    /// it).
     #[serde(default)]
     pub fatigue_rate: f64,
+    /// Posterior standard deviation of `log fatigue_rate` (the curvature of the penalised
+    /// profile at its mode); 0 when the rate is not estimated (no fatigue in the log, older
+    /// states).
+    #[serde(default)]
+    pub fatigue_rate_sd: f64,
     /// Share of the prior fatigue that acts on the opt-out over the window
-    /// (`a n + d (n^2 + 2 n carry f)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
+    /// (`a n + d (W + carry f P)`), chosen on [`FATIGUE_CARRIES`] (1 without fatigue in the
     /// log and in states written before it).
     #[serde(default = "one")]
     pub fatigue_carry: f64,
+    /// How the log's exposures were laid out over the window, which gives each level its
+    /// fatigue load (`load`); `None` (the default, and states written before it): the
+    /// quadratic load `a n + d n^2`.
+    #[serde(default)]
+    pub layout: Option<TouchLayout>,
 }
 
 fn one() -> f64 {
@@ -88,30 +99,86 @@ fn best_on_grid(grid: &[f64], ctl: &Control, log_post: impl Fn(f64) -> f64) -> R
     Ok(best.1)
 }
 
-/// Candidate damping rates of the conversion by prior fatigue (see [`fatigue_rate`]).
-pub const FATIGUE_RATES: [f64; 9] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.6];
+/// Prior of the conversion's damping rate by prior fatigue: `log r ~ N(ln centre, scale^2)`.
+/// The centre, 0.18, is the geometric middle of the range the rate used to be picked from
+/// (0.02 to 1.6, a grid with a flat prior), and the scale 1 lets the data move it by a factor
+/// of e either way at one standard deviation: weakly informative, it decides only where the
+/// profile likelihood is flat (after two rounds of the loop, rates from 0.5 to 1.6 were
+/// within 0.4 log-likelihood units of each other).
+pub const FATIGUE_RATE_PRIOR: (f64, f64) = (0.18, 1.0);
 
-/// The damping rate of the conversion by prior fatigue shared by every channel: the rate of
-/// [`FATIGUE_RATES`] whose channel-level fits (weak prior) have the highest summed log
-/// posterior. A log without prior fatigue says nothing about it: 0 (no damping), as ties go to
-/// the smaller rate. Fatigue is the user's (every channel's touches tire the same user), so
-/// the rate is shared.
-fn fatigue_rate(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<f64> {
+/// Search range of `log r` (rates `1e-3` to `20`: below, no damping to speak of; above, a
+/// tired user's exposures count for nothing).
+const LOG_RATE_RANGE: (f64, f64) = (-6.907_755_278_982_137, 2.995_732_273_553_991);
+
+/// Coarse scan of `log r` before the golden-section search (the profile need not be unimodal
+/// over the whole range), and the search's tolerance on `log r` (a 0.5 % change of the rate).
+const LOG_RATE_SCAN: usize = 12;
+const LOG_RATE_TOL: f64 = 0.005;
+
+/// The damping rate of the conversion by prior fatigue shared by every channel, and the
+/// posterior standard deviation of its log: the mode of the channel-level fits' summed log
+/// posterior (weak prior; a profile likelihood) plus the log-density of
+/// [`FATIGUE_RATE_PRIOR`], over `log r` (a coarse scan of [`LOG_RATE_RANGE`], then golden
+/// section within the best scan point's neighbours); the standard deviation from the
+/// curvature there (central differences). A log without prior fatigue says nothing about it:
+/// 0 (no damping), standard deviation 0. Fatigue is the user's (every channel's touches tire
+/// the same user), so the rate is shared.
+fn fatigue_rate(pooled: &[CellData], prior: &Prior, ctl: &Control) -> Result<(f64, f64)> {
     if pooled
         .iter()
         .all(|cd| cd.conv_f.iter().all(|(_, f)| *f <= 0.0))
     {
-        return Ok(0.0);
+        return Ok((0.0, 0.0));
     }
-    best_on_grid(&FATIGUE_RATES, ctl, |r| {
-        pooled
+    let (centre, scale) = FATIGUE_RATE_PRIOR;
+    let u0 = centre.ln();
+    let post = |u: f64| -> Result<f64> {
+        ctl.check()?;
+        let r = u.exp();
+        let lp: f64 = pooled
             .par_iter()
             .filter(|cd| !cd.is_empty())
             .map(|cd| fit_channel(&cd.at_rate(r), prior).conv.log_post)
             .collect::<Vec<f64>>()
             .iter()
-            .sum()
-    })
+            .sum();
+        Ok(lp - 0.5 * ((u - u0) / scale).powi(2))
+    };
+    let (lo, hi) = LOG_RATE_RANGE;
+    let step = (hi - lo) / (LOG_RATE_SCAN - 1) as f64;
+    let mut best = (f64::NEG_INFINITY, 0usize);
+    for k in 0..LOG_RATE_SCAN {
+        let v = post(lo + step * k as f64)?;
+        if v > best.0 {
+            best = (v, k);
+        }
+    }
+    let (mut a, mut b) = (
+        lo + step * best.1.saturating_sub(1) as f64,
+        lo + step * (best.1 + 1).min(LOG_RATE_SCAN - 1) as f64,
+    );
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    let (mut x1, mut x2) = (b - g * (b - a), a + g * (b - a));
+    let (mut f1, mut f2) = (post(x1)?, post(x2)?);
+    while b - a > LOG_RATE_TOL {
+        if f1 >= f2 {
+            (b, x2, f2) = (x2, x1, f1);
+            x1 = b - g * (b - a);
+            f1 = post(x1)?;
+        } else {
+            (a, x1, f1) = (x1, x2, f2);
+            x2 = a + g * (b - a);
+            f2 = post(x2)?;
+        }
+    }
+    let u = 0.5 * (a + b);
+    let h = 0.05;
+    let (fm, f0, fp) = (post(u - h)?, post(u)?, post(u + h)?);
+    let curv = -(fp - 2.0 * f0 + fm) / (h * h);
+    // The prior alone bounds the curvature below by 1 / scale^2 (up to the profile's noise).
+    let sd = 1.0 / curv.max(1.0 / (scale * scale)).sqrt();
+    Ok((u.exp(), sd))
 }
 
 /// Curves on a grid of levels, each `n_groups * n_channels * n_levels` (row-major).
@@ -123,9 +190,18 @@ pub struct Curves {
     pub opt_out: Vec<f64>,
 }
 
-/// Fits the model to `counts` (see the module docs).
-pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit> {
+/// Fits the model to `counts` (see the module docs); `layout`: how the log's exposures were laid
+/// out (the opt-out's fatigue load per level, `load`), `None` for the quadratic load.
+pub fn fit(
+    counts: &Counts,
+    prior: &Prior,
+    layout: Option<&TouchLayout>,
+    ctl: &Control,
+) -> Result<ResponseFit> {
     prior.validate()?;
+    if let Some(l) = layout {
+        l.validate()?;
+    }
     counts
         .check()
         .map_err(|_| CoreError::invalid("counts", "are malformed"))?;
@@ -147,8 +223,13 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
     let cells = ng * nc;
     ctl.set_total((nc + 2 * cells) as u64);
     // 1. channel level, then the shape pooled across channels
-    let raw: Vec<CellData> = (0..nc).into_par_iter().map(|c| counts.pooled(c)).collect();
-    let rate = fatigue_rate(&raw, prior, ctl)?;
+    let loads = layout.map(|l| l.table(counts.n_levels));
+    let loads = loads.as_deref();
+    let raw: Vec<CellData> = (0..nc)
+        .into_par_iter()
+        .map(|c| counts.pooled(c).with_loads(loads))
+        .collect();
+    let (rate, rate_sd) = fatigue_rate(&raw, prior, ctl)?;
     let carry = fatigue_carry(&raw, prior, ctl)?;
     let pooled: Vec<CellData> = raw
         .iter()
@@ -177,7 +258,13 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         .collect();
     let levels: Vec<CellData> = (0..cells)
         .into_par_iter()
-        .map(|i| counts.cell(i / nc, i % nc).at_rate(rate).at_carry(carry))
+        .map(|i| {
+            counts
+                .cell(i / nc, i % nc)
+                .with_loads(loads)
+                .at_rate(rate)
+                .at_carry(carry)
+        })
         .collect();
     // 2. segment spread
     let tau: Vec<[f64; N_PARAMS]> = match prior.tau {
@@ -248,7 +335,9 @@ pub fn fit(counts: &Counts, prior: &Prior, ctl: &Control) -> Result<ResponseFit>
         trials: levels.iter().map(CellData::trials).collect(),
         converged: Vec::with_capacity(cells),
         fatigue_rate: rate,
+        fatigue_rate_sd: rate_sd,
         fatigue_carry: carry,
+        layout: layout.copied(),
     };
     for c in 0..nc {
         let (cc, co) = match &chan[c] {
@@ -433,21 +522,22 @@ pub fn natural(th: &[f64]) -> [f64; N_PARAMS] {
     ]
 }
 
-/// (incremental, lower, upper, opt-out) at `n` exposures to a user with prior fatigue `f`
-/// (conversion at `n / (1 + rate f)` exposures); `z` is the normal quantile of the interval
-/// (delta method on the log of the incremental conversion).
+/// (incremental, lower, upper, opt-out) at `n` exposures of fatigue load `load` (`load`) to a
+/// user with prior fatigue `f` (conversion at `n / (1 + rate f)` exposures); `z` is the normal
+/// quantile of the interval (delta method on the log of the incremental conversion).
 #[allow(clippy::too_many_arguments)]
 fn point(
     th: &[f64],
     cov_conv: &[f64],
     n: f64,
+    load: (f64, f64),
     f: f64,
     rate: f64,
     carry: f64,
     z: f64,
 ) -> (f64, f64, f64, f64) {
     let p = natural(th);
-    let lam = p[4] * n + p[5] * (n * n + 2.0 * n * carry * f);
+    let lam = p[4] * n + p[5] * (load.0 + load.1 * carry * f);
     let opt = -(-lam).exp_m1();
     if n <= 0.0 {
         return (0.0, 0.0, 0.0, opt);
@@ -527,6 +617,8 @@ impl ResponseFit {
             upper: crate::error::try_zeroed("levels", len)?,
             opt_out: crate::error::try_zeroed("levels", len)?,
         };
+        let lay = self.layout.as_ref();
+        let loads: Vec<(f64, f64)> = levels.iter().map(|&n| loads_at(lay, &[], n)).collect();
         for i in 0..self.n_groups * nc {
             ctl.check()?;
             let (th, cov) = self.cell_theta(i / nc, i % nc);
@@ -535,6 +627,7 @@ impl ResponseFit {
                     th,
                     cov,
                     n,
+                    loads[l],
                     fatigue,
                     self.fatigue_rate,
                     self.fatigue_carry,
@@ -578,6 +671,8 @@ impl ResponseFit {
                 ),
             ));
         }
+        let table = self.load_table(exposures);
+        let lay = self.layout.as_ref();
         let mut inc = vec![0.0; n];
         let mut opt = vec![0.0; n];
         inc.par_chunks_mut(PREDICT_ROWS)
@@ -594,6 +689,7 @@ impl ResponseFit {
                         th,
                         cov,
                         exposures[i],
+                        loads_at(lay, &table, exposures[i]),
                         f,
                         self.fatigue_rate,
                         self.fatigue_carry,
@@ -607,12 +703,49 @@ impl ResponseFit {
         Ok((inc, opt))
     }
 
+    /// The fatigue loads of the integer levels around `exposures` (`load::loads_at`'s table;
+    /// levels no row needs are NaN, levels above [`MAX_EXPOSURES`] are left to `loads_at`).
+    fn load_table(&self, exposures: &[f64]) -> Vec<(f64, f64)> {
+        let Some(lay) = self.layout.as_ref() else {
+            return Vec::new();
+        };
+        let top = exposures
+            .iter()
+            .fold(0.0f64, |m, &x| m.max(x))
+            .min(MAX_EXPOSURES as f64) as usize
+            + 2;
+        let mut need = vec![false; top];
+        for &x in exposures {
+            let l = x.floor();
+            if l + 1.0 < top as f64 {
+                need[l as usize] = true;
+                need[l as usize + 1] = true;
+            }
+        }
+        need.iter()
+            .enumerate()
+            .map(|(l, &k)| {
+                if k {
+                    lay.loads(l as u32)
+                } else {
+                    (f64::NAN, f64::NAN)
+                }
+            })
+            .collect()
+    }
+
     pub(super) fn check(&self) -> Result<()> {
+        if let Some(l) = &self.layout {
+            l.validate()
+                .map_err(|_| CoreError::State("response fit's layout is malformed".into()))?;
+        }
         let cells = self.n_groups * self.n_channels;
         let nc = self.n_channels;
         let ok = nc > 0
             && self.fatigue_rate.is_finite()
             && self.fatigue_rate >= 0.0
+            && self.fatigue_rate_sd.is_finite()
+            && self.fatigue_rate_sd >= 0.0
             && self.fatigue_carry.is_finite()
             && self.fatigue_carry > 0.0
             && self.theta.len() == cells * N_PARAMS

@@ -11,32 +11,41 @@
 //!   incremental conversion and `k` the exposures giving half of it. Writing `A = (1 - b) m` keeps
 //!   every probability in (0, 1) for any value of the unconstrained parameters
 //!   `theta = (logit b, logit m, log k, log h)`.
-//! - opt-out `P(o = 1 | n) = 1 - exp(-(a n + d n^2))` with `(log a, log d)`: a constant hazard per
-//!   exposure plus fatigue that makes later touches riskier. Opt-outs of rows with `n = 0` carry
-//!   no information on the channel's exposures (the model gives them probability 0) and are left
+//! - opt-out `P(o = 1 | n) = 1 - exp(-(a n + d W(n)))` with `(log a, log d)`: every exposure
+//!   carries the hazard `a + d F`, `F` the user's decayed number of earlier touches (a per-touch
+//!   hazard growing with fatigue), and `W(n)` is the fatigue load of `n` exposures: their `F`
+//!   summed over the touches as the log's exposures were laid out over the window
+//!   ([`TouchLayout`]: the planner's layout over `days` days, fatigue halving every `halflife`
+//!   days; `load`). Without a layout (the default, and states written before it) the load is
+//!   the quadratic `W = n^2` (`a n + d n^2`). Opt-outs of rows with `n = 0` carry no
+//!   information on the channel's exposures (the model gives them probability 0) and are left
 //!   out of the opt-out likelihood.
 //! - prior fatigue `f >= 0` (optional, per row: the user's decayed number of earlier touches when
-//!   the window began) enters the opt-out through the same fatigue: the `j`-th exposure's hazard
-//!   is `a + d (2 j - 1)` (the increments of `a n + d n^2`), so a user who arrives with `f`
-//!   earlier touches continues the curve from `f`: `Lambda(n | f) = Lambda(n + f) - Lambda(f) =
-//!   a n + d (n^2 + 2 n f)`. No parameter is added: the extrapolation to users more fatigued
-//!   than any in the log rests on the fatigue `d` measured within the windows, so segments
-//!   never observed at that fatigue (e.g. users the previous window touched heavily, when only
-//!   fresh users were randomised) get their higher opt-out rate. Per `(g, c, n)` and class of
-//!   prior fatigue (doubling widths) the counts keep the fatigue summed over the users who
-//!   stayed (exact) and over those who opted out (whose log-likelihood uses the class's mean
-//!   fatigue: exact when they share it, a Jensen approximation otherwise).
+//!   the window began) enters the opt-out through the same fatigue: it decays over the window
+//!   and adds `d f P(n)` to the load, `P(n)` its decayed weight summed over the touches
+//!   (quadratic load: `P = 2 n`, the increments of `a n + d n^2` continued from `f`:
+//!   `Lambda(n | f) = Lambda(n + f) - Lambda(f) = a n + d (n^2 + 2 n f)`). No parameter is
+//!   added: the extrapolation to users more fatigued than any in the log rests on the fatigue
+//!   `d` measured within the windows, so segments never observed at that fatigue (e.g. users
+//!   the previous window touched heavily, when only fresh users were randomised) get their
+//!   higher opt-out rate. Per `(g, c, n)` and class of prior fatigue (doubling widths) the
+//!   counts keep the fatigue summed over the users who stayed (exact) and over those who
+//!   opted out (whose log-likelihood uses the class's mean fatigue: exact when they share it,
+//!   a Jensen approximation otherwise).
 //! - prior fatigue also damps the conversion: a tired user's `n` exposures count as
 //!   `n / (1 + r f)` in the Hill curve (tired users need more exposures for the same effect).
 //!   Within one window the damping is not separable from the Hill shape, so `r` is identified
 //!   only by rows of different prior fatigue: one rate shared by the channels (fatigue is the
-//!   user's) is chosen on a grid (`fit::FATIGUE_RATES`) by the channel-level fits' summed log
-//!   posterior (a profile likelihood), ties to the smaller rate, so a log without prior fatigue
-//!   gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
+//!   user's) is the mode over `log r` of the channel-level fits' summed log posterior (a
+//!   profile likelihood) plus a weakly informative prior (`fit::FATIGUE_RATE_PRIOR`: it
+//!   decides only where the profile is flat), found by a coarse scan and golden section, with
+//!   the posterior standard deviation of `log r` from the curvature there; a log without prior
+//!   fatigue gives `r = 0` (no damping assumed). The conversion likelihood uses each class's mean
 //!   fatigue. The same rows tell how much of the prior fatigue acts on the opt-out over the
-//!   window (it keeps decaying as the window's exposures arrive): `2 n c f` with a share `c`
+//!   window (it keeps decaying as the window's exposures arrive): `c f P(n)` with a share `c`
 //!   chosen on a grid (`fit::FATIGUE_CARRIES`) by the opt-out fits' profile likelihood, 1 (the
-//!   structural value) on ties and without tired rows.
+//!   structural value) on ties and without tired rows (with a layout, `P(n)` already holds the
+//!   decay, so `c` near 1 is expected).
 //!
 //! Both likelihoods are Bernoulli and depend on the log only through the sufficient statistics
 //! per `(g, c, n)`: weighted trials, conversions and opt-outs ([`Counts`]). The log is aggregated
@@ -95,11 +104,14 @@ use serde::{Deserialize, Serialize};
 mod cell;
 mod counts;
 mod fit;
+mod load;
 
 use cell::*;
 use counts::*;
 pub use counts::{Counts, Log};
 pub use fit::{fit, natural, Curves, ResponseFit};
+use load::loads_at;
+pub use load::{TouchLayout, MAX_LAYOUT_DAYS};
 
 /// Largest number of exposures per row a log may hold (counts are dense in `n`).
 pub const MAX_EXPOSURES: u32 = 10_000;
@@ -121,7 +133,8 @@ const BATCH: usize = 8;
 /// Rows per chunk of [`ResponseFit::predict`].
 const PREDICT_ROWS: usize = 1 << 16;
 const NC: usize = 4;
-const NO: usize = 2;
+/// Parameters of the opt-out curve (`log a`, `log d`).
+pub const NO: usize = 2;
 
 const STATE_KIND: &str = "growthmachine.touchpoint.Response";
 const STATE_VERSION: u32 = 1;
@@ -141,17 +154,17 @@ pub struct Prior {
 impl Default for Prior {
     /// Centre: baseline 0.5 and half of the non-baseline users reachable (logit 0), half of the
     /// effect at 6 exposures (the marketer's rule of thumb; scale 2 on the log: 0.1 to 330 within
-    /// two sd), opt-out hazard 1 % per exposure and fatigue 0.1 %. The slope's prior is
-    /// Google Meridian's default for reach-and-frequency channels, `slope_rf ~ LogNormal(0.7,
-    /// 0.4)` (median 2: S-shaped, "Meridian default prior distributions"): randomised arms on
-    /// noisy conversions identify the curve's height far better than its shape at low
-    /// frequency, and a slope prior centred at 1 (concave) made plans spread exposures thinly
-    /// below the knee. The other scales are wide enough that a few hundred rows per level
-    /// override them.
+    /// two sd), opt-out hazard 1 % per exposure and fatigue 0.1 %. The slope's prior is centred
+    /// on 1 (no S-shape) with scale 1 on the log (0.14 to 7.4 within two sd): randomised arms
+    /// on noisy conversions identify the curve's height far better than its shape, so a tight
+    /// slope prior decides the shape. Google Meridian's `slope_rf ~ LogNormal(0.7, 0.4)`
+    /// (median 2), used before, held the slope at 2 where the data said 0.8 and moved the
+    /// half-effect instead (the fatigued world's randomised round, benchmarks/RESULTS.md). The
+    /// other scales are wide enough that a few hundred rows per level override them.
     fn default() -> Self {
         Prior {
-            center: [0.0, 0.0, 6f64.ln(), 0.7, 0.01f64.ln(), 0.001f64.ln()],
-            scale: [5.0, 3.0, 2.0, 0.4, 5.0, 5.0],
+            center: [0.0, 0.0, 6f64.ln(), 0.0, 0.01f64.ln(), 0.001f64.ln()],
+            scale: [5.0, 3.0, 2.0, 1.0, 5.0, 5.0],
             tau: None,
             max_iter: 200,
         }
@@ -179,6 +192,20 @@ impl Prior {
         }
         Ok(())
     }
+
+    /// The prior with the Hill slope's weak prior `log h ~ N(ln median, sd^2)` (errors name
+    /// `slope_prior`).
+    pub fn with_slope(mut self, median: f64, sd: f64) -> Result<Prior> {
+        if !(median.is_finite() && median > 0.0 && sd.is_finite() && sd > 0.0) {
+            return Err(CoreError::invalid(
+                "slope_prior",
+                format!("(median, sd) must be finite and > 0, got ({median}, {sd})"),
+            ));
+        }
+        self.center[3] = median.ln();
+        self.scale[3] = sd;
+        Ok(self)
+    }
 }
 
 /// Counts and the fit made from them: the state a model keeps between `partial_fit` calls.
@@ -190,14 +217,18 @@ pub struct Response {
 }
 
 impl Response {
-    /// Fits `counts` (merged into `previous`'s counts if given).
     /// Fits `previous`'s counts, weighted by `forget` (1: all the past counts fully; 0.5: each
     /// update halves the weight of what came before, for a world that drifts), plus `new`.
+    /// `layout`: how the new log's exposures were laid out (the opt-out's fatigue load,
+    /// `load`); `None` keeps `previous`'s (the quadratic load without one). Logs of one model
+    /// share one layout: a `previous` with another is an error naming `horizon_days` (or
+    /// `fatigue_halflife`).
     pub fn fit(
         previous: Option<&Response>,
         new: Counts,
         prior: Prior,
         forget: f64,
+        layout: Option<TouchLayout>,
         ctl: &Control,
     ) -> Result<Response> {
         if !(forget.is_finite() && forget > 0.0 && forget <= 1.0) {
@@ -206,6 +237,27 @@ impl Response {
                 format!("must be in (0, 1], got {forget}"),
             ));
         }
+        if let Some(l) = &layout {
+            l.validate()?;
+        }
+        let layout = match (previous.and_then(|p| p.fit.layout), layout) {
+            (Some(old), Some(new)) if old != new => {
+                let arg = if old.days != new.days {
+                    "horizon_days"
+                } else {
+                    "fatigue_halflife"
+                };
+                return Err(CoreError::invalid(
+                    arg,
+                    format!(
+                        "the model's logs were laid out over {} days with a fatigue half-life of \
+                         {} days; this log has {} and {} (fit a new model)",
+                        old.days, old.halflife, new.days, new.halflife
+                    ),
+                ));
+            }
+            (old, new) => new.or(old),
+        };
         let counts = match previous {
             Some(p) => {
                 let mut c = p.counts.clone();
@@ -217,7 +269,7 @@ impl Response {
             }
             None => new,
         };
-        let fit = fit(&counts, &prior, ctl)?;
+        let fit = fit(&counts, &prior, layout.as_ref(), ctl)?;
         Ok(Response { counts, prior, fit })
     }
 
