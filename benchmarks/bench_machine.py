@@ -15,11 +15,11 @@ and baselines).
     python -m benchmarks machine --users 200000 --world default --world coupon_sensitive \\
         --world fatigued
     python -m benchmarks machine --cli --users 1000000    # the whole `growthmachine run`
-    python -m benchmarks machine --ceiling --world default ...  # what features can earn
+    python -m benchmarks machine --ceiling --world default ...  # what the plan can reach
 
-``--ceiling`` measures, per world, how much of the oracle a model of the users' observable
-features earns when it is fitted to the *true* effects (:mod:`benchmarks.machine_ceiling`),
-beside the machine's share from the same world and seed.
+``--ceiling`` measures, per world, how much of the oracle the machine's plan (its actions) can
+reach at all (:mod:`benchmarks.machine_ceiling`), beside the machine's share from the same
+world and seed.
 
 ``--cli`` times the main job end to end (``growthmachine run --users N``: every module's stage,
 then the machine and the baselines) in a subprocess and tabulates its ``summary.json``.
@@ -130,15 +130,13 @@ def run_cli(n: int, seed: int, threads: int) -> str:
 def run_ceiling(n: int, worlds: list[str], periods: int, seed: int, write: bool) -> int:
     from benchmarks import machine_ceiling
 
-    t = Table(["world", "machine (periods 3..6)", "trees of truth, plan's actions",
-               "oracle, plan's actions", "trees of truth, all actions", "oracle profit",
-               "budget", "R2", "plan's actions", "fit s"])  # fmt: skip
+    t = Table(["world", "machine (periods 3..6)", "oracle, plan's actions", "machine / that",
+               "oracle profit", "budget", "plan's actions"])  # fmt: skip
     for w in worlds:
         _, st = run_world(n, w, periods, seed)
         r = machine_ceiling.run(n, w, seed, budget=st["spend_per_period"])
-        t.add(w, st["share"], r["trees of truth, plan's actions"], r["oracle, plan's actions"],
-              r["trees of truth"], r["oracle profit"], r["budget"], r["R2"],
-              f"{r['plan actions']:.0f} of {r['actions']:.0f}", r["fit s"])  # fmt: skip
+        t.add(w, st["share"], r["oracle, plan's actions"], st["share"] / r["oracle, plan's actions"],
+              r["oracle profit"], r["budget"], f"{r['plan actions']:.0f} of {r['actions']:.0f}")  # fmt: skip
         print(t.markdown(), flush=True)
     body = (
         f"{n:,} users, seed {seed}; shares of the oracle at the same budget (the machine's: its "
@@ -147,7 +145,7 @@ def run_ceiling(n: int, worlds: list[str], periods: int, seed: int, write: bool)
         "See `benchmarks/machine_ceiling.py`.\n\n" + t.markdown()
     )
     if write:
-        write_section(f"machine_ceiling_{n}", f"Machine: what observable features can earn ({n:,} users)",
+        write_section(f"machine_ceiling_{n}", f"Machine: how much of the oracle its plan can reach ({n:,} users)",
                       command=f"python -m benchmarks machine --ceiling --users {n} "
                       + " ".join(f"--world {w}" for w in worlds), body=body)  # fmt: skip
     return 0
@@ -163,7 +161,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--cli", action="store_true", help="time the whole growthmachine run")
     ap.add_argument("--ceiling", action="store_true",
-                    help="what a model of the observable features fitted to the truth earns")  # fmt: skip
+                    help="how much of the oracle the machine's plan can reach")  # fmt: skip
     args = ap.parse_args(argv)
 
     import growthmachine as gm
