@@ -664,20 +664,22 @@ fn fatigued_log_carry(
     (s, fat)
 }
 
+/// The fit with the default prior of a simulated log, with its fatigue column if given.
+fn fit_prior(s: &Sim, fat: Option<&[f64]>) -> ResponseFit {
+    let mut log = s.log(false);
+    log.fatigue = fat;
+    fit(
+        &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
+        &Prior::default(),
+        None,
+        &ctl(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     let truth: Truth = [0.02, 0.06, 4.0, 2.0, 0.004, 0.0015];
-    let fit_of = |s: &Sim, fat: Option<&[f64]>| {
-        let mut log = s.log(false);
-        log.fatigue = fat;
-        fit(
-            &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
-            &Prior::default(),
-            None,
-            &ctl(),
-        )
-        .unwrap()
-    };
     let opt_at = |f: &ResponseFit, n: f64, fat: f64| {
         f.predict(&[0], &[0], &[n], Some(&[fat]), &ctl()).unwrap().1[0]
     };
@@ -685,8 +687,8 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     // A log of mixed fatigue: with the column the parameters are recovered; without it the
     // tired users' opt-outs inflate the fresh users' curve.
     let (s, fat) = fatigued_log(&truth, 60_000, false, 3);
-    let with = fit_of(&s, Some(&fat));
-    let without = fit_of(&s, None);
+    let with = fit_prior(&s, Some(&fat));
+    let without = fit_prior(&s, None);
     let p = with.params();
     assert!(with.fatigue_carry >= 0.85, "carry {}", with.fatigue_carry);
     assert!(relerr(p[4], truth[4]) < 0.25, "a {} vs {}", p[4], truth[4]);
@@ -698,7 +700,7 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     }
     // Fresh users only: the fatigue measured within the windows predicts the tired users.
     let (s, fat) = fatigued_log(&truth, 60_000, true, 4);
-    let fresh = fit_of(&s, Some(&fat));
+    let fresh = fit_prior(&s, Some(&fat));
     for n in [3.0, 9.0] {
         assert!(relerr(opt_at(&fresh, n, 20.0), want(n, 20.0)) < 0.3);
         assert!(opt_at(&fresh, n, 20.0) > 2.0 * opt_at(&fresh, n, 0.0));
@@ -706,7 +708,7 @@ fn prior_fatigue_is_fitted_and_extrapolates_the_opt_out() {
     assert_eq!(fresh.fatigue_carry, 1.0); // nothing to learn it from: the structural value
                                           // Half of the prior fatigue acting over the window is learned from tired rows.
     let (s2, fat2) = fatigued_log_carry(&truth, 60_000, false, 0.5, 5);
-    let half = fit_of(&s2, Some(&fat2));
+    let half = fit_prior(&s2, Some(&fat2));
     assert!(
         (0.4..=0.7).contains(&half.fatigue_carry),
         "carry {}",
@@ -757,25 +759,13 @@ fn damped_rows(truth: &Truth, r: f64, fresh: bool, rows: usize, seed: u64) -> (S
     (s, fat)
 }
 
-fn fit_damped(s: &Sim, fat: &[f64]) -> ResponseFit {
-    let mut log = s.log(false);
-    log.fatigue = Some(fat);
-    fit(
-        &Counts::aggregate(&log, 1, 1, &ctl()).unwrap(),
-        &Prior::default(),
-        None,
-        &ctl(),
-    )
-    .unwrap()
-}
-
 #[test]
 fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
     // conversion at n / (1 + r f), r = 0.2
     let truth: Truth = [0.02, 0.1, 5.0, 2.0, 0.002, 0.0002];
     let r = 0.2;
     let (s, fat) = damped_rows(&truth, r, false, 80_000, 11);
-    let f = fit_damped(&s, &fat);
+    let f = fit_prior(&s, Some(&fat));
     assert!(
         (0.1..=0.3).contains(&f.fatigue_rate),
         "rate {}",
@@ -798,7 +788,7 @@ fn prior_fatigue_damping_of_the_conversion_is_learned_only_from_tired_rows() {
     }
     // fresh users only: nothing to learn the damping from, none assumed
     let (s, fat) = damped_rows(&truth, r, true, 80_000, 12);
-    let f = fit_damped(&s, &fat);
+    let f = fit_prior(&s, Some(&fat));
     assert_eq!(f.fatigue_rate, 0.0);
     assert_eq!(f.fatigue_rate_sd, 0.0);
     assert_eq!(inc(&f, 6.0, 12.0), inc(&f, 6.0, 0.0));
@@ -811,7 +801,7 @@ fn the_damping_rate_is_continuous_follows_the_data_away_from_the_prior_and_repor
     // (a factor e at one sd) does not hold it back when the data speak.
     for (r, seed) in [(0.65, 21u64), (0.04, 22)] {
         let (s, fat) = damped_rows(&truth, r, false, 200_000, seed);
-        let f = fit_damped(&s, &fat);
+        let f = fit_prior(&s, Some(&fat));
         assert!(
             relerr(f.fatigue_rate, r) < 0.35,
             "rate {} vs {r}",
@@ -833,7 +823,7 @@ fn the_damping_rate_is_continuous_follows_the_data_away_from_the_prior_and_repor
     // More rows, a smaller spread.
     let sd = |rows: usize| {
         let (s, fat) = damped_rows(&truth, 0.3, false, rows, 23);
-        fit_damped(&s, &fat).fatigue_rate_sd
+        fit_prior(&s, Some(&fat)).fatigue_rate_sd
     };
     let (few, many) = (sd(40_000), sd(320_000));
     assert!(many < 0.6 * few, "sd {few} -> {many}");
@@ -841,7 +831,7 @@ fn the_damping_rate_is_continuous_follows_the_data_away_from_the_prior_and_repor
     // centre, its spread).
     let flat: Truth = [0.02, 1e-6, 5.0, 2.0, 0.002, 0.0002];
     let (s, fat) = damped_rows(&flat, 0.5, false, 80_000, 24);
-    let f = fit_damped(&s, &fat);
+    let f = fit_prior(&s, Some(&fat));
     assert!(
         (f.fatigue_rate / super::fit::FATIGUE_RATE_PRIOR.0)
             .ln()
