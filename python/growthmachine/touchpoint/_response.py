@@ -405,6 +405,8 @@ class ResponseModel(Versioned):
 
     def _check_slope_prior(self) -> tuple[float, float]:
         sp = self.slope_prior
+        if isinstance(sp, np.ndarray) and sp.ndim == 1:
+            sp = sp.tolist()
         if isinstance(sp, (str, bytes)) or not isinstance(sp, Sequence):
             raise TypeError(
                 f"slope_prior: must be a (median, sd) pair of numbers, got {type(sp).__name__}"
