@@ -26,16 +26,17 @@ import numpy as np
 import pandas as pd
 
 
-def _solve(env, c: pd.DataFrame, col: str, budget: float, start: int, days: int) -> float:
-    """Allocates ``c``'s rows (one row per user and action, sorted by user) by ``col`` under the
-    budget (usage: the pairs' true expected cost); the world's truth of the chosen pairs."""
+def _solve(env, c: pd.DataFrame, budget: float, start: int, days: int) -> float:
+    """Allocates ``c``'s rows (one row per user and action, sorted by user) by their true value
+    under the budget (usage: the pairs' true expected cost); the world's truth of the chosen
+    pairs."""
     from growthmachine import allocate
 
     uid = c["user_id"].to_numpy()
     first = np.r_[True, uid[1:] != uid[:-1]]
     indptr = np.r_[np.flatnonzero(first), len(uid)]
     p = allocate.Problem.from_arrays(
-        indptr, c["action_id"].to_numpy(), c[col].to_numpy(), resources={"budget": budget},
+        indptr, c["action_id"].to_numpy(), c["value"].to_numpy(), resources={"budget": budget},
         usage={"budget": c["expected_cost"].to_numpy()}, n_actions=len(env.actions),
     )  # fmt: skip
     a = allocate.solve(p, seed=0, progress=False).assignment
@@ -69,10 +70,10 @@ def run(n: int, world: str | None, seed: int = 0, budget: float | None = None) -
     plan = Machine(config=mc)._default_plan(env, mc.period_budget(n))
     acts = np.unique(world_actions(env, plan.tasks()))
     cp = c[np.isin(c["action_id"].to_numpy(), acts)]
-    full = _solve(env, c, "value", budget, start, days)
+    full = _solve(env, c, budget, start, days)
     out = {
         "oracle profit": full,
-        "oracle, plan's actions": _solve(env, cp, "value", budget, start, days) / full,
+        "oracle, plan's actions": _solve(env, cp, budget, start, days) / full,
         "plan actions": float(len(acts)),
         "actions": float(len(env.actions)),
         "budget": budget,
