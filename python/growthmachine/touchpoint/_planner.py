@@ -12,8 +12,9 @@ The feedback loop: a share of the users (``explore_share``) is randomised: half 
 channel (``explore_levels="full"``: every window observes the whole range, so the curve's
 shape stays identified as the plans concentrate on few levels) or one between half and twice
 their planned level (``"local"``: cheaper, the curves are learned along the plans' path only;
-on the fatigued world that path let the fitted curve turn S-shaped); :meth:`FrequencyPlanner.observe` joins the world's outcomes to those
-users and updates the response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the
+on the fatigued world that path let the fitted curve turn S-shaped);
+:meth:`FrequencyPlanner.observe` joins the world's outcomes to those users and updates the
+response model, and the next :meth:`FrequencyPlanner.plan` uses it. Only the
 randomised users update the curves (their levels are random given their segment and planned
 level): the optimised users' levels were chosen for their expected response, so their outcomes
 would bias the fit (documented and tested). Without a fitted model every user explores:
@@ -726,12 +727,13 @@ class FrequencyPlanner:
         out["objective"] = float(out["value"].sum())
 
     def _perturb(self, rng, ex, ch, lv, val, reach, inc, opt, group, v, budget, max_optouts):
-        """Local exploration of the randomised users ``ex`` after the optimisation (in place):
+        """Exploration of the randomised users ``ex`` after the optimisation (in place):
         ``control_share`` of them get 0 exposures on their channel (each window's baseline); the
         others a uniformly random allowed level of their planned channel (``explore_levels=
         "full"``) or within [half, twice] their planned level (``"local"``; a user the plan
-        leaves out: a random reachable channel and a level up to two a day). Random perturbed users fall back to 0 until the plan is within
-        the budget and ``max_optouts`` again. Their values are re-computed on the curves."""
+        leaves out: a random reachable channel and a level up to two a day). Random perturbed
+        users fall back to 0 until the plan is within the budget and ``max_optouts`` again.
+        Their values are re-computed on the curves."""
         c_n = len(self.channels)
         levels = self.levels.astype(np.float64)
         costs = np.array([c.unit_cost for c in self.channels])

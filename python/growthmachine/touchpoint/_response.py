@@ -15,9 +15,10 @@ Fatigue also damps the conversion: ``n`` exposures to a tired user count as ``n 
 with one rate ``r`` (``fatigue_rate_``) estimated once the log holds users of different prior
 fatigue (0 until then): the mode over ``log r`` of the profile likelihood times a weakly
 informative prior (normal, centred at 0.18 with standard deviation 1: it decides only where the
-likelihood is flat), ``fatigue_rate_sd_`` the posterior standard deviation of ``log r``; the same data then also tell the share ``c`` of the prior
-fatigue that acts on the opt-out over the window (``fatigue_carry_``: ``2 n c f``; the prior
-fatigue keeps decaying as the window's exposures arrive; 1 until then).
+likelihood is flat), ``fatigue_rate_sd_`` the posterior standard deviation of ``log r``; the
+same data then also tell the share ``c`` of the prior fatigue that acts on the opt-out over
+the window (``fatigue_carry_``: ``2 n c f``; the prior fatigue keeps decaying as the window's
+exposures arrive; 1 until then).
 
 With ``horizon_days`` (a log of a planner's window: :meth:`FrequencyPlanner.observe` passes its
 horizon) the opt-out follows the touches as the planner lays them out instead: every touch ``j``
@@ -236,8 +237,9 @@ class ResponseModel(Versioned):
     i), ``n_obs_`` (log rows counted), ``params_`` (one row per segment and channel: ``b, A, k, h,
     a, d``, ``n_trials`` (weighted rows) and ``has_data``; a cell without data shows its channel's
     curve), ``channel_params_`` (the pooled curve per channel and ``informed``), ``tau_`` (the
-    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` (and ``fatigue_rate_sd_``, the
-    standard deviation of its log), ``fatigue_carry_`` and ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
+    spread used, per channel and parameter), ``converged_``, ``fatigue_rate_`` (and
+    ``fatigue_rate_sd_``, the standard deviation of its log), ``fatigue_carry_`` and
+    ``horizon_days_`` (the layout the opt-out's load follows; ``None``: the quadratic load).
 
     Segments may be integer codes or labels; new segments and channels of a later
     :meth:`partial_fit` are appended to ``segments_``/``channels_``. Results do not depend on
