@@ -541,16 +541,11 @@ class FrequencyPlanner:
                                                                   out)  # fmt: skip
                         # The mix is linear in the users' opt-outs: the margin is the larger
                         # of the two plans' (the mix lies between them).
-                        mix_cap = (
-                            cap
-                            if se is None
-                            else cap
-                            - optout_z
-                            * max(
-                                se(out["channel"], out["level"]),
-                                se(above["channel"], above["level"]),
-                            )
-                        )
+                        mix_cap = cap
+                        if se is not None:
+                            worst = max(se(out["channel"], out["level"]),
+                                        se(above["channel"], above["level"]))  # fmt: skip
+                            mix_cap -= optout_z * worst
                         self._mix(out, above, (inc, opt), g_o, v_o, optout_price, budget,
                                   mix_cap)  # fmt: skip
                     if se is not None:
