@@ -18,8 +18,9 @@ and baselines).
     python -m benchmarks machine --ceiling --world default ...  # what the plan can reach
 
 ``--ceiling`` measures, per world, how much of the oracle the machine's plan (its actions) can
-reach at all (:mod:`benchmarks.machine_ceiling`), beside the machine's share from the same
-world and seed.
+reach at all (:mod:`benchmarks.machine_ceiling`), and how much a plan can reach that knows
+only what the machine's features tell of the true values, beside the machine's share from the
+same world and seed.
 
 ``--cli`` times the main job end to end (``growthmachine run --users N``: every module's stage,
 then the machine and the baselines) in a subprocess and tabulates its ``summary.json``.
@@ -131,18 +132,23 @@ def run_ceiling(n: int, worlds: list[str], periods: int, seed: int, write: bool)
     from benchmarks import machine_ceiling
 
     t = Table(["world", "machine (periods 3..6)", "oracle, plan's actions", "machine / that",
-               "oracle profit", "budget", "plan's actions"])  # fmt: skip
+               "observables: cell means", "observables: trees", "oracle profit", "budget",
+               "plan's actions"])  # fmt: skip
     for w in worlds:
         _, st = run_world(n, w, periods, seed)
         r = machine_ceiling.run(n, w, seed, budget=st["spend_per_period"])
         t.add(w, st["share"], r["oracle, plan's actions"], st["share"] / r["oracle, plan's actions"],
-              r["oracle profit"], r["budget"], f"{r['plan actions']:.0f} of {r['actions']:.0f}")  # fmt: skip
+              r["observables, cells"], r["observables, trees"], r["oracle profit"], r["budget"],
+              f"{r['plan actions']:.0f} of {r['actions']:.0f}")  # fmt: skip
         print(t.markdown(), flush=True)
     body = (
         f"{n:,} users, seed {seed}; shares of the oracle at the same budget (the machine's: its "
         "benchmark protocol above, periods 3..6; the rest: one 30-day window of the fresh world "
-        "at a budget of the machine's mean spend per scored period). "
-        "See `benchmarks/machine_ceiling.py`.\n\n" + t.markdown()
+        "at a budget of the machine's mean spend per scored period). `observables`: the plan's "
+        "actions allocated by each pair's true value and cost as far as the machine's planning "
+        "features tell them (their conditional means, cross-fitted over halves of the users: per "
+        "insight cell, or by boosted trees), at the same true spend: what no model of the "
+        "machine's information can beat. See `benchmarks/machine_ceiling.py`.\n\n" + t.markdown()
     )
     if write:
         write_section(f"machine_ceiling_{n}", f"Machine: how much of the oracle its plan can reach ({n:,} users)",
