@@ -147,8 +147,9 @@ def run_ceiling(n: int, worlds: list[str], periods: int, seed: int, write: bool)
         "at a budget of the machine's mean spend per scored period). `observables`: the plan's "
         "actions allocated by each pair's true value and cost as far as the machine's planning "
         "features tell them (their conditional means, cross-fitted over halves of the users: per "
-        "insight cell, or by boosted trees), at the same true spend: what no model of the "
-        "machine's information can beat. See `benchmarks/machine_ceiling.py`.\n\n" + t.markdown()
+        "insight cell, or by boosted trees), at the same true spend: close to the most a model of "
+        "the machine's information can reach. See `benchmarks/machine_ceiling.py`.\n\n"
+        + t.markdown()
     )
     if write:
         write_section(f"machine_ceiling_{n}", f"Machine: how much of the oracle its plan can reach ({n:,} users)",
