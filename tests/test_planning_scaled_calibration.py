@@ -118,8 +118,10 @@ def test_a_stratum_without_controls_is_named():
 def test_maps_never_decrease_and_average_to_their_level(seed, levels, shift):
     """Whatever the levels and however many scores fall below 0: every map is non-decreasing in
     the score, its forecast variance is finite and non-negative, and (when the level is
-    positive) its mean over the scores it was fitted on, clipped to its knots, is the level
-    up to that clipping (between 0.99 and 1.01 of it)."""
+    positive) its mean over the scores it was fitted on is the level times the share of their
+    positive part that the clipping to its knots keeps (the level itself, up to 1 %, when the
+    clipping keeps 99 % of it). With few positive scores the few clipped at the top knot can be
+    a few per cent of that part (hypothesis found 0.987 with 19 % of the scores positive)."""
     rng = np.random.default_rng(seed)
     score, y, tr, strata, _ = _log(rng, 4_000, levels)
     score = score + shift
@@ -132,7 +134,9 @@ def test_maps_never_decrease_and_average_to_their_level(seed, levels, shift):
         assert np.isfinite(v) and v >= 0.0
         if cal.level > 0 and cal.mean_score > 0:
             mean = cal(x).mean() / cal.level
-            assert 0.99 < mean < 1.01 or (x > 0).mean() < 0.05
+            pos = np.maximum(x, 0.0)
+            kept = np.maximum(np.clip(x, cal.knots_x[0], cal.knots_x[-1]), 0.0).sum() / pos.sum()
+            assert mean == pytest.approx(kept, rel=1e-9)
 
 
 def _pooled_log(rng, n_treated, n_control, levels, noise=5.0, tasks_per_stratum=3):
