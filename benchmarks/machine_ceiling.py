@@ -45,23 +45,30 @@ import numpy as np
 import pandas as pd
 
 
-def _solve(env, c: pd.DataFrame, budget: float, start: int, days: int) -> float:
-    """Allocates ``c``'s rows (one row per user and action, sorted by user) by their true value
-    under the budget (usage: the pairs' true expected cost); the world's truth of the chosen
-    pairs."""
+def _choose(
+    env, c: pd.DataFrame, value: np.ndarray, usage: np.ndarray, budget: float
+) -> np.ndarray:
+    """The rows of ``c`` (one row per user and action, sorted by user, then action) that
+    :func:`growthmachine.allocate.solve` chooses by ``value`` under ``budget`` (each row's use:
+    ``usage``)."""
     from growthmachine import allocate
 
-    uid = c["user_id"].to_numpy()
+    uid, act = c["user_id"].to_numpy(), c["action_id"].to_numpy()
     first = np.r_[True, uid[1:] != uid[:-1]]
     indptr = np.r_[np.flatnonzero(first), len(uid)]
-    p = allocate.Problem.from_arrays(
-        indptr, c["action_id"].to_numpy(), c["value"].to_numpy(), resources={"budget": budget},
-        usage={"budget": c["expected_cost"].to_numpy()}, n_actions=len(env.actions),
-    )  # fmt: skip
+    n_a = len(env.actions)
+    p = allocate.Problem.from_arrays(indptr, act, value, resources={"budget": budget},
+                                     usage={"budget": usage}, n_actions=n_a)  # fmt: skip
     a = allocate.solve(p, seed=0, progress=False).assignment
-    users = uid[first][a["user"].to_numpy()]
-    t = env.true_uplift(users, a["action"].to_numpy(), start_day=start, days=days)
-    return float(t["incremental_profit"].sum())
+    key = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)) * n_a + act  # sorted
+    return np.searchsorted(key, a["user"].to_numpy() * n_a + a["action"].to_numpy())
+
+
+def _solve(env, c: pd.DataFrame, budget: float) -> float:
+    """Allocates ``c``'s rows by their true value under the budget (usage: the pairs' true
+    expected cost); the true value of the chosen pairs."""
+    rows = _choose(env, c, c["value"].to_numpy(), c["expected_cost"].to_numpy(), budget)
+    return float(c["value"].to_numpy()[rows].sum())
 
 
 def run(
@@ -93,10 +100,10 @@ def run(
     plan = machine._default_plan(env, mc.period_budget(n))
     acts = np.unique(world_actions(env, plan.tasks()))
     cp = c[np.isin(c["action_id"].to_numpy(), acts)]
-    full = _solve(env, c, budget, start, days)
+    full = _solve(env, c, budget)
     out = {
         "oracle profit": full,
-        "oracle, plan's actions": _solve(env, cp, budget, start, days) / full,
+        "oracle, plan's actions": _solve(env, cp, budget) / full,
         "plan actions": float(len(acts)),
         "actions": float(len(env.actions)),
         "budget": budget,
@@ -115,7 +122,7 @@ def run(
             est = ea.assign(value=0.0, expected_cost=0.0)
             for col in ("value", "expected_cost"):
                 est[col] = fit(ea, col, X, cell, half, seed)
-            out[f"observables, {name}"] = _at_spend(env, ea, est, budget, start, days) / full
+            out[f"observables, {name}"] = _at_spend(env, ea, est, budget) / full
     return out
 
 
@@ -155,31 +162,16 @@ def _tree_means(pairs: pd.DataFrame, col: str, X, cell, half, seed) -> np.ndarra
     return out
 
 
-def _at_spend(env, truth: pd.DataFrame, est: pd.DataFrame, budget: float, start, days) -> float:
+def _at_spend(env, truth: pd.DataFrame, est: pd.DataFrame, budget: float) -> float:
     """Allocates by ``est``'s values under ``est``'s costs, with the budget bisected until the
     chosen pairs' *true* expected cost is ``budget`` (within 0.5 %); their true profit."""
-    from growthmachine import allocate
-
     keep = est["value"].to_numpy() > 0
     e, t = est[keep], truth[keep]
-    uid = e["user_id"].to_numpy()
-    first = np.r_[True, uid[1:] != uid[:-1]]
-    indptr = np.r_[np.flatnonzero(first), len(uid)]
-    act = e["action_id"].to_numpy()
-    n_a = len(env.actions)
-    key = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)) * n_a + act  # sorted
-    cost = np.maximum(e["expected_cost"].to_numpy(), 1e-9)
-    true_cost = t["expected_cost"].to_numpy()
-    true_value = t["value"].to_numpy()
+    v_est, c_est = e["value"].to_numpy(), np.maximum(e["expected_cost"].to_numpy(), 1e-9)
+    true_cost, true_value = t["expected_cost"].to_numpy(), t["value"].to_numpy()
 
     def plan(b: float) -> tuple[float, float]:
-        p = allocate.Problem.from_arrays(
-            indptr, act, e["value"].to_numpy(), resources={"budget": b},
-            usage={"budget": cost}, n_actions=len(env.actions),
-        )  # fmt: skip
-        asg = allocate.solve(p, seed=0, progress=False).assignment
-        ui, ai = asg["user"].to_numpy(), asg["action"].to_numpy()
-        rows = np.searchsorted(key, ui * n_a + ai)  # the chosen (user, action) rows
+        rows = _choose(env, e, v_est, c_est, b)
         return float(true_cost[rows].sum()), float(true_value[rows].sum())
 
     lo, hi = 0.0, 4.0 * budget
