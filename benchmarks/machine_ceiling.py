@@ -118,15 +118,15 @@ def run(
         ea = every[np.isin(every["action_id"].to_numpy(), acts)].reset_index(drop=True)
         half = np.random.default_rng(seed).permutation(n) % 2
         cell = np.asarray(insight.cell_)
-        for name, fit in (("cells", _cell_means), ("trees", _tree_means)):
-            est = ea.assign(value=0.0, expected_cost=0.0)
-            for col in ("value", "expected_cost"):
-                est[col] = fit(ea, col, X, cell, half, seed)
+        fits = {"cells": lambda col: _cell_means(ea, col, cell, half),
+                "trees": lambda col: _tree_means(ea, col, X, half, seed)}  # fmt: skip
+        for name, fit in fits.items():
+            est = ea.assign(value=fit("value"), expected_cost=fit("expected_cost"))
             out[f"observables, {name}"] = _at_spend(env, ea, est, budget) / full
     return out
 
 
-def _cell_means(pairs: pd.DataFrame, col: str, X, cell, half, seed) -> np.ndarray:
+def _cell_means(pairs: pd.DataFrame, col: str, cell, half) -> np.ndarray:
     """Each pair's ``col``: the mean over the other half's users of its action and insight cell
     (the other half's mean over its action where the cell has none of them)."""
     u = pairs["user_id"].to_numpy()
@@ -144,7 +144,7 @@ def _cell_means(pairs: pd.DataFrame, col: str, X, cell, half, seed) -> np.ndarra
     return out
 
 
-def _tree_means(pairs: pd.DataFrame, col: str, X, cell, half, seed) -> np.ndarray:
+def _tree_means(pairs: pd.DataFrame, col: str, X, half, seed) -> np.ndarray:
     """Each pair's ``col`` predicted from its user's features by boosted trees fitted, per
     action, on the other half's users."""
     from sklearn.ensemble import HistGradientBoostingRegressor
